@@ -1,0 +1,79 @@
+// The observation encoder: one implementation for the response estimator's
+// keys, the trainer, the evaluator and the server, so that what a policy saw
+// in training is exactly what it sees in service.
+#pragma once
+
+#include <limits>
+#include <string>
+#include <vector>
+
+#include "absl/status/statusor.h"
+#include "lcio/env/action_table.h"
+
+namespace lcio::env {
+
+// What a policy may know when it decides a turn: this conversation's earlier
+// decisions, the current prompt's task and view association, the budget left.
+struct DecisionContext {
+  std::vector<int> previous_actions;  // one per earlier turn, oldest first
+  std::vector<int> previous_tasks;    // task index of each earlier turn
+  int task_index = 0;
+  std::vector<double> association;  // current prompt vs each view, in [0, 1]
+  double remaining_latency_s = std::numeric_limits<double>::infinity();
+  double remaining_money_usd = std::numeric_limits<double>::infinity();
+
+  int turn_index() const { return static_cast<int>(previous_actions.size()); }
+};
+
+// The reference's per-turn state s_j = [c, u_0..u_{X-1}, task_j]: c and u
+// describe the decision of turn j-1 (c = -1 and u = 0 at the first turn; a
+// local decision is c = 0, u = 0). The window holds s_{t-T+1}..s_t with
+// [-1, ..., -1] before the first turn.
+int HistoryWidth(int num_views, int time_span);
+void EncodeHistory(const ActionTable& actions, int time_span, const DecisionContext& context,
+                   double* out);
+// The response estimator's key: the history window ++ [cloud, v_0..v_{X-1}].
+int ResponseKeyWidth(int num_views, int time_span);
+void EncodeResponseKey(const ActionTable& actions, int time_span, const DecisionContext& context,
+                       int action, double* out);
+
+// The policy's observation, recorded in every artifact. With all the optional
+// parts off it is exactly the reference's observation.
+struct ObservationLayout {
+  static constexpr int kVersion = 1;
+  int num_views = 3;
+  int num_tasks = 4;
+  int time_span = 5;
+  bool task_one_hot = true;   // current task as a one-hot vector
+  bool prompt_aware = true;   // association of the current prompt with each view
+  bool budget_aware = true;   // remaining latency and money, scaled
+  // Remaining budgets are divided by these (the most expensive action's cost
+  // under the training profile) and clipped to [0, kBudgetClip].
+  double latency_scale_s = 1.0;
+  double money_scale_usd = 1.0;
+  static constexpr double kBudgetClip = 16.0;
+
+  int size() const;
+  std::vector<std::string> FeatureNames() const;
+  static ObservationLayout Reference(int num_views, int num_tasks, int time_span);
+};
+
+class ObservationEncoder {
+ public:
+  static absl::StatusOr<ObservationEncoder> Create(const ObservationLayout& layout);
+  const ObservationLayout& layout() const { return layout_; }
+  const ActionTable& actions() const { return actions_; }
+  int size() const { return layout_.size(); }
+  // Validates what the context carries against the layout (view count, task
+  // range, action range) so that a bad request cannot index out of bounds.
+  absl::Status Check(const DecisionContext& context) const;
+  void Encode(const DecisionContext& context, float* out) const;
+
+ private:
+  ObservationEncoder(ObservationLayout layout, ActionTable actions)
+      : layout_(layout), actions_(std::move(actions)) {}
+  ObservationLayout layout_;
+  ActionTable actions_;
+};
+
+}  // namespace lcio::env

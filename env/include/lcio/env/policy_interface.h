@@ -1,0 +1,30 @@
+// What the evaluator asks of every decision maker: baselines, the Oracle and
+// trained policies alike.
+#pragma once
+
+#include <cstdint>
+#include <string>
+#include <vector>
+
+#include "lcio/data/m4a1.h"
+#include "lcio/env/observation.h"
+#include "lcio/env/simulator.h"
+
+namespace lcio::env {
+
+class Policy {
+ public:
+  virtual ~Policy() = default;
+  virtual std::string name() const = 0;
+  // Called before each evaluated episode. Only the Oracle may read `episode`
+  // (it is the full-knowledge upper bound); every other policy decides from
+  // what Act receives. `seed` makes randomised policies reproducible.
+  virtual void BeginEpisode(const data::Episode& episode, const Budget& budget, uint64_t seed) {
+    (void)episode, (void)budget, (void)seed;
+  }
+  // Chooses an action. May fill `scores` (one per action, higher preferred);
+  // the shield then replaces an unaffordable choice by the best that fits.
+  virtual int Act(const DecisionContext& context, std::vector<double>* scores) = 0;
+};
+
+}  // namespace lcio::env

@@ -1,0 +1,30 @@
+// The budget shield: one function used by the evaluator and the server. An
+// action whose cost would take the conversation past either remaining budget
+// is never taken; when nothing fits, the cheapest action is.
+#pragma once
+
+#include <vector>
+
+#include "lcio/env/profiles.h"
+
+namespace lcio::env {
+
+bool Fits(const CostModel& costs, int action, double remaining_latency_s,
+          double remaining_money_usd);
+// Lowest normalised time + money; ties to the lower index (local, for the
+// built-in profiles).
+int CheapestAction(const CostModel& costs);
+
+struct ShieldDecision {
+  int action = 0;
+  bool overridden = false;    // the proposal did not fit
+  bool nothing_fits = false;  // no action fits: the cheapest was taken
+};
+
+// `scores` (optional, one per action, higher preferred) rank the fallbacks:
+// the best-scoring action that fits replaces a proposal that does not. With
+// no scores the cheapest fitting action does.
+ShieldDecision Shield(const CostModel& costs, int proposed, const std::vector<double>* scores,
+                      double remaining_latency_s, double remaining_money_usd);
+
+}  // namespace lcio::env

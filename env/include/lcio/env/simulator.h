@@ -1,0 +1,114 @@
+// The offline simulator: what a decision would have cost and earned on a
+// logged M4A1 turn. One semantics for training, evaluation and the Oracle.
+#pragma once
+
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "absl/status/statusor.h"
+#include "lcio/data/m4a1.h"
+#include "lcio/env/action_table.h"
+#include "lcio/env/observation.h"
+#include "lcio/env/profiles.h"
+#include "lcio/env/response_estimator.h"
+
+namespace lcio::env {
+
+struct RewardWeights {
+  double alpha = 1.0;  // response
+  double beta_association = 1.0 / 3;
+  double beta_latency = 1.0 / 3;
+  double beta_usage = 1.0 / 3;
+};
+
+// Per-episode (per-conversation) budgets.
+struct Budget {
+  double latency_s = 30.0;
+  double money_usd = 0.05;
+};
+
+struct SimulatorConfig {
+  std::string device = "Jetson TX2";
+  std::string network = "Wired";
+  RewardWeights weights;
+  int time_span = 5;
+  int k_neighbors = 5;
+  data::RefusalRule refusal;
+  ProfileCatalog catalog = ProfileCatalog::BuiltIn();
+};
+
+struct TurnOutcome {
+  double response = 0;     // kNN estimate
+  double association = 0;  // sum over uploaded views (raw)
+  double time_s = 0;
+  double money_usd = 0;
+  double norm_time = 0;
+  double norm_money = 0;
+  double reward = 0;
+};
+
+class Simulator {
+ public:
+  // Fits the response estimator on `train_episodes` (indices into dataset).
+  static absl::StatusOr<std::shared_ptr<const Simulator>> Create(
+      const data::Dataset& dataset, const std::vector<int>& train_episodes,
+      const SimulatorConfig& config);
+
+  const SimulatorConfig& config() const { return config_; }
+  const ActionTable& actions() const { return actions_; }
+  const CostModel& costs() const { return costs_; }
+  const std::shared_ptr<const ResponseEstimator>& estimator() const { return estimator_; }
+  int num_views() const { return actions_.num_views(); }
+  int num_tasks() const { return num_tasks_; }
+
+  // Outcome of `action` in `context` (the context's association and task are
+  // the current turn's). Pass a cache to memoise kNN answers.
+  TurnOutcome Evaluate(const DecisionContext& context, int action,
+                       CachedEstimator* cache = nullptr) const;
+  double Reward(double response, double association, int action) const;
+  // The policy observation layout this simulator's profiles imply.
+  ObservationLayout DefaultLayout() const;
+
+ private:
+  Simulator(SimulatorConfig config, ActionTable actions, CostModel costs)
+      : config_(std::move(config)), actions_(std::move(actions)), costs_(std::move(costs)) {}
+  SimulatorConfig config_;
+  ActionTable actions_;
+  CostModel costs_;
+  int num_tasks_ = 0;
+  std::shared_ptr<const ResponseEstimator> estimator_;
+};
+
+// One logged episode replayed under a sequence of decisions.
+class EpisodeRun {
+ public:
+  EpisodeRun(const Simulator& simulator, const data::Episode& episode, const Budget& budget,
+             CachedEstimator* cache = nullptr);
+  bool done() const { return turn_ >= static_cast<int>(episode_->turns.size()); }
+  int turn() const { return turn_; }
+  int num_turns() const { return static_cast<int>(episode_->turns.size()); }
+  // What the policy sees at the current turn (valid while !done()).
+  const DecisionContext& context() const { return context_; }
+  TurnOutcome Step(int action);
+
+  const Budget& budget() const { return budget_; }
+  double spent_time_s() const { return spent_time_s_; }
+  double spent_money_usd() const { return spent_money_usd_; }
+  double sum_reward() const { return sum_reward_; }
+  double sum_response() const { return sum_response_; }
+  double sum_association() const { return sum_association_; }
+
+ private:
+  void PrepareContext();
+  const Simulator* simulator_;
+  const data::Episode* episode_;
+  Budget budget_;
+  CachedEstimator* cache_;
+  DecisionContext context_;
+  int turn_ = 0;
+  double spent_time_s_ = 0, spent_money_usd_ = 0;
+  double sum_reward_ = 0, sum_response_ = 0, sum_association_ = 0;
+};
+
+}  // namespace lcio::env

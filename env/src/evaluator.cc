@@ -1,0 +1,185 @@
+#include "lcio/env/evaluator.h"
+
+#include <chrono>
+#include <cmath>
+
+#include "absl/strings/str_cat.h"
+#include "absl/strings/str_format.h"
+#include "lcio/env/shield.h"
+#include "lcio/env/split.h"
+#include "nlohmann/json.hpp"
+
+namespace lcio::env {
+
+PolicyResult EvaluatePolicy(const Simulator& simulator, const data::Dataset& dataset,
+                            const std::vector<int>& test_episodes, Policy& policy,
+                            const EvalOptions& options) {
+  const auto start = std::chrono::steady_clock::now();
+  PolicyResult result;
+  result.name = policy.name();
+  result.shielded = options.shield;
+  CachedEstimator cache(simulator.estimator());
+  std::vector<double> scores;
+  double excess_latency = 0, excess_money = 0;
+  int over_latency = 0, over_money = 0;
+  for (int index : test_episodes) {
+    const data::Episode& episode = dataset.episodes[index];
+    policy.BeginEpisode(episode, options.budget, MixSeed(options.seed, episode.id));
+    EpisodeRun run(simulator, episode, options.budget, &cache);
+    EpisodeResult e;
+    e.id = episode.id;
+    e.turns = run.num_turns();
+    while (!run.done()) {
+      scores.clear();
+      int action = policy.Act(run.context(), &scores);
+      if (options.shield) {
+        const DecisionContext& c = run.context();
+        ShieldDecision d = Shield(simulator.costs(), action, scores.empty() ? nullptr : &scores,
+                                  c.remaining_latency_s, c.remaining_money_usd);
+        if (d.overridden) ++e.shield_overrides;
+        action = d.action;
+      }
+      e.actions.push_back(action);
+      run.Step(action);
+    }
+    if (e.turns > 0) {
+      e.response = run.sum_response() / e.turns;
+      e.association = run.sum_association() / e.turns;
+      e.reward = run.sum_reward() / e.turns;
+    }
+    e.latency_s = run.spent_time_s();
+    e.money_usd = run.spent_money_usd();
+    if (e.latency_s > options.budget.latency_s) {
+      ++over_latency;
+      excess_latency += e.latency_s - options.budget.latency_s;
+    }
+    if (e.money_usd > options.budget.money_usd) {
+      ++over_money;
+      excess_money += e.money_usd - options.budget.money_usd;
+    }
+    result.response += e.response;
+    result.association += e.association;
+    result.latency_s += e.latency_s;
+    result.money_usd += e.money_usd;
+    result.reward += e.reward;
+    result.shield_overrides += e.shield_overrides;
+    result.decisions += e.turns;
+    result.episodes.push_back(std::move(e));
+  }
+  const double n = static_cast<double>(result.episodes.size());
+  if (n > 0) {
+    result.response /= n;
+    result.association /= n;
+    result.latency_s /= n;
+    result.money_usd /= n;
+    result.reward /= n;
+    result.share_over_latency = over_latency / n;
+    result.share_over_money = over_money / n;
+  }
+  result.mean_excess_latency_s = over_latency ? excess_latency / over_latency : 0.0;
+  result.mean_excess_money_usd = over_money ? excess_money / over_money : 0.0;
+  result.wall_seconds =
+      std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+  return result;
+}
+
+std::vector<AggregateResult> Aggregate(const std::vector<std::vector<PolicyResult>>& results) {
+  std::vector<AggregateResult> rows;
+  if (results.empty()) return rows;
+  const size_t policies = results.front().size();
+  for (size_t p = 0; p < policies; ++p) {
+    AggregateResult row;
+    row.name = results.front()[p].name;
+    row.shielded = results.front()[p].shielded;
+    row.splits = static_cast<int>(results.size());
+    auto mean_sd = [&](auto field, double& mean, double& sd) {
+      double sum = 0, sum2 = 0;
+      for (const auto& split : results) {
+        const double v = field(split[p]);
+        sum += v;
+        sum2 += v * v;
+      }
+      const double n = results.size();
+      mean = sum / n;
+      sd = n > 1 ? std::sqrt(std::max(0.0, (sum2 - sum * sum / n) / (n - 1))) : 0.0;
+    };
+    mean_sd([](const PolicyResult& r) { return r.response; }, row.response, row.response_sd);
+    mean_sd([](const PolicyResult& r) { return r.association; }, row.association,
+            row.association_sd);
+    mean_sd([](const PolicyResult& r) { return r.latency_s; }, row.latency_s, row.latency_sd);
+    mean_sd([](const PolicyResult& r) { return r.money_usd; }, row.money_usd, row.money_sd);
+    mean_sd([](const PolicyResult& r) { return r.reward; }, row.reward, row.reward_sd);
+    double episodes = 0, over_l = 0, over_m = 0;
+    for (const auto& split : results) {
+      const PolicyResult& r = split[p];
+      episodes += r.episodes.size();
+      over_l += r.share_over_latency * r.episodes.size();
+      over_m += r.share_over_money * r.episodes.size();
+      row.mean_excess_latency_s += r.mean_excess_latency_s / results.size();
+      row.mean_excess_money_usd += r.mean_excess_money_usd / results.size();
+      row.shield_overrides += r.shield_overrides;
+      row.decisions += r.decisions;
+    }
+    row.share_over_latency = episodes ? over_l / episodes : 0;
+    row.share_over_money = episodes ? over_m / episodes : 0;
+    rows.push_back(row);
+  }
+  return rows;
+}
+
+std::string ToMarkdown(const std::vector<AggregateResult>& rows, double oracle_reward) {
+  std::string out =
+      "| method | shield | response | association | latency s | usage USD | reward | "
+      "% of Oracle | over latency | over money | excess s | excess USD | overrides |\n"
+      "|---|---|---|---|---|---|---|---|---|---|---|---|---|\n";
+  const bool sd = !rows.empty() && rows.front().splits > 1;
+  for (const auto& r : rows) {
+    auto with_sd = [&](double mean, double s, int digits) {
+      return sd ? absl::StrFormat("%.*f ± %.*f", digits, mean, digits, s)
+                : absl::StrFormat("%.*f", digits, mean);
+    };
+    const std::string share =
+        oracle_reward > 0 ? absl::StrFormat("%.1f%%", 100.0 * r.reward / oracle_reward) : "-";
+    absl::StrAppend(&out, "| ", r.name, " | ", r.shielded ? "on" : "off", " | ",
+                    with_sd(r.response, r.response_sd, 3), " | ",
+                    with_sd(r.association, r.association_sd, 3), " | ",
+                    with_sd(r.latency_s, r.latency_sd, 2), " | ",
+                    with_sd(r.money_usd, r.money_sd, 4), " | ", with_sd(r.reward, r.reward_sd, 3),
+                    " | ", share, " | ", absl::StrFormat("%.1f%%", 100 * r.share_over_latency),
+                    " | ", absl::StrFormat("%.1f%%", 100 * r.share_over_money), " | ",
+                    absl::StrFormat("%.2f", r.mean_excess_latency_s), " | ",
+                    absl::StrFormat("%.4f", r.mean_excess_money_usd), " | ", r.shield_overrides,
+                    " |\n");
+  }
+  return out;
+}
+
+std::string ToJson(const std::vector<AggregateResult>& rows, const std::string& settings_json) {
+  nlohmann::json root;
+  root["settings"] = nlohmann::json::parse(settings_json, nullptr, false);
+  root["methods"] = nlohmann::json::array();
+  for (const auto& r : rows) {
+    root["methods"].push_back({{"name", r.name},
+                               {"shield", r.shielded},
+                               {"splits", r.splits},
+                               {"response", r.response},
+                               {"response_sd", r.response_sd},
+                               {"association", r.association},
+                               {"association_sd", r.association_sd},
+                               {"latency_s", r.latency_s},
+                               {"latency_sd", r.latency_sd},
+                               {"usage_usd", r.money_usd},
+                               {"usage_sd", r.money_sd},
+                               {"reward", r.reward},
+                               {"reward_sd", r.reward_sd},
+                               {"share_over_latency", r.share_over_latency},
+                               {"share_over_money", r.share_over_money},
+                               {"mean_excess_latency_s", r.mean_excess_latency_s},
+                               {"mean_excess_money_usd", r.mean_excess_money_usd},
+                               {"shield_overrides", r.shield_overrides},
+                               {"decisions", r.decisions}});
+  }
+  return root.dump(2);
+}
+
+}  // namespace lcio::env

@@ -1,0 +1,94 @@
+#include "lcio/env/simulator.h"
+
+#include <algorithm>
+
+#include "absl/strings/str_cat.h"
+
+namespace lcio::env {
+
+absl::StatusOr<std::shared_ptr<const Simulator>> Simulator::Create(
+    const data::Dataset& dataset, const std::vector<int>& train_episodes,
+    const SimulatorConfig& config) {
+  if (config.time_span < 1)
+    return absl::InvalidArgumentError(
+        absl::StrCat("time_span = ", config.time_span, ": must be >= 1"));
+  auto actions = ActionTable::Create(dataset.num_views);
+  if (!actions.ok()) return actions.status();
+  auto costs = CostModel::Create(config.catalog, config.device, config.network, *actions);
+  if (!costs.ok()) return costs.status();
+  std::shared_ptr<Simulator> sim(new Simulator(config, *actions, *std::move(costs)));
+  sim->num_tasks_ = static_cast<int>(dataset.tasks.size());
+  auto estimator = ResponseEstimator::Fit(dataset, train_episodes, sim->actions_, config.time_span,
+                                          config.k_neighbors, config.refusal);
+  if (!estimator.ok()) return estimator.status();
+  sim->estimator_ = *std::move(estimator);
+  return std::shared_ptr<const Simulator>(std::move(sim));
+}
+
+double Simulator::Reward(double response, double association, int action) const {
+  const RewardWeights& w = config_.weights;
+  return w.alpha * response + w.beta_association * association -
+         w.beta_latency * costs_.norm_time(action) - w.beta_usage * costs_.norm_money(action);
+}
+
+TurnOutcome Simulator::Evaluate(const DecisionContext& context, int action,
+                                CachedEstimator* cache) const {
+  const int width = estimator_->key_width();
+  double stack_key[128];
+  std::vector<double> heap_key;
+  double* key = stack_key;
+  if (width > 128) {
+    heap_key.resize(width);
+    key = heap_key.data();
+  }
+  EncodeResponseKey(actions_, config_.time_span, context, action, key);
+  TurnOutcome out;
+  out.response = cache ? cache->Estimate(key) : estimator_->Estimate(key);
+  for (int v : actions_.views(action)) out.association += context.association[v];
+  out.time_s = costs_.time_s(action);
+  out.money_usd = costs_.money_usd(action);
+  out.norm_time = costs_.norm_time(action);
+  out.norm_money = costs_.norm_money(action);
+  out.reward = Reward(out.response, out.association, action);
+  return out;
+}
+
+ObservationLayout Simulator::DefaultLayout() const {
+  ObservationLayout layout;
+  layout.num_views = num_views();
+  layout.num_tasks = num_tasks_;
+  layout.time_span = config_.time_span;
+  layout.latency_scale_s = costs_.max_time_s();
+  layout.money_scale_usd = costs_.max_money_usd();
+  return layout;
+}
+
+EpisodeRun::EpisodeRun(const Simulator& simulator, const data::Episode& episode,
+                       const Budget& budget, CachedEstimator* cache)
+    : simulator_(&simulator), episode_(&episode), budget_(budget), cache_(cache) {
+  PrepareContext();
+}
+
+void EpisodeRun::PrepareContext() {
+  if (done()) return;
+  context_.task_index = episode_->turns[turn_].task_index;
+  context_.association = episode_->association[turn_];
+  context_.remaining_latency_s = std::max(0.0, budget_.latency_s - spent_time_s_);
+  context_.remaining_money_usd = std::max(0.0, budget_.money_usd - spent_money_usd_);
+}
+
+TurnOutcome EpisodeRun::Step(int action) {
+  TurnOutcome out = simulator_->Evaluate(context_, action, cache_);
+  spent_time_s_ += out.time_s;
+  spent_money_usd_ += out.money_usd;
+  sum_reward_ += out.reward;
+  sum_response_ += out.response;
+  sum_association_ += out.association;
+  context_.previous_actions.push_back(action);
+  context_.previous_tasks.push_back(context_.task_index);
+  ++turn_;
+  PrepareContext();
+  return out;
+}
+
+}  // namespace lcio::env

@@ -1,0 +1,139 @@
+#include "lcio/env/training_env.h"
+
+#include <algorithm>
+#include <cmath>
+
+#include "absl/strings/str_cat.h"
+#include "lcio/env/split.h"
+
+namespace lcio::env {
+namespace {
+
+double StandardNormal(std::mt19937_64& rng) {
+  // Box-Muller on portable uniforms: the same draws on every standard library.
+  const double u1 = 1.0 - UniformUnit(rng), u2 = UniformUnit(rng);
+  return std::sqrt(-2.0 * std::log(u1)) * std::cos(2 * M_PI * u2);
+}
+
+}  // namespace
+
+Budget BudgetDistribution::Sample(std::mt19937_64& rng) const {
+  auto uniform = [&](double lo, double hi) { return lo + (hi - lo) * UniformUnit(rng); };
+  auto normal = [&](double mean, double sd, double lo, double hi) {
+    return std::clamp(mean + sd * StandardNormal(rng), lo, hi);
+  };
+  switch (kind) {
+    case Kind::kFixed:
+      return fixed;
+    case Kind::kUniform:
+      return {uniform(low.latency_s, high.latency_s), uniform(low.money_usd, high.money_usd)};
+    case Kind::kNormal:
+      return {normal(fixed.latency_s, stddev.latency_s, low.latency_s, high.latency_s),
+              normal(fixed.money_usd, stddev.money_usd, low.money_usd, high.money_usd)};
+    case Kind::kMixture: {
+      if (UniformUnit(rng) >= extreme_share)
+        return {normal(fixed.latency_s, stddev.latency_s, low.latency_s, high.latency_s),
+                normal(fixed.money_usd, stddev.money_usd, low.money_usd, high.money_usd)};
+      // Extremes: each budget independently near its low or its high end.
+      auto extreme = [&](double lo, double hi) {
+        const double tenth = (hi - lo) / 10;
+        return UniformUnit(rng) < 0.5 ? uniform(lo, lo + tenth) : uniform(hi - tenth, hi);
+      };
+      return {extreme(low.latency_s, high.latency_s), extreme(low.money_usd, high.money_usd)};
+    }
+  }
+  return fixed;
+}
+
+absl::Status BudgetDistribution::Validate() const {
+  auto ok = [](double v) { return std::isfinite(v) && v >= 0; };
+  for (const Budget* b : {&fixed, &low, &high, &stddev})
+    if (!ok(b->latency_s) || !ok(b->money_usd))
+      return absl::InvalidArgumentError("budget distribution: every figure must be finite and >= 0");
+  if (kind != Kind::kFixed &&
+      (low.latency_s > high.latency_s || low.money_usd > high.money_usd))
+    return absl::InvalidArgumentError(absl::StrCat(
+        "budget distribution: low (", low.latency_s, " s, ", low.money_usd,
+        " USD) must not exceed high (", high.latency_s, " s, ", high.money_usd, " USD)"));
+  if (!(extreme_share >= 0 && extreme_share <= 1))
+    return absl::InvalidArgumentError(
+        absl::StrCat("extreme_share = ", extreme_share, ": must be in [0, 1]"));
+  return absl::OkStatus();
+}
+
+absl::StatusOr<BudgetDistribution::Kind> BudgetDistribution::ParseKind(const std::string& name) {
+  if (name == "fixed") return Kind::kFixed;
+  if (name == "uniform") return Kind::kUniform;
+  if (name == "normal") return Kind::kNormal;
+  if (name == "mixture") return Kind::kMixture;
+  return absl::InvalidArgumentError(absl::StrCat(
+      "budget distribution \"", name, "\" is not known; known: fixed, uniform, normal, mixture"));
+}
+
+std::string BudgetDistribution::KindName(Kind kind) {
+  switch (kind) {
+    case Kind::kFixed: return "fixed";
+    case Kind::kUniform: return "uniform";
+    case Kind::kNormal: return "normal";
+    case Kind::kMixture: return "mixture";
+  }
+  return "fixed";
+}
+
+absl::StatusOr<TrainingEnv> TrainingEnv::Create(std::shared_ptr<const Simulator> simulator,
+                                                const data::Dataset& dataset,
+                                                std::vector<int> episodes,
+                                                const ObservationLayout& layout,
+                                                const BudgetDistribution& budgets, uint64_t seed) {
+  if (episodes.empty()) return absl::InvalidArgumentError("no training episodes");
+  for (int e : episodes)
+    if (e < 0 || e >= static_cast<int>(dataset.episodes.size()) ||
+        dataset.episodes[e].turns.empty())
+      return absl::InvalidArgumentError(absl::StrCat("training episode index ", e, " is invalid"));
+  if (layout.num_views != simulator->num_views() || layout.time_span != simulator->config().time_span)
+    return absl::InvalidArgumentError("observation layout disagrees with the simulator");
+  if (auto s = budgets.Validate(); !s.ok()) return s;
+  auto encoder = ObservationEncoder::Create(layout);
+  if (!encoder.ok()) return encoder.status();
+  return TrainingEnv(std::move(simulator), dataset, std::move(episodes), *std::move(encoder),
+                     budgets, seed);
+}
+
+TrainingEnv::TrainingEnv(std::shared_ptr<const Simulator> simulator, const data::Dataset& dataset,
+                         std::vector<int> episodes, ObservationEncoder encoder,
+                         BudgetDistribution budgets, uint64_t seed)
+    : simulator_(std::move(simulator)),
+      dataset_(&dataset),
+      episodes_(std::move(episodes)),
+      encoder_(std::move(encoder)),
+      budgets_(budgets),
+      rng_(seed),
+      cache_(std::make_unique<CachedEstimator>(simulator_->estimator())) {
+  Reset();
+}
+
+void TrainingEnv::Reset() {
+  const int e = episodes_[UniformIndex(rng_, episodes_.size())];
+  ResetTo(e, budgets_.Sample(rng_));
+}
+
+void TrainingEnv::ResetTo(int episode_index, const Budget& budget) {
+  budget_ = budget;
+  run_.emplace(*simulator_, dataset_->episodes[episode_index], budget_, cache_.get());
+}
+
+StepResult TrainingEnv::Step(int action) {
+  StepResult r;
+  const double excess_l0 = std::max(0.0, run_->spent_time_s() - budget_.latency_s);
+  const double excess_m0 = std::max(0.0, run_->spent_money_usd() - budget_.money_usd);
+  r.outcome = run_->Step(action);
+  r.reward = r.outcome.reward;
+  r.excess_latency_s = std::max(0.0, run_->spent_time_s() - budget_.latency_s) - excess_l0;
+  r.excess_money_usd = std::max(0.0, run_->spent_money_usd() - budget_.money_usd) - excess_m0;
+  r.latency_fraction = budget_.latency_s > 0 ? r.outcome.time_s / budget_.latency_s : 0;
+  r.money_fraction = budget_.money_usd > 0 ? r.outcome.money_usd / budget_.money_usd : 0;
+  r.done = run_->done();
+  return r;
+}
+
+}  // namespace lcio::env

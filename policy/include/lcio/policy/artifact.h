@@ -1,0 +1,60 @@
+// The policy artifact: one file, a TorchScript module (loadable by LibTorch
+// alone) whose forward(obs[B, D]) returns action scores [B, A] (higher is
+// preferred), plus lcio's metadata as an extra file inside the same archive.
+// This header is LibTorch-free so that servers and tools include it cheaply.
+#pragma once
+
+#include <cstdint>
+#include <string>
+#include <vector>
+
+#include "absl/status/statusor.h"
+#include "lcio/env/observation.h"
+#include "lcio/env/simulator.h"
+#include "lcio/policy/task_classifier.h"
+
+namespace lcio::policy {
+
+struct ArtifactMetadata {
+  static constexpr int kFormatVersion = 1;
+  int format_version = kFormatVersion;
+  std::string policy_version;  // content hash of the network and metadata, set on save
+  std::string algo;            // ppo, a2c, dqn, rc-ppo, rc-a2c, rc-dqn
+  env::ObservationLayout layout;
+  int num_actions = 0;
+  std::vector<std::vector<int>> action_views;  // the action table, for checking
+  std::vector<std::string> tasks;              // task vocabulary
+  std::vector<std::string> view_names;         // e.g. "view0".. (data has no names)
+  std::string profiles_json;                   // env::ProfileCatalog::ToJson()
+  std::string device, network;                 // the training cost profile
+  env::RewardWeights weights;
+  env::Budget reference_budget;
+  std::string training_config_json;  // every hyperparameter and flag
+  std::string data_sha256;
+  std::string evaluation_json;  // lcio-eval figures measured at the end of training
+  std::string created_utc;
+  std::string classifier_json;  // TaskClassifier::ToJson()
+  // The network's shape, set on save from the exported layers:
+  // layer_sizes = {input (= layout.size()), hidden..., output (= num_actions)}.
+  std::string activation;  // of the hidden layers: "tanh" or "relu"
+  std::vector<int> layer_sizes;
+};
+
+// Metadata <-> JSON (the archive's extra file kMetadataFile). The *_json string
+// fields are embedded as JSON values, so an artifact's metadata reads as one
+// document. Unknown keys are ignored (see docs/artifact.md, versioning).
+inline constexpr char kMetadataFile[] = "lcio_metadata.json";
+std::string MetadataToJson(const ArtifactMetadata& metadata, bool pretty = false);
+// Parses and validates; `source` names the file in messages.
+absl::StatusOr<ArtifactMetadata> MetadataFromJson(const std::string& json,
+                                                  const std::string& source);
+// Every compatibility rule this build enforces: supported format and
+// observation layout versions, consistent sizes, the action table of
+// env::ActionTable for num_views, a non-empty task vocabulary matching the
+// classifier's, well-formed embedded JSON. Errors name `source` and the rule.
+absl::Status ValidateMetadata(const ArtifactMetadata& metadata, const std::string& source);
+// The text that policy_version hashes: the metadata JSON without
+// policy_version and created_utc (so equal content gives an equal version).
+std::string MetadataHashText(const ArtifactMetadata& metadata);
+
+}  // namespace lcio::policy

@@ -1,0 +1,38 @@
+// Valid small artifacts with seeded random weights, for tests of anything that
+// loads policies (inference, the evaluator, the server's reload). Not for
+// production use: the network has never seen data. LibTorch-free header.
+#pragma once
+
+#include <cstdint>
+#include <string>
+#include <vector>
+
+#include "absl/status/statusor.h"
+#include "lcio/policy/artifact.h"
+
+namespace lcio::policy::testing {
+
+struct TestArtifactOptions {
+  int num_views = 3;
+  // Defaults to M4A1's four tasks; the classifier learns a few prompts per task.
+  std::vector<std::string> tasks = {"Assistive System", "Message Editing", "Query",
+                                    "Recommendation"};
+  int time_span = 5;
+  bool task_one_hot = true, prompt_aware = true, budget_aware = true;
+  std::vector<int> hidden = {16, 16};
+  std::string activation = "tanh";
+  std::string algo = "test";
+  uint64_t seed = 1;  // same seed, same weights, same policy_version
+  // When >= 0 this action outscores every other for any observation (a large
+  // output bias), so a test can predict the decision.
+  int favoured_action = -1;
+};
+
+// The metadata such an artifact carries (before SaveArtifact fills the
+// version, time and network shape).
+absl::StatusOr<ArtifactMetadata> TestMetadata(const TestArtifactOptions& options = {});
+// Writes the artifact to `path` and returns the metadata as saved.
+absl::StatusOr<ArtifactMetadata> WriteTestArtifact(const std::string& path,
+                                                   const TestArtifactOptions& options = {});
+
+}  // namespace lcio::policy::testing

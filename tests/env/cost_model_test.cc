@@ -1,0 +1,112 @@
+#include <cmath>
+
+#include "gtest/gtest.h"
+#include "lcio/env/profiles.h"
+
+namespace lcio::env {
+namespace {
+
+// The reference formula, written out: time = (2 * 3.8e9 / 1024 * 2048) /
+// (GF_peak * 1e9); money = P_max * time * 0.1668 / 3.6e6.
+struct Expected {
+  const char* name;
+  double time_s, money_usd;
+};
+// Values computed by hand (Python float arithmetic) from the formula above.
+constexpr Expected kDevices[] = {
+    {"Raspberry Pi-4B", 1.125925925925926, 4.1734320987654325e-07},
+    {"Raspberry Pi-5", 0.4840764331210191, 2.691464968152866e-07},
+    {"Jetson Nano", 0.03220338983050847, 1.492090395480226e-08},
+    {"Jetson TX2", 0.011428571428571429, 7.942857142857144e-09},
+    {"Jetson Xavier NX", 0.0007238095238095238, 6.707301587301588e-10},
+    {"Jetson Orin NX", 0.000152, 1.760666666666667e-10},
+    {"Jetson AGX Orin", 5.527272727272727e-05, 1.5365818181818184e-10},
+    {"iPhone 15 Pro", 0.0004342857142857143, 3.0182857142857144e-10},
+};
+
+TEST(CostModelTest, LocalCostOfEveryBuiltInDeviceFollowsTheReferenceFormula) {
+  const ProfileCatalog catalog = ProfileCatalog::BuiltIn();
+  ASSERT_EQ(catalog.devices.size(), 8u);
+  for (const Expected& e : kDevices) {
+    auto device = catalog.Device(e.name);
+    ASSERT_TRUE(device.ok()) << device.status();
+    EXPECT_NEAR(LocalTimeSeconds(*device, catalog.local_llm), e.time_s, 1e-15 * e.time_s) << e.name;
+    EXPECT_NEAR(LocalMoneyUsd(*device, catalog.local_llm, catalog.electricity_usd_per_kwh),
+                e.money_usd, 1e-12 * e.money_usd)
+        << e.name;
+  }
+}
+
+TEST(CostModelTest, NormalisedCostsForJetsonTx2OverWiredMatchHandComputedValues) {
+  auto actions = ActionTable::Create(3);
+  ASSERT_TRUE(actions.ok());
+  auto model = CostModel::Create(ProfileCatalog::BuiltIn(), "Jetson TX2", "Wired", *actions);
+  ASSERT_TRUE(model.ok()) << model.status();
+  // Slots [local, cloud 0 views, 1, 2, 3 views].
+  const double time[] = {0.0, 0.9251421822461712, 0.6814127825584586, 0.8943546613704707, 1.0};
+  const double money[] = {0.0, 0.03581815362875253, 0.3654967076192246, 0.6907892941508433, 1.0};
+  const int slot_of_action[] = {0, 1, 2, 2, 2, 3, 3, 3, 4};
+  ASSERT_EQ(model->num_actions(), 9);
+  for (int a = 0; a < 9; ++a) {
+    EXPECT_NEAR(model->norm_time(a), time[slot_of_action[a]], 1e-15) << a;
+    EXPECT_NEAR(model->norm_money(a), money[slot_of_action[a]], 1e-15) << a;
+  }
+  EXPECT_DOUBLE_EQ(model->time_s(8), 6.98211);
+  EXPECT_DOUBLE_EQ(model->money_usd(1), 0.00049);
+  EXPECT_DOUBLE_EQ(model->time_s(0), 0.011428571428571429);
+}
+
+TEST(CostModelTest, UnknownNamesListTheKnownOnes) {
+  auto actions = ActionTable::Create(3);
+  auto model = CostModel::Create(ProfileCatalog::BuiltIn(), "Toaster", "Wired", *actions);
+  ASSERT_FALSE(model.ok());
+  EXPECT_EQ(model.status().code(), absl::StatusCode::kNotFound);
+  EXPECT_NE(model.status().message().find("Toaster"), std::string::npos);
+  EXPECT_NE(model.status().message().find("Jetson TX2"), std::string::npos);
+  auto net = CostModel::Create(ProfileCatalog::BuiltIn(), "Jetson TX2", "Carrier pigeon", *actions);
+  ASSERT_FALSE(net.ok());
+  EXPECT_NE(net.status().message().find("4G"), std::string::npos);
+}
+
+TEST(CostModelTest, ProfilesFileAddsDevicesNetworksLlmAndPrice) {
+  ProfileCatalog catalog = ProfileCatalog::BuiltIn();
+  ASSERT_TRUE(catalog
+                  .MergeJson(R"({
+    "devices": [{"name": "Pixel 9", "peak_gflops": 2000, "max_power_w": 8}],
+    "networks": [{"name": "Satellite", "cloud_time_s": [2, 20, 30, 40, 50]}],
+    "local_llm": {"name": "tiny-1B", "parameters": 1e9, "base_tokens": 1024, "total_tokens": 2048},
+    "cloud_llm": {"name": "big", "money_usd": [0.001, 0.002, 0.003, 0.004, 0.005]},
+    "electricity_usd_per_kwh": 0.30})",
+                             "test")
+                  .ok());
+  auto actions = ActionTable::Create(4);
+  auto model = CostModel::Create(catalog, "Pixel 9", "Satellite", *actions);
+  ASSERT_TRUE(model.ok()) << model.status();
+  const double t = 2 * 1e9 / 1024 * 2048 / (2000 * 1e9);
+  EXPECT_DOUBLE_EQ(model->local_time_s(), t);
+  EXPECT_DOUBLE_EQ(model->local_money_usd(), 8 * t * (0.30 / 3.6e6));
+}
+
+TEST(CostModelTest, TooFewCostEntriesForTheViewCountIsAnError) {
+  auto actions = ActionTable::Create(4);
+  auto model = CostModel::Create(ProfileCatalog::BuiltIn(), "Jetson TX2", "Wired", *actions);
+  ASSERT_FALSE(model.ok());
+  EXPECT_NE(model.status().message().find("cloud_time_s"), std::string::npos);
+}
+
+TEST(CostModelTest, BadProfilesFileChangesNothingAndNamesTheField) {
+  ProfileCatalog catalog = ProfileCatalog::BuiltIn();
+  auto s = catalog.MergeJson(
+      R"({"devices": [{"name": "Ok", "peak_gflops": 1, "max_power_w": 1},
+                      {"name": "Bad", "peak_gflops": -5, "max_power_w": 1}]})",
+      "profiles.json");
+  ASSERT_FALSE(s.ok());
+  EXPECT_NE(s.message().find("devices[1]"), std::string::npos) << s;
+  EXPECT_NE(s.message().find("peak_gflops"), std::string::npos) << s;
+  EXPECT_FALSE(catalog.Device("Ok").ok());
+  EXPECT_FALSE(catalog.MergeJson("{\"colour\": 1}", "x").ok());
+  EXPECT_FALSE(catalog.MergeJson("not json", "x").ok());
+}
+
+}  // namespace
+}  // namespace lcio::env

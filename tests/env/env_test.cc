@@ -1,0 +1,329 @@
+#include <random>
+
+#include "gtest/gtest.h"
+#include "lcio/env/baselines.h"
+#include "lcio/env/evaluator.h"
+#include "lcio/env/shield.h"
+#include "lcio/env/split.h"
+#include "lcio/env/training_env.h"
+#include "test_support.h"
+
+namespace lcio::env {
+namespace {
+
+TEST(ActionTableTest, ThreeViewsGiveTheReferenceLayout) {
+  auto t = ActionTable::Create(3);
+  ASSERT_TRUE(t.ok());
+  ASSERT_EQ(t->size(), 9);
+  const std::vector<std::vector<int>> expected = {{},     {},     {0},    {1},      {2},
+                                                  {0, 1}, {0, 2}, {1, 2}, {0, 1, 2}};
+  for (int a = 0; a < 9; ++a) EXPECT_EQ(t->views(a), expected[a]) << a;
+  EXPECT_FALSE(t->is_cloud(0));
+  EXPECT_TRUE(t->is_cloud(1));
+  EXPECT_EQ(t->Describe(6), "cloud+{0,2}");
+  EXPECT_EQ(*t->IndexOf(true, {2, 0}), 6);
+  EXPECT_EQ(*t->IndexOf(true, {}), 1);
+  EXPECT_EQ(*t->IndexOf(false, {}), 0);
+  EXPECT_FALSE(t->IndexOf(true, {3}).ok());
+  EXPECT_FALSE(t->IndexOf(true, {1, 1}).ok());
+}
+
+TEST(ActionTableTest, AnyViewCount) {
+  EXPECT_EQ(ActionTable::Create(0)->size(), 2);
+  EXPECT_EQ(ActionTable::Create(5)->size(), 33);
+  auto t = ActionTable::Create(4);
+  EXPECT_EQ(t->views(5), std::vector<int>({3}));
+  EXPECT_EQ(t->views(6), std::vector<int>({0, 1}));
+  EXPECT_FALSE(ActionTable::Create(-1).ok());
+  EXPECT_FALSE(ActionTable::Create(ActionTable::kMaxViews + 1).ok());
+}
+
+TEST(ObservationTest, HistoryWindowFollowsTheReference) {
+  auto actions = ActionTable::Create(3);
+  DecisionContext c;
+  c.task_index = 2;
+  std::vector<double> key(ResponseKeyWidth(3, 5));
+  EncodeResponseKey(*actions, 5, c, 6, key.data());
+  std::vector<double> first(25, -1.0);
+  first[20] = -1, first[21] = 0, first[22] = 0, first[23] = 0, first[24] = 2;
+  first.insert(first.end(), {1, 1, 0, 1});
+  EXPECT_EQ(key, first);
+  c.previous_actions = {6, 0};
+  c.previous_tasks = {2, 3};
+  c.task_index = 1;
+  EncodeResponseKey(*actions, 5, c, 0, key.data());
+  std::vector<double> third(10, -1.0);
+  third.insert(third.end(), {-1, 0, 0, 0, 2, /*after 6*/ 1, 1, 0, 1, 3, /*after local*/ 0, 0, 0, 0,
+                             1, /*action*/ 0, 0, 0, 0});
+  EXPECT_EQ(key, third);
+}
+
+TEST(ObservationTest, PolicyObservationLayoutAndChecks) {
+  ObservationLayout layout;
+  layout.latency_scale_s = 10;
+  layout.money_scale_usd = 0.01;
+  auto enc = ObservationEncoder::Create(layout);
+  ASSERT_TRUE(enc.ok());
+  EXPECT_EQ(enc->size(), 25 + 4 + 3 + 2);
+  EXPECT_EQ(layout.FeatureNames().size(), 34u);
+  DecisionContext c;
+  c.task_index = 1;
+  c.association = {0.1, 0.2, 0.3};
+  c.remaining_latency_s = 5;
+  c.remaining_money_usd = 1;  // clipped
+  ASSERT_TRUE(enc->Check(c).ok());
+  std::vector<float> obs(enc->size());
+  enc->Encode(c, obs.data());
+  EXPECT_FLOAT_EQ(obs[26], 1.0f);
+  EXPECT_FLOAT_EQ(obs[29], 0.1f);
+  EXPECT_FLOAT_EQ(obs[32], 0.5f);
+  EXPECT_FLOAT_EQ(obs[33], ObservationLayout::kBudgetClip);
+  c.association = {0.1, 2.0, 0.3};
+  EXPECT_NE(enc->Check(c).message().find("association[1]"), std::string::npos);
+  c.association = {0.1, 0.2};
+  EXPECT_FALSE(enc->Check(c).ok());
+  c.association = {0.1, 0.2, 0.3};
+  c.task_index = 4;
+  EXPECT_FALSE(enc->Check(c).ok());
+  c.task_index = 0;
+  c.remaining_latency_s = std::nan("");
+  EXPECT_FALSE(enc->Check(c).ok());
+  EXPECT_EQ(ObservationLayout::Reference(3, 4, 5).size(), 25);
+}
+
+TEST(ResponseEstimatorTest, TreeEqualsBruteForceWithHeavyTies) {
+  std::mt19937_64 rng(7);
+  const int width = 6, n = 5000;
+  std::vector<double> keys, values;
+  for (int i = 0; i < n; ++i) {
+    for (int d = 0; d < width; ++d) keys.push_back(static_cast<double>(rng() % 3) - 1);
+    values.push_back(static_cast<double>(rng() % 10));
+  }
+  for (int k : {1, 5, 17}) {
+    auto est = ResponseEstimator::FromPoints(width, keys, values, k);
+    ASSERT_TRUE(est.ok());
+    EXPECT_LT((*est)->num_unique_points(), static_cast<size_t>(n));
+    for (int q = 0; q < 300; ++q) {
+      double query[width];
+      for (double& x : query) x = static_cast<double>(rng() % 5) - 2;
+      const double tree = (*est)->Estimate(query), brute = (*est)->EstimateBruteForce(query);
+      EXPECT_NEAR(tree, brute, 1e-12 * std::max(1.0, std::abs(brute))) << "k=" << k;
+    }
+  }
+}
+
+TEST(ResponseEstimatorTest, TiesAtTheKthDistanceAreAllIncluded) {
+  // Query at the origin: one point at distance 0 (value 0) and six at distance
+  // 1 (values 1..6). With k = 5 all seven count.
+  std::vector<double> keys = {0, 0, 1, 0, -1, 0, 0, 1, 0, -1, 1, 0, -1, 0, 5, 5};
+  std::vector<double> values = {0, 1, 2, 3, 4, 5, 6, 100};
+  keys.resize(16);
+  auto est = ResponseEstimator::FromPoints(2, keys, values, 5);
+  ASSERT_TRUE(est.ok());
+  const double q[2] = {0, 0};
+  const double w0 = 1 / 1e-6, w1 = 1 / (1 + 1e-6);
+  const double expected = (w1 * (1 + 2 + 3 + 4 + 5 + 6)) / (w0 + 6 * w1);
+  EXPECT_NEAR((*est)->Estimate(q), expected, 1e-15);
+  EXPECT_NEAR((*est)->EstimateBruteForce(q), expected, 1e-15);
+}
+
+TEST(ShieldTest, NeverExceedsAndFallsBackToTheCheapest) {
+  auto actions = ActionTable::Create(3);
+  auto costs = CostModel::Create(ProfileCatalog::BuiltIn(), "Jetson TX2", "4G", *actions);
+  ASSERT_TRUE(costs.ok());
+  // 4G: 1 view costs 16.6 s; with 10 s left only local and text-only fit.
+  std::vector<double> scores = {0.1, 0.5, 0.9, 0.9, 0.9, 1, 1, 1, 2};
+  ShieldDecision d = Shield(*costs, 8, &scores, 10.0, 1.0);
+  EXPECT_TRUE(d.overridden);
+  EXPECT_EQ(d.action, 1);
+  d = Shield(*costs, 8, nullptr, 10.0, 1.0);
+  EXPECT_EQ(d.action, 0);
+  d = Shield(*costs, 3, &scores, 100.0, 1.0);
+  EXPECT_FALSE(d.overridden);
+  EXPECT_EQ(d.action, 3);
+  d = Shield(*costs, 3, &scores, 0.0, 0.0);
+  EXPECT_TRUE(d.nothing_fits);
+  EXPECT_EQ(d.action, CheapestAction(*costs));
+  EXPECT_EQ(CheapestAction(*costs), 0);
+}
+
+TEST(SplitTest, SeededAndDisjoint) {
+  auto a = RandomSplit(100, 3, 0.2), b = RandomSplit(100, 3, 0.2), c = RandomSplit(100, 4, 0.2);
+  ASSERT_TRUE(a.ok());
+  EXPECT_EQ(a->test, b->test);
+  EXPECT_NE(a->test, c->test);
+  EXPECT_EQ(a->test.size(), 20u);
+  EXPECT_EQ(a->train.size(), 80u);
+  std::vector<int> all = a->train;
+  all.insert(all.end(), a->test.begin(), a->test.end());
+  std::sort(all.begin(), all.end());
+  for (int i = 0; i < 100; ++i) EXPECT_EQ(all[i], i);
+  EXPECT_FALSE(RandomSplit(100, 1, 1.5).ok());
+  EXPECT_FALSE(RandomSplit(2, 1, 0.2).ok());
+}
+
+// A small hand-made data set: 2 views (5 actions), varied logged decisions.
+data::Dataset SmallDataset() {
+  data::Dataset d;
+  d.tasks = {"a", "b"};
+  d.num_views = 2;
+  d.source = "<hand-made>";
+  const int logged[][3] = {{0, 1, 2}, {1, 3, 4}, {4, 0, 2}, {2, 2, 3}, {3, 4, 0}, {0, 0, 1}};
+  for (int e = 0; e < 7; ++e) {
+    data::Episode ep;
+    ep.id = e;
+    ep.image_paths = {"v0.jpg", "v1.jpg"};
+    for (int t = 0; t < 3; ++t) {
+      data::Turn turn;
+      turn.task = d.tasks[(e + t) % 2];
+      turn.task_index = (e + t) % 2;
+      const int a = logged[e % 6][t];
+      turn.target = a == 0 ? data::Target::kLocal : data::Target::kCloud;
+      if (a == 2) turn.uploaded_views = {0};
+      if (a == 3) turn.uploaded_views = {1};
+      if (a == 4) turn.uploaded_views = {1, 0};
+      turn.answer = (e * 3 + t) % 5 == 0 ? "sorry, no" : "fine";
+      turn.score = 1 + (e * 7 + t * 3) % 9;
+      ep.turns.push_back(turn);
+      ep.association.push_back({0.1 + 0.1 * t, 0.5 - 0.1 * e / 7.0});
+    }
+    d.episodes.push_back(ep);
+  }
+  return d;
+}
+
+SimulatorConfig TwoViewConfig() {
+  SimulatorConfig config;
+  config.catalog.networks.push_back({"Two", {1.0, 2.0, 3.5}});
+  config.catalog.cloud_llm.money_usd = {0.001, 0.004, 0.009};
+  config.network = "Two";
+  config.time_span = 3;
+  config.k_neighbors = 3;
+  return config;
+}
+
+TEST(OracleTest, EqualsBruteForceOnHandMadeEpisodes) {
+  const data::Dataset d = SmallDataset();
+  auto sim = Simulator::Create(d, {0, 1, 2, 3, 4}, TwoViewConfig());
+  ASSERT_TRUE(sim.ok()) << sim.status();
+  for (const Budget budget : {Budget{100, 1}, Budget{4.0, 0.01}, Budget{2.5, 0.006}}) {
+    for (int test : {5, 6}) {
+      const data::Episode& ep = d.episodes[test];
+      double best = -1e300;
+      std::vector<int> seq(3);
+      for (int code = 0; code < 125; ++code) {
+        for (int t = 0, c = code; t < 3; ++t, c /= 5) seq[t] = c % 5;
+        EpisodeRun run(**sim, ep, budget);
+        for (int a : seq) run.Step(a);
+        if (run.spent_time_s() > budget.latency_s || run.spent_money_usd() > budget.money_usd)
+          continue;
+        best = std::max(best, run.sum_reward());
+      }
+      OraclePolicy oracle(*sim);
+      oracle.BeginEpisode(ep, budget, 0);
+      EXPECT_NEAR(oracle.plan_reward(), best, 1e-12) << "episode " << test;
+      EpisodeRun replay(**sim, ep, budget);
+      for (int a : oracle.plan()) replay.Step(a);
+      EXPECT_NEAR(replay.sum_reward(), best, 1e-12);
+      EXPECT_LE(replay.spent_time_s(), budget.latency_s);
+      EXPECT_LE(replay.spent_money_usd(), budget.money_usd);
+    }
+  }
+}
+
+TEST(OracleTest, BeatsGreedyAndEveryAffordableFixedActionOnM4A1) {
+  const data::Dataset& d = lcio::testing::EmbeddedDataset();
+  auto split = RandomSplit(static_cast<int>(d.episodes.size()), 1, 0.2);
+  auto sim = Simulator::Create(d, split->train, SimulatorConfig{});
+  ASSERT_TRUE(sim.ok());
+  for (const Budget budget : {Budget{30, 0.05}, Budget{12, 0.015}}) {
+    OraclePolicy oracle(*sim);
+    GreedyPolicy greedy(*sim);
+    const EvalOptions options{budget, false, 1};
+    const PolicyResult o = EvaluatePolicy(**sim, d, split->test, oracle, options);
+    const PolicyResult g = EvaluatePolicy(**sim, d, split->test, greedy, options);
+    EXPECT_EQ(o.share_over_latency, 0);
+    EXPECT_EQ(o.share_over_money, 0);
+    for (size_t i = 0; i < o.episodes.size(); ++i) {
+      if (g.episodes[i].latency_s <= budget.latency_s && g.episodes[i].money_usd <= budget.money_usd)
+        EXPECT_GE(o.episodes[i].reward, g.episodes[i].reward - 1e-12) << o.episodes[i].id;
+    }
+    for (int a = 0; a < (*sim)->actions().size(); ++a) {
+      FixedPolicy fixed(a, "fixed");
+      const PolicyResult f = EvaluatePolicy(**sim, d, split->test, fixed, options);
+      for (size_t i = 0; i < o.episodes.size(); ++i)
+        if (f.episodes[i].latency_s <= budget.latency_s &&
+            f.episodes[i].money_usd <= budget.money_usd)
+          EXPECT_GE(o.episodes[i].reward, f.episodes[i].reward - 1e-12);
+    }
+  }
+}
+
+TEST(EvaluatorTest, ShieldKeepsEveryEpisodeInsideTheBudgets) {
+  const data::Dataset& d = lcio::testing::EmbeddedDataset();
+  auto split = RandomSplit(static_cast<int>(d.episodes.size()), 2, 0.2);
+  SimulatorConfig config;
+  config.network = "4G";
+  auto sim = Simulator::Create(d, split->train, config);
+  ASSERT_TRUE(sim.ok());
+  const Budget tight{8, 0.01};
+  FixedPolicy all_views(8, "all views");
+  const PolicyResult off = EvaluatePolicy(**sim, d, split->test, all_views, {tight, false, 1});
+  const PolicyResult on = EvaluatePolicy(**sim, d, split->test, all_views, {tight, true, 1});
+  EXPECT_EQ(off.share_over_latency, 1.0);
+  EXPECT_GT(off.mean_excess_latency_s, 0);
+  EXPECT_EQ(on.share_over_latency, 0.0);
+  EXPECT_EQ(on.share_over_money, 0.0);
+  EXPECT_GT(on.shield_overrides, 0);
+}
+
+TEST(TrainingEnvTest, AgentHistoryBudgetsAndCostSignals) {
+  const data::Dataset& d = lcio::testing::EmbeddedDataset();
+  auto split = RandomSplit(static_cast<int>(d.episodes.size()), 1, 0.2);
+  auto sim = Simulator::Create(d, split->train, SimulatorConfig{});
+  ASSERT_TRUE(sim.ok());
+  BudgetDistribution budgets;
+  budgets.kind = BudgetDistribution::Kind::kUniform;
+  auto env = TrainingEnv::Create(*sim, d, split->train, (*sim)->DefaultLayout(), budgets, 5);
+  ASSERT_TRUE(env.ok()) << env.status();
+  std::vector<float> obs(env->observation_size());
+  double excess = 0;
+  int episodes = 0;
+  for (int step = 0; step < 2000; ++step) {
+    env->Observe(obs.data());
+    for (float x : obs) ASSERT_TRUE(std::isfinite(x));
+    const StepResult r = env->Step(8);
+    excess += r.excess_latency_s;
+    EXPECT_GE(r.excess_latency_s, 0);
+    if (r.done) {
+      EXPECT_NEAR(excess, std::max(0.0, env->run().spent_time_s() - env->budget().latency_s),
+                  1e-9);
+      EXPECT_GE(env->budget().latency_s, budgets.low.latency_s);
+      EXPECT_LE(env->budget().latency_s, budgets.high.latency_s);
+      excess = 0;
+      ++episodes;
+      env->Reset();
+    }
+  }
+  EXPECT_GT(episodes, 300);
+  EXPECT_GT(env->cache().hits(), env->cache().misses());
+}
+
+TEST(BudgetDistributionTest, KindsParseAndSampleInRange) {
+  std::mt19937_64 rng(1);
+  for (const char* name : {"fixed", "uniform", "normal", "mixture"}) {
+    auto kind = BudgetDistribution::ParseKind(name);
+    ASSERT_TRUE(kind.ok());
+    BudgetDistribution dist;
+    dist.kind = *kind;
+    for (int i = 0; i < 1000; ++i) {
+      const Budget b = dist.Sample(rng);
+      EXPECT_GE(b.latency_s, std::min(dist.low.latency_s, dist.fixed.latency_s));
+      EXPECT_LE(b.money_usd, std::max(dist.high.money_usd, dist.fixed.money_usd));
+    }
+  }
+  EXPECT_FALSE(BudgetDistribution::ParseKind("gamma").ok());
+}
+
+}  // namespace
+}  // namespace lcio::env

@@ -1,0 +1,119 @@
+#include "cli_common.h"
+
+#include <filesystem>
+
+#include "absl/flags/flag.h"
+#include "absl/strings/numbers.h"
+#include "absl/strings/str_cat.h"
+#include "nlohmann/json.hpp"
+
+ABSL_FLAG(std::string, data, "", "M4A1 JSON file (default: the embedded data/M4A1.json)");
+ABSL_FLAG(std::string, profiles, "",
+          "JSON file adding or replacing device/network/LLM/price profiles");
+ABSL_FLAG(std::string, device, "Jetson TX2", "local device profile");
+ABSL_FLAG(std::string, network, "Wired", "network profile to the cloud LLM");
+ABSL_FLAG(double, latency_budget, 30.0, "per-conversation latency budget, seconds");
+ABSL_FLAG(double, money_budget, 0.05, "per-conversation money budget, USD");
+ABSL_FLAG(double, alpha, 1.0, "reward weight of the response score");
+ABSL_FLAG(double, beta_association, 1.0 / 3, "reward weight of the view association");
+ABSL_FLAG(double, beta_latency, 1.0 / 3, "reward weight of the normalised latency");
+ABSL_FLAG(double, beta_usage, 1.0 / 3, "reward weight of the normalised money");
+ABSL_FLAG(int, time_span, 5, "turns in the observation window");
+ABSL_FLAG(int, k_neighbors, 5, "k of the kNN response estimator");
+ABSL_FLAG(std::vector<std::string>, refusal_phrases,
+          std::vector<std::string>({"sorry", "I don't have", "can't"}),
+          "answers containing any of these score 0 (comma-separated)");
+ABSL_FLAG(uint64_t, split_seed, 1, "seed of the first random 80/20 split");
+ABSL_FLAG(double, test_ratio, 0.2, "share of episodes in the test side");
+ABSL_FLAG(std::vector<std::string>, train_ids, {}, "explicit train episode ids (with --test_ids)");
+ABSL_FLAG(std::vector<std::string>, test_ids, {}, "explicit test episode ids (with --train_ids)");
+
+namespace lcio::cli {
+
+std::string DefaultDataPath() {
+  const std::string local = "data/M4A1.json";
+  if (std::filesystem::exists(local)) return local;
+  return std::string(LCIO_SOURCE_DIR) + "/data/M4A1.json";
+}
+
+absl::StatusOr<data::Dataset> LoadDataset() {
+  std::string path = absl::GetFlag(FLAGS_data);
+  if (path.empty()) path = DefaultDataPath();
+  return data::LoadM4A1File(path);
+}
+
+absl::StatusOr<env::SimulatorConfig> SimulatorConfigFromFlags() {
+  env::SimulatorConfig config;
+  if (const std::string file = absl::GetFlag(FLAGS_profiles); !file.empty())
+    if (auto s = config.catalog.MergeJsonFile(file); !s.ok()) return s;
+  config.device = absl::GetFlag(FLAGS_device);
+  config.network = absl::GetFlag(FLAGS_network);
+  config.weights = {absl::GetFlag(FLAGS_alpha), absl::GetFlag(FLAGS_beta_association),
+                    absl::GetFlag(FLAGS_beta_latency), absl::GetFlag(FLAGS_beta_usage)};
+  config.time_span = absl::GetFlag(FLAGS_time_span);
+  config.k_neighbors = absl::GetFlag(FLAGS_k_neighbors);
+  config.refusal.phrases = absl::GetFlag(FLAGS_refusal_phrases);
+  // Fail early on unknown names, with the list of known ones.
+  if (auto d = config.catalog.Device(config.device); !d.ok()) return d.status();
+  if (auto n = config.catalog.Network(config.network); !n.ok()) return n.status();
+  return config;
+}
+
+env::Budget BudgetFromFlags() {
+  return {absl::GetFlag(FLAGS_latency_budget), absl::GetFlag(FLAGS_money_budget)};
+}
+
+absl::StatusOr<std::vector<env::Split>> SplitsFromFlags(const data::Dataset& dataset, int count) {
+  const auto train_text = absl::GetFlag(FLAGS_train_ids);
+  const auto test_text = absl::GetFlag(FLAGS_test_ids);
+  if (!train_text.empty() || !test_text.empty()) {
+    auto parse = [](const std::vector<std::string>& text,
+                    const char* flag) -> absl::StatusOr<std::vector<int64_t>> {
+      std::vector<int64_t> ids;
+      for (const auto& t : text) {
+        int64_t id;
+        if (!absl::SimpleAtoi(t, &id))
+          return absl::InvalidArgumentError(
+              absl::StrCat("--", flag, ": \"", t, "\" is not an episode id"));
+        ids.push_back(id);
+      }
+      return ids;
+    };
+    auto train = parse(train_text, "train_ids");
+    if (!train.ok()) return train.status();
+    auto test = parse(test_text, "test_ids");
+    if (!test.ok()) return test.status();
+    auto split = env::SplitFromIds(dataset, *train, *test);
+    if (!split.ok()) return split.status();
+    return std::vector<env::Split>{*split};
+  }
+  if (count < 1) return absl::InvalidArgumentError(absl::StrCat("--splits = ", count, ": must be >= 1"));
+  std::vector<env::Split> splits;
+  for (int i = 0; i < count; ++i) {
+    auto split = env::RandomSplit(static_cast<int>(dataset.episodes.size()),
+                                  absl::GetFlag(FLAGS_split_seed) + i, absl::GetFlag(FLAGS_test_ratio));
+    if (!split.ok()) return split.status();
+    splits.push_back(*std::move(split));
+  }
+  return splits;
+}
+
+std::string SettingsJson(const env::SimulatorConfig& config, const env::Budget& budget) {
+  nlohmann::json j = {
+      {"device", config.device},
+      {"network", config.network},
+      {"weights",
+       {{"alpha", config.weights.alpha},
+        {"beta_association", config.weights.beta_association},
+        {"beta_latency", config.weights.beta_latency},
+        {"beta_usage", config.weights.beta_usage}}},
+      {"time_span", config.time_span},
+      {"k_neighbors", config.k_neighbors},
+      {"refusal_phrases", config.refusal.phrases},
+      {"latency_budget_s", budget.latency_s},
+      {"money_budget_usd", budget.money_usd},
+  };
+  return j.dump();
+}
+
+}  // namespace lcio::cli
