@@ -22,8 +22,8 @@ struct TaskClassifierOptions {
 class TaskClassifier {
  public:
   struct Prediction {
-    int task = 0;             // index into tasks()
-    double confidence = 0;    // posterior probability of that task, in (0, 1]
+    int task = 0;           // index into tasks()
+    double confidence = 0;  // posterior probability of that task, in (0, 1]
   };
 
   static absl::StatusOr<TaskClassifier> Train(const std::vector<std::string>& prompts,
@@ -42,9 +42,10 @@ class TaskClassifier {
 
   std::vector<std::string> tasks_;
   TaskClassifierOptions options_;
-  std::vector<int64_t> documents_;                              // [task] training prompts
-  std::vector<std::vector<std::pair<uint32_t, uint32_t>>> counts_;  // [task] (bucket, count), ascending
-  std::vector<double> log_prior_;                 // [task]
+  std::vector<int64_t> documents_;  // [task] training prompts
+  std::vector<std::vector<std::pair<uint32_t, uint32_t>>>
+      counts_;                                      // [task] (bucket, count), ascending
+  std::vector<double> log_prior_;                   // [task]
   std::vector<std::vector<float>> log_likelihood_;  // [task][bucket]
 };
 

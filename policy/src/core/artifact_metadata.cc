@@ -1,0 +1,237 @@
+#include <cmath>
+#include <regex>
+
+#include "absl/strings/str_cat.h"
+#include "lcio/env/action_table.h"
+#include "lcio/policy/artifact.h"
+#include "nlohmann/json.hpp"
+
+namespace lcio::policy {
+namespace {
+
+using Json = nlohmann::json;
+
+// Embedded JSON documents: an empty string is stored as null.
+Json EmbedJson(const std::string& text) {
+  if (text.empty()) return nullptr;
+  Json json = Json::parse(text, nullptr, /*allow_exceptions=*/false);
+  // Invalid text is kept as a string so that ValidateMetadata can name it.
+  return json.is_discarded() ? Json(text) : json;
+}
+std::string UnembedJson(const Json& json) {
+  if (json.is_null()) return "";
+  return json.dump();
+}
+
+Json ToJsonValue(const ArtifactMetadata& m) {
+  const env::ObservationLayout& l = m.layout;
+  Json observation = {{"layout_version", env::ObservationLayout::kVersion},
+                      {"num_views", l.num_views},
+                      {"num_tasks", l.num_tasks},
+                      {"time_span", l.time_span},
+                      {"task_one_hot", l.task_one_hot},
+                      {"prompt_aware", l.prompt_aware},
+                      {"budget_aware", l.budget_aware},
+                      {"latency_scale_s", l.latency_scale_s},
+                      {"money_scale_usd", l.money_scale_usd},
+                      {"budget_clip", env::ObservationLayout::kBudgetClip},
+                      {"size", l.size()},
+                      {"feature_names", l.FeatureNames()}};
+  return Json{
+      {"format", "lcio-policy"},
+      {"format_version", m.format_version},
+      {"policy_version", m.policy_version},
+      {"algo", m.algo},
+      {"created_utc", m.created_utc},
+      {"observation", std::move(observation)},
+      {"actions", {{"num_actions", m.num_actions}, {"views", m.action_views}}},
+      {"network", {{"activation", m.activation}, {"layer_sizes", m.layer_sizes}}},
+      {"tasks", m.tasks},
+      {"view_names", m.view_names},
+      {"cost_profile", {{"device", m.device}, {"network", m.network}}},
+      {"profiles", EmbedJson(m.profiles_json)},
+      {"reward_weights",
+       {{"alpha", m.weights.alpha},
+        {"beta_association", m.weights.beta_association},
+        {"beta_latency", m.weights.beta_latency},
+        {"beta_usage", m.weights.beta_usage}}},
+      {"reference_budget",
+       {{"latency_s", m.reference_budget.latency_s}, {"money_usd", m.reference_budget.money_usd}}},
+      {"training_config", EmbedJson(m.training_config_json)},
+      {"data_sha256", m.data_sha256},
+      {"evaluation", EmbedJson(m.evaluation_json)},
+      {"task_classifier", EmbedJson(m.classifier_json)},
+  };
+}
+
+absl::Status Fail(const std::string& source, const std::string& rule) {
+  return absl::InvalidArgumentError(absl::StrCat("artifact ", source, ": ", rule));
+}
+
+absl::Status CheckEmbedded(const std::string& text, const char* field, const std::string& source) {
+  if (text.empty()) return absl::OkStatus();
+  if (!Json::parse(text, nullptr, false).is_object())
+    return Fail(source, absl::StrCat(field, " must be a JSON object (or empty)"));
+  return absl::OkStatus();
+}
+
+}  // namespace
+
+std::string MetadataToJson(const ArtifactMetadata& metadata, bool pretty) {
+  return ToJsonValue(metadata).dump(pretty ? 2 : -1);
+}
+
+std::string MetadataHashText(const ArtifactMetadata& metadata) {
+  Json json = ToJsonValue(metadata);
+  json.erase("policy_version");
+  json.erase("created_utc");
+  return json.dump();
+}
+
+absl::StatusOr<ArtifactMetadata> MetadataFromJson(const std::string& text,
+                                                  const std::string& source) {
+  Json json = Json::parse(text, nullptr, /*allow_exceptions=*/false);
+  if (json.is_discarded()) return Fail(source, absl::StrCat(kMetadataFile, " is not valid JSON"));
+  if (!json.is_object()) return Fail(source, absl::StrCat(kMetadataFile, " must be a JSON object"));
+  ArtifactMetadata m;
+  try {
+    if (json.value("format", "") != "lcio-policy")
+      return Fail(source, "metadata format must be \"lcio-policy\"");
+    // The version gates everything else: a newer format may mean anything.
+    m.format_version = json.at("format_version").get<int>();
+    if (m.format_version < 1 || m.format_version > ArtifactMetadata::kFormatVersion)
+      return Fail(source, absl::StrCat("format_version = ", m.format_version,
+                                       ": this build reads versions 1 to ",
+                                       ArtifactMetadata::kFormatVersion));
+    const Json& observation = json.at("observation");
+    const int layout_version = observation.at("layout_version").get<int>();
+    if (layout_version != env::ObservationLayout::kVersion)
+      return Fail(source,
+                  absl::StrCat("observation.layout_version = ", layout_version,
+                               ": this build encodes version ", env::ObservationLayout::kVersion));
+    m.layout.num_views = observation.at("num_views").get<int>();
+    m.layout.num_tasks = observation.at("num_tasks").get<int>();
+    m.layout.time_span = observation.at("time_span").get<int>();
+    m.layout.task_one_hot = observation.at("task_one_hot").get<bool>();
+    m.layout.prompt_aware = observation.at("prompt_aware").get<bool>();
+    m.layout.budget_aware = observation.at("budget_aware").get<bool>();
+    m.layout.latency_scale_s = observation.at("latency_scale_s").get<double>();
+    m.layout.money_scale_usd = observation.at("money_scale_usd").get<double>();
+    if (observation.contains("budget_clip") &&
+        observation.at("budget_clip").get<double>() != env::ObservationLayout::kBudgetClip)
+      return Fail(
+          source,
+          absl::StrCat("observation.budget_clip = ", observation.at("budget_clip").get<double>(),
+                       ": this build clips at ", env::ObservationLayout::kBudgetClip));
+    const int size = observation.at("size").get<int>();
+    if (m.layout.time_span >= 1 && m.layout.time_span <= 1000 && m.layout.num_views >= 0 &&
+        m.layout.num_views <= env::ActionTable::kMaxViews && m.layout.num_tasks >= 0 &&
+        m.layout.num_tasks <= 100000 && size != m.layout.size())
+      return Fail(source, absl::StrCat("observation.size = ", size, " but the layout gives ",
+                                       m.layout.size()));
+    m.policy_version = json.at("policy_version").get<std::string>();
+    m.algo = json.at("algo").get<std::string>();
+    m.created_utc = json.value("created_utc", "");
+    m.num_actions = json.at("actions").at("num_actions").get<int>();
+    m.action_views = json.at("actions").at("views").get<std::vector<std::vector<int>>>();
+    m.activation = json.at("network").at("activation").get<std::string>();
+    m.layer_sizes = json.at("network").at("layer_sizes").get<std::vector<int>>();
+    m.tasks = json.at("tasks").get<std::vector<std::string>>();
+    m.view_names = json.at("view_names").get<std::vector<std::string>>();
+    m.device = json.at("cost_profile").at("device").get<std::string>();
+    m.network = json.at("cost_profile").at("network").get<std::string>();
+    m.profiles_json = UnembedJson(json.at("profiles"));
+    const Json& weights = json.at("reward_weights");
+    m.weights.alpha = weights.at("alpha").get<double>();
+    m.weights.beta_association = weights.at("beta_association").get<double>();
+    m.weights.beta_latency = weights.at("beta_latency").get<double>();
+    m.weights.beta_usage = weights.at("beta_usage").get<double>();
+    m.reference_budget.latency_s = json.at("reference_budget").at("latency_s").get<double>();
+    m.reference_budget.money_usd = json.at("reference_budget").at("money_usd").get<double>();
+    m.training_config_json = UnembedJson(json.at("training_config"));
+    m.data_sha256 = json.at("data_sha256").get<std::string>();
+    m.evaluation_json = UnembedJson(json.at("evaluation"));
+    m.classifier_json = UnembedJson(json.at("task_classifier"));
+  } catch (const Json::exception& e) {
+    return Fail(source, absl::StrCat("metadata field missing or of the wrong type: ", e.what()));
+  }
+  if (absl::Status status = ValidateMetadata(m, source); !status.ok()) return status;
+  return m;
+}
+
+absl::Status ValidateMetadata(const ArtifactMetadata& m, const std::string& source) {
+  if (m.format_version < 1 || m.format_version > ArtifactMetadata::kFormatVersion)
+    return Fail(source, absl::StrCat("format_version = ", m.format_version,
+                                     ": this build reads versions 1 to ",
+                                     ArtifactMetadata::kFormatVersion));
+  static const std::regex kLabel("[A-Za-z0-9._-]{1,64}");
+  if (!std::regex_match(m.algo, kLabel))
+    return Fail(source, absl::StrCat("algo = \"", m.algo,
+                                     "\": must be 1 to 64 characters of [A-Za-z0-9._-]"));
+  if (!m.policy_version.empty() && !std::regex_match(m.policy_version, kLabel))
+    return Fail(source, absl::StrCat("policy_version = \"", m.policy_version,
+                                     "\": must be 1 to 64 characters of [A-Za-z0-9._-]"));
+  if (m.layout.num_views < 0 || m.layout.num_views > env::ActionTable::kMaxViews)
+    return Fail(source, absl::StrCat("observation.num_views = ", m.layout.num_views,
+                                     ": must be in [0, ", env::ActionTable::kMaxViews, "]"));
+  if (m.layout.time_span < 1 || m.layout.time_span > 1000)
+    return Fail(source, absl::StrCat("observation.time_span = ", m.layout.time_span,
+                                     ": must be in [1, 1000]"));
+  auto encoder = env::ObservationEncoder::Create(m.layout);
+  if (!encoder.ok()) return Fail(source, absl::StrCat("observation: ", encoder.status().message()));
+  const env::ActionTable& table = encoder->actions();
+  if (m.num_actions != table.size())
+    return Fail(source, absl::StrCat("actions.num_actions = ", m.num_actions, " but ",
+                                     m.layout.num_views, " views give ", table.size(), " actions"));
+  if (static_cast<int>(m.action_views.size()) != table.size())
+    return Fail(source, absl::StrCat("actions.views has ", m.action_views.size(), " entries; ",
+                                     m.layout.num_views, " views give ", table.size(), " actions"));
+  for (int a = 0; a < table.size(); ++a)
+    if (m.action_views[a] != table.views(a))
+      return Fail(source, absl::StrCat("actions.views[", a, "] differs from the action table (",
+                                       table.Describe(a),
+                                       "): the artifact was trained with another action order"));
+  if (m.tasks.empty()) return Fail(source, "tasks is empty");
+  if (static_cast<int>(m.tasks.size()) != m.layout.num_tasks)
+    return Fail(source, absl::StrCat("tasks has ", m.tasks.size(),
+                                     " names but observation.num_tasks = ", m.layout.num_tasks));
+  if (static_cast<int>(m.view_names.size()) != m.layout.num_views)
+    return Fail(source, absl::StrCat("view_names has ", m.view_names.size(),
+                                     " names but observation.num_views = ", m.layout.num_views));
+  for (double v :
+       {m.weights.alpha, m.weights.beta_association, m.weights.beta_latency, m.weights.beta_usage})
+    if (!std::isfinite(v)) return Fail(source, "reward_weights must be finite");
+  if (std::isnan(m.reference_budget.latency_s) || m.reference_budget.latency_s < 0 ||
+      std::isnan(m.reference_budget.money_usd) || m.reference_budget.money_usd < 0)
+    return Fail(source, "reference_budget values must be numbers >= 0");
+  if (!m.layer_sizes.empty()) {  // empty before SaveArtifact fills it
+    if (m.layer_sizes.size() < 2)
+      return Fail(source, "network.layer_sizes needs at least the input and output sizes");
+    for (int width : m.layer_sizes)
+      if (width < 1 || width > (1 << 20))
+        return Fail(source,
+                    absl::StrCat("network.layer_sizes has ", width, ": must be in [1, 2^20]"));
+    if (m.layer_sizes.front() != m.layout.size())
+      return Fail(source, absl::StrCat("network input size ", m.layer_sizes.front(),
+                                       " != observation size ", m.layout.size()));
+    if (m.layer_sizes.back() != m.num_actions)
+      return Fail(source, absl::StrCat("network output size ", m.layer_sizes.back(),
+                                       " != number of actions ", m.num_actions));
+    if (m.activation != "tanh" && m.activation != "relu")
+      return Fail(source, absl::StrCat("network.activation = \"", m.activation,
+                                       "\": must be \"tanh\" or \"relu\""));
+  }
+  for (auto [text, field] :
+       {std::pair<const std::string*, const char*>{&m.profiles_json, "profiles"},
+        {&m.training_config_json, "training_config"},
+        {&m.evaluation_json, "evaluation"}})
+    if (absl::Status s = CheckEmbedded(*text, field, source); !s.ok()) return s;
+  if (m.classifier_json.empty()) return Fail(source, "task_classifier is missing");
+  auto classifier = TaskClassifier::FromJson(m.classifier_json);
+  if (!classifier.ok()) return Fail(source, std::string(classifier.status().message()));
+  if (classifier->tasks() != m.tasks)
+    return Fail(source, "task_classifier's tasks differ from the artifact's tasks");
+  return absl::OkStatus();
+}
+
+}  // namespace lcio::policy

@@ -1,0 +1,240 @@
+#include "lcio/policy/task_classifier.h"
+
+#include <algorithm>
+#include <cmath>
+#include <cstdint>
+#include <map>
+
+#include "absl/strings/str_cat.h"
+#include "nlohmann/json.hpp"
+
+namespace lcio::policy {
+namespace {
+
+constexpr char kFormat[] = "lcio-naive-bayes";
+constexpr int kFormatVersion = 1;
+// Bounds that keep a hand-edited or corrupt classifier from allocating without limit.
+constexpr int kMaxHashBuckets = 1 << 22;
+constexpr size_t kMaxTasks = 4096;
+
+// FNV-1a, 64 bit: stable across compilers and platforms, unlike std::hash, so
+// that a classifier trained on one machine scores identically on another.
+uint64_t Fnv1a(const std::string& bytes) {
+  uint64_t hash = 0xcbf29ce484222325ull;
+  for (unsigned char c : bytes) {
+    hash ^= c;
+    hash *= 0x100000001b3ull;
+  }
+  return hash;
+}
+
+bool IsWordByte(unsigned char c) {
+  // Bytes >= 0x80 belong to multi-byte UTF-8 characters: keep them inside words
+  // so that non-English text still forms tokens.
+  return (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') || c >= 0x80;
+}
+
+}  // namespace
+
+// The features of a prompt as bucket indices (with repetition): lowercased
+// word unigrams and bigrams, and character trigrams of the normalised text.
+std::vector<uint32_t> TaskClassifierFeatures(std::string_view prompt, int hash_buckets) {
+  std::vector<std::string> words;
+  std::string normalised = " ";  // words separated by single spaces, padded
+  std::string word;
+  auto flush = [&] {
+    if (word.empty()) return;
+    normalised += word;
+    normalised += ' ';
+    words.push_back(std::move(word));
+    word.clear();
+  };
+  for (char raw : prompt) {
+    unsigned char c = static_cast<unsigned char>(raw);
+    if (c >= 'A' && c <= 'Z') c = static_cast<unsigned char>(c - 'A' + 'a');
+    if (IsWordByte(c))
+      word.push_back(static_cast<char>(c));
+    else
+      flush();
+  }
+  flush();
+
+  std::vector<uint32_t> buckets;
+  const uint64_t n = static_cast<uint64_t>(hash_buckets);
+  auto add = [&](const std::string& feature) {
+    buckets.push_back(static_cast<uint32_t>(Fnv1a(feature) % n));
+  };
+  for (size_t i = 0; i < words.size(); ++i) {
+    add("w:" + words[i]);
+    if (i + 1 < words.size()) add("b:" + words[i] + " " + words[i + 1]);
+  }
+  if (normalised.size() >= 3)
+    for (size_t i = 0; i + 3 <= normalised.size(); ++i) add("c:" + normalised.substr(i, 3));
+  return buckets;
+}
+
+absl::StatusOr<TaskClassifier> TaskClassifier::Train(const std::vector<std::string>& prompts,
+                                                     const std::vector<int>& labels,
+                                                     const std::vector<std::string>& tasks,
+                                                     const TaskClassifierOptions& options) {
+  if (tasks.empty()) return absl::InvalidArgumentError("task classifier: tasks is empty");
+  if (tasks.size() > kMaxTasks)
+    return absl::InvalidArgumentError(
+        absl::StrCat("task classifier: ", tasks.size(), " tasks; at most ", kMaxTasks));
+  if (prompts.size() != labels.size())
+    return absl::InvalidArgumentError(absl::StrCat("task classifier: ", prompts.size(),
+                                                   " prompts but ", labels.size(), " labels"));
+  if (options.hash_buckets < 1 || options.hash_buckets > kMaxHashBuckets)
+    return absl::InvalidArgumentError(
+        absl::StrCat("task classifier: hash_buckets = ", options.hash_buckets, ": must be in [1, ",
+                     kMaxHashBuckets, "]"));
+  if (!(options.smoothing > 0) || !std::isfinite(options.smoothing))
+    return absl::InvalidArgumentError(absl::StrCat(
+        "task classifier: smoothing = ", options.smoothing, ": must be finite and > 0"));
+  TaskClassifier classifier;
+  classifier.tasks_ = tasks;
+  classifier.options_ = options;
+  classifier.documents_.assign(tasks.size(), 0);
+  std::vector<std::map<uint32_t, uint32_t>> counts(tasks.size());
+  for (size_t i = 0; i < prompts.size(); ++i) {
+    const int label = labels[i];
+    if (label < 0 || label >= static_cast<int>(tasks.size()))
+      return absl::InvalidArgumentError(absl::StrCat("task classifier: labels[", i, "] = ", label,
+                                                     ": must be in [0, ", tasks.size() - 1, "]"));
+    ++classifier.documents_[label];
+    for (uint32_t bucket : TaskClassifierFeatures(prompts[i], options.hash_buckets))
+      ++counts[label][bucket];
+  }
+  classifier.counts_.resize(tasks.size());
+  for (size_t t = 0; t < tasks.size(); ++t)
+    classifier.counts_[t].assign(counts[t].begin(), counts[t].end());
+  classifier.Fit();
+  return classifier;
+}
+
+void TaskClassifier::Fit() {
+  const size_t num_tasks = tasks_.size();
+  const double buckets = options_.hash_buckets;
+  const double alpha = options_.smoothing;
+  double total_documents = 0;
+  for (int64_t d : documents_) total_documents += static_cast<double>(d);
+  log_prior_.assign(num_tasks, 0);
+  log_likelihood_.assign(num_tasks, {});
+  for (size_t t = 0; t < num_tasks; ++t) {
+    // Add-one on the prior too, so a task without examples is unlikely, not impossible.
+    log_prior_[t] = std::log((static_cast<double>(documents_[t]) + 1.0) /
+                             (total_documents + static_cast<double>(num_tasks)));
+    double total = 0;
+    for (const auto& [bucket, count] : counts_[t]) total += count;
+    const double denominator = total + alpha * buckets;
+    log_likelihood_[t].assign(options_.hash_buckets,
+                              static_cast<float>(std::log(alpha / denominator)));
+    for (const auto& [bucket, count] : counts_[t])
+      log_likelihood_[t][bucket] = static_cast<float>(std::log((count + alpha) / denominator));
+  }
+}
+
+TaskClassifier::Prediction TaskClassifier::Predict(std::string_view prompt) const {
+  Prediction prediction;
+  if (tasks_.empty()) return prediction;  // default-constructed: nothing to choose from
+  std::vector<double> score(log_prior_);
+  for (uint32_t bucket : TaskClassifierFeatures(prompt, options_.hash_buckets))
+    for (size_t t = 0; t < score.size(); ++t) score[t] += log_likelihood_[t][bucket];
+  const size_t best = std::max_element(score.begin(), score.end()) - score.begin();
+  // Posterior by a numerically stable softmax; the best task's term is exp(0) = 1.
+  double sum = 0;
+  for (double s : score) sum += std::exp(s - score[best]);
+  prediction.task = static_cast<int>(best);
+  prediction.confidence = 1.0 / sum;
+  return prediction;
+}
+
+std::string TaskClassifier::ToJson() const {
+  nlohmann::json counts = nlohmann::json::array();
+  for (const auto& task_counts : counts_) {
+    // Only the buckets a task has seen: every other bucket is the smoothing default.
+    nlohmann::json buckets = nlohmann::json::array(), values = nlohmann::json::array();
+    for (const auto& [bucket, count] : task_counts) {
+      buckets.push_back(bucket);
+      values.push_back(count);
+    }
+    counts.push_back({{"buckets", std::move(buckets)}, {"counts", std::move(values)}});
+  }
+  nlohmann::json json = {{"format", kFormat},
+                         {"format_version", kFormatVersion},
+                         {"features", "fnv1a64: lowercase word unigrams, bigrams, char trigrams"},
+                         {"tasks", tasks_},
+                         {"hash_buckets", options_.hash_buckets},
+                         {"smoothing", options_.smoothing},
+                         {"documents", documents_},
+                         {"feature_counts", std::move(counts)}};
+  return json.dump();
+}
+
+absl::StatusOr<TaskClassifier> TaskClassifier::FromJson(const std::string& text) {
+  auto error = [](const std::string& rule) {
+    return absl::InvalidArgumentError(absl::StrCat("task classifier JSON: ", rule));
+  };
+  nlohmann::json json = nlohmann::json::parse(text, nullptr, /*allow_exceptions=*/false);
+  if (json.is_discarded()) return error("not valid JSON");
+  if (!json.is_object()) return error("must be an object");
+  try {
+    if (json.value("format", "") != kFormat)
+      return error(absl::StrCat("format must be \"", kFormat, "\""));
+    const int version = json.at("format_version").get<int>();
+    if (version != kFormatVersion)
+      return error(
+          absl::StrCat("format_version = ", version, ": this build reads ", kFormatVersion));
+    TaskClassifierOptions options;
+    options.hash_buckets = json.at("hash_buckets").get<int>();
+    options.smoothing = json.at("smoothing").get<double>();
+    if (options.hash_buckets < 1 || options.hash_buckets > kMaxHashBuckets)
+      return error(absl::StrCat("hash_buckets = ", options.hash_buckets, ": must be in [1, ",
+                                kMaxHashBuckets, "]"));
+    if (!(options.smoothing > 0) || !std::isfinite(options.smoothing))
+      return error(absl::StrCat("smoothing = ", options.smoothing, ": must be finite and > 0"));
+    TaskClassifier classifier;
+    classifier.options_ = options;
+    classifier.tasks_ = json.at("tasks").get<std::vector<std::string>>();
+    if (classifier.tasks_.empty() || classifier.tasks_.size() > kMaxTasks)
+      return error(absl::StrCat("tasks has ", classifier.tasks_.size(), " entries: must be in [1, ",
+                                kMaxTasks, "]"));
+    classifier.documents_ = json.at("documents").get<std::vector<int64_t>>();
+    if (classifier.documents_.size() != classifier.tasks_.size())
+      return error(absl::StrCat("documents has ", classifier.documents_.size(),
+                                " entries; tasks has ", classifier.tasks_.size()));
+    for (size_t t = 0; t < classifier.documents_.size(); ++t)
+      if (classifier.documents_[t] < 0)
+        return error(
+            absl::StrCat("documents[", t, "] = ", classifier.documents_[t], ": must be >= 0"));
+    const nlohmann::json& counts = json.at("feature_counts");
+    if (!counts.is_array() || counts.size() != classifier.tasks_.size())
+      return error("feature_counts must be an array with one entry per task");
+    classifier.counts_.resize(classifier.tasks_.size());
+    for (size_t t = 0; t < counts.size(); ++t) {
+      const auto buckets = counts[t].at("buckets").get<std::vector<int64_t>>();
+      const auto values = counts[t].at("counts").get<std::vector<int64_t>>();
+      if (buckets.size() != values.size())
+        return error(absl::StrCat("feature_counts[", t, "]: ", buckets.size(), " buckets but ",
+                                  values.size(), " counts"));
+      for (size_t i = 0; i < buckets.size(); ++i) {
+        if (buckets[i] < 0 || buckets[i] >= options.hash_buckets)
+          return error(absl::StrCat("feature_counts[", t, "].buckets[", i, "] = ", buckets[i],
+                                    ": must be in [0, ", options.hash_buckets - 1, "]"));
+        if (i > 0 && buckets[i] <= buckets[i - 1])
+          return error(absl::StrCat("feature_counts[", t, "].buckets must be strictly ascending"));
+        if (values[i] < 1 || values[i] > UINT32_MAX)
+          return error(absl::StrCat("feature_counts[", t, "].counts[", i, "] = ", values[i],
+                                    ": must be in [1, 2^32)"));
+        classifier.counts_[t].emplace_back(static_cast<uint32_t>(buckets[i]),
+                                           static_cast<uint32_t>(values[i]));
+      }
+    }
+    classifier.Fit();
+    return classifier;
+  } catch (const nlohmann::json::exception& e) {
+    return error(absl::StrCat("missing or mistyped field: ", e.what()));
+  }
+}
+
+}  // namespace lcio::policy

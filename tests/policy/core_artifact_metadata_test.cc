@@ -1,0 +1,135 @@
+#include <functional>
+#include <string>
+#include <vector>
+
+#include "gtest/gtest.h"
+#include "lcio/env/action_table.h"
+#include "lcio/policy/artifact.h"
+#include "nlohmann/json.hpp"
+
+namespace {
+
+using lcio::policy::ArtifactMetadata;
+using lcio::policy::MetadataFromJson;
+using lcio::policy::MetadataToJson;
+using lcio::policy::ValidateMetadata;
+using Json = nlohmann::json;
+
+ArtifactMetadata ValidMetadata() {
+  ArtifactMetadata m;
+  m.algo = "rc-ppo";
+  m.policy_version = "rc-ppo-0123456789ab";
+  m.layout.num_views = 3;
+  m.layout.num_tasks = 2;
+  m.layout.latency_scale_s = 12.5;
+  m.layout.money_scale_usd = 0.0137;
+  auto table = lcio::env::ActionTable::Create(3);
+  m.num_actions = table->size();
+  for (int a = 0; a < table->size(); ++a) m.action_views.push_back(table->views(a));
+  m.tasks = {"control", "question"};
+  m.view_names = {"front", "left", "right"};
+  m.profiles_json = R"({"devices":[{"name":"d","peak_gflops":1.5,"max_power_w":7}]})";
+  m.device = "Jetson TX2";
+  m.network = "4G";
+  m.weights.alpha = 0.7;
+  m.reference_budget = {8.0, 0.01};
+  m.training_config_json = R"({"lr":0.0003,"n_steps":2048})";
+  m.data_sha256 = std::string(64, 'a');
+  m.evaluation_json = R"({"reward":0.81})";
+  m.created_utc = "2024-01-01T00:00:00Z";
+  m.classifier_json =
+      lcio::policy::TaskClassifier::Train({"turn on", "what is"}, {0, 1}, m.tasks)->ToJson();
+  m.activation = "tanh";
+  m.layer_sizes = {m.layout.size(), 64, 64, m.num_actions};
+  return m;
+}
+
+TEST(ArtifactMetadata, JsonRoundTrip) {
+  const ArtifactMetadata m = ValidMetadata();
+  ASSERT_TRUE(ValidateMetadata(m, "x.pt").ok()) << ValidateMetadata(m, "x.pt");
+  const std::string json = MetadataToJson(m, /*pretty=*/true);
+  auto back = MetadataFromJson(json, "x.pt");
+  ASSERT_TRUE(back.ok()) << back.status();
+  EXPECT_EQ(back->policy_version, m.policy_version);
+  EXPECT_EQ(back->algo, m.algo);
+  EXPECT_EQ(back->layout.size(), m.layout.size());
+  EXPECT_EQ(back->layout.latency_scale_s, m.layout.latency_scale_s);
+  EXPECT_EQ(back->layout.money_scale_usd, m.layout.money_scale_usd);
+  EXPECT_EQ(back->action_views, m.action_views);
+  EXPECT_EQ(back->tasks, m.tasks);
+  EXPECT_EQ(back->view_names, m.view_names);
+  EXPECT_EQ(back->device, m.device);
+  EXPECT_EQ(back->network, m.network);
+  EXPECT_EQ(back->weights.alpha, m.weights.alpha);
+  EXPECT_EQ(back->reference_budget.money_usd, m.reference_budget.money_usd);
+  EXPECT_EQ(Json::parse(back->profiles_json), Json::parse(m.profiles_json));
+  EXPECT_EQ(Json::parse(back->training_config_json), Json::parse(m.training_config_json));
+  EXPECT_EQ(back->data_sha256, m.data_sha256);
+  EXPECT_EQ(back->created_utc, m.created_utc);
+  EXPECT_EQ(back->layer_sizes, m.layer_sizes);
+  EXPECT_EQ(back->activation, m.activation);
+  EXPECT_EQ(MetadataToJson(*back), MetadataToJson(m));
+  // Embedded documents read as JSON, not escaped strings.
+  EXPECT_TRUE(Json::parse(json)["training_config"].is_object());
+  EXPECT_EQ(Json::parse(json)["observation"]["feature_names"].size(), m.layout.size());
+}
+
+TEST(ArtifactMetadata, HashTextIgnoresVersionAndTimeOnly) {
+  ArtifactMetadata a = ValidMetadata(), b = ValidMetadata();
+  b.policy_version = "other";
+  b.created_utc = "2030-01-01T00:00:00Z";
+  EXPECT_EQ(MetadataHashText(a), MetadataHashText(b));
+  b.data_sha256 = std::string(64, 'b');
+  EXPECT_NE(MetadataHashText(a), MetadataHashText(b));
+}
+
+void ExpectJsonRejected(const std::function<void(Json&)>& edit, const std::string& needle) {
+  Json json = Json::parse(MetadataToJson(ValidMetadata()));
+  edit(json);
+  auto parsed = MetadataFromJson(json.dump(), "/tmp/p.pt");
+  ASSERT_FALSE(parsed.ok()) << "accepted an edit expected to fail with: " << needle;
+  EXPECT_NE(parsed.status().message().find("/tmp/p.pt"), std::string::npos) << parsed.status();
+  EXPECT_NE(parsed.status().message().find(needle), std::string::npos)
+      << parsed.status() << " (wanted \"" << needle << "\")";
+}
+
+TEST(ArtifactMetadata, RejectsIncompatibleJson) {
+  EXPECT_FALSE(MetadataFromJson("not json", "p").ok());
+  EXPECT_FALSE(MetadataFromJson("[]", "p").ok());
+  ExpectJsonRejected([](Json& j) { j["format"] = "zip"; }, "format must be");
+  ExpectJsonRejected([](Json& j) { j["format_version"] = 2; }, "format_version = 2");
+  ExpectJsonRejected([](Json& j) { j["format_version"] = 0; }, "format_version = 0");
+  ExpectJsonRejected([](Json& j) { j["observation"]["layout_version"] = 7; }, "layout_version = 7");
+  ExpectJsonRejected([](Json& j) { j["observation"]["size"] = 5; }, "observation.size = 5");
+  ExpectJsonRejected([](Json& j) { j["observation"]["budget_clip"] = 4; }, "budget_clip");
+  ExpectJsonRejected([](Json& j) { j["observation"].erase("time_span"); }, "missing");
+  ExpectJsonRejected([](Json& j) { j["actions"]["num_actions"] = 10; }, "num_actions = 10");
+  ExpectJsonRejected([](Json& j) { std::swap(j["actions"]["views"][1], j["actions"]["views"][2]); },
+                     "actions.views[1]");
+  ExpectJsonRejected([](Json& j) { j["actions"]["views"].erase(7); }, "actions.views has 8");
+  ExpectJsonRejected([](Json& j) { j["tasks"] = Json::array(); }, "tasks");
+  ExpectJsonRejected([](Json& j) { j["tasks"] = {"a", "b", "c"}; }, "tasks has 3");
+  ExpectJsonRejected([](Json& j) { j["tasks"] = {"control", "other"}; }, "task_classifier");
+  ExpectJsonRejected([](Json& j) { j["view_names"] = {"a"}; }, "view_names");
+  ExpectJsonRejected([](Json& j) { j["task_classifier"] = nullptr; }, "task_classifier");
+  ExpectJsonRejected([](Json& j) { j["task_classifier"]["smoothing"] = -1; }, "smoothing");
+  ExpectJsonRejected([](Json& j) { j["training_config"] = "{broken"; }, "training_config");
+  ExpectJsonRejected([](Json& j) { j["algo"] = "a b"; }, "algo");
+  ExpectJsonRejected([](Json& j) { j["algo"] = ""; }, "algo");
+  ExpectJsonRejected([](Json& j) { j["network"]["layer_sizes"][0] = 3; }, "network input size 3");
+  ExpectJsonRejected([](Json& j) { j["network"]["layer_sizes"].back() = 4; },
+                     "network output size 4");
+  ExpectJsonRejected([](Json& j) { j["network"]["layer_sizes"] = {20}; }, "at least");
+  ExpectJsonRejected([](Json& j) { j["network"]["activation"] = "gelu"; }, "activation");
+  ExpectJsonRejected([](Json& j) { j["observation"]["num_views"] = 40; }, "num_views = 40");
+  ExpectJsonRejected([](Json& j) { j["observation"]["latency_scale_s"] = -1; }, "latency_scale");
+  ExpectJsonRejected([](Json& j) { j["reference_budget"]["money_usd"] = -1; }, "reference_budget");
+}
+
+TEST(ArtifactMetadata, UnknownKeysAreIgnored) {
+  Json json = Json::parse(MetadataToJson(ValidMetadata()));
+  json["added_in_a_later_minor_revision"] = {{"x", 1}};
+  EXPECT_TRUE(MetadataFromJson(json.dump(), "p").ok());
+}
+
+}  // namespace

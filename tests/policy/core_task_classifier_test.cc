@@ -1,0 +1,236 @@
+#include <cmath>
+#include <cstdio>
+#include <map>
+#include <string>
+#include <vector>
+
+#include "gtest/gtest.h"
+#include "lcio/env/split.h"
+#include "lcio/policy/task_classifier.h"
+#include "nlohmann/json.hpp"
+#include "test_support.h"
+
+namespace {
+
+using lcio::policy::TaskClassifier;
+using lcio::policy::TaskClassifierFeatures;
+
+struct Corpus {
+  std::vector<std::string> prompts;
+  std::vector<int> labels;
+};
+
+Corpus PromptsOf(const lcio::data::Dataset& dataset, const std::vector<int>& episodes) {
+  Corpus corpus;
+  for (int e : episodes)
+    for (const auto& turn : dataset.episodes[e].turns) {
+      corpus.prompts.push_back(turn.question);
+      corpus.labels.push_back(turn.task_index);
+    }
+  return corpus;
+}
+
+TaskClassifier TrainOn(const lcio::data::Dataset& dataset, const std::vector<int>& episodes) {
+  Corpus corpus = PromptsOf(dataset, episodes);
+  auto classifier = TaskClassifier::Train(corpus.prompts, corpus.labels, dataset.tasks);
+  EXPECT_TRUE(classifier.ok()) << classifier.status();
+  return *std::move(classifier);
+}
+
+std::vector<int> AllEpisodes(const lcio::data::Dataset& dataset) {
+  std::vector<int> all(dataset.episodes.size());
+  for (size_t i = 0; i < all.size(); ++i) all[i] = static_cast<int>(i);
+  return all;
+}
+
+TEST(TaskClassifierFeatures, NormalisesCaseAndPunctuation) {
+  EXPECT_EQ(TaskClassifierFeatures("Hello, WORLD!", 1 << 15),
+            TaskClassifierFeatures("hello   world", 1 << 15));
+  // 2 unigrams + 1 bigram + the 11 trigrams of " hello world ".
+  EXPECT_EQ(TaskClassifierFeatures("hello world", 1 << 15).size(), 14u);
+  EXPECT_TRUE(TaskClassifierFeatures("", 1 << 15).empty());
+}
+
+TEST(TaskClassifierFeatures, HashIsFnv1aAndStable) {
+  // FNV-1a 64 of "w:a" and "c: a " modulo 2^15, computed independently: the
+  // features must not depend on the platform's std::hash.
+  EXPECT_EQ(TaskClassifierFeatures("a", 1 << 15), (std::vector<uint32_t>{7711, 28625}));
+}
+
+TEST(TaskClassifier, HeldOutAccuracyOnM4A1EpisodeSplits) {
+  // What the service sees: the test conversations' prompts, training on the
+  // others. (M4A1 reuses a small set of prompts across conversations, so this
+  // mostly measures memorisation; the next test measures generalisation.)
+  const auto& dataset = lcio::testing::EmbeddedDataset();
+  ASSERT_FALSE(dataset.episodes.empty());
+  double accuracy_sum = 0;
+  constexpr int kSplits = 5;
+  for (int seed = 1; seed <= kSplits; ++seed) {
+    auto split = lcio::env::RandomSplit(static_cast<int>(dataset.episodes.size()), seed, 0.2);
+    ASSERT_TRUE(split.ok());
+    const TaskClassifier classifier = TrainOn(dataset, split->train);
+    const Corpus test = PromptsOf(dataset, split->test);
+    int correct = 0;
+    for (size_t i = 0; i < test.prompts.size(); ++i)
+      correct += classifier.Predict(test.prompts[i]).task == test.labels[i];
+    accuracy_sum += static_cast<double>(correct) / test.prompts.size();
+  }
+  const double accuracy = accuracy_sum / kSplits;
+  std::printf("task accuracy on the test side of %d 80/20 episode splits: %.3f (chance %.3f)\n",
+              kSplits, accuracy, 1.0 / dataset.tasks.size());
+  EXPECT_GT(accuracy, 0.6);
+}
+
+TEST(TaskClassifier, LeaveOnePromptOutAccuracyOnM4A1) {
+  // Generalisation: every distinct prompt is classified by a classifier that
+  // never saw it (trained on all the other distinct prompts).
+  const auto& dataset = lcio::testing::EmbeddedDataset();
+  std::map<std::string, int> distinct;
+  for (const auto& episode : dataset.episodes)
+    for (const auto& turn : episode.turns) distinct.emplace(turn.question, turn.task_index);
+  ASSERT_GE(distinct.size(), 8u);
+  int correct = 0;
+  for (const auto& [held_out, label] : distinct) {
+    std::vector<std::string> prompts;
+    std::vector<int> labels;
+    for (const auto& [prompt, task] : distinct)
+      if (prompt != held_out) {
+        prompts.push_back(prompt);
+        labels.push_back(task);
+      }
+    auto classifier = TaskClassifier::Train(prompts, labels, dataset.tasks);
+    ASSERT_TRUE(classifier.ok());
+    correct += classifier->Predict(held_out).task == label;
+  }
+  const double accuracy = static_cast<double>(correct) / distinct.size();
+  std::printf(
+      "leave-one-prompt-out task accuracy over M4A1's %zu distinct prompts: %d/%zu = %.3f "
+      "(chance %.3f)\n",
+      distinct.size(), correct, distinct.size(), accuracy, 1.0 / dataset.tasks.size());
+  // Five prompts per task are little to generalise from; chance is 0.25 and
+  // 8 of 20 or more happens by chance with probability ~0.1.
+  EXPECT_GT(accuracy, 0.35);
+}
+
+TEST(TaskClassifier, AnyPromptGetsAValidAnswer) {
+  const auto& dataset = lcio::testing::EmbeddedDataset();
+  const TaskClassifier classifier = TrainOn(dataset, AllEpisodes(dataset));
+  const std::string long_prompt(200000, 'x');
+  const std::vector<std::string> prompts = {"",
+                                            " ",
+                                            "zzqx vbnm qwprt",
+                                            "\xff\xfe\x80\x81 \xc3\xa9t\xc3\xa9",
+                                            std::string("a\0b\0", 4),
+                                            "Bitte schalte das Licht aus",
+                                            "!!!???...",
+                                            long_prompt,
+                                            "\x7f\x01\x02"};
+  for (const std::string& prompt : prompts) {
+    const auto prediction = classifier.Predict(prompt);
+    EXPECT_GE(prediction.task, 0);
+    EXPECT_LT(prediction.task, static_cast<int>(dataset.tasks.size()));
+    EXPECT_TRUE(std::isfinite(prediction.confidence));
+    EXPECT_GE(prediction.confidence, 1.0 / dataset.tasks.size() - 1e-12);
+    EXPECT_LE(prediction.confidence, 1.0);
+  }
+}
+
+TEST(TaskClassifier, EmptyPromptFallsBackToThePrior) {
+  auto classifier = TaskClassifier::Train({"a", "b", "c", "d"}, {1, 1, 1, 0}, {"x", "y"});
+  ASSERT_TRUE(classifier.ok());
+  const auto prediction = classifier->Predict("");
+  EXPECT_EQ(prediction.task, 1);
+  EXPECT_NEAR(prediction.confidence, 4.0 / 6.0, 1e-9);  // add-one prior: (3+1)/(4+2)
+}
+
+TEST(TaskClassifier, LearnsObviousWords) {
+  auto classifier = TaskClassifier::Train(
+      {"turn on the lights", "switch off the lamp", "what is the weather", "what time is it"},
+      {0, 0, 1, 1}, {"control", "question"});
+  ASSERT_TRUE(classifier.ok());
+  EXPECT_EQ(classifier->Predict("please turn on the lamp").task, 0);
+  EXPECT_EQ(classifier->Predict("what is it").task, 1);
+  EXPECT_GT(classifier->Predict("turn on the lights").confidence, 0.9);
+}
+
+TEST(TaskClassifier, JsonRoundTripIsExactAndSmall) {
+  const auto& dataset = lcio::testing::EmbeddedDataset();
+  const TaskClassifier classifier = TrainOn(dataset, AllEpisodes(dataset));
+  const std::string json = classifier.ToJson();
+  std::printf("classifier JSON: %zu bytes\n", json.size());
+  EXPECT_LT(json.size(), 2u << 20);
+  auto restored = TaskClassifier::FromJson(json);
+  ASSERT_TRUE(restored.ok()) << restored.status();
+  EXPECT_EQ(restored->tasks(), classifier.tasks());
+  EXPECT_EQ(restored->ToJson(), json);
+  for (const auto& prompt : PromptsOf(dataset, AllEpisodes(dataset)).prompts) {
+    const auto a = classifier.Predict(prompt), b = restored->Predict(prompt);
+    EXPECT_EQ(a.task, b.task);
+    EXPECT_EQ(a.confidence, b.confidence);
+  }
+}
+
+TEST(TaskClassifier, TrainRejectsBadInput) {
+  EXPECT_FALSE(TaskClassifier::Train({"a"}, {0}, {}).ok());
+  EXPECT_FALSE(TaskClassifier::Train({"a", "b"}, {0}, {"x"}).ok());
+  auto out_of_range = TaskClassifier::Train({"a"}, {3}, {"x", "y"});
+  ASSERT_FALSE(out_of_range.ok());
+  EXPECT_NE(out_of_range.status().message().find("labels[0] = 3"), std::string::npos)
+      << out_of_range.status();
+  lcio::policy::TaskClassifierOptions options;
+  options.hash_buckets = 0;
+  EXPECT_FALSE(TaskClassifier::Train({"a"}, {0}, {"x"}, options).ok());
+  options = {};
+  options.smoothing = -1;
+  EXPECT_FALSE(TaskClassifier::Train({"a"}, {0}, {"x"}, options).ok());
+  options.smoothing = NAN;
+  EXPECT_FALSE(TaskClassifier::Train({"a"}, {0}, {"x"}, options).ok());
+}
+
+TEST(TaskClassifier, BadJsonIsAnErrorNamingTheRule) {
+  auto classifier = TaskClassifier::Train({"turn on", "what is"}, {0, 1}, {"a", "b"});
+  ASSERT_TRUE(classifier.ok());
+  const nlohmann::json good = nlohmann::json::parse(classifier->ToJson());
+  auto expect_error = [](const std::string& text, const std::string& needle) {
+    auto parsed = TaskClassifier::FromJson(text);
+    ASSERT_FALSE(parsed.ok()) << "accepted: " << text.substr(0, 200);
+    EXPECT_NE(parsed.status().message().find(needle), std::string::npos)
+        << parsed.status() << " (wanted \"" << needle << "\")";
+  };
+  expect_error("", "not valid JSON");
+  expect_error("{", "not valid JSON");
+  expect_error("[1, 2]", "must be an object");
+  auto edited = [&good](auto edit) {
+    nlohmann::json json = good;
+    edit(json);
+    return json.dump();
+  };
+  expect_error(edited([](auto& j) { j["format"] = "other"; }), "format");
+  expect_error(edited([](auto& j) { j["format_version"] = 99; }), "format_version = 99");
+  expect_error(edited([](auto& j) { j.erase("tasks"); }), "missing or mistyped");
+  expect_error(edited([](auto& j) { j["tasks"] = nlohmann::json::array(); }), "tasks has 0");
+  expect_error(edited([](auto& j) { j["hash_buckets"] = 0; }), "hash_buckets = 0");
+  expect_error(edited([](auto& j) { j["hash_buckets"] = 1 << 30; }), "hash_buckets");
+  expect_error(edited([](auto& j) { j["smoothing"] = -0.5; }), "smoothing");
+  expect_error(edited([](auto& j) { j["documents"] = nlohmann::json::array({1}); }),
+               "documents has 1");
+  expect_error(edited([](auto& j) {
+                 j["documents"] = nlohmann::json::array({1, -1});
+               }),
+               "documents[1] = -1");
+  expect_error(edited([](auto& j) { j["feature_counts"].erase(1); }), "feature_counts");
+  expect_error(edited([](auto& j) { j["feature_counts"][0]["buckets"][0] = 1 << 20; }),
+               "must be in [0, 32767]");
+  expect_error(edited([](auto& j) { j["feature_counts"][0]["counts"].push_back(1); }),
+               "buckets but");
+  expect_error(edited([](auto& j) {
+                 auto& b = j["feature_counts"][0]["buckets"];
+                 std::swap(b[0], b[1]);
+               }),
+               "ascending");
+  expect_error(edited([](auto& j) { j["feature_counts"][0]["counts"][0] = 0; }), "counts[0] = 0");
+  expect_error(edited([](auto& j) { j["feature_counts"][0]["counts"][0] = "x"; }),
+               "missing or mistyped");
+}
+
+}  // namespace
