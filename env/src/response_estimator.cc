@@ -7,6 +7,7 @@
 
 #include "absl/strings/str_cat.h"
 #include "lcio/env/observation.h"
+#include "lcio/env/reference_kdtree.h"
 #include "nanoflann.hpp"
 
 namespace lcio::env {
@@ -52,8 +53,8 @@ double ResponseEstimator::SquaredDistance(const double* a, const double* b) cons
 
 absl::StatusOr<std::shared_ptr<const ResponseEstimator>> ResponseEstimator::Fit(
     const data::Dataset& dataset, const std::vector<int>& episode_indices,
-    const ActionTable& actions, int time_span, int k_neighbors,
-    const data::RefusalRule& refusal) {
+    const ActionTable& actions, int time_span, int k_neighbors, const data::RefusalRule& refusal,
+    NeighbourRule rule) {
   const int width = ResponseKeyWidth(actions.num_views(), time_span);
   std::vector<double> keys, values;
   std::vector<double> key(width);
@@ -65,9 +66,9 @@ absl::StatusOr<std::shared_ptr<const ResponseEstimator>> ResponseEstimator::Fit(
     for (const data::Turn& turn : episode.turns) {
       auto action = actions.IndexOf(turn.target == data::Target::kCloud, turn.uploaded_views);
       if (!action.ok())
-        return absl::InvalidArgumentError(
-            absl::StrCat("episode ", episode.id, " turn ", context.turn_index(), ": ",
-                         action.status().message()));
+        return absl::InvalidArgumentError(absl::StrCat("episode ", episode.id, " turn ",
+                                                       context.turn_index(), ": ",
+                                                       action.status().message()));
       context.task_index = turn.task_index;
       EncodeResponseKey(actions, time_span, context, *action, key.data());
       keys.insert(keys.end(), key.begin(), key.end());
@@ -76,14 +77,16 @@ absl::StatusOr<std::shared_ptr<const ResponseEstimator>> ResponseEstimator::Fit(
       context.previous_tasks.push_back(turn.task_index);
     }
   }
-  return FromPoints(width, std::move(keys), std::move(values), k_neighbors);
+  return FromPoints(width, std::move(keys), std::move(values), k_neighbors, rule);
 }
 
 absl::StatusOr<std::shared_ptr<const ResponseEstimator>> ResponseEstimator::FromPoints(
-    int key_width, std::vector<double> keys, std::vector<double> values, int k_neighbors) {
+    int key_width, std::vector<double> keys, std::vector<double> values, int k_neighbors,
+    NeighbourRule rule) {
   if (key_width < 1) return absl::InvalidArgumentError("key_width must be >= 1");
   if (k_neighbors < 1)
-    return absl::InvalidArgumentError(absl::StrCat("k_neighbors = ", k_neighbors, ": must be >= 1"));
+    return absl::InvalidArgumentError(
+        absl::StrCat("k_neighbors = ", k_neighbors, ": must be >= 1"));
   if (values.empty())
     return absl::InvalidArgumentError("the response estimator needs at least one training turn");
   if (keys.size() != values.size() * key_width)
@@ -91,6 +94,7 @@ absl::StatusOr<std::shared_ptr<const ResponseEstimator>> ResponseEstimator::From
   std::shared_ptr<ResponseEstimator> est(new ResponseEstimator());
   est->key_width_ = key_width;
   est->k_ = k_neighbors;
+  est->rule_ = rule;
   est->raw_keys_ = std::move(keys);
   est->raw_values_ = std::move(values);
   est->Build();
@@ -98,6 +102,13 @@ absl::StatusOr<std::shared_ptr<const ResponseEstimator>> ResponseEstimator::From
 }
 
 void ResponseEstimator::Build() {
+  if (rule_ == NeighbourRule::kScikitKdTree) {
+    // Point order matters to this rule: build over the raw points as fitted.
+    reference_tree_ =
+        std::make_unique<ReferenceKdTree>(raw_keys_.data(), raw_values_.size(), key_width_);
+    for (double v : raw_values_) max_value_ = std::max(max_value_, v);
+    return;
+  }
   // Merge duplicates: sort point indices by key, then collapse equal runs.
   const size_t n = raw_values_.size();
   std::vector<uint32_t> order(n);
@@ -111,9 +122,8 @@ void ResponseEstimator::Build() {
   });
   for (size_t i = 0; i < n; ++i) {
     const uint32_t p = order[i];
-    const bool same = !counts_.empty() &&
-                      std::equal(key_of(p), key_of(p) + key_width_,
-                                 unique_keys_.end() - key_width_);
+    const bool same = !counts_.empty() && std::equal(key_of(p), key_of(p) + key_width_,
+                                                     unique_keys_.end() - key_width_);
     if (!same) {
       unique_keys_.insert(unique_keys_.end(), key_of(p), key_of(p) + key_width_);
       counts_.push_back(0);
@@ -127,6 +137,15 @@ void ResponseEstimator::Build() {
 }
 
 double ResponseEstimator::Estimate(const double* key) const {
+  if (rule_ == NeighbourRule::kScikitKdTree) {
+    double weighted = 0, weights = 0;
+    for (const auto& n : reference_tree_->Query(key, k_)) {
+      const double w = 1.0 / (std::sqrt(n.squared_distance) + kWeightEpsilon);
+      weighted += w * raw_values_[n.index];
+      weights += w;
+    }
+    return weighted / weights;
+  }
   const size_t unique = counts_.size();
   // k unique keys hold at least k points, so the k-th smallest point distance
   // is among them.

@@ -19,7 +19,7 @@ absl::StatusOr<std::shared_ptr<const Simulator>> Simulator::Create(
   std::shared_ptr<Simulator> sim(new Simulator(config, *actions, *std::move(costs)));
   sim->num_tasks_ = static_cast<int>(dataset.tasks.size());
   auto estimator = ResponseEstimator::Fit(dataset, train_episodes, sim->actions_, config.time_span,
-                                          config.k_neighbors, config.refusal);
+                                          config.k_neighbors, config.refusal, config.knn_rule);
   if (!estimator.ok()) return estimator.status();
   sim->estimator_ = *std::move(estimator);
   return std::shared_ptr<const Simulator>(std::move(sim));

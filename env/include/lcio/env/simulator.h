@@ -34,6 +34,8 @@ struct SimulatorConfig {
   RewardWeights weights;
   int time_span = 5;
   int k_neighbors = 5;
+  // kScikitKdTree only to reproduce the original figures (docs/simulator.md).
+  NeighbourRule knn_rule = NeighbourRule::kTieInclusive;
   data::RefusalRule refusal;
   ProfileCatalog catalog = ProfileCatalog::BuiltIn();
 };
