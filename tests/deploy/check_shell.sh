@@ -1,0 +1,13 @@
+#!/usr/bin/env bash
+# Runs ShellCheck over the container entrypoints and the deploy checks.
+#   check_shell.sh SOURCE_DIR
+set -euo pipefail
+src="${1:?usage: check_shell.sh SOURCE_DIR}"
+if ! command -v shellcheck >/dev/null; then
+  echo "SKIP: shellcheck not found (Debian package: shellcheck)"
+  exit 77
+fi
+cd "$src"
+shellcheck --version | head -2
+shellcheck -x deploy/docker/*.sh tests/deploy/*.sh
+echo "check_shell: OK"
