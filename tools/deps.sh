@@ -10,6 +10,7 @@ packages=(
   prometheus-cpp-dev
   libgtest-dev libgmock-dev libbenchmark-dev
   gnuplot-nox openssl curl
+  prometheus yamllint shellcheck jq iproute2 nodejs
 )
 missing=()
 for p in "${packages[@]}"; do
