@@ -3,39 +3,64 @@
 #include <algorithm>
 #include <cmath>
 #include <cstring>
+#include <limits>
 #include <numeric>
+
+#if defined(__SSE2__)
+#include <emmintrin.h>
+#endif
 
 #include "absl/strings/str_cat.h"
 #include "lcio/env/observation.h"
 #include "lcio/env/reference_kdtree.h"
-#include "nanoflann.hpp"
 
 namespace lcio::env {
 namespace {
 constexpr double kWeightEpsilon = 1e-6;  // the reference's 1 / (d + 1e-6)
-}
+// Keys within this magnitude take the integer trie; squared differences then
+// stay exact in double and in int64.
+constexpr double kMaxTrieCoordinate = 1 << 20;
 
-// nanoflann adaptor over the unique keys.
-struct ResponseEstimator::Tree {
-  struct Points {
-    const ResponseEstimator* owner;
-    size_t kdtree_get_point_count() const { return owner->counts_.size(); }
-    double kdtree_get_pt(size_t i, size_t d) const {
-      return owner->unique_keys_[i * owner->key_width_ + d];
+bool IsTrieCoordinate(double x) { return std::abs(x) <= kMaxTrieCoordinate && std::trunc(x) == x; }
+}  // namespace
+
+// The unique keys found so far within the k-th smallest point distance
+// (counting duplicates, ties included), and that distance: the bound beyond
+// which a key cannot be among the neighbours.
+class ResponseEstimator::Neighbours {
+ public:
+  // `ceiling`: a known upper bound on the k-th distance.
+  explicit Neighbours(int k, double ceiling = std::numeric_limits<double>::infinity())
+      : k_(k), bound_(ceiling) {}
+  double bound() const { return bound_; }
+  const std::vector<std::pair<double, uint32_t>>& found() const { return found_; }
+
+  void Offer(double squared_distance, uint32_t id, double count) {
+    if (squared_distance > bound_) return;
+    found_.emplace_back(squared_distance, id);
+    auto it = std::lower_bound(
+        shells_.begin(), shells_.end(), squared_distance,
+        [](const std::pair<double, double>& shell, double d2) { return shell.first < d2; });
+    if (it != shells_.end() && it->first == squared_distance)
+      it->second += count;
+    else
+      shells_.insert(it, {squared_distance, count});
+    double cumulative = 0;
+    for (size_t i = 0; i < shells_.size(); ++i) {
+      cumulative += shells_[i].second;
+      if (cumulative >= k_) {
+        bound_ = shells_[i].first;
+        shells_.resize(i + 1);
+        break;
+      }
     }
-    template <class Box>
-    bool kdtree_get_bbox(Box&) const {
-      return false;
-    }
-  };
-  using Index = nanoflann::KDTreeSingleIndexAdaptor<
-      nanoflann::L2_Simple_Adaptor<double, Points, double, uint32_t>, Points, -1, uint32_t>;
-  Points points;
-  Index index;
-  Tree(const ResponseEstimator* owner, int dims)
-      : points{owner}, index(dims, points, nanoflann::KDTreeSingleIndexAdaptorParams(10)) {
-    index.buildIndex();
   }
+
+ private:
+  int k_;
+  double bound_;
+  std::vector<std::pair<double, double>> shells_;   // (distance, points), ascending
+  std::vector<std::pair<double, uint32_t>> found_;  // (distance, unique id)
 };
 
 ResponseEstimator::~ResponseEstimator() = default;
@@ -109,14 +134,37 @@ void ResponseEstimator::Build() {
     for (double v : raw_values_) max_value_ = std::max(max_value_, v);
     return;
   }
-  // Merge duplicates: sort point indices by key, then collapse equal runs.
   const size_t n = raw_values_.size();
+  integer_keys_ = std::all_of(raw_keys_.begin(), raw_keys_.end(), IsTrieCoordinate);
+  // Trie levels in order of increasing variance over the points: the
+  // concentrated dimensions (old history slots, mostly padding) first, so the
+  // top levels stay narrow and shared, and the varied ones, where a query's
+  // distance accrues, near the leaves. Measured faster than decreasing
+  // variance or the natural order (docs/benchmarks.md).
+  trie_order_.resize(key_width_);
+  std::iota(trie_order_.begin(), trie_order_.end(), 0);
+  if (integer_keys_) {
+    std::vector<double> variance(key_width_);
+    for (int d = 0; d < key_width_; ++d) {
+      double sum = 0, sum_sq = 0;
+      for (size_t i = 0; i < n; ++i) {
+        const double x = raw_keys_[i * key_width_ + d];
+        sum += x;
+        sum_sq += x * x;
+      }
+      variance[d] = sum_sq / n - (sum / n) * (sum / n);
+    }
+    std::stable_sort(trie_order_.begin(), trie_order_.end(),
+                     [&](int a, int b) { return variance[a] < variance[b]; });
+  }
+  // Merge duplicates: sort point indices by key (dimensions in trie order),
+  // then collapse equal runs.
   std::vector<uint32_t> order(n);
   std::iota(order.begin(), order.end(), 0);
   auto key_of = [&](uint32_t i) { return raw_keys_.data() + static_cast<size_t>(i) * key_width_; };
   std::sort(order.begin(), order.end(), [&](uint32_t a, uint32_t b) {
     const double *ka = key_of(a), *kb = key_of(b);
-    for (int d = 0; d < key_width_; ++d)
+    for (int d : trie_order_)
       if (ka[d] != kb[d]) return ka[d] < kb[d];
     return a < b;
   });
@@ -133,7 +181,182 @@ void ResponseEstimator::Build() {
     value_sums_.back() += raw_values_[p];
     max_value_ = std::max(max_value_, raw_values_[p]);
   }
-  tree_ = std::make_unique<Tree>(this, key_width_);
+  if (integer_keys_) BuildTrie();
+}
+
+void ResponseEstimator::BuildTrie() {
+  // The unique keys are sorted in trie order, so key i opens a new node at
+  // every level from the first dimension (in trie order) where it differs
+  // from key i - 1.
+  trie_.assign(key_width_, TrieLevel{});
+  const size_t unique = counts_.size();
+  for (size_t i = 0; i < unique; ++i) {
+    const double* key = unique_keys_.data() + i * key_width_;
+    int first = 0;
+    if (i > 0) {
+      const double* previous = key - key_width_;
+      while (key[trie_order_[first]] == previous[trie_order_[first]]) ++first;
+    }
+    for (int level = first; level < key_width_; ++level) {
+      TrieLevel& t = trie_[level];
+      t.values.push_back(static_cast<int32_t>(key[trie_order_[level]]));
+      if (level + 1 < key_width_)
+        t.first_child.push_back(static_cast<uint32_t>(trie_[level + 1].values.size()));
+    }
+  }
+  for (int level = 0; level + 1 < key_width_; ++level)
+    trie_[level].first_child.push_back(static_cast<uint32_t>(trie_[level + 1].values.size()));
+  // About the cost of one column scan, in node visits.
+  trie_budget_ = std::max<int64_t>(1024, static_cast<int64_t>(unique) * key_width_ / 32);
+
+  const bool fits_int8 = std::all_of(unique_keys_.begin(), unique_keys_.end(),
+                                     [](double x) { return x >= -128 && x <= 127; });
+  if (!fits_int8) return;
+  column_stride_ = (unique + 15) / 16 * 16;
+  columns_.assign(column_stride_ * key_width_, 0);
+  for (size_t i = 0; i < unique; ++i)
+    for (int level = 0; level < key_width_; ++level)
+      columns_[level * column_stride_ + i] =
+          static_cast<int8_t>(unique_keys_[i * key_width_ + trie_order_[level]]);
+}
+
+bool ResponseEstimator::SearchTrie(int level, uint32_t begin, uint32_t end, double partial,
+                                   const int32_t* query, Neighbours* found, int64_t* budget) const {
+  // Siblings are sorted by value: walk outwards from the query's value, always
+  // taking the nearer side; once the nearer side is beyond the bound, so is
+  // everything else.
+  const TrieLevel& t = trie_[level];
+  const int32_t target = query[level];
+  const bool last = level + 1 == key_width_;
+  int64_t up =
+      std::lower_bound(t.values.begin() + begin, t.values.begin() + end, target) - t.values.begin();
+  int64_t down = up - 1;
+  const int64_t lowest = begin, highest = end;
+  while (true) {
+    const double up_cost = up < highest
+                               ? static_cast<double>(static_cast<int64_t>(t.values[up]) - target)
+                               : std::numeric_limits<double>::infinity();
+    const double down_cost =
+        down >= lowest ? static_cast<double>(target - static_cast<int64_t>(t.values[down]))
+                       : std::numeric_limits<double>::infinity();
+    if (up >= highest && down < lowest) return true;
+    if (--*budget < 0) return false;
+    int64_t node;
+    double distance;
+    if (up_cost <= down_cost) {
+      node = up++;
+      distance = partial + up_cost * up_cost;
+    } else {
+      node = down--;
+      distance = partial + down_cost * down_cost;
+    }
+    if (distance > found->bound()) return true;
+    if (last)
+      found->Offer(distance, static_cast<uint32_t>(node), counts_[node]);
+    else if (!SearchTrie(level + 1, t.first_child[node], t.first_child[node + 1], distance, query,
+                         found, budget))
+      return false;
+  }
+}
+
+void ResponseEstimator::ScanColumns(const int32_t* query, Neighbours* found) const {
+  const size_t unique = counts_.size();
+  auto column = [&](int level) { return columns_.data() + level * column_stride_; };
+  auto exact = [&](size_t i) {
+    double sum = 0;
+    for (int level = 0; level < key_width_; ++level) {
+      const double diff = static_cast<double>(query[level]) - column(level)[i];
+      sum += diff * diff;
+    }
+    return sum;
+  };
+#if defined(__SSE2__)
+  // Squared distances in unsigned saturating 16-bit lanes, each difference
+  // clamped to +-181 (181^2 < 2^15): a lane never exceeds the true distance,
+  // and equals it while below kExactBelow. Other lanes that the bound does not
+  // exclude are recomputed exactly.
+  constexpr int kExactBelow = 181 * 181;
+  const __m128i zero = _mm_setzero_si128(), flip = _mm_set1_epi16(-32768);
+  const __m128i limit = _mm_set1_epi16(181), neg_limit = _mm_set1_epi16(-181);
+  uint16_t lanes[16];
+  for (size_t block = 0; block < column_stride_; block += 16) {
+    __m128i low = zero, high = zero;
+    bool abandoned = false;
+    for (int level = 0; level < key_width_; ++level) {
+      const __m128i bytes =
+          _mm_loadu_si128(reinterpret_cast<const __m128i*>(column(level) + block));
+      const __m128i sign = _mm_cmpgt_epi8(zero, bytes);
+      const __m128i q = _mm_set1_epi16(static_cast<int16_t>(std::clamp(query[level], -512, 512)));
+      __m128i d_low = _mm_sub_epi16(_mm_unpacklo_epi8(bytes, sign), q);
+      __m128i d_high = _mm_sub_epi16(_mm_unpackhi_epi8(bytes, sign), q);
+      d_low = _mm_max_epi16(_mm_min_epi16(d_low, limit), neg_limit);
+      d_high = _mm_max_epi16(_mm_min_epi16(d_high, limit), neg_limit);
+      low = _mm_adds_epu16(low, _mm_mullo_epi16(d_low, d_low));
+      high = _mm_adds_epu16(high, _mm_mullo_epi16(d_high, d_high));
+      if ((level & 3) == 3 && found->bound() < 65535) {
+        // Unsigned "lane > bound" as a signed compare of sign-flipped values.
+        const __m128i b = _mm_xor_si128(
+            _mm_set1_epi16(static_cast<int16_t>(static_cast<uint16_t>(found->bound()))), flip);
+        const __m128i over = _mm_and_si128(_mm_cmpgt_epi16(_mm_xor_si128(low, flip), b),
+                                           _mm_cmpgt_epi16(_mm_xor_si128(high, flip), b));
+        if (_mm_movemask_epi8(over) == 0xFFFF) {
+          abandoned = true;
+          break;
+        }
+      }
+    }
+    if (abandoned) continue;
+    _mm_storeu_si128(reinterpret_cast<__m128i*>(lanes), low);
+    _mm_storeu_si128(reinterpret_cast<__m128i*>(lanes + 8), high);
+    // unpacklo/hi_epi8 put keys 0..7 in `low` and 8..15 in `high`.
+    const size_t count = std::min<size_t>(16, unique - std::min(unique, block));
+    for (size_t lane = 0; lane < count; ++lane) {
+      if (lanes[lane] > found->bound()) continue;
+      const size_t i = block + lane;
+      const double d2 = lanes[lane] < kExactBelow ? lanes[lane] : exact(i);
+      found->Offer(d2, static_cast<uint32_t>(i), counts_[i]);
+    }
+  }
+#else
+  for (size_t i = 0; i < unique; ++i) {
+    double sum = 0;
+    int level = 0;
+    for (; level < key_width_ && sum <= found->bound(); ++level) {
+      const double diff = static_cast<double>(query[level]) - column(level)[i];
+      sum += diff * diff;
+    }
+    if (level == key_width_) found->Offer(sum, static_cast<uint32_t>(i), counts_[i]);
+  }
+  (void)exact;
+#endif
+}
+
+void ResponseEstimator::Scan(const double* key, Neighbours* found) const {
+  // Partial sums in the same order as SquaredDistance: a completed sum is
+  // bit-identical to it, and an abandoned one could only have grown.
+  const size_t unique = counts_.size();
+  for (size_t i = 0; i < unique; ++i) {
+    const double* point = unique_keys_.data() + i * key_width_;
+    const double bound = found->bound();
+    double sum = 0;
+    int d = 0;
+    for (; d < key_width_ && sum <= bound; ++d) {
+      const double diff = key[d] - point[d];
+      sum += diff * diff;
+    }
+    if (d == key_width_ && sum <= bound) found->Offer(sum, static_cast<uint32_t>(i), counts_[i]);
+  }
+}
+
+double ResponseEstimator::WeightedMean(const Neighbours& found) const {
+  double weighted = 0, weights = 0;
+  for (const auto& [d2, id] : found.found()) {
+    if (d2 > found.bound()) continue;
+    const double w = 1.0 / (std::sqrt(d2) + kWeightEpsilon);
+    weighted += w * value_sums_[id];
+    weights += w * counts_[id];
+  }
+  return weighted / weights;
 }
 
 double ResponseEstimator::Estimate(const double* key) const {
@@ -146,46 +369,31 @@ double ResponseEstimator::Estimate(const double* key) const {
     }
     return weighted / weights;
   }
-  const size_t unique = counts_.size();
-  // k unique keys hold at least k points, so the k-th smallest point distance
-  // is among them.
-  const size_t want = std::min<size_t>(k_, unique);
-  std::vector<uint32_t> ids(want);
-  std::vector<double> tree_d2(want);
-  const size_t found = tree_->index.knnSearch(key, want, ids.data(), tree_d2.data());
-  std::vector<std::pair<double, uint32_t>> near;  // exact squared distance, unique id
-  near.reserve(found);
-  for (size_t i = 0; i < found; ++i)
-    near.emplace_back(SquaredDistance(key, unique_keys_.data() + ids[i] * key_width_), ids[i]);
-  std::sort(near.begin(), near.end());
-  double cumulative = 0, kth_d2 = near.back().first;
-  for (const auto& [d2, id] : near) {
-    cumulative += counts_[id];
-    if (cumulative >= k_) {
-      kth_d2 = d2;
-      break;
-    }
+  Neighbours found(k_);
+  bool integer_query = integer_keys_;
+  int32_t stack_query[64];
+  std::vector<int32_t> heap_query;
+  int32_t* query = stack_query;
+  if (integer_query && key_width_ > 64) {
+    heap_query.resize(key_width_);
+    query = heap_query.data();
   }
-  if (cumulative >= k_ && kth_d2 == near.back().first && unique > found) {
-    // Unique keys beyond the k returned may tie with the k-th distance.
-    // nanoflann keeps distances strictly below the radius; widen it a hair
-    // and let the exact distances below decide.
-    std::vector<std::pair<uint32_t, double>> matches;
-    nanoflann::SearchParams params;
-    params.sorted = false;
-    tree_->index.radiusSearch(key, kth_d2 * (1 + 1e-9) + 1e-9, matches, params);
-    near.clear();
-    for (const auto& m : matches)
-      near.emplace_back(SquaredDistance(key, unique_keys_.data() + m.first * key_width_), m.first);
+  for (int level = 0; integer_query && level < key_width_; ++level) {
+    const double x = key[trie_order_[level]];
+    integer_query = IsTrieCoordinate(x);
+    query[level] = integer_query ? static_cast<int32_t>(x) : 0;
   }
-  double weighted = 0, weights = 0;
-  for (const auto& [d2, id] : near) {
-    if (d2 > kth_d2) continue;
-    const double w = 1.0 / (std::sqrt(d2) + kWeightEpsilon);
-    weighted += w * value_sums_[id];
-    weights += w * counts_[id];
+  if (!integer_query) {
+    Scan(key, &found);
+    return WeightedMean(found);
   }
-  return weighted / weights;
+  int64_t budget = columns_.empty() ? std::numeric_limits<int64_t>::max() : trie_budget_;
+  if (SearchTrie(0, 0, static_cast<uint32_t>(trie_[0].values.size()), 0.0, query, &found, &budget))
+    return WeightedMean(found);
+  // The k-th distance among the keys seen so far bounds the true one.
+  Neighbours scanned(k_, found.bound());
+  ScanColumns(query, &scanned);
+  return WeightedMean(scanned);
 }
 
 double ResponseEstimator::EstimateBruteForce(const double* key) const {

@@ -100,5 +100,81 @@ TEST(ReferenceKdTreeTest, EqualsStrictBruteForceWithoutTies) {
   }
 }
 
+struct Case {
+  const char* name;
+  int width;
+  int num_points;
+  std::vector<int> key_values;    // keys drawn from these, or uniform [-1, 1) when empty
+  std::vector<int> query_values;  // likewise for queries
+};
+
+// Estimate against the brute-force specification on random data with heavy
+// ties, for k in {1, 5, 17}: the trie alone (near queries), the trie giving up
+// and the column scan taking over (far queries on many unique keys), clamped
+// and saturated lanes (queries far outside the int8 range), integer keys too
+// wide for int8 columns, non-integer queries on integer keys, and non-integer
+// keys.
+TEST(ResponseEstimatorTest, EqualsBruteForceWithHeavyTies) {
+  const std::vector<Case> cases = {
+      {"near, few unique keys", 6, 3000, {-1, 0, 1}, {-1, 0, 1}},
+      {"far, few unique keys", 6, 3000, {-1, 0, 1}, {-2, -1, 0, 1, 2, 3}},
+      {"response-key shape", 29, 20000, {-1, 0, 0, 1}, {-1, 0, 1}},
+      {"far, many unique keys", 29, 20000, {-1, 0, 1, 2, 3}, {-1, 0, 1, 2, 3}},
+      {"queries beyond int8", 12, 4000, {-1, 0, 1}, {-300, -1, 0, 1, 2, 200}},
+      {"keys beyond int8", 8, 4000, {-200, -1, 0, 1, 150}, {-200, -1, 0, 1, 150}},
+      {"non-integer keys", 5, 2000, {}, {}},
+  };
+  std::mt19937_64 rng(5);
+  std::uniform_real_distribution<double> uniform(-1, 1);
+  auto draw = [&](const std::vector<int>& from) {
+    return from.empty() ? uniform(rng) : static_cast<double>(from[rng() % from.size()]);
+  };
+  for (const Case& c : cases) {
+    std::vector<double> keys, values;
+    for (int i = 0; i < c.num_points; ++i) {
+      for (int d = 0; d < c.width; ++d) keys.push_back(draw(c.key_values));
+      values.push_back(static_cast<double>(rng() % 10) / 9);
+    }
+    for (int k : {1, 5, 17}) {
+      auto est = ResponseEstimator::FromPoints(c.width, keys, values, k);
+      ASSERT_TRUE(est.ok()) << est.status();
+      std::vector<double> query(c.width);
+      for (int q = 0; q < 60; ++q) {
+        if (q % 3 == 0) {  // a stored key: the exact-match path
+          const size_t row = rng() % c.num_points;
+          std::copy(keys.begin() + row * c.width, keys.begin() + (row + 1) * c.width,
+                    query.begin());
+        } else {
+          for (double& x : query) x = draw(c.query_values);
+        }
+        if (q % 10 == 1) query[rng() % c.width] += 0.5;  // a non-integer query
+        const double fast = (*est)->Estimate(query.data());
+        const double brute = (*est)->EstimateBruteForce(query.data());
+        EXPECT_NEAR(fast, brute, 1e-12 * std::max(1.0, std::abs(brute)))
+            << c.name << ", k=" << k << ", query " << q;
+      }
+    }
+  }
+}
+
+TEST(ResponseEstimatorTest, RejectsBadInput) {
+  EXPECT_FALSE(ResponseEstimator::FromPoints(0, {}, {}, 5).ok());
+  EXPECT_FALSE(ResponseEstimator::FromPoints(2, {0, 0}, {1}, 0).ok());
+  EXPECT_FALSE(ResponseEstimator::FromPoints(2, {}, {}, 5).ok());
+  EXPECT_FALSE(ResponseEstimator::FromPoints(2, {0, 0, 1}, {1, 2}, 5).ok());
+}
+
+// Fewer points than k: every point counts.
+TEST(ResponseEstimatorTest, FewerPointsThanK) {
+  auto est = ResponseEstimator::FromPoints(1, {0, 2}, {1, 3}, 5);
+  ASSERT_TRUE(est.ok());
+  const double q = 1;
+  EXPECT_NEAR((*est)->Estimate(&q), 2.0, 1e-15);
+  auto reference =
+      ResponseEstimator::FromPoints(1, {0, 2}, {1, 3}, 5, NeighbourRule::kScikitKdTree);
+  ASSERT_TRUE(reference.ok());
+  EXPECT_NEAR((*reference)->Estimate(&q), 2.0, 1e-15);
+}
+
 }  // namespace
 }  // namespace lcio::env

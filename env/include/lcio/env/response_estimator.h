@@ -5,9 +5,19 @@
 // the k-th smallest distance (ties included), weighted by 1 / (d + 1e-6).
 //
 // Keys are small integers, so large data sets hold many exact duplicates:
-// points are merged into unique keys carrying a count and a value sum, and a
-// k-d tree indexes the unique keys. Answers are the same as over the raw
-// points (up to the order of floating-point additions).
+// points are merged into unique keys carrying a count and a value sum. k-d
+// trees degrade in these ~29 dimensions; instead the unique keys form a trie
+// (one level per dimension, siblings sorted by value) searched depth-first,
+// nearest value first, abandoning a prefix once its partial squared distance
+// exceeds the current k-th distance (counting duplicates). Prefixes are shared,
+// so most keys are dismissed a few levels down, and an exact key holding >= k
+// points ends the search at once. Queries far from every key make the trie
+// visit too many nodes: past a budget, the search restarts as a vectorised
+// scan of all unique keys (int8 columns, 16 keys at a time, abandoning a block
+// once every key in it exceeds the k-th distance found so far). Non-integer
+// keys (FromPoints) or queries take a plain scan with the same early
+// termination. Answers
+// equal EstimateBruteForce (up to the order of floating-point additions).
 //
 // NeighbourRule::kScikitKdTree is a compatibility mode that reproduces the
 // original implementation's figures: exactly k neighbours, the tie at the k-th
@@ -15,6 +25,7 @@
 // reference_kdtree.h and docs/simulator.md).
 #pragma once
 
+#include <cstdint>
 #include <memory>
 #include <string>
 #include <vector>
@@ -65,10 +76,17 @@ class ResponseEstimator {
   double max_value() const { return max_value_; }
 
  private:
-  struct Tree;
+  class Neighbours;
   ResponseEstimator() = default;
   void Build();
+  void BuildTrie();
   double SquaredDistance(const double* a, const double* b) const;
+  // False when it gave up after `budget` node visits (found is then partial).
+  bool SearchTrie(int level, uint32_t begin, uint32_t end, double partial, const int32_t* query,
+                  Neighbours* found, int64_t* budget) const;
+  void ScanColumns(const int32_t* query, Neighbours* found) const;
+  void Scan(const double* key, Neighbours* found) const;
+  double WeightedMean(const Neighbours& found) const;
 
   int key_width_ = 0;
   int k_ = 5;
@@ -77,7 +95,23 @@ class ResponseEstimator {
   std::vector<double> unique_keys_;            // row-major
   std::vector<double> counts_, value_sums_;    // per unique key
   double max_value_ = 0;
-  std::unique_ptr<Tree> tree_;                       // kTieInclusive
+  // kTieInclusive over integer keys: the trie. Level L has one node per
+  // distinct prefix of length L + 1 in trie_order_; level L's node i has the
+  // children [first_child[i], first_child[i + 1]) at level L + 1; the last
+  // level's node i is unique key i.
+  bool integer_keys_ = false;
+  std::vector<int> trie_order_;  // dimension searched at each level
+  struct TrieLevel {
+    std::vector<int32_t> values;
+    std::vector<uint32_t> first_child;
+  };
+  std::vector<TrieLevel> trie_;
+  // Far from the data the trie prunes little; past a budget of node visits
+  // the search restarts as a scan over the unique keys stored column-wise as
+  // int8 (when they fit), dimensions in trie order, 16 keys per block.
+  int64_t trie_budget_ = 0;
+  size_t column_stride_ = 0;                         // unique keys rounded up to a multiple of 16
+  std::vector<int8_t> columns_;                      // [level][key]; empty when keys do not fit
   std::unique_ptr<ReferenceKdTree> reference_tree_;  // kScikitKdTree, over raw_keys_
 };
 
