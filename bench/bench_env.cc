@@ -1,11 +1,16 @@
 // Environment and kNN speed: simulated steps per second on the M4A1 training
-// split and on a 1,000,000-turn synthetic training set, and k-d tree query
-// time against a brute-force scan of every point (the specification).
+// split and on a 1,000,000-turn synthetic training set, and the estimator's
+// uncached query time against a brute-force scan of every point (the
+// specification), on two query sets: keys a random agent produces (random
+// histories of valid actions and tasks) and random lattice keys in
+// {-1..3}^width, mostly far from every point (the worst case for pruning).
 //
-//   build/bench/bench_env [--synthetic_turns=1000000] [--runs=5]
+//   build/bench/bench_env [--synthetic_turns=1000000] [--runs=3]
 #include <algorithm>
 #include <chrono>
+#include <cmath>
 #include <cstdio>
+#include <memory>
 #include <random>
 #include <string>
 #include <vector>
@@ -14,12 +19,16 @@
 #include "absl/flags/parse.h"
 #include "lcio/data/m4a1.h"
 #include "lcio/data/synth.h"
+#include "lcio/env/observation.h"
 #include "lcio/env/split.h"
 #include "lcio/env/training_env.h"
 
 ABSL_FLAG(int64_t, synthetic_turns, 1000000, "turns in the synthetic training set");
-ABSL_FLAG(int, runs, 5, "repetitions; medians are reported");
-ABSL_FLAG(int64_t, steps, 200000, "environment steps per run");
+ABSL_FLAG(int, runs, 3, "repetitions; medians are reported");
+ABSL_FLAG(int64_t, steps, 200000, "environment steps per run on M4A1");
+ABSL_FLAG(int64_t, synthetic_steps, 50000, "environment steps per run on the synthetic set");
+ABSL_FLAG(int, queries, 400, "uncached kNN queries per query set and run");
+ABSL_FLAG(int, brute_force_queries, 20, "of which also answered by brute force");
 
 namespace {
 
@@ -35,19 +44,15 @@ double Seconds(Clock::time_point since) {
 }
 
 // Steps a uniformly random agent through the training environment.
-double StepsPerSecond(const lcio::data::Dataset& data, const lcio::env::Split& split,
-                      const lcio::env::SimulatorConfig& config, int64_t steps, int runs) {
-  auto sim = lcio::env::Simulator::Create(data, split.train, config);
-  if (!sim.ok()) {
-    std::fprintf(stderr, "%s\n", std::string(sim.status().message()).c_str());
-    std::exit(1);
-  }
+double StepsPerSecond(const std::shared_ptr<const lcio::env::Simulator>& sim,
+                      const lcio::data::Dataset& data, const lcio::env::Split& split, int64_t steps,
+                      int runs) {
   lcio::env::BudgetDistribution budgets;
   budgets.kind = lcio::env::BudgetDistribution::Kind::kUniform;
   std::vector<double> rates;
   for (int r = 0; r < runs; ++r) {
-    auto env = lcio::env::TrainingEnv::Create(*sim, data, split.train, (*sim)->DefaultLayout(),
-                                              budgets, 1 + r);
+    auto env = lcio::env::TrainingEnv::Create(sim, data, split.train, sim->DefaultLayout(), budgets,
+                                              1 + r);
     std::vector<float> obs(env->observation_size());
     std::mt19937_64 rng(r);
     const auto start = Clock::now();
@@ -76,8 +81,10 @@ int main(int argc, char** argv) {
   if (!m4a1.ok()) return 1;
   auto split = env::RandomSplit(static_cast<int>(m4a1->episodes.size()), 1, 0.2);
   env::SimulatorConfig config;
+  auto m4a1_sim = env::Simulator::Create(*m4a1, split->train, config);
+  if (!m4a1_sim.ok()) return 1;
   std::printf("env steps/s, M4A1 training split (%zu episodes): %.0f (median of %d x %lld steps)\n",
-              split->train.size(), StepsPerSecond(*m4a1, *split, config, steps, runs), runs,
+              split->train.size(), StepsPerSecond(*m4a1_sim, *m4a1, *split, steps, runs), runs,
               static_cast<long long>(steps));
 
   data::SynthConfig synth;
@@ -86,8 +93,8 @@ int main(int argc, char** argv) {
   synth.num_episodes = absl::GetFlag(FLAGS_synthetic_turns) / 3.5;
   const auto gen_start = Clock::now();
   const data::Dataset big = data::GenerateSynthetic(synth);
-  std::printf("synthetic set: %zu episodes, %zu turns (generated in %.1f s)\n",
-              big.episodes.size(), big.num_turns(), Seconds(gen_start));
+  std::printf("synthetic set: %zu episodes, %zu turns (generated in %.1f s)\n", big.episodes.size(),
+              big.num_turns(), Seconds(gen_start));
   env::Split all;
   for (size_t i = 0; i < big.episodes.size(); ++i) all.train.push_back(static_cast<int>(i));
   env::SimulatorConfig synth_config;
@@ -99,32 +106,55 @@ int main(int argc, char** argv) {
   std::printf("kNN fit on %zu points (%zu unique keys): %.2f s\n",
               (*sim)->estimator()->num_points(), (*sim)->estimator()->num_unique_points(),
               Seconds(fit_start));
+  const int64_t synthetic_steps = absl::GetFlag(FLAGS_synthetic_steps);
   std::printf("env steps/s, 1M-turn synthetic training set: %.0f (median of %d x %lld steps)\n",
-              StepsPerSecond(big, all, synth_config, steps, runs), runs,
-              static_cast<long long>(steps));
+              StepsPerSecond(*sim, big, all, synthetic_steps, runs), runs,
+              static_cast<long long>(synthetic_steps));
 
-  // kNN queries: random keys in the data's value range, uncached.
   const auto& est = *(*sim)->estimator();
+  const auto& actions = (*sim)->actions();
+  const int num_queries = absl::GetFlag(FLAGS_queries);
+  const int num_brute = std::min(num_queries, absl::GetFlag(FLAGS_brute_force_queries));
   std::mt19937_64 rng(3);
-  std::vector<std::vector<double>> queries(200, std::vector<double>(est.key_width()));
-  for (auto& q : queries)
-    for (double& x : q) x = static_cast<double>(rng() % 5) - 1;
-  std::vector<double> tree_us, brute_us;
-  double max_diff = 0;
-  for (int r = 0; r < runs; ++r) {
-    auto start = Clock::now();
-    std::vector<double> a, b;
-    for (const auto& q : queries) a.push_back(est.Estimate(q.data()));
-    tree_us.push_back(Seconds(start) * 1e6 / queries.size());
-    start = Clock::now();
-    for (size_t i = 0; i < 20; ++i) b.push_back(est.EstimateBruteForce(queries[i].data()));
-    brute_us.push_back(Seconds(start) * 1e6 / 20);
-    for (size_t i = 0; i < b.size(); ++i)
-      max_diff = std::max(max_diff, std::abs(a[i] - b[i]) / std::max(1.0, std::abs(b[i])));
+  std::vector<std::vector<double>> agent_keys(num_queries, std::vector<double>(est.key_width()));
+  for (auto& key : agent_keys) {
+    env::DecisionContext context;
+    const int turn = static_cast<int>(rng() % 5);
+    for (int t = 0; t < turn; ++t) {
+      context.previous_actions.push_back(static_cast<int>(rng() % actions.size()));
+      context.previous_tasks.push_back(static_cast<int>(rng() % synth.num_tasks));
+    }
+    context.task_index = static_cast<int>(rng() % synth.num_tasks);
+    env::EncodeResponseKey(actions, synth_config.time_span, context,
+                           static_cast<int>(rng() % actions.size()), key.data());
   }
-  std::printf("kNN query over %zu points: tree %.1f us, brute force %.0f us, ratio %.0fx "
-              "(max relative difference %.1e)\n",
-              est.num_points(), Median(tree_us), Median(brute_us),
-              Median(brute_us) / Median(tree_us), max_diff);
+  std::vector<std::vector<double>> lattice_keys(num_queries, std::vector<double>(est.key_width()));
+  for (auto& key : lattice_keys)
+    for (double& x : key) x = static_cast<double>(rng() % 5) - 1;
+
+  for (const auto& [name, queries] : {std::pair{"random-agent keys", &agent_keys},
+                                      std::pair{"random lattice keys", &lattice_keys}}) {
+    std::vector<double> fast_us, brute_us;
+    double max_diff = 0;
+    for (int r = 0; r < runs; ++r) {
+      std::vector<double> fast, brute;
+      auto start = Clock::now();
+      for (const auto& q : *queries) fast.push_back(est.Estimate(q.data()));
+      fast_us.push_back(Seconds(start) * 1e6 / queries->size());
+      start = Clock::now();
+      for (int i = 0; i < num_brute; ++i)
+        brute.push_back(est.EstimateBruteForce((*queries)[i].data()));
+      brute_us.push_back(Seconds(start) * 1e6 / num_brute);
+      for (int i = 0; i < num_brute; ++i)
+        max_diff =
+            std::max(max_diff, std::abs(fast[i] - brute[i]) / std::max(1.0, std::abs(brute[i])));
+    }
+    // A ratio of medians measured in this one run.
+    std::printf(
+        "kNN query, %s, over %zu points: estimator %.1f us, brute force %.0f us, "
+        "ratio %.0fx (max relative difference %.1e)\n",
+        name, est.num_points(), Median(fast_us), Median(brute_us),
+        Median(brute_us) / Median(fast_us), max_diff);
+  }
   return 0;
 }
