@@ -4,7 +4,7 @@
 set -euo pipefail
 packages=(
   cmake ninja-build g++ pkg-config ccache git
-  libabsl-dev nlohmann-json3-dev libnanoflann-dev
+  libabsl-dev nlohmann-json3-dev
   libtorch-dev
   libgrpc++-dev libgrpc-dev protobuf-compiler-grpc libprotobuf-dev protobuf-compiler
   prometheus-cpp-dev

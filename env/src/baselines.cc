@@ -34,6 +34,9 @@ int GreedyPolicy::Act(const DecisionContext& context, std::vector<double>* score
 
 // Depth-first branch and bound over action sequences.
 struct OraclePolicy::Search {
+  Search(const Simulator& s, const data::Episode& e, const Budget& b, CachedEstimator& c,
+         int64_t limit)
+      : sim(s), episode(e), budget(b), cache(c), node_limit(limit) {}
   const Simulator& sim;
   const data::Episode& episode;
   const Budget& budget;
@@ -125,7 +128,7 @@ OraclePolicy::OraclePolicy(std::shared_ptr<const Simulator> simulator,
       cache_(simulator_->estimator()) {}
 
 void OraclePolicy::BeginEpisode(const data::Episode& episode, const Budget& budget, uint64_t) {
-  Search search{*simulator_, episode, budget, cache_, node_limit_};
+  Search search(*simulator_, episode, budget, cache_, node_limit_);
   search.Run();
   ++stats_.episodes;
   stats_.nodes += search.nodes;
