@@ -31,7 +31,8 @@ class ArtifactPolicy : public env::Policy {
   // (local) and is counted in error_count(), with the first error kept.
   int Act(const env::DecisionContext& context, std::vector<double>* scores) override;
   // Act with the error returned instead of a fallback.
-  absl::StatusOr<int> Decide(const env::DecisionContext& context, std::vector<double>* scores) const;
+  absl::StatusOr<int> Decide(const env::DecisionContext& context,
+                             std::vector<double>* scores) const;
 
   int64_t error_count() const { return error_count_; }
   const absl::Status& first_error() const { return first_error_; }

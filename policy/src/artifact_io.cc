@@ -1,0 +1,319 @@
+#include "lcio/policy/artifact_io.h"
+
+#include <fcntl.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <atomic>
+#include <cerrno>
+#include <cmath>
+#include <cstring>
+#include <ctime>
+#include <filesystem>
+#include <fstream>
+#include <sstream>
+
+#include "absl/strings/str_cat.h"
+#include "artifact_internal.h"
+#include "lcio/data/m4a1.h"
+#include "lcio/env/action_table.h"
+
+namespace lcio::policy {
+namespace {
+
+constexpr int64_t kMaxArtifactBytes = int64_t{1} << 30;  // far above any MLP we train
+
+absl::Status Fail(const std::string& path, const std::string& rule) {
+  return absl::InvalidArgumentError(absl::StrCat("artifact ", path, ": ", rule));
+}
+
+std::string ShapeText(const torch::Tensor& t) {
+  std::string text = "[";
+  for (int64_t d = 0; d < t.dim(); ++d) absl::StrAppend(&text, d ? ", " : "", t.size(d));
+  return text + "]";
+}
+
+// The bytes policy_version hashes for the network: each layer's shape and
+// float32 values (little-endian on every platform we build for).
+std::string NetworkBytes(const MlpExport& network) {
+  std::string bytes = absl::StrCat("activation=", network.activation, ";");
+  for (size_t i = 0; i < network.weights.size(); ++i) {
+    for (const torch::Tensor* t : {&network.weights[i], &network.biases[i]}) {
+      absl::StrAppend(&bytes, ShapeText(*t), ":");
+      bytes.append(static_cast<const char*>(t->data_ptr()), t->numel() * sizeof(float));
+    }
+  }
+  return bytes;
+}
+
+std::string ContentVersion(const std::string& algo, const MlpExport& network,
+                           const ArtifactMetadata& metadata) {
+  const std::string hash = data::Sha256Hex(NetworkBytes(network) + MetadataHashText(metadata));
+  return absl::StrCat(algo, "-", hash.substr(0, 12));
+}
+
+std::string NowUtc() {
+  const std::time_t now = std::time(nullptr);
+  std::tm utc{};
+  gmtime_r(&now, &utc);
+  char text[32];
+  std::strftime(text, sizeof(text), "%Y-%m-%dT%H:%M:%SZ", &utc);
+  return text;
+}
+
+// Checks the layers chain and copies them as contiguous float32 CPU tensors.
+absl::StatusOr<MlpExport> NormaliseNetwork(const MlpExport& network, const std::string& path) {
+  if (network.weights.empty()) return Fail(path, "network has no layers");
+  if (network.weights.size() != network.biases.size())
+    return Fail(path, absl::StrCat("network has ", network.weights.size(), " weight matrices but ",
+                                   network.biases.size(), " bias vectors"));
+  if (network.activation != "tanh" && network.activation != "relu")
+    return Fail(path, absl::StrCat("network activation = \"", network.activation,
+                                   "\": must be \"tanh\" or \"relu\""));
+  MlpExport out;
+  out.activation = network.activation;
+  for (size_t i = 0; i < network.weights.size(); ++i) {
+    const torch::Tensor& w = network.weights[i];
+    const torch::Tensor& b = network.biases[i];
+    if (!w.defined() || !b.defined()) return Fail(path, absl::StrCat("layer ", i, " is undefined"));
+    if (w.dim() != 2 || b.dim() != 1 || b.size(0) != w.size(0))
+      return Fail(path, absl::StrCat("layer ", i, ": weight ", ShapeText(w), " and bias ",
+                                     ShapeText(b), " must be [out, in] and [out]"));
+    if (i > 0 && w.size(1) != network.weights[i - 1].size(0))
+      return Fail(path, absl::StrCat("layer ", i, " takes ", w.size(1), " inputs but layer ", i - 1,
+                                     " gives ", network.weights[i - 1].size(0)));
+    torch::Tensor wc = w.detach().to(torch::kCPU, torch::kFloat32).contiguous().clone();
+    torch::Tensor bc = b.detach().to(torch::kCPU, torch::kFloat32).contiguous().clone();
+    if (!torch::isfinite(wc).all().item<bool>() || !torch::isfinite(bc).all().item<bool>())
+      return Fail(path, absl::StrCat("layer ", i, " has a NaN or infinite parameter"));
+    out.weights.push_back(wc);
+    out.biases.push_back(bc);
+  }
+  return out;
+}
+
+std::string ForwardSource(size_t num_layers, const std::string& activation) {
+  std::string source = "def forward(self, x):\n";
+  std::string input = "x";
+  for (size_t i = 0; i < num_layers; ++i) {
+    const std::string affine =
+        absl::StrCat("torch.addmm(self.b", i, ", ", input, ", self.w", i, ".t())");
+    if (i + 1 < num_layers) {
+      absl::StrAppend(&source, "    h = torch.", activation, "(", affine, ")\n");
+      input = "h";
+    } else {
+      absl::StrAppend(&source, "    return ", affine, "\n");
+    }
+  }
+  return source;
+}
+
+absl::Status WriteAtomically(const std::string& path, const std::string& bytes) {
+  namespace fs = std::filesystem;
+  static std::atomic<uint64_t> counter{0};
+  const fs::path target(path);
+  const fs::path dir = target.has_parent_path() ? target.parent_path() : fs::path(".");
+  const fs::path temp =
+      dir / absl::StrCat(".", target.filename().string(), ".tmp-", getpid(), "-", counter++);
+  auto io_error = [&](const std::string& what) {
+    return absl::UnavailableError(
+        absl::StrCat("writing artifact ", path, ": ", what, ": ", std::strerror(errno)));
+  };
+  const int fd = ::open(temp.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0644);
+  if (fd < 0) return io_error(absl::StrCat("cannot create ", temp.string()));
+  size_t written = 0;
+  while (written < bytes.size()) {
+    const ssize_t n = ::write(fd, bytes.data() + written, bytes.size() - written);
+    if (n < 0 && errno == EINTR) continue;
+    if (n <= 0) {
+      absl::Status status = io_error("write failed");
+      ::close(fd);
+      ::unlink(temp.c_str());
+      return status;
+    }
+    written += static_cast<size_t>(n);
+  }
+  // Data reaches the disk before the rename makes it visible: a crash leaves
+  // either the old file or the complete new one, never a torn artifact.
+  if (::fsync(fd) != 0) {
+    absl::Status status = io_error("fsync failed");
+    ::close(fd);
+    ::unlink(temp.c_str());
+    return status;
+  }
+  ::close(fd);
+  if (::rename(temp.c_str(), target.c_str()) != 0) {
+    absl::Status status = io_error("rename failed");
+    ::unlink(temp.c_str());
+    return status;
+  }
+  const int dir_fd = ::open(dir.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+  if (dir_fd >= 0) {
+    ::fsync(dir_fd);  // best effort: makes the rename itself durable
+    ::close(dir_fd);
+  }
+  return absl::OkStatus();
+}
+
+}  // namespace
+
+namespace internal {
+
+torch::Tensor MlpForward(const MlpExport& network, const torch::Tensor& input) {
+  torch::Tensor h = input;
+  for (size_t i = 0; i < network.weights.size(); ++i) {
+    h = torch::addmm(network.biases[i], h, network.weights[i].t());
+    if (i + 1 < network.weights.size()) h = network.activation == "tanh" ? h.tanh() : h.relu();
+  }
+  return h;
+}
+
+absl::StatusOr<LoadedArtifact> LoadArtifactFile(const std::string& path,
+                                                const torch::Device& device) {
+  std::error_code ec;
+  const auto size = std::filesystem::file_size(path, ec);
+  if (ec)
+    return absl::NotFoundError(absl::StrCat("artifact ", path, ": cannot read: ", ec.message()));
+  if (size == 0) return Fail(path, "file is empty");
+  if (static_cast<int64_t>(size) > kMaxArtifactBytes)
+    return Fail(path, absl::StrCat("file has ", size, " bytes; at most ", kMaxArtifactBytes));
+  std::string bytes;
+  {
+    std::ifstream in(path, std::ios::binary);
+    if (!in) return absl::NotFoundError(absl::StrCat("artifact ", path, ": cannot open"));
+    std::ostringstream buffer;
+    buffer << in.rdbuf();
+    bytes = std::move(buffer).str();
+  }
+  if (bytes.size() < 4 || bytes.compare(0, 4, "PK\x03\x04") != 0)
+    return Fail(path, "not a TorchScript archive (no zip header)");
+
+  LoadedArtifact loaded;
+  std::unordered_map<std::string, std::string> extra_files{{kMetadataFile, ""}};
+  try {
+    std::istringstream in(bytes);
+    loaded.module = torch::jit::load(in, device, extra_files);
+  } catch (const std::exception& e) {
+    // First line only: LibTorch appends a C++ stack trace.
+    std::string what = e.what();
+    what = what.substr(0, what.find('\n'));
+    return Fail(path,
+                absl::StrCat("not a loadable TorchScript archive (truncated or corrupt?): ", what));
+  } catch (...) {
+    return Fail(path, "not a loadable TorchScript archive (truncated or corrupt?)");
+  }
+  const std::string& metadata_json = extra_files[kMetadataFile];
+  if (metadata_json.empty())
+    return Fail(path, absl::StrCat("archive has no ", kMetadataFile, ": not an lcio policy"));
+  auto metadata = MetadataFromJson(metadata_json, path);
+  if (!metadata.ok()) return metadata.status();
+  loaded.metadata = *std::move(metadata);
+  const ArtifactMetadata& m = loaded.metadata;
+  if (m.layer_sizes.empty()) return Fail(path, "network.layer_sizes is missing");
+
+  try {
+    const size_t num_layers = m.layer_sizes.size() - 1;
+    loaded.network.activation = m.activation;
+    for (size_t i = 0; i < num_layers; ++i) {
+      for (const char* kind : {"w", "b"}) {
+        const std::string name = absl::StrCat(kind, i);
+        if (!loaded.module.hasattr(name) || !loaded.module.attr(name).isTensor())
+          return Fail(path, absl::StrCat("network has no tensor ", name, " (metadata describes ",
+                                         num_layers, " layers)"));
+        torch::Tensor t = loaded.module.attr(name).toTensor().detach().to(torch::kCPU).contiguous();
+        if (t.scalar_type() != torch::kFloat32)
+          return Fail(path, absl::StrCat(name, " is ", t.scalar_type(), "; must be float32"));
+        const std::vector<int64_t> want =
+            kind[0] == 'w' ? std::vector<int64_t>{m.layer_sizes[i + 1], m.layer_sizes[i]}
+                           : std::vector<int64_t>{m.layer_sizes[i + 1]};
+        if (t.sizes().vec() != want)
+          return Fail(path, absl::StrCat(name, " has shape ", ShapeText(t),
+                                         " but layer_sizes gives ", ShapeText(torch::empty(want))));
+        (kind[0] == 'w' ? loaded.network.weights : loaded.network.biases).push_back(t);
+      }
+    }
+    if (loaded.module.hasattr(absl::StrCat("w", num_layers)))
+      return Fail(path, absl::StrCat("network has more layers than the ", num_layers,
+                                     " the metadata describes"));
+    // Any edit of the weights or metadata after saving changes the hash.
+    const std::string version = ContentVersion(m.algo, loaded.network, m);
+    if (version != m.policy_version)
+      return absl::DataLossError(absl::StrCat(
+          "artifact ", path, ": content hash mismatch: policy_version is \"", m.policy_version,
+          "\" but the content gives \"", version, "\" (the file was modified or corrupted)"));
+
+    // A test forward through the TorchScript code: right shape, finite, and
+    // the MLP the metadata describes (the engine's fast paths rely on that).
+    c10::InferenceMode guard;
+    torch::Tensor zero = torch::zeros({1, m.layer_sizes.front()});
+    torch::Tensor probe =
+        torch::linspace(-1.0, 1.0, 2 * m.layer_sizes.front()).reshape({2, m.layer_sizes.front()});
+    torch::Tensor input = torch::cat({zero, probe});
+    torch::jit::IValue result = loaded.module.forward({input.to(device)});
+    if (!result.isTensor()) return Fail(path, "forward does not return a tensor");
+    torch::Tensor scores = result.toTensor().to(torch::kCPU);
+    if (scores.sizes().vec() != std::vector<int64_t>{3, m.num_actions})
+      return Fail(path, absl::StrCat("forward(obs[3, ", m.layer_sizes.front(), "]) gives ",
+                                     ShapeText(scores), "; expected [3, ", m.num_actions, "]"));
+    if (!torch::isfinite(scores).all().item<bool>())
+      return Fail(path, "forward of a test observation is not finite");
+    torch::Tensor expected = internal::MlpForward(loaded.network, input);
+    if (!torch::allclose(scores.to(torch::kFloat32), expected, 1e-4, 1e-4))
+      return Fail(path, "forward disagrees with the MLP its parameters and metadata describe");
+  } catch (const std::exception& e) {
+    std::string what = e.what();
+    return Fail(path, absl::StrCat("network check failed: ", what.substr(0, what.find('\n'))));
+  } catch (...) {
+    return Fail(path, "network check failed");
+  }
+  return loaded;
+}
+
+}  // namespace internal
+
+absl::Status SaveArtifact(const std::string& path, const MlpExport& network,
+                          ArtifactMetadata metadata) {
+  try {
+    auto normalised = NormaliseNetwork(network, path);
+    if (!normalised.ok()) return normalised.status();
+    const MlpExport& mlp = *normalised;
+    metadata.activation = mlp.activation;
+    metadata.layer_sizes = {static_cast<int>(mlp.weights.front().size(1))};
+    for (const auto& w : mlp.weights) metadata.layer_sizes.push_back(static_cast<int>(w.size(0)));
+    // The action table follows from num_views; fill it when the caller left it out.
+    if (metadata.num_actions == 0 && metadata.action_views.empty()) {
+      auto table = env::ActionTable::Create(metadata.layout.num_views);
+      if (!table.ok()) return Fail(path, std::string(table.status().message()));
+      metadata.num_actions = table->size();
+      for (int a = 0; a < table->size(); ++a) metadata.action_views.push_back(table->views(a));
+    }
+    metadata.format_version = ArtifactMetadata::kFormatVersion;
+    metadata.policy_version.clear();
+    metadata.created_utc = NowUtc();
+    if (absl::Status status = ValidateMetadata(metadata, path); !status.ok()) return status;
+    metadata.policy_version = ContentVersion(metadata.algo, mlp, metadata);
+
+    torch::jit::Module module("LcioPolicyMlp");
+    for (size_t i = 0; i < mlp.weights.size(); ++i) {
+      module.register_parameter(absl::StrCat("w", i), mlp.weights[i], /*is_buffer=*/false);
+      module.register_parameter(absl::StrCat("b", i), mlp.biases[i], /*is_buffer=*/false);
+    }
+    module.define(ForwardSource(mlp.weights.size(), mlp.activation));
+    module.eval();
+    std::ostringstream archive;
+    module.save(archive, {{kMetadataFile, MetadataToJson(metadata, /*pretty=*/true)}});
+    return WriteAtomically(path, std::move(archive).str());
+  } catch (const std::exception& e) {
+    std::string what = e.what();
+    return absl::InternalError(
+        absl::StrCat("saving artifact ", path, ": ", what.substr(0, what.find('\n'))));
+  }
+}
+
+absl::StatusOr<ArtifactMetadata> ReadArtifactMetadata(const std::string& path) {
+  auto loaded = internal::LoadArtifactFile(path, torch::Device(torch::kCPU));
+  if (!loaded.ok()) return loaded.status();
+  return std::move(loaded->metadata);
+}
+
+}  // namespace lcio::policy

@@ -1,0 +1,83 @@
+#include <cmath>
+#include <random>
+
+#include "absl/strings/str_cat.h"
+#include "lcio/env/profiles.h"
+#include "lcio/env/split.h"
+#include "lcio/policy/artifact_io.h"
+#include "lcio/policy/testing.h"
+
+namespace lcio::policy::testing {
+
+absl::StatusOr<ArtifactMetadata> TestMetadata(const TestArtifactOptions& options) {
+  ArtifactMetadata metadata;
+  metadata.algo = options.algo;
+  metadata.layout.num_views = options.num_views;
+  metadata.layout.num_tasks = static_cast<int>(options.tasks.size());
+  metadata.layout.time_span = options.time_span;
+  metadata.layout.task_one_hot = options.task_one_hot;
+  metadata.layout.prompt_aware = options.prompt_aware;
+  metadata.layout.budget_aware = options.budget_aware;
+  metadata.layout.latency_scale_s = 10.0;
+  metadata.layout.money_scale_usd = 0.01;
+  metadata.tasks = options.tasks;
+  for (int v = 0; v < options.num_views; ++v)
+    metadata.view_names.push_back(absl::StrCat("view", v));
+  metadata.profiles_json = env::ProfileCatalog::BuiltIn().ToJson();
+  metadata.device = "Jetson TX2";
+  metadata.network = "Wired";
+  metadata.training_config_json =
+      absl::StrCat(R"({"generator":"lcio::policy::testing","seed":)", options.seed, "}");
+  metadata.data_sha256 = "";
+  // A few prompts per task, so the classifier separates them ("<task> request k").
+  std::vector<std::string> prompts;
+  std::vector<int> labels;
+  for (size_t t = 0; t < options.tasks.size(); ++t)
+    for (int k = 0; k < 3; ++k) {
+      prompts.push_back(absl::StrCat(options.tasks[t], " request ", k));
+      labels.push_back(static_cast<int>(t));
+    }
+  auto classifier = TaskClassifier::Train(prompts, labels, options.tasks);
+  if (!classifier.ok()) return classifier.status();
+  metadata.classifier_json = classifier->ToJson();
+  return metadata;
+}
+
+absl::StatusOr<ArtifactMetadata> WriteTestArtifact(const std::string& path,
+                                                   const TestArtifactOptions& options) {
+  auto metadata = TestMetadata(options);
+  if (!metadata.ok()) return metadata.status();
+  auto encoder = env::ObservationEncoder::Create(metadata->layout);
+  if (!encoder.ok()) return encoder.status();
+  std::vector<int> sizes = {encoder->size()};
+  sizes.insert(sizes.end(), options.hidden.begin(), options.hidden.end());
+  sizes.push_back(encoder->actions().size());
+  if (options.favoured_action >= sizes.back())
+    return absl::InvalidArgumentError(
+        absl::StrCat("favoured_action = ", options.favoured_action, ": must be < ", sizes.back()));
+  // A local generator (not torch's global one): one seed, one set of weights,
+  // whatever else the process does.
+  std::mt19937_64 rng(options.seed);
+  auto uniform = [&rng](int64_t rows, int64_t cols, double bound, bool matrix) {
+    std::vector<float> values(rows * cols);
+    for (float& v : values) v = static_cast<float>((env::UniformUnit(rng) * 2 - 1) * bound);
+    torch::Tensor t = torch::from_blob(values.data(), {rows * cols}, torch::kFloat32).clone();
+    return matrix ? t.reshape({rows, cols}) : t;
+  };
+  MlpExport network;
+  network.activation = options.activation;
+  for (size_t l = 0; l + 1 < sizes.size(); ++l) {
+    const double bound = 1.0 / std::sqrt(static_cast<double>(sizes[l]));
+    network.weights.push_back(uniform(sizes[l + 1], sizes[l], bound, true));
+    network.biases.push_back(uniform(sizes[l + 1], 1, bound, false));
+  }
+  if (options.favoured_action >= 0) {
+    // Hidden activations are bounded (tanh) or small (relu on small weights):
+    // a bias of 100 dominates the output layer.
+    network.biases.back()[options.favoured_action] += 100.0;
+  }
+  if (absl::Status status = SaveArtifact(path, network, *metadata); !status.ok()) return status;
+  return ReadArtifactMetadata(path);
+}
+
+}  // namespace lcio::policy::testing
