@@ -8,11 +8,11 @@
 // gradients against LibTorch autograd.
 #pragma once
 
+#include <ATen/core/Tensor.h>
+
 #include <cstdint>
 #include <string>
 #include <vector>
-
-#include <torch/torch.h>
 
 #include "absl/status/statusor.h"
 
@@ -61,15 +61,15 @@ class Mlp {
 
   // Weights as [out, in] tensors (the stored form is [in, out] for the
   // kernels' contiguous inner loops) and biases as [out].
-  torch::Tensor WeightOutIn(int layer) const;
-  torch::Tensor Bias(int layer) const { return biases_[layer]; }
+  at::Tensor WeightOutIn(int layer) const;
+  at::Tensor Bias(int layer) const { return biases_[layer]; }
   const std::vector<int>& sizes() const { return sizes_; }
 
  private:
   std::vector<int> sizes_;
   Activation activation_;
-  std::vector<torch::Tensor> weights_, biases_;            // [in, out], [out]
-  std::vector<torch::Tensor> weight_grads_, bias_grads_;   // same shapes
+  std::vector<at::Tensor> weights_, biases_;           // [in, out], [out]
+  std::vector<at::Tensor> weight_grads_, bias_grads_;  // same shapes
 };
 
 // Global L2 norm clipping over every span (torch.nn.utils.clip_grad_norm_).

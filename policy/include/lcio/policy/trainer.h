@@ -1,0 +1,129 @@
+// The offline trainer's entry points: PPO, A2C, DQN and their Lagrangian
+// resource-constrained variants (rc-ppo, rc-a2c, rc-dqn) on env::TrainingEnv.
+// LibTorch-free header: lcio-train, lcio-eval and tests include it cheaply.
+#pragma once
+
+#include <cstdint>
+#include <functional>
+#include <map>
+#include <string>
+#include <vector>
+
+#include "absl/status/statusor.h"
+#include "lcio/data/m4a1.h"
+#include "lcio/env/policy_interface.h"
+#include "lcio/env/simulator.h"
+#include "lcio/env/training_env.h"
+
+namespace lcio::policy {
+
+// Progress reported every TrainOptions::log_every_steps steps and at the end.
+struct TrainProgress {
+  int64_t steps = 0, total_steps = 0, episodes = 0;
+  double seconds = 0;
+  // Over the episodes finished since the previous report.
+  double mean_episode_reward = 0;        // mean turn reward per episode, as the evaluator's
+  double mean_episode_cost_latency = 0;  // constraint cost per episode (see docs/training.md)
+  double mean_episode_cost_money = 0;
+  double share_over_budget = 0;     // episodes over either budget
+  std::vector<double> multipliers;  // [latency, money]; empty for unconstrained algorithms
+};
+
+struct TrainOptions {
+  std::string algo = "rc-ppo";  // ppo, a2c, dqn, rc-ppo, rc-a2c, rc-dqn
+  int64_t timesteps = 30000;
+  uint64_t seed = 1;
+  int torch_threads = 1;
+  std::string device = "auto";  // auto, cpu, cuda, cuda:N (see docs/training.md)
+  // Each training episode's budgets. Default: mostly normal around the
+  // reference budget with extremes (so that one policy serves any budget).
+  env::BudgetDistribution budgets = DefaultBudgets();
+  // Observation parts; all false gives env::ObservationLayout::Reference.
+  bool prompt_aware = true, budget_aware = true, task_one_hot = true;
+  // Overrides of the algorithm's hyperparameters by name (see
+  // DefaultHyperparameters); an unknown name is an error.
+  std::map<std::string, double> hyperparameters;
+  // Evaluated at the end (EvaluatePolicy at budgets.fixed, with and without
+  // the shield) and recorded in the summary and the artifact.
+  std::vector<int> evaluation_episodes;
+  int64_t log_every_steps = 2048;
+  std::function<void(const TrainProgress&)> on_progress;  // optional
+
+  static env::BudgetDistribution DefaultBudgets();
+};
+
+// A trained scorer as plain layers, row-major weights [out][in]:
+// y = W_n act(... act(W_1 x + b_1) ...) + b_n; higher scores are preferred.
+struct TrainedNetwork {
+  std::vector<int> sizes;  // {in, hidden..., out}
+  std::vector<std::vector<float>> weights, biases;
+  std::string activation;  // "tanh" or "relu"
+  // scores must hold sizes.back() numbers.
+  void Score(const float* observation, float* scores) const;
+};
+
+struct EvaluationFigures {
+  double reward = 0, response = 0, association = 0, latency_s = 0, money_usd = 0;
+  double share_over_latency = 0, share_over_money = 0;
+  int episodes = 0;
+};
+
+struct TrainSummary {
+  std::string algo;
+  double seconds = 0;  // training wall time (no data loading, no evaluation)
+  int64_t steps = 0, episodes = 0, gradient_steps = 0;
+  double mean_episode_reward = 0;  // over the last 10% of training episodes
+  double mean_episode_cost_latency = 0, mean_episode_cost_money = 0;
+  double share_over_budget = 0;
+  std::vector<double> multipliers;  // final [latency, money]; empty when unconstrained
+  std::string device;               // resolved device
+  std::string config_json;          // every hyperparameter and option
+  // Present when TrainOptions::evaluation_episodes was not empty.
+  bool evaluated = false;
+  EvaluationFigures evaluation, evaluation_shielded;
+  std::string evaluation_json;
+};
+
+struct TrainResult {
+  TrainSummary summary;
+  TrainedNetwork network;
+  env::ObservationLayout layout;
+};
+
+// Hyperparameter names and SB3-derived defaults for an algorithm (the
+// rc- variants add the Lagrangian ones). InvalidArgument for an unknown algo.
+absl::StatusOr<std::map<std::string, double>> DefaultHyperparameters(const std::string& algo);
+std::vector<std::string> KnownAlgorithms();
+
+// Trains in memory (no artifact).
+absl::StatusOr<TrainResult> Train(const data::Dataset& dataset,
+                                  const std::vector<int>& train_episodes,
+                                  const env::SimulatorConfig& config, const TrainOptions& options);
+
+// Trains and writes the artifact (policy::SaveArtifact) with full metadata:
+// algo, layout, action table, tasks, profiles, training configuration, data
+// hash (data::Sha256Hex of data::ToM4A1Json(dataset), i.e. of the canonical
+// serialisation, so it does not depend on file formatting), the task
+// classifier trained on the training episodes' prompts and the evaluation.
+absl::StatusOr<TrainSummary> TrainPolicy(const data::Dataset& dataset,
+                                         const std::vector<int>& train_episodes,
+                                         const env::SimulatorConfig& config,
+                                         const TrainOptions& options,
+                                         const std::string& artifact_out_path);
+
+// An env::Policy that scores through a trained network (argmax; fills the
+// scores so the shield can rank fallbacks). For evaluating in memory.
+class NetworkPolicy : public env::Policy {
+ public:
+  NetworkPolicy(std::string name, TrainedNetwork network, env::ObservationEncoder encoder);
+  std::string name() const override { return name_; }
+  int Act(const env::DecisionContext& context, std::vector<double>* scores) override;
+
+ private:
+  std::string name_;
+  TrainedNetwork network_;
+  env::ObservationEncoder encoder_;
+  std::vector<float> observation_, scores_;
+};
+
+}  // namespace lcio::policy

@@ -1,0 +1,27 @@
+// Between trainer.cc and train_output.cc: a training run with what the
+// artifact writer needs beyond TrainResult (LibTorch tensors, the simulator).
+#pragma once
+
+#include <memory>
+
+#include "lcio/policy/algorithms.h"
+#include "lcio/policy/trainer.h"
+
+namespace lcio::policy {
+
+struct TrainRun {
+  TrainResult result;
+  AlgoOutput output;
+  std::shared_ptr<const env::Simulator> simulator;
+};
+
+absl::StatusOr<TrainRun> RunTraining(const data::Dataset& dataset,
+                                     const std::vector<int>& train_episodes,
+                                     const env::SimulatorConfig& config,
+                                     const TrainOptions& options);
+// "auto" (CUDA when LibTorch sees one), "cpu", "cuda", "cuda:N".
+absl::StatusOr<std::string> ResolveDevice(const std::string& device);
+std::string TrainingConfigJson(const TrainOptions& options, const env::SimulatorConfig& config,
+                               const std::map<std::string, double>& hp, const std::string& device);
+
+}  // namespace lcio::policy

@@ -1,0 +1,371 @@
+#include "lcio/policy/trainer.h"
+
+#include <ATen/Parallel.h>
+#include <torch/cuda.h>
+#include <torch/utils.h>
+
+#include <algorithm>
+#include <cmath>
+#include <mutex>
+#include <nlohmann/json.hpp>
+
+#include "absl/strings/str_cat.h"
+#include "absl/strings/str_join.h"
+#include "lcio/env/evaluator.h"
+#include "lcio/env/split.h"
+#include "lcio/policy/algorithms.h"
+#include "lcio/policy/trainer_internal.h"
+
+namespace lcio::policy {
+
+namespace {
+
+const std::map<std::string, double>& CommonDefaults() {
+  static const auto* m =
+      new std::map<std::string, double>{{"hidden_size", 64}, {"hidden_layers", 2}, {"gamma", 0.99}};
+  return *m;
+}
+
+// The Lagrangian settings of the rc- variants (see docs/training.md).
+const std::map<std::string, double>& LagrangeDefaults() {
+  static const auto* m = new std::map<std::string, double>{
+      {"cost_limit_latency", 0.02}, {"cost_limit_money", 0.02}, {"lagrange_lr", 0.5},
+      {"lagrange_kp", 0},           {"lagrange_kd", 0},         {"lagrange_init", 0},
+      {"lagrange_max", 100},        {"lagrange_interval", 1024}};
+  return *m;
+}
+
+std::string BaseAlgo(const std::string& algo) {
+  return algo.rfind("rc-", 0) == 0 ? algo.substr(3) : algo;
+}
+
+// Ranges checked before training so that a bad flag fails with a message.
+absl::Status CheckHyperparameters(const std::map<std::string, double>& hp) {
+  auto at_least = [&](const char* name, double lo) -> absl::Status {
+    auto it = hp.find(name);
+    if (it != hp.end() && !(it->second >= lo))
+      return absl::InvalidArgumentError(
+          absl::StrCat("hyperparameter ", name, " = ", it->second, ": must be >= ", lo));
+    return absl::OkStatus();
+  };
+  auto in_unit = [&](const char* name) -> absl::Status {
+    auto it = hp.find(name);
+    if (it != hp.end() && !(it->second >= 0 && it->second <= 1))
+      return absl::InvalidArgumentError(
+          absl::StrCat("hyperparameter ", name, " = ", it->second, ": must be in [0, 1]"));
+    return absl::OkStatus();
+  };
+  for (const auto& [name, value] : hp)
+    if (!std::isfinite(value))
+      return absl::InvalidArgumentError(
+          absl::StrCat("hyperparameter ", name, " = ", value, ": must be finite"));
+  for (const char* name :
+       {"hidden_size", "hidden_layers", "n_steps", "batch_size", "n_epochs", "buffer_size",
+        "train_freq", "target_update_interval", "lagrange_interval"})
+    if (auto s = at_least(name, 1); !s.ok()) return s;
+  if (hp.count("hidden_size") && hp.at("hidden_size") > 4096)
+    return absl::InvalidArgumentError("hyperparameter hidden_size: must be <= 4096");
+  if (hp.count("hidden_layers") && hp.at("hidden_layers") > 16)
+    return absl::InvalidArgumentError("hyperparameter hidden_layers: must be <= 16");
+  for (const char* name :
+       {"learning_rate", "clip_range", "ent_coef", "vf_coef", "max_grad_norm", "adam_eps",
+        "rms_prop_eps", "learning_starts", "gradient_steps", "lagrange_lr", "lagrange_kp",
+        "lagrange_kd", "lagrange_init", "lagrange_max", "cost_limit_latency", "cost_limit_money"})
+    if (auto s = at_least(name, 0); !s.ok()) return s;
+  for (const char* name :
+       {"gamma", "gae_lambda", "tau", "exploration_fraction", "exploration_initial_eps",
+        "exploration_final_eps", "rms_prop_alpha", "normalize_advantage"})
+    if (auto s = in_unit(name); !s.ok()) return s;
+  return absl::OkStatus();
+}
+
+}  // namespace
+
+env::BudgetDistribution TrainOptions::DefaultBudgets() {
+  env::BudgetDistribution d;
+  d.kind = env::BudgetDistribution::Kind::kMixture;
+  d.fixed = {30.0, 0.05};
+  d.low = {2.0, 0.002};
+  d.high = {60.0, 0.1};
+  d.stddev = {10.0, 0.02};
+  d.extreme_share = 0.2;
+  return d;
+}
+
+std::vector<std::string> KnownAlgorithms() {
+  return {"ppo", "a2c", "dqn", "rc-ppo", "rc-a2c", "rc-dqn"};
+}
+
+absl::StatusOr<std::map<std::string, double>> DefaultHyperparameters(const std::string& algo) {
+  const std::vector<std::string> known = KnownAlgorithms();
+  if (std::find(known.begin(), known.end(), algo) == known.end())
+    return absl::InvalidArgumentError(
+        absl::StrCat("algo = \"", algo, "\": must be one of ", absl::StrJoin(known, ", ")));
+  std::map<std::string, double> hp = CommonDefaults();
+  const std::string base = BaseAlgo(algo);
+  if (base == "ppo") {
+    hp.insert({{"learning_rate", 3e-4},
+               {"n_steps", 2048},
+               {"batch_size", 64},
+               {"n_epochs", 10},
+               {"gae_lambda", 0.95},
+               {"clip_range", 0.2},
+               {"ent_coef", 0.0},
+               {"vf_coef", 0.5},
+               {"max_grad_norm", 0.5},
+               {"normalize_advantage", 1},
+               {"adam_eps", 1e-5}});
+  } else if (base == "a2c") {
+    hp.insert({{"learning_rate", 7e-4},
+               {"n_steps", 5},
+               {"gae_lambda", 1.0},
+               {"ent_coef", 0.0},
+               {"vf_coef", 0.5},
+               {"max_grad_norm", 0.5},
+               {"normalize_advantage", 0},
+               {"rms_prop_alpha", 0.99},
+               {"rms_prop_eps", 1e-5}});
+  } else {
+    hp.insert({{"learning_rate", 1e-4},
+               {"buffer_size", 1e6},
+               {"learning_starts", 100},
+               {"batch_size", 32},
+               {"tau", 1.0},
+               {"train_freq", 4},
+               {"gradient_steps", 1},
+               {"target_update_interval", 10000},
+               {"exploration_fraction", 0.1},
+               {"exploration_initial_eps", 1.0},
+               {"exploration_final_eps", 0.05},
+               {"max_grad_norm", 10},
+               {"adam_eps", 1e-8}});
+  }
+  if (algo != base) hp.insert(LagrangeDefaults().begin(), LagrangeDefaults().end());
+  return hp;
+}
+
+absl::StatusOr<std::string> ResolveDevice(const std::string& device) {
+  if (device == "auto") return std::string(torch::cuda::is_available() ? "cuda" : "cpu");
+  if (device == "cpu") return device;
+  if (device == "cuda" || device.rfind("cuda:", 0) == 0) {
+    int index = 0;
+    if (device.size() > 5) {
+      const std::string digits = device.substr(5);
+      if (digits.empty() || digits.size() > 4 ||
+          !std::all_of(digits.begin(), digits.end(), [](char c) { return c >= '0' && c <= '9'; }))
+        return absl::InvalidArgumentError(
+            absl::StrCat("device = \"", device, "\": expected auto, cpu, cuda or cuda:N"));
+      index = std::stoi(digits);
+    }
+    if (!torch::cuda::is_available())
+      return absl::FailedPreconditionError(absl::StrCat(
+          "device = \"", device, "\": LibTorch sees no CUDA device (use auto or cpu)"));
+    if (index >= static_cast<int>(torch::cuda::device_count()))
+      return absl::InvalidArgumentError(absl::StrCat(
+          "device = \"", device, "\": only ", torch::cuda::device_count(), " CUDA device(s)"));
+    return device;
+  }
+  return absl::InvalidArgumentError(
+      absl::StrCat("device = \"", device, "\": expected auto, cpu, cuda or cuda:N"));
+}
+
+void ConfigureTorchThreads(int threads) {
+  at::set_num_threads(std::max(1, threads));
+  // Inter-op threads may be set once per process, before any parallel work.
+  static std::once_flag once;
+  std::call_once(once, [&] {
+    try {
+      at::set_num_interop_threads(std::max(1, threads));
+    } catch (const std::exception&) {
+      // Already started by an earlier LibTorch call: keep what it has.
+    }
+  });
+}
+
+std::string TrainingConfigJson(const TrainOptions& options, const env::SimulatorConfig& config,
+                               const std::map<std::string, double>& hp, const std::string& device) {
+  nlohmann::json j;
+  j["algo"] = options.algo;
+  j["timesteps"] = options.timesteps;
+  j["seed"] = options.seed;
+  j["torch_threads"] = options.torch_threads;
+  j["device"] = device;
+  j["prompt_aware"] = options.prompt_aware;
+  j["budget_aware"] = options.budget_aware;
+  j["task_one_hot"] = options.task_one_hot;
+  const env::BudgetDistribution& b = options.budgets;
+  j["budget_distribution"] = {
+      {"kind", env::BudgetDistribution::KindName(b.kind)},
+      {"fixed", {{"latency_s", b.fixed.latency_s}, {"money_usd", b.fixed.money_usd}}},
+      {"low", {{"latency_s", b.low.latency_s}, {"money_usd", b.low.money_usd}}},
+      {"high", {{"latency_s", b.high.latency_s}, {"money_usd", b.high.money_usd}}},
+      {"stddev", {{"latency_s", b.stddev.latency_s}, {"money_usd", b.stddev.money_usd}}},
+      {"extreme_share", b.extreme_share}};
+  j["hyperparameters"] = hp;
+  j["simulator"] = {{"device", config.device},
+                    {"network", config.network},
+                    {"alpha", config.weights.alpha},
+                    {"beta_association", config.weights.beta_association},
+                    {"beta_latency", config.weights.beta_latency},
+                    {"beta_usage", config.weights.beta_usage},
+                    {"time_span", config.time_span},
+                    {"k_neighbors", config.k_neighbors},
+                    {"refusal_phrases", config.refusal.phrases}};
+  return j.dump();
+}
+
+void TrainedNetwork::Score(const float* observation, float* scores) const {
+  std::vector<float> current(observation, observation + sizes.front()), next;
+  const int layers = static_cast<int>(weights.size());
+  for (int l = 0; l < layers; ++l) {
+    const int in = sizes[l], out = sizes[l + 1];
+    next.assign(out, 0.0f);
+    for (int o = 0; o < out; ++o) {
+      const float* w = weights[l].data() + static_cast<size_t>(o) * in;
+      float acc = biases[l][o];
+      for (int i = 0; i < in; ++i) acc += w[i] * current[i];
+      if (l + 1 < layers) acc = activation == "tanh" ? std::tanh(acc) : std::max(acc, 0.0f);
+      next[o] = acc;
+    }
+    current.swap(next);
+  }
+  std::copy(current.begin(), current.end(), scores);
+}
+
+NetworkPolicy::NetworkPolicy(std::string name, TrainedNetwork network,
+                             env::ObservationEncoder encoder)
+    : name_(std::move(name)),
+      network_(std::move(network)),
+      encoder_(std::move(encoder)),
+      observation_(encoder_.size()),
+      scores_(network_.sizes.back()) {}
+
+int NetworkPolicy::Act(const env::DecisionContext& context, std::vector<double>* scores) {
+  encoder_.Encode(context, observation_.data());
+  network_.Score(observation_.data(), scores_.data());
+  const int best =
+      static_cast<int>(std::max_element(scores_.begin(), scores_.end()) - scores_.begin());
+  if (scores) scores->assign(scores_.begin(), scores_.end());
+  return best;
+}
+
+absl::StatusOr<TrainRun> RunTraining(const data::Dataset& dataset,
+                                     const std::vector<int>& train_episodes,
+                                     const env::SimulatorConfig& config,
+                                     const TrainOptions& options) {
+  auto hp = DefaultHyperparameters(options.algo);
+  if (!hp.ok()) return hp.status();
+  for (const auto& [name, value] : options.hyperparameters) {
+    if (!hp->count(name)) {
+      std::vector<std::string> names;
+      for (const auto& entry : *hp) names.push_back(entry.first);
+      return absl::InvalidArgumentError(absl::StrCat("hyperparameter \"", name, "\" is not one of ",
+                                                     options.algo,
+                                                     "'s: ", absl::StrJoin(names, ", ")));
+    }
+    (*hp)[name] = value;
+  }
+  if (auto s = CheckHyperparameters(*hp); !s.ok()) return s;
+  if (options.timesteps < 1 || options.timesteps > 1'000'000'000)
+    return absl::InvalidArgumentError(
+        absl::StrCat("timesteps = ", options.timesteps, ": must be in [1, 1e9]"));
+  if (options.torch_threads < 1 || options.torch_threads > 256)
+    return absl::InvalidArgumentError(
+        absl::StrCat("torch_threads = ", options.torch_threads, ": must be in [1, 256]"));
+  if (auto s = options.budgets.Validate(); !s.ok()) return s;
+  auto device = ResolveDevice(options.device);
+  if (!device.ok()) return device.status();
+  if (train_episodes.empty()) return absl::InvalidArgumentError("no training episodes");
+  for (int e : train_episodes)
+    if (e < 0 || e >= static_cast<int>(dataset.episodes.size()))
+      return absl::InvalidArgumentError(absl::StrCat(
+          "training episode index ", e, " is out of range [0, ", dataset.episodes.size(), ")"));
+  for (int e : options.evaluation_episodes)
+    if (e < 0 || e >= static_cast<int>(dataset.episodes.size()))
+      return absl::InvalidArgumentError(absl::StrCat(
+          "evaluation episode index ", e, " is out of range [0, ", dataset.episodes.size(), ")"));
+
+  auto simulator = env::Simulator::Create(dataset, train_episodes, config);
+  if (!simulator.ok()) return simulator.status();
+  env::ObservationLayout layout = (*simulator)->DefaultLayout();
+  layout.prompt_aware = options.prompt_aware;
+  layout.budget_aware = options.budget_aware;
+  layout.task_one_hot = options.task_one_hot;
+  if (!options.prompt_aware && !options.budget_aware && !options.task_one_hot)
+    layout =
+        env::ObservationLayout::Reference(layout.num_views, layout.num_tasks, layout.time_span);
+  auto training_env = env::TrainingEnv::Create(*simulator, dataset, train_episodes, layout,
+                                               options.budgets, env::MixSeed(options.seed, 1));
+  if (!training_env.ok()) return training_env.status();
+
+  ConfigureTorchThreads(options.torch_threads);
+  torch::manual_seed(options.seed);
+  const bool constrained = options.algo.rfind("rc-", 0) == 0;
+  TrainOptions context_options = options;
+  context_options.seed = env::MixSeed(options.seed, 2);
+  AlgoContext context(*training_env, *hp, constrained, context_options);
+  const std::string base = BaseAlgo(options.algo);
+  AlgoOutput output = base == "ppo"   ? TrainPpo(context)
+                      : base == "a2c" ? TrainA2c(context)
+                                      : TrainDqn(context);
+  TrainRun run;
+  run.result.summary = context.Finish();
+  run.result.summary.algo = options.algo;
+  run.result.summary.device = *device;
+  run.result.summary.config_json = TrainingConfigJson(options, config, *hp, *device);
+  run.result.layout = layout;
+  TrainedNetwork& net = run.result.network;
+  net.activation = ActivationName(output.activation);
+  net.sizes.push_back(static_cast<int>(output.weights.front().size(1)));
+  for (size_t l = 0; l < output.weights.size(); ++l) {
+    const at::Tensor w = output.weights[l].contiguous();
+    const at::Tensor b = output.biases[l].contiguous();
+    net.sizes.push_back(static_cast<int>(w.size(0)));
+    net.weights.emplace_back(w.data_ptr<float>(), w.data_ptr<float>() + w.numel());
+    net.biases.emplace_back(b.data_ptr<float>(), b.data_ptr<float>() + b.numel());
+  }
+  run.output = std::move(output);
+  run.simulator = *simulator;
+
+  if (!options.evaluation_episodes.empty()) {
+    TrainSummary& s = run.result.summary;
+    s.evaluated = true;
+    nlohmann::json eval;
+    for (bool shield : {false, true}) {
+      auto encoder = env::ObservationEncoder::Create(layout);
+      if (!encoder.ok()) return encoder.status();
+      NetworkPolicy policy(options.algo, net, *std::move(encoder));
+      env::EvalOptions eval_options{options.budgets.fixed, shield, options.seed};
+      const env::PolicyResult r = env::EvaluatePolicy(
+          **simulator, dataset, options.evaluation_episodes, policy, eval_options);
+      EvaluationFigures& f = shield ? s.evaluation_shielded : s.evaluation;
+      f = {r.reward,           r.response,
+           r.association,      r.latency_s,
+           r.money_usd,        r.share_over_latency,
+           r.share_over_money, static_cast<int>(r.episodes.size())};
+      eval[shield ? "shielded" : "unshielded"] = {{"reward", r.reward},
+                                                  {"response", r.response},
+                                                  {"association", r.association},
+                                                  {"latency_s", r.latency_s},
+                                                  {"money_usd", r.money_usd},
+                                                  {"share_over_latency", r.share_over_latency},
+                                                  {"share_over_money", r.share_over_money},
+                                                  {"episodes", r.episodes.size()},
+                                                  {"shield_overrides", r.shield_overrides}};
+    }
+    eval["budget"] = {{"latency_s", options.budgets.fixed.latency_s},
+                      {"money_usd", options.budgets.fixed.money_usd}};
+    s.evaluation_json = eval.dump();
+  }
+  return run;
+}
+
+absl::StatusOr<TrainResult> Train(const data::Dataset& dataset,
+                                  const std::vector<int>& train_episodes,
+                                  const env::SimulatorConfig& config, const TrainOptions& options) {
+  auto run = RunTraining(dataset, train_episodes, config, options);
+  if (!run.ok()) return run.status();
+  return std::move(run->result);
+}
+
+}  // namespace lcio::policy
