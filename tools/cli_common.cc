@@ -20,6 +20,9 @@ ABSL_FLAG(double, beta_latency, 1.0 / 3, "reward weight of the normalised latenc
 ABSL_FLAG(double, beta_usage, 1.0 / 3, "reward weight of the normalised money");
 ABSL_FLAG(int, time_span, 5, "turns in the observation window");
 ABSL_FLAG(int, k_neighbors, 5, "k of the kNN response estimator");
+ABSL_FLAG(std::string, knn_rule, "tie_inclusive",
+          "kNN neighbour rule: tie_inclusive (lcio) or scikit_kd_tree (only to reproduce the "
+          "original implementation's figures; see docs/simulator.md)");
 ABSL_FLAG(std::vector<std::string>, refusal_phrases,
           std::vector<std::string>({"sorry", "I don't have", "can't"}),
           "answers containing any of these score 0 (comma-separated)");
@@ -53,6 +56,15 @@ absl::StatusOr<env::SimulatorConfig> SimulatorConfigFromFlags() {
   config.time_span = absl::GetFlag(FLAGS_time_span);
   config.k_neighbors = absl::GetFlag(FLAGS_k_neighbors);
   config.refusal.phrases = absl::GetFlag(FLAGS_refusal_phrases);
+  const std::string rule = absl::GetFlag(FLAGS_knn_rule);
+  if (rule == "tie_inclusive") {
+    config.knn_rule = env::NeighbourRule::kTieInclusive;
+  } else if (rule == "scikit_kd_tree") {
+    config.knn_rule = env::NeighbourRule::kScikitKdTree;
+  } else {
+    return absl::InvalidArgumentError(absl::StrCat(
+        "--knn_rule = \"", rule, "\": must be tie_inclusive or scikit_kd_tree"));
+  }
   // Fail early on unknown names, with the list of known ones.
   if (auto d = config.catalog.Device(config.device); !d.ok()) return d.status();
   if (auto n = config.catalog.Network(config.network); !n.ok()) return n.status();
@@ -109,6 +121,8 @@ std::string SettingsJson(const env::SimulatorConfig& config, const env::Budget& 
         {"beta_usage", config.weights.beta_usage}}},
       {"time_span", config.time_span},
       {"k_neighbors", config.k_neighbors},
+      {"knn_rule", config.knn_rule == env::NeighbourRule::kTieInclusive ? "tie_inclusive"
+                                                                         : "scikit_kd_tree"},
       {"refusal_phrases", config.refusal.phrases},
       {"latency_budget_s", budget.latency_s},
       {"money_budget_usd", budget.money_usd},

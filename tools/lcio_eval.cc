@@ -1,38 +1,227 @@
-// lcio-eval: baselines, the Oracle (and trained policies) on test episodes,
-// as a Markdown table and JSON.
+// lcio-eval: baselines, the Oracle and trained policies on test episodes over
+// K splits, as a Markdown table and JSON; optionally a budget sweep written as
+// CSV and drawn with gnuplot (the cost-quality frontier).
+#include <cstdio>
+#include <cstdlib>
 #include <fstream>
 #include <iostream>
+#include <memory>
 
 #include "absl/flags/flag.h"
 #include "absl/flags/parse.h"
 #include "absl/flags/usage.h"
+#include "absl/strings/numbers.h"
+#include "absl/strings/str_cat.h"
+#include "absl/strings/str_format.h"
+#include "absl/strings/str_join.h"
 #include "cli_common.h"
 #include "lcio/env/baselines.h"
 #include "lcio/env/evaluator.h"
+#ifdef LCIO_WITH_POLICY
+#include "lcio/policy/artifact_policy.h"
+#include "lcio/policy/trainer.h"
+#endif
 
 ABSL_FLAG(int, splits, 10, "number of random splits (seeds --split_seed, +1, ...)");
 ABSL_FLAG(std::string, shield, "both", "evaluate with the budget shield: on, off or both");
 ABSL_FLAG(bool, fixed, true, "include every fixed action");
 ABSL_FLAG(bool, oracle, true, "include the Oracle");
+ABSL_FLAG(std::vector<std::string>, algos, {},
+          "train these algorithms on each split's training side and evaluate them "
+          "(ppo,a2c,dqn,rc-ppo,rc-a2c,rc-dqn)");
+ABSL_FLAG(int64_t, timesteps, 30000, "training timesteps per algorithm and split (--algos)");
+ABSL_FLAG(uint64_t, train_seed, 1, "training seed (--algos)");
+ABSL_FLAG(std::vector<std::string>, policy, {},
+          "policy artifacts to evaluate as they are (note: an artifact trained on the "
+          "whole data set has seen the test episodes)");
+ABSL_FLAG(std::string, knn_fit_on, "train",
+          "episodes the response estimator is fitted on: train (lcio) or test (only to "
+          "reproduce the original implementation's figures, which leak the test episodes)");
 ABSL_FLAG(std::string, format, "markdown", "stdout format: markdown or json");
 ABSL_FLAG(std::string, json_out, "", "also write the JSON report to this file");
 ABSL_FLAG(uint64_t, seed, 1, "seed of randomised baselines");
+ABSL_FLAG(std::vector<std::string>, sweep_latency, {},
+          "budget sweep: latency budgets in seconds (with --sweep_money)");
+ABSL_FLAG(std::vector<std::string>, sweep_money, {},
+          "budget sweep: money budgets in USD (with --sweep_latency)");
+ABSL_FLAG(std::string, sweep_out, "sweep", "budget sweep: writes PREFIX.csv, PREFIX.gp and "
+          "PREFIX.svg (when gnuplot is installed)");
 
 namespace {
+
+using namespace lcio;
 
 int Fail(const absl::Status& status) {
   std::cerr << "lcio-eval: " << status << "\n";
   return 2;
 }
 
+absl::StatusOr<std::vector<double>> ParseNumbers(const std::vector<std::string>& text,
+                                                 const char* flag) {
+  std::vector<double> out;
+  for (const auto& t : text) {
+    double v;
+    if (!absl::SimpleAtod(t, &v) || !(v >= 0))
+      return absl::InvalidArgumentError(
+          absl::StrCat("--", flag, ": \"", t, "\" is not a number >= 0"));
+    out.push_back(v);
+  }
+  return out;
+}
+
+// One split's decision makers: baselines, per-split trained policies and
+// artifacts. Owns what it creates.
+struct Methods {
+  std::vector<std::unique_ptr<env::Policy>> policies;
+};
+
+absl::StatusOr<Methods> MakeMethods(const data::Dataset& dataset, const env::Split& split,
+                                    const env::SimulatorConfig& config,
+                                    std::shared_ptr<const env::Simulator> simulator,
+                                    const env::Budget& budget) {
+  Methods m;
+  m.policies =
+      env::MakeBaselines(simulator, absl::GetFlag(FLAGS_fixed), absl::GetFlag(FLAGS_oracle));
+#ifdef LCIO_WITH_POLICY
+  for (const std::string& algo : absl::GetFlag(FLAGS_algos)) {
+    policy::TrainOptions options;
+    options.algo = algo;
+    options.timesteps = absl::GetFlag(FLAGS_timesteps);
+    options.seed = absl::GetFlag(FLAGS_train_seed);
+    options.budgets.fixed = budget;
+    auto trained = policy::Train(dataset, split.train, config, options);
+    if (!trained.ok()) return trained.status();
+    auto encoder = env::ObservationEncoder::Create(trained->layout);
+    if (!encoder.ok()) return encoder.status();
+    m.policies.push_back(std::make_unique<policy::NetworkPolicy>(
+        algo, std::move(trained->network), *std::move(encoder)));
+  }
+  for (const std::string& path : absl::GetFlag(FLAGS_policy)) {
+    auto loaded = policy::ArtifactPolicy::Load(path, "cpu");
+    if (!loaded.ok()) return loaded.status();
+    if (auto s = (*loaded)->CheckCompatible(dataset.num_views,
+                                            static_cast<int>(dataset.tasks.size()));
+        !s.ok())
+      return s;
+    m.policies.push_back(std::move(*loaded));
+  }
+#else
+  (void)dataset, (void)split, (void)config, (void)budget;
+  if (!absl::GetFlag(FLAGS_algos).empty() || !absl::GetFlag(FLAGS_policy).empty())
+    return absl::FailedPreconditionError(
+        "--algos and --policy need lcio built with LCIO_BUILD_POLICY=ON");
+#endif
+  return m;
+}
+
+// Evaluates every method of every split at one budget.
+absl::StatusOr<std::vector<env::AggregateResult>> EvaluateAll(
+    const data::Dataset& dataset, const std::vector<env::Split>& splits,
+    const std::vector<std::shared_ptr<const env::Simulator>>& simulators,
+    std::vector<Methods>& methods, const env::Budget& budget,
+    const std::vector<bool>& shield_settings) {
+  std::vector<std::vector<env::PolicyResult>> results;
+  for (size_t s = 0; s < splits.size(); ++s) {
+    std::vector<env::PolicyResult> row;
+    for (auto& policy : methods[s].policies) {
+      const bool is_oracle = policy->name() == "Oracle";
+      for (bool shield : shield_settings) {
+        // The Oracle plans within the budgets: the shield has nothing to do.
+        if (is_oracle && shield != shield_settings.front()) continue;
+        env::EvalOptions options{budget, shield, absl::GetFlag(FLAGS_seed)};
+        row.push_back(
+            env::EvaluatePolicy(*simulators[s], dataset, splits[s].test, *policy, options));
+      }
+    }
+    results.push_back(std::move(row));
+  }
+  return env::Aggregate(results);
+}
+
+double OracleReward(const std::vector<env::AggregateResult>& rows) {
+  for (const auto& r : rows)
+    if (r.name == "Oracle") return r.reward;
+  return 0;
+}
+
+std::string Quote(const std::string& s) { return "\"" + s + "\""; }
+
+absl::Status WriteSweep(const std::string& prefix, const std::vector<double>& latencies,
+                        const std::vector<double>& moneys,
+                        const std::vector<std::vector<env::AggregateResult>>& grid) {
+  const std::string csv_path = prefix + ".csv";
+  std::ofstream csv(csv_path);
+  csv << "latency_budget_s,money_budget_usd,method,shield,reward,reward_sd,percent_of_oracle,"
+         "share_over_latency,share_over_money,latency_s,usage_usd,shield_overrides\n";
+  std::vector<std::string> methods;
+  size_t cell = 0;
+  for (double l : latencies) {
+    for (double m : moneys) {
+      const auto& rows = grid[cell++];
+      const double oracle = OracleReward(rows);
+      for (const auto& r : rows) {
+        const std::string method = r.name + (r.shielded ? " +shield" : "");
+        if (std::find(methods.begin(), methods.end(), method) == methods.end())
+          methods.push_back(method);
+        csv << l << "," << m << "," << Quote(r.name) << "," << (r.shielded ? "on" : "off") << ","
+            << r.reward << "," << r.reward_sd << ","
+            << (oracle > 0 ? 100 * r.reward / oracle : 0) << "," << r.share_over_latency << ","
+            << r.share_over_money << "," << r.latency_s << "," << r.money_usd << ","
+            << r.shield_overrides << "\n";
+      }
+    }
+  }
+  if (!csv) return absl::UnavailableError("cannot write " + csv_path);
+  // One panel per latency budget: reward against the money budget (top) and
+  // the share of episodes over either budget (bottom), one line per method.
+  const std::string gp_path = prefix + ".gp";
+  std::ofstream gp(gp_path);
+  gp << "set datafile separator ','\nset terminal svg size " << 420 * latencies.size()
+     << ",760 dynamic\nset output '" << prefix << ".svg'\nset key outside bottom center "
+     << "horizontal font ',8'\nset logscale x\nset multiplot layout 2," << latencies.size()
+     << " title 'lcio budget sweep: reward and budget violations'\n";
+  for (int row = 0; row < 2; ++row) {
+    for (double l : latencies) {
+      gp << "set title 'latency budget " << l << " s'\nset xlabel 'money budget (USD)'\n"
+         << "set ylabel '" << (row == 0 ? "mean reward" : "share of episodes over a budget")
+         << "'\nplot ";
+      std::vector<std::string> plots;
+      for (const auto& method : methods) {
+        const bool shielded = method.size() > 8 && method.substr(method.size() - 8) == " +shield";
+        const std::string name = shielded ? method.substr(0, method.size() - 8) : method;
+        // Column 4 is the shield flag; rows of other methods or budgets give NaN.
+        const std::string y =
+            row == 0 ? "$5" : "(($8 > $9) ? $8 : $9)";
+        plots.push_back(absl::StrCat(
+            "'", csv_path, "' skip 1 using 2:((strcol(3) eq \"", name, "\" && strcol(4) eq \"",
+            shielded ? "on" : "off", "\" && $1 == ", l, ") ? ", y, " : NaN) with linespoints title '",
+            method, "'"));
+      }
+      gp << absl::StrJoin(plots, ", \\\n     ") << "\n";
+    }
+  }
+  gp << "unset multiplot\n";
+  if (!gp) return absl::UnavailableError("cannot write " + gp_path);
+  gp.close();
+  if (std::system("command -v gnuplot >/dev/null 2>&1") == 0) {
+    const std::string command = "gnuplot '" + gp_path + "'";
+    if (std::system(command.c_str()) != 0)
+      return absl::InternalError("gnuplot failed on " + gp_path);
+    std::cerr << "lcio-eval: wrote " << csv_path << ", " << gp_path << ", " << prefix << ".svg\n";
+  } else {
+    std::cerr << "lcio-eval: wrote " << csv_path << " and " << gp_path
+              << " (install gnuplot to draw " << prefix << ".svg)\n";
+  }
+  return absl::OkStatus();
+}
+
 }  // namespace
 
 int main(int argc, char** argv) {
   absl::SetProgramUsageMessage(
-      "Evaluates baselines and the Oracle on M4A1 test splits.\n"
+      "Evaluates baselines, the Oracle and trained policies on M4A1 test splits.\n"
       "Run with no flags from the repository root for the reference defaults.");
   absl::ParseCommandLine(argc, argv);
-  using namespace lcio;
   const std::string shield_mode = absl::GetFlag(FLAGS_shield);
   if (shield_mode != "on" && shield_mode != "off" && shield_mode != "both")
     return Fail(absl::InvalidArgumentError("--shield = \"" + shield_mode +
@@ -41,6 +230,12 @@ int main(int argc, char** argv) {
   if (format != "markdown" && format != "json")
     return Fail(absl::InvalidArgumentError("--format = \"" + format +
                                            "\": must be markdown or json"));
+  auto sweep_l = ParseNumbers(absl::GetFlag(FLAGS_sweep_latency), "sweep_latency");
+  if (!sweep_l.ok()) return Fail(sweep_l.status());
+  auto sweep_m = ParseNumbers(absl::GetFlag(FLAGS_sweep_money), "sweep_money");
+  if (!sweep_m.ok()) return Fail(sweep_m.status());
+  if (sweep_l->empty() != sweep_m->empty())
+    return Fail(absl::InvalidArgumentError("--sweep_latency and --sweep_money go together"));
   auto dataset = cli::LoadDataset();
   if (!dataset.ok()) return Fail(dataset.status());
   auto config = cli::SimulatorConfigFromFlags();
@@ -53,37 +248,46 @@ int main(int argc, char** argv) {
   if (shield_mode != "on") shield_settings.push_back(false);
   if (shield_mode != "off") shield_settings.push_back(true);
 
-  std::vector<std::vector<env::PolicyResult>> results;
-  for (size_t s = 0; s < splits->size(); ++s) {
-    const env::Split& split = (*splits)[s];
-    auto simulator = env::Simulator::Create(*dataset, split.train, *config);
+  const std::string fit_on = absl::GetFlag(FLAGS_knn_fit_on);
+  if (fit_on != "train" && fit_on != "test")
+    return Fail(absl::InvalidArgumentError("--knn_fit_on = \"" + fit_on +
+                                           "\": must be train or test"));
+  std::vector<std::shared_ptr<const env::Simulator>> simulators;
+  std::vector<Methods> methods;
+  for (const env::Split& split : *splits) {
+    auto simulator =
+        env::Simulator::Create(*dataset, fit_on == "train" ? split.train : split.test, *config);
     if (!simulator.ok()) return Fail(simulator.status());
-    std::vector<env::PolicyResult> row;
-    auto policies = env::MakeBaselines(*simulator, absl::GetFlag(FLAGS_fixed),
-                                       absl::GetFlag(FLAGS_oracle));
-    for (auto& policy : policies) {
-      const bool is_oracle = policy->name() == "Oracle";
-      for (bool shield : shield_settings) {
-        // The Oracle plans within the budgets: the shield has nothing to do.
-        if (is_oracle && shield != shield_settings.front()) continue;
-        env::EvalOptions options{budget, shield, absl::GetFlag(FLAGS_seed)};
-        row.push_back(env::EvaluatePolicy(**simulator, *dataset, split.test, *policy, options));
-      }
-    }
-    results.push_back(std::move(row));
+    auto m = MakeMethods(*dataset, split, *config, *simulator, budget);
+    if (!m.ok()) return Fail(m.status());
+    simulators.push_back(*simulator);
+    methods.push_back(*std::move(m));
   }
-  const auto rows = env::Aggregate(results);
-  double oracle_reward = 0;
-  for (const auto& r : rows)
-    if (r.name == "Oracle") oracle_reward = r.reward;
-  const std::string json = env::ToJson(rows, cli::SettingsJson(*config, budget));
+
+  if (!sweep_l->empty()) {
+    std::vector<std::vector<env::AggregateResult>> grid;
+    for (double l : *sweep_l)
+      for (double m : *sweep_m) {
+        auto rows = EvaluateAll(*dataset, *splits, simulators, methods, {l, m}, shield_settings);
+        if (!rows.ok()) return Fail(rows.status());
+        std::cerr << "lcio-eval: swept " << l << " s / " << m << " USD\n";
+        grid.push_back(*std::move(rows));
+      }
+    if (auto s = WriteSweep(absl::GetFlag(FLAGS_sweep_out), *sweep_l, *sweep_m, grid); !s.ok())
+      return Fail(s);
+    return 0;
+  }
+
+  auto rows = EvaluateAll(*dataset, *splits, simulators, methods, budget, shield_settings);
+  if (!rows.ok()) return Fail(rows.status());
+  const std::string json = env::ToJson(*rows, cli::SettingsJson(*config, budget));
   if (format == "json") {
     std::cout << json << "\n";
   } else {
-    std::cout << "lcio-eval: " << dataset->source << ", " << splits->size() << " split(s), device "
-              << config->device << ", network " << config->network << ", budgets "
-              << budget.latency_s << " s / " << budget.money_usd << " USD\n\n"
-              << env::ToMarkdown(rows, oracle_reward);
+    std::cout << "lcio-eval: " << dataset->source << ", " << splits->size()
+              << " split(s), device " << config->device << ", network " << config->network
+              << ", budgets " << budget.latency_s << " s / " << budget.money_usd << " USD\n\n"
+              << env::ToMarkdown(*rows, OracleReward(*rows));
   }
   if (const std::string out = absl::GetFlag(FLAGS_json_out); !out.empty()) {
     std::ofstream file(out);
