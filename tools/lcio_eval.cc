@@ -44,8 +44,8 @@ ABSL_FLAG(std::vector<std::string>, sweep_latency, {},
           "budget sweep: latency budgets in seconds (with --sweep_money)");
 ABSL_FLAG(std::vector<std::string>, sweep_money, {},
           "budget sweep: money budgets in USD (with --sweep_latency)");
-ABSL_FLAG(std::string, sweep_out, "sweep", "budget sweep: writes PREFIX.csv, PREFIX.gp and "
-          "PREFIX.svg (when gnuplot is installed)");
+ABSL_FLAG(std::string, sweep_out, "sweep", "budget sweep: writes PREFIX.csv, PREFIX.dat, PREFIX.gp "
+          "and PREFIX.svg (when gnuplot is installed)");
 
 namespace {
 
@@ -171,32 +171,45 @@ absl::Status WriteSweep(const std::string& prefix, const std::vector<double>& la
       }
     }
   }
+  csv.close();
   if (!csv) return absl::UnavailableError("cannot write " + csv_path);
-  // One panel per latency budget: reward against the money budget (top) and
-  // the share of episodes over either budget (bottom), one line per method.
+  // gnuplot reads blocks: one per (latency budget, method), rows of money
+  // budget, reward and the share of episodes over either budget.
+  const std::string dat_path = prefix + ".dat";
+  std::ofstream dat(dat_path);
+  for (size_t li = 0; li < latencies.size(); ++li) {
+    for (const auto& method : methods) {
+      dat << "# latency " << latencies[li] << " s, " << method << "\n";
+      for (size_t mi = 0; mi < moneys.size(); ++mi) {
+        for (const auto& r : grid[li * moneys.size() + mi]) {
+          if (r.name + (r.shielded ? " +shield" : "") != method) continue;
+          dat << moneys[mi] << " " << r.reward << " "
+              << std::max(r.share_over_latency, r.share_over_money) << "\n";
+        }
+      }
+      dat << "\n\n";
+    }
+  }
+  dat.close();
+  if (!dat) return absl::UnavailableError("cannot write " + dat_path);
+  // One column per latency budget: reward against the money budget (top) and
+  // the share of episodes over a budget (bottom), one line per method.
   const std::string gp_path = prefix + ".gp";
   std::ofstream gp(gp_path);
-  gp << "set datafile separator ','\nset terminal svg size " << 420 * latencies.size()
-     << ",760 dynamic\nset output '" << prefix << ".svg'\nset key outside bottom center "
+  gp << "set terminal svg size " << 460 * latencies.size()
+     << ",900 dynamic\nset output '" << prefix << ".svg'\nset key outside bottom center "
      << "horizontal font ',8'\nset logscale x\nset multiplot layout 2," << latencies.size()
      << " title 'lcio budget sweep: reward and budget violations'\n";
   for (int row = 0; row < 2; ++row) {
-    for (double l : latencies) {
-      gp << "set title 'latency budget " << l << " s'\nset xlabel 'money budget (USD)'\n"
+    for (size_t li = 0; li < latencies.size(); ++li) {
+      gp << "set title 'latency budget " << latencies[li] << " s'\nset xlabel 'money budget (USD)'\n"
          << "set ylabel '" << (row == 0 ? "mean reward" : "share of episodes over a budget")
          << "'\nplot ";
       std::vector<std::string> plots;
-      for (const auto& method : methods) {
-        const bool shielded = method.size() > 8 && method.substr(method.size() - 8) == " +shield";
-        const std::string name = shielded ? method.substr(0, method.size() - 8) : method;
-        // Column 4 is the shield flag; rows of other methods or budgets give NaN.
-        const std::string y =
-            row == 0 ? "$5" : "(($8 > $9) ? $8 : $9)";
-        plots.push_back(absl::StrCat(
-            "'", csv_path, "' skip 1 using 2:((strcol(3) eq \"", name, "\" && strcol(4) eq \"",
-            shielded ? "on" : "off", "\" && $1 == ", l, ") ? ", y, " : NaN) with linespoints title '",
-            method, "'"));
-      }
+      for (size_t k = 0; k < methods.size(); ++k)
+        plots.push_back(absl::StrCat("'", dat_path, "' index ", li * methods.size() + k,
+                                     " using 1:", row == 0 ? 2 : 3, " with linespoints title '",
+                                     methods[k], "'"));
       gp << absl::StrJoin(plots, ", \\\n     ") << "\n";
     }
   }
@@ -207,7 +220,8 @@ absl::Status WriteSweep(const std::string& prefix, const std::vector<double>& la
     const std::string command = "gnuplot '" + gp_path + "'";
     if (std::system(command.c_str()) != 0)
       return absl::InternalError("gnuplot failed on " + gp_path);
-    std::cerr << "lcio-eval: wrote " << csv_path << ", " << gp_path << ", " << prefix << ".svg\n";
+    std::cerr << "lcio-eval: wrote " << csv_path << ", " << dat_path << ", " << gp_path << ", "
+              << prefix << ".svg\n";
   } else {
     std::cerr << "lcio-eval: wrote " << csv_path << " and " << gp_path
               << " (install gnuplot to draw " << prefix << ".svg)\n";

@@ -22,14 +22,15 @@ int GreedyPolicy::Act(const DecisionContext& context, std::vector<double>* score
   const int n = simulator_->actions().size();
   std::vector<double> rewards(n);
   for (int a = 0; a < n; ++a) rewards[a] = simulator_->Evaluate(context, a, &cache_).reward;
-  const CostModel& costs = simulator_->costs();
+  // The best immediate reward the shield admits (the same notion of fitting).
   int best = -1;
-  for (int a = 0; a < n; ++a) {
-    if (!Fits(costs, a, context.remaining_latency_s, context.remaining_money_usd)) continue;
+  for (int a = 0; a < n; ++a)
     if (best < 0 || rewards[a] > rewards[best]) best = a;
-  }
+  best = Shield(simulator_->costs(), best, &rewards, context.remaining_latency_s,
+                context.remaining_money_usd)
+             .action;
   if (scores) *scores = rewards;
-  return best >= 0 ? best : CheapestAction(costs);
+  return best;
 }
 
 // Depth-first branch and bound over action sequences.

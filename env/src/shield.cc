@@ -1,5 +1,7 @@
 #include "lcio/env/shield.h"
 
+#include <algorithm>
+
 namespace lcio::env {
 namespace {
 // Budgets are sums of the same few costs; a relative slack absorbs the
@@ -11,9 +13,15 @@ double NormCost(const CostModel& costs, int a) { return costs.norm_time(a) + cos
 }  // namespace
 
 bool Fits(const CostModel& costs, int action, double remaining_latency_s,
-          double remaining_money_usd) {
-  return WithinBudget(costs.time_s(action), remaining_latency_s) &&
-         WithinBudget(costs.money_usd(action), remaining_money_usd);
+          double remaining_money_usd, int reserve_turns) {
+  double min_time = costs.time_s(0), min_money = costs.money_usd(0);
+  for (int a = 1; a < costs.num_actions(); ++a) {
+    min_time = std::min(min_time, costs.time_s(a));
+    min_money = std::min(min_money, costs.money_usd(a));
+  }
+  const int reserve = std::max(0, reserve_turns);
+  return WithinBudget(costs.time_s(action) + reserve * min_time, remaining_latency_s) &&
+         WithinBudget(costs.money_usd(action) + reserve * min_money, remaining_money_usd);
 }
 
 int CheapestAction(const CostModel& costs) {
@@ -24,24 +32,26 @@ int CheapestAction(const CostModel& costs) {
 }
 
 ShieldDecision Shield(const CostModel& costs, int proposed, const std::vector<double>* scores,
-                      double remaining_latency_s, double remaining_money_usd) {
+                      double remaining_latency_s, double remaining_money_usd,
+                      int reserve_turns) {
   ShieldDecision d;
-  if (Fits(costs, proposed, remaining_latency_s, remaining_money_usd)) {
+  if (Fits(costs, proposed, remaining_latency_s, remaining_money_usd, reserve_turns)) {
     d.action = proposed;
     return d;
   }
-  d.overridden = true;
+  const bool ranked = scores && static_cast<int>(scores->size()) == costs.num_actions();
   int best = -1;
   for (int a = 0; a < costs.num_actions(); ++a) {
-    if (!Fits(costs, a, remaining_latency_s, remaining_money_usd)) continue;
-    if (best < 0) {
+    if (!Fits(costs, a, remaining_latency_s, remaining_money_usd, reserve_turns)) continue;
+    if (best < 0 || (ranked ? (*scores)[a] > (*scores)[best] : NormCost(costs, a) < NormCost(costs, best)))
       best = a;
-      continue;
+  }
+  if (best < 0) {
+    // The reserve is spent: the cheapest action that still fits outright.
+    for (int a = 0; a < costs.num_actions(); ++a) {
+      if (!Fits(costs, a, remaining_latency_s, remaining_money_usd, 0)) continue;
+      if (best < 0 || NormCost(costs, a) < NormCost(costs, best)) best = a;
     }
-    const bool better = scores && static_cast<int>(scores->size()) == costs.num_actions()
-                            ? (*scores)[a] > (*scores)[best]
-                            : NormCost(costs, a) < NormCost(costs, best);
-    if (better) best = a;
   }
   if (best < 0) {
     d.nothing_fits = true;

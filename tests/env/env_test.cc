@@ -277,6 +277,33 @@ TEST(EvaluatorTest, ShieldKeepsEveryEpisodeInsideTheBudgets) {
   EXPECT_GT(on.shield_overrides, 0);
 }
 
+TEST(EvaluatorTest, ShieldedPoliciesNeverExceedAnyBudgetEvenWhenTheBudgetIsExactlyOneCall) {
+  // 0.005 USD is exactly one cloud call with one view: a shield without a
+  // reserve spends it all and the local turns after it overspend.
+  const data::Dataset& d = lcio::testing::EmbeddedDataset();
+  auto split = RandomSplit(static_cast<int>(d.episodes.size()), 1, 0.2);
+  SimulatorConfig config;
+  config.network = "4G";
+  auto sim = Simulator::Create(d, split->train, config);
+  ASSERT_TRUE(sim.ok());
+  for (const Budget budget : {Budget{30, 0.005}, Budget{16.7, 0.05}, Budget{0.02, 1e-9}}) {
+    auto policies = MakeBaselines(*sim, /*include_fixed=*/true, /*include_oracle=*/false);
+    for (auto& policy : policies) {
+      const PolicyResult r = EvaluatePolicy(**sim, d, split->test, *policy, {budget, true, 1});
+      for (const EpisodeResult& e : r.episodes) {
+        // The last budget cannot pay for even the local turns: then the
+        // cheapest action is taken every turn.
+        if (budget.money_usd < 1e-6) {
+          for (int a : e.actions) EXPECT_EQ(a, 0);
+          continue;
+        }
+        EXPECT_LE(e.latency_s, budget.latency_s) << policy->name() << " episode " << e.id;
+        EXPECT_LE(e.money_usd, budget.money_usd) << policy->name() << " episode " << e.id;
+      }
+    }
+  }
+}
+
 TEST(TrainingEnvTest, AgentHistoryBudgetsAndCostSignals) {
   const data::Dataset& d = lcio::testing::EmbeddedDataset();
   auto split = RandomSplit(static_cast<int>(d.episodes.size()), 1, 0.2);

@@ -1,6 +1,12 @@
 // The budget shield: one function used by the evaluator and the server. An
 // action whose cost would take the conversation past either remaining budget
 // is never taken; when nothing fits, the cheapest action is.
+//
+// Conversations have turns still to come whose number nobody knows, and even
+// the cheapest action (local) costs a little. So an action "fits" only if,
+// after it, the budget still pays for `reserve_turns` more turns of the
+// cheapest action. With that reserve exhausted the shield still takes any
+// action that fits the budget outright, cheapest first.
 #pragma once
 
 #include <vector>
@@ -9,8 +15,10 @@
 
 namespace lcio::env {
 
+inline constexpr int kDefaultReserveTurns = 4;
+
 bool Fits(const CostModel& costs, int action, double remaining_latency_s,
-          double remaining_money_usd);
+          double remaining_money_usd, int reserve_turns = kDefaultReserveTurns);
 // Lowest normalised time + money; ties to the lower index (local, for the
 // built-in profiles).
 int CheapestAction(const CostModel& costs);
@@ -18,13 +26,14 @@ int CheapestAction(const CostModel& costs);
 struct ShieldDecision {
   int action = 0;
   bool overridden = false;    // the proposal did not fit
-  bool nothing_fits = false;  // no action fits: the cheapest was taken
+  bool nothing_fits = false;  // not even the cheapest action fits: it is taken anyway
 };
 
 // `scores` (optional, one per action, higher preferred) rank the fallbacks:
 // the best-scoring action that fits replaces a proposal that does not. With
 // no scores the cheapest fitting action does.
 ShieldDecision Shield(const CostModel& costs, int proposed, const std::vector<double>* scores,
-                      double remaining_latency_s, double remaining_money_usd);
+                      double remaining_latency_s, double remaining_money_usd,
+                      int reserve_turns = kDefaultReserveTurns);
 
 }  // namespace lcio::env
