@@ -2,6 +2,8 @@
 // Random baseline on the test side, the same seed gives the same network, and
 // the Lagrangian variant keeps episode cost under its limit where the
 // unconstrained algorithm does not.
+#include <algorithm>
+#include <iostream>
 #include <string>
 
 #include "gtest/gtest.h"
@@ -76,6 +78,49 @@ INSTANTIATE_TEST_SUITE_P(AllAlgorithms, M4a1Training,
                              if (c == '-') c = '_';
                            return name;
                          });
+
+// Tight budgets on 4G (8 s, 0.01 USD): the unconstrained PPO's episodes go
+// over budget; RC-PPO's multipliers push the measured episode cost under its
+// limit. Costs as the multipliers see them: excess over the budget in units
+// of the most expensive action's cost, per episode.
+TEST(Constraint, RcPpoEpisodeCostFallsBelowTheLimitWherePpoDoesNot) {
+  env::SimulatorConfig config;
+  config.network = "4G";
+  auto simulator = env::Simulator::Create(testing::EmbeddedDataset(), SplitOne().train, config);
+  ASSERT_TRUE(simulator.ok());
+  const env::Budget budget{8.0, 0.01};
+  auto episode_cost = [&](const TrainResult& result) {
+    auto encoder = env::ObservationEncoder::Create(result.layout);
+    EXPECT_TRUE(encoder.ok());
+    NetworkPolicy policy("trained", result.network, *encoder);
+    const env::PolicyResult r = env::EvaluatePolicy(**simulator, testing::EmbeddedDataset(),
+                                                    SplitOne().train, policy, {budget, false, 1});
+    double cost = 0;
+    for (const env::EpisodeResult& e : r.episodes)
+      cost += std::max(0.0, e.latency_s - budget.latency_s) / (*simulator)->costs().max_time_s() +
+              std::max(0.0, e.money_usd - budget.money_usd) / (*simulator)->costs().max_money_usd();
+    return cost / r.episodes.size();
+  };
+  double costs[2];
+  for (int constrained = 0; constrained < 2; ++constrained) {
+    TrainOptions options = ShortRun(constrained ? "rc-ppo" : "ppo", 1);
+    options.budgets = env::BudgetDistribution();  // fixed
+    options.budgets.fixed = budget;
+    auto result = Train(testing::EmbeddedDataset(), SplitOne().train, config, options);
+    ASSERT_TRUE(result.ok()) << result.status();
+    costs[constrained] = episode_cost(*result);
+    if (constrained) {
+      // Measured in training (last 10% of episodes, sampled actions) too.
+      EXPECT_LE(result->summary.mean_episode_cost_latency, 0.02 + 1e-9);
+      EXPECT_LE(result->summary.mean_episode_cost_money, 0.02 + 1e-9);
+      EXPECT_GT(result->summary.multipliers[0] + result->summary.multipliers[1], 0.0);
+    }
+  }
+  const double limit = 0.02 + 0.02;  // the two default limits
+  EXPECT_GT(costs[0], limit);
+  EXPECT_LE(costs[1], limit);
+  std::cout << "episode cost: ppo " << costs[0] << ", rc-ppo " << costs[1] << "\n";
+}
 
 class Determinism : public ::testing::TestWithParam<std::string> {};
 
