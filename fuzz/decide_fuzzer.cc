@@ -1,0 +1,172 @@
+// libFuzzer target: drives request validation and the whole decision path
+// (conversation store, task inference, encoding, micro-batching, shield,
+// response) with arbitrary DecideRequests, against a real small policy.
+// Aborts when an invariant breaks: a crash, a hang (libFuzzer's timeout), a
+// status code the API does not promise, or an OK answer that is inconsistent.
+#include <fuzzer/FuzzedDataProvider.h>
+#include <unistd.h>
+
+#include <cmath>
+#include <cstdio>
+#include <cstdlib>
+#include <filesystem>
+#include <future>
+#include <memory>
+
+#include "lcio/policy/testing.h"
+#include "lcio/server/conversation_store.h"
+#include "lcio/server/decider.h"
+#include "lcio/server/log.h"
+#include "lcio/server/micro_batcher.h"
+#include "lcio/server/policy_holder.h"
+
+namespace {
+
+struct World {
+  std::unique_ptr<lcio::server::PolicyHolder> policies;
+  std::unique_ptr<lcio::server::ConversationStore> store;
+  std::unique_ptr<lcio::server::MicroBatcher> batcher;
+  std::unique_ptr<lcio::server::Decider> decider;
+};
+
+World& TheWorld() {
+  static World* world = [] {
+    lcio::server::SetLogLevel(lcio::server::LogLevel::kError);
+    auto* w = new World();
+    char dir[] = "/tmp/lcio-fuzz-XXXXXX";
+    if (::mkdtemp(dir) == nullptr) std::abort();
+    const std::string path = std::string(dir) + "/policy.pt";
+    auto written = lcio::policy::testing::WriteTestArtifact(path);
+    if (!written.ok()) {
+      std::fprintf(stderr, "%s\n", written.status().ToString().c_str());
+      std::abort();
+    }
+    lcio::server::PolicyHolderOptions options;
+    options.path = path;
+    options.torch_device = "cpu";
+    w->policies = std::make_unique<lcio::server::PolicyHolder>(options, nullptr);
+    if (!w->policies->Reload("fuzz").ok()) std::abort();
+    std::filesystem::remove_all(dir);
+    lcio::server::ConversationStoreOptions store_options;
+    store_options.max_conversations = 64;
+    w->store = std::make_unique<lcio::server::ConversationStore>(store_options);
+    w->batcher = std::make_unique<lcio::server::MicroBatcher>(lcio::server::MicroBatcherOptions{});
+    lcio::server::RequestLimits limits;
+    limits.max_prompt_bytes = 512;
+    limits.max_views = 8;
+    w->decider = std::make_unique<lcio::server::Decider>(limits, w->policies.get(), w->store.get(),
+                                                         w->batcher.get(), nullptr);
+    return w;
+  }();
+  return *world;
+}
+
+double AnyDouble(FuzzedDataProvider& in) {
+  switch (in.ConsumeIntegralInRange<int>(0, 5)) {
+    case 0:
+      return std::nan("");
+    case 1:
+      return INFINITY;
+    case 2:
+      return -in.ConsumeFloatingPointInRange<double>(0, 10);
+    case 3:
+      return in.ConsumeFloatingPoint<double>();
+    default:
+      return in.ConsumeProbability<double>() * 2;
+  }
+}
+
+std::string Name(FuzzedDataProvider& in, const std::vector<std::string>& known) {
+  if (!known.empty() && in.ConsumeBool())
+    return known[in.ConsumeIntegralInRange<size_t>(0, known.size() - 1)];
+  return in.ConsumeRandomLengthString(16);
+}
+
+lcio::v1::DecideRequest Build(FuzzedDataProvider& in) {
+  lcio::v1::DecideRequest r;
+  if (in.ConsumeBool()) {  // raw protobuf bytes
+    const std::string bytes = in.ConsumeRemainingBytesAsString();
+    r.ParseFromString(bytes);
+    return r;
+  }
+  static const std::vector<std::string> views = {"view0", "view1", "view2"};
+  static const std::vector<std::string> tasks = {"Assistive System", "Message Editing", "Query",
+                                                 "Recommendation"};
+  static const std::vector<std::string> ids = {"a", "b", "c", "d"};
+  r.set_conversation_id(Name(in, ids));
+  r.set_turn_index(in.ConsumeBool() ? in.ConsumeIntegralInRange<int>(0, 8)
+                                    : in.ConsumeIntegral<int>());
+  r.set_prompt(in.ConsumeRandomLengthString(600));
+  if (in.ConsumeBool()) r.set_task(Name(in, tasks));
+  const int num_views = in.ConsumeBool() ? 3 : in.ConsumeIntegralInRange<int>(0, 10);
+  for (int v = 0; v < num_views; ++v) {
+    lcio::v1::View* view = r.add_views();
+    view->set_name(in.ConsumeBool() ? views[v % 3] : Name(in, views));
+    view->set_association(in.ConsumeBool() ? in.ConsumeProbability<double>() : AnyDouble(in));
+  }
+  if (in.ConsumeIntegralInRange<int>(0, 9) > 0) {
+    r.mutable_budget()->set_latency_s(
+        in.ConsumeBool() ? in.ConsumeFloatingPointInRange<double>(0, 60) : AnyDouble(in));
+    r.mutable_budget()->set_money_usd(
+        in.ConsumeBool() ? in.ConsumeFloatingPointInRange<double>(0, 0.1) : AnyDouble(in));
+  }
+  if (in.ConsumeIntegralInRange<int>(0, 7) == 0)
+    r.set_device(in.ConsumeBool() ? "Jetson Nano" : Name(in, {}));
+  if (in.ConsumeIntegralInRange<int>(0, 7) == 0)
+    r.set_network(in.ConsumeBool() ? "4G" : Name(in, {}));
+  r.set_explain(in.ConsumeBool());
+  if (in.ConsumeIntegralInRange<int>(0, 3) == 0) {
+    const int turns = in.ConsumeIntegralInRange<int>(0, 12);
+    lcio::v1::ConversationHistory* history = r.mutable_history();
+    for (int t = 0; t < turns; ++t) {
+      lcio::v1::HistoryTurn* turn = history->add_turns();
+      turn->set_action(in.ConsumeBool() ? in.ConsumeIntegralInRange<int>(0, 7)
+                                        : in.ConsumeIntegral<int>());
+      turn->set_task(Name(in, tasks));
+    }
+  }
+  return r;
+}
+
+}  // namespace
+
+extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
+  World& world = TheWorld();
+  FuzzedDataProvider in(data, size);
+  const lcio::v1::DecideRequest request = Build(in);
+  lcio::v1::DecideResponse response;
+  std::promise<absl::Status> promise;
+  world.decider->Decide(request, &response, absl::Now() + absl::Seconds(30),
+                        [&promise](absl::Status s) { promise.set_value(std::move(s)); });
+  const absl::Status status = promise.get_future().get();
+  switch (status.code()) {
+    case absl::StatusCode::kOk:
+    case absl::StatusCode::kInvalidArgument:
+    case absl::StatusCode::kFailedPrecondition:
+    case absl::StatusCode::kAborted:
+    case absl::StatusCode::kResourceExhausted:
+      break;
+    default:
+      std::fprintf(stderr, "unexpected status %s\n", status.ToString().c_str());
+      std::abort();
+  }
+  if (!status.ok()) return 0;
+  // An OK answer is consistent with the request and the action table.
+  const bool ok_action = response.action() >= 0 && response.action() < 9;
+  const bool ok_target = (response.action() == 0) == (response.target() == lcio::v1::TARGET_LOCAL);
+  const bool ok_budget =
+      std::fabs(response.budget_after().latency_s() -
+                (request.budget().latency_s() - response.expected_latency_s())) < 1e-9 &&
+      std::fabs(response.budget_after().money_usd() -
+                (request.budget().money_usd() - response.expected_money_usd())) < 1e-9;
+  const bool ok_scores = !request.explain() || response.scores_size() == 9;
+  const bool ok_shield =
+      response.nothing_fits() || (response.expected_latency_s() <= request.budget().latency_s() &&
+                                  response.expected_money_usd() <= request.budget().money_usd());
+  if (!ok_action || !ok_target || !ok_budget || !ok_scores || !ok_shield) {
+    std::fprintf(stderr, "inconsistent answer: %s\nfor: %s\n", response.DebugString().c_str(),
+                 request.DebugString().c_str());
+    std::abort();
+  }
+  return 0;
+}

@@ -1,0 +1,46 @@
+// The decision path of one Decide call: validate, recall the conversation,
+// infer the task, encode the observation, score it in a micro-batch, apply
+// the budget shield, answer, and record the final action in the history.
+// Transport-free (absl::Status in, absl::Status out) so that the gRPC
+// service and the fuzz target drive the same code.
+#pragma once
+
+#include <functional>
+
+#include "absl/status/status.h"
+#include "absl/time/time.h"
+#include "lcio/server/conversation_store.h"
+#include "lcio/server/micro_batcher.h"
+#include "lcio/server/policy_holder.h"
+#include "lcio/server/request.h"
+#include "lcio/v1/offloader.pb.h"
+
+namespace lcio::server {
+
+class Metrics;
+
+class Decider {
+ public:
+  using Done = std::function<void(absl::Status)>;
+  // metrics may be null.
+  Decider(const RequestLimits& limits, PolicyHolder* policies, ConversationStore* store,
+          MicroBatcher* batcher, Metrics* metrics)
+      : limits_(limits), policies_(policies), store_(store), batcher_(batcher), metrics_(metrics) {}
+
+  // `request` and `response` must stay valid until `done` runs; it runs
+  // exactly once, on the calling thread or the batcher's. On error the
+  // conversation is unchanged.
+  void Decide(const v1::DecideRequest& request, v1::DecideResponse* response, absl::Time deadline,
+              Done done);
+
+  const RequestLimits& limits() const { return limits_; }
+
+ private:
+  RequestLimits limits_;
+  PolicyHolder* policies_;
+  ConversationStore* store_;
+  MicroBatcher* batcher_;
+  Metrics* metrics_;
+};
+
+}  // namespace lcio::server

@@ -1,0 +1,75 @@
+// The service's Prometheus metrics (prometheus-cpp), served at /metrics on
+// their own port. Names and labels are part of the deployment contract
+// (dashboards and alerts use them): see docs/service.md.
+#pragma once
+
+#include <array>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "absl/base/thread_annotations.h"
+#include "absl/container/flat_hash_map.h"
+#include "absl/status/statusor.h"
+#include "absl/synchronization/mutex.h"
+
+namespace prometheus {
+class Counter;
+class Exposer;
+class Gauge;
+class Histogram;
+class Registry;
+template <typename T>
+class Family;
+}  // namespace prometheus
+
+namespace lcio::server {
+
+class Metrics {
+ public:
+  Metrics();
+  ~Metrics();
+  // Serves /metrics on `address` ("host:port", port 0 picks one). Returns the
+  // bound port.
+  absl::StatusOr<int> Serve(const std::string& address);
+
+  // grpc::StatusCode as an int (0..16).
+  void CountDecide(int code, double latency_s);
+  void CountDecision(bool cloud, const std::vector<std::string>& uploaded_view_names,
+                     bool shield_overridden, double expected_cost_usd, double expected_latency_s);
+  void ObserveBatch(int size, double inference_s);
+  void SetConversations(double n);
+  void CountReport();
+  void AddInflight(double delta);
+  void SetPolicy(const std::string& version, const std::string& algo);
+  void CountReload(bool ok);
+
+  prometheus::Registry& registry() { return *registry_; }
+
+ private:
+  std::shared_ptr<prometheus::Registry> registry_;
+  std::unique_ptr<prometheus::Exposer> exposer_;
+  std::array<prometheus::Counter*, 17> decide_by_code_{};
+  prometheus::Histogram* decide_latency_ = nullptr;
+  prometheus::Counter* decisions_local_ = nullptr;
+  prometheus::Counter* decisions_cloud_ = nullptr;
+  prometheus::Family<prometheus::Counter>* views_family_ = nullptr;
+  prometheus::Counter* shield_overrides_ = nullptr;
+  prometheus::Histogram* inference_ = nullptr;
+  prometheus::Histogram* batch_size_ = nullptr;
+  prometheus::Gauge* conversations_ = nullptr;
+  prometheus::Counter* expected_cost_ = nullptr;
+  prometheus::Counter* expected_latency_ = nullptr;
+  prometheus::Family<prometheus::Gauge>* policy_info_family_ = nullptr;
+  prometheus::Counter* reloads_ok_ = nullptr;
+  prometheus::Counter* reloads_error_ = nullptr;
+  prometheus::Counter* reports_ = nullptr;
+  prometheus::Gauge* inflight_ = nullptr;
+  prometheus::Gauge* policy_loaded_ = nullptr;
+
+  absl::Mutex mu_;
+  absl::flat_hash_map<std::string, prometheus::Counter*> view_counters_ ABSL_GUARDED_BY(mu_);
+  prometheus::Gauge* policy_info_ ABSL_GUARDED_BY(mu_) = nullptr;
+};
+
+}  // namespace lcio::server

@@ -1,0 +1,82 @@
+// Gathers concurrent scoring requests into one forward pass. A batch closes
+// when it holds batch_max rows, when batch_wait has passed since its first
+// row, or at once when no other admitted request is still on its way (so a
+// lone caller never waits). Rows for different scorers (a hot reload in
+// between) never share a batch.
+#pragma once
+
+#include <cstdint>
+#include <deque>
+#include <functional>
+#include <memory>
+#include <thread>
+#include <vector>
+
+#include "absl/base/thread_annotations.h"
+#include "absl/status/status.h"
+#include "absl/synchronization/mutex.h"
+#include "absl/time/time.h"
+
+namespace lcio::server {
+
+// What a batch is scored with: n rows of input_width() floats in, n rows of
+// output_width() floats out.
+class BatchScorer {
+ public:
+  virtual ~BatchScorer() = default;
+  virtual int input_width() const = 0;
+  virtual int output_width() const = 0;
+  virtual absl::Status ScoreBatch(const float* inputs, int n, float* outputs) const = 0;
+};
+
+struct MicroBatcherOptions {
+  int batch_max = 32;
+  absl::Duration batch_wait = absl::Microseconds(200);
+};
+
+struct BatchStats {
+  int size = 0;
+  absl::Duration score_time;
+};
+
+class MicroBatcher {
+ public:
+  // Called on the batcher thread with the row's scores (empty on error).
+  using Done = std::function<void(absl::Status, std::vector<float> scores)>;
+  using BatchObserver = std::function<void(const BatchStats&)>;
+
+  explicit MicroBatcher(const MicroBatcherOptions& options, BatchObserver observer = nullptr);
+  ~MicroBatcher();  // scores everything queued, then stops
+
+  // A request that will Submit soon: while any are announced, a partial
+  // batch waits (up to batch_wait) for them.
+  void Announce();
+  void Withdraw();  // an announced request will not Submit after all
+  // Queues one row (input_width() floats); `done` runs exactly once. Rows
+  // whose deadline has passed when their batch forms get DeadlineExceeded
+  // without being scored. Submit implies Withdraw of one announcement.
+  void Submit(std::shared_ptr<const BatchScorer> scorer, std::vector<float> row,
+              absl::Time deadline, Done done);
+
+  const MicroBatcherOptions& options() const { return options_; }
+
+ private:
+  struct Item {
+    std::shared_ptr<const BatchScorer> scorer;
+    std::vector<float> row;
+    absl::Time deadline;
+    Done done;
+  };
+  void Run();
+  void ScoreAndReply(std::vector<Item>& batch);
+
+  MicroBatcherOptions options_;
+  BatchObserver observer_;
+  absl::Mutex mu_;
+  std::deque<Item> queue_ ABSL_GUARDED_BY(mu_);
+  int64_t announced_ ABSL_GUARDED_BY(mu_) = 0;
+  bool stopping_ ABSL_GUARDED_BY(mu_) = false;
+  std::thread thread_;
+};
+
+}  // namespace lcio::server

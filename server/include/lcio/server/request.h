@@ -1,0 +1,68 @@
+// Validation of requests against the serving policy: every field is checked
+// before anything is decided or logged. Errors are INVALID_ARGUMENT and name
+// the field, its value and the rule.
+#pragma once
+
+#include <string>
+#include <vector>
+
+#include "absl/container/flat_hash_map.h"
+#include "absl/status/statusor.h"
+#include "lcio/env/profiles.h"
+#include "lcio/policy/artifact.h"
+#include "lcio/v1/offloader.pb.h"
+
+namespace lcio::server {
+
+struct RequestLimits {
+  int max_prompt_bytes = 16384;
+  int max_views = 64;
+  int max_answer_bytes = 1 << 20;
+  static constexpr int kMaxConversationIdBytes = 128;
+};
+
+// What requests are checked against: the serving policy's views, tasks,
+// actions and known profiles.
+struct PolicySpec {
+  std::vector<std::string> view_names;
+  absl::flat_hash_map<std::string, int> view_index;
+  std::vector<std::string> tasks;
+  absl::flat_hash_map<std::string, int> task_index;
+  int num_actions = 0;
+  int history_window = 1;  // the observation's time span
+  env::ProfileCatalog catalog;
+  std::string default_device, default_network;
+
+  // The catalog is the built-in one, then the artifact's profiles, then
+  // `extra_profiles_json` (may be empty).
+  static absl::StatusOr<PolicySpec> FromMetadata(const policy::ArtifactMetadata& metadata,
+                                                 const std::string& extra_profiles_json);
+};
+
+struct ParsedDecide {
+  std::vector<double> association;  // in the policy's view order
+  int task_index = -1;              // -1: infer from the prompt
+  std::string device, network;      // resolved (defaults applied)
+  double latency_s = 0, money_usd = 0;
+  bool has_history = false;  // the request carries its history
+  // With has_history: the last min(turn_index, history_window) turns.
+  std::vector<int> history_actions, history_tasks;
+};
+
+absl::Status CheckConversationId(const std::string& id);
+absl::StatusOr<ParsedDecide> ParseDecideRequest(const v1::DecideRequest& request,
+                                                const RequestLimits& limits,
+                                                const PolicySpec& spec);
+
+// A validated Report.
+struct ParsedReport {
+  int task_index = 0;
+  bool cloud = false;
+  std::vector<int> uploaded_views;  // ascending view indices
+  std::vector<double> association;
+};
+absl::StatusOr<ParsedReport> ParseReportRequest(const v1::ReportRequest& request,
+                                                const RequestLimits& limits,
+                                                const PolicySpec& spec);
+
+}  // namespace lcio::server

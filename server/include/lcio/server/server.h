@@ -1,0 +1,97 @@
+// The lcio-server process minus flag parsing and signals: the gRPC Offloader
+// service (callback API), the standard health service, Prometheus metrics,
+// the policy holder with its file watch, the conversation store with its
+// expiry sweep, the micro-batcher and the report log.
+#pragma once
+
+#include <atomic>
+#include <condition_variable>
+#include <memory>
+#include <mutex>
+#include <string>
+#include <thread>
+
+#include "absl/status/statusor.h"
+#include "absl/time/time.h"
+#include "lcio/server/request.h"
+
+namespace grpc {
+class Server;
+}
+
+namespace lcio::server {
+
+class ConversationStore;
+class Decider;
+class Metrics;
+class MicroBatcher;
+class PolicyHolder;
+class ReportLogWriter;
+class OffloaderService;
+
+struct ServerOptions {
+  std::string policy_path;
+  std::string listen = "0.0.0.0:50051";
+  std::string metrics_listen = "0.0.0.0:9464";  // empty: no metrics endpoint
+  std::string torch_device = "auto";
+  std::string profiles_path;
+  absl::Duration drain_timeout = absl::Seconds(20);
+  // Between reporting NOT_SERVING and closing the listener: load balancers
+  // and health probes (grpc.health.v1 Check) see NOT_SERVING while calls are
+  // still answered.
+  absl::Duration shutdown_grace = absl::ZeroDuration();
+  int max_inflight = 256;
+  int batch_max = 32;
+  absl::Duration batch_wait = absl::Microseconds(200);
+  size_t max_conversations = 100000;
+  absl::Duration conversation_idle = absl::Minutes(30);
+  std::string report_log;  // empty: Report answers FAILED_PRECONDITION
+  absl::Duration watch_interval = absl::Seconds(1);
+  std::string tls_cert, tls_key, tls_client_ca;
+  RequestLimits limits;
+  // Transport limit; larger messages get RESOURCE_EXHAUSTED from gRPC itself.
+  int max_message_bytes = 4 << 20;
+};
+
+class ServerApp {
+ public:
+  // Listens and serves. A policy that fails to load at start is not fatal:
+  // health stays NOT_SERVING and Decide UNAVAILABLE until the watched file
+  // becomes loadable (or SIGHUP).
+  static absl::StatusOr<std::unique_ptr<ServerApp>> Start(const ServerOptions& options);
+  ~ServerApp();
+
+  int port() const { return port_; }
+  int metrics_port() const { return metrics_port_; }  // -1 when disabled
+  bool policy_loaded() const;
+  absl::Status Reload(const std::string& reason);
+  // NOT_SERVING, stop accepting, let in-flight calls finish until the drain
+  // deadline (then cancel them), stop the background work. Idempotent.
+  void Shutdown();
+  Metrics& metrics() { return *metrics_; }
+
+ private:
+  ServerApp() = default;
+  void SetServing(bool serving);
+  void Housekeeping();
+
+  ServerOptions options_;
+  int port_ = 0, metrics_port_ = -1;
+  std::unique_ptr<Metrics> metrics_;
+  std::unique_ptr<PolicyHolder> policies_;
+  std::unique_ptr<ConversationStore> store_;
+  std::unique_ptr<MicroBatcher> batcher_;
+  std::unique_ptr<ReportLogWriter> report_log_;
+  std::unique_ptr<Decider> decider_;
+  std::unique_ptr<OffloaderService> service_;
+  std::unique_ptr<grpc::Server> server_;
+  std::atomic<bool> shutting_down_{false};
+  std::mutex shutdown_mu_;
+  bool shut_down_ = false;
+  std::mutex housekeeping_mu_;
+  std::condition_variable housekeeping_cv_;
+  bool stop_housekeeping_ = false;
+  std::thread housekeeping_;
+};
+
+}  // namespace lcio::server

@@ -1,0 +1,51 @@
+// A loaded policy as the server serves it: the inference engine, the checks
+// requests are validated against, a cost model for every known (device,
+// network) pair, and the GetPolicy answer. Immutable once created; replaced
+// as a whole on reload.
+#pragma once
+
+#include <memory>
+#include <string>
+#include <utility>
+
+#include "absl/container/flat_hash_map.h"
+#include "absl/status/statusor.h"
+#include "lcio/env/profiles.h"
+#include "lcio/policy/inference.h"
+#include "lcio/server/micro_batcher.h"
+#include "lcio/server/request.h"
+#include "lcio/v1/offloader.pb.h"
+
+namespace lcio::server {
+
+class ServingPolicy : public BatchScorer {
+ public:
+  // extra_profiles_json: the --profiles file's text (may be empty).
+  // max_history_window: the conversation store's window; a policy looking
+  // further back is refused.
+  static absl::StatusOr<std::shared_ptr<const ServingPolicy>> Create(
+      std::shared_ptr<const policy::InferenceEngine> engine, const std::string& extra_profiles_json,
+      int max_history_window);
+
+  const policy::InferenceEngine& engine() const { return *engine_; }
+  const PolicySpec& spec() const { return spec_; }
+  const v1::PolicyInfo& info() const { return info_; }
+  const std::string& version() const { return engine_->metadata().policy_version; }
+  // Names were validated against spec().catalog: always found for those.
+  const env::CostModel* Costs(const std::string& device, const std::string& network) const;
+
+  int input_width() const override { return engine_->observation_size(); }
+  int output_width() const override { return engine_->num_actions(); }
+  absl::Status ScoreBatch(const float* inputs, int n, float* outputs) const override {
+    return engine_->Score(inputs, n, outputs);
+  }
+
+ private:
+  ServingPolicy() = default;
+  std::shared_ptr<const policy::InferenceEngine> engine_;
+  PolicySpec spec_;
+  v1::PolicyInfo info_;
+  absl::flat_hash_map<std::pair<std::string, std::string>, std::unique_ptr<env::CostModel>> costs_;
+};
+
+}  // namespace lcio::server

@@ -1,0 +1,141 @@
+// lcio-server: the gRPC decision service. See docs/service.md.
+#include <pthread.h>
+#include <signal.h>
+#include <unistd.h>
+
+#include <cstdio>
+#include <filesystem>
+#include <string>
+
+#include "absl/flags/flag.h"
+#include "absl/flags/parse.h"
+#include "absl/flags/usage.h"
+#include "absl/strings/str_cat.h"
+#include "absl/strings/str_split.h"
+#include "lcio/server/log.h"
+#include "lcio/server/server.h"
+
+#ifndef LCIO_SOURCE_DIR
+#define LCIO_SOURCE_DIR "."
+#endif
+
+ABSL_FLAG(std::string, policy, "",
+          "policy artifact (default: policy/default_policy.pt in the working directory, else in "
+          "the source tree)");
+ABSL_FLAG(std::string, listen, "0.0.0.0:50051", "gRPC listen address (port 0 picks one)");
+ABSL_FLAG(std::string, metrics_listen, "0.0.0.0:9464",
+          "Prometheus /metrics listen address; empty disables");
+ABSL_FLAG(std::string, torch_device, "auto", "auto | cpu | cuda | cuda:N");
+ABSL_FLAG(std::string, profiles, "", "extra device/network/LLM profiles JSON");
+ABSL_FLAG(double, drain_timeout_s, 20, "on SIGTERM/SIGINT, how long in-flight calls may finish");
+ABSL_FLAG(int32_t, shutdown_grace_ms, 0,
+          "on SIGTERM/SIGINT, report NOT_SERVING this long before closing the listener");
+ABSL_FLAG(int32_t, max_inflight, 256, "Decide calls in flight; beyond: RESOURCE_EXHAUSTED");
+ABSL_FLAG(int32_t, batch_max, 32, "rows per forward pass");
+ABSL_FLAG(int32_t, batch_wait_us, 200,
+          "longest wait for a batch to fill (only while other requests are on their way)");
+ABSL_FLAG(int64_t, max_conversations, 100000, "conversations kept (LRU eviction beyond)");
+ABSL_FLAG(double, conversation_idle_s, 1800, "idle conversations expire after this");
+ABSL_FLAG(std::string, report_log, "", "outcome log for Report (empty: Report disabled)");
+ABSL_FLAG(int32_t, watch_interval_ms, 1000, "policy file poll interval");
+ABSL_FLAG(std::string, tls_cert, "", "server certificate (PEM); enables TLS");
+ABSL_FLAG(std::string, tls_key, "", "server private key (PEM)");
+ABSL_FLAG(std::string, tls_client_ca, "", "CA (PEM) for client certificates; enables mutual TLS");
+ABSL_FLAG(std::string, log_level, "info", "debug | info | warning | error");
+ABSL_FLAG(int32_t, max_prompt_bytes, 16384, "longest prompt accepted");
+ABSL_FLAG(int32_t, max_views, 64, "most views accepted in a request");
+
+namespace {
+
+std::string DefaultPolicyPath() {
+  const std::string relative = "policy/default_policy.pt";
+  if (std::filesystem::exists(relative)) return relative;
+  return std::string(LCIO_SOURCE_DIR) + "/" + relative;
+}
+
+// "host:port" with the bound port, for the start-up lines tests read.
+std::string WithPort(const std::string& address, int port) {
+  const size_t colon = address.rfind(':');
+  return absl::StrCat(colon == std::string::npos ? address : address.substr(0, colon), ":", port);
+}
+
+int Fail(const std::string& message) {
+  lcio::server::LogLine(lcio::server::LogLevel::kError, "fatal").Str("error", message);
+  std::fprintf(stderr, "lcio-server: %s\n", message.c_str());
+  return 2;
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  absl::SetProgramUsageMessage(
+      "lcio-server: decides per conversation turn which LLM answers "
+      "and which views are uploaded (gRPC lcio.v1.Offloader)");
+  absl::ParseCommandLine(argc, argv);
+  auto level = lcio::server::ParseLogLevel(absl::GetFlag(FLAGS_log_level));
+  if (!level.ok()) return Fail(std::string(level.status().message()));
+  lcio::server::SetLogLevel(*level);
+
+  // Signals are taken by sigwait on this thread: block them before any
+  // other thread exists so that every thread inherits the mask.
+  sigset_t signals;
+  sigemptyset(&signals);
+  sigaddset(&signals, SIGTERM);
+  sigaddset(&signals, SIGINT);
+  sigaddset(&signals, SIGHUP);
+  pthread_sigmask(SIG_BLOCK, &signals, nullptr);
+  signal(SIGPIPE, SIG_IGN);
+
+  lcio::server::ServerOptions options;
+  options.policy_path = absl::GetFlag(FLAGS_policy);
+  if (options.policy_path.empty()) options.policy_path = DefaultPolicyPath();
+  options.listen = absl::GetFlag(FLAGS_listen);
+  options.metrics_listen = absl::GetFlag(FLAGS_metrics_listen);
+  options.torch_device = absl::GetFlag(FLAGS_torch_device);
+  options.profiles_path = absl::GetFlag(FLAGS_profiles);
+  const double drain_s = absl::GetFlag(FLAGS_drain_timeout_s);
+  if (!(drain_s >= 0)) return Fail("drain_timeout_s must be >= 0");
+  options.drain_timeout = absl::Seconds(drain_s);
+  options.shutdown_grace = absl::Milliseconds(std::max(0, absl::GetFlag(FLAGS_shutdown_grace_ms)));
+  options.max_inflight = absl::GetFlag(FLAGS_max_inflight);
+  options.batch_max = absl::GetFlag(FLAGS_batch_max);
+  options.batch_wait = absl::Microseconds(absl::GetFlag(FLAGS_batch_wait_us));
+  if (options.max_inflight < 1 || options.batch_max < 1 || absl::GetFlag(FLAGS_batch_wait_us) < 0)
+    return Fail("max_inflight and batch_max must be >= 1, batch_wait_us >= 0");
+  if (absl::GetFlag(FLAGS_max_conversations) < 1) return Fail("max_conversations must be >= 1");
+  options.max_conversations = static_cast<size_t>(absl::GetFlag(FLAGS_max_conversations));
+  const double idle_s = absl::GetFlag(FLAGS_conversation_idle_s);
+  if (!(idle_s > 0)) return Fail("conversation_idle_s must be > 0");
+  options.conversation_idle = absl::Seconds(idle_s);
+  options.report_log = absl::GetFlag(FLAGS_report_log);
+  options.watch_interval = absl::Milliseconds(std::max(10, absl::GetFlag(FLAGS_watch_interval_ms)));
+  options.tls_cert = absl::GetFlag(FLAGS_tls_cert);
+  options.tls_key = absl::GetFlag(FLAGS_tls_key);
+  options.tls_client_ca = absl::GetFlag(FLAGS_tls_client_ca);
+  options.limits.max_prompt_bytes = absl::GetFlag(FLAGS_max_prompt_bytes);
+  options.limits.max_views = absl::GetFlag(FLAGS_max_views);
+  if (options.limits.max_prompt_bytes < 1 || options.limits.max_views < 1)
+    return Fail("max_prompt_bytes and max_views must be >= 1");
+
+  auto app = lcio::server::ServerApp::Start(options);
+  if (!app.ok()) return Fail(app.status().ToString());
+  std::printf("lcio-server listening on %s\n", WithPort(options.listen, (*app)->port()).c_str());
+  if ((*app)->metrics_port() > 0)
+    std::printf("lcio-server metrics on %s\n",
+                WithPort(options.metrics_listen, (*app)->metrics_port()).c_str());
+  std::fflush(stdout);
+
+  for (;;) {
+    int signal_number = 0;
+    if (sigwait(&signals, &signal_number) != 0) continue;
+    if (signal_number == SIGHUP) {
+      (*app)->Reload("SIGHUP").IgnoreError();  // logged and counted inside
+      continue;
+    }
+    lcio::server::LogLine(lcio::server::LogLevel::kInfo, "signal")
+        .Str("signal", signal_number == SIGTERM ? "SIGTERM" : "SIGINT");
+    (*app)->Shutdown();
+    app->reset();
+    return 0;
+  }
+}

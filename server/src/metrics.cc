@@ -1,0 +1,173 @@
+#include "lcio/server/metrics.h"
+
+#include <exception>
+
+#include "absl/strings/str_cat.h"
+#include "prometheus/counter.h"
+#include "prometheus/exposer.h"
+#include "prometheus/family.h"
+#include "prometheus/gauge.h"
+#include "prometheus/histogram.h"
+#include "prometheus/registry.h"
+
+namespace lcio::server {
+namespace {
+
+const char* const kCodeNames[17] = {
+    "OK",        "CANCELLED",      "UNKNOWN",           "INVALID_ARGUMENT",   "DEADLINE_EXCEEDED",
+    "NOT_FOUND", "ALREADY_EXISTS", "PERMISSION_DENIED", "RESOURCE_EXHAUSTED", "FAILED_PRECONDITION",
+    "ABORTED",   "OUT_OF_RANGE",   "UNIMPLEMENTED",     "INTERNAL",           "UNAVAILABLE",
+    "DATA_LOSS", "UNAUTHENTICATED"};
+
+prometheus::Histogram::BucketBoundaries ExponentialBuckets(double start, double factor, int count) {
+  prometheus::Histogram::BucketBoundaries bounds;
+  double b = start;
+  for (int i = 0; i < count; ++i, b *= factor) bounds.push_back(b);
+  return bounds;
+}
+
+}  // namespace
+
+Metrics::Metrics() : registry_(std::make_shared<prometheus::Registry>()) {
+  using prometheus::BuildCounter;
+  using prometheus::BuildGauge;
+  using prometheus::BuildHistogram;
+  auto& requests = BuildCounter()
+                       .Name("lcio_decide_requests_total")
+                       .Help("Decide calls by gRPC status code")
+                       .Register(*registry_);
+  for (int c = 0; c < 17; ++c) decide_by_code_[c] = &requests.Add({{"code", kCodeNames[c]}});
+  // 25 us .. ~3 s.
+  decide_latency_ = &BuildHistogram()
+                         .Name("lcio_decide_latency_seconds")
+                         .Help("Server-side Decide latency, from arrival to answer")
+                         .Register(*registry_)
+                         .Add({}, ExponentialBuckets(25e-6, 2, 18));
+  auto& decisions = BuildCounter()
+                        .Name("lcio_decisions_total")
+                        .Help("Decisions by answering target")
+                        .Register(*registry_);
+  decisions_local_ = &decisions.Add({{"target", "local"}});
+  decisions_cloud_ = &decisions.Add({{"target", "cloud"}});
+  views_family_ = &BuildCounter()
+                       .Name("lcio_views_uploaded_total")
+                       .Help("Views chosen for upload, by view name")
+                       .Register(*registry_);
+  shield_overrides_ = &BuildCounter()
+                           .Name("lcio_shield_overrides_total")
+                           .Help("Decisions where the budget shield replaced the policy's choice")
+                           .Register(*registry_)
+                           .Add({});
+  inference_ = &BuildHistogram()
+                    .Name("lcio_policy_inference_seconds")
+                    .Help("Forward pass time per batch")
+                    .Register(*registry_)
+                    .Add({}, ExponentialBuckets(5e-6, 2, 18));
+  batch_size_ =
+      &BuildHistogram()
+           .Name("lcio_batch_size")
+           .Help("Rows per forward pass")
+           .Register(*registry_)
+           .Add({}, prometheus::Histogram::BucketBoundaries{1, 2, 4, 8, 16, 32, 64, 128, 256});
+  conversations_ = &BuildGauge()
+                        .Name("lcio_conversations_active")
+                        .Help("Conversations held in the server's store")
+                        .Register(*registry_)
+                        .Add({});
+  expected_cost_ = &BuildCounter()
+                        .Name("lcio_expected_cost_usd_total")
+                        .Help("Sum of the expected money cost of the decisions, USD")
+                        .Register(*registry_)
+                        .Add({});
+  expected_latency_ = &BuildCounter()
+                           .Name("lcio_expected_latency_seconds_total")
+                           .Help("Sum of the expected latency of the decisions, seconds")
+                           .Register(*registry_)
+                           .Add({});
+  policy_info_family_ = &BuildGauge()
+                             .Name("lcio_policy_info")
+                             .Help("1 for the serving policy's version and algorithm")
+                             .Register(*registry_);
+  auto& reloads = BuildCounter()
+                      .Name("lcio_policy_reloads_total")
+                      .Help("Policy (re)loads by result")
+                      .Register(*registry_);
+  reloads_ok_ = &reloads.Add({{"result", "ok"}});
+  reloads_error_ = &reloads.Add({{"result", "error"}});
+  reports_ = &BuildCounter()
+                  .Name("lcio_reports_total")
+                  .Help("Outcome records appended to the report log")
+                  .Register(*registry_)
+                  .Add({});
+  inflight_ = &BuildGauge()
+                   .Name("lcio_inflight_requests")
+                   .Help("Decide calls admitted and not yet answered")
+                   .Register(*registry_)
+                   .Add({});
+  policy_loaded_ = &BuildGauge()
+                        .Name("lcio_policy_loaded")
+                        .Help("1 when a policy is loaded and serving")
+                        .Register(*registry_)
+                        .Add({});
+}
+
+Metrics::~Metrics() = default;
+
+absl::StatusOr<int> Metrics::Serve(const std::string& address) {
+  try {
+    exposer_ = std::make_unique<prometheus::Exposer>(address, 2);
+  } catch (const std::exception& e) {
+    return absl::UnavailableError(
+        absl::StrCat("metrics_listen = \"", address, "\": cannot listen: ", e.what()));
+  }
+  exposer_->RegisterCollectable(registry_);
+  const std::vector<int> ports = exposer_->GetListeningPorts();
+  if (ports.empty()) return absl::UnavailableError("metrics exposer reports no port");
+  return ports.front();
+}
+
+void Metrics::CountDecide(int code, double latency_s) {
+  if (code < 0 || code > 16) code = 2;
+  decide_by_code_[code]->Increment();
+  decide_latency_->Observe(latency_s);
+}
+
+void Metrics::CountDecision(bool cloud, const std::vector<std::string>& uploaded_view_names,
+                            bool shield_overridden, double expected_cost_usd,
+                            double expected_latency_s) {
+  (cloud ? decisions_cloud_ : decisions_local_)->Increment();
+  if (!uploaded_view_names.empty()) {
+    absl::MutexLock lock(&mu_);
+    for (const std::string& name : uploaded_view_names) {
+      prometheus::Counter*& counter = view_counters_[name];
+      if (counter == nullptr) counter = &views_family_->Add({{"view", name}});
+      counter->Increment();
+    }
+  }
+  if (shield_overridden) shield_overrides_->Increment();
+  if (expected_cost_usd > 0) expected_cost_->Increment(expected_cost_usd);
+  if (expected_latency_s > 0) expected_latency_->Increment(expected_latency_s);
+}
+
+void Metrics::ObserveBatch(int size, double inference_s) {
+  batch_size_->Observe(size);
+  inference_->Observe(inference_s);
+}
+
+void Metrics::SetConversations(double n) { conversations_->Set(n); }
+void Metrics::CountReport() { reports_->Increment(); }
+void Metrics::AddInflight(double delta) { inflight_->Increment(delta); }
+
+void Metrics::SetPolicy(const std::string& version, const std::string& algo) {
+  absl::MutexLock lock(&mu_);
+  prometheus::Gauge* next = &policy_info_family_->Add({{"version", version}, {"algo", algo}});
+  // Reloading the same version returns the same gauge: keep it.
+  if (policy_info_ != nullptr && policy_info_ != next) policy_info_family_->Remove(policy_info_);
+  policy_info_ = next;
+  policy_info_->Set(1);
+  policy_loaded_->Set(1);
+}
+
+void Metrics::CountReload(bool ok) { (ok ? reloads_ok_ : reloads_error_)->Increment(); }
+
+}  // namespace lcio::server

@@ -1,0 +1,110 @@
+#include "lcio/server/policy_holder.h"
+
+#include <sys/stat.h>
+
+#include <fstream>
+#include <sstream>
+
+#include "absl/strings/str_cat.h"
+#include "absl/time/clock.h"
+#include "lcio/server/log.h"
+#include "lcio/server/metrics.h"
+
+namespace lcio::server {
+
+PolicyHolder::PolicyHolder(PolicyHolderOptions options, Metrics* metrics, OnSwap on_swap)
+    : options_(std::move(options)), metrics_(metrics), on_swap_(std::move(on_swap)) {}
+
+PolicyHolder::~PolicyHolder() { StopWatching(); }
+
+PolicyHolder::FileStamp PolicyHolder::Stamp(const std::string& path) {
+  FileStamp stamp;
+  struct stat st {};
+  if (::stat(path.c_str(), &st) != 0) return stamp;
+  stamp.inode = st.st_ino;
+  stamp.size = st.st_size;
+  stamp.mtime_ns = static_cast<int64_t>(st.st_mtim.tv_sec) * 1000000000 + st.st_mtim.tv_nsec;
+  return stamp;
+}
+
+absl::Status PolicyHolder::Reload(const std::string& reason) {
+  std::lock_guard<std::mutex> lock(reload_mu_);
+  last_attempt_ = Stamp(options_.path);
+  const absl::Time start = absl::Now();
+  auto fail = [&](const absl::Status& status) {
+    if (metrics_ != nullptr) metrics_->CountReload(false);
+    LogLine(LogLevel::kError, "policy_load_failed")
+        .Str("path", options_.path)
+        .Str("reason", reason)
+        .Str("error", status.ToString())
+        .Bool("still_serving_previous", Get() != nullptr);
+    return status;
+  };
+  std::string extra_profiles;
+  if (!options_.extra_profiles_path.empty()) {
+    std::ifstream in(options_.extra_profiles_path);
+    if (!in)
+      return fail(absl::NotFoundError(
+          absl::StrCat("profiles = \"", options_.extra_profiles_path, "\": cannot open")));
+    std::stringstream text;
+    text << in.rdbuf();
+    extra_profiles = text.str();
+  }
+  auto engine = policy::InferenceEngine::Load(options_.path, options_.torch_device);
+  if (!engine.ok()) return fail(engine.status());
+  auto serving =
+      ServingPolicy::Create(*std::move(engine), extra_profiles, options_.max_history_window);
+  if (!serving.ok())
+    return fail(absl::Status(serving.status().code(),
+                             absl::StrCat(options_.path, ": ", serving.status().message())));
+  std::shared_ptr<const ServingPolicy> previous = Get();
+  std::atomic_store_explicit(&current_, *serving, std::memory_order_release);
+  if (metrics_ != nullptr) {
+    metrics_->CountReload(true);
+    metrics_->SetPolicy((*serving)->version(), (*serving)->engine().metadata().algo);
+  }
+  LogLine(LogLevel::kInfo, "policy_loaded")
+      .Str("path", options_.path)
+      .Str("reason", reason)
+      .Str("policy_version", (*serving)->version())
+      .Str("algo", (*serving)->engine().metadata().algo)
+      .Str("previous_version", previous ? previous->version() : "")
+      .Str("torch_device", (*serving)->engine().device_name())
+      .Num("load_s", absl::ToDoubleSeconds(absl::Now() - start));
+  if (on_swap_) on_swap_(**serving);
+  return absl::OkStatus();
+}
+
+void PolicyHolder::StartWatching(absl::Duration interval) {
+  StopWatching();
+  {
+    std::lock_guard<std::mutex> lock(watch_mu_);
+    stop_watching_ = false;
+  }
+  const auto period = absl::ToChronoMilliseconds(std::max(interval, absl::Milliseconds(10)));
+  watcher_ = std::thread([this, period] {
+    std::unique_lock<std::mutex> lock(watch_mu_);
+    while (!watch_cv_.wait_for(lock, period, [this] { return stop_watching_; })) {
+      lock.unlock();
+      const FileStamp now = Stamp(options_.path);
+      bool changed;
+      {
+        std::lock_guard<std::mutex> reload_lock(reload_mu_);
+        changed = now.size >= 0 && !(now == last_attempt_);
+      }
+      if (changed) Reload("file changed").IgnoreError();
+      lock.lock();
+    }
+  });
+}
+
+void PolicyHolder::StopWatching() {
+  {
+    std::lock_guard<std::mutex> lock(watch_mu_);
+    stop_watching_ = true;
+  }
+  watch_cv_.notify_all();
+  if (watcher_.joinable()) watcher_.join();
+}
+
+}  // namespace lcio::server

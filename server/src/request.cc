@@ -1,0 +1,289 @@
+#include "lcio/server/request.h"
+
+#include <algorithm>
+#include <cmath>
+
+#include "absl/strings/str_cat.h"
+#include "absl/strings/str_join.h"
+
+namespace lcio::server {
+namespace {
+
+absl::Status Invalid(const std::string& message) { return absl::InvalidArgumentError(message); }
+
+// Shortened and escaped, so that an error message quoting a value stays small
+// and printable.
+std::string Quote(const std::string& value) {
+  std::string out = "\"";
+  for (size_t i = 0; i < value.size() && i < 64; ++i) {
+    const auto c = static_cast<unsigned char>(value[i]);
+    if (c >= 0x20 && c < 0x7F && c != '"' && c != '\\') {
+      out.push_back(static_cast<char>(c));
+    } else {
+      static const char* hex = "0123456789abcdef";
+      out += "\\x";
+      out.push_back(hex[c >> 4]);
+      out.push_back(hex[c & 15]);
+    }
+  }
+  if (value.size() > 64) absl::StrAppend(&out, "...");
+  out += "\"";
+  return out;
+}
+
+bool ValidUtf8(const std::string& s) {
+  size_t i = 0;
+  while (i < s.size()) {
+    const auto c = static_cast<unsigned char>(s[i]);
+    size_t n;
+    if (c < 0x80)
+      n = 1;
+    else if (c >= 0xC2 && c <= 0xDF)
+      n = 2;
+    else if (c >= 0xE0 && c <= 0xEF)
+      n = 3;
+    else if (c >= 0xF0 && c <= 0xF4)
+      n = 4;
+    else
+      return false;
+    if (i + n > s.size()) return false;
+    for (size_t k = 1; k < n; ++k)
+      if ((static_cast<unsigned char>(s[i + k]) & 0xC0) != 0x80) return false;
+    // Overlong three-byte forms and surrogates.
+    if (n == 3) {
+      const auto c1 = static_cast<unsigned char>(s[i + 1]);
+      if ((c == 0xE0 && c1 < 0xA0) || (c == 0xED && c1 >= 0xA0)) return false;
+    }
+    if (n == 4) {
+      const auto c1 = static_cast<unsigned char>(s[i + 1]);
+      if ((c == 0xF0 && c1 < 0x90) || (c == 0xF4 && c1 >= 0x90)) return false;
+    }
+    i += n;
+  }
+  return true;
+}
+
+absl::Status CheckPrompt(const std::string& field, const std::string& prompt,
+                         const RequestLimits& limits) {
+  if (prompt.empty()) return Invalid(absl::StrCat(field, " is empty: a prompt is required"));
+  if (static_cast<int64_t>(prompt.size()) > limits.max_prompt_bytes)
+    return Invalid(absl::StrCat(field, " has ", prompt.size(), " bytes: at most ",
+                                limits.max_prompt_bytes, " (--max_prompt_bytes)"));
+  if (!ValidUtf8(prompt)) return Invalid(absl::StrCat(field, " is not valid UTF-8"));
+  return absl::OkStatus();
+}
+
+absl::StatusOr<int> TaskIndex(const std::string& field, const std::string& task,
+                              const PolicySpec& spec) {
+  auto it = spec.task_index.find(task);
+  if (it == spec.task_index.end())
+    return Invalid(absl::StrCat(field, " = ", Quote(task), ": unknown task; the policy knows ",
+                                absl::StrJoin(spec.tasks, ", ")));
+  return it->second;
+}
+
+absl::Status CheckAmount(const std::string& field, double value) {
+  if (!std::isfinite(value) || value < 0)
+    return Invalid(absl::StrCat(field, " = ", value, ": must be a finite number >= 0"));
+  return absl::OkStatus();
+}
+
+absl::Status CheckAssociation(const std::string& field, double value) {
+  if (!(value >= 0 && value <= 1))
+    return Invalid(absl::StrCat(field, " = ", value, ": must be in [0, 1]"));
+  return absl::OkStatus();
+}
+
+absl::StatusOr<int> ViewIndex(const std::string& field, const std::string& name,
+                              const PolicySpec& spec) {
+  auto it = spec.view_index.find(name);
+  if (it == spec.view_index.end())
+    return Invalid(absl::StrCat(field, " = ", Quote(name),
+                                ": unknown view; the policy's views are ",
+                                absl::StrJoin(spec.view_names, ", ")));
+  return it->second;
+}
+
+}  // namespace
+
+absl::StatusOr<PolicySpec> PolicySpec::FromMetadata(const policy::ArtifactMetadata& metadata,
+                                                    const std::string& extra_profiles_json) {
+  PolicySpec spec;
+  spec.view_names = metadata.view_names;
+  if (static_cast<int>(spec.view_names.size()) != metadata.layout.num_views)
+    return absl::FailedPreconditionError(absl::StrCat("artifact lists ", spec.view_names.size(),
+                                                      " view names for ", metadata.layout.num_views,
+                                                      " views"));
+  for (size_t v = 0; v < spec.view_names.size(); ++v)
+    if (!spec.view_index.emplace(spec.view_names[v], static_cast<int>(v)).second)
+      return absl::FailedPreconditionError(
+          absl::StrCat("artifact view name ", Quote(spec.view_names[v]), " is repeated"));
+  spec.tasks = metadata.tasks;
+  if (static_cast<int>(spec.tasks.size()) != metadata.layout.num_tasks)
+    return absl::FailedPreconditionError(absl::StrCat("artifact lists ", spec.tasks.size(),
+                                                      " tasks for ", metadata.layout.num_tasks));
+  for (size_t t = 0; t < spec.tasks.size(); ++t)
+    if (!spec.task_index.emplace(spec.tasks[t], static_cast<int>(t)).second)
+      return absl::FailedPreconditionError(
+          absl::StrCat("artifact task ", Quote(spec.tasks[t]), " is repeated"));
+  spec.num_actions = metadata.num_actions;
+  spec.history_window = metadata.layout.time_span;
+  spec.catalog = env::ProfileCatalog::BuiltIn();
+  if (!metadata.profiles_json.empty())
+    if (absl::Status s = spec.catalog.MergeJson(metadata.profiles_json, "artifact profiles");
+        !s.ok())
+      return s;
+  if (!extra_profiles_json.empty())
+    if (absl::Status s = spec.catalog.MergeJson(extra_profiles_json, "--profiles"); !s.ok())
+      return s;
+  spec.default_device = metadata.device;
+  spec.default_network = metadata.network;
+  if (auto d = spec.catalog.Device(spec.default_device); !d.ok()) return d.status();
+  if (auto n = spec.catalog.Network(spec.default_network); !n.ok()) return n.status();
+  return spec;
+}
+
+absl::Status CheckConversationId(const std::string& id) {
+  if (id.empty()) return Invalid("conversation_id is empty: an id of 1..128 bytes is required");
+  if (id.size() > static_cast<size_t>(RequestLimits::kMaxConversationIdBytes))
+    return Invalid(absl::StrCat("conversation_id has ", id.size(), " bytes: at most ",
+                                RequestLimits::kMaxConversationIdBytes));
+  for (char c : id) {
+    const bool ok = (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
+                    c == '.' || c == '_' || c == ':' || c == '@' || c == '/' || c == '-';
+    if (!ok)
+      return Invalid(absl::StrCat("conversation_id = ", Quote(id),
+                                  ": only letters, digits and . _ : @ / - are allowed"));
+  }
+  return absl::OkStatus();
+}
+
+absl::StatusOr<ParsedDecide> ParseDecideRequest(const v1::DecideRequest& request,
+                                                const RequestLimits& limits,
+                                                const PolicySpec& spec) {
+  ParsedDecide parsed;
+  if (absl::Status s = CheckConversationId(request.conversation_id()); !s.ok()) return s;
+  if (request.turn_index() < 0)
+    return Invalid(absl::StrCat("turn_index = ", request.turn_index(), ": must be >= 0"));
+  if (absl::Status s = CheckPrompt("prompt", request.prompt(), limits); !s.ok()) return s;
+  if (!request.task().empty()) {
+    auto task = TaskIndex("task", request.task(), spec);
+    if (!task.ok()) return task.status();
+    parsed.task_index = *task;
+  }
+  const int num_views = static_cast<int>(spec.view_names.size());
+  if (request.views_size() > limits.max_views)
+    return Invalid(absl::StrCat("views has ", request.views_size(), " entries: at most ",
+                                limits.max_views, " (--max_views)"));
+  if (request.views_size() != num_views)
+    return Invalid(absl::StrCat("views has ", request.views_size(), " entries: the policy has ",
+                                num_views, " views (", absl::StrJoin(spec.view_names, ", "),
+                                "), each must appear once"));
+  parsed.association.assign(num_views, -1.0);
+  for (int i = 0; i < request.views_size(); ++i) {
+    const v1::View& view = request.views(i);
+    auto index = ViewIndex(absl::StrCat("views[", i, "].name"), view.name(), spec);
+    if (!index.ok()) return index.status();
+    if (parsed.association[*index] >= 0)
+      return Invalid(absl::StrCat("views[", i, "].name = ", Quote(view.name()),
+                                  ": the view appears more than once"));
+    if (absl::Status s =
+            CheckAssociation(absl::StrCat("views[", i, "].association"), view.association());
+        !s.ok())
+      return s;
+    parsed.association[*index] = view.association();
+  }
+  if (!request.has_budget())
+    return Invalid("budget is missing: the remaining latency_s and money_usd are required");
+  if (absl::Status s = CheckAmount("budget.latency_s", request.budget().latency_s()); !s.ok())
+    return s;
+  if (absl::Status s = CheckAmount("budget.money_usd", request.budget().money_usd()); !s.ok())
+    return s;
+  parsed.latency_s = request.budget().latency_s();
+  parsed.money_usd = request.budget().money_usd();
+  parsed.device = request.device().empty() ? spec.default_device : request.device();
+  parsed.network = request.network().empty() ? spec.default_network : request.network();
+  if (auto d = spec.catalog.Device(parsed.device); !d.ok())
+    return Invalid(absl::StrCat("device = ", Quote(parsed.device), ": ", d.status().message()));
+  if (auto n = spec.catalog.Network(parsed.network); !n.ok())
+    return Invalid(absl::StrCat("network = ", Quote(parsed.network), ": ", n.status().message()));
+  if (request.has_history()) {
+    parsed.has_history = true;
+    const auto& turns = request.history().turns();
+    const int needed = std::min(request.turn_index(), spec.history_window);
+    if (turns.size() < needed || turns.size() > request.turn_index())
+      return Invalid(absl::StrCat("history.turns has ", turns.size(), " entries for turn_index ",
+                                  request.turn_index(), ": must hold between ", needed,
+                                  " (the last min(turn_index, ", spec.history_window,
+                                  ") turns) and ", request.turn_index()));
+    for (int i = turns.size() - needed; i < turns.size(); ++i) {
+      const v1::HistoryTurn& turn = turns[i];
+      if (turn.action() < 0 || turn.action() >= spec.num_actions)
+        return Invalid(absl::StrCat("history.turns[", i, "].action = ", turn.action(),
+                                    ": must be in [0, ", spec.num_actions - 1, "]"));
+      auto task = TaskIndex(absl::StrCat("history.turns[", i, "].task"), turn.task(), spec);
+      if (!task.ok()) return task.status();
+      parsed.history_actions.push_back(turn.action());
+      parsed.history_tasks.push_back(*task);
+    }
+  }
+  return parsed;
+}
+
+absl::StatusOr<ParsedReport> ParseReportRequest(const v1::ReportRequest& request,
+                                                const RequestLimits& limits,
+                                                const PolicySpec& spec) {
+  ParsedReport parsed;
+  if (absl::Status s = CheckConversationId(request.conversation_id()); !s.ok()) return s;
+  if (request.turn_index() < 0)
+    return Invalid(absl::StrCat("turn_index = ", request.turn_index(), ": must be >= 0"));
+  if (request.decision_id().size() > 512)
+    return Invalid(
+        absl::StrCat("decision_id has ", request.decision_id().size(), " bytes: at most 512"));
+  if (absl::Status s = CheckPrompt("prompt", request.prompt(), limits); !s.ok()) return s;
+  auto task = TaskIndex("task", request.task(), spec);
+  if (!task.ok()) return task.status();
+  parsed.task_index = *task;
+  if (request.target() != v1::TARGET_LOCAL && request.target() != v1::TARGET_CLOUD)
+    return Invalid(
+        absl::StrCat("target = ", request.target(), ": must be TARGET_LOCAL or TARGET_CLOUD"));
+  parsed.cloud = request.target() == v1::TARGET_CLOUD;
+  if (!parsed.cloud && request.uploaded_views_size() > 0)
+    return Invalid("uploaded_views must be empty when target is TARGET_LOCAL");
+  if (request.uploaded_views_size() > static_cast<int>(spec.view_names.size()))
+    return Invalid(absl::StrCat("uploaded_views has ", request.uploaded_views_size(),
+                                " entries: the policy has ", spec.view_names.size(), " views"));
+  for (int i = 0; i < request.uploaded_views_size(); ++i) {
+    auto index =
+        ViewIndex(absl::StrCat("uploaded_views[", i, "]"), request.uploaded_views(i), spec);
+    if (!index.ok()) return index.status();
+    if (std::find(parsed.uploaded_views.begin(), parsed.uploaded_views.end(), *index) !=
+        parsed.uploaded_views.end())
+      return Invalid(absl::StrCat("uploaded_views[", i, "] = ", Quote(request.uploaded_views(i)),
+                                  ": the view appears more than once"));
+    parsed.uploaded_views.push_back(*index);
+  }
+  std::sort(parsed.uploaded_views.begin(), parsed.uploaded_views.end());
+  if (request.association_size() != static_cast<int>(spec.view_names.size()))
+    return Invalid(absl::StrCat("association has ", request.association_size(),
+                                " values: one per view of the policy (", spec.view_names.size(),
+                                ") is required"));
+  for (int v = 0; v < request.association_size(); ++v) {
+    if (absl::Status s =
+            CheckAssociation(absl::StrCat("association[", v, "]"), request.association(v));
+        !s.ok())
+      return s;
+    parsed.association.push_back(request.association(v));
+  }
+  if (static_cast<int64_t>(request.answer().size()) > limits.max_answer_bytes)
+    return Invalid(absl::StrCat("answer has ", request.answer().size(), " bytes: at most ",
+                                limits.max_answer_bytes));
+  if (!(request.score() >= 0 && request.score() <= 1))
+    return Invalid(absl::StrCat("score = ", request.score(), ": must be in [0, 1]"));
+  if (absl::Status s = CheckAmount("interaction_time_s", request.interaction_time_s()); !s.ok())
+    return s;
+  if (absl::Status s = CheckAmount("usage_cost_usd", request.usage_cost_usd()); !s.ok()) return s;
+  return parsed;
+}
+
+}  // namespace lcio::server

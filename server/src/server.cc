@@ -1,0 +1,328 @@
+#include "lcio/server/server.h"
+
+#include <grpcpp/grpcpp.h>
+#include <grpcpp/health_check_service_interface.h>
+
+#include <fstream>
+#include <sstream>
+
+#include "absl/strings/str_cat.h"
+#include "absl/time/clock.h"
+#include "lcio/server/conversation_store.h"
+#include "lcio/server/decider.h"
+#include "lcio/server/log.h"
+#include "lcio/server/metrics.h"
+#include "lcio/server/micro_batcher.h"
+#include "lcio/server/policy_holder.h"
+#include "lcio/server/report_log.h"
+#include "lcio/v1/offloader.grpc.pb.h"
+
+namespace lcio::server {
+namespace {
+
+constexpr const char* kServiceName = "lcio.v1.Offloader";
+
+grpc::Status ToGrpc(const absl::Status& status) {
+  if (status.ok()) return grpc::Status::OK;
+  return grpc::Status(static_cast<grpc::StatusCode>(status.code()), std::string(status.message()));
+}
+
+absl::StatusOr<std::string> ReadFile(const std::string& flag, const std::string& path) {
+  std::ifstream in(path, std::ios::binary);
+  if (!in) return absl::NotFoundError(absl::StrCat(flag, " = \"", path, "\": cannot open"));
+  std::stringstream text;
+  text << in.rdbuf();
+  return text.str();
+}
+
+}  // namespace
+
+class OffloaderService final : public v1::Offloader::CallbackService {
+ public:
+  OffloaderService(const ServerOptions& options, Decider* decider, PolicyHolder* policies,
+                   ReportLogWriter* report_log, Metrics* metrics,
+                   const std::atomic<bool>* shutting_down)
+      : options_(options),
+        decider_(decider),
+        policies_(policies),
+        report_log_(report_log),
+        metrics_(metrics),
+        shutting_down_(shutting_down) {}
+
+  grpc::ServerUnaryReactor* Decide(grpc::CallbackServerContext* context,
+                                   const v1::DecideRequest* request,
+                                   v1::DecideResponse* response) override {
+    const absl::Time start = absl::Now();
+    grpc::ServerUnaryReactor* reactor = context->DefaultReactor();
+    auto finish = [this, reactor, start](const absl::Status& status) {
+      metrics_->CountDecide(static_cast<int>(status.code()),
+                            absl::ToDoubleSeconds(absl::Now() - start));
+      reactor->Finish(ToGrpc(status));
+    };
+    const int inflight = inflight_.fetch_add(1) + 1;
+    if (inflight > options_.max_inflight) {
+      inflight_.fetch_sub(1);
+      finish(absl::ResourceExhaustedError(absl::StrCat("server at its in-flight limit (",
+                                                       options_.max_inflight,
+                                                       ", --max_inflight); retry later")));
+      return reactor;
+    }
+    metrics_->AddInflight(1);
+    auto done = [this, finish](const absl::Status& status) {
+      inflight_.fetch_sub(1);
+      metrics_->AddInflight(-1);
+      finish(status);
+    };
+    if (shutting_down_->load()) {
+      done(absl::UnavailableError("server is shutting down"));
+      return reactor;
+    }
+    if (context->IsCancelled()) {
+      done(absl::CancelledError("call cancelled before it was decided"));
+      return reactor;
+    }
+    const size_t limit = static_cast<size_t>(options_.limits.max_prompt_bytes) + (64 << 10);
+    if (const size_t bytes = request->ByteSizeLong(); bytes > limit) {
+      done(absl::InvalidArgumentError(absl::StrCat("request has ", bytes, " bytes: at most ", limit,
+                                                   " (--max_prompt_bytes + 64 KiB)")));
+      return reactor;
+    }
+    const absl::Time deadline = absl::FromChrono(context->deadline());
+    decider_->Decide(*request, response, deadline, std::move(done));
+    return reactor;
+  }
+
+  int inflight() const { return inflight_.load(); }
+
+  grpc::ServerUnaryReactor* Report(grpc::CallbackServerContext* context,
+                                   const v1::ReportRequest* request,
+                                   v1::ReportResponse* response) override {
+    grpc::ServerUnaryReactor* reactor = context->DefaultReactor();
+    reactor->Finish(ToGrpc(DoReport(*request, response)));
+    return reactor;
+  }
+
+  grpc::ServerUnaryReactor* GetPolicy(grpc::CallbackServerContext* context,
+                                      const v1::GetPolicyRequest*,
+                                      v1::PolicyInfo* response) override {
+    grpc::ServerUnaryReactor* reactor = context->DefaultReactor();
+    std::shared_ptr<const ServingPolicy> policy = policies_->Get();
+    if (policy == nullptr) {
+      reactor->Finish(grpc::Status(grpc::StatusCode::UNAVAILABLE, "no policy is loaded yet"));
+      return reactor;
+    }
+    *response = policy->info();
+    reactor->Finish(grpc::Status::OK);
+    return reactor;
+  }
+
+ private:
+  absl::Status DoReport(const v1::ReportRequest& request, v1::ReportResponse* response) {
+    if (report_log_ == nullptr)
+      return absl::FailedPreconditionError(
+          "Report is disabled: the server runs without --report_log");
+    std::shared_ptr<const ServingPolicy> policy = policies_->Get();
+    if (policy == nullptr) return absl::UnavailableError("no policy is loaded yet");
+    auto parsed = ParseReportRequest(request, options_.limits, policy->spec());
+    if (!parsed.ok()) return parsed.status();
+    const PolicySpec& spec = policy->spec();
+    ReportRecord record;
+    record.conversation_id = request.conversation_id();
+    record.turn_index = request.turn_index();
+    record.decision_id = request.decision_id();
+    record.prompt = request.prompt();
+    record.task = request.task();
+    record.cloud = parsed->cloud;
+    record.uploaded_views = parsed->uploaded_views;
+    record.view_names = spec.view_names;
+    record.association = parsed->association;
+    record.answer = request.answer();
+    record.score = request.score();
+    record.interaction_time_s = request.interaction_time_s();
+    record.usage_cost_usd = request.usage_cost_usd();
+    record.tasks = spec.tasks;
+    record.policy_version = policy->version();
+    record.received_utc =
+        absl::FormatTime("%Y-%m-%dT%H:%M:%E6SZ", absl::Now(), absl::UTCTimeZone());
+    auto sequence = report_log_->Append(record);
+    if (!sequence.ok()) {
+      LogLine(LogLevel::kError, "report_write_failed").Str("error", sequence.status().ToString());
+      return absl::UnavailableError(
+          absl::StrCat("report log write failed: ", sequence.status().message()));
+    }
+    metrics_->CountReport();
+    response->set_record(*sequence);
+    LogLine(LogLevel::kDebug, "report")
+        .Str("conversation_id", request.conversation_id())
+        .Int("turn_index", request.turn_index())
+        .Str("decision_id", request.decision_id())
+        .Int("record", static_cast<int64_t>(*sequence));
+    return absl::OkStatus();
+  }
+
+  const ServerOptions& options_;
+  Decider* decider_;
+  PolicyHolder* policies_;
+  ReportLogWriter* report_log_;
+  Metrics* metrics_;
+  const std::atomic<bool>* shutting_down_;
+  std::atomic<int> inflight_{0};
+};
+
+absl::StatusOr<std::unique_ptr<ServerApp>> ServerApp::Start(const ServerOptions& options) {
+  std::unique_ptr<ServerApp> app(new ServerApp());
+  app->options_ = options;
+  const ServerOptions& o = app->options_;
+  app->metrics_ = std::make_unique<Metrics>();
+  if (!o.metrics_listen.empty()) {
+    auto port = app->metrics_->Serve(o.metrics_listen);
+    if (!port.ok()) return port.status();
+    app->metrics_port_ = *port;
+  }
+  if (!o.report_log.empty()) {
+    auto writer = ReportLogWriter::Open(o.report_log);
+    if (!writer.ok()) return writer.status();
+    app->report_log_ = *std::move(writer);
+  }
+  ConversationStoreOptions store_options;
+  store_options.max_conversations = o.max_conversations;
+  store_options.idle_expiry = o.conversation_idle;
+  app->store_ = std::make_unique<ConversationStore>(store_options);
+  MicroBatcherOptions batch_options;
+  batch_options.batch_max = o.batch_max;
+  batch_options.batch_wait = o.batch_wait;
+  Metrics* metrics = app->metrics_.get();
+  app->batcher_ = std::make_unique<MicroBatcher>(batch_options, [metrics](const BatchStats& stats) {
+    metrics->ObserveBatch(stats.size, absl::ToDoubleSeconds(stats.score_time));
+  });
+  PolicyHolderOptions holder_options;
+  holder_options.path = o.policy_path;
+  holder_options.torch_device = o.torch_device;
+  holder_options.extra_profiles_path = o.profiles_path;
+  holder_options.max_history_window = store_options.history_window;
+  ServerApp* raw = app.get();
+  app->policies_ =
+      std::make_unique<PolicyHolder>(holder_options, metrics, [raw](const ServingPolicy&) {
+        if (!raw->shutting_down_.load()) raw->SetServing(true);
+      });
+  app->decider_ = std::make_unique<Decider>(o.limits, app->policies_.get(), app->store_.get(),
+                                            app->batcher_.get(), metrics);
+  app->service_ =
+      std::make_unique<OffloaderService>(o, app->decider_.get(), app->policies_.get(),
+                                         app->report_log_.get(), metrics, &app->shutting_down_);
+
+  std::shared_ptr<grpc::ServerCredentials> credentials;
+  if (!o.tls_cert.empty() || !o.tls_key.empty() || !o.tls_client_ca.empty()) {
+    if (o.tls_cert.empty() || o.tls_key.empty())
+      return absl::InvalidArgumentError("tls_cert and tls_key must be given together");
+    auto cert = ReadFile("tls_cert", o.tls_cert);
+    if (!cert.ok()) return cert.status();
+    auto key = ReadFile("tls_key", o.tls_key);
+    if (!key.ok()) return key.status();
+    grpc::SslServerCredentialsOptions ssl(GRPC_SSL_DONT_REQUEST_CLIENT_CERTIFICATE);
+    ssl.pem_key_cert_pairs.push_back({*key, *cert});
+    if (!o.tls_client_ca.empty()) {
+      auto ca = ReadFile("tls_client_ca", o.tls_client_ca);
+      if (!ca.ok()) return ca.status();
+      ssl.pem_root_certs = *ca;
+      ssl.client_certificate_request = GRPC_SSL_REQUEST_AND_REQUIRE_CLIENT_CERTIFICATE_AND_VERIFY;
+    }
+    credentials = grpc::SslServerCredentials(ssl);
+  } else {
+    credentials = grpc::InsecureServerCredentials();
+  }
+
+  grpc::EnableDefaultHealthCheckService(true);
+  grpc::ServerBuilder builder;
+  builder.AddListeningPort(o.listen, credentials, &app->port_);
+  builder.RegisterService(app->service_.get());
+  builder.SetMaxReceiveMessageSize(o.max_message_bytes);
+  app->server_ = builder.BuildAndStart();
+  if (app->server_ == nullptr || app->port_ == 0)
+    return absl::UnavailableError(absl::StrCat("listen = \"", o.listen, "\": cannot listen"));
+  app->SetServing(false);
+
+  if (absl::Status loaded = app->policies_->Reload("start"); !loaded.ok())
+    LogLine(LogLevel::kWarning, "serving_without_policy")
+        .Str("path", o.policy_path)
+        .Str("hint", "health stays NOT_SERVING until the file loads (watched) or SIGHUP");
+  app->policies_->StartWatching(o.watch_interval);
+  app->housekeeping_ = std::thread([raw] { raw->Housekeeping(); });
+  LogLine(LogLevel::kInfo, "server_started")
+      .Int("port", app->port_)
+      .Int("metrics_port", app->metrics_port_)
+      .Bool("tls", !o.tls_cert.empty())
+      .Bool("mtls", !o.tls_client_ca.empty())
+      .Int("max_inflight", o.max_inflight)
+      .Int("batch_max", o.batch_max)
+      .Num("batch_wait_us", absl::ToDoubleMicroseconds(o.batch_wait))
+      .Bool("report_log", !o.report_log.empty());
+  return app;
+}
+
+ServerApp::~ServerApp() { Shutdown(); }
+
+bool ServerApp::policy_loaded() const { return policies_ && policies_->Get() != nullptr; }
+
+absl::Status ServerApp::Reload(const std::string& reason) { return policies_->Reload(reason); }
+
+void ServerApp::SetServing(bool serving) {
+  if (server_ == nullptr) return;
+  grpc::HealthCheckServiceInterface* health = server_->GetHealthCheckService();
+  if (health == nullptr) return;
+  health->SetServingStatus("", serving);
+  health->SetServingStatus(kServiceName, serving);
+}
+
+void ServerApp::Housekeeping() {
+  std::unique_lock<std::mutex> lock(housekeeping_mu_);
+  while (!housekeeping_cv_.wait_for(lock, std::chrono::milliseconds(500),
+                                    [this] { return stop_housekeeping_; })) {
+    lock.unlock();
+    const size_t expired = store_->ExpireIdle(absl::Now());
+    metrics_->SetConversations(static_cast<double>(store_->size()));
+    if (expired > 0)
+      LogLine(LogLevel::kDebug, "conversations_expired")
+          .Int("count", static_cast<int64_t>(expired));
+    lock.lock();
+  }
+}
+
+void ServerApp::Shutdown() {
+  std::lock_guard<std::mutex> guard(shutdown_mu_);
+  if (shut_down_) return;
+  shut_down_ = true;
+  const absl::Time start = absl::Now();
+  LogLine(LogLevel::kInfo, "shutdown_started")
+      .Num("drain_timeout_s", absl::ToDoubleSeconds(options_.drain_timeout))
+      .Num("grace_s", absl::ToDoubleSeconds(options_.shutdown_grace));
+  if (policies_) policies_->StopWatching();
+  if (server_ != nullptr) {
+    SetServing(false);
+    if (auto* health = server_->GetHealthCheckService()) health->Shutdown();
+    absl::SleepFor(options_.shutdown_grace);
+  }
+  shutting_down_.store(true);
+  int inflight_at_close = 0, inflight_after_drain = 0;
+  if (server_ != nullptr) {
+    // Stops accepting at once; in-flight calls finish (the batcher keeps
+    // running) until the deadline, after which gRPC cancels the rest.
+    inflight_at_close = service_->inflight();
+    server_->Shutdown(absl::ToChronoTime(absl::Now() + options_.drain_timeout));
+    server_->Wait();
+    inflight_after_drain = service_->inflight();
+  }
+  {
+    std::lock_guard<std::mutex> lock(housekeeping_mu_);
+    stop_housekeeping_ = true;
+  }
+  housekeeping_cv_.notify_all();
+  if (housekeeping_.joinable()) housekeeping_.join();
+  batcher_.reset();  // answers anything still queued
+  LogLine(LogLevel::kInfo, "shutdown_complete")
+      .Num("drain_s", absl::ToDoubleSeconds(absl::Now() - start))
+      .Int("inflight_at_close", inflight_at_close)
+      .Int("inflight_after_drain", inflight_after_drain);
+}
+
+}  // namespace lcio::server

@@ -1,0 +1,73 @@
+#include "lcio/server/serving_policy.h"
+
+#include "absl/strings/str_cat.h"
+
+namespace lcio::server {
+
+absl::StatusOr<std::shared_ptr<const ServingPolicy>> ServingPolicy::Create(
+    std::shared_ptr<const policy::InferenceEngine> engine, const std::string& extra_profiles_json,
+    int max_history_window) {
+  if (engine == nullptr) return absl::InvalidArgumentError("no engine");
+  const policy::ArtifactMetadata& metadata = engine->metadata();
+  auto spec = PolicySpec::FromMetadata(metadata, extra_profiles_json);
+  if (!spec.ok()) return spec.status();
+  if (spec->history_window > max_history_window)
+    return absl::FailedPreconditionError(
+        absl::StrCat("policy time_span = ", spec->history_window,
+                     ": exceeds the server's conversation history window ", max_history_window));
+  const env::ActionTable& actions = engine->encoder().actions();
+  if (actions.size() != engine->num_actions() || spec->num_actions != engine->num_actions())
+    return absl::FailedPreconditionError(
+        absl::StrCat("policy has ", engine->num_actions(), " outputs for ", actions.size(),
+                     " actions (metadata: ", spec->num_actions, ")"));
+  std::shared_ptr<ServingPolicy> serving(new ServingPolicy());
+  serving->engine_ = std::move(engine);
+  serving->spec_ = *std::move(spec);
+  const PolicySpec& s = serving->spec_;
+  for (const env::DeviceProfile& device : s.catalog.devices)
+    for (const env::NetworkProfile& network : s.catalog.networks) {
+      auto costs = env::CostModel::Create(s.catalog, device.name, network.name, actions);
+      if (!costs.ok())
+        return absl::FailedPreconditionError(absl::StrCat(
+            "profiles ", device.name, " / ", network.name, ": ", costs.status().message()));
+      serving->costs_[{device.name, network.name}] =
+          std::make_unique<env::CostModel>(*std::move(costs));
+    }
+  const env::CostModel* training = serving->Costs(s.default_device, s.default_network);
+  if (training == nullptr)
+    return absl::FailedPreconditionError("the training profile has no cost model");
+
+  v1::PolicyInfo& info = serving->info_;
+  info.set_policy_version(metadata.policy_version);
+  info.set_algo(metadata.algo);
+  for (const std::string& v : s.view_names) info.add_view_names(v);
+  for (const std::string& t : s.tasks) info.add_tasks(t);
+  for (int a = 0; a < actions.size(); ++a) {
+    v1::ActionInfo* action = info.add_actions();
+    action->set_index(a);
+    action->set_description(actions.Describe(a));
+    action->set_cloud(actions.is_cloud(a));
+    for (int v : actions.views(a)) action->add_views(v);
+    action->set_latency_s(training->time_s(a));
+    action->set_money_usd(training->money_usd(a));
+  }
+  for (const env::DeviceProfile& d : s.catalog.devices) info.add_devices(d.name);
+  for (const env::NetworkProfile& n : s.catalog.networks) info.add_networks(n.name);
+  info.set_default_device(s.default_device);
+  info.set_default_network(s.default_network);
+  info.set_local_llm(s.catalog.local_llm.name);
+  info.set_cloud_llm(s.catalog.cloud_llm.name);
+  info.set_history_window(s.history_window);
+  info.set_created_utc(metadata.created_utc);
+  info.set_torch_device(serving->engine_->device_name());
+  info.set_profiles_json(s.catalog.ToJson());
+  return std::shared_ptr<const ServingPolicy>(std::move(serving));
+}
+
+const env::CostModel* ServingPolicy::Costs(const std::string& device,
+                                           const std::string& network) const {
+  auto it = costs_.find(std::make_pair(device, network));
+  return it == costs_.end() ? nullptr : it->second.get();
+}
+
+}  // namespace lcio::server

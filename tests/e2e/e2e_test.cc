@@ -1,0 +1,358 @@
+// End-to-end: the real lcio-server, lcio-client, lcio-loadgen and
+// lcio-report-export binaries on 127.0.0.1 with ephemeral ports.
+#include <gtest/gtest.h>
+
+#include <atomic>
+#include <filesystem>
+#include <set>
+#include <thread>
+
+#include "absl/strings/match.h"
+#include "lcio/client/client.h"
+#include "lcio/data/m4a1.h"
+#include "lcio/policy/testing.h"
+#include "lcio/server/report_log.h"
+#include "nlohmann/json.hpp"
+#include "process.h"
+#include "test_support.h"
+
+namespace lcio::test {
+namespace {
+
+using namespace std::chrono_literals;
+
+struct Server {
+  std::unique_ptr<Process> process;
+  int port = 0, metrics_port = 0;
+  std::string target() const { return absl::StrCat("127.0.0.1:", port); }
+};
+
+int PortOf(const std::string& line, const std::string& prefix) {
+  if (!absl::StartsWith(line, prefix)) return 0;
+  int port = 0;
+  return absl::SimpleAtoi(line.substr(line.rfind(':') + 1), &port) ? port : 0;
+}
+
+class EndToEndTest : public ::testing::Test {
+ protected:
+  std::string WriteArtifact(const std::string& name, uint64_t seed) {
+    policy::testing::TestArtifactOptions options;
+    options.seed = seed;
+    const std::string path = dir_.File(name);
+    auto written = policy::testing::WriteTestArtifact(path, options);
+    EXPECT_TRUE(written.ok()) << written.status();
+    return path;
+  }
+
+  Server StartServer(std::vector<std::string> flags, bool expect_policy = true) {
+    std::vector<std::string> argv = {LCIO_SERVER_BIN, "--listen=127.0.0.1:0",
+                                     "--metrics_listen=127.0.0.1:0", "--torch_device=cpu"};
+    argv.insert(argv.end(), flags.begin(), flags.end());
+    Server server;
+    server.process = std::make_unique<Process>(argv, dir_.File("server.stderr"));
+    EXPECT_TRUE(server.process->started());
+    auto grpc_line = server.process->ReadLine(60s);
+    auto metrics_line = server.process->ReadLine(10s);
+    EXPECT_TRUE(grpc_line && metrics_line) << ReadFile(dir_.File("server.stderr"));
+    if (!grpc_line || !metrics_line) return server;
+    server.port = PortOf(*grpc_line, "lcio-server listening on 127.0.0.1:");
+    server.metrics_port = PortOf(*metrics_line, "lcio-server metrics on 127.0.0.1:");
+    EXPECT_GT(server.port, 0) << *grpc_line;
+    EXPECT_GT(server.metrics_port, 0) << *metrics_line;
+    if (expect_policy) {
+      auto client = MakeClient(server);
+      auto health = client->Health();
+      EXPECT_TRUE(health.ok() && *health == "SERVING") << health.status();
+    }
+    return server;
+  }
+
+  std::unique_ptr<Client> MakeClient(const Server& server) {
+    ClientOptions options;
+    options.target = server.target();
+    auto client = Client::Create(options);
+    EXPECT_TRUE(client.ok());
+    return *std::move(client);
+  }
+
+  std::map<std::string, double> Scrape(const Server& server) {
+    return ParseMetrics(HttpGet(server.metrics_port, "/metrics"));
+  }
+
+  // Runs a binary to completion (bounded); returns (wait status, stdout).
+  std::pair<int, std::string> Run(std::vector<std::string> argv,
+                                  std::chrono::seconds limit = 120s) {
+    Process p(argv, dir_.File("run.stderr"));
+    std::string out = p.ReadAll(limit);
+    auto status = p.Wait(limit);
+    return {status.value_or(-1), out};
+  }
+
+  TempDir dir_;
+};
+
+TEST_F(EndToEndTest, NotServingUntilAPolicyAppearsThenServing) {
+  const std::string policy = dir_.File("policy.pt");
+  Server server = StartServer({"--policy=" + policy, "--watch_interval_ms=50"}, false);
+  auto client = MakeClient(server);
+  auto health = client->Health();
+  ASSERT_TRUE(health.ok()) << health.status();
+  EXPECT_EQ(*health, "NOT_SERVING");
+  v1::PolicyInfo info;
+  EXPECT_EQ(client->GetPolicy(&info).code(), absl::StatusCode::kUnavailable);
+  ReplaceFile(WriteArtifact("a.pt", 1), policy);
+  for (int i = 0; i < 400 && *health != "SERVING"; ++i) {
+    std::this_thread::sleep_for(50ms);
+    health = client->Health("lcio.v1.Offloader");
+    ASSERT_TRUE(health.ok());
+  }
+  EXPECT_EQ(*health, "SERVING");
+  EXPECT_EQ(Scrape(server)["lcio_policy_loaded"], 1);
+}
+
+TEST_F(EndToEndTest, HotReloadUnderLoadFailsNoRequest) {
+  const std::string policy = dir_.File("policy.pt");
+  ReplaceFile(WriteArtifact("seed1.pt", 1), policy);
+  std::vector<std::string> good;
+  for (int i = 0; i < 5; ++i) good.push_back(WriteArtifact(absl::StrCat("good", i, ".pt"), 10 + i));
+  const std::string garbage = dir_.File("garbage.pt");
+  WriteFile(garbage, "definitely not a TorchScript archive");
+  const std::string truncated = dir_.File("truncated.pt");
+  const std::string whole = ReadFile(good[0]);
+  WriteFile(truncated, whole.substr(0, whole.size() / 2));
+
+  Server server = StartServer({"--policy=" + policy, "--watch_interval_ms=50"});
+  Process loadgen({LCIO_LOADGEN_BIN, "--target=" + server.target(), "--concurrency=4",
+                   "--duration_s=600", "--requests=1000000", "--timeout_ms=10000", "--json",
+                   "--fail_on_error", std::string("--data=") + LCIO_SOURCE_DIR + "/data/M4A1.json"},
+                  dir_.File("loadgen.stderr"));
+  auto reloads = [&] {
+    auto m = Scrape(server);
+    return Metric(m, "lcio_policy_reloads_total{result=\"ok\"}") +
+           Metric(m, "lcio_policy_reloads_total{result=\"error\"}");
+  };
+  auto client = MakeClient(server);
+  std::string last_good_version;
+  for (int swap = 0; swap < 10; ++swap) {
+    const double before = reloads();
+    const bool is_good = swap % 2 == 0;
+    ReplaceFile(is_good ? good[swap / 2] : (swap % 4 == 1 ? garbage : truncated), policy);
+    // Wait (bounded) until the watcher has tried the new file.
+    for (int i = 0; i < 600 && reloads() == before; ++i) std::this_thread::sleep_for(50ms);
+    ASSERT_EQ(reloads(), before + 1) << "swap " << swap << " not picked up";
+    v1::PolicyInfo info;
+    ASSERT_TRUE(client->GetPolicy(&info).ok());
+    if (is_good) {
+      EXPECT_NE(info.policy_version(), last_good_version);
+      last_good_version = info.policy_version();
+    } else {
+      EXPECT_EQ(info.policy_version(), last_good_version);  // the old one keeps serving
+    }
+    std::this_thread::sleep_for(200ms);  // traffic on this version
+  }
+  loadgen.Signal(SIGINT);  // the loadgen stops and prints what it saw
+  const std::string out = loadgen.ReadAll(30s);
+  auto status = loadgen.Wait(30s);
+  ASSERT_TRUE(status.has_value());
+  EXPECT_TRUE(WIFEXITED(*status) && WEXITSTATUS(*status) == 0) << out;  // --fail_on_error
+  auto result = nlohmann::json::parse(out, nullptr, false);
+  ASSERT_FALSE(result.is_discarded()) << out;
+  EXPECT_GT(result["ok"].get<int64_t>(), 0);
+  EXPECT_EQ(result["failed"].get<int64_t>(), 0) << out;
+  const auto m = Scrape(server);
+  EXPECT_EQ(Metric(m, "lcio_policy_reloads_total{result=\"ok\"}"), 6);
+  EXPECT_EQ(Metric(m, "lcio_policy_reloads_total{result=\"error\"}"), 5);
+  const double ok = Metric(m, "lcio_decide_requests_total{code=\"OK\"}");
+  EXPECT_GT(ok, 0);
+  for (const auto& [key, value] : m)
+    if (absl::StartsWith(key, "lcio_decide_requests_total{") && !absl::StrContains(key, "\"OK\""))
+      EXPECT_EQ(value, 0) << key;
+}
+
+TEST_F(EndToEndTest, ShutdownUnderLoadDrainsAndReportsNotServing) {
+  const std::string policy = WriteArtifact("policy.pt", 1);
+  Server server =
+      StartServer({"--policy=" + policy, "--shutdown_grace_ms=1500", "--drain_timeout_s=10"});
+  Process loadgen({LCIO_LOADGEN_BIN, "--target=" + server.target(), "--concurrency=8",
+                   "--duration_s=5", "--timeout_ms=10000", "--json",
+                   std::string("--data=") + LCIO_SOURCE_DIR + "/data/M4A1.json"},
+                  dir_.File("loadgen.stderr"));
+  std::this_thread::sleep_for(1500ms);
+  server.process->Signal(SIGTERM);
+  std::this_thread::sleep_for(300ms);
+  // Inside the grace period: health says NOT_SERVING while calls still work.
+  auto client = MakeClient(server);
+  auto health = client->Health();
+  ASSERT_TRUE(health.ok()) << health.status();
+  EXPECT_EQ(*health, "NOT_SERVING");
+  auto status = server.process->Wait(30s);
+  ASSERT_TRUE(status.has_value()) << "server did not exit";
+  EXPECT_TRUE(WIFEXITED(*status) && WEXITSTATUS(*status) == 0) << *status;
+  const std::string out = loadgen.ReadAll(30s);
+  ASSERT_TRUE(loadgen.Wait(30s).has_value());
+  auto result = nlohmann::json::parse(out, nullptr, false);
+  ASSERT_FALSE(result.is_discarded()) << out;
+  EXPECT_GT(result["ok"].get<int64_t>(), 0);
+  // Calls after the listener closed found it closed (UNAVAILABLE, or
+  // CANCELLED for streams gRPC refused on a closing connection before any
+  // handler saw them); nothing timed out or failed inside the server.
+  for (const auto& [code, n] : result["codes"].items())
+    EXPECT_TRUE(code == "OK" || code == "UNAVAILABLE" || code == "CANCELLED") << code << " " << n;
+  // Every call the server had admitted was answered before it exited, and
+  // none was answered with an error by the server itself.
+  const std::string log = ReadFile(dir_.File("server.stderr"));
+  EXPECT_TRUE(absl::StrContains(log, "\"event\":\"shutdown_complete\"")) << log;
+  EXPECT_TRUE(absl::StrContains(log, "\"inflight_after_drain\":0")) << log;
+  EXPECT_FALSE(absl::StrContains(log, "decide_rejected")) << log;
+}
+
+TEST_F(EndToEndTest, MetricsMatchTheLoadSent) {
+  const std::string policy = WriteArtifact("policy.pt", 1);
+  Server server = StartServer({"--policy=" + policy});
+  auto [status, out] = Run({LCIO_LOADGEN_BIN, "--target=" + server.target(), "--concurrency=4",
+                            "--requests=300", "--duration_s=120", "--json",
+                            std::string("--data=") + LCIO_SOURCE_DIR + "/data/M4A1.json"});
+  ASSERT_EQ(status, 0) << out;
+  auto result = nlohmann::json::parse(out, nullptr, false);
+  ASSERT_FALSE(result.is_discarded()) << out;
+  EXPECT_EQ(result["requests"].get<int64_t>(), 300);
+  const auto m = Scrape(server);
+  EXPECT_EQ(Metric(m, "lcio_decide_requests_total{code=\"OK\"}"), result["ok"].get<double>());
+  EXPECT_EQ(Metric(m, "lcio_decide_latency_seconds_count"), 300);
+  EXPECT_EQ(Metric(m, "lcio_decisions_total{target=\"local\"}") +
+                Metric(m, "lcio_decisions_total{target=\"cloud\"}"),
+            result["ok"].get<double>());
+  EXPECT_GT(Metric(m, "lcio_conversations_active"), -1);
+}
+
+TEST_F(EndToEndTest, ReportLogSurvivesSigkillWithEveryAcknowledgedRecord) {
+  const std::string policy = WriteArtifact("policy.pt", 1);
+  const std::string log = dir_.File("reports.log");
+  Server server = StartServer({"--policy=" + policy, "--report_log=" + log});
+  std::atomic<bool> stop{false};
+  std::mutex mu;
+  std::vector<std::pair<std::string, int>> acknowledged;
+  std::vector<std::thread> writers;
+  for (int w = 0; w < 3; ++w) {
+    writers.emplace_back([&, w] {
+      ClientOptions options;
+      options.target = server.target();
+      options.timeout = absl::Seconds(5);
+      auto client = Client::Create(options);
+      for (int turn = 0; !stop.load() && turn < 100000; ++turn) {
+        v1::ReportRequest r;
+        r.set_conversation_id(absl::StrCat("w", w));
+        r.set_turn_index(turn);
+        r.set_prompt(absl::StrCat("prompt ", turn, " \xe2\x9c\x93"));
+        r.set_task("Query");
+        r.set_target(turn % 2 ? v1::TARGET_CLOUD : v1::TARGET_LOCAL);
+        if (turn % 2) r.add_uploaded_views("view1");
+        for (double a : {0.1, 0.5, 0.9}) r.add_association(a);
+        r.set_answer("answer");
+        r.set_score(0.5);
+        r.set_interaction_time_s(1);
+        r.set_usage_cost_usd(0.001);
+        v1::ReportResponse response;
+        if (!(*client)->Report(r, &response).ok()) break;
+        std::lock_guard<std::mutex> lock(mu);
+        acknowledged.emplace_back(r.conversation_id(), turn);
+      }
+    });
+  }
+  for (int i = 0; i < 200; ++i) {
+    std::this_thread::sleep_for(20ms);
+    std::lock_guard<std::mutex> lock(mu);
+    if (acknowledged.size() >= 60) break;
+  }
+  server.process->Signal(SIGKILL);
+  ASSERT_TRUE(server.process->Wait(10s).has_value());
+  stop.store(true);
+  for (auto& t : writers) t.join();
+  ASSERT_GE(acknowledged.size(), 1u);
+
+  auto contents = server::ReadReportLog(log);
+  ASSERT_TRUE(contents.ok()) << contents.status();
+  EXPECT_LE(contents->skipped_lines, 1);  // at most the torn write of the kill
+  std::set<std::pair<std::string, int>> on_disk;
+  for (const auto& r : contents->records) on_disk.emplace(r.conversation_id, r.turn_index);
+  for (const auto& ack : acknowledged)
+    EXPECT_TRUE(on_disk.count(ack)) << ack.first << " turn " << ack.second << " lost";
+
+  const std::string exported = dir_.File("traffic.json");
+  auto [status, out] = Run({LCIO_REPORT_EXPORT_BIN, "--log=" + log, "--out=" + exported});
+  ASSERT_EQ(status, 0) << out;
+  auto dataset = data::LoadM4A1File(exported);
+  ASSERT_TRUE(dataset.ok()) << dataset.status();
+  EXPECT_EQ(dataset->num_turns(), contents->records.size());
+  EXPECT_EQ(dataset->num_views, 3);
+}
+
+TEST_F(EndToEndTest, TheCommandLineClientPrintsDecisionsAsJson) {
+  const std::string policy = WriteArtifact("policy.pt", 1);
+  Server server = StartServer({"--policy=" + policy});
+  auto [status, out] =
+      Run({LCIO_CLIENT_BIN, "decide", "--target=" + server.target(), "--conversation=cli",
+           "--turn=0", "--prompt=What is on the table?", "--association=0.2,0.3,0.1",
+           "--latency_budget=30", "--money_budget=0.05", "--task=Query", "--explain"});
+  ASSERT_EQ(status, 0) << out;
+  auto decision = nlohmann::json::parse(out, nullptr, false);
+  ASSERT_FALSE(decision.is_discarded()) << out;
+  EXPECT_EQ(decision["task"], "Query");
+  EXPECT_EQ(decision["scores"].size(), 9u);
+  EXPECT_FALSE(decision["decision_id"].get<std::string>().empty());
+
+  WriteFile(dir_.File("request.json"),
+            R"({"conversation_id": "cli", "turn_index": 1, "prompt": "And now?",
+                "views": [{"name": "view0", "association": 0.5}, {"name": "view1", "association": 0.5},
+                          {"name": "view2", "association": 0.5}],
+                "budget": {"latency_s": 20, "money_usd": 0.01}})");
+  std::tie(status, out) = Run({LCIO_CLIENT_BIN, "decide", "--target=" + server.target(),
+                               "--json=" + dir_.File("request.json")});
+  ASSERT_EQ(status, 0) << out;
+  EXPECT_TRUE(nlohmann::json::parse(out, nullptr, false)["task_inferred"].get<bool>());
+
+  std::tie(status, out) =
+      Run({LCIO_CLIENT_BIN, "decide", "--target=" + server.target(), "--conversation=cli2",
+           "--turn=0", "--prompt=x", "--association=0.2,2,0.1"});
+  EXPECT_EQ(WEXITSTATUS(status), 1);
+  auto error = nlohmann::json::parse(out, nullptr, false);
+  EXPECT_EQ(error["code"], "INVALID_ARGUMENT") << out;
+  EXPECT_TRUE(absl::StrContains(error["message"].get<std::string>(), "views[1].association"));
+
+  std::tie(status, out) = Run({LCIO_CLIENT_BIN, "policy", "--target=" + server.target()});
+  ASSERT_EQ(status, 0) << out;
+  EXPECT_EQ(nlohmann::json::parse(out, nullptr, false)["actions"].size(), 9u);
+}
+
+TEST_F(EndToEndTest, TlsAndMutualTlsWithTheRealBinaries) {
+  Certificates certs;
+  ASSERT_TRUE(MakeCertificates(dir_.path(), &certs)) << "openssl failed";
+  const std::string policy = WriteArtifact("policy.pt", 1);
+  Server server = StartServer({"--policy=" + policy, "--tls_cert=" + certs.server_cert,
+                               "--tls_key=" + certs.server_key, "--tls_client_ca=" + certs.ca_cert},
+                              false);
+  auto [status, out] =
+      Run({LCIO_CLIENT_BIN, "policy", "--target=" + server.target(), "--tls_ca=" + certs.ca_cert,
+           "--tls_cert=" + certs.client_cert, "--tls_key=" + certs.client_key, "--attempts=1"});
+  EXPECT_EQ(status, 0) << out;
+  std::tie(status, out) = Run({LCIO_CLIENT_BIN, "policy", "--target=" + server.target(),
+                               "--tls_ca=" + certs.ca_cert, "--attempts=1", "--timeout_s=3"});
+  EXPECT_NE(status, 0) << out;  // mutual TLS: no client certificate, no call
+  std::tie(status, out) = Run(
+      {LCIO_CLIENT_BIN, "policy", "--target=" + server.target(), "--attempts=1", "--timeout_s=3"});
+  EXPECT_NE(status, 0) << out;  // plaintext
+}
+
+TEST_F(EndToEndTest, TheDefaultPolicyStarts) {
+  const std::string default_policy = std::string(LCIO_SOURCE_DIR) + "/policy/default_policy.pt";
+  if (!std::filesystem::exists(default_policy))
+    GTEST_SKIP() << default_policy << " is not there yet (the trainer produces it)";
+  Server server = StartServer({});  // no --policy: the default
+  auto client = MakeClient(server);
+  v1::PolicyInfo info;
+  ASSERT_TRUE(client->GetPolicy(&info).ok());
+  EXPECT_GT(info.actions_size(), 1);
+}
+
+}  // namespace
+}  // namespace lcio::test

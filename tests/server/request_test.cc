@@ -1,0 +1,281 @@
+// One test per bad-input rule of Decide and Report: INVALID_ARGUMENT naming
+// the field (and, where there is one, the rule's bound).
+#include "lcio/server/request.h"
+
+#include <gtest/gtest.h>
+
+#include <cmath>
+#include <limits>
+
+#include "lcio/policy/testing.h"
+
+namespace lcio::server {
+namespace {
+
+class RequestTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    auto metadata = policy::testing::TestMetadata();
+    ASSERT_TRUE(metadata.ok()) << metadata.status();
+    metadata->num_actions = 8;
+    auto spec = PolicySpec::FromMetadata(*metadata, "");
+    ASSERT_TRUE(spec.ok()) << spec.status();
+    spec_ = *std::move(spec);
+  }
+
+  v1::DecideRequest Good() const {
+    v1::DecideRequest r;
+    r.set_conversation_id("conv-1");
+    r.set_turn_index(0);
+    r.set_prompt("What is on the table?");
+    for (int v = 0; v < 3; ++v) {
+      v1::View* view = r.add_views();
+      view->set_name(absl::StrCat("view", v));
+      view->set_association(0.25 * v);
+    }
+    r.mutable_budget()->set_latency_s(30);
+    r.mutable_budget()->set_money_usd(0.05);
+    return r;
+  }
+
+  // Expects INVALID_ARGUMENT whose message contains every fragment.
+  void ExpectInvalid(const v1::DecideRequest& r, std::initializer_list<const char*> fragments) {
+    auto parsed = ParseDecideRequest(r, limits_, spec_);
+    ASSERT_EQ(parsed.status().code(), absl::StatusCode::kInvalidArgument) << parsed.status();
+    for (const char* f : fragments)
+      EXPECT_NE(parsed.status().message().find(f), std::string::npos)
+          << "'" << f << "' not in: " << parsed.status().message();
+  }
+
+  PolicySpec spec_;
+  RequestLimits limits_;
+};
+
+TEST_F(RequestTest, AGoodRequestParsesIntoPolicyOrder) {
+  v1::DecideRequest r = Good();
+  r.mutable_views()->SwapElements(0, 2);
+  r.set_task("Query");
+  auto parsed = ParseDecideRequest(r, limits_, spec_);
+  ASSERT_TRUE(parsed.ok()) << parsed.status();
+  EXPECT_EQ(parsed->association, std::vector<double>({0, 0.25, 0.5}));
+  EXPECT_EQ(parsed->task_index, 2);
+  EXPECT_EQ(parsed->device, "Jetson TX2");
+  EXPECT_EQ(parsed->network, "Wired");
+  EXPECT_FALSE(parsed->has_history);
+}
+
+TEST_F(RequestTest, EmptyPrompt) {
+  v1::DecideRequest r = Good();
+  r.set_prompt("");
+  ExpectInvalid(r, {"prompt", "empty"});
+}
+
+TEST_F(RequestTest, OversizedPrompt) {
+  v1::DecideRequest r = Good();
+  r.set_prompt(std::string(limits_.max_prompt_bytes + 1, 'a'));
+  ExpectInvalid(r, {"prompt", "16385 bytes", "at most 16384"});
+}
+
+TEST_F(RequestTest, PromptThatIsNotUtf8) {
+  v1::DecideRequest r = Good();
+  r.set_prompt("caf\xe9");
+  ExpectInvalid(r, {"prompt", "UTF-8"});
+}
+
+TEST_F(RequestTest, UnknownViewName) {
+  v1::DecideRequest r = Good();
+  r.mutable_views(1)->set_name("rear-camera");
+  ExpectInvalid(r, {"views[1].name", "rear-camera", "unknown view", "view0, view1, view2"});
+}
+
+TEST_F(RequestTest, RepeatedView) {
+  v1::DecideRequest r = Good();
+  r.mutable_views(2)->set_name("view0");
+  ExpectInvalid(r, {"views[2].name", "more than once"});
+}
+
+TEST_F(RequestTest, AssociationAboveOne) {
+  v1::DecideRequest r = Good();
+  r.mutable_views(0)->set_association(1.5);
+  ExpectInvalid(r, {"views[0].association", "1.5", "[0, 1]"});
+}
+
+TEST_F(RequestTest, NegativeAssociation) {
+  v1::DecideRequest r = Good();
+  r.mutable_views(1)->set_association(-0.1);
+  ExpectInvalid(r, {"views[1].association", "[0, 1]"});
+}
+
+TEST_F(RequestTest, NanAssociation) {
+  v1::DecideRequest r = Good();
+  r.mutable_views(2)->set_association(std::nan(""));
+  ExpectInvalid(r, {"views[2].association", "nan"});
+}
+
+TEST_F(RequestTest, NegativeLatencyBudget) {
+  v1::DecideRequest r = Good();
+  r.mutable_budget()->set_latency_s(-1);
+  ExpectInvalid(r, {"budget.latency_s", "-1", ">= 0"});
+}
+
+TEST_F(RequestTest, NanMoneyBudget) {
+  v1::DecideRequest r = Good();
+  r.mutable_budget()->set_money_usd(std::nan(""));
+  ExpectInvalid(r, {"budget.money_usd", "finite"});
+}
+
+TEST_F(RequestTest, InfiniteLatencyBudget) {
+  v1::DecideRequest r = Good();
+  r.mutable_budget()->set_latency_s(std::numeric_limits<double>::infinity());
+  ExpectInvalid(r, {"budget.latency_s", "inf"});
+}
+
+TEST_F(RequestTest, MissingBudget) {
+  v1::DecideRequest r = Good();
+  r.clear_budget();
+  ExpectInvalid(r, {"budget", "missing"});
+}
+
+TEST_F(RequestTest, TooManyViews) {
+  v1::DecideRequest r = Good();
+  for (int v = 3; v < 70; ++v) r.add_views()->set_name(absl::StrCat("view", v));
+  ExpectInvalid(r, {"views", "70 entries", "at most 64"});
+}
+
+TEST_F(RequestTest, ViewCountDifferentFromThePolicy) {
+  v1::DecideRequest r = Good();
+  r.mutable_views()->RemoveLast();
+  ExpectInvalid(r, {"views", "2 entries", "the policy has 3 views"});
+}
+
+TEST_F(RequestTest, UnknownTask) {
+  v1::DecideRequest r = Good();
+  r.set_task("Poetry");
+  ExpectInvalid(r, {"task", "Poetry", "unknown task", "Query"});
+}
+
+TEST_F(RequestTest, UnknownDeviceListsKnownOnes) {
+  v1::DecideRequest r = Good();
+  r.set_device("Toaster");
+  ExpectInvalid(r, {"device", "Toaster", "Jetson TX2"});
+}
+
+TEST_F(RequestTest, UnknownNetworkListsKnownOnes) {
+  v1::DecideRequest r = Good();
+  r.set_network("Carrier pigeon");
+  ExpectInvalid(r, {"network", "Carrier pigeon", "Wired"});
+}
+
+TEST_F(RequestTest, NegativeTurnIndex) {
+  v1::DecideRequest r = Good();
+  r.set_turn_index(-3);
+  ExpectInvalid(r, {"turn_index", "-3", ">= 0"});
+}
+
+TEST_F(RequestTest, EmptyConversationId) {
+  v1::DecideRequest r = Good();
+  r.set_conversation_id("");
+  ExpectInvalid(r, {"conversation_id", "empty"});
+}
+
+TEST_F(RequestTest, ConversationIdWithForbiddenCharacters) {
+  v1::DecideRequest r = Good();
+  r.set_conversation_id("a b\n");
+  ExpectInvalid(r, {"conversation_id", "only letters"});
+}
+
+TEST_F(RequestTest, OversizedConversationId) {
+  v1::DecideRequest r = Good();
+  r.set_conversation_id(std::string(200, 'c'));
+  ExpectInvalid(r, {"conversation_id", "200 bytes", "at most 128"});
+}
+
+TEST_F(RequestTest, HistoryShorterThanTheWindow) {
+  v1::DecideRequest r = Good();
+  r.set_turn_index(3);
+  r.mutable_history()->add_turns()->set_task("Query");
+  ExpectInvalid(r, {"history.turns", "1 entries", "turn_index 3", "between 3"});
+}
+
+TEST_F(RequestTest, HistoryWithAnActionOutOfRange) {
+  v1::DecideRequest r = Good();
+  r.set_turn_index(1);
+  v1::HistoryTurn* turn = r.mutable_history()->add_turns();
+  turn->set_action(8);
+  turn->set_task("Query");
+  ExpectInvalid(r, {"history.turns[0].action", "8", "[0, 7]"});
+}
+
+TEST_F(RequestTest, HistoryWithAnUnknownTask) {
+  v1::DecideRequest r = Good();
+  r.set_turn_index(1);
+  r.mutable_history()->add_turns()->set_task("Nope");
+  ExpectInvalid(r, {"history.turns[0].task", "Nope"});
+}
+
+TEST_F(RequestTest, LongHistoryKeepsTheLastWindow) {
+  v1::DecideRequest r = Good();
+  r.set_turn_index(9);
+  for (int t = 0; t < 9; ++t) {
+    v1::HistoryTurn* turn = r.mutable_history()->add_turns();
+    turn->set_action(t % 8);
+    turn->set_task("Query");
+  }
+  auto parsed = ParseDecideRequest(r, limits_, spec_);
+  ASSERT_TRUE(parsed.ok()) << parsed.status();
+  EXPECT_EQ(parsed->history_actions, std::vector<int>({4, 5, 6, 7, 0}));
+}
+
+v1::ReportRequest GoodReport() {
+  v1::ReportRequest r;
+  r.set_conversation_id("conv-1");
+  r.set_prompt("What is on the table?");
+  r.set_task("Query");
+  r.set_target(v1::TARGET_CLOUD);
+  r.add_uploaded_views("view2");
+  r.add_uploaded_views("view0");
+  for (double a : {0.1, 0.2, 0.3}) r.add_association(a);
+  r.set_score(0.8);
+  r.set_interaction_time_s(2.5);
+  r.set_usage_cost_usd(0.009);
+  return r;
+}
+
+TEST_F(RequestTest, AGoodReportParses) {
+  auto parsed = ParseReportRequest(GoodReport(), limits_, spec_);
+  ASSERT_TRUE(parsed.ok()) << parsed.status();
+  EXPECT_EQ(parsed->uploaded_views, std::vector<int>({0, 2}));
+  EXPECT_TRUE(parsed->cloud);
+}
+
+TEST_F(RequestTest, ReportRules) {
+  struct Case {
+    std::function<void(v1::ReportRequest&)> change;
+    const char* field;
+  };
+  const std::vector<Case> cases = {
+      {[](v1::ReportRequest& r) { r.set_target(v1::TARGET_UNSPECIFIED); }, "target"},
+      {[](v1::ReportRequest& r) { r.set_target(v1::TARGET_LOCAL); },
+       "uploaded_views must be empty"},
+      {[](v1::ReportRequest& r) { r.set_uploaded_views(0, "view9"); }, "uploaded_views[0]"},
+      {[](v1::ReportRequest& r) { r.set_uploaded_views(1, "view2"); }, "more than once"},
+      {[](v1::ReportRequest& r) { r.set_association(1, 2.0); }, "association[1]"},
+      {[](v1::ReportRequest& r) { r.add_association(0.5); }, "association has 4"},
+      {[](v1::ReportRequest& r) { r.set_score(1.5); }, "score"},
+      {[](v1::ReportRequest& r) { r.set_interaction_time_s(-1); }, "interaction_time_s"},
+      {[](v1::ReportRequest& r) { r.set_usage_cost_usd(std::nan("")); }, "usage_cost_usd"},
+      {[](v1::ReportRequest& r) { r.set_task(""); }, "task"},
+      {[](v1::ReportRequest& r) { r.set_prompt(""); }, "prompt"},
+  };
+  for (const Case& c : cases) {
+    v1::ReportRequest r = GoodReport();
+    c.change(r);
+    auto parsed = ParseReportRequest(r, limits_, spec_);
+    EXPECT_EQ(parsed.status().code(), absl::StatusCode::kInvalidArgument) << c.field;
+    EXPECT_NE(parsed.status().message().find(c.field), std::string::npos)
+        << c.field << " not in " << parsed.status().message();
+  }
+}
+
+}  // namespace
+}  // namespace lcio::server

@@ -1,0 +1,415 @@
+// The service in process over real gRPC on 127.0.0.1 (ephemeral ports), with
+// real (small, random-weight) policy artifacts.
+#include <gtest/gtest.h>
+
+#include <set>
+
+#include "lcio/client/client.h"
+#include "lcio/env/profiles.h"
+#include "lcio/env/shield.h"
+#include "lcio/policy/testing.h"
+#include "lcio/server/report_log.h"
+#include "lcio/server/server.h"
+#include "test_support.h"
+
+namespace lcio::server {
+namespace {
+
+using policy::testing::TestArtifactOptions;
+
+class ServiceTest : public ::testing::Test {
+ protected:
+  void StartServer(const TestArtifactOptions& artifact = {},
+                   std::function<void(ServerOptions&)> tweak = nullptr) {
+    policy_path_ = dir_.File("policy.pt");
+    auto written = policy::testing::WriteTestArtifact(policy_path_, artifact);
+    ASSERT_TRUE(written.ok()) << written.status();
+    ServerOptions options;
+    options.policy_path = policy_path_;
+    options.listen = "127.0.0.1:0";
+    options.metrics_listen = "127.0.0.1:0";
+    options.torch_device = "cpu";
+    options.watch_interval = absl::Seconds(3600);  // reloads are explicit here
+    options.drain_timeout = absl::Seconds(5);
+    if (tweak) tweak(options);
+    auto app = ServerApp::Start(options);
+    ASSERT_TRUE(app.ok()) << app.status();
+    app_ = *std::move(app);
+    ASSERT_TRUE(app_->policy_loaded());
+    ClientOptions client_options;
+    client_options.target = absl::StrCat("127.0.0.1:", app_->port());
+    auto client = Client::Create(client_options);
+    ASSERT_TRUE(client.ok());
+    client_ = *std::move(client);
+  }
+
+  static v1::DecideRequest Request(const std::string& conversation, int turn, double latency = 30,
+                                   double money = 0.05) {
+    v1::DecideRequest r;
+    r.set_conversation_id(conversation);
+    r.set_turn_index(turn);
+    r.set_prompt(absl::StrCat("What is on the table, turn ", turn, "?"));
+    r.set_task("Query");
+    const double association[3] = {0.9, 0.1, 0.4};
+    for (int v = 0; v < 3; ++v) {
+      v1::View* view = r.add_views();
+      view->set_name(absl::StrCat("view", v));
+      view->set_association(association[v]);
+    }
+    r.mutable_budget()->set_latency_s(latency);
+    r.mutable_budget()->set_money_usd(money);
+    r.set_explain(true);
+    return r;
+  }
+
+  static std::vector<double> Scores(const v1::DecideResponse& r) {
+    std::vector<double> s;
+    for (const auto& a : r.scores()) s.push_back(a.score());
+    return s;
+  }
+
+  test::TempDir dir_;
+  std::string policy_path_;
+  std::unique_ptr<ServerApp> app_;
+  std::unique_ptr<Client> client_;
+};
+
+TEST_F(ServiceTest, GetPolicyDescribesTheServingArtifact) {
+  StartServer();
+  v1::PolicyInfo info;
+  ASSERT_TRUE(client_->GetPolicy(&info).ok());
+  EXPECT_EQ(info.view_names_size(), 3);
+  EXPECT_EQ(info.tasks_size(), 4);
+  EXPECT_EQ(info.actions_size(), 9);
+  EXPECT_EQ(info.actions(8).description(), "cloud+{0,1,2}");
+  EXPECT_EQ(info.history_window(), 5);
+  EXPECT_EQ(info.default_device(), "Jetson TX2");
+  EXPECT_EQ(info.torch_device(), "cpu");
+  EXPECT_FALSE(info.policy_version().empty());
+  auto health = client_->Health("lcio.v1.Offloader");
+  ASSERT_TRUE(health.ok()) << health.status();
+  EXPECT_EQ(*health, "SERVING");
+}
+
+TEST_F(ServiceTest, AConversationEndToEnd) {
+  StartServer();
+  double latency = 30, money = 0.05;
+  std::set<std::string> ids;
+  std::vector<std::vector<double>> turn_scores;
+  for (int turn = 0; turn < 7; ++turn) {
+    v1::DecideResponse r;
+    ASSERT_TRUE(client_->Decide(Request("conv", turn, latency, money), &r).ok());
+    EXPECT_TRUE(ids.insert(r.decision_id()).second);
+    ASSERT_EQ(r.scores_size(), 9);  // explain: every action's score
+    EXPECT_EQ(r.scores(r.action()).description(),
+              r.action() == 0 ? "local" : r.scores(r.action()).description());
+    EXPECT_EQ(r.target(), r.action() == 0 ? v1::TARGET_LOCAL : v1::TARGET_CLOUD);
+    EXPECT_EQ(r.llm(), r.action() == 0 ? "local-3.8B" : "cloud");
+    EXPECT_EQ(r.task(), "Query");
+    EXPECT_FALSE(r.task_inferred());
+    EXPECT_NEAR(r.budget_after().latency_s(), latency - r.expected_latency_s(), 1e-12);
+    EXPECT_NEAR(r.budget_after().money_usd(), money - r.expected_money_usd(), 1e-12);
+    // Without an override the policy's best-scoring action is taken.
+    if (!r.shield_overridden()) {
+      for (const auto& s : r.scores()) EXPECT_LE(s.score(), r.scores(r.action()).score());
+    }
+    latency = r.budget_after().latency_s();
+    money = r.budget_after().money_usd();
+    turn_scores.push_back(Scores(r));
+  }
+  // Same prompt features and task each turn: the scores move with the
+  // history and the shrinking budget.
+  EXPECT_NE(turn_scores[0], turn_scores[1]);
+  EXPECT_NE(turn_scores[5], turn_scores[6]);
+}
+
+TEST_F(ServiceTest, DecisionsDependOnTheHistory) {
+  StartServer();
+  // Stateless requests: identical turn 2 except for the earlier actions.
+  v1::DecideRequest a = Request("h1", 2), b = Request("h2", 2);
+  for (int action : {0, 0}) {
+    auto* t = a.mutable_history()->add_turns();
+    t->set_action(action);
+    t->set_task("Query");
+  }
+  for (int action : {8, 8}) {
+    auto* t = b.mutable_history()->add_turns();
+    t->set_action(action);
+    t->set_task("Query");
+  }
+  v1::DecideResponse ra, rb;
+  ASSERT_TRUE(client_->Decide(a, &ra).ok());
+  ASSERT_TRUE(client_->Decide(b, &rb).ok());
+  EXPECT_NE(Scores(ra), Scores(rb));
+}
+
+TEST_F(ServiceTest, DecisionsDependOnTheBudget) {
+  StartServer();
+  v1::DecideResponse rich, poor;
+  ASSERT_TRUE(client_->Decide(Request("b1", 0, 30, 0.05), &rich).ok());
+  ASSERT_TRUE(client_->Decide(Request("b2", 0, 3, 0.001), &poor).ok());
+  EXPECT_NE(Scores(rich), Scores(poor));
+}
+
+TEST_F(ServiceTest, AnExhaustedBudgetYieldsTheCheapestAction) {
+  TestArtifactOptions artifact;
+  artifact.favoured_action = 8;  // the policy always wants the most expensive action
+  StartServer(artifact);
+  v1::DecideResponse generous;
+  ASSERT_TRUE(client_->Decide(Request("x1", 0, 1000, 10), &generous).ok());
+  EXPECT_EQ(generous.action(), 8);
+  EXPECT_FALSE(generous.shield_overridden());
+
+  v1::DecideResponse broke;
+  ASSERT_TRUE(client_->Decide(Request("x2", 0, 0, 0), &broke).ok());
+  auto actions = env::ActionTable::Create(3);
+  auto costs =
+      env::CostModel::Create(env::ProfileCatalog::BuiltIn(), "Jetson TX2", "Wired", *actions);
+  ASSERT_TRUE(costs.ok());
+  EXPECT_EQ(broke.proposed_action(), 8);
+  EXPECT_TRUE(broke.shield_overridden());
+  EXPECT_TRUE(broke.nothing_fits());
+  EXPECT_EQ(broke.action(), env::CheapestAction(*costs));
+  for (const auto& s : broke.scores()) EXPECT_FALSE(s.fits_budget());
+}
+
+TEST_F(ServiceTest, TheShieldReplacesAnActionThatDoesNotFit) {
+  TestArtifactOptions artifact;
+  artifact.favoured_action = 8;
+  StartServer(artifact);
+  auto actions = env::ActionTable::Create(3);
+  auto costs =
+      env::CostModel::Create(env::ProfileCatalog::BuiltIn(), "Jetson TX2", "Wired", *actions);
+  // Enough for a text-only cloud call, not for three views.
+  const double money = costs->money_usd(1) * 1.5, latency = 1000;
+  v1::DecideResponse r;
+  ASSERT_TRUE(client_->Decide(Request("s", 0, latency, money), &r).ok());
+  EXPECT_TRUE(r.shield_overridden());
+  EXPECT_FALSE(r.nothing_fits());
+  EXPECT_TRUE(env::Fits(*costs, r.action(), latency, money));
+  EXPECT_LE(r.expected_money_usd(), money);
+}
+
+TEST_F(ServiceTest, StatelessHistoryGivesTheSameDecisionsAsTheServerStore) {
+  StartServer();
+  v1::ConversationHistory history;
+  for (int turn = 0; turn < 7; ++turn) {
+    v1::DecideResponse stored, stateless;
+    ASSERT_TRUE(client_->Decide(Request("stored", turn), &stored).ok());
+    v1::DecideRequest r = Request("stateless", turn);
+    *r.mutable_history() = history;
+    ASSERT_TRUE(client_->Decide(r, &stateless).ok());
+    EXPECT_EQ(stored.action(), stateless.action()) << "turn " << turn;
+    EXPECT_EQ(Scores(stored), Scores(stateless)) << "turn " << turn;
+    auto* t = history.add_turns();
+    t->set_action(stored.action());
+    t->set_task(stored.task());
+  }
+}
+
+TEST_F(ServiceTest, RepeatingTheLastTurnReturnsTheSameDecision) {
+  StartServer();
+  v1::DecideResponse first, again;
+  ASSERT_TRUE(client_->Decide(Request("r", 0), &first).ok());
+  ASSERT_TRUE(client_->Decide(Request("r", 0), &again).ok());
+  EXPECT_EQ(first.decision_id(), again.decision_id());
+  v1::DecideResponse next;
+  ASSERT_TRUE(client_->Decide(Request("r", 1), &next).ok());
+}
+
+TEST_F(ServiceTest, OutOfOrderTurnsGetFailedPrecondition) {
+  StartServer();
+  v1::DecideResponse r;
+  absl::Status skipped = client_->Decide(Request("o", 1), &r);
+  EXPECT_EQ(skipped.code(), absl::StatusCode::kFailedPrecondition);
+  ASSERT_TRUE(client_->Decide(Request("o", 0), &r).ok());
+  absl::Status ahead = client_->Decide(Request("o", 3), &r);
+  EXPECT_EQ(ahead.code(), absl::StatusCode::kFailedPrecondition);
+  EXPECT_NE(ahead.message().find("next turn of this conversation is 1"), std::string::npos)
+      << ahead;
+  ASSERT_TRUE(client_->Decide(Request("o", 1), &r).ok());  // the failure changed nothing
+}
+
+TEST_F(ServiceTest, ExpiredConversationsAreForgotten) {
+  StartServer({}, [](ServerOptions& o) { o.conversation_idle = absl::Milliseconds(200); });
+  v1::DecideResponse r;
+  ASSERT_TRUE(client_->Decide(Request("e", 0), &r).ok());
+  absl::SleepFor(absl::Milliseconds(600));
+  absl::Status expired = client_->Decide(Request("e", 1), &r);
+  EXPECT_EQ(expired.code(), absl::StatusCode::kFailedPrecondition);
+  EXPECT_NE(expired.message().find("no history"), std::string::npos) << expired;
+  EXPECT_TRUE(client_->Decide(Request("e", 0), &r).ok());  // it can start again
+}
+
+TEST_F(ServiceTest, TheTaskIsInferredWhenNotGiven) {
+  StartServer();
+  v1::DecideRequest request = Request("t", 0);
+  request.clear_task();
+  request.set_prompt("Recommendation request 2");  // a prompt the classifier was trained on
+  v1::DecideResponse r;
+  ASSERT_TRUE(client_->Decide(request, &r).ok());
+  EXPECT_TRUE(r.task_inferred());
+  EXPECT_EQ(r.task(), "Recommendation");
+  EXPECT_GT(r.task_confidence(), 0.0);
+  EXPECT_LE(r.task_confidence(), 1.0);
+  request.set_conversation_id("t2");
+  request.set_prompt("zqx unseen words entirely \xe2\x9c\x93");
+  ASSERT_TRUE(client_->Decide(request, &r).ok());
+  EXPECT_TRUE(r.task_inferred());
+}
+
+TEST_F(ServiceTest, BadInputIsInvalidArgumentOverGrpc) {
+  StartServer();
+  v1::DecideRequest request = Request("bad", 0);
+  request.mutable_views(1)->set_association(7);
+  v1::DecideResponse r;
+  absl::Status s = client_->Decide(request, &r);
+  EXPECT_EQ(s.code(), absl::StatusCode::kInvalidArgument);
+  EXPECT_NE(s.message().find("views[1].association"), std::string::npos);
+  // Oversized message (under the transport limit): INVALID_ARGUMENT, not a crash.
+  request = Request("bad", 0);
+  request.set_prompt(std::string(200000, 'p'));
+  s = client_->Decide(request, &r);
+  EXPECT_EQ(s.code(), absl::StatusCode::kInvalidArgument);
+  // The conversation did not start.
+  EXPECT_TRUE(client_->Decide(Request("bad", 0), &r).ok());
+}
+
+TEST_F(ServiceTest, MetricsCountWhatWasSent) {
+  StartServer();
+  v1::DecideResponse r;
+  int ok = 0;
+  for (int turn = 0; turn < 5; ++turn, ++ok)
+    ASSERT_TRUE(client_->Decide(Request("m", turn), &r).ok());
+  for (int i = 0; i < 3; ++i) {
+    v1::DecideRequest bad = Request("m", 5);
+    bad.set_prompt("");
+    EXPECT_FALSE(client_->Decide(bad, &r).ok());
+  }
+  EXPECT_EQ(client_->Decide(Request("m", 9), &r).code(), absl::StatusCode::kFailedPrecondition);
+  const auto metrics = test::ParseMetrics(test::HttpGet(app_->metrics_port(), "/metrics"));
+  ASSERT_FALSE(metrics.empty());
+  EXPECT_EQ(test::Metric(metrics, "lcio_decide_requests_total{code=\"OK\"}"), ok);
+  EXPECT_EQ(test::Metric(metrics, "lcio_decide_requests_total{code=\"INVALID_ARGUMENT\"}"), 3);
+  EXPECT_EQ(test::Metric(metrics, "lcio_decide_requests_total{code=\"FAILED_PRECONDITION\"}"), 1);
+  EXPECT_EQ(test::Metric(metrics, "lcio_decide_latency_seconds_count"), ok + 4);
+  EXPECT_EQ(test::Metric(metrics, "lcio_decisions_total{target=\"local\"}") +
+                test::Metric(metrics, "lcio_decisions_total{target=\"cloud\"}"),
+            ok);
+  EXPECT_EQ(test::Metric(metrics, "lcio_policy_loaded"), 1);
+  EXPECT_EQ(test::Metric(metrics, "lcio_policy_reloads_total{result=\"ok\"}"), 1);
+  EXPECT_EQ(test::Metric(metrics, "lcio_inflight_requests"), 0);
+  EXPECT_GE(test::Metric(metrics, "lcio_batch_size_count"), 1);
+  EXPECT_GE(test::Metric(metrics, "lcio_policy_inference_seconds_count"), 1);
+  v1::PolicyInfo info;
+  ASSERT_TRUE(client_->GetPolicy(&info).ok());
+  EXPECT_EQ(test::Metric(metrics, absl::StrCat("lcio_policy_info{algo=\"test\",version=\"",
+                                               info.policy_version(), "\"}")),
+            1);
+}
+
+TEST_F(ServiceTest, HotReloadSwapsGoodArtifactsAndKeepsServingOnBadOnes) {
+  StartServer();
+  v1::PolicyInfo before, after;
+  ASSERT_TRUE(client_->GetPolicy(&before).ok());
+  TestArtifactOptions other;
+  other.seed = 2;
+  const std::string next = dir_.File("next.pt");
+  ASSERT_TRUE(policy::testing::WriteTestArtifact(next, other).ok());
+  test::ReplaceFile(next, policy_path_);
+  ASSERT_TRUE(app_->Reload("test").ok());
+  ASSERT_TRUE(client_->GetPolicy(&after).ok());
+  EXPECT_NE(before.policy_version(), after.policy_version());
+
+  test::WriteFile(dir_.File("bad.pt"), "not an artifact");
+  test::ReplaceFile(dir_.File("bad.pt"), policy_path_);
+  EXPECT_FALSE(app_->Reload("test").ok());
+  v1::PolicyInfo still;
+  ASSERT_TRUE(client_->GetPolicy(&still).ok());
+  EXPECT_EQ(still.policy_version(), after.policy_version());
+  v1::DecideResponse r;
+  ASSERT_TRUE(client_->Decide(Request("after-bad", 0), &r).ok());
+  EXPECT_EQ(r.policy_version(), after.policy_version());
+  const auto metrics = test::ParseMetrics(test::HttpGet(app_->metrics_port(), "/metrics"));
+  EXPECT_EQ(test::Metric(metrics, "lcio_policy_reloads_total{result=\"ok\"}"), 2);
+  EXPECT_EQ(test::Metric(metrics, "lcio_policy_reloads_total{result=\"error\"}"), 1);
+}
+
+TEST_F(ServiceTest, ReportAppendsDurableRecords) {
+  StartServer({}, [this](ServerOptions& o) { o.report_log = dir_.File("reports.log"); });
+  v1::ReportRequest report;
+  report.set_conversation_id("rep");
+  report.set_turn_index(0);
+  report.set_prompt("What is on the table?");
+  report.set_task("Query");
+  report.set_target(v1::TARGET_CLOUD);
+  report.add_uploaded_views("view1");
+  for (double a : {0.2, 0.7, 0.1}) report.add_association(a);
+  report.set_answer("a red cup");
+  report.set_score(0.9);
+  report.set_interaction_time_s(2.0);
+  report.set_usage_cost_usd(0.005);
+  v1::ReportResponse response;
+  ASSERT_TRUE(client_->Report(report, &response).ok());
+  EXPECT_EQ(response.record(), 1u);
+  auto contents = ReadReportLog(dir_.File("reports.log"));
+  ASSERT_TRUE(contents.ok());
+  ASSERT_EQ(contents->records.size(), 1u);
+  EXPECT_EQ(contents->records[0].uploaded_views, std::vector<int>({1}));
+  EXPECT_EQ(contents->records[0].answer, "a red cup");
+  report.set_score(3);
+  EXPECT_EQ(client_->Report(report, &response).code(), absl::StatusCode::kInvalidArgument);
+}
+
+TEST_F(ServiceTest, ReportWithoutALogIsFailedPrecondition) {
+  StartServer();
+  v1::ReportResponse response;
+  EXPECT_EQ(client_->Report(v1::ReportRequest(), &response).code(),
+            absl::StatusCode::kFailedPrecondition);
+}
+
+TEST_F(ServiceTest, TlsAndMutualTls) {
+  test::Certificates certs;
+  ASSERT_TRUE(test::MakeCertificates(dir_.path(), &certs)) << "openssl failed";
+  StartServer({}, [&](ServerOptions& o) {
+    o.tls_cert = certs.server_cert;
+    o.tls_key = certs.server_key;
+    o.tls_client_ca = certs.ca_cert;
+  });
+  const std::string target = absl::StrCat("127.0.0.1:", app_->port());
+  auto connect = [&](const std::string& ca, const std::string& cert, const std::string& key) {
+    ClientOptions o;
+    o.target = target;
+    o.tls_ca = ca;
+    o.tls_cert = cert;
+    o.tls_key = key;
+    o.max_attempts = 1;
+    o.timeout = absl::Seconds(3);
+    auto client = Client::Create(o);
+    EXPECT_TRUE(client.ok());
+    v1::PolicyInfo info;
+    return (*client)->GetPolicy(&info);
+  };
+  EXPECT_TRUE(connect(certs.ca_cert, certs.client_cert, certs.client_key).ok());
+  EXPECT_FALSE(connect(certs.ca_cert, "", "").ok());  // no client certificate
+  EXPECT_FALSE(connect(certs.other_ca_cert, certs.client_cert, certs.client_key).ok());
+  EXPECT_FALSE(connect("", "", "").ok());  // plaintext to a TLS port
+}
+
+TEST_F(ServiceTest, ServerSideTlsWithoutClientCertificates) {
+  test::Certificates certs;
+  ASSERT_TRUE(test::MakeCertificates(dir_.path(), &certs)) << "openssl failed";
+  StartServer({}, [&](ServerOptions& o) {
+    o.tls_cert = certs.server_cert;
+    o.tls_key = certs.server_key;
+  });
+  ClientOptions o;
+  o.target = absl::StrCat("127.0.0.1:", app_->port());
+  o.tls_ca = certs.ca_cert;
+  auto client = Client::Create(o);
+  v1::DecideResponse r;
+  EXPECT_TRUE((*client)->Decide(Request("tls", 0), &r).ok());
+}
+
+}  // namespace
+}  // namespace lcio::server
