@@ -13,6 +13,7 @@
 #include <future>
 #include <memory>
 
+#include "google/protobuf/stubs/logging.h"
 #include "lcio/policy/testing.h"
 #include "lcio/server/conversation_store.h"
 #include "lcio/server/decider.h"
@@ -32,6 +33,8 @@ struct World {
 World& TheWorld() {
   static World* world = [] {
     lcio::server::SetLogLevel(lcio::server::LogLevel::kError);
+    // Raw-bytes inputs make protobuf log every invalid UTF-8 string.
+    google::protobuf::SetLogHandler(nullptr);
     auto* w = new World();
     char dir[] = "/tmp/lcio-fuzz-XXXXXX";
     if (::mkdtemp(dir) == nullptr) std::abort();

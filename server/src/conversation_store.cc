@@ -70,7 +70,7 @@ absl::StatusOr<ConversationStore::Begun> ConversationStore::Begin(const std::str
   Conversation& c = *found->second;
   c.last_used = now;
   Begun begun;
-  if (turn_index + 1 == c.next_turn && fingerprint == c.last_fingerprint &&
+  if (c.next_turn - 1 == turn_index && fingerprint == c.last_fingerprint &&
       !c.last_response.empty()) {
     begun.replay = true;
     begun.response = c.last_response;

@@ -206,16 +206,17 @@ void Decider::Decide(const v1::DecideRequest& request, v1::DecideResponse* respo
         if (metrics_ != nullptr)
           metrics_->CountDecision(cloud, uploaded, shield.overridden, r.expected_money_usd(),
                                   r.expected_latency_s());
-        LogLine(LogLevel::kDebug, "decide")
-            .Str("conversation_id", request.conversation_id())
-            .Int("turn_index", request.turn_index())
-            .Str("decision_id", r.decision_id())
-            .Str("action", actions.Describe(action))
-            .Str("proposed", actions.Describe(proposed))
-            .Bool("shield_overridden", shield.overridden)
-            .Str("task", r.task())
-            .Bool("task_inferred", pending->task_inferred)
-            .Str("policy_version", r.policy_version());
+        if (LogEnabled(LogLevel::kDebug))
+          LogLine(LogLevel::kDebug, "decide")
+              .Str("conversation_id", request.conversation_id())
+              .Int("turn_index", request.turn_index())
+              .Str("decision_id", r.decision_id())
+              .Str("action", actions.Describe(action))
+              .Str("proposed", actions.Describe(proposed))
+              .Bool("shield_overridden", shield.overridden)
+              .Str("task", r.task())
+              .Bool("task_inferred", pending->task_inferred)
+              .Str("policy_version", r.policy_version());
         finish(absl::OkStatus());
       });
 }

@@ -10,15 +10,14 @@ MicroBatcher::MicroBatcher(const MicroBatcherOptions& options, BatchObserver obs
     : options_(options), observer_(std::move(observer)) {
   options_.batch_max = std::max(1, options_.batch_max);
   if (options_.batch_wait < absl::ZeroDuration()) options_.batch_wait = absl::ZeroDuration();
-  thread_ = std::thread([this] { Run(); });
 }
 
 MicroBatcher::~MicroBatcher() {
-  {
-    absl::MutexLock lock(&mu_);
-    stopping_ = true;
-  }
-  thread_.join();
+  absl::MutexLock lock(&mu_);
+  mu_.Await(absl::Condition(
+      +[](MicroBatcher* self)
+           ABSL_NO_THREAD_SAFETY_ANALYSIS { return !self->leading_ && self->queue_.empty(); },
+      this));
 }
 
 void MicroBatcher::Announce() {
@@ -33,38 +32,35 @@ void MicroBatcher::Withdraw() {
 
 void MicroBatcher::Submit(std::shared_ptr<const BatchScorer> scorer, std::vector<float> row,
                           absl::Time deadline, Done done) {
-  absl::MutexLock lock(&mu_);
-  if (announced_ > 0) --announced_;
-  queue_.push_back(Item{std::move(scorer), std::move(row), deadline, std::move(done)});
+  {
+    absl::MutexLock lock(&mu_);
+    if (announced_ > 0) --announced_;
+    queue_.push_back(Item{std::move(scorer), std::move(row), deadline, std::move(done)});
+    if (leading_) return;  // the leader will take this row
+    leading_ = true;
+  }
+  Lead();
 }
 
-void MicroBatcher::Run() {
+void MicroBatcher::Lead() {
   std::vector<Item> batch;
   for (;;) {
     batch.clear();
     {
       absl::MutexLock lock(&mu_);
-      mu_.Await(absl::Condition(
-          +[](MicroBatcher* self)
-               ABSL_NO_THREAD_SAFETY_ANALYSIS { return self->stopping_ || !self->queue_.empty(); },
-          this));
-      if (queue_.empty()) return;  // stopping and drained
+      if (queue_.empty()) {
+        leading_ = false;
+        return;
+      }
       // Wait for announced requests to join, bounded by batch_wait from now.
       const absl::Time close_at = absl::Now() + options_.batch_wait;
-      auto ready = [this]() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) {
-        return stopping_ || announced_ == 0 ||
-               static_cast<int>(queue_.size()) >= options_.batch_max;
-      };
-      while (!ready() && absl::Now() < close_at) {
-        mu_.AwaitWithDeadline(absl::Condition(
-                                  +[](MicroBatcher* self) ABSL_NO_THREAD_SAFETY_ANALYSIS {
-                                    return self->stopping_ || self->announced_ == 0 ||
-                                           static_cast<int>(self->queue_.size()) >=
-                                               self->options_.batch_max;
-                                  },
-                                  this),
-                              close_at);
-      }
+      const absl::Condition full(
+          +[](MicroBatcher* self) ABSL_NO_THREAD_SAFETY_ANALYSIS {
+            return self->announced_ == 0 ||
+                   static_cast<int>(self->queue_.size()) >= self->options_.batch_max;
+          },
+          this);
+      mu_.AwaitWithDeadline(full, close_at);
       const BatchScorer* scorer = queue_.front().scorer.get();
       for (auto it = queue_.begin();
            it != queue_.end() && static_cast<int>(batch.size()) < options_.batch_max;) {

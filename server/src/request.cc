@@ -63,7 +63,7 @@ bool ValidUtf8(const std::string& s) {
   return true;
 }
 
-absl::Status CheckPrompt(const std::string& field, const std::string& prompt,
+absl::Status CheckPrompt(absl::string_view field, const std::string& prompt,
                          const RequestLimits& limits) {
   if (prompt.empty()) return Invalid(absl::StrCat(field, " is empty: a prompt is required"));
   if (static_cast<int64_t>(prompt.size()) > limits.max_prompt_bytes)
@@ -73,32 +73,35 @@ absl::Status CheckPrompt(const std::string& field, const std::string& prompt,
   return absl::OkStatus();
 }
 
-absl::StatusOr<int> TaskIndex(const std::string& field, const std::string& task,
-                              const PolicySpec& spec) {
+// `field` names the field for the error message; it is only called then, so
+// the success path builds no strings.
+template <typename Field>
+absl::StatusOr<int> TaskIndex(Field field, const std::string& task, const PolicySpec& spec) {
   auto it = spec.task_index.find(task);
   if (it == spec.task_index.end())
-    return Invalid(absl::StrCat(field, " = ", Quote(task), ": unknown task; the policy knows ",
+    return Invalid(absl::StrCat(field(), " = ", Quote(task), ": unknown task; the policy knows ",
                                 absl::StrJoin(spec.tasks, ", ")));
   return it->second;
 }
 
-absl::Status CheckAmount(const std::string& field, double value) {
+absl::Status CheckAmount(absl::string_view field, double value) {
   if (!std::isfinite(value) || value < 0)
     return Invalid(absl::StrCat(field, " = ", value, ": must be a finite number >= 0"));
   return absl::OkStatus();
 }
 
-absl::Status CheckAssociation(const std::string& field, double value) {
+template <typename Field>
+absl::Status CheckAssociation(Field field, double value) {
   if (!(value >= 0 && value <= 1))
-    return Invalid(absl::StrCat(field, " = ", value, ": must be in [0, 1]"));
+    return Invalid(absl::StrCat(field(), " = ", value, ": must be in [0, 1]"));
   return absl::OkStatus();
 }
 
-absl::StatusOr<int> ViewIndex(const std::string& field, const std::string& name,
-                              const PolicySpec& spec) {
+template <typename Field>
+absl::StatusOr<int> ViewIndex(Field field, const std::string& name, const PolicySpec& spec) {
   auto it = spec.view_index.find(name);
   if (it == spec.view_index.end())
-    return Invalid(absl::StrCat(field, " = ", Quote(name),
+    return Invalid(absl::StrCat(field(), " = ", Quote(name),
                                 ": unknown view; the policy's views are ",
                                 absl::StrJoin(spec.view_names, ", ")));
   return it->second;
@@ -136,6 +139,8 @@ absl::StatusOr<PolicySpec> PolicySpec::FromMetadata(const policy::ArtifactMetada
   if (!extra_profiles_json.empty())
     if (absl::Status s = spec.catalog.MergeJson(extra_profiles_json, "--profiles"); !s.ok())
       return s;
+  for (const env::DeviceProfile& d : spec.catalog.devices) spec.device_names.insert(d.name);
+  for (const env::NetworkProfile& n : spec.catalog.networks) spec.network_names.insert(n.name);
   spec.default_device = metadata.device;
   spec.default_network = metadata.network;
   if (auto d = spec.catalog.Device(spec.default_device); !d.ok()) return d.status();
@@ -167,7 +172,7 @@ absl::StatusOr<ParsedDecide> ParseDecideRequest(const v1::DecideRequest& request
     return Invalid(absl::StrCat("turn_index = ", request.turn_index(), ": must be >= 0"));
   if (absl::Status s = CheckPrompt("prompt", request.prompt(), limits); !s.ok()) return s;
   if (!request.task().empty()) {
-    auto task = TaskIndex("task", request.task(), spec);
+    auto task = TaskIndex([] { return "task"; }, request.task(), spec);
     if (!task.ok()) return task.status();
     parsed.task_index = *task;
   }
@@ -182,13 +187,13 @@ absl::StatusOr<ParsedDecide> ParseDecideRequest(const v1::DecideRequest& request
   parsed.association.assign(num_views, -1.0);
   for (int i = 0; i < request.views_size(); ++i) {
     const v1::View& view = request.views(i);
-    auto index = ViewIndex(absl::StrCat("views[", i, "].name"), view.name(), spec);
+    auto index = ViewIndex([i] { return absl::StrCat("views[", i, "].name"); }, view.name(), spec);
     if (!index.ok()) return index.status();
     if (parsed.association[*index] >= 0)
       return Invalid(absl::StrCat("views[", i, "].name = ", Quote(view.name()),
                                   ": the view appears more than once"));
-    if (absl::Status s =
-            CheckAssociation(absl::StrCat("views[", i, "].association"), view.association());
+    if (absl::Status s = CheckAssociation(
+            [i] { return absl::StrCat("views[", i, "].association"); }, view.association());
         !s.ok())
       return s;
     parsed.association[*index] = view.association();
@@ -203,10 +208,16 @@ absl::StatusOr<ParsedDecide> ParseDecideRequest(const v1::DecideRequest& request
   parsed.money_usd = request.budget().money_usd();
   parsed.device = request.device().empty() ? spec.default_device : request.device();
   parsed.network = request.network().empty() ? spec.default_network : request.network();
-  if (auto d = spec.catalog.Device(parsed.device); !d.ok())
+  // The catalog's lookups copy profiles and build the list of known names:
+  // only for the error message.
+  if (!spec.device_names.contains(parsed.device)) {
+    auto d = spec.catalog.Device(parsed.device);
     return Invalid(absl::StrCat("device = ", Quote(parsed.device), ": ", d.status().message()));
-  if (auto n = spec.catalog.Network(parsed.network); !n.ok())
+  }
+  if (!spec.network_names.contains(parsed.network)) {
+    auto n = spec.catalog.Network(parsed.network);
     return Invalid(absl::StrCat("network = ", Quote(parsed.network), ": ", n.status().message()));
+  }
   if (request.has_history()) {
     parsed.has_history = true;
     const auto& turns = request.history().turns();
@@ -221,7 +232,8 @@ absl::StatusOr<ParsedDecide> ParseDecideRequest(const v1::DecideRequest& request
       if (turn.action() < 0 || turn.action() >= spec.num_actions)
         return Invalid(absl::StrCat("history.turns[", i, "].action = ", turn.action(),
                                     ": must be in [0, ", spec.num_actions - 1, "]"));
-      auto task = TaskIndex(absl::StrCat("history.turns[", i, "].task"), turn.task(), spec);
+      auto task =
+          TaskIndex([i] { return absl::StrCat("history.turns[", i, "].task"); }, turn.task(), spec);
       if (!task.ok()) return task.status();
       parsed.history_actions.push_back(turn.action());
       parsed.history_tasks.push_back(*task);
@@ -241,7 +253,7 @@ absl::StatusOr<ParsedReport> ParseReportRequest(const v1::ReportRequest& request
     return Invalid(
         absl::StrCat("decision_id has ", request.decision_id().size(), " bytes: at most 512"));
   if (absl::Status s = CheckPrompt("prompt", request.prompt(), limits); !s.ok()) return s;
-  auto task = TaskIndex("task", request.task(), spec);
+  auto task = TaskIndex([] { return "task"; }, request.task(), spec);
   if (!task.ok()) return task.status();
   parsed.task_index = *task;
   if (request.target() != v1::TARGET_LOCAL && request.target() != v1::TARGET_CLOUD)
@@ -254,8 +266,8 @@ absl::StatusOr<ParsedReport> ParseReportRequest(const v1::ReportRequest& request
     return Invalid(absl::StrCat("uploaded_views has ", request.uploaded_views_size(),
                                 " entries: the policy has ", spec.view_names.size(), " views"));
   for (int i = 0; i < request.uploaded_views_size(); ++i) {
-    auto index =
-        ViewIndex(absl::StrCat("uploaded_views[", i, "]"), request.uploaded_views(i), spec);
+    auto index = ViewIndex([i] { return absl::StrCat("uploaded_views[", i, "]"); },
+                           request.uploaded_views(i), spec);
     if (!index.ok()) return index.status();
     if (std::find(parsed.uploaded_views.begin(), parsed.uploaded_views.end(), *index) !=
         parsed.uploaded_views.end())
@@ -269,8 +281,8 @@ absl::StatusOr<ParsedReport> ParseReportRequest(const v1::ReportRequest& request
                                 " values: one per view of the policy (", spec.view_names.size(),
                                 ") is required"));
   for (int v = 0; v < request.association_size(); ++v) {
-    if (absl::Status s =
-            CheckAssociation(absl::StrCat("association[", v, "]"), request.association(v));
+    if (absl::Status s = CheckAssociation([v] { return absl::StrCat("association[", v, "]"); },
+                                          request.association(v));
         !s.ok())
       return s;
     parsed.association.push_back(request.association(v));

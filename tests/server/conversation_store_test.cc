@@ -2,6 +2,8 @@
 
 #include <gtest/gtest.h>
 
+#include <limits>
+
 namespace lcio::server {
 namespace {
 
@@ -48,6 +50,14 @@ TEST(ConversationStoreTest, TheSameRequestForTheLastTurnIsReplayed) {
   EXPECT_EQ(again->response, "decision-0");
   // The replay did not advance or lock the conversation.
   EXPECT_TRUE(store.Begin("c1", 1, 8, kT0).ok());
+}
+
+TEST(ConversationStoreTest, TheLargestTurnIndexIsRefusedWithoutOverflow) {
+  ConversationStore store({});
+  ASSERT_TRUE(store.Begin("c1", 0, 1, kT0).ok());
+  store.Commit("c1", 0, 0, 0, 1, "r", kT0);
+  EXPECT_EQ(store.Begin("c1", std::numeric_limits<int>::max(), 1, kT0).status().code(),
+            absl::StatusCode::kFailedPrecondition);
 }
 
 TEST(ConversationStoreTest, ConcurrentDecisionsOfOneConversationAreRefused) {

@@ -66,14 +66,20 @@ TEST(MicroBatcherTest, AnnouncedRequestsAreGatheredIntoOneBatch) {
   std::atomic<int> answered{0};
   absl::Notification all;
   std::vector<float> results(8);
+  // Concurrent submitters, as the gRPC threads are: the first leads and
+  // waits for the announced others.
+  std::vector<std::thread> submitters;
   for (int i = 0; i < 8; ++i)
-    batcher.Submit(scorer, {static_cast<float>(i), 0, 0}, absl::InfiniteFuture(),
-                   [&, i](absl::Status s, std::vector<float> r) {
-                     ASSERT_TRUE(s.ok());
-                     results[i] = r[1];
-                     if (++answered == 8) all.Notify();
-                   });
+    submitters.emplace_back([&, i] {
+      batcher.Submit(scorer, {static_cast<float>(i), 0, 0}, absl::InfiniteFuture(),
+                     [&, i](absl::Status s, std::vector<float> r) {
+                       ASSERT_TRUE(s.ok());
+                       results[i] = r[1];
+                       if (++answered == 8) all.Notify();
+                     });
+    });
   ASSERT_TRUE(all.WaitForNotificationWithTimeout(absl::Seconds(10)));
+  for (std::thread& t : submitters) t.join();
   for (int i = 0; i < 8; ++i) EXPECT_EQ(results[i], 2.0f * i);  // each row got its own scores
   EXPECT_EQ(scorer->sizes(), std::vector<int>({8}));
 }
@@ -105,16 +111,19 @@ TEST(MicroBatcherTest, RowsOfDifferentScorersNeverShareABatch) {
   std::atomic<int> answered{0};
   absl::Notification all;
   std::vector<float> results(6);
-  for (int i = 0; i < 6; ++i) {
-    auto scorer = i % 2 == 0 ? old_policy : new_policy;
-    batcher.Submit(scorer, {1, 0, 0}, absl::InfiniteFuture(),
-                   [&, i](absl::Status s, std::vector<float> r) {
-                     ASSERT_TRUE(s.ok());
-                     results[i] = r[0];
-                     if (++answered == 6) all.Notify();
-                   });
-  }
+  std::vector<std::thread> submitters;
+  for (int i = 0; i < 6; ++i)
+    submitters.emplace_back([&, i] {
+      auto scorer = i % 2 == 0 ? old_policy : new_policy;
+      batcher.Submit(scorer, {1, 0, 0}, absl::InfiniteFuture(),
+                     [&, i](absl::Status s, std::vector<float> r) {
+                       ASSERT_TRUE(s.ok());
+                       results[i] = r[0];
+                       if (++answered == 6) all.Notify();
+                     });
+    });
   ASSERT_TRUE(all.WaitForNotificationWithTimeout(absl::Seconds(10)));
+  for (std::thread& t : submitters) t.join();
   for (int i = 0; i < 6; ++i) EXPECT_EQ(results[i], i % 2 == 0 ? 1.0f : 101.0f);
   int old_rows = 0, new_rows = 0;
   for (int n : old_policy->sizes()) old_rows += n;
@@ -138,7 +147,7 @@ TEST(MicroBatcherTest, ExpiredRowsAreNotScored) {
   EXPECT_TRUE(scorer->sizes().empty());
 }
 
-TEST(MicroBatcherTest, DestructionAnswersEverythingQueued) {
+TEST(MicroBatcherTest, EverySubmittedRowIsAnsweredBeforeDestructionReturns) {
   auto scorer = std::make_shared<SumScorer>(0);
   std::atomic<int> answered{0};
   {

@@ -1,15 +1,19 @@
 // Gathers concurrent scoring requests into one forward pass. A batch closes
-// when it holds batch_max rows, when batch_wait has passed since its first
-// row, or at once when no other admitted request is still on its way (so a
-// lone caller never waits). Rows for different scorers (a hot reload in
+// when it holds batch_max rows, when batch_wait has passed since it started
+// forming, or at once when no other admitted request is still on its way (so
+// a lone caller never waits). Rows for different scorers (a hot reload in
 // between) never share a batch.
+//
+// No thread of its own: the first submitter to find no batch in progress
+// leads, forming and scoring batches on its own thread until the queue is
+// empty, and runs every row's callback. With the gRPC callback API nobody
+// else blocks, and a lone request is scored without a thread hand-off.
 #pragma once
 
 #include <cstdint>
 #include <deque>
 #include <functional>
 #include <memory>
-#include <thread>
 #include <vector>
 
 #include "absl/base/thread_annotations.h"
@@ -41,20 +45,22 @@ struct BatchStats {
 
 class MicroBatcher {
  public:
-  // Called on the batcher thread with the row's scores (empty on error).
+  // Called on the leading submitter's thread with the row's scores (empty
+  // on error).
   using Done = std::function<void(absl::Status, std::vector<float> scores)>;
   using BatchObserver = std::function<void(const BatchStats&)>;
 
   explicit MicroBatcher(const MicroBatcherOptions& options, BatchObserver observer = nullptr);
-  ~MicroBatcher();  // scores everything queued, then stops
+  ~MicroBatcher();  // waits for the leader to finish what is queued
 
   // A request that will Submit soon: while any are announced, a partial
   // batch waits (up to batch_wait) for them.
   void Announce();
   void Withdraw();  // an announced request will not Submit after all
-  // Queues one row (input_width() floats); `done` runs exactly once. Rows
-  // whose deadline has passed when their batch forms get DeadlineExceeded
-  // without being scored. Submit implies Withdraw of one announcement.
+  // Queues one row (input_width() floats); `done` runs exactly once, on
+  // this thread or the leader's (possibly before Submit returns). Rows whose
+  // deadline has passed when their batch forms get DeadlineExceeded without
+  // being scored. Submit implies Withdraw of one announcement.
   void Submit(std::shared_ptr<const BatchScorer> scorer, std::vector<float> row,
               absl::Time deadline, Done done);
 
@@ -67,7 +73,7 @@ class MicroBatcher {
     absl::Time deadline;
     Done done;
   };
-  void Run();
+  void Lead();
   void ScoreAndReply(std::vector<Item>& batch);
 
   MicroBatcherOptions options_;
@@ -75,8 +81,7 @@ class MicroBatcher {
   absl::Mutex mu_;
   std::deque<Item> queue_ ABSL_GUARDED_BY(mu_);
   int64_t announced_ ABSL_GUARDED_BY(mu_) = 0;
-  bool stopping_ ABSL_GUARDED_BY(mu_) = false;
-  std::thread thread_;
+  bool leading_ ABSL_GUARDED_BY(mu_) = false;
 };
 
 }  // namespace lcio::server

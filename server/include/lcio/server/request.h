@@ -7,6 +7,7 @@
 #include <vector>
 
 #include "absl/container/flat_hash_map.h"
+#include "absl/container/flat_hash_set.h"
 #include "absl/status/statusor.h"
 #include "lcio/env/profiles.h"
 #include "lcio/policy/artifact.h"
@@ -31,6 +32,7 @@ struct PolicySpec {
   int num_actions = 0;
   int history_window = 1;  // the observation's time span
   env::ProfileCatalog catalog;
+  absl::flat_hash_set<std::string> device_names, network_names;
   std::string default_device, default_network;
 
   // The catalog is the built-in one, then the artifact's profiles, then
