@@ -10,7 +10,7 @@ packages=(
   prometheus-cpp-dev
   libgtest-dev libgmock-dev libbenchmark-dev
   gnuplot-nox openssl curl
-  prometheus yamllint shellcheck jq iproute2 nodejs
+  prometheus yamllint shellcheck jq iproute2 nodejs clang-14 libclang-rt-14-dev
 )
 missing=()
 for p in "${packages[@]}"; do
