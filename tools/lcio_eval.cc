@@ -6,6 +6,7 @@
 #include <fstream>
 #include <iostream>
 #include <memory>
+#include <sstream>
 
 #include "absl/flags/flag.h"
 #include "absl/flags/parse.h"
@@ -31,6 +32,10 @@ ABSL_FLAG(std::vector<std::string>, algos, {},
           "(ppo,a2c,dqn,rc-ppo,rc-a2c,rc-dqn)");
 ABSL_FLAG(int64_t, timesteps, 30000, "training timesteps per algorithm and split (--algos)");
 ABSL_FLAG(uint64_t, train_seed, 1, "training seed (--algos)");
+ABSL_FLAG(std::string, train_config, "",
+          "training configuration for --algos: the JSON file lcio-train --config reads "
+          "(hyperparameters, budget distribution...); --timesteps/--train_seed win when set, "
+          "the algorithm comes from --algos");
 ABSL_FLAG(std::vector<std::string>, policy, {},
           "policy artifacts to evaluate as they are (note: an artifact trained on the "
           "whole data set has seen the test episodes)");
@@ -44,7 +49,8 @@ ABSL_FLAG(std::vector<std::string>, sweep_latency, {},
           "budget sweep: latency budgets in seconds (with --sweep_money)");
 ABSL_FLAG(std::vector<std::string>, sweep_money, {},
           "budget sweep: money budgets in USD (with --sweep_latency)");
-ABSL_FLAG(std::string, sweep_out, "sweep", "budget sweep: writes PREFIX.csv, PREFIX.dat, PREFIX.gp "
+ABSL_FLAG(std::string, sweep_out, "sweep",
+          "budget sweep: writes PREFIX.csv, PREFIX.dat, PREFIX.gp "
           "and PREFIX.svg (when gnuplot is installed)");
 
 namespace {
@@ -85,22 +91,36 @@ absl::StatusOr<Methods> MakeMethods(const data::Dataset& dataset, const env::Spl
 #ifdef LCIO_WITH_POLICY
   for (const std::string& algo : absl::GetFlag(FLAGS_algos)) {
     policy::TrainOptions options;
-    options.algo = algo;
     options.timesteps = absl::GetFlag(FLAGS_timesteps);
     options.seed = absl::GetFlag(FLAGS_train_seed);
     options.budgets.fixed = budget;
+    if (const std::string path = absl::GetFlag(FLAGS_train_config); !path.empty()) {
+      std::ifstream file(path);
+      if (!file)
+        return absl::NotFoundError(absl::StrCat("--train_config = \"", path, "\": cannot read"));
+      std::stringstream text;
+      text << file.rdbuf();
+      if (auto s = policy::ApplyTrainConfigJson(text.str(), &options); !s.ok())
+        return absl::Status(s.code(),
+                            absl::StrCat("--train_config = \"", path, "\": ", s.message()));
+      // Flags given on the command line win over the file, as in lcio-train.
+      if (absl::GetFlag(FLAGS_timesteps) != 30000)
+        options.timesteps = absl::GetFlag(FLAGS_timesteps);
+      if (absl::GetFlag(FLAGS_train_seed) != 1) options.seed = absl::GetFlag(FLAGS_train_seed);
+    }
+    options.algo = algo;
     auto trained = policy::Train(dataset, split.train, config, options);
     if (!trained.ok()) return trained.status();
     auto encoder = env::ObservationEncoder::Create(trained->layout);
     if (!encoder.ok()) return encoder.status();
-    m.policies.push_back(std::make_unique<policy::NetworkPolicy>(
-        algo, std::move(trained->network), *std::move(encoder)));
+    m.policies.push_back(std::make_unique<policy::NetworkPolicy>(algo, std::move(trained->network),
+                                                                 *std::move(encoder)));
   }
   for (const std::string& path : absl::GetFlag(FLAGS_policy)) {
     auto loaded = policy::ArtifactPolicy::Load(path, "cpu");
     if (!loaded.ok()) return loaded.status();
-    if (auto s = (*loaded)->CheckCompatible(dataset.num_views,
-                                            static_cast<int>(dataset.tasks.size()));
+    if (auto s =
+            (*loaded)->CheckCompatible(dataset.num_views, static_cast<int>(dataset.tasks.size()));
         !s.ok())
       return s;
     m.policies.push_back(std::move(*loaded));
@@ -164,10 +184,9 @@ absl::Status WriteSweep(const std::string& prefix, const std::vector<double>& la
         if (std::find(methods.begin(), methods.end(), method) == methods.end())
           methods.push_back(method);
         csv << l << "," << m << "," << Quote(r.name) << "," << (r.shielded ? "on" : "off") << ","
-            << r.reward << "," << r.reward_sd << ","
-            << (oracle > 0 ? 100 * r.reward / oracle : 0) << "," << r.share_over_latency << ","
-            << r.share_over_money << "," << r.latency_s << "," << r.money_usd << ","
-            << r.shield_overrides << "\n";
+            << r.reward << "," << r.reward_sd << "," << (oracle > 0 ? 100 * r.reward / oracle : 0)
+            << "," << r.share_over_latency << "," << r.share_over_money << "," << r.latency_s << ","
+            << r.money_usd << "," << r.shield_overrides << "\n";
       }
     }
   }
@@ -196,13 +215,14 @@ absl::Status WriteSweep(const std::string& prefix, const std::vector<double>& la
   // the share of episodes over a budget (bottom), one line per method.
   const std::string gp_path = prefix + ".gp";
   std::ofstream gp(gp_path);
-  gp << "set terminal svg size " << 460 * latencies.size()
-     << ",900 dynamic\nset output '" << prefix << ".svg'\nset key outside bottom center "
+  gp << "set terminal svg size " << 460 * latencies.size() << ",900 dynamic\nset output '" << prefix
+     << ".svg'\nset key outside bottom center "
      << "horizontal font ',8'\nset logscale x\nset multiplot layout 2," << latencies.size()
      << " title 'lcio budget sweep: reward and budget violations'\n";
   for (int row = 0; row < 2; ++row) {
     for (size_t li = 0; li < latencies.size(); ++li) {
-      gp << "set title 'latency budget " << latencies[li] << " s'\nset xlabel 'money budget (USD)'\n"
+      gp << "set title 'latency budget " << latencies[li]
+         << " s'\nset xlabel 'money budget (USD)'\n"
          << "set ylabel '" << (row == 0 ? "mean reward" : "share of episodes over a budget")
          << "'\nplot ";
       std::vector<std::string> plots;
@@ -238,12 +258,12 @@ int main(int argc, char** argv) {
   absl::ParseCommandLine(argc, argv);
   const std::string shield_mode = absl::GetFlag(FLAGS_shield);
   if (shield_mode != "on" && shield_mode != "off" && shield_mode != "both")
-    return Fail(absl::InvalidArgumentError("--shield = \"" + shield_mode +
-                                           "\": must be on, off or both"));
+    return Fail(
+        absl::InvalidArgumentError("--shield = \"" + shield_mode + "\": must be on, off or both"));
   const std::string format = absl::GetFlag(FLAGS_format);
   if (format != "markdown" && format != "json")
-    return Fail(absl::InvalidArgumentError("--format = \"" + format +
-                                           "\": must be markdown or json"));
+    return Fail(
+        absl::InvalidArgumentError("--format = \"" + format + "\": must be markdown or json"));
   auto sweep_l = ParseNumbers(absl::GetFlag(FLAGS_sweep_latency), "sweep_latency");
   if (!sweep_l.ok()) return Fail(sweep_l.status());
   auto sweep_m = ParseNumbers(absl::GetFlag(FLAGS_sweep_money), "sweep_money");
@@ -264,8 +284,8 @@ int main(int argc, char** argv) {
 
   const std::string fit_on = absl::GetFlag(FLAGS_knn_fit_on);
   if (fit_on != "train" && fit_on != "test")
-    return Fail(absl::InvalidArgumentError("--knn_fit_on = \"" + fit_on +
-                                           "\": must be train or test"));
+    return Fail(
+        absl::InvalidArgumentError("--knn_fit_on = \"" + fit_on + "\": must be train or test"));
   std::vector<std::shared_ptr<const env::Simulator>> simulators;
   std::vector<Methods> methods;
   for (const env::Split& split : *splits) {
@@ -298,9 +318,9 @@ int main(int argc, char** argv) {
   if (format == "json") {
     std::cout << json << "\n";
   } else {
-    std::cout << "lcio-eval: " << dataset->source << ", " << splits->size()
-              << " split(s), device " << config->device << ", network " << config->network
-              << ", budgets " << budget.latency_s << " s / " << budget.money_usd << " USD\n\n"
+    std::cout << "lcio-eval: " << dataset->source << ", " << splits->size() << " split(s), device "
+              << config->device << ", network " << config->network << ", budgets "
+              << budget.latency_s << " s / " << budget.money_usd << " USD\n\n"
               << env::ToMarkdown(*rows, OracleReward(*rows));
   }
   if (const std::string out = absl::GetFlag(FLAGS_json_out); !out.empty()) {

@@ -9,7 +9,6 @@
 #include <fstream>
 #include <iostream>
 #include <map>
-#include <nlohmann/json.hpp>
 #include <sstream>
 
 #include "absl/flags/commandlineflag.h"
@@ -175,56 +174,8 @@ absl::StatusOr<policy::TrainOptions> OptionsFromFlags() {
     if (!file) return absl::NotFoundError(absl::StrCat("--config = \"", path, "\": cannot read"));
     std::stringstream text;
     text << file.rdbuf();
-    const nlohmann::json j = nlohmann::json::parse(text.str(), nullptr, /*allow_exceptions=*/false);
-    if (j.is_discarded() || !j.is_object())
-      return absl::InvalidArgumentError(
-          absl::StrCat("--config = \"", path, "\": not a JSON object"));
-    try {
-      for (const auto& [key, value] : j.items()) {
-        if (key == "algo") {
-          options.algo = value.get<std::string>();
-        } else if (key == "timesteps") {
-          options.timesteps = value.get<int64_t>();
-        } else if (key == "seed") {
-          options.seed = value.get<uint64_t>();
-        } else if (key == "hyperparameters") {
-          for (const auto& [name, v] : value.items())
-            options.hyperparameters[name] = v.get<double>();
-        } else if (key == "budget_distribution") {
-          for (const auto& [name, v] : value.items()) {
-            if (name == "kind") {
-              auto k = env::BudgetDistribution::ParseKind(v.get<std::string>());
-              if (!k.ok()) return k.status();
-              b.kind = *k;
-            } else if (name == "extreme_share") {
-              b.extreme_share = v.get<double>();
-            } else if (name == "fixed" || name == "low" || name == "high" || name == "stddev") {
-              env::Budget& target = name == "fixed"  ? b.fixed
-                                    : name == "low"  ? b.low
-                                    : name == "high" ? b.high
-                                                     : b.stddev;
-              target.latency_s = v.at("latency_s").get<double>();
-              target.money_usd = v.at("money_usd").get<double>();
-            } else {
-              return absl::InvalidArgumentError(
-                  absl::StrCat("--config: budget_distribution.", name,
-                               " is not known (kind, fixed, low, high, stddev, extreme_share)"));
-            }
-          }
-        } else if (key == "prompt_aware" || key == "budget_aware" || key == "task_one_hot") {
-          (key == "prompt_aware"   ? options.prompt_aware
-           : key == "budget_aware" ? options.budget_aware
-                                   : options.task_one_hot) = value.get<bool>();
-        } else {
-          return absl::InvalidArgumentError(absl::StrCat(
-              "--config: key \"", key,
-              "\" is not known (algo, timesteps, seed, hyperparameters, budget_distribution, "
-              "prompt_aware, budget_aware, task_one_hot)"));
-        }
-      }
-    } catch (const std::exception& e) {
-      return absl::InvalidArgumentError(absl::StrCat("--config = \"", path, "\": ", e.what()));
-    }
+    if (auto s = policy::ApplyTrainConfigJson(text.str(), &options); !s.ok())
+      return absl::Status(s.code(), absl::StrCat("--config = \"", path, "\": ", s.message()));
   }
   // Explicit flags win over the config file.
   auto is_set = [](const char* name) {

@@ -92,6 +92,60 @@ env::BudgetDistribution TrainOptions::DefaultBudgets() {
   return d;
 }
 
+absl::Status ApplyTrainConfigJson(const std::string& json, TrainOptions* options) {
+  const nlohmann::json j = nlohmann::json::parse(json, nullptr, /*allow_exceptions=*/false);
+  if (j.is_discarded() || !j.is_object())
+    return absl::InvalidArgumentError("training config: not a JSON object");
+  env::BudgetDistribution& b = options->budgets;
+  try {
+    for (const auto& [key, value] : j.items()) {
+      if (key == "algo") {
+        options->algo = value.get<std::string>();
+      } else if (key == "timesteps") {
+        options->timesteps = value.get<int64_t>();
+      } else if (key == "seed") {
+        options->seed = value.get<uint64_t>();
+      } else if (key == "hyperparameters") {
+        for (const auto& [name, v] : value.items())
+          options->hyperparameters[name] = v.get<double>();
+      } else if (key == "budget_distribution") {
+        for (const auto& [name, v] : value.items()) {
+          if (name == "kind") {
+            auto k = env::BudgetDistribution::ParseKind(v.get<std::string>());
+            if (!k.ok()) return k.status();
+            b.kind = *k;
+          } else if (name == "extreme_share") {
+            b.extreme_share = v.get<double>();
+          } else if (name == "fixed" || name == "low" || name == "high" || name == "stddev") {
+            env::Budget& target = name == "fixed"  ? b.fixed
+                                  : name == "low"  ? b.low
+                                  : name == "high" ? b.high
+                                                   : b.stddev;
+            target.latency_s = v.at("latency_s").get<double>();
+            target.money_usd = v.at("money_usd").get<double>();
+          } else {
+            return absl::InvalidArgumentError(
+                absl::StrCat("training config: budget_distribution.", name,
+                             " is not known (kind, fixed, low, high, stddev, extreme_share)"));
+          }
+        }
+      } else if (key == "prompt_aware" || key == "budget_aware" || key == "task_one_hot") {
+        (key == "prompt_aware"   ? options->prompt_aware
+         : key == "budget_aware" ? options->budget_aware
+                                 : options->task_one_hot) = value.get<bool>();
+      } else {
+        return absl::InvalidArgumentError(absl::StrCat(
+            "training config: key \"", key,
+            "\" is not known (algo, timesteps, seed, hyperparameters, budget_distribution, "
+            "prompt_aware, budget_aware, task_one_hot)"));
+      }
+    }
+  } catch (const std::exception& e) {
+    return absl::InvalidArgumentError(absl::StrCat("training config: ", e.what()));
+  }
+  return absl::OkStatus();
+}
+
 std::vector<std::string> KnownAlgorithms() {
   return {"ppo", "a2c", "dqn", "rc-ppo", "rc-a2c", "rc-dqn"};
 }

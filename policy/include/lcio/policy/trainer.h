@@ -9,6 +9,7 @@
 #include <string>
 #include <vector>
 
+#include "absl/status/status.h"
 #include "absl/status/statusor.h"
 #include "lcio/data/m4a1.h"
 #include "lcio/env/policy_interface.h"
@@ -94,6 +95,14 @@ struct TrainResult {
 // rc- variants add the Lagrangian ones). InvalidArgument for an unknown algo.
 absl::StatusOr<std::map<std::string, double>> DefaultHyperparameters(const std::string& algo);
 std::vector<std::string> KnownAlgorithms();
+
+// Applies a training configuration (the JSON object lcio-train --config reads,
+// see docs/training.md: algo, timesteps, seed, hyperparameters,
+// budget_distribution, prompt_aware, budget_aware, task_one_hot) on top of
+// *options; keys it does not give keep their value. InvalidArgument naming the
+// key for malformed JSON or an unknown key; hyperparameter names are checked
+// by Train.
+absl::Status ApplyTrainConfigJson(const std::string& json, TrainOptions* options);
 
 // Trains in memory (no artifact).
 absl::StatusOr<TrainResult> Train(const data::Dataset& dataset,
