@@ -12,7 +12,8 @@ cd "$repo"
 test -s policy/default_policy.pt || { echo "policy/default_policy.pt is missing"; exit 1; }
 
 # The documented command, writing to a temporary file instead of the repository.
-"$train" --algo rc-ppo --timesteps 100000 --split none --seed 1 --out "$tmp/policy.pt" \
+"$train" --config policy/default_train_config.json --algo rc-ppo --timesteps 300000 \
+  --split none --seed 1 --out "$tmp/policy.pt" \
   > "$tmp/train.log" 2>&1 || { cat "$tmp/train.log"; exit 1; }
 
 format='{format, format_version, algo, actions, tasks, view_names, data_sha256,
