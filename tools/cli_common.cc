@@ -62,8 +62,8 @@ absl::StatusOr<env::SimulatorConfig> SimulatorConfigFromFlags() {
   } else if (rule == "scikit_kd_tree") {
     config.knn_rule = env::NeighbourRule::kScikitKdTree;
   } else {
-    return absl::InvalidArgumentError(absl::StrCat(
-        "--knn_rule = \"", rule, "\": must be tie_inclusive or scikit_kd_tree"));
+    return absl::InvalidArgumentError(
+        absl::StrCat("--knn_rule = \"", rule, "\": must be tie_inclusive or scikit_kd_tree"));
   }
   // Fail early on unknown names, with the list of known ones.
   if (auto d = config.catalog.Device(config.device); !d.ok()) return d.status();
@@ -99,11 +99,13 @@ absl::StatusOr<std::vector<env::Split>> SplitsFromFlags(const data::Dataset& dat
     if (!split.ok()) return split.status();
     return std::vector<env::Split>{*split};
   }
-  if (count < 1) return absl::InvalidArgumentError(absl::StrCat("--splits = ", count, ": must be >= 1"));
+  if (count < 1)
+    return absl::InvalidArgumentError(absl::StrCat("--splits = ", count, ": must be >= 1"));
   std::vector<env::Split> splits;
   for (int i = 0; i < count; ++i) {
-    auto split = env::RandomSplit(static_cast<int>(dataset.episodes.size()),
-                                  absl::GetFlag(FLAGS_split_seed) + i, absl::GetFlag(FLAGS_test_ratio));
+    auto split =
+        env::RandomSplit(static_cast<int>(dataset.episodes.size()),
+                         absl::GetFlag(FLAGS_split_seed) + i, absl::GetFlag(FLAGS_test_ratio));
     if (!split.ok()) return split.status();
     splits.push_back(*std::move(split));
   }
@@ -121,8 +123,8 @@ std::string SettingsJson(const env::SimulatorConfig& config, const env::Budget& 
         {"beta_usage", config.weights.beta_usage}}},
       {"time_span", config.time_span},
       {"k_neighbors", config.k_neighbors},
-      {"knn_rule", config.knn_rule == env::NeighbourRule::kTieInclusive ? "tie_inclusive"
-                                                                         : "scikit_kd_tree"},
+      {"knn_rule",
+       config.knn_rule == env::NeighbourRule::kTieInclusive ? "tie_inclusive" : "scikit_kd_tree"},
       {"refusal_phrases", config.refusal.phrases},
       {"latency_budget_s", budget.latency_s},
       {"money_budget_usd", budget.money_usd},

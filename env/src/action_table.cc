@@ -9,8 +9,8 @@ namespace lcio::env {
 
 absl::StatusOr<ActionTable> ActionTable::Create(int num_views) {
   if (num_views < 0 || num_views > kMaxViews) {
-    return absl::InvalidArgumentError(absl::StrCat("num_views = ", num_views,
-                                                   ": must be in [0, ", kMaxViews, "]"));
+    return absl::InvalidArgumentError(
+        absl::StrCat("num_views = ", num_views, ": must be in [0, ", kMaxViews, "]"));
   }
   ActionTable table;
   table.num_views_ = num_views;

@@ -140,16 +140,15 @@ std::string ToMarkdown(const std::vector<AggregateResult>& rows, double oracle_r
     };
     const std::string share =
         oracle_reward > 0 ? absl::StrFormat("%.1f%%", 100.0 * r.reward / oracle_reward) : "-";
-    absl::StrAppend(&out, "| ", r.name, " | ", r.shielded ? "on" : "off", " | ",
-                    with_sd(r.response, r.response_sd, 3), " | ",
-                    with_sd(r.association, r.association_sd, 3), " | ",
-                    with_sd(r.latency_s, r.latency_sd, 2), " | ",
-                    with_sd(r.money_usd, r.money_sd, 4), " | ", with_sd(r.reward, r.reward_sd, 3),
-                    " | ", share, " | ", absl::StrFormat("%.1f%%", 100 * r.share_over_latency),
-                    " | ", absl::StrFormat("%.1f%%", 100 * r.share_over_money), " | ",
-                    absl::StrFormat("%.2f", r.mean_excess_latency_s), " | ",
-                    absl::StrFormat("%.4f", r.mean_excess_money_usd), " | ", r.shield_overrides,
-                    " |\n");
+    absl::StrAppend(
+        &out, "| ", r.name, " | ", r.shielded ? "on" : "off", " | ",
+        with_sd(r.response, r.response_sd, 3), " | ", with_sd(r.association, r.association_sd, 3),
+        " | ", with_sd(r.latency_s, r.latency_sd, 2), " | ", with_sd(r.money_usd, r.money_sd, 4),
+        " | ", with_sd(r.reward, r.reward_sd, 3), " | ", share, " | ",
+        absl::StrFormat("%.1f%%", 100 * r.share_over_latency), " | ",
+        absl::StrFormat("%.1f%%", 100 * r.share_over_money), " | ",
+        absl::StrFormat("%.2f", r.mean_excess_latency_s), " | ",
+        absl::StrFormat("%.4f", r.mean_excess_money_usd), " | ", r.shield_overrides, " |\n");
   }
   return out;
 }

@@ -90,9 +90,11 @@ ObservationLayout ObservationLayout::Reference(int num_views, int num_tasks, int
 
 absl::StatusOr<ObservationEncoder> ObservationEncoder::Create(const ObservationLayout& layout) {
   if (layout.num_tasks < 1)
-    return absl::InvalidArgumentError(absl::StrCat("num_tasks = ", layout.num_tasks, ": must be >= 1"));
+    return absl::InvalidArgumentError(
+        absl::StrCat("num_tasks = ", layout.num_tasks, ": must be >= 1"));
   if (layout.time_span < 1)
-    return absl::InvalidArgumentError(absl::StrCat("time_span = ", layout.time_span, ": must be >= 1"));
+    return absl::InvalidArgumentError(
+        absl::StrCat("time_span = ", layout.time_span, ": must be >= 1"));
   if (!(layout.latency_scale_s > 0) || !(layout.money_scale_usd > 0) ||
       !std::isfinite(layout.latency_scale_s) || !std::isfinite(layout.money_scale_usd))
     return absl::InvalidArgumentError("latency_scale_s and money_scale_usd must be finite and > 0");
@@ -103,20 +105,22 @@ absl::StatusOr<ObservationEncoder> ObservationEncoder::Create(const ObservationL
 
 absl::Status ObservationEncoder::Check(const DecisionContext& c) const {
   if (c.previous_actions.size() != c.previous_tasks.size())
-    return absl::InvalidArgumentError(absl::StrCat(
-        "history: ", c.previous_actions.size(), " actions but ", c.previous_tasks.size(), " tasks"));
+    return absl::InvalidArgumentError(absl::StrCat("history: ", c.previous_actions.size(),
+                                                   " actions but ", c.previous_tasks.size(),
+                                                   " tasks"));
   for (size_t i = 0; i < c.previous_actions.size(); ++i) {
     if (c.previous_actions[i] < 0 || c.previous_actions[i] >= actions_.size())
-      return absl::InvalidArgumentError(absl::StrCat("history[", i, "].action = ",
-                                                     c.previous_actions[i], ": must be in [0, ",
-                                                     actions_.size() - 1, "]"));
+      return absl::InvalidArgumentError(
+          absl::StrCat("history[", i, "].action = ", c.previous_actions[i], ": must be in [0, ",
+                       actions_.size() - 1, "]"));
     if (c.previous_tasks[i] < 0 || c.previous_tasks[i] >= layout_.num_tasks)
-      return absl::InvalidArgumentError(absl::StrCat("history[", i, "].task = ", c.previous_tasks[i],
-                                                     ": must be in [0, ", layout_.num_tasks - 1, "]"));
+      return absl::InvalidArgumentError(
+          absl::StrCat("history[", i, "].task = ", c.previous_tasks[i], ": must be in [0, ",
+                       layout_.num_tasks - 1, "]"));
   }
   if (c.task_index < 0 || c.task_index >= layout_.num_tasks)
-    return absl::InvalidArgumentError(absl::StrCat("task = ", c.task_index, ": must be in [0, ",
-                                                   layout_.num_tasks - 1, "]"));
+    return absl::InvalidArgumentError(
+        absl::StrCat("task = ", c.task_index, ": must be in [0, ", layout_.num_tasks - 1, "]"));
   if (static_cast<int>(c.association.size()) != layout_.num_views)
     return absl::InvalidArgumentError(absl::StrCat("association has ", c.association.size(),
                                                    " values; the policy has ", layout_.num_views,
@@ -126,11 +130,11 @@ absl::Status ObservationEncoder::Check(const DecisionContext& c) const {
       return absl::InvalidArgumentError(
           absl::StrCat("association[", v, "] = ", c.association[v], ": must be in [0, 1]"));
   if (std::isnan(c.remaining_latency_s) || c.remaining_latency_s < 0)
-    return absl::InvalidArgumentError(absl::StrCat(
-        "remaining_latency_s = ", c.remaining_latency_s, ": must be a number >= 0"));
+    return absl::InvalidArgumentError(
+        absl::StrCat("remaining_latency_s = ", c.remaining_latency_s, ": must be a number >= 0"));
   if (std::isnan(c.remaining_money_usd) || c.remaining_money_usd < 0)
-    return absl::InvalidArgumentError(absl::StrCat(
-        "remaining_money_usd = ", c.remaining_money_usd, ": must be a number >= 0"));
+    return absl::InvalidArgumentError(
+        absl::StrCat("remaining_money_usd = ", c.remaining_money_usd, ": must be a number >= 0"));
   return absl::OkStatus();
 }
 

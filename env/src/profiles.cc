@@ -94,10 +94,9 @@ double LocalMoneyUsd(const DeviceProfile& device, const LocalLlmProfile& llm,
 ProfileCatalog ProfileCatalog::BuiltIn() {
   ProfileCatalog c;
   c.devices = {
-      {"Raspberry Pi-4B", 13.5, 8},       {"Raspberry Pi-5", 31.4, 12},
-      {"Jetson Nano", 472, 10},           {"Jetson TX2", 1.33e3, 15},
-      {"Jetson Xavier NX", 21e3, 20},     {"Jetson Orin NX", 100e3, 25},
-      {"Jetson AGX Orin", 275e3, 60},     {"iPhone 15 Pro", 35e3, 15},
+      {"Raspberry Pi-4B", 13.5, 8},   {"Raspberry Pi-5", 31.4, 12},   {"Jetson Nano", 472, 10},
+      {"Jetson TX2", 1.33e3, 15},     {"Jetson Xavier NX", 21e3, 20}, {"Jetson Orin NX", 100e3, 25},
+      {"Jetson AGX Orin", 275e3, 60}, {"iPhone 15 Pro", 35e3, 15},
   };
   c.networks = {
       {"Wired", {6.46030, 4.76134, 6.24569, 6.98211}},
@@ -126,7 +125,8 @@ absl::Status ProfileCatalog::MergeJson(const std::string& json_text,
   }
   if (root.contains("devices")) {
     if (!root["devices"].is_array())
-      return absl::InvalidArgumentError(absl::StrCat(source_name, ": \"devices\" must be an array"));
+      return absl::InvalidArgumentError(
+          absl::StrCat(source_name, ": \"devices\" must be an array"));
     for (size_t i = 0; i < root["devices"].size(); ++i) {
       const json& d = root["devices"][i];
       const std::string where = absl::StrCat(source_name, ": devices[", i, "]");
@@ -233,16 +233,16 @@ absl::StatusOr<CostModel> CostModel::Create(const ProfileCatalog& catalog,
   if (!net.ok()) return net.status();
   const size_t needed = static_cast<size_t>(actions.num_views()) + 1;
   if (net->cloud_time_s.size() < needed) {
-    return absl::InvalidArgumentError(absl::StrCat(
-        "network \"", network, "\": cloud_time_s has ", net->cloud_time_s.size(),
-        " entries; the data has ", actions.num_views(), " views, so it needs ", needed,
-        " (0..", actions.num_views(), " views uploaded)"));
+    return absl::InvalidArgumentError(
+        absl::StrCat("network \"", network, "\": cloud_time_s has ", net->cloud_time_s.size(),
+                     " entries; the data has ", actions.num_views(), " views, so it needs ", needed,
+                     " (0..", actions.num_views(), " views uploaded)"));
   }
   if (catalog.cloud_llm.money_usd.size() < needed) {
-    return absl::InvalidArgumentError(absl::StrCat(
-        "cloud_llm \"", catalog.cloud_llm.name, "\": money_usd has ",
-        catalog.cloud_llm.money_usd.size(), " entries; ", actions.num_views(),
-        " views need ", needed));
+    return absl::InvalidArgumentError(absl::StrCat("cloud_llm \"", catalog.cloud_llm.name,
+                                                   "\": money_usd has ",
+                                                   catalog.cloud_llm.money_usd.size(), " entries; ",
+                                                   actions.num_views(), " views need ", needed));
   }
   CostModel m;
   m.device_ = device;

@@ -32,8 +32,7 @@ int CheapestAction(const CostModel& costs) {
 }
 
 ShieldDecision Shield(const CostModel& costs, int proposed, const std::vector<double>* scores,
-                      double remaining_latency_s, double remaining_money_usd,
-                      int reserve_turns) {
+                      double remaining_latency_s, double remaining_money_usd, int reserve_turns) {
   ShieldDecision d;
   if (Fits(costs, proposed, remaining_latency_s, remaining_money_usd, reserve_turns)) {
     d.action = proposed;
@@ -43,7 +42,8 @@ ShieldDecision Shield(const CostModel& costs, int proposed, const std::vector<do
   int best = -1;
   for (int a = 0; a < costs.num_actions(); ++a) {
     if (!Fits(costs, a, remaining_latency_s, remaining_money_usd, reserve_turns)) continue;
-    if (best < 0 || (ranked ? (*scores)[a] > (*scores)[best] : NormCost(costs, a) < NormCost(costs, best)))
+    if (best < 0 ||
+        (ranked ? (*scores)[a] > (*scores)[best] : NormCost(costs, a) < NormCost(costs, best)))
       best = a;
   }
   if (best < 0) {

@@ -49,9 +49,9 @@ absl::Status BudgetDistribution::Validate() const {
   auto ok = [](double v) { return std::isfinite(v) && v >= 0; };
   for (const Budget* b : {&fixed, &low, &high, &stddev})
     if (!ok(b->latency_s) || !ok(b->money_usd))
-      return absl::InvalidArgumentError("budget distribution: every figure must be finite and >= 0");
-  if (kind != Kind::kFixed &&
-      (low.latency_s > high.latency_s || low.money_usd > high.money_usd))
+      return absl::InvalidArgumentError(
+          "budget distribution: every figure must be finite and >= 0");
+  if (kind != Kind::kFixed && (low.latency_s > high.latency_s || low.money_usd > high.money_usd))
     return absl::InvalidArgumentError(absl::StrCat(
         "budget distribution: low (", low.latency_s, " s, ", low.money_usd,
         " USD) must not exceed high (", high.latency_s, " s, ", high.money_usd, " USD)"));
@@ -72,10 +72,14 @@ absl::StatusOr<BudgetDistribution::Kind> BudgetDistribution::ParseKind(const std
 
 std::string BudgetDistribution::KindName(Kind kind) {
   switch (kind) {
-    case Kind::kFixed: return "fixed";
-    case Kind::kUniform: return "uniform";
-    case Kind::kNormal: return "normal";
-    case Kind::kMixture: return "mixture";
+    case Kind::kFixed:
+      return "fixed";
+    case Kind::kUniform:
+      return "uniform";
+    case Kind::kNormal:
+      return "normal";
+    case Kind::kMixture:
+      return "mixture";
   }
   return "fixed";
 }
@@ -90,7 +94,8 @@ absl::StatusOr<TrainingEnv> TrainingEnv::Create(std::shared_ptr<const Simulator>
     if (e < 0 || e >= static_cast<int>(dataset.episodes.size()) ||
         dataset.episodes[e].turns.empty())
       return absl::InvalidArgumentError(absl::StrCat("training episode index ", e, " is invalid"));
-  if (layout.num_views != simulator->num_views() || layout.time_span != simulator->config().time_span)
+  if (layout.num_views != simulator->num_views() ||
+      layout.time_span != simulator->config().time_span)
     return absl::InvalidArgumentError("observation layout disagrees with the simulator");
   if (auto s = budgets.Validate(); !s.ok()) return s;
   auto encoder = ObservationEncoder::Create(layout);

@@ -196,8 +196,12 @@ if [[ -n "$client_bin" && -x "$client_bin" && -n "$export_bin" && -x "$export_bi
   decision_id=$(jq -r '.decisionId // .decision_id // empty' <<<"$decision")
   target=$(jq -r '.target // empty' <<<"$decision" | tr '[:upper:]' '[:lower:]' | sed 's/^target_//')
   [[ -n "$decision_id" ]] || fail "no decision id in $decision"
+  task=$(jq -r '.task // empty' <<<"$decision")
+  uploaded=$(jq -r '[.upload[]?.name] | join(",")' <<<"$decision")
   "$client_bin" report --target="$grpc_addr" --conversation=e2e-report --turn=0 \
-    --decision_id="$decision_id" --target_llm="${target:-local}" --answer="A lamp." --score=0.8 \
+    --decision_id="$decision_id" --target_llm="${target:-local}" --task="$task" \
+    --prompt="What is on the table next to the sofa?" --association=0.4,0.7,0.2 \
+    --uploaded="$uploaded" --answer="A lamp." --score=0.8 \
     --latency_s=1.5 --cost_usd=0.001 >"$work/report.json" || fail "lcio-client report: $(cat "$work/report.json")"
   reported() { [[ "$(scalar 'sum(lcio_reports_total{job="lcio-server"})')" == 1 ]]; }
   wait_for 15 "lcio_reports_total == 1 in Prometheus" reported

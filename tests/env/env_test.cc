@@ -245,7 +245,8 @@ TEST(OracleTest, BeatsGreedyAndEveryAffordableFixedActionOnM4A1) {
     EXPECT_EQ(o.share_over_latency, 0);
     EXPECT_EQ(o.share_over_money, 0);
     for (size_t i = 0; i < o.episodes.size(); ++i) {
-      if (g.episodes[i].latency_s <= budget.latency_s && g.episodes[i].money_usd <= budget.money_usd)
+      if (g.episodes[i].latency_s <= budget.latency_s &&
+          g.episodes[i].money_usd <= budget.money_usd)
         EXPECT_GE(o.episodes[i].reward, g.episodes[i].reward - 1e-12) << o.episodes[i].id;
     }
     for (int a = 0; a < (*sim)->actions().size(); ++a) {
@@ -323,8 +324,7 @@ TEST(TrainingEnvTest, AgentHistoryBudgetsAndCostSignals) {
     excess += r.excess_latency_s;
     EXPECT_GE(r.excess_latency_s, 0);
     if (r.done) {
-      EXPECT_NEAR(excess, std::max(0.0, env->run().spent_time_s() - env->budget().latency_s),
-                  1e-9);
+      EXPECT_NEAR(excess, std::max(0.0, env->run().spent_time_s() - env->budget().latency_s), 1e-9);
       EXPECT_GE(env->budget().latency_s, budgets.low.latency_s);
       EXPECT_LE(env->budget().latency_s, budgets.high.latency_s);
       excess = 0;

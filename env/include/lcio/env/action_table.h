@@ -12,7 +12,8 @@ namespace lcio::env {
 
 class ActionTable {
  public:
-  static constexpr int kMaxViews = 12;  // 4097 actions; beyond that the table is not a sane action space
+  static constexpr int kMaxViews =
+      12;  // 4097 actions; beyond that the table is not a sane action space
   static absl::StatusOr<ActionTable> Create(int num_views);
 
   int num_views() const { return num_views_; }

@@ -44,9 +44,9 @@ struct ObservationLayout {
   int num_views = 3;
   int num_tasks = 4;
   int time_span = 5;
-  bool task_one_hot = true;   // current task as a one-hot vector
-  bool prompt_aware = true;   // association of the current prompt with each view
-  bool budget_aware = true;   // remaining latency and money, scaled
+  bool task_one_hot = true;  // current task as a one-hot vector
+  bool prompt_aware = true;  // association of the current prompt with each view
+  bool budget_aware = true;  // remaining latency and money, scaled
   // Remaining budgets are divided by these (the most expensive action's cost
   // under the training profile) and clipped to [0, kBudgetClip].
   double latency_scale_s = 1.0;

@@ -62,9 +62,8 @@ struct ProfileCatalog {
 // What each action costs for one device, network and view count.
 class CostModel {
  public:
-  static absl::StatusOr<CostModel> Create(const ProfileCatalog& catalog,
-                                          const std::string& device, const std::string& network,
-                                          const ActionTable& actions);
+  static absl::StatusOr<CostModel> Create(const ProfileCatalog& catalog, const std::string& device,
+                                          const std::string& network, const ActionTable& actions);
 
   double local_time_s() const { return local_time_s_; }
   double local_money_usd() const { return local_money_usd_; }

@@ -19,10 +19,10 @@ namespace lcio::env {
 struct BudgetDistribution {
   enum class Kind { kFixed, kUniform, kNormal, kMixture };
   Kind kind = Kind::kFixed;
-  Budget fixed;                            // kFixed; the mean of kNormal and kMixture
+  Budget fixed;                             // kFixed; the mean of kNormal and kMixture
   Budget low{2.0, 0.002}, high{60.0, 0.1};  // uniform range; clip range of the normal
-  Budget stddev{10.0, 0.02};               // kNormal, kMixture
-  double extreme_share = 0.2;              // kMixture: drawn near `low` or `high` instead
+  Budget stddev{10.0, 0.02};                // kNormal, kMixture
+  double extreme_share = 0.2;               // kMixture: drawn near `low` or `high` instead
 
   Budget Sample(std::mt19937_64& rng) const;
   absl::Status Validate() const;
@@ -46,8 +46,7 @@ struct StepResult {
 class TrainingEnv {
  public:
   static absl::StatusOr<TrainingEnv> Create(std::shared_ptr<const Simulator> simulator,
-                                            const data::Dataset& dataset,
-                                            std::vector<int> episodes,
+                                            const data::Dataset& dataset, std::vector<int> episodes,
                                             const ObservationLayout& layout,
                                             const BudgetDistribution& budgets, uint64_t seed);
 
