@@ -411,5 +411,34 @@ TEST_F(ServiceTest, ServerSideTlsWithoutClientCertificates) {
   EXPECT_TRUE((*client)->Decide(Request("tls", 0), &r).ok());
 }
 
+TEST_F(ServiceTest, OverloadGetsResourceExhaustedAndTheServerKeepsServing) {
+  // No call may be in flight: every Decide is refused at admission, queued nowhere.
+  StartServer({}, [](ServerOptions& o) { o.max_inflight = 0; });
+  v1::DecideResponse r;
+  const absl::Status s = client_->Decide(Request("busy", 0), &r);
+  EXPECT_EQ(s.code(), absl::StatusCode::kResourceExhausted) << s;
+  EXPECT_NE(std::string(s.message()).find("max_inflight"), std::string::npos) << s;
+  // Refused calls never touched the conversation: with capacity restored the
+  // conversation still starts at turn 0.
+  app_.reset();
+  StartServer();
+  EXPECT_TRUE(client_->Decide(Request("busy", 0), &r).ok());
+}
+
+TEST_F(ServiceTest, AnExpiredDeadlineIsDeadlineExceededNotAHang) {
+  StartServer();
+  ClientOptions hurried;
+  hurried.target = absl::StrCat("127.0.0.1:", app_->port());
+  hurried.timeout = absl::Microseconds(1);
+  hurried.max_attempts = 1;
+  auto client = Client::Create(hurried);
+  ASSERT_TRUE(client.ok());
+  v1::DecideResponse r;
+  const absl::Status s = (*client)->Decide(Request("late", 0), &r);
+  EXPECT_EQ(s.code(), absl::StatusCode::kDeadlineExceeded) << s;
+  // The server is unharmed.
+  EXPECT_TRUE(client_->Decide(Request("on-time", 0), &r).ok());
+}
+
 }  // namespace
 }  // namespace lcio::server
