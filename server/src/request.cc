@@ -290,8 +290,9 @@ absl::StatusOr<ParsedReport> ParseReportRequest(const v1::ReportRequest& request
   if (static_cast<int64_t>(request.answer().size()) > limits.max_answer_bytes)
     return Invalid(absl::StrCat("answer has ", request.answer().size(), " bytes: at most ",
                                 limits.max_answer_bytes));
-  if (!(request.score() >= 0 && request.score() <= 1))
-    return Invalid(absl::StrCat("score = ", request.score(), ": must be in [0, 1]"));
+  // M4A1's own scale (finite, >= 0; the data's scores reach 9), so that
+  // reported traffic trains on the same footing as the dataset.
+  if (absl::Status s = CheckAmount("score", request.score()); !s.ok()) return s;
   if (absl::Status s = CheckAmount("interaction_time_s", request.interaction_time_s()); !s.ok())
     return s;
   if (absl::Status s = CheckAmount("usage_cost_usd", request.usage_cost_usd()); !s.ok()) return s;

@@ -357,7 +357,14 @@ TEST_F(ServiceTest, ReportAppendsDurableRecords) {
   ASSERT_EQ(contents->records.size(), 1u);
   EXPECT_EQ(contents->records[0].uploaded_views, std::vector<int>({1}));
   EXPECT_EQ(contents->records[0].answer, "a red cup");
+  // Scores are on M4A1's scale (its data reaches 9), not [0, 1].
   report.set_score(3);
+  ASSERT_TRUE(client_->Report(report, &response).ok());
+  contents = ReadReportLog(dir_.File("reports.log"));
+  ASSERT_TRUE(contents.ok());
+  ASSERT_EQ(contents->records.size(), 2u);
+  EXPECT_EQ(contents->records[1].score, 3.0);
+  report.set_score(-1);
   EXPECT_EQ(client_->Report(report, &response).code(), absl::StatusCode::kInvalidArgument);
 }
 
