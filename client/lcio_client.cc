@@ -50,7 +50,7 @@ ABSL_FLAG(std::string, target_llm, "local", "report: local or cloud");
 ABSL_FLAG(std::string, uploaded, "", "report: comma-separated uploaded view names");
 ABSL_FLAG(std::string, decision_id, "", "report: the decision's id");
 ABSL_FLAG(std::string, answer, "", "report: the answer text");
-ABSL_FLAG(double, score, 0, "report: answer quality in [0, 1]");
+ABSL_FLAG(double, score, 0, "report: answer quality on M4A1's scale (finite, >= 0)");
 ABSL_FLAG(double, latency_s, 0, "report: measured latency");
 ABSL_FLAG(double, cost_usd, 0, "report: measured money");
 ABSL_FLAG(std::string, service, "", "health: service name (\"\" = whole server)");
@@ -93,6 +93,24 @@ std::vector<std::string> SplitNames(const std::string& text) {
   return absl::StrSplit(text, ',');
 }
 
+// The whole request from --json (a file, or - for stdin).
+template <typename Request>
+absl::Status RequestFromJsonFlag(Request* request) {
+  absl::StatusOr<std::string> text = ReadInput(absl::GetFlag(FLAGS_json));
+  if (!text.ok()) return text.status();
+  return lcio::FromJson(*text, request);
+}
+
+// The fields Decide and Report share, from --conversation, --turn, --prompt
+// and --task.
+template <typename Request>
+void SetTurnFromFlags(Request* request) {
+  request->set_conversation_id(absl::GetFlag(FLAGS_conversation));
+  request->set_turn_index(absl::GetFlag(FLAGS_turn));
+  request->set_prompt(absl::GetFlag(FLAGS_prompt));
+  request->set_task(absl::GetFlag(FLAGS_task));
+}
+
 }  // namespace
 
 int main(int argc, char** argv) {
@@ -133,15 +151,10 @@ int main(int argc, char** argv) {
   if (command == "decide") {
     lcio::v1::DecideRequest request;
     if (!absl::GetFlag(FLAGS_json).empty()) {
-      auto text = ReadInput(absl::GetFlag(FLAGS_json));
-      if (!text.ok()) return Usage(std::string(text.status().message()));
-      if (absl::Status s = lcio::FromJson(*text, &request); !s.ok())
+      if (absl::Status s = RequestFromJsonFlag(&request); !s.ok())
         return Usage(std::string(s.message()));
     } else {
-      request.set_conversation_id(absl::GetFlag(FLAGS_conversation));
-      request.set_turn_index(absl::GetFlag(FLAGS_turn));
-      request.set_prompt(absl::GetFlag(FLAGS_prompt));
-      request.set_task(absl::GetFlag(FLAGS_task));
+      SetTurnFromFlags(&request);
       auto association = ParseList("association", absl::GetFlag(FLAGS_association));
       if (!association.ok()) return Usage(std::string(association.status().message()));
       std::vector<std::string> names = SplitNames(absl::GetFlag(FLAGS_views));
@@ -184,16 +197,11 @@ int main(int argc, char** argv) {
   if (command == "report") {
     lcio::v1::ReportRequest request;
     if (!absl::GetFlag(FLAGS_json).empty()) {
-      auto text = ReadInput(absl::GetFlag(FLAGS_json));
-      if (!text.ok()) return Usage(std::string(text.status().message()));
-      if (absl::Status s = lcio::FromJson(*text, &request); !s.ok())
+      if (absl::Status s = RequestFromJsonFlag(&request); !s.ok())
         return Usage(std::string(s.message()));
     } else {
-      request.set_conversation_id(absl::GetFlag(FLAGS_conversation));
-      request.set_turn_index(absl::GetFlag(FLAGS_turn));
+      SetTurnFromFlags(&request);
       request.set_decision_id(absl::GetFlag(FLAGS_decision_id));
-      request.set_prompt(absl::GetFlag(FLAGS_prompt));
-      request.set_task(absl::GetFlag(FLAGS_task));
       const std::string target = absl::GetFlag(FLAGS_target_llm);
       if (target != "local" && target != "cloud")
         return Usage("--target_llm must be local or cloud");
