@@ -19,8 +19,9 @@ constexpr size_t kMaxTasks = 4096;
 
 // FNV-1a, 64 bit: stable across compilers and platforms, unlike std::hash, so
 // that a classifier trained on one machine scores identically on another.
-uint64_t Fnv1a(const std::string& bytes) {
-  uint64_t hash = 0xcbf29ce484222325ull;
+// Incremental, so that a feature ("w:" + word, ...) hashes without being built.
+constexpr uint64_t kFnvOffset = 0xcbf29ce484222325ull;
+uint64_t Fnv1a(uint64_t hash, std::string_view bytes) {
   for (unsigned char c : bytes) {
     hash ^= c;
     hash *= 0x100000001b3ull;
@@ -34,42 +35,58 @@ bool IsWordByte(unsigned char c) {
   return (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') || c >= 0x80;
 }
 
-}  // namespace
-
-// The features of a prompt as bucket indices (with repetition): lowercased
-// word unigrams and bigrams, and character trigrams of the normalised text.
-std::vector<uint32_t> TaskClassifierFeatures(std::string_view prompt, int hash_buckets) {
-  std::vector<std::string> words;
-  std::string normalised = " ";  // words separated by single spaces, padded
-  std::string word;
-  auto flush = [&] {
-    if (word.empty()) return;
-    normalised += word;
-    normalised += ' ';
-    words.push_back(std::move(word));
-    word.clear();
-  };
+// Calls emit(bucket) for each feature of the prompt, in a fixed order:
+// lowercased word unigrams and bigrams, then character trigrams of the text
+// normalised to " word word ... ". No allocation beyond `normalised`'s
+// growth, which the serving path reuses per thread.
+template <typename Emit>
+void ForEachFeature(std::string_view prompt, int hash_buckets, std::string& normalised,
+                    Emit&& emit) {
+  normalised.assign(1, ' ');  // words separated by single spaces, padded
+  bool in_word = false;
   for (char raw : prompt) {
     unsigned char c = static_cast<unsigned char>(raw);
     if (c >= 'A' && c <= 'Z') c = static_cast<unsigned char>(c - 'A' + 'a');
-    if (IsWordByte(c))
-      word.push_back(static_cast<char>(c));
-    else
-      flush();
+    if (IsWordByte(c)) {
+      normalised.push_back(static_cast<char>(c));
+      in_word = true;
+    } else if (in_word) {
+      normalised.push_back(' ');
+      in_word = false;
+    }
   }
-  flush();
+  if (in_word) normalised.push_back(' ');
 
-  std::vector<uint32_t> buckets;
   const uint64_t n = static_cast<uint64_t>(hash_buckets);
-  auto add = [&](const std::string& feature) {
-    buckets.push_back(static_cast<uint32_t>(Fnv1a(feature) % n));
-  };
-  for (size_t i = 0; i < words.size(); ++i) {
-    add("w:" + words[i]);
-    if (i + 1 < words.size()) add("b:" + words[i] + " " + words[i + 1]);
+  const std::string_view text(normalised);
+  const uint64_t word_seed = Fnv1a(kFnvOffset, "w:"), bigram_seed = Fnv1a(kFnvOffset, "b:");
+  // Words are the runs between single spaces of `text`; a bigram is "w1 w2",
+  // exactly the text from the first word's start to the second's end.
+  size_t previous_start = std::string_view::npos;
+  for (size_t start = 1; start < text.size();) {
+    const size_t end = text.find(' ', start);
+    const std::string_view word = text.substr(start, end - start);
+    if (previous_start != std::string_view::npos)
+      emit(static_cast<uint32_t>(
+          Fnv1a(bigram_seed, text.substr(previous_start, end - previous_start)) % n));
+    emit(static_cast<uint32_t>(Fnv1a(word_seed, word) % n));
+    previous_start = start;
+    start = end + 1;
   }
-  if (normalised.size() >= 3)
-    for (size_t i = 0; i + 3 <= normalised.size(); ++i) add("c:" + normalised.substr(i, 3));
+  const uint64_t trigram_seed = Fnv1a(kFnvOffset, "c:");
+  if (text.size() >= 3)
+    for (size_t i = 0; i + 3 <= text.size(); ++i)
+      emit(static_cast<uint32_t>(Fnv1a(trigram_seed, text.substr(i, 3)) % n));
+}
+
+}  // namespace
+
+// The features of a prompt as bucket indices (with repetition).
+std::vector<uint32_t> TaskClassifierFeatures(std::string_view prompt, int hash_buckets) {
+  std::vector<uint32_t> buckets;
+  std::string normalised;
+  ForEachFeature(prompt, hash_buckets, normalised,
+                 [&](uint32_t bucket) { buckets.push_back(bucket); });
   return buckets;
 }
 
@@ -119,7 +136,7 @@ void TaskClassifier::Fit() {
   double total_documents = 0;
   for (int64_t d : documents_) total_documents += static_cast<double>(d);
   log_prior_.assign(num_tasks, 0);
-  log_likelihood_.assign(num_tasks, {});
+  log_likelihood_.assign(static_cast<size_t>(options_.hash_buckets) * num_tasks, 0.0f);
   for (size_t t = 0; t < num_tasks; ++t) {
     // Add-one on the prior too, so a task without examples is unlikely, not impossible.
     log_prior_[t] = std::log((static_cast<double>(documents_[t]) + 1.0) /
@@ -127,10 +144,12 @@ void TaskClassifier::Fit() {
     double total = 0;
     for (const auto& [bucket, count] : counts_[t]) total += count;
     const double denominator = total + alpha * buckets;
-    log_likelihood_[t].assign(options_.hash_buckets,
-                              static_cast<float>(std::log(alpha / denominator)));
+    const float unseen = static_cast<float>(std::log(alpha / denominator));
+    for (size_t bucket = 0; bucket < static_cast<size_t>(options_.hash_buckets); ++bucket)
+      log_likelihood_[bucket * num_tasks + t] = unseen;
     for (const auto& [bucket, count] : counts_[t])
-      log_likelihood_[t][bucket] = static_cast<float>(std::log((count + alpha) / denominator));
+      log_likelihood_[static_cast<size_t>(bucket) * num_tasks + t] =
+          static_cast<float>(std::log((count + alpha) / denominator));
   }
 }
 
@@ -138,8 +157,12 @@ TaskClassifier::Prediction TaskClassifier::Predict(std::string_view prompt) cons
   Prediction prediction;
   if (tasks_.empty()) return prediction;  // default-constructed: nothing to choose from
   std::vector<double> score(log_prior_);
-  for (uint32_t bucket : TaskClassifierFeatures(prompt, options_.hash_buckets))
-    for (size_t t = 0; t < score.size(); ++t) score[t] += log_likelihood_[t][bucket];
+  const size_t num_tasks = score.size();
+  thread_local std::string normalised;  // reused: no allocation per prompt
+  ForEachFeature(prompt, options_.hash_buckets, normalised, [&](uint32_t bucket) {
+    const float* row = log_likelihood_.data() + static_cast<size_t>(bucket) * num_tasks;
+    for (size_t t = 0; t < num_tasks; ++t) score[t] += row[t];
+  });
   const size_t best = std::max_element(score.begin(), score.end()) - score.begin();
   // Posterior by a numerically stable softmax; the best task's term is exp(0) = 1.
   double sum = 0;

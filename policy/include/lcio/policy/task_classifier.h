@@ -44,9 +44,9 @@ class TaskClassifier {
   TaskClassifierOptions options_;
   std::vector<int64_t> documents_;  // [task] training prompts
   std::vector<std::vector<std::pair<uint32_t, uint32_t>>>
-      counts_;                                      // [task] (bucket, count), ascending
-  std::vector<double> log_prior_;                   // [task]
-  std::vector<std::vector<float>> log_likelihood_;  // [task][bucket]
+      counts_;                         // [task] (bucket, count), ascending
+  std::vector<double> log_prior_;      // [task]
+  std::vector<float> log_likelihood_;  // [bucket][task]: one cache line per feature
 };
 
 // The hashed features of a prompt, one bucket per occurrence (exposed for tests).
