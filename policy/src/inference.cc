@@ -8,6 +8,7 @@
 
 #include "absl/strings/str_cat.h"
 #include "artifact_internal.h"
+#include "kernels.h"
 
 namespace lcio::policy {
 namespace {
@@ -65,31 +66,25 @@ struct InferenceEngine::Impl {
 };
 
 void InferenceEngine::Impl::ScoreLoops(const float* observations, int n, float* scores) const {
+  // The trainer's kernels (kernels.h), so that serving scores as training did.
   thread_local std::vector<float> scratch;
-  if (static_cast<int>(scratch.size()) < 2 * max_width) scratch.resize(2 * max_width);
+  const size_t needed = 2 * static_cast<size_t>(max_width) * n;
+  if (scratch.size() < needed) scratch.resize(needed);
   const int num_layers = static_cast<int>(transposed.size());
-  for (int row = 0; row < n; ++row) {
-    const float* in = observations + static_cast<size_t>(row) * sizes.front();
-    for (int l = 0; l < num_layers; ++l) {
-      const int in_size = sizes[l], out_size = sizes[l + 1];
-      float* out = l + 1 == num_layers ? scores + static_cast<size_t>(row) * out_size
-                                       : scratch.data() + (l % 2) * max_width;
-      std::memcpy(out, biases[l].data(), sizeof(float) * out_size);
-      const float* w = transposed[l].data();
-      for (int k = 0; k < in_size; ++k) {
-        const float x = in[k];
-        if (x == 0.0f) continue;  // observations are sparse (one-hots, history flags)
-        const float* column = w + static_cast<size_t>(k) * out_size;
-        for (int j = 0; j < out_size; ++j) out[j] += x * column[j];
-      }
-      if (l + 1 < num_layers) {
-        if (tanh)
-          for (int j = 0; j < out_size; ++j) out[j] = std::tanh(out[j]);
-        else
-          for (int j = 0; j < out_size; ++j) out[j] = std::max(out[j], 0.0f);
-      }
-      in = out;
+  const float* in = observations;
+  for (int l = 0; l < num_layers; ++l) {
+    const int in_size = sizes[l], out_size = sizes[l + 1];
+    const bool last = l + 1 == num_layers;
+    float* out = last ? scores : scratch.data() + (l % 2) * static_cast<size_t>(max_width) * n;
+    kernels::LayerForward(in, n, in_size, transposed[l].data(), biases[l].data(), out_size, out);
+    if (!last) {
+      const size_t count = static_cast<size_t>(n) * out_size;
+      if (tanh)
+        kernels::TanhInPlace(out, count);
+      else
+        kernels::ReluInPlace(out, count);
     }
+    in = out;
   }
 }
 

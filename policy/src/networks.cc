@@ -5,121 +5,9 @@
 #include <algorithm>
 #include <cmath>
 
+#include "kernels.h"
+
 namespace lcio::policy {
-
-namespace {
-
-// The hot loops, compiled for AVX2/FMA where the CPU has it (picked at load
-// time) and with reassociation allowed so that dot products vectorise. The
-// same binary on the same CPU always gives the same results.
-#if defined(__GNUC__) && !defined(__clang__) && defined(__x86_64__)
-#define LCIO_KERNEL                                          \
-  __attribute__((target_clones("arch=x86-64-v3", "default"), \
-                 optimize("O3", "associative-math", "no-signed-zeros", "no-trapping-math")))
-#else
-#define LCIO_KERNEL
-#endif
-
-// y[r] = b + x[r] W for a layer stored [in, width].
-LCIO_KERNEL void LayerForward(const float* x, int rows, int in, const float* w, const float* b,
-                              int width, float* y) {
-  for (int r = 0; r < rows; ++r) {
-    const float* xr = x + static_cast<size_t>(r) * in;
-    float* yr = y + static_cast<size_t>(r) * width;
-    for (int o = 0; o < width; ++o) yr[o] = b[o];
-    for (int i = 0; i < in; ++i) {
-      const float xi = xr[i];
-      if (xi == 0.0f) continue;  // one-hot and history inputs are mostly zeros
-      const float* wi = w + static_cast<size_t>(i) * width;
-      for (int o = 0; o < width; ++o) yr[o] += xi * wi[o];
-    }
-  }
-}
-
-// tanh as a clamped odd rational function (degree 13 over 6; the minimax
-// fit Eigen also uses), a few float ulps from std::tanh but branch-free, so it
-// vectorises: libm's tanhf was a third of PPO's training time.
-LCIO_KERNEL void TanhInPlace(float* y, size_t n) {
-  for (size_t k = 0; k < n; ++k) {
-    const float x = std::clamp(y[k], -7.90531110763549805f, 7.90531110763549805f);
-    const float x2 = x * x;
-    float p = -2.76076847742355e-16f;
-    p = p * x2 + 2.00018790482477e-13f;
-    p = p * x2 + -8.60467152213735e-11f;
-    p = p * x2 + 5.12229709037114e-08f;
-    p = p * x2 + 1.48572235717979e-05f;
-    p = p * x2 + 6.37261928875436e-04f;
-    p = p * x2 + 4.89352455891786e-03f;
-    p = p * x;
-    float q = 1.19825839466702e-06f;
-    q = q * x2 + 1.18534705686654e-04f;
-    q = q * x2 + 2.26843463243900e-03f;
-    q = q * x2 + 4.89352518554385e-03f;
-    y[k] = p / q;
-  }
-}
-
-LCIO_KERNEL void ReluInPlace(float* y, size_t n) {
-  for (size_t k = 0; k < n; ++k) y[k] = y[k] > 0.0f ? y[k] : 0.0f;
-}
-
-// grad *= activation'(y), from the activation's output y.
-LCIO_KERNEL void TanhBackward(const float* y, float* grad, size_t n) {
-  for (size_t k = 0; k < n; ++k) grad[k] *= 1.0f - y[k] * y[k];
-}
-LCIO_KERNEL void ReluBackward(const float* y, float* grad, size_t n) {
-  for (size_t k = 0; k < n; ++k) grad[k] = y[k] > 0.0f ? grad[k] : 0.0f;
-}
-
-LCIO_KERNEL void AdamKernel(float* p, const float* g, float* m, float* v, int64_t n, float b1,
-                            float b2, float step, float inv_sqrt_bias2, float eps) {
-  for (int64_t k = 0; k < n; ++k) {
-    m[k] = b1 * m[k] + (1.0f - b1) * g[k];
-    v[k] = b2 * v[k] + (1.0f - b2) * g[k] * g[k];
-    p[k] -= step * m[k] / (std::sqrt(v[k]) * inv_sqrt_bias2 + eps);
-  }
-}
-
-LCIO_KERNEL void RmsPropKernel(float* p, const float* g, float* s, int64_t n, float a, float lr,
-                               float eps) {
-  for (int64_t k = 0; k < n; ++k) {
-    s[k] = a * s[k] + (1.0f - a) * g[k] * g[k];
-    p[k] -= lr * g[k] / (std::sqrt(s[k]) + eps);
-  }
-}
-
-// gw += x^T g, gb += sum_r g.
-LCIO_KERNEL void LayerBackwardParams(const float* x, const float* g, int rows, int in, int width,
-                                     float* gw, float* gb) {
-  for (int r = 0; r < rows; ++r) {
-    const float* xr = x + static_cast<size_t>(r) * in;
-    const float* gr = g + static_cast<size_t>(r) * width;
-    for (int o = 0; o < width; ++o) gb[o] += gr[o];
-    for (int i = 0; i < in; ++i) {
-      const float xi = xr[i];
-      if (xi == 0.0f) continue;
-      float* gwi = gw + static_cast<size_t>(i) * width;
-      for (int o = 0; o < width; ++o) gwi[o] += xi * gr[o];
-    }
-  }
-}
-
-// gx[r][i] = sum_o w[i][o] g[r][o].
-LCIO_KERNEL void LayerBackwardInput(const float* g, const float* w, int rows, int in, int width,
-                                    float* gx) {
-  for (int r = 0; r < rows; ++r) {
-    const float* gr = g + static_cast<size_t>(r) * width;
-    float* gxr = gx + static_cast<size_t>(r) * in;
-    for (int i = 0; i < in; ++i) {
-      const float* wi = w + static_cast<size_t>(i) * width;
-      float acc = 0.0f;
-      for (int o = 0; o < width; ++o) acc += wi[o] * gr[o];
-      gxr[i] = acc;
-    }
-  }
-}
-
-}  // namespace
 
 std::string ActivationName(Activation activation) {
   return activation == Activation::kTanh ? "tanh" : "relu";
@@ -172,14 +60,14 @@ void Mlp::Forward(const float* x, int rows, float* out, MlpCache* cache) const {
       scratch[l % 2].resize(static_cast<size_t>(rows) * width);
       y = scratch[l % 2].data();
     }
-    LayerForward(input, rows, in, weights_[l].data_ptr<float>(), biases_[l].data_ptr<float>(),
-                 width, y);
+    kernels::LayerForward(input, rows, in, weights_[l].data_ptr<float>(),
+                          biases_[l].data_ptr<float>(), width, y);
     if (!last) {
       const size_t n = static_cast<size_t>(rows) * width;
       if (activation_ == Activation::kTanh) {
-        TanhInPlace(y, n);
+        kernels::TanhInPlace(y, n);
       } else {
-        ReluInPlace(y, n);
+        kernels::ReluInPlace(y, n);
       }
     }
     if (last && cache) cache->outputs[layers].assign(out, out + static_cast<size_t>(rows) * width);
@@ -197,17 +85,18 @@ void Mlp::Backward(const MlpCache& cache, const float* grad_out) {
     if (l + 1 < layers) {  // through the activation: grad holds d/d(post-activation)
       const std::vector<float>& y = cache.outputs[l + 1];
       if (activation_ == Activation::kTanh) {
-        TanhBackward(y.data(), grad.data(), grad.size());
+        kernels::TanhBackward(y.data(), grad.data(), grad.size());
       } else {
-        ReluBackward(y.data(), grad.data(), grad.size());
+        kernels::ReluBackward(y.data(), grad.data(), grad.size());
       }
     }
-    LayerBackwardParams(cache.outputs[l].data(), grad.data(), rows, in, width,
-                        weight_grads_[l].data_ptr<float>(), bias_grads_[l].data_ptr<float>());
+    kernels::LayerBackwardParams(cache.outputs[l].data(), grad.data(), rows, in, width,
+                                 weight_grads_[l].data_ptr<float>(),
+                                 bias_grads_[l].data_ptr<float>());
     if (l > 0) {
       grad_in.resize(static_cast<size_t>(rows) * in);
-      LayerBackwardInput(grad.data(), weights_[l].data_ptr<float>(), rows, in, width,
-                         grad_in.data());
+      kernels::LayerBackwardInput(grad.data(), weights_[l].data_ptr<float>(), rows, in, width,
+                                  grad_in.data());
     }
     if (l > 0) grad.swap(grad_in);
   }
@@ -254,13 +143,12 @@ torch::Tensor Mlp::WeightOutIn(int layer) const { return weights_[layer].t().con
 
 double ClipGradNorm(const std::vector<ParamSpan>& params, double max_norm) {
   double sum = 0;
-  for (const ParamSpan& p : params)
-    for (int64_t k = 0; k < p.size; ++k) sum += static_cast<double>(p.grad[k]) * p.grad[k];
+  for (const ParamSpan& p : params) sum += kernels::SumOfSquares(p.grad, p.size);
   const double norm = std::sqrt(sum);
   const double coef = max_norm / (norm + 1e-6);
   if (coef < 1.0)
     for (const ParamSpan& p : params)
-      for (int64_t k = 0; k < p.size; ++k) p.grad[k] = static_cast<float>(p.grad[k] * coef);
+      kernels::ScaleInPlace(p.grad, p.size, static_cast<float>(coef));
   return norm;
 }
 
@@ -281,8 +169,8 @@ void Adam::Step() {
   const float b1 = static_cast<float>(beta1_), b2 = static_cast<float>(beta2_);
   const float eps = static_cast<float>(eps_);
   for (size_t j = 0; j < params_.size(); ++j)
-    AdamKernel(params_[j].value, params_[j].grad, m_[j].data(), v_[j].data(), params_[j].size, b1,
-               b2, step, inv_sqrt_bias2, eps);
+    kernels::AdamKernel(params_[j].value, params_[j].grad, m_[j].data(), v_[j].data(),
+                        params_[j].size, b1, b2, step, inv_sqrt_bias2, eps);
 }
 
 RmsProp::RmsProp(std::vector<ParamSpan> params, double lr, double alpha, double eps)
@@ -294,8 +182,8 @@ void RmsProp::Step() {
   const float a = static_cast<float>(alpha_), lr = static_cast<float>(lr_);
   const float eps = static_cast<float>(eps_);
   for (size_t j = 0; j < params_.size(); ++j)
-    RmsPropKernel(params_[j].value, params_[j].grad, square_avg_[j].data(), params_[j].size, a, lr,
-                  eps);
+    kernels::RmsPropKernel(params_[j].value, params_[j].grad, square_avg_[j].data(),
+                           params_[j].size, a, lr, eps);
 }
 
 }  // namespace lcio::policy
