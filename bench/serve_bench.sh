@@ -2,7 +2,9 @@
 # Decide throughput and latency of lcio-server next to the no-op server (the
 # transport's limit), both driven by lcio-loadgen on 127.0.0.1.
 #   bench/serve_bench.sh BUILD_DIR POLICY [DURATION_S] [CONCURRENCIES] [EXTRA SERVER FLAGS...]
-# Prints one JSON line per (server, concurrency) run and a summary table.
+# ROUNDS=N (default 1) repeats the whole sweep, interleaving the two servers
+# (no-op, lcio, no-op, lcio, ...) so that both see the same machine; the
+# table gives per-round medians. Prints one JSON line per run and the table.
 set -euo pipefail
 build=${1:?build dir}
 policy=${2:?policy artifact}
@@ -34,23 +36,37 @@ start lcio "$build/server/lcio-server" --policy="$policy" --listen=127.0.0.1:0 \
   --metrics_listen= --torch_device=cpu --log_level=warning "${extra[@]}"
 lcio_port=$port
 
+rounds=${ROUNDS:-1}
+for round in $(seq "$rounds"); do
 for c in $levels; do
   for target in noop lcio; do
-    p=$([ $target = noop ] && echo $noop_port || echo $lcio_port)
-    "$build/client/lcio-loadgen" --target=127.0.0.1:$p --concurrency=$c --duration_s=$duration \
-      --warmup_requests=500 --data="$data" --json | sed "s/^{/{\"server\": \"$target\", /"
+    p=$([ "$target" = noop ] && echo "$noop_port" || echo "$lcio_port")
+    "$build/client/lcio-loadgen" --target="127.0.0.1:$p" --concurrency="$c" --duration_s="$duration" \
+      --warmup_requests=500 --data="$data" --json |
+      sed "s/^{/{\"server\": \"$target\", \"round\": $round, /"
   done
+done
 done | tee "$tmp/results.jsonl"
 
 python3 - "$tmp/results.jsonl" <<'PY'
-import json, sys
+import json, statistics, sys
 rows = [json.loads(l) for l in open(sys.argv[1])]
-by = {(r["server"], r["concurrency"]): r for r in rows}
+def med(server, c, key):
+    return statistics.median(r[key] for r in rows if r["server"] == server and r["concurrency"] == c)
+def ratios(c, key):  # lcio / no-op within each round
+    by = {(r["server"], r["round"]): r for r in rows if r["concurrency"] == c}
+    return [by[("lcio", k)][key] / by[("noop", k)][key] for (s, k) in by if s == "lcio"]
+def diffs(c, key):
+    by = {(r["server"], r["round"]): r for r in rows if r["concurrency"] == c}
+    return [by[("lcio", k)][key] - by[("noop", k)][key] for (s, k) in by if s == "lcio"]
+rounds = max(r["round"] for r in rows)
+print(f"medians over {rounds} round(s); ratio and p99 difference are per-round medians")
 print("| concurrency | no-op QPS | lcio QPS | ratio | no-op p50/p99 us | lcio p50/p99 us | p99 diff us |")
 print("|---|---|---|---|---|---|---|")
 for c in sorted({r["concurrency"] for r in rows}):
-    n, l = by[("noop", c)], by[("lcio", c)]
-    print(f"| {c} | {n['qps']:.0f} | {l['qps']:.0f} | {l['qps']/n['qps']:.2f} | "
-          f"{n['p50_us']:.0f} / {n['p99_us']:.0f} | {l['p50_us']:.0f} / {l['p99_us']:.0f} | "
-          f"{l['p99_us']-n['p99_us']:.0f} |")
+    print(f"| {c} | {med('noop', c, 'qps'):.0f} | {med('lcio', c, 'qps'):.0f} | "
+          f"{statistics.median(ratios(c, 'qps')):.2f} | "
+          f"{med('noop', c, 'p50_us'):.0f} / {med('noop', c, 'p99_us'):.0f} | "
+          f"{med('lcio', c, 'p50_us'):.0f} / {med('lcio', c, 'p99_us'):.0f} | "
+          f"{statistics.median(diffs(c, 'p99_us')):+.0f} |")
 PY
