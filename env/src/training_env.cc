@@ -89,31 +89,62 @@ absl::StatusOr<TrainingEnv> TrainingEnv::Create(std::shared_ptr<const Simulator>
                                                 std::vector<int> episodes,
                                                 const ObservationLayout& layout,
                                                 const BudgetDistribution& budgets, uint64_t seed) {
+  std::vector<int> scorers(episodes.size(), 0);
+  return Create(std::vector<std::shared_ptr<const Simulator>>{std::move(simulator)}, dataset,
+                std::move(episodes), std::move(scorers), layout, budgets, seed);
+}
+
+absl::StatusOr<TrainingEnv> TrainingEnv::Create(
+    std::vector<std::shared_ptr<const Simulator>> simulators, const data::Dataset& dataset,
+    std::vector<int> episodes, std::vector<int> scorer_of_episode, const ObservationLayout& layout,
+    const BudgetDistribution& budgets, uint64_t seed) {
   if (episodes.empty()) return absl::InvalidArgumentError("no training episodes");
-  for (int e : episodes)
+  if (simulators.empty()) return absl::InvalidArgumentError("no simulator");
+  for (const auto& sim : simulators)
+    if (sim == nullptr) return absl::InvalidArgumentError("a simulator is null");
+  if (scorer_of_episode.size() != episodes.size())
+    return absl::InvalidArgumentError(absl::StrCat("scorer_of_episode has ",
+                                                   scorer_of_episode.size(), " entries for ",
+                                                   episodes.size(), " episodes"));
+  for (size_t i = 0; i < episodes.size(); ++i) {
+    const int e = episodes[i];
     if (e < 0 || e >= static_cast<int>(dataset.episodes.size()) ||
         dataset.episodes[e].turns.empty())
       return absl::InvalidArgumentError(absl::StrCat("training episode index ", e, " is invalid"));
-  if (layout.num_views != simulator->num_views() ||
-      layout.time_span != simulator->config().time_span)
+    if (scorer_of_episode[i] < 0 || scorer_of_episode[i] >= static_cast<int>(simulators.size()))
+      return absl::InvalidArgumentError(
+          absl::StrCat("scorer_of_episode[", i, "] = ", scorer_of_episode[i], ": must be in [0, ",
+                       simulators.size() - 1, "]"));
+  }
+  const Simulator& primary = *simulators[0];
+  for (const auto& sim : simulators)
+    if (sim->num_views() != primary.num_views() ||
+        sim->actions().size() != primary.actions().size() ||
+        sim->config().time_span != primary.config().time_span)
+      return absl::InvalidArgumentError("the cross-fitting simulators disagree on their shape");
+  if (layout.num_views != primary.num_views() || layout.time_span != primary.config().time_span)
     return absl::InvalidArgumentError("observation layout disagrees with the simulator");
   if (auto s = budgets.Validate(); !s.ok()) return s;
   auto encoder = ObservationEncoder::Create(layout);
   if (!encoder.ok()) return encoder.status();
-  return TrainingEnv(std::move(simulator), dataset, std::move(episodes), *std::move(encoder),
-                     budgets, seed);
+  return TrainingEnv(std::move(simulators), dataset, std::move(episodes),
+                     std::move(scorer_of_episode), *std::move(encoder), budgets, seed);
 }
 
-TrainingEnv::TrainingEnv(std::shared_ptr<const Simulator> simulator, const data::Dataset& dataset,
-                         std::vector<int> episodes, ObservationEncoder encoder,
+TrainingEnv::TrainingEnv(std::vector<std::shared_ptr<const Simulator>> simulators,
+                         const data::Dataset& dataset, std::vector<int> episodes,
+                         std::vector<int> scorer_of_episode, ObservationEncoder encoder,
                          BudgetDistribution budgets, uint64_t seed)
-    : simulator_(std::move(simulator)),
+    : simulators_(std::move(simulators)),
       dataset_(&dataset),
       episodes_(std::move(episodes)),
       encoder_(std::move(encoder)),
       budgets_(budgets),
-      rng_(seed),
-      cache_(std::make_unique<CachedEstimator>(simulator_->estimator())) {
+      rng_(seed) {
+  for (size_t i = 0; i < episodes_.size(); ++i)
+    scorer_by_episode_[episodes_[i]] = scorer_of_episode[i];
+  for (const auto& sim : simulators_)
+    caches_.push_back(std::make_unique<CachedEstimator>(sim->estimator()));
   Reset();
 }
 
@@ -124,7 +155,10 @@ void TrainingEnv::Reset() {
 
 void TrainingEnv::ResetTo(int episode_index, const Budget& budget) {
   budget_ = budget;
-  run_.emplace(*simulator_, dataset_->episodes[episode_index], budget_, cache_.get());
+  const auto it = scorer_by_episode_.find(episode_index);
+  current_scorer_ = it == scorer_by_episode_.end() ? 0 : it->second;
+  run_.emplace(*simulators_[current_scorer_], dataset_->episodes[episode_index], budget_,
+               caches_[current_scorer_].get());
 }
 
 StepResult TrainingEnv::Step(int action) {

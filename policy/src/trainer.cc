@@ -8,6 +8,8 @@
 #include <cmath>
 #include <mutex>
 #include <nlohmann/json.hpp>
+#include <numeric>
+#include <random>
 
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
@@ -129,6 +131,8 @@ absl::Status ApplyTrainConfigJson(const std::string& json, TrainOptions* options
                              " is not known (kind, fixed, low, high, stddev, extreme_share)"));
           }
         }
+      } else if (key == "cross_fit_folds") {
+        options->cross_fit_folds = value.get<int>();
       } else if (key == "prompt_aware" || key == "budget_aware" || key == "task_one_hot") {
         (key == "prompt_aware"   ? options->prompt_aware
          : key == "budget_aware" ? options->budget_aware
@@ -137,7 +141,7 @@ absl::Status ApplyTrainConfigJson(const std::string& json, TrainOptions* options
         return absl::InvalidArgumentError(absl::StrCat(
             "training config: key \"", key,
             "\" is not known (algo, timesteps, seed, hyperparameters, budget_distribution, "
-            "prompt_aware, budget_aware, task_one_hot)"));
+            "cross_fit_folds, prompt_aware, budget_aware, task_one_hot)"));
       }
     }
   } catch (const std::exception& e) {
@@ -247,6 +251,7 @@ std::string TrainingConfigJson(const TrainOptions& options, const env::Simulator
   j["prompt_aware"] = options.prompt_aware;
   j["budget_aware"] = options.budget_aware;
   j["task_one_hot"] = options.task_one_hot;
+  j["cross_fit_folds"] = options.cross_fit_folds;
   const env::BudgetDistribution& b = options.budgets;
   j["budget_distribution"] = {
       {"kind", env::BudgetDistribution::KindName(b.kind)},
@@ -302,6 +307,38 @@ int NetworkPolicy::Act(const env::DecisionContext& context, std::vector<double>*
   if (scores) scores->assign(scores_.begin(), scores_.end());
   return best;
 }
+// The training environment, with its kNN cross-fitted when asked (see
+// TrainOptions::cross_fit_folds): folds dealt from a seeded shuffle.
+absl::StatusOr<env::TrainingEnv> MakeTrainingEnv(const data::Dataset& dataset,
+                                                 const std::vector<int>& train_episodes,
+                                                 const env::SimulatorConfig& config,
+                                                 std::shared_ptr<const env::Simulator> primary,
+                                                 const env::ObservationLayout& layout,
+                                                 const TrainOptions& options) {
+  const uint64_t env_seed = env::MixSeed(options.seed, 1);
+  const int folds = std::min<int>(options.cross_fit_folds, static_cast<int>(train_episodes.size()));
+  if (folds < 2)
+    return env::TrainingEnv::Create(std::move(primary), dataset, train_episodes, layout,
+                                    options.budgets, env_seed);
+  std::vector<int> order(train_episodes.size());
+  std::iota(order.begin(), order.end(), 0);
+  std::mt19937_64 rng(env::MixSeed(options.seed, 3));
+  for (size_t i = order.size(); i > 1; --i)  // Fisher-Yates on portable draws
+    std::swap(order[i - 1], order[env::UniformIndex(rng, i)]);
+  std::vector<int> scorer(train_episodes.size());
+  for (size_t i = 0; i < order.size(); ++i) scorer[order[i]] = 1 + static_cast<int>(i % folds);
+  std::vector<std::shared_ptr<const env::Simulator>> simulators{std::move(primary)};
+  for (int k = 1; k <= folds; ++k) {
+    std::vector<int> fit_on;
+    for (size_t i = 0; i < train_episodes.size(); ++i)
+      if (scorer[i] != k) fit_on.push_back(train_episodes[i]);
+    auto simulator = env::Simulator::Create(dataset, fit_on, config);
+    if (!simulator.ok()) return simulator.status();
+    simulators.push_back(*std::move(simulator));
+  }
+  return env::TrainingEnv::Create(std::move(simulators), dataset, train_episodes, std::move(scorer),
+                                  layout, options.budgets, env_seed);
+}
 
 absl::StatusOr<TrainRun> RunTraining(const data::Dataset& dataset,
                                      const std::vector<int>& train_episodes,
@@ -326,6 +363,9 @@ absl::StatusOr<TrainRun> RunTraining(const data::Dataset& dataset,
   if (options.torch_threads < 1 || options.torch_threads > 256)
     return absl::InvalidArgumentError(
         absl::StrCat("torch_threads = ", options.torch_threads, ": must be in [1, 256]"));
+  if (options.cross_fit_folds < 1 || options.cross_fit_folds > 100)
+    return absl::InvalidArgumentError(
+        absl::StrCat("cross_fit_folds = ", options.cross_fit_folds, ": must be in [1, 100]"));
   if (auto s = options.budgets.Validate(); !s.ok()) return s;
   auto device = ResolveDevice(options.device);
   if (!device.ok()) return device.status();
@@ -348,8 +388,7 @@ absl::StatusOr<TrainRun> RunTraining(const data::Dataset& dataset,
   if (!options.prompt_aware && !options.budget_aware && !options.task_one_hot)
     layout =
         env::ObservationLayout::Reference(layout.num_views, layout.num_tasks, layout.time_span);
-  auto training_env = env::TrainingEnv::Create(*simulator, dataset, train_episodes, layout,
-                                               options.budgets, env::MixSeed(options.seed, 1));
+  auto training_env = MakeTrainingEnv(dataset, train_episodes, config, *simulator, layout, options);
   if (!training_env.ok()) return training_env.status();
 
   ConfigureTorchThreads(options.torch_threads);

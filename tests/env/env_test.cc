@@ -336,6 +336,45 @@ TEST(TrainingEnvTest, AgentHistoryBudgetsAndCostSignals) {
   EXPECT_GT(env->cache().hits(), env->cache().misses());
 }
 
+TEST(TrainingEnvTest, CrossFittingScoresAnEpisodeWithTheKnnThatHasNotSeenIt) {
+  const data::Dataset& d = lcio::testing::EmbeddedDataset();
+  auto split = RandomSplit(static_cast<int>(d.episodes.size()), 1, 0.2);
+  const int held_out = split->train.front();
+  std::vector<int> others(split->train.begin() + 1, split->train.end());
+  auto sees_all = Simulator::Create(d, split->train, SimulatorConfig{});
+  auto blind = Simulator::Create(d, others, SimulatorConfig{});
+  ASSERT_TRUE(sees_all.ok() && blind.ok());
+  std::vector<int> scorer(split->train.size(), 0);
+  scorer.front() = 1;
+  auto env = TrainingEnv::Create({*sees_all, *blind}, d, split->train, scorer,
+                                 (*sees_all)->DefaultLayout(), BudgetDistribution{}, 5);
+  ASSERT_TRUE(env.ok()) << env.status();
+  const Budget budget{30, 0.05};
+  bool leak_seen = false;
+  for (int action = 0; action < env->num_actions(); ++action) {
+    env->ResetTo(held_out, budget);
+    const DecisionContext& context = env->run().context();
+    const double own = (*sees_all)->Evaluate(context, action).reward;
+    const double fair = (*blind)->Evaluate(context, action).reward;
+    EXPECT_DOUBLE_EQ(env->Step(action).reward, fair) << "action " << action;
+    leak_seen |= own != fair;
+  }
+  // The kNN that has seen the episode answers differently (its own logged
+  // turn sits at distance 0); that is what cross-fitting removes.
+  EXPECT_TRUE(leak_seen);
+  // Any other training episode is scored by its scorer (here the primary).
+  env->ResetTo(split->train[1], budget);
+  const double primary = (*sees_all)->Evaluate(env->run().context(), 3).reward;
+  EXPECT_DOUBLE_EQ(env->Step(3).reward, primary);
+
+  EXPECT_FALSE(TrainingEnv::Create({*sees_all}, d, split->train, scorer,
+                                   (*sees_all)->DefaultLayout(), BudgetDistribution{}, 5)
+                   .ok());  // scorer 1 does not exist
+  EXPECT_FALSE(TrainingEnv::Create({*sees_all, *blind}, d, split->train, {0},
+                                   (*sees_all)->DefaultLayout(), BudgetDistribution{}, 5)
+                   .ok());  // one scorer entry per episode
+}
+
 TEST(BudgetDistributionTest, KindsParseAndSampleInRange) {
   std::mt19937_64 rng(1);
   for (const char* name : {"fixed", "uniform", "normal", "mixture"}) {

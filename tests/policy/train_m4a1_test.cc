@@ -140,6 +140,32 @@ TEST_P(Determinism, SameSeedSameNetworkOtherSeedOtherNetwork) {
   EXPECT_NE(a->network.weights, c->network.weights);
 }
 
+TEST(CrossFitting, TrainsDeterministicallyRecordsTheFoldsAndChecksThem) {
+  TrainOptions options = ShortRun("rc-ppo", 3);
+  options.timesteps = 4000;
+  options.hyperparameters["n_steps"] = 512;
+  options.cross_fit_folds = 5;
+  auto a = Train(testing::EmbeddedDataset(), SplitOne().train, env::SimulatorConfig(), options);
+  auto b = Train(testing::EmbeddedDataset(), SplitOne().train, env::SimulatorConfig(), options);
+  options.cross_fit_folds = 1;
+  auto plain = Train(testing::EmbeddedDataset(), SplitOne().train, env::SimulatorConfig(), options);
+  ASSERT_TRUE(a.ok() && b.ok() && plain.ok()) << a.status() << plain.status();
+  EXPECT_EQ(a->network.weights, b->network.weights);
+  // Other rewards (no episode scored by a kNN holding its own turns), so
+  // another network from the same seed.
+  EXPECT_NE(a->network.weights, plain->network.weights);
+  EXPECT_NE(a->summary.config_json.find("\"cross_fit_folds\":5"), std::string::npos)
+      << a->summary.config_json;
+  options.cross_fit_folds = 0;
+  auto bad = Train(testing::EmbeddedDataset(), SplitOne().train, env::SimulatorConfig(), options);
+  EXPECT_EQ(bad.status().code(), absl::StatusCode::kInvalidArgument);
+  EXPECT_NE(bad.status().message().find("cross_fit_folds"), std::string::npos);
+
+  TrainOptions parsed;
+  ASSERT_TRUE(ApplyTrainConfigJson(R"({"cross_fit_folds": 4})", &parsed).ok());
+  EXPECT_EQ(parsed.cross_fit_folds, 4);
+}
+
 INSTANTIATE_TEST_SUITE_P(AllAlgorithms, Determinism,
                          ::testing::Values("ppo", "a2c", "dqn", "rc-ppo", "rc-a2c", "rc-dqn"),
                          [](const auto& info) {

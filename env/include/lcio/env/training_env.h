@@ -9,6 +9,7 @@
 #include <string>
 #include <vector>
 
+#include "absl/container/flat_hash_map.h"
 #include "absl/status/statusor.h"
 #include "lcio/env/simulator.h"
 
@@ -49,33 +50,48 @@ class TrainingEnv {
                                             const data::Dataset& dataset, std::vector<int> episodes,
                                             const ObservationLayout& layout,
                                             const BudgetDistribution& budgets, uint64_t seed);
+  // Cross-fitting: simulators[0] is the primary (costs, actions, layout);
+  // episodes[i] is scored by simulators[scorer_of_episode[i]]. With a
+  // simulator fitted without an episode's own turns scoring it, the kNN never
+  // hands the agent an episode's own logged score back, as it never does for a
+  // test episode; every simulator must share the primary's configuration.
+  static absl::StatusOr<TrainingEnv> Create(
+      std::vector<std::shared_ptr<const Simulator>> simulators, const data::Dataset& dataset,
+      std::vector<int> episodes, std::vector<int> scorer_of_episode,
+      const ObservationLayout& layout, const BudgetDistribution& budgets, uint64_t seed);
 
   int observation_size() const { return encoder_.size(); }
-  int num_actions() const { return simulator_->actions().size(); }
+  int num_actions() const { return simulators_[0]->actions().size(); }
   const ObservationEncoder& encoder() const { return encoder_; }
-  const Simulator& simulator() const { return *simulator_; }
+  const Simulator& simulator() const { return *simulators_[0]; }
 
   // Starts a random training episode with a sampled budget.
   void Reset();
+  // episode_index is the dataset's; a training episode gets its own scorer,
+  // any other episode the primary simulator.
   void ResetTo(int episode_index, const Budget& budget);
   void Observe(float* out) const { encoder_.Encode(run_->context(), out); }
   StepResult Step(int action);
 
   const EpisodeRun& run() const { return *run_; }
   const Budget& budget() const { return budget_; }
-  const CachedEstimator& cache() const { return *cache_; }
+  // The kNN cache of the simulator scoring the current episode.
+  const CachedEstimator& cache() const { return *caches_[current_scorer_]; }
 
  private:
-  TrainingEnv(std::shared_ptr<const Simulator> simulator, const data::Dataset& dataset,
-              std::vector<int> episodes, ObservationEncoder encoder, BudgetDistribution budgets,
-              uint64_t seed);
-  std::shared_ptr<const Simulator> simulator_;
+  TrainingEnv(std::vector<std::shared_ptr<const Simulator>> simulators,
+              const data::Dataset& dataset, std::vector<int> episodes,
+              std::vector<int> scorer_of_episode, ObservationEncoder encoder,
+              BudgetDistribution budgets, uint64_t seed);
+  std::vector<std::shared_ptr<const Simulator>> simulators_;
   const data::Dataset* dataset_;
   std::vector<int> episodes_;
+  absl::flat_hash_map<int, int> scorer_by_episode_;  // dataset episode index -> simulator
+  int current_scorer_ = 0;
   ObservationEncoder encoder_;
   BudgetDistribution budgets_;
   std::mt19937_64 rng_;
-  std::unique_ptr<CachedEstimator> cache_;
+  std::vector<std::unique_ptr<CachedEstimator>> caches_;  // one per simulator
   Budget budget_;
   std::optional<EpisodeRun> run_;
 };

@@ -41,6 +41,12 @@ struct TrainOptions {
   env::BudgetDistribution budgets = DefaultBudgets();
   // Observation parts; all false gives env::ObservationLayout::Reference.
   bool prompt_aware = true, budget_aware = true, task_one_hot = true;
+  // Cross-fitting of the simulator's kNN (K >= 2): the training episodes are
+  // dealt into K folds and each fold is scored by a kNN fitted on the other
+  // folds, so that training, like the test, never scores an episode with its
+  // own logged turns. 1: one kNN on every training episode (the original's
+  // way). Clamped to the number of training episodes.
+  int cross_fit_folds = 1;
   // Overrides of the algorithm's hyperparameters by name (see
   // DefaultHyperparameters); an unknown name is an error.
   std::map<std::string, double> hyperparameters;
