@@ -1,10 +1,7 @@
 #include "lcio/policy/actor_critic.h"
 
-#include <algorithm>
 #include <cmath>
-#include <numeric>
 
-#include "lcio/env/baselines.h"
 #include "lcio/env/split.h"
 
 namespace lcio::policy {
@@ -150,53 +147,6 @@ AlgoOutput ExportActor(const ActorCritic& net) {
     out.biases.push_back(net.actor.Bias(l).clone());
   }
   return out;
-}
-
-void ImitateGreedy(AlgoContext& context, ActorCritic& net, int64_t steps, int epochs,
-                   int batch_size, double learning_rate) {
-  if (steps <= 0 || epochs <= 0) return;
-  env::TrainingEnv& env = context.env();
-  const int obs_size = env.observation_size(), num_actions = env.num_actions();
-  env::GreedyPolicy teacher(env.shared_simulator());
-  std::vector<float> observations(static_cast<size_t>(steps) * obs_size);
-  std::vector<int> actions(steps);
-  for (int64_t t = 0; t < steps; ++t) {
-    env.Observe(observations.data() + static_cast<size_t>(t) * obs_size);
-    actions[t] = teacher.Act(env.run().context(), nullptr);
-    if (env.Step(actions[t]).done) env.Reset();
-  }
-  env.Reset();
-
-  Adam optimizer(net.actor.Params(), learning_rate);
-  std::vector<int> order(steps);
-  std::vector<float> batch, logits, grad, log_p(num_actions);
-  MlpCache cache;
-  for (int epoch = 0; epoch < epochs; ++epoch) {
-    std::iota(order.begin(), order.end(), 0);
-    for (int64_t i = steps - 1; i > 0; --i)  // portable Fisher-Yates
-      std::swap(order[i], order[env::UniformIndex(context.rng(), i + 1)]);
-    for (int64_t start = 0; start < steps; start += batch_size) {
-      const int rows = static_cast<int>(std::min<int64_t>(batch_size, steps - start));
-      batch.resize(static_cast<size_t>(rows) * obs_size);
-      for (int r = 0; r < rows; ++r)
-        std::copy_n(observations.data() + static_cast<size_t>(order[start + r]) * obs_size,
-                    obs_size, batch.data() + static_cast<size_t>(r) * obs_size);
-      logits.resize(static_cast<size_t>(rows) * num_actions);
-      grad.resize(logits.size());
-      net.actor.Forward(batch.data(), rows, logits.data(), &cache);
-      // d(mean cross-entropy)/d(logits) = (softmax - one_hot) / rows.
-      for (int r = 0; r < rows; ++r) {
-        const float* z = logits.data() + static_cast<size_t>(r) * num_actions;
-        float* g = grad.data() + static_cast<size_t>(r) * num_actions;
-        LogSoftmax(z, num_actions, log_p.data());
-        for (int a = 0; a < num_actions; ++a)
-          g[a] = (std::exp(log_p[a]) - (a == actions[order[start + r]] ? 1.0f : 0.0f)) / rows;
-      }
-      net.actor.ZeroGrad();
-      net.actor.Backward(cache, grad.data());
-      optimizer.Step();
-    }
-  }
 }
 
 }  // namespace lcio::policy

@@ -70,9 +70,6 @@ AlgoOutput TrainPpo(AlgoContext& context) {
 
   ActorCritic net(env.observation_size(), env.num_actions(), context.HiddenSizes(),
                   context.constrained() ? 1 + kNumCosts : 1);
-  ImitateGreedy(context, net, context.hp_int("imitation_steps"),
-                static_cast<int>(context.hp_int("imitation_epochs")), batch_size,
-                context.hp("learning_rate"));
   const std::vector<ParamSpan> params = net.Params();
   Adam optimizer(params, context.hp("learning_rate"), context.hp("adam_eps"));
   const PolicyLossFn policy_loss = [&](const float* logits, int rows, const int* actions,

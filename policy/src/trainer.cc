@@ -63,11 +63,8 @@ absl::Status CheckHyperparameters(const std::map<std::string, double>& hp) {
           absl::StrCat("hyperparameter ", name, " = ", value, ": must be finite"));
   for (const char* name :
        {"hidden_size", "hidden_layers", "n_steps", "batch_size", "n_epochs", "buffer_size",
-        "train_freq", "target_update_interval", "lagrange_interval", "imitation_epochs"})
+        "train_freq", "target_update_interval", "lagrange_interval"})
     if (auto s = at_least(name, 1); !s.ok()) return s;
-  if (auto s = at_least("imitation_steps", 0); !s.ok()) return s;
-  if (hp.count("imitation_steps") && hp.at("imitation_steps") > 1e7)
-    return absl::InvalidArgumentError("hyperparameter imitation_steps: must be <= 1e7");
   if (hp.count("hidden_size") && hp.at("hidden_size") > 4096)
     return absl::InvalidArgumentError("hyperparameter hidden_size: must be <= 4096");
   if (hp.count("hidden_layers") && hp.at("hidden_layers") > 16)
@@ -175,9 +172,7 @@ absl::StatusOr<std::map<std::string, double>> DefaultHyperparameters(const std::
                {"vf_coef", 0.5},
                {"max_grad_norm", 0.5},
                {"normalize_advantage", 1},
-               {"adam_eps", 1e-5},
-               {"imitation_steps", 0},
-               {"imitation_epochs", 10}});
+               {"adam_eps", 1e-5}});
   } else if (base == "a2c") {
     hp.insert({{"learning_rate", 7e-4},
                {"n_steps", 5},

@@ -64,7 +64,6 @@ class TrainingEnv {
   int num_actions() const { return simulators_[0]->actions().size(); }
   const ObservationEncoder& encoder() const { return encoder_; }
   const Simulator& simulator() const { return *simulators_[0]; }
-  std::shared_ptr<const Simulator> shared_simulator() const { return simulators_[0]; }
 
   // Starts a random training episode with a sampled budget.
   void Reset();

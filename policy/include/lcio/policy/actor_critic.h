@@ -47,14 +47,4 @@ int SampleCategorical(const float* logits, int n, double u, float* log_prob);
 
 AlgoOutput ExportActor(const ActorCritic& net);
 
-// Imitation warm start (hyperparameters imitation_steps, imitation_epochs):
-// follows env::GreedyPolicy on the training simulator for `steps` environment
-// steps (shielded, as Greedy always is), then fits the actor to Greedy's
-// choices by cross-entropy for `epochs` passes (minibatches of batch_size,
-// Adam at learning_rate). RL then starts from a policy that already reads the
-// one-step rewards Greedy reads, and has only the look-ahead left to learn.
-// The steps are not counted as training timesteps.
-void ImitateGreedy(AlgoContext& context, ActorCritic& net, int64_t steps, int epochs,
-                   int batch_size, double learning_rate);
-
 }  // namespace lcio::policy
