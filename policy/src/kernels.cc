@@ -19,13 +19,14 @@ namespace lcio::policy::kernels {
 #define LCIO_KERNEL
 #endif
 
+// Helpers of the kernels must be always_inline: GCC does not inline a
+// function compiled for the default target into a target_clones clone.
+#define LCIO_INLINE inline __attribute__((always_inline))
+
 // Eight floats as one value (GCC/Clang vector extension): AVX registers in
 // the x86-64-v3 clone, pairs of SSE registers in the default one. Written
 // out so that the chunked sums below stay in registers whatever the
 // vectoriser decides.
-// Helpers of the kernels must be always_inline: GCC does not inline a
-// function compiled for the default target into a target_clones clone.
-#define LCIO_INLINE inline __attribute__((always_inline))
 typedef float Vec8 __attribute__((vector_size(32)));
 LCIO_INLINE Vec8 Load8(const float* p) {
   Vec8 v;
