@@ -307,6 +307,9 @@ int NetworkPolicy::Act(const env::DecisionContext& context, std::vector<double>*
   if (scores) scores->assign(scores_.begin(), scores_.end());
   return best;
 }
+
+namespace {
+
 // The training environment, with its kNN cross-fitted when asked (see
 // TrainOptions::cross_fit_folds): folds dealt from a seeded shuffle.
 absl::StatusOr<env::TrainingEnv> MakeTrainingEnv(const data::Dataset& dataset,
@@ -339,6 +342,8 @@ absl::StatusOr<env::TrainingEnv> MakeTrainingEnv(const data::Dataset& dataset,
   return env::TrainingEnv::Create(std::move(simulators), dataset, train_episodes, std::move(scorer),
                                   layout, options.budgets, env_seed);
 }
+
+}  // namespace
 
 absl::StatusOr<TrainRun> RunTraining(const data::Dataset& dataset,
                                      const std::vector<int>& train_episodes,
