@@ -69,6 +69,26 @@ double StepsPerSecond(const std::shared_ptr<const lcio::env::Simulator>& sim,
   return Median(rates);
 }
 
+// Microseconds to encode one observation as the server does (uncached), over
+// contexts a random agent reaches on the data: median over runs.
+double EncodeMicros(const lcio::env::ObservationEncoder& encoder,
+                    const std::vector<lcio::env::DecisionContext>& contexts, int runs) {
+  std::vector<double> per_call;
+  std::vector<float> obs(encoder.size());
+  double sink = 0;
+  for (int r = 0; r < runs; ++r) {
+    const auto start = Clock::now();
+    for (int rep = 0; rep < 20; ++rep)
+      for (const auto& context : contexts) {
+        encoder.Encode(context, obs.data());
+        sink += obs.back();
+      }
+    per_call.push_back(Seconds(start) * 1e6 / (20.0 * contexts.size()));
+  }
+  if (sink == 42.4242) std::printf(" ");
+  return Median(per_call);
+}
+
 }  // namespace
 
 int main(int argc, char** argv) {
@@ -86,6 +106,33 @@ int main(int argc, char** argv) {
   std::printf("env steps/s, M4A1 training split (%zu episodes): %.0f (median of %d x %lld steps)\n",
               split->train.size(), StepsPerSecond(*m4a1_sim, *m4a1, *split, steps, runs), runs,
               static_cast<long long>(steps));
+
+  {
+    // The server encodes every Decide's observation; response features add
+    // one uncached kNN query per action.
+    std::mt19937_64 rng(5);
+    std::vector<env::DecisionContext> contexts;
+    for (int i = 0; i < 1000; ++i) {
+      const data::Episode& episode = m4a1->episodes[split->train[rng() % split->train.size()]];
+      env::EpisodeRun run(**m4a1_sim, episode, env::Budget{30, 0.05});
+      const int turn = static_cast<int>(rng() % episode.turns.size());
+      for (int t = 0; t < turn; ++t)
+        run.Step(static_cast<int>(rng() % (*m4a1_sim)->actions().size()));
+      contexts.push_back(run.context());
+    }
+    env::ObservationLayout layout = (*m4a1_sim)->DefaultLayout();
+    auto plain = env::ObservationEncoder::Create(layout);
+    layout.response_aware = true;
+    layout.response_scale = (*m4a1_sim)->estimator()->mean_value();
+    auto aware = env::ObservationEncoder::Create(layout, (*m4a1_sim)->estimator());
+    if (!plain.ok() || !aware.ok()) return 1;
+    const double plain_us = EncodeMicros(*plain, contexts, runs);
+    const double aware_us = EncodeMicros(*aware, contexts, runs);
+    std::printf(
+        "observation encoding, M4A1 (uncached, as served): plain %.2f us, response-aware %.2f us "
+        "(%d kNN queries), ratio %.1fx\n",
+        plain_us, aware_us, (*m4a1_sim)->actions().size(), aware_us / plain_us);
+  }
 
   data::SynthConfig synth;
   synth.min_turns = 2;

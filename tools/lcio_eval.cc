@@ -111,7 +111,7 @@ absl::StatusOr<Methods> MakeMethods(const data::Dataset& dataset, const env::Spl
     options.algo = algo;
     auto trained = policy::Train(dataset, split.train, config, options);
     if (!trained.ok()) return trained.status();
-    auto encoder = env::ObservationEncoder::Create(trained->layout);
+    auto encoder = env::ObservationEncoder::Create(trained->layout, trained->response_model);
     if (!encoder.ok()) return encoder.status();
     m.policies.push_back(std::make_unique<policy::NetworkPolicy>(algo, std::move(trained->network),
                                                                  *std::move(encoder)));

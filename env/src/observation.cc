@@ -4,6 +4,7 @@
 #include <cmath>
 
 #include "absl/strings/str_cat.h"
+#include "lcio/env/response_estimator.h"
 
 namespace lcio::env {
 
@@ -45,17 +46,24 @@ void EncodeHistory(const ActionTable& actions, int time_span, const DecisionCont
   EncodeHistoryInto(actions, time_span, context, out);
 }
 
+namespace {
+// The key's action part: [cloud, v_0..v_{X-1}].
+void EncodeActionKey(const ActionTable& actions, int action, double* out) {
+  out[0] = actions.is_cloud(action) ? 1.0 : 0.0;
+  for (int v = 0; v < actions.num_views(); ++v) out[1 + v] = actions.uploads(action, v) ? 1.0 : 0.0;
+}
+}  // namespace
+
 void EncodeResponseKey(const ActionTable& actions, int time_span, const DecisionContext& context,
                        int action, double* out) {
   EncodeHistory(actions, time_span, context, out);
-  double* a = out + HistoryWidth(actions.num_views(), time_span);
-  a[0] = actions.is_cloud(action) ? 1.0 : 0.0;
-  for (int v = 0; v < actions.num_views(); ++v) a[1 + v] = actions.uploads(action, v) ? 1.0 : 0.0;
+  EncodeActionKey(actions, action, out + HistoryWidth(actions.num_views(), time_span));
 }
 
 int ObservationLayout::size() const {
   return HistoryWidth(num_views, time_span) + (task_one_hot ? num_tasks : 0) +
-         (prompt_aware ? num_views : 0) + (budget_aware ? 2 : 0);
+         (prompt_aware ? num_views : 0) + (budget_aware ? 2 : 0) +
+         (response_aware ? num_actions() : 0);
 }
 
 std::vector<std::string> ObservationLayout::FeatureNames() const {
@@ -74,6 +82,9 @@ std::vector<std::string> ObservationLayout::FeatureNames() const {
     names.push_back("remaining_latency");
     names.push_back("remaining_money");
   }
+  if (response_aware)
+    for (int a = 0; a < num_actions(); ++a)
+      names.push_back(absl::StrCat("predicted_response_action", a));
   return names;
 }
 
@@ -88,7 +99,8 @@ ObservationLayout ObservationLayout::Reference(int num_views, int num_tasks, int
   return layout;
 }
 
-absl::StatusOr<ObservationEncoder> ObservationEncoder::Create(const ObservationLayout& layout) {
+absl::StatusOr<ObservationEncoder> ObservationEncoder::Create(
+    const ObservationLayout& layout, std::shared_ptr<const ResponseEstimator> response_model) {
   if (layout.num_tasks < 1)
     return absl::InvalidArgumentError(
         absl::StrCat("num_tasks = ", layout.num_tasks, ": must be >= 1"));
@@ -100,7 +112,22 @@ absl::StatusOr<ObservationEncoder> ObservationEncoder::Create(const ObservationL
     return absl::InvalidArgumentError("latency_scale_s and money_scale_usd must be finite and > 0");
   auto actions = ActionTable::Create(layout.num_views);
   if (!actions.ok()) return actions.status();
-  return ObservationEncoder(layout, *std::move(actions));
+  if (layout.response_aware) {
+    if (response_model == nullptr)
+      return absl::InvalidArgumentError(
+          "the observation layout is response_aware but no response model was given");
+    const int width = ResponseKeyWidth(layout.num_views, layout.time_span);
+    if (response_model->key_width() != width)
+      return absl::InvalidArgumentError(
+          absl::StrCat("response model key width = ", response_model->key_width(),
+                       ": the layout's views and time span need ", width));
+    if (!(layout.response_scale > 0) || !std::isfinite(layout.response_scale))
+      return absl::InvalidArgumentError(
+          absl::StrCat("response_scale = ", layout.response_scale, ": must be finite and > 0"));
+  } else {
+    response_model = nullptr;
+  }
+  return ObservationEncoder(layout, *std::move(actions), std::move(response_model));
 }
 
 absl::Status ObservationEncoder::Check(const DecisionContext& c) const {
@@ -138,7 +165,34 @@ absl::Status ObservationEncoder::Check(const DecisionContext& c) const {
   return absl::OkStatus();
 }
 
-void ObservationEncoder::Encode(const DecisionContext& context, float* out) const {
+std::vector<double> ObservationEncoder::PredictResponses(const DecisionContext& context,
+                                                         CachedEstimator* cache) const {
+  std::vector<double> predicted;
+  if (!layout_.response_aware) return predicted;
+  const int history = HistoryWidth(layout_.num_views, layout_.time_span);
+  const int suffix = 1 + layout_.num_views;  // [cloud, v_0..v_{X-1}]
+  std::vector<double> key(history + suffix);
+  EncodeHistory(actions_, layout_.time_span, context, key.data());
+  std::vector<double> suffixes(static_cast<size_t>(actions_.size()) * suffix);
+  for (int a = 0; a < actions_.size(); ++a)
+    EncodeActionKey(actions_, a, suffixes.data() + static_cast<size_t>(a) * suffix);
+  predicted.resize(actions_.size());
+  if (cache == nullptr) {
+    // Uncached (the server): one pass over the model for every action.
+    response_model_->EstimateSharedPrefix(key.data(), history, suffixes.data(), actions_.size(),
+                                          predicted.data());
+    return predicted;
+  }
+  for (int a = 0; a < actions_.size(); ++a) {
+    std::copy(suffixes.begin() + static_cast<ptrdiff_t>(a) * suffix,
+              suffixes.begin() + static_cast<ptrdiff_t>(a + 1) * suffix, key.begin() + history);
+    predicted[a] = cache->Estimate(key.data());
+  }
+  return predicted;
+}
+
+void ObservationEncoder::Encode(const DecisionContext& context, float* out,
+                                CachedEstimator* cache) const {
   const int width = HistoryWidth(layout_.num_views, layout_.time_span);
   EncodeHistoryInto(actions_, layout_.time_span, context, out);
   float* o = out + width;
@@ -156,6 +210,13 @@ void ObservationEncoder::Encode(const DecisionContext& context, float* out) cons
     };
     o[0] = scaled(context.remaining_latency_s, layout_.latency_scale_s);
     o[1] = scaled(context.remaining_money_usd, layout_.money_scale_usd);
+    o += 2;
+  }
+  if (layout_.response_aware) {
+    const std::vector<double> predicted = PredictResponses(context, cache);
+    for (size_t a = 0; a < predicted.size(); ++a)
+      o[a] = static_cast<float>(
+          std::clamp(predicted[a] / layout_.response_scale, 0.0, ObservationLayout::kResponseClip));
   }
 }
 

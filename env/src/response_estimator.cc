@@ -13,6 +13,7 @@
 #include "absl/strings/str_cat.h"
 #include "lcio/env/observation.h"
 #include "lcio/env/reference_kdtree.h"
+#include "nlohmann/json.hpp"
 
 namespace lcio::env {
 namespace {
@@ -124,6 +125,84 @@ absl::StatusOr<std::shared_ptr<const ResponseEstimator>> ResponseEstimator::From
   est->raw_values_ = std::move(values);
   est->Build();
   return std::shared_ptr<const ResponseEstimator>(std::move(est));
+}
+
+double ResponseEstimator::mean_value() const {
+  if (raw_values_.empty()) return 0;
+  return std::accumulate(raw_values_.begin(), raw_values_.end(), 0.0) /
+         static_cast<double>(raw_values_.size());
+}
+
+std::string ResponseEstimator::ToJson() const {
+  nlohmann::json keys = nlohmann::json::array();
+  for (size_t i = 0; i < raw_values_.size(); ++i) {
+    nlohmann::json key = nlohmann::json::array();
+    for (int d = 0; d < key_width_; ++d) {
+      const double x = raw_keys_[i * key_width_ + d];
+      // Integer coordinates (every fitted key) as JSON integers: compact.
+      if (IsTrieCoordinate(x))
+        key.push_back(static_cast<int64_t>(x));
+      else
+        key.push_back(x);
+    }
+    keys.push_back(std::move(key));
+  }
+  nlohmann::json j = {
+      {"key_width", key_width_},
+      {"k_neighbors", k_},
+      {"rule", rule_ == NeighbourRule::kTieInclusive ? "tie-inclusive" : "scikit-kd-tree"},
+      {"keys", std::move(keys)},
+      {"values", raw_values_}};
+  return j.dump();
+}
+
+absl::StatusOr<std::shared_ptr<const ResponseEstimator>> ResponseEstimator::FromJson(
+    const std::string& text) {
+  const nlohmann::json j = nlohmann::json::parse(text, nullptr, /*allow_exceptions=*/false);
+  if (!j.is_object()) return absl::InvalidArgumentError("response model: not a JSON object");
+  try {
+    const int width = j.at("key_width").get<int>();
+    const int k = j.at("k_neighbors").get<int>();
+    const std::string rule_name = j.at("rule").get<std::string>();
+    NeighbourRule rule;
+    if (rule_name == "tie-inclusive")
+      rule = NeighbourRule::kTieInclusive;
+    else if (rule_name == "scikit-kd-tree")
+      rule = NeighbourRule::kScikitKdTree;
+    else
+      return absl::InvalidArgumentError(absl::StrCat(
+          "response model: rule = \"", rule_name, "\": must be tie-inclusive or scikit-kd-tree"));
+    if (width < 1 || width > 4096)
+      return absl::InvalidArgumentError(
+          absl::StrCat("response model: key_width = ", width, ": must be in [1, 4096]"));
+    const nlohmann::json& keys = j.at("keys");
+    std::vector<double> values = j.at("values").get<std::vector<double>>();
+    if (!keys.is_array() || keys.size() != values.size())
+      return absl::InvalidArgumentError(absl::StrCat("response model: ", values.size(),
+                                                     " values but keys is not an array of as "
+                                                     "many keys"));
+    std::vector<double> flat;
+    flat.reserve(values.size() * width);
+    for (size_t i = 0; i < keys.size(); ++i) {
+      if (!keys[i].is_array() || static_cast<int>(keys[i].size()) != width)
+        return absl::InvalidArgumentError(
+            absl::StrCat("response model: keys[", i, "] must be an array of ", width, " numbers"));
+      for (const nlohmann::json& x : keys[i]) {
+        const double value = x.get<double>();
+        if (!std::isfinite(value))
+          return absl::InvalidArgumentError(
+              absl::StrCat("response model: keys[", i, "] has a non-finite coordinate"));
+        flat.push_back(value);
+      }
+      if (!std::isfinite(values[i]))
+        return absl::InvalidArgumentError(
+            absl::StrCat("response model: values[", i, "] = ", values[i], ": must be finite"));
+    }
+    return FromPoints(width, std::move(flat), std::move(values), k, rule);
+  } catch (const nlohmann::json::exception& e) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("response model: field missing or of the wrong type: ", e.what()));
+  }
 }
 
 void ResponseEstimator::Build() {
@@ -357,6 +436,97 @@ double ResponseEstimator::WeightedMean(const Neighbours& found) const {
     weights += w * counts_[id];
   }
   return weighted / weights;
+}
+
+void ResponseEstimator::EstimateSharedPrefix(const double* prefix, int prefix_width,
+                                             const double* suffixes, int count, double* out) const {
+  const int suffix_width = key_width_ - prefix_width;
+  const size_t unique = counts_.size();
+  // Past a few thousand unique keys the pruned trie beats a full scan per key.
+  constexpr size_t kMaxScannedKeys = 4096;
+  constexpr int kMaxCoordinate = 512;  // int32 sums of 29 squares stay exact
+  auto small_integer = [](double x) {
+    return IsTrieCoordinate(x) && std::abs(x) <= kMaxCoordinate;
+  };
+  bool scan = rule_ == NeighbourRule::kTieInclusive && count > 1 && !columns_.empty() &&
+              unique <= kMaxScannedKeys && key_width_ <= 64;
+  scan = scan && std::all_of(prefix, prefix + prefix_width, small_integer) &&
+         std::all_of(suffixes, suffixes + count * suffix_width, small_integer);
+  if (!scan) {
+    std::vector<double> key(prefix, prefix + prefix_width);
+    key.resize(key_width_);
+    for (int s = 0; s < count; ++s) {
+      std::copy(suffixes + s * suffix_width, suffixes + (s + 1) * suffix_width,
+                key.begin() + prefix_width);
+      out[s] = Estimate(key.data());
+    }
+    return;
+  }
+  // Squared distances of every unique key to every query, in exact int32
+  // arithmetic over the int8 columns, 16 keys at a time (fixed-length inner
+  // loops the compiler vectorises); the prefix part once for all queries.
+  const size_t stride = column_stride_;
+  std::vector<int32_t> distances(static_cast<size_t>(count + 1) * stride, 0);
+  int32_t* head = distances.data() + static_cast<size_t>(count) * stride;
+  auto accumulate = [stride](const int8_t* column, int32_t q, int32_t* sums) {
+    for (size_t block = 0; block < stride; block += 16)
+      for (int j = 0; j < 16; ++j) {
+        const int32_t diff = column[block + j] - q;
+        sums[block + j] += diff * diff;
+      }
+  };
+  for (int level = 0; level < key_width_; ++level) {
+    const int dim = trie_order_[level];
+    if (dim < prefix_width)
+      accumulate(columns_.data() + level * stride, static_cast<int32_t>(prefix[dim]), head);
+  }
+  for (int s = 0; s < count; ++s) {
+    int32_t* row = distances.data() + static_cast<size_t>(s) * stride;
+    std::copy(head, head + stride, row);
+    for (int level = 0; level < key_width_; ++level) {
+      const int dim = trie_order_[level];
+      if (dim >= prefix_width)
+        accumulate(columns_.data() + level * stride,
+                   static_cast<int32_t>(suffixes[s * suffix_width + dim - prefix_width]), row);
+    }
+  }
+  // Per query, the nearest distance shells holding k points (duplicates
+  // counted, ties included) in one pass: a key beyond the current k-th
+  // distance costs one comparison.
+  std::vector<std::pair<int32_t, double>> shells;  // (distance, points), ascending
+  for (int s = 0; s < count; ++s) {
+    const int32_t* row = distances.data() + static_cast<size_t>(s) * stride;
+    shells.clear();
+    int32_t bound = std::numeric_limits<int32_t>::max();
+    for (size_t i = 0; i < unique; ++i) {
+      const int32_t d = row[i];
+      if (d > bound) continue;
+      auto it = std::lower_bound(
+          shells.begin(), shells.end(), d,
+          [](const std::pair<int32_t, double>& shell, int32_t x) { return shell.first < x; });
+      if (it != shells.end() && it->first == d)
+        it->second += counts_[i];
+      else
+        shells.insert(it, {d, counts_[i]});
+      double cumulative = 0;
+      for (size_t j = 0; j < shells.size(); ++j) {
+        cumulative += shells[j].second;
+        if (cumulative >= k_) {
+          bound = shells[j].first;
+          shells.resize(j + 1);
+          break;
+        }
+      }
+    }
+    double weighted = 0, weights = 0;
+    for (size_t i = 0; i < unique; ++i) {
+      if (row[i] > bound) continue;
+      const double w = 1.0 / (std::sqrt(static_cast<double>(row[i])) + kWeightEpsilon);
+      weighted += w * value_sums_[i];
+      weights += w * counts_[i];
+    }
+    out[s] = weighted / weights;
+  }
 }
 
 double ResponseEstimator::Estimate(const double* key) const {

@@ -125,7 +125,7 @@ absl::StatusOr<TrainingEnv> TrainingEnv::Create(
   if (layout.num_views != primary.num_views() || layout.time_span != primary.config().time_span)
     return absl::InvalidArgumentError("observation layout disagrees with the simulator");
   if (auto s = budgets.Validate(); !s.ok()) return s;
-  auto encoder = ObservationEncoder::Create(layout);
+  auto encoder = ObservationEncoder::Create(layout, primary.estimator());
   if (!encoder.ok()) return encoder.status();
   return TrainingEnv(std::move(simulators), dataset, std::move(episodes),
                      std::move(scorer_of_episode), *std::move(encoder), budgets, seed);

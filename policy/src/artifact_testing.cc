@@ -3,11 +3,14 @@
 
 #include "absl/strings/str_cat.h"
 #include "lcio/env/profiles.h"
+#include "lcio/env/response_estimator.h"
 #include "lcio/env/split.h"
 #include "lcio/policy/artifact_io.h"
 #include "lcio/policy/testing.h"
 
 namespace lcio::policy::testing {
+
+double TestPredictedResponse(int task, int action) { return 0.5 + 0.25 * action + 0.1 * task; }
 
 absl::StatusOr<ArtifactMetadata> TestMetadata(const TestArtifactOptions& options) {
   ArtifactMetadata metadata;
@@ -20,6 +23,26 @@ absl::StatusOr<ArtifactMetadata> TestMetadata(const TestArtifactOptions& options
   metadata.layout.budget_aware = options.budget_aware;
   metadata.layout.latency_scale_s = 10.0;
   metadata.layout.money_scale_usd = 0.01;
+  if (options.response_aware) {
+    auto actions = env::ActionTable::Create(options.num_views);
+    if (!actions.ok()) return actions.status();
+    const int width = env::ResponseKeyWidth(options.num_views, options.time_span);
+    std::vector<double> keys, values;
+    std::vector<double> key(width);
+    for (int t = 0; t < metadata.layout.num_tasks; ++t)
+      for (int a = 0; a < actions->size(); ++a) {
+        env::DecisionContext first_turn;
+        first_turn.task_index = t;
+        env::EncodeResponseKey(*actions, options.time_span, first_turn, a, key.data());
+        keys.insert(keys.end(), key.begin(), key.end());
+        values.push_back(TestPredictedResponse(t, a));
+      }
+    auto model = env::ResponseEstimator::FromPoints(width, std::move(keys), std::move(values), 5);
+    if (!model.ok()) return model.status();
+    metadata.layout.response_aware = true;
+    metadata.layout.response_scale = 2.0;
+    metadata.response_model_json = (*model)->ToJson();
+  }
   metadata.tasks = options.tasks;
   for (int v = 0; v < options.num_views; ++v)
     metadata.view_names.push_back(absl::StrCat("view", v));
@@ -47,11 +70,9 @@ absl::StatusOr<ArtifactMetadata> WriteTestArtifact(const std::string& path,
                                                    const TestArtifactOptions& options) {
   auto metadata = TestMetadata(options);
   if (!metadata.ok()) return metadata.status();
-  auto encoder = env::ObservationEncoder::Create(metadata->layout);
-  if (!encoder.ok()) return encoder.status();
-  std::vector<int> sizes = {encoder->size()};
+  std::vector<int> sizes = {metadata->layout.size()};
   sizes.insert(sizes.end(), options.hidden.begin(), options.hidden.end());
-  sizes.push_back(encoder->actions().size());
+  sizes.push_back(metadata->layout.num_actions());
   if (options.favoured_action >= sizes.back())
     return absl::InvalidArgumentError(
         absl::StrCat("favoured_action = ", options.favoured_action, ": must be < ", sizes.back()));

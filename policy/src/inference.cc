@@ -9,6 +9,7 @@
 #include "absl/strings/str_cat.h"
 #include "artifact_internal.h"
 #include "kernels.h"
+#include "lcio/env/response_estimator.h"
 
 namespace lcio::policy {
 namespace {
@@ -122,7 +123,15 @@ absl::StatusOr<std::shared_ptr<const InferenceEngine>> InferenceEngine::Load(
   if (!loaded.ok()) return loaded.status();
   auto impl = std::make_unique<Impl>();
   impl->metadata = std::move(loaded->metadata);
-  auto encoder = env::ObservationEncoder::Create(impl->metadata.layout);
+  std::shared_ptr<const env::ResponseEstimator> response_model;
+  if (impl->metadata.layout.response_aware) {  // ValidateMetadata checked it is there
+    auto model = env::ResponseEstimator::FromJson(impl->metadata.response_model_json);
+    if (!model.ok())
+      return absl::InvalidArgumentError(
+          absl::StrCat("artifact ", path, ": ", model.status().message()));
+    response_model = *std::move(model);
+  }
+  auto encoder = env::ObservationEncoder::Create(impl->metadata.layout, std::move(response_model));
   if (!encoder.ok())
     return absl::InvalidArgumentError(
         absl::StrCat("artifact ", path, ": ", encoder.status().message()));

@@ -43,6 +43,8 @@ absl::StatusOr<TrainSummary> TrainPolicy(const data::Dataset& dataset,
   metadata.data_sha256 = data::Sha256Hex(data::ToM4A1Json(dataset));
   metadata.evaluation_json = run->result.summary.evaluation_json;
   metadata.classifier_json = classifier->ToJson();
+  if (run->result.response_model)
+    metadata.response_model_json = run->result.response_model->ToJson();
 
   MlpExport mlp;
   mlp.weights = run->output.weights;

@@ -133,15 +133,17 @@ absl::Status ApplyTrainConfigJson(const std::string& json, TrainOptions* options
         }
       } else if (key == "cross_fit_folds") {
         options->cross_fit_folds = value.get<int>();
-      } else if (key == "prompt_aware" || key == "budget_aware" || key == "task_one_hot") {
+      } else if (key == "prompt_aware" || key == "budget_aware" || key == "task_one_hot" ||
+                 key == "response_aware") {
         (key == "prompt_aware"   ? options->prompt_aware
          : key == "budget_aware" ? options->budget_aware
-                                 : options->task_one_hot) = value.get<bool>();
+         : key == "task_one_hot" ? options->task_one_hot
+                                 : options->response_aware) = value.get<bool>();
       } else {
         return absl::InvalidArgumentError(absl::StrCat(
             "training config: key \"", key,
             "\" is not known (algo, timesteps, seed, hyperparameters, budget_distribution, "
-            "cross_fit_folds, prompt_aware, budget_aware, task_one_hot)"));
+            "cross_fit_folds, prompt_aware, budget_aware, task_one_hot, response_aware)"));
       }
     }
   } catch (const std::exception& e) {
@@ -251,6 +253,7 @@ std::string TrainingConfigJson(const TrainOptions& options, const env::Simulator
   j["prompt_aware"] = options.prompt_aware;
   j["budget_aware"] = options.budget_aware;
   j["task_one_hot"] = options.task_one_hot;
+  j["response_aware"] = options.response_aware;
   j["cross_fit_folds"] = options.cross_fit_folds;
   const env::BudgetDistribution& b = options.budgets;
   j["budget_distribution"] = {
@@ -393,6 +396,10 @@ absl::StatusOr<TrainRun> RunTraining(const data::Dataset& dataset,
   if (!options.prompt_aware && !options.budget_aware && !options.task_one_hot)
     layout =
         env::ObservationLayout::Reference(layout.num_views, layout.num_tasks, layout.time_span);
+  layout.response_aware = options.response_aware;
+  if (options.response_aware)
+    layout.response_scale =
+        (*simulator)->estimator()->mean_value() > 0 ? (*simulator)->estimator()->mean_value() : 1.0;
   auto training_env = MakeTrainingEnv(dataset, train_episodes, config, *simulator, layout, options);
   if (!training_env.ok()) return training_env.status();
 
@@ -412,6 +419,7 @@ absl::StatusOr<TrainRun> RunTraining(const data::Dataset& dataset,
   run.result.summary.device = *device;
   run.result.summary.config_json = TrainingConfigJson(options, config, *hp, *device);
   run.result.layout = layout;
+  if (layout.response_aware) run.result.response_model = (*simulator)->estimator();
   TrainedNetwork& net = run.result.network;
   net.activation = ActivationName(output.activation);
   net.sizes.push_back(static_cast<int>(output.weights.front().size(1)));
@@ -430,7 +438,7 @@ absl::StatusOr<TrainRun> RunTraining(const data::Dataset& dataset,
     s.evaluated = true;
     nlohmann::json eval;
     for (bool shield : {false, true}) {
-      auto encoder = env::ObservationEncoder::Create(layout);
+      auto encoder = env::ObservationEncoder::Create(layout, run.result.response_model);
       if (!encoder.ok()) return encoder.status();
       NetworkPolicy policy(options.algo, net, *std::move(encoder));
       env::EvalOptions eval_options{options.budgets.fixed, shield, options.seed};

@@ -31,6 +31,7 @@ struct Pending {
   int task_index = 0;
   bool task_inferred = false;
   double task_confidence = 1;
+  std::vector<double> predicted_responses;  // explain: the response model's, per action
   absl::Time deadline;
   Decider::Done done;
 };
@@ -124,6 +125,9 @@ void Decider::Decide(const v1::DecideRequest& request, v1::DecideResponse* respo
     return release_and_fail(absl::InvalidArgumentError(s.message()));
   std::vector<float> row(encoder.size());
   encoder.Encode(context, row.data());
+  // Explanations quote the model's predictions unscaled (empty when the
+  // policy is not response-aware).
+  if (request.explain()) pending->predicted_responses = encoder.PredictResponses(context);
   if (absl::Now() > deadline)
     return release_and_fail(absl::DeadlineExceededError("deadline passed before scoring"));
 
@@ -197,6 +201,8 @@ void Decider::Decide(const v1::DecideRequest& request, v1::DecideResponse* respo
             score->set_fits_budget(env::Fits(*costs, a, p.latency_s, p.money_usd));
             score->set_expected_latency_s(costs->time_s(a));
             score->set_expected_money_usd(costs->money_usd(a));
+            if (a < static_cast<int>(pending->predicted_responses.size()))
+              score->set_predicted_response(pending->predicted_responses[a]);
           }
         }
         if (pending->uses_store)

@@ -30,6 +30,9 @@ TEST(ActionTableTest, ThreeViewsGiveTheReferenceLayout) {
 
 TEST(ActionTableTest, AnyViewCount) {
   EXPECT_EQ(ActionTable::Create(0)->size(), 2);
+  for (int x : {0, 3, 5}) EXPECT_EQ(ActionTable::SizeFor(x), ActionTable::Create(x)->size());
+  EXPECT_EQ(ActionTable::SizeFor(-1), 0);
+  EXPECT_EQ(ActionTable::SizeFor(ActionTable::kMaxViews + 1), 0);
   EXPECT_EQ(ActionTable::Create(5)->size(), 33);
   auto t = ActionTable::Create(4);
   EXPECT_EQ(t->views(5), std::vector<int>({3}));
@@ -373,6 +376,67 @@ TEST(TrainingEnvTest, CrossFittingScoresAnEpisodeWithTheKnnThatHasNotSeenIt) {
   EXPECT_FALSE(TrainingEnv::Create({*sees_all, *blind}, d, split->train, {0},
                                    (*sees_all)->DefaultLayout(), BudgetDistribution{}, 5)
                    .ok());  // one scorer entry per episode
+}
+
+// Response features: the encoder appends, per action, the response model's
+// prediction for this context divided by the scale; in training they come from
+// the kNN scoring the episode, so they equal the responses the rewards use.
+TEST(ObservationTest, ResponseFeaturesAreTheScoringKnnsPredictions) {
+  const data::Dataset& d = lcio::testing::EmbeddedDataset();
+  auto split = RandomSplit(static_cast<int>(d.episodes.size()), 1, 0.2);
+  auto sees_all = Simulator::Create(d, split->train, SimulatorConfig{});
+  std::vector<int> others(split->train.begin() + 1, split->train.end());
+  auto blind = Simulator::Create(d, others, SimulatorConfig{});
+  ASSERT_TRUE(sees_all.ok() && blind.ok());
+  ObservationLayout layout = (*sees_all)->DefaultLayout();
+  layout.response_aware = true;
+  layout.response_scale = 0.5;
+  EXPECT_EQ(layout.size(), 25 + 4 + 3 + 2 + 9);
+  EXPECT_EQ(layout.FeatureNames().size(), 43u);
+  EXPECT_EQ(layout.FeatureNames().back(), "predicted_response_action8");
+
+  // A response-aware layout needs a model of the right key width.
+  EXPECT_FALSE(ObservationEncoder::Create(layout).ok());
+  auto narrow = ResponseEstimator::FromPoints(3, {0, 0, 0}, {1}, 5);
+  ASSERT_TRUE(narrow.ok());
+  EXPECT_FALSE(ObservationEncoder::Create(layout, *narrow).ok());
+  ObservationLayout bad_scale = layout;
+  bad_scale.response_scale = 0;
+  EXPECT_FALSE(ObservationEncoder::Create(bad_scale, (*sees_all)->estimator()).ok());
+
+  // Cross-fitted: the held-out episode's features come from the blind kNN.
+  std::vector<int> scorer(split->train.size(), 0);
+  scorer.front() = 1;
+  auto env = TrainingEnv::Create({*sees_all, *blind}, d, split->train, scorer, layout,
+                                 BudgetDistribution{}, 5);
+  ASSERT_TRUE(env.ok()) << env.status();
+  const ObservationEncoder& encoder = env->encoder();
+  for (int episode : {split->train[0], split->train[1]}) {
+    const Simulator& scoring = episode == split->train[0] ? **blind : **sees_all;
+    env->ResetTo(episode, Budget{30, 0.05});
+    for (int turn = 0; !env->run().done(); ++turn) {
+      std::vector<float> obs(env->observation_size());
+      env->Observe(obs.data());
+      const DecisionContext& context = env->run().context();
+      const float* features = obs.data() + 34;
+      for (int a = 0; a < 9; ++a) {
+        const double response = scoring.Evaluate(context, a).response;
+        EXPECT_FLOAT_EQ(features[a], static_cast<float>(std::min(response / 0.5, 16.0)))
+            << "episode " << episode << " turn " << turn << " action " << a;
+      }
+      // Without a cache the encoder's own model (the primary) answers.
+      EXPECT_EQ(encoder.PredictResponses(context).size(), 9u);
+      EXPECT_DOUBLE_EQ(encoder.PredictResponses(context)[2],
+                       (*sees_all)->Evaluate(context, 2).response);
+      env->Step(turn % 2 == 0 ? 1 : 0);
+    }
+  }
+
+  // A layout without response features ignores a model and predicts nothing.
+  auto plain = ObservationEncoder::Create((*sees_all)->DefaultLayout(), (*sees_all)->estimator());
+  ASSERT_TRUE(plain.ok());
+  EXPECT_EQ(plain->response_model(), nullptr);
+  EXPECT_TRUE(plain->PredictResponses(DecisionContext{}).empty());
 }
 
 TEST(BudgetDistributionTest, KindsParseAndSampleInRange) {

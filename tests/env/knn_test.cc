@@ -4,6 +4,7 @@
 #include <algorithm>
 #include <cmath>
 #include <random>
+#include <string>
 #include <vector>
 
 #include "gtest/gtest.h"
@@ -162,6 +163,93 @@ TEST(ResponseEstimatorTest, RejectsBadInput) {
   EXPECT_FALSE(ResponseEstimator::FromPoints(2, {0, 0}, {1}, 0).ok());
   EXPECT_FALSE(ResponseEstimator::FromPoints(2, {}, {}, 5).ok());
   EXPECT_FALSE(ResponseEstimator::FromPoints(2, {0, 0, 1}, {1, 2}, 5).ok());
+}
+
+// The artifact carries the fitted points as JSON: the rebuilt estimator
+// answers every query exactly as the original (same points, same order).
+TEST(ResponseEstimatorTest, JsonRoundTripAnswersTheSame) {
+  std::mt19937_64 rng(7);
+  std::uniform_int_distribution<int> coordinate(-1, 3);
+  std::uniform_real_distribution<double> score(0, 9);
+  const int width = 6;
+  std::vector<double> keys, values;
+  for (int i = 0; i < 300; ++i) {
+    for (int d = 0; d < width; ++d) keys.push_back(coordinate(rng));
+    values.push_back(score(rng));
+  }
+  keys[0] = 0.5;  // one non-integer coordinate survives as a JSON number
+  for (NeighbourRule rule : {NeighbourRule::kTieInclusive, NeighbourRule::kScikitKdTree}) {
+    auto original = ResponseEstimator::FromPoints(width, keys, values, 5, rule);
+    ASSERT_TRUE(original.ok());
+    auto rebuilt = ResponseEstimator::FromJson((*original)->ToJson());
+    ASSERT_TRUE(rebuilt.ok()) << rebuilt.status();
+    EXPECT_EQ((*rebuilt)->rule(), rule);
+    EXPECT_EQ((*rebuilt)->k_neighbors(), 5);
+    EXPECT_EQ((*rebuilt)->num_points(), 300u);
+    EXPECT_DOUBLE_EQ((*rebuilt)->mean_value(), (*original)->mean_value());
+    std::vector<double> query(width);
+    for (int q = 0; q < 200; ++q) {
+      for (double& x : query) x = coordinate(rng);
+      EXPECT_EQ((*rebuilt)->Estimate(query.data()), (*original)->Estimate(query.data()));
+    }
+  }
+}
+
+// Keys sharing a prefix (one context, every action) answered in one pass:
+// the same answers as one query per key, under both rules.
+TEST(ResponseEstimatorTest, SharedPrefixQueriesEqualSingleQueries) {
+  std::mt19937_64 rng(11);
+  std::uniform_int_distribution<int> coordinate(-1, 2);
+  std::uniform_real_distribution<double> score(0, 9);
+  const int width = 8, prefix_width = 5, suffix_width = width - prefix_width, count = 6;
+  std::vector<double> keys, values;
+  for (int i = 0; i < 400; ++i) {
+    for (int d = 0; d < width; ++d) keys.push_back(coordinate(rng));
+    values.push_back(score(rng));
+  }
+  for (NeighbourRule rule : {NeighbourRule::kTieInclusive, NeighbourRule::kScikitKdTree}) {
+    auto est = ResponseEstimator::FromPoints(width, keys, values, 5, rule);
+    ASSERT_TRUE(est.ok());
+    for (int q = 0; q < 100; ++q) {
+      std::vector<double> prefix(prefix_width), suffixes(count * suffix_width);
+      for (double& x : prefix) x = coordinate(rng);
+      for (double& x : suffixes) x = coordinate(rng);
+      std::vector<double> shared(count);
+      (*est)->EstimateSharedPrefix(prefix.data(), prefix_width, suffixes.data(), count,
+                                   shared.data());
+      for (int s = 0; s < count; ++s) {
+        std::vector<double> key = prefix;
+        key.insert(key.end(), suffixes.begin() + s * suffix_width,
+                   suffixes.begin() + (s + 1) * suffix_width);
+        EXPECT_NEAR(shared[s], (*est)->Estimate(key.data()), 1e-12)
+            << "query " << q << " key " << s;
+      }
+    }
+  }
+}
+
+TEST(ResponseEstimatorTest, FromJsonRejectsMalformedModels) {
+  const std::string good =
+      R"({"key_width":2,"k_neighbors":1,"rule":"tie-inclusive","keys":[[0,1],[1,0]],"values":[1,2]})";
+  ASSERT_TRUE(ResponseEstimator::FromJson(good).ok());
+  for (
+      const char* bad : {
+          "",
+          "[]",
+          "{}",
+          "not json",
+          R"({"key_width":2,"k_neighbors":0,"rule":"tie-inclusive","keys":[[0,1]],"values":[1]})",
+          R"({"key_width":0,"k_neighbors":1,"rule":"tie-inclusive","keys":[[]],"values":[1]})",
+          R"({"key_width":2,"k_neighbors":1,"rule":"nearest","keys":[[0,1]],"values":[1]})",
+          R"({"key_width":2,"k_neighbors":1,"rule":"tie-inclusive","keys":[[0]],"values":[1]})",
+          R"({"key_width":2,"k_neighbors":1,"rule":"tie-inclusive","keys":[[0,1]],"values":[]})",
+          R"({"key_width":2,"k_neighbors":1,"rule":"tie-inclusive","keys":[[0,"a"]],"values":[1]})",
+          R"({"key_width":2,"k_neighbors":1,"rule":"tie-inclusive","keys":[[0,1e999]],"values":[1]})",
+          R"({"key_width":2,"k_neighbors":1,"rule":"tie-inclusive","keys":[[0,1]],"values":[1e999]})",
+          R"({"key_width":2,"k_neighbors":1,"rule":"tie-inclusive","keys":[],"values":[]})",
+      }) {
+    EXPECT_FALSE(ResponseEstimator::FromJson(bad).ok()) << bad;
+  }
 }
 
 // Fewer points than k: every point counts.

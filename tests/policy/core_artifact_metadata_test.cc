@@ -4,6 +4,8 @@
 
 #include "gtest/gtest.h"
 #include "lcio/env/action_table.h"
+#include "lcio/env/observation.h"
+#include "lcio/env/response_estimator.h"
 #include "lcio/policy/artifact.h"
 #include "nlohmann/json.hpp"
 
@@ -124,6 +126,66 @@ TEST(ArtifactMetadata, RejectsIncompatibleJson) {
   ExpectJsonRejected([](Json& j) { j["observation"]["num_views"] = 40; }, "num_views = 40");
   ExpectJsonRejected([](Json& j) { j["observation"]["latency_scale_s"] = -1; }, "latency_scale");
   ExpectJsonRejected([](Json& j) { j["reference_budget"]["money_usd"] = -1; }, "reference_budget");
+}
+
+// A response model over the layout's keys: two points per action bit.
+std::string TestResponseModelJson(int key_width) {
+  std::vector<double> keys, values;
+  for (int i = 0; i < 4; ++i) {
+    for (int d = 0; d < key_width; ++d) keys.push_back(d == key_width - 1 ? i % 2 : -1);
+    values.push_back(0.5 + i);
+  }
+  return (*lcio::env::ResponseEstimator::FromPoints(key_width, keys, values, 2))->ToJson();
+}
+
+ArtifactMetadata ResponseAwareMetadata() {
+  ArtifactMetadata m = ValidMetadata();
+  m.layout.response_aware = true;
+  m.layout.response_scale = 1.25;
+  m.response_model_json = TestResponseModelJson(lcio::env::ResponseKeyWidth(3, 5));
+  m.layer_sizes.front() = m.layout.size();
+  return m;
+}
+
+// Layout version 2 adds response features; an artifact without them is still
+// written as version 1, so that builds reading only version 1 keep reading it.
+TEST(ArtifactMetadata, ResponseAwareLayoutsCarryTheirModel) {
+  EXPECT_EQ(Json::parse(MetadataToJson(ValidMetadata()))["observation"]["layout_version"], 1);
+  EXPECT_FALSE(Json::parse(MetadataToJson(ValidMetadata())).contains("response_model"));
+  const ArtifactMetadata m = ResponseAwareMetadata();
+  ASSERT_TRUE(ValidateMetadata(m, "r.pt").ok()) << ValidateMetadata(m, "r.pt");
+  const Json json = Json::parse(MetadataToJson(m));
+  EXPECT_EQ(json["observation"]["layout_version"], 2);
+  EXPECT_EQ(json["observation"]["size"], 25 + 2 + 3 + 2 + 9);
+  EXPECT_TRUE(json["response_model"].is_object());
+  auto back = MetadataFromJson(MetadataToJson(m), "r.pt");
+  ASSERT_TRUE(back.ok()) << back.status();
+  EXPECT_TRUE(back->layout.response_aware);
+  EXPECT_EQ(back->layout.response_scale, 1.25);
+  EXPECT_EQ(Json::parse(back->response_model_json), Json::parse(m.response_model_json));
+  EXPECT_EQ(MetadataToJson(*back), MetadataToJson(m));
+  EXPECT_NE(MetadataHashText(*back), MetadataHashText(ValidMetadata()));
+
+  auto rejected = [&m](const std::function<void(Json&)>& edit, const std::string& needle) {
+    Json j = Json::parse(MetadataToJson(m));
+    edit(j);
+    auto parsed = MetadataFromJson(j.dump(), "r.pt");
+    ASSERT_FALSE(parsed.ok()) << needle;
+    EXPECT_NE(parsed.status().message().find(needle), std::string::npos) << parsed.status();
+  };
+  rejected([](Json& j) { j.erase("response_model"); }, "response_model is missing");
+  rejected([](Json& j) { j["response_model"]["key_width"] = 3; }, "keys[0]");
+  rejected([](Json& j) { j["response_model"] = {{"key_width", 1}}; }, "response model");
+  rejected([](Json& j) { j["observation"]["response_clip"] = 1; }, "response_clip = 1");
+  rejected([](Json& j) { j["observation"]["response_scale"] = 0; }, "response_scale = 0");
+  rejected([](Json& j) { j["observation"]["layout_version"] = 3; }, "layout_version = 3");
+  // A version-1 reader of this file would see another size: the size rule.
+  rejected([](Json& j) { j["observation"]["layout_version"] = 1; }, "observation.size = 41");
+  ExpectJsonRejected(
+      [](Json& j) {
+        j["response_model"] = Json::parse(TestResponseModelJson(lcio::env::ResponseKeyWidth(3, 5)));
+      },
+      "response_model is present but observation.response_aware is false");
 }
 
 TEST(ArtifactMetadata, UnknownKeysAreIgnored) {

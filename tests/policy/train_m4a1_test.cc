@@ -10,6 +10,7 @@
 #include "lcio/env/baselines.h"
 #include "lcio/env/evaluator.h"
 #include "lcio/env/split.h"
+#include "lcio/policy/artifact_policy.h"
 #include "lcio/policy/trainer.h"
 #include "test_support.h"
 
@@ -164,6 +165,61 @@ TEST(CrossFitting, TrainsDeterministicallyRecordsTheFoldsAndChecksThem) {
   TrainOptions parsed;
   ASSERT_TRUE(ApplyTrainConfigJson(R"({"cross_fit_folds": 4})", &parsed).ok());
   EXPECT_EQ(parsed.cross_fit_folds, 4);
+}
+
+// A response-aware policy carries its response model in the artifact: loaded
+// by the inference engine (as the server does) it encodes the same features
+// and takes the same decisions as the network right after training.
+TEST(ResponseFeatures, TheArtifactCarriesTheModelAndDecidesAsTrained) {
+  TrainOptions options = ShortRun("rc-ppo", 4);
+  options.timesteps = 4000;
+  options.hyperparameters["n_steps"] = 512;
+  options.response_aware = true;
+  const data::Dataset& dataset = testing::EmbeddedDataset();
+  auto trained = Train(dataset, SplitOne().train, env::SimulatorConfig(), options);
+  ASSERT_TRUE(trained.ok()) << trained.status();
+  ASSERT_TRUE(trained->layout.response_aware);
+  ASSERT_NE(trained->response_model, nullptr);
+  EXPECT_DOUBLE_EQ(trained->layout.response_scale, trained->response_model->mean_value());
+  EXPECT_EQ(trained->network.sizes.front(), 25 + 4 + 3 + 2 + 9);
+  EXPECT_NE(trained->summary.config_json.find("\"response_aware\":true"), std::string::npos);
+
+  const std::string path = ::testing::TempDir() + "/response_aware.pt";
+  auto summary = TrainPolicy(dataset, SplitOne().train, env::SimulatorConfig(), options, path);
+  ASSERT_TRUE(summary.ok()) << summary.status();
+  auto loaded = ArtifactPolicy::Load(path, "cpu");
+  ASSERT_TRUE(loaded.ok()) << loaded.status();
+  const env::ObservationEncoder& served = (*loaded)->engine().encoder();
+  ASSERT_TRUE(served.layout().response_aware);
+  ASSERT_NE(served.response_model(), nullptr);
+
+  auto encoder = env::ObservationEncoder::Create(trained->layout, trained->response_model);
+  ASSERT_TRUE(encoder.ok());
+  NetworkPolicy in_memory("trained", trained->network, *encoder);
+  auto simulator = env::Simulator::Create(dataset, SplitOne().train, env::SimulatorConfig());
+  ASSERT_TRUE(simulator.ok());
+  int decisions = 0;
+  for (int e : SplitOne().test) {
+    env::EpisodeRun run(**simulator, dataset.episodes[e], env::Budget{30, 0.05});
+    while (!run.done()) {
+      std::vector<float> a(encoder->size()), b(served.size());
+      encoder->Encode(run.context(), a.data());
+      served.Encode(run.context(), b.data());
+      ASSERT_EQ(a, b) << "episode " << e << " turn " << run.turn();
+      std::vector<double> expected, got;
+      const int action = in_memory.Act(run.context(), &expected);
+      ASSERT_EQ((*loaded)->Act(run.context(), &got), action);
+      for (size_t i = 0; i < expected.size(); ++i) EXPECT_NEAR(got[i], expected[i], 1e-4);
+      run.Step(action);
+      ++decisions;
+    }
+  }
+  EXPECT_GT(decisions, 40);
+  EXPECT_EQ((*loaded)->error_count(), 0);
+
+  TrainOptions parsed;
+  ASSERT_TRUE(ApplyTrainConfigJson(R"({"response_aware": true})", &parsed).ok());
+  EXPECT_TRUE(parsed.response_aware);
 }
 
 INSTANTIATE_TEST_SUITE_P(AllAlgorithms, Determinism,

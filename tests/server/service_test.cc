@@ -123,6 +123,29 @@ TEST_F(ServiceTest, AConversationEndToEnd) {
   EXPECT_NE(turn_scores[5], turn_scores[6]);
 }
 
+// Explanations quote the response model's predictions of a response-aware
+// policy (what its observation held), and nothing for a policy without them.
+TEST_F(ServiceTest, ExplanationsQuoteTheResponseModel) {
+  TestArtifactOptions artifact;
+  artifact.response_aware = true;
+  StartServer(artifact);
+  v1::DecideResponse r;
+  ASSERT_TRUE(client_->Decide(Request("predicted", 0), &r).ok());
+  ASSERT_EQ(r.scores_size(), 9);
+  for (int a = 0; a < 9; ++a) {
+    ASSERT_TRUE(r.scores(a).has_predicted_response()) << a;
+    // Query is task 2; the model holds this exact first-turn key.
+    EXPECT_NEAR(r.scores(a).predicted_response(), policy::testing::TestPredictedResponse(2, a),
+                1e-4)
+        << a;
+  }
+  app_.reset();
+  StartServer();
+  ASSERT_TRUE(client_->Decide(Request("plain", 0), &r).ok());
+  ASSERT_EQ(r.scores_size(), 9);
+  for (const auto& score : r.scores()) EXPECT_FALSE(score.has_predicted_response());
+}
+
 TEST_F(ServiceTest, DecisionsDependOnTheHistory) {
   StartServer();
   // Stateless requests: identical turn 2 except for the earlier actions.

@@ -3,6 +3,7 @@
 
 #include "absl/strings/str_cat.h"
 #include "lcio/env/action_table.h"
+#include "lcio/env/response_estimator.h"
 #include "lcio/policy/artifact.h"
 #include "nlohmann/json.hpp"
 
@@ -25,7 +26,10 @@ std::string UnembedJson(const Json& json) {
 
 Json ToJsonValue(const ArtifactMetadata& m) {
   const env::ObservationLayout& l = m.layout;
-  Json observation = {{"layout_version", env::ObservationLayout::kVersion},
+  // The lowest layout version that describes the layout, so that builds
+  // reading only version 1 keep reading every artifact without the version-2
+  // response features.
+  Json observation = {{"layout_version", l.response_aware ? 2 : 1},
                       {"num_views", l.num_views},
                       {"num_tasks", l.num_tasks},
                       {"time_span", l.time_span},
@@ -37,7 +41,12 @@ Json ToJsonValue(const ArtifactMetadata& m) {
                       {"budget_clip", env::ObservationLayout::kBudgetClip},
                       {"size", l.size()},
                       {"feature_names", l.FeatureNames()}};
-  return Json{
+  if (l.response_aware) {
+    observation["response_aware"] = true;
+    observation["response_scale"] = l.response_scale;
+    observation["response_clip"] = env::ObservationLayout::kResponseClip;
+  }
+  Json json{
       {"format", "lcio-policy"},
       {"format_version", m.format_version},
       {"policy_version", m.policy_version},
@@ -62,6 +71,8 @@ Json ToJsonValue(const ArtifactMetadata& m) {
       {"evaluation", EmbedJson(m.evaluation_json)},
       {"task_classifier", EmbedJson(m.classifier_json)},
   };
+  if (!m.response_model_json.empty()) json["response_model"] = EmbedJson(m.response_model_json);
+  return json;
 }
 
 absl::Status Fail(const std::string& source, const std::string& rule) {
@@ -105,10 +116,10 @@ absl::StatusOr<ArtifactMetadata> MetadataFromJson(const std::string& text,
                                        ArtifactMetadata::kFormatVersion));
     const Json& observation = json.at("observation");
     const int layout_version = observation.at("layout_version").get<int>();
-    if (layout_version != env::ObservationLayout::kVersion)
-      return Fail(source,
-                  absl::StrCat("observation.layout_version = ", layout_version,
-                               ": this build encodes version ", env::ObservationLayout::kVersion));
+    if (layout_version < 1 || layout_version > env::ObservationLayout::kVersion)
+      return Fail(source, absl::StrCat("observation.layout_version = ", layout_version,
+                                       ": this build encodes versions 1 to ",
+                                       env::ObservationLayout::kVersion));
     m.layout.num_views = observation.at("num_views").get<int>();
     m.layout.num_tasks = observation.at("num_tasks").get<int>();
     m.layout.time_span = observation.at("time_span").get<int>();
@@ -117,6 +128,17 @@ absl::StatusOr<ArtifactMetadata> MetadataFromJson(const std::string& text,
     m.layout.budget_aware = observation.at("budget_aware").get<bool>();
     m.layout.latency_scale_s = observation.at("latency_scale_s").get<double>();
     m.layout.money_scale_usd = observation.at("money_scale_usd").get<double>();
+    if (layout_version >= 2) {
+      m.layout.response_aware = observation.value("response_aware", false);
+      if (m.layout.response_aware) {
+        m.layout.response_scale = observation.at("response_scale").get<double>();
+        if (observation.at("response_clip").get<double>() != env::ObservationLayout::kResponseClip)
+          return Fail(source, absl::StrCat("observation.response_clip = ",
+                                           observation.at("response_clip").get<double>(),
+                                           ": this build clips at ",
+                                           env::ObservationLayout::kResponseClip));
+      }
+    }
     if (observation.contains("budget_clip") &&
         observation.at("budget_clip").get<double>() != env::ObservationLayout::kBudgetClip)
       return Fail(
@@ -152,6 +174,8 @@ absl::StatusOr<ArtifactMetadata> MetadataFromJson(const std::string& text,
     m.data_sha256 = json.at("data_sha256").get<std::string>();
     m.evaluation_json = UnembedJson(json.at("evaluation"));
     m.classifier_json = UnembedJson(json.at("task_classifier"));
+    if (json.contains("response_model"))
+      m.response_model_json = UnembedJson(json.at("response_model"));
   } catch (const Json::exception& e) {
     return Fail(source, absl::StrCat("metadata field missing or of the wrong type: ", e.what()));
   }
@@ -177,7 +201,17 @@ absl::Status ValidateMetadata(const ArtifactMetadata& m, const std::string& sour
   if (m.layout.time_span < 1 || m.layout.time_span > 1000)
     return Fail(source, absl::StrCat("observation.time_span = ", m.layout.time_span,
                                      ": must be in [1, 1000]"));
-  auto encoder = env::ObservationEncoder::Create(m.layout);
+  std::shared_ptr<const env::ResponseEstimator> response_model;
+  if (m.layout.response_aware) {
+    if (m.response_model_json.empty())
+      return Fail(source, "observation.response_aware is true but response_model is missing");
+    auto model = env::ResponseEstimator::FromJson(m.response_model_json);
+    if (!model.ok()) return Fail(source, std::string(model.status().message()));
+    response_model = *std::move(model);
+  } else if (!m.response_model_json.empty()) {
+    return Fail(source, "response_model is present but observation.response_aware is false");
+  }
+  auto encoder = env::ObservationEncoder::Create(m.layout, std::move(response_model));
   if (!encoder.ok()) return Fail(source, absl::StrCat("observation: ", encoder.status().message()));
   const env::ActionTable& table = encoder->actions();
   if (m.num_actions != table.size())

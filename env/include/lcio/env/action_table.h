@@ -15,6 +15,10 @@ class ActionTable {
   static constexpr int kMaxViews =
       12;  // 4097 actions; beyond that the table is not a sane action space
   static absl::StatusOr<ActionTable> Create(int num_views);
+  // The table's size (local + every subset); 0 outside [0, kMaxViews].
+  static constexpr int SizeFor(int num_views) {
+    return num_views < 0 || num_views > kMaxViews ? 0 : 1 + (1 << num_views);
+  }
 
   int num_views() const { return num_views_; }
   int size() const { return static_cast<int>(views_.size()); }

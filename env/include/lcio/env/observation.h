@@ -4,6 +4,7 @@
 #pragma once
 
 #include <limits>
+#include <memory>
 #include <string>
 #include <vector>
 
@@ -11,6 +12,9 @@
 #include "lcio/env/action_table.h"
 
 namespace lcio::env {
+
+class ResponseEstimator;
+class CachedEstimator;
 
 // What a policy may know when it decides a turn: this conversation's earlier
 // decisions, the current prompt's task and view association, the budget left.
@@ -40,13 +44,22 @@ void EncodeResponseKey(const ActionTable& actions, int time_span, const Decision
 // The policy's observation, recorded in every artifact. With all the optional
 // parts off it is exactly the reference's observation.
 struct ObservationLayout {
-  static constexpr int kVersion = 1;
+  // 2 added response_aware; a version-1 layout reads as response_aware off.
+  static constexpr int kVersion = 2;
   int num_views = 3;
   int num_tasks = 4;
   int time_span = 5;
   bool task_one_hot = true;  // current task as a one-hot vector
   bool prompt_aware = true;  // association of the current prompt with each view
   bool budget_aware = true;  // remaining latency and money, scaled
+  // The response model's predicted response score for each action in this
+  // context (the kNN the simulator scores with, carried in the artifact),
+  // divided by response_scale (the trainer uses the mean fitted score, so a
+  // typical answer reads about 1) and clipped to [0, kResponseClip]. Off by
+  // default, and absent from version-1 layouts.
+  bool response_aware = false;
+  double response_scale = 1.0;
+  static constexpr double kResponseClip = 16.0;
   // Remaining budgets are divided by these (the most expensive action's cost
   // under the training profile) and clipped to [0, kBudgetClip].
   double latency_scale_s = 1.0;
@@ -54,26 +67,41 @@ struct ObservationLayout {
   static constexpr double kBudgetClip = 16.0;
 
   int size() const;
+  int num_actions() const { return ActionTable::SizeFor(num_views); }
   std::vector<std::string> FeatureNames() const;
   static ObservationLayout Reference(int num_views, int num_tasks, int time_span);
 };
 
 class ObservationEncoder {
  public:
-  static absl::StatusOr<ObservationEncoder> Create(const ObservationLayout& layout);
+  // A response_aware layout needs the response model whose predictions it
+  // encodes (key width matching the layout); other layouts ignore it.
+  static absl::StatusOr<ObservationEncoder> Create(
+      const ObservationLayout& layout,
+      std::shared_ptr<const ResponseEstimator> response_model = nullptr);
   const ObservationLayout& layout() const { return layout_; }
   const ActionTable& actions() const { return actions_; }
   int size() const { return layout_.size(); }
   // Validates what the context carries against the layout (view count, task
   // range, action range) so that a bad request cannot index out of bounds.
   absl::Status Check(const DecisionContext& context) const;
-  void Encode(const DecisionContext& context, float* out) const;
+  // `cache`, when given, answers the response model's queries instead of the
+  // encoder's own model (the trainer passes the cache of the kNN scoring the
+  // current episode, so features and rewards come from the same model).
+  void Encode(const DecisionContext& context, float* out, CachedEstimator* cache = nullptr) const;
+  // The response model's prediction for each action (empty when the layout is
+  // not response_aware): what the response features encode, unscaled.
+  std::vector<double> PredictResponses(const DecisionContext& context,
+                                       CachedEstimator* cache = nullptr) const;
+  const std::shared_ptr<const ResponseEstimator>& response_model() const { return response_model_; }
 
  private:
-  ObservationEncoder(ObservationLayout layout, ActionTable actions)
-      : layout_(layout), actions_(std::move(actions)) {}
+  ObservationEncoder(ObservationLayout layout, ActionTable actions,
+                     std::shared_ptr<const ResponseEstimator> response_model)
+      : layout_(layout), actions_(std::move(actions)), response_model_(std::move(response_model)) {}
   ObservationLayout layout_;
   ActionTable actions_;
+  std::shared_ptr<const ResponseEstimator> response_model_;
 };
 
 }  // namespace lcio::env

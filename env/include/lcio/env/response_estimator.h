@@ -61,8 +61,24 @@ class ResponseEstimator {
       NeighbourRule rule = NeighbourRule::kTieInclusive);
   ~ResponseEstimator();
 
+  // The fitted points as a JSON object {"key_width", "k_neighbors", "rule",
+  // "keys": [[...], ...], "values": [...]}, in fitted order, so that FromJson
+  // rebuilds an estimator giving the same answers (the policy artifact carries
+  // it for response-aware observations). FromJson validates everything it
+  // reads: shapes, finite numbers, k >= 1, a known rule.
+  std::string ToJson() const;
+  static absl::StatusOr<std::shared_ptr<const ResponseEstimator>> FromJson(const std::string& json);
+
   // Under the estimator's rule.
   double Estimate(const double* key) const;
+  // Estimate for `count` keys that share their first `prefix_width`
+  // coordinates (0 <= prefix_width <= key_width): key s is prefix ++
+  // suffixes[s * (key_width - prefix_width) ...]. One pass over the unique
+  // keys computes each one's prefix distance once; the answers equal Estimate's
+  // up to the order of floating-point additions. The response features ask
+  // for every action in one context this way.
+  void EstimateSharedPrefix(const double* prefix, int prefix_width, const double* suffixes,
+                            int count, double* out) const;
   // The tie-inclusive answer by scanning every raw point: the specification
   // of kTieInclusive (whatever this estimator's rule), kept for tests and the
   // benchmark.
@@ -74,6 +90,7 @@ class ResponseEstimator {
   size_t num_points() const { return raw_values_.size(); }
   size_t num_unique_points() const { return counts_.size(); }
   double max_value() const { return max_value_; }
+  double mean_value() const;
 
  private:
   class Neighbours;

@@ -70,7 +70,9 @@ class TrainingEnv {
   // episode_index is the dataset's; a training episode gets its own scorer,
   // any other episode the primary simulator.
   void ResetTo(int episode_index, const Budget& budget);
-  void Observe(float* out) const { encoder_.Encode(run_->context(), out); }
+  void Observe(float* out) const {
+    encoder_.Encode(run_->context(), out, caches_[current_scorer_].get());
+  }
   StepResult Step(int action);
 
   const EpisodeRun& run() const { return *run_; }

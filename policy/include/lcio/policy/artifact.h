@@ -34,6 +34,9 @@ struct ArtifactMetadata {
   std::string evaluation_json;  // lcio-eval figures measured at the end of training
   std::string created_utc;
   std::string classifier_json;  // TaskClassifier::ToJson()
+  // env::ResponseEstimator::ToJson(): the response model a response_aware
+  // layout predicts with; empty otherwise.
+  std::string response_model_json;
   // The network's shape, set on save from the exported layers:
   // layer_sizes = {input (= layout.size()), hidden..., output (= num_actions)}.
   std::string activation;  // of the hidden layers: "tanh" or "relu"

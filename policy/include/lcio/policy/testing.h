@@ -19,6 +19,10 @@ struct TestArtifactOptions {
                                     "Recommendation"};
   int time_span = 5;
   bool task_one_hot = true, prompt_aware = true, budget_aware = true;
+  // Response features from a small model with one point per (first-turn
+  // task, action): its prediction at a first turn of task t for action a is
+  // TestPredictedResponse(t, a).
+  bool response_aware = false;
   std::vector<int> hidden = {16, 16};
   std::string activation = "tanh";
   std::string algo = "test";
@@ -27,6 +31,8 @@ struct TestArtifactOptions {
   // output bias), so a test can predict the decision.
   int favoured_action = -1;
 };
+
+double TestPredictedResponse(int task, int action);
 
 // The metadata such an artifact carries (before SaveArtifact fills the
 // version, time and network shape).

@@ -6,6 +6,7 @@
 #include <cstdint>
 #include <functional>
 #include <map>
+#include <memory>
 #include <string>
 #include <vector>
 
@@ -41,6 +42,10 @@ struct TrainOptions {
   env::BudgetDistribution budgets = DefaultBudgets();
   // Observation parts; all false gives env::ObservationLayout::Reference.
   bool prompt_aware = true, budget_aware = true, task_one_hot = true;
+  // The response model's prediction for each action in the observation (see
+  // env::ObservationLayout::response_aware); the artifact then carries the
+  // model (the kNN fitted on the training episodes).
+  bool response_aware = false;
   // Cross-fitting of the simulator's kNN (K >= 2): the training episodes are
   // dealt into K folds and each fold is scored by a kNN fitted on the other
   // folds, so that training, like the test, never scores an episode with its
@@ -95,6 +100,8 @@ struct TrainResult {
   TrainSummary summary;
   TrainedNetwork network;
   env::ObservationLayout layout;
+  // The model a response_aware layout predicts with; null otherwise.
+  std::shared_ptr<const env::ResponseEstimator> response_model;
 };
 
 // Hyperparameter names and SB3-derived defaults for an algorithm (the
@@ -104,7 +111,8 @@ std::vector<std::string> KnownAlgorithms();
 
 // Applies a training configuration (the JSON object lcio-train --config reads,
 // see docs/training.md: algo, timesteps, seed, hyperparameters,
-// budget_distribution, prompt_aware, budget_aware, task_one_hot) on top of
+// budget_distribution, prompt_aware, budget_aware, task_one_hot,
+// response_aware, cross_fit_folds) on top of
 // *options; keys it does not give keep their value. InvalidArgument naming the
 // key for malformed JSON or an unknown key; hyperparameter names are checked
 // by Train.
