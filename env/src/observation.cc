@@ -3,7 +3,9 @@
 #include <algorithm>
 #include <cmath>
 
+#include "absl/container/flat_hash_map.h"
 #include "absl/strings/str_cat.h"
+#include "absl/synchronization/mutex.h"
 #include "lcio/env/response_estimator.h"
 
 namespace lcio::env {
@@ -165,6 +167,42 @@ absl::Status ObservationEncoder::Check(const DecisionContext& c) const {
   return absl::OkStatus();
 }
 
+// The response model's predictions by history window (the key's prefix,
+// which fixes every action's key), for concurrent readers: sharded maps under
+// their own mutex, each cleared when full so memory stays bounded.
+class ResponsePredictionMemo {
+ public:
+  bool Lookup(const std::string& key, std::vector<double>* out) {
+    Shard& shard = ShardOf(key);
+    absl::MutexLock lock(&shard.mu);
+    auto it = shard.map.find(key);
+    if (it == shard.map.end()) return false;
+    *out = it->second;
+    return true;
+  }
+  void Insert(const std::string& key, const std::vector<double>& predicted) {
+    Shard& shard = ShardOf(key);
+    absl::MutexLock lock(&shard.mu);
+    if (shard.map.size() >= kEntriesPerShard) shard.map.clear();
+    shard.map.emplace(key, predicted);
+  }
+
+ private:
+  static constexpr size_t kShards = 16, kEntriesPerShard = 1024;
+  struct Shard {
+    absl::Mutex mu;
+    absl::flat_hash_map<std::string, std::vector<double>> map;
+  };
+  Shard& ShardOf(const std::string& key) { return shards_[absl::HashOf(key) % kShards]; }
+  Shard shards_[kShards];
+};
+
+ObservationEncoder::ObservationEncoder(ObservationLayout layout, ActionTable actions,
+                                       std::shared_ptr<const ResponseEstimator> response_model)
+    : layout_(layout), actions_(std::move(actions)), response_model_(std::move(response_model)) {
+  if (response_model_ != nullptr) memo_ = std::make_shared<ResponsePredictionMemo>();
+}
+
 std::vector<double> ObservationEncoder::PredictResponses(const DecisionContext& context,
                                                          CachedEstimator* cache) const {
   std::vector<double> predicted;
@@ -178,9 +216,13 @@ std::vector<double> ObservationEncoder::PredictResponses(const DecisionContext& 
     EncodeActionKey(actions_, a, suffixes.data() + static_cast<size_t>(a) * suffix);
   predicted.resize(actions_.size());
   if (cache == nullptr) {
-    // Uncached (the server): one pass over the model for every action.
+    // The server and the evaluator: memoised by the history window, else one
+    // pass over the model for every action.
+    std::string window(reinterpret_cast<const char*>(key.data()), sizeof(double) * history);
+    if (memo_->Lookup(window, &predicted)) return predicted;
     response_model_->EstimateSharedPrefix(key.data(), history, suffixes.data(), actions_.size(),
                                           predicted.data());
+    memo_->Insert(window, predicted);
     return predicted;
   }
   for (int a = 0; a < actions_.size(); ++a) {

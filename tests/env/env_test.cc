@@ -1,4 +1,6 @@
+#include <atomic>
 #include <random>
+#include <thread>
 
 #include "gtest/gtest.h"
 #include "lcio/env/baselines.h"
@@ -437,6 +439,55 @@ TEST(ObservationTest, ResponseFeaturesAreTheScoringKnnsPredictions) {
   ASSERT_TRUE(plain.ok());
   EXPECT_EQ(plain->response_model(), nullptr);
   EXPECT_TRUE(plain->PredictResponses(DecisionContext{}).empty());
+}
+
+// The encoder memoises predictions per history window for concurrent uncached
+// callers (the server): any number of threads, and more windows than the memo
+// holds, give exactly what the model answers.
+TEST(ObservationTest, MemoisedPredictionsAreTheModelsUnderConcurrency) {
+  const data::Dataset& d = lcio::testing::EmbeddedDataset();
+  auto split = RandomSplit(static_cast<int>(d.episodes.size()), 1, 0.2);
+  auto sim = Simulator::Create(d, split->train, SimulatorConfig{});
+  ASSERT_TRUE(sim.ok());
+  ObservationLayout layout = (*sim)->DefaultLayout();
+  layout.response_aware = true;
+  auto shared = ObservationEncoder::Create(layout, (*sim)->estimator());
+  ASSERT_TRUE(shared.ok());
+  // 24000 contexts at the fifth turn, mostly distinct windows (16 x 1024 fit).
+  std::mt19937_64 rng(3);
+  std::vector<DecisionContext> contexts(24000);
+  for (DecisionContext& c : contexts) {
+    for (int t = 0; t < 4; ++t) {
+      c.previous_actions.push_back(static_cast<int>(rng() % 9));
+      c.previous_tasks.push_back(static_cast<int>(rng() % 4));
+    }
+    c.task_index = static_cast<int>(rng() % 4);
+    c.association = {0, 0, 0};
+  }
+  auto expected = [&](const DecisionContext& c) {
+    std::vector<double> out(9);
+    for (int a = 0; a < 9; ++a) out[a] = (*sim)->Evaluate(c, a).response;
+    return out;
+  };
+  std::vector<std::thread> threads;
+  std::atomic<int> mismatches{0};
+  for (int t = 0; t < 4; ++t)
+    threads.emplace_back([&, t] {
+      for (size_t i = t; i < contexts.size(); i += 3) {  // overlapping shares
+        const std::vector<double> got = shared->PredictResponses(contexts[i]);
+        const std::vector<double> want = expected(contexts[i]);
+        for (int a = 0; a < 9; ++a)
+          if (std::abs(got[a] - want[a]) > 1e-12) ++mismatches;
+      }
+    });
+  for (auto& thread : threads) thread.join();
+  EXPECT_EQ(mismatches.load(), 0);
+  // A second pass (memo hits, or recomputed after a full shard was cleared).
+  for (size_t i = 0; i < contexts.size(); i += 7) {
+    const std::vector<double> got = shared->PredictResponses(contexts[i]);
+    const std::vector<double> want = expected(contexts[i]);
+    for (int a = 0; a < 9; ++a) ASSERT_NEAR(got[a], want[a], 1e-12) << i << " " << a;
+  }
 }
 
 TEST(BudgetDistributionTest, KindsParseAndSampleInRange) {

@@ -15,6 +15,7 @@ namespace lcio::env {
 
 class ResponseEstimator;
 class CachedEstimator;
+class ResponsePredictionMemo;
 
 // What a policy may know when it decides a turn: this conversation's earlier
 // decisions, the current prompt's task and view association, the budget left.
@@ -85,8 +86,8 @@ class ObservationEncoder {
   // Validates what the context carries against the layout (view count, task
   // range, action range) so that a bad request cannot index out of bounds.
   absl::Status Check(const DecisionContext& context) const;
-  // `cache`, when given, answers the response model's queries instead of the
-  // encoder's own model (the trainer passes the cache of the kNN scoring the
+  // Thread-safe. `cache`, when given, answers the response model's queries
+  // instead of the encoder's own model (the trainer passes the cache of the kNN scoring the
   // current episode, so features and rewards come from the same model).
   void Encode(const DecisionContext& context, float* out, CachedEstimator* cache = nullptr) const;
   // The response model's prediction for each action (empty when the layout is
@@ -97,11 +98,13 @@ class ObservationEncoder {
 
  private:
   ObservationEncoder(ObservationLayout layout, ActionTable actions,
-                     std::shared_ptr<const ResponseEstimator> response_model)
-      : layout_(layout), actions_(std::move(actions)), response_model_(std::move(response_model)) {}
+                     std::shared_ptr<const ResponseEstimator> response_model);
   ObservationLayout layout_;
   ActionTable actions_;
   std::shared_ptr<const ResponseEstimator> response_model_;
+  // Uncached callers (the server, the evaluator) share memoised predictions
+  // per history window and task: conversations revisit the same few.
+  std::shared_ptr<ResponsePredictionMemo> memo_;
 };
 
 }  // namespace lcio::env
