@@ -12,7 +12,7 @@ cd "$repo"
 test -s policy/default_policy.pt || { echo "policy/default_policy.pt is missing"; exit 1; }
 
 # The documented command, writing to a temporary file instead of the repository.
-"$train" --config policy/default_train_config.json --algo rc-ppo --timesteps 300000 \
+"$train" --config policy/default_train_config.json --algo rc-ppo --timesteps 600000 \
   --split none --seed 1 --out "$tmp/policy.pt" \
   > "$tmp/train.log" 2>&1 || { cat "$tmp/train.log"; exit 1; }
 
