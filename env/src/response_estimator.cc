@@ -23,6 +23,31 @@ constexpr double kWeightEpsilon = 1e-6;  // the reference's 1 / (d + 1e-6)
 constexpr double kMaxTrieCoordinate = 1 << 20;
 
 bool IsTrieCoordinate(double x) { return std::abs(x) <= kMaxTrieCoordinate && std::trunc(x) == x; }
+
+// Adds `count` points at distance d to the ascending (distance, points)
+// shells, keeps only the nearest shells that hold k points (duplicates
+// counted, ties included) and returns their outer distance: the k-th
+// smallest distance, or `bound` while fewer than k points are known.
+template <typename Distance>
+Distance AddToShells(std::vector<std::pair<Distance, double>>& shells, Distance d, double count,
+                     int k, Distance bound) {
+  auto it = std::lower_bound(
+      shells.begin(), shells.end(), d,
+      [](const std::pair<Distance, double>& shell, Distance x) { return shell.first < x; });
+  if (it != shells.end() && it->first == d)
+    it->second += count;
+  else
+    shells.insert(it, {d, count});
+  double cumulative = 0;
+  for (size_t i = 0; i < shells.size(); ++i) {
+    cumulative += shells[i].second;
+    if (cumulative >= k) {
+      shells.resize(i + 1);
+      return shells[i].first;
+    }
+  }
+  return bound;
+}
 }  // namespace
 
 // The unique keys found so far within the k-th smallest point distance
@@ -39,22 +64,7 @@ class ResponseEstimator::Neighbours {
   void Offer(double squared_distance, uint32_t id, double count) {
     if (squared_distance > bound_) return;
     found_.emplace_back(squared_distance, id);
-    auto it = std::lower_bound(
-        shells_.begin(), shells_.end(), squared_distance,
-        [](const std::pair<double, double>& shell, double d2) { return shell.first < d2; });
-    if (it != shells_.end() && it->first == squared_distance)
-      it->second += count;
-    else
-      shells_.insert(it, {squared_distance, count});
-    double cumulative = 0;
-    for (size_t i = 0; i < shells_.size(); ++i) {
-      cumulative += shells_[i].second;
-      if (cumulative >= k_) {
-        bound_ = shells_[i].first;
-        shells_.resize(i + 1);
-        break;
-      }
-    }
+    bound_ = AddToShells(shells_, squared_distance, count, k_, bound_);
   }
 
  private:
@@ -499,24 +509,7 @@ void ResponseEstimator::EstimateSharedPrefix(const double* prefix, int prefix_wi
     shells.clear();
     int32_t bound = std::numeric_limits<int32_t>::max();
     for (size_t i = 0; i < unique; ++i) {
-      const int32_t d = row[i];
-      if (d > bound) continue;
-      auto it = std::lower_bound(
-          shells.begin(), shells.end(), d,
-          [](const std::pair<int32_t, double>& shell, int32_t x) { return shell.first < x; });
-      if (it != shells.end() && it->first == d)
-        it->second += counts_[i];
-      else
-        shells.insert(it, {d, counts_[i]});
-      double cumulative = 0;
-      for (size_t j = 0; j < shells.size(); ++j) {
-        cumulative += shells[j].second;
-        if (cumulative >= k_) {
-          bound = shells[j].first;
-          shells.resize(j + 1);
-          break;
-        }
-      }
+      if (row[i] <= bound) bound = AddToShells(shells, row[i], counts_[i], k_, bound);
     }
     double weighted = 0, weights = 0;
     for (size_t i = 0; i < unique; ++i) {
