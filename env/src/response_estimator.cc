@@ -241,7 +241,8 @@ void ResponseEstimator::Build() {
         sum += x;
         sum_sq += x * x;
       }
-      variance[d] = sum_sq / n - (sum / n) * (sum / n);
+      const double points = static_cast<double>(n);
+      variance[d] = sum_sq / points - (sum / points) * (sum / points);
     }
     std::stable_sort(trie_order_.begin(), trie_order_.end(),
                      [&](int a, int b) { return variance[a] < variance[b]; });
@@ -460,14 +461,15 @@ void ResponseEstimator::EstimateSharedPrefix(const double* prefix, int prefix_wi
   };
   bool scan = rule_ == NeighbourRule::kTieInclusive && count > 1 && !columns_.empty() &&
               unique <= kMaxScannedKeys && key_width_ <= 64;
-  scan = scan && std::all_of(prefix, prefix + prefix_width, small_integer) &&
-         std::all_of(suffixes, suffixes + count * suffix_width, small_integer);
+  scan =
+      scan && std::all_of(prefix, prefix + prefix_width, small_integer) &&
+      std::all_of(suffixes, suffixes + static_cast<ptrdiff_t>(count) * suffix_width, small_integer);
   if (!scan) {
     std::vector<double> key(prefix, prefix + prefix_width);
     key.resize(key_width_);
     for (int s = 0; s < count; ++s) {
-      std::copy(suffixes + s * suffix_width, suffixes + (s + 1) * suffix_width,
-                key.begin() + prefix_width);
+      const double* suffix = suffixes + static_cast<ptrdiff_t>(s) * suffix_width;
+      std::copy(suffix, suffix + suffix_width, key.begin() + prefix_width);
       out[s] = Estimate(key.data());
     }
     return;
@@ -565,7 +567,7 @@ double ResponseEstimator::EstimateBruteForce(const double* key) const {
   for (size_t i = 0; i < n; ++i) d2[i] = SquaredDistance(key, raw_keys_.data() + i * key_width_);
   std::vector<double> sorted = d2;
   const size_t kth = std::min<size_t>(k_, n) - 1;
-  std::nth_element(sorted.begin(), sorted.begin() + kth, sorted.end());
+  std::nth_element(sorted.begin(), sorted.begin() + static_cast<ptrdiff_t>(kth), sorted.end());
   const double limit = sorted[kth];
   double weighted = 0, weights = 0;
   for (size_t i = 0; i < n; ++i) {
