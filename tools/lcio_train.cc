@@ -191,6 +191,19 @@ absl::StatusOr<policy::TrainOptions> OptionsFromFlags() {
     return flag != nullptr && flag->CurrentValue() != flag->DefaultValue();
   };
   if (is_set("algo")) options.algo = absl::GetFlag(FLAGS_algo);
+  // The budget distribution, field by field: a config file's distribution
+  // keeps what the command line does not name.
+  if (is_set("latency_budget")) b.fixed.latency_s = center.latency_s;
+  if (is_set("money_budget")) b.fixed.money_usd = center.money_usd;
+  if (is_set("budget_dist")) b.kind = *kind;
+  if (is_set("budget_low_latency")) b.low.latency_s = absl::GetFlag(FLAGS_budget_low_latency);
+  if (is_set("budget_low_money")) b.low.money_usd = absl::GetFlag(FLAGS_budget_low_money);
+  if (is_set("budget_high_latency")) b.high.latency_s = absl::GetFlag(FLAGS_budget_high_latency);
+  if (is_set("budget_high_money")) b.high.money_usd = absl::GetFlag(FLAGS_budget_high_money);
+  if (is_set("budget_sd_latency")) b.stddev.latency_s = absl::GetFlag(FLAGS_budget_sd_latency);
+  if (is_set("budget_sd_money")) b.stddev.money_usd = absl::GetFlag(FLAGS_budget_sd_money);
+  if (is_set("budget_extreme_share"))
+    b.extreme_share = absl::GetFlag(FLAGS_budget_extreme_share);
   if (is_set("timesteps")) options.timesteps = absl::GetFlag(FLAGS_timesteps);
   if (is_set("seed")) options.seed = absl::GetFlag(FLAGS_seed);
   if (is_set("prompt_aware") || absl::GetFlag(FLAGS_config).empty())
