@@ -169,6 +169,8 @@ StepResult TrainingEnv::Step(int action) {
   r.reward = r.outcome.reward;
   r.excess_latency_s = std::max(0.0, run_->spent_time_s() - budget_.latency_s) - excess_l0;
   r.excess_money_usd = std::max(0.0, run_->spent_money_usd() - budget_.money_usd) - excess_m0;
+  r.crossed_latency_budget = excess_l0 == 0 && r.excess_latency_s > 0;
+  r.crossed_money_budget = excess_m0 == 0 && r.excess_money_usd > 0;
   r.latency_fraction = budget_.latency_s > 0 ? r.outcome.time_s / budget_.latency_s : 0;
   r.money_fraction = budget_.money_usd > 0 ? r.outcome.money_usd / budget_.money_usd : 0;
   r.done = run_->done();

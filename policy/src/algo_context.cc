@@ -26,6 +26,7 @@ AlgoContext::AlgoContext(env::TrainingEnv& env, std::map<std::string, double> hy
       o.max_value = hp("lagrange_max");
       multipliers_.emplace_back(o);
     }
+    violation_cost_ = hp("violation_cost");
   }
 }
 
@@ -39,8 +40,12 @@ std::vector<int> AlgoContext::HiddenSizes() const {
 
 void AlgoContext::StepCosts(const env::StepResult& result, float* costs) const {
   const env::ObservationLayout& layout = env_.encoder().layout();
-  costs[0] = static_cast<float>(result.excess_latency_s / layout.latency_scale_s);
-  costs[1] = static_cast<float>(result.excess_money_usd / layout.money_scale_usd);
+  // The excess prices how far past the budget; the violation cost prices
+  // going past at all, so that a small overshoot is not nearly free.
+  costs[0] = static_cast<float>(result.excess_latency_s / layout.latency_scale_s +
+                                (result.crossed_latency_budget ? violation_cost_ : 0));
+  costs[1] = static_cast<float>(result.excess_money_usd / layout.money_scale_usd +
+                                (result.crossed_money_budget ? violation_cost_ : 0));
 }
 
 void AlgoContext::Record(const env::StepResult& result) {

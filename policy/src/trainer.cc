@@ -33,7 +33,7 @@ const std::map<std::string, double>& LagrangeDefaults() {
   static const auto* m = new std::map<std::string, double>{
       {"cost_limit_latency", 0.02}, {"cost_limit_money", 0.02}, {"lagrange_lr", 0.5},
       {"lagrange_kp", 0},           {"lagrange_kd", 0},         {"lagrange_init", 0},
-      {"lagrange_max", 100},        {"lagrange_interval", 1024}};
+      {"lagrange_max", 100},        {"lagrange_interval", 1024}, {"violation_cost", 0}};
   return *m;
 }
 
@@ -72,7 +72,8 @@ absl::Status CheckHyperparameters(const std::map<std::string, double>& hp) {
   for (const char* name :
        {"learning_rate", "clip_range", "ent_coef", "vf_coef", "max_grad_norm", "adam_eps",
         "rms_prop_eps", "learning_starts", "gradient_steps", "lagrange_lr", "lagrange_kp",
-        "lagrange_kd", "lagrange_init", "lagrange_max", "cost_limit_latency", "cost_limit_money"})
+        "lagrange_kd", "lagrange_init", "lagrange_max", "cost_limit_latency", "cost_limit_money",
+        "violation_cost"})
     if (auto s = at_least(name, 0); !s.ok()) return s;
   for (const char* name :
        {"gamma", "gae_lambda", "tau", "exploration_fraction", "exploration_initial_eps",

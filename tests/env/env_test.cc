@@ -321,14 +321,28 @@ TEST(TrainingEnvTest, AgentHistoryBudgetsAndCostSignals) {
   ASSERT_TRUE(env.ok()) << env.status();
   std::vector<float> obs(env->observation_size());
   double excess = 0;
-  int episodes = 0;
+  int episodes = 0, episodes_over = 0, crossings_latency = 0, crossings_money = 0;
   for (int step = 0; step < 2000; ++step) {
     env->Observe(obs.data());
     for (float x : obs) ASSERT_TRUE(std::isfinite(x));
+    const double spent_before = env->run().spent_time_s();
+    const double money_before = env->run().spent_money_usd();
     const StepResult r = env->Step(8);
     excess += r.excess_latency_s;
     EXPECT_GE(r.excess_latency_s, 0);
+    // A crossing is the one step that takes the spending past the budget.
+    EXPECT_EQ(r.crossed_latency_budget, spent_before <= env->budget().latency_s &&
+                                            env->run().spent_time_s() > env->budget().latency_s);
+    EXPECT_EQ(r.crossed_money_budget, money_before <= env->budget().money_usd &&
+                                          env->run().spent_money_usd() > env->budget().money_usd);
+    crossings_latency += r.crossed_latency_budget;
+    crossings_money += r.crossed_money_budget;
     if (r.done) {
+      const bool over = env->run().spent_time_s() > env->budget().latency_s;
+      EXPECT_EQ(crossings_latency, over ? 1 : 0);
+      EXPECT_EQ(crossings_money, env->run().spent_money_usd() > env->budget().money_usd ? 1 : 0);
+      episodes_over += over;
+      crossings_latency = crossings_money = 0;
       EXPECT_NEAR(excess, std::max(0.0, env->run().spent_time_s() - env->budget().latency_s), 1e-9);
       EXPECT_GE(env->budget().latency_s, budgets.low.latency_s);
       EXPECT_LE(env->budget().latency_s, budgets.high.latency_s);
@@ -338,6 +352,8 @@ TEST(TrainingEnvTest, AgentHistoryBudgetsAndCostSignals) {
     }
   }
   EXPECT_GT(episodes, 300);
+  EXPECT_GT(episodes_over, 0);
+  EXPECT_LT(episodes_over, episodes);
   EXPECT_GT(env->cache().hits(), env->cache().misses());
 }
 

@@ -7,10 +7,13 @@
 #include <vector>
 
 #include "gtest/gtest.h"
+#include "lcio/env/split.h"
+#include "lcio/env/training_env.h"
 #include "lcio/policy/algorithms.h"
 #include "lcio/policy/lagrange.h"
 #include "lcio/policy/networks.h"
 #include "lcio/policy/rollout.h"
+#include "test_support.h"
 
 namespace lcio::policy {
 namespace {
@@ -252,6 +255,42 @@ TEST(Lagrange, PidTermsAndCeiling) {
   EXPECT_DOUBLE_EQ(m.Update(1.0), 2.0 + 1.0);        // P 2, I 1, no D on the first step
   EXPECT_DOUBLE_EQ(m.Update(2.0), 4.0 + 3.0 + 1.0);  // P 4, I 3, D (2 - 1)
   EXPECT_DOUBLE_EQ(m.Update(100.0), 10.0);           // ceiling
+}
+
+TEST(StepCosts, ExcessInActionCostUnitsPlusTheViolationCostOnTheCrossingStep) {
+  const data::Dataset& d = lcio::testing::EmbeddedDataset();
+  auto split = env::RandomSplit(static_cast<int>(d.episodes.size()), 1, 0.2);
+  ASSERT_TRUE(split.ok());
+  auto sim = env::Simulator::Create(d, split->train, env::SimulatorConfig{});
+  ASSERT_TRUE(sim.ok());
+  auto training_env = env::TrainingEnv::Create(*sim, d, split->train, (*sim)->DefaultLayout(),
+                                               env::BudgetDistribution{}, 5);
+  ASSERT_TRUE(training_env.ok());
+  const env::ObservationLayout& layout = training_env->encoder().layout();
+  std::map<std::string, double> hp = {
+      {"cost_limit_latency", 0.01}, {"cost_limit_money", 0.01}, {"lagrange_lr", 0.5},
+      {"lagrange_kp", 0},           {"lagrange_kd", 0},         {"lagrange_init", 0},
+      {"lagrange_max", 100},        {"lagrange_interval", 1024}, {"violation_cost", 0.25}};
+  AlgoContext context(*training_env, hp, /*constrained=*/true, TrainOptions{});
+  env::StepResult step;
+  step.excess_latency_s = 2 * layout.latency_scale_s;
+  step.excess_money_usd = 0.5 * layout.money_scale_usd;
+  float costs[kNumCosts];
+  context.StepCosts(step, costs);  // already over: the excess alone
+  EXPECT_FLOAT_EQ(costs[0], 2.0f);
+  EXPECT_FLOAT_EQ(costs[1], 0.5f);
+  step.crossed_latency_budget = true;  // this step goes past the latency budget
+  context.StepCosts(step, costs);
+  EXPECT_FLOAT_EQ(costs[0], 2.25f);
+  EXPECT_FLOAT_EQ(costs[1], 0.5f);
+  step.crossed_money_budget = true;
+  context.StepCosts(step, costs);
+  EXPECT_FLOAT_EQ(costs[1], 0.75f);
+  hp["violation_cost"] = 0;  // the default: excess only
+  AlgoContext excess_only(*training_env, hp, true, TrainOptions{});
+  excess_only.StepCosts(step, costs);
+  EXPECT_FLOAT_EQ(costs[0], 2.0f);
+  EXPECT_FLOAT_EQ(costs[1], 0.5f);
 }
 
 TEST(CombineAdvantages, FoldsCostsWithMultipliers) {

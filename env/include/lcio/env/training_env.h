@@ -40,6 +40,9 @@ struct StepResult {
   // budget spent.
   double excess_latency_s = 0;
   double excess_money_usd = 0;
+  // True on the one step whose spending first goes past the budget.
+  bool crossed_latency_budget = false;
+  bool crossed_money_budget = false;
   double latency_fraction = 0;
   double money_fraction = 0;
 };

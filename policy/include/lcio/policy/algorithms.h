@@ -21,7 +21,9 @@ namespace lcio::policy {
 
 // Constraint costs per step: the latency and money spent beyond the episode's
 // budget, in units of the most expensive action's cost (so both constraints
-// have the same scale). They sum to the episode's normalised excess.
+// have the same scale), plus `violation_cost` on the step that first goes
+// past the budget. They sum to the episode's normalised excess (plus the
+// violation cost once per budget the episode breaks).
 constexpr int kNumCosts = 2;
 
 class AlgoContext {
@@ -60,6 +62,7 @@ class AlgoContext {
   int64_t total_steps_;
   std::mt19937_64 rng_;
   std::vector<LagrangeMultiplier> multipliers_;
+  double violation_cost_ = 0;
   std::chrono::steady_clock::time_point start_;
 
   int64_t steps_ = 0, episodes_ = 0, gradient_steps_ = 0;
