@@ -54,6 +54,8 @@ ABSL_FLAG(bool, task_one_hot, true, "observe the current task one-hot");
 ABSL_FLAG(bool, response_aware, false,
           "observe the response model's predicted response for each action (the artifact then "
           "carries the model)");
+ABSL_FLAG(bool, fit_aware, false,
+          "observe, for each action, whether it fits the remaining budgets by the shield's rule");
 ABSL_FLAG(int32_t, cross_fit_folds, 1,
           "score each training episode with a kNN fitted on the other folds (>= 2), as the test "
           "is; 1: one kNN on every training episode");
@@ -213,6 +215,7 @@ absl::StatusOr<policy::TrainOptions> OptionsFromFlags() {
   if (is_set("task_one_hot") || absl::GetFlag(FLAGS_config).empty())
     options.task_one_hot = absl::GetFlag(FLAGS_task_one_hot);
   if (is_set("response_aware")) options.response_aware = absl::GetFlag(FLAGS_response_aware);
+  if (is_set("fit_aware")) options.fit_aware = absl::GetFlag(FLAGS_fit_aware);
   if (is_set("cross_fit_folds")) options.cross_fit_folds = absl::GetFlag(FLAGS_cross_fit_folds);
   for (const std::string& item : absl::GetFlag(FLAGS_hp)) {
     std::vector<std::string> parts = absl::StrSplit(item, absl::MaxSplits('=', 1));

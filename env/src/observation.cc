@@ -7,6 +7,7 @@
 #include "absl/strings/str_cat.h"
 #include "absl/synchronization/mutex.h"
 #include "lcio/env/response_estimator.h"
+#include "lcio/env/shield.h"
 
 namespace lcio::env {
 
@@ -65,7 +66,7 @@ void EncodeResponseKey(const ActionTable& actions, int time_span, const Decision
 int ObservationLayout::size() const {
   return HistoryWidth(num_views, time_span) + (task_one_hot ? num_tasks : 0) +
          (prompt_aware ? num_views : 0) + (budget_aware ? 2 : 0) +
-         (response_aware ? num_actions() : 0);
+         (response_aware ? num_actions() : 0) + (fit_aware ? num_actions() : 0);
 }
 
 std::vector<std::string> ObservationLayout::FeatureNames() const {
@@ -87,6 +88,8 @@ std::vector<std::string> ObservationLayout::FeatureNames() const {
   if (response_aware)
     for (int a = 0; a < num_actions(); ++a)
       names.push_back(absl::StrCat("predicted_response_action", a));
+  if (fit_aware)
+    for (int a = 0; a < num_actions(); ++a) names.push_back(absl::StrCat("fits_action", a));
   return names;
 }
 
@@ -128,6 +131,19 @@ absl::StatusOr<ObservationEncoder> ObservationEncoder::Create(
           absl::StrCat("response_scale = ", layout.response_scale, ": must be finite and > 0"));
   } else {
     response_model = nullptr;
+  }
+  if (layout.fit_aware) {
+    for (const auto* costs : {&layout.action_time_s, &layout.action_money_usd}) {
+      const char* name = costs == &layout.action_time_s ? "action_time_s" : "action_money_usd";
+      if (static_cast<int>(costs->size()) != actions->size())
+        return absl::InvalidArgumentError(absl::StrCat(name, " has ", costs->size(),
+                                                       " costs: the layout's ", layout.num_views,
+                                                       " views give ", actions->size(), " actions"));
+      for (size_t a = 0; a < costs->size(); ++a)
+        if (!std::isfinite((*costs)[a]) || (*costs)[a] < 0)
+          return absl::InvalidArgumentError(
+              absl::StrCat(name, "[", a, "] = ", (*costs)[a], ": must be finite and >= 0"));
+    }
   }
   return ObservationEncoder(layout, *std::move(actions), std::move(response_model));
 }
@@ -201,6 +217,11 @@ ObservationEncoder::ObservationEncoder(ObservationLayout layout, ActionTable act
                                        std::shared_ptr<const ResponseEstimator> response_model)
     : layout_(layout), actions_(std::move(actions)), response_model_(std::move(response_model)) {
   if (response_model_ != nullptr) memo_ = std::make_shared<ResponsePredictionMemo>();
+  if (layout_.fit_aware) {
+    min_action_time_s_ = *std::min_element(layout_.action_time_s.begin(), layout_.action_time_s.end());
+    min_action_money_usd_ =
+        *std::min_element(layout_.action_money_usd.begin(), layout_.action_money_usd.end());
+  }
 }
 
 std::vector<double> ObservationEncoder::PredictResponses(const DecisionContext& context,
@@ -259,6 +280,15 @@ void ObservationEncoder::Encode(const DecisionContext& context, float* out,
     for (size_t a = 0; a < predicted.size(); ++a)
       o[a] = static_cast<float>(
           std::clamp(predicted[a] / layout_.response_scale, 0.0, ObservationLayout::kResponseClip));
+    o += predicted.size();
+  }
+  if (layout_.fit_aware) {
+    for (int a = 0; a < layout_.num_actions(); ++a)
+      o[a] = FitsCosts(layout_.action_time_s[a], layout_.action_money_usd[a], min_action_time_s_,
+                       min_action_money_usd_, context.remaining_latency_s,
+                       context.remaining_money_usd, kDefaultReserveTurns)
+                 ? 1.0f
+                 : 0.0f;
   }
 }
 

@@ -19,9 +19,15 @@ bool Fits(const CostModel& costs, int action, double remaining_latency_s,
     min_time = std::min(min_time, costs.time_s(a));
     min_money = std::min(min_money, costs.money_usd(a));
   }
+  return FitsCosts(costs.time_s(action), costs.money_usd(action), min_time, min_money,
+                   remaining_latency_s, remaining_money_usd, reserve_turns);
+}
+
+bool FitsCosts(double time_s, double money_usd, double min_time_s, double min_money_usd,
+               double remaining_latency_s, double remaining_money_usd, int reserve_turns) {
   const int reserve = std::max(0, reserve_turns);
-  return WithinBudget(costs.time_s(action) + reserve * min_time, remaining_latency_s) &&
-         WithinBudget(costs.money_usd(action) + reserve * min_money, remaining_money_usd);
+  return WithinBudget(time_s + reserve * min_time_s, remaining_latency_s) &&
+         WithinBudget(money_usd + reserve * min_money_usd, remaining_money_usd);
 }
 
 int CheapestAction(const CostModel& costs) {

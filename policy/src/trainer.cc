@@ -135,16 +135,18 @@ absl::Status ApplyTrainConfigJson(const std::string& json, TrainOptions* options
       } else if (key == "cross_fit_folds") {
         options->cross_fit_folds = value.get<int>();
       } else if (key == "prompt_aware" || key == "budget_aware" || key == "task_one_hot" ||
-                 key == "response_aware") {
-        (key == "prompt_aware"   ? options->prompt_aware
-         : key == "budget_aware" ? options->budget_aware
-         : key == "task_one_hot" ? options->task_one_hot
-                                 : options->response_aware) = value.get<bool>();
+                 key == "response_aware" || key == "fit_aware") {
+        (key == "prompt_aware"     ? options->prompt_aware
+         : key == "budget_aware"   ? options->budget_aware
+         : key == "task_one_hot"   ? options->task_one_hot
+         : key == "response_aware" ? options->response_aware
+                                   : options->fit_aware) = value.get<bool>();
       } else {
         return absl::InvalidArgumentError(absl::StrCat(
             "training config: key \"", key,
             "\" is not known (algo, timesteps, seed, hyperparameters, budget_distribution, "
-            "cross_fit_folds, prompt_aware, budget_aware, task_one_hot, response_aware)"));
+            "cross_fit_folds, prompt_aware, budget_aware, task_one_hot, response_aware, "
+            "fit_aware)"));
       }
     }
   } catch (const std::exception& e) {
@@ -255,6 +257,7 @@ std::string TrainingConfigJson(const TrainOptions& options, const env::Simulator
   j["budget_aware"] = options.budget_aware;
   j["task_one_hot"] = options.task_one_hot;
   j["response_aware"] = options.response_aware;
+  j["fit_aware"] = options.fit_aware;
   j["cross_fit_folds"] = options.cross_fit_folds;
   const env::BudgetDistribution& b = options.budgets;
   j["budget_distribution"] = {
@@ -401,6 +404,16 @@ absl::StatusOr<TrainRun> RunTraining(const data::Dataset& dataset,
   if (options.response_aware)
     layout.response_scale =
         (*simulator)->estimator()->mean_value() > 0 ? (*simulator)->estimator()->mean_value() : 1.0;
+  layout.fit_aware = options.fit_aware;
+  if (options.fit_aware) {
+    const env::CostModel& costs = (*simulator)->costs();
+    layout.action_time_s.resize(costs.num_actions());
+    layout.action_money_usd.resize(costs.num_actions());
+    for (int a = 0; a < costs.num_actions(); ++a) {
+      layout.action_time_s[a] = costs.time_s(a);
+      layout.action_money_usd[a] = costs.money_usd(a);
+    }
+  }
   auto training_env = MakeTrainingEnv(dataset, train_episodes, config, *simulator, layout, options);
   if (!training_env.ok()) return training_env.status();
 

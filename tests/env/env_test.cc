@@ -457,6 +457,69 @@ TEST(ObservationTest, ResponseFeaturesAreTheScoringKnnsPredictions) {
   EXPECT_TRUE(plain->PredictResponses(DecisionContext{}).empty());
 }
 
+// Fit features state, per action, the shield's own rule on the layout's costs.
+TEST(ObservationTest, FitFeaturesAreTheShieldsRule) {
+  const data::Dataset& d = lcio::testing::EmbeddedDataset();
+  auto split = RandomSplit(static_cast<int>(d.episodes.size()), 1, 0.2);
+  SimulatorConfig config;
+  config.network = "4G";
+  auto sim = Simulator::Create(d, split->train, config);
+  ASSERT_TRUE(sim.ok());
+  const CostModel& costs = (*sim)->costs();
+  ObservationLayout layout = (*sim)->DefaultLayout();
+  layout.fit_aware = true;
+  for (int a = 0; a < costs.num_actions(); ++a) {
+    layout.action_time_s.push_back(costs.time_s(a));
+    layout.action_money_usd.push_back(costs.money_usd(a));
+  }
+  EXPECT_EQ(layout.size(), 25 + 4 + 3 + 2 + 9);
+  EXPECT_EQ(layout.FeatureNames().back(), "fits_action8");
+  auto encoder = ObservationEncoder::Create(layout);
+  ASSERT_TRUE(encoder.ok()) << encoder.status();
+
+  DecisionContext context;
+  context.association = {0.2, 0.5, 0.9};
+  std::vector<float> obs(encoder->size());
+  int fitting = 0, not_fitting = 0;
+  for (double latency : {0.0, 0.05, 0.5, 2.0, 8.0, 16.0, 17.0, 20.0, 40.0, 1e9})
+    for (double money : {0.0, 0.001, 0.005, 0.01, 0.02, 1.0}) {
+      context.remaining_latency_s = latency;
+      context.remaining_money_usd = money;
+      encoder->Encode(context, obs.data());
+      for (int a = 0; a < 9; ++a) {
+        const bool fits = Fits(costs, a, latency, money);
+        EXPECT_EQ(obs[34 + a], fits ? 1.0f : 0.0f) << latency << " s, " << money << " USD, " << a;
+        (fits ? fitting : not_fitting)++;
+      }
+    }
+  EXPECT_GT(fitting, 50);
+  EXPECT_GT(not_fitting, 50);
+  // Exactly at an action's cost plus the reserve it fits; a little less, not.
+  const double reserve = kDefaultReserveTurns * costs.time_s(0);
+  context.remaining_money_usd = 1;
+  context.remaining_latency_s = costs.time_s(2) + reserve;
+  encoder->Encode(context, obs.data());
+  EXPECT_EQ(obs[34 + 2], 1.0f);
+  context.remaining_latency_s = 0.999 * (costs.time_s(2) + reserve);
+  encoder->Encode(context, obs.data());
+  EXPECT_EQ(obs[34 + 2], 0.0f);
+
+  // The costs must be one per action, finite and non-negative.
+  ObservationLayout short_costs = layout;
+  short_costs.action_time_s.pop_back();
+  EXPECT_NE(std::string(ObservationEncoder::Create(short_costs).status().message())
+                .find("action_time_s has 8 costs"),
+            std::string::npos);
+  ObservationLayout negative = layout;
+  negative.action_money_usd[3] = -1;
+  EXPECT_NE(std::string(ObservationEncoder::Create(negative).status().message())
+                .find("action_money_usd[3] = -1"),
+            std::string::npos);
+  ObservationLayout nan = layout;
+  nan.action_time_s[0] = std::nan("");
+  EXPECT_FALSE(ObservationEncoder::Create(nan).ok());
+}
+
 // The encoder memoises predictions per history window for concurrent uncached
 // callers (the server): any number of threads, and more windows than the memo
 // holds, give exactly what the model answers.

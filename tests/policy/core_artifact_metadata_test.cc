@@ -6,6 +6,7 @@
 #include "lcio/env/action_table.h"
 #include "lcio/env/observation.h"
 #include "lcio/env/response_estimator.h"
+#include "lcio/env/shield.h"
 #include "lcio/policy/artifact.h"
 #include "nlohmann/json.hpp"
 
@@ -178,7 +179,7 @@ TEST(ArtifactMetadata, ResponseAwareLayoutsCarryTheirModel) {
   rejected([](Json& j) { j["response_model"] = {{"key_width", 1}}; }, "response model");
   rejected([](Json& j) { j["observation"]["response_clip"] = 1; }, "response_clip = 1");
   rejected([](Json& j) { j["observation"]["response_scale"] = 0; }, "response_scale = 0");
-  rejected([](Json& j) { j["observation"]["layout_version"] = 3; }, "layout_version = 3");
+  rejected([](Json& j) { j["observation"]["layout_version"] = 4; }, "layout_version = 4");
   // A version-1 reader of this file would see another size: the size rule.
   rejected([](Json& j) { j["observation"]["layout_version"] = 1; }, "observation.size = 41");
   ExpectJsonRejected(
@@ -186,6 +187,40 @@ TEST(ArtifactMetadata, ResponseAwareLayoutsCarryTheirModel) {
         j["response_model"] = Json::parse(TestResponseModelJson(lcio::env::ResponseKeyWidth(3, 5)));
       },
       "response_model is present but observation.response_aware is false");
+}
+
+TEST(ArtifactMetadata, FitAwareLayoutsCarryTheirCosts) {
+  ArtifactMetadata m = ValidMetadata();
+  m.layout.fit_aware = true;
+  m.layout.action_time_s = {0.01, 0.4, 16, 16, 16, 32, 32, 32, 48};
+  m.layout.action_money_usd = {0, 0.0005, 0.005, 0.005, 0.005, 0.01, 0.01, 0.01, 0.015};
+  m.layer_sizes.front() = m.layout.size();
+  ASSERT_TRUE(ValidateMetadata(m, "f.pt").ok()) << ValidateMetadata(m, "f.pt");
+  const Json json = Json::parse(MetadataToJson(m));
+  EXPECT_EQ(json["observation"]["layout_version"], 3);
+  EXPECT_EQ(json["observation"]["size"], 25 + 2 + 3 + 2 + 9);
+  EXPECT_EQ(json["observation"]["fit_reserve_turns"], lcio::env::kDefaultReserveTurns);
+  auto back = MetadataFromJson(MetadataToJson(m), "f.pt");
+  ASSERT_TRUE(back.ok()) << back.status();
+  EXPECT_TRUE(back->layout.fit_aware);
+  EXPECT_EQ(back->layout.action_time_s, m.layout.action_time_s);
+  EXPECT_EQ(back->layout.action_money_usd, m.layout.action_money_usd);
+  EXPECT_EQ(MetadataToJson(*back), MetadataToJson(m));
+
+  auto rejected = [&m](const std::function<void(Json&)>& edit, const std::string& needle) {
+    Json j = Json::parse(MetadataToJson(m));
+    edit(j);
+    auto parsed = MetadataFromJson(j.dump(), "f.pt");
+    ASSERT_FALSE(parsed.ok()) << needle;
+    EXPECT_NE(parsed.status().message().find(needle), std::string::npos) << parsed.status();
+  };
+  rejected([](Json& j) { j["observation"]["action_time_s"].erase(0); }, "action_time_s has 8");
+  rejected([](Json& j) { j["observation"]["action_money_usd"][4] = -0.5; },
+           "action_money_usd[4] = -0.5");
+  rejected([](Json& j) { j["observation"].erase("action_time_s"); }, "action_time_s");
+  rejected([](Json& j) { j["observation"]["fit_reserve_turns"] = 2; }, "fit_reserve_turns = 2");
+  // An older reader's view of this file has another size: the size rule.
+  rejected([](Json& j) { j["observation"]["layout_version"] = 2; }, "observation.size = 41");
 }
 
 TEST(ArtifactMetadata, UnknownKeysAreIgnored) {

@@ -170,28 +170,21 @@ TEST(CrossFitting, TrainsDeterministicallyRecordsTheFoldsAndChecksThem) {
 // A response-aware policy carries its response model in the artifact: loaded
 // by the inference engine (as the server does) it encodes the same features
 // and takes the same decisions as the network right after training.
-TEST(ResponseFeatures, TheArtifactCarriesTheModelAndDecidesAsTrained) {
-  TrainOptions options = ShortRun("rc-ppo", 4);
-  options.timesteps = 4000;
-  options.hyperparameters["n_steps"] = 512;
-  options.response_aware = true;
+// Trains with `options`, writes the artifact, loads it as the server does and
+// checks that it encodes and decides exactly as the in-memory policy, turn by
+// turn over the test episodes at `budget`.
+void ExpectArtifactDecidesAsTrained(const TrainOptions& options, const std::string& file,
+                                    const env::Budget& budget) {
   const data::Dataset& dataset = testing::EmbeddedDataset();
   auto trained = Train(dataset, SplitOne().train, env::SimulatorConfig(), options);
   ASSERT_TRUE(trained.ok()) << trained.status();
-  ASSERT_TRUE(trained->layout.response_aware);
-  ASSERT_NE(trained->response_model, nullptr);
-  EXPECT_DOUBLE_EQ(trained->layout.response_scale, trained->response_model->mean_value());
-  EXPECT_EQ(trained->network.sizes.front(), 25 + 4 + 3 + 2 + 9);
-  EXPECT_NE(trained->summary.config_json.find("\"response_aware\":true"), std::string::npos);
-
-  const std::string path = ::testing::TempDir() + "/response_aware.pt";
+  const std::string path = ::testing::TempDir() + "/" + file;
   auto summary = TrainPolicy(dataset, SplitOne().train, env::SimulatorConfig(), options, path);
   ASSERT_TRUE(summary.ok()) << summary.status();
   auto loaded = ArtifactPolicy::Load(path, "cpu");
   ASSERT_TRUE(loaded.ok()) << loaded.status();
   const env::ObservationEncoder& served = (*loaded)->engine().encoder();
-  ASSERT_TRUE(served.layout().response_aware);
-  ASSERT_NE(served.response_model(), nullptr);
+  EXPECT_EQ(served.layout().FeatureNames(), trained->layout.FeatureNames());
 
   auto encoder = env::ObservationEncoder::Create(trained->layout, trained->response_model);
   ASSERT_TRUE(encoder.ok());
@@ -200,7 +193,7 @@ TEST(ResponseFeatures, TheArtifactCarriesTheModelAndDecidesAsTrained) {
   ASSERT_TRUE(simulator.ok());
   int decisions = 0;
   for (int e : SplitOne().test) {
-    env::EpisodeRun run(**simulator, dataset.episodes[e], env::Budget{30, 0.05});
+    env::EpisodeRun run(**simulator, dataset.episodes[e], budget);
     while (!run.done()) {
       std::vector<float> a(encoder->size()), b(served.size());
       encoder->Encode(run.context(), a.data());
@@ -216,10 +209,55 @@ TEST(ResponseFeatures, TheArtifactCarriesTheModelAndDecidesAsTrained) {
   }
   EXPECT_GT(decisions, 40);
   EXPECT_EQ((*loaded)->error_count(), 0);
+}
+
+TEST(ResponseFeatures, TheArtifactCarriesTheModelAndDecidesAsTrained) {
+  TrainOptions options = ShortRun("rc-ppo", 4);
+  options.timesteps = 4000;
+  options.hyperparameters["n_steps"] = 512;
+  options.response_aware = true;
+  auto trained = Train(testing::EmbeddedDataset(), SplitOne().train, env::SimulatorConfig(),
+                       options);
+  ASSERT_TRUE(trained.ok()) << trained.status();
+  ASSERT_TRUE(trained->layout.response_aware);
+  ASSERT_NE(trained->response_model, nullptr);
+  EXPECT_DOUBLE_EQ(trained->layout.response_scale, trained->response_model->mean_value());
+  EXPECT_EQ(trained->network.sizes.front(), 25 + 4 + 3 + 2 + 9);
+  EXPECT_NE(trained->summary.config_json.find("\"response_aware\":true"), std::string::npos);
+  ExpectArtifactDecidesAsTrained(options, "response_aware.pt", env::Budget{30, 0.05});
 
   TrainOptions parsed;
   ASSERT_TRUE(ApplyTrainConfigJson(R"({"response_aware": true})", &parsed).ok());
   EXPECT_TRUE(parsed.response_aware);
+}
+
+TEST(FitFeatures, TheLayoutCarriesTheTrainingCostsAndTheArtifactDecidesAsTrained) {
+  TrainOptions options = ShortRun("rc-ppo", 4);
+  options.timesteps = 4000;
+  options.hyperparameters["n_steps"] = 512;
+  options.response_aware = true;
+  options.fit_aware = true;
+  auto simulator =
+      env::Simulator::Create(testing::EmbeddedDataset(), SplitOne().train, env::SimulatorConfig());
+  ASSERT_TRUE(simulator.ok());
+  auto trained = Train(testing::EmbeddedDataset(), SplitOne().train, env::SimulatorConfig(),
+                       options);
+  ASSERT_TRUE(trained.ok()) << trained.status();
+  ASSERT_TRUE(trained->layout.fit_aware);
+  EXPECT_EQ(trained->network.sizes.front(), 25 + 4 + 3 + 2 + 9 + 9);
+  const env::CostModel& costs = (*simulator)->costs();
+  ASSERT_EQ(trained->layout.action_time_s.size(), 9u);
+  for (int a = 0; a < 9; ++a) {
+    EXPECT_EQ(trained->layout.action_time_s[a], costs.time_s(a));
+    EXPECT_EQ(trained->layout.action_money_usd[a], costs.money_usd(a));
+  }
+  EXPECT_NE(trained->summary.config_json.find("\"fit_aware\":true"), std::string::npos);
+  // A budget at which some actions fit and others do not.
+  ExpectArtifactDecidesAsTrained(options, "fit_aware.pt", env::Budget{12, 0.01});
+
+  TrainOptions parsed;
+  ASSERT_TRUE(ApplyTrainConfigJson(R"({"fit_aware": true})", &parsed).ok());
+  EXPECT_TRUE(parsed.fit_aware);
 }
 
 INSTANTIATE_TEST_SUITE_P(AllAlgorithms, Determinism,

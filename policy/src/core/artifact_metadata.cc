@@ -4,6 +4,7 @@
 #include "absl/strings/str_cat.h"
 #include "lcio/env/action_table.h"
 #include "lcio/env/response_estimator.h"
+#include "lcio/env/shield.h"
 #include "lcio/policy/artifact.h"
 #include "nlohmann/json.hpp"
 
@@ -29,7 +30,7 @@ Json ToJsonValue(const ArtifactMetadata& m) {
   // The lowest layout version that describes the layout, so that builds
   // reading only version 1 keep reading every artifact without the version-2
   // response features.
-  Json observation = {{"layout_version", l.response_aware ? 2 : 1},
+  Json observation = {{"layout_version", l.fit_aware ? 3 : l.response_aware ? 2 : 1},
                       {"num_views", l.num_views},
                       {"num_tasks", l.num_tasks},
                       {"time_span", l.time_span},
@@ -45,6 +46,12 @@ Json ToJsonValue(const ArtifactMetadata& m) {
     observation["response_aware"] = true;
     observation["response_scale"] = l.response_scale;
     observation["response_clip"] = env::ObservationLayout::kResponseClip;
+  }
+  if (l.fit_aware) {
+    observation["fit_aware"] = true;
+    observation["action_time_s"] = l.action_time_s;
+    observation["action_money_usd"] = l.action_money_usd;
+    observation["fit_reserve_turns"] = env::kDefaultReserveTurns;
   }
   Json json{
       {"format", "lcio-policy"},
@@ -137,6 +144,18 @@ absl::StatusOr<ArtifactMetadata> MetadataFromJson(const std::string& text,
                                            observation.at("response_clip").get<double>(),
                                            ": this build clips at ",
                                            env::ObservationLayout::kResponseClip));
+      }
+    }
+    if (layout_version >= 3) {
+      m.layout.fit_aware = observation.value("fit_aware", false);
+      if (m.layout.fit_aware) {
+        m.layout.action_time_s = observation.at("action_time_s").get<std::vector<double>>();
+        m.layout.action_money_usd = observation.at("action_money_usd").get<std::vector<double>>();
+        if (observation.at("fit_reserve_turns").get<int>() != env::kDefaultReserveTurns)
+          return Fail(source, absl::StrCat("observation.fit_reserve_turns = ",
+                                           observation.at("fit_reserve_turns").get<int>(),
+                                           ": this build reserves ", env::kDefaultReserveTurns,
+                                           " turns"));
       }
     }
     if (observation.contains("budget_clip") &&

@@ -46,7 +46,8 @@ void EncodeResponseKey(const ActionTable& actions, int time_span, const Decision
 // parts off it is exactly the reference's observation.
 struct ObservationLayout {
   // 2 added response_aware; a version-1 layout reads as response_aware off.
-  static constexpr int kVersion = 2;
+  // 3 added fit_aware; earlier layouts read as fit_aware off.
+  static constexpr int kVersion = 3;
   int num_views = 3;
   int num_tasks = 4;
   int time_span = 5;
@@ -61,6 +62,14 @@ struct ObservationLayout {
   bool response_aware = false;
   double response_scale = 1.0;
   static constexpr double kResponseClip = 16.0;
+  // One feature per action: 1 when the action fits the remaining budgets by
+  // the budget shield's rule (env::FitsCosts with kDefaultReserveTurns), 0
+  // when it does not. The costs are the training profile's, one per action,
+  // so the artifact carries them. Whether a view upload still fits is a step
+  // in the remaining budget that a network learns only roughly from the
+  // budget features; this states it.
+  bool fit_aware = false;
+  std::vector<double> action_time_s, action_money_usd;
   // Remaining budgets are divided by these (the most expensive action's cost
   // under the training profile) and clipped to [0, kBudgetClip].
   double latency_scale_s = 1.0;
@@ -76,7 +85,8 @@ struct ObservationLayout {
 class ObservationEncoder {
  public:
   // A response_aware layout needs the response model whose predictions it
-  // encodes (key width matching the layout); other layouts ignore it.
+  // encodes (key width matching the layout); other layouts ignore it. A
+  // fit_aware layout needs one finite, non-negative cost per action.
   static absl::StatusOr<ObservationEncoder> Create(
       const ObservationLayout& layout,
       std::shared_ptr<const ResponseEstimator> response_model = nullptr);
@@ -102,6 +112,7 @@ class ObservationEncoder {
   ObservationLayout layout_;
   ActionTable actions_;
   std::shared_ptr<const ResponseEstimator> response_model_;
+  double min_action_time_s_ = 0, min_action_money_usd_ = 0;  // fit_aware
   // Uncached callers (the server, the evaluator) share memoised predictions
   // per history window and task: conversations revisit the same few.
   std::shared_ptr<ResponsePredictionMemo> memo_;

@@ -19,6 +19,11 @@ inline constexpr int kDefaultReserveTurns = 4;
 
 bool Fits(const CostModel& costs, int action, double remaining_latency_s,
           double remaining_money_usd, int reserve_turns = kDefaultReserveTurns);
+// The same rule on plain numbers: an action costing (time_s, money_usd) fits
+// when it and `reserve_turns` turns of the cheapest costs (min_*) fit the
+// remaining budgets. The observation encoder's fit features use it too.
+bool FitsCosts(double time_s, double money_usd, double min_time_s, double min_money_usd,
+               double remaining_latency_s, double remaining_money_usd, int reserve_turns);
 // Lowest normalised time + money; ties to the lower index (local, for the
 // built-in profiles).
 int CheapestAction(const CostModel& costs);

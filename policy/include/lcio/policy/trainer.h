@@ -46,6 +46,10 @@ struct TrainOptions {
   // env::ObservationLayout::response_aware); the artifact then carries the
   // model (the kNN fitted on the training episodes).
   bool response_aware = false;
+  // One feature per action saying whether it fits the remaining budgets by
+  // the shield's rule (env::ObservationLayout::fit_aware), with the training
+  // profile's action costs.
+  bool fit_aware = false;
   // Cross-fitting of the simulator's kNN (K >= 2): the training episodes are
   // dealt into K folds and each fold is scored by a kNN fitted on the other
   // folds, so that training, like the test, never scores an episode with its
