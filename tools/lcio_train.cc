@@ -204,8 +204,7 @@ absl::StatusOr<policy::TrainOptions> OptionsFromFlags() {
   if (is_set("budget_high_money")) b.high.money_usd = absl::GetFlag(FLAGS_budget_high_money);
   if (is_set("budget_sd_latency")) b.stddev.latency_s = absl::GetFlag(FLAGS_budget_sd_latency);
   if (is_set("budget_sd_money")) b.stddev.money_usd = absl::GetFlag(FLAGS_budget_sd_money);
-  if (is_set("budget_extreme_share"))
-    b.extreme_share = absl::GetFlag(FLAGS_budget_extreme_share);
+  if (is_set("budget_extreme_share")) b.extreme_share = absl::GetFlag(FLAGS_budget_extreme_share);
   if (is_set("timesteps")) options.timesteps = absl::GetFlag(FLAGS_timesteps);
   if (is_set("seed")) options.seed = absl::GetFlag(FLAGS_seed);
   if (is_set("prompt_aware") || absl::GetFlag(FLAGS_config).empty())

@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <cmath>
+#include <utility>
 
 #include "absl/container/flat_hash_map.h"
 #include "absl/strings/str_cat.h"
@@ -136,9 +137,9 @@ absl::StatusOr<ObservationEncoder> ObservationEncoder::Create(
     for (const auto* costs : {&layout.action_time_s, &layout.action_money_usd}) {
       const char* name = costs == &layout.action_time_s ? "action_time_s" : "action_money_usd";
       if (static_cast<int>(costs->size()) != actions->size())
-        return absl::InvalidArgumentError(absl::StrCat(name, " has ", costs->size(),
-                                                       " costs: the layout's ", layout.num_views,
-                                                       " views give ", actions->size(), " actions"));
+        return absl::InvalidArgumentError(
+            absl::StrCat(name, " has ", costs->size(), " costs: the layout's ", layout.num_views,
+                         " views give ", actions->size(), " actions"));
       for (size_t a = 0; a < costs->size(); ++a)
         if (!std::isfinite((*costs)[a]) || (*costs)[a] < 0)
           return absl::InvalidArgumentError(
@@ -215,10 +216,13 @@ class ResponsePredictionMemo {
 
 ObservationEncoder::ObservationEncoder(ObservationLayout layout, ActionTable actions,
                                        std::shared_ptr<const ResponseEstimator> response_model)
-    : layout_(layout), actions_(std::move(actions)), response_model_(std::move(response_model)) {
+    : layout_(std::move(layout)),
+      actions_(std::move(actions)),
+      response_model_(std::move(response_model)) {
   if (response_model_ != nullptr) memo_ = std::make_shared<ResponsePredictionMemo>();
   if (layout_.fit_aware) {
-    min_action_time_s_ = *std::min_element(layout_.action_time_s.begin(), layout_.action_time_s.end());
+    min_action_time_s_ =
+        *std::min_element(layout_.action_time_s.begin(), layout_.action_time_s.end());
     min_action_money_usd_ =
         *std::min_element(layout_.action_money_usd.begin(), layout_.action_money_usd.end());
   }

@@ -31,8 +31,8 @@ const std::map<std::string, double>& CommonDefaults() {
 // The Lagrangian settings of the rc- variants (see docs/training.md).
 const std::map<std::string, double>& LagrangeDefaults() {
   static const auto* m = new std::map<std::string, double>{
-      {"cost_limit_latency", 0.02}, {"cost_limit_money", 0.02}, {"lagrange_lr", 0.5},
-      {"lagrange_kp", 0},           {"lagrange_kd", 0},         {"lagrange_init", 0},
+      {"cost_limit_latency", 0.02}, {"cost_limit_money", 0.02},  {"lagrange_lr", 0.5},
+      {"lagrange_kp", 0},           {"lagrange_kd", 0},          {"lagrange_init", 0},
       {"lagrange_max", 100},        {"lagrange_interval", 1024}, {"violation_cost", 0}};
   return *m;
 }

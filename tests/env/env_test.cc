@@ -459,14 +459,15 @@ TEST(ObservationTest, ResponseFeaturesAreTheScoringKnnsPredictions) {
 
 // Fit features state, per action, the shield's own rule on the layout's costs.
 TEST(ObservationTest, FitFeaturesAreTheShieldsRule) {
-  const data::Dataset& d = lcio::testing::EmbeddedDataset();
-  auto split = RandomSplit(static_cast<int>(d.episodes.size()), 1, 0.2);
-  SimulatorConfig config;
-  config.network = "4G";
-  auto sim = Simulator::Create(d, split->train, config);
-  ASSERT_TRUE(sim.ok());
-  const CostModel& costs = (*sim)->costs();
-  ObservationLayout layout = (*sim)->DefaultLayout();
+  SimulatorConfig on_4g;
+  on_4g.network = "4G";
+  auto costs_or =
+      CostModel::Create(on_4g.catalog, on_4g.device, on_4g.network, ActionTable::Create(3).value());
+  ASSERT_TRUE(costs_or.ok()) << costs_or.status();
+  const CostModel& costs = *costs_or;
+  ObservationLayout layout;
+  layout.latency_scale_s = costs.max_time_s();
+  layout.money_scale_usd = costs.max_money_usd();
   layout.fit_aware = true;
   for (int a = 0; a < costs.num_actions(); ++a) {
     layout.action_time_s.push_back(costs.time_s(a));

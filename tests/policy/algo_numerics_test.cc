@@ -268,8 +268,8 @@ TEST(StepCosts, ExcessInActionCostUnitsPlusTheViolationCostOnTheCrossingStep) {
   ASSERT_TRUE(training_env.ok());
   const env::ObservationLayout& layout = training_env->encoder().layout();
   std::map<std::string, double> hp = {
-      {"cost_limit_latency", 0.01}, {"cost_limit_money", 0.01}, {"lagrange_lr", 0.5},
-      {"lagrange_kp", 0},           {"lagrange_kd", 0},         {"lagrange_init", 0},
+      {"cost_limit_latency", 0.01}, {"cost_limit_money", 0.01},  {"lagrange_lr", 0.5},
+      {"lagrange_kp", 0},           {"lagrange_kd", 0},          {"lagrange_init", 0},
       {"lagrange_max", 100},        {"lagrange_interval", 1024}, {"violation_cost", 0.25}};
   AlgoContext context(*training_env, hp, /*constrained=*/true, TrainOptions{});
   env::StepResult step;

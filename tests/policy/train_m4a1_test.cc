@@ -216,8 +216,8 @@ TEST(ResponseFeatures, TheArtifactCarriesTheModelAndDecidesAsTrained) {
   options.timesteps = 4000;
   options.hyperparameters["n_steps"] = 512;
   options.response_aware = true;
-  auto trained = Train(testing::EmbeddedDataset(), SplitOne().train, env::SimulatorConfig(),
-                       options);
+  auto trained =
+      Train(testing::EmbeddedDataset(), SplitOne().train, env::SimulatorConfig(), options);
   ASSERT_TRUE(trained.ok()) << trained.status();
   ASSERT_TRUE(trained->layout.response_aware);
   ASSERT_NE(trained->response_model, nullptr);
@@ -240,8 +240,8 @@ TEST(FitFeatures, TheLayoutCarriesTheTrainingCostsAndTheArtifactDecidesAsTrained
   auto simulator =
       env::Simulator::Create(testing::EmbeddedDataset(), SplitOne().train, env::SimulatorConfig());
   ASSERT_TRUE(simulator.ok());
-  auto trained = Train(testing::EmbeddedDataset(), SplitOne().train, env::SimulatorConfig(),
-                       options);
+  auto trained =
+      Train(testing::EmbeddedDataset(), SplitOne().train, env::SimulatorConfig(), options);
   ASSERT_TRUE(trained.ok()) << trained.status();
   ASSERT_TRUE(trained->layout.fit_aware);
   EXPECT_EQ(trained->network.sizes.front(), 25 + 4 + 3 + 2 + 9 + 9);

@@ -30,7 +30,9 @@ Json ToJsonValue(const ArtifactMetadata& m) {
   // The lowest layout version that describes the layout, so that builds
   // reading only version 1 keep reading every artifact without the version-2
   // response features.
-  Json observation = {{"layout_version", l.fit_aware ? 3 : l.response_aware ? 2 : 1},
+  Json observation = {{"layout_version", l.fit_aware        ? 3
+                                         : l.response_aware ? 2
+                                                            : 1},
                       {"num_views", l.num_views},
                       {"num_tasks", l.num_tasks},
                       {"time_span", l.time_span},
@@ -152,10 +154,10 @@ absl::StatusOr<ArtifactMetadata> MetadataFromJson(const std::string& text,
         m.layout.action_time_s = observation.at("action_time_s").get<std::vector<double>>();
         m.layout.action_money_usd = observation.at("action_money_usd").get<std::vector<double>>();
         if (observation.at("fit_reserve_turns").get<int>() != env::kDefaultReserveTurns)
-          return Fail(source, absl::StrCat("observation.fit_reserve_turns = ",
-                                           observation.at("fit_reserve_turns").get<int>(),
-                                           ": this build reserves ", env::kDefaultReserveTurns,
-                                           " turns"));
+          return Fail(source,
+                      absl::StrCat("observation.fit_reserve_turns = ",
+                                   observation.at("fit_reserve_turns").get<int>(),
+                                   ": this build reserves ", env::kDefaultReserveTurns, " turns"));
       }
     }
     if (observation.contains("budget_clip") &&
