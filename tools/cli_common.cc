@@ -23,6 +23,10 @@ ABSL_FLAG(int, k_neighbors, 5, "k of the kNN response estimator");
 ABSL_FLAG(std::string, knn_rule, "tie_inclusive",
           "kNN neighbour rule: tie_inclusive (lcio) or scikit_kd_tree (only to reproduce the "
           "original implementation's figures; see docs/simulator.md)");
+ABSL_FLAG(std::string, response_model, "knn",
+          "the decision model's response family, fitted on the training side: knn (the "
+          "history-window kNN) or task_action (history-free task x action means); what a "
+          "trained policy optimises and Greedy decides with (docs/evaluation.md)");
 ABSL_FLAG(std::vector<std::string>, refusal_phrases,
           std::vector<std::string>({"sorry", "I don't have", "can't"}),
           "answers containing any of these score 0 (comma-separated)");
@@ -65,6 +69,10 @@ absl::StatusOr<env::SimulatorConfig> SimulatorConfigFromFlags() {
     return absl::InvalidArgumentError(
         absl::StrCat("--knn_rule = \"", rule, "\": must be tie_inclusive or scikit_kd_tree"));
   }
+  auto family = env::ParseResponseModelFamily(absl::GetFlag(FLAGS_response_model));
+  if (!family.ok())
+    return absl::InvalidArgumentError(absl::StrCat("--", family.status().message()));
+  config.response_model = *family;
   // Fail early on unknown names, with the list of known ones.
   if (auto d = config.catalog.Device(config.device); !d.ok()) return d.status();
   if (auto n = config.catalog.Network(config.network); !n.ok()) return n.status();
@@ -125,6 +133,7 @@ std::string SettingsJson(const env::SimulatorConfig& config, const env::Budget& 
       {"k_neighbors", config.k_neighbors},
       {"knn_rule",
        config.knn_rule == env::NeighbourRule::kTieInclusive ? "tie_inclusive" : "scikit_kd_tree"},
+      {"response_model", env::ResponseModelFamilyName(config.response_model)},
       {"refusal_phrases", config.refusal.phrases},
       {"latency_budget_s", budget.latency_s},
       {"money_budget_usd", budget.money_usd},

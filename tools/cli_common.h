@@ -24,6 +24,7 @@ ABSL_DECLARE_FLAG(double, beta_usage);
 ABSL_DECLARE_FLAG(int, time_span);
 ABSL_DECLARE_FLAG(int, k_neighbors);
 ABSL_DECLARE_FLAG(std::string, knn_rule);
+ABSL_DECLARE_FLAG(std::string, response_model);
 ABSL_DECLARE_FLAG(std::vector<std::string>, refusal_phrases);
 ABSL_DECLARE_FLAG(uint64_t, split_seed);
 ABSL_DECLARE_FLAG(double, test_ratio);

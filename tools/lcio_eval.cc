@@ -1,6 +1,7 @@
 // lcio-eval: baselines, the Oracle and trained policies on test episodes over
 // K splits, as a Markdown table and JSON; optionally a budget sweep written as
 // CSV and drawn with gnuplot (the cost-quality frontier).
+#include <cmath>
 #include <cstdio>
 #include <cstdlib>
 #include <fstream>
@@ -39,9 +40,16 @@ ABSL_FLAG(std::string, train_config, "",
 ABSL_FLAG(std::vector<std::string>, policy, {},
           "policy artifacts to evaluate as they are (note: an artifact trained on the "
           "whole data set has seen the test episodes)");
-ABSL_FLAG(std::string, knn_fit_on, "train",
-          "episodes the response estimator is fitted on: train (lcio) or test (only to "
-          "reproduce the original implementation's figures, which leak the test episodes)");
+ABSL_FLAG(std::vector<std::string>, scorers,
+          std::vector<std::string>({"in_sample", "held_out", "cross_fit", "task_action"}),
+          "what scores the test episodes (docs/evaluation.md): in_sample (the training-side kNN "
+          "the decision makers were fitted on; labelled, decides nothing), held_out (kNN fitted "
+          "on the test side), cross_fit (test-side kNN without the scored episode's fold), "
+          "task_action (test-side task x action means); the worst case over the held-out ones "
+          "is the headline");
+ABSL_FLAG(bool, model_validity, false,
+          "instead of evaluating decisions: each response model family's prediction error on "
+          "the held-out logged turns of every split (fitted on the training side)");
 ABSL_FLAG(std::string, format, "markdown", "stdout format: markdown or json");
 ABSL_FLAG(std::string, json_out, "", "also write the JSON report to this file");
 ABSL_FLAG(uint64_t, seed, 1, "seed of randomised baselines");
@@ -75,19 +83,25 @@ absl::StatusOr<std::vector<double>> ParseNumbers(const std::vector<std::string>&
   return out;
 }
 
-// One split's decision makers: baselines, per-split trained policies and
-// artifacts. Owns what it creates.
-struct Methods {
-  std::vector<std::unique_ptr<env::Policy>> policies;
+// A row of the evaluation and what it is to the protocol.
+struct Method {
+  std::unique_ptr<env::Policy> policy;
+  env::MethodRole role;
 };
 
-absl::StatusOr<Methods> MakeMethods(const data::Dataset& dataset, const env::Split& split,
-                                    const env::SimulatorConfig& config,
-                                    std::shared_ptr<const env::Simulator> simulator,
-                                    const env::Budget& budget) {
-  Methods m;
-  m.policies =
-      env::MakeBaselines(simulator, absl::GetFlag(FLAGS_fixed), absl::GetFlag(FLAGS_oracle));
+// One split's decision makers. Everything they consult is fitted on the
+// split's training side (`decision_model`); CheckDecisionModelHeldOut enforces it.
+absl::StatusOr<std::vector<Method>> MakeDecisionMakers(
+    const data::Dataset& dataset, const env::Split& split, const env::SimulatorConfig& config,
+    std::shared_ptr<const env::Simulator> decision_model, const env::Budget& budget) {
+  std::vector<Method> m;
+  for (auto& p :
+       env::MakeModelFreeBaselines(decision_model->actions(), absl::GetFlag(FLAGS_fixed))) {
+    // Cloud and Random draw at random: shown for reference, not a bar to clear.
+    const bool random = dynamic_cast<env::RandomPolicy*>(p.get()) != nullptr;
+    m.push_back({std::move(p), random ? env::MethodRole::kReference : env::MethodRole::kBaseline});
+  }
+  m.push_back({std::make_unique<env::GreedyPolicy>(decision_model), env::MethodRole::kBaseline});
 #ifdef LCIO_WITH_POLICY
   for (const std::string& algo : absl::GetFlag(FLAGS_algos)) {
     policy::TrainOptions options;
@@ -113,8 +127,10 @@ absl::StatusOr<Methods> MakeMethods(const data::Dataset& dataset, const env::Spl
     if (!trained.ok()) return trained.status();
     auto encoder = env::ObservationEncoder::Create(trained->layout, trained->response_model);
     if (!encoder.ok()) return encoder.status();
-    m.policies.push_back(std::make_unique<policy::NetworkPolicy>(algo, std::move(trained->network),
-                                                                 *std::move(encoder)));
+    m.push_back({std::make_unique<policy::NetworkPolicy>(
+                     algo, std::move(trained->network), *std::move(encoder),
+                     std::move(trained->decision_model_episodes)),
+                 env::MethodRole::kCandidate});
   }
   for (const std::string& path : absl::GetFlag(FLAGS_policy)) {
     auto loaded = policy::ArtifactPolicy::Load(path, "cpu");
@@ -123,44 +139,115 @@ absl::StatusOr<Methods> MakeMethods(const data::Dataset& dataset, const env::Spl
             (*loaded)->CheckCompatible(dataset.num_views, static_cast<int>(dataset.tasks.size()));
         !s.ok())
       return s;
-    m.policies.push_back(std::move(*loaded));
+    m.push_back({std::move(*loaded), env::MethodRole::kCandidate});
   }
 #else
-  (void)dataset, (void)split, (void)config, (void)budget;
+  (void)dataset, (void)config, (void)budget;
   if (!absl::GetFlag(FLAGS_algos).empty() || !absl::GetFlag(FLAGS_policy).empty())
     return absl::FailedPreconditionError(
         "--algos and --policy need lcio built with LCIO_BUILD_POLICY=ON");
 #endif
+  for (const Method& method : m)
+    if (auto s = env::CheckDecisionModelHeldOut(*method.policy, split.test); !s.ok()) return s;
   return m;
 }
 
-// Evaluates every method of every split at one budget.
-absl::StatusOr<std::vector<env::AggregateResult>> EvaluateAll(
-    const data::Dataset& dataset, const std::vector<env::Split>& splits,
-    const std::vector<std::shared_ptr<const env::Simulator>>& simulators,
-    std::vector<Methods>& methods, const env::Budget& budget,
-    const std::vector<bool>& shield_settings) {
-  std::vector<std::vector<env::PolicyResult>> results;
-  for (size_t s = 0; s < splits.size(); ++s) {
-    std::vector<env::PolicyResult> row;
-    for (auto& policy : methods[s].policies) {
-      const bool is_oracle = policy->name() == "Oracle";
-      for (bool shield : shield_settings) {
-        // The Oracle plans within the budgets: the shield has nothing to do.
-        if (is_oracle && shield != shield_settings.front()) continue;
-        env::EvalOptions options{budget, shield, absl::GetFlag(FLAGS_seed)};
-        row.push_back(
-            env::EvaluatePolicy(*simulators[s], dataset, splits[s].test, *policy, options));
-      }
-    }
-    results.push_back(std::move(row));
-  }
-  return env::Aggregate(results);
+// The bounds that know the scorer: Greedy deciding with it (not under
+// in_sample, where it is the Greedy baseline itself) and the Oracle.
+std::vector<Method> MakeBounds(const std::shared_ptr<const env::Scorer>& scorer, bool held_out) {
+  std::vector<Method> m;
+  if (held_out)
+    m.push_back({std::make_unique<env::GreedyPolicy>(scorer, "Greedy (clairvoyant)", true),
+                 env::MethodRole::kBound});
+  if (absl::GetFlag(FLAGS_oracle))
+    m.push_back({std::make_unique<env::OraclePolicy>(scorer), env::MethodRole::kBound});
+  return m;
 }
 
-double OracleReward(const std::vector<env::AggregateResult>& rows) {
-  for (const auto& r : rows)
-    if (r.name == "Oracle") return r.reward;
+// Per scorer and split: the scorer and its bounds.
+struct ScorerRun {
+  env::ScorerKind kind;
+  std::vector<std::shared_ptr<const env::Scorer>> by_split;
+  std::vector<std::vector<Method>> bounds;  // [split]
+};
+
+// Evaluates every method of every split under every scorer at one budget.
+std::vector<env::ScoredRows> EvaluateAll(const data::Dataset& dataset,
+                                         const std::vector<env::Split>& splits,
+                                         std::vector<std::vector<Method>>& decision_makers,
+                                         std::vector<ScorerRun>& scorers, const env::Budget& budget,
+                                         const std::vector<bool>& shield_settings) {
+  std::vector<env::ScoredRows> out;
+  for (ScorerRun& run : scorers) {
+    env::ScoredRows scored;
+    scored.scorer = env::ScorerKindName(run.kind);
+    scored.held_out = env::IsHeldOut(run.kind);
+    std::vector<std::vector<env::PolicyResult>> results;
+    for (size_t s = 0; s < splits.size(); ++s) {
+      std::vector<env::PolicyResult> row;
+      const bool first_split = s == 0;
+      auto evaluate = [&](Method& method) {
+        const bool is_oracle = dynamic_cast<env::OraclePolicy*>(method.policy.get()) != nullptr;
+        for (bool shield : shield_settings) {
+          // The Oracle plans within the budgets: the shield has nothing to do.
+          if (is_oracle && shield != shield_settings.front()) continue;
+          if (first_split) {
+            if (is_oracle) scored.oracle = static_cast<int>(scored.roles.size());
+            scored.roles.push_back(method.role);
+          }
+          env::EvalOptions options{budget, shield, absl::GetFlag(FLAGS_seed)};
+          row.push_back(env::EvaluatePolicy(*run.by_split[s], dataset, splits[s].test,
+                                            *method.policy, options));
+        }
+      };
+      for (Method& method : decision_makers[s]) evaluate(method);
+      for (Method& method : run.bounds[s]) evaluate(method);
+      results.push_back(std::move(row));
+    }
+    scored.rows = env::Aggregate(results);
+    out.push_back(std::move(scored));
+  }
+  return out;
+}
+
+// Response-model validity: each family fitted on the training side, asked
+// for the test side's logged turns.
+int PrintModelValidity(const data::Dataset& dataset, const std::vector<env::Split>& splits,
+                       const env::SimulatorConfig& config) {
+  const std::pair<env::ResponseModelFamily, const char*> families[] = {
+      {env::ResponseModelFamily::kKnn,
+       "kNN over the history window (in_sample, held_out, cross_fit)"},
+      {env::ResponseModelFamily::kTaskActionMeans, "task x action means (task_action)"}};
+  std::cout << "lcio-eval: response-model validity, " << dataset.source << ", " << splits.size()
+            << " split(s): fitted on each training side, predicting the test side's logged turns "
+               "(mean ± sd over splits)\n\n"
+               "| family | turns | RMSE | RMSE of the training mean | concordance |\n"
+               "|---|---|---|---|---|\n";
+  for (const auto& [family, name] : families) {
+    env::SimulatorConfig c = config;
+    c.response_model = family;
+    std::vector<double> rmse, rmse_mean, concordance;
+    int turns = 0;
+    for (const env::Split& split : splits) {
+      auto model = env::Simulator::Create(dataset, split.train, c);
+      if (!model.ok()) return Fail(model.status());
+      auto error = env::LoggedTurnError(**model, dataset, split.test);
+      if (!error.ok()) return Fail(error.status());
+      rmse.push_back(error->rmse);
+      rmse_mean.push_back(error->rmse_of_mean);
+      concordance.push_back(error->concordance);
+      turns += error->turns;
+    }
+    auto mean_sd = [](const std::vector<double>& v) {
+      double sum = 0, sum2 = 0;
+      for (double x : v) sum += x, sum2 += x * x;
+      const double n = v.size(), mean = sum / n;
+      const double sd = n > 1 ? std::sqrt(std::max(0.0, (sum2 - sum * mean) / (n - 1))) : 0.0;
+      return absl::StrFormat("%.3f ± %.3f", mean, sd);
+    };
+    std::cout << "| " << name << " | " << turns << " | " << mean_sd(rmse) << " | "
+              << mean_sd(rmse_mean) << " | " << mean_sd(concordance) << " |\n";
+  }
   return 0;
 }
 
@@ -168,7 +255,7 @@ std::string Quote(const std::string& s) { return "\"" + s + "\""; }
 
 absl::Status WriteSweep(const std::string& prefix, const std::vector<double>& latencies,
                         const std::vector<double>& moneys,
-                        const std::vector<std::vector<env::AggregateResult>>& grid) {
+                        const std::vector<env::ScoredRows>& grid) {
   const std::string csv_path = prefix + ".csv";
   std::ofstream csv(csv_path);
   csv << "latency_budget_s,money_budget_usd,method,shield,reward,reward_sd,percent_of_oracle,"
@@ -177,8 +264,8 @@ absl::Status WriteSweep(const std::string& prefix, const std::vector<double>& la
   size_t cell = 0;
   for (double l : latencies) {
     for (double m : moneys) {
-      const auto& rows = grid[cell++];
-      const double oracle = OracleReward(rows);
+      const auto& rows = grid[cell++].rows;
+      const double oracle = grid[cell - 1].oracle_reward();
       for (const auto& r : rows) {
         const std::string method = r.name + (r.shielded ? " +shield" : "");
         if (std::find(methods.begin(), methods.end(), method) == methods.end())
@@ -200,7 +287,7 @@ absl::Status WriteSweep(const std::string& prefix, const std::vector<double>& la
     for (const auto& method : methods) {
       dat << "# latency " << latencies[li] << " s, " << method << "\n";
       for (size_t mi = 0; mi < moneys.size(); ++mi) {
-        for (const auto& r : grid[li * moneys.size() + mi]) {
+        for (const auto& r : grid[li * moneys.size() + mi].rows) {
           if (r.name + (r.shielded ? " +shield" : "") != method) continue;
           dat << moneys[mi] << " " << r.reward << " "
               << std::max(r.share_over_latency, r.share_over_money) << "\n";
@@ -278,50 +365,84 @@ int main(int argc, char** argv) {
   if (!splits.ok()) return Fail(splits.status());
   const env::Budget budget = cli::BudgetFromFlags();
 
+  if (absl::GetFlag(FLAGS_model_validity)) return PrintModelValidity(*dataset, *splits, *config);
+
   std::vector<bool> shield_settings;
   if (shield_mode != "on") shield_settings.push_back(false);
   if (shield_mode != "off") shield_settings.push_back(true);
 
-  const std::string fit_on = absl::GetFlag(FLAGS_knn_fit_on);
-  if (fit_on != "train" && fit_on != "test")
-    return Fail(
-        absl::InvalidArgumentError("--knn_fit_on = \"" + fit_on + "\": must be train or test"));
-  std::vector<std::shared_ptr<const env::Simulator>> simulators;
-  std::vector<Methods> methods;
+  std::vector<ScorerRun> scorers;
+  for (const std::string& name : absl::GetFlag(FLAGS_scorers)) {
+    auto kind = env::ParseScorerKind(name);
+    if (!kind.ok())
+      return Fail(absl::InvalidArgumentError(absl::StrCat("--scorers: ", kind.status().message())));
+    scorers.push_back({*kind, {}, {}});
+  }
+  if (scorers.empty()) return Fail(absl::InvalidArgumentError("--scorers: name at least one"));
+  std::vector<std::vector<Method>> decision_makers;
   for (const env::Split& split : *splits) {
-    auto simulator =
-        env::Simulator::Create(*dataset, fit_on == "train" ? split.train : split.test, *config);
-    if (!simulator.ok()) return Fail(simulator.status());
-    auto m = MakeMethods(*dataset, split, *config, *simulator, budget);
+    // The decision model: fitted on the training side only.
+    auto decision_model = env::Simulator::Create(*dataset, split.train, *config);
+    if (!decision_model.ok()) return Fail(decision_model.status());
+    auto m = MakeDecisionMakers(*dataset, split, *config, *decision_model, budget);
     if (!m.ok()) return Fail(m.status());
-    simulators.push_back(*simulator);
-    methods.push_back(*std::move(m));
+    decision_makers.push_back(*std::move(m));
+    for (ScorerRun& run : scorers) {
+      auto scorer = env::Scorer::Create(run.kind, *dataset, split, *config,
+                                        absl::GetFlag(FLAGS_seed), *decision_model);
+      if (!scorer.ok()) return Fail(scorer.status());
+      run.bounds.push_back(MakeBounds(*scorer, env::IsHeldOut(run.kind)));
+      run.by_split.push_back(*std::move(scorer));
+    }
   }
 
   if (!sweep_l->empty()) {
-    std::vector<std::vector<env::AggregateResult>> grid;
+    std::vector<std::vector<env::ScoredRows>> grid;  // [cell][scorer]
     for (double l : *sweep_l)
       for (double m : *sweep_m) {
-        auto rows = EvaluateAll(*dataset, *splits, simulators, methods, {l, m}, shield_settings);
-        if (!rows.ok()) return Fail(rows.status());
+        grid.push_back(
+            EvaluateAll(*dataset, *splits, decision_makers, scorers, {l, m}, shield_settings));
         std::cerr << "lcio-eval: swept " << l << " s / " << m << " USD\n";
-        grid.push_back(*std::move(rows));
       }
-    if (auto s = WriteSweep(absl::GetFlag(FLAGS_sweep_out), *sweep_l, *sweep_m, grid); !s.ok())
-      return Fail(s);
+    for (size_t k = 0; k < scorers.size(); ++k) {
+      std::vector<env::ScoredRows> cells;
+      for (const auto& cell : grid) cells.push_back(cell[k]);
+      const std::string prefix =
+          absl::StrCat(absl::GetFlag(FLAGS_sweep_out), "_", env::ScorerKindName(scorers[k].kind));
+      if (auto s = WriteSweep(prefix, *sweep_l, *sweep_m, cells); !s.ok()) return Fail(s);
+    }
     return 0;
   }
 
-  auto rows = EvaluateAll(*dataset, *splits, simulators, methods, budget, shield_settings);
-  if (!rows.ok()) return Fail(rows.status());
-  const std::string json = env::ToJson(*rows, cli::SettingsJson(*config, budget));
+  const std::vector<env::ScoredRows> scored =
+      EvaluateAll(*dataset, *splits, decision_makers, scorers, budget, shield_settings);
+  // The headline: shielded rows when the shield was on.
+  const std::vector<env::WorstCaseRow> worst =
+      env::WorstCase(scored, /*shielded=*/shield_settings.back());
+  const std::string json = env::ToJson(scored, worst, cli::SettingsJson(*config, budget));
   if (format == "json") {
     std::cout << json << "\n";
   } else {
     std::cout << "lcio-eval: " << dataset->source << ", " << splits->size() << " split(s), device "
               << config->device << ", network " << config->network << ", budgets "
-              << budget.latency_s << " s / " << budget.money_usd << " USD\n\n"
-              << env::ToMarkdown(*rows, OracleReward(*rows));
+              << budget.latency_s << " s / " << budget.money_usd << " USD\n";
+    std::vector<std::string> held_out;
+    for (const auto& s : scored)
+      if (s.held_out) held_out.push_back(s.scorer);
+    if (!worst.empty())
+      std::cout << "\n## Worst case over the held-out scorers (" << absl::StrJoin(held_out, ", ")
+                << "), shield " << (shield_settings.back() ? "on" : "off")
+                << "\n\nEach method's smallest paired margin (mean over splits) over the best of "
+                   "Local, the fixed actions and Greedy with the training model; a shortfall "
+                   "within one standard error is a tie.\n\n"
+                << env::WorstCaseMarkdown(worst);
+    for (const auto& s : scored)
+      std::cout << "\n## Scorer " << s.scorer
+                << (s.held_out ? " (held out)"
+                               : " (in-sample: the model the decision makers were fitted on; "
+                                 "figures under it decide nothing)")
+                << "\n\n"
+                << env::ToMarkdown(s.rows, s.oracle_reward());
   }
   if (const std::string out = absl::GetFlag(FLAGS_json_out); !out.empty()) {
     std::ofstream file(out);

@@ -15,18 +15,39 @@ int RandomPolicy::Act(const DecisionContext&, std::vector<double>*) {
   return 1 + static_cast<int>(UniformIndex(rng_, num_actions_ - 1));
 }
 
+namespace {
+std::vector<std::unique_ptr<CachedEstimator>> CachesFor(const Scorer& scorer) {
+  std::vector<std::unique_ptr<CachedEstimator>> caches;
+  for (int i = 0; i < scorer.num_simulators(); ++i)
+    caches.push_back(std::make_unique<CachedEstimator>(scorer.simulator(i).estimator()));
+  return caches;
+}
+}  // namespace
+
 GreedyPolicy::GreedyPolicy(std::shared_ptr<const Simulator> simulator)
-    : simulator_(std::move(simulator)), cache_(simulator_->estimator()) {}
+    : GreedyPolicy(Scorer::Single("decision model", std::move(simulator)), "Greedy", false) {}
+
+GreedyPolicy::GreedyPolicy(std::shared_ptr<const Scorer> model, std::string name, bool clairvoyant)
+    : model_(std::move(model)),
+      name_(std::move(name)),
+      clairvoyant_(clairvoyant),
+      caches_(CachesFor(*model_)) {}
+
+void GreedyPolicy::BeginEpisode(const data::Episode& episode, const Budget&, uint64_t) {
+  current_ = model_->IndexFor(episode);
+}
 
 int GreedyPolicy::Act(const DecisionContext& context, std::vector<double>* scores) {
-  const int n = simulator_->actions().size();
+  const Simulator& simulator = model_->simulator(current_);
+  const int n = simulator.actions().size();
   std::vector<double> rewards(n);
-  for (int a = 0; a < n; ++a) rewards[a] = simulator_->Evaluate(context, a, &cache_).reward;
+  for (int a = 0; a < n; ++a)
+    rewards[a] = simulator.Evaluate(context, a, caches_[current_].get()).reward;
   // The best immediate reward the shield admits (the same notion of fitting).
   int best = -1;
   for (int a = 0; a < n; ++a)
     if (best < 0 || rewards[a] > rewards[best]) best = a;
-  best = Shield(simulator_->costs(), best, &rewards, context.remaining_latency_s,
+  best = Shield(simulator.costs(), best, &rewards, context.remaining_latency_s,
                 context.remaining_money_usd)
              .action;
   if (scores) *scores = rewards;
@@ -62,7 +83,7 @@ struct OraclePolicy::Search {
     }
     // Upper bound per turn: the best response any point can give, plus the
     // best association-minus-cost term of any action.
-    const double max_response = sim.estimator()->max_value();
+    const double max_response = sim.max_response();
     bound_after.assign(turns + 1, 0.0);
     for (int t = turns - 1; t >= 0; --t) {
       double best_turn = -std::numeric_limits<double>::infinity();
@@ -124,19 +145,24 @@ struct OraclePolicy::Search {
 
 OraclePolicy::OraclePolicy(std::shared_ptr<const Simulator> simulator,
                            int64_t node_limit_per_episode)
-    : simulator_(std::move(simulator)),
+    : OraclePolicy(Scorer::Single("Oracle", std::move(simulator)), node_limit_per_episode) {}
+
+OraclePolicy::OraclePolicy(std::shared_ptr<const Scorer> scorer, int64_t node_limit_per_episode)
+    : scorer_(std::move(scorer)),
       node_limit_(node_limit_per_episode),
-      cache_(simulator_->estimator()) {}
+      caches_(CachesFor(*scorer_)) {}
 
 void OraclePolicy::BeginEpisode(const data::Episode& episode, const Budget& budget, uint64_t) {
-  Search search(*simulator_, episode, budget, cache_, node_limit_);
+  current_ = scorer_->IndexFor(episode);
+  const Simulator& simulator = scorer_->simulator(current_);
+  Search search(simulator, episode, budget, *caches_[current_], node_limit_);
   search.Run();
   ++stats_.episodes;
   stats_.nodes += search.nodes;
   if (search.truncated) ++stats_.truncated_episodes;
   if (search.best.empty() && !episode.turns.empty()) {
     ++stats_.infeasible_episodes;
-    plan_.assign(episode.turns.size(), CheapestAction(simulator_->costs()));
+    plan_.assign(episode.turns.size(), CheapestAction(simulator.costs()));
     plan_reward_ = -std::numeric_limits<double>::infinity();
     return;
   }
@@ -146,12 +172,11 @@ void OraclePolicy::BeginEpisode(const data::Episode& episode, const Budget& budg
 
 int OraclePolicy::Act(const DecisionContext& context, std::vector<double>*) {
   const int t = context.turn_index();
-  return t < static_cast<int>(plan_.size()) ? plan_[t] : CheapestAction(simulator_->costs());
+  return t < static_cast<int>(plan_.size()) ? plan_[t] : CheapestAction(scorer_->primary().costs());
 }
 
-std::vector<std::unique_ptr<Policy>> MakeBaselines(std::shared_ptr<const Simulator> simulator,
-                                                   bool include_fixed, bool include_oracle) {
-  const ActionTable& actions = simulator->actions();
+std::vector<std::unique_ptr<Policy>> MakeModelFreeBaselines(const ActionTable& actions,
+                                                            bool include_fixed) {
   std::vector<std::unique_ptr<Policy>> out;
   out.push_back(std::make_unique<FixedPolicy>(0, "Local"));
   out.push_back(std::make_unique<RandomPolicy>("Cloud", actions.size(), 0.0));
@@ -160,6 +185,13 @@ std::vector<std::unique_ptr<Policy>> MakeBaselines(std::shared_ptr<const Simulat
     for (int a = 0; a < actions.size(); ++a)
       out.push_back(std::make_unique<FixedPolicy>(
           a, "Fixed " + std::to_string(a) + " (" + actions.Describe(a) + ")"));
+  return out;
+}
+
+std::vector<std::unique_ptr<Policy>> MakeBaselines(std::shared_ptr<const Simulator> simulator,
+                                                   bool include_fixed, bool include_oracle) {
+  std::vector<std::unique_ptr<Policy>> out =
+      MakeModelFreeBaselines(simulator->actions(), include_fixed);
   out.push_back(std::make_unique<GreedyPolicy>(simulator));
   if (include_oracle) out.push_back(std::make_unique<OraclePolicy>(simulator));
   return out;

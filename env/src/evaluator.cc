@@ -1,7 +1,10 @@
 #include "lcio/env/evaluator.h"
 
+#include <algorithm>
 #include <chrono>
 #include <cmath>
+#include <memory>
+#include <optional>
 
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
@@ -14,18 +17,58 @@ namespace lcio::env {
 PolicyResult EvaluatePolicy(const Simulator& simulator, const data::Dataset& dataset,
                             const std::vector<int>& test_episodes, Policy& policy,
                             const EvalOptions& options) {
+  // Non-owning: the scorer lives only for this call.
+  const auto scorer = Scorer::Single(
+      "simulator", std::shared_ptr<const Simulator>(std::shared_ptr<void>(), &simulator));
+  return EvaluatePolicy(*scorer, dataset, test_episodes, policy, options);
+}
+
+absl::Status CheckDecisionModelHeldOut(const Policy& policy,
+                                       const std::vector<int>& test_episodes) {
+  if (policy.is_bound()) return absl::OkStatus();
+  const std::vector<int> fitted = policy.DecisionModelEpisodes();  // sorted
+  for (int e : test_episodes)
+    if (std::binary_search(fitted.begin(), fitted.end(), e))
+      return absl::FailedPreconditionError(absl::StrCat(
+          "decision maker \"", policy.name(), "\" consults a model fitted on test ",
+          "episode index ", e, ": decision models must be fitted on the training ", "side only"));
+  return absl::OkStatus();
+}
+
+PairedDifference Compare(const AggregateResult& a, const AggregateResult& b) {
+  PairedDifference out;
+  const size_t n = std::min(a.reward_by_split.size(), b.reward_by_split.size());
+  if (n == 0) return out;
+  double sum = 0, sum2 = 0;
+  for (size_t i = 0; i < n; ++i) {
+    const double d = a.reward_by_split[i] - b.reward_by_split[i];
+    sum += d;
+    sum2 += d * d;
+  }
+  out.mean = sum / n;
+  if (n > 1) out.standard_error = std::sqrt(std::max(0.0, (sum2 - sum * sum / n) / (n - 1)) / n);
+  return out;
+}
+
+PolicyResult EvaluatePolicy(const Scorer& scorer, const data::Dataset& dataset,
+                            const std::vector<int>& test_episodes, Policy& policy,
+                            const EvalOptions& options) {
   const auto start = std::chrono::steady_clock::now();
   PolicyResult result;
   result.name = policy.name();
   result.shielded = options.shield;
-  CachedEstimator cache(simulator.estimator());
+  std::vector<std::unique_ptr<CachedEstimator>> caches;
+  for (int i = 0; i < scorer.num_simulators(); ++i)
+    caches.push_back(std::make_unique<CachedEstimator>(scorer.simulator(i).estimator()));
   std::vector<double> scores;
   double excess_latency = 0, excess_money = 0;
   int over_latency = 0, over_money = 0;
   for (int index : test_episodes) {
     const data::Episode& episode = dataset.episodes[index];
     policy.BeginEpisode(episode, options.budget, MixSeed(options.seed, episode.id));
-    EpisodeRun run(simulator, episode, options.budget, &cache);
+    const int scored_by = scorer.IndexFor(episode);
+    const Simulator& simulator = scorer.simulator(scored_by);
+    EpisodeRun run(simulator, episode, options.budget, caches[scored_by].get());
     EpisodeResult e;
     e.id = episode.id;
     e.turns = run.num_turns();
@@ -109,6 +152,7 @@ std::vector<AggregateResult> Aggregate(const std::vector<std::vector<PolicyResul
     mean_sd([](const PolicyResult& r) { return r.latency_s; }, row.latency_s, row.latency_sd);
     mean_sd([](const PolicyResult& r) { return r.money_usd; }, row.money_usd, row.money_sd);
     mean_sd([](const PolicyResult& r) { return r.reward; }, row.reward, row.reward_sd);
+    for (const auto& split : results) row.reward_by_split.push_back(split[p].reward);
     double episodes = 0, over_l = 0, over_m = 0;
     for (const auto& split : results) {
       const PolicyResult& r = split[p];
@@ -153,31 +197,122 @@ std::string ToMarkdown(const std::vector<AggregateResult>& rows, double oracle_r
   return out;
 }
 
-std::string ToJson(const std::vector<AggregateResult>& rows, const std::string& settings_json) {
+std::vector<WorstCaseRow> WorstCase(const std::vector<ScoredRows>& scorers, bool shielded) {
+  std::vector<WorstCaseRow> out;
+  const ScoredRows* first = nullptr;
+  for (const auto& s : scorers)
+    if (s.held_out) {
+      first = &s;
+      break;
+    }
+  if (first == nullptr) return out;
+  for (size_t m = 0; m < first->rows.size(); ++m) {
+    const MethodRole role = first->roles[m];
+    if (first->rows[m].shielded != shielded ||
+        (role != MethodRole::kBaseline && role != MethodRole::kCandidate))
+      continue;
+    const std::string& name = first->rows[m].name;
+    std::optional<WorstCaseRow> worst;
+    for (const auto& s : scorers) {
+      if (!s.held_out) continue;
+      int self = -1, best = -1;
+      for (size_t r = 0; r < s.rows.size(); ++r) {
+        if (s.rows[r].shielded != shielded) continue;
+        if (s.rows[r].name == name) self = static_cast<int>(r);
+      }
+      if (self < 0) continue;
+      for (size_t r = 0; r < s.rows.size(); ++r) {
+        // Another name for the same decisions (Local is Fixed 0) is not a rival.
+        if (s.rows[r].shielded != shielded || static_cast<int>(r) == self ||
+            s.rows[r].reward_by_split == s.rows[self].reward_by_split)
+          continue;
+        if (s.roles[r] == MethodRole::kBaseline &&
+            (best < 0 || s.rows[r].reward > s.rows[best].reward))
+          best = static_cast<int>(r);
+      }
+      if (best < 0) continue;
+      WorstCaseRow row;
+      row.name = name;
+      row.shielded = shielded;
+      row.scorer = s.scorer;
+      row.reward = s.rows[self].reward;
+      row.percent_of_oracle = s.oracle_reward() > 0 ? 100.0 * row.reward / s.oracle_reward() : 0.0;
+      row.best_baseline = s.rows[best].name;
+      row.margin = Compare(s.rows[self], s.rows[best]);
+      if (!worst || row.margin.mean < worst->margin.mean) worst = row;
+    }
+    if (!worst) continue;
+    worst->verdict = worst->margin.mean > 0                                ? "ahead"
+                     : worst->margin.mean >= -worst->margin.standard_error ? "tie"
+                                                                           : "behind";
+    out.push_back(*worst);
+  }
+  return out;
+}
+
+std::string WorstCaseMarkdown(const std::vector<WorstCaseRow>& rows) {
+  std::string out =
+      "| method | shield | worst scorer | reward | % of its Oracle | best baseline there | "
+      "margin ± SE | verdict |\n|---|---|---|---|---|---|---|---|\n";
+  for (const auto& r : rows)
+    absl::StrAppend(&out, "| ", r.name, " | ", r.shielded ? "on" : "off", " | ", r.scorer, " | ",
+                    absl::StrFormat("%.3f", r.reward), " | ",
+                    absl::StrFormat("%.1f%%", r.percent_of_oracle), " | ", r.best_baseline, " | ",
+                    absl::StrFormat("%+.3f ± %.3f", r.margin.mean, r.margin.standard_error), " | ",
+                    r.verdict, " |\n");
+  return out;
+}
+
+namespace {
+nlohmann::json MethodsJson(const std::vector<AggregateResult>& rows) {
+  nlohmann::json methods = nlohmann::json::array();
+  for (const auto& r : rows) {
+    methods.push_back({{"name", r.name},
+                       {"shield", r.shielded},
+                       {"splits", r.splits},
+                       {"response", r.response},
+                       {"response_sd", r.response_sd},
+                       {"association", r.association},
+                       {"association_sd", r.association_sd},
+                       {"latency_s", r.latency_s},
+                       {"latency_sd", r.latency_sd},
+                       {"usage_usd", r.money_usd},
+                       {"usage_sd", r.money_sd},
+                       {"reward", r.reward},
+                       {"reward_sd", r.reward_sd},
+                       {"share_over_latency", r.share_over_latency},
+                       {"share_over_money", r.share_over_money},
+                       {"mean_excess_latency_s", r.mean_excess_latency_s},
+                       {"mean_excess_money_usd", r.mean_excess_money_usd},
+                       {"shield_overrides", r.shield_overrides},
+                       {"decisions", r.decisions},
+                       {"reward_by_split", r.reward_by_split}});
+  }
+  return methods;
+}
+}  // namespace
+
+std::string ToJson(const std::vector<ScoredRows>& scorers,
+                   const std::vector<WorstCaseRow>& worst_case, const std::string& settings_json) {
   nlohmann::json root;
   root["settings"] = nlohmann::json::parse(settings_json, nullptr, false);
-  root["methods"] = nlohmann::json::array();
-  for (const auto& r : rows) {
-    root["methods"].push_back({{"name", r.name},
-                               {"shield", r.shielded},
-                               {"splits", r.splits},
-                               {"response", r.response},
-                               {"response_sd", r.response_sd},
-                               {"association", r.association},
-                               {"association_sd", r.association_sd},
-                               {"latency_s", r.latency_s},
-                               {"latency_sd", r.latency_sd},
-                               {"usage_usd", r.money_usd},
-                               {"usage_sd", r.money_sd},
-                               {"reward", r.reward},
-                               {"reward_sd", r.reward_sd},
-                               {"share_over_latency", r.share_over_latency},
-                               {"share_over_money", r.share_over_money},
-                               {"mean_excess_latency_s", r.mean_excess_latency_s},
-                               {"mean_excess_money_usd", r.mean_excess_money_usd},
-                               {"shield_overrides", r.shield_overrides},
-                               {"decisions", r.decisions}});
-  }
+  root["scorers"] = nlohmann::json::array();
+  for (const auto& s : scorers)
+    root["scorers"].push_back({{"scorer", s.scorer},
+                               {"held_out", s.held_out},
+                               {"oracle_reward", s.oracle_reward()},
+                               {"methods", MethodsJson(s.rows)}});
+  root["worst_case"] = nlohmann::json::array();
+  for (const auto& r : worst_case)
+    root["worst_case"].push_back({{"name", r.name},
+                                  {"shield", r.shielded},
+                                  {"scorer", r.scorer},
+                                  {"reward", r.reward},
+                                  {"percent_of_oracle", r.percent_of_oracle},
+                                  {"best_baseline", r.best_baseline},
+                                  {"margin", r.margin.mean},
+                                  {"margin_se", r.margin.standard_error},
+                                  {"verdict", r.verdict}});
   return root.dump(2);
 }
 

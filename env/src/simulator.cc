@@ -6,6 +6,17 @@
 
 namespace lcio::env {
 
+std::string ResponseModelFamilyName(ResponseModelFamily family) {
+  return family == ResponseModelFamily::kKnn ? "knn" : "task_action";
+}
+
+absl::StatusOr<ResponseModelFamily> ParseResponseModelFamily(const std::string& name) {
+  if (name == "knn") return ResponseModelFamily::kKnn;
+  if (name == "task_action") return ResponseModelFamily::kTaskActionMeans;
+  return absl::InvalidArgumentError(
+      absl::StrCat("response model \"", name.substr(0, 64), "\": must be knn or task_action"));
+}
+
 absl::StatusOr<std::shared_ptr<const Simulator>> Simulator::Create(
     const data::Dataset& dataset, const std::vector<int>& train_episodes,
     const SimulatorConfig& config) {
@@ -22,6 +33,13 @@ absl::StatusOr<std::shared_ptr<const Simulator>> Simulator::Create(
                                           config.k_neighbors, config.refusal, config.knn_rule);
   if (!estimator.ok()) return estimator.status();
   sim->estimator_ = *std::move(estimator);
+  if (config.response_model == ResponseModelFamily::kTaskActionMeans) {
+    auto means = TaskActionMeans::Fit(dataset, train_episodes, sim->actions_, config.refusal);
+    if (!means.ok()) return means.status();
+    sim->task_action_means_ = *std::move(means);
+  }
+  sim->fitted_episodes_ = train_episodes;
+  std::sort(sim->fitted_episodes_.begin(), sim->fitted_episodes_.end());
   return std::shared_ptr<const Simulator>(std::move(sim));
 }
 
@@ -31,8 +49,13 @@ double Simulator::Reward(double response, double association, int action) const 
          w.beta_latency * costs_.norm_time(action) - w.beta_usage * costs_.norm_money(action);
 }
 
-TurnOutcome Simulator::Evaluate(const DecisionContext& context, int action,
-                                CachedEstimator* cache) const {
+double Simulator::max_response() const {
+  return task_action_means_ ? task_action_means_->max_value() : estimator_->max_value();
+}
+
+double Simulator::Response(const DecisionContext& context, int action,
+                           CachedEstimator* cache) const {
+  if (task_action_means_) return task_action_means_->Estimate(context.task_index, action);
   const int width = estimator_->key_width();
   double stack_key[128];
   std::vector<double> heap_key;
@@ -42,8 +65,13 @@ TurnOutcome Simulator::Evaluate(const DecisionContext& context, int action,
     key = heap_key.data();
   }
   EncodeResponseKey(actions_, config_.time_span, context, action, key);
+  return cache ? cache->Estimate(key) : estimator_->Estimate(key);
+}
+
+TurnOutcome Simulator::Evaluate(const DecisionContext& context, int action,
+                                CachedEstimator* cache) const {
   TurnOutcome out;
-  out.response = cache ? cache->Estimate(key) : estimator_->Estimate(key);
+  out.response = Response(context, action, cache);
   for (int v : actions_.views(action)) out.association += context.association[v];
   out.time_s = costs_.time_s(action);
   out.money_usd = costs_.money_usd(action);

@@ -14,6 +14,7 @@
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
 #include "lcio/env/evaluator.h"
+#include "lcio/env/scorer.h"
 #include "lcio/env/split.h"
 #include "lcio/policy/algorithms.h"
 #include "lcio/policy/trainer_internal.h"
@@ -277,6 +278,9 @@ std::string TrainingConfigJson(const TrainOptions& options, const env::Simulator
                     {"time_span", config.time_span},
                     {"k_neighbors", config.k_neighbors},
                     {"refusal_phrases", config.refusal.phrases}};
+  // Only when not the default, so that kNN-trained artifacts stay byte-identical.
+  if (config.response_model != env::ResponseModelFamily::kKnn)
+    j["simulator"]["response_model"] = env::ResponseModelFamilyName(config.response_model);
   return j.dump();
 }
 
@@ -299,8 +303,10 @@ void TrainedNetwork::Score(const float* observation, float* scores) const {
 }
 
 NetworkPolicy::NetworkPolicy(std::string name, TrainedNetwork network,
-                             env::ObservationEncoder encoder)
+                             env::ObservationEncoder encoder,
+                             std::vector<int> decision_model_episodes)
     : name_(std::move(name)),
+      decision_model_episodes_(std::move(decision_model_episodes)),
       network_(std::move(network)),
       encoder_(std::move(encoder)),
       observation_(encoder_.size()),
@@ -318,7 +324,7 @@ int NetworkPolicy::Act(const env::DecisionContext& context, std::vector<double>*
 namespace {
 
 // The training environment, with its kNN cross-fitted when asked (see
-// TrainOptions::cross_fit_folds): folds dealt from a seeded shuffle.
+// TrainOptions::cross_fit_folds): simulators[1 + fold] scores that fold.
 absl::StatusOr<env::TrainingEnv> MakeTrainingEnv(const data::Dataset& dataset,
                                                  const std::vector<int>& train_episodes,
                                                  const env::SimulatorConfig& config,
@@ -330,22 +336,13 @@ absl::StatusOr<env::TrainingEnv> MakeTrainingEnv(const data::Dataset& dataset,
   if (folds < 2)
     return env::TrainingEnv::Create(std::move(primary), dataset, train_episodes, layout,
                                     options.budgets, env_seed);
-  std::vector<int> order(train_episodes.size());
-  std::iota(order.begin(), order.end(), 0);
-  std::mt19937_64 rng(env::MixSeed(options.seed, 3));
-  for (size_t i = order.size(); i > 1; --i)  // Fisher-Yates on portable draws
-    std::swap(order[i - 1], order[env::UniformIndex(rng, i)]);
-  std::vector<int> scorer(train_episodes.size());
-  for (size_t i = 0; i < order.size(); ++i) scorer[order[i]] = 1 + static_cast<int>(i % folds);
+  auto cross_fit =
+      env::FitCrossFolds(dataset, train_episodes, folds, env::MixSeed(options.seed, 3), config);
+  if (!cross_fit.ok()) return cross_fit.status();
+  std::vector<int> scorer(cross_fit->fold_of.size());
+  for (size_t i = 0; i < scorer.size(); ++i) scorer[i] = 1 + cross_fit->fold_of[i];
   std::vector<std::shared_ptr<const env::Simulator>> simulators{std::move(primary)};
-  for (int k = 1; k <= folds; ++k) {
-    std::vector<int> fit_on;
-    for (size_t i = 0; i < train_episodes.size(); ++i)
-      if (scorer[i] != k) fit_on.push_back(train_episodes[i]);
-    auto simulator = env::Simulator::Create(dataset, fit_on, config);
-    if (!simulator.ok()) return simulator.status();
-    simulators.push_back(*std::move(simulator));
-  }
+  for (auto& simulator : cross_fit->simulators) simulators.push_back(std::move(simulator));
   return env::TrainingEnv::Create(std::move(simulators), dataset, train_episodes, std::move(scorer),
                                   layout, options.budgets, env_seed);
 }
@@ -434,6 +431,7 @@ absl::StatusOr<TrainRun> RunTraining(const data::Dataset& dataset,
   run.result.summary.config_json = TrainingConfigJson(options, config, *hp, *device);
   run.result.layout = layout;
   if (layout.response_aware) run.result.response_model = (*simulator)->estimator();
+  run.result.decision_model_episodes = (*simulator)->fitted_episodes();
   TrainedNetwork& net = run.result.network;
   net.activation = ActivationName(output.activation);
   net.sizes.push_back(static_cast<int>(output.weights.front().size(1)));

@@ -5,6 +5,7 @@
 
 #include "gtest/gtest.h"
 #include "lcio/data/m4a1.h"
+#include "lcio/env/simulator.h"
 
 namespace lcio::testing {
 
@@ -22,6 +23,47 @@ inline const data::Dataset& EmbeddedDataset() {
 
 inline std::string TestDataPath(const std::string& name) {
   return std::string(LCIO_SOURCE_DIR) + "/tests/env/testdata/" + name;
+}
+
+// A small hand-made data set: 2 views (5 actions), varied logged decisions.
+inline data::Dataset SmallDataset() {
+  data::Dataset d;
+  d.tasks = {"a", "b"};
+  d.num_views = 2;
+  d.source = "<hand-made>";
+  const int logged[][3] = {{0, 1, 2}, {1, 3, 4}, {4, 0, 2}, {2, 2, 3}, {3, 4, 0}, {0, 0, 1}};
+  for (int e = 0; e < 7; ++e) {
+    data::Episode ep;
+    ep.id = e;
+    ep.image_paths = {"v0.jpg", "v1.jpg"};
+    for (int t = 0; t < 3; ++t) {
+      data::Turn turn;
+      turn.task = d.tasks[(e + t) % 2];
+      turn.task_index = (e + t) % 2;
+      const int a = logged[e % 6][t];
+      turn.target = a == 0 ? data::Target::kLocal : data::Target::kCloud;
+      if (a == 2) turn.uploaded_views = {0};
+      if (a == 3) turn.uploaded_views = {1};
+      if (a == 4) turn.uploaded_views = {1, 0};
+      turn.answer = (e * 3 + t) % 5 == 0 ? "sorry, no" : "fine";
+      turn.score = 1 + (e * 7 + t * 3) % 9;
+      ep.turns.push_back(turn);
+      ep.association.push_back({0.1 + 0.1 * t, 0.5 - 0.1 * e / 7.0});
+    }
+    d.episodes.push_back(ep);
+  }
+  return d;
+}
+
+inline env::SimulatorConfig TwoViewConfig() {
+  using env::SimulatorConfig;
+  SimulatorConfig config;
+  config.catalog.networks.push_back({"Two", {1.0, 2.0, 3.5}});
+  config.catalog.cloud_llm.money_usd = {0.001, 0.004, 0.009};
+  config.network = "Two";
+  config.time_span = 3;
+  config.k_neighbors = 3;
+  return config;
 }
 
 }  // namespace lcio::testing

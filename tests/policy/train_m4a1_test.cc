@@ -167,6 +167,39 @@ TEST(CrossFitting, TrainsDeterministicallyRecordsTheFoldsAndChecksThem) {
   EXPECT_EQ(parsed.cross_fit_folds, 4);
 }
 
+// The evaluator's held-out check sees what a trained network learnt from:
+// exactly the training side, so it passes on the test side and fails on a
+// split that shares an episode. Training against the history-free task x
+// action model is recorded in the training configuration.
+TEST(HeldOut, TrainedNetworksDeclareTheirTrainingEpisodes) {
+  TrainOptions options = ShortRun("rc-ppo", 3);
+  options.timesteps = 2048;
+  options.hyperparameters["n_steps"] = 512;
+  auto trained =
+      Train(testing::EmbeddedDataset(), SplitOne().train, env::SimulatorConfig(), options);
+  ASSERT_TRUE(trained.ok()) << trained.status();
+  std::vector<int> train = SplitOne().train;
+  std::sort(train.begin(), train.end());
+  EXPECT_EQ(trained->decision_model_episodes, train);
+  auto encoder = env::ObservationEncoder::Create(trained->layout);
+  ASSERT_TRUE(encoder.ok());
+  NetworkPolicy policy("trained", trained->network, *encoder, trained->decision_model_episodes);
+  EXPECT_TRUE(env::CheckDecisionModelHeldOut(policy, SplitOne().test).ok());
+  EXPECT_EQ(
+      env::CheckDecisionModelHeldOut(policy, {SplitOne().test[0], SplitOne().train[3]}).code(),
+      absl::StatusCode::kFailedPrecondition);
+  EXPECT_EQ(trained->summary.config_json.find("response_model"), std::string::npos);
+
+  env::SimulatorConfig task_action;
+  task_action.response_model = env::ResponseModelFamily::kTaskActionMeans;
+  auto history_free = Train(testing::EmbeddedDataset(), SplitOne().train, task_action, options);
+  ASSERT_TRUE(history_free.ok()) << history_free.status();
+  EXPECT_NE(history_free->summary.config_json.find("\"response_model\":\"task_action\""),
+            std::string::npos)
+      << history_free->summary.config_json;
+  EXPECT_NE(history_free->network.weights, trained->network.weights);
+}
+
 // A response-aware policy carries its response model in the artifact: loaded
 // by the inference engine (as the server does) it encodes the same features
 // and takes the same decisions as the network right after training.

@@ -8,6 +8,7 @@
 #include <vector>
 
 #include "lcio/env/policy_interface.h"
+#include "lcio/env/scorer.h"
 
 namespace lcio::env {
 
@@ -43,15 +44,24 @@ class RandomPolicy : public Policy {
 
 // The best immediate simulated reward among the actions that keep the
 // conversation inside both remaining budgets (cheapest when none does).
+// Deciding with a training-side simulator it is a fair baseline; deciding with
+// a scorer (`clairvoyant`) it knows the scoring model and is a bound.
 class GreedyPolicy : public Policy {
  public:
   explicit GreedyPolicy(std::shared_ptr<const Simulator> simulator);
-  std::string name() const override { return "Greedy"; }
+  GreedyPolicy(std::shared_ptr<const Scorer> model, std::string name, bool clairvoyant);
+  std::string name() const override { return name_; }
+  void BeginEpisode(const data::Episode& episode, const Budget& budget, uint64_t seed) override;
   int Act(const DecisionContext& context, std::vector<double>* scores) override;
+  std::vector<int> DecisionModelEpisodes() const override { return model_->FittedEpisodes(); }
+  bool is_bound() const override { return clairvoyant_; }
 
  private:
-  std::shared_ptr<const Simulator> simulator_;
-  CachedEstimator cache_;
+  std::shared_ptr<const Scorer> model_;
+  std::string name_;
+  bool clairvoyant_;
+  std::vector<std::unique_ptr<CachedEstimator>> caches_;  // one per simulator
+  int current_ = 0;
 };
 
 struct OracleStats {
@@ -68,9 +78,14 @@ class OraclePolicy : public Policy {
  public:
   explicit OraclePolicy(std::shared_ptr<const Simulator> simulator,
                         int64_t node_limit_per_episode = 200'000'000);
+  // Plans each episode with the simulator `scorer` scores it with.
+  explicit OraclePolicy(std::shared_ptr<const Scorer> scorer,
+                        int64_t node_limit_per_episode = 200'000'000);
   std::string name() const override { return "Oracle"; }
   void BeginEpisode(const data::Episode& episode, const Budget& budget, uint64_t seed) override;
   int Act(const DecisionContext& context, std::vector<double>* scores) override;
+  std::vector<int> DecisionModelEpisodes() const override { return scorer_->FittedEpisodes(); }
+  bool is_bound() const override { return true; }
   const OracleStats& stats() const { return stats_; }
   // The plan of the last BeginEpisode and its total reward.
   const std::vector<int>& plan() const { return plan_; }
@@ -78,9 +93,10 @@ class OraclePolicy : public Policy {
 
  private:
   struct Search;
-  std::shared_ptr<const Simulator> simulator_;
+  std::shared_ptr<const Scorer> scorer_;
   int64_t node_limit_;
-  CachedEstimator cache_;
+  std::vector<std::unique_ptr<CachedEstimator>> caches_;  // one per simulator
+  int current_ = 0;
   std::vector<int> plan_;
   double plan_reward_ = 0;
   OracleStats stats_;
@@ -90,5 +106,9 @@ class OraclePolicy : public Policy {
 std::vector<std::unique_ptr<Policy>> MakeBaselines(std::shared_ptr<const Simulator> simulator,
                                                    bool include_fixed = true,
                                                    bool include_oracle = true);
+// What needs no response model: Local, Cloud, Random and (include_fixed)
+// Fixed 0..A-1.
+std::vector<std::unique_ptr<Policy>> MakeModelFreeBaselines(const ActionTable& actions,
+                                                            bool include_fixed);
 
 }  // namespace lcio::env

@@ -5,7 +5,9 @@
 #include <string>
 #include <vector>
 
+#include "absl/status/status.h"
 #include "lcio/env/policy_interface.h"
+#include "lcio/env/scorer.h"
 
 namespace lcio::env {
 
@@ -42,9 +44,19 @@ struct PolicyResult {
   double wall_seconds = 0;
 };
 
+// Each episode is scored by the simulator `scorer` assigns to it.
+PolicyResult EvaluatePolicy(const Scorer& scorer, const data::Dataset& dataset,
+                            const std::vector<int>& test_episodes, Policy& policy,
+                            const EvalOptions& options);
+// One simulator scoring every episode.
 PolicyResult EvaluatePolicy(const Simulator& simulator, const data::Dataset& dataset,
                             const std::vector<int>& test_episodes, Policy& policy,
                             const EvalOptions& options);
+
+// FailedPrecondition when `policy` is a decision maker (not a bound) whose
+// decision model was fitted on any of `test_episodes`: its figures would
+// measure memory, not generalisation.
+absl::Status CheckDecisionModelHeldOut(const Policy& policy, const std::vector<int>& test_episodes);
 
 // Mean and standard deviation of each figure over several splits.
 struct AggregateResult {
@@ -56,11 +68,60 @@ struct AggregateResult {
   double share_over_latency = 0, share_over_money = 0;          // pooled over all episodes
   double mean_excess_latency_s = 0, mean_excess_money_usd = 0;  // means over splits
   int64_t shield_overrides = 0, decisions = 0;
+  std::vector<double> reward_by_split;
 };
 // results[split][policy]: the same policies in the same order in each split.
 std::vector<AggregateResult> Aggregate(const std::vector<std::vector<PolicyResult>>& results);
 
+// The paired difference of two rows' rewards over the same splits
+// (a - b): its mean and standard error (0 for one split).
+struct PairedDifference {
+  double mean = 0, standard_error = 0;
+};
+PairedDifference Compare(const AggregateResult& a, const AggregateResult& b);
+
 std::string ToMarkdown(const std::vector<AggregateResult>& rows, double oracle_reward);
-std::string ToJson(const std::vector<AggregateResult>& rows, const std::string& settings_json);
+
+// What a row is to the protocol (docs/evaluation.md).
+enum class MethodRole {
+  kBaseline,   // Local, each fixed action, Greedy with the training model: to beat
+  kReference,  // Cloud, Random: shown, not compared against
+  kCandidate,  // trained policies and artifacts
+  kBound,      // the Oracle and Greedy deciding with the scorer
+};
+
+// One scorer's aggregated rows with each row's role; `oracle` is the row of
+// the Oracle (-1 when none), the 100% of "% of Oracle".
+struct ScoredRows {
+  std::string scorer;
+  bool held_out = false;
+  std::vector<AggregateResult> rows;
+  std::vector<MethodRole> roles;
+  int oracle = -1;
+  double oracle_reward() const { return oracle >= 0 ? rows[oracle].reward : 0.0; }
+};
+
+// A decision maker's worst case over the held-out scorers: under each, its
+// paired margin over the best baseline there (the baseline of highest mean
+// reward, itself excluded); the scorer where that margin is smallest wins.
+// verdict: "ahead" (margin > 0), "tie" (a shortfall within one standard error)
+// or "behind".
+struct WorstCaseRow {
+  std::string name;
+  bool shielded = false;
+  std::string scorer;
+  double reward = 0, percent_of_oracle = 0;
+  std::string best_baseline;
+  PairedDifference margin;
+  std::string verdict;
+};
+// Rows of every baseline and candidate, for the shield setting `shielded`.
+std::vector<WorstCaseRow> WorstCase(const std::vector<ScoredRows>& scorers, bool shielded);
+std::string WorstCaseMarkdown(const std::vector<WorstCaseRow>& rows);
+
+// {"settings": ..., "scorers": [{"scorer", "held_out", "methods": [...]}],
+//  "worst_case": [...]}
+std::string ToJson(const std::vector<ScoredRows>& scorers,
+                   const std::vector<WorstCaseRow>& worst_case, const std::string& settings_json);
 
 }  // namespace lcio::env

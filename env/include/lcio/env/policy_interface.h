@@ -25,6 +25,13 @@ class Policy {
   // Chooses an action. May fill `scores` (one per action, higher preferred);
   // the shield then replaces an unaffordable choice by the best that fits.
   virtual int Act(const DecisionContext& context, std::vector<double>* scores) = 0;
+  // The dataset episode indices of every model this policy consults when it
+  // decides (its decision model), so the evaluator can refuse a decision
+  // maker that has seen the episodes it is scored on. Empty for a policy that
+  // consults none; the Oracle and the clairvoyant Greedy are bounds, not
+  // decision makers, and declare themselves with is_bound().
+  virtual std::vector<int> DecisionModelEpisodes() const { return {}; }
+  virtual bool is_bound() const { return false; }
 };
 
 }  // namespace lcio::env

@@ -3,6 +3,7 @@
 #pragma once
 
 #include <memory>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -12,6 +13,7 @@
 #include "lcio/env/observation.h"
 #include "lcio/env/profiles.h"
 #include "lcio/env/response_estimator.h"
+#include "lcio/env/task_action_means.h"
 
 namespace lcio::env {
 
@@ -28,6 +30,19 @@ struct Budget {
   double money_usd = 0.05;
 };
 
+// Where a simulated turn's response comes from.
+enum class ResponseModelFamily {
+  // The kNN over the history window and the action (response_estimator.h).
+  kKnn,
+  // Per task x action means, history-free (task_action_means.h). The kNN is
+  // still fitted: it is what response-aware observations predict with.
+  kTaskActionMeans,
+};
+
+// "knn" or "task_action".
+std::string ResponseModelFamilyName(ResponseModelFamily family);
+absl::StatusOr<ResponseModelFamily> ParseResponseModelFamily(const std::string& name);
+
 struct SimulatorConfig {
   std::string device = "Jetson TX2";
   std::string network = "Wired";
@@ -36,6 +51,7 @@ struct SimulatorConfig {
   int k_neighbors = 5;
   // kScikitKdTree only to reproduce the original figures (docs/simulator.md).
   NeighbourRule knn_rule = NeighbourRule::kTieInclusive;
+  ResponseModelFamily response_model = ResponseModelFamily::kKnn;
   data::RefusalRule refusal;
   ProfileCatalog catalog = ProfileCatalog::BuiltIn();
 };
@@ -60,7 +76,14 @@ class Simulator {
   const SimulatorConfig& config() const { return config_; }
   const ActionTable& actions() const { return actions_; }
   const CostModel& costs() const { return costs_; }
+  // The kNN, fitted whatever the response model family.
   const std::shared_ptr<const ResponseEstimator>& estimator() const { return estimator_; }
+  // The largest response the response model can answer (the Oracle's bound).
+  double max_response() const;
+  // The dataset episode indices the response model was fitted on, sorted:
+  // evaluation checks that no decision maker consults a model fitted on the
+  // episodes it is scored on.
+  const std::vector<int>& fitted_episodes() const { return fitted_episodes_; }
   int num_views() const { return actions_.num_views(); }
   int num_tasks() const { return num_tasks_; }
 
@@ -68,6 +91,9 @@ class Simulator {
   // the current turn's). Pass a cache to memoise kNN answers.
   TurnOutcome Evaluate(const DecisionContext& context, int action,
                        CachedEstimator* cache = nullptr) const;
+  // The response part of Evaluate.
+  double Response(const DecisionContext& context, int action,
+                  CachedEstimator* cache = nullptr) const;
   double Reward(double response, double association, int action) const;
   // The policy observation layout this simulator's profiles imply.
   ObservationLayout DefaultLayout() const;
@@ -80,6 +106,8 @@ class Simulator {
   CostModel costs_;
   int num_tasks_ = 0;
   std::shared_ptr<const ResponseEstimator> estimator_;
+  std::optional<TaskActionMeans> task_action_means_;  // kTaskActionMeans
+  std::vector<int> fitted_episodes_;
 };
 
 // One logged episode replayed under a sequence of decisions.

@@ -106,6 +106,9 @@ struct TrainResult {
   env::ObservationLayout layout;
   // The model a response_aware layout predicts with; null otherwise.
   std::shared_ptr<const env::ResponseEstimator> response_model;
+  // The episodes (dataset indices, sorted) the training simulator was fitted
+  // on: what the trained network learnt from, for the evaluator's held-out check.
+  std::vector<int> decision_model_episodes;
 };
 
 // Hyperparameter names and SB3-derived defaults for an algorithm (the
@@ -142,12 +145,15 @@ absl::StatusOr<TrainSummary> TrainPolicy(const data::Dataset& dataset,
 // scores so the shield can rank fallbacks). For evaluating in memory.
 class NetworkPolicy : public env::Policy {
  public:
-  NetworkPolicy(std::string name, TrainedNetwork network, env::ObservationEncoder encoder);
+  NetworkPolicy(std::string name, TrainedNetwork network, env::ObservationEncoder encoder,
+                std::vector<int> decision_model_episodes = {});
   std::string name() const override { return name_; }
   int Act(const env::DecisionContext& context, std::vector<double>* scores) override;
+  std::vector<int> DecisionModelEpisodes() const override { return decision_model_episodes_; }
 
  private:
   std::string name_;
+  std::vector<int> decision_model_episodes_;
   TrainedNetwork network_;
   env::ObservationEncoder encoder_;
   std::vector<float> observation_, scores_;

@@ -1,0 +1,32 @@
+#!/usr/bin/env bash
+# lcio-eval's protocol end to end: every scorer reported, in_sample labelled as
+# such, a trained candidate in the worst case over the held-out scorers only,
+# Greedy both as a baseline and as a clairvoyant bound, and bad scorer names refused.
+# Usage: eval_protocol_check.sh LCIO_EVAL REPO_ROOT
+set -euo pipefail
+eval_bin=$1 repo=$2
+tmp=$(mktemp -d)
+trap 'rm -rf "$tmp"' EXIT
+cd "$repo"
+"$eval_bin" --splits=2 --fixed=false --shield=on --algos=rc-ppo --timesteps=2048 \
+  --format=json > "$tmp/report.json"
+jq -e '[.scorers[].scorer] == ["in_sample", "held_out", "cross_fit", "task_action"]' \
+  "$tmp/report.json" > /dev/null || { echo "scorers missing"; exit 1; }
+jq -e '[.scorers[] | select(.scorer == "in_sample") | .held_out] == [false]' \
+  "$tmp/report.json" > /dev/null || { echo "in_sample must not count as held out"; exit 1; }
+jq -e '[.worst_case[] | select(.name == "rc-ppo") | .scorer] | length == 1 and
+       (.[0] | IN("held_out", "cross_fit", "task_action"))' "$tmp/report.json" > /dev/null ||
+  { echo "rc-ppo has no worst case over the held-out scorers"; exit 1; }
+jq -e '[.worst_case[].name] | index("Oracle") == null and index("Greedy (clairvoyant)") == null' \
+  "$tmp/report.json" > /dev/null || { echo "bounds must not be ranked"; exit 1; }
+jq -e '[.scorers[] | select(.scorer == "held_out") | .methods[].name] |
+       index("Greedy") != null and index("Greedy (clairvoyant)") != null' \
+  "$tmp/report.json" > /dev/null || { echo "Greedy needs both rows"; exit 1; }
+jq -e '.scorers[] | select(.scorer == "held_out") | .methods[] | select(.name == "rc-ppo") |
+       (.reward_by_split | length) == 2' "$tmp/report.json" > /dev/null ||
+  { echo "per-split rewards missing"; exit 1; }
+"$eval_bin" --splits=2 --scorers=in_sample,nonsense > "$tmp/out" 2> "$tmp/err" && exit 1
+grep -q 'scorer "nonsense" is not one of' "$tmp/err" || { cat "$tmp/err"; exit 1; }
+"$eval_bin" --splits=3 --model_validity > "$tmp/validity.md"
+grep -q '^| task x action means (task_action) |' "$tmp/validity.md" || { cat "$tmp/validity.md"; exit 1; }
+echo "eval protocol: ok"
