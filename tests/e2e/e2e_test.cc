@@ -412,6 +412,16 @@ std::set<std::pair<std::string, int>> RecordsOnDisk(const std::string& log, int*
   return on_disk;
 }
 
+// Waits (bounded) until `path` has bytes: a Report batch has been written.
+bool WaitForBytes(const std::string& path) {
+  for (int i = 0; i < 600; ++i) {
+    std::error_code error;
+    if (std::filesystem::file_size(path, error) > 0 && !error) return true;
+    std::this_thread::sleep_for(50ms);
+  }
+  return false;
+}
+
 TEST_F(EndToEndTest, ASlowDiskDelaysReportsButNotDecides) {
   const std::string policy = WriteArtifact("policy.pt", 1);
   const std::string log = dir_.File("reports.log");
@@ -429,10 +439,10 @@ TEST_F(EndToEndTest, ASlowDiskDelaysReportsButNotDecides) {
       if ((*client)->Report(TurnReport(absl::StrCat("r", w), 0), &response).ok()) ++reports_ok;
       ++reports_answered;
     });
-  // Every reporter's call is on its way or waiting for the disk; the first
-  // fdatasync alone takes 3 s. Sequential Decides are answered meanwhile:
-  // none waits for the disk.
-  std::this_thread::sleep_for(500ms);
+  // Once the first batch is written, its fdatasync holds it for 3 s and the
+  // other Reports queue behind it. Sequential Decides are answered
+  // meanwhile: none waits for the disk.
+  EXPECT_TRUE(WaitForBytes(log)) << "no Report reached the log";  // not ASSERT: join below
   auto client = MakeClient(server);
   int decided_before_any_report = 0;
   for (int turn = 0; turn < 3; ++turn) {
@@ -513,7 +523,8 @@ TEST_F(EndToEndTest, TheDrainTimeoutHoldsWithAHungDisk) {
       if ((*client)->Report(TurnReport(absl::StrCat("hung", w), 0), &response).ok()) ++ok;
       ++answered;
     });
-  std::this_thread::sleep_for(500ms);
+  const bool stuck = WaitForBytes(log);  // a batch is written, its fdatasync hangs
+  EXPECT_TRUE(stuck) << "no Report reached the log";
   server.process->Signal(SIGTERM);
   // Far below the hung fdatasync: the process does not wait for the disk.
   auto status = server.process->Wait(30s);
