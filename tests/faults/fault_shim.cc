@@ -12,6 +12,7 @@
 //                                   write that crosses N is cut short there
 //                                   (a short write), the next one fails
 //                                   with ENOSPC, as on a full disk
+//   LCIO_FAULT_FTRUNCATE_EIO=1      ftruncate fails with EIO
 #include <dlfcn.h>
 #include <errno.h>
 #include <sys/stat.h>
@@ -90,6 +91,15 @@ ssize_t write(int fd, const void* buffer, size_t count) {
     }
   }
   return real(fd, buffer, count);
+}
+
+int ftruncate(int fd, off_t length) {
+  static const auto real = Next<int (*)(int, off_t)>("ftruncate");
+  if (EnvLong("LCIO_FAULT_FTRUNCATE_EIO", 0) != 0 && Matches(fd)) {
+    errno = EIO;
+    return -1;
+  }
+  return real(fd, length);
 }
 
 int fsync(int fd) {

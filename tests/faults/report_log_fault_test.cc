@@ -58,6 +58,7 @@ class ReportLogFaultTest : public ::testing::Test {
     ::unsetenv("LCIO_FAULT_WRITE_ENOSPC_AFTER");
     ::unsetenv("LCIO_FAULT_FSYNC_EIO");
     ::unsetenv("LCIO_FAULT_FSYNC_DELAY_MS");
+    ::unsetenv("LCIO_FAULT_FTRUNCATE_EIO");
   }
   test::TempDir dir_;
   std::string path_;
@@ -77,6 +78,27 @@ TEST_F(ReportLogFaultTest, AShortWriteDoesNotLoseTheNextAcknowledgedRecord) {
   ASSERT_TRUE((*writer)->Append(Record(2)).ok());
   int skipped = -1;
   EXPECT_EQ(TurnsOnDisk(path_, &skipped), std::vector<int>({0, 2}));
+  EXPECT_EQ(skipped, 0);
+}
+
+TEST_F(ReportLogFaultTest, AWriterThatCannotCutBackRefusesUntilItCan) {
+  auto writer = ReportLogWriter::Open(path_);
+  ASSERT_TRUE(writer.ok()) << writer.status();
+  ASSERT_TRUE((*writer)->Append(Record(0)).ok());
+  const int64_t good = FileSize(path_);
+  const size_t half = EncodeReportLine(Record(1)).size() / 2;
+  ::setenv("LCIO_FAULT_WRITE_ENOSPC_AFTER", std::to_string(good + half).c_str(), 1);
+  ::setenv("LCIO_FAULT_FTRUNCATE_EIO", "1", 1);
+  EXPECT_FALSE((*writer)->Append(Record(1)).ok());  // torn, and cannot be cut back
+  ::unsetenv("LCIO_FAULT_WRITE_ENOSPC_AFTER");
+  const int64_t torn = FileSize(path_);
+  auto refused = (*writer)->Append(Record(2));  // space again, still torn: refused
+  EXPECT_EQ(refused.status().code(), absl::StatusCode::kUnavailable) << refused.status();
+  EXPECT_EQ(FileSize(path_), torn) << "appended after torn bytes";
+  ::unsetenv("LCIO_FAULT_FTRUNCATE_EIO");
+  ASSERT_TRUE((*writer)->Append(Record(3)).ok());
+  int skipped = -1;
+  EXPECT_EQ(TurnsOnDisk(path_, &skipped), std::vector<int>({0, 3}));
   EXPECT_EQ(skipped, 0);
 }
 
