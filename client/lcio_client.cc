@@ -50,7 +50,7 @@ ABSL_FLAG(std::string, target_llm, "local", "report: local or cloud");
 ABSL_FLAG(std::string, uploaded, "", "report: comma-separated uploaded view names");
 ABSL_FLAG(std::string, decision_id, "", "report: the decision's id");
 ABSL_FLAG(std::string, answer, "", "report: the answer text");
-ABSL_FLAG(double, score, 0, "report: answer quality on M4A1's scale (finite, >= 0)");
+ABSL_FLAG(double, score, 0, "report: answer quality on M4A1's scale (0..1000)");
 ABSL_FLAG(double, latency_s, 0, "report: measured latency");
 ABSL_FLAG(double, cost_usd, 0, "report: measured money");
 ABSL_FLAG(std::string, service, "", "health: service name (\"\" = whole server)");

@@ -38,6 +38,16 @@ ABSL_FLAG(int32_t, batch_wait_us, 200,
 ABSL_FLAG(int64_t, max_conversations, 100000, "conversations kept (LRU eviction beyond)");
 ABSL_FLAG(double, conversation_idle_s, 1800, "idle conversations expire after this");
 ABSL_FLAG(std::string, report_log, "", "outcome log for Report (empty: Report disabled)");
+ABSL_FLAG(int32_t, report_queue_max, 1024,
+          "Reports waiting for the log's disk; beyond: RESOURCE_EXHAUSTED");
+ABSL_FLAG(int32_t, report_max_record_bytes, 64 << 10,
+          "longest Report record (its whole log line); beyond: INVALID_ARGUMENT");
+ABSL_FLAG(int64_t, report_rotate_mb, 256,
+          "start a new report log file (the old one becomes LOG.000001, ...) past this many "
+          "MiB; 0: never");
+ABSL_FLAG(int64_t, report_min_free_mb, 64,
+          "refuse Reports (RESOURCE_EXHAUSTED) rather than leave less free space than this on "
+          "the log's filesystem; 0: no floor");
 ABSL_FLAG(int32_t, watch_interval_ms, 1000, "policy file poll interval");
 ABSL_FLAG(std::string, tls_cert, "", "server certificate (PEM); enables TLS");
 ABSL_FLAG(std::string, tls_key, "", "server private key (PEM)");
@@ -112,6 +122,18 @@ int main(int argc, char** argv) {
   if (!(idle_s > 0)) return Fail("conversation_idle_s must be > 0");
   options.conversation_idle = absl::Seconds(idle_s);
   options.report_log = absl::GetFlag(FLAGS_report_log);
+  options.report_queue_max = absl::GetFlag(FLAGS_report_queue_max);
+  options.report_max_record_bytes = absl::GetFlag(FLAGS_report_max_record_bytes);
+  const int64_t rotate_mb = absl::GetFlag(FLAGS_report_rotate_mb);
+  const int64_t floor_mb = absl::GetFlag(FLAGS_report_min_free_mb);
+  constexpr int64_t kMaxMb = int64_t{1} << 40;  // keeps the byte counts in range
+  if (options.report_queue_max < 1 || options.report_max_record_bytes < 1024 || rotate_mb < 0 ||
+      rotate_mb > kMaxMb || floor_mb < 0 || floor_mb > kMaxMb)
+    return Fail(
+        "report_queue_max must be >= 1, report_max_record_bytes >= 1024, report_rotate_mb and "
+        "report_min_free_mb in [0, 2^40]");
+  options.report_rotate_bytes = rotate_mb << 20;
+  options.report_min_free_bytes = floor_mb << 20;
   options.watch_interval = absl::Milliseconds(std::max(10, absl::GetFlag(FLAGS_watch_interval_ms)));
   options.tls_cert = absl::GetFlag(FLAGS_tls_cert);
   options.tls_key = absl::GetFlag(FLAGS_tls_key);

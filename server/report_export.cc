@@ -1,56 +1,73 @@
 // lcio-report-export: turns lcio-server's report log (--report_log) into
-// M4A1-schema JSON that lcio-train and lcio-eval read (--data).
+// M4A1-schema JSON that lcio-train and lcio-eval read (--data). Streams:
+// memory grows with the number of records (an index entry each), not
+// with their size.
 #include <cstdio>
 #include <fstream>
 #include <string>
+#include <vector>
 
 #include "absl/flags/flag.h"
 #include "absl/flags/parse.h"
 #include "absl/flags/usage.h"
-#include "lcio/data/m4a1.h"
+#include "absl/strings/str_split.h"
 #include "lcio/server/report_log.h"
 
-ABSL_FLAG(std::string, log, "", "report log written by lcio-server --report_log");
+ABSL_FLAG(std::string, log, "",
+          "report log written by lcio-server --report_log; its rotated predecessors (LOG.000001, "
+          "...) are read first. Several logs: comma-separated");
 ABSL_FLAG(std::string, out, "", "M4A1 JSON output (written atomically)");
+ABSL_FLAG(std::string, rejects, "",
+          "where records whose views or tasks differ from the first record's go (a report log "
+          "of its own); without it such records make the export fail");
 ABSL_FLAG(bool, pretty, false, "indent the JSON");
 
 int main(int argc, char** argv) {
-  absl::SetProgramUsageMessage("lcio-report-export --log reports.log --out traffic.json");
+  absl::SetProgramUsageMessage(
+      "lcio-report-export --log reports.log --out traffic.json [--rejects rejects.log]");
   absl::ParseCommandLine(argc, argv);
   const std::string log = absl::GetFlag(FLAGS_log), out = absl::GetFlag(FLAGS_out);
   if (log.empty() || out.empty()) {
     std::fprintf(stderr, "lcio-report-export: --log and --out are required\n");
     return 2;
   }
-  auto contents = lcio::server::ReadReportLog(log);
-  if (!contents.ok()) {
-    std::fprintf(stderr, "lcio-report-export: %s\n", contents.status().ToString().c_str());
-    return 1;
-  }
-  for (const std::string& problem : contents->problems)
-    std::fprintf(stderr, "lcio-report-export: skipped %s\n", problem.c_str());
-  auto exported = lcio::server::ReportsToDataset(contents->records);
-  if (!exported.ok()) {
-    std::fprintf(stderr, "lcio-report-export: %s\n", exported.status().ToString().c_str());
-    return 1;
+  std::vector<std::string> files;
+  for (const std::string& path :
+       std::vector<std::string>(absl::StrSplit(log, ',', absl::SkipEmpty()))) {
+    const std::vector<std::string> series = lcio::server::ReportLogSeries(path);
+    if (series.empty()) {
+      std::fprintf(stderr, "lcio-report-export: --log: %s: no such file\n", path.c_str());
+      return 1;
+    }
+    files.insert(files.end(), series.begin(), series.end());
   }
   const std::string temp = out + ".tmp";
+  absl::StatusOr<lcio::server::ExportSummary> summary;
   {
     std::ofstream file(temp, std::ios::binary | std::ios::trunc);
-    file << lcio::data::ToM4A1Json(exported->dataset, absl::GetFlag(FLAGS_pretty));
-    if (!file.good()) {
+    if (!file) {
       std::fprintf(stderr, "lcio-report-export: cannot write %s\n", temp.c_str());
       return 1;
     }
+    summary = lcio::server::ExportReportLogs(files, file, absl::GetFlag(FLAGS_pretty),
+                                             absl::GetFlag(FLAGS_rejects));
   }
+  if (!summary.ok()) {
+    std::remove(temp.c_str());
+    std::fprintf(stderr, "lcio-report-export: %s\n", summary.status().ToString().c_str());
+    return 1;
+  }
+  for (const std::string& problem : summary->problems)
+    std::fprintf(stderr, "lcio-report-export: skipped %s\n", problem.c_str());
   if (std::rename(temp.c_str(), out.c_str()) != 0) {
     std::fprintf(stderr, "lcio-report-export: cannot rename %s to %s\n", temp.c_str(), out.c_str());
     return 1;
   }
   std::printf(
-      "{\"records\": %zu, \"skipped_lines\": %d, \"dropped\": %d, \"episodes\": %zu, "
-      "\"turns\": %zu}\n",
-      contents->records.size(), contents->skipped_lines, exported->dropped,
-      exported->dataset.episodes.size(), exported->dataset.num_turns());
+      "{\"files\": %zu, \"records\": %lld, \"skipped_lines\": %d, \"rejected\": %lld, "
+      "\"episodes\": %lld, \"turns\": %lld}\n",
+      files.size(), static_cast<long long>(summary->records), summary->skipped_lines,
+      static_cast<long long>(summary->rejected), static_cast<long long>(summary->episodes),
+      static_cast<long long>(summary->turns));
   return 0;
 }

@@ -16,7 +16,9 @@
 #   LCIO_REPORT_LOG       Report log file (enables Report); its directory is created
 #   LCIO_PROFILES, LCIO_LOG_LEVEL, LCIO_MAX_INFLIGHT, LCIO_BATCH_MAX, LCIO_BATCH_WAIT_US,
 #   LCIO_MAX_CONVERSATIONS, LCIO_CONVERSATION_IDLE_S, LCIO_WATCH_INTERVAL_MS,
-#   LCIO_TLS_CERT, LCIO_TLS_KEY, LCIO_TLS_CLIENT_CA   passed as the flags of the same name
+#   LCIO_TLS_CERT, LCIO_TLS_KEY, LCIO_TLS_CLIENT_CA, LCIO_REPORT_QUEUE_MAX,
+#   LCIO_REPORT_MAX_RECORD_BYTES, LCIO_REPORT_ROTATE_MB, LCIO_REPORT_MIN_FREE_MB
+#                         passed as the flags of the same name
 set -euo pipefail
 
 log() { echo "entrypoint-server: $*" >&2; }
@@ -75,6 +77,10 @@ add_flag LCIO_WATCH_INTERVAL_MS watch_interval_ms
 add_flag LCIO_TLS_CERT tls_cert
 add_flag LCIO_TLS_KEY tls_key
 add_flag LCIO_TLS_CLIENT_CA tls_client_ca
+add_flag LCIO_REPORT_QUEUE_MAX report_queue_max
+add_flag LCIO_REPORT_MAX_RECORD_BYTES report_max_record_bytes
+add_flag LCIO_REPORT_ROTATE_MB report_rotate_mb
+add_flag LCIO_REPORT_MIN_FREE_MB report_min_free_mb
 
 log "exec $server_bin ${flags[*]} $*"
 # exec: the server itself receives SIGTERM (from tini or the test) and drains.

@@ -7,7 +7,9 @@
 #   LCIO_EXPORT_BIN         default lcio-report-export on PATH (Report log -> M4A1-schema JSON)
 #   LCIO_BASE_DATA          M4A1 JSON always trained on (default /usr/local/share/lcio/M4A1.json;
 #                           set to "" to train on the Report logs alone)
-#   LCIO_REPORT_LOGS        directory of Report logs (*.log, one per server pod); unset = none
+#   LCIO_REPORT_LOGS        directory of Report logs (*.log, one per server pod, each read with
+#                           its rotated predecessors *.log.NNNNNN); unset = none. Records of
+#                           another policy's views/tasks are set aside in $LCIO_WORK_DIR/*.rejects.log
 #   LCIO_MIN_REPORT_EPISODES  with LCIO_REPORT_LOGS: fewer exported episodes than this means
 #                           nothing new to learn from, exit 0 without training (default 1)
 #   LCIO_WORK_DIR           scratch and output directory (default /var/lib/lcio/work)
@@ -40,7 +42,11 @@ if [[ -n "${LCIO_REPORT_LOGS:-}" ]]; then
   exported=()
   for f in "${logs[@]}"; do
     out="$work/reports-$stamp-$(basename "$f" .log).json"
-    "$export_bin" --log "$f" --out "$out"
+    rejects="$work/reports-$stamp-$(basename "$f" .log).rejects.log"
+    "$export_bin" --log "$f" --out "$out" --rejects "$rejects"
+    if [[ -s "$rejects" ]]; then
+      log "$f: records of another policy's views or tasks set aside in $rejects"
+    fi
     exported+=("$out")
   done
   # One array of episodes, ids renumbered after the base data's so that they stay unique.

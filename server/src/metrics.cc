@@ -19,6 +19,9 @@ const char* const kCodeNames[17] = {
     "ABORTED",   "OUT_OF_RANGE",   "UNIMPLEMENTED",     "INTERNAL",           "UNAVAILABLE",
     "DATA_LOSS", "UNAUTHENTICATED"};
 
+const char* const kReportRejectNames[Metrics::kReportRejectReasons] = {"queue_full", "disk_space",
+                                                                       "write_failed", "shutdown"};
+
 prometheus::Histogram::BucketBoundaries ExponentialBuckets(double start, double factor, int count) {
   prometheus::Histogram::BucketBoundaries bounds;
   double b = start;
@@ -99,6 +102,12 @@ Metrics::Metrics() : registry_(std::make_shared<prometheus::Registry>()) {
                   .Help("Outcome records appended to the report log")
                   .Register(*registry_)
                   .Add({});
+  auto& rejected = BuildCounter()
+                       .Name("lcio_reports_rejected_total")
+                       .Help("Reports not acknowledged, by reason (not counting invalid requests)")
+                       .Register(*registry_);
+  for (int r = 0; r < kReportRejectReasons; ++r)
+    reports_rejected_[r] = &rejected.Add({{"reason", kReportRejectNames[r]}});
   inflight_ = &BuildGauge()
                    .Name("lcio_inflight_requests")
                    .Help("Decide calls admitted and not yet answered")
@@ -156,6 +165,10 @@ void Metrics::ObserveBatch(int size, double inference_s) {
 
 void Metrics::SetConversations(double n) { conversations_->Set(n); }
 void Metrics::CountReport() { reports_->Increment(); }
+
+void Metrics::CountReportRejected(ReportReject reason) {
+  reports_rejected_[static_cast<int>(reason)]->Increment();
+}
 void Metrics::AddInflight(double delta) { inflight_->Increment(delta); }
 
 void Metrics::SetPolicy(const std::string& version, const std::string& algo) {

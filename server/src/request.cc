@@ -90,6 +90,12 @@ absl::Status CheckAmount(absl::string_view field, double value) {
   return absl::OkStatus();
 }
 
+absl::Status CheckAmount(absl::string_view field, double value, double max) {
+  if (absl::Status s = CheckAmount(field, value); !s.ok()) return s;
+  if (value > max) return Invalid(absl::StrCat(field, " = ", value, ": must be <= ", max));
+  return absl::OkStatus();
+}
+
 template <typename Field>
 absl::Status CheckAssociation(Field field, double value) {
   if (!(value >= 0 && value <= 1))
@@ -292,10 +298,17 @@ absl::StatusOr<ParsedReport> ParseReportRequest(const v1::ReportRequest& request
                                 limits.max_answer_bytes));
   // M4A1's own scale (finite, >= 0; the data's scores reach 9), so that
   // reported traffic trains on the same footing as the dataset.
-  if (absl::Status s = CheckAmount("score", request.score()); !s.ok()) return s;
-  if (absl::Status s = CheckAmount("interaction_time_s", request.interaction_time_s()); !s.ok())
+  if (absl::Status s = CheckAmount("score", request.score(), RequestLimits::kMaxReportScore);
+      !s.ok())
     return s;
-  if (absl::Status s = CheckAmount("usage_cost_usd", request.usage_cost_usd()); !s.ok()) return s;
+  if (absl::Status s = CheckAmount("interaction_time_s", request.interaction_time_s(),
+                                   RequestLimits::kMaxReportInteractionTimeS);
+      !s.ok())
+    return s;
+  if (absl::Status s = CheckAmount("usage_cost_usd", request.usage_cost_usd(),
+                                   RequestLimits::kMaxReportUsageCostUsd);
+      !s.ok())
+    return s;
   return parsed;
 }
 

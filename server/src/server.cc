@@ -40,12 +40,12 @@ absl::StatusOr<std::string> ReadFile(const std::string& flag, const std::string&
 class OffloaderService final : public v1::Offloader::CallbackService {
  public:
   OffloaderService(const ServerOptions& options, Decider* decider, PolicyHolder* policies,
-                   ReportLogWriter* report_log, Metrics* metrics,
+                   ReportCommitter* reports, Metrics* metrics,
                    const std::atomic<bool>* shutting_down)
       : options_(options),
         decider_(decider),
         policies_(policies),
-        report_log_(report_log),
+        reports_(reports),
         metrics_(metrics),
         shutting_down_(shutting_down) {}
 
@@ -94,11 +94,28 @@ class OffloaderService final : public v1::Offloader::CallbackService {
 
   int inflight() const { return inflight_.load(); }
 
+  // The record is queued for the log's writer thread, which finishes the
+  // call once its batch is durable: no gRPC thread waits for the disk, so a
+  // slow disk delays Reports, never Decides.
   grpc::ServerUnaryReactor* Report(grpc::CallbackServerContext* context,
                                    const v1::ReportRequest* request,
                                    v1::ReportResponse* response) override {
     grpc::ServerUnaryReactor* reactor = context->DefaultReactor();
-    reactor->Finish(ToGrpc(DoReport(*request, response)));
+    absl::StatusOr<std::string> line = EncodeReport(*request);
+    if (!line.ok()) {
+      reactor->Finish(ToGrpc(line.status()));
+      return reactor;
+    }
+    absl::Status queued = reports_->Submit(
+        *std::move(line), [this, reactor, request, response](absl::StatusOr<uint64_t> sequence) {
+          FinishReport(reactor, *request, response, sequence);
+        });
+    if (!queued.ok()) {
+      metrics_->CountReportRejected(queued.code() == absl::StatusCode::kResourceExhausted
+                                        ? Metrics::ReportReject::kQueueFull
+                                        : Metrics::ReportReject::kShutdown);
+      reactor->Finish(ToGrpc(queued));
+    }
     return reactor;
   }
 
@@ -117,8 +134,9 @@ class OffloaderService final : public v1::Offloader::CallbackService {
   }
 
  private:
-  absl::Status DoReport(const v1::ReportRequest& request, v1::ReportResponse* response) {
-    if (report_log_ == nullptr)
+  // Validates and encodes the record (the log line).
+  absl::StatusOr<std::string> EncodeReport(const v1::ReportRequest& request) {
+    if (reports_ == nullptr)
       return absl::FailedPreconditionError(
           "Report is disabled: the server runs without --report_log");
     std::shared_ptr<const ServingPolicy> policy = policies_->Get();
@@ -144,11 +162,28 @@ class OffloaderService final : public v1::Offloader::CallbackService {
     record.policy_version = policy->version();
     record.received_utc =
         absl::FormatTime("%Y-%m-%dT%H:%M:%E6SZ", absl::Now(), absl::UTCTimeZone());
-    auto sequence = report_log_->Append(record);
+    std::string line = EncodeReportLine(record);
+    if (line.size() > static_cast<size_t>(options_.report_max_record_bytes))
+      return absl::InvalidArgumentError(absl::StrCat(
+          "report record has ", line.size(), " bytes as a log line (prompt ",
+          request.prompt().size(), ", answer ", request.answer().size(), " bytes): at most ",
+          options_.report_max_record_bytes, " (--report_max_record_bytes)"));
+    return line;
+  }
+
+  // On the log's writer thread (or at shutdown), once the record's batch is
+  // durable or has failed.
+  void FinishReport(grpc::ServerUnaryReactor* reactor, const v1::ReportRequest& request,
+                    v1::ReportResponse* response, const absl::StatusOr<uint64_t>& sequence) {
     if (!sequence.ok()) {
+      metrics_->CountReportRejected(shutting_down_->load() ? Metrics::ReportReject::kShutdown
+                                    : sequence.status().code() ==
+                                            absl::StatusCode::kResourceExhausted
+                                        ? Metrics::ReportReject::kDiskSpace
+                                        : Metrics::ReportReject::kWriteFailed);
       LogLine(LogLevel::kError, "report_write_failed").Str("error", sequence.status().ToString());
-      return absl::UnavailableError(
-          absl::StrCat("report log write failed: ", sequence.status().message()));
+      reactor->Finish(ToGrpc(sequence.status()));
+      return;
     }
     metrics_->CountReport();
     response->set_record(*sequence);
@@ -157,13 +192,13 @@ class OffloaderService final : public v1::Offloader::CallbackService {
         .Int("turn_index", request.turn_index())
         .Str("decision_id", request.decision_id())
         .Int("record", static_cast<int64_t>(*sequence));
-    return absl::OkStatus();
+    reactor->Finish(grpc::Status::OK);
   }
 
   const ServerOptions& options_;
   Decider* decider_;
   PolicyHolder* policies_;
-  ReportLogWriter* report_log_;
+  ReportCommitter* reports_;
   Metrics* metrics_;
   const std::atomic<bool>* shutting_down_;
   std::atomic<int> inflight_{0};
@@ -180,9 +215,12 @@ absl::StatusOr<std::unique_ptr<ServerApp>> ServerApp::Start(const ServerOptions&
     app->metrics_port_ = *port;
   }
   if (!o.report_log.empty()) {
-    auto writer = ReportLogWriter::Open(o.report_log);
+    ReportLogOptions log_options;
+    log_options.rotate_bytes = o.report_rotate_bytes;
+    log_options.min_free_bytes = o.report_min_free_bytes;
+    auto writer = ReportLogWriter::Open(o.report_log, log_options);
     if (!writer.ok()) return writer.status();
-    app->report_log_ = *std::move(writer);
+    app->reports_ = std::make_unique<ReportCommitter>(*std::move(writer), o.report_queue_max);
   }
   ConversationStoreOptions store_options;
   store_options.max_conversations = o.max_conversations;
@@ -209,7 +247,7 @@ absl::StatusOr<std::unique_ptr<ServerApp>> ServerApp::Start(const ServerOptions&
                                             app->batcher_.get(), metrics);
   app->service_ =
       std::make_unique<OffloaderService>(o, app->decider_.get(), app->policies_.get(),
-                                         app->report_log_.get(), metrics, &app->shutting_down_);
+                                         app->reports_.get(), metrics, &app->shutting_down_);
 
   std::shared_ptr<grpc::ServerCredentials> credentials;
   if (!o.tls_cert.empty() || !o.tls_key.empty() || !o.tls_client_ca.empty()) {
@@ -308,8 +346,14 @@ void ServerApp::Shutdown() {
     // Stops accepting at once; in-flight calls finish (the batcher keeps
     // running) until the deadline, after which gRPC cancels the rest.
     inflight_at_close = service_->inflight();
-    server_->Shutdown(absl::ToChronoTime(absl::Now() + options_.drain_timeout));
+    const absl::Time deadline = absl::Now() + options_.drain_timeout;
+    // gRPC's drain waits for every call to finish; Reports stuck behind a
+    // hung disk are answered UNAVAILABLE at the deadline so that it ends.
+    std::thread stop_reports;
+    if (reports_) stop_reports = std::thread([this, deadline] { reports_->Stop(deadline); });
+    server_->Shutdown(absl::ToChronoTime(deadline));
     server_->Wait();
+    if (stop_reports.joinable()) stop_reports.join();
     inflight_after_drain = service_->inflight();
   }
   {

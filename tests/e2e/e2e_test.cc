@@ -44,9 +44,17 @@ class EndToEndTest : public ::testing::Test {
     return path;
   }
 
-  Server StartServer(std::vector<std::string> flags, bool expect_policy = true) {
-    std::vector<std::string> argv = {LCIO_SERVER_BIN, "--listen=127.0.0.1:0",
-                                     "--metrics_listen=127.0.0.1:0", "--torch_device=cpu"};
+  // `env`: NAME=VALUE settings for the server (through env(1)), e.g. the
+  // fault shim's.
+  Server StartServer(std::vector<std::string> flags, bool expect_policy = true,
+                     std::vector<std::string> env = {}) {
+    std::vector<std::string> argv;
+    if (!env.empty()) {
+      argv.push_back("/usr/bin/env");
+      argv.insert(argv.end(), env.begin(), env.end());
+    }
+    argv.insert(argv.end(), {LCIO_SERVER_BIN, "--listen=127.0.0.1:0",
+                             "--metrics_listen=127.0.0.1:0", "--torch_device=cpu"});
     argv.insert(argv.end(), flags.begin(), flags.end());
     Server server;
     server.process = std::make_unique<Process>(argv, dir_.File("server.stderr"));
@@ -352,6 +360,214 @@ TEST_F(EndToEndTest, TheDefaultPolicyStarts) {
   v1::PolicyInfo info;
   ASSERT_TRUE(client->GetPolicy(&info).ok());
   EXPECT_GT(info.actions_size(), 1);
+}
+
+// --- Report log under disk faults (tests/faults/fault_shim.cc preloaded) ---
+
+v1::ReportRequest TurnReport(const std::string& conversation, int turn) {
+  v1::ReportRequest r;
+  r.set_conversation_id(conversation);
+  r.set_turn_index(turn);
+  r.set_prompt(absl::StrCat("prompt ", turn));
+  r.set_task("Query");
+  r.set_target(v1::TARGET_LOCAL);
+  for (double a : {0.1, 0.5, 0.9}) r.add_association(a);
+  r.set_answer("answer");
+  r.set_score(0.5);
+  r.set_interaction_time_s(1);
+  r.set_usage_cost_usd(0.001);
+  return r;
+}
+
+v1::DecideRequest TurnDecide(const std::string& conversation, int turn) {
+  v1::DecideRequest r;
+  r.set_conversation_id(conversation);
+  r.set_turn_index(turn);
+  r.set_prompt("What is on the table?");
+  r.set_task("Query");
+  for (int v = 0; v < 3; ++v) {
+    v1::View* view = r.add_views();
+    view->set_name(absl::StrCat("view", v));
+    view->set_association(0.5);
+  }
+  r.mutable_budget()->set_latency_s(30);
+  r.mutable_budget()->set_money_usd(0.05);
+  return r;
+}
+
+std::vector<std::string> FaultEnv(const std::vector<std::string>& settings) {
+  std::vector<std::string> env = {std::string("LD_PRELOAD=") + LCIO_FAULT_SHIM,
+                                  "LCIO_FAULT_PATH=reports.log"};
+  env.insert(env.end(), settings.begin(), settings.end());
+  return env;
+}
+
+std::set<std::pair<std::string, int>> RecordsOnDisk(const std::string& log, int* skipped) {
+  auto contents = server::ReadReportLog(log);
+  EXPECT_TRUE(contents.ok()) << contents.status();
+  std::set<std::pair<std::string, int>> on_disk;
+  if (!contents.ok()) return on_disk;
+  *skipped = contents->skipped_lines;
+  for (const auto& r : contents->records) on_disk.emplace(r.conversation_id, r.turn_index);
+  return on_disk;
+}
+
+// Waits (bounded) until `path` has bytes: a Report batch has been written.
+bool WaitForBytes(const std::string& path) {
+  for (int i = 0; i < 600; ++i) {
+    std::error_code error;
+    if (std::filesystem::file_size(path, error) > 0 && !error) return true;
+    std::this_thread::sleep_for(50ms);
+  }
+  return false;
+}
+
+TEST_F(EndToEndTest, ASlowDiskDelaysReportsButNotDecides) {
+  const std::string policy = WriteArtifact("policy.pt", 1);
+  const std::string log = dir_.File("reports.log");
+  Server server = StartServer({"--policy=" + policy, "--report_log=" + log}, true,
+                              FaultEnv({"LCIO_FAULT_FSYNC_DELAY_MS=3000"}));
+  std::atomic<int> reports_answered{0}, reports_ok{0};
+  std::vector<std::thread> reporters;
+  for (int w = 0; w < 16; ++w)
+    reporters.emplace_back([&, w] {
+      ClientOptions options;
+      options.target = server.target();
+      options.timeout = absl::Seconds(120);
+      auto client = Client::Create(options);
+      v1::ReportResponse response;
+      if ((*client)->Report(TurnReport(absl::StrCat("r", w), 0), &response).ok()) ++reports_ok;
+      ++reports_answered;
+    });
+  // Once the first batch is written, its fdatasync holds it for 3 s and the
+  // other Reports queue behind it. Sequential Decides are answered
+  // meanwhile: none waits for the disk.
+  EXPECT_TRUE(WaitForBytes(log)) << "no Report reached the log";  // not ASSERT: join below
+  auto client = MakeClient(server);
+  int decided_before_any_report = 0;
+  for (int turn = 0; turn < 3; ++turn) {
+    v1::DecideResponse response;
+    const absl::Status decided = client->Decide(TurnDecide("fast", turn), &response);
+    EXPECT_TRUE(decided.ok()) << decided;  // not ASSERT: the reporters must be joined
+    if (decided.ok() && reports_answered.load() == 0) ++decided_before_any_report;
+  }
+  EXPECT_EQ(decided_before_any_report, 3) << "a Decide waited for a Report's fdatasync";
+  for (auto& t : reporters) t.join();
+  EXPECT_EQ(reports_ok.load(), 16);
+  int skipped = -1;
+  EXPECT_EQ(RecordsOnDisk(log, &skipped).size(), 16u);
+  EXPECT_EQ(skipped, 0);
+}
+
+TEST_F(EndToEndTest, AFullDiskRefusesReportsLosesNoAcknowledgedOneAndDecidesGoOn) {
+  const std::string policy = WriteArtifact("policy.pt", 1);
+  const std::string log = dir_.File("reports.log");
+  const std::string limit = dir_.File("disk_limit");  // absent: room enough
+  Server server = StartServer({"--policy=" + policy, "--report_log=" + log}, true,
+                              FaultEnv({"LCIO_FAULT_WRITE_ENOSPC_AFTER=@" + limit}));
+  ClientOptions options;
+  options.target = server.target();
+  auto client = Client::Create(options);
+  ASSERT_TRUE(client.ok());
+  std::vector<std::pair<std::string, int>> acknowledged;
+  int turn = 0;
+  auto report = [&] {
+    v1::ReportResponse response;
+    const v1::ReportRequest r = TurnReport("full", turn++);
+    const absl::Status s = (*client)->Report(r, &response);
+    if (s.ok()) acknowledged.emplace_back(r.conversation_id(), r.turn_index());
+    return s;
+  };
+  for (int i = 0; i < 3; ++i) ASSERT_TRUE(report().ok());
+  // The disk fills up in the middle of the next record.
+  WriteFile(limit, std::to_string(std::filesystem::file_size(log) + 60));
+  for (int i = 0; i < 3; ++i) EXPECT_EQ(report().code(), absl::StatusCode::kResourceExhausted);
+  v1::DecideResponse decided;
+  EXPECT_TRUE((*client)->Decide(TurnDecide("full", 0), &decided).ok());
+  std::filesystem::remove(limit);  // space again
+  for (int i = 0; i < 3; ++i) ASSERT_TRUE(report().ok());
+  const auto m = Scrape(server);
+  EXPECT_EQ(Metric(m, "lcio_reports_rejected_total{reason=\"disk_space\"}"), 3);
+  EXPECT_EQ(Metric(m, "lcio_reports_total"), 6);
+
+  // After a restart every acknowledged record reads back, and no line is torn.
+  server.process->Signal(SIGKILL);
+  ASSERT_TRUE(server.process->Wait(10s).has_value());
+  server = StartServer({"--policy=" + policy, "--report_log=" + log});
+  options.target = server.target();
+  client = Client::Create(options);
+  ASSERT_TRUE(report().ok());
+  int skipped = -1;
+  const auto on_disk = RecordsOnDisk(log, &skipped);
+  EXPECT_EQ(skipped, 0);
+  EXPECT_EQ(on_disk.size(), 7u);
+  for (const auto& ack : acknowledged)
+    EXPECT_TRUE(on_disk.count(ack)) << ack.first << " turn " << ack.second << " lost";
+}
+
+TEST_F(EndToEndTest, TheDrainTimeoutHoldsWithAHungDisk) {
+  const std::string policy = WriteArtifact("policy.pt", 1);
+  const std::string log = dir_.File("reports.log");
+  Server server =
+      StartServer({"--policy=" + policy, "--report_log=" + log, "--drain_timeout_s=1"}, true,
+                  FaultEnv({"LCIO_FAULT_FSYNC_DELAY_MS=120000"}));  // hung for the test
+  std::atomic<int> ok{0}, answered{0};
+  std::vector<std::thread> reporters;
+  for (int w = 0; w < 4; ++w)
+    reporters.emplace_back([&, w] {
+      ClientOptions options;
+      options.target = server.target();
+      options.timeout = absl::Seconds(60);
+      auto client = Client::Create(options);
+      v1::ReportResponse response;
+      if ((*client)->Report(TurnReport(absl::StrCat("hung", w), 0), &response).ok()) ++ok;
+      ++answered;
+    });
+  const bool stuck = WaitForBytes(log);  // a batch is written, its fdatasync hangs
+  EXPECT_TRUE(stuck) << "no Report reached the log";
+  server.process->Signal(SIGTERM);
+  // Far below the hung fdatasync: the process does not wait for the disk.
+  auto status = server.process->Wait(30s);
+  EXPECT_TRUE(status.has_value()) << "the server waited for the hung disk";
+  if (status.has_value()) {
+    EXPECT_TRUE(WIFEXITED(*status) && WEXITSTATUS(*status) == 0) << *status;
+  } else {
+    server.process->Signal(SIGKILL);  // so that the reporters return
+  }
+  for (auto& t : reporters) t.join();
+  EXPECT_EQ(answered.load(), 4);
+  EXPECT_EQ(ok.load(), 0);  // none was durable, none was acknowledged
+}
+
+TEST_F(EndToEndTest, ReportExportReadsTheRotatedSeriesAndSetsAsideRecordsOfAnotherSchema) {
+  server::ReportRecord r;
+  r.task = "Query";
+  r.view_names = {"view0", "view1"};
+  r.association = {0.5, 0.5};
+  r.tasks = {"Query"};
+  const std::string log = dir_.File("reports.log");
+  r.conversation_id = "old";
+  WriteFile(log + ".000001", server::EncodeReportLine(r));  // rotated away earlier
+  server::ReportRecord other = r;
+  other.conversation_id = "other-policy";
+  other.view_names = {"front"};
+  other.association = {0.5};
+  r.conversation_id = "new";
+  WriteFile(log, server::EncodeReportLine(r) + server::EncodeReportLine(other));
+  const std::string out = dir_.File("traffic.json");
+  auto [status, printed] = Run({LCIO_REPORT_EXPORT_BIN, "--log=" + log, "--out=" + out});
+  EXPECT_NE(status, 0) << "a record of another schema vanished silently: " << printed;
+  const std::string rejects = dir_.File("rejects.log");
+  std::tie(status, printed) =
+      Run({LCIO_REPORT_EXPORT_BIN, "--log=" + log, "--out=" + out, "--rejects=" + rejects});
+  ASSERT_EQ(status, 0) << printed;
+  auto dataset = data::LoadM4A1File(out);
+  ASSERT_TRUE(dataset.ok()) << dataset.status();
+  EXPECT_EQ(dataset->episodes.size(), 2u);  // "old" from the rotated file, "new"
+  auto set_aside = server::ReadReportLog(rejects);
+  ASSERT_TRUE(set_aside.ok()) << set_aside.status();
+  ASSERT_EQ(set_aside->records.size(), 1u);
+  EXPECT_EQ(set_aside->records[0].conversation_id, "other-policy");
 }
 
 }  // namespace

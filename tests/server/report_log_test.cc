@@ -2,6 +2,10 @@
 
 #include <gtest/gtest.h>
 
+#include <condition_variable>
+#include <mutex>
+#include <sstream>
+
 #include "lcio/data/m4a1.h"
 #include "test_support.h"
 
@@ -86,13 +90,29 @@ TEST(ReportLogTest, ACorruptLineInTheMiddleIsSkippedAndTheRestKept) {
   EXPECT_NE(contents->problems[0].find("checksum"), std::string::npos);
 }
 
+void WriteLog(const std::string& path, const std::vector<ReportRecord>& records) {
+  std::string text;
+  for (const ReportRecord& r : records) text += EncodeReportLine(r);
+  test::WriteFile(path, text);
+}
+
+absl::StatusOr<ExportSummary> Export(const std::vector<std::string>& files, std::string* json,
+                                     const std::string& rejects = "") {
+  std::ostringstream out;
+  auto summary = ExportReportLogs(files, out, false, rejects);
+  *json = out.str();
+  return summary;
+}
+
 TEST(ReportLogTest, ExportIsM4A1DataTheLoaderAccepts) {
-  std::vector<ReportRecord> records = {Record("a", 1, true), Record("b", 0, false),
-                                       Record("a", 0, false), Record("a", 1, false)};
-  auto exported = ReportsToDataset(records);
+  test::TempDir dir;
+  WriteLog(dir.File("r.log"), {Record("a", 1, true), Record("b", 0, false), Record("a", 0, false),
+                               Record("a", 1, false)});
+  std::string json;
+  auto exported = Export({dir.File("r.log")}, &json);
   ASSERT_TRUE(exported.ok()) << exported.status();
-  EXPECT_EQ(exported->conversation_ids, std::vector<std::string>({"a", "b"}));
-  const std::string json = data::ToM4A1Json(exported->dataset);
+  EXPECT_EQ(exported->episodes, 2);
+  EXPECT_EQ(exported->turns, 3);
   auto parsed = data::ParseM4A1(json, "export");
   ASSERT_TRUE(parsed.ok()) << parsed.status();
   ASSERT_EQ(parsed->episodes.size(), 2u);
@@ -102,6 +122,102 @@ TEST(ReportLogTest, ExportIsM4A1DataTheLoaderAccepts) {
   EXPECT_EQ(parsed->episodes[0].turns[0].question, Record("a", 0, false).prompt);
   EXPECT_DOUBLE_EQ(parsed->episodes[0].association[0][2], 0.9);
   EXPECT_EQ(parsed->num_views, 3);
+  // The streamed text is what the in-memory writer makes of the same data.
+  EXPECT_EQ(json, data::ToM4A1Json(*parsed));
+}
+
+TEST(ReportLogTest, RecordsOfAnotherSchemaFailTheExportOrGoToTheRejectsFile) {
+  test::TempDir dir;
+  ReportRecord other = Record("b", 0, false);
+  other.view_names = {"front", "back"};
+  other.association = {0.5, 0.5};
+  WriteLog(dir.File("r.log"), {Record("a", 0, false), other, Record("a", 1, true)});
+  std::string json;
+  auto refused = Export({dir.File("r.log")}, &json);
+  EXPECT_EQ(refused.status().code(), absl::StatusCode::kFailedPrecondition);
+  EXPECT_NE(refused.status().message().find("--rejects"), absl::string_view::npos);
+  auto exported = Export({dir.File("r.log")}, &json, dir.File("rejects.log"));
+  ASSERT_TRUE(exported.ok()) << exported.status();
+  EXPECT_EQ(exported->rejected, 1);
+  EXPECT_EQ(exported->turns, 2);
+  // The rejects file is a report log of its own: it exports on its own.
+  auto rejected = Export({dir.File("rejects.log")}, &json);
+  ASSERT_TRUE(rejected.ok()) << rejected.status();
+  EXPECT_EQ(rejected->turns, 1);
+  auto parsed = data::ParseM4A1(json, "rejects");
+  ASSERT_TRUE(parsed.ok()) << parsed.status();
+  EXPECT_EQ(parsed->num_views, 2);
+}
+
+TEST(ReportLogTest, RotationStartsNumberedFilesThatExportAsOneSeries) {
+  test::TempDir dir;
+  const std::string path = dir.File("reports.log");
+  const size_t line = EncodeReportLine(Record("c", 0, false)).size();
+  ReportLogOptions options;
+  options.rotate_bytes = static_cast<int64_t>(2 * line + 8);  // two records a file
+  {
+    auto writer = ReportLogWriter::Open(path, options);
+    ASSERT_TRUE(writer.ok()) << writer.status();
+    for (int t = 0; t < 5; ++t) ASSERT_TRUE((*writer)->Append(Record("c", t, false)).ok());
+  }
+  {  // a restart continues the numbering
+    auto writer = ReportLogWriter::Open(path, options);
+    ASSERT_TRUE(writer.ok()) << writer.status();
+    ASSERT_TRUE((*writer)->Append(Record("c", 5, false)).ok());
+  }
+  const std::vector<std::string> series = ReportLogSeries(path);
+  ASSERT_EQ(series, std::vector<std::string>(
+                        {RotatedReportLogPath(path, 1), RotatedReportLogPath(path, 2), path}));
+  EXPECT_EQ(series[0], path + ".000001");
+  std::string json;
+  auto exported = Export(series, &json);
+  ASSERT_TRUE(exported.ok()) << exported.status();
+  EXPECT_EQ(exported->turns, 6);
+  EXPECT_EQ(exported->skipped_lines, 0);
+}
+
+TEST(ReportLogTest, ABatchBelowTheDiskFloorIsRefusedAndNothingIsWritten) {
+  test::TempDir dir;
+  const std::string path = dir.File("reports.log");
+  ReportLogOptions options;
+  options.min_free_bytes = int64_t{1} << 62;  // more than any disk has
+  auto writer = ReportLogWriter::Open(path, options);
+  ASSERT_TRUE(writer.ok()) << writer.status();
+  auto appended = (*writer)->Append(Record("c", 0, false));
+  EXPECT_EQ(appended.status().code(), absl::StatusCode::kResourceExhausted);
+  EXPECT_EQ(test::ReadFile(path), "");
+}
+
+TEST(ReportLogTest, TheCommitterAcknowledgesEveryRecordInOrder) {
+  test::TempDir dir;
+  const std::string path = dir.File("reports.log");
+  auto writer = ReportLogWriter::Open(path);
+  ASSERT_TRUE(writer.ok()) << writer.status();
+  ReportCommitter committer(*std::move(writer), 1000);
+  std::mutex mu;
+  std::condition_variable cv;
+  std::vector<uint64_t> sequences;
+  constexpr int kRecords = 200;
+  for (int t = 0; t < kRecords; ++t)
+    ASSERT_TRUE(committer
+                    .Submit(EncodeReportLine(Record("c", t, false)),
+                            [&](absl::StatusOr<uint64_t> sequence) {
+                              ASSERT_TRUE(sequence.ok()) << sequence.status();
+                              std::lock_guard<std::mutex> lock(mu);
+                              sequences.push_back(*sequence);
+                              cv.notify_all();
+                            })
+                    .ok());
+  {
+    std::unique_lock<std::mutex> lock(mu);
+    ASSERT_TRUE(
+        cv.wait_for(lock, std::chrono::seconds(60), [&] { return sequences.size() == kRecords; }));
+  }
+  for (int t = 0; t < kRecords; ++t) EXPECT_EQ(sequences[t], uint64_t(t + 1));
+  auto contents = ReadReportLog(path);
+  ASSERT_TRUE(contents.ok());
+  ASSERT_EQ(contents->records.size(), size_t{kRecords});
+  EXPECT_EQ(contents->records.back().turn_index, kRecords - 1);
 }
 
 }  // namespace

@@ -391,6 +391,62 @@ TEST_F(ServiceTest, ReportAppendsDurableRecords) {
   EXPECT_EQ(client_->Report(report, &response).code(), absl::StatusCode::kInvalidArgument);
 }
 
+v1::ReportRequest ValidReport() {
+  v1::ReportRequest report;
+  report.set_conversation_id("caps");
+  report.set_turn_index(0);
+  report.set_prompt("What is on the table?");
+  report.set_task("Query");
+  report.set_target(v1::TARGET_LOCAL);
+  for (double a : {0.2, 0.7, 0.1}) report.add_association(a);
+  report.set_answer("a red cup");
+  return report;
+}
+
+TEST_F(ServiceTest, ReportRefusesValuesAboveTheirCapsAndRecordsAboveTheSizeCap) {
+  StartServer({}, [this](ServerOptions& o) { o.report_log = dir_.File("reports.log"); });
+  v1::ReportResponse response;
+  auto refused = [&](const v1::ReportRequest& r, const std::string& field) {
+    const absl::Status s = client_->Report(r, &response);
+    EXPECT_EQ(s.code(), absl::StatusCode::kInvalidArgument) << field << ": " << s;
+    EXPECT_NE(s.message().find(field), absl::string_view::npos) << s;
+  };
+  v1::ReportRequest r = ValidReport();
+  r.set_score(1e308);
+  refused(r, "score = 1e+308: must be <= 1000");
+  r = ValidReport();
+  r.set_interaction_time_s(2e6);
+  refused(r, "interaction_time_s");
+  r = ValidReport();
+  r.set_usage_cost_usd(1e300);
+  refused(r, "usage_cost_usd");
+  r = ValidReport();
+  r.set_answer(std::string(100 << 10, 'a'));  // under the answer limit, over the record's
+  refused(r, "--report_max_record_bytes");
+  r = ValidReport();
+  r.set_score(1000);
+  r.set_interaction_time_s(1e6);
+  r.set_usage_cost_usd(1e6);
+  ASSERT_TRUE(client_->Report(r, &response).ok());  // the caps themselves are allowed
+  auto contents = ReadReportLog(dir_.File("reports.log"));
+  ASSERT_TRUE(contents.ok());
+  EXPECT_EQ(contents->records.size(), 1u);
+}
+
+TEST_F(ServiceTest, ReportBelowTheDiskFloorIsResourceExhaustedAndCounted) {
+  StartServer({}, [this](ServerOptions& o) {
+    o.report_log = dir_.File("reports.log");
+    o.report_min_free_bytes = int64_t{1} << 62;  // more than any disk has
+  });
+  v1::ReportResponse response;
+  EXPECT_EQ(client_->Report(ValidReport(), &response).code(), absl::StatusCode::kResourceExhausted);
+  v1::DecideResponse decided;
+  EXPECT_TRUE(client_->Decide(Request("floor", 0), &decided).ok());
+  const auto metrics = test::ParseMetrics(test::HttpGet(app_->metrics_port(), "/metrics"));
+  EXPECT_EQ(test::Metric(metrics, "lcio_reports_rejected_total{reason=\"disk_space\"}"), 1);
+  EXPECT_EQ(test::Metric(metrics, "lcio_reports_total"), 0);
+}
+
 TEST_F(ServiceTest, ReportWithoutALogIsFailedPrecondition) {
   StartServer();
   v1::ReportResponse response;

@@ -40,6 +40,10 @@ class Metrics {
   void ObserveBatch(int size, double inference_s);
   void SetConversations(double n);
   void CountReport();
+  // Why a valid Report was not acknowledged (label `reason`).
+  enum class ReportReject { kQueueFull, kDiskSpace, kWriteFailed, kShutdown };
+  static constexpr int kReportRejectReasons = 4;
+  void CountReportRejected(ReportReject reason);
   void AddInflight(double delta);
   void SetPolicy(const std::string& version, const std::string& algo);
   void CountReload(bool ok);
@@ -64,6 +68,7 @@ class Metrics {
   prometheus::Counter* reloads_ok_ = nullptr;
   prometheus::Counter* reloads_error_ = nullptr;
   prometheus::Counter* reports_ = nullptr;
+  std::array<prometheus::Counter*, kReportRejectReasons> reports_rejected_{};
   prometheus::Gauge* inflight_ = nullptr;
   prometheus::Gauge* policy_loaded_ = nullptr;
 

@@ -20,6 +20,11 @@ struct RequestLimits {
   int max_views = 64;
   int max_answer_bytes = 1 << 20;
   static constexpr int kMaxConversationIdBytes = 128;
+  // Report's values: far above anything real (M4A1's scores reach 9), low
+  // enough that sums over a whole log stay finite and meaningful.
+  static constexpr double kMaxReportScore = 1000;
+  static constexpr double kMaxReportInteractionTimeS = 1e6;
+  static constexpr double kMaxReportUsageCostUsd = 1e6;
 };
 
 // What requests are checked against: the serving policy's views, tasks,

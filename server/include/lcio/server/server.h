@@ -26,7 +26,7 @@ class Decider;
 class Metrics;
 class MicroBatcher;
 class PolicyHolder;
-class ReportLogWriter;
+class ReportCommitter;
 class OffloaderService;
 
 struct ServerOptions {
@@ -46,6 +46,13 @@ struct ServerOptions {
   size_t max_conversations = 100000;
   absl::Duration conversation_idle = absl::Minutes(30);
   std::string report_log;  // empty: Report answers FAILED_PRECONDITION
+  // Reports queued for or being written by the log's writer thread; beyond:
+  // RESOURCE_EXHAUSTED.
+  int report_queue_max = 1024;
+  // Longest record, as its whole log line; beyond: INVALID_ARGUMENT.
+  int report_max_record_bytes = 64 << 10;
+  int64_t report_rotate_bytes = int64_t{256} << 20;   // 0: never rotate
+  int64_t report_min_free_bytes = int64_t{64} << 20;  // 0: no floor
   absl::Duration watch_interval = absl::Seconds(1);
   std::string tls_cert, tls_key, tls_client_ca;
   RequestLimits limits;
@@ -81,7 +88,7 @@ class ServerApp {
   std::unique_ptr<PolicyHolder> policies_;
   std::unique_ptr<ConversationStore> store_;
   std::unique_ptr<MicroBatcher> batcher_;
-  std::unique_ptr<ReportLogWriter> report_log_;
+  std::unique_ptr<ReportCommitter> reports_;
   std::unique_ptr<Decider> decider_;
   std::unique_ptr<OffloaderService> service_;
   std::unique_ptr<grpc::Server> server_;

@@ -1,0 +1,191 @@
+// The report log under injected disk faults (fault_shim.cc, LD_PRELOAD):
+// a write cut short by a full disk and a failing fdatasync must never cost
+// an acknowledged record, and a record that was not acknowledged must not
+// be left half-written in front of the next one.
+#include <dlfcn.h>
+#include <gtest/gtest.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <condition_variable>
+#include <cstdlib>
+#include <mutex>
+#include <vector>
+
+#include "lcio/server/report_log.h"
+#include "test_support.h"
+
+namespace lcio::server {
+namespace {
+
+ReportRecord Record(int turn) {
+  ReportRecord r;
+  r.conversation_id = "c";
+  r.turn_index = turn;
+  r.prompt = absl::StrCat("prompt of turn ", turn, std::string(200, 'p'));
+  r.task = "Query";
+  r.view_names = {"view0", "view1"};
+  r.association = {0.25, 0.75};
+  r.tasks = {"Query", "Recommendation"};
+  return r;
+}
+
+int64_t FileSize(const std::string& path) {
+  struct stat st {};
+  return ::stat(path.c_str(), &st) == 0 ? st.st_size : -1;
+}
+
+std::vector<int> TurnsOnDisk(const std::string& path, int* skipped) {
+  auto contents = ReadReportLog(path);
+  EXPECT_TRUE(contents.ok()) << contents.status();
+  std::vector<int> turns;
+  if (!contents.ok()) return turns;
+  for (const ReportRecord& r : contents->records) turns.push_back(r.turn_index);
+  *skipped = contents->skipped_lines;
+  return turns;
+}
+
+class ReportLogFaultTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    ASSERT_NE(::dlsym(RTLD_DEFAULT, "lcio_fault_shim_loaded"), nullptr)
+        << "the fault shim is not preloaded";
+    path_ = dir_.File("reports.log");
+    ::setenv("LCIO_FAULT_PATH", "reports.log", 1);
+  }
+  void TearDown() override {
+    ::unsetenv("LCIO_FAULT_PATH");
+    ::unsetenv("LCIO_FAULT_WRITE_ENOSPC_AFTER");
+    ::unsetenv("LCIO_FAULT_FSYNC_EIO");
+    ::unsetenv("LCIO_FAULT_FSYNC_DELAY_MS");
+    ::unsetenv("LCIO_FAULT_FTRUNCATE_EIO");
+  }
+  test::TempDir dir_;
+  std::string path_;
+};
+
+TEST_F(ReportLogFaultTest, AShortWriteDoesNotLoseTheNextAcknowledgedRecord) {
+  auto writer = ReportLogWriter::Open(path_);
+  ASSERT_TRUE(writer.ok()) << writer.status();
+  ASSERT_TRUE((*writer)->Append(Record(0)).ok());
+  const int64_t good = FileSize(path_);
+  // The disk fills up half-way through the next line.
+  const size_t half = EncodeReportLine(Record(1)).size() / 2;
+  ::setenv("LCIO_FAULT_WRITE_ENOSPC_AFTER", std::to_string(good + half).c_str(), 1);
+  EXPECT_FALSE((*writer)->Append(Record(1)).ok());
+  EXPECT_EQ(FileSize(path_), good) << "the torn bytes stayed in the log";
+  ::unsetenv("LCIO_FAULT_WRITE_ENOSPC_AFTER");  // space again
+  ASSERT_TRUE((*writer)->Append(Record(2)).ok());
+  int skipped = -1;
+  EXPECT_EQ(TurnsOnDisk(path_, &skipped), std::vector<int>({0, 2}));
+  EXPECT_EQ(skipped, 0);
+}
+
+TEST_F(ReportLogFaultTest, AWriterThatCannotCutBackRefusesUntilItCan) {
+  auto writer = ReportLogWriter::Open(path_);
+  ASSERT_TRUE(writer.ok()) << writer.status();
+  ASSERT_TRUE((*writer)->Append(Record(0)).ok());
+  const int64_t good = FileSize(path_);
+  const size_t half = EncodeReportLine(Record(1)).size() / 2;
+  ::setenv("LCIO_FAULT_WRITE_ENOSPC_AFTER", std::to_string(good + half).c_str(), 1);
+  ::setenv("LCIO_FAULT_FTRUNCATE_EIO", "1", 1);
+  EXPECT_FALSE((*writer)->Append(Record(1)).ok());  // torn, and cannot be cut back
+  ::unsetenv("LCIO_FAULT_WRITE_ENOSPC_AFTER");
+  const int64_t torn = FileSize(path_);
+  auto refused = (*writer)->Append(Record(2));  // space again, still torn: refused
+  EXPECT_EQ(refused.status().code(), absl::StatusCode::kUnavailable) << refused.status();
+  EXPECT_EQ(FileSize(path_), torn) << "appended after torn bytes";
+  ::unsetenv("LCIO_FAULT_FTRUNCATE_EIO");
+  ASSERT_TRUE((*writer)->Append(Record(3)).ok());
+  int skipped = -1;
+  EXPECT_EQ(TurnsOnDisk(path_, &skipped), std::vector<int>({0, 3}));
+  EXPECT_EQ(skipped, 0);
+}
+
+TEST_F(ReportLogFaultTest, AFailedFdatasyncAcknowledgesNothingAndRestoresTheDurableLength) {
+  auto writer = ReportLogWriter::Open(path_);
+  ASSERT_TRUE(writer.ok()) << writer.status();
+  ASSERT_TRUE((*writer)->Append(Record(0)).ok());
+  const int64_t durable = FileSize(path_);
+  ::setenv("LCIO_FAULT_FSYNC_EIO", "1", 1);
+  EXPECT_FALSE((*writer)->Append(Record(1)).ok());
+  EXPECT_FALSE((*writer)->Append(Record(2)).ok());  // still failing: nothing acknowledged
+  ::unsetenv("LCIO_FAULT_FSYNC_EIO");
+  // The failed records are gone rather than in an unknown state.
+  ASSERT_TRUE((*writer)->Append(Record(3)).ok());
+  int skipped = -1;
+  EXPECT_EQ(TurnsOnDisk(path_, &skipped), std::vector<int>({0, 3}));
+  EXPECT_EQ(skipped, 0);
+  EXPECT_GT(FileSize(path_), durable);
+}
+
+TEST_F(ReportLogFaultTest, RecordsQueuedBehindASlowFdatasyncShareTheNextOne) {
+  ::setenv("LCIO_FAULT_FSYNC_DELAY_MS", "300", 1);
+  auto writer = ReportLogWriter::Open(path_);
+  ASSERT_TRUE(writer.ok()) << writer.status();
+  ReportCommitter committer(*std::move(writer), 1000);
+  std::mutex mu;
+  std::condition_variable cv;
+  std::vector<uint64_t> sequences;
+  constexpr int kRecords = 50;
+  for (int t = 0; t < kRecords; ++t)
+    ASSERT_TRUE(committer
+                    .Submit(EncodeReportLine(Record(t)),
+                            [&](absl::StatusOr<uint64_t> sequence) {
+                              std::lock_guard<std::mutex> lock(mu);
+                              sequences.push_back(sequence.ok() ? *sequence : 0);
+                              cv.notify_all();
+                            })
+                    .ok());
+  {
+    std::unique_lock<std::mutex> lock(mu);
+    ASSERT_TRUE(
+        cv.wait_for(lock, std::chrono::seconds(120), [&] { return sequences.size() == kRecords; }));
+  }
+  for (int t = 0; t < kRecords; ++t) EXPECT_EQ(sequences[t], uint64_t(t + 1));
+  // The first record may go alone; everything queued meanwhile goes with
+  // the next fdatasync, not one each.
+  EXPECT_LE(committer.batches(), 3u);
+}
+
+TEST_F(ReportLogFaultTest, AHungDiskFillsTheBoundedQueueAndStopStillAnswersEveryWaiter) {
+  ::setenv("LCIO_FAULT_FSYNC_DELAY_MS", "5000", 1);
+  auto writer = ReportLogWriter::Open(path_);
+  ASSERT_TRUE(writer.ok()) << writer.status();
+  ReportCommitter committer(*std::move(writer), 2);
+  std::mutex mu;
+  std::vector<absl::Status> answers;
+  auto done = [&](absl::StatusOr<uint64_t> sequence) {
+    std::lock_guard<std::mutex> lock(mu);
+    answers.push_back(sequence.status());
+  };
+  ASSERT_TRUE(committer.Submit(EncodeReportLine(Record(0)), done).ok());
+  ASSERT_TRUE(committer.Submit(EncodeReportLine(Record(1)), done).ok());
+  // Both are stuck behind the slow fdatasync: the bound holds.
+  EXPECT_EQ(committer.Submit(EncodeReportLine(Record(2)), done).code(),
+            absl::StatusCode::kResourceExhausted);
+  // The deadline passes long before the disk answers; Stop does not wait
+  // for it, and nobody was told OK.
+  committer.Stop(absl::Now() + absl::Milliseconds(100));
+  std::lock_guard<std::mutex> lock(mu);
+  ASSERT_EQ(answers.size(), 2u);
+  for (const absl::Status& s : answers) EXPECT_EQ(s.code(), absl::StatusCode::kUnavailable) << s;
+  EXPECT_EQ(committer.Submit("x", done).code(), absl::StatusCode::kUnavailable);
+}
+
+}  // namespace
+}  // namespace lcio::server
+
+// Re-executes the test under the shim when it was started without it (by
+// hand), so that the faults are always really injected.
+int main(int argc, char** argv) {
+  if (::dlsym(RTLD_DEFAULT, "lcio_fault_shim_loaded") == nullptr &&
+      std::getenv("LCIO_FAULT_REEXEC") == nullptr) {
+    ::setenv("LD_PRELOAD", LCIO_FAULT_SHIM, 1);
+    ::setenv("LCIO_FAULT_REEXEC", "1", 1);
+    ::execv("/proc/self/exe", argv);
+    return 127;
+  }
+  ::testing::InitGoogleTest(&argc, argv);
+  return RUN_ALL_TESTS();
+}
