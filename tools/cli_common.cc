@@ -25,8 +25,9 @@ ABSL_FLAG(std::string, knn_rule, "tie_inclusive",
           "original implementation's figures; see docs/simulator.md)");
 ABSL_FLAG(std::string, response_model, "knn",
           "the decision model's response family, fitted on the training side: knn (the "
-          "history-window kNN) or task_action (history-free task x action means); what a "
-          "trained policy optimises and Greedy decides with (docs/evaluation.md)");
+          "history-window kNN), task_action (history-free task x action means) or pessimistic "
+          "(the smaller of the two); what a trained policy optimises and Greedy decides with "
+          "(docs/evaluation.md)");
 ABSL_FLAG(std::vector<std::string>, refusal_phrases,
           std::vector<std::string>({"sorry", "I don't have", "can't"}),
           "answers containing any of these score 0 (comma-separated)");

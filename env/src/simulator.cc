@@ -7,7 +7,15 @@
 namespace lcio::env {
 
 std::string ResponseModelFamilyName(ResponseModelFamily family) {
-  return family == ResponseModelFamily::kKnn ? "knn" : "task_action";
+  switch (family) {
+    case ResponseModelFamily::kKnn:
+      return "knn";
+    case ResponseModelFamily::kTaskActionMeans:
+      return "task_action";
+    case ResponseModelFamily::kPessimistic:
+      return "pessimistic";
+  }
+  return "unknown";
 }
 
 absl::StatusOr<ResponseModelFamily> ParseResponseModelFamily(const std::string& name) {
@@ -33,7 +41,7 @@ absl::StatusOr<std::shared_ptr<const Simulator>> Simulator::Create(
                                           config.k_neighbors, config.refusal, config.knn_rule);
   if (!estimator.ok()) return estimator.status();
   sim->estimator_ = *std::move(estimator);
-  if (config.response_model == ResponseModelFamily::kTaskActionMeans) {
+  if (config.response_model != ResponseModelFamily::kKnn) {
     auto means = TaskActionMeans::Fit(dataset, train_episodes, sim->actions_, config.refusal);
     if (!means.ok()) return means.status();
     sim->task_action_means_ = *std::move(means);
@@ -50,12 +58,22 @@ double Simulator::Reward(double response, double association, int action) const 
 }
 
 double Simulator::max_response() const {
-  return task_action_means_ ? task_action_means_->max_value() : estimator_->max_value();
+  switch (config_.response_model) {
+    case ResponseModelFamily::kKnn:
+      return estimator_->max_value();
+    case ResponseModelFamily::kTaskActionMeans:
+      return task_action_means_->max_value();
+    case ResponseModelFamily::kPessimistic:
+      return std::min(estimator_->max_value(), task_action_means_->max_value());
+  }
+  return estimator_->max_value();
 }
 
 double Simulator::Response(const DecisionContext& context, int action,
                            CachedEstimator* cache) const {
-  if (task_action_means_) return task_action_means_->Estimate(context.task_index, action);
+  const ResponseModelFamily family = config_.response_model;
+  if (family == ResponseModelFamily::kTaskActionMeans)
+    return task_action_means_->Estimate(context.task_index, action);
   const int width = estimator_->key_width();
   double stack_key[128];
   std::vector<double> heap_key;
@@ -65,7 +83,10 @@ double Simulator::Response(const DecisionContext& context, int action,
     key = heap_key.data();
   }
   EncodeResponseKey(actions_, config_.time_span, context, action, key);
-  return cache ? cache->Estimate(key) : estimator_->Estimate(key);
+  const double knn = cache ? cache->Estimate(key) : estimator_->Estimate(key);
+  if (family == ResponseModelFamily::kPessimistic)
+    return std::min(knn, task_action_means_->Estimate(context.task_index, action));
+  return knn;
 }
 
 TurnOutcome Simulator::Evaluate(const DecisionContext& context, int action,

@@ -37,9 +37,14 @@ enum class ResponseModelFamily {
   // Per task x action means, history-free (task_action_means.h). The kNN is
   // still fitted: it is what response-aware observations predict with.
   kTaskActionMeans,
+  // The smaller of the two answers: pessimism where the families disagree
+  // (for two models, the mean minus half their disagreement, as MOPO
+  // penalises an ensemble's spread), so a policy cannot profit from one
+  // model's optimism.
+  kPessimistic,
 };
 
-// "knn" or "task_action".
+// "knn", "task_action" or "pessimistic".
 std::string ResponseModelFamilyName(ResponseModelFamily family);
 absl::StatusOr<ResponseModelFamily> ParseResponseModelFamily(const std::string& name);
 
@@ -106,7 +111,7 @@ class Simulator {
   CostModel costs_;
   int num_tasks_ = 0;
   std::shared_ptr<const ResponseEstimator> estimator_;
-  std::optional<TaskActionMeans> task_action_means_;  // kTaskActionMeans
+  std::optional<TaskActionMeans> task_action_means_;  // kTaskActionMeans, kPessimistic
   std::vector<int> fitted_episodes_;
 };
 
