@@ -108,5 +108,16 @@ TEST(CostModelTest, BadProfilesFileChangesNothingAndNamesTheField) {
   EXPECT_FALSE(catalog.MergeJson("not json", "x").ok());
 }
 
+TEST(CostModelTest, DeeplyNestedProfilesFileIsRefusedByTheDepthLimit) {
+  ProfileCatalog catalog = ProfileCatalog::BuiltIn();
+  const std::string deep =
+      "{\"devices\": " + std::string(100000, '[') + std::string(100000, ']') + "}";
+  const absl::Status s = catalog.MergeJson(deep, "--profiles");
+  EXPECT_EQ(s.code(), absl::StatusCode::kInvalidArgument) << s;
+  EXPECT_NE(s.message().find("--profiles: JSON nests arrays/objects more than 64 levels deep"),
+            std::string::npos)
+      << s;
+}
+
 }  // namespace
 }  // namespace lcio::env

@@ -229,4 +229,15 @@ TEST(ArtifactMetadata, UnknownKeysAreIgnored) {
   EXPECT_TRUE(MetadataFromJson(json.dump(), "p").ok());
 }
 
+// 100000 nested '[' in the metadata file meet the shared depth limit, not
+// the stack.
+TEST(ArtifactMetadata, DeeplyNestedJsonIsRefusedByTheDepthLimit) {
+  const std::string deep = std::string(100000, '[') + std::string(100000, ']');
+  auto parsed = MetadataFromJson(deep, "deep.pt");
+  ASSERT_FALSE(parsed.ok());
+  EXPECT_NE(parsed.status().message().find("more than 64 levels deep (the limit)"),
+            std::string::npos)
+      << parsed.status();
+}
+
 }  // namespace
