@@ -145,7 +145,7 @@ std::string ToJson(const google::protobuf::Message& message, bool pretty) {
 }
 
 absl::Status FromJson(const std::string& json, google::protobuf::Message* message) {
-  if (absl::Status depth = data::CheckJsonDepth(json, "JSON"); !depth.ok()) return depth;
+  if (absl::Status depth = data::CheckJsonDepth(json, "request"); !depth.ok()) return depth;
   google::protobuf::util::JsonParseOptions options;
   const auto status = google::protobuf::util::JsonStringToMessage(json, message, options);
   if (!status.ok())
