@@ -13,6 +13,7 @@
 #include "google/protobuf/struct.pb.h"
 #include "google/protobuf/util/json_util.h"
 #include "grpc/health/v1/health.grpc.pb.h"
+#include "lcio/data/json_depth.h"
 
 namespace lcio {
 namespace {
@@ -144,6 +145,7 @@ std::string ToJson(const google::protobuf::Message& message, bool pretty) {
 }
 
 absl::Status FromJson(const std::string& json, google::protobuf::Message* message) {
+  if (absl::Status depth = data::CheckJsonDepth(json, "request"); !depth.ok()) return depth;
   google::protobuf::util::JsonParseOptions options;
   const auto status = google::protobuf::util::JsonStringToMessage(json, message, options);
   if (!status.ok())

@@ -19,6 +19,7 @@
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
 #include "absl/strings/string_view.h"
+#include "lcio/data/json_depth.h"
 
 namespace lcio::data {
 
@@ -573,6 +574,9 @@ absl::StatusOr<Dataset> ParseM4A1(std::string_view json_text, std::string_view s
           absl::StrCat(source_name, ": field '<file>' = ", json_text.size(),
                        " bytes: the file is empty; expected a JSON array of episodes"));
     }
+    // The episode DOMs the SAX handler builds are copied and printed
+    // recursively: bound their depth first.
+    if (absl::Status s = CheckJsonDepth(json_text, source_view); !s.ok()) return s;
     Loader loader(source_name, options);
     EpisodeSax sax(json_text, source_name, &loader);
     const char* begin = json_text.data();

@@ -7,6 +7,7 @@
 
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
+#include "lcio/data/json_parse.h"
 #include "nlohmann/json.hpp"
 
 namespace lcio::env {
@@ -109,7 +110,9 @@ ProfileCatalog ProfileCatalog::BuiltIn() {
 
 absl::Status ProfileCatalog::MergeJson(const std::string& json_text,
                                        const std::string& source_name) {
-  json root = json::parse(json_text, nullptr, /*allow_exceptions=*/false);
+  absl::Status error;
+  json root = data::ParseJson(json_text, source_name, &error);
+  if (!error.ok()) return error;
   if (root.is_discarded() || !root.is_object()) {
     return absl::InvalidArgumentError(
         absl::StrCat(source_name, ": not a JSON object (profiles file)"));

@@ -11,6 +11,7 @@
 #endif
 
 #include "absl/strings/str_cat.h"
+#include "lcio/data/json_parse.h"
 #include "lcio/env/observation.h"
 #include "lcio/env/reference_kdtree.h"
 #include "nlohmann/json.hpp"
@@ -168,7 +169,9 @@ std::string ResponseEstimator::ToJson() const {
 
 absl::StatusOr<std::shared_ptr<const ResponseEstimator>> ResponseEstimator::FromJson(
     const std::string& text) {
-  const nlohmann::json j = nlohmann::json::parse(text, nullptr, /*allow_exceptions=*/false);
+  absl::Status error;
+  const nlohmann::json j = data::ParseJson(text, "response model", &error);
+  if (!error.ok()) return error;
   if (!j.is_object()) return absl::InvalidArgumentError("response model: not a JSON object");
   try {
     const int width = j.at("key_width").get<int>();

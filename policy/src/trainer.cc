@@ -13,6 +13,7 @@
 
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
+#include "lcio/data/json_parse.h"
 #include "lcio/env/evaluator.h"
 #include "lcio/env/scorer.h"
 #include "lcio/env/split.h"
@@ -97,9 +98,10 @@ env::BudgetDistribution TrainOptions::DefaultBudgets() {
 }
 
 absl::Status ApplyTrainConfigJson(const std::string& json, TrainOptions* options) {
-  const nlohmann::json j = nlohmann::json::parse(json, nullptr, /*allow_exceptions=*/false);
-  if (j.is_discarded() || !j.is_object())
-    return absl::InvalidArgumentError("training config: not a JSON object");
+  absl::Status error;
+  const nlohmann::json j = data::ParseJson(json, "training config", &error);
+  if (!error.ok()) return error;
+  if (!j.is_object()) return absl::InvalidArgumentError("training config: not a JSON object");
   env::BudgetDistribution& b = options->budgets;
   try {
     for (const auto& [key, value] : j.items()) {

@@ -38,18 +38,26 @@ struct Pending {
 
 }  // namespace
 
+void Decider::LogRejected(const absl::Status& status, absl::string_view conversation_id,
+                          int turn_index) {
+  const bool internal = status.code() == absl::StatusCode::kInternal;
+  int64_t suppressed = 0;
+  if (!internal && (!LogEnabled(LogLevel::kInfo) || !rejected_log_.Allow(&suppressed))) return;
+  LogLine line(internal ? LogLevel::kError : LogLevel::kInfo, "decide_rejected");
+  line.Str("conversation_id", conversation_id.substr(0, RequestLimits::kMaxConversationIdBytes))
+      .Int("turn_index", turn_index)
+      .Str("code", absl::StatusCodeToString(status.code()))
+      .Str("error", BoundMessage(status.message()));
+  if (suppressed > 0) line.Int("suppressed", suppressed);
+}
+
 void Decider::Decide(const v1::DecideRequest& request, v1::DecideResponse* response,
                      absl::Time deadline, Done done) {
   // Announced first, so that a batch forming now waits for this request.
   batcher_->Announce();
   auto fail = [&](const absl::Status& status) {
     batcher_->Withdraw();
-    LogLine(status.code() == absl::StatusCode::kInternal ? LogLevel::kError : LogLevel::kInfo,
-            "decide_rejected")
-        .Str("conversation_id", request.conversation_id().substr(0, 128))
-        .Int("turn_index", request.turn_index())
-        .Str("code", absl::StatusCodeToString(status.code()))
-        .Str("error", status.message());
+    LogRejected(status, request.conversation_id(), request.turn_index());
     done(status);
   };
   std::shared_ptr<const ServingPolicy> policy = policies_->Get();

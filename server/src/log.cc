@@ -2,6 +2,7 @@
 
 #include <unistd.h>
 
+#include <algorithm>
 #include <atomic>
 #include <cmath>
 #include <cstdio>
@@ -10,6 +11,7 @@
 #include "absl/strings/str_format.h"
 #include "absl/time/clock.h"
 #include "absl/time/time.h"
+#include "google/protobuf/stubs/logging.h"
 
 namespace lcio::server {
 namespace {
@@ -45,7 +47,39 @@ size_t Utf8Length(absl::string_view s, size_t i) {
   if (i + n > s.size()) return 0;
   for (size_t k = 1; k < n; ++k)
     if ((static_cast<unsigned char>(s[i + k]) & 0xC0) != 0x80) return 0;
+  // Overlong forms, surrogates and code points past U+10FFFF.
+  const auto c1 = static_cast<unsigned char>(s[i + 1]);
+  if ((c == 0xE0 && c1 < 0xA0) || (c == 0xED && c1 >= 0xA0) || (c == 0xF0 && c1 < 0x90) ||
+      (c == 0xF4 && c1 >= 0x90))
+    return 0;
   return n;
+}
+
+void AppendHex(std::string* out, unsigned char c) {
+  static const char* hex = "0123456789abcdef";
+  out->append("\\x");
+  out->push_back(hex[c >> 4]);
+  out->push_back(hex[c & 15]);
+}
+
+// "...(N bytes)" after a cut value.
+std::string CutNote(size_t total) { return absl::StrCat("...(", total, " bytes)"); }
+
+thread_local ProtobufErrorCapture* t_capture = nullptr;
+
+void ProtobufLogHandler(google::protobuf::LogLevel level, const char* filename, int line,
+                        const std::string& message) {
+  if (t_capture != nullptr && level != google::protobuf::LOGLEVEL_FATAL) {
+    t_capture->Append(message);
+    return;
+  }
+  LogLevel ours = LogLevel::kInfo;
+  if (level == google::protobuf::LOGLEVEL_WARNING) ours = LogLevel::kWarning;
+  if (level >= google::protobuf::LOGLEVEL_ERROR) ours = LogLevel::kError;
+  LogLine(ours, "protobuf")
+      .Str("message", BoundMessage(message))
+      .Str("file", filename != nullptr ? filename : "")
+      .Int("line", line);
 }
 
 }  // namespace
@@ -90,6 +124,78 @@ std::string JsonQuote(absl::string_view text) {
   }
   out.push_back('"');
   return out;
+}
+
+bool IsValidUtf8(absl::string_view text) {
+  for (size_t i = 0; i < text.size();) {
+    const size_t n = static_cast<unsigned char>(text[i]) < 0x80 ? 1 : Utf8Length(text, i);
+    if (n == 0) return false;
+    i += n;
+  }
+  return true;
+}
+
+std::string QuoteClientValue(absl::string_view value, size_t max_bytes) {
+  std::string out = "\"";
+  size_t i = 0;
+  while (i < value.size()) {
+    const auto c = static_cast<unsigned char>(value[i]);
+    size_t n = c < 0x80 ? 1 : Utf8Length(value, i);
+    if (i + std::max<size_t>(n, 1) > max_bytes) break;
+    // C1 controls (U+0080..U+009F) are control characters too.
+    const bool c1_control = n == 2 && c == 0xC2 && static_cast<unsigned char>(value[i + 1]) < 0xA0;
+    if (n == 0 || c1_control) {
+      for (size_t k = 0; k < std::max<size_t>(n, 1); ++k)
+        AppendHex(&out, static_cast<unsigned char>(value[i + k]));
+      i += std::max<size_t>(n, 1);
+    } else if (n == 1 && (c < 0x20 || c == 0x7F || c == '"' || c == '\\')) {
+      AppendHex(&out, c);
+      ++i;
+    } else {
+      out.append(value.data() + i, n);
+      i += n;
+    }
+  }
+  out += "\"";
+  if (i < value.size()) out += CutNote(value.size());
+  return out;
+}
+
+std::string BoundMessage(absl::string_view message, size_t max_bytes) {
+  if (message.size() <= max_bytes) return std::string(message);
+  size_t end = max_bytes;
+  // Back up to the start of a character.
+  while (end > 0 && (static_cast<unsigned char>(message[end]) & 0xC0) == 0x80) --end;
+  return absl::StrCat(message.substr(0, end), CutNote(message.size()));
+}
+
+LogRateLimiter::LogRateLimiter(int per_second, std::function<absl::Time()> clock)
+    : per_second_(per_second), clock_(std::move(clock)) {}
+
+bool LogRateLimiter::Allow(int64_t* suppressed) {
+  const int64_t second = absl::ToUnixSeconds(clock_());
+  std::lock_guard<std::mutex> lock(mu_);
+  if (second != second_) {
+    second_ = second;
+    written_ = 0;
+  }
+  if (written_ >= per_second_) {
+    ++suppressed_;
+    return false;
+  }
+  ++written_;
+  *suppressed = suppressed_;
+  suppressed_ = 0;
+  return true;
+}
+
+void InstallProtobufLogHandler() { google::protobuf::SetLogHandler(&ProtobufLogHandler); }
+
+ProtobufErrorCapture::ProtobufErrorCapture() : previous_(t_capture) { t_capture = this; }
+ProtobufErrorCapture::~ProtobufErrorCapture() { t_capture = previous_; }
+void ProtobufErrorCapture::Append(absl::string_view message) {
+  if (!text_.empty()) text_ += "; ";
+  absl::StrAppend(&text_, message);
 }
 
 LogLine::LogLine(LogLevel level, absl::string_view event) : enabled_(LogEnabled(level)) {

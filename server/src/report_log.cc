@@ -21,6 +21,7 @@
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
+#include "lcio/data/json_parse.h"
 #include "nlohmann/json.hpp"
 
 namespace lcio::server {
@@ -127,7 +128,7 @@ std::string ReportRecordToJson(const ReportRecord& r) {
 }
 
 absl::StatusOr<ReportRecord> ReportRecordFromJson(absl::string_view json) {
-  nlohmann::json j = nlohmann::json::parse(json.begin(), json.end(), nullptr, false);
+  nlohmann::json j = data::ParseJson(std::string_view(json.data(), json.size()), "record");
   if (j.is_discarded() || !j.is_object()) return absl::DataLossError("record is not a JSON object");
   ReportRecord r;
   try {

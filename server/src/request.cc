@@ -5,63 +5,15 @@
 
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
+#include "lcio/server/log.h"
 
 namespace lcio::server {
 namespace {
 
 absl::Status Invalid(const std::string& message) { return absl::InvalidArgumentError(message); }
 
-// Shortened and escaped, so that an error message quoting a value stays small
-// and printable.
-std::string Quote(const std::string& value) {
-  std::string out = "\"";
-  for (size_t i = 0; i < value.size() && i < 64; ++i) {
-    const auto c = static_cast<unsigned char>(value[i]);
-    if (c >= 0x20 && c < 0x7F && c != '"' && c != '\\') {
-      out.push_back(static_cast<char>(c));
-    } else {
-      static const char* hex = "0123456789abcdef";
-      out += "\\x";
-      out.push_back(hex[c >> 4]);
-      out.push_back(hex[c & 15]);
-    }
-  }
-  if (value.size() > 64) absl::StrAppend(&out, "...");
-  out += "\"";
-  return out;
-}
-
-bool ValidUtf8(const std::string& s) {
-  size_t i = 0;
-  while (i < s.size()) {
-    const auto c = static_cast<unsigned char>(s[i]);
-    size_t n;
-    if (c < 0x80)
-      n = 1;
-    else if (c >= 0xC2 && c <= 0xDF)
-      n = 2;
-    else if (c >= 0xE0 && c <= 0xEF)
-      n = 3;
-    else if (c >= 0xF0 && c <= 0xF4)
-      n = 4;
-    else
-      return false;
-    if (i + n > s.size()) return false;
-    for (size_t k = 1; k < n; ++k)
-      if ((static_cast<unsigned char>(s[i + k]) & 0xC0) != 0x80) return false;
-    // Overlong three-byte forms and surrogates.
-    if (n == 3) {
-      const auto c1 = static_cast<unsigned char>(s[i + 1]);
-      if ((c == 0xE0 && c1 < 0xA0) || (c == 0xED && c1 >= 0xA0)) return false;
-    }
-    if (n == 4) {
-      const auto c1 = static_cast<unsigned char>(s[i + 1]);
-      if ((c == 0xF0 && c1 < 0x90) || (c == 0xF4 && c1 >= 0x90)) return false;
-    }
-    i += n;
-  }
-  return true;
-}
+// Every client value an error message quotes goes through the one helper.
+std::string Quote(absl::string_view value) { return QuoteClientValue(value); }
 
 absl::Status CheckPrompt(absl::string_view field, const std::string& prompt,
                          const RequestLimits& limits) {
@@ -69,7 +21,7 @@ absl::Status CheckPrompt(absl::string_view field, const std::string& prompt,
   if (static_cast<int64_t>(prompt.size()) > limits.max_prompt_bytes)
     return Invalid(absl::StrCat(field, " has ", prompt.size(), " bytes: at most ",
                                 limits.max_prompt_bytes, " (--max_prompt_bytes)"));
-  if (!ValidUtf8(prompt)) return Invalid(absl::StrCat(field, " is not valid UTF-8"));
+  if (!IsValidUtf8(prompt)) return Invalid(absl::StrCat(field, " is not valid UTF-8"));
   return absl::OkStatus();
 }
 
@@ -214,15 +166,18 @@ absl::StatusOr<ParsedDecide> ParseDecideRequest(const v1::DecideRequest& request
   parsed.money_usd = request.budget().money_usd();
   parsed.device = request.device().empty() ? spec.default_device : request.device();
   parsed.network = request.network().empty() ? spec.default_network : request.network();
-  // The catalog's lookups copy profiles and build the list of known names:
-  // only for the error message.
+  // The catalog's own messages echo the name whole: list the known ones here.
   if (!spec.device_names.contains(parsed.device)) {
-    auto d = spec.catalog.Device(parsed.device);
-    return Invalid(absl::StrCat("device = ", Quote(parsed.device), ": ", d.status().message()));
+    std::vector<std::string> known;
+    for (const env::DeviceProfile& d : spec.catalog.devices) known.push_back(d.name);
+    return Invalid(absl::StrCat("device = ", Quote(parsed.device),
+                                ": unknown device; known devices: ", absl::StrJoin(known, ", ")));
   }
   if (!spec.network_names.contains(parsed.network)) {
-    auto n = spec.catalog.Network(parsed.network);
-    return Invalid(absl::StrCat("network = ", Quote(parsed.network), ": ", n.status().message()));
+    std::vector<std::string> known;
+    for (const env::NetworkProfile& n : spec.catalog.networks) known.push_back(n.name);
+    return Invalid(absl::StrCat("network = ", Quote(parsed.network),
+                                ": unknown network; known networks: ", absl::StrJoin(known, ", ")));
   }
   if (request.has_history()) {
     parsed.has_history = true;

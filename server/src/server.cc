@@ -4,7 +4,9 @@
 #include <grpcpp/health_check_service_interface.h>
 
 #include <fstream>
+#include <memory>
 #include <sstream>
+#include <vector>
 
 #include "absl/strings/str_cat.h"
 #include "absl/time/clock.h"
@@ -24,7 +26,44 @@ constexpr const char* kServiceName = "lcio.v1.Offloader";
 
 grpc::Status ToGrpc(const absl::Status& status) {
   if (status.ok()) return grpc::Status::OK;
-  return grpc::Status(static_cast<grpc::StatusCode>(status.code()), std::string(status.message()));
+  return grpc::Status(static_cast<grpc::StatusCode>(status.code()), BoundMessage(status.message()));
+}
+
+// Requests arrive as bytes and are parsed here rather than by gRPC, which
+// answers a request it cannot parse with UNIMPLEMENTED, no message, and
+// without calling the service (so nothing counts it). proto3 refuses
+// invalid UTF-8 in string fields; protobuf says which field in a log
+// message, captured here for the status.
+template <typename Message>
+absl::Status ParseRequest(const grpc::ByteBuffer& bytes, Message* message) {
+  std::vector<grpc::Slice> slices;
+  std::string data;
+  if (bytes.Dump(&slices).ok())
+    for (const grpc::Slice& slice : slices)
+      data.append(reinterpret_cast<const char*>(slice.begin()), slice.size());
+  ProtobufErrorCapture capture;
+  if (message->ParseFromString(data)) return absl::OkStatus();
+  return absl::InvalidArgumentError(absl::StrCat(
+      "request (", data.size(), " bytes) is not a valid ", message->GetTypeName(), ": ",
+      capture.text().empty() ? "malformed or truncated protobuf" : capture.text()));
+}
+
+// A Decide call's messages, alive until it is finished (the decision may
+// complete on the batcher's thread).
+struct DecideCall {
+  v1::DecideRequest request;
+  v1::DecideResponse response;
+};
+
+// A Report call's messages, alive until the log's writer answers it.
+struct ReportCall {
+  v1::ReportRequest request;
+  v1::ReportResponse response;
+};
+
+void SetResponse(const google::protobuf::MessageLite& message, grpc::ByteBuffer* out) {
+  grpc::Slice slice(message.SerializeAsString());
+  *out = grpc::ByteBuffer(&slice, 1);
 }
 
 absl::StatusOr<std::string> ReadFile(const std::string& flag, const std::string& path) {
@@ -37,7 +76,11 @@ absl::StatusOr<std::string> ReadFile(const std::string& flag, const std::string&
 
 }  // namespace
 
-class OffloaderService final : public v1::Offloader::CallbackService {
+using RawService =
+    v1::Offloader::WithRawCallbackMethod_Decide<v1::Offloader::WithRawCallbackMethod_Report<
+        v1::Offloader::WithRawCallbackMethod_GetPolicy<v1::Offloader::Service>>>;
+
+class OffloaderService final : public RawService {
  public:
   OffloaderService(const ServerOptions& options, Decider* decider, PolicyHolder* policies,
                    ReportCommitter* reports, Metrics* metrics,
@@ -50,15 +93,23 @@ class OffloaderService final : public v1::Offloader::CallbackService {
         shutting_down_(shutting_down) {}
 
   grpc::ServerUnaryReactor* Decide(grpc::CallbackServerContext* context,
-                                   const v1::DecideRequest* request,
-                                   v1::DecideResponse* response) override {
+                                   const grpc::ByteBuffer* raw, grpc::ByteBuffer* out) override {
     const absl::Time start = absl::Now();
     grpc::ServerUnaryReactor* reactor = context->DefaultReactor();
-    auto finish = [this, reactor, start](const absl::Status& status) {
+    auto call = std::make_shared<DecideCall>();
+    auto finish = [this, reactor, start, call, out](const absl::Status& status) {
       metrics_->CountDecide(static_cast<int>(status.code()),
                             absl::ToDoubleSeconds(absl::Now() - start));
+      if (status.ok()) SetResponse(call->response, out);
       reactor->Finish(ToGrpc(status));
     };
+    if (absl::Status parsed = ParseRequest(*raw, &call->request); !parsed.ok()) {
+      decider_->LogRejected(parsed, "", 0);
+      finish(parsed);
+      return reactor;
+    }
+    const v1::DecideRequest* request = &call->request;
+    v1::DecideResponse* response = &call->response;
     const int inflight = inflight_.fetch_add(1) + 1;
     if (inflight > options_.max_inflight) {
       inflight_.fetch_sub(1);
@@ -98,17 +149,21 @@ class OffloaderService final : public v1::Offloader::CallbackService {
   // call once its batch is durable: no gRPC thread waits for the disk, so a
   // slow disk delays Reports, never Decides.
   grpc::ServerUnaryReactor* Report(grpc::CallbackServerContext* context,
-                                   const v1::ReportRequest* request,
-                                   v1::ReportResponse* response) override {
+                                   const grpc::ByteBuffer* raw, grpc::ByteBuffer* out) override {
     grpc::ServerUnaryReactor* reactor = context->DefaultReactor();
-    absl::StatusOr<std::string> line = EncodeReport(*request);
+    auto call = std::make_shared<ReportCall>();
+    if (absl::Status parsed = ParseRequest(*raw, &call->request); !parsed.ok()) {
+      reactor->Finish(ToGrpc(parsed));
+      return reactor;
+    }
+    absl::StatusOr<std::string> line = EncodeReport(call->request);
     if (!line.ok()) {
       reactor->Finish(ToGrpc(line.status()));
       return reactor;
     }
     absl::Status queued = reports_->Submit(
-        *std::move(line), [this, reactor, request, response](absl::StatusOr<uint64_t> sequence) {
-          FinishReport(reactor, *request, response, sequence);
+        *std::move(line), [this, reactor, call, out](absl::StatusOr<uint64_t> sequence) {
+          FinishReport(reactor, call->request, &call->response, sequence, out);
         });
     if (!queued.ok()) {
       metrics_->CountReportRejected(queued.code() == absl::StatusCode::kResourceExhausted
@@ -120,15 +175,19 @@ class OffloaderService final : public v1::Offloader::CallbackService {
   }
 
   grpc::ServerUnaryReactor* GetPolicy(grpc::CallbackServerContext* context,
-                                      const v1::GetPolicyRequest*,
-                                      v1::PolicyInfo* response) override {
+                                      const grpc::ByteBuffer* raw, grpc::ByteBuffer* out) override {
     grpc::ServerUnaryReactor* reactor = context->DefaultReactor();
+    v1::GetPolicyRequest request;
+    if (absl::Status parsed = ParseRequest(*raw, &request); !parsed.ok()) {
+      reactor->Finish(ToGrpc(parsed));
+      return reactor;
+    }
     std::shared_ptr<const ServingPolicy> policy = policies_->Get();
     if (policy == nullptr) {
       reactor->Finish(grpc::Status(grpc::StatusCode::UNAVAILABLE, "no policy is loaded yet"));
       return reactor;
     }
-    *response = policy->info();
+    SetResponse(policy->info(), out);
     reactor->Finish(grpc::Status::OK);
     return reactor;
   }
@@ -174,7 +233,8 @@ class OffloaderService final : public v1::Offloader::CallbackService {
   // On the log's writer thread (or at shutdown), once the record's batch is
   // durable or has failed.
   void FinishReport(grpc::ServerUnaryReactor* reactor, const v1::ReportRequest& request,
-                    v1::ReportResponse* response, const absl::StatusOr<uint64_t>& sequence) {
+                    v1::ReportResponse* response, const absl::StatusOr<uint64_t>& sequence,
+                    grpc::ByteBuffer* out) {
     if (!sequence.ok()) {
       metrics_->CountReportRejected(shutting_down_->load() ? Metrics::ReportReject::kShutdown
                                     : sequence.status().code() ==
@@ -192,6 +252,7 @@ class OffloaderService final : public v1::Offloader::CallbackService {
         .Int("turn_index", request.turn_index())
         .Str("decision_id", request.decision_id())
         .Int("record", static_cast<int64_t>(*sequence));
+    SetResponse(*response, out);
     reactor->Finish(grpc::Status::OK);
   }
 
@@ -205,6 +266,7 @@ class OffloaderService final : public v1::Offloader::CallbackService {
 };
 
 absl::StatusOr<std::unique_ptr<ServerApp>> ServerApp::Start(const ServerOptions& options) {
+  InstallProtobufLogHandler();
   std::unique_ptr<ServerApp> app(new ServerApp());
   app->options_ = options;
   const ServerOptions& o = app->options_;

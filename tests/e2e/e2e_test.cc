@@ -8,12 +8,15 @@
 #include <thread>
 
 #include "absl/strings/match.h"
+#include "absl/strings/str_split.h"
+#include "absl/time/clock.h"
 #include "lcio/client/client.h"
 #include "lcio/data/m4a1.h"
 #include "lcio/policy/testing.h"
 #include "lcio/server/report_log.h"
 #include "nlohmann/json.hpp"
 #include "process.h"
+#include "raw_call.h"
 #include "test_support.h"
 
 namespace lcio::test {
@@ -330,6 +333,91 @@ TEST_F(EndToEndTest, TheCommandLineClientPrintsDecisionsAsJson) {
   std::tie(status, out) = Run({LCIO_CLIENT_BIN, "policy", "--target=" + server.target()});
   ASSERT_EQ(status, 0) << out;
   EXPECT_EQ(nlohmann::json::parse(out, nullptr, false)["actions"].size(), 9u);
+}
+
+// Undecodable requests used to get UNIMPLEMENTED with no message, went
+// uncounted, and protobuf wrote a "[libprotobuf ERROR ...]" line into the
+// JSON log; a 60 KB name came back whole and lcio-client retried it.
+TEST_F(EndToEndTest, HostileRequestsGetShortInvalidArgumentAndTheLogStaysJson) {
+  const std::string policy = WriteArtifact("policy.pt", 1);
+  Server server = StartServer({"--policy=" + policy});
+  v1::DecideRequest request;
+  request.set_conversation_id("raw");
+  request.set_prompt("PROMPT");
+  std::string bytes = request.SerializeAsString();
+  bytes.replace(bytes.find("PROMPT"), 6, "PR\xc3\x28OM");  // invalid UTF-8
+  for (const std::string& body :
+       {bytes, std::string("\xff\xff\xff\xff\xff\xff\xff\xff\xff\xff\xff"),
+        bytes.substr(0, bytes.size() - 3)}) {
+    const grpc::Status s = RawUnaryCall(server.target(), "/lcio.v1.Offloader/Decide", body);
+    EXPECT_EQ(s.error_code(), grpc::StatusCode::INVALID_ARGUMENT) << s.error_message();
+    EXPECT_TRUE(absl::StrContains(s.error_message(), "is not a valid lcio.v1.DecideRequest"))
+        << s.error_message();
+  }
+  auto [status, out] =
+      Run({LCIO_CLIENT_BIN, "decide", "--target=" + server.target(), "--conversation=big",
+           "--turn=0", "--prompt=x", "--association=0.2,0.3,0.1", "--latency_budget=30",
+           "--money_budget=0.05", "--device=" + std::string(60 << 10, 'd')});
+  EXPECT_EQ(WEXITSTATUS(status), 1) << out.substr(0, 300);
+  auto error = nlohmann::json::parse(out, nullptr, false);
+  EXPECT_EQ(error["code"], "INVALID_ARGUMENT") << out.substr(0, 300);
+  EXPECT_LT(out.size(), 1024u);
+  const auto m = Scrape(server);
+  // Three undecodable calls and one call (not retried) with the long name.
+  EXPECT_EQ(Metric(m, "lcio_decide_requests_total{code=\"INVALID_ARGUMENT\"}"), 4);
+  EXPECT_EQ(Metric(m, "lcio_decide_requests_total{code=\"RESOURCE_EXHAUSTED\"}"), 0);
+
+  server.process->Signal(SIGTERM);
+  ASSERT_TRUE(server.process->Wait(60s));
+  const std::string log = ReadFile(dir_.File("server.stderr"));
+  int lines = 0;
+  for (absl::string_view line : absl::StrSplit(log, '\n', absl::SkipEmpty())) {
+    ++lines;
+    EXPECT_FALSE(nlohmann::json::parse(line, nullptr, false).is_discarded())
+        << "not a JSON line: " << line.substr(0, 300);
+    EXPECT_LT(line.size(), 4096u) << line.substr(0, 300);
+  }
+  EXPECT_GT(lines, 0);
+}
+
+// Every rejected Decide used to write an info line: a client could fill the
+// log as fast as it could send. Now at most 10 a second (by the server's
+// clock), and the next line written says how many were left out.
+TEST_F(EndToEndTest, RejectedDecideLinesAreRateLimitedAndCountTheSuppressed) {
+  const std::string policy = WriteArtifact("policy.pt", 1);
+  Server server = StartServer({"--policy=" + policy});
+  auto client = MakeClient(server);
+  v1::DecideRequest bad;
+  bad.set_conversation_id("flood");  // no prompt: INVALID_ARGUMENT
+  v1::DecideResponse response;
+  constexpr int kCalls = 1000;
+  for (int i = 0; i < kCalls; ++i)
+    ASSERT_EQ(client->DecideOnce(bad, &response, absl::Seconds(30)).code(),
+              absl::StatusCode::kInvalidArgument);
+  // One more in a later clock second, so that a line reports the rest.
+  absl::SleepFor(absl::Seconds(1.1));
+  ASSERT_EQ(client->DecideOnce(bad, &response, absl::Seconds(30)).code(),
+            absl::StatusCode::kInvalidArgument);
+  EXPECT_EQ(Metric(Scrape(server), "lcio_decide_requests_total{code=\"INVALID_ARGUMENT\"}"),
+            kCalls + 1);
+  server.process->Signal(SIGTERM);
+  ASSERT_TRUE(server.process->Wait(60s));
+
+  std::map<std::string, int> lines_per_second;  // by the "ts" second
+  int64_t lines = 0, suppressed = 0;
+  for (absl::string_view line :
+       absl::StrSplit(ReadFile(dir_.File("server.stderr")), '\n', absl::SkipEmpty())) {
+    auto json = nlohmann::json::parse(line, nullptr, false);
+    ASSERT_FALSE(json.is_discarded()) << line.substr(0, 300);
+    if (json["event"] != "decide_rejected") continue;
+    ++lines;
+    suppressed += json.value("suppressed", int64_t{0});
+    ++lines_per_second[json["ts"].get<std::string>().substr(0, 19)];
+  }
+  // 10 per limiter second; a line's timestamp may fall in the next second.
+  for (const auto& [second, count] : lines_per_second) EXPECT_LE(count, 20) << second;
+  EXPECT_LT(lines, kCalls);
+  EXPECT_EQ(lines + suppressed, kCalls + 1);
 }
 
 TEST_F(EndToEndTest, TlsAndMutualTlsWithTheRealBinaries) {

@@ -108,5 +108,18 @@ TEST(CostModelTest, BadProfilesFileChangesNothingAndNamesTheField) {
   EXPECT_FALSE(catalog.MergeJson("not json", "x").ok());
 }
 
+// A deep value inside a profile used to crash the reader (its error message
+// printed the value recursively).
+TEST(CostModelTest, DeeplyNestedProfilesFileIsRefusedByTheDepthLimit) {
+  ProfileCatalog catalog = ProfileCatalog::BuiltIn();
+  const std::string deep = R"({"networks": [{"name": "Deep", "cloud_time_s": )" +
+                           std::string(100000, '[') + std::string(100000, ']') + "}]}";
+  const absl::Status s = catalog.MergeJson(deep, "--profiles");
+  EXPECT_EQ(s.code(), absl::StatusCode::kInvalidArgument) << s;
+  EXPECT_NE(s.message().find("--profiles: JSON nests arrays/objects more than 64 levels deep"),
+            std::string::npos)
+      << s;
+}
+
 }  // namespace
 }  // namespace lcio::env

@@ -229,4 +229,25 @@ TEST(ArtifactMetadata, UnknownKeysAreIgnored) {
   EXPECT_TRUE(MetadataFromJson(json.dump(), "p").ok());
 }
 
+// 100000 nested '[' in the metadata file meet the shared depth limit, not
+// the stack (a deep embedded document used to crash the reader).
+TEST(ArtifactMetadata, DeeplyNestedJsonIsRefusedByTheDepthLimit) {
+  const std::string deep = std::string(100000, '[') + std::string(100000, ']');
+  auto parsed = MetadataFromJson(deep, "deep.pt");
+  ASSERT_FALSE(parsed.ok());
+  EXPECT_NE(parsed.status().message().find("more than 64 levels deep (the limit)"),
+            std::string::npos)
+      << parsed.status();
+  // Deep inside valid metadata, where the reader copies the value.
+  std::string text = MetadataToJson(ValidMetadata());
+  const size_t at = text.find("\"profiles\":{");
+  ASSERT_NE(at, std::string::npos) << text;
+  text.insert(at + 12, "\"deep\":" + deep + ",");
+  parsed = MetadataFromJson(text, "deep.pt");
+  ASSERT_FALSE(parsed.ok());
+  EXPECT_NE(parsed.status().message().find("more than 64 levels deep (the limit)"),
+            std::string::npos)
+      << parsed.status();
+}
+
 }  // namespace

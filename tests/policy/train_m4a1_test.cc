@@ -302,5 +302,15 @@ INSTANTIATE_TEST_SUITE_P(AllAlgorithms, Determinism,
                            return name;
                          });
 
+TEST(TrainConfig, DeeplyNestedJsonIsRefusedByTheDepthLimit) {
+  TrainOptions options;
+  const absl::Status s =
+      ApplyTrainConfigJson(std::string(100000, '[') + std::string(100000, ']'), &options);
+  EXPECT_EQ(s.code(), absl::StatusCode::kInvalidArgument) << s;
+  EXPECT_NE(s.message().find("training config: JSON nests arrays/objects more than 64 levels"),
+            std::string::npos)
+      << s;
+}
+
 }  // namespace
 }  // namespace lcio::policy

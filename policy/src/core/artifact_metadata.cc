@@ -2,6 +2,7 @@
 #include <regex>
 
 #include "absl/strings/str_cat.h"
+#include "lcio/data/json_parse.h"
 #include "lcio/env/action_table.h"
 #include "lcio/env/response_estimator.h"
 #include "lcio/env/shield.h"
@@ -16,8 +17,8 @@ using Json = nlohmann::json;
 // Embedded JSON documents: an empty string is stored as null.
 Json EmbedJson(const std::string& text) {
   if (text.empty()) return nullptr;
-  Json json = Json::parse(text, nullptr, /*allow_exceptions=*/false);
-  // Invalid text is kept as a string so that ValidateMetadata can name it.
+  Json json = data::ParseJson(text, "embedded JSON");
+  // Invalid (or too deep) text is kept as a string so that ValidateMetadata can name it.
   return json.is_discarded() ? Json(text) : json;
 }
 std::string UnembedJson(const Json& json) {
@@ -90,8 +91,10 @@ absl::Status Fail(const std::string& source, const std::string& rule) {
 
 absl::Status CheckEmbedded(const std::string& text, const char* field, const std::string& source) {
   if (text.empty()) return absl::OkStatus();
-  if (!Json::parse(text, nullptr, false).is_object())
-    return Fail(source, absl::StrCat(field, " must be a JSON object (or empty)"));
+  absl::Status error;
+  if (!data::ParseJson(text, field, &error).is_object())
+    return Fail(source, absl::StrCat(field, " must be a JSON object (or empty)",
+                                     error.ok() ? "" : ": ", error.message()));
   return absl::OkStatus();
 }
 
@@ -110,8 +113,10 @@ std::string MetadataHashText(const ArtifactMetadata& metadata) {
 
 absl::StatusOr<ArtifactMetadata> MetadataFromJson(const std::string& text,
                                                   const std::string& source) {
-  Json json = Json::parse(text, nullptr, /*allow_exceptions=*/false);
-  if (json.is_discarded()) return Fail(source, absl::StrCat(kMetadataFile, " is not valid JSON"));
+  absl::Status error;
+  Json json = data::ParseJson(text, kMetadataFile, &error);
+  if (json.is_discarded())
+    return Fail(source, absl::StrCat(kMetadataFile, " is not valid JSON: ", error.message()));
   if (!json.is_object()) return Fail(source, absl::StrCat(kMetadataFile, " must be a JSON object"));
   ArtifactMetadata m;
   try {

@@ -6,6 +6,7 @@
 #include <map>
 
 #include "absl/strings/str_cat.h"
+#include "lcio/data/json_parse.h"
 #include "nlohmann/json.hpp"
 
 namespace lcio::policy {
@@ -198,8 +199,10 @@ absl::StatusOr<TaskClassifier> TaskClassifier::FromJson(const std::string& text)
   auto error = [](const std::string& rule) {
     return absl::InvalidArgumentError(absl::StrCat("task classifier JSON: ", rule));
   };
-  nlohmann::json json = nlohmann::json::parse(text, nullptr, /*allow_exceptions=*/false);
-  if (json.is_discarded()) return error("not valid JSON");
+  absl::Status parse_error;
+  nlohmann::json json = data::ParseJson(text, "text", &parse_error);
+  if (json.is_discarded())
+    return error(absl::StrCat("not valid JSON (", parse_error.message(), ")"));
   if (!json.is_object()) return error("must be an object");
   try {
     if (json.value("format", "") != kFormat)

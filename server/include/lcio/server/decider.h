@@ -10,6 +10,7 @@
 #include "absl/status/status.h"
 #include "absl/time/time.h"
 #include "lcio/server/conversation_store.h"
+#include "lcio/server/log.h"
 #include "lcio/server/micro_batcher.h"
 #include "lcio/server/policy_holder.h"
 #include "lcio/server/request.h"
@@ -35,7 +36,14 @@ class Decider {
 
   const RequestLimits& limits() const { return limits_; }
 
+  // The log line of a refused Decide: internal errors always, client errors
+  // (INVALID_ARGUMENT and the like) at most kRejectedLinesPerSecond a second,
+  // since a client can send them as fast as it likes; a metric counts them all.
+  static constexpr int kRejectedLinesPerSecond = 10;
+  void LogRejected(const absl::Status& status, absl::string_view conversation_id, int turn_index);
+
  private:
+  LogRateLimiter rejected_log_{kRejectedLinesPerSecond};
   RequestLimits limits_;
   PolicyHolder* policies_;
   ConversationStore* store_;

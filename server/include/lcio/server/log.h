@@ -3,10 +3,13 @@
 #pragma once
 
 #include <cstdint>
+#include <functional>
+#include <mutex>
 #include <string>
 
 #include "absl/status/statusor.h"
 #include "absl/strings/string_view.h"
+#include "absl/time/time.h"
 
 namespace lcio::server {
 
@@ -19,6 +22,62 @@ bool LogEnabled(LogLevel level);
 // JSON string literal (with quotes) of arbitrary bytes; invalid UTF-8 bytes
 // become \u00XX so that a hostile prompt cannot break the line format.
 std::string JsonQuote(absl::string_view text);
+
+// Well-formed UTF-8: no overlong forms, surrogates or code points past
+// U+10FFFF.
+bool IsValidUtf8(absl::string_view text);
+
+// A client-supplied value quoted for an error message or a log field: cut to
+// `max_bytes` (on a character boundary, then "...(N bytes)"), with quotes,
+// backslashes, control characters and invalid UTF-8 escaped as \xNN, so a
+// hostile value can neither flood a message nor forge its layout.
+inline constexpr size_t kMaxQuotedBytes = 64;
+std::string QuoteClientValue(absl::string_view value, size_t max_bytes = kMaxQuotedBytes);
+
+// Status messages leave the server at most this long: gRPC clients refuse
+// trailers over 8 KiB by default (they would see RESOURCE_EXHAUSTED).
+inline constexpr size_t kMaxStatusMessageBytes = 1024;
+// `message` cut to `max_bytes` on a UTF-8 character boundary, with
+// "...(N bytes)" appended when cut.
+std::string BoundMessage(absl::string_view message, size_t max_bytes = kMaxStatusMessageBytes);
+
+// At most `per_second` lines per clock second for one kind of event; the
+// first line allowed after some were dropped says how many.
+class LogRateLimiter {
+ public:
+  explicit LogRateLimiter(int per_second, std::function<absl::Time()> clock = absl::Now);
+  // True if a line may be written now; *suppressed is then the number of
+  // lines dropped since the last one written.
+  bool Allow(int64_t* suppressed);
+
+ private:
+  const int per_second_;
+  const std::function<absl::Time()> clock_;
+  std::mutex mu_;
+  int64_t second_ = -1;  // the clock second being counted
+  int written_ = 0;      // lines written in it
+  int64_t suppressed_ = 0;
+};
+
+// Routes protobuf's own log messages (e.g. "String field ... contains invalid
+// UTF-8") into JSON lines, so that stderr stays one JSON object per line.
+void InstallProtobufLogHandler();
+
+// While one is alive, protobuf messages on this thread are collected here
+// instead of logged: they explain a parse failure the caller reports itself.
+class ProtobufErrorCapture {
+ public:
+  ProtobufErrorCapture();
+  ~ProtobufErrorCapture();
+  ProtobufErrorCapture(const ProtobufErrorCapture&) = delete;
+  ProtobufErrorCapture& operator=(const ProtobufErrorCapture&) = delete;
+  const std::string& text() const { return text_; }
+  void Append(absl::string_view message);
+
+ private:
+  std::string text_;
+  ProtobufErrorCapture* previous_;
+};
 
 // Builds one line and writes it atomically (a single write(2)) when it goes
 // out of scope, if its level is enabled.

@@ -1,0 +1,64 @@
+// The shared JSON nesting limit (json_depth.h) and the data loader behind it.
+#include "lcio/data/json_depth.h"
+
+#include <gtest/gtest.h>
+
+#include <string>
+
+#include "absl/strings/match.h"
+#include "lcio/data/json_parse.h"
+#include "lcio/data/m4a1.h"
+
+namespace lcio::data {
+namespace {
+
+std::string Nested(int depth, char open = '[', char close = ']') {
+  return std::string(depth, open) + std::string(depth, close);
+}
+
+// What every reader's message must say: where, the rule and the limit.
+void ExpectDepthError(const absl::Status& status, const std::string& source) {
+  EXPECT_EQ(status.code(), absl::StatusCode::kInvalidArgument) << status;
+  EXPECT_TRUE(absl::StrContains(status.message(), source)) << status;
+  EXPECT_TRUE(absl::StrContains(status.message(), "more than 64 levels deep (the limit)"))
+      << status;
+}
+
+TEST(JsonDepth, AcceptsTheLimitAndRefusesOneMore) {
+  EXPECT_TRUE(CheckJsonDepth(Nested(kMaxJsonDepth), "f.json").ok());
+  const absl::Status s = CheckJsonDepth(Nested(kMaxJsonDepth + 1), "f.json");
+  ExpectDepthError(s, "f.json");
+  EXPECT_TRUE(absl::StrContains(s.message(), "byte offset 64")) << s;
+  ExpectDepthError(CheckJsonDepth(Nested(100, '{', '}'), "f.json"), "f.json");
+}
+
+TEST(JsonDepth, BracketsInsideStringsDoNotCount) {
+  const std::string deep_in_string = "[\"" + Nested(1000) + "\\\"" + std::string(1000, '{') + "\"]";
+  EXPECT_TRUE(CheckJsonDepth(deep_in_string, "f.json").ok());
+  // Siblings do not add up.
+  std::string wide = "[";
+  for (int i = 0; i < 1000; ++i) wide += Nested(10) + ",";
+  wide += "1]";
+  EXPECT_TRUE(CheckJsonDepth(wide, "f.json").ok());
+}
+
+TEST(JsonDepth, ParseJsonRefusesDeepTextAndNamesParseErrors) {
+  absl::Status error;
+  EXPECT_TRUE(ParseJson(Nested(100000), "x.json", &error).is_discarded());
+  ExpectDepthError(error, "x.json");
+  error = absl::OkStatus();
+  EXPECT_TRUE(ParseJson("{\"a\": ", "x.json", &error).is_discarded());
+  EXPECT_TRUE(absl::StrContains(error.message(), "x.json: ")) << error;
+  EXPECT_EQ(ParseJson("{\"a\": [1, 2]}", "x.json")["a"][1], 2);
+}
+
+// 100000 levels crashed the loader (stack overflow) before the limit.
+TEST(JsonDepth, TheDataLoaderRefusesDeepNesting) {
+  ExpectDepthError(ParseM4A1(Nested(100000), "deep.json").status(), "deep.json");
+  const std::string in_an_episode =
+      "[{\"id\": 0, \"image_paths\": " + std::string(100000, '[') + std::string(100000, ']') + "}]";
+  ExpectDepthError(ParseM4A1(in_an_episode, "deep.json").status(), "deep.json");
+}
+
+}  // namespace
+}  // namespace lcio::data
