@@ -35,6 +35,21 @@ absl::StatusOr<std::string> ReadFile(const std::string& flag, const std::string&
   return text.str();
 }
 
+// The client certificate's identity (subject, else its SAN or CN entries),
+// which stored conversations are bound to under mutual TLS.
+std::string PeerIdentity(const grpc::CallbackServerContext& context) {
+  std::shared_ptr<const grpc::AuthContext> auth = context.auth_context();
+  if (auth == nullptr || !auth->IsPeerAuthenticated()) return "";
+  std::vector<grpc::string_ref> values = auth->FindPropertyValues("x509_subject");
+  if (values.empty()) values = auth->GetPeerIdentity();
+  std::string identity;
+  for (const grpc::string_ref& v : values) {
+    if (!identity.empty()) identity.push_back('\n');
+    identity.append(v.data(), v.size());
+  }
+  return identity;
+}
+
 }  // namespace
 
 class OffloaderService final : public v1::Offloader::CallbackService {
@@ -88,7 +103,8 @@ class OffloaderService final : public v1::Offloader::CallbackService {
       return reactor;
     }
     const absl::Time deadline = absl::FromChrono(context->deadline());
-    decider_->Decide(*request, response, deadline, std::move(done));
+    decider_->Decide(*request, response, deadline, std::move(done),
+                     options_.tls_client_ca.empty() ? std::string() : PeerIdentity(*context));
     return reactor;
   }
 

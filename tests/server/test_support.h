@@ -154,4 +154,19 @@ inline bool MakeCertificates(const std::string& dir, Certificates* certs) {
   return true;
 }
 
+// Another client certificate signed by the CA of `certs`, with CN `name`.
+inline bool MakeClientCertificate(const std::string& dir, const Certificates& certs,
+                                  const std::string& name, std::string* cert, std::string* key) {
+  const std::string base = dir + "/" + name;
+  *cert = base + ".pem";
+  *key = base + ".key";
+  const std::string quiet = " >/dev/null 2>&1";
+  return std::system(("openssl req -newkey rsa:2048 -nodes -subj /CN=" + name + " -keyout " + *key +
+                      " -out " + base + ".csr" + quiet)
+                         .c_str()) == 0 &&
+         std::system(("openssl x509 -req -in " + base + ".csr -CA " + certs.ca_cert + " -CAkey " +
+                      certs.ca_key + " -CAcreateserial -days 2 -out " + *cert + quiet)
+                         .c_str()) == 0;
+}
+
 }  // namespace lcio::test
