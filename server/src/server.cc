@@ -191,7 +191,17 @@ absl::StatusOr<std::unique_ptr<ServerApp>> ServerApp::Start(const ServerOptions&
   const ServerOptions& o = app->options_;
   app->metrics_ = std::make_unique<Metrics>();
   if (!o.metrics_listen.empty()) {
-    auto port = app->metrics_->Serve(o.metrics_listen);
+    std::string basic_auth;
+    if (!o.metrics_basic_auth_file.empty()) {
+      auto text = ReadFile("metrics_basic_auth_file", o.metrics_basic_auth_file);
+      if (!text.ok()) return text.status();
+      basic_auth = text->substr(0, text->find_first_of("\r\n"));
+      if (basic_auth.find(':') == std::string::npos || basic_auth.front() == ':')
+        return absl::InvalidArgumentError(
+            absl::StrCat("metrics_basic_auth_file = \"", o.metrics_basic_auth_file,
+                         "\": its first line must be user:password with a non-empty user"));
+    }
+    auto port = app->metrics_->Serve(o.metrics_listen, basic_auth);
     if (!port.ok()) return port.status();
     app->metrics_port_ = *port;
   }

@@ -340,6 +340,48 @@ TEST_F(ServiceTest, MetricsCountWhatWasSent) {
             1);
 }
 
+// Peers that connect to /metrics and send nothing hold a CivetWeb worker each
+// until its request timeout: a few of them must not block a scrape.
+TEST_F(ServiceTest, HalfOpenConnectionsDoNotBlockMetrics) {
+  StartServer();
+  std::vector<std::unique_ptr<test::IdleConnection>> idle;
+  for (int i = 0; i < 4; ++i) {
+    idle.push_back(std::make_unique<test::IdleConnection>(app_->metrics_port()));
+    ASSERT_TRUE(idle.back()->connected());
+  }
+  // Bounded by HttpGet's socket timeout (5 s), far below CivetWeb's default
+  // request timeout (30 s) that used to hold both workers.
+  const auto metrics = test::ParseMetrics(test::HttpGet(app_->metrics_port(), "/metrics"));
+  EXPECT_EQ(test::Metric(metrics, "lcio_policy_loaded"), 1);
+}
+
+// --metrics_basic_auth_file: /metrics answers only with the credentials.
+TEST_F(ServiceTest, MetricsCanRequireBasicAuthentication) {
+  test::WriteFile(dir_.File("metrics.auth"), "scraper:s3cret\n");
+  StartServer({},
+              [this](ServerOptions& o) { o.metrics_basic_auth_file = dir_.File("metrics.auth"); });
+  const int port = app_->metrics_port();
+  auto loaded = [](const std::string& body) {
+    return test::Metric(test::ParseMetrics(body), "lcio_policy_loaded");
+  };
+  EXPECT_EQ(loaded(test::HttpGet(port, "/metrics")), -1);
+  EXPECT_EQ(
+      loaded(test::HttpGet(port, "/metrics", "Authorization: Basic c2NyYXBlcjp3cm9uZw==\r\n")),
+      -1);  // scraper:wrong
+  EXPECT_EQ(
+      loaded(test::HttpGet(port, "/metrics", "Authorization: Basic c2NyYXBlcjpzM2NyZXQ=\r\n")),
+      1);  // scraper:s3cret
+  app_.reset();
+  test::WriteFile(dir_.File("metrics.auth"), "no colon here\n");
+  ServerOptions options;
+  options.policy_path = policy_path_;
+  options.listen = "127.0.0.1:0";
+  options.metrics_listen = "127.0.0.1:0";
+  options.metrics_basic_auth_file = dir_.File("metrics.auth");
+  const auto refused = ServerApp::Start(options);
+  EXPECT_EQ(refused.status().code(), absl::StatusCode::kInvalidArgument) << refused.status();
+}
+
 TEST_F(ServiceTest, HotReloadSwapsGoodArtifactsAndKeepsServingOnBadOnes) {
   StartServer();
   v1::PolicyInfo before, after;

@@ -33,6 +33,9 @@ struct ServerOptions {
   std::string policy_path;
   std::string listen = "0.0.0.0:50051";
   std::string metrics_listen = "0.0.0.0:9464";  // empty: no metrics endpoint
+  // A file whose first line is "user:password": /metrics then requires HTTP
+  // basic authentication. Empty: open.
+  std::string metrics_basic_auth_file;
   std::string torch_device = "auto";
   std::string profiles_path;
   absl::Duration drain_timeout = absl::Seconds(20);
