@@ -21,6 +21,10 @@ namespace lcio::server {
 namespace {
 
 constexpr const char* kServiceName = "lcio.v1.Offloader";
+// Shutdown: how long no Decide may have arrived before the listener closes;
+// the longest wait for that quiet, and for connections to go after it.
+constexpr absl::Duration kQuietBeforeClose = absl::Milliseconds(100);
+constexpr absl::Duration kCloseWindow = absl::Seconds(1);
 
 grpc::Status ToGrpc(const absl::Status& status) {
   if (status.ok()) return grpc::Status::OK;
@@ -68,6 +72,7 @@ class OffloaderService final : public v1::Offloader::CallbackService {
                                    const v1::DecideRequest* request,
                                    v1::DecideResponse* response) override {
     const absl::Time start = absl::Now();
+    last_arrival_ns_.store(absl::ToUnixNanos(start));
     grpc::ServerUnaryReactor* reactor = context->DefaultReactor();
     auto finish = [this, reactor, start](const absl::Status& status) {
       metrics_->CountDecide(static_cast<int>(status.code()),
@@ -109,6 +114,7 @@ class OffloaderService final : public v1::Offloader::CallbackService {
   }
 
   int inflight() const { return inflight_.load(); }
+  absl::Time last_arrival() const { return absl::FromUnixNanos(last_arrival_ns_.load()); }
 
   grpc::ServerUnaryReactor* Report(grpc::CallbackServerContext* context,
                                    const v1::ReportRequest* request,
@@ -183,6 +189,7 @@ class OffloaderService final : public v1::Offloader::CallbackService {
   Metrics* metrics_;
   const std::atomic<bool>* shutting_down_;
   std::atomic<int> inflight_{0};
+  std::atomic<int64_t> last_arrival_ns_{0};
 };
 
 absl::StatusOr<std::unique_ptr<ServerApp>> ServerApp::Start(const ServerOptions& options) {
@@ -331,10 +338,23 @@ void ServerApp::Shutdown() {
   shutting_down_.store(true);
   int inflight_at_close = 0, inflight_after_drain = 0;
   if (server_ != nullptr) {
-    // Stops accepting at once; in-flight calls finish (the batcher keeps
-    // running) until the deadline, after which gRPC cancels the rest.
+    // The listener stays open while admitted calls finish: a Decide arriving
+    // now gets UNAVAILABLE from the handler, which clients retry elsewhere,
+    // while gRPC cancels (CANCELLED, not retried) every call that reaches a
+    // server it is shutting down. So it closes once nothing is in flight and
+    // no call has arrived for kQuietBeforeClose (waiting at most
+    // kCloseWindow for that quiet), or at the drain deadline.
     inflight_at_close = service_->inflight();
-    server_->Shutdown(absl::ToChronoTime(absl::Now() + options_.drain_timeout));
+    const absl::Time deadline = absl::Now() + options_.drain_timeout;
+    while (service_->inflight() > 0 && absl::Now() < deadline)
+      absl::SleepFor(absl::Milliseconds(5));
+    const absl::Time quiet_by = std::min(deadline, absl::Now() + kCloseWindow);
+    while (absl::Now() < quiet_by && absl::Now() - service_->last_arrival() < kQuietBeforeClose)
+      absl::SleepFor(absl::Milliseconds(5));
+    // Calls still running at the deadline are cancelled; connections whose
+    // peers do not acknowledge the GOAWAY (gRPC waits 20 s for them) are cut
+    // after kCloseWindow.
+    server_->Shutdown(absl::ToChronoTime(std::min(deadline, absl::Now() + kCloseWindow)));
     server_->Wait();
     inflight_after_drain = service_->inflight();
   }
@@ -345,6 +365,7 @@ void ServerApp::Shutdown() {
   housekeeping_cv_.notify_all();
   if (housekeeping_.joinable()) housekeeping_.join();
   batcher_.reset();  // answers anything still queued
+  if (metrics_) metrics_->StopServing();
   LogLine(LogLevel::kInfo, "shutdown_complete")
       .Num("drain_s", absl::ToDoubleSeconds(absl::Now() - start))
       .Int("inflight_at_close", inflight_at_close)

@@ -68,8 +68,10 @@ class ServerApp {
   int metrics_port() const { return metrics_port_; }  // -1 when disabled
   bool policy_loaded() const;
   absl::Status Reload(const std::string& reason);
-  // NOT_SERVING, stop accepting, let in-flight calls finish until the drain
-  // deadline (then cancel them), stop the background work. Idempotent.
+  // NOT_SERVING; after the grace period new Decides get UNAVAILABLE while
+  // admitted ones finish (until the drain deadline); then the listener
+  // closes, idle connections are cut, the background work and /metrics
+  // stop. Idempotent.
   void Shutdown();
   Metrics& metrics() { return *metrics_; }
 
