@@ -32,7 +32,8 @@ ABSL_FLAG(std::string, torch_device, "auto", "auto | cpu | cuda | cuda:N");
 ABSL_FLAG(std::string, profiles, "", "extra device/network/LLM profiles JSON");
 ABSL_FLAG(double, drain_timeout_s, 20, "on SIGTERM/SIGINT, how long in-flight calls may finish");
 ABSL_FLAG(int32_t, shutdown_grace_ms, 0,
-          "on SIGTERM/SIGINT, report NOT_SERVING this long before closing the listener");
+          "on SIGTERM/SIGINT, report NOT_SERVING this long (calls still answered) before new "
+          "Decides are refused");
 ABSL_FLAG(int32_t, max_inflight, 256, "Decide calls in flight; beyond: RESOURCE_EXHAUSTED");
 ABSL_FLAG(int32_t, batch_max, 32, "rows per forward pass");
 ABSL_FLAG(int32_t, batch_wait_us, 200,
