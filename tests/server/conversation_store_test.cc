@@ -155,7 +155,9 @@ TEST(ConversationStoreTest, HoldsExactlyMaxConversations) {
     const std::string id = absl::StrCat("c", i);
     ASSERT_TRUE(store.Begin(id, 0, 1, Caller(), kT0).ok()) << i;
     store.Commit(id, 0, 0, 0, 1, "r", kT0);
-    if (i == 99999) ASSERT_EQ(store.size(), 100000u);
+    if (i == 99999) {
+      ASSERT_EQ(store.size(), 100000u);
+    }
   }
   EXPECT_EQ(store.size(), 100000u);
 }
