@@ -80,7 +80,7 @@ size_t ConversationStore::ExpireShard(Shard& shard, absl::Time now) {
     shard.lru.pop_back();
     ++removed;
   }
-  used_.fetch_sub(removed);
+  if (removed > 0) used_.fetch_sub(removed);
   return removed;
 }
 
