@@ -351,9 +351,10 @@ void ServerApp::Shutdown() {
     const absl::Time quiet_by = std::min(deadline, absl::Now() + kCloseWindow);
     while (absl::Now() < quiet_by && absl::Now() - service_->last_arrival() < kQuietBeforeClose)
       absl::SleepFor(absl::Milliseconds(5));
-    // Calls still running at the deadline are cancelled; connections whose
-    // peers do not acknowledge the GOAWAY (gRPC waits 20 s for them) are cut
-    // after kCloseWindow.
+    // gRPC cancels what still runs at this deadline (a Decide only when the
+    // drain deadline has passed; the other methods answer inline) and cuts
+    // connections whose peers do not acknowledge the GOAWAY, which it would
+    // otherwise wait 20 s for.
     server_->Shutdown(absl::ToChronoTime(std::min(deadline, absl::Now() + kCloseWindow)));
     server_->Wait();
     inflight_after_drain = service_->inflight();
