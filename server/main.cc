@@ -26,11 +26,14 @@ ABSL_FLAG(std::string, policy, "",
 ABSL_FLAG(std::string, listen, "0.0.0.0:50051", "gRPC listen address (port 0 picks one)");
 ABSL_FLAG(std::string, metrics_listen, "0.0.0.0:9464",
           "Prometheus /metrics listen address; empty disables");
+ABSL_FLAG(std::string, metrics_basic_auth_file, "",
+          "file whose first line is user:password: /metrics then requires HTTP basic auth");
 ABSL_FLAG(std::string, torch_device, "auto", "auto | cpu | cuda | cuda:N");
 ABSL_FLAG(std::string, profiles, "", "extra device/network/LLM profiles JSON");
 ABSL_FLAG(double, drain_timeout_s, 20, "on SIGTERM/SIGINT, how long in-flight calls may finish");
 ABSL_FLAG(int32_t, shutdown_grace_ms, 0,
-          "on SIGTERM/SIGINT, report NOT_SERVING this long before closing the listener");
+          "on SIGTERM/SIGINT, report NOT_SERVING this long (calls still answered) before new "
+          "Decides are refused");
 ABSL_FLAG(int32_t, max_inflight, 256, "Decide calls in flight; beyond: RESOURCE_EXHAUSTED");
 ABSL_FLAG(int32_t, batch_max, 32, "rows per forward pass");
 ABSL_FLAG(int32_t, batch_wait_us, 200,
@@ -105,6 +108,7 @@ int main(int argc, char** argv) {
   if (options.policy_path.empty()) options.policy_path = DefaultPolicyPath();
   options.listen = absl::GetFlag(FLAGS_listen);
   options.metrics_listen = absl::GetFlag(FLAGS_metrics_listen);
+  options.metrics_basic_auth_file = absl::GetFlag(FLAGS_metrics_basic_auth_file);
   options.torch_device = absl::GetFlag(FLAGS_torch_device);
   options.profiles_path = absl::GetFlag(FLAGS_profiles);
   const double drain_s = absl::GetFlag(FLAGS_drain_timeout_s);

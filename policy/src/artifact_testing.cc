@@ -44,8 +44,10 @@ absl::StatusOr<ArtifactMetadata> TestMetadata(const TestArtifactOptions& options
     metadata.response_model_json = (*model)->ToJson();
   }
   metadata.tasks = options.tasks;
-  for (int v = 0; v < options.num_views; ++v)
-    metadata.view_names.push_back(absl::StrCat("view", v));
+  metadata.view_names = options.view_names;
+  if (metadata.view_names.empty())
+    for (int v = 0; v < options.num_views; ++v)
+      metadata.view_names.push_back(absl::StrCat("view", v));
   metadata.profiles_json = env::ProfileCatalog::BuiltIn().ToJson();
   metadata.device = "Jetson TX2";
   metadata.network = "Wired";

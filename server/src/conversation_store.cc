@@ -4,17 +4,66 @@
 #include <functional>
 
 #include "absl/strings/str_cat.h"
+#include "absl/strings/str_join.h"
+#include "lcio/env/action_table.h"
 
 namespace lcio::server {
+namespace {
+
+// Bounded, so that messages quoting names stay short.
+std::string Bounded(std::string text, size_t limit = 96) {
+  if (text.size() > limit) text = absl::StrCat(text.substr(0, limit), "...");
+  return text;
+}
+
+}  // namespace
+
+std::shared_ptr<const ConversationSchema> ConversationSchema::Create(
+    const std::string& policy_version, const std::vector<std::string>& tasks,
+    const std::vector<std::string>& view_names, const env::ActionTable& actions) {
+  std::shared_ptr<ConversationSchema> schema(new ConversationSchema());
+  schema->policy_version_ = policy_version;
+  schema->tasks_ = tasks;
+  for (size_t t = 0; t < tasks.size(); ++t) schema->task_index_.emplace(tasks[t], t);
+  for (int a = 0; a < actions.size(); ++a) {
+    std::vector<std::string> names;
+    for (int v : actions.views(a)) names.push_back(view_names[v]);
+    std::string name = !actions.is_cloud(a) ? "local"
+                       : names.empty()      ? "cloud"
+                                       : absl::StrCat("cloud+{", absl::StrJoin(names, ","), "}");
+    std::sort(names.begin(), names.end());
+    std::string key = actions.is_cloud(a) ? "C" : "L";
+    for (const std::string& n : names) absl::StrAppend(&key, n.size(), ":", n);
+    schema->action_index_.emplace(key, a);
+    schema->action_keys_.push_back(std::move(key));
+    schema->action_names_.push_back(Bounded(std::move(name)));
+  }
+  return schema;
+}
+
+int ConversationSchema::MapAction(const ConversationSchema& from, int action) const {
+  if (action < 0 || action >= static_cast<int>(from.action_keys_.size())) return -1;
+  auto it = action_index_.find(from.action_keys_[action]);
+  return it == action_index_.end() ? -1 : it->second;
+}
+
+int ConversationSchema::MapTask(const ConversationSchema& from, int task) const {
+  if (task < 0 || task >= static_cast<int>(from.tasks_.size())) return -1;
+  auto it = task_index_.find(from.tasks_[task]);
+  return it == task_index_.end() ? -1 : static_cast<int>(it->second);
+}
+
+std::string ConversationSchema::DescribeAction(int action) const {
+  if (action < 0 || action >= static_cast<int>(action_names_.size())) return "?";
+  return action_names_[action];
+}
 
 ConversationStore::ConversationStore(const ConversationStoreOptions& options) : options_(options) {
   options_.shards = std::max(1, options_.shards);
   options_.history_window = std::max(1, options_.history_window);
   options_.max_conversations = std::max<size_t>(1, options_.max_conversations);
-  // Small stores get one shard so that the bound is exact.
+  // Small stores get one shard: eviction there is exactly LRU.
   if (options_.max_conversations < static_cast<size_t>(options_.shards) * 64) options_.shards = 1;
-  per_shard_capacity_ =
-      (options_.max_conversations + options_.shards - 1) / static_cast<size_t>(options_.shards);
   shards_ = std::make_unique<Shard[]>(options_.shards);
 }
 
@@ -22,7 +71,7 @@ ConversationStore::Shard& ConversationStore::ShardOf(const std::string& id) cons
   return shards_[std::hash<std::string>{}(id) % static_cast<size_t>(options_.shards)];
 }
 
-size_t ConversationStore::ExpireShard(Shard& shard, absl::Time now) const {
+size_t ConversationStore::ExpireShard(Shard& shard, absl::Time now) {
   size_t removed = 0;
   while (!shard.lru.empty()) {
     Conversation& oldest = shard.lru.back();
@@ -31,63 +80,175 @@ size_t ConversationStore::ExpireShard(Shard& shard, absl::Time now) const {
     shard.lru.pop_back();
     ++removed;
   }
+  if (removed > 0) used_.fetch_sub(removed);
   return removed;
+}
+
+bool ConversationStore::TryReserve() {
+  size_t used = used_.load();
+  while (used < options_.max_conversations)
+    if (used_.compare_exchange_weak(used, used + 1)) return true;
+  return false;
+}
+
+bool ConversationStore::EvictOldest() {
+  // Each shard's list is ordered by last use: its oldest evictable entry is
+  // near the back. The store's oldest is the oldest of those. Shards are
+  // locked one at a time (never two), so this cannot deadlock with Begin.
+  for (int attempt = 0; attempt < 4; ++attempt) {
+    int best = -1;
+    absl::Time oldest = absl::InfiniteFuture();
+    for (int s = 0; s < options_.shards; ++s) {
+      absl::MutexLock lock(&shards_[s].mu);
+      for (auto it = shards_[s].lru.rbegin(); it != shards_[s].lru.rend(); ++it) {
+        if (it->deciding) continue;
+        if (best < 0 || it->last_used < oldest) {
+          best = s;
+          oldest = it->last_used;
+        }
+        break;
+      }
+    }
+    if (best < 0) return false;
+    Shard& shard = shards_[best];
+    absl::MutexLock lock(&shard.mu);
+    for (auto it = shard.lru.end(); it != shard.lru.begin();) {
+      --it;
+      if (it->deciding) continue;
+      // The slot passes to the caller: used_ stays.
+      shard.index.erase(it->id);
+      shard.lru.erase(it);
+      return true;
+    }
+    // Another thread took that shard's entries meanwhile: look again.
+  }
+  return false;
 }
 
 absl::StatusOr<ConversationStore::Begun> ConversationStore::Begin(const std::string& id,
                                                                   int turn_index,
                                                                   uint64_t fingerprint,
+                                                                  const Caller& caller,
                                                                   absl::Time now) {
   Shard& shard = ShardOf(id);
-  absl::MutexLock lock(&shard.mu);
-  ExpireShard(shard, now);
-  auto found = shard.index.find(id);
-  if (found == shard.index.end()) {
-    if (turn_index != 0)
-      return absl::FailedPreconditionError(absl::StrCat(
-          "conversation_id = \"", id, "\", turn_index = ", turn_index,
-          ": the server holds no history for this conversation (never started, idle longer than ",
-          absl::FormatDuration(options_.idle_expiry),
-          ", or evicted); start it at turn_index 0 or send its history"));
-    // Evict least recently used conversations that are not being decided.
-    for (auto it = shard.lru.end();
-         shard.lru.size() >= per_shard_capacity_ && it != shard.lru.begin();) {
-      --it;
-      if (it->deciding) continue;
-      shard.index.erase(it->id);
-      it = shard.lru.erase(it);
+  bool reserved = false;
+  auto release = [&] {
+    if (reserved) used_.fetch_sub(1);
+    reserved = false;
+  };
+  // Two rounds at most: when the store is full, the second round has the
+  // slot of the conversation evicted in between.
+  for (int round = 0; round < 2; ++round) {
+    {
+      absl::MutexLock lock(&shard.mu);
+      ExpireShard(shard, now);
+      auto found = shard.index.find(id);
+      if (found != shard.index.end()) {
+        release();
+        return BeginExisting(shard, found->second, turn_index, fingerprint, caller, now);
+      }
+      if (turn_index != 0) {
+        release();
+        return absl::FailedPreconditionError(absl::StrCat(
+            "conversation_id = \"", id, "\", turn_index = ", turn_index,
+            ": the server holds no history for this conversation (never started, idle longer "
+            "than ",
+            absl::FormatDuration(options_.idle_expiry),
+            ", or evicted); start it at turn_index 0 or send its history"));
+      }
+      if (reserved || TryReserve()) {
+        Conversation conversation;
+        conversation.id = id;
+        conversation.owner = caller.identity;
+        conversation.schema = caller.schema;
+        conversation.last_used = now;
+        shard.lru.push_front(std::move(conversation));
+        found = shard.index.emplace(id, shard.lru.begin()).first;
+        return BeginExisting(shard, found->second, turn_index, fingerprint, caller, now);
+      }
     }
-    if (shard.lru.size() >= per_shard_capacity_)
-      return absl::ResourceExhaustedError(
-          "conversation store is full of conversations being decided; retry later");
-    Conversation conversation;
-    conversation.id = id;
-    shard.lru.push_front(std::move(conversation));
-    found = shard.index.emplace(id, shard.lru.begin()).first;
-  } else {
-    shard.lru.splice(shard.lru.begin(), shard.lru, found->second);
+    if (!EvictOldest()) break;
+    reserved = true;
   }
-  Conversation& c = *found->second;
-  c.last_used = now;
+  release();
+  return absl::ResourceExhaustedError(
+      absl::StrCat("conversation store is full (", options_.max_conversations,
+                   ", --max_conversations) of conversations being decided; retry later"));
+}
+
+absl::StatusOr<ConversationStore::Begun> ConversationStore::BeginExisting(
+    Shard& shard, std::list<Conversation>::iterator it, int turn_index, uint64_t fingerprint,
+    const Caller& caller, absl::Time now) {
+  Conversation& c = *it;
+  // A successful call is a use: most recent in the LRU, expiry postponed.
+  auto touch = [&] {
+    c.last_used = now;
+    shard.lru.splice(shard.lru.begin(), shard.lru, it);
+  };
+  // Checked first: another identity learns nothing, not even a replay.
+  if (c.owner != caller.identity)
+    return absl::PermissionDeniedError(absl::StrCat(
+        "conversation_id = \"", c.id,
+        "\": started by another client identity; under mutual TLS a conversation belongs to the "
+        "certificate identity that started it (use your own conversation_id)"));
   Begun begun;
   if (c.next_turn - 1 == turn_index && fingerprint == c.last_fingerprint &&
       !c.last_response.empty()) {
+    touch();
     begun.replay = true;
     begun.response = c.last_response;
     return begun;
   }
   if (c.deciding)
-    return absl::AbortedError(absl::StrCat("conversation_id = \"", id,
+    return absl::AbortedError(absl::StrCat("conversation_id = \"", c.id,
                                            "\", turn_index = ", turn_index,
                                            ": another request is deciding this conversation's "
                                            "turn right now; turns must be sent one at a time"));
+  // History decided under another policy's schema: remapped by name, or,
+  // when the serving policy lacks a name it needs, the client must restart.
+  std::vector<int> actions, tasks;
+  const bool remap = c.schema != caller.schema && !caller.schema->SameMeaning(*c.schema);
+  if (remap) {
+    std::string missing;
+    for (size_t i = 0; i < c.actions.size() && missing.empty(); ++i) {
+      actions.push_back(caller.schema->MapAction(*c.schema, c.actions[i]));
+      tasks.push_back(caller.schema->MapTask(*c.schema, c.tasks[i]));
+      if (actions.back() < 0)
+        missing = absl::StrCat("action \"", c.schema->DescribeAction(c.actions[i]), "\"");
+      else if (tasks.back() < 0)
+        missing = absl::StrCat("task \"", Bounded(c.schema->task(c.tasks[i])), "\"");
+    }
+    if (!missing.empty()) {
+      if (turn_index != 0)
+        return absl::FailedPreconditionError(absl::StrCat(
+            "conversation_id = \"", c.id, "\", turn_index = ", turn_index,
+            ": its earlier turns were decided by policy ", Bounded(c.schema->policy_version()),
+            " with ", missing, ", which the serving policy ",
+            Bounded(caller.schema->policy_version()),
+            " does not have; restart the conversation at turn_index 0 (or send its history)"));
+      // The restart the message above asks for: the old history is dropped.
+      c.next_turn = 0;
+      c.actions.clear();
+      c.tasks.clear();
+      c.last_fingerprint = 0;
+      c.last_response.clear();
+      actions.clear();
+      tasks.clear();
+    }
+  }
   if (turn_index != c.next_turn)
     return absl::FailedPreconditionError(absl::StrCat(
-        "conversation_id = \"", id, "\", turn_index = ", turn_index,
+        "conversation_id = \"", c.id, "\", turn_index = ", turn_index,
         ": out of order; the next turn of this conversation is ", c.next_turn,
         turn_index < c.next_turn ? " (this turn was already decided with a different request)"
                                  : ""));
+  if (remap) {
+    c.actions = std::move(actions);
+    c.tasks = std::move(tasks);
+  }
+  c.schema = caller.schema;
   c.deciding = true;
+  touch();
   begun.actions = c.actions;
   begun.tasks = c.tasks;
   return begun;
@@ -126,6 +287,7 @@ void ConversationStore::Abort(const std::string& id, int turn_index) {
   if (c.next_turn == 0) {
     shard.lru.erase(found->second);
     shard.index.erase(found);
+    used_.fetch_sub(1);
   }
 }
 

@@ -52,7 +52,7 @@ void Decider::LogRejected(const absl::Status& status, absl::string_view conversa
 }
 
 void Decider::Decide(const v1::DecideRequest& request, v1::DecideResponse* response,
-                     absl::Time deadline, Done done) {
+                     absl::Time deadline, Done done, const std::string& peer_identity) {
   // Announced first, so that a batch forming now waits for this request.
   batcher_->Announce();
   auto fail = [&](const absl::Status& status) {
@@ -81,7 +81,8 @@ void Decider::Decide(const v1::DecideRequest& request, v1::DecideResponse* respo
   } else {
     pending->uses_store = true;
     pending->fingerprint = std::hash<std::string>{}(request.SerializeAsString());
-    auto begun = store_->Begin(request.conversation_id(), turn, pending->fingerprint, absl::Now());
+    auto begun = store_->Begin(request.conversation_id(), turn, pending->fingerprint,
+                               {policy->conversation_schema(), peer_identity}, absl::Now());
     if (!begun.ok()) return fail(begun.status());
     if (begun->replay) {
       if (!response->ParseFromString(begun->response))

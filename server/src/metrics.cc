@@ -1,6 +1,13 @@
 #include "lcio/server/metrics.h"
 
+#include <netdb.h>
+#include <poll.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include <atomic>
 #include <exception>
+#include <thread>
 
 #include "absl/strings/str_cat.h"
 #include "prometheus/counter.h"
@@ -27,6 +34,40 @@ prometheus::Histogram::BucketBoundaries ExponentialBuckets(double start, double 
   double b = start;
   for (int i = 0; i < count; ++i, b *= factor) bounds.push_back(b);
   return bounds;
+}
+
+// Compares without an early exit, so the time taken does not reveal how much
+// of a guessed credential was right.
+bool SameSecret(const std::string& a, const std::string& b) {
+  unsigned char diff = a.size() == b.size() ? 0 : 1;
+  for (size_t i = 0; i < a.size(); ++i)
+    diff |= static_cast<unsigned char>(a[i] ^ (i < b.size() ? b[i] : 0));
+  return diff == 0;
+}
+
+// Opens and closes one TCP connection to host:port (wildcard hosts mean this
+// machine), bounded by a 100 ms connect timeout.
+void Knock(std::string host, int port) {
+  if (!host.empty() && host.front() == '[' && host.back() == ']')
+    host = host.substr(1, host.size() - 2);
+  if (host.empty() || host == "0.0.0.0") host = "127.0.0.1";
+  if (host == "::") host = "::1";
+  addrinfo hints{};
+  hints.ai_socktype = SOCK_STREAM;
+  hints.ai_flags = AI_NUMERICSERV;
+  addrinfo* found = nullptr;
+  if (::getaddrinfo(host.c_str(), std::to_string(port).c_str(), &hints, &found) != 0) return;
+  for (addrinfo* a = found; a != nullptr; a = a->ai_next) {
+    const int fd = ::socket(a->ai_family, a->ai_socktype | SOCK_NONBLOCK, a->ai_protocol);
+    if (fd < 0) continue;
+    if (::connect(fd, a->ai_addr, a->ai_addrlen) != 0) {
+      pollfd p{fd, POLLOUT, 0};
+      ::poll(&p, 1, 100);
+    }
+    ::close(fd);
+    break;
+  }
+  ::freeaddrinfo(found);
 }
 
 }  // namespace
@@ -120,19 +161,55 @@ Metrics::Metrics() : registry_(std::make_shared<prometheus::Registry>()) {
                         .Add({});
 }
 
-Metrics::~Metrics() = default;
+Metrics::~Metrics() { StopServing(); }
 
-absl::StatusOr<int> Metrics::Serve(const std::string& address) {
+absl::StatusOr<int> Metrics::Serve(const std::string& address, const std::string& basic_auth) {
+  // CivetWeb options: its default request timeout (30 s) let two silent peers
+  // hold both of prometheus-cpp's default two workers.
+  std::vector<std::string> options = {"listening_ports",    address,
+                                      "num_threads",        std::to_string(kHttpThreads),
+                                      "request_timeout_ms", std::to_string(kHttpRequestTimeoutMs)};
   try {
-    exposer_ = std::make_unique<prometheus::Exposer>(address, 2);
+    exposer_ = std::make_unique<prometheus::Exposer>(std::move(options));
   } catch (const std::exception& e) {
     return absl::UnavailableError(
         absl::StrCat("metrics_listen = \"", address, "\": cannot listen: ", e.what()));
   }
+  // Before the collectable: no scrape is ever served without the check.
+  if (!basic_auth.empty()) {
+    const size_t colon = basic_auth.find(':');
+    const std::string user = basic_auth.substr(0, colon);
+    const std::string password = colon == std::string::npos ? "" : basic_auth.substr(colon + 1);
+    exposer_->RegisterAuth(
+        [user, password](const std::string& u, const std::string& p) {
+          return SameSecret(u, user) & SameSecret(p, password);
+        },
+        "lcio metrics");
+  }
   exposer_->RegisterCollectable(registry_);
   const std::vector<int> ports = exposer_->GetListeningPorts();
   if (ports.empty()) return absl::UnavailableError("metrics exposer reports no port");
-  return ports.front();
+  address_ = address;
+  port_ = ports.front();
+  return port_;
+}
+
+void Metrics::StopServing() {
+  if (exposer_ == nullptr) return;
+  // CivetWeb's accept loop polls its listener in 2 s steps and checks for a
+  // stop only between them; a connection wakes it at once.
+  std::atomic<bool> stopped{false};
+  std::thread stopper([this, &stopped] {
+    exposer_.reset();
+    stopped.store(true);
+  });
+  const size_t colon = address_.rfind(':');
+  const std::string host = colon == std::string::npos ? "" : address_.substr(0, colon);
+  for (int i = 0; i < 500 && !stopped.load(); ++i) {
+    Knock(host, port_);
+    std::this_thread::sleep_for(std::chrono::milliseconds(10));
+  }
+  stopper.join();
 }
 
 void Metrics::CountDecide(int code, double latency_s) {

@@ -23,6 +23,10 @@ namespace lcio::server {
 namespace {
 
 constexpr const char* kServiceName = "lcio.v1.Offloader";
+// Shutdown: how long no Decide may have arrived before the listener closes;
+// the longest wait for that quiet, and for connections to go after it.
+constexpr absl::Duration kQuietBeforeClose = absl::Milliseconds(100);
+constexpr absl::Duration kCloseWindow = absl::Seconds(1);
 
 grpc::Status ToGrpc(const absl::Status& status) {
   if (status.ok()) return grpc::Status::OK;
@@ -74,6 +78,21 @@ absl::StatusOr<std::string> ReadFile(const std::string& flag, const std::string&
   return text.str();
 }
 
+// The client certificate's identity (subject, else its SAN or CN entries),
+// which stored conversations are bound to under mutual TLS.
+std::string PeerIdentity(const grpc::CallbackServerContext& context) {
+  std::shared_ptr<const grpc::AuthContext> auth = context.auth_context();
+  if (auth == nullptr || !auth->IsPeerAuthenticated()) return "";
+  std::vector<grpc::string_ref> values = auth->FindPropertyValues("x509_subject");
+  if (values.empty()) values = auth->GetPeerIdentity();
+  std::string identity;
+  for (const grpc::string_ref& v : values) {
+    if (!identity.empty()) identity.push_back('\n');
+    identity.append(v.data(), v.size());
+  }
+  return identity;
+}
+
 }  // namespace
 
 using RawService =
@@ -95,6 +114,7 @@ class OffloaderService final : public RawService {
   grpc::ServerUnaryReactor* Decide(grpc::CallbackServerContext* context,
                                    const grpc::ByteBuffer* raw, grpc::ByteBuffer* out) override {
     const absl::Time start = absl::Now();
+    last_arrival_ns_.store(absl::ToUnixNanos(start));
     grpc::ServerUnaryReactor* reactor = context->DefaultReactor();
     auto call = std::make_shared<DecideCall>();
     auto finish = [this, reactor, start, call, out](const absl::Status& status) {
@@ -139,11 +159,13 @@ class OffloaderService final : public RawService {
       return reactor;
     }
     const absl::Time deadline = absl::FromChrono(context->deadline());
-    decider_->Decide(*request, response, deadline, std::move(done));
+    decider_->Decide(*request, response, deadline, std::move(done),
+                     options_.tls_client_ca.empty() ? std::string() : PeerIdentity(*context));
     return reactor;
   }
 
   int inflight() const { return inflight_.load(); }
+  absl::Time last_arrival() const { return absl::FromUnixNanos(last_arrival_ns_.load()); }
 
   // The record is queued for the log's writer thread, which finishes the
   // call once its batch is durable: no gRPC thread waits for the disk, so a
@@ -263,6 +285,7 @@ class OffloaderService final : public RawService {
   Metrics* metrics_;
   const std::atomic<bool>* shutting_down_;
   std::atomic<int> inflight_{0};
+  std::atomic<int64_t> last_arrival_ns_{0};
 };
 
 absl::StatusOr<std::unique_ptr<ServerApp>> ServerApp::Start(const ServerOptions& options) {
@@ -272,7 +295,17 @@ absl::StatusOr<std::unique_ptr<ServerApp>> ServerApp::Start(const ServerOptions&
   const ServerOptions& o = app->options_;
   app->metrics_ = std::make_unique<Metrics>();
   if (!o.metrics_listen.empty()) {
-    auto port = app->metrics_->Serve(o.metrics_listen);
+    std::string basic_auth;
+    if (!o.metrics_basic_auth_file.empty()) {
+      auto text = ReadFile("metrics_basic_auth_file", o.metrics_basic_auth_file);
+      if (!text.ok()) return text.status();
+      basic_auth = text->substr(0, text->find_first_of("\r\n"));
+      if (basic_auth.find(':') == std::string::npos || basic_auth.front() == ':')
+        return absl::InvalidArgumentError(
+            absl::StrCat("metrics_basic_auth_file = \"", o.metrics_basic_auth_file,
+                         "\": its first line must be user:password with a non-empty user"));
+    }
+    auto port = app->metrics_->Serve(o.metrics_listen, basic_auth);
     if (!port.ok()) return port.status();
     app->metrics_port_ = *port;
   }
@@ -405,15 +438,32 @@ void ServerApp::Shutdown() {
   shutting_down_.store(true);
   int inflight_at_close = 0, inflight_after_drain = 0;
   if (server_ != nullptr) {
-    // Stops accepting at once; in-flight calls finish (the batcher keeps
-    // running) until the deadline, after which gRPC cancels the rest.
+    // The listener stays open while admitted calls finish: a Decide arriving
+    // now gets UNAVAILABLE from the handler, which clients retry elsewhere,
+    // while gRPC cancels (CANCELLED, not retried) every call that reaches a
+    // server it is shutting down. So it closes once nothing is in flight and
+    // no call has arrived for kQuietBeforeClose (waiting at most
+    // kCloseWindow for that quiet), or at the drain deadline.
     inflight_at_close = service_->inflight();
     const absl::Time deadline = absl::Now() + options_.drain_timeout;
-    // gRPC's drain waits for every call to finish; Reports stuck behind a
-    // hung disk are answered UNAVAILABLE at the deadline so that it ends.
+    // Reports queued for the log are answered as their batch becomes durable,
+    // or UNAVAILABLE at the deadline when the disk hangs; new ones are refused.
+    std::atomic<bool> reports_answered{reports_ == nullptr};
     std::thread stop_reports;
-    if (reports_) stop_reports = std::thread([this, deadline] { reports_->Stop(deadline); });
-    server_->Shutdown(absl::ToChronoTime(deadline));
+    if (reports_)
+      stop_reports = std::thread([this, deadline, &reports_answered] {
+        reports_->Stop(deadline);
+        reports_answered.store(true);
+      });
+    while ((service_->inflight() > 0 || !reports_answered.load()) && absl::Now() < deadline)
+      absl::SleepFor(absl::Milliseconds(5));
+    const absl::Time quiet_by = std::min(deadline, absl::Now() + kCloseWindow);
+    while (absl::Now() < quiet_by && absl::Now() - service_->last_arrival() < kQuietBeforeClose)
+      absl::SleepFor(absl::Milliseconds(5));
+    // gRPC cancels what still runs at this deadline (a Decide only when the
+    // drain deadline has passed) and cuts connections whose peers do not
+    // acknowledge the GOAWAY, which it would otherwise wait 20 s for.
+    server_->Shutdown(absl::ToChronoTime(std::min(deadline, absl::Now() + kCloseWindow)));
     server_->Wait();
     if (stop_reports.joinable()) stop_reports.join();
     inflight_after_drain = service_->inflight();
@@ -425,6 +475,7 @@ void ServerApp::Shutdown() {
   housekeeping_cv_.notify_all();
   if (housekeeping_.joinable()) housekeeping_.join();
   batcher_.reset();  // answers anything still queued
+  if (metrics_) metrics_->StopServing();
   LogLine(LogLevel::kInfo, "shutdown_complete")
       .Num("drain_s", absl::ToDoubleSeconds(absl::Now() - start))
       .Int("inflight_at_close", inflight_at_close)

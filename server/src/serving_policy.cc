@@ -33,6 +33,8 @@ absl::StatusOr<std::shared_ptr<const ServingPolicy>> ServingPolicy::Create(
       serving->costs_[{device.name, network.name}] =
           std::make_unique<env::CostModel>(*std::move(costs));
     }
+  serving->schema_ =
+      ConversationSchema::Create(metadata.policy_version, s.tasks, s.view_names, actions);
   const env::CostModel* training = serving->Costs(s.default_device, s.default_network);
   if (training == nullptr)
     return absl::FailedPreconditionError("the training profile has no cost model");

@@ -217,6 +217,103 @@ TEST_F(EndToEndTest, ShutdownUnderLoadDrainsAndReportsNotServing) {
   EXPECT_FALSE(absl::StrContains(log, "decide_rejected")) << log;
 }
 
+// A valid first turn for the test artifacts.
+v1::DecideRequest FirstTurn(const std::string& conversation) {
+  v1::DecideRequest r;
+  r.set_conversation_id(conversation);
+  r.set_turn_index(0);
+  r.set_prompt("What is on the table?");
+  r.set_task("Query");
+  for (int v = 0; v < 3; ++v) {
+    v1::View* view = r.add_views();
+    view->set_name(absl::StrCat("view", v));
+    view->set_association(0.3);
+  }
+  r.mutable_budget()->set_latency_s(30);
+  r.mutable_budget()->set_money_usd(0.05);
+  return r;
+}
+
+// Clients calling Decide back to back when SIGTERM arrives (with and without
+// a grace period): every call gets its real answer or UNAVAILABLE (which
+// clients retry elsewhere), never CANCELLED, and every admitted call is
+// answered before the process exits.
+TEST_F(EndToEndTest, CallsInTransitAtSigtermGetOkOrUnavailableNeverCancelled) {
+  const std::string policy = WriteArtifact("policy.pt", 1);
+  for (const char* grace : {"--shutdown_grace_ms=0", "--shutdown_grace_ms=300"}) {
+    SCOPED_TRACE(grace);
+    Server server = StartServer({"--policy=" + policy, "--drain_timeout_s=30", grace});
+    constexpr int kClients = 8;
+    std::atomic<int> ok{0};
+    std::mutex mu;
+    std::map<std::string, int> codes;
+    std::vector<std::thread> clients;
+    for (int c = 0; c < kClients; ++c) {
+      clients.emplace_back([&, c] {
+        ClientOptions options;
+        options.target = server.target();
+        options.max_attempts = 1;  // each call's own answer
+        options.timeout = absl::Seconds(20);
+        auto client = Client::Create(options);
+        // Until the first refusal (the server stops answering), bounded.
+        for (int i = 0; i < 1000000; ++i) {
+          v1::DecideResponse response;
+          const absl::Status status =
+              (*client)->Decide(FirstTurn(absl::StrCat("transit-", c, "-", i)), &response);
+          std::lock_guard<std::mutex> lock(mu);
+          ++codes[absl::StatusCodeToString(status.code())];
+          if (!status.ok()) break;
+          ++ok;
+        }
+      });
+    }
+    for (int i = 0; i < 600 && ok.load() < 200; ++i) std::this_thread::sleep_for(50ms);
+    server.process->Signal(SIGTERM);
+    auto status = server.process->Wait(60s);
+    for (auto& t : clients) t.join();
+    ASSERT_TRUE(status.has_value()) << "server did not exit";
+    EXPECT_TRUE(WIFEXITED(*status) && WEXITSTATUS(*status) == 0) << *status;
+    EXPECT_GE(ok.load(), 200);
+    for (const auto& [code, n] : codes)
+      EXPECT_TRUE(code == "OK" || code == "UNAVAILABLE") << code << " x " << n;
+    const std::string log = ReadFile(dir_.File("server.stderr"));
+    EXPECT_TRUE(absl::StrContains(log, "\"inflight_after_drain\":0")) << log;
+  }
+}
+
+// Idle connections (a connected client, peers that never speak on the gRPC
+// and the metrics ports) do not hold the exit until the drain timeout, and
+// the same ports serve again as soon as the process is gone.
+TEST_F(EndToEndTest, IdleConnectionsDoNotDelayExitAndTheSamePortsServeAgain) {
+  const std::string policy = WriteArtifact("policy.pt", 1);
+  Server first = StartServer({"--policy=" + policy, "--drain_timeout_s=120"});
+  auto client = MakeClient(first);
+  v1::DecideResponse response;
+  ASSERT_TRUE(client->Decide(FirstTurn("idle"), &response).ok());
+  EXPECT_FALSE(Scrape(first).empty());  // leaves the metrics port in TIME_WAIT
+  IdleConnection grpc_peer(first.port), metrics_peer(first.metrics_port);
+  ASSERT_TRUE(grpc_peer.connected() && metrics_peer.connected());
+  first.process->Signal(SIGTERM);
+  // Far below the drain timeout: nothing was in flight.
+  auto status = first.process->Wait(15s);
+  ASSERT_TRUE(status.has_value()) << "server still running 15 s after SIGTERM with idle peers";
+  EXPECT_TRUE(WIFEXITED(*status) && WEXITSTATUS(*status) == 0) << *status;
+
+  std::vector<std::string> argv = {
+      LCIO_SERVER_BIN, "--policy=" + policy, absl::StrCat("--listen=127.0.0.1:", first.port),
+      absl::StrCat("--metrics_listen=127.0.0.1:", first.metrics_port), "--torch_device=cpu"};
+  Process second(argv, dir_.File("second.stderr"));
+  auto grpc_line = second.ReadLine(60s);
+  ASSERT_TRUE(grpc_line.has_value()) << ReadFile(dir_.File("second.stderr"));
+  EXPECT_EQ(PortOf(*grpc_line, "lcio-server listening on 127.0.0.1:"), first.port);
+  auto metrics_line = second.ReadLine(10s);
+  ASSERT_TRUE(metrics_line.has_value()) << ReadFile(dir_.File("second.stderr"));
+  EXPECT_EQ(PortOf(*metrics_line, "lcio-server metrics on 127.0.0.1:"), first.metrics_port);
+  auto again = MakeClient(first);
+  EXPECT_TRUE(again->Decide(FirstTurn("after-restart"), &response).ok());
+  EXPECT_FALSE(Scrape(first).empty());
+}
+
 TEST_F(EndToEndTest, MetricsMatchTheLoadSent) {
   const std::string policy = WriteArtifact("policy.pt", 1);
   Server server = StartServer({"--policy=" + policy});

@@ -43,6 +43,15 @@ class ServiceTest : public ::testing::Test {
     client_ = *std::move(client);
   }
 
+  // Replaces the policy file atomically and reloads it now.
+  void SwapPolicy(const TestArtifactOptions& artifact) {
+    const std::string next = dir_.File("next.pt");
+    auto written = policy::testing::WriteTestArtifact(next, artifact);
+    ASSERT_TRUE(written.ok()) << written.status();
+    test::ReplaceFile(next, policy_path_);
+    ASSERT_TRUE(app_->Reload("test").ok());
+  }
+
   static v1::DecideRequest Request(const std::string& conversation, int turn, double latency = 30,
                                    double money = 0.05) {
     v1::DecideRequest r;
@@ -331,6 +340,48 @@ TEST_F(ServiceTest, MetricsCountWhatWasSent) {
             1);
 }
 
+// Peers that connect to /metrics and send nothing hold a CivetWeb worker each
+// until its request timeout: a few of them must not block a scrape.
+TEST_F(ServiceTest, HalfOpenConnectionsDoNotBlockMetrics) {
+  StartServer();
+  std::vector<std::unique_ptr<test::IdleConnection>> idle;
+  for (int i = 0; i < 4; ++i) {
+    idle.push_back(std::make_unique<test::IdleConnection>(app_->metrics_port()));
+    ASSERT_TRUE(idle.back()->connected());
+  }
+  // Bounded by HttpGet's socket timeout (5 s), far below CivetWeb's default
+  // request timeout (30 s) that used to hold both workers.
+  const auto metrics = test::ParseMetrics(test::HttpGet(app_->metrics_port(), "/metrics"));
+  EXPECT_EQ(test::Metric(metrics, "lcio_policy_loaded"), 1);
+}
+
+// --metrics_basic_auth_file: /metrics answers only with the credentials.
+TEST_F(ServiceTest, MetricsCanRequireBasicAuthentication) {
+  test::WriteFile(dir_.File("metrics.auth"), "scraper:s3cret\n");
+  StartServer({},
+              [this](ServerOptions& o) { o.metrics_basic_auth_file = dir_.File("metrics.auth"); });
+  const int port = app_->metrics_port();
+  auto loaded = [](const std::string& body) {
+    return test::Metric(test::ParseMetrics(body), "lcio_policy_loaded");
+  };
+  EXPECT_EQ(loaded(test::HttpGet(port, "/metrics")), -1);
+  EXPECT_EQ(
+      loaded(test::HttpGet(port, "/metrics", "Authorization: Basic c2NyYXBlcjp3cm9uZw==\r\n")),
+      -1);  // scraper:wrong
+  EXPECT_EQ(
+      loaded(test::HttpGet(port, "/metrics", "Authorization: Basic c2NyYXBlcjpzM2NyZXQ=\r\n")),
+      1);  // scraper:s3cret
+  app_.reset();
+  test::WriteFile(dir_.File("metrics.auth"), "no colon here\n");
+  ServerOptions options;
+  options.policy_path = policy_path_;
+  options.listen = "127.0.0.1:0";
+  options.metrics_listen = "127.0.0.1:0";
+  options.metrics_basic_auth_file = dir_.File("metrics.auth");
+  const auto refused = ServerApp::Start(options);
+  EXPECT_EQ(refused.status().code(), absl::StatusCode::kInvalidArgument) << refused.status();
+}
+
 TEST_F(ServiceTest, HotReloadSwapsGoodArtifactsAndKeepsServingOnBadOnes) {
   StartServer();
   v1::PolicyInfo before, after;
@@ -524,6 +575,135 @@ TEST_F(ServiceTest, AnExpiredDeadlineIsDeadlineExceededNotAHang) {
   EXPECT_EQ(s.code(), absl::StatusCode::kDeadlineExceeded) << s;
   // The server is unharmed.
   EXPECT_TRUE(client_->Decide(Request("on-time", 0), &r).ok());
+}
+
+// A reload to a policy with fewer actions (2 views: 5) and tasks (3) while a
+// conversation is open: its next turn is refused with FAILED_PRECONDITION and
+// a restart hint (not INVALID_ARGUMENT about history the client never sent),
+// and the restart at turn 0 works.
+TEST_F(ServiceTest, AReloadToASmallerPolicyAsksOpenConversationsToRestart) {
+  TestArtifactOptions first;
+  first.favoured_action = 8;  // cloud+{0,1,2}: not an action of a 2-view policy
+  StartServer(first);
+  v1::DecideResponse r;
+  for (int turn = 0; turn < 2; ++turn)
+    ASSERT_TRUE(client_->Decide(Request("open", turn, 1000, 10), &r).ok());
+  ASSERT_EQ(r.action(), 8);
+  TestArtifactOptions smaller;
+  smaller.num_views = 2;
+  smaller.tasks = {"Assistive System", "Message Editing", "Recommendation"};
+  smaller.seed = 2;
+  ASSERT_NO_FATAL_FAILURE(SwapPolicy(smaller));
+  auto request = [](int turn) {
+    v1::DecideRequest q = Request("open", turn);
+    q.set_task("Recommendation");
+    q.mutable_views()->RemoveLast();
+    return q;
+  };
+  const absl::Status next = client_->Decide(request(2), &r);
+  EXPECT_EQ(next.code(), absl::StatusCode::kFailedPrecondition) << next;
+  EXPECT_NE(next.message().find("restart the conversation at turn_index 0"), std::string::npos)
+      << next;
+  // Repeating it changes nothing.
+  EXPECT_EQ(client_->Decide(request(2), &r).code(), absl::StatusCode::kFailedPrecondition);
+  ASSERT_TRUE(client_->Decide(request(0), &r).ok());
+  ASSERT_TRUE(client_->Decide(request(1), &r).ok());
+  EXPECT_EQ(r.scores_size(), 5);
+}
+
+// A reload to a policy of the same shape whose indices mean other things
+// (views and tasks in another order) remaps the stored history by name: the
+// next turn is decided exactly as a stateless request carrying the history
+// in the new policy's terms. With other names (a task it does not know) the
+// conversation must restart.
+TEST_F(ServiceTest, AReloadToASameShapePolicyNeverReinterpretsHistory) {
+  StartServer();
+  v1::DecideResponse r;
+  struct Turn {
+    bool cloud;
+    std::set<std::string> views;
+  };
+  std::vector<Turn> decided;
+  for (int turn = 0; turn < 3; ++turn) {
+    v1::DecideRequest q = Request("same-shape", turn);
+    ASSERT_TRUE(client_->Decide(q, &r).ok());
+    Turn t{r.target() == v1::TARGET_CLOUD, {}};
+    for (const auto& view : r.upload()) t.views.insert(view.name());
+    decided.push_back(t);
+  }
+  TestArtifactOptions reordered;
+  reordered.view_names = {"view2", "view0", "view1"};
+  reordered.tasks = {"Recommendation", "Query", "Message Editing", "Assistive System"};
+  reordered.seed = 2;
+  ASSERT_NO_FATAL_FAILURE(SwapPolicy(reordered));
+  v1::PolicyInfo info;
+  ASSERT_TRUE(client_->GetPolicy(&info).ok());
+  v1::DecideRequest stateless = Request("stateless", 3);
+  for (const Turn& t : decided) {
+    int index = -1;
+    for (const auto& action : info.actions()) {
+      std::set<std::string> views;
+      for (int v : action.views()) views.insert(info.view_names(v));
+      if (action.cloud() == t.cloud && views == t.views) index = action.index();
+    }
+    ASSERT_GE(index, 0);
+    auto* h = stateless.mutable_history()->add_turns();
+    h->set_action(index);
+    h->set_task("Query");
+  }
+  v1::DecideResponse stored, expected;
+  ASSERT_TRUE(client_->Decide(Request("same-shape", 3), &stored).ok());
+  ASSERT_TRUE(client_->Decide(stateless, &expected).ok());
+  EXPECT_EQ(Scores(stored), Scores(expected));
+  EXPECT_EQ(stored.action(), expected.action());
+
+  TestArtifactOptions renamed;
+  renamed.tasks = {"Alpha", "Beta", "Gamma", "Delta"};
+  renamed.seed = 3;
+  ASSERT_NO_FATAL_FAILURE(SwapPolicy(renamed));
+  v1::DecideRequest q = Request("same-shape", 4);
+  q.set_task("Alpha");
+  const absl::Status refused = client_->Decide(q, &r);
+  EXPECT_EQ(refused.code(), absl::StatusCode::kFailedPrecondition) << refused;
+  EXPECT_NE(refused.message().find("task \"Query\""), std::string::npos) << refused;
+  q = Request("same-shape", 0);
+  q.set_task("Alpha");
+  EXPECT_TRUE(client_->Decide(q, &r).ok());
+}
+
+// Under mutual TLS, a conversation belongs to the client certificate that
+// started it: another client that knows its id gets PERMISSION_DENIED.
+TEST_F(ServiceTest, UnderMutualTlsConversationsAreBoundToTheClientIdentity) {
+  test::Certificates certs;
+  ASSERT_TRUE(test::MakeCertificates(dir_.path(), &certs)) << "openssl failed";
+  std::string other_cert, other_key;
+  ASSERT_TRUE(test::MakeClientCertificate(dir_.path(), certs, "lcio-other-client", &other_cert,
+                                          &other_key));
+  StartServer({}, [&](ServerOptions& o) {
+    o.tls_cert = certs.server_cert;
+    o.tls_key = certs.server_key;
+    o.tls_client_ca = certs.ca_cert;
+  });
+  auto connect = [&](const std::string& cert, const std::string& key) {
+    ClientOptions o;
+    o.target = absl::StrCat("127.0.0.1:", app_->port());
+    o.tls_ca = certs.ca_cert;
+    o.tls_cert = cert;
+    o.tls_key = key;
+    o.max_attempts = 1;
+    auto client = Client::Create(o);
+    EXPECT_TRUE(client.ok());
+    return *std::move(client);
+  };
+  auto owner = connect(certs.client_cert, certs.client_key);
+  auto other = connect(other_cert, other_key);
+  v1::DecideResponse r;
+  ASSERT_TRUE(owner->Decide(Request("mine", 0), &r).ok());
+  const absl::Status stolen = other->Decide(Request("mine", 1), &r);
+  EXPECT_EQ(stolen.code(), absl::StatusCode::kPermissionDenied) << stolen;
+  EXPECT_EQ(other->Decide(Request("mine", 0), &r).code(), absl::StatusCode::kPermissionDenied);
+  EXPECT_TRUE(other->Decide(Request("theirs", 0), &r).ok());
+  EXPECT_TRUE(owner->Decide(Request("mine", 1), &r).ok());
 }
 
 }  // namespace

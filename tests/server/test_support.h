@@ -61,9 +61,9 @@ inline void ReplaceFile(const std::string& from, const std::string& to) {
   std::filesystem::rename(temp, to);
 }
 
-// GET http://127.0.0.1:port/path; the body, or "" on any failure. Bounded
-// by a 5 s socket timeout.
-inline std::string HttpGet(int port, const std::string& path) {
+// GET http://127.0.0.1:port/path (with extra header lines, each ending in
+// \r\n); the body, or "" on any failure. Bounded by a 5 s socket timeout.
+inline std::string HttpGet(int port, const std::string& path, const std::string& headers = "") {
   const int fd = ::socket(AF_INET, SOCK_STREAM, 0);
   if (fd < 0) return "";
   timeval timeout{5, 0};
@@ -77,8 +77,8 @@ inline std::string HttpGet(int port, const std::string& path) {
     ::close(fd);
     return "";
   }
-  const std::string request =
-      absl::StrCat("GET ", path, " HTTP/1.0\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n");
+  const std::string request = absl::StrCat(
+      "GET ", path, " HTTP/1.0\r\nHost: 127.0.0.1\r\nConnection: close\r\n", headers, "\r\n");
   if (::write(fd, request.data(), request.size()) != static_cast<ssize_t>(request.size())) {
     ::close(fd);
     return "";
@@ -95,6 +95,28 @@ inline std::string HttpGet(int port, const std::string& path) {
   if (response.rfind("HTTP/1.", 0) != 0 || body == std::string::npos) return "";
   return response.substr(body + 4);
 }
+
+// A TCP connection to 127.0.0.1:port that sends nothing (a half-open or
+// stalled peer); closed on destruction.
+class IdleConnection {
+ public:
+  explicit IdleConnection(int port) : fd_(::socket(AF_INET, SOCK_STREAM, 0)) {
+    sockaddr_in address{};
+    address.sin_family = AF_INET;
+    address.sin_port = htons(static_cast<uint16_t>(port));
+    address.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    connected_ =
+        fd_ >= 0 && ::connect(fd_, reinterpret_cast<sockaddr*>(&address), sizeof address) == 0;
+  }
+  ~IdleConnection() {
+    if (fd_ >= 0) ::close(fd_);
+  }
+  bool connected() const { return connected_; }
+
+ private:
+  int fd_;
+  bool connected_ = false;
+};
 
 // Prometheus text format: "name{labels} value" -> value (comments skipped).
 inline std::map<std::string, double> ParseMetrics(const std::string& text) {
@@ -152,6 +174,21 @@ inline bool MakeCertificates(const std::string& dir, Certificates* certs) {
   for (const std::string& command : commands)
     if (std::system((command + quiet).c_str()) != 0) return false;
   return true;
+}
+
+// Another client certificate signed by the CA of `certs`, with CN `name`.
+inline bool MakeClientCertificate(const std::string& dir, const Certificates& certs,
+                                  const std::string& name, std::string* cert, std::string* key) {
+  const std::string base = dir + "/" + name;
+  *cert = base + ".pem";
+  *key = base + ".key";
+  const std::string quiet = " >/dev/null 2>&1";
+  return std::system(("openssl req -newkey rsa:2048 -nodes -subj /CN=" + name + " -keyout " + *key +
+                      " -out " + base + ".csr" + quiet)
+                         .c_str()) == 0 &&
+         std::system(("openssl x509 -req -in " + base + ".csr -CA " + certs.ca_cert + " -CAkey " +
+                      certs.ca_key + " -CAcreateserial -days 2 -out " + *cert + quiet)
+                         .c_str()) == 0;
 }
 
 }  // namespace lcio::test

@@ -14,6 +14,8 @@ namespace lcio::policy::testing {
 
 struct TestArtifactOptions {
   int num_views = 3;
+  // Empty: "view0", "view1", ...; else num_views names.
+  std::vector<std::string> view_names;
   // Defaults to M4A1's four tasks; the classifier learns a few prompts per task.
   std::vector<std::string> tasks = {"Assistive System", "Message Editing", "Query",
                                     "Recommendation"};

@@ -30,9 +30,11 @@ class Decider {
 
   // `request` and `response` must stay valid until `done` runs; it runs
   // exactly once, on the calling thread or the batcher's. On error the
-  // conversation is unchanged.
+  // conversation is unchanged. `peer_identity`: the client's certificate
+  // identity under mutual TLS (stored conversations are bound to it), else
+  // empty.
   void Decide(const v1::DecideRequest& request, v1::DecideResponse* response, absl::Time deadline,
-              Done done);
+              Done done, const std::string& peer_identity = "");
 
   const RequestLimits& limits() const { return limits_; }
 

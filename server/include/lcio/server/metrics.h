@@ -29,9 +29,17 @@ class Metrics {
  public:
   Metrics();
   ~Metrics();
-  // Serves /metrics on `address` ("host:port", port 0 picks one). Returns the
-  // bound port.
-  absl::StatusOr<int> Serve(const std::string& address);
+  // Serves /metrics on `address` ("host:port", port 0 picks one) with
+  // kHttpThreads workers and a kHttpRequestTimeoutMs timeout per request, so
+  // that a few idle or half-open peers cannot hold every worker.
+  // `basic_auth`: "user:password" (the caller checked the form) to require
+  // HTTP basic authentication, or empty. Returns the bound port.
+  absl::StatusOr<int> Serve(const std::string& address, const std::string& basic_auth = "");
+  // Stops serving /metrics at once (CivetWeb's own stop waits up to 2 s for
+  // its accept loop to notice). Idempotent.
+  void StopServing();
+  static constexpr int kHttpThreads = 16;
+  static constexpr int kHttpRequestTimeoutMs = 3000;
 
   // grpc::StatusCode as an int (0..16).
   void CountDecide(int code, double latency_s);
@@ -53,6 +61,8 @@ class Metrics {
  private:
   std::shared_ptr<prometheus::Registry> registry_;
   std::unique_ptr<prometheus::Exposer> exposer_;
+  std::string address_;  // as given to Serve
+  int port_ = -1;        // bound
   std::array<prometheus::Counter*, 17> decide_by_code_{};
   prometheus::Histogram* decide_latency_ = nullptr;
   prometheus::Counter* decisions_local_ = nullptr;

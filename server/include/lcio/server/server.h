@@ -33,6 +33,9 @@ struct ServerOptions {
   std::string policy_path;
   std::string listen = "0.0.0.0:50051";
   std::string metrics_listen = "0.0.0.0:9464";  // empty: no metrics endpoint
+  // A file whose first line is "user:password": /metrics then requires HTTP
+  // basic authentication. Empty: open.
+  std::string metrics_basic_auth_file;
   std::string torch_device = "auto";
   std::string profiles_path;
   absl::Duration drain_timeout = absl::Seconds(20);
@@ -72,8 +75,10 @@ class ServerApp {
   int metrics_port() const { return metrics_port_; }  // -1 when disabled
   bool policy_loaded() const;
   absl::Status Reload(const std::string& reason);
-  // NOT_SERVING, stop accepting, let in-flight calls finish until the drain
-  // deadline (then cancel them), stop the background work. Idempotent.
+  // NOT_SERVING; after the grace period new Decides get UNAVAILABLE while
+  // admitted ones finish (until the drain deadline); then the listener
+  // closes, idle connections are cut, the background work and /metrics
+  // stop. Idempotent.
   void Shutdown();
   Metrics& metrics() { return *metrics_; }
 

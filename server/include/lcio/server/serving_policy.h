@@ -12,6 +12,7 @@
 #include "absl/status/statusor.h"
 #include "lcio/env/profiles.h"
 #include "lcio/policy/inference.h"
+#include "lcio/server/conversation_store.h"
 #include "lcio/server/micro_batcher.h"
 #include "lcio/server/request.h"
 #include "lcio/v1/offloader.pb.h"
@@ -31,6 +32,8 @@ class ServingPolicy : public BatchScorer {
   const PolicySpec& spec() const { return spec_; }
   const v1::PolicyInfo& info() const { return info_; }
   const std::string& version() const { return engine_->metadata().policy_version; }
+  // What this policy's action and task indices mean, for stored conversations.
+  const std::shared_ptr<const ConversationSchema>& conversation_schema() const { return schema_; }
   // Names were validated against spec().catalog: always found for those.
   const env::CostModel* Costs(const std::string& device, const std::string& network) const;
 
@@ -45,6 +48,7 @@ class ServingPolicy : public BatchScorer {
   std::shared_ptr<const policy::InferenceEngine> engine_;
   PolicySpec spec_;
   v1::PolicyInfo info_;
+  std::shared_ptr<const ConversationSchema> schema_;
   absl::flat_hash_map<std::pair<std::string, std::string>, std::unique_ptr<env::CostModel>> costs_;
 };
 
