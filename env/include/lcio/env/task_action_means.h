@@ -29,7 +29,7 @@ class TaskActionMeans {
                                              const std::vector<int>& episode_indices,
                                              const ActionTable& actions,
                                              const data::RefusalRule& refusal,
-                                             double prior_turns = 2.0);
+                                             double prior_turns = 5);
   // The class of an action: 0 local, 1 cloud without views, 2 cloud with views.
   static int ActionClass(const ActionTable& actions, int action);
   // A task outside [0, num_tasks) or an action outside the table answers the
