@@ -56,6 +56,13 @@ ABSL_FLAG(bool, response_aware, false,
           "carries the model)");
 ABSL_FLAG(bool, fit_aware, false,
           "observe, for each action, whether it fits the remaining budgets by the shield's rule");
+ABSL_FLAG(bool, profile_aware, false,
+          "observe the request's own device and network: each action's latency and money and "
+          "the remaining budgets relative to them (layout version 4)");
+ABSL_FLAG(std::string, training_profiles, "",
+          "draw each training episode's device and network: all (every device x network of the "
+          "catalog, with --profiles) or device/network;device/network...; implies "
+          "--profile_aware. Empty: every episode uses --device and --network");
 ABSL_FLAG(int32_t, cross_fit_folds, 1,
           "score each training episode with a kNN fitted on the other folds (>= 2), as the test "
           "is; 1: one kNN on every training episode");
@@ -215,6 +222,20 @@ absl::StatusOr<policy::TrainOptions> OptionsFromFlags() {
     options.task_one_hot = absl::GetFlag(FLAGS_task_one_hot);
   if (is_set("response_aware")) options.response_aware = absl::GetFlag(FLAGS_response_aware);
   if (is_set("fit_aware")) options.fit_aware = absl::GetFlag(FLAGS_fit_aware);
+  if (is_set("profile_aware")) options.profile_aware = absl::GetFlag(FLAGS_profile_aware);
+  if (is_set("training_profiles")) {
+    const std::string text = absl::GetFlag(FLAGS_training_profiles);
+    options.all_profiles = text == "all";
+    options.training_profiles.clear();
+    if (!options.all_profiles && !text.empty())
+      for (const std::string& item : std::vector<std::string>(absl::StrSplit(text, ';'))) {
+        std::vector<std::string> parts = absl::StrSplit(item, absl::MaxSplits('/', 1));
+        if (parts.size() != 2 || parts[0].empty() || parts[1].empty())
+          return absl::InvalidArgumentError(absl::StrCat(
+              "--training_profiles item \"", item.substr(0, 64), "\": expected device/network"));
+        options.training_profiles.push_back({parts[0], parts[1]});
+      }
+  }
   if (is_set("cross_fit_folds")) options.cross_fit_folds = absl::GetFlag(FLAGS_cross_fit_folds);
   for (const std::string& item : absl::GetFlag(FLAGS_hp)) {
     std::vector<std::string> parts = absl::StrSplit(item, absl::MaxSplits('=', 1));

@@ -7,6 +7,7 @@
 #include "absl/container/flat_hash_map.h"
 #include "absl/strings/str_cat.h"
 #include "absl/synchronization/mutex.h"
+#include "lcio/env/profiles.h"
 #include "lcio/env/response_estimator.h"
 #include "lcio/env/shield.h"
 
@@ -45,6 +46,15 @@ void EncodeHistoryInto(const ActionTable& actions, int time_span, const Decision
 
 }  // namespace
 
+void SetActionCosts(const CostModel& costs, DecisionContext* context) {
+  context->action_time_s.resize(costs.num_actions());
+  context->action_money_usd.resize(costs.num_actions());
+  for (int a = 0; a < costs.num_actions(); ++a) {
+    context->action_time_s[a] = costs.time_s(a);
+    context->action_money_usd[a] = costs.money_usd(a);
+  }
+}
+
 void EncodeHistory(const ActionTable& actions, int time_span, const DecisionContext& context,
                    double* out) {
   EncodeHistoryInto(actions, time_span, context, out);
@@ -67,7 +77,8 @@ void EncodeResponseKey(const ActionTable& actions, int time_span, const Decision
 int ObservationLayout::size() const {
   return HistoryWidth(num_views, time_span) + (task_one_hot ? num_tasks : 0) +
          (prompt_aware ? num_views : 0) + (budget_aware ? 2 : 0) +
-         (response_aware ? num_actions() : 0) + (fit_aware ? num_actions() : 0);
+         (response_aware ? num_actions() : 0) + (fit_aware ? num_actions() : 0) +
+         (profile_aware ? 2 * num_actions() + 2 : 0);
 }
 
 std::vector<std::string> ObservationLayout::FeatureNames() const {
@@ -91,6 +102,12 @@ std::vector<std::string> ObservationLayout::FeatureNames() const {
       names.push_back(absl::StrCat("predicted_response_action", a));
   if (fit_aware)
     for (int a = 0; a < num_actions(); ++a) names.push_back(absl::StrCat("fits_action", a));
+  if (profile_aware) {
+    for (int a = 0; a < num_actions(); ++a) names.push_back(absl::StrCat("latency_action", a));
+    for (int a = 0; a < num_actions(); ++a) names.push_back(absl::StrCat("money_action", a));
+    names.push_back("remaining_latency_per_max_action");
+    names.push_back("remaining_money_per_max_action");
+  }
   return names;
 }
 
@@ -133,7 +150,15 @@ absl::StatusOr<ObservationEncoder> ObservationEncoder::Create(
   } else {
     response_model = nullptr;
   }
-  if (layout.fit_aware) {
+  if (layout.profile_aware &&
+      (!(layout.profile_time_scale_s > 0) || !(layout.profile_money_scale_usd > 0) ||
+       !std::isfinite(layout.profile_time_scale_s) ||
+       !std::isfinite(layout.profile_money_scale_usd)))
+    return absl::InvalidArgumentError(absl::StrCat(
+        "profile_time_scale_s = ", layout.profile_time_scale_s, ", profile_money_scale_usd = ",
+        layout.profile_money_scale_usd, ": must be finite and > 0"));
+  // A profile_aware layout takes its costs from each context instead.
+  if (layout.fit_aware && !layout.profile_aware) {
     for (const auto* costs : {&layout.action_time_s, &layout.action_money_usd}) {
       const char* name = costs == &layout.action_time_s ? "action_time_s" : "action_money_usd";
       if (static_cast<int>(costs->size()) != actions->size())
@@ -181,6 +206,22 @@ absl::Status ObservationEncoder::Check(const DecisionContext& c) const {
   if (std::isnan(c.remaining_money_usd) || c.remaining_money_usd < 0)
     return absl::InvalidArgumentError(
         absl::StrCat("remaining_money_usd = ", c.remaining_money_usd, ": must be a number >= 0"));
+  const bool has_costs = !c.action_time_s.empty() || !c.action_money_usd.empty();
+  if (layout_.profile_aware && !has_costs)
+    return absl::InvalidArgumentError(
+        "action costs: none given; the policy is profile_aware and needs one per action");
+  if (has_costs) {
+    for (const auto* costs : {&c.action_time_s, &c.action_money_usd}) {
+      const char* name = costs == &c.action_time_s ? "action_time_s" : "action_money_usd";
+      if (static_cast<int>(costs->size()) != actions_.size())
+        return absl::InvalidArgumentError(absl::StrCat(
+            name, " has ", costs->size(), " costs; the policy has ", actions_.size(), " actions"));
+      for (size_t a = 0; a < costs->size(); ++a)
+        if (!std::isfinite((*costs)[a]) || (*costs)[a] < 0)
+          return absl::InvalidArgumentError(
+              absl::StrCat(name, "[", a, "] = ", (*costs)[a], ": must be finite and >= 0"));
+    }
+  }
   return absl::OkStatus();
 }
 
@@ -220,7 +261,7 @@ ObservationEncoder::ObservationEncoder(ObservationLayout layout, ActionTable act
       actions_(std::move(actions)),
       response_model_(std::move(response_model)) {
   if (response_model_ != nullptr) memo_ = std::make_shared<ResponsePredictionMemo>();
-  if (layout_.fit_aware) {
+  if (layout_.fit_aware && !layout_.profile_aware) {
     min_action_time_s_ =
         *std::min_element(layout_.action_time_s.begin(), layout_.action_time_s.end());
     min_action_money_usd_ =
@@ -286,13 +327,38 @@ void ObservationEncoder::Encode(const DecisionContext& context, float* out,
           std::clamp(predicted[a] / layout_.response_scale, 0.0, ObservationLayout::kResponseClip));
     o += predicted.size();
   }
+  // The profile the features describe: the context's own, or (before
+  // profile_aware) the training profile's that the layout carries.
+  const int n = layout_.num_actions();
+  const bool own = layout_.profile_aware;
+  const double* time_s = own ? context.action_time_s.data() : layout_.action_time_s.data();
+  const double* money_usd = own ? context.action_money_usd.data() : layout_.action_money_usd.data();
   if (layout_.fit_aware) {
-    for (int a = 0; a < layout_.num_actions(); ++a)
-      o[a] = FitsCosts(layout_.action_time_s[a], layout_.action_money_usd[a], min_action_time_s_,
-                       min_action_money_usd_, context.remaining_latency_s,
-                       context.remaining_money_usd, kDefaultReserveTurns)
-                 ? 1.0f
-                 : 0.0f;
+    const double min_time_s = own ? *std::min_element(time_s, time_s + n) : min_action_time_s_;
+    const double min_money_usd =
+        own ? *std::min_element(money_usd, money_usd + n) : min_action_money_usd_;
+    for (int a = 0; a < n; ++a)
+      o[a] =
+          FitsCosts(time_s[a], money_usd[a], min_time_s, min_money_usd, context.remaining_latency_s,
+                    context.remaining_money_usd, kDefaultReserveTurns)
+              ? 1.0f
+              : 0.0f;
+    o += n;
+  }
+  if (layout_.profile_aware) {
+    auto clipped = [](double v) {
+      return static_cast<float>(std::clamp(v, 0.0, ObservationLayout::kBudgetClip));
+    };
+    // A profile whose actions all cost nothing leaves any budget unlimited.
+    auto relative = [&](double remaining, double max_cost) {
+      return max_cost > 0 ? clipped(remaining / max_cost)
+                          : (remaining > 0 ? clipped(ObservationLayout::kBudgetClip) : 0.0f);
+    };
+    for (int a = 0; a < n; ++a) o[a] = clipped(time_s[a] / layout_.profile_time_scale_s);
+    for (int a = 0; a < n; ++a) o[n + a] = clipped(money_usd[a] / layout_.profile_money_scale_usd);
+    o[2 * n] = relative(context.remaining_latency_s, *std::max_element(time_s, time_s + n));
+    o[2 * n + 1] =
+        relative(context.remaining_money_usd, *std::max_element(money_usd, money_usd + n));
   }
 }
 

@@ -279,4 +279,11 @@ absl::StatusOr<CostModel> CostModel::Create(const ProfileCatalog& catalog,
   return m;
 }
 
+std::vector<ProfilePair> AllProfilePairs(const ProfileCatalog& catalog) {
+  std::vector<ProfilePair> pairs;
+  for (const DeviceProfile& d : catalog.devices)
+    for (const NetworkProfile& n : catalog.networks) pairs.push_back({d.name, n.name});
+  return pairs;
+}
+
 }  // namespace lcio::env

@@ -112,9 +112,25 @@ ObservationLayout Simulator::DefaultLayout() const {
   return layout;
 }
 
+absl::StatusOr<std::shared_ptr<const Simulator>> Simulator::WithProfile(
+    const ProfilePair& profile) const {
+  auto costs = CostModel::Create(config_.catalog, profile.device, profile.network, actions_);
+  if (!costs.ok()) return costs.status();
+  SimulatorConfig config = config_;
+  config.device = profile.device;
+  config.network = profile.network;
+  std::shared_ptr<Simulator> sim(new Simulator(std::move(config), actions_, *std::move(costs)));
+  sim->num_tasks_ = num_tasks_;
+  sim->estimator_ = estimator_;
+  sim->task_action_means_ = task_action_means_;
+  sim->fitted_episodes_ = fitted_episodes_;
+  return std::shared_ptr<const Simulator>(std::move(sim));
+}
+
 EpisodeRun::EpisodeRun(const Simulator& simulator, const data::Episode& episode,
                        const Budget& budget, CachedEstimator* cache)
     : simulator_(&simulator), episode_(&episode), budget_(budget), cache_(cache) {
+  SetActionCosts(simulator.costs(), &context_);
   PrepareContext();
 }
 

@@ -97,7 +97,7 @@ absl::StatusOr<TrainingEnv> TrainingEnv::Create(std::shared_ptr<const Simulator>
 absl::StatusOr<TrainingEnv> TrainingEnv::Create(
     std::vector<std::shared_ptr<const Simulator>> simulators, const data::Dataset& dataset,
     std::vector<int> episodes, std::vector<int> scorer_of_episode, const ObservationLayout& layout,
-    const BudgetDistribution& budgets, uint64_t seed) {
+    const BudgetDistribution& budgets, uint64_t seed, std::vector<ProfilePair> profiles) {
   if (episodes.empty()) return absl::InvalidArgumentError("no training episodes");
   if (simulators.empty()) return absl::InvalidArgumentError("no simulator");
   for (const auto& sim : simulators)
@@ -127,15 +127,29 @@ absl::StatusOr<TrainingEnv> TrainingEnv::Create(
   if (auto s = budgets.Validate(); !s.ok()) return s;
   auto encoder = ObservationEncoder::Create(layout, primary.estimator());
   if (!encoder.ok()) return encoder.status();
-  return TrainingEnv(std::move(simulators), dataset, std::move(episodes),
+  std::vector<std::vector<std::shared_ptr<const Simulator>>> by_profile;
+  for (const ProfilePair& profile : profiles) {
+    by_profile.emplace_back();
+    for (const auto& sim : simulators) {
+      auto costed = sim->WithProfile(profile);
+      if (!costed.ok())
+        return absl::InvalidArgumentError(absl::StrCat("training profile ", profile.device, " / ",
+                                                       profile.network, ": ",
+                                                       costed.status().message()));
+      by_profile.back().push_back(*std::move(costed));
+    }
+  }
+  return TrainingEnv(std::move(simulators), dataset, std::move(episodes), std::move(by_profile),
                      std::move(scorer_of_episode), *std::move(encoder), budgets, seed);
 }
 
 TrainingEnv::TrainingEnv(std::vector<std::shared_ptr<const Simulator>> simulators,
                          const data::Dataset& dataset, std::vector<int> episodes,
+                         std::vector<std::vector<std::shared_ptr<const Simulator>>> by_profile,
                          std::vector<int> scorer_of_episode, ObservationEncoder encoder,
                          BudgetDistribution budgets, uint64_t seed)
     : simulators_(std::move(simulators)),
+      by_profile_(std::move(by_profile)),
       dataset_(&dataset),
       episodes_(std::move(episodes)),
       encoder_(std::move(encoder)),
@@ -150,15 +164,27 @@ TrainingEnv::TrainingEnv(std::vector<std::shared_ptr<const Simulator>> simulator
 
 void TrainingEnv::Reset() {
   const int e = episodes_[UniformIndex(rng_, episodes_.size())];
-  ResetTo(e, budgets_.Sample(rng_));
+  const Budget budget = budgets_.Sample(rng_);
+  // Drawn only when there are profiles, so that without them the draws (and
+  // the trained policy) are exactly those of a single-profile run.
+  const int profile = by_profile_.empty() ? 0 : UniformIndex(rng_, by_profile_.size());
+  ResetTo(e, budget, profile);
 }
 
 void TrainingEnv::ResetTo(int episode_index, const Budget& budget) {
+  ResetTo(episode_index, budget, current_profile_);
+}
+
+void TrainingEnv::ResetTo(int episode_index, const Budget& budget, int profile) {
   budget_ = budget;
   const auto it = scorer_by_episode_.find(episode_index);
   current_scorer_ = it == scorer_by_episode_.end() ? 0 : it->second;
-  run_.emplace(*simulators_[current_scorer_], dataset_->episodes[episode_index], budget_,
-               caches_[current_scorer_].get());
+  current_profile_ = by_profile_.empty() ? 0 : std::clamp(profile, 0, num_profiles() - 1);
+  // Every profile's simulator shares its scorer's response model, so the
+  // scorer's kNN cache serves them all.
+  const Simulator& sim = by_profile_.empty() ? *simulators_[current_scorer_]
+                                             : *by_profile_[current_profile_][current_scorer_];
+  run_.emplace(sim, dataset_->episodes[episode_index], budget_, caches_[current_scorer_].get());
 }
 
 StepResult TrainingEnv::Step(int action) {

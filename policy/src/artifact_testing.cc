@@ -23,6 +23,7 @@ absl::StatusOr<ArtifactMetadata> TestMetadata(const TestArtifactOptions& options
   metadata.layout.budget_aware = options.budget_aware;
   metadata.layout.latency_scale_s = 10.0;
   metadata.layout.money_scale_usd = 0.01;
+  metadata.layout.profile_aware = options.profile_aware;
   if (options.response_aware) {
     auto actions = env::ActionTable::Create(options.num_views);
     if (!actions.ok()) return actions.status();

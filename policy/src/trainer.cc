@@ -135,21 +135,36 @@ absl::Status ApplyTrainConfigJson(const std::string& json, TrainOptions* options
                              " is not known (kind, fixed, low, high, stddev, extreme_share)"));
           }
         }
+      } else if (key == "training_profiles") {
+        options->all_profiles = value.is_string() && value.get<std::string>() == "all";
+        options->training_profiles.clear();
+        if (value.is_string() && !options->all_profiles)
+          return absl::InvalidArgumentError(absl::StrCat(
+              "training config: training_profiles = \"", value.get<std::string>().substr(0, 64),
+              "\": must be \"all\" or a list of {device, network}"));
+        if (value.is_array())
+          for (const auto& pair : value)
+            options->training_profiles.push_back(
+                {pair.at("device").get<std::string>(), pair.at("network").get<std::string>()});
+        else if (!value.is_string())
+          return absl::InvalidArgumentError(
+              "training config: training_profiles must be \"all\" or a list of {device, network}");
       } else if (key == "cross_fit_folds") {
         options->cross_fit_folds = value.get<int>();
       } else if (key == "prompt_aware" || key == "budget_aware" || key == "task_one_hot" ||
-                 key == "response_aware" || key == "fit_aware") {
+                 key == "response_aware" || key == "fit_aware" || key == "profile_aware") {
         (key == "prompt_aware"     ? options->prompt_aware
          : key == "budget_aware"   ? options->budget_aware
          : key == "task_one_hot"   ? options->task_one_hot
          : key == "response_aware" ? options->response_aware
-                                   : options->fit_aware) = value.get<bool>();
+         : key == "fit_aware"      ? options->fit_aware
+                                   : options->profile_aware) = value.get<bool>();
       } else {
         return absl::InvalidArgumentError(absl::StrCat(
             "training config: key \"", key,
             "\" is not known (algo, timesteps, seed, hyperparameters, budget_distribution, "
             "cross_fit_folds, prompt_aware, budget_aware, task_one_hot, response_aware, "
-            "fit_aware)"));
+            "fit_aware, profile_aware, training_profiles)"));
       }
     }
   } catch (const std::exception& e) {
@@ -249,7 +264,8 @@ void ConfigureTorchThreads(int threads) {
 }
 
 std::string TrainingConfigJson(const TrainOptions& options, const env::SimulatorConfig& config,
-                               const std::map<std::string, double>& hp, const std::string& device) {
+                               const std::map<std::string, double>& hp, const std::string& device,
+                               const std::vector<env::ProfilePair>& profiles) {
   nlohmann::json j;
   j["algo"] = options.algo;
   j["timesteps"] = options.timesteps;
@@ -262,6 +278,14 @@ std::string TrainingConfigJson(const TrainOptions& options, const env::Simulator
   j["response_aware"] = options.response_aware;
   j["fit_aware"] = options.fit_aware;
   j["cross_fit_folds"] = options.cross_fit_folds;
+  // Only when used, so that single-profile artifacts stay byte-identical.
+  if (options.profile_aware || !profiles.empty()) j["profile_aware"] = true;
+  if (!profiles.empty()) {
+    j["training_profiles"] = nlohmann::json::array();
+    for (const env::ProfilePair& p : profiles)
+      j["training_profiles"].push_back({{"device", p.device}, {"network", p.network}});
+    j["training_profile_draw"] = "uniform per episode";
+  }
   const env::BudgetDistribution& b = options.budgets;
   j["budget_distribution"] = {
       {"kind", env::BudgetDistribution::KindName(b.kind)},
@@ -332,12 +356,14 @@ absl::StatusOr<env::TrainingEnv> MakeTrainingEnv(const data::Dataset& dataset,
                                                  const env::SimulatorConfig& config,
                                                  std::shared_ptr<const env::Simulator> primary,
                                                  const env::ObservationLayout& layout,
-                                                 const TrainOptions& options) {
+                                                 const TrainOptions& options,
+                                                 const std::vector<env::ProfilePair>& profiles) {
   const uint64_t env_seed = env::MixSeed(options.seed, 1);
   const int folds = std::min<int>(options.cross_fit_folds, static_cast<int>(train_episodes.size()));
   if (folds < 2)
-    return env::TrainingEnv::Create(std::move(primary), dataset, train_episodes, layout,
-                                    options.budgets, env_seed);
+    return env::TrainingEnv::Create({std::move(primary)}, dataset, train_episodes,
+                                    std::vector<int>(train_episodes.size(), 0), layout,
+                                    options.budgets, env_seed, profiles);
   auto cross_fit =
       env::FitCrossFolds(dataset, train_episodes, folds, env::MixSeed(options.seed, 3), config);
   if (!cross_fit.ok()) return cross_fit.status();
@@ -346,7 +372,7 @@ absl::StatusOr<env::TrainingEnv> MakeTrainingEnv(const data::Dataset& dataset,
   std::vector<std::shared_ptr<const env::Simulator>> simulators{std::move(primary)};
   for (auto& simulator : cross_fit->simulators) simulators.push_back(std::move(simulator));
   return env::TrainingEnv::Create(std::move(simulators), dataset, train_episodes, std::move(scorer),
-                                  layout, options.budgets, env_seed);
+                                  layout, options.budgets, env_seed, profiles);
 }
 
 }  // namespace
@@ -413,7 +439,11 @@ absl::StatusOr<TrainRun> RunTraining(const data::Dataset& dataset,
       layout.action_money_usd[a] = costs.money_usd(a);
     }
   }
-  auto training_env = MakeTrainingEnv(dataset, train_episodes, config, *simulator, layout, options);
+  layout.profile_aware = options.profile_aware || options.DrawsProfiles();
+  const std::vector<env::ProfilePair> profiles =
+      options.all_profiles ? env::AllProfilePairs(config.catalog) : options.training_profiles;
+  auto training_env =
+      MakeTrainingEnv(dataset, train_episodes, config, *simulator, layout, options, profiles);
   if (!training_env.ok()) return training_env.status();
 
   ConfigureTorchThreads(options.torch_threads);
@@ -430,7 +460,7 @@ absl::StatusOr<TrainRun> RunTraining(const data::Dataset& dataset,
   run.result.summary = context.Finish();
   run.result.summary.algo = options.algo;
   run.result.summary.device = *device;
-  run.result.summary.config_json = TrainingConfigJson(options, config, *hp, *device);
+  run.result.summary.config_json = TrainingConfigJson(options, config, *hp, *device, profiles);
   run.result.layout = layout;
   if (layout.response_aware) run.result.response_model = (*simulator)->estimator();
   run.result.decision_model_episodes = (*simulator)->fitted_episodes();

@@ -130,6 +130,13 @@ void Decider::Decide(const v1::DecideRequest& request, v1::DecideResponse* respo
   context.remaining_latency_s = p.latency_s;
   context.remaining_money_usd = p.money_usd;
   const env::ObservationEncoder& encoder = engine.encoder();
+  // A profile_aware policy observes the request's own device and network.
+  if (encoder.layout().profile_aware) {
+    const env::CostModel* costs = policy->Costs(p.device, p.network);
+    if (costs == nullptr)
+      return release_and_fail(absl::InternalError("no cost model for the request's profile"));
+    env::SetActionCosts(*costs, &context);
+  }
   if (absl::Status s = encoder.Check(context); !s.ok())
     return release_and_fail(absl::InvalidArgumentError(s.message()));
   std::vector<float> row(encoder.size());

@@ -1,5 +1,6 @@
 #include <atomic>
 #include <random>
+#include <set>
 #include <thread>
 
 #include "gtest/gtest.h"
@@ -479,6 +480,165 @@ TEST(ObservationTest, FitFeaturesAreTheShieldsRule) {
   ObservationLayout nan = layout;
   nan.action_time_s[0] = std::nan("");
   EXPECT_FALSE(ObservationEncoder::Create(nan).ok());
+}
+
+// A profile_aware observation encodes the decision's own device and network:
+// the same context costed for Wired and for 4G reads differently, by the
+// documented scales, and its fit features follow the shield's rule under the
+// context's costs (not any training profile's).
+TEST(ObservationTest, ProfileFeaturesAreTheRequestsOwnCosts) {
+  const ActionTable actions = ActionTable::Create(3).value();
+  const ProfileCatalog catalog = ProfileCatalog::BuiltIn();
+  const CostModel wired = CostModel::Create(catalog, "Jetson TX2", "Wired", actions).value();
+  const CostModel g4 = CostModel::Create(catalog, "Jetson TX2", "4G", actions).value();
+  ObservationLayout layout;
+  layout.latency_scale_s = wired.max_time_s();
+  layout.money_scale_usd = wired.max_money_usd();
+  layout.fit_aware = true;
+  layout.profile_aware = true;
+  EXPECT_EQ(layout.size(), 25 + 4 + 3 + 2 + 9 + 9 + 9 + 2);
+  const std::vector<std::string> names = layout.FeatureNames();
+  ASSERT_EQ(static_cast<int>(names.size()), layout.size());
+  EXPECT_EQ(names[34], "fits_action0");
+  EXPECT_EQ(names[43], "latency_action0");
+  EXPECT_EQ(names[52], "money_action0");
+  EXPECT_EQ(names[61], "remaining_latency_per_max_action");
+  EXPECT_EQ(names[62], "remaining_money_per_max_action");
+  // No training costs needed: they come with each context.
+  auto encoder = ObservationEncoder::Create(layout);
+  ASSERT_TRUE(encoder.ok()) << encoder.status();
+
+  DecisionContext context;
+  context.association = {0.2, 0.5, 0.9};
+  context.remaining_latency_s = 20;
+  context.remaining_money_usd = 0.02;
+  // Without costs a profile_aware encoder refuses the context.
+  EXPECT_NE(std::string(encoder->Check(context).message()).find("action costs: none given"),
+            std::string::npos);
+  DecisionContext on_wired = context, on_4g = context;
+  SetActionCosts(wired, &on_wired);
+  SetActionCosts(g4, &on_4g);
+  ASSERT_TRUE(encoder->Check(on_wired).ok());
+  ASSERT_TRUE(encoder->Check(on_4g).ok());
+  std::vector<float> w(encoder->size()), g(encoder->size());
+  encoder->Encode(on_wired, w.data());
+  encoder->Encode(on_4g, g.data());
+  // Action 2 is the cloud with view 0: Wired 4.76134 s, 4G 16.603 s (table in
+  // profiles.cc) over the 10 s scale; 0.005 USD over the 0.01 USD scale on both.
+  // Action 1 (cloud, no view): Wired 6.4603 s, 4G 0.5 s, 0.00049 USD.
+  EXPECT_FLOAT_EQ(w[43 + 2], 0.476134f);
+  EXPECT_FLOAT_EQ(g[43 + 2], 1.6603f);
+  EXPECT_FLOAT_EQ(w[52 + 2], 0.5f);
+  EXPECT_FLOAT_EQ(g[52 + 2], 0.5f);
+  EXPECT_FLOAT_EQ(w[43 + 1], 0.64603f);
+  EXPECT_FLOAT_EQ(g[43 + 1], 0.05f);
+  EXPECT_FLOAT_EQ(g[52 + 1], 0.049f);
+  // Action 8 (all three views): 4G 19.573 s, 0.01368 USD.
+  EXPECT_FLOAT_EQ(g[43 + 8], 1.9573f);
+  EXPECT_FLOAT_EQ(g[52 + 8], 1.368f);
+  for (int a = 0; a < 9; ++a) {
+    EXPECT_FLOAT_EQ(w[43 + a], static_cast<float>(wired.time_s(a) / 10.0)) << a;
+    EXPECT_FLOAT_EQ(g[43 + a], static_cast<float>(g4.time_s(a) / 10.0)) << a;
+    EXPECT_FLOAT_EQ(g[52 + a], static_cast<float>(g4.money_usd(a) / 0.01)) << a;
+  }
+  // Remaining budgets over the profile's most expensive action.
+  EXPECT_FLOAT_EQ(g[61], static_cast<float>(20 / g4.max_time_s()));
+  EXPECT_FLOAT_EQ(w[61], static_cast<float>(20 / wired.max_time_s()));
+  EXPECT_FLOAT_EQ(g[62], static_cast<float>(0.02 / 0.01368));
+  EXPECT_NE(w[61], g[61]);
+  // The budget_aware features keep the layout's fixed scales.
+  EXPECT_EQ(w[32], g[32]);
+  EXPECT_EQ(w[33], g[33]);
+  // Fit features: the shield's rule under each context's own costs. At 16 s
+  // a one-view cloud call fits on Wired (4.8 s and the reserve of 4 local
+  // turns) but not on 4G (16.6 s).
+  int differ = 0;
+  for (double latency : {0.0, 0.5, 5.0, 12.0, 20.0, 25.0, 40.0, 1e9})
+    for (double money : {0.0, 0.001, 0.01, 0.02, 1.0}) {
+      on_wired.remaining_latency_s = on_4g.remaining_latency_s = latency;
+      on_wired.remaining_money_usd = on_4g.remaining_money_usd = money;
+      encoder->Encode(on_wired, w.data());
+      encoder->Encode(on_4g, g.data());
+      for (int a = 0; a < 9; ++a) {
+        EXPECT_EQ(w[34 + a], Fits(wired, a, latency, money) ? 1.0f : 0.0f) << latency << " " << a;
+        EXPECT_EQ(g[34 + a], Fits(g4, a, latency, money) ? 1.0f : 0.0f) << latency << " " << a;
+        differ += w[34 + a] != g[34 + a];
+      }
+    }
+  EXPECT_GT(differ, 10);
+  on_4g.remaining_latency_s = 16;
+  on_4g.remaining_money_usd = 1;
+  on_wired.remaining_latency_s = 16;
+  on_wired.remaining_money_usd = 1;
+  encoder->Encode(on_wired, w.data());
+  encoder->Encode(on_4g, g.data());
+  EXPECT_EQ(w[34 + 2], 1.0f);
+  EXPECT_EQ(g[34 + 2], 0.0f);
+
+  // Context costs are checked: one per action, finite, >= 0.
+  DecisionContext bad = on_4g;
+  bad.action_time_s.pop_back();
+  EXPECT_NE(std::string(encoder->Check(bad).message()).find("action_time_s has 8 costs"),
+            std::string::npos);
+  bad = on_4g;
+  bad.action_money_usd[2] = -0.5;
+  EXPECT_NE(std::string(encoder->Check(bad).message()).find("action_money_usd[2] = -0.5"),
+            std::string::npos);
+  bad = on_4g;
+  bad.action_time_s[0] = std::numeric_limits<double>::infinity();
+  EXPECT_FALSE(encoder->Check(bad).ok());
+  // A layout that is not profile_aware ignores the context's costs.
+  ObservationLayout plain = layout;
+  plain.profile_aware = false;
+  plain.fit_aware = false;
+  auto plain_encoder = ObservationEncoder::Create(plain);
+  ASSERT_TRUE(plain_encoder.ok());
+  std::vector<float> p1(plain.size()), p2(plain.size());
+  plain_encoder->Encode(on_wired, p1.data());
+  plain_encoder->Encode(context, p2.data());
+  on_wired.remaining_latency_s = context.remaining_latency_s;
+  on_wired.remaining_money_usd = context.remaining_money_usd;
+  plain_encoder->Encode(on_wired, p1.data());
+  EXPECT_EQ(p1, p2);
+}
+
+// Training draws a profile per episode and simulates it with that profile's
+// costs; without profiles nothing is drawn (the single-profile draws).
+TEST(TrainingEnvTest, ProfilesAreDrawnPerEpisodeAndCostTheEpisode) {
+  const data::Dataset& dataset = lcio::testing::EmbeddedDataset();
+  const Split split = RandomSplit(static_cast<int>(dataset.episodes.size()), 1, 0.2).value();
+  auto sim = Simulator::Create(dataset, split.train, SimulatorConfig());
+  ASSERT_TRUE(sim.ok()) << sim.status();
+  ObservationLayout layout = (*sim)->DefaultLayout();
+  layout.profile_aware = true;
+  const std::vector<ProfilePair> profiles = AllProfilePairs((*sim)->config().catalog);
+  ASSERT_EQ(profiles.size(), 32u);
+  auto env =
+      TrainingEnv::Create({*sim}, dataset, split.train, std::vector<int>(split.train.size(), 0),
+                          layout, BudgetDistribution{}, 7, profiles);
+  ASSERT_TRUE(env.ok()) << env.status();
+  ASSERT_EQ(env->num_profiles(), 32);
+  std::set<int> seen;
+  for (int i = 0; i < 200; ++i) {
+    env->Reset();
+    seen.insert(env->profile());
+    const ProfilePair& p = profiles[env->profile()];
+    const CostModel costs =
+        CostModel::Create((*sim)->config().catalog, p.device, p.network, (*sim)->actions()).value();
+    const DecisionContext& c = env->run().context();
+    ASSERT_EQ(c.action_time_s.size(), 9u);
+    for (int a = 0; a < 9; ++a) ASSERT_EQ(c.action_time_s[a], costs.time_s(a));
+    const StepResult r = env->Step(8);
+    ASSERT_EQ(r.outcome.time_s, costs.time_s(8));
+    ASSERT_EQ(r.outcome.money_usd, costs.money_usd(8));
+  }
+  EXPECT_GT(seen.size(), 25u);
+  // An unknown pair is refused, naming it.
+  auto unknown =
+      TrainingEnv::Create({*sim}, dataset, split.train, std::vector<int>(split.train.size(), 0),
+                          layout, BudgetDistribution{}, 7, {{"Jetson TX2", "Carrier pigeon"}});
+  ASSERT_FALSE(unknown.ok());
+  EXPECT_NE(std::string(unknown.status().message()).find("Carrier pigeon"), std::string::npos);
 }
 
 // The encoder memoises predictions per history window for concurrent uncached

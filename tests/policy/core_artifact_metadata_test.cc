@@ -2,6 +2,7 @@
 #include <string>
 #include <vector>
 
+#include "absl/strings/str_cat.h"
 #include "gtest/gtest.h"
 #include "lcio/env/action_table.h"
 #include "lcio/env/observation.h"
@@ -179,7 +180,13 @@ TEST(ArtifactMetadata, ResponseAwareLayoutsCarryTheirModel) {
   rejected([](Json& j) { j["response_model"] = {{"key_width", 1}}; }, "response model");
   rejected([](Json& j) { j["observation"]["response_clip"] = 1; }, "response_clip = 1");
   rejected([](Json& j) { j["observation"]["response_scale"] = 0; }, "response_scale = 0");
-  rejected([](Json& j) { j["observation"]["layout_version"] = 4; }, "layout_version = 4");
+  // A layout newer than this build speaks is refused by name.
+  rejected(
+      [](Json& j) {
+        j["observation"]["layout_version"] = lcio::env::ObservationLayout::kVersion + 1;
+      },
+      absl::StrCat("layout_version = ", lcio::env::ObservationLayout::kVersion + 1,
+                   ": this build encodes versions 1 to ", lcio::env::ObservationLayout::kVersion));
   // A version-1 reader of this file would see another size: the size rule.
   rejected([](Json& j) { j["observation"]["layout_version"] = 1; }, "observation.size = 41");
   ExpectJsonRejected(
@@ -221,6 +228,37 @@ TEST(ArtifactMetadata, FitAwareLayoutsCarryTheirCosts) {
   rejected([](Json& j) { j["observation"]["fit_reserve_turns"] = 2; }, "fit_reserve_turns = 2");
   // An older reader's view of this file has another size: the size rule.
   rejected([](Json& j) { j["observation"]["layout_version"] = 2; }, "observation.size = 41");
+}
+
+// Layout version 4 adds the request's own profile; its scales are recorded.
+TEST(ArtifactMetadata, ProfileAwareLayoutsRecordTheirScales) {
+  ArtifactMetadata m = ValidMetadata();
+  m.layout.profile_aware = true;
+  m.layer_sizes.front() = m.layout.size();
+  ASSERT_TRUE(ValidateMetadata(m, "p.pt").ok()) << ValidateMetadata(m, "p.pt");
+  const Json json = Json::parse(MetadataToJson(m));
+  EXPECT_EQ(json["observation"]["layout_version"], 4);
+  EXPECT_EQ(json["observation"]["size"], 25 + 2 + 3 + 2 + 9 + 9 + 2);
+  EXPECT_EQ(json["observation"]["profile_time_scale_s"], 10.0);
+  EXPECT_EQ(json["observation"]["profile_money_scale_usd"], 0.01);
+  auto back = MetadataFromJson(MetadataToJson(m), "p.pt");
+  ASSERT_TRUE(back.ok()) << back.status();
+  EXPECT_TRUE(back->layout.profile_aware);
+  EXPECT_EQ(MetadataToJson(*back), MetadataToJson(m));
+
+  auto rejected = [&m](const std::function<void(Json&)>& edit, const std::string& needle) {
+    Json j = Json::parse(MetadataToJson(m));
+    edit(j);
+    auto parsed = MetadataFromJson(j.dump(), "p.pt");
+    ASSERT_FALSE(parsed.ok()) << needle;
+    EXPECT_NE(parsed.status().message().find(needle), std::string::npos) << parsed.status();
+  };
+  rejected([](Json& j) { j["observation"].erase("profile_time_scale_s"); }, "profile_time_scale_s");
+  rejected([](Json& j) { j["observation"]["profile_money_scale_usd"] = 0; },
+           "profile_money_scale_usd = 0");
+  rejected([](Json& j) { j["observation"]["layout_version"] = 5; }, "layout_version = 5");
+  // A version-3 reader's view of this file has another size: the size rule.
+  rejected([](Json& j) { j["observation"]["layout_version"] = 3; }, "observation.size = 52");
 }
 
 TEST(ArtifactMetadata, UnknownKeysAreIgnored) {

@@ -10,8 +10,10 @@
 #include "lcio/env/baselines.h"
 #include "lcio/env/evaluator.h"
 #include "lcio/env/split.h"
+#include "lcio/policy/artifact_io.h"
 #include "lcio/policy/artifact_policy.h"
 #include "lcio/policy/trainer.h"
+#include "nlohmann/json.hpp"
 #include "test_support.h"
 
 namespace lcio::policy {
@@ -206,8 +208,11 @@ TEST(HeldOut, TrainedNetworksDeclareTheirTrainingEpisodes) {
 // Trains with `options`, writes the artifact, loads it as the server does and
 // checks that it encodes and decides exactly as the in-memory policy, turn by
 // turn over the test episodes at `budget`.
+// `served_on`: the simulator (its device and network) the decisions are
+// replayed under, which need not be the training profile.
 void ExpectArtifactDecidesAsTrained(const TrainOptions& options, const std::string& file,
-                                    const env::Budget& budget) {
+                                    const env::Budget& budget,
+                                    const env::SimulatorConfig& served_on = {}) {
   const data::Dataset& dataset = testing::EmbeddedDataset();
   auto trained = Train(dataset, SplitOne().train, env::SimulatorConfig(), options);
   ASSERT_TRUE(trained.ok()) << trained.status();
@@ -222,7 +227,7 @@ void ExpectArtifactDecidesAsTrained(const TrainOptions& options, const std::stri
   auto encoder = env::ObservationEncoder::Create(trained->layout, trained->response_model);
   ASSERT_TRUE(encoder.ok());
   NetworkPolicy in_memory("trained", trained->network, *encoder);
-  auto simulator = env::Simulator::Create(dataset, SplitOne().train, env::SimulatorConfig());
+  auto simulator = env::Simulator::Create(dataset, SplitOne().train, served_on);
   ASSERT_TRUE(simulator.ok());
   int decisions = 0;
   for (int e : SplitOne().test) {
@@ -291,6 +296,90 @@ TEST(FitFeatures, TheLayoutCarriesTheTrainingCostsAndTheArtifactDecidesAsTrained
   TrainOptions parsed;
   ASSERT_TRUE(ApplyTrainConfigJson(R"({"fit_aware": true})", &parsed).ok());
   EXPECT_TRUE(parsed.fit_aware);
+}
+
+// One policy for every device and network: training draws a profile per
+// episode, the run is deterministic and records its distribution, and the
+// artifact (layout version 4) decides as the in-memory policy under a profile
+// it was not trained on.
+TEST(ProfileFeatures, TrainingOverEveryProfileIsRecordedAndTheArtifactDecidesAsTrained) {
+  TrainOptions options = ShortRun("rc-ppo", 4);
+  options.timesteps = 4000;
+  options.hyperparameters["n_steps"] = 512;
+  options.fit_aware = true;
+  options.all_profiles = true;
+  const data::Dataset& dataset = testing::EmbeddedDataset();
+  auto first = Train(dataset, SplitOne().train, env::SimulatorConfig(), options);
+  ASSERT_TRUE(first.ok()) << first.status();
+  auto second = Train(dataset, SplitOne().train, env::SimulatorConfig(), options);
+  ASSERT_TRUE(second.ok()) << second.status();
+  EXPECT_EQ(first->network.weights, second->network.weights);
+  EXPECT_EQ(first->network.biases, second->network.biases);
+  ASSERT_TRUE(first->layout.profile_aware);
+  EXPECT_EQ(first->network.sizes.front(), 25 + 4 + 3 + 2 + 9 + 9 + 9 + 2);
+  const nlohmann::json config = nlohmann::json::parse(first->summary.config_json);
+  EXPECT_EQ(config.at("profile_aware"), true);
+  ASSERT_EQ(config.at("training_profiles").size(), 32u);
+  EXPECT_EQ(config.at("training_profiles")[0].at("device"), "Raspberry Pi-4B");
+  EXPECT_EQ(config.at("training_profiles")[31].at("network"), "4G");
+  // The recorded distribution reads back as the same training options.
+  TrainOptions parsed;
+  ASSERT_TRUE(
+      ApplyTrainConfigJson(
+          nlohmann::json{{"training_profiles", config.at("training_profiles")}}.dump(), &parsed)
+          .ok());
+  ASSERT_EQ(parsed.training_profiles.size(), 32u);
+  EXPECT_EQ(parsed.training_profiles[5].device, "Raspberry Pi-5");
+  EXPECT_EQ(parsed.training_profiles[5].network, "WiFi");
+  ASSERT_TRUE(ApplyTrainConfigJson(R"({"training_profiles": "all"})", &parsed).ok());
+  EXPECT_TRUE(parsed.all_profiles);
+  EXPECT_TRUE(parsed.DrawsProfiles());
+  EXPECT_FALSE(ApplyTrainConfigJson(R"({"training_profiles": "some"})", &parsed).ok());
+  // A profile the policy was trained among, but not the simulator's own.
+  env::SimulatorConfig on_4g;
+  on_4g.device = "Raspberry Pi-5";
+  on_4g.network = "4G";
+  ExpectArtifactDecidesAsTrained(options, "profile_aware.pt", env::Budget{12, 0.01}, on_4g);
+  auto metadata = ReadArtifactMetadata(::testing::TempDir() + "/profile_aware.pt");
+  ASSERT_TRUE(metadata.ok()) << metadata.status();
+  EXPECT_TRUE(metadata->layout.profile_aware);
+  EXPECT_EQ(metadata->layout.profile_time_scale_s, env::ObservationLayout::kProfileTimeScaleS);
+  EXPECT_EQ(metadata->layout.profile_money_scale_usd,
+            env::ObservationLayout::kProfileMoneyScaleUsd);
+}
+
+// The shipped layout-3 policy reads as before (no profile features) and its
+// decisions do not depend on the per-request costs a context now carries.
+TEST(ProfileFeatures, TheLayout3DefaultPolicyDecidesAsBefore) {
+  const std::string path = std::string(LCIO_SOURCE_DIR) + "/policy/default_policy.pt";
+  auto loaded = ArtifactPolicy::Load(path, "cpu");
+  ASSERT_TRUE(loaded.ok()) << loaded.status();
+  const env::ObservationLayout& layout = (*loaded)->engine().encoder().layout();
+  EXPECT_FALSE(layout.profile_aware);
+  EXPECT_EQ(static_cast<int>(layout.FeatureNames().size()), layout.size());
+  for (const auto& name : layout.FeatureNames())
+    EXPECT_EQ(name.find("latency_action"), std::string::npos);
+  const data::Dataset& dataset = testing::EmbeddedDataset();
+  env::SimulatorConfig on_4g;
+  on_4g.network = "4G";
+  auto simulator = env::Simulator::Create(dataset, SplitOne().train, on_4g);
+  ASSERT_TRUE(simulator.ok());
+  int decisions = 0;
+  for (int e : SplitOne().test) {
+    env::EpisodeRun run(**simulator, dataset.episodes[e], env::Budget{12, 0.01});
+    while (!run.done()) {
+      env::DecisionContext without_costs = run.context();
+      without_costs.action_time_s.clear();
+      without_costs.action_money_usd.clear();
+      std::vector<double> with, without;
+      const int action = (*loaded)->Act(run.context(), &with);
+      ASSERT_EQ((*loaded)->Act(without_costs, &without), action);
+      ASSERT_EQ(with, without);
+      run.Step(action);
+      ++decisions;
+    }
+  }
+  EXPECT_GT(decisions, 40);
 }
 
 INSTANTIATE_TEST_SUITE_P(AllAlgorithms, Determinism,

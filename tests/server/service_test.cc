@@ -7,6 +7,7 @@
 #include "lcio/client/client.h"
 #include "lcio/env/profiles.h"
 #include "lcio/env/shield.h"
+#include "lcio/policy/inference.h"
 #include "lcio/policy/testing.h"
 #include "lcio/server/report_log.h"
 #include "lcio/server/server.h"
@@ -134,6 +135,58 @@ TEST_F(ServiceTest, AConversationEndToEnd) {
 
 // Explanations quote the response model's predictions of a response-aware
 // policy (what its observation held), and nothing for a policy without them.
+// A profile_aware policy observes each request's own device and network: the
+// scores the server returns are the artifact's network on the observation
+// encoded with that network's costs (a built-in one and one added by
+// --profiles at serve time), not the training profile's.
+TEST_F(ServiceTest, AProfileAwarePolicyObservesTheRequestsNetwork) {
+  const std::string profiles = dir_.File("profiles.json");
+  test::WriteFile(profiles, R"({"networks": [{"name": "Satellite",
+                                              "cloud_time_s": [1.5, 25.0, 27.0, 29.0]}]})");
+  TestArtifactOptions artifact;
+  artifact.profile_aware = true;
+  StartServer(artifact, [&](ServerOptions& o) { o.profiles_path = profiles; });
+  auto engine = policy::InferenceEngine::Load(policy_path_, "cpu");
+  ASSERT_TRUE(engine.ok()) << engine.status();
+  const env::ObservationEncoder& encoder = (*engine)->encoder();
+  ASSERT_TRUE(encoder.layout().profile_aware);
+  env::ProfileCatalog catalog = env::ProfileCatalog::BuiltIn();
+  ASSERT_TRUE(catalog.MergeJsonFile(profiles).ok());
+  // What the policy scores for the first turn of Request() costed under `network`.
+  auto expected_scores = [&](const std::string& network) {
+    env::DecisionContext context;
+    context.task_index = 2;  // Query
+    context.association = {0.9, 0.1, 0.4};
+    context.remaining_latency_s = 30;
+    context.remaining_money_usd = 0.05;
+    env::SetActionCosts(
+        env::CostModel::Create(catalog, "Jetson TX2", network, encoder.actions()).value(),
+        &context);
+    EXPECT_TRUE(encoder.Check(context).ok());
+    std::vector<float> row(encoder.size()), scores(encoder.actions().size());
+    encoder.Encode(context, row.data());
+    EXPECT_TRUE((*engine)->Score(row.data(), 1, scores.data()).ok());
+    return std::vector<double>(scores.begin(), scores.end());
+  };
+  const std::vector<double> wired = expected_scores("Wired");
+  for (const std::string network : {"4G", "Satellite"}) {
+    v1::DecideRequest request = Request(absl::StrCat("profile-", network), 0);
+    request.set_network(network);
+    v1::DecideResponse r;
+    ASSERT_TRUE(client_->Decide(request, &r).ok()) << network;
+    EXPECT_EQ(r.network(), network);
+    const std::vector<double> got = Scores(r), expected = expected_scores(network);
+    ASSERT_EQ(got.size(), expected.size());
+    double differs_from_wired = 0;
+    for (size_t a = 0; a < got.size(); ++a) {
+      EXPECT_NEAR(got[a], expected[a], 1e-4) << network << " action " << a;
+      differs_from_wired = std::max(differs_from_wired, std::abs(got[a] - wired[a]));
+    }
+    EXPECT_GT(differs_from_wired, 1e-3) << network;
+  }
+  app_.reset();
+}
+
 TEST_F(ServiceTest, ExplanationsQuoteTheResponseModel) {
   TestArtifactOptions artifact;
   artifact.response_aware = true;

@@ -31,7 +31,8 @@ Json ToJsonValue(const ArtifactMetadata& m) {
   // The lowest layout version that describes the layout, so that builds
   // reading only version 1 keep reading every artifact without the version-2
   // response features.
-  Json observation = {{"layout_version", l.fit_aware        ? 3
+  Json observation = {{"layout_version", l.profile_aware    ? 4
+                                         : l.fit_aware      ? 3
                                          : l.response_aware ? 2
                                                             : 1},
                       {"num_views", l.num_views},
@@ -55,6 +56,11 @@ Json ToJsonValue(const ArtifactMetadata& m) {
     observation["action_time_s"] = l.action_time_s;
     observation["action_money_usd"] = l.action_money_usd;
     observation["fit_reserve_turns"] = env::kDefaultReserveTurns;
+  }
+  if (l.profile_aware) {
+    observation["profile_aware"] = true;
+    observation["profile_time_scale_s"] = l.profile_time_scale_s;
+    observation["profile_money_scale_usd"] = l.profile_money_scale_usd;
   }
   Json json{
       {"format", "lcio-policy"},
@@ -163,6 +169,13 @@ absl::StatusOr<ArtifactMetadata> MetadataFromJson(const std::string& text,
                       absl::StrCat("observation.fit_reserve_turns = ",
                                    observation.at("fit_reserve_turns").get<int>(),
                                    ": this build reserves ", env::kDefaultReserveTurns, " turns"));
+      }
+    }
+    if (layout_version >= 4) {
+      m.layout.profile_aware = observation.value("profile_aware", false);
+      if (m.layout.profile_aware) {
+        m.layout.profile_time_scale_s = observation.at("profile_time_scale_s").get<double>();
+        m.layout.profile_money_scale_usd = observation.at("profile_money_scale_usd").get<double>();
       }
     }
     if (observation.contains("budget_clip") &&

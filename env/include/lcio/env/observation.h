@@ -15,6 +15,7 @@ namespace lcio::env {
 
 class ResponseEstimator;
 class CachedEstimator;
+class CostModel;
 class ResponsePredictionMemo;
 
 // What a policy may know when it decides a turn: this conversation's earlier
@@ -26,6 +27,11 @@ struct DecisionContext {
   std::vector<double> association;  // current prompt vs each view, in [0, 1]
   double remaining_latency_s = std::numeric_limits<double>::infinity();
   double remaining_money_usd = std::numeric_limits<double>::infinity();
+  // What each action costs under the profile (device x network) this
+  // decision is made for: the simulator's CostModel in training and
+  // evaluation, the request's in the server. Empty when not known; a
+  // profile_aware layout needs them (ObservationEncoder::Check).
+  std::vector<double> action_time_s, action_money_usd;
 
   int turn_index() const { return static_cast<int>(previous_actions.size()); }
 };
@@ -35,6 +41,8 @@ struct DecisionContext {
 // local decision is c = 0, u = 0). The window holds s_{t-T+1}..s_t with
 // [-1, ..., -1] before the first turn.
 int HistoryWidth(int num_views, int time_span);
+// Sets the context's per-action costs from a cost model.
+void SetActionCosts(const CostModel& costs, DecisionContext* context);
 void EncodeHistory(const ActionTable& actions, int time_span, const DecisionContext& context,
                    double* out);
 // The response estimator's key: the history window ++ [cloud, v_0..v_{X-1}].
@@ -47,7 +55,8 @@ void EncodeResponseKey(const ActionTable& actions, int time_span, const Decision
 struct ObservationLayout {
   // 2 added response_aware; a version-1 layout reads as response_aware off.
   // 3 added fit_aware; earlier layouts read as fit_aware off.
-  static constexpr int kVersion = 3;
+  // 4 added profile_aware; earlier layouts read as profile_aware off.
+  static constexpr int kVersion = 4;
   int num_views = 3;
   int num_tasks = 4;
   int time_span = 5;
@@ -75,6 +84,18 @@ struct ObservationLayout {
   double latency_scale_s = 1.0;
   double money_scale_usd = 1.0;
   static constexpr double kBudgetClip = 16.0;
+  // The decision's own profile (DecisionContext::action_time_s/money_usd),
+  // so that one policy serves every device and network: per action its
+  // latency / profile_time_scale_s and money / profile_money_scale_usd, then
+  // each remaining budget over the profile's most expensive action (all
+  // clipped to [0, kBudgetClip]). The scales are fixed constants, not the
+  // training profile's costs, and are recorded in the artifact so the units
+  // never drift. With profile_aware, fit_aware uses the context's costs too.
+  bool profile_aware = false;
+  static constexpr double kProfileTimeScaleS = 10.0;
+  static constexpr double kProfileMoneyScaleUsd = 0.01;
+  double profile_time_scale_s = kProfileTimeScaleS;
+  double profile_money_scale_usd = kProfileMoneyScaleUsd;
 
   int size() const;
   int num_actions() const { return ActionTable::SizeFor(num_views); }
@@ -86,7 +107,8 @@ class ObservationEncoder {
  public:
   // A response_aware layout needs the response model whose predictions it
   // encodes (key width matching the layout); other layouts ignore it. A
-  // fit_aware layout needs one finite, non-negative cost per action.
+  // fit_aware layout that is not profile_aware needs one finite,
+  // non-negative cost per action.
   static absl::StatusOr<ObservationEncoder> Create(
       const ObservationLayout& layout,
       std::shared_ptr<const ResponseEstimator> response_model = nullptr);
@@ -94,7 +116,9 @@ class ObservationEncoder {
   const ActionTable& actions() const { return actions_; }
   int size() const { return layout_.size(); }
   // Validates what the context carries against the layout (view count, task
-  // range, action range) so that a bad request cannot index out of bounds.
+  // range, action range, per-action costs: one per action, finite, >= 0, and
+  // present when the layout is profile_aware) so that a bad request cannot
+  // index out of bounds.
   absl::Status Check(const DecisionContext& context) const;
   // Thread-safe. `cache`, when given, answers the response model's queries
   // instead of the encoder's own model (the trainer passes the cache of the kNN scoring the

@@ -59,6 +59,15 @@ struct ProfileCatalog {
   absl::StatusOr<NetworkProfile> Network(const std::string& name) const;
 };
 
+// One device x network pair of a catalog: what a request or a training
+// episode is costed under.
+struct ProfilePair {
+  std::string device, network;
+  bool operator==(const ProfilePair& o) const { return device == o.device && network == o.network; }
+};
+// Every device x network of the catalog, devices outermost, in catalog order.
+std::vector<ProfilePair> AllProfilePairs(const ProfileCatalog& catalog);
+
 // What each action costs for one device, network and view count.
 class CostModel {
  public:

@@ -102,6 +102,10 @@ class Simulator {
   double Reward(double response, double association, int action) const;
   // The policy observation layout this simulator's profiles imply.
   ObservationLayout DefaultLayout() const;
+  // This simulator under another device and network of its catalog: the
+  // response model (which does not depend on the profile) is shared, only the
+  // costs differ. Training draws a profile per episode with it.
+  absl::StatusOr<std::shared_ptr<const Simulator>> WithProfile(const ProfilePair& profile) const;
 
  private:
   Simulator(SimulatorConfig config, ActionTable actions, CostModel costs)

@@ -61,7 +61,8 @@ class TrainingEnv {
   static absl::StatusOr<TrainingEnv> Create(
       std::vector<std::shared_ptr<const Simulator>> simulators, const data::Dataset& dataset,
       std::vector<int> episodes, std::vector<int> scorer_of_episode,
-      const ObservationLayout& layout, const BudgetDistribution& budgets, uint64_t seed);
+      const ObservationLayout& layout, const BudgetDistribution& budgets, uint64_t seed,
+      std::vector<ProfilePair> profiles = {});
 
   int observation_size() const { return encoder_.size(); }
   int num_actions() const { return simulators_[0]->actions().size(); }
@@ -73,6 +74,11 @@ class TrainingEnv {
   // episode_index is the dataset's; a training episode gets its own scorer,
   // any other episode the primary simulator.
   void ResetTo(int episode_index, const Budget& budget);
+  // The same under profiles[profile] (0 when no profiles were given).
+  void ResetTo(int episode_index, const Budget& budget, int profile);
+  int num_profiles() const { return static_cast<int>(by_profile_.size()); }
+  // The profile of the current episode (index into the profiles given).
+  int profile() const { return current_profile_; }
   void Observe(float* out) const {
     encoder_.Encode(run_->context(), out, caches_[current_scorer_].get());
   }
@@ -86,9 +92,13 @@ class TrainingEnv {
  private:
   TrainingEnv(std::vector<std::shared_ptr<const Simulator>> simulators,
               const data::Dataset& dataset, std::vector<int> episodes,
+              std::vector<std::vector<std::shared_ptr<const Simulator>>> by_profile,
               std::vector<int> scorer_of_episode, ObservationEncoder encoder,
               BudgetDistribution budgets, uint64_t seed);
   std::vector<std::shared_ptr<const Simulator>> simulators_;
+  // [profile][scorer]: simulators_ under each drawn profile; empty when none.
+  std::vector<std::vector<std::shared_ptr<const Simulator>>> by_profile_;
+  int current_profile_ = 0;
   const data::Dataset* dataset_;
   std::vector<int> episodes_;
   absl::flat_hash_map<int, int> scorer_by_episode_;  // dataset episode index -> simulator

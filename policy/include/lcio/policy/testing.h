@@ -25,6 +25,8 @@ struct TestArtifactOptions {
   // task, action): its prediction at a first turn of task t for action a is
   // TestPredictedResponse(t, a).
   bool response_aware = false;
+  // The request's own profile in the observation (layout version 4).
+  bool profile_aware = false;
   std::vector<int> hidden = {16, 16};
   std::string activation = "tanh";
   std::string algo = "test";

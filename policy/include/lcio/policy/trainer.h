@@ -50,6 +50,18 @@ struct TrainOptions {
   // the shield's rule (env::ObservationLayout::fit_aware), with the training
   // profile's action costs.
   bool fit_aware = false;
+  // The decision's own device and network in the observation
+  // (env::ObservationLayout::profile_aware, layout version 4).
+  bool profile_aware = false;
+  // Device x network pairs drawn uniformly per training episode, each episode
+  // simulated with that profile's costs. all_profiles: every device x network
+  // of the simulator's catalog (built-in plus --profiles). Empty and false:
+  // every episode uses SimulatorConfig::device/network (as before). A
+  // distribution implies profile_aware: a policy serving many profiles must
+  // see which one it serves.
+  bool all_profiles = false;
+  std::vector<env::ProfilePair> training_profiles;
+  bool DrawsProfiles() const { return all_profiles || !training_profiles.empty(); }
   // Cross-fitting of the simulator's kNN (K >= 2): the training episodes are
   // dealt into K folds and each fold is scored by a kNN fitted on the other
   // folds, so that training, like the test, never scores an episode with its
@@ -119,7 +131,8 @@ std::vector<std::string> KnownAlgorithms();
 // Applies a training configuration (the JSON object lcio-train --config reads,
 // see docs/training.md: algo, timesteps, seed, hyperparameters,
 // budget_distribution, prompt_aware, budget_aware, task_one_hot,
-// response_aware, cross_fit_folds) on top of
+// response_aware, fit_aware, profile_aware, training_profiles: "all" or
+// [{"device", "network"}], cross_fit_folds) on top of
 // *options; keys it does not give keep their value. InvalidArgument naming the
 // key for malformed JSON or an unknown key; hyperparameter names are checked
 // by Train.
