@@ -222,9 +222,11 @@ std::vector<WorstCaseRow> WorstCase(const std::vector<ScoredRows>& scorers, bool
       }
       if (self < 0) continue;
       for (size_t r = 0; r < s.rows.size(); ++r) {
-        // Another name for the same decisions (Local is Fixed 0) is not a rival.
+        // A baseline's other name for the same decisions (Local is Fixed 0) is
+        // not its rival; a candidate that decides like a baseline ties with it.
         if (s.rows[r].shielded != shielded || static_cast<int>(r) == self ||
-            s.rows[r].reward_by_split == s.rows[self].reward_by_split)
+            (role == MethodRole::kBaseline &&
+             s.rows[r].reward_by_split == s.rows[self].reward_by_split))
           continue;
         if (s.roles[r] == MethodRole::kBaseline &&
             (best < 0 || s.rows[r].reward > s.rows[best].reward))

@@ -265,6 +265,21 @@ TEST(WorstCaseTest, SmallestPairedMarginOverHeldOutScorersAgainstTheBestOtherBas
   for (const auto& r : rows) EXPECT_TRUE(r.name != "Oracle" && r.name != "Cloud") << r.name;
   EXPECT_TRUE(WorstCase({in_sample, held_out, task_action}, false).empty());
   EXPECT_TRUE(WorstCase({in_sample}, true).empty());
+  // A candidate that decides exactly like the best baseline ties with it.
+  ScoredRows copy{
+      "held_out",
+      true,
+      {Row("Local", {0.8, 0.9, 1.0}), Row("Fixed 1", {1.0, 1.1, 1.2}), Row("Q", {1.0, 1.1, 1.2})},
+      {R::kBaseline, R::kBaseline, R::kCandidate},
+      -1};
+  const auto copied = WorstCase({copy}, true);
+  ASSERT_EQ(copied.size(), 3u);
+  EXPECT_EQ(copied[2].name, "Q");
+  EXPECT_EQ(copied[2].best_baseline, "Fixed 1");
+  EXPECT_EQ(copied[2].margin.mean, 0.0);
+  EXPECT_EQ(copied[2].verdict, "tie");
+  // A baseline's twin is skipped: Fixed 1's rival is Local.
+  EXPECT_EQ(copied[1].best_baseline, "Local");
 }
 
 TEST(DealFoldsTest, SeededBalancedAndComplete) {

@@ -103,7 +103,10 @@ struct ScoredRows {
 
 // A decision maker's worst case over the held-out scorers: under each, its
 // paired margin over the best baseline there (the baseline of highest mean
-// reward, itself excluded); the scorer where that margin is smallest wins.
+// reward other than itself; for a baseline, also other than a row with
+// identical per-split rewards, such as Local and Fixed 0; a candidate deciding
+// exactly like a baseline ties with it); the scorer where that margin is
+// smallest wins.
 // verdict: "ahead" (margin > 0), "tie" (a shortfall within one standard error)
 // or "behind".
 struct WorstCaseRow {
