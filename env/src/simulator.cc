@@ -21,8 +21,9 @@ std::string ResponseModelFamilyName(ResponseModelFamily family) {
 absl::StatusOr<ResponseModelFamily> ParseResponseModelFamily(const std::string& name) {
   if (name == "knn") return ResponseModelFamily::kKnn;
   if (name == "task_action") return ResponseModelFamily::kTaskActionMeans;
-  return absl::InvalidArgumentError(
-      absl::StrCat("response model \"", name.substr(0, 64), "\": must be knn or task_action"));
+  if (name == "pessimistic") return ResponseModelFamily::kPessimistic;
+  return absl::InvalidArgumentError(absl::StrCat("response_model = \"", name.substr(0, 64),
+                                                 "\": must be knn, task_action or pessimistic"));
 }
 
 absl::StatusOr<std::shared_ptr<const Simulator>> Simulator::Create(

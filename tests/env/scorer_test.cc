@@ -217,6 +217,38 @@ AggregateResult Row(const std::string& name, std::vector<double> by_split) {
   return r;
 }
 
+TEST(ResponseModelFamilyTest, PessimisticIsTheSmallerOfTheTwoAnswers) {
+  const data::Dataset d = SmallDataset();
+  SimulatorConfig config = TwoViewConfig();
+  auto knn = Simulator::Create(d, {0, 1, 2, 3, 4}, config);
+  config.response_model = ResponseModelFamily::kTaskActionMeans;
+  auto means = Simulator::Create(d, {0, 1, 2, 3, 4}, config);
+  config.response_model = ResponseModelFamily::kPessimistic;
+  auto pessimistic = Simulator::Create(d, {0, 1, 2, 3, 4}, config);
+  ASSERT_TRUE(knn.ok() && means.ok() && pessimistic.ok());
+  DecisionContext context;
+  context.association = {0.3, 0.1};
+  int smaller_from_each[2] = {0, 0};
+  for (int task = 0; task < 2; ++task) {
+    context.task_index = task;
+    for (int a = 0; a < 5; ++a) {
+      const double k = (*knn)->Response(context, a), m = (*means)->Response(context, a);
+      EXPECT_DOUBLE_EQ((*pessimistic)->Response(context, a), std::min(k, m));
+      ++smaller_from_each[k < m ? 0 : 1];
+    }
+    context.previous_actions.push_back(2);
+    context.previous_tasks.push_back(task);
+  }
+  EXPECT_GT(smaller_from_each[0], 0);  // the hand-made data exercise both sides
+  EXPECT_GT(smaller_from_each[1], 0);
+  EXPECT_DOUBLE_EQ((*pessimistic)->max_response(),
+                   std::min((*knn)->max_response(), (*means)->max_response()));
+  for (auto family : {ResponseModelFamily::kKnn, ResponseModelFamily::kTaskActionMeans,
+                      ResponseModelFamily::kPessimistic})
+    EXPECT_EQ(*ParseResponseModelFamily(ResponseModelFamilyName(family)), family);
+  EXPECT_FALSE(ParseResponseModelFamily("optimistic").ok());
+}
+
 TEST(WorstCaseTest, SmallestPairedMarginOverHeldOutScorersAgainstTheBestOtherBaseline) {
   using R = MethodRole;
   // Under held_out the candidate leads Greedy; under task_action it trails
