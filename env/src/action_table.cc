@@ -65,4 +65,14 @@ std::string ActionTable::Describe(int action) const {
   return absl::StrCat("cloud+{", absl::StrJoin(views_[action], ","), "}");
 }
 
+absl::StatusOr<int> LoggedAction(const ActionTable& actions, const data::Episode& episode,
+                                 int turn) {
+  const data::Turn& logged = episode.turns[turn];
+  auto action = actions.IndexOf(logged.target == data::Target::kCloud, logged.uploaded_views);
+  if (!action.ok())
+    return absl::InvalidArgumentError(
+        absl::StrCat("episode ", episode.id, " turn ", turn, ": ", action.status().message()));
+  return action;
+}
+
 }  // namespace lcio::env

@@ -101,11 +101,8 @@ absl::StatusOr<std::shared_ptr<const ResponseEstimator>> ResponseEstimator::Fit(
     const data::Episode& episode = dataset.episodes[e];
     DecisionContext context;
     for (const data::Turn& turn : episode.turns) {
-      auto action = actions.IndexOf(turn.target == data::Target::kCloud, turn.uploaded_views);
-      if (!action.ok())
-        return absl::InvalidArgumentError(absl::StrCat("episode ", episode.id, " turn ",
-                                                       context.turn_index(), ": ",
-                                                       action.status().message()));
+      auto action = LoggedAction(actions, episode, context.turn_index());
+      if (!action.ok()) return action.status();
       context.task_index = turn.task_index;
       EncodeResponseKey(actions, time_span, context, *action, key.data());
       keys.insert(keys.end(), key.begin(), key.end());

@@ -86,10 +86,8 @@ absl::StatusOr<PredictionError> LoggedTurnError(const Simulator& model,
     DecisionContext context;
     for (size_t t = 0; t < episode.turns.size(); ++t) {
       const data::Turn& turn = episode.turns[t];
-      auto action = actions.IndexOf(turn.target == data::Target::kCloud, turn.uploaded_views);
-      if (!action.ok())
-        return absl::InvalidArgumentError(
-            absl::StrCat("episode ", episode.id, " turn ", t, ": ", action.status().message()));
+      auto action = LoggedAction(actions, episode, static_cast<int>(t));
+      if (!action.ok()) return action.status();
       context.task_index = turn.task_index;
       context.association = episode.association[t];
       predicted.push_back(model.Response(context, *action));

@@ -27,10 +27,8 @@ absl::StatusOr<TaskActionMeans> TaskActionMeans::Fit(const data::Dataset& datase
     const data::Episode& episode = dataset.episodes[e];
     for (size_t t = 0; t < episode.turns.size(); ++t) {
       const data::Turn& turn = episode.turns[t];
-      auto action = actions.IndexOf(turn.target == data::Target::kCloud, turn.uploaded_views);
-      if (!action.ok())
-        return absl::InvalidArgumentError(
-            absl::StrCat("episode ", episode.id, " turn ", t, ": ", action.status().message()));
+      auto action = LoggedAction(actions, episode, static_cast<int>(t));
+      if (!action.ok()) return action.status();
       if (turn.task_index < 0 || turn.task_index >= m.num_tasks_)
         return absl::InvalidArgumentError(absl::StrCat("episode ", episode.id, " turn ", t,
                                                        ": task index ", turn.task_index,

@@ -7,6 +7,7 @@
 #include <vector>
 
 #include "absl/status/statusor.h"
+#include "lcio/data/m4a1.h"
 
 namespace lcio::env {
 
@@ -38,5 +39,10 @@ class ActionTable {
   std::vector<std::vector<int>> views_;
   std::vector<unsigned> masks_;
 };
+
+// The logged action of turn `turn` of `episode`; InvalidArgument naming the
+// episode and turn when the log's views do not fit the table.
+absl::StatusOr<int> LoggedAction(const ActionTable& actions, const data::Episode& episode,
+                                 int turn);
 
 }  // namespace lcio::env
