@@ -87,6 +87,9 @@ absl::StatusOr<std::vector<double>> ParseNumbers(const std::vector<std::string>&
 struct Method {
   std::unique_ptr<env::Policy> policy;
   env::MethodRole role;
+  // False for an artifact trained on the evaluated data set: it has seen the
+  // test episodes (artifacts record their data set, not their split).
+  bool held_out = true;
 };
 
 // One split's decision makers. Everything they consult is fitted on the
@@ -139,7 +142,11 @@ absl::StatusOr<std::vector<Method>> MakeDecisionMakers(
             (*loaded)->CheckCompatible(dataset.num_views, static_cast<int>(dataset.tasks.size()));
         !s.ok())
       return s;
-    m.push_back({std::move(*loaded), env::MethodRole::kCandidate});
+    // An artifact records its data set but not its split: trained on this very
+    // data, it has seen the test episodes, and its rows are not held out.
+    const bool seen =
+        (*loaded)->engine().metadata().data_sha256 == data::Sha256Hex(data::ToM4A1Json(dataset));
+    m.push_back({std::move(*loaded), env::MethodRole::kCandidate, !seen});
   }
 #else
   (void)dataset, (void)config, (void)budget;
@@ -429,6 +436,11 @@ int main(int argc, char** argv) {
     std::vector<std::string> held_out;
     for (const auto& s : scored)
       if (s.held_out) held_out.push_back(s.scorer);
+    for (const Method& method : decision_makers.front())
+      if (!method.held_out)
+        std::cout << "\nNote: " << method.policy->name()
+                  << " was trained on this data set (its data_sha256 matches) and has seen the "
+                     "test episodes: its rows are not held out under any scorer.\n";
     if (!worst.empty())
       std::cout << "\n## Worst case over the held-out scorers (" << absl::StrJoin(held_out, ", ")
                 << "), shield " << (shield_settings.back() ? "on" : "off")

@@ -29,4 +29,9 @@ jq -e '.scorers[] | select(.scorer == "held_out") | .methods[] | select(.name ==
 grep -q 'scorer "nonsense" is not one of' "$tmp/err" || { cat "$tmp/err"; exit 1; }
 "$eval_bin" --splits=3 --model_validity > "$tmp/validity.md"
 grep -q '^| task x action means (task_action) |' "$tmp/validity.md" || { cat "$tmp/validity.md"; exit 1; }
+# The shipped artifact was trained on every episode: flagged as not held out.
+"$eval_bin" --policy=policy/default_policy.pt --splits=1 --scorers=held_out --fixed=false \
+  --oracle=false > "$tmp/artifact.md"
+grep -q '^Note: rc-ppo-[0-9a-f]* was trained on this data set' "$tmp/artifact.md" ||
+  { cat "$tmp/artifact.md"; exit 1; }
 echo "eval protocol: ok"
