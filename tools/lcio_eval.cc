@@ -19,6 +19,7 @@
 #include "cli_common.h"
 #include "lcio/env/baselines.h"
 #include "lcio/env/evaluator.h"
+#include "lcio/env/task_rule.h"
 #ifdef LCIO_WITH_POLICY
 #include "lcio/policy/artifact_policy.h"
 #include "lcio/policy/trainer.h"
@@ -27,6 +28,9 @@
 ABSL_FLAG(int, splits, 10, "number of random splits (seeds --split_seed, +1, ...)");
 ABSL_FLAG(std::string, shield, "both", "evaluate with the budget shield: on, off or both");
 ABSL_FLAG(bool, fixed, true, "include every fixed action");
+ABSL_FLAG(bool, task_rule, false,
+          "add the candidate \"Task rule\": one fixed action per task, chosen on each split's "
+          "training side for the worst case over the held-out scorers (env/task_rule.h)");
 ABSL_FLAG(bool, oracle, true, "include the Oracle");
 ABSL_FLAG(std::vector<std::string>, algos, {},
           "train these algorithms on each split's training side and evaluate them "
@@ -105,6 +109,19 @@ absl::StatusOr<std::vector<Method>> MakeDecisionMakers(
     m.push_back({std::move(p), random ? env::MethodRole::kReference : env::MethodRole::kBaseline});
   }
   m.push_back({std::make_unique<env::GreedyPolicy>(decision_model), env::MethodRole::kBaseline});
+  if (absl::GetFlag(FLAGS_task_rule)) {
+    // Selected with the shield on: the service always shields.
+    const env::EvalOptions selection{budget, /*shield=*/true, absl::GetFlag(FLAGS_seed)};
+    auto selected =
+        env::SelectTaskRule(dataset, split.train, config, selection, absl::GetFlag(FLAGS_seed));
+    if (!selected.ok()) return selected.status();
+    std::cerr << "task rule: "
+              << env::DescribeTaskRule(selected->rule, dataset, decision_model->actions())
+              << " (training-side worst margin " << selected->worst_margin
+              << ", best single action " << selected->start_worst_margin << ")\n";
+    m.push_back({std::make_unique<env::TaskRulePolicy>(selected->rule, split.train),
+                 env::MethodRole::kCandidate});
+  }
 #ifdef LCIO_WITH_POLICY
   for (const std::string& algo : absl::GetFlag(FLAGS_algos)) {
     policy::TrainOptions options;

@@ -1,0 +1,144 @@
+#include "lcio/env/task_rule.h"
+
+#include <algorithm>
+#include <cmath>
+#include <limits>
+#include <memory>
+#include <utility>
+
+#include "absl/strings/str_cat.h"
+#include "lcio/env/baselines.h"
+#include "lcio/env/scorer.h"
+
+namespace lcio::env {
+
+std::string DescribeTaskRule(const TaskRule& rule, const data::Dataset& dataset,
+                             const ActionTable& actions) {
+  std::string out;
+  for (size_t t = 0; t < rule.action_of_task.size(); ++t) {
+    const std::string task = t < dataset.tasks.size() ? dataset.tasks[t] : absl::StrCat(t);
+    absl::StrAppend(&out, t ? ", " : "", task, " -> ", actions.Describe(rule.action_of_task[t]));
+  }
+  return out;
+}
+
+int TaskRulePolicy::Act(const DecisionContext& context, std::vector<double>*) {
+  const int t = context.task_index;
+  // A task the rule was not chosen for (a vocabulary grown since) answers
+  // locally, the action every profile can afford.
+  if (t < 0 || t >= static_cast<int>(rule_.action_of_task.size())) return 0;
+  return rule_.action_of_task[t];
+}
+
+namespace {
+
+// Per-episode rewards of `rule` under each scorer, on `episodes`.
+using Rewards = std::vector<std::vector<double>>;  // [scorer][episode]
+Rewards Evaluate(const std::vector<std::shared_ptr<const Scorer>>& scorers,
+                 const data::Dataset& dataset, const std::vector<int>& episodes,
+                 const TaskRule& rule, const EvalOptions& options) {
+  Rewards out;
+  for (const auto& scorer : scorers) {
+    TaskRulePolicy policy(rule, {});
+    const PolicyResult r = EvaluatePolicy(*scorer, dataset, episodes, policy, options);
+    std::vector<double> per_episode;
+    for (const EpisodeResult& e : r.episodes) per_episode.push_back(e.reward);
+    out.push_back(std::move(per_episode));
+  }
+  return out;
+}
+
+double Mean(const std::vector<double>& v) {
+  double sum = 0;
+  for (double x : v) sum += x;
+  return v.empty() ? 0 : sum / v.size();
+}
+
+// The smallest, over scorers, lower confidence bound (mean - z * SE) of the
+// paired per-episode gain of `rewards` over `bar`.
+double WorstLowerBound(const Rewards& rewards, const Rewards& bar, double z) {
+  double worst = std::numeric_limits<double>::infinity();
+  for (size_t s = 0; s < rewards.size(); ++s) {
+    std::vector<double> gain(rewards[s].size());
+    for (size_t e = 0; e < gain.size(); ++e) gain[e] = rewards[s][e] - bar[s][e];
+    const double mean = Mean(gain);
+    double var = 0;
+    for (double g : gain) var += (g - mean) * (g - mean);
+    const double se = gain.size() > 1 ? std::sqrt(var / (gain.size() - 1) / gain.size()) : 0;
+    worst = std::min(worst, mean - z * se);
+  }
+  return worst;
+}
+
+}  // namespace
+
+absl::StatusOr<TaskRuleSelection> SelectTaskRule(const data::Dataset& dataset,
+                                                 const std::vector<int>& episodes,
+                                                 const SimulatorConfig& config,
+                                                 const EvalOptions& options, uint64_t seed) {
+  if (episodes.size() < 2)
+    return absl::InvalidArgumentError(
+        absl::StrCat("task rule: ", episodes.size(), " selection episodes; at least 2 are needed"));
+  const Split on_selection{{}, episodes};
+  std::vector<std::shared_ptr<const Scorer>> scorers;
+  for (ScorerKind kind : AllScorerKinds()) {
+    if (!IsHeldOut(kind)) continue;
+    auto scorer = Scorer::Create(kind, dataset, on_selection, config, seed);
+    if (!scorer.ok()) return scorer.status();
+    scorers.push_back(*std::move(scorer));
+  }
+  const int num_actions = scorers.front()->primary().actions().size();
+  const int num_tasks = static_cast<int>(dataset.tasks.size());
+
+  // Every fixed action's rewards; under each scorer the best one is the bar.
+  TaskRuleSelection out;
+  std::vector<Rewards> fixed(num_actions);
+  for (int a = 0; a < num_actions; ++a) {
+    fixed[a] =
+        Evaluate(scorers, dataset, episodes, TaskRule{std::vector<int>(num_tasks, a)}, options);
+    ++out.evaluations;
+  }
+  Rewards bar(scorers.size());
+  for (size_t s = 0; s < scorers.size(); ++s) {
+    int best = 0;
+    for (int a = 1; a < num_actions; ++a)
+      if (Mean(fixed[a][s]) > Mean(fixed[best][s])) best = a;
+    bar[s] = fixed[best][s];
+  }
+  int start = 0;
+  for (int a = 1; a < num_actions; ++a)
+    if (WorstLowerBound(fixed[a], bar, 0) > WorstLowerBound(fixed[start], bar, 0)) start = a;
+  out.rule.action_of_task.assign(num_tasks, start);
+  Rewards current = fixed[start];
+  out.start_worst_margin = out.worst_margin = WorstLowerBound(current, bar, 0);
+
+  // Coordinate ascent, task by task, until a full pass changes nothing. A
+  // change must be a confident improvement over the current rule under every
+  // scorer (paired lower bound above zero), not a gain the selection
+  // episodes' noise can produce: with a few logged turns per task x action
+  // cell, chasing the mean overfits badly.
+  constexpr double kConfidenceZ = 1.0;
+  constexpr int kMaxPasses = 8;
+  for (int pass = 0; pass < kMaxPasses; ++pass) {
+    bool changed = false;
+    for (int t = 0; t < num_tasks; ++t) {
+      for (int a = 0; a < num_actions; ++a) {
+        if (a == out.rule.action_of_task[t]) continue;
+        TaskRule trial = out.rule;
+        trial.action_of_task[t] = a;
+        Rewards rewards = Evaluate(scorers, dataset, episodes, trial, options);
+        ++out.evaluations;
+        if (WorstLowerBound(rewards, current, kConfidenceZ) > 0) {
+          out.rule = std::move(trial);
+          current = std::move(rewards);
+          out.worst_margin = WorstLowerBound(current, bar, 0);
+          changed = true;
+        }
+      }
+    }
+    if (!changed) break;
+  }
+  return out;
+}
+
+}  // namespace lcio::env
