@@ -70,6 +70,8 @@ absl::StatusOr<std::unique_ptr<Client>> Client::Create(const ClientOptions& opti
       return absl::InvalidArgumentError("tls_cert/tls_key need tls_ca");
     credentials = grpc::InsecureChannelCredentials();
   }
+  if (!options.load_balancing_policy.empty())
+    arguments.SetLoadBalancingPolicyName(options.load_balancing_policy);
   client->channel_ = grpc::CreateCustomChannel(options.target, credentials, arguments);
   client->stub_ = v1::Offloader::NewStub(client->channel_);
   return client;
