@@ -316,7 +316,8 @@ TEST_F(EndToEndTest, IdleConnectionsDoNotDelayExitAndTheSamePortsServeAgain) {
   ASSERT_TRUE(metrics_line.has_value()) << ReadFile(dir_.File("second.stderr"));
   EXPECT_EQ(PortOf(*metrics_line, "lcio-server metrics on 127.0.0.1:"), first.metrics_port);
   auto again = MakeClient(first);
-  EXPECT_TRUE(again->Decide(FirstTurn("after-restart"), &response).ok());
+  const absl::Status decided = again->Decide(FirstTurn("after-restart"), &response);
+  EXPECT_TRUE(decided.ok()) << decided;
   EXPECT_FALSE(Scrape(first).empty());
 }
 
@@ -464,9 +465,11 @@ TEST_F(EndToEndTest, HostileRequestsGetShortInvalidArgumentAndTheLogStaysJson) {
            "--turn=0", "--prompt=x", "--association=0.2,0.3,0.1", "--latency_budget=30",
            "--money_budget=0.05", "--device=" + std::string(60 << 10, 'd')});
   EXPECT_EQ(WEXITSTATUS(status), 1) << out.substr(0, 300);
-  auto error = nlohmann::json::parse(out, nullptr, false);
-  EXPECT_EQ(error["code"], "INVALID_ARGUMENT") << out.substr(0, 300);
-  EXPECT_LT(out.size(), 1024u);
+  EXPECT_EQ(out, "");  // errors go to stderr
+  const std::string printed = ReadFile(dir_.File("run.stderr"));
+  auto error = nlohmann::json::parse(printed, nullptr, false);
+  EXPECT_EQ(error["code"], "INVALID_ARGUMENT") << printed.substr(0, 300);
+  EXPECT_LT(printed.size(), 1024u);
   const auto m = Scrape(server);
   // Three undecodable calls and one call (not retried) with the long name.
   EXPECT_EQ(Metric(m, "lcio_decide_requests_total{code=\"INVALID_ARGUMENT\"}"), 4);
