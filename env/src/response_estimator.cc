@@ -66,9 +66,7 @@ Distance AddToShells(std::vector<std::pair<Distance, double>>& shells, Distance 
 // which a key cannot be among the neighbours.
 class ResponseEstimator::Neighbours {
  public:
-  // `ceiling`: a known upper bound on the k-th distance.
-  explicit Neighbours(int k, double ceiling = std::numeric_limits<double>::infinity())
-      : k_(k), bound_(ceiling) {}
+  explicit Neighbours(int k) : k_(k) {}
   double bound() const { return bound_; }
   const std::vector<std::pair<double, uint32_t>>& found() const { return found_; }
 
@@ -80,7 +78,7 @@ class ResponseEstimator::Neighbours {
 
  private:
   int k_;
-  double bound_;
+  double bound_ = std::numeric_limits<double>::infinity();
   std::vector<std::pair<double, double>> shells_;   // (distance, points), ascending
   std::vector<std::pair<double, uint32_t>> found_;  // (distance, unique id)
 };
