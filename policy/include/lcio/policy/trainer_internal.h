@@ -21,8 +21,5 @@ absl::StatusOr<TrainRun> RunTraining(const data::Dataset& dataset,
                                      const TrainOptions& options);
 // "auto" (CUDA when LibTorch sees one), "cpu", "cuda", "cuda:N".
 absl::StatusOr<std::string> ResolveDevice(const std::string& device);
-std::string TrainingConfigJson(const TrainOptions& options, const env::SimulatorConfig& config,
-                               const std::map<std::string, double>& hp, const std::string& device,
-                               const std::vector<env::ProfilePair>& profiles);
 
 }  // namespace lcio::policy
