@@ -125,31 +125,30 @@ absl::StatusOr<env::TrainingEnv> MakeTrainingEnv(const data::Dataset& dataset,
                                   layout, options.budgets, env_seed, profiles);
 }
 
-}  // namespace
+// Each learner's entry point (algorithms.h); the rc- variants are the same
+// learner with AlgoContext::constrained().
+constexpr struct {
+  Learner learner;
+  AlgoOutput (*train)(AlgoContext&);
+} kLearners[] = {{Learner::kPpo, TrainPpo}, {Learner::kA2c, TrainA2c}, {Learner::kDqn, TrainDqn}};
 
-absl::StatusOr<TrainRun> RunTraining(const data::Dataset& dataset,
-                                     const std::vector<int>& train_episodes,
-                                     const env::SimulatorConfig& config,
-                                     const TrainOptions& options) {
-  if (auto s = ValidateTrainOptions(options); !s.ok()) return s;
-  auto hp = Hyperparameters(options);
-  if (!hp.ok()) return hp.status();
-  const AlgoSpec spec = *ParseAlgo(options.algo);
-  auto device = ResolveDevice(options.device);
-  if (!device.ok()) return device.status();
+absl::Status CheckEpisodes(const data::Dataset& dataset, const std::vector<int>& train_episodes,
+                           const std::vector<int>& evaluation_episodes) {
   if (train_episodes.empty()) return absl::InvalidArgumentError("no training episodes");
-  for (int e : train_episodes)
-    if (e < 0 || e >= static_cast<int>(dataset.episodes.size()))
-      return absl::InvalidArgumentError(absl::StrCat(
-          "training episode index ", e, " is out of range [0, ", dataset.episodes.size(), ")"));
-  for (int e : options.evaluation_episodes)
-    if (e < 0 || e >= static_cast<int>(dataset.episodes.size()))
-      return absl::InvalidArgumentError(absl::StrCat(
-          "evaluation episode index ", e, " is out of range [0, ", dataset.episodes.size(), ")"));
+  const int n = static_cast<int>(dataset.episodes.size());
+  for (const auto& [episodes, what] :
+       {std::pair{&train_episodes, "training"}, std::pair{&evaluation_episodes, "evaluation"}})
+    for (int e : *episodes)
+      if (e < 0 || e >= n)
+        return absl::InvalidArgumentError(
+            absl::StrCat(what, " episode index ", e, " is out of range [0, ", n, ")"));
+  return absl::OkStatus();
+}
 
-  auto simulator = env::Simulator::Create(dataset, train_episodes, config);
-  if (!simulator.ok()) return simulator.status();
-  env::ObservationLayout layout = (*simulator)->DefaultLayout();
+// What the policy observes, from the options and the simulator fitted on the
+// training episodes (its response scale and the training profile's costs).
+env::ObservationLayout MakeLayout(const env::Simulator& simulator, const TrainOptions& options) {
+  env::ObservationLayout layout = simulator.DefaultLayout();
   layout.prompt_aware = options.prompt_aware;
   layout.budget_aware = options.budget_aware;
   layout.task_one_hot = options.task_one_hot;
@@ -159,10 +158,10 @@ absl::StatusOr<TrainRun> RunTraining(const data::Dataset& dataset,
   layout.response_aware = options.response_aware;
   if (options.response_aware)
     layout.response_scale =
-        (*simulator)->estimator()->mean_value() > 0 ? (*simulator)->estimator()->mean_value() : 1.0;
+        simulator.estimator()->mean_value() > 0 ? simulator.estimator()->mean_value() : 1.0;
   layout.fit_aware = options.fit_aware;
   if (options.fit_aware) {
-    const env::CostModel& costs = (*simulator)->costs();
+    const env::CostModel& costs = simulator.costs();
     layout.action_time_s.resize(costs.num_actions());
     layout.action_money_usd.resize(costs.num_actions());
     for (int a = 0; a < costs.num_actions(); ++a) {
@@ -171,29 +170,27 @@ absl::StatusOr<TrainRun> RunTraining(const data::Dataset& dataset,
     }
   }
   layout.profile_aware = options.profile_aware || options.DrawsProfiles();
-  const std::vector<env::ProfilePair> profiles =
-      options.all_profiles ? env::AllProfilePairs(config.catalog) : options.training_profiles;
-  auto training_env =
-      MakeTrainingEnv(dataset, train_episodes, config, *simulator, layout, options, profiles);
-  if (!training_env.ok()) return training_env.status();
+  return layout;
+}
 
+// Seeds LibTorch and the learner's own generator, then runs the learner.
+std::pair<AlgoOutput, TrainSummary> RunLearner(env::TrainingEnv& training_env,
+                                               const TrainOptions& options) {
+  const AlgoSpec spec = *ParseAlgo(options.algo);  // validated by ValidateTrainOptions
   ConfigureTorchThreads(options.torch_threads);
   torch::manual_seed(options.seed);
   TrainOptions context_options = options;
   context_options.seed = env::MixSeed(options.seed, 2);
-  AlgoContext context(*training_env, spec.constrained, context_options);
-  AlgoOutput output = spec.learner == Learner::kPpo   ? TrainPpo(context)
-                      : spec.learner == Learner::kA2c ? TrainA2c(context)
-                                                      : TrainDqn(context);
-  TrainRun run;
-  run.result.summary = context.Finish();
-  run.result.summary.algo = options.algo;
-  run.result.summary.device = *device;
-  run.result.summary.config_json = TrainingConfigJson(options, config, *hp, *device, profiles);
-  run.result.layout = layout;
-  if (layout.response_aware) run.result.response_model = (*simulator)->estimator();
-  run.result.decision_model_episodes = (*simulator)->fitted_episodes();
-  TrainedNetwork& net = run.result.network;
+  AlgoContext context(training_env, spec.constrained, context_options);
+  AlgoOutput output;
+  for (const auto& entry : kLearners)
+    if (entry.learner == spec.learner) output = entry.train(context);
+  return {std::move(output), context.Finish()};
+}
+
+// The learner's tensors as plain layers.
+TrainedNetwork ToTrainedNetwork(const AlgoOutput& output) {
+  TrainedNetwork net;
   net.activation = ActivationName(output.activation);
   net.sizes.push_back(static_cast<int>(output.weights.front().size(1)));
   for (size_t l = 0; l < output.weights.size(); ++l) {
@@ -203,39 +200,88 @@ absl::StatusOr<TrainRun> RunTraining(const data::Dataset& dataset,
     net.weights.emplace_back(w.data_ptr<float>(), w.data_ptr<float>() + w.numel());
     net.biases.emplace_back(b.data_ptr<float>(), b.data_ptr<float>() + b.numel());
   }
+  return net;
+}
+
+nlohmann::json FiguresJson(const EvaluationFigures& f) {
+  return {{"reward", f.reward},
+          {"response", f.response},
+          {"association", f.association},
+          {"latency_s", f.latency_s},
+          {"money_usd", f.money_usd},
+          {"share_over_latency", f.share_over_latency},
+          {"share_over_money", f.share_over_money},
+          {"episodes", f.episodes},
+          {"shield_overrides", f.shield_overrides}};
+}
+
+// The trained network on the evaluation episodes at the fixed budget, with
+// and without the shield, into the summary (figures and their JSON).
+absl::Status EvaluateTrained(const env::Simulator& simulator, const data::Dataset& dataset,
+                             const TrainOptions& options, const TrainResult& result,
+                             TrainSummary* summary) {
+  summary->evaluated = true;
+  nlohmann::json eval;
+  for (bool shield : {false, true}) {
+    auto encoder = env::ObservationEncoder::Create(result.layout, result.response_model);
+    if (!encoder.ok()) return encoder.status();
+    NetworkPolicy policy(options.algo, result.network, *std::move(encoder));
+    env::EvalOptions eval_options{options.budgets.fixed, shield, options.seed};
+    const env::PolicyResult r =
+        env::EvaluatePolicy(simulator, dataset, options.evaluation_episodes, policy, eval_options);
+    EvaluationFigures& f = shield ? summary->evaluation_shielded : summary->evaluation;
+    f = {r.reward,           r.response,
+         r.association,      r.latency_s,
+         r.money_usd,        r.share_over_latency,
+         r.share_over_money, static_cast<int>(r.episodes.size()),
+         r.shield_overrides};
+    eval[shield ? "shielded" : "unshielded"] = FiguresJson(f);
+  }
+  eval["budget"] = {{"latency_s", options.budgets.fixed.latency_s},
+                    {"money_usd", options.budgets.fixed.money_usd}};
+  summary->evaluation_json = eval.dump();
+  return absl::OkStatus();
+}
+
+}  // namespace
+
+absl::StatusOr<TrainRun> RunTraining(const data::Dataset& dataset,
+                                     const std::vector<int>& train_episodes,
+                                     const env::SimulatorConfig& config,
+                                     const TrainOptions& options) {
+  if (auto s = ValidateTrainOptions(options); !s.ok()) return s;
+  auto hp = Hyperparameters(options);
+  if (!hp.ok()) return hp.status();
+  auto device = ResolveDevice(options.device);
+  if (!device.ok()) return device.status();
+  if (auto s = CheckEpisodes(dataset, train_episodes, options.evaluation_episodes); !s.ok())
+    return s;
+
+  auto simulator = env::Simulator::Create(dataset, train_episodes, config);
+  if (!simulator.ok()) return simulator.status();
+  const env::ObservationLayout layout = MakeLayout(**simulator, options);
+  const std::vector<env::ProfilePair> profiles =
+      options.all_profiles ? env::AllProfilePairs(config.catalog) : options.training_profiles;
+  auto training_env =
+      MakeTrainingEnv(dataset, train_episodes, config, *simulator, layout, options, profiles);
+  if (!training_env.ok()) return training_env.status();
+
+  auto [output, summary] = RunLearner(*training_env, options);
+  TrainRun run;
+  run.result.summary = std::move(summary);
+  run.result.summary.algo = options.algo;
+  run.result.summary.device = *device;
+  run.result.summary.config_json = TrainingConfigJson(options, config, *hp, *device, profiles);
+  run.result.layout = layout;
+  if (layout.response_aware) run.result.response_model = (*simulator)->estimator();
+  run.result.decision_model_episodes = (*simulator)->fitted_episodes();
+  run.result.network = ToTrainedNetwork(output);
   run.output = std::move(output);
   run.simulator = *simulator;
-
-  if (!options.evaluation_episodes.empty()) {
-    TrainSummary& s = run.result.summary;
-    s.evaluated = true;
-    nlohmann::json eval;
-    for (bool shield : {false, true}) {
-      auto encoder = env::ObservationEncoder::Create(layout, run.result.response_model);
-      if (!encoder.ok()) return encoder.status();
-      NetworkPolicy policy(options.algo, net, *std::move(encoder));
-      env::EvalOptions eval_options{options.budgets.fixed, shield, options.seed};
-      const env::PolicyResult r = env::EvaluatePolicy(
-          **simulator, dataset, options.evaluation_episodes, policy, eval_options);
-      EvaluationFigures& f = shield ? s.evaluation_shielded : s.evaluation;
-      f = {r.reward,           r.response,
-           r.association,      r.latency_s,
-           r.money_usd,        r.share_over_latency,
-           r.share_over_money, static_cast<int>(r.episodes.size())};
-      eval[shield ? "shielded" : "unshielded"] = {{"reward", r.reward},
-                                                  {"response", r.response},
-                                                  {"association", r.association},
-                                                  {"latency_s", r.latency_s},
-                                                  {"money_usd", r.money_usd},
-                                                  {"share_over_latency", r.share_over_latency},
-                                                  {"share_over_money", r.share_over_money},
-                                                  {"episodes", r.episodes.size()},
-                                                  {"shield_overrides", r.shield_overrides}};
-    }
-    eval["budget"] = {{"latency_s", options.budgets.fixed.latency_s},
-                      {"money_usd", options.budgets.fixed.money_usd}};
-    s.evaluation_json = eval.dump();
-  }
+  if (!options.evaluation_episodes.empty())
+    if (auto s = EvaluateTrained(**simulator, dataset, options, run.result, &run.result.summary);
+        !s.ok())
+      return s;
   return run;
 }
 

@@ -87,6 +87,7 @@ struct EvaluationFigures {
   double reward = 0, response = 0, association = 0, latency_s = 0, money_usd = 0;
   double share_over_latency = 0, share_over_money = 0;
   int episodes = 0;
+  int64_t shield_overrides = 0;  // decisions the shield replaced
 };
 
 struct TrainSummary {
