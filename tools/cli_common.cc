@@ -1,8 +1,11 @@
 #include "cli_common.h"
 
 #include <filesystem>
+#include <fstream>
+#include <sstream>
 
 #include "absl/flags/flag.h"
+#include "absl/flags/internal/parse.h"
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
 #include "cli_help.h"
@@ -13,8 +16,10 @@ ABSL_FLAG(std::string, profiles, "",
           "JSON file adding or replacing device/network/LLM/price profiles");
 ABSL_FLAG(std::string, device, "Jetson TX2", "local device profile");
 ABSL_FLAG(std::string, network, "Wired", "network profile to the cloud LLM");
-ABSL_FLAG(double, latency_budget, 30.0, "per-conversation latency budget, seconds");
-ABSL_FLAG(double, money_budget, 0.05, "per-conversation money budget, USD");
+ABSL_FLAG(double, latency_budget, lcio::env::Budget{}.latency_s,
+          "per-conversation latency budget, seconds");
+ABSL_FLAG(double, money_budget, lcio::env::Budget{}.money_usd,
+          "per-conversation money budget, USD");
 ABSL_FLAG(double, alpha, 1.0, "reward weight of the response score");
 ABSL_FLAG(double, beta_association, 1.0 / 3, "reward weight of the view association");
 ABSL_FLAG(double, beta_latency, 1.0 / 3, "reward weight of the normalised latency");
@@ -116,6 +121,32 @@ absl::StatusOr<std::vector<env::Split>> SplitsFromFlags(const data::Dataset& dat
     splits.push_back(*std::move(split));
   }
   return splits;
+}
+
+bool FlagGiven(const std::string& name) {
+  // absl 20220623 keeps CommandLineFlag::IsSpecifiedOnCommandLine private; the
+  // parser's own record of the command line answers the same question.
+  return absl::flags_internal::WasPresentOnCommandLine(name);
+}
+
+absl::Status ApplyFileThenFlags(const std::string& file_flag, const std::string& path,
+                                const std::function<absl::Status(const std::string&)>& apply_file,
+                                const std::vector<FlagOverride>& overrides) {
+  if (!path.empty()) {
+    std::ifstream file(path);
+    if (!file)
+      return absl::NotFoundError(
+          absl::StrCat("--", file_flag, " = \"", path.substr(0, 256), "\": cannot read"));
+    std::stringstream text;
+    text << file.rdbuf();
+    if (auto s = apply_file(text.str()); !s.ok())
+      return absl::Status(s.code(), absl::StrCat("--", file_flag, " = \"", path.substr(0, 256),
+                                                 "\": ", s.message()));
+  }
+  for (const FlagOverride& o : overrides)
+    if (FlagGiven(o.flag))
+      if (auto s = o.apply(); !s.ok()) return s;
+  return absl::OkStatus();
 }
 
 std::string SettingsJson(const env::SimulatorConfig& config, const env::Budget& budget) {

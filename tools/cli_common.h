@@ -2,6 +2,7 @@
 // profiles, weights, budgets and splits. One definition for every binary.
 #pragma once
 
+#include <functional>
 #include <string>
 #include <vector>
 
@@ -42,6 +43,23 @@ env::Budget BudgetFromFlags();
 // `count` seeded random splits starting at --split_seed (seed, seed+1, ...),
 // or the one explicit split of --train_ids/--test_ids.
 absl::StatusOr<std::vector<env::Split>> SplitsFromFlags(const data::Dataset& dataset, int count);
+// Whether the flag `name` was given on the command line (or in a --flagfile),
+// whatever its value: a flag given at its default value still counts.
+bool FlagGiven(const std::string& name);
+
+// A setting that a command-line flag decides when given.
+struct FlagOverride {
+  std::string flag;
+  std::function<absl::Status()> apply;  // copies the flag's value into the setting
+};
+// The precedence rule of every tool, in one place: the defaults, then the
+// JSON configuration file named by the flag `file_flag` (`path`; none when
+// empty), read and handed to `apply_file`, then every override whose flag was
+// given on the command line, in order. Errors name the file.
+absl::Status ApplyFileThenFlags(const std::string& file_flag, const std::string& path,
+                                const std::function<absl::Status(const std::string&)>& apply_file,
+                                const std::vector<FlagOverride>& overrides);
+
 // The settings above as JSON, recorded beside results and in artifacts.
 std::string SettingsJson(const env::SimulatorConfig& config, const env::Budget& budget);
 

@@ -40,8 +40,8 @@ ABSL_FLAG(int64_t, timesteps, 30000, "training timesteps per algorithm and split
 ABSL_FLAG(uint64_t, train_seed, 1, "training seed (--algos)");
 ABSL_FLAG(std::string, train_config, "",
           "training configuration for --algos: the JSON file lcio-train --config reads "
-          "(hyperparameters, budget distribution...); --timesteps/--train_seed win when set, "
-          "the algorithm comes from --algos");
+          "(hyperparameters, budget distribution...); --timesteps, --train_seed, "
+          "--latency_budget and --money_budget win when given, the algorithm comes from --algos");
 ABSL_FLAG(std::vector<std::string>, policy, {},
           "policy artifacts to evaluate as they are (note: an artifact trained on the "
           "whole data set has seen the test episodes)");
@@ -95,26 +95,89 @@ struct Method {
   // False for an artifact trained on the evaluated data set: it has seen the
   // test episodes (artifacts record their data set, not their split).
   bool held_out = true;
+  // The Oracle: plans within the budgets, so it runs without the shield only,
+  // and the table's "% of Oracle" refers to it.
+  bool oracle = false;
 };
+
+// What the flags ask for, read once in main and handed down.
+struct EvalSettings {
+  bool fixed_actions = true, oracle = true;
+  bool task_rule = false;  // --task_rule
+  env::Budget budget;      // the evaluated budget (the task rule is selected at it)
+  uint64_t seed = 1;       // randomised baselines and the evaluator
+#ifdef LCIO_WITH_POLICY
+  std::vector<policy::TrainOptions> training;  // one per --algos entry
+#endif
+  std::vector<std::string> artifacts;  // --policy
+};
+
+#ifdef LCIO_WITH_POLICY
+// The training options of one --algos entry: the defaults, --train_config,
+// then the flags given on the command line (the rule lcio-train follows).
+absl::StatusOr<policy::TrainOptions> TrainOptionsFor(const std::string& algo) {
+  policy::TrainOptions options;
+  options.algo = algo;  // --algos names the algorithm, whatever the file says
+  auto set = [](auto* field, const auto& flag) {
+    return [field, &flag] {
+      *field = absl::GetFlag(flag);
+      return absl::OkStatus();
+    };
+  };
+  env::BudgetDistribution& b = options.budgets;
+  if (auto s = cli::ApplyFileThenFlags(
+          "train_config", absl::GetFlag(FLAGS_train_config),
+          [&](const std::string& text) {
+            return policy::ApplyTrainConfigJson(text, &options, /*keep_algo=*/true);
+          },
+          {{"timesteps", set(&options.timesteps, FLAGS_timesteps)},
+           {"train_seed", set(&options.seed, FLAGS_train_seed)},
+           {"latency_budget", set(&b.fixed.latency_s, FLAGS_latency_budget)},
+           {"money_budget", set(&b.fixed.money_usd, FLAGS_money_budget)}});
+      !s.ok())
+    return s;
+  return options;
+}
+#endif
+
+absl::StatusOr<EvalSettings> SettingsFromFlags() {
+  EvalSettings settings;
+  settings.fixed_actions = absl::GetFlag(FLAGS_fixed);
+  settings.oracle = absl::GetFlag(FLAGS_oracle);
+  settings.seed = absl::GetFlag(FLAGS_seed);
+  settings.task_rule = absl::GetFlag(FLAGS_task_rule);
+  settings.budget = cli::BudgetFromFlags();
+  settings.artifacts = absl::GetFlag(FLAGS_policy);
+#ifdef LCIO_WITH_POLICY
+  for (const std::string& algo : absl::GetFlag(FLAGS_algos)) {
+    auto options = TrainOptionsFor(algo);
+    if (!options.ok()) return options.status();
+    settings.training.push_back(*std::move(options));
+  }
+#else
+  if (!absl::GetFlag(FLAGS_algos).empty() || !settings.artifacts.empty())
+    return absl::FailedPreconditionError(
+        "--algos and --policy need lcio built with LCIO_BUILD_POLICY=ON");
+#endif
+  return settings;
+}
 
 // One split's decision makers. Everything they consult is fitted on the
 // split's training side (`decision_model`); CheckDecisionModelHeldOut enforces it.
 absl::StatusOr<std::vector<Method>> MakeDecisionMakers(
     const data::Dataset& dataset, const env::Split& split, const env::SimulatorConfig& config,
-    std::shared_ptr<const env::Simulator> decision_model, const env::Budget& budget) {
+    std::shared_ptr<const env::Simulator> decision_model, const EvalSettings& settings) {
   std::vector<Method> m;
-  for (auto& p :
-       env::MakeModelFreeBaselines(decision_model->actions(), absl::GetFlag(FLAGS_fixed))) {
+  for (auto& p : env::MakeModelFreeBaselines(decision_model->actions(), settings.fixed_actions)) {
     // Cloud and Random draw at random: shown for reference, not a bar to clear.
     const bool random = dynamic_cast<env::RandomPolicy*>(p.get()) != nullptr;
     m.push_back({std::move(p), random ? env::MethodRole::kReference : env::MethodRole::kBaseline});
   }
   m.push_back({std::make_unique<env::GreedyPolicy>(decision_model), env::MethodRole::kBaseline});
-  if (absl::GetFlag(FLAGS_task_rule)) {
+  if (settings.task_rule) {
     // Selected with the shield on: the service always shields.
-    const env::EvalOptions selection{budget, /*shield=*/true, absl::GetFlag(FLAGS_seed)};
-    auto selected =
-        env::SelectTaskRule(dataset, split.train, config, selection, absl::GetFlag(FLAGS_seed));
+    const env::EvalOptions selection{settings.budget, /*shield=*/true, settings.seed};
+    auto selected = env::SelectTaskRule(dataset, split.train, config, selection, settings.seed);
     if (!selected.ok()) return selected.status();
     std::cerr << "task rule: "
               << env::DescribeTaskRule(selected->rule, dataset, decision_model->actions())
@@ -124,36 +187,17 @@ absl::StatusOr<std::vector<Method>> MakeDecisionMakers(
                  env::MethodRole::kCandidate});
   }
 #ifdef LCIO_WITH_POLICY
-  for (const std::string& algo : absl::GetFlag(FLAGS_algos)) {
-    policy::TrainOptions options;
-    options.timesteps = absl::GetFlag(FLAGS_timesteps);
-    options.seed = absl::GetFlag(FLAGS_train_seed);
-    options.budgets.fixed = budget;
-    if (const std::string path = absl::GetFlag(FLAGS_train_config); !path.empty()) {
-      std::ifstream file(path);
-      if (!file)
-        return absl::NotFoundError(absl::StrCat("--train_config = \"", path, "\": cannot read"));
-      std::stringstream text;
-      text << file.rdbuf();
-      if (auto s = policy::ApplyTrainConfigJson(text.str(), &options); !s.ok())
-        return absl::Status(s.code(),
-                            absl::StrCat("--train_config = \"", path, "\": ", s.message()));
-      // Flags given on the command line win over the file, as in lcio-train.
-      if (absl::GetFlag(FLAGS_timesteps) != 30000)
-        options.timesteps = absl::GetFlag(FLAGS_timesteps);
-      if (absl::GetFlag(FLAGS_train_seed) != 1) options.seed = absl::GetFlag(FLAGS_train_seed);
-    }
-    options.algo = algo;
+  for (const policy::TrainOptions& options : settings.training) {
     auto trained = policy::Train(dataset, split.train, config, options);
     if (!trained.ok()) return trained.status();
     auto encoder = env::ObservationEncoder::Create(trained->layout, trained->response_model);
     if (!encoder.ok()) return encoder.status();
     m.push_back({std::make_unique<policy::NetworkPolicy>(
-                     algo, std::move(trained->network), *std::move(encoder),
+                     options.algo, std::move(trained->network), *std::move(encoder),
                      std::move(trained->decision_model_episodes)),
                  env::MethodRole::kCandidate});
   }
-  for (const std::string& path : absl::GetFlag(FLAGS_policy)) {
+  for (const std::string& path : settings.artifacts) {
     auto loaded = policy::ArtifactPolicy::Load(path, "cpu");
     if (!loaded.ok()) return loaded.status();
     if (auto s =
@@ -167,10 +211,7 @@ absl::StatusOr<std::vector<Method>> MakeDecisionMakers(
     m.push_back({std::move(*loaded), env::MethodRole::kCandidate, !seen});
   }
 #else
-  (void)dataset, (void)config, (void)budget;
-  if (!absl::GetFlag(FLAGS_algos).empty() || !absl::GetFlag(FLAGS_policy).empty())
-    return absl::FailedPreconditionError(
-        "--algos and --policy need lcio built with LCIO_BUILD_POLICY=ON");
+  (void)dataset, (void)config;
 #endif
   for (const Method& method : m)
     if (auto s = env::CheckDecisionModelHeldOut(*method.policy, split.test); !s.ok()) return s;
@@ -179,13 +220,15 @@ absl::StatusOr<std::vector<Method>> MakeDecisionMakers(
 
 // The bounds that know the scorer: Greedy deciding with it (not under
 // in_sample, where it is the Greedy baseline itself) and the Oracle.
-std::vector<Method> MakeBounds(const std::shared_ptr<const env::Scorer>& scorer, bool held_out) {
+std::vector<Method> MakeBounds(const std::shared_ptr<const env::Scorer>& scorer, bool held_out,
+                               bool oracle) {
   std::vector<Method> m;
   if (held_out)
     m.push_back({std::make_unique<env::GreedyPolicy>(scorer, "Greedy (clairvoyant)", true),
                  env::MethodRole::kBound});
-  if (absl::GetFlag(FLAGS_oracle))
-    m.push_back({std::make_unique<env::OraclePolicy>(scorer), env::MethodRole::kBound});
+  if (oracle)
+    m.push_back({std::make_unique<env::OraclePolicy>(scorer), env::MethodRole::kBound,
+                 /*held_out=*/true, /*oracle=*/true});
   return m;
 }
 
@@ -201,7 +244,7 @@ std::vector<env::ScoredRows> EvaluateAll(const data::Dataset& dataset,
                                          const std::vector<env::Split>& splits,
                                          std::vector<std::vector<Method>>& decision_makers,
                                          std::vector<ScorerRun>& scorers, const env::Budget& budget,
-                                         const std::vector<bool>& shield_settings) {
+                                         const std::vector<bool>& shield_settings, uint64_t seed) {
   std::vector<env::ScoredRows> out;
   for (ScorerRun& run : scorers) {
     env::ScoredRows scored;
@@ -212,15 +255,14 @@ std::vector<env::ScoredRows> EvaluateAll(const data::Dataset& dataset,
       std::vector<env::PolicyResult> row;
       const bool first_split = s == 0;
       auto evaluate = [&](Method& method) {
-        const bool is_oracle = dynamic_cast<env::OraclePolicy*>(method.policy.get()) != nullptr;
         for (bool shield : shield_settings) {
           // The Oracle plans within the budgets: the shield has nothing to do.
-          if (is_oracle && shield != shield_settings.front()) continue;
+          if (method.oracle && shield != shield_settings.front()) continue;
           if (first_split) {
-            if (is_oracle) scored.oracle = static_cast<int>(scored.roles.size());
+            if (method.oracle) scored.oracle = static_cast<int>(scored.roles.size());
             scored.roles.push_back(method.role);
           }
-          env::EvalOptions options{budget, shield, absl::GetFlag(FLAGS_seed)};
+          env::EvalOptions options{budget, shield, seed};
           row.push_back(env::EvaluatePolicy(*run.by_split[s], dataset, splits[s].test,
                                             *method.policy, options));
         }
@@ -389,6 +431,8 @@ int main(int argc, char** argv) {
   auto splits = cli::SplitsFromFlags(*dataset, absl::GetFlag(FLAGS_splits));
   if (!splits.ok()) return Fail(splits.status());
   const env::Budget budget = cli::BudgetFromFlags();
+  auto settings = SettingsFromFlags();
+  if (!settings.ok()) return Fail(settings.status());
 
   if (absl::GetFlag(FLAGS_model_validity)) return PrintModelValidity(*dataset, *splits, *config);
 
@@ -409,14 +453,14 @@ int main(int argc, char** argv) {
     // The decision model: fitted on the training side only.
     auto decision_model = env::Simulator::Create(*dataset, split.train, *config);
     if (!decision_model.ok()) return Fail(decision_model.status());
-    auto m = MakeDecisionMakers(*dataset, split, *config, *decision_model, budget);
+    auto m = MakeDecisionMakers(*dataset, split, *config, *decision_model, *settings);
     if (!m.ok()) return Fail(m.status());
     decision_makers.push_back(*std::move(m));
     for (ScorerRun& run : scorers) {
-      auto scorer = env::Scorer::Create(run.kind, *dataset, split, *config,
-                                        absl::GetFlag(FLAGS_seed), *decision_model);
+      auto scorer =
+          env::Scorer::Create(run.kind, *dataset, split, *config, settings->seed, *decision_model);
       if (!scorer.ok()) return Fail(scorer.status());
-      run.bounds.push_back(MakeBounds(*scorer, env::IsHeldOut(run.kind)));
+      run.bounds.push_back(MakeBounds(*scorer, env::IsHeldOut(run.kind), settings->oracle));
       run.by_split.push_back(*std::move(scorer));
     }
   }
@@ -425,8 +469,8 @@ int main(int argc, char** argv) {
     std::vector<std::vector<env::ScoredRows>> grid;  // [cell][scorer]
     for (double l : *sweep_l)
       for (double m : *sweep_m) {
-        grid.push_back(
-            EvaluateAll(*dataset, *splits, decision_makers, scorers, {l, m}, shield_settings));
+        grid.push_back(EvaluateAll(*dataset, *splits, decision_makers, scorers, {l, m},
+                                   shield_settings, settings->seed));
         std::cerr << "lcio-eval: swept " << l << " s / " << m << " USD\n";
       }
     for (size_t k = 0; k < scorers.size(); ++k) {
@@ -439,8 +483,8 @@ int main(int argc, char** argv) {
     return 0;
   }
 
-  const std::vector<env::ScoredRows> scored =
-      EvaluateAll(*dataset, *splits, decision_makers, scorers, budget, shield_settings);
+  const std::vector<env::ScoredRows> scored = EvaluateAll(
+      *dataset, *splits, decision_makers, scorers, budget, shield_settings, settings->seed);
   // The headline: shielded rows when the shield was on.
   const std::vector<env::WorstCaseRow> worst =
       env::WorstCase(scored, /*shielded=*/shield_settings.back());

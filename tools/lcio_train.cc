@@ -4,17 +4,14 @@
 // works from the repository root.
 #include <unistd.h>
 
+#include <algorithm>
 #include <cmath>
 #include <cstdio>
-#include <fstream>
 #include <iostream>
 #include <map>
-#include <sstream>
 
-#include "absl/flags/commandlineflag.h"
 #include "absl/flags/flag.h"
 #include "absl/flags/parse.h"
-#include "absl/flags/reflection.h"
 #include "absl/flags/usage.h"
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
@@ -24,91 +21,56 @@
 #include "cli_help.h"
 #include "lcio/env/baselines.h"
 #include "lcio/env/evaluator.h"
+#include "lcio/policy/train_config.h"
 #include "lcio/policy/trainer.h"
 
-ABSL_FLAG(std::string, algo, "rc-ppo", "ppo, a2c, dqn, rc-ppo, rc-a2c or rc-dqn");
-ABSL_FLAG(int64_t, timesteps, 30000, "environment steps to train for");
-ABSL_FLAG(uint64_t, seed, 1, "training seed (network init, sampling, episodes, budgets)");
+ABSL_FLAG(std::string, algo, lcio::policy::TrainOptions{}.algo,
+          "ppo, a2c, dqn, rc-ppo, rc-a2c or rc-dqn");
+ABSL_FLAG(int64_t, timesteps, lcio::policy::TrainOptions{}.timesteps,
+          "environment steps to train for");
+ABSL_FLAG(uint64_t, seed, lcio::policy::TrainOptions{}.seed,
+          "training seed (network init, sampling, episodes, budgets)");
 ABSL_FLAG(std::string, out, "policy.pt", "where to write the policy artifact");
 ABSL_FLAG(std::string, config, "",
-          "JSON file: {\"algo\", \"timesteps\", \"seed\", \"hyperparameters\": {name: value}, "
-          "\"budget_distribution\": {...}}; command-line flags override it");
-ABSL_FLAG(std::string, torch_device, "auto", "LibTorch device: auto, cpu, cuda or cuda:N");
-ABSL_FLAG(int, torch_threads, 1, "LibTorch intra-op threads");
+          "JSON training configuration (docs/training.md); flags given on the command line win "
+          "over it");
+ABSL_FLAG(bool, print_options_markdown, false,
+          "print every training option (the list in docs/training.md) and exit");
+ABSL_FLAG(std::string, torch_device, lcio::policy::TrainOptions{}.device,
+          "LibTorch device: auto, cpu, cuda or cuda:N");
+ABSL_FLAG(int, torch_threads, lcio::policy::TrainOptions{}.torch_threads,
+          "LibTorch intra-op threads");
 ABSL_FLAG(std::string, split, "random",
           "random: train on the training side of --split_seed/--test_ratio (or "
           "--train_ids/--test_ids) and evaluate on the test side; none: train on every episode");
-ABSL_FLAG(std::string, budget_dist, "mixture",
+ABSL_FLAG(std::string, budget_dist,
+          lcio::env::BudgetDistribution::KindName(lcio::policy::kDefaultBudgetKind),
           "training budgets per episode: fixed (--latency_budget/--money_budget), uniform "
           "(between low and high), normal (around the budgets, clipped to [low, high]) or "
           "mixture (normal, with --budget_extreme_share near low or high)");
-ABSL_FLAG(double, budget_low_latency, 2.0, "low end of training latency budgets, s");
-ABSL_FLAG(double, budget_high_latency, 60.0, "high end of training latency budgets, s");
-ABSL_FLAG(double, budget_low_money, 0.002, "low end of training money budgets, USD");
-ABSL_FLAG(double, budget_high_money, 0.1, "high end of training money budgets, USD");
-ABSL_FLAG(double, budget_sd_latency, 10.0, "standard deviation of latency budgets, s");
-ABSL_FLAG(double, budget_sd_money, 0.02, "standard deviation of money budgets, USD");
-ABSL_FLAG(double, budget_extreme_share, 0.2, "mixture: share of episodes with extreme budgets");
-ABSL_FLAG(bool, prompt_aware, true, "observe each view's association with the prompt");
-ABSL_FLAG(bool, budget_aware, true, "observe the remaining budgets");
-ABSL_FLAG(bool, task_one_hot, true, "observe the current task one-hot");
-ABSL_FLAG(bool, response_aware, false,
-          "observe the response model's predicted response for each action (the artifact then "
-          "carries the model)");
-ABSL_FLAG(bool, fit_aware, false,
-          "observe, for each action, whether it fits the remaining budgets by the shield's rule");
-ABSL_FLAG(bool, profile_aware, false,
-          "observe the request's own device and network: each action's latency and money and "
-          "the remaining budgets relative to them (layout version 4)");
+// The distribution's spread and the observation options, from their tables
+// (lcio/policy/train_config.h).
+#define LCIO_BUDGET_FLAG(flag, pointer, member, help) \
+  ABSL_FLAG(double, flag, lcio::env::BudgetDistribution{}.member, help);
+LCIO_BUDGET_SPREAD_OPTIONS(LCIO_BUDGET_FLAG)
+#undef LCIO_BUDGET_FLAG
+#define LCIO_OBSERVATION_FLAG(type, name, value, lo, hi, help) ABSL_FLAG(type, name, value, help);
+LCIO_OBSERVATION_OPTIONS(LCIO_OBSERVATION_FLAG)
+#undef LCIO_OBSERVATION_FLAG
 ABSL_FLAG(std::string, training_profiles, "",
           "draw each training episode's device and network: all (every device x network of the "
           "catalog, with --profiles) or device/network;device/network...; implies "
           "--profile_aware. Empty: every episode uses --device and --network");
-ABSL_FLAG(int32_t, cross_fit_folds, 1,
+ABSL_FLAG(int32_t, cross_fit_folds, lcio::policy::TrainOptions{}.cross_fit_folds,
           "score each training episode with a kNN fitted on the other folds (>= 2), as the test "
           "is; 1: one kNN on every training episode");
 ABSL_FLAG(std::string, progress, "auto",
           "progress display: auto (bar on a terminal), bar, lines, off");
 ABSL_FLAG(int64_t, log_every, 0, "steps between progress reports (0: about 50 per run)");
 ABSL_FLAG(bool, evaluate, true, "evaluate on the test side at the end (with Greedy and Oracle)");
-ABSL_FLAG(std::vector<std::string>, hp, {}, "hyperparameter overrides, name=value,...");
-
-// One flag per hyperparameter; empty means "the algorithm's default".
-#define LCIO_HP_FLAG(name) \
-  ABSL_FLAG(std::string, name, "", "hyperparameter " #name " (empty: the algorithm's default)")
-LCIO_HP_FLAG(learning_rate);
-LCIO_HP_FLAG(n_steps);
-LCIO_HP_FLAG(batch_size);
-LCIO_HP_FLAG(n_epochs);
-LCIO_HP_FLAG(gamma);
-LCIO_HP_FLAG(gae_lambda);
-LCIO_HP_FLAG(clip_range);
-LCIO_HP_FLAG(ent_coef);
-LCIO_HP_FLAG(vf_coef);
-LCIO_HP_FLAG(max_grad_norm);
-LCIO_HP_FLAG(normalize_advantage);
-LCIO_HP_FLAG(adam_eps);
-LCIO_HP_FLAG(rms_prop_alpha);
-LCIO_HP_FLAG(rms_prop_eps);
-LCIO_HP_FLAG(buffer_size);
-LCIO_HP_FLAG(learning_starts);
-LCIO_HP_FLAG(tau);
-LCIO_HP_FLAG(train_freq);
-LCIO_HP_FLAG(gradient_steps);
-LCIO_HP_FLAG(target_update_interval);
-LCIO_HP_FLAG(exploration_fraction);
-LCIO_HP_FLAG(exploration_initial_eps);
-LCIO_HP_FLAG(exploration_final_eps);
-LCIO_HP_FLAG(hidden_size);
-LCIO_HP_FLAG(hidden_layers);
-LCIO_HP_FLAG(cost_limit_latency);
-LCIO_HP_FLAG(cost_limit_money);
-LCIO_HP_FLAG(lagrange_lr);
-LCIO_HP_FLAG(lagrange_kp);
-LCIO_HP_FLAG(lagrange_kd);
-LCIO_HP_FLAG(lagrange_init);
-LCIO_HP_FLAG(lagrange_max);
-LCIO_HP_FLAG(lagrange_interval);
+ABSL_FLAG(std::vector<std::string>, hp, {},
+          "hyperparameter overrides, name=value,... (also --NAME VALUE for each hyperparameter "
+          "of the algorithm; --print_options_markdown lists them)");
 
 namespace {
 
@@ -119,143 +81,148 @@ int Fail(const absl::Status& status) {
   return 2;
 }
 
-const std::vector<std::pair<std::string, absl::Flag<std::string>*>>& HyperparameterFlags() {
-#define LCIO_HP_ENTRY(name) \
-  { #name, &FLAGS_##name }
-  static const std::vector<std::pair<std::string, absl::Flag<std::string>*>> flags = {
-      LCIO_HP_ENTRY(learning_rate),
-      LCIO_HP_ENTRY(n_steps),
-      LCIO_HP_ENTRY(batch_size),
-      LCIO_HP_ENTRY(n_epochs),
-      LCIO_HP_ENTRY(gamma),
-      LCIO_HP_ENTRY(gae_lambda),
-      LCIO_HP_ENTRY(clip_range),
-      LCIO_HP_ENTRY(ent_coef),
-      LCIO_HP_ENTRY(vf_coef),
-      LCIO_HP_ENTRY(max_grad_norm),
-      LCIO_HP_ENTRY(normalize_advantage),
-      LCIO_HP_ENTRY(adam_eps),
-      LCIO_HP_ENTRY(rms_prop_alpha),
-      LCIO_HP_ENTRY(rms_prop_eps),
-      LCIO_HP_ENTRY(buffer_size),
-      LCIO_HP_ENTRY(learning_starts),
-      LCIO_HP_ENTRY(tau),
-      LCIO_HP_ENTRY(train_freq),
-      LCIO_HP_ENTRY(gradient_steps),
-      LCIO_HP_ENTRY(target_update_interval),
-      LCIO_HP_ENTRY(exploration_fraction),
-      LCIO_HP_ENTRY(exploration_initial_eps),
-      LCIO_HP_ENTRY(exploration_final_eps),
-      LCIO_HP_ENTRY(hidden_size),
-      LCIO_HP_ENTRY(hidden_layers),
-      LCIO_HP_ENTRY(cost_limit_latency),
-      LCIO_HP_ENTRY(cost_limit_money),
-      LCIO_HP_ENTRY(lagrange_lr),
-      LCIO_HP_ENTRY(lagrange_kp),
-      LCIO_HP_ENTRY(lagrange_kd),
-      LCIO_HP_ENTRY(lagrange_init),
-      LCIO_HP_ENTRY(lagrange_max),
-      LCIO_HP_ENTRY(lagrange_interval)};
-#undef LCIO_HP_ENTRY
-  return flags;
+// Every hyperparameter name of every algorithm's table: lcio-train takes
+// --NAME VALUE for each. A name means different things (and has different
+// defaults) for different learners, so these are not absl flags; they are
+// taken off the command line before absl parses the rest.
+std::vector<std::string> HyperparameterNames() {
+  std::vector<std::string> names;
+  for (const std::string& algo : policy::KnownAlgorithms()) {
+    const std::map<std::string, double> defaults = *policy::DefaultHyperparameters(algo);
+    for (const auto& [name, value] : defaults)
+      if (std::find(names.begin(), names.end(), name) == names.end()) names.push_back(name);
+  }
+  return names;
+}
+
+// Removes --NAME=VALUE and --NAME VALUE for every hyperparameter name from
+// argv (before "--"), returning them in command-line order.
+absl::StatusOr<std::vector<std::pair<std::string, std::string>>> TakeHyperparameterArgs(
+    int* argc, char** argv) {
+  const std::vector<std::string> names = HyperparameterNames();
+  std::vector<std::pair<std::string, std::string>> taken;
+  int out = 1;
+  for (int i = 1; i < *argc; ++i) {
+    const std::string arg = argv[i];
+    if (arg == "--") {
+      while (i < *argc) argv[out++] = argv[i++];
+      break;
+    }
+    const size_t dashes = arg.rfind("--", 0) == 0 ? 2 : arg.rfind("-", 0) == 0 ? 1 : 0;
+    const size_t eq = arg.find('=');
+    const std::string name = arg.substr(dashes, eq == std::string::npos ? eq : eq - dashes);
+    if (dashes == 0 || std::find(names.begin(), names.end(), name) == names.end()) {
+      argv[out++] = argv[i];
+      continue;
+    }
+    if (eq != std::string::npos) {
+      taken.push_back({name, arg.substr(eq + 1)});
+    } else if (i + 1 < *argc) {
+      taken.push_back({name, argv[++i]});
+    } else {
+      return absl::InvalidArgumentError(absl::StrCat("--", name, ": missing value"));
+    }
+  }
+  *argc = out;
+  argv[out] = nullptr;
+  return taken;
 }
 
 absl::StatusOr<double> ParseNumber(const std::string& name, const std::string& text) {
   double value;
   if (!absl::SimpleAtod(text, &value) || !std::isfinite(value))
     return absl::InvalidArgumentError(
-        absl::StrCat("--", name, " = \"", text, "\": expected a finite number"));
+        absl::StrCat("--", name, " = \"", text.substr(0, 64), "\": expected a finite number"));
   return value;
 }
 
-// Options from --config (if any), then the command line on top.
-absl::StatusOr<policy::TrainOptions> OptionsFromFlags() {
-  policy::TrainOptions options;
-  const env::Budget center = cli::BudgetFromFlags();
-  env::BudgetDistribution& b = options.budgets;
-  auto kind = env::BudgetDistribution::ParseKind(absl::GetFlag(FLAGS_budget_dist));
-  if (!kind.ok()) return kind.status();
-  b.kind = *kind;
-  b.fixed = center;
-  b.low = {absl::GetFlag(FLAGS_budget_low_latency), absl::GetFlag(FLAGS_budget_low_money)};
-  b.high = {absl::GetFlag(FLAGS_budget_high_latency), absl::GetFlag(FLAGS_budget_high_money)};
-  b.stddev = {absl::GetFlag(FLAGS_budget_sd_latency), absl::GetFlag(FLAGS_budget_sd_money)};
-  b.extreme_share = absl::GetFlag(FLAGS_budget_extreme_share);
-  options.algo = absl::GetFlag(FLAGS_algo);
-  options.timesteps = absl::GetFlag(FLAGS_timesteps);
-  options.seed = absl::GetFlag(FLAGS_seed);
+absl::StatusOr<std::vector<env::ProfilePair>> ParseProfiles(const std::string& text) {
+  std::vector<env::ProfilePair> pairs;
+  for (const std::string& item : std::vector<std::string>(absl::StrSplit(text, ';'))) {
+    std::vector<std::string> parts = absl::StrSplit(item, absl::MaxSplits('/', 1));
+    if (parts.size() != 2 || parts[0].empty() || parts[1].empty())
+      return absl::InvalidArgumentError(absl::StrCat(
+          "--training_profiles item \"", item.substr(0, 64), "\": expected device/network"));
+    pairs.push_back({parts[0], parts[1]});
+  }
+  return pairs;
+}
 
-  if (const std::string path = absl::GetFlag(FLAGS_config); !path.empty()) {
-    std::ifstream file(path);
-    if (!file) return absl::NotFoundError(absl::StrCat("--config = \"", path, "\": cannot read"));
-    std::stringstream text;
-    text << file.rdbuf();
-    if (auto s = policy::ApplyTrainConfigJson(text.str(), &options); !s.ok())
-      return absl::Status(s.code(), absl::StrCat("--config = \"", path, "\": ", s.message()));
-  }
-  // Explicit flags win over the config file.
-  auto is_set = [](const char* name) {
-    const absl::CommandLineFlag* flag = absl::FindCommandLineFlag(name);
-    // (this abseil keeps IsSpecifiedOnCommandLine private: a flag set to its
-    // default value leaves the config file in charge)
-    return flag != nullptr && flag->CurrentValue() != flag->DefaultValue();
+// The defaults, then --config, then every flag given on the command line
+// (cli::ApplyFileThenFlags), then the hyperparameter flags.
+absl::StatusOr<policy::TrainOptions> OptionsFromFlags(
+    const std::vector<std::pair<std::string, std::string>>& hyperparameter_args) {
+  policy::TrainOptions options;
+  auto set = [](auto* field, const auto& flag) {
+    return [field, &flag] {
+      *field = absl::GetFlag(flag);
+      return absl::OkStatus();
+    };
   };
-  if (is_set("algo")) options.algo = absl::GetFlag(FLAGS_algo);
-  // The budget distribution, field by field: a config file's distribution
-  // keeps what the command line does not name.
-  if (is_set("latency_budget")) b.fixed.latency_s = center.latency_s;
-  if (is_set("money_budget")) b.fixed.money_usd = center.money_usd;
-  if (is_set("budget_dist")) b.kind = *kind;
-  if (is_set("budget_low_latency")) b.low.latency_s = absl::GetFlag(FLAGS_budget_low_latency);
-  if (is_set("budget_low_money")) b.low.money_usd = absl::GetFlag(FLAGS_budget_low_money);
-  if (is_set("budget_high_latency")) b.high.latency_s = absl::GetFlag(FLAGS_budget_high_latency);
-  if (is_set("budget_high_money")) b.high.money_usd = absl::GetFlag(FLAGS_budget_high_money);
-  if (is_set("budget_sd_latency")) b.stddev.latency_s = absl::GetFlag(FLAGS_budget_sd_latency);
-  if (is_set("budget_sd_money")) b.stddev.money_usd = absl::GetFlag(FLAGS_budget_sd_money);
-  if (is_set("budget_extreme_share")) b.extreme_share = absl::GetFlag(FLAGS_budget_extreme_share);
-  if (is_set("timesteps")) options.timesteps = absl::GetFlag(FLAGS_timesteps);
-  if (is_set("seed")) options.seed = absl::GetFlag(FLAGS_seed);
-  if (is_set("prompt_aware") || absl::GetFlag(FLAGS_config).empty())
-    options.prompt_aware = absl::GetFlag(FLAGS_prompt_aware);
-  if (is_set("budget_aware") || absl::GetFlag(FLAGS_config).empty())
-    options.budget_aware = absl::GetFlag(FLAGS_budget_aware);
-  if (is_set("task_one_hot") || absl::GetFlag(FLAGS_config).empty())
-    options.task_one_hot = absl::GetFlag(FLAGS_task_one_hot);
-  if (is_set("response_aware")) options.response_aware = absl::GetFlag(FLAGS_response_aware);
-  if (is_set("fit_aware")) options.fit_aware = absl::GetFlag(FLAGS_fit_aware);
-  if (is_set("profile_aware")) options.profile_aware = absl::GetFlag(FLAGS_profile_aware);
-  if (is_set("training_profiles")) {
-    const std::string text = absl::GetFlag(FLAGS_training_profiles);
-    options.all_profiles = text == "all";
-    options.training_profiles.clear();
-    if (!options.all_profiles && !text.empty())
-      for (const std::string& item : std::vector<std::string>(absl::StrSplit(text, ';'))) {
-        std::vector<std::string> parts = absl::StrSplit(item, absl::MaxSplits('/', 1));
-        if (parts.size() != 2 || parts[0].empty() || parts[1].empty())
-          return absl::InvalidArgumentError(absl::StrCat(
-              "--training_profiles item \"", item.substr(0, 64), "\": expected device/network"));
-        options.training_profiles.push_back({parts[0], parts[1]});
-      }
-  }
-  if (is_set("cross_fit_folds")) options.cross_fit_folds = absl::GetFlag(FLAGS_cross_fit_folds);
+  env::BudgetDistribution& b = options.budgets;
+  std::vector<cli::FlagOverride> overrides = {
+      {"algo", set(&options.algo, FLAGS_algo)},
+      {"timesteps", set(&options.timesteps, FLAGS_timesteps)},
+      {"seed", set(&options.seed, FLAGS_seed)},
+      {"torch_device", set(&options.device, FLAGS_torch_device)},
+      {"torch_threads", set(&options.torch_threads, FLAGS_torch_threads)},
+      {"cross_fit_folds", set(&options.cross_fit_folds, FLAGS_cross_fit_folds)},
+      {"budget_dist",
+       [&b] {
+         auto kind = env::BudgetDistribution::ParseKind(absl::GetFlag(FLAGS_budget_dist));
+         if (!kind.ok())
+           return absl::InvalidArgumentError(
+               absl::StrCat("--budget_dist: ", kind.status().message()));
+         b.kind = *kind;
+         return absl::OkStatus();
+       }},
+      {"training_profiles", [&options]() -> absl::Status {
+         const std::string text = absl::GetFlag(FLAGS_training_profiles);
+         options.all_profiles = text == "all";
+         options.training_profiles.clear();
+         if (options.all_profiles || text.empty()) return absl::OkStatus();
+         auto pairs = ParseProfiles(text);
+         if (!pairs.ok()) return pairs.status();
+         options.training_profiles = *std::move(pairs);
+         return absl::OkStatus();
+       }}};
+  overrides.push_back({"latency_budget", set(&b.fixed.latency_s, FLAGS_latency_budget)});
+  overrides.push_back({"money_budget", set(&b.fixed.money_usd, FLAGS_money_budget)});
+#define LCIO_BUDGET_OVERRIDE(flag, pointer, member, help) \
+  overrides.push_back({#flag, set(&b.member, FLAGS_##flag)});
+  LCIO_BUDGET_SPREAD_OPTIONS(LCIO_BUDGET_OVERRIDE)
+#undef LCIO_BUDGET_OVERRIDE
+#define LCIO_OBSERVATION_OVERRIDE(type, name, value, lo, hi, help) \
+  overrides.push_back({#name, set(&options.name, FLAGS_##name)});
+  LCIO_OBSERVATION_OPTIONS(LCIO_OBSERVATION_OVERRIDE)
+#undef LCIO_OBSERVATION_OVERRIDE
+
+  const bool algo_given = cli::FlagGiven("algo");
+  if (algo_given) options.algo = absl::GetFlag(FLAGS_algo);
+  if (auto s = cli::ApplyFileThenFlags(
+          "config", absl::GetFlag(FLAGS_config),
+          [&](const std::string& text) {
+            return policy::ApplyTrainConfigJson(text, &options, /*keep_algo=*/algo_given);
+          },
+          overrides);
+      !s.ok())
+    return s;
+
+  // Hyperparameters last: they belong to the algorithm decided above.
+  std::vector<std::pair<std::string, std::string>> hp;
   for (const std::string& item : absl::GetFlag(FLAGS_hp)) {
     std::vector<std::string> parts = absl::StrSplit(item, absl::MaxSplits('=', 1));
     if (parts.size() != 2)
       return absl::InvalidArgumentError(
-          absl::StrCat("--hp item \"", item, "\": expected name=value"));
-    auto value = ParseNumber(parts[0], parts[1]);
-    if (!value.ok()) return value.status();
-    options.hyperparameters[parts[0]] = *value;
+          absl::StrCat("--hp item \"", item.substr(0, 64), "\": expected name=value"));
+    hp.push_back({parts[0], parts[1]});
   }
-  for (const auto& [name, flag] : HyperparameterFlags()) {
-    const std::string text = absl::GetFlag(*flag);
-    if (text.empty()) continue;
+  hp.insert(hp.end(), hyperparameter_args.begin(), hyperparameter_args.end());
+  for (const auto& [name, text] : hp) {
     auto value = ParseNumber(name, text);
     if (!value.ok()) return value.status();
-    options.hyperparameters[name] = *value;
+    if (auto s = policy::SetHyperparameter(&options, name, *value); !s.ok()) return s;
   }
-  options.device = absl::GetFlag(FLAGS_torch_device);
-  options.torch_threads = absl::GetFlag(FLAGS_torch_threads);
   return options;
 }
 
@@ -296,11 +263,20 @@ void PrintRow(const env::PolicyResult& r) {
 }  // namespace
 
 int main(int argc, char** argv) {
+  // Hyperparameter flags (--NAME VALUE, one table per algorithm) are taken
+  // off the command line before abseil parses the rest.
+  auto hyperparameter_args = TakeHyperparameterArgs(&argc, argv);
+  if (!hyperparameter_args.ok()) return Fail(hyperparameter_args.status());
   lcio::cli::ParseCommandLine(
       argc, argv, "[flags] --out=FILE",
       "Trains a PPO, A2C, DQN or Lagrangian rc-* policy on M4A1 and writes an artifact.\n"
+      "Hyperparameters are --NAME VALUE flags; --print_options_markdown lists them.\n"
       "Example: lcio-train --algo rc-a2c --timesteps 30000 --seed 1 --out policy.pt");
-  auto options = OptionsFromFlags();
+  if (absl::GetFlag(FLAGS_print_options_markdown)) {
+    std::cout << policy::OptionsMarkdown();
+    return 0;
+  }
+  auto options = OptionsFromFlags(*hyperparameter_args);
   if (!options.ok()) return Fail(options.status());
   auto dataset = cli::LoadDataset();
   if (!dataset.ok()) return Fail(dataset.status());

@@ -34,17 +34,17 @@ double A2cPolicyLoss(const float* logits, int rows, int num_actions, const int* 
 
 Network TrainA2c(AlgoContext& context) {
   env::TrainingEnv& env = context.env();
-  const int n_steps = static_cast<int>(context.hp_int("n_steps"));
-  const double gamma = context.hp("gamma"), gae_lambda = context.hp("gae_lambda");
-  const double ent_coef = context.hp("ent_coef"), vf_coef = context.hp("vf_coef");
-  const double max_grad_norm = context.hp("max_grad_norm");
-  const bool normalize = context.hp("normalize_advantage") != 0;
+  const A2cConfig& c = context.options().a2c;
+  const int n_steps = c.n_steps;
+  const double gamma = c.gamma, gae_lambda = c.gae_lambda;
+  const double ent_coef = c.ent_coef, vf_coef = c.vf_coef;
+  const double max_grad_norm = c.max_grad_norm;
+  const bool normalize = c.normalize_advantage;
 
-  ActorCritic net(env.observation_size(), env.num_actions(), context.HiddenSizes(),
+  ActorCritic net(env.observation_size(), env.num_actions(), HiddenSizes(c),
                   context.constrained() ? 1 + kNumCosts : 1);
   const std::vector<ParamSpan> params = net.Params();
-  RmsProp optimizer(params, context.hp("learning_rate"), context.hp("rms_prop_alpha"),
-                    context.hp("rms_prop_eps"));
+  RmsProp optimizer(params, c.learning_rate, c.rms_prop_alpha, c.rms_prop_eps);
   const PolicyLossFn policy_loss = [&](const float* logits, int rows, const int* actions,
                                        const float*, const float* advantages, float* grad_logits) {
     return A2cPolicyLoss(logits, rows, env.num_actions(), actions, advantages, ent_coef,

@@ -1,41 +1,31 @@
 #include <algorithm>
 #include <cmath>
 
-#include "absl/strings/str_cat.h"
 #include "lcio/policy/algorithms.h"
 
 namespace lcio::policy {
 
-AlgoContext::AlgoContext(env::TrainingEnv& env, std::map<std::string, double> hyperparameters,
-                         bool constrained, const TrainOptions& options)
+AlgoContext::AlgoContext(env::TrainingEnv& env, bool constrained, const TrainOptions& options)
     : env_(env),
-      hyperparameters_(std::move(hyperparameters)),
       constrained_(constrained),
       options_(options),
       total_steps_(options.timesteps),
       rng_(options.seed),
       start_(std::chrono::steady_clock::now()) {
   if (constrained_) {
-    for (const char* name : {"latency", "money"}) {
+    const LagrangeConfig& c = options_.lagrange;
+    for (double limit : {c.cost_limit_latency, c.cost_limit_money}) {
       LagrangeOptions o;
-      o.limit = hp(absl::StrCat("cost_limit_", name));
-      o.lr = hp("lagrange_lr");
-      o.kp = hp("lagrange_kp");
-      o.kd = hp("lagrange_kd");
-      o.initial = hp("lagrange_init");
-      o.max_value = hp("lagrange_max");
+      o.limit = limit;
+      o.lr = c.lagrange_lr;
+      o.kp = c.lagrange_kp;
+      o.kd = c.lagrange_kd;
+      o.initial = c.lagrange_init;
+      o.max_value = c.lagrange_max;
       multipliers_.emplace_back(o);
     }
-    violation_cost_ = hp("violation_cost");
+    violation_cost_ = c.violation_cost;
   }
-}
-
-int64_t AlgoContext::hp_int(const std::string& name) const {
-  return static_cast<int64_t>(std::llround(hp(name)));
-}
-
-std::vector<int> AlgoContext::HiddenSizes() const {
-  return std::vector<int>(hp_int("hidden_layers"), static_cast<int>(hp_int("hidden_size")));
 }
 
 void AlgoContext::StepCosts(const env::StepResult& result, float* costs) const {
@@ -67,7 +57,7 @@ void AlgoContext::Record(const env::StepResult& result) {
     episode_over_ = false;
     env_.Reset();
   }
-  if (constrained_ && steps_ % std::max<int64_t>(1, hp_int("lagrange_interval")) == 0 &&
+  if (constrained_ && steps_ % std::max<int64_t>(1, options_.lagrange.lagrange_interval) == 0 &&
       episode_costs_.size() > lagrange_window_start_) {
     for (int c = 0; c < kNumCosts; ++c) {
       double sum = 0;

@@ -44,27 +44,27 @@ Network TrainDqn(AlgoContext& context) {
   const int num_costs = context.constrained() ? kNumCosts : 0;
   const int heads = 1 + num_costs;
   const int64_t total = context.total_steps();
-  const int64_t capacity =
-      std::max<int64_t>(1, std::min<int64_t>(context.hp_int("buffer_size"), total));
-  const int64_t learning_starts = context.hp_int("learning_starts");
-  const int batch_size = static_cast<int>(context.hp_int("batch_size"));
-  const int64_t train_freq = std::max<int64_t>(1, context.hp_int("train_freq"));
-  const int64_t gradient_steps = context.hp_int("gradient_steps");
-  const int64_t target_update = std::max<int64_t>(1, context.hp_int("target_update_interval"));
-  const double tau = context.hp("tau"), gamma = context.hp("gamma");
-  const double eps_start = context.hp("exploration_initial_eps");
-  const double eps_end = context.hp("exploration_final_eps");
-  const double eps_fraction = context.hp("exploration_fraction");
-  const double max_grad_norm = context.hp("max_grad_norm");
+  const DqnConfig& c = context.options().dqn;
+  const int64_t capacity = std::max<int64_t>(1, std::min<int64_t>(c.buffer_size, total));
+  const int64_t learning_starts = c.learning_starts;
+  const int batch_size = c.batch_size;
+  const int64_t train_freq = std::max<int64_t>(1, c.train_freq);
+  const int64_t gradient_steps = c.gradient_steps;
+  const int64_t target_update = std::max<int64_t>(1, c.target_update_interval);
+  const double tau = c.tau, gamma = c.gamma;
+  const double eps_start = c.exploration_initial_eps;
+  const double eps_end = c.exploration_final_eps;
+  const double eps_fraction = c.exploration_fraction;
+  const double max_grad_norm = c.max_grad_norm;
 
   std::vector<int> sizes{obs_size};
-  for (int h : context.HiddenSizes()) sizes.push_back(h);
+  for (int h : HiddenSizes(c)) sizes.push_back(h);
   sizes.push_back(num_actions * heads);
   Mlp q_net(sizes, Activation::kRelu, Mlp::Init::kTorchDefault);
   Mlp target_net(sizes, Activation::kRelu, Mlp::Init::kTorchDefault);
   target_net.CopyFrom(q_net);
   const std::vector<ParamSpan> params = q_net.Params();
-  Adam optimizer(params, context.hp("learning_rate"), context.hp("adam_eps"));
+  Adam optimizer(params, c.learning_rate, c.adam_eps);
 
   // Replay buffer (ring).
   std::vector<float> obs_buf(capacity * obs_size), next_obs_buf(capacity * obs_size);

@@ -2,6 +2,9 @@
 // surrogate on minibatches of GAE advantages, several epochs per rollout.
 // RC-PPO: a cost critic per constraint, advantages combined as
 // (A_r - lambda . A_c) / (1 + sum lambda), multipliers from AlgoContext.
+// Settings: PpoConfig (train_config.h). Rollouts, GAE and minibatch gradients:
+// actor_critic.h (shared with A2C). Steps, costs, multipliers: AlgoContext
+// (algorithms.h).
 #include <algorithm>
 #include <cmath>
 #include <numeric>
@@ -60,18 +63,17 @@ void NormaliseInPlace(std::vector<float>* values) {
 
 Network TrainPpo(AlgoContext& context) {
   env::TrainingEnv& env = context.env();
-  const int n_steps = static_cast<int>(context.hp_int("n_steps"));
-  const int batch_size = static_cast<int>(context.hp_int("batch_size"));
-  const int n_epochs = static_cast<int>(context.hp_int("n_epochs"));
-  const double gamma = context.hp("gamma"), gae_lambda = context.hp("gae_lambda");
-  const double clip_range = context.hp("clip_range"), ent_coef = context.hp("ent_coef");
-  const double vf_coef = context.hp("vf_coef"), max_grad_norm = context.hp("max_grad_norm");
-  const bool normalize = context.hp("normalize_advantage") != 0;
+  const PpoConfig& c = context.options().ppo;
+  const int n_steps = c.n_steps, batch_size = c.batch_size, n_epochs = c.n_epochs;
+  const double gamma = c.gamma, gae_lambda = c.gae_lambda;
+  const double clip_range = c.clip_range, ent_coef = c.ent_coef;
+  const double vf_coef = c.vf_coef, max_grad_norm = c.max_grad_norm;
+  const bool normalize = c.normalize_advantage;
 
-  ActorCritic net(env.observation_size(), env.num_actions(), context.HiddenSizes(),
+  ActorCritic net(env.observation_size(), env.num_actions(), HiddenSizes(c),
                   context.constrained() ? 1 + kNumCosts : 1);
   const std::vector<ParamSpan> params = net.Params();
-  Adam optimizer(params, context.hp("learning_rate"), context.hp("adam_eps"));
+  Adam optimizer(params, c.learning_rate, c.adam_eps);
   const PolicyLossFn policy_loss = [&](const float* logits, int rows, const int* actions,
                                        const float* old_log_probs, const float* advantages,
                                        float* grad_logits) {

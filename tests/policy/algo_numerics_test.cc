@@ -267,11 +267,11 @@ TEST(StepCosts, ExcessInActionCostUnitsPlusTheViolationCostOnTheCrossingStep) {
                                                env::BudgetDistribution{}, 5);
   ASSERT_TRUE(training_env.ok());
   const env::ObservationLayout& layout = training_env->encoder().layout();
-  std::map<std::string, double> hp = {
-      {"cost_limit_latency", 0.01}, {"cost_limit_money", 0.01},  {"lagrange_lr", 0.5},
-      {"lagrange_kp", 0},           {"lagrange_kd", 0},          {"lagrange_init", 0},
-      {"lagrange_max", 100},        {"lagrange_interval", 1024}, {"violation_cost", 0.25}};
-  AlgoContext context(*training_env, hp, /*constrained=*/true, TrainOptions{});
+  TrainOptions options;
+  options.lagrange.cost_limit_latency = 0.01;
+  options.lagrange.cost_limit_money = 0.01;
+  options.lagrange.violation_cost = 0.25;
+  AlgoContext context(*training_env, /*constrained=*/true, options);
   env::StepResult step;
   step.excess_latency_s = 2 * layout.latency_scale_s;
   step.excess_money_usd = 0.5 * layout.money_scale_usd;
@@ -286,8 +286,8 @@ TEST(StepCosts, ExcessInActionCostUnitsPlusTheViolationCostOnTheCrossingStep) {
   step.crossed_money_budget = true;
   context.StepCosts(step, costs);
   EXPECT_FLOAT_EQ(costs[1], 0.75f);
-  hp["violation_cost"] = 0;  // the default: excess only
-  AlgoContext excess_only(*training_env, hp, true, TrainOptions{});
+  options.lagrange.violation_cost = 0;  // the default: excess only
+  AlgoContext excess_only(*training_env, true, options);
   excess_only.StepCosts(step, costs);
   EXPECT_FLOAT_EQ(costs[0], 2.0f);
   EXPECT_FLOAT_EQ(costs[1], 0.5f);

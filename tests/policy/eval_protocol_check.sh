@@ -34,4 +34,18 @@ grep -q '^| task x action means (task_action) |' "$tmp/validity.md" || { cat "$t
   --oracle=false > "$tmp/artifact.md"
 grep -q '^Note: rc-ppo-[0-9a-f]* was trained on this data set' "$tmp/artifact.md" ||
   { cat "$tmp/artifact.md"; exit 1; }
+# --train_seed given at its default value wins over --train_config's seed: the
+# same figures as a file that says seed 1 itself.
+jq '.seed = 7' policy/default_train_config.json > "$tmp/seed7.json"
+jq '.seed = 1' policy/default_train_config.json > "$tmp/seed1.json"
+candidate() {  # candidate CONFIG [FLAGS...]: rc-ppo's held-out rewards per split
+  "$eval_bin" --splits=1 --scorers=held_out --fixed=false --oracle=false --shield=off \
+    --algos=rc-ppo --timesteps=1024 --train_config "$@" --format=json |
+    jq -c '.scorers[0].methods[] | select(.name == "rc-ppo") | .reward_by_split'
+}
+flag=$(candidate "$tmp/seed7.json" --train_seed=1)
+file=$(candidate "$tmp/seed1.json")
+other=$(candidate "$tmp/seed7.json")
+[ "$flag" = "$file" ] || { echo "--train_seed=1 lost to the config file: $flag vs $file"; exit 1; }
+[ "$flag" != "$other" ] || { echo "seeds 1 and 7 trained the same policy: the check proves nothing"; exit 1; }
 echo "eval protocol: ok"

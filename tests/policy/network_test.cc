@@ -47,8 +47,14 @@ TrainOptions Short(const std::string& algo) {
   options.algo = algo;
   options.timesteps = 256;
   options.device = "cpu";
-  if (algo == "ppo") options.hyperparameters = {{"n_steps", 128}, {"batch_size", 64}};
-  if (algo == "dqn") options.hyperparameters = {{"learning_starts", 32}, {"buffer_size", 1000}};
+  if (algo == "ppo") {
+    options.ppo.n_steps = 128;
+    options.ppo.batch_size = 64;
+  }
+  if (algo == "dqn") {
+    options.dqn.learning_starts = 32;
+    options.dqn.buffer_size = 1000;
+  }
   return options;
 }
 

@@ -50,11 +50,12 @@ TEST_P(BanditTest, LearnsTheKnownBestAction) {
   options.budgets = env::BudgetDistribution();
   options.budgets.fixed = {1000.0, 1.0};  // never binding
   const std::string base = options.algo.substr(options.algo.rfind('-') + 1);
-  if (base == "ppo") options.hyperparameters = {{"n_steps", 256}, {"learning_rate", 1e-3}};
-  if (base == "a2c") options.hyperparameters = {{"learning_rate", 2e-3}};
-  if (base == "dqn")
-    options.hyperparameters = {
-        {"learning_rate", 1e-3}, {"target_update_interval", 100}, {"exploration_fraction", 0.3}};
+  options.ppo.n_steps = 256;  // each algorithm reads only its own
+  options.ppo.learning_rate = 1e-3;
+  options.a2c.learning_rate = 2e-3;
+  options.dqn.learning_rate = 1e-3;
+  options.dqn.target_update_interval = 100;
+  options.dqn.exploration_fraction = 0.3;
   auto result = Train(dataset, episodes, config, options);
   ASSERT_TRUE(result.ok()) << result.status();
   auto encoder = env::ObservationEncoder::Create(result->layout);

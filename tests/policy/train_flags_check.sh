@@ -40,4 +40,13 @@ expect "$tmp/flags.pt" '.training_config.budget_distribution.high' '{"latency_s"
 expect "$tmp/flags.pt" '.training_config.budget_distribution.low' '{"latency_s":2,"money_usd":0.002}'
 expect "$tmp/flags.pt" '.training_config.seed' '7'
 expect "$tmp/flags.pt" '.training_config.hyperparameters.hidden_size' '128'
-echo "command-line flags win over the config file, field by field"
+# A flag given at its default value still wins: the config file says 512 steps
+# and seed 7, the command line says 30000 (the default) and 1 (the default).
+jq '.timesteps = 512 | .seed = 7' policy/default_train_config.json > "$tmp/short.json"
+"$train" --config "$tmp/short.json" --timesteps 30000 --seed 1 --hidden_size 64 --split none \
+  --progress off --out "$tmp/defaults.pt" > "$tmp/train.log" 2>&1 || { cat "$tmp/train.log"; exit 1; }
+expect "$tmp/defaults.pt" '.training_config.timesteps' '30000'
+expect "$tmp/defaults.pt" '.training_config.seed' '1'
+expect "$tmp/defaults.pt" '.training_config.hyperparameters.hidden_size' '64'
+expect "$tmp/defaults.pt" '.training_config.hyperparameters.violation_cost' '0.3'
+echo "command-line flags win over the config file, field by field, even at their defaults"

@@ -37,8 +37,10 @@ TrainOptions ShortRun(const std::string& algo, uint64_t seed) {
   options.algo = algo;
   options.seed = seed;
   options.timesteps = 30000;
-  if (Base(algo) == "dqn")
-    options.hyperparameters = {{"learning_rate", 1e-3}, {"target_update_interval", 500}};
+  if (Base(algo) == "dqn") {
+    options.dqn.learning_rate = 1e-3;
+    options.dqn.target_update_interval = 500;
+  }
   return options;
 }
 
@@ -130,7 +132,7 @@ class Determinism : public ::testing::TestWithParam<std::string> {};
 TEST_P(Determinism, SameSeedSameNetworkOtherSeedOtherNetwork) {
   TrainOptions options = ShortRun(GetParam(), 3);
   options.timesteps = 4000;
-  if (Base(GetParam()) == "ppo") options.hyperparameters["n_steps"] = 512;
+  options.ppo.n_steps = 512;  // PPO only
   auto a = Train(testing::EmbeddedDataset(), SplitOne().train, env::SimulatorConfig(), options);
   auto b = Train(testing::EmbeddedDataset(), SplitOne().train, env::SimulatorConfig(), options);
   options.seed = 4;
@@ -146,7 +148,7 @@ TEST_P(Determinism, SameSeedSameNetworkOtherSeedOtherNetwork) {
 TEST(CrossFitting, TrainsDeterministicallyRecordsTheFoldsAndChecksThem) {
   TrainOptions options = ShortRun("rc-ppo", 3);
   options.timesteps = 4000;
-  options.hyperparameters["n_steps"] = 512;
+  options.ppo.n_steps = 512;
   options.cross_fit_folds = 5;
   auto a = Train(testing::EmbeddedDataset(), SplitOne().train, env::SimulatorConfig(), options);
   auto b = Train(testing::EmbeddedDataset(), SplitOne().train, env::SimulatorConfig(), options);
@@ -176,7 +178,7 @@ TEST(CrossFitting, TrainsDeterministicallyRecordsTheFoldsAndChecksThem) {
 TEST(HeldOut, TrainedNetworksDeclareTheirTrainingEpisodes) {
   TrainOptions options = ShortRun("rc-ppo", 3);
   options.timesteps = 2048;
-  options.hyperparameters["n_steps"] = 512;
+  options.ppo.n_steps = 512;
   auto trained =
       Train(testing::EmbeddedDataset(), SplitOne().train, env::SimulatorConfig(), options);
   ASSERT_TRUE(trained.ok()) << trained.status();
@@ -252,7 +254,7 @@ void ExpectArtifactDecidesAsTrained(const TrainOptions& options, const std::stri
 TEST(ResponseFeatures, TheArtifactCarriesTheModelAndDecidesAsTrained) {
   TrainOptions options = ShortRun("rc-ppo", 4);
   options.timesteps = 4000;
-  options.hyperparameters["n_steps"] = 512;
+  options.ppo.n_steps = 512;
   options.response_aware = true;
   auto trained =
       Train(testing::EmbeddedDataset(), SplitOne().train, env::SimulatorConfig(), options);
@@ -272,7 +274,7 @@ TEST(ResponseFeatures, TheArtifactCarriesTheModelAndDecidesAsTrained) {
 TEST(FitFeatures, TheLayoutCarriesTheTrainingCostsAndTheArtifactDecidesAsTrained) {
   TrainOptions options = ShortRun("rc-ppo", 4);
   options.timesteps = 4000;
-  options.hyperparameters["n_steps"] = 512;
+  options.ppo.n_steps = 512;
   options.response_aware = true;
   options.fit_aware = true;
   auto simulator =
@@ -305,7 +307,7 @@ TEST(FitFeatures, TheLayoutCarriesTheTrainingCostsAndTheArtifactDecidesAsTrained
 TEST(ProfileFeatures, TrainingOverEveryProfileIsRecordedAndTheArtifactDecidesAsTrained) {
   TrainOptions options = ShortRun("rc-ppo", 4);
   options.timesteps = 4000;
-  options.hyperparameters["n_steps"] = 512;
+  options.ppo.n_steps = 512;
   options.fit_aware = true;
   options.all_profiles = true;
   const data::Dataset& dataset = testing::EmbeddedDataset();

@@ -6,7 +6,6 @@
 
 #include <array>
 #include <chrono>
-#include <map>
 #include <random>
 #include <string>
 #include <vector>
@@ -28,17 +27,16 @@ constexpr int kNumCosts = 2;
 
 class AlgoContext {
  public:
-  AlgoContext(env::TrainingEnv& env, std::map<std::string, double> hyperparameters,
-              bool constrained, const TrainOptions& options);
+  AlgoContext(env::TrainingEnv& env, bool constrained, const TrainOptions& options);
 
   env::TrainingEnv& env() { return env_; }
   bool constrained() const { return constrained_; }
   int64_t total_steps() const { return total_steps_; }
   int64_t steps() const { return steps_; }
   std::mt19937_64& rng() { return rng_; }
-  double hp(const std::string& name) const { return hyperparameters_.at(name); }
-  int64_t hp_int(const std::string& name) const;
-  std::vector<int> HiddenSizes() const;
+  // The run's options: each algorithm reads its own typed hyperparameters
+  // (options().ppo, .a2c, .dqn; the multipliers here read .lagrange).
+  const TrainOptions& options() const { return options_; }
 
   // Costs of one step (kNumCosts numbers).
   void StepCosts(const env::StepResult& result, float* costs) const;
@@ -56,7 +54,6 @@ class AlgoContext {
  private:
   void Report(bool final);
   env::TrainingEnv& env_;
-  std::map<std::string, double> hyperparameters_;
   bool constrained_;
   TrainOptions options_;
   int64_t total_steps_;
@@ -77,6 +74,12 @@ class AlgoContext {
   size_t lagrange_window_start_ = 0, report_window_start_ = 0;
   int64_t last_report_step_ = 0;
 };
+
+// The hidden layers of any learner's configuration.
+template <typename LearnerConfig>
+std::vector<int> HiddenSizes(const LearnerConfig& config) {
+  return std::vector<int>(config.hidden_layers, config.hidden_size);
+}
 
 // Each returns the network a policy scores with (for DQN, the reward head
 // minus the multipliers times the cost heads).

@@ -17,6 +17,7 @@
 #include "lcio/env/simulator.h"
 #include "lcio/env/training_env.h"
 #include "lcio/policy/network.h"
+#include "lcio/policy/train_config.h"
 
 namespace lcio::policy {
 
@@ -32,28 +33,19 @@ struct TrainProgress {
   std::vector<double> multipliers;  // [latency, money]; empty for unconstrained algorithms
 };
 
-struct TrainOptions {
-  std::string algo = "rc-ppo";  // ppo, a2c, dqn, rc-ppo, rc-a2c, rc-dqn
+// Everything a training run takes. The observation options (prompt_aware,
+// budget_aware, task_one_hot, response_aware, fit_aware, profile_aware) are
+// members through ObservationConfig; every table-declared option is in
+// train_config.h.
+struct TrainOptions : ObservationConfig {
+  std::string algo = "rc-ppo";  // KnownAlgorithms()
   int64_t timesteps = 30000;
   uint64_t seed = 1;
   int torch_threads = 1;
   std::string device = "auto";  // auto, cpu, cuda, cuda:N (see docs/training.md)
   // Each training episode's budgets. Default: mostly normal around the
   // reference budget with extremes (so that one policy serves any budget).
-  env::BudgetDistribution budgets = DefaultBudgets();
-  // Observation parts; all false gives env::ObservationLayout::Reference.
-  bool prompt_aware = true, budget_aware = true, task_one_hot = true;
-  // The response model's prediction for each action in the observation (see
-  // env::ObservationLayout::response_aware); the artifact then carries the
-  // model (the kNN fitted on the training episodes).
-  bool response_aware = false;
-  // One feature per action saying whether it fits the remaining budgets by
-  // the shield's rule (env::ObservationLayout::fit_aware), with the training
-  // profile's action costs.
-  bool fit_aware = false;
-  // The decision's own device and network in the observation
-  // (env::ObservationLayout::profile_aware, layout version 4).
-  bool profile_aware = false;
+  env::BudgetDistribution budgets = DefaultBudgetDistribution();
   // Device x network pairs drawn uniformly per training episode, each episode
   // simulated with that profile's costs. all_profiles: every device x network
   // of the simulator's catalog (built-in plus --profiles). Empty and false:
@@ -69,22 +61,24 @@ struct TrainOptions {
   // own logged turns. 1: one kNN on every training episode (the original's
   // way). Clamped to the number of training episodes.
   int cross_fit_folds = 1;
-  // Overrides of the algorithm's hyperparameters by name (see
-  // DefaultHyperparameters); an unknown name is an error.
-  std::map<std::string, double> hyperparameters;
+  // Hyperparameters, typed. The algorithm reads its learner's (ppo, a2c or
+  // dqn); the rc- variants also read `lagrange`. By name: SetHyperparameter.
+  PpoConfig ppo;
+  A2cConfig a2c;
+  DqnConfig dqn;
+  LagrangeConfig lagrange;
   // Evaluated at the end (EvaluatePolicy at budgets.fixed, with and without
   // the shield) and recorded in the summary and the artifact.
   std::vector<int> evaluation_episodes;
   int64_t log_every_steps = 2048;
   std::function<void(const TrainProgress&)> on_progress;  // optional
-
-  static env::BudgetDistribution DefaultBudgets();
 };
 
 struct EvaluationFigures {
   double reward = 0, response = 0, association = 0, latency_s = 0, money_usd = 0;
   double share_over_latency = 0, share_over_money = 0;
   int episodes = 0;
+  int64_t shield_overrides = 0;  // decisions the shield replaced
 };
 
 struct TrainSummary {
@@ -114,20 +108,33 @@ struct TrainResult {
   std::vector<int> decision_model_episodes;
 };
 
-// Hyperparameter names and SB3-derived defaults for an algorithm (the
-// rc- variants add the Lagrangian ones). InvalidArgument for an unknown algo.
+// The hyperparameters of options.algo by name (its learner's table, plus the
+// Lagrange table for rc-*), as the artifact records them.
+absl::StatusOr<std::map<std::string, double>> Hyperparameters(const TrainOptions& options);
+// The same at their defaults. InvalidArgument for an unknown algo.
 absl::StatusOr<std::map<std::string, double>> DefaultHyperparameters(const std::string& algo);
-std::vector<std::string> KnownAlgorithms();
+// Sets one hyperparameter of options->algo by name, checking its range.
+// InvalidArgument listing the algorithm's names when it has no such one.
+absl::Status SetHyperparameter(TrainOptions* options, const std::string& name, double value);
+// Every range: the algorithm's hyperparameters, timesteps, threads, folds,
+// the budget distribution.
+absl::Status ValidateTrainOptions(const TrainOptions& options);
 
 // Applies a training configuration (the JSON object lcio-train --config reads,
 // see docs/training.md: algo, timesteps, seed, hyperparameters,
-// budget_distribution, prompt_aware, budget_aware, task_one_hot,
-// response_aware, fit_aware, profile_aware, training_profiles: "all" or
-// [{"device", "network"}], cross_fit_folds) on top of
-// *options; keys it does not give keep their value. InvalidArgument naming the
-// key for malformed JSON or an unknown key; hyperparameter names are checked
-// by Train.
-absl::Status ApplyTrainConfigJson(const std::string& json, TrainOptions* options);
+// budget_distribution, the observation options, training_profiles: "all" or
+// [{"device", "network"}], cross_fit_folds) on top of *options; keys it does
+// not give keep their value. The hyperparameters fill the table of the file's
+// algo, or of options->algo when keep_algo (the caller's command line named
+// the algorithm, which wins). InvalidArgument naming the key for malformed
+// JSON, an unknown key, an unknown hyperparameter or a value out of range.
+absl::Status ApplyTrainConfigJson(const std::string& json, TrainOptions* options,
+                                  bool keep_algo = false);
+
+// The training configuration recorded in artifacts (JSON; keys sorted).
+std::string TrainingConfigJson(const TrainOptions& options, const env::SimulatorConfig& config,
+                               const std::map<std::string, double>& hp, const std::string& device,
+                               const std::vector<env::ProfilePair>& profiles);
 
 // Trains in memory (no artifact).
 absl::StatusOr<TrainResult> Train(const data::Dataset& dataset,

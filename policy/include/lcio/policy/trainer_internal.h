@@ -21,8 +21,5 @@ absl::StatusOr<TrainRun> RunTraining(const data::Dataset& dataset,
 // Checks a --torch_device string ("auto", "cpu", "cuda", "cuda:N") and
 // returns the device training runs on: always "cpu" (the kernels).
 absl::StatusOr<std::string> ResolveDevice(const std::string& device);
-std::string TrainingConfigJson(const TrainOptions& options, const env::SimulatorConfig& config,
-                               const std::map<std::string, double>& hp, const std::string& device,
-                               const std::vector<env::ProfilePair>& profiles);
 
 }  // namespace lcio::policy

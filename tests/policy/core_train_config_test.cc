@@ -1,0 +1,136 @@
+// The option tables: defaults as the artifacts record them, range checks that
+// name the field, the value and the rule, and the training configuration's
+// JSON (which table a file's hyperparameters fill).
+#include <map>
+#include <string>
+
+#include "gtest/gtest.h"
+#include "lcio/policy/train_config.h"
+#include "lcio/policy/trainer.h"
+
+namespace lcio::policy {
+namespace {
+
+TEST(OptionTables, DefaultsAreTheRecordedOnes) {
+  // What artifacts trained at the defaults record (SB3's defaults).
+  const std::map<std::string, double> ppo = {
+      {"adam_eps", 1e-5},         {"batch_size", 64},     {"clip_range", 0.2},  {"ent_coef", 0},
+      {"gae_lambda", 0.95},       {"gamma", 0.99},        {"hidden_layers", 2}, {"hidden_size", 64},
+      {"learning_rate", 3e-4},    {"max_grad_norm", 0.5}, {"n_epochs", 10},     {"n_steps", 2048},
+      {"normalize_advantage", 1}, {"vf_coef", 0.5}};
+  EXPECT_EQ(*DefaultHyperparameters("ppo"), ppo);
+  auto rc_dqn = DefaultHyperparameters("rc-dqn");
+  ASSERT_TRUE(rc_dqn.ok());
+  EXPECT_EQ(rc_dqn->size(), 16u + 9u);
+  EXPECT_EQ(rc_dqn->at("buffer_size"), 1e6);
+  EXPECT_EQ(rc_dqn->at("violation_cost"), 0);
+  EXPECT_EQ(DefaultHyperparameters("a2c")->at("normalize_advantage"), 0);
+  EXPECT_EQ(DefaultHyperparameters("sac").status().code(), absl::StatusCode::kInvalidArgument);
+  const TrainOptions options;
+  EXPECT_EQ(options.budgets.kind, env::BudgetDistribution::Kind::kMixture);
+  EXPECT_EQ(options.budgets.fixed.latency_s, 30.0);
+  EXPECT_EQ(options.budgets.low.money_usd, 0.002);
+  EXPECT_EQ(options.budgets.extreme_share, 0.2);
+}
+
+TEST(OptionTables, SetHyperparameterChecksNameAndRange) {
+  TrainOptions options;
+  options.algo = "rc-ppo";
+  ASSERT_TRUE(SetHyperparameter(&options, "clip_range", 0.3).ok());
+  EXPECT_EQ(options.ppo.clip_range, 0.3);
+  ASSERT_TRUE(SetHyperparameter(&options, "violation_cost", 0.5).ok());
+  EXPECT_EQ(options.lagrange.violation_cost, 0.5);
+  ASSERT_TRUE(SetHyperparameter(&options, "n_steps", 512).ok());
+  EXPECT_EQ(options.ppo.n_steps, 512);
+  EXPECT_EQ(options.a2c.n_steps, 5);  // another learner's table is untouched
+
+  absl::Status s = SetHyperparameter(&options, "gamma", 1.5);
+  EXPECT_EQ(s.code(), absl::StatusCode::kInvalidArgument);
+  EXPECT_EQ(s.message(), "hyperparameter gamma = 1.5: must be in [0, 1]");
+  s = SetHyperparameter(&options, "n_steps", 2.5);
+  EXPECT_EQ(s.message(), "hyperparameter n_steps = 2.5: must be a whole number");
+  s = SetHyperparameter(&options, "n_steps", 1e18);
+  EXPECT_NE(s.message().find("must be in [1, 1e+09]"), std::string::npos) << s.message();
+  s = SetHyperparameter(&options, "learning_rate", -1);
+  EXPECT_EQ(s.message(), "hyperparameter learning_rate = -1: must be >= 0");
+  s = SetHyperparameter(&options, "buffer_size", 100);
+  EXPECT_EQ(s.code(), absl::StatusCode::kInvalidArgument);
+  EXPECT_NE(s.message().find("\"buffer_size\" is not one of rc-ppo's"), std::string::npos);
+  options.algo = "ppo";  // no Lagrangian settings without rc-
+  EXPECT_FALSE(SetHyperparameter(&options, "violation_cost", 1).ok());
+}
+
+TEST(OptionTables, ValidationCoversEveryRowOfTheAlgorithm) {
+  TrainOptions options;
+  options.algo = "dqn";
+  options.dqn.tau = 2;
+  const absl::Status s = ValidateTrainOptions(options);
+  EXPECT_EQ(s.message(), "hyperparameter tau = 2: must be in [0, 1]");
+  options.dqn.tau = 1;
+  options.ppo.clip_range = -1;  // not the algorithm's: not checked, not used
+  EXPECT_TRUE(ValidateTrainOptions(options).ok());
+}
+
+TEST(TrainConfigJson, HyperparametersFillTheFileOrTheCallersAlgorithm) {
+  const std::string file = R"({"algo": "rc-dqn", "hyperparameters": {"batch_size": 128}})";
+  TrainOptions from_file;
+  ASSERT_TRUE(ApplyTrainConfigJson(file, &from_file).ok());
+  EXPECT_EQ(from_file.algo, "rc-dqn");
+  EXPECT_EQ(from_file.dqn.batch_size, 128);
+  EXPECT_EQ(from_file.ppo.batch_size, 64);
+
+  TrainOptions pinned;
+  pinned.algo = "ppo";  // named on the command line: wins over the file's
+  ASSERT_TRUE(ApplyTrainConfigJson(file, &pinned, /*keep_algo=*/true).ok());
+  EXPECT_EQ(pinned.algo, "ppo");
+  EXPECT_EQ(pinned.ppo.batch_size, 128);
+
+  TrainOptions bad;
+  absl::Status s = ApplyTrainConfigJson(R"({"hyperparameters": {"clip_range": 7e400}})", &bad);
+  EXPECT_EQ(s.code(), absl::StatusCode::kInvalidArgument);
+  s = ApplyTrainConfigJson(R"({"hyperparameters": {"gamma": 2}})", &bad);
+  EXPECT_EQ(s.message(), "training config: hyperparameter gamma = 2: must be in [0, 1]");
+  s = ApplyTrainConfigJson(R"({"budget_distribution": {"middle": 3}})", &bad);
+  EXPECT_NE(s.message().find("budget_distribution.middle is not known"), std::string::npos);
+  s = ApplyTrainConfigJson(R"({"verbose": true})", &bad);
+  EXPECT_NE(s.message().find("key \"verbose\" is not known"), std::string::npos);
+  ASSERT_TRUE(ApplyTrainConfigJson(R"({"fit_aware": true, "budget_distribution":
+      {"kind": "uniform", "low": {"latency_s": 4, "money_usd": 0.004}, "extreme_share": 0.4}})",
+                                   &bad)
+                  .ok());
+  EXPECT_TRUE(bad.fit_aware);
+  EXPECT_EQ(bad.budgets.kind, env::BudgetDistribution::Kind::kUniform);
+  EXPECT_EQ(bad.budgets.low.latency_s, 4);
+  EXPECT_EQ(bad.budgets.extreme_share, 0.4);
+}
+
+TEST(TrainConfigJson, RecordsTheAlgorithmsTablesAsNumbers) {
+  TrainOptions options;
+  options.algo = "rc-a2c";
+  options.a2c.n_steps = 16;
+  options.lagrange.cost_limit_money = 0.01;
+  options.budgets.high.latency_s = 45;
+  options.response_aware = true;
+  const std::string json =
+      TrainingConfigJson(options, env::SimulatorConfig(), *Hyperparameters(options), "cpu", {});
+  EXPECT_NE(json.find("\"n_steps\":16.0"), std::string::npos) << json;
+  EXPECT_NE(json.find("\"cost_limit_money\":0.01"), std::string::npos) << json;
+  EXPECT_NE(json.find("\"high\":{\"latency_s\":45.0"), std::string::npos) << json;
+  EXPECT_EQ(json.find("profile_aware"), std::string::npos) << json;
+}
+
+TEST(OptionsMarkdown, ListsEveryRowOfEveryTable) {
+  const std::string md = OptionsMarkdown();
+  for (const std::string& algo : KnownAlgorithms()) {
+    const std::map<std::string, double> defaults = *DefaultHyperparameters(algo);
+    for (const auto& [name, value] : defaults)
+      EXPECT_NE(md.find("| `" + name + "` |"), std::string::npos) << name;
+  }
+  for (const std::string& name : OptionNames<ObservationConfig>())
+    EXPECT_NE(md.find("| `" + name + "` |"), std::string::npos) << name;
+  for (const BudgetRow& row : BudgetTable())
+    EXPECT_NE(md.find(std::string("`--") + row.flag + "`"), std::string::npos) << row.flag;
+}
+
+}  // namespace
+}  // namespace lcio::policy
