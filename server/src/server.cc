@@ -102,7 +102,7 @@ using RawService =
 class OffloaderService final : public RawService {
  public:
   OffloaderService(const ServerOptions& options, Decider* decider, PolicyHolder* policies,
-                   ReportCommitter* reports, Metrics* metrics,
+                   GroupCommitter* reports, Metrics* metrics,
                    const std::atomic<bool>* shutting_down)
       : options_(options),
         decider_(decider),
@@ -281,7 +281,7 @@ class OffloaderService final : public RawService {
   const ServerOptions& options_;
   Decider* decider_;
   PolicyHolder* policies_;
-  ReportCommitter* reports_;
+  GroupCommitter* reports_;
   Metrics* metrics_;
   const std::atomic<bool>* shutting_down_;
   std::atomic<int> inflight_{0};

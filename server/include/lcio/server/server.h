@@ -26,7 +26,7 @@ class Decider;
 class Metrics;
 class MicroBatcher;
 class PolicyHolder;
-class ReportCommitter;
+class GroupCommitter;
 class OffloaderService;
 
 struct ServerOptions {
@@ -93,7 +93,7 @@ class ServerApp {
   std::unique_ptr<PolicyHolder> policies_;
   std::unique_ptr<ConversationStore> store_;
   std::unique_ptr<MicroBatcher> batcher_;
-  std::unique_ptr<ReportCommitter> reports_;
+  std::unique_ptr<GroupCommitter> reports_;
   std::unique_ptr<Decider> decider_;
   std::unique_ptr<OffloaderService> service_;
   std::unique_ptr<grpc::Server> server_;
