@@ -188,6 +188,40 @@ absl::StatusOr<ReportLogContents> ReadReportLog(const std::string& path) {
   return contents;
 }
 
+absl::Status ScanReportLog(const std::string& path, int* skipped,
+                           std::vector<std::string>* problems,
+                           const std::function<void(ReportRecord, int64_t)>& visit) {
+  return ScanFile(path, skipped, problems,
+                  [&](ReportRecord record, absl::string_view, int64_t offset) {
+                    visit(std::move(record), offset);
+                  });
+}
+
+absl::StatusOr<ReportRecord> ReadReportRecordAt(std::istream& in, int64_t offset,
+                                                const std::string& path) {
+  std::string line;
+  in.clear();
+  in.seekg(offset);
+  if (!std::getline(in, line) || line.size() < 10)
+    return absl::DataLossError(
+        absl::StrCat("report log ", path, " changed while being read (byte ", offset, ")"));
+  return ReportRecordFromJson(absl::string_view(line).substr(9));
+}
+
+data::Turn ReportTurn(const ReportRecord& r, const std::vector<std::string>& tasks) {
+  data::Turn turn;
+  turn.question = r.prompt;
+  turn.task = r.task;
+  turn.task_index = static_cast<int>(std::find(tasks.begin(), tasks.end(), r.task) - tasks.begin());
+  turn.target = r.cloud ? data::Target::kCloud : data::Target::kLocal;
+  if (r.cloud) turn.uploaded_views = r.uploaded_views;
+  turn.answer = r.answer;
+  turn.score = r.score;
+  turn.interaction_time_s = r.interaction_time_s;
+  turn.usage_cost_usd = r.usage_cost_usd;
+  return turn;
+}
+
 absl::StatusOr<ExportSummary> ExportReportLogs(const std::vector<std::string>& files,
                                                std::ostream& out, bool pretty,
                                                const std::string& rejects_path) {
@@ -249,33 +283,14 @@ absl::StatusOr<ExportSummary> ExportReportLogs(const std::vector<std::string>& f
   std::vector<std::ifstream> inputs;
   for (const std::string& file : files) inputs.emplace_back(file, std::ios::binary);
   out << (pretty ? "[\n" : "[");
-  std::string line;
   for (size_t e = 0; e < turns.size(); ++e) {
     data::Episode episode;
     episode.id = static_cast<int64_t>(e) + 1;
     episode.image_paths = views;
     for (const auto& [index, where] : turns[e]) {
-      std::ifstream& in = inputs[where.file];
-      in.clear();
-      in.seekg(where.offset);
-      if (!std::getline(in, line))
-        return absl::DataLossError(absl::StrCat("report log ", files[where.file],
-                                                " changed during the export (byte ", where.offset,
-                                                ")"));
-      auto r = ReportRecordFromJson(absl::string_view(line).substr(9));
+      auto r = ReadReportRecordAt(inputs[where.file], where.offset, files[where.file]);
       if (!r.ok()) return r.status();
-      data::Turn turn;
-      turn.question = r->prompt;
-      turn.task = r->task;
-      turn.task_index =
-          static_cast<int>(std::find(tasks.begin(), tasks.end(), r->task) - tasks.begin());
-      turn.target = r->cloud ? data::Target::kCloud : data::Target::kLocal;
-      if (r->cloud) turn.uploaded_views = r->uploaded_views;
-      turn.answer = r->answer;
-      turn.score = r->score;
-      turn.interaction_time_s = r->interaction_time_s;
-      turn.usage_cost_usd = r->usage_cost_usd;
-      episode.turns.push_back(std::move(turn));
+      episode.turns.push_back(ReportTurn(*r, tasks));
       episode.association.push_back(std::move(r->association));
       ++summary.turns;
     }

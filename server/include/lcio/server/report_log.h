@@ -72,6 +72,19 @@ struct ReportLogContents {
 // Reads one file whole (tests and small logs; the exporter streams).
 absl::StatusOr<ReportLogContents> ReadReportLog(const std::string& path);
 
+// Calls visit(record, offset of its line) for each valid record of `path`,
+// in order; the others are counted in `skipped` and (the first 20) described
+// in `problems`. Streams: one line in memory.
+absl::Status ScanReportLog(const std::string& path, int* skipped,
+                           std::vector<std::string>* problems,
+                           const std::function<void(ReportRecord, int64_t)>& visit);
+// The record whose line starts at `offset` of `in` (an offset ScanReportLog
+// reported for the file `path`).
+absl::StatusOr<ReportRecord> ReadReportRecordAt(std::istream& in, int64_t offset,
+                                                const std::string& path);
+// The M4A1 turn a Report describes; `tasks` is the export's vocabulary.
+data::Turn ReportTurn(const ReportRecord& record, const std::vector<std::string>& tasks);
+
 // Export to M4A1 JSON, streamed: one pass indexes where each record is
 // (memory: a few dozen bytes per record, never the records), a second
 // reads the records of one episode at a time and writes it. Episodes are
