@@ -39,6 +39,8 @@ ABSL_FLAG(std::string, logging_policy, "local", "--validate/--simulate_out: the 
 ABSL_FLAG(double, epsilon, 0.2,
           "--validate/--simulate_out: share of turns drawn uniformly over all actions");
 ABSL_FLAG(int, copies, 4, "--validate/--simulate_out: times each conversation is replayed");
+ABSL_FLAG(std::string, direct_method, "task_action",
+          "response model family of the direct method: knn, task_action or pessimistic");
 ABSL_FLAG(int, repetitions, 200, "--validate: simulated logs");
 
 namespace lcio {
@@ -47,8 +49,10 @@ namespace {
 using nlohmann::json;
 
 json IntervalJson(const ope::Interval& i) {
-  return {{"estimate", i.estimate}, {"standard_error", i.standard_error},
-          {"low", i.low},           {"high", i.high}};
+  return {{"estimate", i.estimate},
+          {"standard_error", i.standard_error},
+          {"low", i.low},
+          {"high", i.high}};
 }
 
 json EstimatesJson(const ope::Estimates& e) {
@@ -124,6 +128,9 @@ absl::Status Evaluate() {
   options.default_budget = cli::BudgetFromFlags();
   options.shield = absl::GetFlag(FLAGS_shield);
   options.seed = absl::GetFlag(FLAGS_seed);
+  auto family = env::ParseResponseModelFamily(absl::GetFlag(FLAGS_direct_method));
+  if (!family.ok()) return family.status();
+  options.direct_method = *family;
   const bool markdown = absl::GetFlag(FLAGS_format) == "markdown";
   json all = json::array();
   for (const std::string& spec : absl::GetFlag(FLAGS_candidates)) {
@@ -255,6 +262,9 @@ absl::Status Validate(const data::Dataset& data) {
     options.default_budget = x.budget;
     options.shield = x.shield;
     options.seed = x.seed;
+    auto family = env::ParseResponseModelFamily(absl::GetFlag(FLAGS_direct_method));
+    if (!family.ok()) return family.status();
+    options.direct_method = *family;
     for (size_t c = 0; c < candidates.size(); ++c) {
       auto r = ope::EvaluateOffPolicy(*log, *candidates[c], options, s->truth.get());
       if (!r.ok()) return r.status();
@@ -270,9 +280,12 @@ absl::Status Validate(const data::Dataset& data) {
   }
   std::cout << absl::StrFormat(
       "%d simulated logs of %d turns (%d conversations x %d copies), logging policy %s with "
-      "%.0f%% uniform exploration; truth: the response model fitted on %s\n\n",
+      "%.0f%% uniform exploration; truth: the %s response model fitted on %s; direct method: %s, "
+      "cross-fitted on each log\n\n",
       repetitions, static_cast<int>(turns), static_cast<int>(s->episodes.size()),
-      s->exploration.copies, (*base)->name(), 100 * s->exploration.epsilon, data.source);
+      s->exploration.copies, (*base)->name(), 100 * s->exploration.epsilon,
+      env::ResponseModelFamilyName(s->truth->config().response_model), data.source,
+      absl::GetFlag(FLAGS_direct_method));
   std::cout << "| candidate | agrees | true value | estimator | bias | RMSE | 95% coverage | mean "
                "width |\n|---|---|---|---|---|---|---|---|\n";
   const char* names[] = {"IPS", "SNIPS", "DR", "direct method"};

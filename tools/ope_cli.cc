@@ -16,18 +16,17 @@ absl::StatusOr<std::unique_ptr<env::Policy>> MakePolicy(const std::string& spec,
   if (absl::StartsWith(spec, "fixed:")) {
     int action = -1;
     if (!absl::SimpleAtoi(spec.substr(6), &action) || action < 0 || action >= num_actions)
-      return absl::InvalidArgumentError(
-          absl::StrCat("policy \"", spec.substr(0, 64), "\": fixed:N needs N in [0, ",
-                       num_actions - 1, "] (the action table of ", simulator.num_views(),
-                       " views)"));
+      return absl::InvalidArgumentError(absl::StrCat(
+          "policy \"", spec.substr(0, 64), "\": fixed:N needs N in [0, ", num_actions - 1,
+          "] (the action table of ", simulator.num_views(), " views)"));
     return std::make_unique<env::FixedPolicy>(action, absl::StrCat("Fixed ", action));
   }
   auto loaded = policy::ArtifactPolicy::Load(spec, "cpu");
   if (!loaded.ok())
-    return absl::Status(loaded.status().code(),
-                        absl::StrCat("policy \"", spec.substr(0, 256),
-                                     "\" (local, fixed:N or an artifact path): ",
-                                     loaded.status().message()));
+    return absl::Status(
+        loaded.status().code(),
+        absl::StrCat("policy \"", spec.substr(0, 256),
+                     "\" (local, fixed:N or an artifact path): ", loaded.status().message()));
   if (auto s =
           (*loaded)->CheckCompatible(dataset.num_views, static_cast<int>(dataset.tasks.size()));
       !s.ok())

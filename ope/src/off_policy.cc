@@ -49,7 +49,9 @@ absl::StatusOr<OpeReport> EvaluateOffPolicy(const JoinedLog& log, env::Policy& c
     return absl::InvalidArgumentError("joined log: propensities do not match the episodes");
   std::vector<int> all(ds.episodes.size());
   for (size_t i = 0; i < all.size(); ++i) all[i] = static_cast<int>(i);
-  auto dm = env::FitCrossFolds(ds, all, options.folds, options.seed, options.config);
+  env::SimulatorConfig dm_config = options.config;
+  dm_config.response_model = options.direct_method;
+  auto dm = env::FitCrossFolds(ds, all, options.folds, options.seed, dm_config);
   if (!dm.ok()) return dm.status();
   const env::Simulator& primary = *dm->simulators.front();
   const env::ActionTable& actions = primary.actions();
@@ -61,7 +63,7 @@ absl::StatusOr<OpeReport> EvaluateOffPolicy(const JoinedLog& log, env::Policy& c
   std::vector<int> task_of;
   std::vector<double> truth_of;
   std::vector<double> scores;
-  double logged_reward = 0, spend = 0, logged_spend = 0;
+  double logged_reward = 0, logged_square = 0, spend = 0, logged_spend = 0;
   int64_t cloud = 0, logged_cloud = 0;
   for (size_t e = 0; e < ds.episodes.size(); ++e) {
     const data::Episode& episode = ds.episodes[e];
@@ -99,6 +101,7 @@ absl::StatusOr<OpeReport> EvaluateOffPolicy(const JoinedLog& log, env::Policy& c
       turns.push_back(o);
       task_of.push_back(turn.task_index);
       logged_reward += o.reward;
+      logged_square += o.reward * o.reward;
       cloud += actions.is_cloud(action);
       logged_cloud += actions.is_cloud(*logged);
       spend += costs.money_usd(action);
@@ -110,6 +113,7 @@ absl::StatusOr<OpeReport> EvaluateOffPolicy(const JoinedLog& log, env::Policy& c
   const double conversations = static_cast<double>(ds.episodes.size());
   report.overall = Estimate(turns, options.z);
   report.logged_value = logged_reward / n;
+  report.logged_mean_square_reward = logged_square / n;
   report.cloud_share = cloud / n;
   report.logged_cloud_share = logged_cloud / n;
   report.spend_per_conversation_usd = spend / conversations;

@@ -23,6 +23,11 @@ struct OpeOptions {
   env::Budget default_budget;
   bool shield = true;  // the candidate's choice passes the budget shield, as served
   int folds = 5;       // cross-fitting folds of the direct method
+  // The direct method's response model family. The history-free task x
+  // action means predict held-out turns better than the kNN
+  // (docs/evaluation.md) and give the doubly robust estimate smaller
+  // residuals (docs/ope.md).
+  env::ResponseModelFamily direct_method = env::ResponseModelFamily::kTaskActionMeans;
   uint64_t seed = 1;
   double z = 1.96;
 };
@@ -38,6 +43,7 @@ struct OpeReport {
   std::vector<TaskEstimates> per_task;  // tasks in vocabulary order, those with turns
   // The logging policy's own mean reward (on-policy, exact on this log).
   double logged_value = 0;
+  double logged_mean_square_reward = 0;  // sizes intervals (TurnsForHalfWidth)
   // What the candidate would do on this traffic, from the cost model: the
   // share of turns it sends to the cloud and its mean spend per conversation.
   double cloud_share = 0, spend_per_conversation_usd = 0;
