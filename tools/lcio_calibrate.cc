@@ -74,6 +74,8 @@ absl::Status Run() {
                         {"target", o.target},
                         {"latency_budget_s", o.latency_budget_s},
                         {"money_budget_usd", r->money_budget_usd},
+                        {"low_money_budget_usd", r->low_money_budget_usd},
+                        {"low_share", r->low_share},
                         {"fit_conversations", r->fit_conversations},
                         {"fit_achieved", r->fit_achieved},
                         {"holdout_conversations", r->holdout_conversations},
@@ -83,16 +85,23 @@ absl::Status Run() {
     std::cout << j.dump(2) << "\n";
     return absl::OkStatus();
   }
+  const std::string setting =
+      r->low_share > 0
+          ? absl::StrFormat(
+                "money budget %.9g USD per conversation, except %.1f%% of conversations (drawn at "
+                "random) at %.9g USD",
+                r->money_budget_usd, 100 * r->low_share, r->low_money_budget_usd)
+          : absl::StrFormat("money budget %.9g USD per conversation", r->money_budget_usd);
   auto show = [&](double v) {
     return is_share ? absl::StrFormat("%.1f%%", 100 * v) : absl::StrFormat("%.5f USD", v);
   };
   std::cout << absl::StrFormat(
       "policy %s, target %s %s, latency budget %.3g s\n"
-      "setting: --money_budget=%.6g (USD per conversation)\n"
+      "setting: %s\n"
       "fit (%d conversations): %s\n"
       "held out (%d conversations): %s, error %s\n",
       (*policy)->name(), is_share ? "cloud share" : "spend per conversation", show(o.target),
-      o.latency_budget_s, r->money_budget_usd, r->fit_conversations, show(r->fit_achieved),
+      o.latency_budget_s, setting, r->fit_conversations, show(r->fit_achieved),
       r->holdout_conversations, show(r->holdout_achieved),
       is_share ? absl::StrFormat("%+.1f points", 100 * r->holdout_error)
                : absl::StrFormat("%+.1f%%", 100 * r->holdout_relative_error));

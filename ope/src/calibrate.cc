@@ -1,5 +1,6 @@
 #include "lcio/ope/calibrate.h"
 
+#include <algorithm>
 #include <cmath>
 #include <limits>
 
@@ -9,18 +10,29 @@
 
 namespace lcio::ope {
 
-double Achieved(const env::Simulator& simulator, const data::Dataset& log,
-                const std::vector<int>& episodes, env::Policy& policy, CalibrationMetric metric,
-                const env::Budget& budget) {
+Tally AchievedTally(const env::Simulator& simulator, const data::Dataset& log,
+                    const std::vector<int>& episodes, env::Policy& policy, CalibrationMetric metric,
+                    const env::Budget& budget) {
   env::EvalOptions eval;
   eval.budget = budget;
   eval.shield = true;  // the fleet serves through the shield
   const env::PolicyResult r = env::EvaluatePolicy(simulator, log, episodes, policy, eval);
-  if (metric == CalibrationMetric::kSpendPerConversation) return r.money_usd;
-  int64_t cloud = 0, turns = 0;
-  for (const env::EpisodeResult& e : r.episodes)
-    for (int a : e.actions) cloud += simulator.actions().is_cloud(a), ++turns;
-  return turns > 0 ? static_cast<double>(cloud) / static_cast<double>(turns) : 0.0;
+  Tally t;
+  for (const env::EpisodeResult& e : r.episodes) {
+    if (metric == CalibrationMetric::kSpendPerConversation) {
+      t.numerator += e.money_usd;
+      t.denominator += 1;
+      continue;
+    }
+    for (int a : e.actions) t.numerator += simulator.actions().is_cloud(a), t.denominator += 1;
+  }
+  return t;
+}
+
+double Achieved(const env::Simulator& simulator, const data::Dataset& log,
+                const std::vector<int>& episodes, env::Policy& policy, CalibrationMetric metric,
+                const env::Budget& budget) {
+  return AchievedTally(simulator, log, episodes, policy, metric, budget).value();
 }
 
 absl::StatusOr<CalibrationResult> Calibrate(const env::Simulator& simulator,
@@ -70,8 +82,70 @@ absl::StatusOr<CalibrationResult> Calibrate(const env::Simulator& simulator,
       result.fit_achieved = p.achieved;
     }
   }
-  result.holdout_achieved = Achieved(simulator, log, held, policy, o.metric,
-                                     {o.latency_budget_s, result.money_budget_usd});
+  // The achieved figure moves in steps (each conversation's decisions flip at
+  // their own budgets, and a budget-conditioned policy may flip many at
+  // once), so the grid is refined by bisection between the first two
+  // neighbours that bracket the target; if a step remains there, the two
+  // budgets beside it are mixed.
+  bool bracketed = false;
+  for (size_t i = 0; i + 1 < result.curve.size(); ++i) {
+    double lo = result.curve[i].money_budget_usd, hi = result.curve[i + 1].money_budget_usd;
+    double a_lo = result.curve[i].achieved, a_hi = result.curve[i + 1].achieved;
+    if ((a_lo - o.target) * (a_hi - o.target) > 0) continue;
+    bracketed = true;
+    if (a_lo == o.target) break;
+    // To a tenth of a percent of the budget: finer settings mean nothing.
+    for (int step = 0; step < 40 && hi / lo > 1.001; ++step) {
+      const double mid = std::sqrt(lo * hi);
+      const double achieved =
+          Achieved(simulator, log, fit, policy, o.metric, {o.latency_budget_s, mid});
+      const double error = std::abs(achieved - o.target);
+      if (error < best_error) {
+        best_error = error;
+        result.money_budget_usd = mid;
+        result.fit_achieved = achieved;
+      }
+      if ((achieved - o.target) * (a_lo - o.target) > 0)
+        lo = mid, a_lo = achieved;
+      else
+        hi = mid, a_hi = achieved;
+    }
+    if (best_error > 0 && a_hi != a_lo) {
+      result.low_money_budget_usd = lo;
+      result.money_budget_usd = hi;
+      result.low_share = (a_hi - o.target) / (a_hi - a_lo);
+      result.fit_achieved = result.low_share * a_lo + (1 - result.low_share) * a_hi;
+    }
+    break;
+  }
+  if (!bracketed) {
+    double low = result.curve.front().achieved, high = low;
+    for (const CalibrationPoint& p : result.curve)
+      low = std::min(low, p.achieved), high = std::max(high, p.achieved);
+    return absl::FailedPreconditionError(absl::StrCat(
+        "target ", o.target, " is not reachable by this policy on this traffic: money budgets in [",
+        o.min_money_usd, ", ", o.max_money_usd, "] USD give ", low, " to ", high));
+  }
+  // Held out: the mix as an operator would deal it, the first low_share of
+  // the held-out conversations (in their shuffled order) on the low budget.
+  std::vector<int> held_low, held_high;
+  {
+    std::vector<std::pair<int, int>> order;  // (shuffled position, episode)
+    for (int e : held) order.emplace_back(fold[e], e);
+    std::sort(order.begin(), order.end());
+    const size_t low = static_cast<size_t>(std::lround(result.low_share * order.size()));
+    for (size_t i = 0; i < order.size(); ++i)
+      (i < low ? held_low : held_high).push_back(order[i].second);
+  }
+  Tally held_tally = AchievedTally(simulator, log, held_high, policy, o.metric,
+                                   {o.latency_budget_s, result.money_budget_usd});
+  if (!held_low.empty()) {
+    const Tally t = AchievedTally(simulator, log, held_low, policy, o.metric,
+                                  {o.latency_budget_s, result.low_money_budget_usd});
+    held_tally.numerator += t.numerator;
+    held_tally.denominator += t.denominator;
+  }
+  result.holdout_achieved = held_tally.value();
   result.holdout_error = result.holdout_achieved - o.target;
   result.holdout_relative_error = result.holdout_error / o.target;
   return result;

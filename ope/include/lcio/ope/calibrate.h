@@ -35,7 +35,14 @@ struct CalibrationPoint {
 };
 
 struct CalibrationResult {
+  // The setting: conversations are served with money_budget_usd, except a
+  // share `low_share` of them (chosen by the operator at random, e.g. by a
+  // hash of the conversation id) served with low_money_budget_usd. The figure
+  // moves in steps: where one budget jumps over the target, the two budgets
+  // on either side of the step are mixed so that the expected figure is the
+  // target. low_share is 0 when one budget meets the target.
   double money_budget_usd = 0;
+  double low_money_budget_usd = 0, low_share = 0;
   double fit_achieved = 0, holdout_achieved = 0;
   // holdout_achieved - target (share: in points of share; spend: in USD) and,
   // for spend, relative to the target.
@@ -44,7 +51,15 @@ struct CalibrationResult {
   std::vector<CalibrationPoint> curve;
 };
 
-// The metric achieved by `policy` (shielded) on `episodes` under `budget`.
+// The metric achieved by `policy` (shielded) on `episodes` under `budget`,
+// as a ratio: cloud turns / turns, or spend / conversations.
+struct Tally {
+  double numerator = 0, denominator = 0;
+  double value() const { return denominator > 0 ? numerator / denominator : 0; }
+};
+Tally AchievedTally(const env::Simulator& simulator, const data::Dataset& log,
+                    const std::vector<int>& episodes, env::Policy& policy, CalibrationMetric metric,
+                    const env::Budget& budget);
 double Achieved(const env::Simulator& simulator, const data::Dataset& log,
                 const std::vector<int>& episodes, env::Policy& policy, CalibrationMetric metric,
                 const env::Budget& budget);
