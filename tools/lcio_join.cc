@@ -41,6 +41,7 @@ namespace {
 struct Location {
   int file = 0;
   int64_t offset = 0;
+  bool has_decision = false;  // Reports only
 };
 
 struct Summary {
@@ -148,6 +149,12 @@ absl::Status Run(Summary* s) {
         continue;
       }
       ++s->decisions;
+      // Which Reports have a decision at all (the others are counted).
+      if (auto r = by_id.find(d->decision_id); r != by_id.end())
+        r->second.has_decision = true;
+      else if (auto t = by_turn.find(TurnKey(d->conversation_id, d->turn_index));
+               t != by_turn.end())
+        t->second.has_decision = true;
       auto [it, inserted] = conversation_index.emplace(d->conversation_id, conversations.size());
       if (inserted) conversations.emplace_back();
       conversations[it->second][d->turn_index] = Location{static_cast<int>(f), start};
@@ -166,7 +173,6 @@ absl::Status Run(Summary* s) {
   if (!out) return absl::PermissionDeniedError(absl::StrCat("--out ", out_path, ": cannot write"));
   ope::JoinedLogWriter writer(&out);
   std::vector<std::string> views, tasks;
-  int64_t used_reports = 0;
   for (size_t c = 0; c < conversations.size(); ++c) {
     data::Episode episode;
     episode.id = static_cast<int64_t>(c) + 1;
@@ -202,7 +208,6 @@ absl::Status Run(Summary* s) {
       auto r = server::ReadReportRecordAt(report_in[found->second.file], found->second.offset,
                                           report_files[found->second.file]);
       if (!r.ok()) return r.status();
-      ++used_reports;
       if (views.empty()) {
         views = d->context.view_names;
         tasks = r->tasks;
@@ -241,7 +246,8 @@ absl::Status Run(Summary* s) {
     conversations[c].clear();
   }
   if (auto st = writer.Finish(); !st.ok()) return st;
-  s->unmatched_reports = s->reports - used_reports;
+  for (const auto* index : {&by_id, &by_turn})
+    for (const auto& [key, at] : *index) s->unmatched_reports += !at.has_decision;
   return absl::OkStatus();
 }
 
