@@ -117,8 +117,14 @@ absl::Status Evaluate() {
   if (!(dp >= 0 && dp <= 1))
     return absl::InvalidArgumentError(
         absl::StrCat("--default_propensity = ", dp, ": must be in (0, 1], or 0 for none"));
+  if (absl::GetFlag(FLAGS_candidates).empty())
+    return absl::InvalidArgumentError("--candidates is empty (local, fixed:N or artifact paths)");
   auto log = ope::LoadJoinedLog(path, dp > 0 ? std::optional<double>(dp) : std::nullopt);
   if (!log.ok()) return log.status();
+  if (log->dataset.episodes.size() < 2)
+    return absl::InvalidArgumentError(
+        absl::StrCat(path, ": ", log->dataset.episodes.size(),
+                     " conversations; off-policy evaluation needs at least 2"));
   auto config = cli::SimulatorConfigFromFlags();
   if (!config.ok()) return config.status();
   auto simulator = env::Simulator::Create(log->dataset, {0}, *config);

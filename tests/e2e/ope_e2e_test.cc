@@ -158,6 +158,23 @@ TEST_F(OpeEndToEndTest, DecisionAndReportLogsAreJoinedAndEvaluatedOffPolicy) {
   EXPECT_EQ(summary["turns"], total_turns - cut) << out;
   EXPECT_EQ(summary["conversations"], static_cast<int>(ds.episodes.size())) << out;
 
+  // The same join with a memory budget the logs do not fit: partitioned, same result.
+  auto [small_status, small_out] =
+      Run({LCIO_JOIN_BIN, "--decisions=" + dir_.File("decisions.log"),
+           "--reports=" + dir_.File("reports.log"), "--out=" + dir_.File("joined-small.json"),
+           "--reward_window_s=3600", "--memory_mb=1"});
+  ASSERT_EQ(small_status, 0) << stderr_ << small_out;
+  json small = json::parse(small_out);
+  EXPECT_GT(small["partitions"].get<int>(), 1) << small_out;
+  EXPECT_EQ(summary["partitions"], 1) << out;
+  small.erase("partitions");
+  json whole = summary;
+  whole.erase("partitions");
+  EXPECT_EQ(small, whole);
+  auto small_joined = ope::LoadJoinedLog(dir_.File("joined-small.json"));
+  ASSERT_TRUE(small_joined.ok()) << small_joined.status();
+  EXPECT_EQ(small_joined->dataset.num_turns(), static_cast<size_t>(total_turns - cut));
+
   auto joined = ope::LoadJoinedLog(dir_.File("joined.json"));
   ASSERT_TRUE(joined.ok()) << joined.status();
   ASSERT_EQ(joined->dataset.episodes.size(), ds.episodes.size());
