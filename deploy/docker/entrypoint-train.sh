@@ -22,9 +22,11 @@
 #                           gate-policy.sh finds it no worse than the policy serving there;
 #                           otherwise it goes to LCIO_CANARY_DIR with the gate's report
 #   LCIO_CANARY_DIR         default: LCIO_PUBLISH_DIR/../canary
+#   LCIO_GATE               "off" publishes without the gate (plumbing tests; the CronJob never
+#                           sets it)
 #   LCIO_GATE_HOLDOUT_SHARE with LCIO_REPORT_LOGS: share of the newest exported conversations kept
 #                           out of training and given to the gate's lcio-eval (default 0.2)
-#   LCIO_DECISION_LOGS      directory of decision logs (*.log); joined with the Report logs by
+#   LCIO_DECISION_LOGS      directory of decision logs (*.jsonl, each with its rotated files); joined with the Report logs by
 #                           lcio-join for the gate's lcio-ope (LCIO_JOIN_BIN, default lcio-join)
 #   LCIO_GATE_DATA, LCIO_GATE_JOINED  the gate's inputs given directly (they win over the above);
 #                           LCIO_GATE_MARGIN, LCIO_EVAL_BIN, LCIO_OPE_BIN: see gate-policy.sh
@@ -97,7 +99,7 @@ if [[ -n "${LCIO_REPORT_LOGS:-}" ]]; then
   fi
   if [[ -z "$gate_joined" && -n "${LCIO_DECISION_LOGS:-}" ]]; then
     shopt -s nullglob
-    decision_logs=("$LCIO_DECISION_LOGS"/*.log)
+    decision_logs=("$LCIO_DECISION_LOGS"/*.jsonl)
     shopt -u nullglob
     if ((${#decision_logs[@]} && ${#logs[@]})); then
       gate_joined="$work/joined-$stamp.json"
@@ -133,6 +135,11 @@ if [[ -n "${LCIO_PUBLISH_DIR:-}" ]]; then
   serving="$LCIO_PUBLISH_DIR/policy.pt"
   if [[ ! -s "$serving" ]]; then
     log "no policy serving in $LCIO_PUBLISH_DIR yet: publishing the first one"
+    "$publish" "$out" "$LCIO_PUBLISH_DIR"
+    exit 0
+  fi
+  if [[ "${LCIO_GATE:-on}" == off ]]; then
+    log "LCIO_GATE=off: publishing without the gate"
     "$publish" "$out" "$LCIO_PUBLISH_DIR"
     exit 0
   fi
