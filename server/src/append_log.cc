@@ -257,6 +257,7 @@ struct GroupCommitter::State {
   std::deque<std::pair<std::string, Done>> queue;
   std::vector<Done> writing;  // the batch being written; emptied if abandoned
   bool stopping = false, exit = false, busy = false;
+  bool waiting = false;  // the writer is blocked on `wake`
   uint64_t batches = 0;
 };
 
@@ -277,6 +278,8 @@ absl::Status GroupCommitter::Submit(std::string line, Done done) {
           absl::StrCat(state_->name, " queue is full (", state_->max,
                        " records waiting for the disk, ", state_->queue_flag, "); retry later"));
     state_->queue.emplace_back(std::move(line), std::move(done));
+    // A writer in the middle of a batch takes the queue when it is done.
+    if (!state_->waiting) return absl::OkStatus();
   }
   state_->wake.notify_one();
   return absl::OkStatus();
@@ -285,7 +288,9 @@ absl::Status GroupCommitter::Submit(std::string line, Done done) {
 void GroupCommitter::WriterLoop(std::shared_ptr<State> state) {
   std::unique_lock<std::mutex> lock(state->mu);
   for (;;) {
+    state->waiting = true;
     state->wake.wait(lock, [&] { return state->exit || !state->queue.empty(); });
+    state->waiting = false;
     if (state->queue.empty()) break;  // exit with nothing left
     std::vector<std::string> lines;
     for (auto& [line, done] : state->queue) {
