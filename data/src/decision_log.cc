@@ -1,5 +1,6 @@
 #include "lcio/data/decision_log.h"
 
+#include <algorithm>
 #include <charconv>
 #include <cmath>
 #include <fstream>
@@ -367,6 +368,14 @@ class LineWriter {
   void Escape(std::string_view s) {
     static constexpr char kHex[] = "0123456789abcdef";
     for (size_t i = 0; i < s.size();) {
+      // Runs of plain ASCII (most of every line) are appended at once.
+      size_t run = i;
+      while (run < s.size() && IsPlain(static_cast<unsigned char>(s[run]))) ++run;
+      if (run > i) {
+        out_.append(s.data() + i, run - i);
+        i = run;
+        continue;
+      }
       const unsigned char c = static_cast<unsigned char>(s[i]);
       if (c < 0x80) {
         if (c == '"' || c == '\\') {
@@ -392,6 +401,7 @@ class LineWriter {
       }
     }
   }
+  static bool IsPlain(unsigned char c) { return c >= 0x20 && c < 0x80 && c != '"' && c != '\\'; }
   // Length of the valid UTF-8 sequence at the start of `s` (a non-ASCII
   // lead byte), or 0: no overlong forms, no surrogates, at most U+10FFFF.
   static size_t Utf8Length(std::string_view s) {
@@ -427,8 +437,17 @@ class LineWriter {
 
 std::string ToJsonLine(const DecisionRecord& r) {
   std::string line;
-  line.reserve(2048);
-  LineWriter w(&line);
+  AppendJsonLine(r, &line);
+  line.pop_back();  // the newline
+  return line;
+}
+
+void AppendJsonLine(const DecisionRecord& r, std::string* out) {
+  // A record with 9 actions is about 2.3 KB; grow geometrically when a
+  // batch of lines is appended one by one.
+  if (out->capacity() - out->size() < 4096)
+    out->reserve(std::max(2 * out->capacity(), out->size() + 4096));
+  LineWriter w(out);
   w.Open();
   w.Key("schema_version").Int(r.schema_version);
   w.Key("decision_id").Str(r.decision_id);
@@ -502,7 +521,7 @@ std::string ToJsonLine(const DecisionRecord& r) {
     w.Null();
   }
   w.Close();
-  return line;
+  out->push_back('\n');
 }
 
 absl::StatusOr<DecisionRecord> ParseDecisionLine(std::string_view line) {

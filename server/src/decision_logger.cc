@@ -1,5 +1,7 @@
 #include "lcio/server/decision_logger.h"
 
+#include <pthread.h>
+
 #include <algorithm>
 
 #include "absl/strings/str_cat.h"
@@ -121,6 +123,7 @@ void DecisionLogger::Submit(DecisionEvent event) {
 }
 
 void DecisionLogger::WorkerLoop() {
+  pthread_setname_np(pthread_self(), "lcio-decisions");  // top -H, perf: its cost is visible
   std::unique_lock<std::mutex> lock(mu_);
   for (;;) {
     waiting_ = true;
@@ -145,24 +148,30 @@ void DecisionLogger::Process(std::vector<DecisionEvent>& events) {
   for (const DecisionEvent& e : events) records.push_back(BuildDecisionRecord(e, options_.explore));
   if (shadow_ != nullptr) Shadow(events, &records);
   if (log_ == nullptr) return;
-  for (const data::DecisionRecord& record : records) {
-    // Answered on the writer thread, or in log_->Stop (never after it).
-    absl::Status queued = log_->Submit(
-        absl::StrCat(data::ToJsonLine(record), "\n"), [this](absl::StatusOr<uint64_t> sequence) {
-          if (metrics_ == nullptr) return;
-          if (sequence.ok())
-            metrics_->CountDecisionLogged(1);
-          else
-            metrics_->CountDecisionLogDropped(stopping_writer_.load()
-                                                  ? Metrics::DecisionLogDrop::kShutdown
-                                                  : Metrics::DecisionLogDrop::kWriteFailed);
-        });
-    if (!queued.ok())
-      Dropped(queued.code() == absl::StatusCode::kResourceExhausted
-                  ? Metrics::DecisionLogDrop::kQueueFull
-                  : Metrics::DecisionLogDrop::kShutdown,
-              1);
-  }
+  // The batch goes to the writer as one entry: one allocation and one
+  // copy per batch, not per record.
+  std::string lines;
+  for (const data::DecisionRecord& record : records) data::AppendJsonLine(record, &lines);
+  const int64_t n = static_cast<int64_t>(records.size());
+  // Answered on the writer thread, or in log_->Stop (never after it).
+  absl::Status queued = log_->Submit(
+      std::move(lines),
+      [this, n](absl::StatusOr<uint64_t> sequence) {
+        if (metrics_ == nullptr) return;
+        if (sequence.ok())
+          metrics_->CountDecisionLogged(n);
+        else
+          metrics_->CountDecisionLogDropped(stopping_writer_.load()
+                                                ? Metrics::DecisionLogDrop::kShutdown
+                                                : Metrics::DecisionLogDrop::kWriteFailed,
+                                            n);
+      },
+      static_cast<int>(n));
+  if (!queued.ok())
+    Dropped(queued.code() == absl::StatusCode::kResourceExhausted
+                ? Metrics::DecisionLogDrop::kQueueFull
+                : Metrics::DecisionLogDrop::kShutdown,
+            n);
 }
 
 // Scores every event the shadow can read in one forward pass, applies the

@@ -850,7 +850,8 @@ TEST_F(EndToEndTest, AHungDecisionLogDropsAndCountsRecordsAndNeverDelaysDecide) 
   ASSERT_TRUE(client->Decide(TurnDecide("first", 0), &first).ok());
   ASSERT_TRUE(WaitForBytes(decisions)) << "the first record never reached the log";
   // Its fdatasync hangs. Every Decide is still answered; the log's queues
-  // (2 events, 2 lines) fill and the rest is dropped and counted.
+  // (2 records for the worker, 2 for the disk, one of them the hung batch)
+  // fill and the rest is dropped and counted.
   constexpr int kDecides = 30;
   for (int c = 0; c < kDecides; ++c) {
     v1::DecideResponse r;

@@ -90,7 +90,7 @@ class DecisionLogger {
   std::condition_variable wake_, drained_;
   std::deque<DecisionEvent> queue_;
   bool busy_ = false, stopping_ = false, exit_ = false, stopped_ = false;
-  bool waiting_ = false;  // the worker is blocked on wake_
+  bool waiting_ = false;                      // the worker is blocked on wake_
   std::atomic<bool> stopping_writer_{false};  // lines failing now: shutdown
   LogRateLimiter shadow_log_{1};              // shadow_skipped lines a second
   std::thread worker_;
