@@ -2,6 +2,7 @@
 
 #include <fcntl.h>
 #include <pthread.h>
+#include <sys/resource.h>
 #include <sys/stat.h>
 #include <sys/statvfs.h>
 #include <unistd.h>
@@ -295,6 +296,8 @@ absl::Status GroupCommitter::Submit(std::string line, Done done, int records) {
 
 void GroupCommitter::WriterLoop(std::shared_ptr<State> state) {
   pthread_setname_np(pthread_self(), "lcio-logwriter");
+  if (const int nice = state->writer->options().writer_nice; nice != 0)
+    ::setpriority(PRIO_PROCESS, static_cast<id_t>(::gettid()), nice);
   std::unique_lock<std::mutex> lock(state->mu);
   for (;;) {
     state->waiting = true;

@@ -1,6 +1,8 @@
 #include "lcio/server/decision_logger.h"
 
 #include <pthread.h>
+#include <sys/resource.h>
+#include <unistd.h>
 
 #include <algorithm>
 
@@ -124,6 +126,8 @@ void DecisionLogger::Submit(DecisionEvent event) {
 
 void DecisionLogger::WorkerLoop() {
   pthread_setname_np(pthread_self(), "lcio-decisions");  // top -H, perf: its cost is visible
+  if (options_.worker_nice != 0)
+    ::setpriority(PRIO_PROCESS, static_cast<id_t>(::gettid()), options_.worker_nice);
   std::unique_lock<std::mutex> lock(mu_);
   for (;;) {
     waiting_ = true;

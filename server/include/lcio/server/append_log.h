@@ -30,6 +30,9 @@ struct AppendLogOptions {
   // After a rotation, rotated files beyond the newest `keep_rotated` are
   // deleted, oldest first. 0: keep all.
   int keep_rotated = 0;
+  // The writer thread's nice value (0: as the process). A log nobody waits
+  // for (the decision log) writes at a lower priority than the calls.
+  int writer_nice = 0;
   // For messages: what the log is and which flags set its limits.
   std::string name = "report log";
   std::string min_free_flag = "--report_min_free_mb";

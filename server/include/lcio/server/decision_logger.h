@@ -57,6 +57,11 @@ data::DecisionRecord BuildDecisionRecord(const DecisionEvent& event, const Explo
 struct DecisionLoggerOptions {
   int queue_max = 4096;  // events waiting for the worker, and lines for the writer
   ExploreConfig explore;
+  // The worker's nice value: it competes with Decide for the cores only
+  // where they are idle; when it falls behind, records are dropped and
+  // counted rather than Decide slowed.
+  int worker_nice = kDecisionLogNice;
+  static constexpr int kDecisionLogNice = 10;
 };
 
 class DecisionLogger {
