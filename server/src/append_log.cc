@@ -1,6 +1,8 @@
 #include "lcio/server/append_log.h"
 
 #include <fcntl.h>
+#include <pthread.h>
+#include <sys/resource.h>
 #include <sys/stat.h>
 #include <sys/statvfs.h>
 #include <unistd.h>
@@ -215,9 +217,13 @@ absl::StatusOr<uint64_t> AppendLogWriter::AppendLines(const std::vector<std::str
   for (const std::string& line : lines) bytes += line.size();
   if (absl::Status s = RotateIfDue(bytes); !s.ok()) return s;
   if (absl::Status s = CheckFreeSpace(bytes); !s.ok()) return s;
-  std::string batch;
-  batch.reserve(bytes);
-  for (const std::string& line : lines) batch += line;
+  std::string joined;
+  if (lines.size() > 1) {
+    joined.reserve(bytes);
+    for (const std::string& line : lines) joined += line;
+  }
+  // One entry (the decision log's batches) is written as it is, uncopied.
+  const std::string& batch = lines.size() == 1 ? lines[0] : joined;
   if (const int error = WriteAll(fd_, batch); error != 0) {
     damaged_ = true;
     const absl::Status restored = Restore();
@@ -255,8 +261,10 @@ struct GroupCommitter::State {
   std::condition_variable wake;     // the writer: work or exit
   std::condition_variable drained;  // Stop: nothing pending
   std::deque<std::pair<std::string, Done>> queue;
-  std::vector<Done> writing;  // the batch being written; emptied if abandoned
+  std::vector<Done> writing;                        // the batch being written; emptied if abandoned
+  int64_t queued_records = 0, writing_records = 0;  // what `max` bounds
   bool stopping = false, exit = false, busy = false;
+  bool waiting = false;  // the writer is blocked on `wake`
   uint64_t batches = 0;
 };
 
@@ -267,25 +275,34 @@ GroupCommitter::GroupCommitter(std::unique_ptr<AppendLogWriter> writer, int max_
 
 GroupCommitter::~GroupCommitter() { Stop(absl::Now()); }
 
-absl::Status GroupCommitter::Submit(std::string line, Done done) {
+absl::Status GroupCommitter::Submit(std::string line, Done done, int records) {
   {
     std::lock_guard<std::mutex> lock(state_->mu);
     if (state_->stopping) return absl::UnavailableError("server is shutting down");
-    const size_t pending = state_->queue.size() + state_->writing.size();
-    if (pending >= static_cast<size_t>(state_->max))
+    const int64_t pending = state_->queued_records + state_->writing_records;
+    // An entry larger than the bound is taken when nothing else waits.
+    if (pending > 0 && pending + records > state_->max)
       return absl::ResourceExhaustedError(
           absl::StrCat(state_->name, " queue is full (", state_->max,
                        " records waiting for the disk, ", state_->queue_flag, "); retry later"));
     state_->queue.emplace_back(std::move(line), std::move(done));
+    state_->queued_records += records;
+    // A writer in the middle of a batch takes the queue when it is done.
+    if (!state_->waiting) return absl::OkStatus();
   }
   state_->wake.notify_one();
   return absl::OkStatus();
 }
 
 void GroupCommitter::WriterLoop(std::shared_ptr<State> state) {
+  pthread_setname_np(pthread_self(), "lcio-logwriter");
+  if (const int nice = state->writer->options().writer_nice; nice != 0)
+    ::setpriority(PRIO_PROCESS, static_cast<id_t>(::gettid()), nice);
   std::unique_lock<std::mutex> lock(state->mu);
   for (;;) {
+    state->waiting = true;
     state->wake.wait(lock, [&] { return state->exit || !state->queue.empty(); });
+    state->waiting = false;
     if (state->queue.empty()) break;  // exit with nothing left
     std::vector<std::string> lines;
     for (auto& [line, done] : state->queue) {
@@ -293,6 +310,8 @@ void GroupCommitter::WriterLoop(std::shared_ptr<State> state) {
       state->writing.push_back(std::move(done));
     }
     state->queue.clear();
+    state->writing_records = state->queued_records;
+    state->queued_records = 0;
     state->busy = true;
     lock.unlock();
     const absl::StatusOr<uint64_t> first = state->writer->AppendLines(lines);
@@ -302,6 +321,7 @@ void GroupCommitter::WriterLoop(std::shared_ptr<State> state) {
     // Stop may have answered this batch already (a hung disk at shutdown).
     std::vector<Done> answer = std::move(state->writing);
     state->writing.clear();
+    state->writing_records = 0;
     lock.unlock();
     for (size_t i = 0; i < answer.size(); ++i)
       if (answer[i])
@@ -325,6 +345,7 @@ void GroupCommitter::Stop(absl::Time deadline) {
     state_->queue.clear();
     for (Done& done : state_->writing) abandoned.push_back(std::move(done));
     state_->writing.clear();
+    state_->queued_records = state_->writing_records = 0;
     state_->exit = true;
   }
   state_->wake.notify_all();

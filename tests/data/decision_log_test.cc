@@ -4,6 +4,7 @@
 
 #include <gtest/gtest.h>
 
+#include <cmath>
 #include <cstdio>
 #include <fstream>
 #include <string>
@@ -79,6 +80,42 @@ TEST(DecisionLog, RoundTripsEveryField) {
   EXPECT_EQ(with_shadow->shadow->policy_version, "rc-a2c-7");
   EXPECT_EQ(with_shadow->shadow->scores, (std::vector<double>{0.5, 0.25, 3, -2}));
   ExpectSame(r, *with_shadow);
+}
+
+// The line is written directly (not through a JSON document): every kind of
+// string and double must read back exactly.
+TEST(DecisionLog, EscapesStringsAndKeepsEveryDoubleExactly) {
+  DecisionRecord r = Sample();
+  const std::vector<std::string> valid = {"quote \" backslash \\ slash /",
+                                          "line\nfeed\ttab\x01\x1f\x7f",
+                                          "caf\xc3\xa9 \xe2\x82\xac \xf0\x9f\x98\x80", ""};
+  r.context.view_names = valid;
+  r.context.association = {0.1, 5e-324, 1.0, 0.0};
+  r.actions[0].score = -0.0;
+  r.actions[1].score = 1.7976931348623157e308;
+  r.actions[2].score = 30;
+  r.actions[3].score = -1.0 / 3;
+  r.context.money_budget_usd = 1e-300;
+  const std::string line = ToJsonLine(r);
+  ASSERT_NO_THROW(nlohmann::json::parse(line));
+  auto back = ParseDecisionLine(line);
+  ASSERT_TRUE(back.ok()) << back.status() << "\n" << line;
+  EXPECT_EQ(back->context.view_names, valid);
+  EXPECT_EQ(back->context.association, r.context.association);
+  EXPECT_EQ(back->context.money_budget_usd, 1e-300);
+  for (int a = 0; a < 4; ++a) EXPECT_EQ(back->actions[a].score, r.actions[a].score) << a;
+  EXPECT_TRUE(std::signbit(back->actions[0].score));
+  EXPECT_EQ(ToJsonLine(*back), line);
+  // Not UTF-8: a bad continuation, a surrogate, an overlong form, a cut
+  // sequence at the end. Each bad byte becomes U+FFFD; the rest stays.
+  const std::string replacement = "\xef\xbf\xbd";
+  r.context.view_names = {"a\xc3\x28", "\xed\xa0\x80", "\xc0\xaf", "\xe2\x82"};
+  auto replaced = ParseDecisionLine(ToJsonLine(r));
+  ASSERT_TRUE(replaced.ok()) << replaced.status();
+  EXPECT_EQ(replaced->context.view_names[0], "a" + replacement + "(");
+  EXPECT_EQ(replaced->context.view_names[1], replacement + replacement + replacement);
+  EXPECT_EQ(replaced->context.view_names[2], replacement + replacement);
+  EXPECT_EQ(replaced->context.view_names[3], replacement + replacement);
 }
 
 TEST(DecisionLog, InvalidUtf8IsReplacedNotThrown) {

@@ -94,6 +94,8 @@ double TakenProbability(const DecisionRecord& record);
 // One line, without the newline. Strings that are not valid UTF-8 are
 // replaced, never thrown on (they come from the network).
 std::string ToJsonLine(const DecisionRecord& record);
+// The same line with its '\n', appended to `out` (writers batching lines).
+void AppendJsonLine(const DecisionRecord& record, std::string* out);
 
 // Parses and validates one line (a trailing '\n' or "\r\n" is allowed):
 // every field present with its type, no unknown field, a known

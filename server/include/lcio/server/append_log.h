@@ -30,6 +30,9 @@ struct AppendLogOptions {
   // After a rotation, rotated files beyond the newest `keep_rotated` are
   // deleted, oldest first. 0: keep all.
   int keep_rotated = 0;
+  // The writer thread's nice value (0: as the process). A log nobody waits
+  // for (the decision log) writes at a lower priority than the calls.
+  int writer_nice = 0;
   // For messages: what the log is and which flags set its limits.
   std::string name = "report log";
   std::string min_free_flag = "--report_min_free_mb";
@@ -104,7 +107,8 @@ class AppendLogWriter {
 class GroupCommitter {
  public:
   using Done = std::function<void(absl::StatusOr<uint64_t> sequence)>;
-  // At most `max_pending` lines queued or being written.
+  // At most `max_pending` records queued or being written (an entry counts
+  // as `records` of them; one larger than the bound waits alone).
   GroupCommitter(std::unique_ptr<AppendLogWriter> writer, int max_pending);
   ~GroupCommitter();  // Stop(now)
   GroupCommitter(const GroupCommitter&) = delete;
@@ -114,7 +118,8 @@ class GroupCommitter {
   // with the line's sequence number once it is durable, or with the error
   // that kept it from being so. Not OK (RESOURCE_EXHAUSTED: the queue is
   // full; UNAVAILABLE: stopping): `done` never runs.
-  absl::Status Submit(std::string line, Done done);
+  // `line`: one or more whole lines, written and acknowledged together.
+  absl::Status Submit(std::string line, Done done, int records = 1);
   // Stops accepting and waits until every queued line is answered or
   // `deadline` passes; then answers what is left (a batch stuck in a hung
   // write or fdatasync included) with UNAVAILABLE and returns without
