@@ -873,5 +873,66 @@ TEST_F(EndToEndTest, AHungDecisionLogDropsAndCountsRecordsAndNeverDelaysDecide) 
   }
 }
 
+// Off-policy evaluation on what the real server logged: its decision log
+// (with exploration) and Report log joined by lcio-join, evaluated by
+// lcio-ope (docs/ope.md).
+TEST_F(EndToEndTest, TheServersLogsAreJoinedWithPropensitiesAndEvaluatedOffPolicy) {
+  const std::string policy = WriteArtifact("policy.pt", 1);
+  const std::string decisions = dir_.File("decisions.jsonl");
+  const std::string reports = dir_.File("reports.log");
+  Server server = StartServer({"--policy=" + policy, "--decision_log=" + decisions,
+                               "--report_log=" + reports, "--explore=epsilon:0.5"});
+  auto client = MakeClient(server);
+  std::map<std::string, double> probability;  // by decision id
+  constexpr int kConversations = 6, kTurns = 4;
+  for (int c = 0; c < kConversations; ++c)
+    for (int turn = 0; turn < kTurns; ++turn) {
+      v1::DecideRequest request = TurnDecide(absl::StrCat("o", c), turn);
+      v1::DecideResponse r;
+      ASSERT_TRUE(client->Decide(request, &r).ok());
+      probability[r.decision_id()] = r.probability();
+      // The client does what it was told.
+      v1::ReportRequest report = TurnReport(request.conversation_id(), turn);
+      report.set_decision_id(r.decision_id());
+      report.set_target(r.target());
+      for (const v1::UploadedView& v : r.upload()) report.add_uploaded_views(v.name());
+      v1::ReportResponse acknowledged;
+      ASSERT_TRUE(client->Report(report, &acknowledged).ok());
+    }
+  const int n = kConversations * kTurns;
+  WaitForMetrics(server.metrics_port, {{"lcio_decision_log_records_total", n}});
+  server.process->Signal(SIGTERM);
+  ASSERT_TRUE(server.process->Wait(60s).has_value());
+
+  auto [status, out] = Run({LCIO_JOIN_BIN, "--decisions=" + decisions, "--reports=" + reports,
+                            "--out=" + dir_.File("joined.json")});
+  ASSERT_EQ(status, 0) << out << ReadFile(dir_.File("run.stderr"));
+  const nlohmann::json summary = nlohmann::json::parse(out);
+  EXPECT_EQ(summary["decisions"], n) << out;
+  EXPECT_EQ(summary["reports"], n) << out;
+  EXPECT_EQ(summary["turns"], n) << out;
+  EXPECT_EQ(summary["conversations"], kConversations) << out;
+  EXPECT_EQ(summary["deviated_turns"], 0) << out;
+  EXPECT_EQ(summary["unmatched_reports"], 0) << out;
+  // Every joined turn carries the probability the server answered with.
+  const nlohmann::json joined = nlohmann::json::parse(ReadFile(dir_.File("joined.json")));
+  ASSERT_EQ(joined.size(), static_cast<size_t>(kConversations));
+  std::multiset<double> logged, answered;
+  for (const auto& episode : joined)
+    for (const auto& turn : episode["interactions"])
+      logged.insert(turn["propensity"].get<double>());
+  for (const auto& [id, p] : probability) answered.insert(p);
+  EXPECT_EQ(logged, answered);
+
+  auto [ope_status, report] = Run({LCIO_OPE_BIN, "--log=" + dir_.File("joined.json"),
+                                   "--candidates=local,fixed:1", "--format=json"});
+  ASSERT_EQ(ope_status, 0) << ReadFile(dir_.File("run.stderr"));
+  const nlohmann::json r = nlohmann::json::parse(report);
+  ASSERT_EQ(r.size(), 2u);
+  EXPECT_EQ(r[0]["overall"]["turns"], n);
+  EXPECT_EQ(r[0]["cloud_share"], 0.0);
+  EXPECT_EQ(r[1]["cloud_share"], 1.0);
+}
+
 }  // namespace
 }  // namespace lcio::test
