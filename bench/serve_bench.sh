@@ -5,6 +5,9 @@
 # ROUNDS=N (default 1) repeats the whole sweep, interleaving the two servers
 # (no-op, lcio, no-op, lcio, ...) so that both see the same machine; the
 # table gives per-round medians. Prints one JSON line per run and the table.
+# BASELINE_FLAGS="FLAGS..." (may be " ") compares against a second lcio-server started with
+# those flags instead of the no-op (e.g. the decision log's cost: lcio with the log against lcio
+# without); the "no-op" columns are then that server's.
 set -euo pipefail
 build=${1:?build dir}
 policy=${2:?policy artifact}
@@ -30,7 +33,13 @@ start() {  # name, command...; sets $port
   echo "$name did not start" >&2; cat "$tmp/$name.err" >&2; exit 1
 }
 
-start noop "$build/bench/bench_noop_server" --listen=127.0.0.1:0
+if [ -n "${BASELINE_FLAGS:-}" ]; then
+  read -r -a baseline_flags <<<"$BASELINE_FLAGS"
+  start noop "$build/server/lcio-server" --policy="$policy" --listen=127.0.0.1:0 \
+    --metrics_listen= --torch_device=cpu --log_level=warning "${baseline_flags[@]}"
+else
+  start noop "$build/bench/bench_noop_server" --listen=127.0.0.1:0
+fi
 noop_port=$port
 start lcio "$build/server/lcio-server" --policy="$policy" --listen=127.0.0.1:0 \
   --metrics_listen= --torch_device=cpu --log_level=warning "${extra[@]}"

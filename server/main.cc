@@ -51,6 +51,24 @@ ABSL_FLAG(int64_t, report_rotate_mb, 256,
 ABSL_FLAG(int64_t, report_min_free_mb, 64,
           "refuse Reports (RESOURCE_EXHAUSTED) rather than leave less free space than this on "
           "the log's filesystem; 0: no floor");
+ABSL_FLAG(std::string, decision_log, "",
+          "decision log, one JSON line per answered Decide (docs/decision_log.md); empty: none");
+ABSL_FLAG(int32_t, decision_log_queue_max, 4096,
+          "decision records waiting for the log; beyond: dropped and counted, never waited for");
+ABSL_FLAG(int64_t, decision_log_rotate_mb, 256,
+          "start a new decision log file (the old one becomes LOG.000001, ...) past this many "
+          "MiB; 0: never");
+ABSL_FLAG(int32_t, decision_log_keep_files, 0,
+          "retention: rotated decision log files kept (the oldest are deleted); 0: keep all");
+ABSL_FLAG(int64_t, decision_log_min_free_mb, 64,
+          "drop decision records rather than leave less free space than this on the log's "
+          "filesystem; 0: no floor");
+ABSL_FLAG(std::string, explore, "none",
+          "exploration among the actions the shield allows: none | epsilon:E | softmax:T "
+          "(reproducible from the decision id; requests may opt out with no_explore)");
+ABSL_FLAG(std::string, shadow_policy, "",
+          "a second artifact that scores every answered request off the request path (decision "
+          "log and lcio_shadow_* metrics); empty: none");
 ABSL_FLAG(int32_t, watch_interval_ms, 1000, "policy file poll interval");
 ABSL_FLAG(std::string, tls_cert, "", "server certificate (PEM); enables TLS");
 ABSL_FLAG(std::string, tls_key, "", "server private key (PEM)");
@@ -139,6 +157,21 @@ int main(int argc, char** argv) {
         "report_min_free_mb in [0, 2^40]");
   options.report_rotate_bytes = rotate_mb << 20;
   options.report_min_free_bytes = floor_mb << 20;
+  options.decision_log = absl::GetFlag(FLAGS_decision_log);
+  options.decision_log_queue_max = absl::GetFlag(FLAGS_decision_log_queue_max);
+  options.decision_log_keep_files = absl::GetFlag(FLAGS_decision_log_keep_files);
+  const int64_t decision_rotate_mb = absl::GetFlag(FLAGS_decision_log_rotate_mb);
+  const int64_t decision_floor_mb = absl::GetFlag(FLAGS_decision_log_min_free_mb);
+  if (options.decision_log_queue_max < 1 || options.decision_log_keep_files < 0 ||
+      decision_rotate_mb < 0 || decision_rotate_mb > kMaxMb || decision_floor_mb < 0 ||
+      decision_floor_mb > kMaxMb)
+    return Fail(
+        "decision_log_queue_max must be >= 1, decision_log_keep_files >= 0, "
+        "decision_log_rotate_mb and decision_log_min_free_mb in [0, 2^40]");
+  options.decision_log_rotate_bytes = decision_rotate_mb << 20;
+  options.decision_log_min_free_bytes = decision_floor_mb << 20;
+  options.explore = absl::GetFlag(FLAGS_explore);
+  options.shadow_policy = absl::GetFlag(FLAGS_shadow_policy);
   options.watch_interval = absl::Milliseconds(std::max(10, absl::GetFlag(FLAGS_watch_interval_ms)));
   options.tls_cert = absl::GetFlag(FLAGS_tls_cert);
   options.tls_key = absl::GetFlag(FLAGS_tls_key);

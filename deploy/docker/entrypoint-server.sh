@@ -14,10 +14,13 @@
 #   LCIO_DRAIN_TIMEOUT_S  SIGTERM drain deadline in seconds (default 20; keep the pod's
 #                         terminationGracePeriodSeconds above it)
 #   LCIO_REPORT_LOG       Report log file (enables Report); its directory is created
+#   LCIO_DECISION_LOG     decision log file (docs/decision_log.md); its directory is created
 #   LCIO_PROFILES, LCIO_LOG_LEVEL, LCIO_MAX_INFLIGHT, LCIO_BATCH_MAX, LCIO_BATCH_WAIT_US,
 #   LCIO_MAX_CONVERSATIONS, LCIO_CONVERSATION_IDLE_S, LCIO_WATCH_INTERVAL_MS,
 #   LCIO_TLS_CERT, LCIO_TLS_KEY, LCIO_TLS_CLIENT_CA, LCIO_REPORT_QUEUE_MAX,
-#   LCIO_REPORT_MAX_RECORD_BYTES, LCIO_REPORT_ROTATE_MB, LCIO_REPORT_MIN_FREE_MB
+#   LCIO_REPORT_MAX_RECORD_BYTES, LCIO_REPORT_ROTATE_MB, LCIO_REPORT_MIN_FREE_MB,
+#   LCIO_DECISION_LOG_QUEUE_MAX, LCIO_DECISION_LOG_ROTATE_MB, LCIO_DECISION_LOG_KEEP_FILES,
+#   LCIO_DECISION_LOG_MIN_FREE_MB, LCIO_EXPLORE, LCIO_SHADOW_POLICY
 #                         passed as the flags of the same name
 set -euo pipefail
 
@@ -62,6 +65,10 @@ if [[ -n "${LCIO_REPORT_LOG:-}" ]]; then
   mkdir -p "$(dirname "$LCIO_REPORT_LOG")"
   flags+=("--report_log=$LCIO_REPORT_LOG")
 fi
+if [[ -n "${LCIO_DECISION_LOG:-}" ]]; then
+  mkdir -p "$(dirname "$LCIO_DECISION_LOG")"
+  flags+=("--decision_log=$LCIO_DECISION_LOG")
+fi
 add_flag() {  # add_flag ENV_NAME flag_name: passes the variable when it is set and non-empty
   local value="${!1:-}"
   if [[ -n "$value" ]]; then flags+=("--$2=$value"); fi
@@ -81,6 +88,12 @@ add_flag LCIO_REPORT_QUEUE_MAX report_queue_max
 add_flag LCIO_REPORT_MAX_RECORD_BYTES report_max_record_bytes
 add_flag LCIO_REPORT_ROTATE_MB report_rotate_mb
 add_flag LCIO_REPORT_MIN_FREE_MB report_min_free_mb
+add_flag LCIO_DECISION_LOG_QUEUE_MAX decision_log_queue_max
+add_flag LCIO_DECISION_LOG_ROTATE_MB decision_log_rotate_mb
+add_flag LCIO_DECISION_LOG_KEEP_FILES decision_log_keep_files
+add_flag LCIO_DECISION_LOG_MIN_FREE_MB decision_log_min_free_mb
+add_flag LCIO_EXPLORE explore
+add_flag LCIO_SHADOW_POLICY shadow_policy
 
 log "exec $server_bin ${flags[*]} $*"
 # exec: the server itself receives SIGTERM (from tini or the test) and drains.

@@ -13,9 +13,23 @@
 #   LCIO_MIN_REPORT_EPISODES  with LCIO_REPORT_LOGS: fewer exported episodes than this means
 #                           nothing new to learn from, exit 0 without training (default 1)
 #   LCIO_WORK_DIR           scratch and output directory (default /var/lib/lcio/work)
-#   LCIO_ALGO (rc-ppo), LCIO_TIMESTEPS (200000), LCIO_SEED (1)
+#   LCIO_TRAIN_CONFIG       training configuration (default the shipped tuned one,
+#                           /usr/local/share/lcio/default_train_config.json; "" for lcio-train's
+#                           defaults)
+#   LCIO_ALGO, LCIO_TIMESTEPS, LCIO_SEED  when set, override the configuration's
 #   LCIO_PUBLISH_DIR        when set, the new artifact is published there with publish-policy.sh
-#                           (atomic rename; running servers hot-reload it)
+#                           (atomic rename; running servers hot-reload it), but only if
+#                           gate-policy.sh finds it no worse than the policy serving there;
+#                           otherwise it goes to LCIO_CANARY_DIR with the gate's report
+#   LCIO_CANARY_DIR         default: LCIO_PUBLISH_DIR/../canary
+#   LCIO_GATE               "off" publishes without the gate (plumbing tests; the CronJob never
+#                           sets it)
+#   LCIO_GATE_HOLDOUT_SHARE with LCIO_REPORT_LOGS: share of the newest exported conversations kept
+#                           out of training and given to the gate's lcio-eval (default 0.2)
+#   LCIO_DECISION_LOGS      directory of decision logs (*.jsonl, each with its rotated files); joined with the Report logs by
+#                           lcio-join for the gate's lcio-ope (LCIO_JOIN_BIN, default lcio-join)
+#   LCIO_GATE_DATA, LCIO_GATE_JOINED  the gate's inputs given directly (they win over the above);
+#                           LCIO_GATE_MARGIN, LCIO_EVAL_BIN, LCIO_OPE_BIN: see gate-policy.sh
 set -euo pipefail
 
 log() { echo "entrypoint-train: $*" >&2; }
@@ -25,8 +39,14 @@ export_bin="${LCIO_EXPORT_BIN:-lcio-report-export}"
 base_data="${LCIO_BASE_DATA-/usr/local/share/lcio/M4A1.json}"
 work="${LCIO_WORK_DIR:-/var/lib/lcio/work}"
 min_episodes="${LCIO_MIN_REPORT_EPISODES:-1}"
-publish="$(dirname "$(readlink -f "$0")")/publish-policy.sh"
+here="$(dirname "$(readlink -f "$0")")"
+publish="$here/publish-policy.sh"
 [[ -x "$publish" ]] || publish="publish-policy.sh"
+gate="$here/gate-policy.sh"
+[[ -x "$gate" ]] || gate="gate-policy.sh"
+train_config="${LCIO_TRAIN_CONFIG-/usr/local/share/lcio/default_train_config.json}"
+gate_data="${LCIO_GATE_DATA:-}"
+gate_joined="${LCIO_GATE_JOINED:-}"
 
 command -v "$train_bin" >/dev/null 2>&1 || { log "trainer binary '$train_bin' not found"; exit 127; }
 mkdir -p "$work"
@@ -58,6 +78,17 @@ if [[ -n "${LCIO_REPORT_LOGS:-}" ]]; then
     log "fewer than LCIO_MIN_REPORT_EPISODES=$min_episodes episodes: nothing to retrain on"
     exit 0
   fi
+  # The newest conversations are held out of training for the gate's lcio-eval: neither the
+  # candidate nor the serving policy has seen them.
+  holdout=$(jq --argjson share "${LCIO_GATE_HOLDOUT_SHARE:-0.2}" \
+    'length * $share | floor' "$reports")
+  if [[ -z "$gate_data" && "$holdout" -gt 0 ]]; then
+    gate_data="$work/gate-$stamp.json"
+    jq --argjson k "$holdout" '.[length - $k:]' "$reports" >"$gate_data"
+    jq --argjson k "$holdout" '.[:length - $k]' "$reports" >"$reports.train"
+    mv "$reports.train" "$reports"
+    log "held out the newest $holdout exported conversations for the gate ($gate_data)"
+  fi
   data="$work/train-$stamp.json"
   if [[ -n "$base_data" ]]; then
     jq -s '.[0] as $base | (([$base[].id] | max) // -1) as $last
@@ -66,6 +97,19 @@ if [[ -n "${LCIO_REPORT_LOGS:-}" ]]; then
   else
     jq '[to_entries[] | .value + {id: .key}]' "$reports" >"$data"
   fi
+  if [[ -z "$gate_joined" && -n "${LCIO_DECISION_LOGS:-}" ]]; then
+    shopt -s nullglob
+    decision_logs=("$LCIO_DECISION_LOGS"/*.jsonl)
+    shopt -u nullglob
+    if ((${#decision_logs[@]} && ${#logs[@]})); then
+      gate_joined="$work/joined-$stamp.json"
+      # Flag lists are comma-separated (a repeated flag would replace, not add).
+      "${LCIO_JOIN_BIN:-lcio-join}" --decisions="$(IFS=,; echo "${decision_logs[*]}")" \
+        --reports="$(IFS=,; echo "${logs[*]}")" --out="$gate_joined" \
+        >"$work/joined-$stamp.summary.json"
+      log "joined ${#decision_logs[@]} decision logs with the Report logs: $gate_joined"
+    fi
+  fi
 fi
 if [[ -z "$data" || ! -r "$data" ]]; then
   log "no training data: set LCIO_BASE_DATA and/or LCIO_REPORT_LOGS"
@@ -73,17 +117,51 @@ if [[ -z "$data" || ! -r "$data" ]]; then
 fi
 
 out="$work/policy-$stamp.pt"
-args=(
-  "--algo=${LCIO_ALGO:-rc-ppo}"
-  "--data=$data"
-  "--timesteps=${LCIO_TIMESTEPS:-200000}"
-  "--seed=${LCIO_SEED:-1}"
-  "--out=$out"
-)
+# The shipped tuned configuration unless told otherwise; flags only where asked for, since a flag
+# given to lcio-train wins over the file.
+args=("--data=$data" "--out=$out")
+if [[ -n "$train_config" ]]; then
+  [[ -r "$train_config" ]] || { log "training configuration '$train_config' not readable"; exit 1; }
+  args+=("--config=$train_config")
+fi
+[[ -n "${LCIO_ALGO:-}" ]] && args+=("--algo=$LCIO_ALGO")
+[[ -n "${LCIO_TIMESTEPS:-}" ]] && args+=("--timesteps=$LCIO_TIMESTEPS")
+[[ -n "${LCIO_SEED:-}" ]] && args+=("--seed=$LCIO_SEED")
 log "$train_bin ${args[*]} $*"
 "$train_bin" "${args[@]}" "$@"
 [[ -s "$out" ]] || { log "$train_bin wrote no artifact at $out"; exit 1; }
 log "trained $out"
 if [[ -n "${LCIO_PUBLISH_DIR:-}" ]]; then
-  "$publish" "$out" "$LCIO_PUBLISH_DIR"
+  serving="$LCIO_PUBLISH_DIR/policy.pt"
+  if [[ ! -s "$serving" ]]; then
+    log "no policy serving in $LCIO_PUBLISH_DIR yet: publishing the first one"
+    "$publish" "$out" "$LCIO_PUBLISH_DIR"
+    exit 0
+  fi
+  if [[ "${LCIO_GATE:-on}" == off ]]; then
+    log "LCIO_GATE=off: publishing without the gate"
+    "$publish" "$out" "$LCIO_PUBLISH_DIR"
+    exit 0
+  fi
+  canary="${LCIO_CANARY_DIR:-$(dirname "$LCIO_PUBLISH_DIR")/canary}"
+  gate_dir="$work/gate-$stamp"
+  set +e
+  LCIO_GATE_DATA="$gate_data" LCIO_GATE_JOINED="$gate_joined" "$gate" "$out" "$serving" "$gate_dir"
+  verdict=$?
+  set -e
+  case "$verdict" in
+    0)
+      log "gate: no worse than the serving policy ($gate_dir/gate-report.md): publishing"
+      "$publish" "$out" "$LCIO_PUBLISH_DIR"
+      ;;
+    1)
+      log "gate: worse than the serving policy, or no evidence: canary track ($canary)"
+      "$publish" "$out" "$canary"
+      cp "$gate_dir/gate-report.md" "$canary/gate-report.md"
+      ;;
+    *)
+      log "gate failed (exit $verdict): nothing published"
+      exit 1
+      ;;
+  esac
 fi

@@ -9,6 +9,7 @@
 #include "absl/strings/str_format.h"
 #include "absl/time/clock.h"
 #include "lcio/env/shield.h"
+#include "lcio/server/decision_logger.h"
 #include "lcio/server/explain.h"
 #include "lcio/server/log.h"
 #include "lcio/server/metrics.h"
@@ -21,23 +22,35 @@ std::string NewDecisionId(const std::string& conversation_id, int turn_index) {
   return absl::StrCat(conversation_id, "/", turn_index, "/", absl::StrFormat("%016x", rng()));
 }
 
+}  // namespace
+
 // Everything the batcher's callback needs, owned by the callback.
-struct Pending {
+struct Decider::Pending {
   std::shared_ptr<const ServingPolicy> policy;
   const v1::DecideRequest* request;
   v1::DecideResponse* response;
   ParsedDecide parsed;
-  bool uses_store = false;
+  bool uses_store = false;  // the conversation is held: Commit or Abort it
   uint64_t fingerprint = 0;
   int task_index = 0;
   bool task_inferred = false;
   double task_confidence = 1;
+  // Earlier turns, oldest first: the store's (up to its window) or the
+  // request's own.
+  std::vector<int> history_actions, history_tasks;
   std::vector<double> predicted_responses;  // the response model's, per action
   absl::Time deadline;
   Decider::Done done;
 };
 
-}  // namespace
+// What the scores, the shield and exploration make of a scored request.
+struct Decider::Choice {
+  const env::CostModel* costs = nullptr;
+  std::string decision_id;
+  int proposed = 0;
+  env::ShieldDecision shield;
+  ExploreChoice taken;  // .action is the answer
+};
 
 void Decider::LogRejected(const absl::Status& status, absl::string_view conversation_id,
                           int turn_index) {
@@ -52,196 +65,269 @@ void Decider::LogRejected(const absl::Status& status, absl::string_view conversa
   if (suppressed > 0) line.Int("suppressed", suppressed);
 }
 
+void Decider::Refuse(Pending& pending, const absl::Status& status) {
+  const v1::DecideRequest& request = *pending.request;
+  if (pending.uses_store) store_->Abort(request.conversation_id(), request.turn_index());
+  LogRejected(status, request.conversation_id(), request.turn_index());
+  pending.done(status);
+}
+
 void Decider::Decide(const v1::DecideRequest& request, v1::DecideResponse* response,
                      absl::Time deadline, Done done, const std::string& peer_identity) {
   // Announced first, so that a batch forming now waits for this request.
   batcher_->Announce();
-  auto fail = [&](const absl::Status& status) {
-    batcher_->Withdraw();
-    LogRejected(status, request.conversation_id(), request.turn_index());
-    done(status);
-  };
-  std::shared_ptr<const ServingPolicy> policy = policies_->Get();
-  if (policy == nullptr) return fail(absl::UnavailableError("no policy is loaded yet"));
-  auto parsed = ParseDecideRequest(request, limits_, policy->spec());
-  if (!parsed.ok()) return fail(parsed.status());
-
   auto pending = std::make_shared<Pending>();
-  pending->policy = policy;
   pending->request = &request;
   pending->response = response;
-  pending->parsed = *std::move(parsed);
   pending->deadline = deadline;
-  const ParsedDecide& p = pending->parsed;
-  const int turn = request.turn_index();
-
-  std::vector<int> history_actions, history_tasks;
-  if (p.has_history) {
-    history_actions = p.history_actions;
-    history_tasks = p.history_tasks;
-  } else {
-    pending->uses_store = true;
-    pending->fingerprint = DecisionFingerprint(request);
-    auto begun = store_->Begin(request.conversation_id(), turn, pending->fingerprint,
-                               {policy->conversation_schema(), peer_identity}, absl::Now());
-    if (!begun.ok()) return fail(begun.status());
-    if (begun->replay) {
-      if (!response->ParseFromString(begun->response))
-        return fail(absl::InternalError("stored response is unreadable"));
-      // The stored decision carries its explanation; shown only when asked.
-      if (!request.explain()) response->clear_scores();
-      batcher_->Withdraw();
-      LogLine(LogLevel::kDebug, "decide_replayed")
-          .Str("conversation_id", request.conversation_id())
-          .Int("turn_index", turn)
-          .Str("decision_id", response->decision_id());
-      done(absl::OkStatus());
-      return;
-    }
-    history_actions = std::move(begun->actions);
-    history_tasks = std::move(begun->tasks);
-  }
-  // From here on a failure must release the conversation.
-  auto release_and_fail = [&](const absl::Status& status) {
-    if (pending->uses_store) store_->Abort(request.conversation_id(), turn);
-    fail(status);
+  pending->done = std::move(done);
+  auto refuse = [&](const absl::Status& status) {
+    batcher_->Withdraw();
+    Refuse(*pending, status);
   };
+  pending->policy = policies_->Get();
+  if (pending->policy == nullptr) return refuse(absl::UnavailableError("no policy is loaded yet"));
+  auto parsed = ParseDecideRequest(request, limits_, pending->policy->spec());
+  if (!parsed.ok()) return refuse(parsed.status());
+  pending->parsed = *std::move(parsed);
+  bool replayed = false;
+  if (absl::Status s = RecallHistory(*pending, peer_identity, &replayed); !s.ok()) return refuse(s);
+  if (replayed) {
+    batcher_->Withdraw();
+    pending->done(absl::OkStatus());
+    return;
+  }
+  std::vector<float> row;
+  if (absl::Status s = Encode(*pending, &row); !s.ok()) return refuse(s);
+  std::shared_ptr<const BatchScorer> scorer = pending->policy;
+  batcher_->Submit(std::move(scorer), std::move(row), deadline,
+                   [this, pending](absl::Status status, std::vector<float> scores) {
+                     Scored(pending, std::move(status), std::move(scores));
+                   });
+}
 
-  const policy::InferenceEngine& engine = policy->engine();
+// The earlier turns: the request's own (stateless), or the store's, which
+// also answers a repeated last turn with its stored answer (*replayed).
+absl::Status Decider::RecallHistory(Pending& pending, const std::string& peer_identity,
+                                    bool* replayed) {
+  const v1::DecideRequest& request = *pending.request;
+  if (pending.parsed.has_history) {
+    pending.history_actions = pending.parsed.history_actions;
+    pending.history_tasks = pending.parsed.history_tasks;
+    return absl::OkStatus();
+  }
+  pending.fingerprint = DecisionFingerprint(request);
+  auto begun = store_->Begin(request.conversation_id(), request.turn_index(), pending.fingerprint,
+                             {pending.policy->conversation_schema(), peer_identity}, absl::Now());
+  if (!begun.ok()) return begun.status();
+  if (begun->replay) {
+    if (!pending.response->ParseFromString(begun->response))
+      return absl::InternalError("stored response is unreadable");
+    // The stored decision carries its explanation; shown only when asked.
+    if (!request.explain()) pending.response->clear_scores();
+    LogLine(LogLevel::kDebug, "decide_replayed")
+        .Str("conversation_id", request.conversation_id())
+        .Int("turn_index", request.turn_index())
+        .Str("decision_id", pending.response->decision_id());
+    *replayed = true;
+    return absl::OkStatus();
+  }
+  pending.uses_store = true;  // from here on a refusal releases the conversation
+  pending.history_actions = std::move(begun->actions);
+  pending.history_tasks = std::move(begun->tasks);
+  return absl::OkStatus();
+}
+
+// The task (given or inferred) and the observation row the policy scores.
+absl::Status Decider::Encode(Pending& pending, std::vector<float>* row) {
+  const v1::DecideRequest& request = *pending.request;
+  const ParsedDecide& p = pending.parsed;
+  const ServingPolicy& policy = *pending.policy;
+  const policy::InferenceEngine& engine = policy.engine();
   if (p.task_index >= 0) {
-    pending->task_index = p.task_index;
+    pending.task_index = p.task_index;
   } else {
     const policy::TaskClassifier::Prediction prediction =
         engine.classifier().Predict(request.prompt());
-    pending->task_index = prediction.task;
-    pending->task_inferred = true;
-    pending->task_confidence = prediction.confidence;
+    pending.task_index = prediction.task;
+    pending.task_inferred = true;
+    pending.task_confidence = prediction.confidence;
   }
-
   // Only the last history_window turns are visible to the policy, and the
   // encoding of turn t >= window depends only on them: the context holds
   // min(turn, window) earlier turns.
-  const int window = policy->spec().history_window;
-  const int keep = std::min(turn, window);
-  if (static_cast<int>(history_actions.size()) < keep)
-    return release_and_fail(absl::InternalError("conversation history shorter than the window"));
+  const int window = policy.spec().history_window;
+  const int keep = std::min(request.turn_index(), window);
+  const std::vector<int>& actions = pending.history_actions;
+  const std::vector<int>& tasks = pending.history_tasks;
+  if (static_cast<int>(actions.size()) < keep)
+    return absl::InternalError("conversation history shorter than the window");
   env::DecisionContext context;
-  context.previous_actions.assign(history_actions.end() - keep, history_actions.end());
-  context.previous_tasks.assign(history_tasks.end() - keep, history_tasks.end());
-  context.task_index = pending->task_index;
+  context.previous_actions.assign(actions.end() - keep, actions.end());
+  context.previous_tasks.assign(tasks.end() - keep, tasks.end());
+  context.task_index = pending.task_index;
   context.association = p.association;
   context.remaining_latency_s = p.latency_s;
   context.remaining_money_usd = p.money_usd;
   const env::ObservationEncoder& encoder = engine.encoder();
   // A profile_aware policy observes the request's own device and network.
   if (encoder.layout().profile_aware) {
-    const env::CostModel* costs = policy->Costs(p.device, p.network);
-    if (costs == nullptr)
-      return release_and_fail(absl::InternalError("no cost model for the request's profile"));
+    const env::CostModel* costs = policy.Costs(p.device, p.network);
+    if (costs == nullptr) return absl::InternalError("no cost model for the request's profile");
     env::SetActionCosts(*costs, &context);
   }
   if (absl::Status s = encoder.Check(context); !s.ok())
-    return release_and_fail(absl::InvalidArgumentError(s.message()));
-  std::vector<float> row(encoder.size());
-  encoder.Encode(context, row.data());
+    return absl::InvalidArgumentError(s.message());
+  row->resize(encoder.size());
+  encoder.Encode(context, row->data());
   // Explanations quote the model's predictions unscaled (empty when the
-  // policy is not response-aware). Computed for every decision: a retry of
-  // this turn may ask for the explanation this call did not.
-  pending->predicted_responses = encoder.PredictResponses(context);
-  if (absl::Now() > deadline)
-    return release_and_fail(absl::DeadlineExceededError("deadline passed before scoring"));
+  // policy is not response-aware).
+  // Computed for every decision: a retry of this turn may ask for the
+  // explanation this call did not.
+  pending.predicted_responses = encoder.PredictResponses(context);
+  if (absl::Now() > pending.deadline)
+    return absl::DeadlineExceededError("deadline passed before scoring");
+  return absl::OkStatus();
+}
 
-  pending->done = std::move(done);
-  std::shared_ptr<const BatchScorer> scorer = policy;
-  batcher_->Submit(
-      std::move(scorer), std::move(row), deadline,
-      [this, pending](absl::Status status, std::vector<float> scores) {
-        const v1::DecideRequest& request = *pending->request;
-        auto finish = [&](const absl::Status& s) {
-          if (pending->uses_store && !s.ok())
-            store_->Abort(request.conversation_id(), request.turn_index());
-          if (!s.ok())
-            LogLine(LogLevel::kInfo, "decide_rejected")
-                .Str("conversation_id", request.conversation_id())
-                .Int("turn_index", request.turn_index())
-                .Str("code", absl::StatusCodeToString(s.code()))
-                .Str("error", s.message());
-          pending->done(s);
-        };
-        if (!status.ok()) return finish(status);
-        // A decision the caller can no longer receive is not recorded.
-        if (absl::Now() > pending->deadline)
-          return finish(absl::DeadlineExceededError("deadline passed while scoring"));
-        const ServingPolicy& policy = *pending->policy;
-        const ParsedDecide& p = pending->parsed;
-        const env::ActionTable& actions = policy.engine().encoder().actions();
-        const env::CostModel* costs = policy.Costs(p.device, p.network);
-        if (costs == nullptr || static_cast<int>(scores.size()) != actions.size())
-          return finish(absl::InternalError("no cost model or wrong score count"));
-        const int proposed =
-            static_cast<int>(std::max_element(scores.begin(), scores.end()) - scores.begin());
-        const std::vector<double> ranking(scores.begin(), scores.end());
-        const env::ShieldDecision shield =
-            env::Shield(*costs, proposed, &ranking, p.latency_s, p.money_usd);
-        const int action = shield.action;
+// On the batcher's thread once the row is scored (or failed).
+void Decider::Scored(const PendingPtr& pending, absl::Status status, std::vector<float> scores) {
+  if (!status.ok()) return Refuse(*pending, status);
+  // A decision the caller can no longer receive is not recorded.
+  if (absl::Now() > pending->deadline)
+    return Refuse(*pending, absl::DeadlineExceededError("deadline passed while scoring"));
+  absl::StatusOr<Choice> choice = Choose(*pending, scores);
+  if (!choice.ok()) return Refuse(*pending, choice.status());
+  Answer(*pending, *choice, scores);
+  Record(pending, *std::move(choice), std::move(scores));
+  pending->done(absl::OkStatus());
+}
 
-        v1::DecideResponse& r = *pending->response;
-        const PolicySpec& spec = policy.spec();
-        r.set_decision_id(NewDecisionId(request.conversation_id(), request.turn_index()));
-        const bool cloud = actions.is_cloud(action);
-        r.set_target(cloud ? v1::TARGET_CLOUD : v1::TARGET_LOCAL);
-        r.set_llm(cloud ? spec.catalog.cloud_llm.name : spec.catalog.local_llm.name);
-        std::vector<std::string> uploaded;
-        for (int v : actions.views(action)) {
-          v1::UploadedView* view = r.add_upload();
-          view->set_name(spec.view_names[v]);
-          view->set_index(v);
-          uploaded.push_back(spec.view_names[v]);
-        }
-        r.set_action(action);
-        r.set_expected_latency_s(costs->time_s(action));
-        r.set_expected_money_usd(costs->money_usd(action));
-        r.mutable_budget_after()->set_latency_s(p.latency_s - costs->time_s(action));
-        r.mutable_budget_after()->set_money_usd(p.money_usd - costs->money_usd(action));
-        r.set_task(spec.tasks[pending->task_index]);
-        r.set_task_inferred(pending->task_inferred);
-        r.set_task_confidence(pending->task_confidence);
-        r.set_policy_version(policy.version());
-        r.set_shield_overridden(shield.overridden);
-        r.set_nothing_fits(shield.nothing_fits);
-        r.set_proposed_action(proposed);
-        r.set_device(p.device);
-        r.set_network(p.network);
-        ExplainScores(actions, *costs, scores, pending->predicted_responses, p.latency_s,
-                      p.money_usd, &r);
-        const std::vector<std::string> warnings = policy.BudgetWarnings(p.latency_s, p.money_usd);
-        r.set_budget_outside_training(!warnings.empty());
-        for (const std::string& warning : warnings) r.add_warnings(warning);
-        if (pending->uses_store)
-          store_->Commit(request.conversation_id(), request.turn_index(), action,
-                         pending->task_index, pending->fingerprint, r.SerializeAsString(),
-                         absl::Now());
-        if (!request.explain()) r.clear_scores();
-        if (metrics_ != nullptr && !warnings.empty())
-          metrics_->CountBudgetOutsideTraining(
-              p.latency_s > policy.training_budget_max().latency_s,
-              p.money_usd > policy.training_budget_max().money_usd);
-        if (metrics_ != nullptr)
-          metrics_->CountDecision(cloud, uploaded, shield.overridden, r.expected_money_usd(),
-                                  r.expected_latency_s());
-        if (LogEnabled(LogLevel::kDebug))
-          LogLine(LogLevel::kDebug, "decide")
-              .Str("conversation_id", request.conversation_id())
-              .Int("turn_index", request.turn_index())
-              .Str("decision_id", r.decision_id())
-              .Str("action", actions.Describe(action))
-              .Str("proposed", actions.Describe(proposed))
-              .Bool("shield_overridden", shield.overridden)
-              .Str("task", r.task())
-              .Bool("task_inferred", pending->task_inferred)
-              .Str("policy_version", r.policy_version());
-        finish(absl::OkStatus());
-      });
+// The policy's proposal, the shield's verdict and, with --explore, the
+// sampled action among those the shield allows.
+absl::StatusOr<Decider::Choice> Decider::Choose(const Pending& pending,
+                                                const std::vector<float>& scores) const {
+  const ServingPolicy& policy = *pending.policy;
+  const ParsedDecide& p = pending.parsed;
+  const env::ActionTable& actions = policy.engine().encoder().actions();
+  Choice choice;
+  choice.costs = policy.Costs(p.device, p.network);
+  if (choice.costs == nullptr || static_cast<int>(scores.size()) != actions.size())
+    return absl::InternalError("no cost model or wrong score count");
+  choice.proposed =
+      static_cast<int>(std::max_element(scores.begin(), scores.end()) - scores.begin());
+  const std::vector<double> ranking(scores.begin(), scores.end());
+  choice.shield = env::Shield(*choice.costs, choice.proposed, &ranking, p.latency_s, p.money_usd);
+  choice.decision_id =
+      NewDecisionId(pending.request->conversation_id(), pending.request->turn_index());
+  const bool explore = explore_.enabled() && !pending.request->no_explore();
+  std::vector<bool> allowed;
+  if (explore) {
+    allowed.resize(actions.size());
+    for (int a = 0; a < actions.size(); ++a)
+      allowed[a] = env::Fits(*choice.costs, a, p.latency_s, p.money_usd);
+  }
+  choice.taken = Explore(explore ? explore_ : ExploreConfig{}, scores, allowed,
+                         choice.shield.action, explore ? ExplorationDraw(choice.decision_id) : 0.0);
+  return choice;
+}
+
+void Decider::Answer(Pending& pending, const Choice& choice, const std::vector<float>& scores) {
+  const ServingPolicy& policy = *pending.policy;
+  const ParsedDecide& p = pending.parsed;
+  const env::ActionTable& actions = policy.engine().encoder().actions();
+  const env::CostModel& costs = *choice.costs;
+  const PolicySpec& spec = policy.spec();
+  const int action = choice.taken.action;
+  v1::DecideResponse& r = *pending.response;
+  r.set_decision_id(choice.decision_id);
+  const bool cloud = actions.is_cloud(action);
+  r.set_target(cloud ? v1::TARGET_CLOUD : v1::TARGET_LOCAL);
+  r.set_llm(cloud ? spec.catalog.cloud_llm.name : spec.catalog.local_llm.name);
+  for (int v : actions.views(action)) {
+    v1::UploadedView* view = r.add_upload();
+    view->set_name(spec.view_names[v]);
+    view->set_index(v);
+  }
+  r.set_action(action);
+  r.set_expected_latency_s(costs.time_s(action));
+  r.set_expected_money_usd(costs.money_usd(action));
+  r.mutable_budget_after()->set_latency_s(p.latency_s - costs.time_s(action));
+  r.mutable_budget_after()->set_money_usd(p.money_usd - costs.money_usd(action));
+  r.set_task(spec.tasks[pending.task_index]);
+  r.set_task_inferred(pending.task_inferred);
+  r.set_task_confidence(pending.task_confidence);
+  r.set_policy_version(policy.version());
+  r.set_shield_overridden(choice.shield.overridden);
+  r.set_nothing_fits(choice.shield.nothing_fits);
+  r.set_proposed_action(choice.proposed);
+  r.set_probability(choice.taken.probabilities[action]);
+  r.set_explored(choice.taken.explored);
+  r.set_device(p.device);
+  r.set_network(p.network);
+  ExplainScores(actions, costs, scores, pending.predicted_responses, p.latency_s, p.money_usd, &r);
+  for (const std::string& warning : policy.BudgetWarnings(p.latency_s, p.money_usd))
+    r.add_warnings(warning);
+  r.set_budget_outside_training(r.warnings_size() > 0);
+}
+
+// The answered decision: the conversation's history, metrics, the debug
+// line and the decision log (handed over, never written here).
+void Decider::Record(PendingPtr pending, Choice choice, std::vector<float> scores) {
+  const v1::DecideRequest& request = *pending->request;
+  const v1::DecideResponse& r = *pending->response;
+  const int action = choice.taken.action;
+  const absl::Time now = absl::Now();
+  if (pending->uses_store)
+    store_->Commit(request.conversation_id(), request.turn_index(), action, pending->task_index,
+                   pending->fingerprint, r.SerializeAsString(), now);
+  // Stored with the explanation (a retry may ask for it), answered without
+  // unless asked.
+  if (!request.explain()) pending->response->clear_scores();
+  if (metrics_ != nullptr && r.budget_outside_training()) {
+    const env::Budget& max = pending->policy->training_budget_max();
+    metrics_->CountBudgetOutsideTraining(pending->parsed.latency_s > max.latency_s,
+                                         pending->parsed.money_usd > max.money_usd);
+  }
+  if (metrics_ != nullptr) {
+    std::vector<std::string> uploaded;
+    for (const v1::UploadedView& view : r.upload()) uploaded.push_back(view.name());
+    metrics_->CountDecision(r.target() == v1::TARGET_CLOUD, uploaded, choice.shield.overridden,
+                            r.expected_money_usd(), r.expected_latency_s());
+  }
+  if (LogEnabled(LogLevel::kDebug)) {
+    const env::ActionTable& actions = pending->policy->engine().encoder().actions();
+    LogLine(LogLevel::kDebug, "decide")
+        .Str("conversation_id", request.conversation_id())
+        .Int("turn_index", request.turn_index())
+        .Str("decision_id", r.decision_id())
+        .Str("action", actions.Describe(action))
+        .Str("proposed", actions.Describe(choice.proposed))
+        .Bool("shield_overridden", choice.shield.overridden)
+        .Bool("explored", choice.taken.explored)
+        .Str("task", r.task())
+        .Bool("task_inferred", pending->task_inferred)
+        .Str("policy_version", r.policy_version());
+  }
+  if (decision_log_ == nullptr) return;
+  DecisionEvent event;
+  event.policy = pending->policy;
+  event.decision_id = std::move(choice.decision_id);
+  event.time = now;
+  event.conversation_id = request.conversation_id();
+  event.turn_index = request.turn_index();
+  event.parsed = std::move(pending->parsed);
+  event.task_index = pending->task_index;
+  event.task_inferred = pending->task_inferred;
+  event.task_confidence = pending->task_confidence;
+  event.history_actions = std::move(pending->history_actions);
+  event.history_tasks = std::move(pending->history_tasks);
+  event.scores = std::move(scores);
+  event.proposed = choice.proposed;
+  event.shield = choice.shield;
+  event.choice = std::move(choice.taken);
+  event.opted_out = request.no_explore();
+  decision_log_->Submit(std::move(event));
 }
 
 }  // namespace lcio::server

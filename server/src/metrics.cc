@@ -29,6 +29,10 @@ const char* const kCodeNames[17] = {
 
 const char* const kReportRejectNames[Metrics::kReportRejectReasons] = {"queue_full", "disk_space",
                                                                        "write_failed", "shutdown"};
+const char* const kDecisionLogDropNames[Metrics::kDecisionLogDropReasons] = {
+    "queue_full", "write_failed", "shutdown"};
+const char* const kShadowSkipNames[Metrics::kShadowSkipReasons] = {"queue_full", "incompatible",
+                                                                   "error"};
 
 prometheus::Histogram::BucketBoundaries ExponentialBuckets(double start, double factor, int count) {
   prometheus::Histogram::BucketBoundaries bounds;
@@ -150,6 +154,48 @@ Metrics::Metrics() : registry_(std::make_shared<prometheus::Registry>()) {
                        .Register(*registry_);
   for (int r = 0; r < kReportRejectReasons; ++r)
     reports_rejected_[r] = &rejected.Add({{"reason", kReportRejectNames[r]}});
+  decision_logged_ = &BuildCounter()
+                          .Name("lcio_decision_log_records_total")
+                          .Help("Decision records written durably to the decision log")
+                          .Register(*registry_)
+                          .Add({});
+  auto& dropped = BuildCounter()
+                      .Name("lcio_decision_log_dropped_total")
+                      .Help("Decision records lost, by reason (the log never slows Decide)")
+                      .Register(*registry_);
+  for (int r = 0; r < kDecisionLogDropReasons; ++r)
+    decision_log_dropped_[r] = &dropped.Add({{"reason", kDecisionLogDropNames[r]}});
+  shadow_decisions_ = &BuildCounter()
+                           .Name("lcio_shadow_decisions_total")
+                           .Help("Requests the shadow policy scored")
+                           .Register(*registry_)
+                           .Add({});
+  shadow_agreements_ = &BuildCounter()
+                            .Name("lcio_shadow_agreements_total")
+                            .Help("Shadow decisions equal to the action served")
+                            .Register(*registry_)
+                            .Add({});
+  shadow_cloud_ = &BuildCounter()
+                       .Name("lcio_shadow_cloud_decisions_total")
+                       .Help("Shadow decisions that answer in the cloud")
+                       .Register(*registry_)
+                       .Add({});
+  shadow_expected_cost_ =
+      &BuildCounter()
+           .Name("lcio_shadow_expected_cost_usd_total")
+           .Help("Sum of the expected money cost of the shadow's decisions, USD")
+           .Register(*registry_)
+           .Add({});
+  auto& skipped = BuildCounter()
+                      .Name("lcio_shadow_skipped_total")
+                      .Help("Answered requests the shadow policy did not score, by reason")
+                      .Register(*registry_);
+  for (int r = 0; r < kShadowSkipReasons; ++r)
+    shadow_skipped_[r] = &skipped.Add({{"reason", kShadowSkipNames[r]}});
+  shadow_info_family_ = &BuildGauge()
+                             .Name("lcio_shadow_policy_info")
+                             .Help("1 for the shadow policy's version")
+                             .Register(*registry_);
   inflight_ = &BuildGauge()
                    .Name("lcio_inflight_requests")
                    .Help("Decide calls admitted and not yet answered")
@@ -276,6 +322,33 @@ void Metrics::SetPolicy(const std::string& version, const std::string& algo) {
 void Metrics::CountBudgetOutsideTraining(bool latency, bool money) {
   if (latency) budget_outside_latency_->Increment();
   if (money) budget_outside_money_->Increment();
+}
+
+void Metrics::CountDecisionLogged(int64_t n) {
+  decision_logged_->Increment(static_cast<double>(n));
+}
+
+void Metrics::CountDecisionLogDropped(DecisionLogDrop reason, int64_t n) {
+  decision_log_dropped_[static_cast<int>(reason)]->Increment(static_cast<double>(n));
+}
+
+void Metrics::CountShadowDecision(bool agrees, bool cloud, double expected_cost_usd) {
+  shadow_decisions_->Increment();
+  if (agrees) shadow_agreements_->Increment();
+  if (cloud) shadow_cloud_->Increment();
+  shadow_expected_cost_->Increment(expected_cost_usd);
+}
+
+void Metrics::CountShadowSkipped(ShadowSkip reason) {
+  shadow_skipped_[static_cast<int>(reason)]->Increment();
+}
+
+void Metrics::SetShadowPolicy(const std::string& version) {
+  absl::MutexLock lock(&mu_);
+  prometheus::Gauge* next = &shadow_info_family_->Add({{"version", version}});
+  if (shadow_info_ != nullptr && shadow_info_ != next) shadow_info_family_->Remove(shadow_info_);
+  shadow_info_ = next;
+  shadow_info_->Set(1);
 }
 
 void Metrics::CountReload(bool ok) { (ok ? reloads_ok_ : reloads_error_)->Increment(); }

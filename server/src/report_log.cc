@@ -37,65 +37,6 @@ std::array<uint32_t, 256> MakeCrcTable() {
   return table;
 }
 
-absl::Status ErrnoStatus(const std::string& what, const std::string& path) {
-  return absl::InternalError(absl::StrCat(what, " ", path, ": ", std::strerror(errno)));
-}
-
-// The code a Report caller sees for an I/O error: a full disk is an
-// overload the operator can fix, anything else an unavailable log.
-absl::Status IoError(int error, const std::string& what, const std::string& path) {
-  const std::string message =
-      absl::StrCat("report log ", path, ": ", what, ": ", std::strerror(error));
-  return error == ENOSPC || error == EDQUOT ? absl::ResourceExhaustedError(message)
-                                            : absl::UnavailableError(message);
-}
-
-// Returns 0 or the errno of the failed write. Bytes may have been written
-// before a failure (a short write).
-int WriteAll(int fd, absl::string_view bytes) {
-  size_t done = 0;
-  while (done < bytes.size()) {
-    const ssize_t n = ::write(fd, bytes.data() + done, bytes.size() - done);
-    if (n < 0) {
-      if (errno == EINTR) continue;
-      return errno;
-    }
-    if (n == 0) return EIO;
-    done += static_cast<size_t>(n);
-  }
-  return 0;
-}
-
-std::string DirectoryOf(const std::string& path) {
-  return path.find('/') == std::string::npos ? "." : path.substr(0, path.rfind('/') + 1);
-}
-
-void SyncDirectory(const std::string& path) {
-  if (const int dfd = ::open(DirectoryOf(path).c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-      dfd >= 0) {
-    ::fsync(dfd);
-    ::close(dfd);
-  }
-}
-
-// Rotated file numbers of `path` that exist, ascending.
-std::vector<int> RotationNumbers(const std::string& path) {
-  std::vector<int> numbers;
-  const std::filesystem::path p(path);
-  const std::filesystem::path dir = p.has_parent_path() ? p.parent_path() : ".";
-  const std::string prefix = p.filename().string() + ".";
-  std::error_code error;
-  for (const auto& entry : std::filesystem::directory_iterator(dir, error)) {
-    const std::string name = entry.path().filename().string();
-    int n = 0;
-    if (name.size() == prefix.size() + 6 && name.compare(0, prefix.size(), prefix) == 0 &&
-        absl::SimpleAtoi(name.substr(prefix.size()), &n) && n > 0)
-      numbers.push_back(n);
-  }
-  std::sort(numbers.begin(), numbers.end());
-  return numbers;
-}
-
 }  // namespace
 
 uint32_t Crc32(absl::string_view bytes) {
@@ -159,239 +100,19 @@ std::string EncodeReportLine(const ReportRecord& record) {
   return absl::StrCat(absl::StrFormat("%08x", Crc32(json)), " ", json, "\n");
 }
 
-std::string RotatedReportLogPath(const std::string& path, int n) {
-  return absl::StrFormat("%s.%06d", path, n);
-}
+std::string RotatedReportLogPath(const std::string& path, int n) { return RotatedLogPath(path, n); }
 
-std::vector<std::string> ReportLogSeries(const std::string& path) {
-  std::vector<std::string> files;
-  for (int n : RotationNumbers(path)) files.push_back(RotatedReportLogPath(path, n));
-  if (std::filesystem::exists(path)) files.push_back(path);
-  return files;
-}
-
-// ---------------------------------------------------------------------------
-// ReportLogWriter
+std::vector<std::string> ReportLogSeries(const std::string& path) { return LogSeries(path); }
 
 absl::StatusOr<std::unique_ptr<ReportLogWriter>> ReportLogWriter::Open(
     const std::string& path, const ReportLogOptions& options) {
-  const int fd = ::open(path.c_str(), O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0644);
-  if (fd < 0) return ErrnoStatus("cannot open report log", path);
-  struct stat st {};
-  if (::fstat(fd, &st) != 0) {
-    const absl::Status s = ErrnoStatus("cannot stat report log", path);
-    ::close(fd);
-    return s;
-  }
-  int64_t size = st.st_size;
-  if (size > 0) {
-    // Terminate a torn last line (a crash mid-write) so the next record is
-    // readable.
-    const int rfd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
-    char last = '\n';
-    if (rfd >= 0) {
-      if (::pread(rfd, &last, 1, size - 1) != 1) last = '\n';
-      ::close(rfd);
-    }
-    if (last != '\n') {
-      if (const int error = WriteAll(fd, "\n"); error != 0 || ::fdatasync(fd) != 0) {
-        const absl::Status s = IoError(error != 0 ? error : errno, "terminating a torn line", path);
-        ::close(fd);
-        return s;
-      }
-      ++size;
-    }
-  }
-  // Make the file's directory entry durable too (a new file).
-  SyncDirectory(path);
-  const std::vector<int> rotated = RotationNumbers(path);
-  return std::unique_ptr<ReportLogWriter>(
-      new ReportLogWriter(path, options, fd, size, rotated.empty() ? 0 : rotated.back()));
-}
-
-ReportLogWriter::~ReportLogWriter() {
-  if (fd_ >= 0) ::close(fd_);
-}
-
-// After a failed write or fdatasync the bytes past the durable length are
-// in an unknown state (and after a failed fdatasync so is the page cache:
-// the kernel may have dropped the dirty pages and will not report it
-// again). Cutting the file back and syncing that makes the state known
-// again: exactly the acknowledged records.
-absl::Status ReportLogWriter::Restore() {
-  if (fd_ < 0) {
-    fd_ = ::open(path_.c_str(), O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0644);
-    if (fd_ < 0) return IoError(errno, "reopening", path_);
-  }
-  if (::ftruncate(fd_, durable_size_) != 0)
-    return IoError(errno, "cutting back to the last durable length", path_);
-  if (::fdatasync(fd_) != 0)
-    return IoError(errno, "syncing the cut back to the last durable length", path_);
-  damaged_ = false;
-  return absl::OkStatus();
-}
-
-absl::Status ReportLogWriter::CheckFreeSpace(size_t incoming) const {
-  if (options_.min_free_bytes <= 0) return absl::OkStatus();
-  struct statvfs fs {};
-  if (::fstatvfs(fd_, &fs) != 0) return IoError(errno, "statvfs", path_);
-  const int64_t free_bytes = static_cast<int64_t>(fs.f_bavail) * static_cast<int64_t>(fs.f_frsize);
-  if (free_bytes - static_cast<int64_t>(incoming) < options_.min_free_bytes)
-    return absl::ResourceExhaustedError(absl::StrCat(
-        "report log ", path_, ": ", free_bytes, " bytes free on its filesystem, ", incoming,
-        " to write: below the floor of ", options_.min_free_bytes, " (--report_min_free_mb)"));
-  return absl::OkStatus();
-}
-
-absl::Status ReportLogWriter::RotateIfDue(size_t incoming) {
-  if (options_.rotate_bytes <= 0 || durable_size_ == 0 ||
-      durable_size_ + static_cast<int64_t>(incoming) <= options_.rotate_bytes)
-    return absl::OkStatus();
-  // Everything in the file is durable (each batch is synced): rename it
-  // and start a new one.
-  const std::string rotated = RotatedReportLogPath(path_, rotations_ + 1);
-  if (std::rename(path_.c_str(), rotated.c_str()) != 0)
-    return IoError(errno, absl::StrCat("renaming to ", rotated), path_);
-  ++rotations_;
-  ::close(fd_);
-  fd_ = ::open(path_.c_str(), O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0644);
-  durable_size_ = 0;
-  if (fd_ < 0) return IoError(errno, "opening after rotation", path_);
-  SyncDirectory(path_);
-  return absl::OkStatus();
-}
-
-absl::StatusOr<uint64_t> ReportLogWriter::AppendLines(const std::vector<std::string>& lines) {
-  if (damaged_ || fd_ < 0) {
-    if (absl::Status s = Restore(); !s.ok())
-      return absl::UnavailableError(
-          absl::StrCat(s.message(), "; refusing records until the log is restored"));
-  }
-  size_t bytes = 0;
-  for (const std::string& line : lines) bytes += line.size();
-  if (absl::Status s = RotateIfDue(bytes); !s.ok()) return s;
-  if (absl::Status s = CheckFreeSpace(bytes); !s.ok()) return s;
-  std::string batch;
-  batch.reserve(bytes);
-  for (const std::string& line : lines) batch += line;
-  if (const int error = WriteAll(fd_, batch); error != 0) {
-    damaged_ = true;
-    const absl::Status restored = Restore();
-    const absl::Status failed = IoError(error, "write", path_);
-    return restored.ok() ? failed
-                         : absl::Status(failed.code(),
-                                        absl::StrCat(failed.message(), "; ", restored.message()));
-  }
-  if (::fdatasync(fd_) != 0) {
-    const int error = errno;
-    damaged_ = true;
-    Restore().IgnoreError();  // retried before the next batch while it fails
-    return absl::UnavailableError(absl::StrCat("report log ", path_,
-                                               ": fdatasync: ", std::strerror(error),
-                                               " (the batch is not acknowledged)"));
-  }
-  durable_size_ += static_cast<int64_t>(batch.size());
-  const uint64_t first = appended_ + 1;
-  appended_ += lines.size();
-  return first;
+  auto file = OpenFile(path, options);
+  if (!file.ok()) return file.status();
+  return std::unique_ptr<ReportLogWriter>(new ReportLogWriter(path, options, *file));
 }
 
 absl::StatusOr<uint64_t> ReportLogWriter::Append(const ReportRecord& record) {
   return AppendLines({EncodeReportLine(record)});
-}
-
-// ---------------------------------------------------------------------------
-// ReportCommitter
-
-struct ReportCommitter::State {
-  explicit State(std::unique_ptr<ReportLogWriter> w, int max) : writer(std::move(w)), max(max) {}
-  std::unique_ptr<ReportLogWriter> writer;  // only the writer thread uses it
-  const int max;
-  std::mutex mu;
-  std::condition_variable wake;     // the writer: work or exit
-  std::condition_variable drained;  // Stop: nothing pending
-  std::deque<std::pair<std::string, Done>> queue;
-  std::vector<Done> writing;  // the batch being written; emptied if abandoned
-  bool stopping = false, exit = false, busy = false;
-  uint64_t batches = 0;
-};
-
-ReportCommitter::ReportCommitter(std::unique_ptr<ReportLogWriter> writer, int max_pending)
-    : state_(std::make_shared<State>(std::move(writer), std::max(1, max_pending))) {
-  std::thread(WriterLoop, state_).detach();  // Stop waits for it while it can
-}
-
-ReportCommitter::~ReportCommitter() { Stop(absl::Now()); }
-
-absl::Status ReportCommitter::Submit(std::string line, Done done) {
-  {
-    std::lock_guard<std::mutex> lock(state_->mu);
-    if (state_->stopping) return absl::UnavailableError("server is shutting down");
-    const size_t pending = state_->queue.size() + state_->writing.size();
-    if (pending >= static_cast<size_t>(state_->max))
-      return absl::ResourceExhaustedError(
-          absl::StrCat("report queue is full (", state_->max,
-                       " records waiting for the disk, --report_queue_max); retry later"));
-    state_->queue.emplace_back(std::move(line), std::move(done));
-  }
-  state_->wake.notify_one();
-  return absl::OkStatus();
-}
-
-void ReportCommitter::WriterLoop(std::shared_ptr<State> state) {
-  std::unique_lock<std::mutex> lock(state->mu);
-  for (;;) {
-    state->wake.wait(lock, [&] { return state->exit || !state->queue.empty(); });
-    if (state->queue.empty()) break;  // exit with nothing left
-    std::vector<std::string> lines;
-    for (auto& [line, done] : state->queue) {
-      lines.push_back(std::move(line));
-      state->writing.push_back(std::move(done));
-    }
-    state->queue.clear();
-    state->busy = true;
-    lock.unlock();
-    const absl::StatusOr<uint64_t> first = state->writer->AppendLines(lines);
-    lock.lock();
-    state->busy = false;
-    ++state->batches;
-    // Stop may have answered this batch already (a hung disk at shutdown).
-    std::vector<Done> answer = std::move(state->writing);
-    state->writing.clear();
-    lock.unlock();
-    for (size_t i = 0; i < answer.size(); ++i)
-      answer[i](first.ok() ? absl::StatusOr<uint64_t>(*first + i)
-                           : absl::StatusOr<uint64_t>(first.status()));
-    lock.lock();
-    if (state->queue.empty()) state->drained.notify_all();
-  }
-  state->drained.notify_all();
-}
-
-void ReportCommitter::Stop(absl::Time deadline) {
-  std::vector<Done> abandoned;
-  {
-    std::unique_lock<std::mutex> lock(state_->mu);
-    if (state_->exit) return;
-    state_->stopping = true;
-    state_->drained.wait_until(lock, absl::ToChronoTime(deadline),
-                               [this] { return state_->queue.empty() && state_->writing.empty(); });
-    for (auto& [line, done] : state_->queue) abandoned.push_back(std::move(done));
-    state_->queue.clear();
-    for (Done& done : state_->writing) abandoned.push_back(std::move(done));
-    state_->writing.clear();
-    state_->exit = true;
-  }
-  state_->wake.notify_all();
-  for (Done& done : abandoned)
-    done(absl::UnavailableError(
-        "server shut down before the report was durable (--drain_timeout_s); it may or may not "
-        "be in the log"));
-}
-
-uint64_t ReportCommitter::batches() const {
-  std::lock_guard<std::mutex> lock(state_->mu);
-  return state_->batches;
 }
 
 // ---------------------------------------------------------------------------
@@ -467,6 +188,40 @@ absl::StatusOr<ReportLogContents> ReadReportLog(const std::string& path) {
   return contents;
 }
 
+absl::Status ScanReportLog(const std::string& path, int* skipped,
+                           std::vector<std::string>* problems,
+                           const std::function<void(ReportRecord, int64_t)>& visit) {
+  return ScanFile(path, skipped, problems,
+                  [&](ReportRecord record, absl::string_view, int64_t offset) {
+                    visit(std::move(record), offset);
+                  });
+}
+
+absl::StatusOr<ReportRecord> ReadReportRecordAt(std::istream& in, int64_t offset,
+                                                const std::string& path) {
+  std::string line;
+  in.clear();
+  in.seekg(offset);
+  if (!std::getline(in, line) || line.size() < 10)
+    return absl::DataLossError(
+        absl::StrCat("report log ", path, " changed while being read (byte ", offset, ")"));
+  return ReportRecordFromJson(absl::string_view(line).substr(9));
+}
+
+data::Turn ReportTurn(const ReportRecord& r, const std::vector<std::string>& tasks) {
+  data::Turn turn;
+  turn.question = r.prompt;
+  turn.task = r.task;
+  turn.task_index = static_cast<int>(std::find(tasks.begin(), tasks.end(), r.task) - tasks.begin());
+  turn.target = r.cloud ? data::Target::kCloud : data::Target::kLocal;
+  if (r.cloud) turn.uploaded_views = r.uploaded_views;
+  turn.answer = r.answer;
+  turn.score = r.score;
+  turn.interaction_time_s = r.interaction_time_s;
+  turn.usage_cost_usd = r.usage_cost_usd;
+  return turn;
+}
+
 absl::StatusOr<ExportSummary> ExportReportLogs(const std::vector<std::string>& files,
                                                std::ostream& out, bool pretty,
                                                const std::string& rejects_path) {
@@ -528,33 +283,14 @@ absl::StatusOr<ExportSummary> ExportReportLogs(const std::vector<std::string>& f
   std::vector<std::ifstream> inputs;
   for (const std::string& file : files) inputs.emplace_back(file, std::ios::binary);
   out << (pretty ? "[\n" : "[");
-  std::string line;
   for (size_t e = 0; e < turns.size(); ++e) {
     data::Episode episode;
     episode.id = static_cast<int64_t>(e) + 1;
     episode.image_paths = views;
     for (const auto& [index, where] : turns[e]) {
-      std::ifstream& in = inputs[where.file];
-      in.clear();
-      in.seekg(where.offset);
-      if (!std::getline(in, line))
-        return absl::DataLossError(absl::StrCat("report log ", files[where.file],
-                                                " changed during the export (byte ", where.offset,
-                                                ")"));
-      auto r = ReportRecordFromJson(absl::string_view(line).substr(9));
+      auto r = ReadReportRecordAt(inputs[where.file], where.offset, files[where.file]);
       if (!r.ok()) return r.status();
-      data::Turn turn;
-      turn.question = r->prompt;
-      turn.task = r->task;
-      turn.task_index =
-          static_cast<int>(std::find(tasks.begin(), tasks.end(), r->task) - tasks.begin());
-      turn.target = r->cloud ? data::Target::kCloud : data::Target::kLocal;
-      if (r->cloud) turn.uploaded_views = r->uploaded_views;
-      turn.answer = r->answer;
-      turn.score = r->score;
-      turn.interaction_time_s = r->interaction_time_s;
-      turn.usage_cost_usd = r->usage_cost_usd;
-      episode.turns.push_back(std::move(turn));
+      episode.turns.push_back(ReportTurn(*r, tasks));
       episode.association.push_back(std::move(r->association));
       ++summary.turns;
     }

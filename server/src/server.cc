@@ -20,6 +20,8 @@
 #include "absl/time/clock.h"
 #include "lcio/server/conversation_store.h"
 #include "lcio/server/decider.h"
+#include "lcio/server/decision_logger.h"
+#include "lcio/server/exploration.h"
 #include "lcio/server/log.h"
 #include "lcio/server/metrics.h"
 #include "lcio/server/micro_batcher.h"
@@ -152,11 +154,12 @@ using RawService =
 class OffloaderService final : public RawService {
  public:
   OffloaderService(const ServerOptions& options, Decider* decider, PolicyHolder* policies,
-                   ReportCommitter* reports, Metrics* metrics,
+                   PolicyHolder* shadow, GroupCommitter* reports, Metrics* metrics,
                    const std::atomic<bool>* shutting_down)
       : options_(options),
         decider_(decider),
         policies_(policies),
+        shadow_(shadow),
         reports_(reports),
         metrics_(metrics),
         shutting_down_(shutting_down) {}
@@ -261,6 +264,8 @@ class OffloaderService final : public RawService {
     }
     v1::PolicyInfo info = policy->info();
     info.set_server_version(LCIO_VERSION);
+    if (std::shared_ptr<const ServingPolicy> shadow = shadow_ ? shadow_->Get() : nullptr)
+      info.set_shadow_policy_version(shadow->version());
     SetResponse(info, out);
     reactor->Finish(grpc::Status::OK);
     return reactor;
@@ -333,7 +338,8 @@ class OffloaderService final : public RawService {
   const ServerOptions& options_;
   Decider* decider_;
   PolicyHolder* policies_;
-  ReportCommitter* reports_;
+  PolicyHolder* shadow_;  // null without --shadow_policy
+  GroupCommitter* reports_;
   Metrics* metrics_;
   const std::atomic<bool>* shutting_down_;
   std::atomic<int> inflight_{0};
@@ -407,11 +413,46 @@ absl::StatusOr<std::unique_ptr<ServerApp>> ServerApp::Start(const ServerOptions&
       std::make_unique<PolicyHolder>(holder_options, metrics, [raw](const ServingPolicy&) {
         if (!raw->shutting_down_.load()) raw->SetServing(true);
       });
-  app->decider_ = std::make_unique<Decider>(o.limits, app->policies_.get(), app->store_.get(),
-                                            app->batcher_.get(), metrics);
-  app->service_ =
-      std::make_unique<OffloaderService>(o, app->decider_.get(), app->policies_.get(),
-                                         app->reports_.get(), metrics, &app->shutting_down_);
+  auto explore = ExploreConfig::Parse(o.explore);
+  if (!explore.ok()) return explore.status();
+  if (!o.shadow_policy.empty()) {
+    PolicyHolderOptions shadow_options = holder_options;
+    shadow_options.path = o.shadow_policy;
+    // No metrics: the serving policy's gauges and reload counts stay its own.
+    app->shadow_ = std::make_unique<PolicyHolder>(
+        shadow_options, nullptr,
+        [metrics](const ServingPolicy& shadow) { metrics->SetShadowPolicy(shadow.version()); });
+    if (absl::Status loaded = app->shadow_->Reload("start"); !loaded.ok())
+      return absl::Status(loaded.code(),
+                          absl::StrCat("shadow_policy: ", BoundMessage(loaded.message())));
+  }
+  if (!o.decision_log.empty() || app->shadow_ != nullptr) {
+    std::unique_ptr<GroupCommitter> log;
+    if (!o.decision_log.empty()) {
+      AppendLogOptions log_options;
+      log_options.rotate_bytes = o.decision_log_rotate_bytes;
+      log_options.min_free_bytes = o.decision_log_min_free_bytes;
+      log_options.keep_rotated = o.decision_log_keep_files;
+      log_options.name = "decision log";
+      log_options.writer_nice = DecisionLoggerOptions::kDecisionLogNice;
+      log_options.min_free_flag = "--decision_log_min_free_mb";
+      log_options.queue_flag = "--decision_log_queue_max";
+      auto writer = AppendLogWriter::Open(o.decision_log, log_options);
+      if (!writer.ok()) return writer.status();
+      log = std::make_unique<GroupCommitter>(*std::move(writer), o.decision_log_queue_max);
+    }
+    DecisionLoggerOptions logger_options;
+    logger_options.queue_max = o.decision_log_queue_max;
+    logger_options.explore = *explore;
+    app->decision_log_ = std::make_unique<DecisionLogger>(logger_options, std::move(log),
+                                                          app->shadow_.get(), metrics);
+  }
+  app->decider_ =
+      std::make_unique<Decider>(o.limits, app->policies_.get(), app->store_.get(),
+                                app->batcher_.get(), metrics, app->decision_log_.get(), *explore);
+  app->service_ = std::make_unique<OffloaderService>(o, app->decider_.get(), app->policies_.get(),
+                                                     app->shadow_.get(), app->reports_.get(),
+                                                     metrics, &app->shutting_down_);
 
   std::shared_ptr<grpc::ServerCredentials> credentials;
   if (!o.tls_cert.empty() || !o.tls_key.empty() || !o.tls_client_ca.empty()) {
@@ -459,6 +500,7 @@ absl::StatusOr<std::unique_ptr<ServerApp>> ServerApp::Start(const ServerOptions&
         .Str("path", o.policy_path)
         .Str("hint", "health stays NOT_SERVING until the file loads (watched) or SIGHUP");
   app->policies_->StartWatching(o.watch_interval);
+  if (app->shadow_) app->shadow_->StartWatching(o.watch_interval);
   app->housekeeping_ = std::thread([raw] { raw->Housekeeping(); });
   LogLine(LogLevel::kInfo, "server_started")
       .Int("port", app->port_)
@@ -470,6 +512,9 @@ absl::StatusOr<std::unique_ptr<ServerApp>> ServerApp::Start(const ServerOptions&
       .Num("batch_wait_us", absl::ToDoubleMicroseconds(o.batch_wait))
       .Bool("report_log", !o.report_log.empty())
       .Bool("reflection", o.reflection)
+      .Bool("decision_log", !o.decision_log.empty())
+      .Str("explore", o.explore)
+      .Str("shadow_policy", o.shadow_policy)
       .Str("version", LCIO_VERSION);
   return app;
 }
@@ -511,6 +556,7 @@ void ServerApp::Shutdown() {
       .Num("drain_timeout_s", absl::ToDoubleSeconds(options_.drain_timeout))
       .Num("grace_s", absl::ToDoubleSeconds(options_.shutdown_grace));
   if (policies_) policies_->StopWatching();
+  if (shadow_) shadow_->StopWatching();
   if (server_ != nullptr) {
     SetServing(false);
     if (auto* health = server_->GetHealthCheckService()) health->Shutdown();
@@ -556,6 +602,11 @@ void ServerApp::Shutdown() {
   housekeeping_cv_.notify_all();
   if (housekeeping_.joinable()) housekeeping_.join();
   batcher_.reset();  // answers anything still queued
+  // Every Decide is answered: what they handed to the decision log is
+  // written (or, past the drain deadline, dropped and counted).
+  if (decision_log_)
+    decision_log_->Stop(
+        std::max(absl::Now(), start + options_.shutdown_grace + options_.drain_timeout));
   if (metrics_) metrics_->StopServing();
   LogLine(LogLevel::kInfo, "shutdown_complete")
       .Num("drain_s", absl::ToDoubleSeconds(absl::Now() - start))

@@ -15,6 +15,7 @@
 #include "absl/time/clock.h"
 #include "google/protobuf/unknown_field_set.h"
 #include "lcio/client/client.h"
+#include "lcio/data/decision_log.h"
 #include "lcio/data/m4a1.h"
 #include "lcio/policy/testing.h"
 #include "lcio/server/report_log.h"
@@ -942,6 +943,184 @@ TEST_F(EndToEndTest, ReflectionListsTheServicesAndCanBeTurnedOff) {
   }
   Server server = StartServer({"--policy=" + policy, "--reflection=false"});
   EXPECT_EQ(ListServices(server.target()).status().code(), absl::StatusCode::kUnimplemented);
+}
+
+// --- Decision log, exploration and shadow policy ---
+
+// Waits (bounded) until every metric in `at_least` reaches its value.
+std::map<std::string, double> WaitForMetrics(int port,
+                                             const std::map<std::string, double>& at_least) {
+  std::map<std::string, double> m;
+  for (int i = 0; i < 400; ++i) {
+    m = ParseMetrics(HttpGet(port, "/metrics"));
+    bool all = true;
+    for (const auto& [name, value] : at_least) all = all && Metric(m, name) >= value;
+    if (all) break;
+    std::this_thread::sleep_for(25ms);
+  }
+  return m;
+}
+
+TEST_F(EndToEndTest, TheDecisionLogRecordsEveryDecisionWithExplorationAndTheShadowAndJoinsReports) {
+  const std::string policy = WriteArtifact("policy.pt", 1);
+  const std::string shadow = WriteArtifact("shadow.pt", 2);
+  const std::string decisions = dir_.File("decisions.jsonl");
+  const std::string reports = dir_.File("reports.log");
+  Server server =
+      StartServer({"--policy=" + policy, "--shadow_policy=" + shadow, "--decision_log=" + decisions,
+                   "--report_log=" + reports, "--explore=epsilon:0.3"});
+  auto client = MakeClient(server);
+  v1::PolicyInfo info;
+  ASSERT_TRUE(client->GetPolicy(&info).ok());
+  ASSERT_FALSE(info.shadow_policy_version().empty());
+  EXPECT_NE(info.shadow_policy_version(), info.policy_version());
+  std::map<std::string, v1::DecideResponse> answered;
+  constexpr int kConversations = 4, kTurns = 5;
+  for (int c = 0; c < kConversations; ++c)
+    for (int turn = 0; turn < kTurns; ++turn) {
+      v1::DecideRequest request = TurnDecide(absl::StrCat("d", c), turn);
+      request.set_no_explore(c == 0);
+      v1::DecideResponse r;
+      ASSERT_TRUE(client->Decide(request, &r).ok());
+      answered[r.decision_id()] = r;
+      v1::ReportRequest report = TurnReport(request.conversation_id(), turn);
+      report.set_decision_id(r.decision_id());
+      v1::ReportResponse acknowledged;
+      ASSERT_TRUE(client->Report(report, &acknowledged).ok());
+    }
+  const int n = kConversations * kTurns;
+  auto m = WaitForMetrics(server.metrics_port, {{"lcio_decision_log_records_total", n},
+                                                {"lcio_shadow_decisions_total", n}});
+  EXPECT_EQ(Metric(m, "lcio_decision_log_records_total"), n);
+  EXPECT_EQ(Metric(m, "lcio_shadow_decisions_total"), n);
+  EXPECT_LE(Metric(m, "lcio_shadow_agreements_total"), n);
+  EXPECT_EQ(Metric(m, "lcio_decision_log_dropped_total{reason=\"queue_full\"}"), 0);
+  server.process->Signal(SIGTERM);
+  auto status = server.process->Wait(60s);
+  ASSERT_TRUE(status.has_value());
+  EXPECT_TRUE(WIFEXITED(*status) && WEXITSTATUS(*status) == 0) << *status;
+
+  std::map<std::string, data::DecisionRecord> records;
+  auto scan = data::ScanDecisionLog(
+      decisions, [&](data::DecisionRecord r) { records[r.decision_id] = std::move(r); });
+  ASSERT_TRUE(scan.ok()) << scan.status();
+  EXPECT_EQ(scan->skipped_lines, 0) << (scan->problems.empty() ? "" : scan->problems[0]);
+  ASSERT_EQ(records.size(), answered.size());
+  for (const auto& [id, r] : answered) {
+    SCOPED_TRACE(id);
+    ASSERT_EQ(records.count(id), 1u);
+    const data::DecisionRecord& d = records.at(id);
+    EXPECT_EQ(d.taken_action, r.action());
+    EXPECT_EQ(data::TakenProbability(d), r.probability());
+    EXPECT_EQ(d.explored, r.explored());
+    EXPECT_EQ(d.exploration.opted_out, d.conversation_id == "d0");
+    ASSERT_TRUE(d.shadow.has_value());
+    EXPECT_EQ(d.shadow->policy_version, info.shadow_policy_version());
+  }
+  // The join: every Report names a logged decision.
+  auto report_log = server::ReadReportLog(reports);
+  ASSERT_TRUE(report_log.ok()) << report_log.status();
+  ASSERT_EQ(report_log->records.size(), static_cast<size_t>(n));
+  for (const auto& report : report_log->records)
+    EXPECT_EQ(records.count(report.decision_id), 1u) << report.decision_id;
+}
+
+TEST_F(EndToEndTest, AHungDecisionLogDropsAndCountsRecordsAndNeverDelaysDecide) {
+  const std::string policy = WriteArtifact("policy.pt", 1);
+  const std::string decisions = dir_.File("decisions.jsonl");
+  Server server =
+      StartServer({"--policy=" + policy, "--decision_log=" + decisions,
+                   "--decision_log_queue_max=2", "--drain_timeout_s=1"},
+                  true,
+                  {std::string("LD_PRELOAD=") + LCIO_FAULT_SHIM, "LCIO_FAULT_PATH=decisions.jsonl",
+                   "LCIO_FAULT_FSYNC_DELAY_MS=120000"});  // hung for the test
+  auto client = MakeClient(server);
+  v1::DecideResponse first;
+  ASSERT_TRUE(client->Decide(TurnDecide("first", 0), &first).ok());
+  ASSERT_TRUE(WaitForBytes(decisions)) << "the first record never reached the log";
+  // Its fdatasync hangs. Every Decide is still answered; the log's queues
+  // (2 records for the worker, 2 for the disk, one of them the hung batch)
+  // fill and the rest is dropped and counted.
+  constexpr int kDecides = 30;
+  for (int c = 0; c < kDecides; ++c) {
+    v1::DecideResponse r;
+    const absl::Status decided = client->Decide(TurnDecide(absl::StrCat("h", c), 0), &r);
+    EXPECT_TRUE(decided.ok()) << decided;
+  }
+  auto m =
+      WaitForMetrics(server.metrics_port,
+                     {{"lcio_decision_log_dropped_total{reason=\"queue_full\"}", kDecides - 4}});
+  EXPECT_GE(Metric(m, "lcio_decision_log_dropped_total{reason=\"queue_full\"}"), kDecides - 4);
+  EXPECT_EQ(Metric(m, "lcio_decision_log_records_total"), 0);
+  EXPECT_EQ(Metric(m, "lcio_decide_requests_total{code=\"OK\"}"), kDecides + 1);
+  server.process->Signal(SIGTERM);
+  // Far below the hung fdatasync: the process does not wait for the log.
+  auto status = server.process->Wait(30s);
+  EXPECT_TRUE(status.has_value()) << "the server waited for the hung decision log";
+  if (status.has_value()) {
+    EXPECT_TRUE(WIFEXITED(*status) && WEXITSTATUS(*status) == 0) << *status;
+  }
+}
+
+// Off-policy evaluation on what the real server logged: its decision log
+// (with exploration) and Report log joined by lcio-join, evaluated by
+// lcio-ope (docs/ope.md).
+TEST_F(EndToEndTest, TheServersLogsAreJoinedWithPropensitiesAndEvaluatedOffPolicy) {
+  const std::string policy = WriteArtifact("policy.pt", 1);
+  const std::string decisions = dir_.File("decisions.jsonl");
+  const std::string reports = dir_.File("reports.log");
+  Server server = StartServer({"--policy=" + policy, "--decision_log=" + decisions,
+                               "--report_log=" + reports, "--explore=epsilon:0.5"});
+  auto client = MakeClient(server);
+  std::map<std::string, double> probability;  // by decision id
+  constexpr int kConversations = 6, kTurns = 4;
+  for (int c = 0; c < kConversations; ++c)
+    for (int turn = 0; turn < kTurns; ++turn) {
+      v1::DecideRequest request = TurnDecide(absl::StrCat("o", c), turn);
+      v1::DecideResponse r;
+      ASSERT_TRUE(client->Decide(request, &r).ok());
+      probability[r.decision_id()] = r.probability();
+      // The client does what it was told.
+      v1::ReportRequest report = TurnReport(request.conversation_id(), turn);
+      report.set_decision_id(r.decision_id());
+      report.set_target(r.target());
+      for (const v1::UploadedView& v : r.upload()) report.add_uploaded_views(v.name());
+      v1::ReportResponse acknowledged;
+      ASSERT_TRUE(client->Report(report, &acknowledged).ok());
+    }
+  const int n = kConversations * kTurns;
+  WaitForMetrics(server.metrics_port, {{"lcio_decision_log_records_total", n}});
+  server.process->Signal(SIGTERM);
+  ASSERT_TRUE(server.process->Wait(60s).has_value());
+
+  auto [status, out] = Run({LCIO_JOIN_BIN, "--decisions=" + decisions, "--reports=" + reports,
+                            "--out=" + dir_.File("joined.json")});
+  ASSERT_EQ(status, 0) << out << ReadFile(dir_.File("run.stderr"));
+  const nlohmann::json summary = nlohmann::json::parse(out);
+  EXPECT_EQ(summary["decisions"], n) << out;
+  EXPECT_EQ(summary["reports"], n) << out;
+  EXPECT_EQ(summary["turns"], n) << out;
+  EXPECT_EQ(summary["conversations"], kConversations) << out;
+  EXPECT_EQ(summary["deviated_turns"], 0) << out;
+  EXPECT_EQ(summary["unmatched_reports"], 0) << out;
+  // Every joined turn carries the probability the server answered with.
+  const nlohmann::json joined = nlohmann::json::parse(ReadFile(dir_.File("joined.json")));
+  ASSERT_EQ(joined.size(), static_cast<size_t>(kConversations));
+  std::multiset<double> logged, answered;
+  for (const auto& episode : joined)
+    for (const auto& turn : episode["interactions"])
+      logged.insert(turn["propensity"].get<double>());
+  for (const auto& [id, p] : probability) answered.insert(p);
+  EXPECT_EQ(logged, answered);
+
+  auto [ope_status, report] = Run({LCIO_OPE_BIN, "--log=" + dir_.File("joined.json"),
+                                   "--candidates=local,fixed:1", "--format=json"});
+  ASSERT_EQ(ope_status, 0) << ReadFile(dir_.File("run.stderr"));
+  const nlohmann::json r = nlohmann::json::parse(report);
+  ASSERT_EQ(r.size(), 2u);
+  EXPECT_EQ(r[0]["overall"]["turns"], n);
+  EXPECT_EQ(r[0]["cloud_share"], 0.0);
+  EXPECT_EQ(r[1]["cloud_share"], 1.0);
 }
 
 }  // namespace

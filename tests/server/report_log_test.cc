@@ -176,6 +176,27 @@ TEST(ReportLogTest, RotationStartsNumberedFilesThatExportAsOneSeries) {
   EXPECT_EQ(exported->skipped_lines, 0);
 }
 
+// The generic append log's retention (--decision_log_keep_files): only the
+// newest rotated files stay, and the numbering goes on.
+TEST(AppendLogTest, RetentionKeepsOnlyTheNewestRotatedFiles) {
+  test::TempDir dir;
+  const std::string path = dir.File("decisions.jsonl");
+  const std::string line = "{\"a\":1}\n";
+  AppendLogOptions options;
+  options.rotate_bytes = static_cast<int64_t>(2 * line.size());  // two lines a file
+  options.keep_rotated = 2;
+  options.name = "decision log";
+  auto writer = AppendLogWriter::Open(path, options);
+  ASSERT_TRUE(writer.ok()) << writer.status();
+  for (int i = 0; i < 10; ++i) ASSERT_TRUE((*writer)->AppendLines({line}).ok());
+  // 10 lines: files 1..4 rotated (two lines each), two in the live file;
+  // only 3 and 4 are kept.
+  EXPECT_EQ(LogSeries(path),
+            std::vector<std::string>({RotatedLogPath(path, 3), RotatedLogPath(path, 4), path}));
+  EXPECT_EQ(test::ReadFile(RotatedLogPath(path, 4)), line + line);
+  EXPECT_EQ(test::ReadFile(path), line + line);
+}
+
 TEST(ReportLogTest, ABatchBelowTheDiskFloorIsRefusedAndNothingIsWritten) {
   test::TempDir dir;
   const std::string path = dir.File("reports.log");

@@ -6,10 +6,12 @@
 #pragma once
 
 #include <functional>
+#include <memory>
 
 #include "absl/status/status.h"
 #include "absl/time/time.h"
 #include "lcio/server/conversation_store.h"
+#include "lcio/server/exploration.h"
 #include "lcio/server/log.h"
 #include "lcio/server/micro_batcher.h"
 #include "lcio/server/policy_holder.h"
@@ -18,15 +20,23 @@
 
 namespace lcio::server {
 
+class DecisionLogger;
 class Metrics;
 
 class Decider {
  public:
   using Done = std::function<void(absl::Status)>;
-  // metrics may be null.
+  // metrics and decision_log may be null. `explore`: --explore.
   Decider(const RequestLimits& limits, PolicyHolder* policies, ConversationStore* store,
-          MicroBatcher* batcher, Metrics* metrics)
-      : limits_(limits), policies_(policies), store_(store), batcher_(batcher), metrics_(metrics) {}
+          MicroBatcher* batcher, Metrics* metrics, DecisionLogger* decision_log = nullptr,
+          ExploreConfig explore = {})
+      : limits_(limits),
+        policies_(policies),
+        store_(store),
+        batcher_(batcher),
+        metrics_(metrics),
+        decision_log_(decision_log),
+        explore_(explore) {}
 
   // `request` and `response` must stay valid until `done` runs; it runs
   // exactly once, on the calling thread or the batcher's. On error the
@@ -45,12 +55,28 @@ class Decider {
   void LogRejected(const absl::Status& status, absl::string_view conversation_id, int turn_index);
 
  private:
+  // One call's state from admission to answer (decider.cc).
+  struct Pending;
+  using PendingPtr = std::shared_ptr<Pending>;
+  // The steps of Decide, in order. Each returns not-OK to refuse the call.
+  absl::Status RecallHistory(Pending& pending, const std::string& peer_identity, bool* replayed);
+  absl::Status Encode(Pending& pending, std::vector<float>* row);
+  void Scored(const PendingPtr& pending, absl::Status status, std::vector<float> scores);
+  struct Choice;
+  absl::StatusOr<Choice> Choose(const Pending& pending, const std::vector<float>& scores) const;
+  void Answer(Pending& pending, const Choice& choice, const std::vector<float>& scores);
+  void Record(PendingPtr pending, Choice choice, std::vector<float> scores);
+  // Ends a refused call: releases the conversation (if held), logs, answers.
+  void Refuse(Pending& pending, const absl::Status& status);
+
   LogRateLimiter rejected_log_{kRejectedLinesPerSecond};
   RequestLimits limits_;
   PolicyHolder* policies_;
   ConversationStore* store_;
   MicroBatcher* batcher_;
   Metrics* metrics_;
+  DecisionLogger* decision_log_;
+  ExploreConfig explore_;
 };
 
 }  // namespace lcio::server

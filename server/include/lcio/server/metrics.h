@@ -52,6 +52,18 @@ class Metrics {
   enum class ReportReject { kQueueFull, kDiskSpace, kWriteFailed, kShutdown };
   static constexpr int kReportRejectReasons = 4;
   void CountReportRejected(ReportReject reason);
+  // The decision log: records written, and records lost (label `reason`).
+  void CountDecisionLogged(int64_t n);
+  enum class DecisionLogDrop { kQueueFull, kWriteFailed, kShutdown };
+  static constexpr int kDecisionLogDropReasons = 3;
+  void CountDecisionLogDropped(DecisionLogDrop reason, int64_t n = 1);
+  // Shadow policy: one call per request it scored.
+  void CountShadowDecision(bool agrees, bool cloud, double expected_cost_usd);
+  // Requests the shadow did not score (label `reason`).
+  enum class ShadowSkip { kQueueFull, kIncompatible, kError };
+  static constexpr int kShadowSkipReasons = 3;
+  void CountShadowSkipped(ShadowSkip reason);
+  void SetShadowPolicy(const std::string& version);
   void AddInflight(double delta);
   void SetPolicy(const std::string& version, const std::string& algo);
   // A decision whose budget was above the policy's training range (label
@@ -82,6 +94,14 @@ class Metrics {
   prometheus::Counter* reloads_error_ = nullptr;
   prometheus::Counter* reports_ = nullptr;
   std::array<prometheus::Counter*, kReportRejectReasons> reports_rejected_{};
+  prometheus::Counter* decision_logged_ = nullptr;
+  std::array<prometheus::Counter*, kDecisionLogDropReasons> decision_log_dropped_{};
+  prometheus::Counter* shadow_decisions_ = nullptr;
+  prometheus::Counter* shadow_agreements_ = nullptr;
+  prometheus::Counter* shadow_cloud_ = nullptr;
+  prometheus::Counter* shadow_expected_cost_ = nullptr;
+  std::array<prometheus::Counter*, kShadowSkipReasons> shadow_skipped_{};
+  prometheus::Family<prometheus::Gauge>* shadow_info_family_ = nullptr;
   prometheus::Gauge* inflight_ = nullptr;
   prometheus::Gauge* policy_loaded_ = nullptr;
   prometheus::Counter* budget_outside_latency_ = nullptr;
@@ -90,6 +110,7 @@ class Metrics {
   absl::Mutex mu_;
   absl::flat_hash_map<std::string, prometheus::Counter*> view_counters_ ABSL_GUARDED_BY(mu_);
   prometheus::Gauge* policy_info_ ABSL_GUARDED_BY(mu_) = nullptr;
+  prometheus::Gauge* shadow_info_ ABSL_GUARDED_BY(mu_) = nullptr;
 };
 
 }  // namespace lcio::server

@@ -1,11 +1,9 @@
 // The outcome log behind Report: one self-checking line per record,
 //   <crc32 of the JSON, 8 lowercase hex digits> <space> <JSON object> \n
-// Records are appended in batches by one writer thread (ReportCommitter):
-// one write(2) of the batch, one fdatasync, then every record of the batch
-// is acknowledged. A failed write or fdatasync acknowledges none of them and
-// cuts the file back to its last durable length, so a torn line can only
-// be left by a crash, and only at the end. The reader skips lines that fail
-// their check. Guarantees: docs/service.md, "Report log".
+// Records are appended by the generic append log (append_log.h: group
+// commit, cut-back after a failed write, rotation, free-space floor). The
+// reader skips lines that fail their check. Guarantees: docs/service.md,
+// "Report log".
 #pragma once
 
 #include <cstdint>
@@ -19,6 +17,7 @@
 #include "absl/strings/string_view.h"
 #include "absl/time/time.h"
 #include "lcio/data/m4a1.h"
+#include "lcio/server/append_log.h"
 
 namespace lcio::server {
 
@@ -48,98 +47,21 @@ absl::StatusOr<ReportRecord> ReportRecordFromJson(absl::string_view json);
 // The full line, newline included.
 std::string EncodeReportLine(const ReportRecord& record);
 
-struct ReportLogOptions {
-  // Before a batch would take the file past this size, the file is renamed
-  // to the next RotatedReportLogPath and a new one started. 0: never.
-  int64_t rotate_bytes = 0;
-  // A batch that would leave less free space than this on the log's
-  // filesystem is refused (RESOURCE_EXHAUSTED). 0: no floor.
-  int64_t min_free_bytes = 0;
-};
-
-// "<path>.<n>", n from 1 and zero-padded to 6 digits, so that names sort in
-// the order they were written.
+// The file layer and the group commit are the generic append log's
+// (append_log.h); these names keep the Report log's vocabulary.
+using ReportLogOptions = AppendLogOptions;
+using ReportCommitter = GroupCommitter;
 std::string RotatedReportLogPath(const std::string& path, int n);
-// The files of a log, oldest first: its rotated predecessors, then `path`
-// itself (those that exist).
 std::vector<std::string> ReportLogSeries(const std::string& path);
 
-// The file layer. Not thread-safe by design: ReportCommitter's writer
-// thread is its only user in the server.
-class ReportLogWriter {
+class ReportLogWriter : public AppendLogWriter {
  public:
-  // Opens (creating if needed) for appending. A torn last line left by a
-  // crash is terminated with a newline first so that new records start on
-  // a line of their own.
   static absl::StatusOr<std::unique_ptr<ReportLogWriter>> Open(
       const std::string& path, const ReportLogOptions& options = {});
-  ~ReportLogWriter();
-  ReportLogWriter(const ReportLogWriter&) = delete;
-  ReportLogWriter& operator=(const ReportLogWriter&) = delete;
-
-  // Appends whole lines (EncodeReportLine) with one fdatasync. OK: all of
-  // them are durable; returns the sequence number (since this writer
-  // opened, from 1) of the first. Not OK: none is acknowledged, and the
-  // file is back at its last durable length before anything else is
-  // appended (if it cannot be cut back, every later call fails until it
-  // can). RESOURCE_EXHAUSTED: the disk is full or below the floor;
-  // UNAVAILABLE: any other I/O error.
-  absl::StatusOr<uint64_t> AppendLines(const std::vector<std::string>& lines);
   absl::StatusOr<uint64_t> Append(const ReportRecord& record);
-  const std::string& path() const { return path_; }
 
  private:
-  ReportLogWriter(std::string path, const ReportLogOptions& options, int fd, int64_t size,
-                  int rotations)
-      : path_(std::move(path)),
-        options_(options),
-        fd_(fd),
-        durable_size_(size),
-        rotations_(rotations) {}
-  absl::Status Restore();
-  absl::Status CheckFreeSpace(size_t incoming) const;
-  absl::Status RotateIfDue(size_t incoming);
-
-  std::string path_;
-  ReportLogOptions options_;
-  int fd_;
-  int64_t durable_size_;  // bytes known to be on disk; all whole lines
-  bool damaged_ = false;  // bytes past durable_size_ may be in the file
-  int rotations_;         // highest rotated file number in use
-  uint64_t appended_ = 0;
-};
-
-// The group commit in front of a ReportLogWriter: callers queue encoded
-// lines and are answered from the writer thread once their batch is
-// durable, so no caller's thread ever waits for the disk.
-class ReportCommitter {
- public:
-  using Done = std::function<void(absl::StatusOr<uint64_t> sequence)>;
-  // At most `max_pending` records queued or being written.
-  ReportCommitter(std::unique_ptr<ReportLogWriter> writer, int max_pending);
-  ~ReportCommitter();  // Stop(now)
-  ReportCommitter(const ReportCommitter&) = delete;
-  ReportCommitter& operator=(const ReportCommitter&) = delete;
-
-  // OK: `done` runs exactly once, on the writer thread or in Stop, with the
-  // record's sequence number once it is durable, or with the error that
-  // kept it from being so. Not OK (RESOURCE_EXHAUSTED: the queue is full;
-  // UNAVAILABLE: stopping): `done` never runs.
-  absl::Status Submit(std::string line, Done done);
-  // Stops accepting and waits until every queued record is answered or
-  // `deadline` passes; then answers what is left (a batch stuck in a hung
-  // write or fdatasync included) with UNAVAILABLE and returns without
-  // waiting for the disk. Idempotent.
-  void Stop(absl::Time deadline);
-  // Batches written so far (each with one fdatasync).
-  uint64_t batches() const;
-
- private:
-  struct State;
-  static void WriterLoop(std::shared_ptr<State> state);
-  // Shared with the writer thread, which may outlive this object when the
-  // disk hangs at shutdown.
-  std::shared_ptr<State> state_;
+  using AppendLogWriter::AppendLogWriter;
 };
 
 struct ReportLogContents {
@@ -149,6 +71,19 @@ struct ReportLogContents {
 };
 // Reads one file whole (tests and small logs; the exporter streams).
 absl::StatusOr<ReportLogContents> ReadReportLog(const std::string& path);
+
+// Calls visit(record, offset of its line) for each valid record of `path`,
+// in order; the others are counted in `skipped` and (the first 20) described
+// in `problems`. Streams: one line in memory.
+absl::Status ScanReportLog(const std::string& path, int* skipped,
+                           std::vector<std::string>* problems,
+                           const std::function<void(ReportRecord, int64_t)>& visit);
+// The record whose line starts at `offset` of `in` (an offset ScanReportLog
+// reported for the file `path`).
+absl::StatusOr<ReportRecord> ReadReportRecordAt(std::istream& in, int64_t offset,
+                                                const std::string& path);
+// The M4A1 turn a Report describes; `tasks` is the export's vocabulary.
+data::Turn ReportTurn(const ReportRecord& record, const std::vector<std::string>& tasks);
 
 // Export to M4A1 JSON, streamed: one pass indexes where each record is
 // (memory: a few dozen bytes per record, never the records), a second

@@ -23,10 +23,11 @@ namespace lcio::server {
 
 class ConversationStore;
 class Decider;
+class DecisionLogger;
 class Metrics;
 class MicroBatcher;
 class PolicyHolder;
-class ReportCommitter;
+class GroupCommitter;
 class OffloaderService;
 
 struct ServerOptions {
@@ -56,6 +57,20 @@ struct ServerOptions {
   int report_max_record_bytes = 64 << 10;
   int64_t report_rotate_bytes = int64_t{256} << 20;   // 0: never rotate
   int64_t report_min_free_bytes = int64_t{64} << 20;  // 0: no floor
+  // The decision log (docs/decision_log.md); empty: none. Records wait in
+  // a queue of decision_log_queue_max (beyond: dropped and counted, Decide
+  // never waits) for the writer's group commit.
+  std::string decision_log;
+  int decision_log_queue_max = 4096;
+  int64_t decision_log_rotate_bytes = int64_t{256} << 20;   // 0: never rotate
+  int decision_log_keep_files = 0;                          // rotated files kept; 0: all
+  int64_t decision_log_min_free_bytes = int64_t{64} << 20;  // 0: no floor
+  // Exploration: "none", "epsilon:E" or "softmax:T" (exploration.h).
+  std::string explore = "none";
+  // A second artifact that scores every answered request off the request
+  // path (its view goes to the decision log and the shadow metrics); empty:
+  // none. Watched and reloaded like the serving policy.
+  std::string shadow_policy;
   absl::Duration watch_interval = absl::Seconds(1);
   std::string tls_cert, tls_key, tls_client_ca;
   RequestLimits limits;
@@ -108,7 +123,9 @@ class ServerApp {
   std::unique_ptr<PolicyHolder> policies_;
   std::unique_ptr<ConversationStore> store_;
   std::unique_ptr<MicroBatcher> batcher_;
-  std::unique_ptr<ReportCommitter> reports_;
+  std::unique_ptr<GroupCommitter> reports_;
+  std::unique_ptr<PolicyHolder> shadow_;
+  std::unique_ptr<DecisionLogger> decision_log_;
   std::unique_ptr<Decider> decider_;
   std::unique_ptr<OffloaderService> service_;
   std::unique_ptr<grpc::Server> server_;

@@ -1,0 +1,613 @@
+#include "lcio/data/decision_log.h"
+
+#include <algorithm>
+#include <charconv>
+#include <cmath>
+#include <fstream>
+#include <set>
+
+#include "absl/strings/str_cat.h"
+#include "absl/time/time.h"
+#include "lcio/data/json_parse.h"
+#include "nlohmann/json.hpp"
+
+namespace lcio::data {
+namespace {
+
+using Json = nlohmann::json;
+
+constexpr size_t kMaxQuotedBytes = 64;
+constexpr size_t kMaxIdBytes = 256;
+constexpr double kProbabilitySumTolerance = 1e-6;
+
+// Values quoted in messages are cut so that a hostile line cannot make a
+// long message.
+std::string Quote(const Json& value) {
+  std::string text = value.dump(-1, ' ', true, Json::error_handler_t::replace);
+  if (text.size() > kMaxQuotedBytes)
+    text = absl::StrCat(text.substr(0, kMaxQuotedBytes), "...(", text.size(), " bytes)");
+  return text;
+}
+
+absl::Status Invalid(const std::string& field, const Json& value, std::string_view rule) {
+  return absl::InvalidArgumentError(
+      absl::StrCat("decision record: ", field, " = ", Quote(value), ": ", std::string(rule)));
+}
+
+absl::Status Missing(const std::string& field) {
+  return absl::InvalidArgumentError(absl::StrCat("decision record: ", field, " is missing"));
+}
+
+// Strict field access on one JSON object: every read names its full path;
+// Done() refuses fields nobody read.
+class Fields {
+ public:
+  Fields(const Json& object, std::string path) : object_(object), path_(std::move(path)) {}
+
+  static absl::Status IsObject(const Json& j, const std::string& path) {
+    return j.is_object() ? absl::OkStatus() : Invalid(path, j, "must be a JSON object");
+  }
+
+  std::string Path(std::string_view key) const {
+    return path_.empty() ? std::string(key) : absl::StrCat(path_, ".", std::string(key));
+  }
+
+  absl::StatusOr<const Json*> Get(std::string_view key) {
+    read_.insert(std::string(key));
+    auto it = object_.find(std::string(key));
+    if (it == object_.end()) return Missing(Path(key));
+    return &*it;
+  }
+
+  absl::Status String(std::string_view key, std::string* out, bool non_empty = false,
+                      size_t max_bytes = 0) {
+    auto j = Get(key);
+    if (!j.ok()) return j.status();
+    if (!(*j)->is_string()) return Invalid(Path(key), **j, "must be a string");
+    *out = (*j)->get<std::string>();
+    if (non_empty && out->empty()) return Invalid(Path(key), **j, "must not be empty");
+    if (max_bytes > 0 && out->size() > max_bytes)
+      return Invalid(Path(key), **j, absl::StrCat("must be at most ", max_bytes, " bytes"));
+    return absl::OkStatus();
+  }
+
+  absl::Status Bool(std::string_view key, bool* out) {
+    auto j = Get(key);
+    if (!j.ok()) return j.status();
+    if (!(*j)->is_boolean()) return Invalid(Path(key), **j, "must be true or false");
+    *out = (*j)->get<bool>();
+    return absl::OkStatus();
+  }
+
+  absl::Status Int(std::string_view key, int* out, int lo, int hi) {
+    auto j = Get(key);
+    if (!j.ok()) return j.status();
+    return ReadInt(**j, Path(key), out, lo, hi);
+  }
+
+  static absl::Status ReadInt(const Json& j, const std::string& path, int* out, int lo, int hi) {
+    if (!j.is_number_integer()) return Invalid(path, j, "must be an integer");
+    const int64_t v = j.get<int64_t>();
+    if (v < lo || v > hi) return Invalid(path, j, absl::StrCat("must be in [", lo, ", ", hi, "]"));
+    *out = static_cast<int>(v);
+    return absl::OkStatus();
+  }
+
+  // Finite numbers only; `lo`/`hi` bound them when given.
+  absl::Status Number(std::string_view key, double* out, std::optional<double> lo = std::nullopt,
+                      std::optional<double> hi = std::nullopt) {
+    auto j = Get(key);
+    if (!j.ok()) return j.status();
+    return ReadNumber(**j, Path(key), out, lo, hi);
+  }
+
+  static absl::Status ReadNumber(const Json& j, const std::string& path, double* out,
+                                 std::optional<double> lo, std::optional<double> hi) {
+    if (!j.is_number()) return Invalid(path, j, "must be a number");
+    const double v = j.get<double>();
+    if (!std::isfinite(v)) return Invalid(path, j, "must be finite");
+    if (lo && v < *lo) return Invalid(path, j, absl::StrCat("must be >= ", *lo));
+    if (hi && v > *hi) return Invalid(path, j, absl::StrCat("must be <= ", *hi));
+    *out = v;
+    return absl::OkStatus();
+  }
+
+  absl::Status Array(std::string_view key, const Json** out) {
+    auto j = Get(key);
+    if (!j.ok()) return j.status();
+    if (!(*j)->is_array()) return Invalid(Path(key), **j, "must be an array");
+    *out = *j;
+    return absl::OkStatus();
+  }
+
+  absl::Status Done() const {
+    for (auto it = object_.begin(); it != object_.end(); ++it)
+      if (read_.count(it.key()) == 0)
+        return Invalid(
+            Path(it.key()), it.value(),
+            absl::StrCat("is not a field of schema_version ", kDecisionLogSchemaVersion));
+    return absl::OkStatus();
+  }
+
+ private:
+  const Json& object_;
+  std::string path_;
+  std::set<std::string> read_;
+};
+
+#define LCIO_RETURN_IF_ERROR(expr)                     \
+  do {                                                 \
+    if (absl::Status _s = (expr); !_s.ok()) return _s; \
+  } while (0)
+
+std::string Index(const std::string& path, size_t i) { return absl::StrCat(path, "[", i, "]"); }
+
+absl::Status ReadNumbers(const Json& array, const std::string& path, std::vector<double>* out,
+                         std::optional<double> lo, std::optional<double> hi) {
+  out->clear();
+  for (size_t i = 0; i < array.size(); ++i) {
+    double v = 0;
+    LCIO_RETURN_IF_ERROR(Fields::ReadNumber(array[i], Index(path, i), &v, lo, hi));
+    out->push_back(v);
+  }
+  return absl::OkStatus();
+}
+
+absl::Status CheckProbabilities(const std::vector<double>& p, const std::string& path) {
+  double sum = 0;
+  for (double v : p) sum += v;
+  if (std::fabs(sum - 1) > kProbabilitySumTolerance)
+    return Invalid(path, Json(sum),
+                   "the probabilities must sum to 1 (within 1e-6); this is their sum");
+  return absl::OkStatus();
+}
+
+absl::Status ParseContext(const Json& j, DecisionContext* c, int num_actions) {
+  LCIO_RETURN_IF_ERROR(Fields::IsObject(j, "context"));
+  Fields f(j, "context");
+  LCIO_RETURN_IF_ERROR(f.String("task", &c->task, /*non_empty=*/true, kMaxIdBytes));
+  LCIO_RETURN_IF_ERROR(f.Bool("task_inferred", &c->task_inferred));
+  LCIO_RETURN_IF_ERROR(f.Number("task_confidence", &c->task_confidence, 0.0, 1.0));
+  const Json* views = nullptr;
+  LCIO_RETURN_IF_ERROR(f.Array("view_names", &views));
+  c->view_names.clear();
+  for (size_t i = 0; i < views->size(); ++i) {
+    if (!(*views)[i].is_string())
+      return Invalid(Index("context.view_names", i), (*views)[i], "must be a string");
+    c->view_names.push_back((*views)[i].get<std::string>());
+  }
+  const Json* association = nullptr;
+  LCIO_RETURN_IF_ERROR(f.Array("association", &association));
+  LCIO_RETURN_IF_ERROR(ReadNumbers(*association, "context.association", &c->association, 0.0, 1.0));
+  if (c->association.size() != c->view_names.size())
+    return Invalid("context.association", *association,
+                   absl::StrCat("must have one value per view (", c->view_names.size(), ")"));
+  LCIO_RETURN_IF_ERROR(f.Number("latency_budget_s", &c->latency_budget_s, 0.0));
+  LCIO_RETURN_IF_ERROR(f.Number("money_budget_usd", &c->money_budget_usd, 0.0));
+  LCIO_RETURN_IF_ERROR(f.String("device", &c->device, true, kMaxIdBytes));
+  LCIO_RETURN_IF_ERROR(f.String("network", &c->network, true, kMaxIdBytes));
+  const Json* history = nullptr;
+  LCIO_RETURN_IF_ERROR(f.Array("history", &history));
+  c->history.clear();
+  for (size_t i = 0; i < history->size(); ++i) {
+    const std::string path = Index("context.history", i);
+    LCIO_RETURN_IF_ERROR(Fields::IsObject((*history)[i], path));
+    Fields h((*history)[i], path);
+    DecisionHistoryTurn turn;
+    LCIO_RETURN_IF_ERROR(h.Int("action", &turn.action, 0, num_actions - 1));
+    LCIO_RETURN_IF_ERROR(h.String("task", &turn.task, true, kMaxIdBytes));
+    LCIO_RETURN_IF_ERROR(h.Done());
+    c->history.push_back(std::move(turn));
+  }
+  return f.Done();
+}
+
+absl::Status ParseActions(const Json& array, std::vector<DecisionAction>* actions) {
+  actions->clear();
+  if (array.empty()) return Invalid("actions", array, "must list at least one action");
+  std::vector<double> probabilities;
+  for (size_t i = 0; i < array.size(); ++i) {
+    const std::string path = Index("actions", i);
+    LCIO_RETURN_IF_ERROR(Fields::IsObject(array[i], path));
+    Fields a(array[i], path);
+    DecisionAction action;
+    int index = 0;
+    LCIO_RETURN_IF_ERROR(a.Int("action", &index, 0, 1 << 30));
+    if (index != static_cast<int>(i))
+      return Invalid(a.Path("action"), array[i]["action"],
+                     absl::StrCat("must equal its position in actions (", i, ")"));
+    LCIO_RETURN_IF_ERROR(a.String("description", &action.description, true, kMaxIdBytes));
+    LCIO_RETURN_IF_ERROR(a.Number("score", &action.score));
+    LCIO_RETURN_IF_ERROR(a.Number("probability", &action.probability, 0.0, 1.0));
+    LCIO_RETURN_IF_ERROR(a.Bool("allowed", &action.allowed));
+    LCIO_RETURN_IF_ERROR(a.Number("expected_latency_s", &action.expected_latency_s, 0.0));
+    LCIO_RETURN_IF_ERROR(a.Number("expected_money_usd", &action.expected_money_usd, 0.0));
+    LCIO_RETURN_IF_ERROR(a.Done());
+    probabilities.push_back(action.probability);
+    actions->push_back(std::move(action));
+  }
+  return CheckProbabilities(probabilities, "actions[*].probability");
+}
+
+absl::Status ParseExploration(const Json& j, DecisionExploration* e) {
+  LCIO_RETURN_IF_ERROR(Fields::IsObject(j, "exploration"));
+  Fields f(j, "exploration");
+  LCIO_RETURN_IF_ERROR(f.String("mode", &e->mode));
+  LCIO_RETURN_IF_ERROR(f.Number("parameter", &e->parameter));
+  LCIO_RETURN_IF_ERROR(f.Bool("opted_out", &e->opted_out));
+  if (e->mode == "none") {
+    if (e->parameter != 0)
+      return Invalid("exploration.parameter", j["parameter"], "must be 0 for mode none");
+  } else if (e->mode == "epsilon") {
+    if (e->parameter < 0 || e->parameter > 1)
+      return Invalid("exploration.parameter", j["parameter"], "epsilon must be in [0, 1]");
+  } else if (e->mode == "softmax") {
+    if (e->parameter <= 0)
+      return Invalid("exploration.parameter", j["parameter"], "the temperature must be > 0");
+  } else {
+    return Invalid("exploration.mode", j["mode"], "must be none, epsilon or softmax");
+  }
+  return f.Done();
+}
+
+absl::Status ParseShadow(const Json& j, DecisionShadow* s, int num_actions) {
+  LCIO_RETURN_IF_ERROR(Fields::IsObject(j, "shadow"));
+  Fields f(j, "shadow");
+  LCIO_RETURN_IF_ERROR(f.String("policy_version", &s->policy_version, true, kMaxIdBytes));
+  LCIO_RETURN_IF_ERROR(f.Int("proposed_action", &s->proposed_action, 0, num_actions - 1));
+  LCIO_RETURN_IF_ERROR(f.Int("action", &s->action, 0, num_actions - 1));
+  const Json* scores = nullptr;
+  LCIO_RETURN_IF_ERROR(f.Array("scores", &scores));
+  LCIO_RETURN_IF_ERROR(
+      ReadNumbers(*scores, "shadow.scores", &s->scores, std::nullopt, std::nullopt));
+  const Json* probabilities = nullptr;
+  LCIO_RETURN_IF_ERROR(f.Array("probabilities", &probabilities));
+  LCIO_RETURN_IF_ERROR(
+      ReadNumbers(*probabilities, "shadow.probabilities", &s->probabilities, 0.0, 1.0));
+  for (const auto& [name, size] : {std::pair{"shadow.scores", s->scores.size()},
+                                   {"shadow.probabilities", s->probabilities.size()}})
+    if (static_cast<int>(size) != num_actions)
+      return Invalid(name, j[std::string(name).substr(7)],
+                     absl::StrCat("must have one value per action (", num_actions, ")"));
+  LCIO_RETURN_IF_ERROR(CheckProbabilities(s->probabilities, "shadow.probabilities"));
+  if (s->probabilities[s->action] <= 0)
+    return Invalid("shadow.action", j["action"], "its probability must be > 0");
+  LCIO_RETURN_IF_ERROR(f.Number("expected_latency_s", &s->expected_latency_s, 0.0));
+  LCIO_RETURN_IF_ERROR(f.Number("expected_money_usd", &s->expected_money_usd, 0.0));
+  return f.Done();
+}
+
+}  // namespace
+
+double TakenProbability(const DecisionRecord& record) {
+  const int a = record.taken_action;
+  return a >= 0 && a < static_cast<int>(record.actions.size()) ? record.actions[a].probability : 0;
+}
+
+namespace {
+
+// The server writes one line per answered Decide on a 2-core budget, so the
+// line is written directly rather than through a JSON document (a tenth of
+// the time); ParseDecisionLine reads it back with the JSON parser, and the
+// tests compare the two.
+class LineWriter {
+ public:
+  explicit LineWriter(std::string* out) : out_(*out) {}
+  LineWriter& Open() { return Punct('{'); }
+  LineWriter& Close() {
+    out_ += '}';
+    first_ = false;
+    return *this;
+  }
+  LineWriter& OpenArray() { return Punct('['); }
+  LineWriter& CloseArray() {
+    out_ += ']';
+    first_ = false;
+    return *this;
+  }
+  // Keys are this file's constants: plain ASCII, no escaping needed.
+  LineWriter& Key(const char* key) {
+    Comma();
+    out_ += '"';
+    out_ += key;
+    out_ += "\":";
+    first_ = true;  // the value follows without a comma
+    return *this;
+  }
+  LineWriter& Str(std::string_view s) {
+    Comma();
+    out_ += '"';
+    Escape(s);
+    out_ += '"';
+    return *this;
+  }
+  LineWriter& Int(int64_t v) {
+    Comma();
+    absl::StrAppend(&out_, v);
+    return *this;
+  }
+  LineWriter& Bool(bool v) {
+    Comma();
+    out_ += v ? "true" : "false";
+    return *this;
+  }
+  // Shortest text that reads back as the same double; always with a '.'
+  // or an exponent so that it reads back as a floating-point number (-0.0
+  // included). JSON has no NaN or infinity: null, which readers refuse.
+  LineWriter& Num(double v) {
+    Comma();
+    if (!std::isfinite(v)) {
+      out_ += "null";
+      return *this;
+    }
+    char buffer[64];
+    const auto [end, error] = std::to_chars(buffer, buffer + sizeof buffer, v);
+    const std::string_view text(buffer, static_cast<size_t>(end - buffer));
+    out_ += text;
+    if (text.find_first_of(".e") == std::string_view::npos) out_ += ".0";
+    return *this;
+  }
+  LineWriter& Null() {
+    Comma();
+    out_ += "null";
+    return *this;
+  }
+
+ private:
+  LineWriter& Punct(char c) {
+    Comma();
+    out_ += c;
+    first_ = true;
+    return *this;
+  }
+  void Comma() {
+    if (!first_) out_ += ',';
+    first_ = false;
+  }
+  // JSON string escaping; bytes that are not valid UTF-8 become U+FFFD.
+  void Escape(std::string_view s) {
+    static constexpr char kHex[] = "0123456789abcdef";
+    for (size_t i = 0; i < s.size();) {
+      // Runs of plain ASCII (most of every line) are appended at once.
+      size_t run = i;
+      while (run < s.size() && IsPlain(static_cast<unsigned char>(s[run]))) ++run;
+      if (run > i) {
+        out_.append(s.data() + i, run - i);
+        i = run;
+        continue;
+      }
+      const unsigned char c = static_cast<unsigned char>(s[i]);
+      if (c < 0x80) {
+        if (c == '"' || c == '\\') {
+          out_ += '\\';
+          out_ += static_cast<char>(c);
+        } else if (c < 0x20) {
+          out_ += "\\u00";
+          out_ += kHex[c >> 4];
+          out_ += kHex[c & 15];
+        } else {
+          out_ += static_cast<char>(c);
+        }
+        ++i;
+        continue;
+      }
+      const size_t n = Utf8Length(s.substr(i));
+      if (n == 0) {
+        out_ += "\xef\xbf\xbd";
+        ++i;
+      } else {
+        out_.append(s.data() + i, n);
+        i += n;
+      }
+    }
+  }
+  static bool IsPlain(unsigned char c) { return c >= 0x20 && c < 0x80 && c != '"' && c != '\\'; }
+  // Length of the valid UTF-8 sequence at the start of `s` (a non-ASCII
+  // lead byte), or 0: no overlong forms, no surrogates, at most U+10FFFF.
+  static size_t Utf8Length(std::string_view s) {
+    const unsigned char c = static_cast<unsigned char>(s[0]);
+    size_t n = 0;
+    uint32_t lo = 0x80, hi = 0xBF;  // range of the second byte
+    if (c >= 0xC2 && c <= 0xDF) {
+      n = 2;
+    } else if (c >= 0xE0 && c <= 0xEF) {
+      n = 3;
+      if (c == 0xE0) lo = 0xA0;
+      if (c == 0xED) hi = 0x9F;
+    } else if (c >= 0xF0 && c <= 0xF4) {
+      n = 4;
+      if (c == 0xF0) lo = 0x90;
+      if (c == 0xF4) hi = 0x8F;
+    } else {
+      return 0;
+    }
+    if (s.size() < n) return 0;
+    for (size_t k = 1; k < n; ++k) {
+      const unsigned char b = static_cast<unsigned char>(s[k]);
+      if (b < (k == 1 ? lo : 0x80) || b > (k == 1 ? hi : 0xBF)) return 0;
+    }
+    return n;
+  }
+
+  std::string& out_;
+  bool first_ = true;  // no comma before the next value
+};
+
+}  // namespace
+
+std::string ToJsonLine(const DecisionRecord& r) {
+  std::string line;
+  AppendJsonLine(r, &line);
+  line.pop_back();  // the newline
+  return line;
+}
+
+void AppendJsonLine(const DecisionRecord& r, std::string* out) {
+  // A record with 9 actions is about 2.3 KB; grow geometrically when a
+  // batch of lines is appended one by one.
+  if (out->capacity() - out->size() < 4096)
+    out->reserve(std::max(2 * out->capacity(), out->size() + 4096));
+  LineWriter w(out);
+  w.Open();
+  w.Key("schema_version").Int(r.schema_version);
+  w.Key("decision_id").Str(r.decision_id);
+  w.Key("time_utc").Str(r.time_utc);
+  w.Key("policy_version").Str(r.policy_version);
+  w.Key("conversation_id").Str(r.conversation_id);
+  w.Key("turn_index").Int(r.turn_index);
+  const DecisionContext& c = r.context;
+  w.Key("context").Open();
+  w.Key("task").Str(c.task);
+  w.Key("task_inferred").Bool(c.task_inferred);
+  w.Key("task_confidence").Num(c.task_confidence);
+  w.Key("view_names").OpenArray();
+  for (const std::string& v : c.view_names) w.Str(v);
+  w.CloseArray();
+  w.Key("association").OpenArray();
+  for (double a : c.association) w.Num(a);
+  w.CloseArray();
+  w.Key("latency_budget_s").Num(c.latency_budget_s);
+  w.Key("money_budget_usd").Num(c.money_budget_usd);
+  w.Key("device").Str(c.device);
+  w.Key("network").Str(c.network);
+  w.Key("history").OpenArray();
+  for (const DecisionHistoryTurn& t : c.history)
+    w.Open().Key("action").Int(t.action).Key("task").Str(t.task).Close();
+  w.CloseArray();
+  w.Close();
+  w.Key("actions").OpenArray();
+  for (size_t i = 0; i < r.actions.size(); ++i) {
+    const DecisionAction& a = r.actions[i];
+    w.Open();
+    w.Key("action").Int(static_cast<int64_t>(i));
+    w.Key("description").Str(a.description);
+    w.Key("score").Num(a.score);
+    w.Key("probability").Num(a.probability);
+    w.Key("allowed").Bool(a.allowed);
+    w.Key("expected_latency_s").Num(a.expected_latency_s);
+    w.Key("expected_money_usd").Num(a.expected_money_usd);
+    w.Close();
+  }
+  w.CloseArray();
+  w.Key("proposed_action").Int(r.proposed_action);
+  w.Key("taken_action").Int(r.taken_action);
+  w.Key("shield_overridden").Bool(r.shield_overridden);
+  w.Key("nothing_fits").Bool(r.nothing_fits);
+  w.Key("exploration").Open();
+  w.Key("mode").Str(r.exploration.mode);
+  w.Key("parameter").Num(r.exploration.parameter);
+  w.Key("opted_out").Bool(r.exploration.opted_out);
+  w.Close();
+  w.Key("explored").Bool(r.explored);
+  w.Key("expected_latency_s").Num(r.expected_latency_s);
+  w.Key("expected_money_usd").Num(r.expected_money_usd);
+  w.Key("shadow");
+  if (r.shadow) {
+    const DecisionShadow& s = *r.shadow;
+    w.Open();
+    w.Key("policy_version").Str(s.policy_version);
+    w.Key("proposed_action").Int(s.proposed_action);
+    w.Key("action").Int(s.action);
+    w.Key("scores").OpenArray();
+    for (double v : s.scores) w.Num(v);
+    w.CloseArray();
+    w.Key("probabilities").OpenArray();
+    for (double v : s.probabilities) w.Num(v);
+    w.CloseArray();
+    w.Key("expected_latency_s").Num(s.expected_latency_s);
+    w.Key("expected_money_usd").Num(s.expected_money_usd);
+    w.Close();
+  } else {
+    w.Null();
+  }
+  w.Close();
+  out->push_back('\n');
+}
+
+absl::StatusOr<DecisionRecord> ParseDecisionLine(std::string_view line) {
+  if (!line.empty() && line.back() == '\n') line.remove_suffix(1);
+  if (!line.empty() && line.back() == '\r') line.remove_suffix(1);
+  absl::Status error;
+  const Json j = ParseJson(line, "decision record", &error);
+  if (j.is_discarded()) return error;
+  LCIO_RETURN_IF_ERROR(Fields::IsObject(j, "(the line)"));
+  Fields f(j, "");
+  DecisionRecord r;
+  // The version first: a newer writer's line is refused as such, not for
+  // its first unknown field.
+  LCIO_RETURN_IF_ERROR(f.Int("schema_version", &r.schema_version, 0, 1 << 30));
+  if (r.schema_version != kDecisionLogSchemaVersion)
+    return Invalid("schema_version", j["schema_version"],
+                   absl::StrCat("this reader knows schema_version ", kDecisionLogSchemaVersion));
+  LCIO_RETURN_IF_ERROR(f.String("decision_id", &r.decision_id, true, kMaxIdBytes));
+  LCIO_RETURN_IF_ERROR(f.String("time_utc", &r.time_utc));
+  absl::Time time;
+  std::string why;
+  if (!absl::ParseTime(absl::RFC3339_full, r.time_utc, &time, &why))
+    return Invalid("time_utc", j["time_utc"], "must be an RFC 3339 time (2026-01-02T03:04:05Z)");
+  LCIO_RETURN_IF_ERROR(f.String("policy_version", &r.policy_version, true, kMaxIdBytes));
+  LCIO_RETURN_IF_ERROR(f.String("conversation_id", &r.conversation_id, true, kMaxIdBytes));
+  LCIO_RETURN_IF_ERROR(f.Int("turn_index", &r.turn_index, 0, 1 << 30));
+  const Json* actions = nullptr;
+  LCIO_RETURN_IF_ERROR(f.Array("actions", &actions));
+  LCIO_RETURN_IF_ERROR(ParseActions(*actions, &r.actions));
+  const int n = static_cast<int>(r.actions.size());
+  auto context = f.Get("context");
+  if (!context.ok()) return context.status();
+  LCIO_RETURN_IF_ERROR(ParseContext(**context, &r.context, n));
+  LCIO_RETURN_IF_ERROR(f.Int("proposed_action", &r.proposed_action, 0, n - 1));
+  LCIO_RETURN_IF_ERROR(f.Int("taken_action", &r.taken_action, 0, n - 1));
+  if (r.actions[r.taken_action].probability <= 0)
+    return Invalid("taken_action", j["taken_action"], "its probability must be > 0");
+  LCIO_RETURN_IF_ERROR(f.Bool("shield_overridden", &r.shield_overridden));
+  LCIO_RETURN_IF_ERROR(f.Bool("nothing_fits", &r.nothing_fits));
+  auto exploration = f.Get("exploration");
+  if (!exploration.ok()) return exploration.status();
+  LCIO_RETURN_IF_ERROR(ParseExploration(**exploration, &r.exploration));
+  LCIO_RETURN_IF_ERROR(f.Bool("explored", &r.explored));
+  if (r.explored && r.exploration.mode == "none")
+    return Invalid("explored", j["explored"], "must be false when exploration.mode is none");
+  LCIO_RETURN_IF_ERROR(f.Number("expected_latency_s", &r.expected_latency_s, 0.0));
+  LCIO_RETURN_IF_ERROR(f.Number("expected_money_usd", &r.expected_money_usd, 0.0));
+  auto shadow = f.Get("shadow");
+  if (!shadow.ok()) return shadow.status();
+  if (!(*shadow)->is_null()) {
+    r.shadow.emplace();
+    LCIO_RETURN_IF_ERROR(ParseShadow(**shadow, &*r.shadow, n));
+  }
+  LCIO_RETURN_IF_ERROR(f.Done());
+  return r;
+}
+
+absl::StatusOr<DecisionLogScan> ScanDecisionLog(const std::string& path,
+                                                const std::function<void(DecisionRecord)>& visit) {
+  std::ifstream in(path, std::ios::binary);
+  if (!in) return absl::NotFoundError(absl::StrCat("cannot open decision log ", path));
+  DecisionLogScan scan;
+  auto problem = [&](int64_t line, std::string_view why) {
+    ++scan.skipped_lines;
+    if (scan.problems.size() < 20)
+      scan.problems.push_back(absl::StrCat(path, " line ", line, ": ", std::string(why)));
+  };
+  std::string line;
+  int64_t number = 0;
+  while (std::getline(in, line)) {
+    ++number;
+    if (in.eof()) {  // no newline: the write of a crash
+      problem(number, "torn (no newline at the end of the file)");
+      break;
+    }
+    if (line.empty()) continue;
+    auto record = ParseDecisionLine(line);
+    if (!record.ok()) {
+      problem(number, std::string(record.status().message()));
+      continue;
+    }
+    ++scan.records;
+    visit(*std::move(record));
+  }
+  if (in.bad()) return absl::DataLossError(absl::StrCat("reading decision log ", path, " failed"));
+  return scan;
+}
+
+}  // namespace lcio::data

@@ -1,0 +1,62 @@
+// Joined traffic: M4A1-schema episodes (one per conversation, one turn per
+// decision with its Report's outcome) plus what off-policy evaluation needs
+// beyond the schema, as extra fields the M4A1 loader ignores:
+//
+//   per interaction  "propensity": probability the serving policy gave the
+//                    logged action, in (0, 1] (1: no exploration)
+//   per episode      "latency_budget_s", "money_budget_usd": the
+//                    conversation's budgets (optional; defaults apply)
+//
+// So a joined file is also training data (lcio-train --data reads it).
+#pragma once
+
+#include <iosfwd>
+#include <optional>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "absl/status/status.h"
+#include "absl/status/statusor.h"
+#include "lcio/data/m4a1.h"
+
+namespace lcio::ope {
+
+struct ConversationBudget {
+  std::optional<double> latency_s, money_usd;
+};
+
+struct JoinedLog {
+  data::Dataset dataset;
+  std::vector<std::vector<double>> propensity;  // [episode][turn]
+  std::vector<ConversationBudget> budget;       // [episode]
+};
+
+// Errors name the source, episode id, turn, field, value and rule. A turn
+// without "propensity" is an error unless `default_propensity` is given.
+absl::StatusOr<JoinedLog> ParseJoinedLog(std::string_view json, std::string_view source,
+                                         std::optional<double> default_propensity = std::nullopt,
+                                         const data::LoadOptions& options = {});
+absl::StatusOr<JoinedLog> LoadJoinedLog(const std::string& path,
+                                        std::optional<double> default_propensity = std::nullopt,
+                                        const data::LoadOptions& options = {});
+
+// Streams one episode at a time (memory bounded by one conversation):
+// Begin, then Add per episode, then Finish.
+class JoinedLogWriter {
+ public:
+  explicit JoinedLogWriter(std::ostream* out) : out_(out) {}
+  // `tasks` is the task vocabulary the episodes' task_index refer to.
+  absl::Status Add(const data::Episode& episode, const std::vector<std::string>& tasks,
+                   const std::vector<double>& propensity, const ConversationBudget& budget);
+  absl::Status Finish();
+  int64_t episodes() const { return episodes_; }
+
+ private:
+  std::ostream* out_;
+  int64_t episodes_ = 0;
+};
+
+absl::Status WriteJoinedLog(const JoinedLog& log, std::ostream& out);
+
+}  // namespace lcio::ope

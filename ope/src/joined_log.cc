@@ -1,0 +1,141 @@
+#include "lcio/ope/joined_log.h"
+
+#include <cmath>
+#include <fstream>
+#include <ostream>
+#include <sstream>
+
+#include "absl/strings/str_cat.h"
+#include "lcio/data/json_parse.h"
+#include "nlohmann/json.hpp"
+
+namespace lcio::ope {
+namespace {
+
+using json = nlohmann::json;
+
+std::string Quote(const json& v) {
+  std::string s = v.dump(-1, ' ', false, json::error_handler_t::replace);
+  if (s.size() > 64) s = s.substr(0, 64) + "...";
+  return s;
+}
+
+absl::Status FieldError(std::string_view source, int64_t id, int turn, std::string_view field,
+                        const json& value, std::string_view rule) {
+  std::string where = absl::StrCat(std::string(source), ": episode ", id);
+  if (turn >= 0) absl::StrAppend(&where, ", turn ", turn);
+  return absl::InvalidArgumentError(absl::StrCat(where, ", field '", std::string(field),
+                                                 "' = ", Quote(value), ": ", std::string(rule)));
+}
+
+absl::StatusOr<std::optional<double>> OptionalBudget(const json& episode, std::string_view source,
+                                                     int64_t id, const char* field) {
+  auto it = episode.find(field);
+  if (it == episode.end() || it->is_null()) return std::optional<double>();
+  if (!it->is_number() || !std::isfinite(it->get<double>()) || it->get<double>() < 0)
+    return FieldError(source, id, -1, field, *it, "must be a finite number >= 0");
+  return std::optional<double>(it->get<double>());
+}
+
+}  // namespace
+
+absl::StatusOr<JoinedLog> ParseJoinedLog(std::string_view text, std::string_view source,
+                                         std::optional<double> default_propensity,
+                                         const data::LoadOptions& options) {
+  JoinedLog log;
+  // The M4A1 loader validates the schema; the extra fields are read here.
+  auto dataset = data::ParseM4A1(text, source, options);
+  if (!dataset.ok()) return dataset.status();
+  log.dataset = *std::move(dataset);
+  absl::Status error;
+  const json root = data::ParseJson(text, source, &error);
+  if (root.is_discarded()) return error;
+  if (!root.is_array() || root.size() != log.dataset.episodes.size())
+    return absl::InvalidArgumentError(
+        absl::StrCat(std::string(source), ": not an array of episodes"));
+  for (size_t e = 0; e < root.size(); ++e) {
+    const json& episode = root[e];
+    const data::Episode& parsed = log.dataset.episodes[e];
+    ConversationBudget budget;
+    auto latency = OptionalBudget(episode, source, parsed.id, "latency_budget_s");
+    if (!latency.ok()) return latency.status();
+    auto money = OptionalBudget(episode, source, parsed.id, "money_budget_usd");
+    if (!money.ok()) return money.status();
+    budget.latency_s = *latency;
+    budget.money_usd = *money;
+    log.budget.push_back(budget);
+    const json& turns = episode.at("interactions");
+    std::vector<double> p;
+    for (size_t t = 0; t < turns.size(); ++t) {
+      auto it = turns[t].find("propensity");
+      if (it == turns[t].end()) {
+        if (!default_propensity)
+          return FieldError(source, parsed.id, static_cast<int>(t), "propensity", json(nullptr),
+                            "required in a joined log (the probability of the logged action)");
+        p.push_back(*default_propensity);
+        continue;
+      }
+      if (!it->is_number() || !(it->get<double>() > 0) || !(it->get<double>() <= 1))
+        return FieldError(source, parsed.id, static_cast<int>(t), "propensity", *it,
+                          "must be a number in (0, 1]");
+      p.push_back(it->get<double>());
+    }
+    log.propensity.push_back(std::move(p));
+  }
+  return log;
+}
+
+absl::StatusOr<JoinedLog> LoadJoinedLog(const std::string& path,
+                                        std::optional<double> default_propensity,
+                                        const data::LoadOptions& options) {
+  std::ifstream in(path, std::ios::binary);
+  if (!in) return absl::NotFoundError(absl::StrCat(path, ": cannot open"));
+  std::ostringstream text;
+  text << in.rdbuf();
+  if (in.bad()) return absl::DataLossError(absl::StrCat(path, ": read failed"));
+  return ParseJoinedLog(text.str(), path, default_propensity, options);
+}
+
+absl::Status JoinedLogWriter::Add(const data::Episode& episode,
+                                  const std::vector<std::string>& tasks,
+                                  const std::vector<double>& propensity,
+                                  const ConversationBudget& budget) {
+  if (propensity.size() != episode.turns.size())
+    return absl::InvalidArgumentError(absl::StrCat("episode ", episode.id, ": ", propensity.size(),
+                                                   " propensities for ", episode.turns.size(),
+                                                   " turns"));
+  // The M4A1 writer is the one serialisation of the schema; the extra fields
+  // are added to its output.
+  data::Dataset one;
+  one.tasks = tasks;
+  one.num_views = static_cast<int>(episode.image_paths.size());
+  one.episodes.push_back(episode);
+  json j = json::parse(data::ToM4A1Json(one)).at(0);
+  for (size_t t = 0; t < propensity.size(); ++t) j["interactions"][t]["propensity"] = propensity[t];
+  if (budget.latency_s) j["latency_budget_s"] = *budget.latency_s;
+  if (budget.money_usd) j["money_budget_usd"] = *budget.money_usd;
+  *out_ << (episodes_ == 0 ? "[\n" : ",\n")
+        << j.dump(-1, ' ', false, json::error_handler_t::replace);
+  ++episodes_;
+  if (!*out_) return absl::DataLossError("joined log: write failed");
+  return absl::OkStatus();
+}
+
+absl::Status JoinedLogWriter::Finish() {
+  *out_ << (episodes_ == 0 ? "[]\n" : "\n]\n");
+  out_->flush();
+  if (!*out_) return absl::DataLossError("joined log: write failed");
+  return absl::OkStatus();
+}
+
+absl::Status WriteJoinedLog(const JoinedLog& log, std::ostream& out) {
+  JoinedLogWriter writer(&out);
+  for (size_t e = 0; e < log.dataset.episodes.size(); ++e)
+    if (auto s = writer.Add(log.dataset.episodes[e], log.dataset.tasks, log.propensity[e],
+                            log.budget[e]);
+        !s.ok())
+      return s;
+  return writer.Finish();
+}
+
+}  // namespace lcio::ope

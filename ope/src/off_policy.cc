@@ -1,0 +1,193 @@
+#include "lcio/ope/off_policy.h"
+
+#include <algorithm>
+#include <random>
+
+#include "absl/strings/str_cat.h"
+#include "lcio/env/scorer.h"
+#include "lcio/env/shield.h"
+#include "lcio/env/split.h"
+
+namespace lcio::ope {
+namespace {
+
+int Choose(env::Policy& policy, const env::DecisionContext& context, const env::CostModel& costs,
+           bool shield, std::vector<double>* scores) {
+  scores->clear();
+  const int action = policy.Act(context, scores);
+  if (!shield) return action;
+  // The evaluator's and the server's rule (env/shield.h).
+  return env::Shield(costs, action, scores->empty() ? nullptr : scores, context.remaining_latency_s,
+                     context.remaining_money_usd)
+      .action;
+}
+
+env::Budget BudgetOf(const JoinedLog& log, size_t e, const env::Budget& fallback) {
+  env::Budget b = fallback;
+  if (e < log.budget.size()) {
+    if (log.budget[e].latency_s) b.latency_s = *log.budget[e].latency_s;
+    if (log.budget[e].money_usd) b.money_usd = *log.budget[e].money_usd;
+  }
+  return b;
+}
+
+}  // namespace
+
+absl::StatusOr<int> LoggedAction(const env::ActionTable& actions, const data::Turn& turn) {
+  return actions.IndexOf(turn.target == data::Target::kCloud, turn.uploaded_views);
+}
+
+absl::StatusOr<OpeReport> EvaluateOffPolicy(const JoinedLog& log, env::Policy& candidate,
+                                            const OpeOptions& options,
+                                            const env::Simulator* truth) {
+  const data::Dataset& ds = log.dataset;
+  if (ds.episodes.size() < 2)
+    return absl::InvalidArgumentError(absl::StrCat(
+        ds.source, ": ", ds.episodes.size(),
+        " conversations; off-policy evaluation needs at least 2 (intervals and cross-fitting)"));
+  if (log.propensity.size() != ds.episodes.size())
+    return absl::InvalidArgumentError("joined log: propensities do not match the episodes");
+  std::vector<int> all(ds.episodes.size());
+  for (size_t i = 0; i < all.size(); ++i) all[i] = static_cast<int>(i);
+  env::SimulatorConfig dm_config = options.config;
+  dm_config.response_model = options.direct_method;
+  auto dm = env::FitCrossFolds(ds, all, options.folds, options.seed, dm_config);
+  if (!dm.ok()) return dm.status();
+  const env::Simulator& primary = *dm->simulators.front();
+  const env::ActionTable& actions = primary.actions();
+  const env::CostModel& costs = primary.costs();
+
+  OpeReport report;
+  report.num_actions = actions.size();
+  std::vector<OpeTurn> turns;
+  std::vector<int> task_of;
+  std::vector<double> truth_of;
+  std::vector<double> scores;
+  double logged_reward = 0, logged_square = 0, spend = 0, logged_spend = 0;
+  int64_t cloud = 0, logged_cloud = 0;
+  for (size_t e = 0; e < ds.episodes.size(); ++e) {
+    const data::Episode& episode = ds.episodes[e];
+    if (log.propensity[e].size() != episode.turns.size())
+      return absl::InvalidArgumentError(
+          absl::StrCat("joined log: episode ", episode.id, " propensities do not match its turns"));
+    const env::Simulator& model = *dm->simulators[dm->fold_of[e]];
+    const env::Budget budget = BudgetOf(log, e, options.default_budget);
+    candidate.BeginEpisode(episode, budget, env::MixSeed(options.seed, episode.id));
+    // The context is the logged conversation's: its own history and what
+    // the logged decisions left of the budgets.
+    env::EpisodeRun run(model, episode, budget);
+    while (!run.done()) {
+      const int t = run.turn();
+      const data::Turn& turn = episode.turns[t];
+      auto logged = LoggedAction(actions, turn);
+      if (!logged.ok())
+        return absl::InvalidArgumentError(absl::StrCat(
+            ds.source, ": episode ", episode.id, ", turn ", t, ": ", logged.status().message()));
+      const env::DecisionContext& context = run.context();
+      const int action = Choose(candidate, context, costs, options.shield, &scores);
+      if (action < 0 || action >= actions.size())
+        return absl::InternalError(
+            absl::StrCat(candidate.name(), " chose action ", action, " of ", actions.size()));
+      double association = 0;
+      for (int v : actions.views(*logged)) association += context.association[v];
+      OpeTurn o;
+      o.cluster = static_cast<int64_t>(e);
+      o.reward = model.Reward(options.config.refusal.ResponseScore(turn), association, *logged);
+      o.propensity = log.propensity[e][t];
+      o.match = action == *logged;
+      o.dm_candidate = model.Evaluate(context, action).reward;
+      o.dm_logged = model.Evaluate(context, *logged).reward;
+      if (truth != nullptr) truth_of.push_back(truth->Evaluate(context, action).reward);
+      turns.push_back(o);
+      task_of.push_back(turn.task_index);
+      logged_reward += o.reward;
+      logged_square += o.reward * o.reward;
+      cloud += actions.is_cloud(action);
+      logged_cloud += actions.is_cloud(*logged);
+      spend += costs.money_usd(action);
+      logged_spend += costs.money_usd(*logged);
+      run.Step(*logged);
+    }
+  }
+  const double n = std::max<double>(1, static_cast<double>(turns.size()));
+  const double conversations = static_cast<double>(ds.episodes.size());
+  report.overall = Estimate(turns, options.z);
+  report.logged_value = logged_reward / n;
+  report.logged_mean_square_reward = logged_square / n;
+  report.cloud_share = cloud / n;
+  report.logged_cloud_share = logged_cloud / n;
+  report.spend_per_conversation_usd = spend / conversations;
+  report.logged_spend_per_conversation_usd = logged_spend / conversations;
+  for (size_t i = 0; i < truth_of.size(); ++i) report.true_value += truth_of[i] / n;
+  for (int task = 0; task < static_cast<int>(ds.tasks.size()); ++task) {
+    std::vector<OpeTurn> subset;
+    double true_sum = 0;
+    for (size_t i = 0; i < turns.size(); ++i)
+      if (task_of[i] == task) {
+        subset.push_back(turns[i]);
+        if (truth != nullptr) true_sum += truth_of[i];
+      }
+    if (subset.empty()) continue;
+    TaskEstimates te;
+    te.task = ds.tasks[task];
+    te.estimates = Estimate(subset, options.z);
+    te.true_value = true_sum / static_cast<double>(subset.size());
+    report.per_task.push_back(std::move(te));
+  }
+  return report;
+}
+
+absl::StatusOr<JoinedLog> SimulateExploringLog(const env::Simulator& truth,
+                                               const data::Dataset& source,
+                                               const std::vector<int>& episodes, env::Policy& base,
+                                               const ExplorationOptions& options) {
+  if (!(options.epsilon >= 0 && options.epsilon <= 1))
+    return absl::InvalidArgumentError(
+        absl::StrCat("epsilon = ", options.epsilon, ": must be in [0, 1]"));
+  if (options.copies < 1)
+    return absl::InvalidArgumentError(
+        absl::StrCat("copies = ", options.copies, ": must be at least 1"));
+  const env::ActionTable& actions = truth.actions();
+  const int num_actions = actions.size();
+  JoinedLog log;
+  log.dataset.tasks = source.tasks;
+  log.dataset.num_views = source.num_views;
+  log.dataset.source = "<simulated>";
+  int64_t next_id = 0;
+  std::mt19937_64 rng(options.seed);
+  std::vector<double> scores;
+  for (int copy = 0; copy < options.copies; ++copy) {
+    for (int index : episodes) {
+      const data::Episode& original = source.episodes.at(index);
+      data::Episode episode = original;
+      episode.id = next_id++;
+      std::vector<double> propensity;
+      base.BeginEpisode(original, options.budget, env::MixSeed(options.seed, episode.id));
+      env::EpisodeRun run(truth, original, options.budget);
+      while (!run.done()) {
+        const int t = run.turn();
+        const int proposed = Choose(base, run.context(), truth.costs(), options.shield, &scores);
+        int action = proposed;
+        if (env::UniformUnit(rng) < options.epsilon)
+          action = static_cast<int>(env::UniformIndex(rng, num_actions));
+        propensity.push_back(options.epsilon / num_actions +
+                             (action == proposed ? 1 - options.epsilon : 0.0));
+        const env::TurnOutcome out = run.Step(action);
+        data::Turn& turn = episode.turns[t];
+        turn.target = actions.is_cloud(action) ? data::Target::kCloud : data::Target::kLocal;
+        turn.uploaded_views = actions.views(action);
+        // No refusal phrase: the simulated response is the score as it is.
+        turn.answer = "(simulated)";
+        turn.score = out.response;
+        turn.interaction_time_s = out.time_s;
+        turn.usage_cost_usd = out.money_usd;
+      }
+      log.dataset.episodes.push_back(std::move(episode));
+      log.propensity.push_back(std::move(propensity));
+      log.budget.push_back({options.budget.latency_s, options.budget.money_usd});
+    }
+  }
+  return log;
+}
+
+}  // namespace lcio::ope

@@ -1,0 +1,139 @@
+// The durable append-only line log behind the Report log and the decision
+// log: one writer thread (GroupCommitter) appends queued lines in batches,
+// one write(2) and one fdatasync per batch, and answers each line once its
+// batch is durable. A failed write or fdatasync acknowledges none of the
+// batch and cuts the file back to its last durable length, so a torn line
+// can only be left by a crash, and only at the end. Rotation by size, an
+// optional cap on rotated files kept, and a free-space floor. What a line
+// holds is the caller's business. Guarantees: docs/service.md, "Report log".
+#pragma once
+
+#include <cstdint>
+#include <functional>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "absl/status/statusor.h"
+#include "absl/strings/str_cat.h"
+#include "absl/time/time.h"
+
+namespace lcio::server {
+
+struct AppendLogOptions {
+  // Before a batch would take the file past this size, the file is renamed
+  // to the next RotatedLogPath and a new one started. 0: never.
+  int64_t rotate_bytes = 0;
+  // A batch that would leave less free space than this on the log's
+  // filesystem is refused (RESOURCE_EXHAUSTED). 0: no floor.
+  int64_t min_free_bytes = 0;
+  // After a rotation, rotated files beyond the newest `keep_rotated` are
+  // deleted, oldest first. 0: keep all.
+  int keep_rotated = 0;
+  // The writer thread's nice value (0: as the process). A log nobody waits
+  // for (the decision log) writes at a lower priority than the calls.
+  int writer_nice = 0;
+  // For messages: what the log is and which flags set its limits.
+  std::string name = "report log";
+  std::string min_free_flag = "--report_min_free_mb";
+  std::string queue_flag = "--report_queue_max";
+};
+
+// "<path>.<n>", n from 1 and zero-padded to 6 digits, so that names sort in
+// the order they were written.
+std::string RotatedLogPath(const std::string& path, int n);
+// The files of a log, oldest first: its rotated predecessors, then `path`
+// itself (those that exist).
+std::vector<std::string> LogSeries(const std::string& path);
+
+// The file layer. Not thread-safe by design: a GroupCommitter's writer
+// thread is its only user in the server.
+class AppendLogWriter {
+ public:
+  // Opens (creating if needed) for appending. A torn last line left by a
+  // crash is terminated with a newline first so that new records start on
+  // a line of their own.
+  static absl::StatusOr<std::unique_ptr<AppendLogWriter>> Open(const std::string& path,
+                                                               const AppendLogOptions& options);
+  virtual ~AppendLogWriter();
+  AppendLogWriter(const AppendLogWriter&) = delete;
+  AppendLogWriter& operator=(const AppendLogWriter&) = delete;
+
+  // Appends whole lines (each ending in '\n') with one fdatasync. OK: all
+  // of them are durable; returns the sequence number (since this writer
+  // opened, from 1) of the first. Not OK: none is acknowledged, and the
+  // file is back at its last durable length before anything else is
+  // appended (if it cannot be cut back, every later call fails until it
+  // can). RESOURCE_EXHAUSTED: the disk is full or below the floor;
+  // UNAVAILABLE: any other I/O error.
+  absl::StatusOr<uint64_t> AppendLines(const std::vector<std::string>& lines);
+  const std::string& path() const { return path_; }
+  const AppendLogOptions& options() const { return options_; }
+
+ protected:
+  struct OpenedFile {
+    int fd = -1;
+    int64_t size = 0;
+    int rotations = 0;  // highest rotated file number in use
+  };
+  static absl::StatusOr<OpenedFile> OpenFile(const std::string& path,
+                                             const AppendLogOptions& options);
+  AppendLogWriter(std::string path, AppendLogOptions options, const OpenedFile& file)
+      : path_(std::move(path)),
+        options_(std::move(options)),
+        fd_(file.fd),
+        durable_size_(file.size),
+        rotations_(file.rotations) {}
+
+ private:
+  absl::Status Restore();
+  absl::Status CheckFreeSpace(size_t incoming) const;
+  absl::Status RotateIfDue(size_t incoming);
+  void ApplyRetention() const;
+  std::string Where() const { return absl::StrCat(options_.name, " ", path_); }
+
+  std::string path_;
+  AppendLogOptions options_;
+  int fd_;
+  int64_t durable_size_;  // bytes known to be on disk; all whole lines
+  bool damaged_ = false;  // bytes past durable_size_ may be in the file
+  int rotations_;         // highest rotated file number in use
+  uint64_t appended_ = 0;
+};
+
+// The group commit in front of an AppendLogWriter: callers queue encoded
+// lines and are answered from the writer thread once their batch is
+// durable, so no caller's thread ever waits for the disk.
+class GroupCommitter {
+ public:
+  using Done = std::function<void(absl::StatusOr<uint64_t> sequence)>;
+  // At most `max_pending` records queued or being written (an entry counts
+  // as `records` of them; one larger than the bound waits alone).
+  GroupCommitter(std::unique_ptr<AppendLogWriter> writer, int max_pending);
+  ~GroupCommitter();  // Stop(now)
+  GroupCommitter(const GroupCommitter&) = delete;
+  GroupCommitter& operator=(const GroupCommitter&) = delete;
+
+  // OK: `done` (if set) runs exactly once, on the writer thread or in Stop,
+  // with the line's sequence number once it is durable, or with the error
+  // that kept it from being so. Not OK (RESOURCE_EXHAUSTED: the queue is
+  // full; UNAVAILABLE: stopping): `done` never runs.
+  // `line`: one or more whole lines, written and acknowledged together.
+  absl::Status Submit(std::string line, Done done, int records = 1);
+  // Stops accepting and waits until every queued line is answered or
+  // `deadline` passes; then answers what is left (a batch stuck in a hung
+  // write or fdatasync included) with UNAVAILABLE and returns without
+  // waiting for the disk. Idempotent.
+  void Stop(absl::Time deadline);
+  // Batches written so far (each with one fdatasync).
+  uint64_t batches() const;
+
+ private:
+  struct State;
+  static void WriterLoop(std::shared_ptr<State> state);
+  // Shared with the writer thread, which may outlive this object when the
+  // disk hangs at shutdown.
+  std::shared_ptr<State> state_;
+};
+
+}  // namespace lcio::server

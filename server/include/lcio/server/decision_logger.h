@@ -1,0 +1,104 @@
+// The decision log and the shadow policy, off the request path. Decide
+// hands over what it decided (a DecisionEvent: moved, never encoded there)
+// to a bounded queue; one worker thread lets the shadow policy score the
+// requests (in batches, after they were answered), builds the records
+// (data/decision_log.h) and queues their lines for the append log's writer
+// (group commit). A full queue drops the record and counts it
+// (lcio_decision_log_dropped_total): Decide never waits for the log.
+#pragma once
+
+#include <atomic>
+#include <condition_variable>
+#include <deque>
+#include <memory>
+#include <mutex>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "absl/time/time.h"
+#include "lcio/data/decision_log.h"
+#include "lcio/env/shield.h"
+#include "lcio/server/append_log.h"
+#include "lcio/server/exploration.h"
+#include "lcio/server/log.h"
+#include "lcio/server/metrics.h"
+#include "lcio/server/request.h"
+#include "lcio/server/serving_policy.h"
+
+namespace lcio::server {
+
+class PolicyHolder;
+
+// One answered Decide, as the decision path knew it.
+struct DecisionEvent {
+  std::shared_ptr<const ServingPolicy> policy;
+  std::string decision_id;
+  absl::Time time;
+  std::string conversation_id;
+  int turn_index = 0;
+  ParsedDecide parsed;
+  int task_index = 0;
+  bool task_inferred = false;
+  double task_confidence = 1;
+  // The conversation's earlier turns (at least the policy's window), oldest
+  // first, in the policy's indices.
+  std::vector<int> history_actions, history_tasks;
+  std::vector<float> scores;
+  int proposed = 0;
+  env::ShieldDecision shield;
+  ExploreChoice choice;
+  bool opted_out = false;  // the request set no_explore
+};
+
+// The record of an event (without the shadow's part).
+data::DecisionRecord BuildDecisionRecord(const DecisionEvent& event, const ExploreConfig& explore);
+
+struct DecisionLoggerOptions {
+  int queue_max = 4096;  // events waiting for the worker, and lines for the writer
+  ExploreConfig explore;
+  // The worker's nice value: it competes with Decide for the cores only
+  // where they are idle; when it falls behind, records are dropped and
+  // counted rather than Decide slowed.
+  int worker_nice = kDecisionLogNice;
+  static constexpr int kDecisionLogNice = 10;
+};
+
+class DecisionLogger {
+ public:
+  // `log` (the decision log) or `shadow` (the shadow policy's holder) may be
+  // null, not both; `metrics` may be null.
+  DecisionLogger(const DecisionLoggerOptions& options, std::unique_ptr<GroupCommitter> log,
+                 PolicyHolder* shadow, Metrics* metrics);
+  ~DecisionLogger();  // Stop(now)
+  DecisionLogger(const DecisionLogger&) = delete;
+  DecisionLogger& operator=(const DecisionLogger&) = delete;
+
+  // Never blocks: a full queue drops the event (counted).
+  void Submit(DecisionEvent event);
+  // Stops accepting; the worker finishes what is queued until `deadline`
+  // (the rest is dropped and counted), then the writer gets until
+  // `deadline` to make the lines durable. Idempotent.
+  void Stop(absl::Time deadline);
+
+ private:
+  void WorkerLoop();
+  void Process(std::vector<DecisionEvent>& events);
+  void Shadow(const std::vector<DecisionEvent>& events, std::vector<data::DecisionRecord>* records);
+  void Dropped(Metrics::DecisionLogDrop reason, int64_t n);
+
+  DecisionLoggerOptions options_;
+  std::unique_ptr<GroupCommitter> log_;
+  PolicyHolder* shadow_;
+  Metrics* metrics_;
+  std::mutex mu_;
+  std::condition_variable wake_, drained_;
+  std::deque<DecisionEvent> queue_;
+  bool busy_ = false, stopping_ = false, exit_ = false, stopped_ = false;
+  bool waiting_ = false;                      // the worker is blocked on wake_
+  std::atomic<bool> stopping_writer_{false};  // lines failing now: shutdown
+  LogRateLimiter shadow_log_{1};              // shadow_skipped lines a second
+  std::thread worker_;
+};
+
+}  // namespace lcio::server

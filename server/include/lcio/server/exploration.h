@@ -1,0 +1,47 @@
+// Exploration (--explore): the server may take, with a known probability,
+// an action other than its greedy choice, only among the actions the budget
+// shield allows, so that logged decisions support off-policy evaluation.
+// The draw is a function of the decision id, so every sample can be
+// reproduced from the log.
+#pragma once
+
+#include <string>
+#include <vector>
+
+#include "absl/status/statusor.h"
+#include "absl/strings/string_view.h"
+
+namespace lcio::server {
+
+struct ExploreConfig {
+  enum class Mode { kNone, kEpsilon, kSoftmax };
+  Mode mode = Mode::kNone;
+  double parameter = 0;  // epsilon in [0, 1], or the temperature > 0
+
+  // "" or "none", "epsilon:E" (E in [0, 1]), "softmax:T" (T > 0, finite).
+  static absl::StatusOr<ExploreConfig> Parse(absl::string_view flag);
+  // "none", "epsilon", "softmax": the decision log's exploration.mode.
+  const char* ModeName() const;
+  bool enabled() const { return mode != Mode::kNone; }
+};
+
+// A uniform number in [0, 1) that depends only on `decision_id`.
+double ExplorationDraw(absl::string_view decision_id);
+
+struct ExploreChoice {
+  int action = 0;
+  std::vector<double> probabilities;  // one per action, summing to 1
+  bool explored = false;              // action != greedy
+};
+
+// `allowed[a]`: the shield allows action a. `greedy`: the shield's choice
+// (the best-scoring allowed action, or the cheapest when none is allowed).
+// Epsilon: greedy with 1 - epsilon, else uniform over the allowed actions;
+// softmax: allowed actions in proportion to exp(score / T). Without
+// exploration, or when no action is allowed, `greedy` with probability 1.
+// `u` in [0, 1) picks the action (ExplorationDraw). `allowed` may be empty
+// without exploration.
+ExploreChoice Explore(const ExploreConfig& config, const std::vector<float>& scores,
+                      const std::vector<bool>& allowed, int greedy, double u);
+
+}  // namespace lcio::server

@@ -1,0 +1,364 @@
+#include "lcio/server/append_log.h"
+
+#include <fcntl.h>
+#include <pthread.h>
+#include <sys/resource.h>
+#include <sys/stat.h>
+#include <sys/statvfs.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <cerrno>
+#include <condition_variable>
+#include <cstdio>
+#include <cstring>
+#include <deque>
+#include <filesystem>
+#include <mutex>
+#include <thread>
+
+#include "absl/strings/numbers.h"
+#include "absl/strings/str_cat.h"
+#include "absl/strings/str_format.h"
+#include "absl/strings/string_view.h"
+
+namespace lcio::server {
+namespace {
+
+absl::Status ErrnoStatus(const std::string& what, const std::string& path) {
+  return absl::InternalError(absl::StrCat(what, " ", path, ": ", std::strerror(errno)));
+}
+
+// The code a Report caller sees for an I/O error: a full disk is an
+// overload the operator can fix, anything else an unavailable log.
+absl::Status IoError(int error, const std::string& what, const std::string& where) {
+  const std::string message = absl::StrCat(where, ": ", what, ": ", std::strerror(error));
+  return error == ENOSPC || error == EDQUOT ? absl::ResourceExhaustedError(message)
+                                            : absl::UnavailableError(message);
+}
+
+// Returns 0 or the errno of the failed write. Bytes may have been written
+// before a failure (a short write).
+int WriteAll(int fd, absl::string_view bytes) {
+  size_t done = 0;
+  while (done < bytes.size()) {
+    const ssize_t n = ::write(fd, bytes.data() + done, bytes.size() - done);
+    if (n < 0) {
+      if (errno == EINTR) continue;
+      return errno;
+    }
+    if (n == 0) return EIO;
+    done += static_cast<size_t>(n);
+  }
+  return 0;
+}
+
+std::string DirectoryOf(const std::string& path) {
+  return path.find('/') == std::string::npos ? "." : path.substr(0, path.rfind('/') + 1);
+}
+
+void SyncDirectory(const std::string& path) {
+  if (const int dfd = ::open(DirectoryOf(path).c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+      dfd >= 0) {
+    ::fsync(dfd);
+    ::close(dfd);
+  }
+}
+
+// Rotated file numbers of `path` that exist, ascending.
+std::vector<int> RotationNumbers(const std::string& path) {
+  std::vector<int> numbers;
+  const std::filesystem::path p(path);
+  const std::filesystem::path dir = p.has_parent_path() ? p.parent_path() : ".";
+  const std::string prefix = p.filename().string() + ".";
+  std::error_code error;
+  for (const auto& entry : std::filesystem::directory_iterator(dir, error)) {
+    const std::string name = entry.path().filename().string();
+    int n = 0;
+    if (name.size() == prefix.size() + 6 && name.compare(0, prefix.size(), prefix) == 0 &&
+        absl::SimpleAtoi(name.substr(prefix.size()), &n) && n > 0)
+      numbers.push_back(n);
+  }
+  std::sort(numbers.begin(), numbers.end());
+  return numbers;
+}
+
+}  // namespace
+
+std::string RotatedLogPath(const std::string& path, int n) {
+  return absl::StrFormat("%s.%06d", path, n);
+}
+
+std::vector<std::string> LogSeries(const std::string& path) {
+  std::vector<std::string> files;
+  for (int n : RotationNumbers(path)) files.push_back(RotatedLogPath(path, n));
+  if (std::filesystem::exists(path)) files.push_back(path);
+  return files;
+}
+
+// ---------------------------------------------------------------------------
+// AppendLogWriter
+
+absl::StatusOr<std::unique_ptr<AppendLogWriter>> AppendLogWriter::Open(
+    const std::string& path, const AppendLogOptions& options) {
+  auto file = OpenFile(path, options);
+  if (!file.ok()) return file.status();
+  return std::unique_ptr<AppendLogWriter>(new AppendLogWriter(path, options, *file));
+}
+
+absl::StatusOr<AppendLogWriter::OpenedFile> AppendLogWriter::OpenFile(
+    const std::string& path, const AppendLogOptions& options) {
+  const int fd = ::open(path.c_str(), O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0644);
+  if (fd < 0) return ErrnoStatus(absl::StrCat("cannot open ", options.name), path);
+  struct stat st {};
+  if (::fstat(fd, &st) != 0) {
+    const absl::Status s = ErrnoStatus(absl::StrCat("cannot stat ", options.name), path);
+    ::close(fd);
+    return s;
+  }
+  int64_t size = st.st_size;
+  if (size > 0) {
+    // Terminate a torn last line (a crash mid-write) so the next record is
+    // readable.
+    const int rfd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
+    char last = '\n';
+    if (rfd >= 0) {
+      if (::pread(rfd, &last, 1, size - 1) != 1) last = '\n';
+      ::close(rfd);
+    }
+    if (last != '\n') {
+      if (const int error = WriteAll(fd, "\n"); error != 0 || ::fdatasync(fd) != 0) {
+        const absl::Status s = IoError(error != 0 ? error : errno, "terminating a torn line",
+                                       absl::StrCat(options.name, " ", path));
+        ::close(fd);
+        return s;
+      }
+      ++size;
+    }
+  }
+  // Make the file's directory entry durable too (a new file).
+  SyncDirectory(path);
+  const std::vector<int> rotated = RotationNumbers(path);
+  return OpenedFile{fd, size, rotated.empty() ? 0 : rotated.back()};
+}
+
+AppendLogWriter::~AppendLogWriter() {
+  if (fd_ >= 0) ::close(fd_);
+}
+
+// After a failed write or fdatasync the bytes past the durable length are
+// in an unknown state (and after a failed fdatasync so is the page cache:
+// the kernel may have dropped the dirty pages and will not report it
+// again). Cutting the file back and syncing that makes the state known
+// again: exactly the acknowledged records.
+absl::Status AppendLogWriter::Restore() {
+  if (fd_ < 0) {
+    fd_ = ::open(path_.c_str(), O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0644);
+    if (fd_ < 0) return IoError(errno, "reopening", Where());
+  }
+  if (::ftruncate(fd_, durable_size_) != 0)
+    return IoError(errno, "cutting back to the last durable length", Where());
+  if (::fdatasync(fd_) != 0)
+    return IoError(errno, "syncing the cut back to the last durable length", Where());
+  damaged_ = false;
+  return absl::OkStatus();
+}
+
+absl::Status AppendLogWriter::CheckFreeSpace(size_t incoming) const {
+  if (options_.min_free_bytes <= 0) return absl::OkStatus();
+  struct statvfs fs {};
+  if (::fstatvfs(fd_, &fs) != 0) return IoError(errno, "statvfs", Where());
+  const int64_t free_bytes = static_cast<int64_t>(fs.f_bavail) * static_cast<int64_t>(fs.f_frsize);
+  if (free_bytes - static_cast<int64_t>(incoming) < options_.min_free_bytes)
+    return absl::ResourceExhaustedError(
+        absl::StrCat(Where(), ": ", free_bytes, " bytes free on its filesystem, ", incoming,
+                     " to write: below the floor of ", options_.min_free_bytes, " (",
+                     options_.min_free_flag, ")"));
+  return absl::OkStatus();
+}
+
+absl::Status AppendLogWriter::RotateIfDue(size_t incoming) {
+  if (options_.rotate_bytes <= 0 || durable_size_ == 0 ||
+      durable_size_ + static_cast<int64_t>(incoming) <= options_.rotate_bytes)
+    return absl::OkStatus();
+  // Everything in the file is durable (each batch is synced): rename it
+  // and start a new one.
+  const std::string rotated = RotatedLogPath(path_, rotations_ + 1);
+  if (std::rename(path_.c_str(), rotated.c_str()) != 0)
+    return IoError(errno, absl::StrCat("renaming to ", rotated), Where());
+  ++rotations_;
+  ::close(fd_);
+  fd_ = ::open(path_.c_str(), O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0644);
+  durable_size_ = 0;
+  if (fd_ < 0) return IoError(errno, "opening after rotation", Where());
+  SyncDirectory(path_);
+  ApplyRetention();
+  return absl::OkStatus();
+}
+
+// Retention: the oldest rotated files go first. Best effort: a file that
+// cannot be removed is left (and retried at the next rotation), never a
+// reason to refuse records.
+void AppendLogWriter::ApplyRetention() const {
+  if (options_.keep_rotated <= 0) return;
+  const std::vector<int> numbers = RotationNumbers(path_);
+  const size_t keep = static_cast<size_t>(options_.keep_rotated);
+  for (size_t i = 0; i + keep < numbers.size(); ++i)
+    std::remove(RotatedLogPath(path_, numbers[i]).c_str());
+}
+
+absl::StatusOr<uint64_t> AppendLogWriter::AppendLines(const std::vector<std::string>& lines) {
+  if (damaged_ || fd_ < 0) {
+    if (absl::Status s = Restore(); !s.ok())
+      return absl::UnavailableError(
+          absl::StrCat(s.message(), "; refusing records until the log is restored"));
+  }
+  size_t bytes = 0;
+  for (const std::string& line : lines) bytes += line.size();
+  if (absl::Status s = RotateIfDue(bytes); !s.ok()) return s;
+  if (absl::Status s = CheckFreeSpace(bytes); !s.ok()) return s;
+  std::string joined;
+  if (lines.size() > 1) {
+    joined.reserve(bytes);
+    for (const std::string& line : lines) joined += line;
+  }
+  // One entry (the decision log's batches) is written as it is, uncopied.
+  const std::string& batch = lines.size() == 1 ? lines[0] : joined;
+  if (const int error = WriteAll(fd_, batch); error != 0) {
+    damaged_ = true;
+    const absl::Status restored = Restore();
+    const absl::Status failed = IoError(error, "write", Where());
+    return restored.ok() ? failed
+                         : absl::Status(failed.code(),
+                                        absl::StrCat(failed.message(), "; ", restored.message()));
+  }
+  if (::fdatasync(fd_) != 0) {
+    const int error = errno;
+    damaged_ = true;
+    Restore().IgnoreError();  // retried before the next batch while it fails
+    return absl::UnavailableError(absl::StrCat(Where(), ": fdatasync: ", std::strerror(error),
+                                               " (the batch is not acknowledged)"));
+  }
+  durable_size_ += static_cast<int64_t>(batch.size());
+  const uint64_t first = appended_ + 1;
+  appended_ += lines.size();
+  return first;
+}
+
+// ---------------------------------------------------------------------------
+// GroupCommitter
+
+struct GroupCommitter::State {
+  explicit State(std::unique_ptr<AppendLogWriter> w, int max)
+      : writer(std::move(w)),
+        max(max),
+        name(writer->options().name),
+        queue_flag(writer->options().queue_flag) {}
+  std::unique_ptr<AppendLogWriter> writer;  // only the writer thread uses it
+  const int max;
+  const std::string name, queue_flag;
+  std::mutex mu;
+  std::condition_variable wake;     // the writer: work or exit
+  std::condition_variable drained;  // Stop: nothing pending
+  std::deque<std::pair<std::string, Done>> queue;
+  std::vector<Done> writing;                        // the batch being written; emptied if abandoned
+  int64_t queued_records = 0, writing_records = 0;  // what `max` bounds
+  bool stopping = false, exit = false, busy = false;
+  bool waiting = false;  // the writer is blocked on `wake`
+  uint64_t batches = 0;
+};
+
+GroupCommitter::GroupCommitter(std::unique_ptr<AppendLogWriter> writer, int max_pending)
+    : state_(std::make_shared<State>(std::move(writer), std::max(1, max_pending))) {
+  std::thread(WriterLoop, state_).detach();  // Stop waits for it while it can
+}
+
+GroupCommitter::~GroupCommitter() { Stop(absl::Now()); }
+
+absl::Status GroupCommitter::Submit(std::string line, Done done, int records) {
+  {
+    std::lock_guard<std::mutex> lock(state_->mu);
+    if (state_->stopping) return absl::UnavailableError("server is shutting down");
+    const int64_t pending = state_->queued_records + state_->writing_records;
+    // An entry larger than the bound is taken when nothing else waits.
+    if (pending > 0 && pending + records > state_->max)
+      return absl::ResourceExhaustedError(
+          absl::StrCat(state_->name, " queue is full (", state_->max,
+                       " records waiting for the disk, ", state_->queue_flag, "); retry later"));
+    state_->queue.emplace_back(std::move(line), std::move(done));
+    state_->queued_records += records;
+    // A writer in the middle of a batch takes the queue when it is done.
+    if (!state_->waiting) return absl::OkStatus();
+  }
+  state_->wake.notify_one();
+  return absl::OkStatus();
+}
+
+void GroupCommitter::WriterLoop(std::shared_ptr<State> state) {
+  pthread_setname_np(pthread_self(), "lcio-logwriter");
+  if (const int nice = state->writer->options().writer_nice; nice != 0)
+    ::setpriority(PRIO_PROCESS, static_cast<id_t>(::gettid()), nice);
+  std::unique_lock<std::mutex> lock(state->mu);
+  for (;;) {
+    state->waiting = true;
+    state->wake.wait(lock, [&] { return state->exit || !state->queue.empty(); });
+    state->waiting = false;
+    if (state->queue.empty()) break;  // exit with nothing left
+    std::vector<std::string> lines;
+    for (auto& [line, done] : state->queue) {
+      lines.push_back(std::move(line));
+      state->writing.push_back(std::move(done));
+    }
+    state->queue.clear();
+    state->writing_records = state->queued_records;
+    state->queued_records = 0;
+    state->busy = true;
+    lock.unlock();
+    const absl::StatusOr<uint64_t> first = state->writer->AppendLines(lines);
+    lock.lock();
+    state->busy = false;
+    ++state->batches;
+    // Stop may have answered this batch already (a hung disk at shutdown).
+    std::vector<Done> answer = std::move(state->writing);
+    state->writing.clear();
+    state->writing_records = 0;
+    lock.unlock();
+    for (size_t i = 0; i < answer.size(); ++i)
+      if (answer[i])
+        answer[i](first.ok() ? absl::StatusOr<uint64_t>(*first + i)
+                             : absl::StatusOr<uint64_t>(first.status()));
+    lock.lock();
+    if (state->queue.empty()) state->drained.notify_all();
+  }
+  state->drained.notify_all();
+}
+
+void GroupCommitter::Stop(absl::Time deadline) {
+  std::vector<Done> abandoned;
+  {
+    std::unique_lock<std::mutex> lock(state_->mu);
+    if (state_->exit) return;
+    state_->stopping = true;
+    state_->drained.wait_until(lock, absl::ToChronoTime(deadline),
+                               [this] { return state_->queue.empty() && state_->writing.empty(); });
+    for (auto& [line, done] : state_->queue) abandoned.push_back(std::move(done));
+    state_->queue.clear();
+    for (Done& done : state_->writing) abandoned.push_back(std::move(done));
+    state_->writing.clear();
+    state_->queued_records = state_->writing_records = 0;
+    state_->exit = true;
+  }
+  state_->wake.notify_all();
+  for (Done& done : abandoned)
+    if (done)
+      done(absl::UnavailableError(
+          "server shut down before the record was durable (--drain_timeout_s); it may or may not "
+          "be in the log"));
+}
+
+uint64_t GroupCommitter::batches() const {
+  std::lock_guard<std::mutex> lock(state_->mu);
+  return state_->batches;
+}
+
+}  // namespace lcio::server

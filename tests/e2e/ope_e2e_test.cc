@@ -1,0 +1,251 @@
+// End to end with the real binaries: traffic logged with exploration
+// (lcio-ope --simulate_out), written as the server's decision log and Report
+// log, joined by lcio-join, evaluated by lcio-ope, and calibrated by
+// lcio-calibrate.
+#include <gtest/gtest.h>
+
+#include <chrono>
+#include <fstream>
+
+#include "absl/strings/str_cat.h"
+#include "absl/strings/str_format.h"
+#include "absl/time/time.h"
+#include "lcio/data/decision_log.h"
+#include "lcio/env/action_table.h"
+#include "lcio/ope/joined_log.h"
+#include "lcio/ope/off_policy.h"
+#include "lcio/server/report_log.h"
+#include "nlohmann/json.hpp"
+#include "process.h"
+#include "test_support.h"
+
+namespace lcio {
+namespace {
+
+using namespace std::chrono_literals;
+using nlohmann::json;
+
+const std::string kPolicy = std::string(LCIO_SOURCE_DIR) + "/policy/default_policy.pt";
+
+class OpeEndToEndTest : public ::testing::Test {
+ protected:
+  // Exit status and stdout; stderr is kept in `stderr_`.
+  std::pair<int, std::string> Run(std::vector<std::string> argv) {
+    const std::string err = dir_.File("run.stderr");
+    test::Process p(argv, err);
+    std::string out = p.ReadAll(std::chrono::milliseconds(240s));
+    auto status = p.Wait(std::chrono::milliseconds(60s));
+    stderr_ = test::ReadFile(err);
+    return {status && WIFEXITED(*status) ? WEXITSTATUS(*status) : -1, out};
+  }
+
+  absl::StatusOr<ope::JoinedLog> Simulate(const std::string& path, double epsilon, int copies) {
+    auto [status, out] =
+        Run({LCIO_OPE_BIN, "--simulate_out=" + path, "--logging_policy=" + kPolicy,
+             absl::StrCat("--epsilon=", epsilon), absl::StrCat("--copies=", copies)});
+    EXPECT_EQ(status, 0) << stderr_;
+    return ope::LoadJoinedLog(path);
+  }
+
+  test::TempDir dir_;
+  std::string stderr_;
+};
+
+std::string Rfc3339(absl::Time t) {
+  return absl::FormatTime(absl::RFC3339_full, t, absl::UTCTimeZone());
+}
+
+TEST_F(OpeEndToEndTest, DecisionAndReportLogsAreJoinedAndEvaluatedOffPolicy) {
+  auto sim = Simulate(dir_.File("sim.json"), 0.3, 1);
+  ASSERT_TRUE(sim.ok()) << sim.status();
+  const data::Dataset& ds = sim->dataset;
+  auto actions = env::ActionTable::Create(ds.num_views);
+  ASSERT_TRUE(actions.ok());
+  const std::vector<std::string> views = {"front", "left", "right"};
+  ASSERT_EQ(ds.num_views, 3);
+  const absl::Time start = absl::FromUnixSeconds(1764547200);  // long before now: nothing pending
+
+  std::ofstream decisions(dir_.File("decisions.log"), std::ios::binary);
+  std::vector<std::string> report_lines;
+  int total_turns = 0;
+  for (size_t e = 0; e < ds.episodes.size(); ++e) {
+    const data::Episode& episode = ds.episodes[e];
+    for (size_t t = 0; t < episode.turns.size(); ++t) {
+      const data::Turn& turn = episode.turns[t];
+      auto logged = ope::LoggedAction(*actions, turn);
+      ASSERT_TRUE(logged.ok());
+      const double p = sim->propensity[e][t];
+      data::DecisionRecord d;
+      d.conversation_id = absl::StrCat("c", e);
+      d.turn_index = static_cast<int>(t);
+      d.decision_id = absl::StrFormat("%s/%d/%016x", d.conversation_id, t, e * 100 + t);
+      const absl::Time decided = start + absl::Seconds(60 * (e * 10 + t));
+      d.time_utc = Rfc3339(decided);
+      d.policy_version = "v1";
+      d.context.task = turn.task.empty() ? ds.tasks[turn.task_index] : turn.task;
+      d.context.view_names = views;
+      d.context.association = episode.association[t];
+      d.context.latency_budget_s = t == 0 ? 30 : 20;
+      d.context.money_budget_usd = t == 0 ? 0.05 : 0.04;
+      d.context.device = "Jetson TX2";
+      d.context.network = "Wired";
+      for (int a = 0; a < actions->size(); ++a) {
+        data::DecisionAction x;
+        x.description = actions->Describe(a);
+        x.probability = a == *logged ? p : (1 - p) / (actions->size() - 1);
+        x.allowed = true;
+        d.actions.push_back(x);
+      }
+      d.proposed_action = d.taken_action = *logged;
+      d.exploration.mode = "epsilon";
+      d.exploration.parameter = 0.3;
+      decisions << data::ToJsonLine(d) << "\n";
+      ++total_turns;
+      // Conversation 1 never reports its turn 1: the conversation stops there.
+      if (e == 1 && t == 1) continue;
+      server::ReportRecord r;
+      r.conversation_id = d.conversation_id;
+      r.turn_index = d.turn_index;
+      r.decision_id = d.decision_id;
+      r.prompt = turn.question;
+      r.task = d.context.task;
+      r.cloud = turn.target == data::Target::kCloud;
+      r.uploaded_views = turn.uploaded_views;
+      r.view_names = views;
+      r.association = episode.association[t];
+      r.answer = turn.answer;
+      r.score = turn.score;
+      r.interaction_time_s = turn.interaction_time_s;
+      r.usage_cost_usd = turn.usage_cost_usd;
+      r.tasks = ds.tasks;
+      r.policy_version = "v1";
+      // Conversation 0's turn 0 reports two hours late: joined and counted.
+      r.received_utc = Rfc3339(decided + (e == 0 && t == 0 ? absl::Hours(2) : absl::Seconds(5)));
+      report_lines.push_back(server::EncodeReportLine(r));
+    }
+  }
+  ASSERT_GE(ds.episodes[1].turns.size(), 2u);
+  decisions << "{\"schema_version\":1,\"decision_id\":\"torn";  // a crash mid-write
+  decisions.close();
+  {  // A Report whose decision was never logged.
+    server::ReportRecord orphan;
+    orphan.conversation_id = "nobody";
+    orphan.decision_id = "nobody/0/0000000000000000";
+    orphan.task = ds.tasks[0];
+    orphan.view_names = views;
+    orphan.association = {0, 0, 0};
+    orphan.tasks = ds.tasks;
+    orphan.received_utc = Rfc3339(start);
+    report_lines.push_back(server::EncodeReportLine(orphan));
+  }
+  std::ofstream reports(dir_.File("reports.log"), std::ios::binary);
+  for (const std::string& line : report_lines) reports << line;
+  reports.close();
+
+  auto [status, out] = Run({LCIO_JOIN_BIN, "--decisions=" + dir_.File("decisions.log"),
+                            "--reports=" + dir_.File("reports.log"),
+                            "--out=" + dir_.File("joined.json"), "--reward_window_s=3600"});
+  ASSERT_EQ(status, 0) << stderr_ << out;
+  const json summary = json::parse(out);
+  const int cut = static_cast<int>(ds.episodes[1].turns.size()) - 1;  // turn 1 onwards
+  EXPECT_EQ(summary["decisions"], total_turns) << out;
+  EXPECT_EQ(summary["decision_skipped_lines"], 1) << out;
+  EXPECT_EQ(summary["late_reports"], 1) << out;
+  EXPECT_EQ(summary["unrewarded_decisions"], 1) << out;
+  EXPECT_EQ(summary["pending_decisions"], 0) << out;
+  EXPECT_EQ(summary["decisions_after_a_gap"], cut - 1) << out;
+  EXPECT_EQ(summary["unmatched_reports"], 1) << out;
+  EXPECT_EQ(summary["turns"], total_turns - cut) << out;
+  EXPECT_EQ(summary["conversations"], static_cast<int>(ds.episodes.size())) << out;
+
+  // The same join with a memory budget the logs do not fit: partitioned, same result.
+  auto [small_status, small_out] =
+      Run({LCIO_JOIN_BIN, "--decisions=" + dir_.File("decisions.log"),
+           "--reports=" + dir_.File("reports.log"), "--out=" + dir_.File("joined-small.json"),
+           "--reward_window_s=3600", "--memory_mb=1"});
+  ASSERT_EQ(small_status, 0) << stderr_ << small_out;
+  json small = json::parse(small_out);
+  EXPECT_GT(small["partitions"].get<int>(), 1) << small_out;
+  EXPECT_EQ(summary["partitions"], 1) << out;
+  small.erase("partitions");
+  json whole = summary;
+  whole.erase("partitions");
+  EXPECT_EQ(small, whole);
+  auto small_joined = ope::LoadJoinedLog(dir_.File("joined-small.json"));
+  ASSERT_TRUE(small_joined.ok()) << small_joined.status();
+  EXPECT_EQ(small_joined->dataset.num_turns(), static_cast<size_t>(total_turns - cut));
+
+  auto joined = ope::LoadJoinedLog(dir_.File("joined.json"));
+  ASSERT_TRUE(joined.ok()) << joined.status();
+  ASSERT_EQ(joined->dataset.episodes.size(), ds.episodes.size());
+  EXPECT_EQ(joined->propensity[0], sim->propensity[0]);
+  EXPECT_EQ(joined->propensity[1].size(), 1u);
+  EXPECT_EQ(joined->budget[0].money_usd, 0.05);
+  EXPECT_EQ(joined->budget[0].latency_s, 30);
+  EXPECT_EQ(joined->dataset.episodes[2].turns.size(), ds.episodes[2].turns.size());
+
+  // The joined traffic evaluated off-policy.
+  auto [ope_status, report] = Run({LCIO_OPE_BIN, "--log=" + dir_.File("joined.json"),
+                                   "--candidates=local," + kPolicy, "--format=json"});
+  ASSERT_EQ(ope_status, 0) << stderr_;
+  const json r = json::parse(report);
+  ASSERT_EQ(r.size(), 2u);
+  for (const json& c : r) {
+    for (const char* estimator : {"ips", "dr"}) {
+      const json& i = c["overall"][estimator];
+      EXPECT_LE(i["low"].get<double>(), i["estimate"].get<double>()) << c["candidate"];
+      EXPECT_LE(i["estimate"].get<double>(), i["high"].get<double>()) << c["candidate"];
+      EXPECT_GT(i["standard_error"].get<double>(), 0) << c["candidate"];
+    }
+    EXPECT_EQ(c["overall"]["turns"], total_turns - cut);
+    EXPECT_EQ(c["per_task"].size(), ds.tasks.size());
+    EXPECT_GE(c["cloud_share"].get<double>(), 0);
+    EXPECT_LE(c["cloud_share"].get<double>(), 1);
+  }
+  EXPECT_EQ(r[0]["cloud_share"], 0.0);  // Local never calls the cloud
+  // The serving policy agrees with its own log except where it explored.
+  EXPECT_GT(r[1]["overall"]["matches"].get<int>(), (total_turns - cut) / 2);
+}
+
+TEST_F(OpeEndToEndTest, BadJoinedInputIsRefusedWithTheFieldAndTheRule) {
+  auto sim = Simulate(dir_.File("sim.json"), 0.3, 1);
+  ASSERT_TRUE(sim.ok()) << sim.status();
+  std::string text = test::ReadFile(dir_.File("sim.json"));
+  const size_t at = text.find("\"propensity\":");
+  ASSERT_NE(at, std::string::npos);
+  text.replace(at, text.find_first_of(",}", at) - at, "\"propensity\":0");
+  std::ofstream(dir_.File("bad.json"), std::ios::binary) << text;
+  auto [status, out] = Run({LCIO_OPE_BIN, "--log=" + dir_.File("bad.json"), "--candidates=local"});
+  EXPECT_EQ(status, 2);
+  EXPECT_NE(stderr_.find("'propensity' = 0"), std::string::npos) << stderr_;
+  EXPECT_NE(stderr_.find("(0, 1]"), std::string::npos) << stderr_;
+  EXPECT_LT(stderr_.size(), 512u);
+  auto [join_status, join_out] = Run({LCIO_JOIN_BIN, "--decisions=" + dir_.File("none.log"),
+                                      "--reports=" + dir_.File("none.log"), "--out=x"});
+  EXPECT_EQ(join_status, 2) << stderr_;
+}
+
+TEST_F(OpeEndToEndTest, CalibrationMeetsTheTargetOnHeldOutTraffic) {
+  auto sim = Simulate(dir_.File("traffic.json"), 0.1, 10);
+  ASSERT_TRUE(sim.ok()) << sim.status();
+  // The issue's bar: within 2 points of a share, within 5% of a spend.
+  for (const auto& [flag, bound] : std::vector<std::pair<std::string, double>>{
+           {"--target_cloud_share=0.5", 0.02}, {"--target_spend_usd=0.008", 0.05}}) {
+    auto [status, out] = Run({LCIO_CALIBRATE_BIN, "--log=" + dir_.File("traffic.json"),
+                              "--policy=" + kPolicy, flag, "--format=json"});
+    ASSERT_EQ(status, 0) << stderr_;
+    const json r = json::parse(out);
+    const bool share = r["metric"] == "cloud_share";
+    const double error = r[share ? "holdout_error" : "holdout_relative_error"].get<double>();
+    EXPECT_LT(std::abs(error), bound) << out;
+    EXPECT_GT(r["holdout_conversations"].get<int>(), 100);
+  }
+  // An unreachable target is refused, not met by the nearest setting.
+  auto [status, out] = Run({LCIO_CALIBRATE_BIN, "--log=" + dir_.File("traffic.json"),
+                            "--policy=" + kPolicy, "--target_spend_usd=5"});
+  EXPECT_EQ(status, 1);
+  EXPECT_NE(stderr_.find("not reachable"), std::string::npos) << stderr_;
+}
+
+}  // namespace
+}  // namespace lcio

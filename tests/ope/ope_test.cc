@@ -1,0 +1,237 @@
+#include <cmath>
+#include <sstream>
+
+#include "gtest/gtest.h"
+#include "lcio/env/baselines.h"
+#include "lcio/ope/calibrate.h"
+#include "lcio/ope/estimators.h"
+#include "lcio/ope/joined_log.h"
+#include "lcio/ope/off_policy.h"
+#include "test_support.h"
+
+namespace lcio::ope {
+namespace {
+
+using testing::EmbeddedDataset;
+
+TEST(Estimators, HandComputedValues) {
+  // Two conversations; the candidate agrees with the log on turns 0 and 2.
+  std::vector<OpeTurn> t = {
+      {0, 2.0, 0.5, true, 1.0, 1.5},
+      {0, 1.0, 0.25, false, 0.5, 1.0},
+      {1, 3.0, 1.0, true, 2.0, 2.5},
+  };
+  const Estimates e = Estimate(t);
+  EXPECT_DOUBLE_EQ(e.ips.estimate, (2.0 / 0.5 + 3.0) / 3);
+  EXPECT_DOUBLE_EQ(e.snips.estimate, (2.0 / 0.5 + 3.0) / (1 / 0.5 + 1.0));
+  EXPECT_DOUBLE_EQ(e.dr.estimate, ((1.0 + 2 * (2.0 - 1.5)) + 0.5 + (2.0 + (3.0 - 2.5))) / 3);
+  EXPECT_DOUBLE_EQ(e.dm.estimate, (1.0 + 0.5 + 2.0) / 3);
+  EXPECT_EQ(e.matches, 2);
+  EXPECT_EQ(e.deterministic, 1);
+  EXPECT_EQ(e.clusters, 2);
+  EXPECT_DOUBLE_EQ(e.min_propensity, 0.25);
+  EXPECT_DOUBLE_EQ(e.effective_turns, 9.0 / 5.0);
+  // Clustered: conversation sums of (a - estimate), scaled by 2 / (2 - 1).
+  const double est = e.ips.estimate;
+  const double r0 = (4.0 - est) + (0.0 - est), r1 = 3.0 - est;
+  EXPECT_NEAR(e.ips.standard_error, std::sqrt((r0 * r0 + r1 * r1) * 2) / 3, 1e-12);
+  EXPECT_NEAR(e.ips.high - e.ips.low, 2 * 1.96 * e.ips.standard_error, 1e-12);
+}
+
+TEST(Estimators, OnPolicyEveryEstimatorIsTheLoggedMean) {
+  std::vector<OpeTurn> t;
+  for (int i = 0; i < 10; ++i) t.push_back({i, 0.1 * i, 1.0, true, 0.7, 0.7});
+  const Estimates e = Estimate(t);
+  EXPECT_NEAR(e.ips.estimate, 0.45, 1e-12);
+  EXPECT_NEAR(e.snips.estimate, 0.45, 1e-12);
+  EXPECT_NEAR(e.dr.estimate, 0.45, 1e-12);
+  EXPECT_EQ(e.deterministic, 10);
+}
+
+TEST(Estimators, NoAgreementLeavesSnipsUndefined) {
+  std::vector<OpeTurn> t = {{0, 1.0, 1.0, false, 0.2, 0.9}, {1, 1.0, 1.0, false, 0.2, 0.9}};
+  const Estimates e = Estimate(t);
+  EXPECT_EQ(e.ips.estimate, 0.0);  // counts every disagreement as reward 0
+  EXPECT_TRUE(std::isnan(e.snips.estimate));
+  EXPECT_DOUBLE_EQ(e.dr.estimate, 0.2);  // only the model speaks
+}
+
+TEST(Estimators, TurnsForHalfWidth) {
+  // 9 actions, 10% exploration, E[r^2] = 1: variance 90 per turn.
+  EXPECT_EQ(TurnsForHalfWidth(0.1, 0.1, 9, 1.0), std::ceil(1.96 * 1.96 * 90 / 0.01));
+  EXPECT_TRUE(std::isinf(TurnsForHalfWidth(0.1, 0.0, 9, 1.0)));
+}
+
+JoinedLog SmallJoined() {
+  JoinedLog log;
+  log.dataset = testing::SmallDataset();
+  for (const data::Episode& e : log.dataset.episodes) {
+    log.propensity.emplace_back(e.turns.size(), 0.5);
+    log.budget.push_back({});
+  }
+  log.budget[1] = {12.5, 0.02};
+  return log;
+}
+
+TEST(JoinedLog, RoundTrips) {
+  const JoinedLog log = SmallJoined();
+  std::ostringstream out;
+  ASSERT_TRUE(WriteJoinedLog(log, out).ok());
+  auto back = ParseJoinedLog(out.str(), "<test>");
+  ASSERT_TRUE(back.ok()) << back.status();
+  EXPECT_EQ(back->propensity, log.propensity);
+  EXPECT_EQ(back->budget[1].latency_s, 12.5);
+  EXPECT_EQ(back->budget[1].money_usd, 0.02);
+  EXPECT_FALSE(back->budget[0].money_usd.has_value());
+  EXPECT_EQ(data::ToM4A1Json(back->dataset), data::ToM4A1Json(log.dataset));
+  // A joined log is M4A1 data too.
+  EXPECT_TRUE(data::ParseM4A1(out.str(), "<test>").ok());
+}
+
+TEST(JoinedLog, RefusesBadPropensitiesAndBudgets) {
+  std::ostringstream out;
+  ASSERT_TRUE(WriteJoinedLog(SmallJoined(), out).ok());
+  const std::string text = out.str();
+  auto replace = [&](const std::string& from, const std::string& to) {
+    std::string s = text;
+    s.replace(s.find(from), from.size(), to);
+    return s;
+  };
+  for (const std::string bad : {"0", "1.5", "-0.1", "\"x\"", "null"}) {
+    auto r = ParseJoinedLog(replace("\"propensity\":0.5", "\"propensity\":" + bad), "f.json");
+    ASSERT_FALSE(r.ok()) << bad;
+    EXPECT_NE(r.status().message().find("'propensity'"), std::string::npos) << r.status();
+    EXPECT_NE(r.status().message().find("(0, 1]"), std::string::npos) << r.status();
+    EXPECT_NE(r.status().message().find("episode 0, turn 0"), std::string::npos) << r.status();
+  }
+  auto missing = ParseJoinedLog(replace(",\"propensity\":0.5", ""), "f.json");
+  ASSERT_FALSE(missing.ok());
+  EXPECT_NE(missing.status().message().find("required"), std::string::npos);
+  auto defaulted = ParseJoinedLog(replace(",\"propensity\":0.5", ""), "f.json", 1.0);
+  ASSERT_TRUE(defaulted.ok()) << defaulted.status();
+  EXPECT_EQ(defaulted->propensity[0][0], 1.0);
+  auto budget =
+      ParseJoinedLog(replace("\"money_budget_usd\":0.02", "\"money_budget_usd\":-1"), "f.json");
+  ASSERT_FALSE(budget.ok());
+  EXPECT_NE(budget.status().message().find("'money_budget_usd' = -1"), std::string::npos);
+}
+
+struct World {
+  std::shared_ptr<const env::Simulator> truth;
+  std::vector<int> episodes;
+};
+
+World MakeWorld() {
+  const data::Dataset& d = EmbeddedDataset();
+  World w;
+  for (size_t i = 0; i < d.episodes.size(); ++i) w.episodes.push_back(static_cast<int>(i));
+  auto sim = env::Simulator::Create(d, w.episodes, env::SimulatorConfig());
+  EXPECT_TRUE(sim.ok()) << sim.status();
+  w.truth = *sim;
+  return w;
+}
+
+TEST(OffPolicy, OnPolicyWithoutExplorationIsExact) {
+  const World w = MakeWorld();
+  env::FixedPolicy base(2, "Fixed 2");
+  ExplorationOptions x;
+  x.epsilon = 0;
+  auto log = SimulateExploringLog(*w.truth, EmbeddedDataset(), w.episodes, base, x);
+  ASSERT_TRUE(log.ok()) << log.status();
+  env::FixedPolicy candidate(2, "Fixed 2");
+  auto r = EvaluateOffPolicy(*log, candidate, OpeOptions(), w.truth.get());
+  ASSERT_TRUE(r.ok()) << r.status();
+  EXPECT_EQ(r->overall.deterministic, r->overall.turns);
+  EXPECT_NEAR(r->overall.ips.estimate, r->true_value, 1e-9);
+  EXPECT_NEAR(r->overall.dr.estimate, r->true_value, 1e-9);
+  EXPECT_NEAR(r->logged_value, r->true_value, 1e-9);
+  EXPECT_NEAR(r->cloud_share, r->logged_cloud_share, 1e-12);
+  // Another candidate is never seen: IPS says 0, SNIPS nothing.
+  env::FixedPolicy local(0, "Local");
+  auto other = EvaluateOffPolicy(*log, local, OpeOptions(), w.truth.get());
+  ASSERT_TRUE(other.ok());
+  EXPECT_EQ(other->overall.matches, 0);
+  EXPECT_EQ(other->overall.ips.estimate, 0.0);
+  EXPECT_TRUE(std::isnan(other->overall.snips.estimate));
+  EXPECT_EQ(other->cloud_share, 0.0);
+  // Local spends only the device's electricity.
+  EXPECT_LT(other->spend_per_conversation_usd, 1e-3 * r->spend_per_conversation_usd);
+}
+
+TEST(OffPolicy, ExploringLogCoversTheTrueValue) {
+  const World w = MakeWorld();
+  env::FixedPolicy base(0, "Local");
+  ExplorationOptions x;
+  x.epsilon = 0.5;
+  x.copies = 4;
+  auto log = SimulateExploringLog(*w.truth, EmbeddedDataset(), w.episodes, base, x);
+  ASSERT_TRUE(log.ok()) << log.status();
+  for (int action : {1, 4}) {
+    env::FixedPolicy candidate(action, "fixed");
+    auto r = EvaluateOffPolicy(*log, candidate, OpeOptions(), w.truth.get());
+    ASSERT_TRUE(r.ok()) << r.status();
+    EXPECT_GT(r->overall.matches, 0);
+    // Generous: four standard errors, so that the test is not a coin toss.
+    for (const Interval* i : {&r->overall.ips, &r->overall.snips, &r->overall.dr}) {
+      EXPECT_GT(i->standard_error, 0);
+      EXPECT_LT(std::abs(i->estimate - r->true_value), 4 * i->standard_error)
+          << "action " << action << " estimate " << i->estimate << " truth " << r->true_value;
+    }
+    EXPECT_EQ(r->per_task.size(), EmbeddedDataset().tasks.size());
+  }
+}
+
+TEST(OffPolicy, RefusesTooSmallLogs) {
+  JoinedLog log = SmallJoined();
+  log.dataset.episodes.resize(1);
+  log.propensity.resize(1);
+  log.budget.resize(1);
+  env::FixedPolicy candidate(0, "Local");
+  OpeOptions o;
+  o.config = testing::TwoViewConfig();
+  auto r = EvaluateOffPolicy(log, candidate, o);
+  ASSERT_FALSE(r.ok());
+  EXPECT_NE(r.status().message().find("at least 2"), std::string::npos);
+}
+
+TEST(Calibrate, MeetsACloudShareTargetOnHeldOutConversations) {
+  const World w = MakeWorld();
+  // Always the costliest action; the shield sends turns that do not fit to
+  // cheaper ones, so the cloud share grows with the money budget.
+  env::FixedPolicy policy(w.truth->actions().size() - 1, "all views");
+  CalibrationOptions o;
+  o.target = 0.5;
+  o.grid = 48;
+  auto r = Calibrate(*w.truth, EmbeddedDataset(), policy, o);
+  ASSERT_TRUE(r.ok()) << r.status();
+  EXPECT_EQ(r->fit_conversations + r->holdout_conversations,
+            static_cast<int>(EmbeddedDataset().episodes.size()));
+  // A fixed action's share moves in steps of whole conversations (50 here).
+  EXPECT_NEAR(r->fit_achieved, 0.5, 1e-9);  // mixing the budgets beside a step
+  EXPECT_GE(r->low_share, 0);
+  EXPECT_LT(r->low_share, 1);
+  EXPECT_LT(std::abs(r->holdout_error), 0.15);
+}
+
+TEST(Calibrate, RefusesImpossibleSettings) {
+  const World w = MakeWorld();
+  env::FixedPolicy policy(0, "Local");
+  CalibrationOptions o;
+  o.target = 1.5;
+  auto r = Calibrate(*w.truth, EmbeddedDataset(), policy, o);
+  ASSERT_FALSE(r.ok());
+  EXPECT_NE(r.status().message().find("target cloud share = 1.5"), std::string::npos);
+  o.metric = CalibrationMetric::kSpendPerConversation;
+  o.target = 0;
+  EXPECT_FALSE(Calibrate(*w.truth, EmbeddedDataset(), policy, o).ok());
+  o.target = 10;  // USD per conversation: more than any action costs on M4A1
+  auto unreachable = Calibrate(*w.truth, EmbeddedDataset(), policy, o);
+  ASSERT_FALSE(unreachable.ok());
+  EXPECT_NE(unreachable.status().message().find("not reachable"), std::string::npos);
+  o.target = 0.01;
+  o.holdout_share = 1;
+  EXPECT_FALSE(Calibrate(*w.truth, EmbeddedDataset(), policy, o).ok());
+}
+
+}  // namespace
+}  // namespace lcio::ope

@@ -1,0 +1,390 @@
+// The decision log, exploration and the shadow policy: the sampling rule on
+// its own, then the service in process over real gRPC with real (small,
+// random-weight) artifacts, reading back the log it wrote.
+#include "lcio/data/decision_log.h"
+
+#include <gtest/gtest.h>
+
+#include <cmath>
+#include <map>
+#include <set>
+
+#include "lcio/client/client.h"
+#include "lcio/policy/testing.h"
+#include "lcio/server/exploration.h"
+#include "lcio/server/server.h"
+#include "test_support.h"
+
+namespace lcio::server {
+namespace {
+
+using policy::testing::TestArtifactOptions;
+
+TEST(ExplorationTest, ParsesTheFlagAndRefusesBadValuesNamingThem) {
+  EXPECT_FALSE(ExploreConfig::Parse("")->enabled());
+  EXPECT_FALSE(ExploreConfig::Parse("none")->enabled());
+  auto epsilon = ExploreConfig::Parse("epsilon:0.05");
+  ASSERT_TRUE(epsilon.ok());
+  EXPECT_EQ(epsilon->mode, ExploreConfig::Mode::kEpsilon);
+  EXPECT_DOUBLE_EQ(epsilon->parameter, 0.05);
+  auto softmax = ExploreConfig::Parse("softmax:0.5");
+  ASSERT_TRUE(softmax.ok());
+  EXPECT_STREQ(softmax->ModeName(), "softmax");
+  for (const char* bad : {"epsilon", "epsilon:1.5", "epsilon:-0.1", "epsilon:x", "softmax:0",
+                          "softmax:-1", "softmax:inf", "greedy:1", "epsilon:nan"}) {
+    auto refused = ExploreConfig::Parse(bad);
+    ASSERT_FALSE(refused.ok()) << bad;
+    EXPECT_EQ(refused.status().code(), absl::StatusCode::kInvalidArgument);
+    EXPECT_NE(refused.status().message().find(absl::StrCat("explore = \"", bad, "\"")),
+              absl::string_view::npos)
+        << refused.status();
+  }
+}
+
+TEST(ExplorationTest, EpsilonSpreadsOnlyOverAllowedActions) {
+  const ExploreConfig config = *ExploreConfig::Parse("epsilon:0.3");
+  const std::vector<float> scores = {0.5f, 3.0f, 1.0f, -2.0f};
+  const std::vector<bool> allowed = {true, false, true, true};  // the best scorer does not fit
+  std::map<int, int> taken;
+  constexpr int kDraws = 1000;
+  for (int i = 0; i < kDraws; ++i) {
+    const ExploreChoice c = Explore(config, scores, allowed, /*greedy=*/2, (i + 0.5) / kDraws);
+    ASSERT_EQ(c.probabilities.size(), 4u);
+    EXPECT_NEAR(c.probabilities[0], 0.1, 1e-12);
+    EXPECT_EQ(c.probabilities[1], 0.0);
+    EXPECT_NEAR(c.probabilities[2], 0.8, 1e-12);
+    EXPECT_NEAR(c.probabilities[3], 0.1, 1e-12);
+    EXPECT_TRUE(allowed[c.action]);
+    EXPECT_EQ(c.explored, c.action != 2);
+    ++taken[c.action];
+  }
+  // Evenly spaced draws hit each action in proportion to its probability.
+  EXPECT_EQ(taken[0], 100);
+  EXPECT_EQ(taken[2], 800);
+  EXPECT_EQ(taken[3], 100);
+}
+
+TEST(ExplorationTest, SoftmaxWeighsAllowedScoresAndNothingAllowedTakesTheGreedyAction) {
+  const ExploreConfig config = *ExploreConfig::Parse("softmax:0.5");
+  const std::vector<float> scores = {0.0f, 1.0f, 9.0f};
+  const ExploreChoice c = Explore(config, scores, {true, true, false}, 1, 0.0);
+  const double e0 = std::exp(-2.0), sum = e0 + 1;  // exp((s - 1) / 0.5) over the allowed
+  EXPECT_NEAR(c.probabilities[0], e0 / sum, 1e-12);
+  EXPECT_NEAR(c.probabilities[1], 1 / sum, 1e-12);
+  EXPECT_EQ(c.probabilities[2], 0.0);
+  EXPECT_EQ(c.action, 0);  // u = 0 takes the first action with a positive probability
+  EXPECT_TRUE(c.explored);
+  // Nothing fits: the shield's cheapest action, with certainty.
+  const ExploreChoice none = Explore(config, scores, {false, false, false}, 0, 0.99);
+  EXPECT_EQ(none.action, 0);
+  EXPECT_EQ(none.probabilities, (std::vector<double>{1, 0, 0}));
+  EXPECT_FALSE(none.explored);
+  // Exploration off: the greedy action, whatever the draw.
+  const ExploreChoice off = Explore(ExploreConfig{}, scores, {}, 1, 0.99);
+  EXPECT_EQ(off.action, 1);
+  EXPECT_EQ(off.probabilities, (std::vector<double>{0, 1, 0}));
+}
+
+TEST(ExplorationTest, TheDrawIsAFixedFunctionOfTheDecisionId) {
+  EXPECT_EQ(ExplorationDraw("c/0/00000000000000ab"), ExplorationDraw("c/0/00000000000000ab"));
+  EXPECT_NE(ExplorationDraw("c/0/00000000000000ab"), ExplorationDraw("c/0/00000000000000ac"));
+  double sum = 0;
+  constexpr int kIds = 10000;
+  for (int i = 0; i < kIds; ++i) {
+    const double u = ExplorationDraw(absl::StrCat("conv/", i % 7, "/", i));
+    ASSERT_GE(u, 0.0);
+    ASSERT_LT(u, 1.0);
+    sum += u;
+  }
+  EXPECT_NEAR(sum / kIds, 0.5, 0.02);  // a fixed hash: this is deterministic
+}
+
+class DecisionLogServiceTest : public ::testing::Test {
+ protected:
+  void StartServer(std::function<void(ServerOptions&)> tweak = nullptr,
+                   const TestArtifactOptions& artifact = {}) {
+    policy_path_ = dir_.File("policy.pt");
+    auto written = policy::testing::WriteTestArtifact(policy_path_, artifact);
+    ASSERT_TRUE(written.ok()) << written.status();
+    log_path_ = dir_.File("decisions.jsonl");
+    ServerOptions options;
+    options.policy_path = policy_path_;
+    options.listen = "127.0.0.1:0";
+    options.metrics_listen = "127.0.0.1:0";
+    options.torch_device = "cpu";
+    options.watch_interval = absl::Seconds(3600);
+    options.drain_timeout = absl::Seconds(5);
+    options.decision_log = log_path_;
+    if (tweak) tweak(options);
+    auto app = ServerApp::Start(options);
+    ASSERT_TRUE(app.ok()) << app.status();
+    app_ = *std::move(app);
+    ClientOptions client_options;
+    client_options.target = absl::StrCat("127.0.0.1:", app_->port());
+    auto client = Client::Create(client_options);
+    ASSERT_TRUE(client.ok());
+    client_ = *std::move(client);
+  }
+
+  static v1::DecideRequest Request(const std::string& conversation, int turn, double latency = 30,
+                                   double money = 0.05) {
+    v1::DecideRequest r;
+    r.set_conversation_id(conversation);
+    r.set_turn_index(turn);
+    r.set_prompt(absl::StrCat("What is on the table, turn ", turn, "?"));
+    if (turn % 2 == 0) r.set_task("Query");  // odd turns: inferred
+    const double association[3] = {0.9, 0.1, 0.4};
+    for (int v = 2; v >= 0; --v) {  // not in the policy's order
+      v1::View* view = r.add_views();
+      view->set_name(absl::StrCat("view", v));
+      view->set_association(association[v]);
+    }
+    r.mutable_budget()->set_latency_s(latency);
+    r.mutable_budget()->set_money_usd(money);
+    return r;
+  }
+
+  // Stops the server (the log is complete once it has stopped) and reads
+  // the log, keyed by decision id.
+  std::map<std::string, data::DecisionRecord> StopAndRead() {
+    app_->Shutdown();
+    std::map<std::string, data::DecisionRecord> records;
+    auto scan = data::ScanDecisionLog(
+        log_path_, [&](data::DecisionRecord r) { records[r.decision_id] = std::move(r); });
+    EXPECT_TRUE(scan.ok()) << scan.status();
+    if (scan.ok()) {
+      EXPECT_EQ(scan->skipped_lines, 0) << (scan->problems.empty() ? "" : scan->problems[0]);
+    }
+    return records;
+  }
+
+  test::TempDir dir_;
+  std::string policy_path_, log_path_;
+  std::unique_ptr<ServerApp> app_;
+  std::unique_ptr<Client> client_;
+};
+
+TEST_F(DecisionLogServiceTest, EveryAnsweredDecideIsLoggedWithWhatItAnswered) {
+  StartServer();
+  std::map<std::string, v1::DecideResponse> answered;
+  std::map<std::string, v1::DecideRequest> asked;
+  for (const std::string conversation : {"a", "b"}) {
+    double latency = 30, money = 0.05;
+    for (int turn = 0; turn < 7; ++turn) {
+      const v1::DecideRequest request = Request(conversation, turn, latency, money);
+      v1::DecideResponse r;
+      ASSERT_TRUE(client_->Decide(request, &r).ok());
+      EXPECT_EQ(r.probability(), 1.0);  // no exploration
+      EXPECT_FALSE(r.explored());
+      latency = r.budget_after().latency_s();
+      money = r.budget_after().money_usd();
+      answered[r.decision_id()] = r;
+      asked[r.decision_id()] = request;
+      if (turn == 6) {  // a retry of the last turn is the same decision, not a new record
+        v1::DecideResponse again;
+        ASSERT_TRUE(client_->Decide(request, &again).ok());
+        EXPECT_EQ(again.decision_id(), r.decision_id());
+      }
+    }
+  }
+  // An exhausted budget: nothing fits, the cheapest action with certainty.
+  v1::DecideResponse broke;
+  ASSERT_TRUE(client_->Decide(Request("broke", 0, 0, 0), &broke).ok());
+  answered[broke.decision_id()] = broke;
+  asked[broke.decision_id()] = Request("broke", 0, 0, 0);
+  v1::DecideRequest bad = Request("bad", 0);
+  bad.mutable_budget()->set_money_usd(-1);
+  v1::DecideResponse refused;
+  EXPECT_FALSE(client_->Decide(bad, &refused).ok());  // refused: not logged
+
+  const auto records = StopAndRead();
+  ASSERT_EQ(records.size(), answered.size());
+  for (const auto& [id, r] : answered) {
+    SCOPED_TRACE(id);
+    ASSERT_EQ(records.count(id), 1u);
+    const data::DecisionRecord& d = records.at(id);
+    const v1::DecideRequest& q = asked.at(id);
+    EXPECT_EQ(d.schema_version, 1);
+    EXPECT_EQ(d.policy_version, r.policy_version());
+    EXPECT_EQ(d.conversation_id, q.conversation_id());
+    EXPECT_EQ(d.turn_index, q.turn_index());
+    EXPECT_EQ(d.taken_action, r.action());
+    EXPECT_EQ(d.proposed_action, r.proposed_action());
+    EXPECT_EQ(d.shield_overridden, r.shield_overridden());
+    EXPECT_EQ(d.nothing_fits, r.nothing_fits());
+    EXPECT_EQ(data::TakenProbability(d), 1.0);
+    EXPECT_EQ(d.exploration.mode, "none");
+    EXPECT_FALSE(d.explored);
+    EXPECT_EQ(d.expected_latency_s, r.expected_latency_s());
+    EXPECT_EQ(d.expected_money_usd, r.expected_money_usd());
+    EXPECT_EQ(d.context.task, r.task());
+    EXPECT_EQ(d.context.task_inferred, r.task_inferred());
+    EXPECT_EQ(d.context.device, r.device());
+    EXPECT_EQ(d.context.network, r.network());
+    EXPECT_EQ(d.context.view_names, (std::vector<std::string>{"view0", "view1", "view2"}));
+    EXPECT_EQ(d.context.association, (std::vector<double>{0.9, 0.1, 0.4}));  // policy order
+    EXPECT_EQ(d.context.latency_budget_s, q.budget().latency_s());
+    EXPECT_EQ(d.context.money_budget_usd, q.budget().money_usd());
+    EXPECT_EQ(d.context.history.size(), static_cast<size_t>(std::min(q.turn_index(), 5)));
+    ASSERT_EQ(d.actions.size(), 9u);
+    int best = 0;
+    for (int a = 0; a < 9; ++a)
+      if (d.actions[a].score > d.actions[best].score) best = a;
+    EXPECT_EQ(d.proposed_action, best);
+    if (!d.nothing_fits) EXPECT_TRUE(d.actions[d.taken_action].allowed);
+    EXPECT_FALSE(d.shadow.has_value());
+  }
+  // The history holds the turns the policy saw, as they were answered.
+  for (const auto& [id, d] : records) {
+    if (d.conversation_id != "a" || d.turn_index != 6) continue;
+    for (const auto& [other_id, r] : answered) {
+      const v1::DecideRequest& q = asked.at(other_id);
+      if (q.conversation_id() == "a" && q.turn_index() >= 1 && q.turn_index() < 6)
+        EXPECT_EQ(d.context.history[q.turn_index() - 1].action, r.action());
+    }
+  }
+}
+
+TEST_F(DecisionLogServiceTest, ExplorationSamplesAllowedActionsReproduciblyAndRequestsMayOptOut) {
+  StartServer([](ServerOptions& o) { o.explore = "epsilon:0.9"; });
+  std::map<std::string, v1::DecideResponse> answered;
+  std::set<std::string> opted_out;
+  int explored = 0;
+  for (int c = 0; c < 30; ++c) {
+    // A tight money budget keeps some cloud actions out of reach.
+    v1::DecideRequest request = Request(absl::StrCat("e", c), 0, 30, 0.004);
+    request.set_no_explore(c % 5 == 4);
+    v1::DecideResponse r;
+    ASSERT_TRUE(client_->Decide(request, &r).ok());
+    answered[r.decision_id()] = r;
+    if (request.no_explore()) opted_out.insert(r.decision_id());
+    explored += r.explored();
+  }
+  EXPECT_GT(explored, 0) << "24 requests at epsilon 0.9 and none explored";
+  const auto records = StopAndRead();
+  ASSERT_EQ(records.size(), answered.size());
+  const ExploreConfig config = *ExploreConfig::Parse("epsilon:0.9");
+  for (const auto& [id, r] : answered) {
+    SCOPED_TRACE(id);
+    const data::DecisionRecord& d = records.at(id);
+    EXPECT_EQ(d.exploration.mode, "epsilon");
+    EXPECT_EQ(d.exploration.parameter, 0.9);
+    EXPECT_EQ(d.taken_action, r.action());
+    EXPECT_EQ(d.explored, r.explored());
+    EXPECT_EQ(data::TakenProbability(d), r.probability());
+    EXPECT_TRUE(d.actions[d.taken_action].allowed);
+    std::vector<float> scores;
+    std::vector<bool> allowed;
+    int greedy = -1;
+    for (int a = 0; a < static_cast<int>(d.actions.size()); ++a) {
+      scores.push_back(static_cast<float>(d.actions[a].score));
+      allowed.push_back(d.actions[a].allowed);
+      if (!d.actions[a].allowed) EXPECT_EQ(d.actions[a].probability, 0.0);
+      if (d.actions[a].allowed && (greedy < 0 || scores[a] > scores[greedy])) greedy = a;
+    }
+    if (opted_out.count(id) != 0) {
+      EXPECT_TRUE(d.exploration.opted_out);
+      EXPECT_FALSE(d.explored);
+      EXPECT_EQ(r.probability(), 1.0);
+      EXPECT_EQ(d.taken_action, greedy);
+      continue;
+    }
+    EXPECT_FALSE(d.exploration.opted_out);
+    // The sample is reproduced from the decision id alone.
+    const ExploreChoice again = Explore(config, scores, allowed, greedy, ExplorationDraw(id));
+    EXPECT_EQ(again.action, d.taken_action);
+    for (int a = 0; a < static_cast<int>(d.actions.size()); ++a)
+      EXPECT_NEAR(again.probabilities[a], d.actions[a].probability, 1e-12);
+  }
+}
+
+TEST_F(DecisionLogServiceTest, TheShadowPolicyScoresEveryRequestAfterTheAnswer) {
+  // The shadow is the serving artifact's twin: it must agree every time and
+  // score exactly as the serving policy did.
+  const std::string twin = dir_.File("twin.pt");
+  ASSERT_TRUE(policy::testing::WriteTestArtifact(twin, {}).ok());
+  StartServer([&](ServerOptions& o) { o.shadow_policy = twin; });
+  v1::PolicyInfo info;
+  ASSERT_TRUE(client_->GetPolicy(&info).ok());
+  EXPECT_FALSE(info.shadow_policy_version().empty());
+  EXPECT_EQ(info.shadow_policy_version(), info.policy_version());
+  constexpr int kTurns = 6;
+  for (int turn = 0; turn < kTurns; ++turn) {
+    v1::DecideResponse r;
+    ASSERT_TRUE(client_->Decide(Request("s", turn), &r).ok());
+  }
+  // The shadow's metrics are counted when its batch is scored: wait for
+  // them (bounded) before stopping.
+  std::map<std::string, double> m;
+  for (int i = 0; i < 200; ++i) {
+    m = test::ParseMetrics(test::HttpGet(app_->metrics_port(), "/metrics"));
+    if (test::Metric(m, "lcio_shadow_decisions_total") >= kTurns) break;
+    absl::SleepFor(absl::Milliseconds(25));
+  }
+  EXPECT_EQ(test::Metric(m, "lcio_shadow_decisions_total"), kTurns);
+  EXPECT_EQ(test::Metric(m, "lcio_shadow_agreements_total"), kTurns);
+  EXPECT_GE(test::Metric(m, "lcio_shadow_expected_cost_usd_total"), 0);
+  EXPECT_EQ(test::Metric(m, absl::StrCat("lcio_shadow_policy_info{version=\"",
+                                         info.policy_version(), "\"}")),
+            1);
+  const auto records = StopAndRead();
+  ASSERT_EQ(records.size(), static_cast<size_t>(kTurns));
+  for (const auto& [id, d] : records) {
+    SCOPED_TRACE(id);
+    ASSERT_TRUE(d.shadow.has_value());
+    EXPECT_EQ(d.shadow->policy_version, info.policy_version());
+    EXPECT_EQ(d.shadow->action, d.taken_action);
+    EXPECT_EQ(d.shadow->proposed_action, d.proposed_action);
+    for (size_t a = 0; a < d.actions.size(); ++a)
+      EXPECT_EQ(d.shadow->scores[a], d.actions[a].score);
+    EXPECT_EQ(d.shadow->probabilities[d.taken_action], 1.0);
+  }
+}
+
+TEST_F(DecisionLogServiceTest, AShadowOfOtherViewsIsSkippedAndCountedNeverBreakingDecide) {
+  const std::string other = dir_.File("other.pt");
+  TestArtifactOptions options;
+  options.view_names = {"left", "right", "top"};
+  ASSERT_TRUE(policy::testing::WriteTestArtifact(other, options).ok());
+  StartServer([&](ServerOptions& o) { o.shadow_policy = other; });
+  for (int turn = 0; turn < 3; ++turn) {
+    v1::DecideResponse r;
+    ASSERT_TRUE(client_->Decide(Request("x", turn), &r).ok());
+  }
+  std::map<std::string, double> m;
+  for (int i = 0; i < 200; ++i) {
+    m = test::ParseMetrics(test::HttpGet(app_->metrics_port(), "/metrics"));
+    if (test::Metric(m, "lcio_shadow_skipped_total{reason=\"incompatible\"}") >= 3) break;
+    absl::SleepFor(absl::Milliseconds(25));
+  }
+  EXPECT_EQ(test::Metric(m, "lcio_shadow_skipped_total{reason=\"incompatible\"}"), 3);
+  EXPECT_EQ(test::Metric(m, "lcio_shadow_decisions_total"), 0);
+  const auto records = StopAndRead();
+  ASSERT_EQ(records.size(), 3u);
+  for (const auto& [id, d] : records) EXPECT_FALSE(d.shadow.has_value());
+}
+
+TEST_F(DecisionLogServiceTest, ABadExploreFlagOrShadowFileStopsTheStart) {
+  test::TempDir dir;
+  const std::string policy = dir.File("policy.pt");
+  ASSERT_TRUE(policy::testing::WriteTestArtifact(policy, {}).ok());
+  ServerOptions options;
+  options.policy_path = policy;
+  options.listen = "127.0.0.1:0";
+  options.metrics_listen = "";
+  options.torch_device = "cpu";
+  options.explore = "epsilon:2";
+  auto refused = ServerApp::Start(options);
+  ASSERT_FALSE(refused.ok());
+  EXPECT_NE(refused.status().message().find("explore = \"epsilon:2\""), absl::string_view::npos)
+      << refused.status();
+  options.explore = "none";
+  options.shadow_policy = dir.File("missing.pt");
+  refused = ServerApp::Start(options);
+  ASSERT_FALSE(refused.ok());
+  EXPECT_NE(refused.status().message().find("shadow_policy"), absl::string_view::npos)
+      << refused.status();
+}
+
+}  // namespace
+}  // namespace lcio::server

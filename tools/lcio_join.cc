@@ -1,0 +1,367 @@
+// lcio-join: the decision log joined with the Report log into M4A1-schema
+// data with per-turn propensities (ope/joined_log.h), the input of lcio-ope.
+// docs/ope.md, "Joining".
+//
+// Memory is bounded whatever the logs' size (a grace hash join): one pass
+// over each log writes every valid record to one of K partition files by a
+// hash of its conversation id, K chosen so that a partition's records fit in
+// --memory_mb; then each partition is joined in memory on its own and its
+// conversations written.
+#include <stdlib.h>
+
+#include <filesystem>
+#include <fstream>
+#include <functional>
+#include <iostream>
+#include <map>
+#include <string>
+#include <unordered_map>
+#include <vector>
+
+#include "absl/flags/flag.h"
+#include "absl/flags/parse.h"
+#include "absl/flags/usage.h"
+#include "absl/strings/str_cat.h"
+#include "absl/time/clock.h"
+#include "absl/time/time.h"
+#include "lcio/data/decision_log.h"
+#include "lcio/env/action_table.h"
+#include "lcio/ope/joined_log.h"
+#include "lcio/server/report_log.h"
+#include "nlohmann/json.hpp"
+
+ABSL_FLAG(std::vector<std::string>, decisions, {},
+          "decision logs (each read with its rotated predecessors FILE.NNNNNN)");
+ABSL_FLAG(std::vector<std::string>, reports, {},
+          "Report logs (each read with its rotated predecessors FILE.NNNNNN)");
+ABSL_FLAG(std::string, out, "", "joined output (M4A1 JSON with propensities)");
+ABSL_FLAG(double, reward_window_s, 3600,
+          "a Report later than this after its decision is late: joined and counted; a decision "
+          "younger than this without its Report is pending: its conversation stops there");
+ABSL_FLAG(int64_t, memory_mb, 512,
+          "memory for one partition's records; the logs are split into as many partitions as "
+          "this needs");
+ABSL_FLAG(std::string, now_utc, "",
+          "RFC 3339 time the join treats as now (default: the clock), for pending decisions");
+
+namespace lcio {
+namespace {
+
+struct Summary {
+  int64_t decisions = 0, decision_skipped_lines = 0;
+  int64_t reports = 0, report_skipped_lines = 0;
+  int64_t conversations = 0, turns = 0;
+  int64_t late = 0;               // joined, Report after the window
+  int64_t pending = 0;            // no Report yet, decision inside the window
+  int64_t unrewarded = 0;         // no Report, decision older than the window
+  int64_t after_gap = 0;          // decisions after a missing or unusable turn
+  int64_t deviated = 0;           // the Report's action is not the decision's
+  int64_t unusable = 0;           // the Report's action had probability 0, or other views/tasks
+  int64_t unmatched_reports = 0;  // no decision for them (a repeated Report counts once)
+  int64_t partitions = 0;         // scratch files the logs were split into (--memory_mb)
+  std::vector<std::string> problems;
+};
+
+std::vector<std::string> Series(const std::vector<std::string>& paths) {
+  std::vector<std::string> files;
+  for (const std::string& p : paths)
+    for (std::string f : server::ReportLogSeries(p)) files.push_back(std::move(f));
+  return files;
+}
+
+std::string TurnKey(const std::string& conversation, int turn) {
+  return absl::StrCat(conversation, "\x1f", turn);
+}
+
+// A scratch directory next to the output, removed with everything in it.
+class ScratchDir {
+ public:
+  static absl::StatusOr<ScratchDir> Create(const std::string& near) {
+    std::string pattern = near + ".join-XXXXXX";
+    if (::mkdtemp(pattern.data()) == nullptr)
+      return absl::PermissionDeniedError(
+          absl::StrCat("cannot create a scratch directory ", pattern));
+    return ScratchDir(pattern);
+  }
+  ScratchDir(ScratchDir&& o) noexcept : path_(std::move(o.path_)) { o.path_.clear(); }
+  ~ScratchDir() {
+    std::error_code ignored;
+    if (!path_.empty()) std::filesystem::remove_all(path_, ignored);
+  }
+  std::string File(const std::string& name) const { return path_ + "/" + name; }
+
+ private:
+  explicit ScratchDir(std::string path) : path_(std::move(path)) {}
+  std::string path_;
+};
+
+// Joins the conversations of one partition and writes them.
+absl::Status JoinPartition(const std::string& decisions_path, const std::string& reports_path,
+                           absl::Time now, double window_s, ope::JoinedLogWriter* writer,
+                           std::vector<std::string>* views, std::vector<std::string>* tasks,
+                           int64_t* next_id, Summary* s) {
+  // Reports by decision id, else by (conversation, turn); a repeated key
+  // keeps the last record, as in the exporter. `has_decision` marks those a
+  // decision asks for.
+  struct Report {
+    server::ReportRecord record;
+    bool has_decision = false;
+  };
+  std::unordered_map<std::string, Report> by_id, by_turn;
+  {
+    auto contents = server::ReadReportLog(reports_path);  // lines we wrote: all valid
+    if (!contents.ok()) return contents.status();
+    for (server::ReportRecord& r : contents->records) {
+      // The key is taken before the record moves (the right side of = is
+      // evaluated first).
+      const bool with_id = !r.decision_id.empty();
+      std::string key = with_id ? r.decision_id : TurnKey(r.conversation_id, r.turn_index);
+      (with_id ? by_id : by_turn)[std::move(key)] = Report{std::move(r)};
+    }
+  }
+  // Decisions per conversation in order of first appearance, turns by index.
+  std::unordered_map<std::string, size_t> conversation_index;
+  std::vector<std::map<int, data::DecisionRecord>> conversations;
+  {
+    std::ifstream in(decisions_path, std::ios::binary);
+    std::string line;
+    while (std::getline(in, line)) {
+      auto d = data::ParseDecisionLine(line);
+      if (!d.ok()) return d.status();  // we wrote it: a parse failure is our bug or the disk's
+      if (auto r = by_id.find(d->decision_id); r != by_id.end())
+        r->second.has_decision = true;
+      else if (auto t = by_turn.find(TurnKey(d->conversation_id, d->turn_index));
+               t != by_turn.end())
+        t->second.has_decision = true;
+      auto [it, inserted] = conversation_index.emplace(d->conversation_id, conversations.size());
+      if (inserted) conversations.emplace_back();
+      const int turn = d->turn_index;
+      conversations[it->second][turn] = *std::move(d);
+    }
+    if (in.bad()) return absl::DataLossError(absl::StrCat("reading ", decisions_path, " failed"));
+  }
+
+  // A conversation is cut at its first turn that cannot be joined (the
+  // context of later turns would be wrong).
+  for (auto& conversation : conversations) {
+    data::Episode episode;
+    episode.id = ++*next_id;
+    std::vector<double> propensity;
+    ope::ConversationBudget budget;
+    int expected_turn = 0;
+    bool cut = false;
+    for (const auto& [turn_index, d] : conversation) {
+      if (cut) {
+        ++s->after_gap;
+        continue;
+      }
+      auto stop = [&](int64_t* counter) {
+        ++*counter;
+        cut = true;
+      };
+      if (turn_index != expected_turn) {  // an earlier turn was never logged
+        stop(&s->after_gap);
+        continue;
+      }
+      auto found = by_id.find(d.decision_id);
+      const bool by_decision = found != by_id.end();
+      if (!by_decision) found = by_turn.find(TurnKey(d.conversation_id, d.turn_index));
+      absl::Time decided;
+      std::string err;
+      const bool timed = absl::ParseTime(absl::RFC3339_full, d.time_utc, &decided, &err);
+      if (found == (by_decision ? by_id.end() : by_turn.end())) {
+        stop(timed && now - decided < absl::Seconds(window_s) ? &s->pending : &s->unrewarded);
+        continue;
+      }
+      const server::ReportRecord& r = found->second.record;
+      if (views->empty()) {
+        *views = d.context.view_names;
+        *tasks = r.tasks;
+      }
+      if (d.context.view_names != *views || r.view_names != *views || r.tasks != *tasks) {
+        stop(&s->unusable);
+        continue;
+      }
+      absl::Time reported;
+      if (timed && absl::ParseTime(absl::RFC3339_full, r.received_utc, &reported, &err) &&
+          reported - decided > absl::Seconds(window_s))
+        ++s->late;
+      auto actions = env::ActionTable::Create(static_cast<int>(views->size()));
+      if (!actions.ok()) return actions.status();
+      auto executed = actions->IndexOf(r.cloud, r.cloud ? r.uploaded_views : std::vector<int>{});
+      if (!executed.ok() || *executed >= static_cast<int>(d.actions.size()) ||
+          !(d.actions[*executed].probability > 0)) {
+        stop(&s->unusable);  // no probability for what was done: IPS cannot weigh it
+        continue;
+      }
+      if (*executed != d.taken_action) ++s->deviated;
+      if (turn_index == 0) {
+        budget.latency_s = d.context.latency_budget_s;
+        budget.money_usd = d.context.money_budget_usd;
+      }
+      episode.turns.push_back(server::ReportTurn(r, *tasks));
+      episode.association.push_back(d.context.association);
+      propensity.push_back(d.actions[*executed].probability);
+      ++expected_turn;
+    }
+    if (episode.turns.empty()) {
+      --*next_id;
+      continue;
+    }
+    episode.image_paths = *views;
+    s->turns += static_cast<int64_t>(episode.turns.size());
+    ++s->conversations;
+    if (auto st = writer->Add(episode, *tasks, propensity, budget); !st.ok()) return st;
+  }
+  for (const auto* index : {&by_id, &by_turn})
+    for (const auto& [key, report] : *index) s->unmatched_reports += !report.has_decision;
+  return absl::OkStatus();
+}
+
+absl::Status Run(Summary* s) {
+  const std::vector<std::string> decision_files = Series(absl::GetFlag(FLAGS_decisions));
+  const std::vector<std::string> report_files = Series(absl::GetFlag(FLAGS_reports));
+  if (decision_files.empty())
+    return absl::InvalidArgumentError("--decisions: no decision log file found");
+  if (report_files.empty()) return absl::InvalidArgumentError("--reports: no Report log found");
+  const std::string out_path = absl::GetFlag(FLAGS_out);
+  if (out_path.empty()) return absl::InvalidArgumentError("--out is required");
+  const double window_s = absl::GetFlag(FLAGS_reward_window_s);
+  if (!(window_s >= 0))
+    return absl::InvalidArgumentError(
+        absl::StrCat("--reward_window_s = ", window_s, ": must be >= 0"));
+  absl::Time now = absl::Now();
+  if (!absl::GetFlag(FLAGS_now_utc).empty()) {
+    std::string err;
+    if (!absl::ParseTime(absl::RFC3339_full, absl::GetFlag(FLAGS_now_utc), &now, &err))
+      return absl::InvalidArgumentError(
+          absl::StrCat("--now_utc = \"", absl::GetFlag(FLAGS_now_utc).substr(0, 64), "\": ", err));
+  }
+
+  const int64_t memory_mb = absl::GetFlag(FLAGS_memory_mb);
+  if (memory_mb < 1)
+    return absl::InvalidArgumentError(absl::StrCat("--memory_mb = ", memory_mb, ": must be >= 1"));
+  // A parsed record takes a few times its text; a partition's text gets a
+  // quarter of the budget.
+  uintmax_t bytes = 0;
+  for (const auto* files : {&decision_files, &report_files})
+    for (const std::string& f : *files) {
+      std::error_code ec;
+      bytes += std::filesystem::file_size(f, ec);
+    }
+  const uintmax_t per_partition = static_cast<uintmax_t>(memory_mb) * (1 << 20) / 4;
+  // At most 512 partition files are open at once (below the usual limit of
+  // 1024 descriptors); beyond 512 x memory_mb / 4 of logs a partition
+  // outgrows the budget: raise --memory_mb.
+  const size_t partitions = static_cast<size_t>(std::min<uintmax_t>(
+      512, std::max<uintmax_t>(1, (bytes + per_partition - 1) / per_partition)));
+  auto scratch = ScratchDir::Create(out_path);
+  if (!scratch.ok()) return scratch.status();
+  auto part = [&](const char* kind, size_t p) { return scratch->File(absl::StrCat(kind, p)); };
+  const std::hash<std::string> hash;
+
+  // Pass 1: every valid record to its conversation's partition, in log order
+  // (so "the last record wins" still holds within a partition).
+  {
+    std::vector<std::ofstream> out(partitions);
+    for (size_t p = 0; p < partitions; ++p) out[p].open(part("r", p), std::ios::binary);
+    for (const std::string& f : report_files) {
+      int skipped = 0;
+      if (auto st = server::ScanReportLog(f, &skipped, &s->problems,
+                                          [&](server::ReportRecord r, int64_t) {
+                                            ++s->reports;
+                                            out[hash(r.conversation_id) % partitions]
+                                                << server::EncodeReportLine(r);
+                                          });
+          !st.ok())
+        return st;
+      s->report_skipped_lines += skipped;
+    }
+    for (auto& o : out)
+      if (!o.flush()) return absl::DataLossError("writing the join's scratch files failed");
+  }
+  {
+    std::vector<std::ofstream> out(partitions);
+    for (size_t p = 0; p < partitions; ++p) out[p].open(part("d", p), std::ios::binary);
+    for (const std::string& f : decision_files) {
+      std::ifstream in(f, std::ios::binary);
+      if (!in) return absl::NotFoundError(absl::StrCat("cannot open decision log ", f));
+      std::string line;
+      int64_t number = 0;
+      while (std::getline(in, line)) {
+        ++number;
+        auto problem = [&](const std::string& why) {
+          ++s->decision_skipped_lines;
+          if (s->problems.size() < 20)
+            s->problems.push_back(absl::StrCat(f, " line ", number, ": ", why));
+        };
+        if (in.eof()) {  // no newline: the write of a crash
+          problem("torn (no newline at the end of the file)");
+          break;
+        }
+        if (line.empty()) continue;
+        auto d = data::ParseDecisionLine(line);
+        if (!d.ok()) {
+          problem(std::string(d.status().message()));
+          continue;
+        }
+        ++s->decisions;
+        out[hash(d->conversation_id) % partitions] << line << "\n";
+      }
+      if (in.bad()) return absl::DataLossError(absl::StrCat("reading decision log ", f, " failed"));
+    }
+    for (auto& o : out)
+      if (!o.flush()) return absl::DataLossError("writing the join's scratch files failed");
+  }
+
+  // Pass 2: one partition at a time.
+  std::ofstream out(out_path, std::ios::binary | std::ios::trunc);
+  if (!out) return absl::PermissionDeniedError(absl::StrCat("--out ", out_path, ": cannot write"));
+  ope::JoinedLogWriter writer(&out);
+  std::vector<std::string> views, tasks;
+  int64_t next_id = 0;
+  for (size_t p = 0; p < partitions; ++p) {
+    if (auto st = JoinPartition(part("d", p), part("r", p), now, window_s, &writer, &views, &tasks,
+                                &next_id, s);
+        !st.ok())
+      return st;
+    std::error_code ignored;
+    std::filesystem::remove(part("d", p), ignored);
+    std::filesystem::remove(part("r", p), ignored);
+  }
+  s->partitions = static_cast<int64_t>(partitions);
+  return writer.Finish();
+}
+
+}  // namespace
+}  // namespace lcio
+
+int main(int argc, char** argv) {
+  absl::SetProgramUsageMessage(
+      "Joins the decision log with the Report log for off-policy evaluation (docs/ope.md).\n"
+      "  lcio-join --decisions=decisions.log --reports=reports.log --out=joined.json");
+  absl::ParseCommandLine(argc, argv);
+  lcio::Summary s;
+  const absl::Status st = lcio::Run(&s);
+  nlohmann::json j = {{"decisions", s.decisions},
+                      {"decision_skipped_lines", s.decision_skipped_lines},
+                      {"reports", s.reports},
+                      {"report_skipped_lines", s.report_skipped_lines},
+                      {"conversations", s.conversations},
+                      {"turns", s.turns},
+                      {"late_reports", s.late},
+                      {"pending_decisions", s.pending},
+                      {"unrewarded_decisions", s.unrewarded},
+                      {"decisions_after_a_gap", s.after_gap},
+                      {"deviated_turns", s.deviated},
+                      {"unusable_turns", s.unusable},
+                      {"unmatched_reports", s.unmatched_reports},
+                      {"partitions", s.partitions},
+                      {"problems", s.problems}};
+  std::cout << j.dump(2) << "\n";
+  if (!st.ok()) {
+    std::cerr << "lcio-join: " << st.message() << "\n";
+    return st.code() == absl::StatusCode::kInvalidArgument ? 2 : 1;
+  }
+  return 0;
+}

@@ -1,0 +1,338 @@
+// lcio-ope: a candidate policy's value on logged traffic, estimated
+// off-policy (IPS, SNIPS, doubly robust), and the simulator study that
+// validates those estimators (--validate). docs/ope.md.
+#include <array>
+#include <cmath>
+#include <fstream>
+#include <iostream>
+#include <limits>
+#include <memory>
+
+#include "absl/flags/flag.h"
+#include "absl/flags/parse.h"
+#include "absl/flags/usage.h"
+#include "absl/strings/str_cat.h"
+#include "absl/strings/str_format.h"
+#include "cli_common.h"
+#include "lcio/env/split.h"
+#include "lcio/ope/off_policy.h"
+#include "nlohmann/json.hpp"
+#include "ope_cli.h"
+
+ABSL_FLAG(std::string, log, "",
+          "joined traffic (M4A1 JSON with per-turn \"propensity\"; lcio-join writes it)");
+ABSL_FLAG(std::vector<std::string>, candidates, {},
+          "policies to evaluate: local, fixed:N or artifact paths");
+ABSL_FLAG(double, default_propensity, 0,
+          "propensity of turns that record none (1: the log was served without exploration); "
+          "0: such a turn is an error");
+ABSL_FLAG(double, half_width, 0.05, "interval half-width to size the exploration advice for");
+ABSL_FLAG(bool, shield, true, "pass the candidate's choices through the budget shield");
+ABSL_FLAG(uint64_t, seed, 1, "cross-fitting folds and randomised policies");
+ABSL_FLAG(std::string, format, "markdown", "stdout format: markdown or json");
+ABSL_FLAG(bool, validate, false,
+          "simulator study: log --data with an exploring --logging_policy, estimate each "
+          "candidate, compare with its simulated value, over --repetitions logs");
+ABSL_FLAG(std::string, simulate_out, "",
+          "write one simulated exploring joined log of --data to this file and exit");
+ABSL_FLAG(std::string, logging_policy, "local", "--validate/--simulate_out: the serving policy");
+ABSL_FLAG(double, epsilon, 0.2,
+          "--validate/--simulate_out: share of turns drawn uniformly over all actions");
+ABSL_FLAG(int, copies, 4, "--validate/--simulate_out: times each conversation is replayed");
+ABSL_FLAG(std::string, direct_method, "task_action",
+          "response model family of the direct method: knn, task_action or pessimistic");
+ABSL_FLAG(int, repetitions, 200, "--validate: simulated logs");
+
+namespace lcio {
+namespace {
+
+using nlohmann::json;
+
+json IntervalJson(const ope::Interval& i) {
+  return {{"estimate", i.estimate},
+          {"standard_error", i.standard_error},
+          {"low", i.low},
+          {"high", i.high}};
+}
+
+json EstimatesJson(const ope::Estimates& e) {
+  return {{"ips", IntervalJson(e.ips)},
+          {"snips", IntervalJson(e.snips)},
+          {"dr", IntervalJson(e.dr)},
+          {"dm", IntervalJson(e.dm)},
+          {"turns", e.turns},
+          {"conversations", e.clusters},
+          {"matches", e.matches},
+          {"deterministic_turns", e.deterministic},
+          {"min_propensity", e.min_propensity},
+          {"effective_turns", e.effective_turns}};
+}
+
+std::string Cell(const ope::Interval& i) {
+  if (std::isnan(i.estimate)) return "undefined (no agreeing turn)";
+  return absl::StrFormat("%.3f [%.3f, %.3f]", i.estimate, i.low, i.high);
+}
+
+// What the estimators can and cannot tell on this log (docs/ope.md).
+std::string Advice(const ope::OpeReport& r, double half_width) {
+  const ope::Estimates& e = r.overall;
+  std::string out;
+  const double deterministic = static_cast<double>(e.deterministic) / std::max<int64_t>(1, e.turns);
+  if (deterministic > 0.5) {
+    absl::StrAppendFormat(
+        &out,
+        "- %.0f%% of turns were logged without exploration (propensity 1). There IPS counts a "
+        "turn where the candidate differs from the log as reward 0 and SNIPS averages only the "
+        "turns where they agree: neither says anything about the candidate's different choices. "
+        "DR is then the direct method plus a correction on agreeing turns: only the response "
+        "model extrapolates, and its error is not in any interval.\n",
+        100 * deterministic);
+  }
+  const double agree = static_cast<double>(e.matches) / std::max<int64_t>(1, e.turns);
+  absl::StrAppendFormat(&out,
+                        "- The candidate agrees with the log on %.1f%% of turns; the weighted "
+                        "estimates are worth %.0f of %d turns.\n",
+                        100 * agree, e.effective_turns, static_cast<int>(e.turns));
+  const double h = 1.96 * e.ips.standard_error;
+  if (h > 0 && std::isfinite(h))
+    absl::StrAppendFormat(&out,
+                          "- IPS half-width here %.3f; a half-width of %.3f at this exploration "
+                          "needs about %.0f turns.\n",
+                          h, half_width, e.turns * (h / half_width) * (h / half_width));
+  for (double eps : {0.05, 0.1, 0.2}) {
+    const double n =
+        ope::TurnsForHalfWidth(half_width, eps, r.num_actions, r.logged_mean_square_reward);
+    absl::StrAppendFormat(&out,
+                          "- With %.0f%% uniform exploration, a candidate that never agrees with "
+                          "the serving policy needs about %.0f turns for a half-width of %.3f.\n",
+                          100 * eps, n, half_width);
+  }
+  return out;
+}
+
+absl::Status Evaluate() {
+  const std::string path = absl::GetFlag(FLAGS_log);
+  if (path.empty()) return absl::InvalidArgumentError("--log is required (a joined traffic log)");
+  const double dp = absl::GetFlag(FLAGS_default_propensity);
+  if (!(dp >= 0 && dp <= 1))
+    return absl::InvalidArgumentError(
+        absl::StrCat("--default_propensity = ", dp, ": must be in (0, 1], or 0 for none"));
+  if (absl::GetFlag(FLAGS_candidates).empty())
+    return absl::InvalidArgumentError("--candidates is empty (local, fixed:N or artifact paths)");
+  auto log = ope::LoadJoinedLog(path, dp > 0 ? std::optional<double>(dp) : std::nullopt);
+  if (!log.ok()) return log.status();
+  if (log->dataset.episodes.size() < 2)
+    return absl::InvalidArgumentError(
+        absl::StrCat(path, ": ", log->dataset.episodes.size(),
+                     " conversations; off-policy evaluation needs at least 2"));
+  auto config = cli::SimulatorConfigFromFlags();
+  if (!config.ok()) return config.status();
+  auto simulator = env::Simulator::Create(log->dataset, {0}, *config);
+  if (!simulator.ok()) return simulator.status();
+  ope::OpeOptions options;
+  options.config = *config;
+  options.default_budget = cli::BudgetFromFlags();
+  options.shield = absl::GetFlag(FLAGS_shield);
+  options.seed = absl::GetFlag(FLAGS_seed);
+  auto family = env::ParseResponseModelFamily(absl::GetFlag(FLAGS_direct_method));
+  if (!family.ok()) return family.status();
+  options.direct_method = *family;
+  const bool markdown = absl::GetFlag(FLAGS_format) == "markdown";
+  json all = json::array();
+  for (const std::string& spec : absl::GetFlag(FLAGS_candidates)) {
+    auto candidate = cli::MakePolicy(spec, log->dataset, **simulator);
+    if (!candidate.ok()) return candidate.status();
+    auto r = ope::EvaluateOffPolicy(*log, **candidate, options);
+    if (!r.ok()) return r.status();
+    if (markdown) {
+      std::cout << "## " << (*candidate)->name() << "\n\n"
+                << absl::StrFormat(
+                       "%s: %d conversations, %d turns; logged policy's mean reward %.3f, cloud "
+                       "share %.1f%%, spend %.5f USD per conversation\n\n",
+                       path, static_cast<int>(r->overall.clusters),
+                       static_cast<int>(r->overall.turns), r->logged_value,
+                       100 * r->logged_cloud_share, r->logged_spend_per_conversation_usd)
+                << "| scope | turns | IPS [95% CI] | SNIPS [95% CI] | DR [95% CI] | direct "
+                   "method |\n|---|---|---|---|---|---|\n";
+      auto row = [](const std::string& scope, const ope::Estimates& e) {
+        std::cout << "| " << scope << " | " << e.turns << " | " << Cell(e.ips) << " | "
+                  << Cell(e.snips) << " | " << Cell(e.dr) << " | "
+                  << absl::StrFormat("%.3f", e.dm.estimate) << " |\n";
+      };
+      row("overall", r->overall);
+      for (const ope::TaskEstimates& t : r->per_task) row(t.task, t.estimates);
+      std::cout << absl::StrFormat(
+                       "\nCandidate on this traffic (cost model): cloud share %.1f%%, spend %.5f "
+                       "USD per conversation.\n\n",
+                       100 * r->cloud_share, r->spend_per_conversation_usd)
+                << Advice(*r, absl::GetFlag(FLAGS_half_width)) << "\n";
+    }
+    json j = {{"candidate", (*candidate)->name()},
+              {"spec", spec},
+              {"overall", EstimatesJson(r->overall)},
+              {"logged_value", r->logged_value},
+              {"cloud_share", r->cloud_share},
+              {"spend_per_conversation_usd", r->spend_per_conversation_usd},
+              {"logged_cloud_share", r->logged_cloud_share},
+              {"logged_spend_per_conversation_usd", r->logged_spend_per_conversation_usd},
+              {"advice", Advice(*r, absl::GetFlag(FLAGS_half_width))}};
+    json tasks = json::array();
+    for (const ope::TaskEstimates& t : r->per_task)
+      tasks.push_back({{"task", t.task}, {"estimates", EstimatesJson(t.estimates)}});
+    j["per_task"] = std::move(tasks);
+    all.push_back(std::move(j));
+  }
+  if (!markdown) std::cout << all.dump(2) << "\n";
+  return absl::OkStatus();
+}
+
+struct Setup {
+  std::shared_ptr<const env::Simulator> truth;
+  std::vector<int> episodes;
+  ope::ExplorationOptions exploration;
+};
+
+absl::StatusOr<Setup> MakeSetup(const data::Dataset& data) {
+  auto config = cli::SimulatorConfigFromFlags();
+  if (!config.ok()) return config.status();
+  Setup s;
+  for (size_t i = 0; i < data.episodes.size(); ++i) s.episodes.push_back(static_cast<int>(i));
+  // The simulated world: the response model fitted on all of --data.
+  auto truth = env::Simulator::Create(data, s.episodes, *config);
+  if (!truth.ok()) return truth.status();
+  s.truth = *truth;
+  s.exploration.epsilon = absl::GetFlag(FLAGS_epsilon);
+  s.exploration.copies = absl::GetFlag(FLAGS_copies);
+  s.exploration.budget = cli::BudgetFromFlags();
+  s.exploration.shield = absl::GetFlag(FLAGS_shield);
+  s.exploration.seed = absl::GetFlag(FLAGS_seed);
+  return s;
+}
+
+absl::Status SimulateOut(const data::Dataset& data) {
+  auto s = MakeSetup(data);
+  if (!s.ok()) return s.status();
+  auto base = cli::MakePolicy(absl::GetFlag(FLAGS_logging_policy), data, *s->truth);
+  if (!base.ok()) return base.status();
+  auto log = ope::SimulateExploringLog(*s->truth, data, s->episodes, **base, s->exploration);
+  if (!log.ok()) return log.status();
+  const std::string path = absl::GetFlag(FLAGS_simulate_out);
+  std::ofstream out(path, std::ios::binary | std::ios::trunc);
+  if (!out) return absl::PermissionDeniedError(absl::StrCat(path, ": cannot write"));
+  if (auto st = ope::WriteJoinedLog(*log, out); !st.ok()) return st;
+  std::cerr << "lcio-ope: wrote " << log->dataset.episodes.size() << " simulated conversations to "
+            << path << "\n";
+  return absl::OkStatus();
+}
+
+// Bias, RMSE, coverage and width of each estimator over repeated logs.
+struct Tally {
+  double bias = 0, square = 0, width = 0;
+  int covered = 0, defined = 0;
+  void Add(const ope::Interval& i, double truth) {
+    if (std::isnan(i.estimate)) return;
+    ++defined;
+    bias += i.estimate - truth;
+    square += (i.estimate - truth) * (i.estimate - truth);
+    width += i.high - i.low;
+    covered += i.low <= truth && truth <= i.high;
+  }
+};
+
+absl::Status Validate(const data::Dataset& data) {
+  auto s = MakeSetup(data);
+  if (!s.ok()) return s.status();
+  const int repetitions = absl::GetFlag(FLAGS_repetitions);
+  if (repetitions < 1)
+    return absl::InvalidArgumentError(
+        absl::StrCat("--repetitions = ", repetitions, ": must be at least 1"));
+  auto base = cli::MakePolicy(absl::GetFlag(FLAGS_logging_policy), data, *s->truth);
+  if (!base.ok()) return base.status();
+  std::vector<std::unique_ptr<env::Policy>> candidates;
+  for (const std::string& spec : absl::GetFlag(FLAGS_candidates)) {
+    auto c = cli::MakePolicy(spec, data, *s->truth);
+    if (!c.ok()) return c.status();
+    candidates.push_back(*std::move(c));
+  }
+  if (candidates.empty()) return absl::InvalidArgumentError("--candidates is empty");
+  std::vector<std::array<Tally, 4>> tally(candidates.size());
+  std::vector<double> truth_sum(candidates.size()), agree(candidates.size());
+  int64_t turns = 0;
+  for (int rep = 0; rep < repetitions; ++rep) {
+    ope::ExplorationOptions x = s->exploration;
+    x.seed = env::MixSeed(s->exploration.seed, rep);
+    auto log = ope::SimulateExploringLog(*s->truth, data, s->episodes, **base, x);
+    if (!log.ok()) return log.status();
+    ope::OpeOptions options;
+    options.config = s->truth->config();
+    options.default_budget = x.budget;
+    options.shield = x.shield;
+    options.seed = x.seed;
+    auto family = env::ParseResponseModelFamily(absl::GetFlag(FLAGS_direct_method));
+    if (!family.ok()) return family.status();
+    options.direct_method = *family;
+    for (size_t c = 0; c < candidates.size(); ++c) {
+      auto r = ope::EvaluateOffPolicy(*log, *candidates[c], options, s->truth.get());
+      if (!r.ok()) return r.status();
+      const ope::Estimates& e = r->overall;
+      tally[c][0].Add(e.ips, r->true_value);
+      tally[c][1].Add(e.snips, r->true_value);
+      tally[c][2].Add(e.dr, r->true_value);
+      tally[c][3].Add(e.dm, r->true_value);
+      truth_sum[c] += r->true_value;
+      agree[c] += static_cast<double>(e.matches) / e.turns;
+      turns = e.turns;
+    }
+  }
+  std::cout << absl::StrFormat(
+      "%d simulated logs of %d turns (%d conversations x %d copies), logging policy %s with "
+      "%.0f%% uniform exploration; truth: the %s response model fitted on %s; direct method: %s, "
+      "cross-fitted on each log\n\n",
+      repetitions, static_cast<int>(turns), static_cast<int>(s->episodes.size()),
+      s->exploration.copies, (*base)->name(), 100 * s->exploration.epsilon,
+      env::ResponseModelFamilyName(s->truth->config().response_model), data.source,
+      absl::GetFlag(FLAGS_direct_method));
+  std::cout << "| candidate | agrees | true value | estimator | bias | RMSE | 95% coverage | mean "
+               "width |\n|---|---|---|---|---|---|---|---|\n";
+  const char* names[] = {"IPS", "SNIPS", "DR", "direct method"};
+  for (size_t c = 0; c < candidates.size(); ++c)
+    for (int k = 0; k < 4; ++k) {
+      const Tally& t = tally[c][k];
+      const double n = std::max(1, t.defined);
+      std::cout << absl::StrFormat("| %s | %.1f%% | %.3f | %s | %+.4f | %.4f | %.1f%% | %.3f |\n",
+                                   candidates[c]->name(), 100 * agree[c] / repetitions,
+                                   truth_sum[c] / repetitions, names[k], t.bias / n,
+                                   std::sqrt(t.square / n), 100.0 * t.covered / n, t.width / n);
+    }
+  return absl::OkStatus();
+}
+
+absl::Status Run() {
+  if (absl::GetFlag(FLAGS_format) != "markdown" && absl::GetFlag(FLAGS_format) != "json")
+    return absl::InvalidArgumentError(absl::StrCat(
+        "--format = \"", absl::GetFlag(FLAGS_format).substr(0, 64), "\": markdown or json"));
+  if (!absl::GetFlag(FLAGS_validate) && absl::GetFlag(FLAGS_simulate_out).empty())
+    return Evaluate();
+  auto data = cli::LoadDataset();
+  if (!data.ok()) return data.status();
+  if (!absl::GetFlag(FLAGS_simulate_out).empty()) return SimulateOut(*data);
+  return Validate(*data);
+}
+
+}  // namespace
+}  // namespace lcio
+
+int main(int argc, char** argv) {
+  absl::SetProgramUsageMessage(
+      "Off-policy evaluation of candidate policies on joined traffic (docs/ope.md).\n"
+      "  lcio-ope --log=joined.json --candidates=local,fixed:2,policy.pt\n"
+      "  lcio-ope --validate --logging_policy=local --candidates=fixed:1,policy.pt\n"
+      "  lcio-ope --simulate_out=joined.json --logging_policy=policy.pt --epsilon=0.2");
+  absl::ParseCommandLine(argc, argv);
+  const absl::Status s = lcio::Run();
+  if (!s.ok()) {
+    std::cerr << "lcio-ope: " << s.message() << "\n";
+    return s.code() == absl::StatusCode::kInvalidArgument ? 2 : 1;
+  }
+  return 0;
+}

@@ -1,0 +1,37 @@
+#include "ope_cli.h"
+
+#include "absl/strings/match.h"
+#include "absl/strings/numbers.h"
+#include "absl/strings/str_cat.h"
+#include "lcio/env/baselines.h"
+#include "lcio/policy/artifact_policy.h"
+
+namespace lcio::cli {
+
+absl::StatusOr<std::unique_ptr<env::Policy>> MakePolicy(const std::string& spec,
+                                                        const data::Dataset& dataset,
+                                                        const env::Simulator& simulator) {
+  const int num_actions = simulator.actions().size();
+  if (spec == "local") return std::make_unique<env::FixedPolicy>(0, "Local");
+  if (absl::StartsWith(spec, "fixed:")) {
+    int action = -1;
+    if (!absl::SimpleAtoi(spec.substr(6), &action) || action < 0 || action >= num_actions)
+      return absl::InvalidArgumentError(absl::StrCat(
+          "policy \"", spec.substr(0, 64), "\": fixed:N needs N in [0, ", num_actions - 1,
+          "] (the action table of ", simulator.num_views(), " views)"));
+    return std::make_unique<env::FixedPolicy>(action, absl::StrCat("Fixed ", action));
+  }
+  auto loaded = policy::ArtifactPolicy::Load(spec, "cpu");
+  if (!loaded.ok())
+    return absl::Status(
+        loaded.status().code(),
+        absl::StrCat("policy \"", spec.substr(0, 256),
+                     "\" (local, fixed:N or an artifact path): ", loaded.status().message()));
+  if (auto s =
+          (*loaded)->CheckCompatible(dataset.num_views, static_cast<int>(dataset.tasks.size()));
+      !s.ok())
+    return s;
+  return std::unique_ptr<env::Policy>(std::move(*loaded));
+}
+
+}  // namespace lcio::cli
