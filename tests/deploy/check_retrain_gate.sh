@@ -5,9 +5,11 @@
 # it no worse than the serving policy; otherwise the candidate goes to the canary track with the
 # gate's report. docs/ope.md, "Gated retraining".
 #
-#   check_retrain_gate.sh SRC LCIO_TRAIN LCIO_EVAL LCIO_OPE
+#   check_retrain_gate.sh SRC LCIO_TRAIN LCIO_EVAL LCIO_OPE LCIO_POLICY_INFO
 set -euo pipefail
 src="$1" train_bin="$2" eval_bin="$3" ope_bin="$4"
+# publish-policy.sh validates every artifact with it before publishing.
+export LCIO_POLICY_INFO="$5"
 command -v jq >/dev/null 2>&1 || { echo "jq not installed"; exit 77; }
 work=$(mktemp -d)
 trap 'rm -rf "$work"' EXIT
