@@ -10,6 +10,7 @@
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
 #include "cli_common.h"
+#include "cli_help.h"
 #include "lcio/ope/calibrate.h"
 #include "nlohmann/json.hpp"
 #include "ope_cli.h"
@@ -112,11 +113,11 @@ absl::Status Run() {
 }  // namespace lcio
 
 int main(int argc, char** argv) {
-  absl::SetProgramUsageMessage(
+  lcio::cli::ParseCommandLine(
+      argc, argv, "[flags] --log=FILE --policy=FILE",
       "The money budget that meets a fleet target on a traffic log (docs/ope.md).\n"
       "  lcio-calibrate --log=traffic.json --policy=policy.pt --target_cloud_share=0.3\n"
       "  lcio-calibrate --log=traffic.json --policy=policy.pt --target_spend_usd=0.01");
-  absl::ParseCommandLine(argc, argv);
   const absl::Status s = lcio::Run();
   if (!s.ok()) {
     std::cerr << "lcio-calibrate: " << s.message() << "\n";

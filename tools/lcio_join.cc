@@ -24,6 +24,7 @@
 #include "absl/strings/str_cat.h"
 #include "absl/time/clock.h"
 #include "absl/time/time.h"
+#include "cli_help.h"
 #include "lcio/data/decision_log.h"
 #include "lcio/env/action_table.h"
 #include "lcio/ope/joined_log.h"
@@ -337,10 +338,10 @@ absl::Status Run(Summary* s) {
 }  // namespace lcio
 
 int main(int argc, char** argv) {
-  absl::SetProgramUsageMessage(
+  lcio::cli::ParseCommandLine(
+      argc, argv, "[flags] --decisions=FILE --reports=FILE --out=FILE",
       "Joins the decision log with the Report log for off-policy evaluation (docs/ope.md).\n"
       "  lcio-join --decisions=decisions.log --reports=reports.log --out=joined.json");
-  absl::ParseCommandLine(argc, argv);
   lcio::Summary s;
   const absl::Status st = lcio::Run(&s);
   nlohmann::json j = {{"decisions", s.decisions},

@@ -14,6 +14,7 @@
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
 #include "cli_common.h"
+#include "cli_help.h"
 #include "lcio/env/split.h"
 #include "lcio/ope/off_policy.h"
 #include "nlohmann/json.hpp"
@@ -323,12 +324,12 @@ absl::Status Run() {
 }  // namespace lcio
 
 int main(int argc, char** argv) {
-  absl::SetProgramUsageMessage(
+  lcio::cli::ParseCommandLine(
+      argc, argv, "[flags]",
       "Off-policy evaluation of candidate policies on joined traffic (docs/ope.md).\n"
       "  lcio-ope --log=joined.json --candidates=local,fixed:2,policy.pt\n"
       "  lcio-ope --validate --logging_policy=local --candidates=fixed:1,policy.pt\n"
       "  lcio-ope --simulate_out=joined.json --logging_policy=policy.pt --epsilon=0.2");
-  absl::ParseCommandLine(argc, argv);
   const absl::Status s = lcio::Run();
   if (!s.ok()) {
     std::cerr << "lcio-ope: " << s.message() << "\n";

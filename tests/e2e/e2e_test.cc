@@ -774,10 +774,17 @@ struct Binary {
 };
 
 std::vector<Binary> AllBinaries() {
-  return {{LCIO_SERVER_BIN, "--listen"},       {LCIO_CLIENT_BIN, "--target"},
-          {LCIO_LOADGEN_BIN, "--concurrency"}, {LCIO_REPORT_EXPORT_BIN, "--log"},
-          {LCIO_TRAIN_BIN, "--algo"},          {LCIO_EVAL_BIN, "--algos"},
-          {LCIO_SYNTH_BIN, "--episodes"},      {LCIO_POLICY_INFO_BIN, "--classify"}};
+  return {{LCIO_SERVER_BIN, "--listen"},
+          {LCIO_CLIENT_BIN, "--target"},
+          {LCIO_LOADGEN_BIN, "--concurrency"},
+          {LCIO_REPORT_EXPORT_BIN, "--log"},
+          {LCIO_TRAIN_BIN, "--algo"},
+          {LCIO_EVAL_BIN, "--algos"},
+          {LCIO_SYNTH_BIN, "--episodes"},
+          {LCIO_POLICY_INFO_BIN, "--classify"},
+          {LCIO_JOIN_BIN, "--decisions"},
+          {LCIO_OPE_BIN, "--candidates"},
+          {LCIO_CALIBRATE_BIN, "--target_cloud_share"}};
 }
 
 std::string BaseName(const std::string& path) { return path.substr(path.rfind('/') + 1); }
