@@ -19,6 +19,7 @@ ln -s "$bin" build
 ln -s "$repo/policy" policy
 ln -s "$repo/data" data
 # The block after "## Calling the service".
+# shellcheck disable=SC2016 # the backticks are literal: a Markdown fence
 sed -n '/^## Calling the service/,/^## /p' "$repo/README.md" | sed -n '/^```sh$/,/^```$/p' |
   sed '1d;$d' >commands.sh
 grep -q "lcio-client decide" commands.sh || fail "no commands found in README.md"

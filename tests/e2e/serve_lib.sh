@@ -1,3 +1,4 @@
+# shellcheck shell=bash
 # Sourced by the end-to-end scripts: starts lcio-server on 127.0.0.1 with an
 # ephemeral port and stops it. Bounded: the server must listen within
 # LCIO_START_TIMEOUT_S (default 60) seconds or the script fails.
@@ -6,6 +7,9 @@
 lcio_start_server() {
   local bin=$1 log=$2
   shift 2
+  # Created here, not by the background job's redirection, which may not
+  # have run yet when the loop below first reads it.
+  : >"$log"
   "$bin" --listen=127.0.0.1:0 --metrics_listen= "$@" >"$log" 2>&1 &
   LCIO_PID=$!
   local deadline=$((SECONDS + ${LCIO_START_TIMEOUT_S:-60}))
