@@ -1,6 +1,6 @@
 // Inference benchmark: scores batches of 1, 8, 32 and 64 observations through
-// each of the engine's paths (the TorchScript interpreter, ATen ops on the
-// extracted weights, plain loops, and the automatic choice) for an MLP of the
+// each of the engine's paths (the TorchScript interpreter, the kernels'
+// forward Network::Forward, and the automatic choice) for an MLP of the
 // trainer's default shape on M4A1's observation, and prints a Markdown table
 // of medians over --reps timed repetitions.
 #include <ATen/Parallel.h>
@@ -95,10 +95,10 @@ int main(int argc, char** argv) {
   std::printf(
       "| batch | path | us per call | us per observation | observations/s | vs TorchScript |\n");
   std::printf("|---:|---|---:|---:|---:|---:|\n");
-  const std::pair<ScoringPath, const char*> paths[] = {{ScoringPath::kTorchScript, "TorchScript"},
-                                                       {ScoringPath::kTensor, "ATen addmm"},
-                                                       {ScoringPath::kCpuLoops, "C++ loops"},
-                                                       {ScoringPath::kAuto, "auto (Score)"}};
+  const std::pair<ScoringPath, const char*> paths[] = {
+      {ScoringPath::kTorchScript, "TorchScript"},
+      {ScoringPath::kCpuLoops, "kernels (Network::Forward)"},
+      {ScoringPath::kAuto, "auto (Score)"}};
   std::mt19937 rng(1);
   std::uniform_real_distribution<float> uniform(0.0f, 1.0f);
   for (int n : {1, 8, 32, 64}) {

@@ -6,7 +6,8 @@
 //   lcio-client report --json report.json | --conversation ... (flags below)
 //   lcio-client policy
 //   lcio-client health [--service lcio.v1.Offloader]
-// Exit status: 0 OK, 1 the call failed (status printed as JSON on stdout), 2 usage.
+// Exit status: 0 OK, 1 the call failed (status printed as JSON on stderr, so
+// that stdout holds only answers), 2 usage.
 #include <cstdio>
 #include <fstream>
 #include <iostream>
@@ -21,6 +22,7 @@
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
 #include "absl/strings/str_split.h"
+#include "cli_help.h"
 #include "lcio/client/client.h"
 
 ABSL_FLAG(std::string, target, "127.0.0.1:50051", "server address");
@@ -114,8 +116,10 @@ void SetTurnFromFlags(Request* request) {
 }  // namespace
 
 int main(int argc, char** argv) {
-  absl::SetProgramUsageMessage("lcio-client decide|report|policy|health [flags]");
-  std::vector<char*> args = absl::ParseCommandLine(argc, argv);
+  std::vector<char*> args =
+      lcio::cli::ParseCommandLine(argc, argv, "decide|report|policy|health [flags]",
+                                  "One call to lcio-server; prints the answer as JSON on stdout "
+                                  "(errors on stderr, exit status 1; usage errors 2).");
   if (args.size() != 2) return Usage("exactly one subcommand is required");
   const std::string command = args[1];
 
@@ -130,9 +134,9 @@ int main(int argc, char** argv) {
   auto client = lcio::Client::Create(options);
   if (!client.ok()) return Usage(std::string(client.status().message()));
   auto fail = [](const absl::Status& status) {
-    std::printf("{\"code\": \"%s\", \"message\": %s}\n",
-                absl::StatusCodeToString(status.code()).c_str(),
-                lcio::JsonString(std::string(status.message())).c_str());
+    std::fprintf(stderr, "{\"code\": \"%s\", \"message\": %s}\n",
+                 absl::StatusCodeToString(status.code()).c_str(),
+                 lcio::JsonString(std::string(status.message())).c_str());
     return 1;
   };
 

@@ -23,20 +23,18 @@
 #include "absl/strings/str_format.h"
 #include "absl/strings/str_join.h"
 #include "absl/time/clock.h"
+#include "cli_help.h"
 #include "lcio/client/client.h"
 #include "lcio/data/m4a1.h"
-
-#ifndef LCIO_SOURCE_DIR
-#define LCIO_SOURCE_DIR "."
-#endif
 
 ABSL_FLAG(std::string, target, "127.0.0.1:50051", "server address");
 ABSL_FLAG(int32_t, concurrency, 8, "closed-loop workers (each with one call in flight)");
 ABSL_FLAG(double, duration_s, 10, "stop after this long (0: no time limit)");
 ABSL_FLAG(int64_t, requests, 0, "stop after this many calls (0: no count limit)");
 ABSL_FLAG(int64_t, warmup_requests, 0, "calls made (and not measured) before measuring");
-ABSL_FLAG(std::string, data, std::string(LCIO_SOURCE_DIR) + "/data/M4A1.json",
-          "M4A1 JSON whose conversations are replayed");
+ABSL_FLAG(std::string, data, "",
+          "M4A1 JSON whose conversations are replayed (default: data/M4A1.json in the working "
+          "directory, else share/lcio/M4A1.json beside an installed binary, else the source tree)");
 ABSL_FLAG(double, latency_budget, 30, "per-conversation latency budget, seconds");
 ABSL_FLAG(double, money_budget, 0.05, "per-conversation money budget, USD");
 ABSL_FLAG(double, timeout_ms, 2000, "deadline of each call");
@@ -72,8 +70,9 @@ double Percentile(const std::vector<int64_t>& sorted, double q) {
 }  // namespace
 
 int main(int argc, char** argv) {
-  absl::SetProgramUsageMessage("lcio-loadgen --target HOST:PORT --concurrency N --duration_s S");
-  absl::ParseCommandLine(argc, argv);
+  lcio::cli::ParseCommandLine(argc, argv, "--target HOST:PORT --concurrency N --duration_s S",
+                              "Replays M4A1 conversations against lcio-server and reports "
+                              "throughput and latency.");
   const int concurrency = absl::GetFlag(FLAGS_concurrency);
   const double duration_s = absl::GetFlag(FLAGS_duration_s);
   const int64_t max_requests = absl::GetFlag(FLAGS_requests);
@@ -85,7 +84,9 @@ int main(int argc, char** argv) {
     std::fprintf(stderr, "lcio-loadgen: give --duration_s > 0 or --requests > 0 (it must stop)\n");
     return 2;
   }
-  auto dataset = lcio::data::LoadM4A1File(absl::GetFlag(FLAGS_data));
+  std::string data_path = absl::GetFlag(FLAGS_data);
+  if (data_path.empty()) data_path = lcio::cli::DefaultDataFile("data/M4A1.json");
+  auto dataset = lcio::data::LoadM4A1File(data_path);
   if (!dataset.ok()) {
     std::fprintf(stderr, "lcio-loadgen: %s\n", dataset.status().ToString().c_str());
     return 2;

@@ -8,7 +8,7 @@
 #   LCIO_BIN       directory of the lcio binaries (default: build, as built by tools/test.sh)
 #   LCIO_BASE      base data (default data/M4A1.json; "" to train on the Reports alone)
 #   LCIO_WORK      scratch directory (default: a new temporary one)
-# Needs: lcio-report-export, lcio-train, deploy/docker/publish-policy.sh.
+# Needs: lcio-report-export, lcio-train, lcio-policy-info, deploy/docker/publish-policy.sh.
 set -euo pipefail
 if (($# < 2)); then
   sed -n '2,12p' "$0" >&2
@@ -36,5 +36,6 @@ split=random
 ((episodes < 10)) && split=none
 "$bin/tools/lcio-train" --data "$work/train.json" --split "$split" --out "$work/policy.pt" "$@"
 
-# 3. Publish (atomic rename; running servers watching POLICY_DIR/policy.pt reload it).
-"$repo/deploy/docker/publish-policy.sh" "$work/policy.pt" "$policy_dir"
+# 3. Publish (validated as the servers load it, then an atomic rename; running servers watching
+#    POLICY_DIR/policy.pt reload it).
+LCIO_POLICY_INFO=${LCIO_POLICY_INFO:-$bin/tools/lcio-policy-info} "$repo/deploy/docker/publish-policy.sh" "$work/policy.pt" "$policy_dir"

@@ -13,16 +13,14 @@
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_split.h"
 #include "absl/synchronization/mutex.h"
+#include "cli_help.h"
 #include "lcio/server/log.h"
 #include "lcio/server/server.h"
 
-#ifndef LCIO_SOURCE_DIR
-#define LCIO_SOURCE_DIR "."
-#endif
-
 ABSL_FLAG(std::string, policy, "",
-          "policy artifact (default: policy/default_policy.pt in the working directory, else in "
-          "the source tree)");
+          "policy artifact (default: policy/default_policy.pt in the working directory, else "
+          "share/lcio/default_policy.pt beside an installed binary, else the source tree); a "
+          "missing or invalid file is waited for (NOT_SERVING), not fatal");
 ABSL_FLAG(std::string, listen, "0.0.0.0:50051", "gRPC listen address (port 0 picks one)");
 ABSL_FLAG(std::string, metrics_listen, "0.0.0.0:9464",
           "Prometheus /metrics listen address; empty disables");
@@ -40,7 +38,9 @@ ABSL_FLAG(int32_t, batch_wait_us, 200,
           "longest wait for a batch to fill (only while other requests are on their way)");
 ABSL_FLAG(int64_t, max_conversations, 100000, "conversations kept (LRU eviction beyond)");
 ABSL_FLAG(double, conversation_idle_s, 1800, "idle conversations expire after this");
-ABSL_FLAG(std::string, report_log, "", "outcome log for Report (empty: Report disabled)");
+ABSL_FLAG(std::string, report_log, "",
+          "outcome log for Report (empty: Report disabled); a missing directory is created, a "
+          "log that cannot be opened is fatal");
 ABSL_FLAG(int32_t, report_queue_max, 1024,
           "Reports waiting for the log's disk; beyond: RESOURCE_EXHAUSTED");
 ABSL_FLAG(int32_t, report_max_record_bytes, 64 << 10,
@@ -56,16 +56,17 @@ ABSL_FLAG(std::string, tls_cert, "", "server certificate (PEM); enables TLS");
 ABSL_FLAG(std::string, tls_key, "", "server private key (PEM)");
 ABSL_FLAG(std::string, tls_client_ca, "", "CA (PEM) for client certificates; enables mutual TLS");
 ABSL_FLAG(std::string, log_level, "info", "debug | info | warning | error");
+ABSL_FLAG(double, max_connection_age_s, 0,
+          "send clients a GOAWAY on connections older than this, so round_robin clients "
+          "re-resolve DNS and reach new pods (0: never)");
+ABSL_FLAG(double, max_connection_age_grace_s, 30,
+          "after that GOAWAY, how long the connection's calls may finish");
+ABSL_FLAG(bool, reflection, true,
+          "serve gRPC server reflection (grpcurl, grpc_cli list and describe the API)");
 ABSL_FLAG(int32_t, max_prompt_bytes, 16384, "longest prompt accepted");
 ABSL_FLAG(int32_t, max_views, 64, "most views accepted in a request");
 
 namespace {
-
-std::string DefaultPolicyPath() {
-  const std::string relative = "policy/default_policy.pt";
-  if (std::filesystem::exists(relative)) return relative;
-  return std::string(LCIO_SOURCE_DIR) + "/" + relative;
-}
 
 // "host:port" with the bound port, for the start-up lines tests read.
 std::string WithPort(const std::string& address, int port) {
@@ -82,10 +83,9 @@ int Fail(const std::string& message) {
 }  // namespace
 
 int main(int argc, char** argv) {
-  absl::SetProgramUsageMessage(
-      "lcio-server: decides per conversation turn which LLM answers "
-      "and which views are uploaded (gRPC lcio.v1.Offloader)");
-  absl::ParseCommandLine(argc, argv);
+  lcio::cli::ParseCommandLine(argc, argv, "[flags]",
+                              "Decides per conversation turn which LLM answers and which views "
+                              "are uploaded (gRPC lcio.v1.Offloader). See docs/service.md.");
   // Debian's abseil checks every Mutex acquisition for lock-order cycles
   // (a graph update per lock); the service's locks are leaves.
   absl::SetMutexDeadlockDetectionMode(absl::OnDeadlockCycle::kIgnore);
@@ -105,7 +105,8 @@ int main(int argc, char** argv) {
 
   lcio::server::ServerOptions options;
   options.policy_path = absl::GetFlag(FLAGS_policy);
-  if (options.policy_path.empty()) options.policy_path = DefaultPolicyPath();
+  if (options.policy_path.empty())
+    options.policy_path = lcio::cli::DefaultDataFile("policy/default_policy.pt");
   options.listen = absl::GetFlag(FLAGS_listen);
   options.metrics_listen = absl::GetFlag(FLAGS_metrics_listen);
   options.metrics_basic_auth_file = absl::GetFlag(FLAGS_metrics_basic_auth_file);
@@ -142,6 +143,14 @@ int main(int argc, char** argv) {
   options.tls_cert = absl::GetFlag(FLAGS_tls_cert);
   options.tls_key = absl::GetFlag(FLAGS_tls_key);
   options.tls_client_ca = absl::GetFlag(FLAGS_tls_client_ca);
+  const double age_s = absl::GetFlag(FLAGS_max_connection_age_s);
+  const double age_grace_s = absl::GetFlag(FLAGS_max_connection_age_grace_s);
+  // Bounded so that the milliseconds fit gRPC's int channel argument.
+  if (!(age_s >= 0 && age_s <= 2e6) || !(age_grace_s >= 0 && age_grace_s <= 2e6))
+    return Fail("max_connection_age_s and max_connection_age_grace_s must be in [0, 2e6]");
+  options.max_connection_age = absl::Seconds(age_s);
+  options.max_connection_age_grace = absl::Seconds(age_grace_s);
+  options.reflection = absl::GetFlag(FLAGS_reflection);
   options.limits.max_prompt_bytes = absl::GetFlag(FLAGS_max_prompt_bytes);
   options.limits.max_views = absl::GetFlag(FLAGS_max_views);
   if (options.limits.max_prompt_bytes < 1 || options.limits.max_views < 1)

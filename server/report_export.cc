@@ -13,6 +13,7 @@
 #include "absl/flags/parse.h"
 #include "absl/flags/usage.h"
 #include "absl/strings/str_split.h"
+#include "cli_help.h"
 #include "lcio/server/report_log.h"
 
 ABSL_FLAG(std::string, log, "",
@@ -29,10 +30,11 @@ ABSL_FLAG(std::string, base, "",
 ABSL_FLAG(bool, pretty, false, "indent the JSON");
 
 int main(int argc, char** argv) {
-  absl::SetProgramUsageMessage(
-      "lcio-report-export --log reports.log[,more.log] --out traffic.json [--base base.json] "
-      "[--rejects rejects.log]");
-  absl::ParseCommandLine(argc, argv);
+  lcio::cli::ParseCommandLine(
+      argc, argv,
+      "--log reports.log[,more.log] --out traffic.json [--base base.json] [--rejects rejects.log]",
+      "Turns the server's report log (and its rotated files) into M4A1-schema JSON; with --base, "
+      "appended to a base data set (the training data of a retraining run).");
   const std::string log = absl::GetFlag(FLAGS_log), out = absl::GetFlag(FLAGS_out);
   if (log.empty() || out.empty()) {
     std::fprintf(stderr, "lcio-report-export: --log and --out are required\n");

@@ -5,6 +5,7 @@
 #include "absl/flags/flag.h"
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
+#include "cli_help.h"
 #include "nlohmann/json.hpp"
 
 ABSL_FLAG(std::string, data, "", "M4A1 JSON file (default: the embedded data/M4A1.json)");
@@ -38,11 +39,7 @@ ABSL_FLAG(std::vector<std::string>, test_ids, {}, "explicit test episode ids (wi
 
 namespace lcio::cli {
 
-std::string DefaultDataPath() {
-  const std::string local = "data/M4A1.json";
-  if (std::filesystem::exists(local)) return local;
-  return std::string(LCIO_SOURCE_DIR) + "/data/M4A1.json";
-}
+std::string DefaultDataPath() { return DefaultDataFile("data/M4A1.json"); }
 
 absl::StatusOr<data::Dataset> LoadDataset() {
   std::string path = absl::GetFlag(FLAGS_data);

@@ -22,6 +22,7 @@
 #include "lcio/env/task_rule.h"
 #ifdef LCIO_WITH_POLICY
 #include "lcio/policy/artifact_io.h"
+#include "cli_help.h"
 #include "lcio/policy/artifact_policy.h"
 #include "lcio/policy/trainer.h"
 #endif
@@ -395,10 +396,10 @@ absl::Status WriteSweep(const std::string& prefix, const std::vector<double>& la
 }  // namespace
 
 int main(int argc, char** argv) {
-  absl::SetProgramUsageMessage(
+  lcio::cli::ParseCommandLine(
+      argc, argv, "[flags]",
       "Evaluates baselines, the Oracle and trained policies on M4A1 test splits.\n"
-      "Run with no flags from the repository root for the reference defaults.");
-  absl::ParseCommandLine(argc, argv);
+      "Run with no flags for the reference defaults.");
   const std::string shield_mode = absl::GetFlag(FLAGS_shield);
   if (shield_mode != "on" && shield_mode != "off" && shield_mode != "both")
     return Fail(

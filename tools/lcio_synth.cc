@@ -6,6 +6,7 @@
 #include "absl/flags/flag.h"
 #include "absl/flags/parse.h"
 #include "absl/flags/usage.h"
+#include "cli_help.h"
 #include "lcio/data/m4a1.h"
 #include "lcio/data/synth.h"
 
@@ -42,10 +43,10 @@ ABSL_FLAG(double, per_view_usage_usd, kDefaults.per_view_usage_usd, "added cost 
 ABSL_FLAG(int, answer_length, kDefaults.answer_length, "characters of filler answer text");
 
 int main(int argc, char** argv) {
-  absl::SetProgramUsageMessage(
+  lcio::cli::ParseCommandLine(
+      argc, argv, "[flags] --out=FILE",
       "Writes a seeded synthetic dataset in the M4A1 JSON schema.\n"
       "  lcio-synth --episodes=1000 --views=3 --tasks=4 --seed=1 --out=synth.json");
-  absl::ParseCommandLine(argc, argv);
 
   lcio::data::SynthConfig c;
   c.num_episodes = absl::GetFlag(FLAGS_episodes);

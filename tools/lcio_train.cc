@@ -21,6 +21,7 @@
 #include "absl/strings/str_format.h"
 #include "absl/strings/str_split.h"
 #include "cli_common.h"
+#include "cli_help.h"
 #include "lcio/env/baselines.h"
 #include "lcio/env/evaluator.h"
 #include "lcio/policy/trainer.h"
@@ -295,10 +296,10 @@ void PrintRow(const env::PolicyResult& r) {
 }  // namespace
 
 int main(int argc, char** argv) {
-  absl::SetProgramUsageMessage(
+  lcio::cli::ParseCommandLine(
+      argc, argv, "[flags] --out=FILE",
       "Trains a PPO, A2C, DQN or Lagrangian rc-* policy on M4A1 and writes an artifact.\n"
       "Example: lcio-train --algo rc-a2c --timesteps 30000 --seed 1 --out policy.pt");
-  absl::ParseCommandLine(argc, argv);
   auto options = OptionsFromFlags();
   if (!options.ok()) return Fail(options.status());
   auto dataset = cli::LoadDataset();

@@ -70,6 +70,13 @@ absl::StatusOr<std::unique_ptr<Client>> Client::Create(const ClientOptions& opti
       return absl::InvalidArgumentError("tls_cert/tls_key need tls_ca");
     credentials = grpc::InsecureChannelCredentials();
   }
+  if (!options.load_balancing_policy.empty())
+    arguments.SetLoadBalancingPolicyName(options.load_balancing_policy);
+  // Connections of its own: from gRPC's process-wide pool a new Client would
+  // inherit the reconnect backoff of another channel's dead connection to
+  // the same address, and round_robin fails calls at once while every
+  // connection is in that backoff (a server restarted on the same port).
+  arguments.SetInt(GRPC_ARG_USE_LOCAL_SUBCHANNEL_POOL, 1);
   client->channel_ = grpc::CreateCustomChannel(options.target, credentials, arguments);
   client->stub_ = v1::Offloader::NewStub(client->channel_);
   return client;

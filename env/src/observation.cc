@@ -74,6 +74,33 @@ void EncodeResponseKey(const ActionTable& actions, int time_span, const Decision
   EncodeActionKey(actions, action, out + HistoryWidth(actions.num_views(), time_span));
 }
 
+absl::StatusOr<std::shared_ptr<const ResponseEstimator>> FitResponseEstimator(
+    const data::Dataset& dataset, const std::vector<int>& episode_indices,
+    const ActionTable& actions, int time_span, int k_neighbors, const data::RefusalRule& refusal,
+    NeighbourRule rule) {
+  const int width = ResponseKeyWidth(actions.num_views(), time_span);
+  std::vector<double> keys, values;
+  std::vector<double> key(width);
+  for (int e : episode_indices) {
+    if (e < 0 || e >= static_cast<int>(dataset.episodes.size()))
+      return absl::OutOfRangeError(absl::StrCat("episode index ", e, " out of range"));
+    const data::Episode& episode = dataset.episodes[e];
+    DecisionContext context;
+    for (const data::Turn& turn : episode.turns) {
+      auto action = LoggedAction(actions, episode, context.turn_index());
+      if (!action.ok()) return action.status();
+      context.task_index = turn.task_index;
+      EncodeResponseKey(actions, time_span, context, *action, key.data());
+      keys.insert(keys.end(), key.begin(), key.end());
+      values.push_back(refusal.ResponseScore(turn));
+      context.previous_actions.push_back(*action);
+      context.previous_tasks.push_back(turn.task_index);
+    }
+  }
+  return ResponseEstimator::FromPoints(width, std::move(keys), std::move(values), k_neighbors,
+                                       rule);
+}
+
 int ObservationLayout::size() const {
   return HistoryWidth(num_views, time_span) + (task_one_hot ? num_tasks : 0) +
          (prompt_aware ? num_views : 0) + (budget_aware ? 2 : 0) +

@@ -6,13 +6,8 @@
 #include <limits>
 #include <numeric>
 
-#if defined(__SSE2__)
-#include <emmintrin.h>
-#endif
-
 #include "absl/strings/str_cat.h"
 #include "lcio/data/json_parse.h"
-#include "lcio/env/observation.h"
 #include "lcio/env/reference_kdtree.h"
 #include "nlohmann/json.hpp"
 
@@ -24,6 +19,21 @@ constexpr double kWeightEpsilon = 1e-6;  // the reference's 1 / (d + 1e-6)
 constexpr double kMaxTrieCoordinate = 1 << 20;
 
 bool IsTrieCoordinate(double x) { return std::abs(x) <= kMaxTrieCoordinate && std::trunc(x) == x; }
+
+// The reference's inverse-distance weighted mean, for every query path: the
+// neighbours come as (squared distance, points, sum of their values).
+class InverseDistanceMean {
+ public:
+  void Add(double squared_distance, double count, double value_sum) {
+    const double w = 1.0 / (std::sqrt(squared_distance) + kWeightEpsilon);
+    weighted_ += w * value_sum;
+    weights_ += w * count;
+  }
+  double value() const { return weighted_ / weights_; }
+
+ private:
+  double weighted_ = 0, weights_ = 0;
+};
 
 // Adds `count` points at distance d to the ascending (distance, points)
 // shells, keeps only the nearest shells that hold k points (duplicates
@@ -56,9 +66,7 @@ Distance AddToShells(std::vector<std::pair<Distance, double>>& shells, Distance 
 // which a key cannot be among the neighbours.
 class ResponseEstimator::Neighbours {
  public:
-  // `ceiling`: a known upper bound on the k-th distance.
-  explicit Neighbours(int k, double ceiling = std::numeric_limits<double>::infinity())
-      : k_(k), bound_(ceiling) {}
+  explicit Neighbours(int k) : k_(k) {}
   double bound() const { return bound_; }
   const std::vector<std::pair<double, uint32_t>>& found() const { return found_; }
 
@@ -70,7 +78,7 @@ class ResponseEstimator::Neighbours {
 
  private:
   int k_;
-  double bound_;
+  double bound_ = std::numeric_limits<double>::infinity();
   std::vector<std::pair<double, double>> shells_;   // (distance, points), ascending
   std::vector<std::pair<double, uint32_t>> found_;  // (distance, unique id)
 };
@@ -86,32 +94,6 @@ double ResponseEstimator::SquaredDistance(const double* a, const double* b) cons
     sum += diff * diff;
   }
   return sum;
-}
-
-absl::StatusOr<std::shared_ptr<const ResponseEstimator>> ResponseEstimator::Fit(
-    const data::Dataset& dataset, const std::vector<int>& episode_indices,
-    const ActionTable& actions, int time_span, int k_neighbors, const data::RefusalRule& refusal,
-    NeighbourRule rule) {
-  const int width = ResponseKeyWidth(actions.num_views(), time_span);
-  std::vector<double> keys, values;
-  std::vector<double> key(width);
-  for (int e : episode_indices) {
-    if (e < 0 || e >= static_cast<int>(dataset.episodes.size()))
-      return absl::OutOfRangeError(absl::StrCat("episode index ", e, " out of range"));
-    const data::Episode& episode = dataset.episodes[e];
-    DecisionContext context;
-    for (const data::Turn& turn : episode.turns) {
-      auto action = LoggedAction(actions, episode, context.turn_index());
-      if (!action.ok()) return action.status();
-      context.task_index = turn.task_index;
-      EncodeResponseKey(actions, time_span, context, *action, key.data());
-      keys.insert(keys.end(), key.begin(), key.end());
-      values.push_back(refusal.ResponseScore(turn));
-      context.previous_actions.push_back(*action);
-      context.previous_tasks.push_back(turn.task_index);
-    }
-  }
-  return FromPoints(width, std::move(keys), std::move(values), k_neighbors, rule);
 }
 
 absl::StatusOr<std::shared_ptr<const ResponseEstimator>> ResponseEstimator::FromPoints(
@@ -349,131 +331,44 @@ bool ResponseEstimator::SearchTrie(int level, uint32_t begin, uint32_t end, doub
   }
 }
 
-void ResponseEstimator::ScanColumns(const int32_t* query, Neighbours* found) const {
-  const size_t unique = counts_.size();
-  auto column = [&](int level) { return columns_.data() + level * column_stride_; };
-  auto exact = [&](size_t i) {
-    double sum = 0;
-    for (int level = 0; level < key_width_; ++level) {
-      const double diff = static_cast<double>(query[level]) - column(level)[i];
-      sum += diff * diff;
-    }
-    return sum;
-  };
-#if defined(__SSE2__)
-  // Squared distances in unsigned saturating 16-bit lanes, each difference
-  // clamped to +-181 (181^2 < 2^15): a lane never exceeds the true distance,
-  // and equals it while below kExactBelow. Other lanes that the bound does not
-  // exclude are recomputed exactly.
-  constexpr int kExactBelow = 181 * 181;
-  const __m128i zero = _mm_setzero_si128(), flip = _mm_set1_epi16(-32768);
-  const __m128i limit = _mm_set1_epi16(181), neg_limit = _mm_set1_epi16(-181);
-  uint16_t lanes[16];
-  for (size_t block = 0; block < column_stride_; block += 16) {
-    __m128i low = zero, high = zero;
-    bool abandoned = false;
-    for (int level = 0; level < key_width_; ++level) {
-      const __m128i bytes =
-          _mm_loadu_si128(reinterpret_cast<const __m128i*>(column(level) + block));
-      const __m128i sign = _mm_cmpgt_epi8(zero, bytes);
-      const __m128i q = _mm_set1_epi16(static_cast<int16_t>(std::clamp(query[level], -512, 512)));
-      __m128i d_low = _mm_sub_epi16(_mm_unpacklo_epi8(bytes, sign), q);
-      __m128i d_high = _mm_sub_epi16(_mm_unpackhi_epi8(bytes, sign), q);
-      d_low = _mm_max_epi16(_mm_min_epi16(d_low, limit), neg_limit);
-      d_high = _mm_max_epi16(_mm_min_epi16(d_high, limit), neg_limit);
-      low = _mm_adds_epu16(low, _mm_mullo_epi16(d_low, d_low));
-      high = _mm_adds_epu16(high, _mm_mullo_epi16(d_high, d_high));
-      if ((level & 3) == 3 && found->bound() < 65535) {
-        // Unsigned "lane > bound" as a signed compare of sign-flipped values.
-        const __m128i b = _mm_xor_si128(
-            _mm_set1_epi16(static_cast<int16_t>(static_cast<uint16_t>(found->bound()))), flip);
-        const __m128i over = _mm_and_si128(_mm_cmpgt_epi16(_mm_xor_si128(low, flip), b),
-                                           _mm_cmpgt_epi16(_mm_xor_si128(high, flip), b));
-        if (_mm_movemask_epi8(over) == 0xFFFF) {
-          abandoned = true;
-          break;
-        }
-      }
-    }
-    if (abandoned) continue;
-    _mm_storeu_si128(reinterpret_cast<__m128i*>(lanes), low);
-    _mm_storeu_si128(reinterpret_cast<__m128i*>(lanes + 8), high);
-    // unpacklo/hi_epi8 put keys 0..7 in `low` and 8..15 in `high`.
-    const size_t count = std::min<size_t>(16, unique - std::min(unique, block));
-    for (size_t lane = 0; lane < count; ++lane) {
-      if (lanes[lane] > found->bound()) continue;
-      const size_t i = block + lane;
-      const double d2 = lanes[lane] < kExactBelow ? lanes[lane] : exact(i);
-      found->Offer(d2, static_cast<uint32_t>(i), counts_[i]);
-    }
-  }
-#else
-  for (size_t i = 0; i < unique; ++i) {
-    double sum = 0;
-    int level = 0;
-    for (; level < key_width_ && sum <= found->bound(); ++level) {
-      const double diff = static_cast<double>(query[level]) - column(level)[i];
-      sum += diff * diff;
-    }
-    if (level == key_width_) found->Offer(sum, static_cast<uint32_t>(i), counts_[i]);
-  }
-  (void)exact;
-#endif
-}
-
-void ResponseEstimator::Scan(const double* key, Neighbours* found) const {
-  // Partial sums in the same order as SquaredDistance: a completed sum is
-  // bit-identical to it, and an abandoned one could only have grown.
-  const size_t unique = counts_.size();
-  for (size_t i = 0; i < unique; ++i) {
-    const double* point = unique_keys_.data() + i * key_width_;
-    const double bound = found->bound();
-    double sum = 0;
-    int d = 0;
-    for (; d < key_width_ && sum <= bound; ++d) {
-      const double diff = key[d] - point[d];
-      sum += diff * diff;
-    }
-    if (d == key_width_ && sum <= bound) found->Offer(sum, static_cast<uint32_t>(i), counts_[i]);
-  }
-}
-
 double ResponseEstimator::WeightedMean(const Neighbours& found) const {
-  double weighted = 0, weights = 0;
-  for (const auto& [d2, id] : found.found()) {
-    if (d2 > found.bound()) continue;
-    const double w = 1.0 / (std::sqrt(d2) + kWeightEpsilon);
-    weighted += w * value_sums_[id];
-    weights += w * counts_[id];
-  }
-  return weighted / weights;
+  InverseDistanceMean mean;
+  for (const auto& [d2, id] : found.found())
+    if (d2 <= found.bound()) mean.Add(d2, counts_[id], value_sums_[id]);
+  return mean.value();
+}
+
+bool ResponseEstimator::ColumnsFit(const double* values, size_t n) const {
+  // int32 sums of up to 64 squared differences of coordinates within +-512
+  // (keys within int8) stay exact.
+  constexpr int kMaxCoordinate = 512;
+  return !columns_.empty() && key_width_ <= 64 && std::all_of(values, values + n, [](double x) {
+    return IsTrieCoordinate(x) && std::abs(x) <= kMaxCoordinate;
+  });
 }
 
 void ResponseEstimator::EstimateSharedPrefix(const double* prefix, int prefix_width,
                                              const double* suffixes, int count, double* out) const {
   const int suffix_width = key_width_ - prefix_width;
-  const size_t unique = counts_.size();
-  // Past a few thousand unique keys the pruned trie beats a full scan per key.
+  // Past a few thousand unique keys the pruned trie beats a full pass per key.
   constexpr size_t kMaxScannedKeys = 4096;
-  constexpr int kMaxCoordinate = 512;  // int32 sums of 29 squares stay exact
-  auto small_integer = [](double x) {
-    return IsTrieCoordinate(x) && std::abs(x) <= kMaxCoordinate;
-  };
-  bool scan = rule_ == NeighbourRule::kTieInclusive && count > 1 && !columns_.empty() &&
-              unique <= kMaxScannedKeys && key_width_ <= 64;
-  scan =
-      scan && std::all_of(prefix, prefix + prefix_width, small_integer) &&
-      std::all_of(suffixes, suffixes + static_cast<ptrdiff_t>(count) * suffix_width, small_integer);
-  if (!scan) {
-    std::vector<double> key(prefix, prefix + prefix_width);
-    key.resize(key_width_);
-    for (int s = 0; s < count; ++s) {
-      const double* suffix = suffixes + static_cast<ptrdiff_t>(s) * suffix_width;
-      std::copy(suffix, suffix + suffix_width, key.begin() + prefix_width);
-      out[s] = Estimate(key.data());
-    }
-    return;
+  if (rule_ == NeighbourRule::kTieInclusive && count > 1 && counts_.size() <= kMaxScannedKeys &&
+      ColumnsFit(prefix, prefix_width) &&
+      ColumnsFit(suffixes, static_cast<size_t>(count) * suffix_width))
+    return ScanColumns(prefix, prefix_width, suffixes, count, out);
+  std::vector<double> key(prefix, prefix + prefix_width);
+  key.resize(key_width_);
+  for (int s = 0; s < count; ++s) {
+    const double* suffix = suffixes + static_cast<ptrdiff_t>(s) * suffix_width;
+    std::copy(suffix, suffix + suffix_width, key.begin() + prefix_width);
+    out[s] = Estimate(key.data());
   }
+}
+
+void ResponseEstimator::ScanColumns(const double* prefix, int prefix_width, const double* suffixes,
+                                    int count, double* out) const {
+  const int suffix_width = key_width_ - prefix_width;
+  const size_t unique = counts_.size();
   // Squared distances of every unique key to every query, in exact int32
   // arithmetic over the int8 columns, 16 keys at a time (fixed-length inner
   // loops the compiler vectorises); the prefix part once for all queries.
@@ -513,28 +408,20 @@ void ResponseEstimator::EstimateSharedPrefix(const double* prefix, int prefix_wi
     for (size_t i = 0; i < unique; ++i) {
       if (row[i] <= bound) bound = AddToShells(shells, row[i], counts_[i], k_, bound);
     }
-    double weighted = 0, weights = 0;
-    for (size_t i = 0; i < unique; ++i) {
-      if (row[i] > bound) continue;
-      const double w = 1.0 / (std::sqrt(static_cast<double>(row[i])) + kWeightEpsilon);
-      weighted += w * value_sums_[i];
-      weights += w * counts_[i];
-    }
-    out[s] = weighted / weights;
+    InverseDistanceMean mean;
+    for (size_t i = 0; i < unique; ++i)
+      if (row[i] <= bound) mean.Add(static_cast<double>(row[i]), counts_[i], value_sums_[i]);
+    out[s] = mean.value();
   }
 }
 
 double ResponseEstimator::Estimate(const double* key) const {
   if (rule_ == NeighbourRule::kScikitKdTree) {
-    double weighted = 0, weights = 0;
-    for (const auto& n : reference_tree_->Query(key, k_)) {
-      const double w = 1.0 / (std::sqrt(n.squared_distance) + kWeightEpsilon);
-      weighted += w * raw_values_[n.index];
-      weights += w;
-    }
-    return weighted / weights;
+    InverseDistanceMean mean;
+    for (const auto& n : reference_tree_->Query(key, k_))
+      mean.Add(n.squared_distance, 1, raw_values_[n.index]);
+    return mean.value();
   }
-  Neighbours found(k_);
   bool integer_query = integer_keys_;
   int32_t stack_query[64];
   std::vector<int32_t> heap_query;
@@ -548,17 +435,17 @@ double ResponseEstimator::Estimate(const double* key) const {
     integer_query = IsTrieCoordinate(x);
     query[level] = integer_query ? static_cast<int32_t>(x) : 0;
   }
-  if (!integer_query) {
-    Scan(key, &found);
-    return WeightedMean(found);
-  }
-  int64_t budget = columns_.empty() ? std::numeric_limits<int64_t>::max() : trie_budget_;
+  // Only hand-made points (FromPoints, FromJson) get here: never worth a
+  // faster path than the specification.
+  if (!integer_query) return EstimateBruteForce(key);
+  const bool columns = ColumnsFit(key, key_width_);
+  int64_t budget = columns ? trie_budget_ : std::numeric_limits<int64_t>::max();
+  Neighbours found(k_);
   if (SearchTrie(0, 0, static_cast<uint32_t>(trie_[0].values.size()), 0.0, query, &found, &budget))
     return WeightedMean(found);
-  // The k-th distance among the keys seen so far bounds the true one.
-  Neighbours scanned(k_, found.bound());
-  ScanColumns(query, &scanned);
-  return WeightedMean(scanned);
+  double answer;
+  ScanColumns(key, key_width_, nullptr, 1, &answer);
+  return answer;
 }
 
 double ResponseEstimator::EstimateBruteForce(const double* key) const {
@@ -569,14 +456,10 @@ double ResponseEstimator::EstimateBruteForce(const double* key) const {
   const size_t kth = std::min<size_t>(k_, n) - 1;
   std::nth_element(sorted.begin(), sorted.begin() + static_cast<ptrdiff_t>(kth), sorted.end());
   const double limit = sorted[kth];
-  double weighted = 0, weights = 0;
-  for (size_t i = 0; i < n; ++i) {
-    if (d2[i] > limit) continue;
-    const double w = 1.0 / (std::sqrt(d2[i]) + kWeightEpsilon);
-    weighted += w * raw_values_[i];
-    weights += w;
-  }
-  return weighted / weights;
+  InverseDistanceMean mean;
+  for (size_t i = 0; i < n; ++i)
+    if (d2[i] <= limit) mean.Add(d2[i], 1, raw_values_[i]);
+  return mean.value();
 }
 
 double CachedEstimator::Estimate(const double* key) {

@@ -73,8 +73,8 @@ absl::StatusOr<std::shared_ptr<const Simulator>> Simulator::Create(
   if (!costs.ok()) return costs.status();
   std::shared_ptr<Simulator> sim(new Simulator(config, *actions, *std::move(costs)));
   sim->num_tasks_ = static_cast<int>(dataset.tasks.size());
-  auto estimator = ResponseEstimator::Fit(dataset, train_episodes, sim->actions_, config.time_span,
-                                          config.k_neighbors, config.refusal, config.knn_rule);
+  auto estimator = FitResponseEstimator(dataset, train_episodes, sim->actions_, config.time_span,
+                                        config.k_neighbors, config.refusal, config.knn_rule);
   if (!estimator.ok()) return estimator.status();
   sim->estimator_ = *std::move(estimator);
   if (config.response_model != ResponseModelFamily::kKnn) {

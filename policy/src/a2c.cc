@@ -32,7 +32,7 @@ double A2cPolicyLoss(const float* logits, int rows, int num_actions, const int* 
   return loss;
 }
 
-AlgoOutput TrainA2c(AlgoContext& context) {
+Network TrainA2c(AlgoContext& context) {
   env::TrainingEnv& env = context.env();
   const int n_steps = static_cast<int>(context.hp_int("n_steps"));
   const double gamma = context.hp("gamma"), gae_lambda = context.hp("gae_lambda");

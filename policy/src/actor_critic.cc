@@ -103,9 +103,8 @@ double AccumulateMinibatchGradients(ActorCritic& net, const RolloutBuffer& buffe
   const int rows = static_cast<int>(indices.size());
   const int obs_size = buffer.obs_size, num_actions = net.actor.output_size();
   const int signals = net.num_signals;
-  thread_local std::vector<float> obs, logits, grad_logits, values, grad_values, old_log_probs, adv;
-  thread_local std::vector<int> actions;
-  thread_local MlpCache actor_cache, critic_cache;
+  auto& [obs, logits, grad_logits, values, grad_values, old_log_probs, adv, actions, actor_cache,
+         critic_cache] = net.scratch;
   obs.resize(static_cast<size_t>(rows) * obs_size);
   actions.resize(rows);
   old_log_probs.resize(rows);
@@ -139,14 +138,6 @@ double AccumulateMinibatchGradients(ActorCritic& net, const RolloutBuffer& buffe
   return loss;
 }
 
-AlgoOutput ExportActor(const ActorCritic& net) {
-  AlgoOutput out;
-  out.activation = net.actor.activation();
-  for (int l = 0; l < net.actor.num_layers(); ++l) {
-    out.weights.push_back(net.actor.WeightOutIn(l));
-    out.biases.push_back(net.actor.Bias(l).clone());
-  }
-  return out;
-}
+Network ExportActor(const ActorCritic& net) { return net.actor.network(); }
 
 }  // namespace lcio::policy

@@ -34,19 +34,25 @@ std::string ShapeText(const torch::Tensor& t) {
 }
 
 // The bytes policy_version hashes for the network: each layer's shape and
-// float32 values (little-endian on every platform we build for).
-std::string NetworkBytes(const MlpExport& network) {
-  std::string bytes = absl::StrCat("activation=", network.activation, ";");
-  for (size_t i = 0; i < network.weights.size(); ++i) {
-    for (const torch::Tensor* t : {&network.weights[i], &network.biases[i]}) {
-      absl::StrAppend(&bytes, ShapeText(*t), ":");
-      bytes.append(static_cast<const char*>(t->data_ptr()), t->numel() * sizeof(float));
-    }
+// float32 values as the archive stores them, weights [out, in] then biases
+// [out] (little-endian on every platform we build for).
+std::string NetworkBytes(const Network& network) {
+  std::string bytes = absl::StrCat("activation=", ActivationName(network.activation), ";");
+  for (int l = 0; l < network.num_layers(); ++l) {
+    const int in = network.sizes[l], out = network.sizes[l + 1];
+    absl::StrAppend(&bytes, "[", out, ", ", in, "]:");
+    const std::vector<float>& w = network.weights[l];  // [in][out]
+    for (int o = 0; o < out; ++o)
+      for (int i = 0; i < in; ++i)
+        bytes.append(reinterpret_cast<const char*>(&w[static_cast<size_t>(i) * out + o]),
+                     sizeof(float));
+    absl::StrAppend(&bytes, "[", out, "]:");
+    bytes.append(reinterpret_cast<const char*>(network.biases[l].data()), sizeof(float) * out);
   }
   return bytes;
 }
 
-std::string ContentVersion(const std::string& algo, const MlpExport& network,
+std::string ContentVersion(const std::string& algo, const Network& network,
                            const ArtifactMetadata& metadata) {
   const std::string hash = data::Sha256Hex(NetworkBytes(network) + MetadataHashText(metadata));
   return absl::StrCat(algo, "-", hash.substr(0, 12));
@@ -61,35 +67,17 @@ std::string NowUtc() {
   return text;
 }
 
-// Checks the layers chain and copies them as contiguous float32 CPU tensors.
-absl::StatusOr<MlpExport> NormaliseNetwork(const MlpExport& network, const std::string& path) {
-  if (network.weights.empty()) return Fail(path, "network has no layers");
-  if (network.weights.size() != network.biases.size())
-    return Fail(path, absl::StrCat("network has ", network.weights.size(), " weight matrices but ",
-                                   network.biases.size(), " bias vectors"));
-  if (network.activation != "tanh" && network.activation != "relu")
-    return Fail(path, absl::StrCat("network activation = \"", network.activation,
-                                   "\": must be \"tanh\" or \"relu\""));
-  MlpExport out;
-  out.activation = network.activation;
-  for (size_t i = 0; i < network.weights.size(); ++i) {
-    const torch::Tensor& w = network.weights[i];
-    const torch::Tensor& b = network.biases[i];
-    if (!w.defined() || !b.defined()) return Fail(path, absl::StrCat("layer ", i, " is undefined"));
-    if (w.dim() != 2 || b.dim() != 1 || b.size(0) != w.size(0))
-      return Fail(path, absl::StrCat("layer ", i, ": weight ", ShapeText(w), " and bias ",
-                                     ShapeText(b), " must be [out, in] and [out]"));
-    if (i > 0 && w.size(1) != network.weights[i - 1].size(0))
-      return Fail(path, absl::StrCat("layer ", i, " takes ", w.size(1), " inputs but layer ", i - 1,
-                                     " gives ", network.weights[i - 1].size(0)));
-    torch::Tensor wc = w.detach().to(torch::kCPU, torch::kFloat32).contiguous().clone();
-    torch::Tensor bc = b.detach().to(torch::kCPU, torch::kFloat32).contiguous().clone();
-    if (!torch::isfinite(wc).all().item<bool>() || !torch::isfinite(bc).all().item<bool>())
-      return Fail(path, absl::StrCat("layer ", i, " has a NaN or infinite parameter"));
-    out.weights.push_back(wc);
-    out.biases.push_back(bc);
-  }
-  return out;
+// Layer l's weights as the archive stores them: a float32 [out, in] tensor.
+torch::Tensor WeightTensor(const Network& network, int l) {
+  std::vector<float> w = network.weights[l];
+  return torch::from_blob(w.data(), {network.sizes[l], network.sizes[l + 1]}, torch::kFloat32)
+      .t()
+      .contiguous();
+}
+
+torch::Tensor BiasTensor(const Network& network, int l) {
+  std::vector<float> b = network.biases[l];
+  return torch::from_blob(b.data(), {static_cast<int64_t>(b.size())}, torch::kFloat32).clone();
 }
 
 std::string ForwardSource(size_t num_layers, const std::string& activation) {
@@ -159,15 +147,6 @@ absl::Status WriteAtomically(const std::string& path, const std::string& bytes) 
 
 namespace internal {
 
-torch::Tensor MlpForward(const MlpExport& network, const torch::Tensor& input) {
-  torch::Tensor h = input;
-  for (size_t i = 0; i < network.weights.size(); ++i) {
-    h = torch::addmm(network.biases[i], h, network.weights[i].t());
-    if (i + 1 < network.weights.size()) h = network.activation == "tanh" ? h.tanh() : h.relu();
-  }
-  return h;
-}
-
 absl::StatusOr<LoadedArtifact> LoadArtifactFile(const std::string& path,
                                                 const torch::Device& device) {
   std::error_code ec;
@@ -213,7 +192,10 @@ absl::StatusOr<LoadedArtifact> LoadArtifactFile(const std::string& path,
 
   try {
     const size_t num_layers = m.layer_sizes.size() - 1;
-    loaded.network.activation = m.activation;
+    auto activation = ParseActivation(m.activation);
+    if (!activation.ok()) return Fail(path, std::string(activation.status().message()));
+    loaded.network.activation = *activation;
+    loaded.network.sizes = m.layer_sizes;
     for (size_t i = 0; i < num_layers; ++i) {
       for (const char* kind : {"w", "b"}) {
         const std::string name = absl::StrCat(kind, i);
@@ -229,7 +211,10 @@ absl::StatusOr<LoadedArtifact> LoadArtifactFile(const std::string& path,
         if (t.sizes().vec() != want)
           return Fail(path, absl::StrCat(name, " has shape ", ShapeText(t),
                                          " but layer_sizes gives ", ShapeText(torch::empty(want))));
-        (kind[0] == 'w' ? loaded.network.weights : loaded.network.biases).push_back(t);
+        // The network value keeps weights input-major, the kernels' layout.
+        if (kind[0] == 'w') t = t.t().contiguous();
+        (kind[0] == 'w' ? loaded.network.weights : loaded.network.biases)
+            .emplace_back(t.data_ptr<float>(), t.data_ptr<float>() + t.numel());
       }
     }
     if (loaded.module.hasattr(absl::StrCat("w", num_layers)))
@@ -243,7 +228,8 @@ absl::StatusOr<LoadedArtifact> LoadArtifactFile(const std::string& path,
           "\" but the content gives \"", version, "\" (the file was modified or corrupted)"));
 
     // A test forward through the TorchScript code: right shape, finite, and
-    // the MLP the metadata describes (the engine's fast paths rely on that).
+    // the same scores as the kernels' forward of the parameters and metadata
+    // (Network::Forward: what the CPU serves and the trainer evaluated).
     c10::InferenceMode guard;
     torch::Tensor zero = torch::zeros({1, m.layer_sizes.front()});
     torch::Tensor probe =
@@ -257,9 +243,17 @@ absl::StatusOr<LoadedArtifact> LoadArtifactFile(const std::string& path,
                                      ShapeText(scores), "; expected [3, ", m.num_actions, "]"));
     if (!torch::isfinite(scores).all().item<bool>())
       return Fail(path, "forward of a test observation is not finite");
-    torch::Tensor expected = internal::MlpForward(loaded.network, input);
+    if (absl::Status s = loaded.network.Validate(); !s.ok())
+      return Fail(path, std::string(s.message()));
+    if (loaded.network.output_size() != m.num_actions)
+      return Fail(path, absl::StrCat("network has ", loaded.network.output_size(),
+                                     " outputs; the action table has ", m.num_actions));
+    torch::Tensor expected = torch::empty({3, m.num_actions}, torch::kFloat32);
+    const torch::Tensor contiguous_input = input.contiguous();
+    loaded.network.Forward(contiguous_input.data_ptr<float>(), 3, expected.data_ptr<float>());
     if (!torch::allclose(scores.to(torch::kFloat32), expected, 1e-4, 1e-4))
-      return Fail(path, "forward disagrees with the MLP its parameters and metadata describe");
+      return Fail(path,
+                  "TorchScript forward disagrees with the kernels' forward of its parameters");
   } catch (const std::exception& e) {
     std::string what = e.what();
     return Fail(path, absl::StrCat("network check failed: ", what.substr(0, what.find('\n'))));
@@ -271,15 +265,12 @@ absl::StatusOr<LoadedArtifact> LoadArtifactFile(const std::string& path,
 
 }  // namespace internal
 
-absl::Status SaveArtifact(const std::string& path, const MlpExport& network,
+absl::Status SaveArtifact(const std::string& path, const Network& network,
                           ArtifactMetadata metadata) {
   try {
-    auto normalised = NormaliseNetwork(network, path);
-    if (!normalised.ok()) return normalised.status();
-    const MlpExport& mlp = *normalised;
-    metadata.activation = mlp.activation;
-    metadata.layer_sizes = {static_cast<int>(mlp.weights.front().size(1))};
-    for (const auto& w : mlp.weights) metadata.layer_sizes.push_back(static_cast<int>(w.size(0)));
+    if (absl::Status s = network.Validate(); !s.ok()) return Fail(path, std::string(s.message()));
+    metadata.activation = ActivationName(network.activation);
+    metadata.layer_sizes = network.sizes;
     // The action table follows from num_views; fill it when the caller left it out.
     if (metadata.num_actions == 0 && metadata.action_views.empty()) {
       auto table = env::ActionTable::Create(metadata.layout.num_views);
@@ -291,14 +282,15 @@ absl::Status SaveArtifact(const std::string& path, const MlpExport& network,
     metadata.policy_version.clear();
     metadata.created_utc = NowUtc();
     if (absl::Status status = ValidateMetadata(metadata, path); !status.ok()) return status;
-    metadata.policy_version = ContentVersion(metadata.algo, mlp, metadata);
+    metadata.policy_version = ContentVersion(metadata.algo, network, metadata);
 
     torch::jit::Module module("LcioPolicyMlp");
-    for (size_t i = 0; i < mlp.weights.size(); ++i) {
-      module.register_parameter(absl::StrCat("w", i), mlp.weights[i], /*is_buffer=*/false);
-      module.register_parameter(absl::StrCat("b", i), mlp.biases[i], /*is_buffer=*/false);
+    for (int i = 0; i < network.num_layers(); ++i) {
+      module.register_parameter(absl::StrCat("w", i), WeightTensor(network, i),
+                                /*is_buffer=*/false);
+      module.register_parameter(absl::StrCat("b", i), BiasTensor(network, i), /*is_buffer=*/false);
     }
-    module.define(ForwardSource(mlp.weights.size(), mlp.activation));
+    module.define(ForwardSource(network.num_layers(), metadata.activation));
     module.eval();
     std::ostringstream archive;
     module.save(archive, {{kMetadataFile, MetadataToJson(metadata, /*pretty=*/true)}});

@@ -30,9 +30,7 @@ absl::StatusOr<int> ArtifactPolicy::Decide(const env::DecisionContext& context,
                                            std::vector<double>* scores) const {
   const env::ObservationEncoder& encoder = engine_->encoder();
   if (absl::Status status = encoder.Check(context); !status.ok()) return status;
-  thread_local std::vector<float> observation, output;
-  observation.resize(encoder.size());
-  output.resize(engine_->num_actions());
+  std::vector<float> observation(encoder.size()), output(engine_->num_actions());
   encoder.Encode(context, observation.data());
   if (absl::Status status = engine_->Score(observation.data(), 1, output.data()); !status.ok())
     return status;

@@ -82,23 +82,29 @@ absl::StatusOr<ArtifactMetadata> WriteTestArtifact(const std::string& path,
   // A local generator (not torch's global one): one seed, one set of weights,
   // whatever else the process does.
   std::mt19937_64 rng(options.seed);
-  auto uniform = [&rng](int64_t rows, int64_t cols, double bound, bool matrix) {
+  // Drawn [out, in] row by row (the order of the draws is the fixture's),
+  // stored input-major as the network value keeps them.
+  auto uniform = [&rng](int64_t rows, int64_t cols, double bound) {
     std::vector<float> values(rows * cols);
-    for (float& v : values) v = static_cast<float>((env::UniformUnit(rng) * 2 - 1) * bound);
-    torch::Tensor t = torch::from_blob(values.data(), {rows * cols}, torch::kFloat32).clone();
-    return matrix ? t.reshape({rows, cols}) : t;
+    for (int64_t r = 0; r < rows; ++r)
+      for (int64_t c = 0; c < cols; ++c)
+        values[c * rows + r] = static_cast<float>((env::UniformUnit(rng) * 2 - 1) * bound);
+    return values;
   };
-  MlpExport network;
-  network.activation = options.activation;
+  Network network;
+  auto activation = ParseActivation(options.activation);
+  if (!activation.ok()) return activation.status();
+  network.activation = *activation;
+  network.sizes = sizes;
   for (size_t l = 0; l + 1 < sizes.size(); ++l) {
     const double bound = 1.0 / std::sqrt(static_cast<double>(sizes[l]));
-    network.weights.push_back(uniform(sizes[l + 1], sizes[l], bound, true));
-    network.biases.push_back(uniform(sizes[l + 1], 1, bound, false));
+    network.weights.push_back(uniform(sizes[l + 1], sizes[l], bound));
+    network.biases.push_back(uniform(sizes[l + 1], 1, bound));
   }
   if (options.favoured_action >= 0) {
     // Hidden activations are bounded (tanh) or small (relu on small weights):
     // a bias of 100 dominates the output layer.
-    network.biases.back()[options.favoured_action] += 100.0;
+    network.biases.back()[options.favoured_action] += 100.0f;
   }
   if (absl::Status status = SaveArtifact(path, network, *metadata); !status.ok()) return status;
   return ReadArtifactMetadata(path);

@@ -38,7 +38,7 @@ void DqnTargets(const float* next_q, int num_actions, int num_costs, const doubl
     targets[1 + c] = static_cast<float>(costs[c] + bootstrap * next_q[(1 + c) * num_actions + a]);
 }
 
-AlgoOutput TrainDqn(AlgoContext& context) {
+Network TrainDqn(AlgoContext& context) {
   env::TrainingEnv& env = context.env();
   const int obs_size = env.observation_size(), num_actions = env.num_actions();
   const int num_costs = context.constrained() ? kNumCosts : 0;
@@ -149,32 +149,29 @@ AlgoOutput TrainDqn(AlgoContext& context) {
 
   // Export: the reward head, minus lambda times each cost head, folded into
   // the last layer (the hidden layers are shared).
-  AlgoOutput out;
-  out.activation = Activation::kRelu;
-  const int last = q_net.num_layers() - 1;
-  for (int l = 0; l < last; ++l) {
-    out.weights.push_back(q_net.WeightOutIn(l));
-    out.biases.push_back(q_net.Bias(l).clone());
-  }
-  const at::Tensor w = q_net.WeightOutIn(last), b = q_net.Bias(last).contiguous();
-  at::Tensor w_out = w.slice(0, 0, num_actions).clone();
-  at::Tensor b_out = b.slice(0, 0, num_actions).clone();
-  const int in = static_cast<int>(w.size(1));
-  float* wo = w_out.data_ptr<float>();
-  float* bo = b_out.data_ptr<float>();
-  const float* wc = w.data_ptr<float>();
-  const float* bc = b.data_ptr<float>();
+  Network out = q_net.network();
+  const int last = out.num_layers() - 1;
+  const int in = out.sizes[last], width = out.sizes[last + 1];
+  const std::vector<float>& w = out.weights[last];  // [in][width]
+  const std::vector<float>& b = out.biases[last];
+  std::vector<float> w_out(static_cast<size_t>(in) * num_actions),
+      b_out(b.begin(), b.begin() + num_actions);
+  for (int i = 0; i < in; ++i)
+    std::copy_n(w.begin() + static_cast<ptrdiff_t>(i) * width, num_actions,
+                w_out.begin() + static_cast<ptrdiff_t>(i) * num_actions);
   for (int c = 0; c < num_costs; ++c) {
     const double lambda = context.lambda(c);
     for (int a = 0; a < num_actions; ++a) {
-      const int row = (1 + c) * num_actions + a;
+      const int column = (1 + c) * num_actions + a;
       for (int i = 0; i < in; ++i)
-        wo[a * in + i] -= static_cast<float>(lambda * wc[static_cast<size_t>(row) * in + i]);
-      bo[a] -= static_cast<float>(lambda * bc[row]);
+        w_out[static_cast<size_t>(i) * num_actions + a] -=
+            static_cast<float>(lambda * w[static_cast<size_t>(i) * width + column]);
+      b_out[a] -= static_cast<float>(lambda * b[column]);
     }
   }
-  out.weights.push_back(w_out);
-  out.biases.push_back(b_out);
+  out.weights[last] = std::move(w_out);
+  out.biases[last] = std::move(b_out);
+  out.sizes.back() = num_actions;
   return out;
 }
 

@@ -9,16 +9,13 @@
 
 namespace lcio::policy {
 
-std::string ActivationName(Activation activation) {
-  return activation == Activation::kTanh ? "tanh" : "relu";
-}
-
-Mlp::Mlp(std::vector<int> sizes, Activation activation, Init init, double output_gain)
-    : sizes_(std::move(sizes)), activation_(activation) {
+Mlp::Mlp(std::vector<int> sizes, Activation activation, Init init, double output_gain) {
   torch::NoGradGuard no_grad;
-  const int layers = static_cast<int>(sizes_.size()) - 1;
+  net_.sizes = std::move(sizes);
+  net_.activation = activation;
+  const int layers = static_cast<int>(net_.sizes.size()) - 1;
   for (int l = 0; l < layers; ++l) {
-    const int in = sizes_[l], out = sizes_[l + 1];
+    const int in = net_.sizes[l], out = net_.sizes[l + 1];
     // Initialise in torch's [out, in] form so that the draws match
     // torch.nn.Linear's, then store transposed.
     torch::Tensor w = torch::empty({out, in}, torch::kFloat32);
@@ -30,99 +27,61 @@ Mlp::Mlp(std::vector<int> sizes, Activation activation, Init init, double output
       const double bound = 1.0 / std::sqrt(static_cast<double>(in));
       torch::nn::init::uniform_(b, -bound, bound);
     }
-    weights_.push_back(w.t().contiguous());
-    biases_.push_back(b.contiguous());
-    weight_grads_.push_back(torch::zeros({in, out}, torch::kFloat32));
-    bias_grads_.push_back(torch::zeros({out}, torch::kFloat32));
-  }
-}
-
-void Mlp::Forward(const float* x, int rows, float* out, MlpCache* cache) const {
-  const int layers = num_layers();
-  // Without a cache, ping-pong between two scratch buffers.
-  thread_local std::vector<float> scratch[2];
-  if (cache) {
-    cache->rows = rows;
-    cache->outputs.resize(layers + 1);
-    cache->outputs[0].assign(x, x + static_cast<size_t>(rows) * sizes_[0]);
-  }
-  const float* input = x;
-  for (int l = 0; l < layers; ++l) {
-    const int in = sizes_[l], width = sizes_[l + 1];
-    const bool last = l + 1 == layers;
-    float* y;
-    if (last) {
-      y = out;
-    } else if (cache) {
-      cache->outputs[l + 1].resize(static_cast<size_t>(rows) * width);
-      y = cache->outputs[l + 1].data();
-    } else {
-      scratch[l % 2].resize(static_cast<size_t>(rows) * width);
-      y = scratch[l % 2].data();
-    }
-    kernels::LayerForward(input, rows, in, weights_[l].data_ptr<float>(),
-                          biases_[l].data_ptr<float>(), width, y);
-    if (!last) {
-      const size_t n = static_cast<size_t>(rows) * width;
-      if (activation_ == Activation::kTanh) {
-        kernels::TanhInPlace(y, n);
-      } else {
-        kernels::ReluInPlace(y, n);
-      }
-    }
-    if (last && cache) cache->outputs[layers].assign(out, out + static_cast<size_t>(rows) * width);
-    input = y;
+    const torch::Tensor wt = w.t().contiguous();
+    net_.weights.emplace_back(wt.data_ptr<float>(), wt.data_ptr<float>() + wt.numel());
+    net_.biases.emplace_back(b.data_ptr<float>(), b.data_ptr<float>() + b.numel());
+    weight_grads_.emplace_back(static_cast<size_t>(in) * out, 0.0f);
+    bias_grads_.emplace_back(out, 0.0f);
   }
 }
 
 void Mlp::Backward(const MlpCache& cache, const float* grad_out) {
   const int layers = num_layers();
   const int rows = cache.rows;
-  thread_local std::vector<float> grad, grad_in;  // reused: no allocation per update
-  grad.assign(grad_out, grad_out + static_cast<size_t>(rows) * sizes_.back());
+  const std::vector<int>& sizes = net_.sizes;
+  grad_.assign(grad_out, grad_out + static_cast<size_t>(rows) * sizes.back());
   for (int l = layers - 1; l >= 0; --l) {
-    const int in = sizes_[l], width = sizes_[l + 1];
+    const int in = sizes[l], width = sizes[l + 1];
     if (l + 1 < layers) {  // through the activation: grad holds d/d(post-activation)
       const std::vector<float>& y = cache.outputs[l + 1];
-      if (activation_ == Activation::kTanh) {
-        kernels::TanhBackward(y.data(), grad.data(), grad.size());
+      if (net_.activation == Activation::kTanh) {
+        kernels::TanhBackward(y.data(), grad_.data(), grad_.size());
       } else {
-        kernels::ReluBackward(y.data(), grad.data(), grad.size());
+        kernels::ReluBackward(y.data(), grad_.data(), grad_.size());
       }
     }
-    kernels::LayerBackwardParams(cache.outputs[l].data(), grad.data(), rows, in, width,
-                                 weight_grads_[l].data_ptr<float>(),
-                                 bias_grads_[l].data_ptr<float>());
+    kernels::LayerBackwardParams(cache.outputs[l].data(), grad_.data(), rows, in, width,
+                                 weight_grads_[l].data(), bias_grads_[l].data());
     if (l > 0) {
-      grad_in.resize(static_cast<size_t>(rows) * in);
-      kernels::LayerBackwardInput(grad.data(), weights_[l].data_ptr<float>(), rows, in, width,
-                                  grad_in.data());
+      grad_in_.resize(static_cast<size_t>(rows) * in);
+      kernels::LayerBackwardInput(grad_.data(), net_.weights[l].data(), rows, in, width,
+                                  grad_in_.data());
+      grad_.swap(grad_in_);
     }
-    if (l > 0) grad.swap(grad_in);
   }
 }
 
 void Mlp::ZeroGrad() {
-  // Plain fills: a LibTorch zero_() per tensor costs more than the fill itself.
   for (auto* grads : {&weight_grads_, &bias_grads_})
-    for (auto& g : *grads) std::fill_n(g.data_ptr<float>(), g.numel(), 0.0f);
+    for (auto& g : *grads) std::fill(g.begin(), g.end(), 0.0f);
 }
 
 void Mlp::CopyFrom(const Mlp& other) {
+  // Element copies, not assignment: optimisers hold pointers into the arrays.
   for (int l = 0; l < num_layers(); ++l) {
-    weights_[l].copy_(other.weights_[l]);
-    biases_[l].copy_(other.biases_[l]);
+    std::copy(other.net_.weights[l].begin(), other.net_.weights[l].end(), net_.weights[l].begin());
+    std::copy(other.net_.biases[l].begin(), other.net_.biases[l].end(), net_.biases[l].begin());
   }
 }
 
 void Mlp::SoftUpdateFrom(const Mlp& other, double tau) {
   if (tau >= 1.0) return CopyFrom(other);
   for (int l = 0; l < num_layers(); ++l) {
-    for (auto [dst, src] :
-         {std::pair{&weights_[l], &other.weights_[l]}, std::pair{&biases_[l], &other.biases_[l]}}) {
-      float* d = dst->data_ptr<float>();
-      const float* s = src->data_ptr<float>();
-      for (int64_t k = 0; k < dst->numel(); ++k)
+    for (auto [dst, src] : {std::pair{&net_.weights[l], &other.net_.weights[l]},
+                            std::pair{&net_.biases[l], &other.net_.biases[l]}}) {
+      float* d = dst->data();
+      const float* s = src->data();
+      for (size_t k = 0; k < dst->size(); ++k)
         d[k] = static_cast<float>(tau * s[k] + (1.0 - tau) * d[k]);
     }
   }
@@ -131,15 +90,27 @@ void Mlp::SoftUpdateFrom(const Mlp& other, double tau) {
 std::vector<ParamSpan> Mlp::Params() {
   std::vector<ParamSpan> spans;
   for (int l = 0; l < num_layers(); ++l) {
-    spans.push_back(
-        {weights_[l].data_ptr<float>(), weight_grads_[l].data_ptr<float>(), weights_[l].numel()});
-    spans.push_back(
-        {biases_[l].data_ptr<float>(), bias_grads_[l].data_ptr<float>(), biases_[l].numel()});
+    spans.push_back({net_.weights[l].data(), weight_grads_[l].data(),
+                     static_cast<int64_t>(net_.weights[l].size())});
+    spans.push_back({net_.biases[l].data(), bias_grads_[l].data(),
+                     static_cast<int64_t>(net_.biases[l].size())});
   }
   return spans;
 }
 
-torch::Tensor Mlp::WeightOutIn(int layer) const { return weights_[layer].t().contiguous(); }
+torch::Tensor Mlp::WeightOutIn(int layer) const {
+  const int in = net_.sizes[layer], out = net_.sizes[layer + 1];
+  return torch::from_blob(const_cast<float*>(net_.weights[layer].data()), {in, out},
+                          torch::kFloat32)
+      .t()
+      .contiguous();
+}
+
+torch::Tensor Mlp::Bias(int layer) const {
+  return torch::from_blob(const_cast<float*>(net_.biases[layer].data()),
+                          {static_cast<int64_t>(net_.biases[layer].size())}, torch::kFloat32)
+      .clone();
+}
 
 double ClipGradNorm(const std::vector<ParamSpan>& params, double max_norm) {
   double sum = 0;

@@ -58,7 +58,7 @@ void NormaliseInPlace(std::vector<float>* values) {
 
 }  // namespace
 
-AlgoOutput TrainPpo(AlgoContext& context) {
+Network TrainPpo(AlgoContext& context) {
   env::TrainingEnv& env = context.env();
   const int n_steps = static_cast<int>(context.hp_int("n_steps"));
   const int batch_size = static_cast<int>(context.hp_int("batch_size"));

@@ -46,11 +46,8 @@ absl::StatusOr<TrainSummary> TrainPolicy(const data::Dataset& dataset,
   if (run->result.response_model)
     metadata.response_model_json = run->result.response_model->ToJson();
 
-  MlpExport mlp;
-  mlp.weights = run->output.weights;
-  mlp.biases = run->output.biases;
-  mlp.activation = ActivationName(run->output.activation);
-  if (auto s = SaveArtifact(artifact_out_path, mlp, std::move(metadata)); !s.ok()) return s;
+  if (auto s = SaveArtifact(artifact_out_path, run->result.network, std::move(metadata)); !s.ok())
+    return s;
   return run->result.summary;
 }
 

@@ -13,6 +13,7 @@
 
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
+#include "device.h"
 #include "lcio/data/json_parse.h"
 #include "lcio/env/evaluator.h"
 #include "lcio/env/scorer.h"
@@ -226,28 +227,11 @@ absl::StatusOr<std::map<std::string, double>> DefaultHyperparameters(const std::
 }
 
 absl::StatusOr<std::string> ResolveDevice(const std::string& device) {
-  if (device == "auto") return std::string(torch::cuda::is_available() ? "cuda" : "cpu");
-  if (device == "cpu") return device;
-  if (device == "cuda" || device.rfind("cuda:", 0) == 0) {
-    int index = 0;
-    if (device.size() > 5) {
-      const std::string digits = device.substr(5);
-      if (digits.empty() || digits.size() > 4 ||
-          !std::all_of(digits.begin(), digits.end(), [](char c) { return c >= '0' && c <= '9'; }))
-        return absl::InvalidArgumentError(
-            absl::StrCat("device = \"", device, "\": expected auto, cpu, cuda or cuda:N"));
-      index = std::stoi(digits);
-    }
-    if (!torch::cuda::is_available())
-      return absl::FailedPreconditionError(absl::StrCat(
-          "device = \"", device, "\": LibTorch sees no CUDA device (use auto or cpu)"));
-    if (index >= static_cast<int>(torch::cuda::device_count()))
-      return absl::InvalidArgumentError(absl::StrCat(
-          "device = \"", device, "\": only ", torch::cuda::device_count(), " CUDA device(s)"));
-    return device;
-  }
-  return absl::InvalidArgumentError(
-      absl::StrCat("device = \"", device, "\": expected auto, cpu, cuda or cuda:N"));
+  // Validated by the parser the inference engine uses, so a typo fails here
+  // as it would there; but these networks train on the CPU kernels
+  // (network.h) whatever the string, and the summary says so.
+  if (auto parsed = internal::ParseTorchDevice(device); !parsed.ok()) return parsed.status();
+  return std::string("cpu");
 }
 
 void ConfigureTorchThreads(int threads) {
@@ -310,26 +294,7 @@ std::string TrainingConfigJson(const TrainOptions& options, const env::Simulator
   return j.dump();
 }
 
-void TrainedNetwork::Score(const float* observation, float* scores) const {
-  std::vector<float> current(observation, observation + sizes.front()), next;
-  const int layers = static_cast<int>(weights.size());
-  for (int l = 0; l < layers; ++l) {
-    const int in = sizes[l], out = sizes[l + 1];
-    next.assign(out, 0.0f);
-    for (int o = 0; o < out; ++o) {
-      const float* w = weights[l].data() + static_cast<size_t>(o) * in;
-      float acc = biases[l][o];
-      for (int i = 0; i < in; ++i) acc += w[i] * current[i];
-      if (l + 1 < layers) acc = activation == "tanh" ? std::tanh(acc) : std::max(acc, 0.0f);
-      next[o] = acc;
-    }
-    current.swap(next);
-  }
-  std::copy(current.begin(), current.end(), scores);
-}
-
-NetworkPolicy::NetworkPolicy(std::string name, TrainedNetwork network,
-                             env::ObservationEncoder encoder,
+NetworkPolicy::NetworkPolicy(std::string name, Network network, env::ObservationEncoder encoder,
                              std::vector<int> decision_model_episodes)
     : name_(std::move(name)),
       decision_model_episodes_(std::move(decision_model_episodes)),
@@ -340,7 +305,7 @@ NetworkPolicy::NetworkPolicy(std::string name, TrainedNetwork network,
 
 int NetworkPolicy::Act(const env::DecisionContext& context, std::vector<double>* scores) {
   encoder_.Encode(context, observation_.data());
-  network_.Score(observation_.data(), scores_.data());
+  network_.Forward(observation_.data(), 1, scores_.data());
   const int best =
       static_cast<int>(std::max_element(scores_.begin(), scores_.end()) - scores_.begin());
   if (scores) scores->assign(scores_.begin(), scores_.end());
@@ -453,10 +418,10 @@ absl::StatusOr<TrainRun> RunTraining(const data::Dataset& dataset,
   context_options.seed = env::MixSeed(options.seed, 2);
   AlgoContext context(*training_env, *hp, constrained, context_options);
   const std::string base = BaseAlgo(options.algo);
-  AlgoOutput output = base == "ppo"   ? TrainPpo(context)
-                      : base == "a2c" ? TrainA2c(context)
-                                      : TrainDqn(context);
   TrainRun run;
+  run.result.network = base == "ppo"   ? TrainPpo(context)
+                       : base == "a2c" ? TrainA2c(context)
+                                       : TrainDqn(context);
   run.result.summary = context.Finish();
   run.result.summary.algo = options.algo;
   run.result.summary.device = *device;
@@ -464,17 +429,7 @@ absl::StatusOr<TrainRun> RunTraining(const data::Dataset& dataset,
   run.result.layout = layout;
   if (layout.response_aware) run.result.response_model = (*simulator)->estimator();
   run.result.decision_model_episodes = (*simulator)->fitted_episodes();
-  TrainedNetwork& net = run.result.network;
-  net.activation = ActivationName(output.activation);
-  net.sizes.push_back(static_cast<int>(output.weights.front().size(1)));
-  for (size_t l = 0; l < output.weights.size(); ++l) {
-    const at::Tensor w = output.weights[l].contiguous();
-    const at::Tensor b = output.biases[l].contiguous();
-    net.sizes.push_back(static_cast<int>(w.size(0)));
-    net.weights.emplace_back(w.data_ptr<float>(), w.data_ptr<float>() + w.numel());
-    net.biases.emplace_back(b.data_ptr<float>(), b.data_ptr<float>() + b.numel());
-  }
-  run.output = std::move(output);
+  const Network& net = run.result.network;
   run.simulator = *simulator;
 
   if (!options.evaluation_episodes.empty()) {

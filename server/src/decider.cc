@@ -9,6 +9,7 @@
 #include "absl/strings/str_format.h"
 #include "absl/time/clock.h"
 #include "lcio/env/shield.h"
+#include "lcio/server/explain.h"
 #include "lcio/server/log.h"
 #include "lcio/server/metrics.h"
 
@@ -31,7 +32,7 @@ struct Pending {
   int task_index = 0;
   bool task_inferred = false;
   double task_confidence = 1;
-  std::vector<double> predicted_responses;  // explain: the response model's, per action
+  std::vector<double> predicted_responses;  // the response model's, per action
   absl::Time deadline;
   Decider::Done done;
 };
@@ -80,13 +81,15 @@ void Decider::Decide(const v1::DecideRequest& request, v1::DecideResponse* respo
     history_tasks = p.history_tasks;
   } else {
     pending->uses_store = true;
-    pending->fingerprint = std::hash<std::string>{}(request.SerializeAsString());
+    pending->fingerprint = DecisionFingerprint(request);
     auto begun = store_->Begin(request.conversation_id(), turn, pending->fingerprint,
                                {policy->conversation_schema(), peer_identity}, absl::Now());
     if (!begun.ok()) return fail(begun.status());
     if (begun->replay) {
       if (!response->ParseFromString(begun->response))
         return fail(absl::InternalError("stored response is unreadable"));
+      // The stored decision carries its explanation; shown only when asked.
+      if (!request.explain()) response->clear_scores();
       batcher_->Withdraw();
       LogLine(LogLevel::kDebug, "decide_replayed")
           .Str("conversation_id", request.conversation_id())
@@ -142,8 +145,9 @@ void Decider::Decide(const v1::DecideRequest& request, v1::DecideResponse* respo
   std::vector<float> row(encoder.size());
   encoder.Encode(context, row.data());
   // Explanations quote the model's predictions unscaled (empty when the
-  // policy is not response-aware).
-  if (request.explain()) pending->predicted_responses = encoder.PredictResponses(context);
+  // policy is not response-aware). Computed for every decision: a retry of
+  // this turn may ask for the explanation this call did not.
+  pending->predicted_responses = encoder.PredictResponses(context);
   if (absl::Now() > deadline)
     return release_and_fail(absl::DeadlineExceededError("deadline passed before scoring"));
 
@@ -208,23 +212,20 @@ void Decider::Decide(const v1::DecideRequest& request, v1::DecideResponse* respo
         r.set_proposed_action(proposed);
         r.set_device(p.device);
         r.set_network(p.network);
-        if (request.explain()) {
-          for (int a = 0; a < actions.size(); ++a) {
-            v1::ActionScore* score = r.add_scores();
-            score->set_action(a);
-            score->set_description(actions.Describe(a));
-            score->set_score(scores[a]);
-            score->set_fits_budget(env::Fits(*costs, a, p.latency_s, p.money_usd));
-            score->set_expected_latency_s(costs->time_s(a));
-            score->set_expected_money_usd(costs->money_usd(a));
-            if (a < static_cast<int>(pending->predicted_responses.size()))
-              score->set_predicted_response(pending->predicted_responses[a]);
-          }
-        }
+        ExplainScores(actions, *costs, scores, pending->predicted_responses, p.latency_s,
+                      p.money_usd, &r);
+        const std::vector<std::string> warnings = policy.BudgetWarnings(p.latency_s, p.money_usd);
+        r.set_budget_outside_training(!warnings.empty());
+        for (const std::string& warning : warnings) r.add_warnings(warning);
         if (pending->uses_store)
           store_->Commit(request.conversation_id(), request.turn_index(), action,
                          pending->task_index, pending->fingerprint, r.SerializeAsString(),
                          absl::Now());
+        if (!request.explain()) r.clear_scores();
+        if (metrics_ != nullptr && !warnings.empty())
+          metrics_->CountBudgetOutsideTraining(
+              p.latency_s > policy.training_budget_max().latency_s,
+              p.money_usd > policy.training_budget_max().money_usd);
         if (metrics_ != nullptr)
           metrics_->CountDecision(cloud, uploaded, shield.overridden, r.expected_money_usd(),
                                   r.expected_latency_s());

@@ -10,6 +10,7 @@
 #include <thread>
 
 #include "absl/strings/str_cat.h"
+#include "lcio/version.h"
 #include "prometheus/counter.h"
 #include "prometheus/exposer.h"
 #include "prometheus/family.h"
@@ -159,6 +160,20 @@ Metrics::Metrics() : registry_(std::make_shared<prometheus::Registry>()) {
                         .Help("1 when a policy is loaded and serving")
                         .Register(*registry_)
                         .Add({});
+  auto& outside = BuildCounter()
+                      .Name("lcio_decide_budget_outside_training_total")
+                      .Help(
+                          "Decisions whose budget was above the largest the policy was trained "
+                          "for (label budget: latency_s, money_usd)")
+                      .Register(*registry_);
+  budget_outside_latency_ = &outside.Add({{"budget", "latency_s"}});
+  budget_outside_money_ = &outside.Add({{"budget", "money_usd"}});
+  BuildGauge()
+      .Name("lcio_build_info")
+      .Help("Always 1; label version: the lcio-server release (its --version)")
+      .Register(*registry_)
+      .Add({{"version", LCIO_VERSION}})
+      .Set(1);
 }
 
 Metrics::~Metrics() { StopServing(); }
@@ -256,6 +271,11 @@ void Metrics::SetPolicy(const std::string& version, const std::string& algo) {
   policy_info_ = next;
   policy_info_->Set(1);
   policy_loaded_->Set(1);
+}
+
+void Metrics::CountBudgetOutsideTraining(bool latency, bool money) {
+  if (latency) budget_outside_latency_->Increment();
+  if (money) budget_outside_money_->Increment();
 }
 
 void Metrics::CountReload(bool ok) { (ok ? reloads_ok_ : reloads_error_)->Increment(); }

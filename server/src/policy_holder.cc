@@ -50,13 +50,9 @@ absl::Status PolicyHolder::Reload(const std::string& reason) {
     text << in.rdbuf();
     extra_profiles = text.str();
   }
-  auto engine = policy::InferenceEngine::Load(options_.path, options_.torch_device);
-  if (!engine.ok()) return fail(engine.status());
-  auto serving =
-      ServingPolicy::Create(*std::move(engine), extra_profiles, options_.max_history_window);
-  if (!serving.ok())
-    return fail(absl::Status(serving.status().code(),
-                             absl::StrCat(options_.path, ": ", serving.status().message())));
+  auto serving = ServingPolicy::Load(options_.path, options_.torch_device, extra_profiles,
+                                     options_.max_history_window);
+  if (!serving.ok()) return fail(serving.status());
   std::shared_ptr<const ServingPolicy> previous = Get();
   std::atomic_store_explicit(&current_, *serving, std::memory_order_release);
   if (metrics_ != nullptr) {

@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <cmath>
+#include <functional>
 
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
@@ -265,6 +266,17 @@ absl::StatusOr<ParsedReport> ParseReportRequest(const v1::ReportRequest& request
       !s.ok())
     return s;
   return parsed;
+}
+
+}  // namespace lcio::server
+
+namespace lcio::server {
+
+uint64_t DecisionFingerprint(const v1::DecideRequest& request) {
+  v1::DecideRequest identity = request;
+  identity.clear_explain();
+  identity.DiscardUnknownFields();
+  return std::hash<std::string>{}(identity.SerializeAsString());
 }
 
 }  // namespace lcio::server

@@ -1,13 +1,21 @@
 #include "lcio/server/server.h"
 
+#include <grpcpp/ext/proto_server_reflection_plugin.h>
 #include <grpcpp/grpcpp.h>
 #include <grpcpp/health_check_service_interface.h>
+#include <grpcpp/impl/server_builder_option.h>
+#include <grpcpp/impl/server_builder_plugin.h>
 
+#include <algorithm>
+#include <filesystem>
 #include <fstream>
 #include <memory>
 #include <sstream>
 #include <vector>
 
+#include "absl/strings/ascii.h"
+#include "absl/strings/match.h"
+#include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
 #include "absl/time/clock.h"
 #include "lcio/server/conversation_store.h"
@@ -18,6 +26,7 @@
 #include "lcio/server/policy_holder.h"
 #include "lcio/server/report_log.h"
 #include "lcio/v1/offloader.grpc.pb.h"
+#include "lcio/version.h"
 
 namespace lcio::server {
 namespace {
@@ -93,7 +102,48 @@ std::string PeerIdentity(const grpc::CallbackServerContext& context) {
   return identity;
 }
 
+// libgrpc++_reflection adds its plugin to every ServerBuilder once the
+// library is loaded, whatever --reflection says: this option takes it out.
+class WithoutReflection final : public grpc::ServerBuilderOption {
+ public:
+  void UpdateArguments(grpc::ChannelArguments*) override {}
+  void UpdatePlugins(std::vector<std::unique_ptr<grpc::ServerBuilderPlugin>>* plugins) override {
+    plugins->erase(std::remove_if(plugins->begin(), plugins->end(),
+                                  [](const std::unique_ptr<grpc::ServerBuilderPlugin>& plugin) {
+                                    return plugin->name() == "proto_server_reflection";
+                                  }),
+                   plugins->end());
+  }
+};
+
 }  // namespace
+
+absl::Status ValidateListenAddress(const std::string& flag, const std::string& address) {
+  if (flag == "listen" && absl::StartsWith(address, "unix:") && address.size() > 5)
+    return absl::OkStatus();
+  auto bad = [&](absl::string_view why) {
+    return absl::InvalidArgumentError(
+        absl::StrCat(flag, " = \"", BoundMessage(address, 128), "\": ", why,
+                     "; the rule: HOST:PORT with PORT in [0, 65535] (0 picks a free port), e.g. "
+                     "0.0.0.0:50051, 127.0.0.1:0, [::]:50051",
+                     flag == "listen" ? " or unix:PATH" : ""));
+  };
+  const size_t colon = address.rfind(':');
+  if (colon == std::string::npos) return bad("no HOST: part");
+  const std::string host = address.substr(0, colon), port = address.substr(colon + 1);
+  if (host.empty()) return bad("empty HOST");
+  if (host.front() == '[' ? host.back() != ']' : host.find(':') != std::string::npos)
+    return bad("an IPv6 HOST must be in brackets");
+  for (char ch : host)
+    if (absl::ascii_isspace(static_cast<unsigned char>(ch)) || ch == '/')
+      return bad("HOST has a space or '/'");
+  int number = -1;
+  if (port.empty() || port.size() > 5 ||
+      !std::all_of(port.begin(), port.end(), [](char ch) { return ch >= '0' && ch <= '9'; }) ||
+      !absl::SimpleAtoi(port, &number) || number > 65535)
+    return bad("PORT is not a number in [0, 65535]");
+  return absl::OkStatus();
+}
 
 using RawService =
     v1::Offloader::WithRawCallbackMethod_Decide<v1::Offloader::WithRawCallbackMethod_Report<
@@ -209,7 +259,9 @@ class OffloaderService final : public RawService {
       reactor->Finish(grpc::Status(grpc::StatusCode::UNAVAILABLE, "no policy is loaded yet"));
       return reactor;
     }
-    SetResponse(policy->info(), out);
+    v1::PolicyInfo info = policy->info();
+    info.set_server_version(LCIO_VERSION);
+    SetResponse(info, out);
     reactor->Finish(grpc::Status::OK);
     return reactor;
   }
@@ -289,6 +341,11 @@ class OffloaderService final : public RawService {
 };
 
 absl::StatusOr<std::unique_ptr<ServerApp>> ServerApp::Start(const ServerOptions& options) {
+  // Before anything starts: a bad address is a usage error, not a shutdown.
+  if (absl::Status s = ValidateListenAddress("listen", options.listen); !s.ok()) return s;
+  if (!options.metrics_listen.empty())
+    if (absl::Status s = ValidateListenAddress("metrics_listen", options.metrics_listen); !s.ok())
+      return s;
   InstallProtobufLogHandler();
   std::unique_ptr<ServerApp> app(new ServerApp());
   app->options_ = options;
@@ -313,6 +370,18 @@ absl::StatusOr<std::unique_ptr<ServerApp>> ServerApp::Start(const ServerOptions&
     ReportLogOptions log_options;
     log_options.rotate_bytes = o.report_rotate_bytes;
     log_options.min_free_bytes = o.report_min_free_bytes;
+    // A log is written, so its directory is made, as a missing policy is
+    // waited for: neither is a reason not to start.
+    const std::filesystem::path parent = std::filesystem::path(o.report_log).parent_path();
+    std::error_code error;
+    if (!parent.empty() && !std::filesystem::is_directory(parent, error)) {
+      std::filesystem::create_directories(parent, error);
+      if (error)
+        return absl::FailedPreconditionError(absl::StrCat(
+            "report_log = \"", BoundMessage(o.report_log, 256), "\": cannot create its directory ",
+            BoundMessage(parent.string(), 256), ": ", error.message()));
+      LogLine(LogLevel::kInfo, "report_log_directory_created").Str("path", parent.string());
+    }
     auto writer = ReportLogWriter::Open(o.report_log, log_options);
     if (!writer.ok()) return writer.status();
     app->reports_ = std::make_unique<ReportCommitter>(*std::move(writer), o.report_queue_max);
@@ -366,7 +435,17 @@ absl::StatusOr<std::unique_ptr<ServerApp>> ServerApp::Start(const ServerOptions&
   }
 
   grpc::EnableDefaultHealthCheckService(true);
+  // Process-wide and idempotent: the plugin joins every ServerBuilder made after this.
+  grpc::reflection::InitProtoReflectionServerBuilderPlugin();
   grpc::ServerBuilder builder;
+  if (!o.reflection) builder.SetOption(std::make_unique<WithoutReflection>());
+  if (o.max_connection_age > absl::ZeroDuration()) {
+    builder.AddChannelArgument(GRPC_ARG_MAX_CONNECTION_AGE_MS,
+                               static_cast<int>(absl::ToInt64Milliseconds(o.max_connection_age)));
+    builder.AddChannelArgument(
+        GRPC_ARG_MAX_CONNECTION_AGE_GRACE_MS,
+        static_cast<int>(absl::ToInt64Milliseconds(o.max_connection_age_grace)));
+  }
   builder.AddListeningPort(o.listen, credentials, &app->port_);
   builder.RegisterService(app->service_.get());
   builder.SetMaxReceiveMessageSize(o.max_message_bytes);
@@ -389,7 +468,9 @@ absl::StatusOr<std::unique_ptr<ServerApp>> ServerApp::Start(const ServerOptions&
       .Int("max_inflight", o.max_inflight)
       .Int("batch_max", o.batch_max)
       .Num("batch_wait_us", absl::ToDoubleMicroseconds(o.batch_wait))
-      .Bool("report_log", !o.report_log.empty());
+      .Bool("report_log", !o.report_log.empty())
+      .Bool("reflection", o.reflection)
+      .Str("version", LCIO_VERSION);
   return app;
 }
 

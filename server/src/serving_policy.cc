@@ -1,8 +1,61 @@
 #include "lcio/server/serving_policy.h"
 
+#include <algorithm>
+
 #include "absl/strings/str_cat.h"
+#include "nlohmann/json.hpp"
 
 namespace lcio::server {
+namespace {
+
+// The upper end of the training budget distribution (docs/training.md):
+// "fixed" for a fixed budget, else "high" (the uniform range's top and the
+// clip of the normal and mixture draws). Remaining budgets shrink during a
+// conversation, so anything from 0 up to it was seen. Artifacts without a
+// distribution were trained at their reference budget.
+env::Budget TrainingBudgetMax(const policy::ArtifactMetadata& metadata) {
+  env::Budget max = metadata.reference_budget;
+  const auto config = nlohmann::json::parse(metadata.training_config_json, nullptr, false);
+  if (!config.is_object() || !config.contains("budget_distribution")) return max;
+  const nlohmann::json& d = config["budget_distribution"];
+  if (!d.is_object()) return max;
+  const bool fixed = d.value("kind", "") == "fixed";
+  const char* key = fixed ? "fixed" : "high";
+  if (!d.contains(key) || !d[key].is_object()) return max;
+  const nlohmann::json& b = d[key];
+  if (b.contains("latency_s") && b["latency_s"].is_number())
+    max.latency_s = std::max(max.latency_s, b["latency_s"].get<double>());
+  if (b.contains("money_usd") && b["money_usd"].is_number())
+    max.money_usd = std::max(max.money_usd, b["money_usd"].get<double>());
+  return max;
+}
+
+}  // namespace
+
+absl::StatusOr<std::shared_ptr<const ServingPolicy>> ServingPolicy::Load(
+    const std::string& path, const std::string& torch_device,
+    const std::string& extra_profiles_json, int max_history_window) {
+  auto engine = policy::InferenceEngine::Load(path, torch_device);
+  if (!engine.ok()) return engine.status();
+  auto serving = Create(*std::move(engine), extra_profiles_json, max_history_window);
+  if (!serving.ok())
+    return absl::Status(serving.status().code(),
+                        absl::StrCat(path, ": ", serving.status().message()));
+  return serving;
+}
+
+std::vector<std::string> ServingPolicy::BudgetWarnings(double latency_s, double money_usd) const {
+  std::vector<std::string> warnings;
+  auto check = [&](const char* field, double value, double max, const char* unit) {
+    if (value > max)
+      warnings.push_back(absl::StrCat("budget.", field, " = ", value, " ", unit,
+                                      " is above the largest the policy was trained for (", max,
+                                      " ", unit, "): decided, within budget, but extrapolated"));
+  };
+  check("latency_s", latency_s, training_budget_max_.latency_s, "s");
+  check("money_usd", money_usd, training_budget_max_.money_usd, "USD");
+  return warnings;
+}
 
 absl::StatusOr<std::shared_ptr<const ServingPolicy>> ServingPolicy::Create(
     std::shared_ptr<const policy::InferenceEngine> engine, const std::string& extra_profiles_json,
@@ -63,6 +116,11 @@ absl::StatusOr<std::shared_ptr<const ServingPolicy>> ServingPolicy::Create(
   info.set_created_utc(metadata.created_utc);
   info.set_torch_device(serving->engine_->device_name());
   info.set_profiles_json(s.catalog.ToJson());
+  info.mutable_reference_budget()->set_latency_s(metadata.reference_budget.latency_s);
+  info.mutable_reference_budget()->set_money_usd(metadata.reference_budget.money_usd);
+  serving->training_budget_max_ = TrainingBudgetMax(metadata);
+  info.mutable_training_budget_max()->set_latency_s(serving->training_budget_max_.latency_s);
+  info.mutable_training_budget_max()->set_money_usd(serving->training_budget_max_.money_usd);
   return std::shared_ptr<const ServingPolicy>(std::move(serving));
 }
 

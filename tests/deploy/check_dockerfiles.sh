@@ -78,7 +78,7 @@ else
     name="${pair%%=*}"
     bin="${pair#*=}"
     case "$name" in
-      lcio-server | lcio-client | lcio-loadgen) image=server ;;
+      lcio-server | lcio-client | lcio-loadgen | lcio-policy-info) image=server ;;
       *) image=trainer ;;
     esac
     if [[ ! -x "$bin" ]]; then

@@ -12,20 +12,23 @@
 #   - SIGTERM: the server drains and exits 0.
 # Everything on 127.0.0.1, ports picked free, bounded in time; exits 77 (SKIP) when a tool or the
 # server binaries are missing.
-#   e2e_prometheus.sh SOURCE_DIR SERVER LOADGEN [CLIENT] [REPORT_EXPORT] [TRAIN]
+#   e2e_prometheus.sh SOURCE_DIR SERVER LOADGEN [CLIENT] [REPORT_EXPORT] [TRAIN] [POLICY_INFO]
 set -euo pipefail
-src="${1:?usage: e2e_prometheus.sh SOURCE_DIR SERVER LOADGEN [CLIENT] [REPORT_EXPORT] [TRAIN]}"
+src="${1:?usage: e2e_prometheus.sh SOURCE_DIR SERVER LOADGEN [CLIENT] [REPORT_EXPORT] [TRAIN] [POLICY_INFO]}"
 server_bin="${2:-}"
 loadgen_bin="${3:-}"
 client_bin="${4:-}"
 export_bin="${5:-}"
 train_bin="${6:-}"
+policy_info_bin="${7:-}"
 for tool in prometheus curl jq ss; do
   command -v "$tool" >/dev/null || { echo "SKIP: $tool not found (Debian packages: prometheus, curl, jq, iproute2)"; exit 77; }
 done
-for b in "$server_bin" "$loadgen_bin"; do
-  [[ -n "$b" && -x "$b" ]] || { echo "SKIP: lcio-server and lcio-loadgen are not built"; exit 77; }
+for b in "$server_bin" "$loadgen_bin" "$policy_info_bin"; do
+  [[ -n "$b" && -x "$b" ]] || { echo "SKIP: lcio-server, lcio-loadgen and lcio-policy-info are not built"; exit 77; }
 done
+# publish-policy.sh validates every artifact with it.
+export LCIO_POLICY_INFO="$policy_info_bin"
 default_policy="${LCIO_E2E_POLICY:-$src/policy/default_policy.pt}"
 [[ -s "$default_policy" ]] || { echo "SKIP: no default policy at $default_policy"; exit 77; }
 
@@ -174,7 +177,11 @@ echo "alerts: $rules_ok rules loaded and evaluating"
 # ---- rolling a policy: a bad artifact is refused and alerted on, the good one reloads ----------
 errors_before=$(metric 'lcio_policy_reloads_total{result="error"}')
 head -c 4096 /dev/urandom >"$work/garbage.pt"
-"$src/deploy/docker/publish-policy.sh" "$work/garbage.pt" "$work/policy" >/dev/null
+if "$src/deploy/docker/publish-policy.sh" "$work/garbage.pt" "$work/policy" >/dev/null 2>&1; then
+  fail "publish-policy.sh published an artifact lcio-policy-info refuses"
+fi
+# What publish-policy.sh prevents, done by hand: a bad file reaches the servers.
+cp "$work/garbage.pt" "$work/policy/.garbage" && mv -f "$work/policy/.garbage" "$work/policy/policy.pt"
 reload_failed() { [[ "$(metric 'lcio_policy_reloads_total{result="error"}')" != "$errors_before" ]]; }
 wait_for 20 "the server to refuse the bad artifact" reload_failed
 alert_firing() { [[ "$(scalar 'ALERTS{alertname="LcioPolicyReloadFailed",alertstate="firing"}')" == "1" ]]; }
@@ -182,7 +189,7 @@ wait_for 20 "LcioPolicyReloadFailed to fire" alert_firing
 "$loadgen_bin" --target="$grpc_addr" --concurrency=1 --requests=20 --duration_s=10 --json --fail_on_error \
   --data="$src/data/M4A1.json" >"$work/load3.json" || fail "calls failed after a bad publish: $(cat "$work/load3.json")"
 [[ "$(metric lcio_policy_loaded)" == 1 ]] || fail "the server dropped its policy after a bad publish"
-echo "reload: bad artifact refused, LcioPolicyReloadFailed firing, still serving"
+echo "reload: bad artifact refused by publish-policy.sh and (copied by hand) by the server, LcioPolicyReloadFailed firing, still serving"
 ok_before=$(metric 'lcio_policy_reloads_total{result="ok"}')
 "$src/deploy/docker/publish-policy.sh" "$default_policy" "$work/policy" >/dev/null
 reloaded() { [[ "$(metric 'lcio_policy_reloads_total{result="ok"}')" != "$ok_before" ]]; }

@@ -1,5 +1,7 @@
 // End-to-end: the real lcio-server, lcio-client, lcio-loadgen and
 // lcio-report-export binaries on 127.0.0.1 with ephemeral ports.
+#include <grpcpp/generic/generic_stub.h>
+#include <grpcpp/grpcpp.h>
 #include <gtest/gtest.h>
 
 #include <atomic>
@@ -8,12 +10,15 @@
 #include <thread>
 
 #include "absl/strings/match.h"
+#include "absl/strings/str_join.h"
 #include "absl/strings/str_split.h"
 #include "absl/time/clock.h"
+#include "google/protobuf/unknown_field_set.h"
 #include "lcio/client/client.h"
 #include "lcio/data/m4a1.h"
 #include "lcio/policy/testing.h"
 #include "lcio/server/report_log.h"
+#include "lcio/version.h"
 #include "nlohmann/json.hpp"
 #include "process.h"
 #include "raw_call.h"
@@ -56,8 +61,8 @@ class EndToEndTest : public ::testing::Test {
       argv.push_back("/usr/bin/env");
       argv.insert(argv.end(), env.begin(), env.end());
     }
-    argv.insert(argv.end(), {LCIO_SERVER_BIN, "--listen=127.0.0.1:0",
-                             "--metrics_listen=127.0.0.1:0", "--torch_device=cpu"});
+    argv.insert(argv.end(), {server_bin_, "--listen=127.0.0.1:0", "--metrics_listen=127.0.0.1:0",
+                             "--torch_device=cpu"});
     argv.insert(argv.end(), flags.begin(), flags.end());
     Server server;
     server.process = std::make_unique<Process>(argv, dir_.File("server.stderr"));
@@ -100,6 +105,7 @@ class EndToEndTest : public ::testing::Test {
   }
 
   TempDir dir_;
+  std::string server_bin_ = LCIO_SERVER_BIN;
 };
 
 TEST_F(EndToEndTest, NotServingUntilAPolicyAppearsThenServing) {
@@ -310,7 +316,8 @@ TEST_F(EndToEndTest, IdleConnectionsDoNotDelayExitAndTheSamePortsServeAgain) {
   ASSERT_TRUE(metrics_line.has_value()) << ReadFile(dir_.File("second.stderr"));
   EXPECT_EQ(PortOf(*metrics_line, "lcio-server metrics on 127.0.0.1:"), first.metrics_port);
   auto again = MakeClient(first);
-  EXPECT_TRUE(again->Decide(FirstTurn("after-restart"), &response).ok());
+  const absl::Status decided = again->Decide(FirstTurn("after-restart"), &response);
+  EXPECT_TRUE(decided.ok()) << decided;
   EXPECT_FALSE(Scrape(first).empty());
 }
 
@@ -423,8 +430,10 @@ TEST_F(EndToEndTest, TheCommandLineClientPrintsDecisionsAsJson) {
       Run({LCIO_CLIENT_BIN, "decide", "--target=" + server.target(), "--conversation=cli2",
            "--turn=0", "--prompt=x", "--association=0.2,2,0.1"});
   EXPECT_EQ(WEXITSTATUS(status), 1);
-  auto error = nlohmann::json::parse(out, nullptr, false);
-  EXPECT_EQ(error["code"], "INVALID_ARGUMENT") << out;
+  // Errors go to stderr: stdout holds only answers.
+  EXPECT_EQ(out, "");
+  auto error = nlohmann::json::parse(ReadFile(dir_.File("run.stderr")), nullptr, false);
+  EXPECT_EQ(error["code"], "INVALID_ARGUMENT") << ReadFile(dir_.File("run.stderr"));
   EXPECT_TRUE(absl::StrContains(error["message"].get<std::string>(), "views[1].association"));
 
   std::tie(status, out) = Run({LCIO_CLIENT_BIN, "policy", "--target=" + server.target()});
@@ -456,9 +465,11 @@ TEST_F(EndToEndTest, HostileRequestsGetShortInvalidArgumentAndTheLogStaysJson) {
            "--turn=0", "--prompt=x", "--association=0.2,0.3,0.1", "--latency_budget=30",
            "--money_budget=0.05", "--device=" + std::string(60 << 10, 'd')});
   EXPECT_EQ(WEXITSTATUS(status), 1) << out.substr(0, 300);
-  auto error = nlohmann::json::parse(out, nullptr, false);
-  EXPECT_EQ(error["code"], "INVALID_ARGUMENT") << out.substr(0, 300);
-  EXPECT_LT(out.size(), 1024u);
+  EXPECT_EQ(out, "");  // errors go to stderr
+  const std::string printed = ReadFile(dir_.File("run.stderr"));
+  auto error = nlohmann::json::parse(printed, nullptr, false);
+  EXPECT_EQ(error["code"], "INVALID_ARGUMENT") << printed.substr(0, 300);
+  EXPECT_LT(printed.size(), 1024u);
   const auto m = Scrape(server);
   // Three undecodable calls and one call (not retried) with the long name.
   EXPECT_EQ(Metric(m, "lcio_decide_requests_total{code=\"INVALID_ARGUMENT\"}"), 4);
@@ -753,6 +764,184 @@ TEST_F(EndToEndTest, ReportExportReadsTheRotatedSeriesAndSetsAsideRecordsOfAnoth
   ASSERT_TRUE(set_aside.ok()) << set_aside.status();
   ASSERT_EQ(set_aside->records.size(), 1u);
   EXPECT_EQ(set_aside->records[0].conversation_id, "other-policy");
+}
+
+// --- The command line: --help, --version, start-up errors, reflection ---
+
+struct Binary {
+  std::string path, flag;  // one of the binary's own flags
+};
+
+std::vector<Binary> AllBinaries() {
+  return {{LCIO_SERVER_BIN, "--listen"},       {LCIO_CLIENT_BIN, "--target"},
+          {LCIO_LOADGEN_BIN, "--concurrency"}, {LCIO_REPORT_EXPORT_BIN, "--log"},
+          {LCIO_TRAIN_BIN, "--algo"},          {LCIO_EVAL_BIN, "--algos"},
+          {LCIO_SYNTH_BIN, "--episodes"},      {LCIO_POLICY_INFO_BIN, "--classify"}};
+}
+
+std::string BaseName(const std::string& path) { return path.substr(path.rfind('/') + 1); }
+
+// --help used to print "No flags matched." on every binary, and --version no
+// version.
+TEST_F(EndToEndTest, EveryBinaryHasHelpWithItsOwnFlagsAndAVersion) {
+  for (const Binary& binary : AllBinaries()) {
+    const std::string name = BaseName(binary.path);
+    auto [status, out] = Run({binary.path, "--help"}, 60s);
+    EXPECT_EQ(status, 0) << name;
+    EXPECT_TRUE(absl::StartsWith(out, absl::StrCat("usage: ", name, " "))) << out;
+    EXPECT_TRUE(absl::StrContains(out, "\n  " + binary.flag + "  (default: ")) << name << out;
+    EXPECT_TRUE(absl::StrContains(out, "--version")) << name;
+    for (const char* noise : {"No flags matched", "absl", "--flagfile", "--undefok", ".cc"})
+      EXPECT_FALSE(absl::StrContains(out, noise)) << name << ": " << noise;
+    EXPECT_FALSE(absl::StrContains(out, LCIO_SOURCE_DIR)) << name;
+
+    std::tie(status, out) = Run({binary.path, "--version"}, 60s);
+    EXPECT_EQ(status, 0) << name;
+    EXPECT_EQ(out, absl::StrCat(name, " ", LCIO_VERSION, "\n"));
+
+    std::tie(status, out) = Run({binary.path, "--no_such_flag=1"}, 60s);
+    EXPECT_TRUE(WIFEXITED(status) && WEXITSTATUS(status) == 2) << name << " " << status;
+    const std::string error = ReadFile(dir_.File("run.stderr"));
+    EXPECT_TRUE(absl::StrContains(error, "--no_such_flag")) << error;
+    EXPECT_TRUE(absl::StrContains(error, name + " --help")) << error;
+  }
+}
+
+// --listen=50811 used to end in a raw gRPC error dump.
+TEST_F(EndToEndTest, AListenAddressWithoutHostIsAUsageErrorNamingFlagValueAndRule) {
+  auto [status, out] = Run({LCIO_SERVER_BIN, "--listen=50811", "--metrics_listen="}, 60s);
+  EXPECT_TRUE(WIFEXITED(status) && WEXITSTATUS(status) == 2) << status;
+  const std::string error = ReadFile(dir_.File("run.stderr"));
+  EXPECT_TRUE(absl::StrContains(error, "listen = \"50811\"")) << error;
+  EXPECT_TRUE(absl::StrContains(error, "HOST:PORT")) << error;
+  EXPECT_FALSE(absl::StrContains(error, "grpc")) << error;
+}
+
+// An installed server (PREFIX/bin) used to default to the source tree's
+// policy; it serves PREFIX/share/lcio/default_policy.pt.
+TEST_F(EndToEndTest, AnInstalledServerDefaultsToTheInstalledPolicy) {
+  std::filesystem::create_directories(dir_.File("prefix/bin"));
+  std::filesystem::create_directories(dir_.File("prefix/share/lcio"));
+  const std::string installed = dir_.File("prefix/bin/lcio-server");
+  std::filesystem::copy_file(LCIO_SERVER_BIN, installed);
+  policy::testing::TestArtifactOptions options;
+  options.seed = 77;
+  auto metadata =
+      policy::testing::WriteTestArtifact(dir_.File("prefix/share/lcio/default_policy.pt"), options);
+  ASSERT_TRUE(metadata.ok()) << metadata.status();
+  server_bin_ = installed;
+  // No --policy, from a directory without policy/ (which would come first).
+  Server server = StartServer({}, true, {"--chdir=" + dir_.File("prefix")});
+  auto client = MakeClient(server);
+  v1::PolicyInfo info;
+  ASSERT_TRUE(client->GetPolicy(&info).ok());
+  EXPECT_EQ(info.policy_version(), metadata->policy_version);
+}
+
+// lcio-policy-info used to accept artifacts the server refuses (it checked
+// less); both now run one validation.
+TEST_F(EndToEndTest, PolicyInfoRefusesWhatTheServerRefuses) {
+  policy::testing::TestArtifactOptions options;
+  options.time_span = 65;  // beyond the server's conversation history window (64)
+  const std::string artifact = dir_.File("long_history.pt");
+  ASSERT_TRUE(policy::testing::WriteTestArtifact(artifact, options).ok());
+  auto [status, out] = Run({LCIO_POLICY_INFO_BIN, artifact}, 60s);
+  EXPECT_TRUE(WIFEXITED(status) && WEXITSTATUS(status) == 1) << status << out;
+  EXPECT_TRUE(absl::StrContains(ReadFile(dir_.File("run.stderr")), "time_span = 65"))
+      << ReadFile(dir_.File("run.stderr"));
+
+  Server server = StartServer({"--policy=" + artifact}, /*expect_policy=*/false);
+  auto health = MakeClient(server)->Health();
+  ASSERT_TRUE(health.ok()) << health.status();
+  EXPECT_EQ(*health, "NOT_SERVING");
+  EXPECT_TRUE(absl::StrContains(ReadFile(dir_.File("server.stderr")), "time_span = 65"));
+
+  std::tie(status, out) = Run({LCIO_POLICY_INFO_BIN, WriteArtifact("good.pt", 1)}, 60s);
+  EXPECT_EQ(status, 0) << ReadFile(dir_.File("run.stderr"));
+}
+
+// Services listed through gRPC server reflection (grpc.reflection.v1alpha),
+// with a hand-encoded request (Debian ships no reflection .proto headers):
+// ServerReflectionRequest{list_services: ""}, field 7.
+absl::StatusOr<std::set<std::string>> ListServices(const std::string& target) {
+  auto channel = grpc::CreateChannel(target, grpc::InsecureChannelCredentials());
+  grpc::GenericStub stub(channel);
+  grpc::CompletionQueue queue;
+  grpc::ClientContext context;
+  const auto deadline = std::chrono::system_clock::now() + 30s;
+  context.set_deadline(deadline);
+  auto call = stub.PrepareCall(
+      &context, "/grpc.reflection.v1alpha.ServerReflection/ServerReflectionInfo", &queue);
+  // Each operation is awaited before the next: one completion at a time.
+  auto await = [&](intptr_t tag) {
+    void* got = nullptr;
+    bool ok = false;
+    return queue.AsyncNext(&got, &ok, deadline) == grpc::CompletionQueue::GOT_EVENT && ok &&
+           reinterpret_cast<intptr_t>(got) == tag;
+  };
+  call->StartCall(reinterpret_cast<void*>(1));
+  bool sent = await(1);
+  grpc::Slice slice(std::string("\x3a\x00", 2));
+  grpc::ByteBuffer request(&slice, 1), response;
+  if (sent) {
+    call->Write(request, reinterpret_cast<void*>(2));
+    sent = await(2);
+  }
+  if (sent) {
+    call->WritesDone(reinterpret_cast<void*>(3));
+    sent = await(3);
+  }
+  bool read = false;
+  if (sent) {
+    call->Read(&response, reinterpret_cast<void*>(4));
+    read = await(4);
+  }
+  grpc::Status status;
+  call->Finish(&status, reinterpret_cast<void*>(5));
+  const bool finished = await(5);
+  queue.Shutdown();
+  void* got = nullptr;
+  bool ok = false;
+  while (queue.Next(&got, &ok)) {
+  }
+  if (!finished) return absl::DeadlineExceededError("reflection call did not finish");
+  if (!status.ok())
+    return absl::Status(static_cast<absl::StatusCode>(status.error_code()), status.error_message());
+  if (!read) return absl::InternalError("no reflection response");
+  std::vector<grpc::Slice> slices;
+  std::string bytes;
+  if (response.Dump(&slices).ok())
+    for (const grpc::Slice& s : slices)
+      bytes.append(reinterpret_cast<const char*>(s.begin()), s.size());
+  // ServerReflectionResponse.list_services_response (6) .service (1) .name (1)
+  auto fields = [](const std::string& data, int number) {
+    std::vector<std::string> found;
+    google::protobuf::UnknownFieldSet set;
+    if (!set.ParseFromString(data)) return found;
+    for (int i = 0; i < set.field_count(); ++i)
+      if (set.field(i).number() == number &&
+          set.field(i).type() == google::protobuf::UnknownField::TYPE_LENGTH_DELIMITED)
+        found.push_back(set.field(i).length_delimited());
+    return found;
+  };
+  std::set<std::string> names;
+  for (const std::string& list : fields(bytes, 6))
+    for (const std::string& service : fields(list, 1))
+      for (const std::string& name : fields(service, 1)) names.insert(name);
+  return names;
+}
+
+TEST_F(EndToEndTest, ReflectionListsTheServicesAndCanBeTurnedOff) {
+  const std::string policy = WriteArtifact("policy.pt", 1);
+  {
+    Server server = StartServer({"--policy=" + policy});
+    auto services = ListServices(server.target());
+    ASSERT_TRUE(services.ok()) << services.status();
+    EXPECT_TRUE(services->count("lcio.v1.Offloader")) << absl::StrJoin(*services, ",");
+    EXPECT_TRUE(services->count("grpc.health.v1.Health")) << absl::StrJoin(*services, ",");
+  }
+  Server server = StartServer({"--policy=" + policy, "--reflection=false"});
+  EXPECT_EQ(ListServices(server.target()).status().code(), absl::StatusCode::kUnimplemented);
 }
 
 }  // namespace

@@ -13,7 +13,7 @@ fail() { echo "examples_check: $*" >&2; exit 1; }
 version() { "$bin/client/lcio-client" policy --target="$target" | jq -r .policy_version; }
 
 # The servers' policy directory, seeded with the shipped policy.
-"$repo/deploy/docker/publish-policy.sh" --if-absent "$repo/policy/default_policy.pt" "$tmp/policies"
+LCIO_POLICY_INFO=$bin/tools/lcio-policy-info "$repo/deploy/docker/publish-policy.sh" --if-absent "$repo/policy/default_policy.pt" "$tmp/policies"
 lcio_start_server "$bin/server/lcio-server" "$tmp/server.log" \
   --policy="$tmp/policies/policy.pt" --report_log="$tmp/reports.log" --report_min_free_mb=0 \
   --watch_interval_ms=200

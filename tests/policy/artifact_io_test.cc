@@ -20,7 +20,7 @@ namespace {
 
 namespace fs = std::filesystem;
 using lcio::policy::ArtifactMetadata;
-using lcio::policy::MlpExport;
+using lcio::policy::Network;
 using lcio::policy::ReadArtifactMetadata;
 using lcio::policy::SaveArtifact;
 namespace policy_testing = lcio::policy::testing;
@@ -44,16 +44,24 @@ class ArtifactIoTest : public ::testing::Test {
   static void WriteBytes(const std::string& path, const std::string& bytes) {
     std::ofstream(path, std::ios::binary | std::ios::trunc) << bytes;
   }
+  // Values of a [rows, cols] tensor, transposed when `matrix` (the network
+  // value stores weights input-major).
+  static std::vector<float> Values(const torch::Tensor& t, bool matrix) {
+    const torch::Tensor c = (matrix ? t.t() : t).contiguous();
+    return std::vector<float>(c.data_ptr<float>(), c.data_ptr<float>() + c.numel());
+  }
   // A network of the right shape for `metadata`.
-  static MlpExport Network(const ArtifactMetadata& metadata, int hidden = 8) {
+  static Network MakeNetwork(const ArtifactMetadata& metadata, int hidden = 8) {
     torch::manual_seed(3);
-    MlpExport network;
-    network.activation = "relu";
+    Network network;
+    network.activation = lcio::policy::Activation::kRelu;
     const int in = metadata.layout.size();
     const int out =
         static_cast<int>(lcio::env::ActionTable::Create(metadata.layout.num_views)->size());
-    network.weights = {torch::randn({hidden, in}), torch::randn({out, hidden})};
-    network.biases = {torch::randn({hidden}), torch::randn({out})};
+    network.sizes = {in, hidden, out};
+    network.weights = {Values(torch::randn({hidden, in}), true),
+                       Values(torch::randn({out, hidden}), true)};
+    network.biases = {Values(torch::randn({hidden}), false), Values(torch::randn({out}), false)};
     return network;
   }
   // Rewrites the metadata inside an archive (keeping the network), as a
@@ -142,38 +150,38 @@ TEST_F(ArtifactIoTest, OverwritesAtomically) {
 TEST_F(ArtifactIoTest, SaveRejectsInconsistentNetworks) {
   auto metadata = policy_testing::TestMetadata();
   ASSERT_TRUE(metadata.ok());
-  auto expect_rejected = [&](const MlpExport& network, const std::string& needle) {
+  auto expect_rejected = [&](const Network& network, const std::string& needle) {
     absl::Status status = SaveArtifact(Path("bad.pt"), network, *metadata);
     ASSERT_FALSE(status.ok());
     EXPECT_NE(status.message().find(needle), std::string::npos) << status;
     EXPECT_FALSE(fs::exists(Path("bad.pt")));
   };
-  const MlpExport good = Network(*metadata);
+  const Network good = MakeNetwork(*metadata);
   ASSERT_TRUE(SaveArtifact(Path("good.pt"), good, *metadata).ok());
-  MlpExport bad = good;
-  bad.activation = "sigmoid";
-  expect_rejected(bad, "activation");
-  bad = good;
-  bad.weights[0] = torch::randn({8, metadata->layout.size() + 1});
+  EXPECT_FALSE(lcio::policy::ParseActivation("sigmoid").ok());
+  const int in = metadata->layout.size();
+  Network bad = good;
+  bad.sizes[0] = in + 1;
+  bad.weights[0].resize(static_cast<size_t>(in + 1) * 8);
   expect_rejected(bad, "network input size");
   bad = good;
-  bad.weights[1] = torch::randn({5, 8});
-  bad.biases[1] = torch::randn({5});
+  bad.sizes[2] = 5;
+  bad.weights[1].resize(8 * 5);
+  bad.biases[1].resize(5);
   expect_rejected(bad, "network output size 5");
   bad = good;
-  bad.weights[1] = torch::randn({good.weights[1].size(0), 7});
-  expect_rejected(bad, "layer 1 takes 7 inputs");
+  bad.weights[1].resize(7 * good.sizes[2]);
+  expect_rejected(bad, "layer 1: ");
   bad = good;
-  bad.biases[0] = torch::randn({3});
-  expect_rejected(bad, "must be [out, in] and [out]");
+  bad.biases[0].resize(3);
+  expect_rejected(bad, "3 biases");
   bad = good;
-  bad.weights[0] = good.weights[0].clone();
-  bad.weights[0][0][0] = std::numeric_limits<float>::quiet_NaN();
+  bad.weights[0][0] = std::numeric_limits<float>::quiet_NaN();
   expect_rejected(bad, "NaN");
   bad = good;
   bad.biases.pop_back();
   expect_rejected(bad, "bias vectors");
-  expect_rejected(MlpExport{}, "no layers");
+  expect_rejected(Network{}, "no layers");
   ArtifactMetadata wrong = *metadata;
   wrong.tasks.clear();
   EXPECT_FALSE(SaveArtifact(Path("bad.pt"), good, wrong).ok());

@@ -11,6 +11,7 @@
 #include "lcio/policy/testing.h"
 #include "lcio/server/report_log.h"
 #include "lcio/server/server.h"
+#include "lcio/version.h"
 #include "test_support.h"
 
 namespace lcio::server {
@@ -757,6 +758,154 @@ TEST_F(ServiceTest, UnderMutualTlsConversationsAreBoundToTheClientIdentity) {
   EXPECT_EQ(other->Decide(Request("mine", 0), &r).code(), absl::StatusCode::kPermissionDenied);
   EXPECT_TRUE(other->Decide(Request("theirs", 0), &r).ok());
   EXPECT_TRUE(owner->Decide(Request("mine", 1), &r).ok());
+}
+
+// Identity for retries is the decision-relevant fields: toggling explain on a
+// retry used to fail (FAILED_PRECONDITION: the bytes differed).
+TEST_F(ServiceTest, ARetryMayAddOrDropTheExplanation) {
+  StartServer();
+  v1::DecideRequest request = Request("explain-retry", 0);
+  request.set_explain(false);
+  v1::DecideResponse plain, explained, plain_again;
+  ASSERT_TRUE(client_->Decide(request, &plain).ok());
+  EXPECT_EQ(plain.scores_size(), 0);
+  request.set_explain(true);
+  ASSERT_TRUE(client_->Decide(request, &explained).ok());
+  EXPECT_EQ(explained.decision_id(), plain.decision_id());
+  EXPECT_EQ(explained.action(), plain.action());
+  EXPECT_EQ(explained.scores_size(), 9);
+  request.set_explain(false);
+  ASSERT_TRUE(client_->Decide(request, &plain_again).ok());
+  EXPECT_EQ(plain_again.decision_id(), plain.decision_id());
+  EXPECT_EQ(plain_again.scores_size(), 0);
+  // A decision-relevant change is still not a retry.
+  request.mutable_budget()->set_latency_s(29);
+  v1::DecideResponse other;
+  EXPECT_EQ(client_->Decide(request, &other).code(), absl::StatusCode::kFailedPrecondition);
+}
+
+TEST_F(ServiceTest, ExplanationsGiveProbabilitiesCostsAndTheBindingBudget) {
+  StartServer();
+  v1::DecideResponse r;
+  // Enough time, too little money for any cloud call.
+  ASSERT_TRUE(client_->Decide(Request("why", 0, 30, 0.0001), &r).ok());
+  ASSERT_EQ(r.scores_size(), 9);
+  double total = 0, best = -1;
+  int most_probable = -1;
+  for (const v1::ActionScore& s : r.scores()) {
+    EXPECT_GE(s.probability(), 0);
+    EXPECT_LE(s.probability(), 1);
+    total += s.probability();
+    if (s.probability() > best) best = s.probability(), most_probable = s.action();
+    if (s.fits_budget())
+      EXPECT_EQ(s.binding_constraint(), "") << s.description();
+    else
+      EXPECT_TRUE(absl::StrContains(s.binding_constraint(), "money")) << s.description();
+    EXPECT_GE(s.expected_money_usd(), 0);
+  }
+  EXPECT_NEAR(total, 1, 1e-6);
+  EXPECT_EQ(most_probable, r.proposed_action());  // the policy takes its most probable action
+  EXPECT_FALSE(r.scores(8).fits_budget());        // cloud with every view
+  // Too little time for the cloud (money plenty): the latency budget binds.
+  ASSERT_TRUE(client_->Decide(Request("why-time", 0, 0.5, 1), &r).ok());
+  EXPECT_EQ(r.scores(8).binding_constraint(), "latency");
+}
+
+TEST_F(ServiceTest, BudgetsAboveTheTrainingRangeAreDecidedFlaggedAndCounted) {
+  StartServer();
+  v1::PolicyInfo info;
+  ASSERT_TRUE(client_->GetPolicy(&info).ok());
+  ASSERT_GT(info.training_budget_max().latency_s(), 0);
+  ASSERT_GT(info.reference_budget().money_usd(), 0);
+  v1::DecideResponse r;
+  ASSERT_TRUE(client_->Decide(Request("inside", 0), &r).ok());
+  EXPECT_FALSE(r.budget_outside_training());
+  EXPECT_EQ(r.warnings_size(), 0);
+  ASSERT_TRUE(client_->Decide(Request("huge", 0, 30000, 5), &r).ok());
+  EXPECT_TRUE(r.budget_outside_training());
+  ASSERT_EQ(r.warnings_size(), 2);
+  EXPECT_TRUE(absl::StrContains(r.warnings(0), "budget.latency_s = 30000")) << r.warnings(0);
+  EXPECT_TRUE(absl::StrContains(r.warnings(1), "budget.money_usd = 5")) << r.warnings(1);
+  ASSERT_TRUE(client_->Decide(Request("rich", 0, 30, 5), &r).ok());
+  EXPECT_EQ(r.warnings_size(), 1);
+  const auto metrics = test::ParseMetrics(test::HttpGet(app_->metrics_port(), "/metrics"));
+  EXPECT_EQ(
+      test::Metric(metrics, "lcio_decide_budget_outside_training_total{budget=\"latency_s\"}"), 1);
+  EXPECT_EQ(
+      test::Metric(metrics, "lcio_decide_budget_outside_training_total{budget=\"money_usd\"}"), 2);
+}
+
+TEST_F(ServiceTest, GetPolicyAndMetricsNameTheServerVersion) {
+  StartServer();
+  v1::PolicyInfo info;
+  ASSERT_TRUE(client_->GetPolicy(&info).ok());
+  EXPECT_EQ(info.server_version(), LCIO_VERSION);
+  const auto metrics = test::ParseMetrics(test::HttpGet(app_->metrics_port(), "/metrics"));
+  EXPECT_EQ(test::Metric(metrics, absl::StrCat("lcio_build_info{version=\"", LCIO_VERSION, "\"}")),
+            1);
+}
+
+TEST_F(ServiceTest, ListenAddressesAreValidatedNamingFlagValueAndRule) {
+  EXPECT_TRUE(ValidateListenAddress("listen", "0.0.0.0:50051").ok());
+  EXPECT_TRUE(ValidateListenAddress("listen", "[::]:0").ok());
+  EXPECT_TRUE(ValidateListenAddress("listen", "localhost:65535").ok());
+  EXPECT_TRUE(ValidateListenAddress("listen", "unix:/tmp/lcio.sock").ok());
+  for (const char* bad : {"50811", ":50051", "0.0.0.0:", "0.0.0.0:65536", "0.0.0.0:http",
+                          "::1:50051", "0.0.0.0:-1", "host name:1"}) {
+    const absl::Status s = ValidateListenAddress("metrics_listen", bad);
+    EXPECT_EQ(s.code(), absl::StatusCode::kInvalidArgument) << bad;
+    EXPECT_TRUE(absl::StrContains(s.message(), absl::StrCat("metrics_listen = \"", bad, "\"")))
+        << s;
+    EXPECT_TRUE(absl::StrContains(s.message(), "HOST:PORT")) << s;
+  }
+  ServerOptions options;
+  options.listen = "50811";
+  options.metrics_listen = "";
+  auto app = ServerApp::Start(options);
+  ASSERT_FALSE(app.ok());
+  EXPECT_TRUE(absl::StrContains(app.status().message(), "listen = \"50811\"")) << app.status();
+}
+
+// A missing report-log directory used to be fatal while a missing policy is
+// waited for; the directory is now created.
+TEST_F(ServiceTest, TheReportLogsMissingDirectoryIsCreated) {
+  const std::string log = dir_.File("not/yet/there/reports.log");
+  StartServer({}, [&](ServerOptions& o) { o.report_log = log; });
+  v1::ReportRequest report;
+  report.set_conversation_id("dir");
+  report.set_turn_index(0);
+  report.set_prompt("What is on the table?");
+  report.set_task("Query");
+  report.set_target(v1::TARGET_LOCAL);
+  for (double a : {0.2, 0.7, 0.1}) report.add_association(a);
+  v1::ReportResponse response;
+  ASSERT_TRUE(client_->Report(report, &response).ok());
+  EXPECT_TRUE(absl::StrContains(test::ReadFile(log), "\"conversation_id\":\"dir\""));
+}
+
+// lcio::Client balances over every address of its target: with gRPC's
+// default pick_first every call went to the first server.
+TEST_F(ServiceTest, TheClientSpreadsCallsOverEveryAddress) {
+  StartServer();
+  ServerOptions options;
+  options.policy_path = policy_path_;
+  options.listen = "127.0.0.1:0";
+  options.metrics_listen = "";
+  options.torch_device = "cpu";
+  auto second = ServerApp::Start(options);
+  ASSERT_TRUE(second.ok()) << second.status();
+  ClientOptions client_options;
+  client_options.target =
+      absl::StrCat("ipv4:127.0.0.1:", app_->port(), ",127.0.0.1:", (*second)->port());
+  auto client = Client::Create(client_options);
+  ASSERT_TRUE(client.ok());
+  v1::DecideResponse r;
+  for (int i = 0; i < 20; ++i)
+    ASSERT_TRUE((*client)->Decide(Request(absl::StrCat("rr", i), 0), &r).ok());
+  const auto first = test::ParseMetrics(test::HttpGet(app_->metrics_port(), "/metrics"));
+  const double on_first = test::Metric(first, "lcio_decide_requests_total{code=\"OK\"}");
+  EXPECT_GT(on_first, 0);
+  EXPECT_LT(on_first, 20);  // the rest went to the second server
 }
 
 }  // namespace

@@ -35,6 +35,11 @@ struct ClientOptions {
   absl::Duration timeout = absl::Seconds(5);  // per attempt
   int max_attempts = 3;                       // for retried calls
   absl::Duration initial_backoff = absl::Milliseconds(20);
+  // gRPC load-balancing policy over the addresses the target resolves to
+  // ("dns:///lcio.svc:50051", "ipv4:10.0.0.1:50051,10.0.0.2:50051"):
+  // round_robin spreads calls over every server; gRPC's own default,
+  // pick_first, would send them all to one.
+  std::string load_balancing_policy = "round_robin";
   absl::Duration max_backoff = absl::Seconds(1);
 };
 

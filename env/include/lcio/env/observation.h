@@ -1,6 +1,8 @@
 // The observation encoder: one implementation for the response estimator's
 // keys, the trainer, the evaluator and the server, so that what a policy saw
-// in training is exactly what it sees in service.
+// in training is exactly what it sees in service. The includes run one way:
+// this file uses the response estimator (response_estimator.h), which knows
+// nothing of observations.
 #pragma once
 
 #include <limits>
@@ -9,12 +11,12 @@
 #include <vector>
 
 #include "absl/status/statusor.h"
+#include "lcio/data/m4a1.h"
 #include "lcio/env/action_table.h"
+#include "lcio/env/response_estimator.h"
 
 namespace lcio::env {
 
-class ResponseEstimator;
-class CachedEstimator;
 class CostModel;
 class ResponsePredictionMemo;
 
@@ -49,6 +51,13 @@ void EncodeHistory(const ActionTable& actions, int time_span, const DecisionCont
 int ResponseKeyWidth(int num_views, int time_span);
 void EncodeResponseKey(const ActionTable& actions, int time_span, const DecisionContext& context,
                        int action, double* out);
+// The response estimator fitted on logged turns: each turn of the episodes
+// gives the point (its response key under the logged decisions) with value
+// its response score (refusal rule applied).
+absl::StatusOr<std::shared_ptr<const ResponseEstimator>> FitResponseEstimator(
+    const data::Dataset& dataset, const std::vector<int>& episode_indices,
+    const ActionTable& actions, int time_span, int k_neighbors, const data::RefusalRule& refusal,
+    NeighbourRule rule = NeighbourRule::kTieInclusive);
 
 // The policy's observation, recorded in every artifact. With all the optional
 // parts off it is exactly the reference's observation.

@@ -1,8 +1,7 @@
-// The kNN response-score estimator. Fitted once on the training split: each
-// logged turn gives the point (history window from the logged decisions ++
-// the logged action vector) with value its response score (refusal rule
-// applied). A query averages the values of every point whose distance is <=
-// the k-th smallest distance (ties included), weighted by 1 / (d + 1e-6).
+// The kNN response-score estimator over fixed-width keys (the keys and the
+// fitting from logged turns are observation.h's: FitResponseEstimator). A
+// query averages the values of every point whose distance is <= the k-th
+// smallest distance (ties included), weighted by 1 / (d + 1e-6).
 //
 // Keys are small integers, so large data sets hold many exact duplicates:
 // points are merged into unique keys carrying a count and a value sum. k-d
@@ -12,12 +11,13 @@
 // exceeds the current k-th distance (counting duplicates). Prefixes are shared,
 // so most keys are dismissed a few levels down, and an exact key holding >= k
 // points ends the search at once. Queries far from every key make the trie
-// visit too many nodes: past a budget, the search restarts as a vectorised
-// scan of all unique keys (int8 columns, 16 keys at a time, abandoning a block
-// once every key in it exceeds the k-th distance found so far). Non-integer
-// keys (FromPoints) or queries take a plain scan with the same early
-// termination. Answers
-// equal EstimateBruteForce (up to the order of floating-point additions).
+// visit too many nodes: past a budget, the query is answered by the column
+// pass instead (exact int32 distances to every unique key over int8 key
+// columns), the pass that also answers all actions of one context at once
+// (EstimateSharedPrefix). Keys or queries that are not small integers
+// (FromPoints, FromJson) are answered by the specification itself,
+// EstimateBruteForce. Answers equal EstimateBruteForce (up to the order of
+// floating-point additions); docs/benchmarks.md measures each path.
 //
 // NeighbourRule::kScikitKdTree is a compatibility mode that reproduces the
 // original implementation's figures: exactly k neighbours, the tie at the k-th
@@ -32,8 +32,6 @@
 
 #include "absl/container/flat_hash_map.h"
 #include "absl/status/statusor.h"
-#include "lcio/data/m4a1.h"
-#include "lcio/env/action_table.h"
 
 namespace lcio::env {
 
@@ -51,11 +49,8 @@ enum class NeighbourRule {
 
 class ResponseEstimator {
  public:
-  static absl::StatusOr<std::shared_ptr<const ResponseEstimator>> Fit(
-      const data::Dataset& dataset, const std::vector<int>& episode_indices,
-      const ActionTable& actions, int time_span, int k_neighbors, const data::RefusalRule& refusal,
-      NeighbourRule rule = NeighbourRule::kTieInclusive);
-  // From explicit points (row-major keys), for tests and benchmarks.
+  // From explicit points (row-major keys): FitResponseEstimator's, the
+  // tests' and the benchmarks'.
   static absl::StatusOr<std::shared_ptr<const ResponseEstimator>> FromPoints(
       int key_width, std::vector<double> keys, std::vector<double> values, int k_neighbors,
       NeighbourRule rule = NeighbourRule::kTieInclusive);
@@ -101,8 +96,11 @@ class ResponseEstimator {
   // False when it gave up after `budget` node visits (found is then partial).
   bool SearchTrie(int level, uint32_t begin, uint32_t end, double partial, const int32_t* query,
                   Neighbours* found, int64_t* budget) const;
-  void ScanColumns(const int32_t* query, Neighbours* found) const;
-  void Scan(const double* key, Neighbours* found) const;
+  // Whether the column pass answers exactly for these coordinates.
+  bool ColumnsFit(const double* values, size_t n) const;
+  // The column pass (EstimateSharedPrefix's arguments; ColumnsFit must hold).
+  void ScanColumns(const double* prefix, int prefix_width, const double* suffixes, int count,
+                   double* out) const;
   double WeightedMean(const Neighbours& found) const;
 
   int key_width_ = 0;
@@ -124,8 +122,9 @@ class ResponseEstimator {
   };
   std::vector<TrieLevel> trie_;
   // Far from the data the trie prunes little; past a budget of node visits
-  // the search restarts as a scan over the unique keys stored column-wise as
-  // int8 (when they fit), dimensions in trie order, 16 keys per block.
+  // the query goes to the column pass over the unique keys stored
+  // column-wise as int8 (when they fit), dimensions in trie order, padded to
+  // blocks of 16 keys.
   int64_t trie_budget_ = 0;
   size_t column_stride_ = 0;                         // unique keys rounded up to a multiple of 16
   std::vector<int8_t> columns_;                      // [level][key]; empty when keys do not fit

@@ -16,6 +16,13 @@ struct ActorCritic {
   ActorCritic(int obs_size, int num_actions, const std::vector<int>& hidden, int num_signals);
   Mlp actor, critic;
   int num_signals;
+  // AccumulateMinibatchGradients' buffers, reused so that an update
+  // allocates nothing.
+  struct Scratch {
+    std::vector<float> obs, logits, grad_logits, values, grad_values, old_log_probs, adv;
+    std::vector<int> actions;
+    MlpCache actor_cache, critic_cache;
+  } scratch;
   std::vector<ParamSpan> Params();
   void ZeroGrad();
 };
@@ -45,6 +52,6 @@ std::vector<float> CombinedAdvantages(const AlgoContext& context, const RolloutB
 // chosen action's log-probability.
 int SampleCategorical(const float* logits, int n, double u, float* log_prob);
 
-AlgoOutput ExportActor(const ActorCritic& net);
+Network ExportActor(const ActorCritic& net);
 
 }  // namespace lcio::policy

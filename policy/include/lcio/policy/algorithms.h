@@ -78,16 +78,11 @@ class AlgoContext {
   int64_t last_report_step_ = 0;
 };
 
-// Network output of an algorithm, ready for export: plain layers.
-struct AlgoOutput {
-  std::vector<at::Tensor> weights;  // [out, in]
-  std::vector<at::Tensor> biases;   // [out]
-  Activation activation = Activation::kTanh;
-};
-
-AlgoOutput TrainPpo(AlgoContext& context);
-AlgoOutput TrainA2c(AlgoContext& context);
-AlgoOutput TrainDqn(AlgoContext& context);
+// Each returns the network a policy scores with (for DQN, the reward head
+// minus the multipliers times the cost heads).
+Network TrainPpo(AlgoContext& context);
+Network TrainA2c(AlgoContext& context);
+Network TrainDqn(AlgoContext& context);
 
 // Pieces exposed for the numerical tests.
 

@@ -11,23 +11,19 @@
 
 namespace lcio::policy {
 
-// How Score computes. kAuto picks the fastest for the device and batch size:
-// on the CPU, plain loops over the extracted weights for small batches and
-// ATen matrix products for larger ones (the TorchScript interpreter's per-call
-// overhead dominates for networks this small); on a GPU, ATen on the device.
-// The others exist for tests and bench/bench_inference.cc.
-enum class ScoringPath { kAuto, kTorchScript, kTensor, kCpuLoops };
+// How Score computes. kAuto: on the CPU, the kernels' forward
+// (Network::Forward, the one the trainer evaluates with) at every batch size;
+// on a GPU, the TorchScript module on the device. kTorchScript forces the
+// interpreter (for tests and bench/bench_inference.cc); kCpuLoops forces the
+// kernels, CPU engines only.
+enum class ScoringPath { kAuto, kTorchScript, kCpuLoops };
 
 class InferenceEngine {
  public:
-  // Batches up to this size use kCpuLoops under kAuto on the CPU: for the
-  // 64-64 networks the loops beat ATen's GEMM 2.7x even at 64 rows (measured:
-  // docs/benchmarks.md, Inference); the server's default --batch_max is 32.
-  static constexpr int kLoopMaxBatch = 64;
-
   // device: "auto" (CUDA when available), "cpu", "cuda" or "cuda:N".
   // Fully validates the artifact (archive, metadata, layout version, shapes,
-  // a test forward) before returning: a bad file never becomes an engine.
+  // a test forward through TorchScript on the device that must agree with
+  // the kernels' forward) before returning: a bad file never becomes an engine.
   static absl::StatusOr<std::shared_ptr<const InferenceEngine>> Load(const std::string& path,
                                                                      const std::string& device);
   ~InferenceEngine();

@@ -1,11 +1,12 @@
-// Small multilayer perceptrons for the trainer, with hand-written forward and
-// backward passes. Parameters live in LibTorch tensors (initialised with
-// LibTorch's seeded initialisers, exported as LibTorch tensors), but the
-// arithmetic runs as plain loops over their storage: for 64-unit layers and
-// batches of 1-64 rows, LibTorch's per-operator dispatch and autograd cost
-// (~2.5 ms per PPO minibatch update measured on this machine) dwarfs the
-// arithmetic itself (~20 us). tests/policy/algo_networks_test.cc checks the
-// gradients against LibTorch autograd.
+// The trainer's multilayer perceptrons, with hand-written backward passes.
+// Parameters are a policy::Network (network.h: plain float arrays, the form
+// training, evaluation and serving share) initialised with LibTorch's seeded
+// initialisers; the forward is Network::Forward and the arithmetic the
+// kernels': for 64-unit layers and batches of 1-64 rows, LibTorch's
+// per-operator dispatch and autograd cost (~2.5 ms per PPO minibatch update
+// measured on this machine) dwarfs the arithmetic itself (~20 us).
+// tests/policy/algo_numerics_test.cc checks the gradients against LibTorch
+// autograd.
 #pragma once
 
 #include <ATen/core/Tensor.h>
@@ -14,24 +15,15 @@
 #include <string>
 #include <vector>
 
-#include "absl/status/statusor.h"
+#include "lcio/policy/network.h"
 
 namespace lcio::policy {
-
-enum class Activation { kTanh, kRelu };
-std::string ActivationName(Activation activation);
 
 // A view of one parameter tensor and its gradient for the optimisers.
 struct ParamSpan {
   float* value;
   float* grad;
   int64_t size;
-};
-
-// Forward activations kept for the backward pass.
-struct MlpCache {
-  int rows = 0;
-  std::vector<std::vector<float>> outputs;  // [layer] rows x width; outputs[0] = input
 };
 
 class Mlp {
@@ -44,13 +36,17 @@ class Mlp {
   enum class Init { kOrthogonal, kTorchDefault };
   Mlp(std::vector<int> sizes, Activation activation, Init init, double output_gain = 1.0);
 
-  int input_size() const { return sizes_.front(); }
-  int output_size() const { return sizes_.back(); }
-  int num_layers() const { return static_cast<int>(weights_.size()); }
-  Activation activation() const { return activation_; }
+  int input_size() const { return net_.input_size(); }
+  int output_size() const { return net_.output_size(); }
+  int num_layers() const { return net_.num_layers(); }
+  Activation activation() const { return net_.activation; }
+  // The parameters as they are now: what an algorithm exports.
+  const Network& network() const { return net_; }
 
   // out = net(x) for `rows` rows; keeps activations in `cache` when given.
-  void Forward(const float* x, int rows, float* out, MlpCache* cache = nullptr) const;
+  void Forward(const float* x, int rows, float* out, MlpCache* cache = nullptr) const {
+    net_.Forward(x, rows, out, cache);
+  }
   // Accumulates parameter gradients for d(loss)/d(out) (rows x out).
   void Backward(const MlpCache& cache, const float* grad_out);
   void ZeroGrad();
@@ -59,17 +55,17 @@ class Mlp {
   void SoftUpdateFrom(const Mlp& other, double tau);
   std::vector<ParamSpan> Params();
 
-  // Weights as [out, in] tensors (the stored form is [in, out] for the
-  // kernels' contiguous inner loops) and biases as [out].
+  // Copies as LibTorch tensors, weights [out, in] (the stored form is
+  // [in, out] for the kernels' contiguous inner loops) and biases [out]: for
+  // the tests against autograd.
   at::Tensor WeightOutIn(int layer) const;
-  at::Tensor Bias(int layer) const { return biases_[layer]; }
-  const std::vector<int>& sizes() const { return sizes_; }
+  at::Tensor Bias(int layer) const;
+  const std::vector<int>& sizes() const { return net_.sizes; }
 
  private:
-  std::vector<int> sizes_;
-  Activation activation_;
-  std::vector<at::Tensor> weights_, biases_;           // [in, out], [out]
-  std::vector<at::Tensor> weight_grads_, bias_grads_;  // same shapes
+  Network net_;
+  std::vector<std::vector<float>> weight_grads_, bias_grads_;  // same shapes
+  std::vector<float> grad_, grad_in_;  // Backward's scratch, reused across updates
 };
 
 // Global L2 norm clipping over every span (torch.nn.utils.clip_grad_norm_).

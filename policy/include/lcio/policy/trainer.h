@@ -16,6 +16,7 @@
 #include "lcio/env/policy_interface.h"
 #include "lcio/env/simulator.h"
 #include "lcio/env/training_env.h"
+#include "lcio/policy/network.h"
 
 namespace lcio::policy {
 
@@ -80,16 +81,6 @@ struct TrainOptions {
   static env::BudgetDistribution DefaultBudgets();
 };
 
-// A trained scorer as plain layers, row-major weights [out][in]:
-// y = W_n act(... act(W_1 x + b_1) ...) + b_n; higher scores are preferred.
-struct TrainedNetwork {
-  std::vector<int> sizes;  // {in, hidden..., out}
-  std::vector<std::vector<float>> weights, biases;
-  std::string activation;  // "tanh" or "relu"
-  // scores must hold sizes.back() numbers.
-  void Score(const float* observation, float* scores) const;
-};
-
 struct EvaluationFigures {
   double reward = 0, response = 0, association = 0, latency_s = 0, money_usd = 0;
   double share_over_latency = 0, share_over_money = 0;
@@ -114,7 +105,7 @@ struct TrainSummary {
 
 struct TrainResult {
   TrainSummary summary;
-  TrainedNetwork network;
+  Network network;  // what the artifact stores and the engine serves
   env::ObservationLayout layout;
   // The model a response_aware layout predicts with; null otherwise.
   std::shared_ptr<const env::ResponseEstimator> response_model;
@@ -158,7 +149,7 @@ absl::StatusOr<TrainSummary> TrainPolicy(const data::Dataset& dataset,
 // scores so the shield can rank fallbacks). For evaluating in memory.
 class NetworkPolicy : public env::Policy {
  public:
-  NetworkPolicy(std::string name, TrainedNetwork network, env::ObservationEncoder encoder,
+  NetworkPolicy(std::string name, Network network, env::ObservationEncoder encoder,
                 std::vector<int> decision_model_episodes = {});
   std::string name() const override { return name_; }
   int Act(const env::DecisionContext& context, std::vector<double>* scores) override;
@@ -167,7 +158,7 @@ class NetworkPolicy : public env::Policy {
  private:
   std::string name_;
   std::vector<int> decision_model_episodes_;
-  TrainedNetwork network_;
+  Network network_;
   env::ObservationEncoder encoder_;
   std::vector<float> observation_, scores_;
 };

@@ -1,5 +1,5 @@
 // Between trainer.cc and train_output.cc: a training run with what the
-// artifact writer needs beyond TrainResult (LibTorch tensors, the simulator).
+// artifact writer needs beyond TrainResult (the simulator).
 #pragma once
 
 #include <memory>
@@ -11,7 +11,6 @@ namespace lcio::policy {
 
 struct TrainRun {
   TrainResult result;
-  AlgoOutput output;
   std::shared_ptr<const env::Simulator> simulator;
 };
 
@@ -19,7 +18,8 @@ absl::StatusOr<TrainRun> RunTraining(const data::Dataset& dataset,
                                      const std::vector<int>& train_episodes,
                                      const env::SimulatorConfig& config,
                                      const TrainOptions& options);
-// "auto" (CUDA when LibTorch sees one), "cpu", "cuda", "cuda:N".
+// Checks a --torch_device string ("auto", "cpu", "cuda", "cuda:N") and
+// returns the device training runs on: always "cpu" (the kernels).
 absl::StatusOr<std::string> ResolveDevice(const std::string& device);
 std::string TrainingConfigJson(const TrainOptions& options, const env::SimulatorConfig& config,
                                const std::map<std::string, double>& hp, const std::string& device,

@@ -54,6 +54,9 @@ class Metrics {
   void CountReportRejected(ReportReject reason);
   void AddInflight(double delta);
   void SetPolicy(const std::string& version, const std::string& algo);
+  // A decision whose budget was above the policy's training range (label
+  // `budget`: latency_s, money_usd; both when both are).
+  void CountBudgetOutsideTraining(bool latency, bool money);
   void CountReload(bool ok);
 
   prometheus::Registry& registry() { return *registry_; }
@@ -81,6 +84,8 @@ class Metrics {
   std::array<prometheus::Counter*, kReportRejectReasons> reports_rejected_{};
   prometheus::Gauge* inflight_ = nullptr;
   prometheus::Gauge* policy_loaded_ = nullptr;
+  prometheus::Counter* budget_outside_latency_ = nullptr;
+  prometheus::Counter* budget_outside_money_ = nullptr;
 
   absl::Mutex mu_;
   absl::flat_hash_map<std::string, prometheus::Counter*> view_counters_ ABSL_GUARDED_BY(mu_);

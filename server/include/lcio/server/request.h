@@ -3,6 +3,7 @@
 // the field, its value and the rule.
 #pragma once
 
+#include <cstdint>
 #include <string>
 #include <vector>
 
@@ -14,6 +15,11 @@
 #include "lcio/v1/offloader.pb.h"
 
 namespace lcio::server {
+
+// A Decide request's identity for idempotent retries: a hash of its
+// decision-relevant fields, i.e. all but `explain` (which changes only what
+// the response shows) and unknown fields.
+uint64_t DecisionFingerprint(const v1::DecideRequest& request);
 
 struct RequestLimits {
   int max_prompt_bytes = 16384;

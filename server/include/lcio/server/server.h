@@ -61,13 +61,28 @@ struct ServerOptions {
   RequestLimits limits;
   // Transport limit; larger messages get RESOURCE_EXHAUSTED from gRPC itself.
   int max_message_bytes = 4 << 20;
+  // Connections older than this get a GOAWAY (then max_connection_age_grace
+  // to finish their calls), so that round_robin clients re-resolve DNS and
+  // reach pods added since. Zero: connections live for ever.
+  absl::Duration max_connection_age = absl::ZeroDuration();
+  absl::Duration max_connection_age_grace = absl::Seconds(30);
+  // gRPC server reflection (grpc.reflection.v1alpha): grpcurl and grpc_cli
+  // can list and call the services without the .proto files.
+  bool reflection = true;
 };
+
+// "HOST:PORT" (HOST a name, an IPv4 address or a bracketed IPv6 address; PORT
+// in [0, 65535], 0 picks one), or for `flag` = "listen" also "unix:PATH".
+// The error names the flag, the value and the rule.
+absl::Status ValidateListenAddress(const std::string& flag, const std::string& address);
 
 class ServerApp {
  public:
   // Listens and serves. A policy that fails to load at start is not fatal:
   // health stays NOT_SERVING and Decide UNAVAILABLE until the watched file
-  // becomes loadable (or SIGHUP).
+  // becomes loadable (or SIGHUP). The report log's directory is created
+  // when missing; a log that cannot be opened is fatal (Reports would
+  // otherwise be refused until a restart).
   static absl::StatusOr<std::unique_ptr<ServerApp>> Start(const ServerOptions& options);
   ~ServerApp();
 

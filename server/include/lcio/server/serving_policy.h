@@ -7,6 +7,7 @@
 #include <memory>
 #include <string>
 #include <utility>
+#include <vector>
 
 #include "absl/container/flat_hash_map.h"
 #include "absl/status/statusor.h"
@@ -27,6 +28,13 @@ class ServingPolicy : public BatchScorer {
   static absl::StatusOr<std::shared_ptr<const ServingPolicy>> Create(
       std::shared_ptr<const policy::InferenceEngine> engine, const std::string& extra_profiles_json,
       int max_history_window);
+  // Loads the artifact at `path` and validates it completely: exactly what
+  // the server checks before serving a file (lcio-policy-info calls this
+  // too, so that it accepts what the server accepts and nothing else).
+  static absl::StatusOr<std::shared_ptr<const ServingPolicy>> Load(
+      const std::string& path, const std::string& torch_device,
+      const std::string& extra_profiles_json,
+      int max_history_window = ConversationStoreOptions().history_window);
 
   const policy::InferenceEngine& engine() const { return *engine_; }
   const PolicySpec& spec() const { return spec_; }
@@ -34,6 +42,12 @@ class ServingPolicy : public BatchScorer {
   const std::string& version() const { return engine_->metadata().policy_version; }
   // What this policy's action and task indices mean, for stored conversations.
   const std::shared_ptr<const ConversationSchema>& conversation_schema() const { return schema_; }
+  // The largest remaining budgets the policy saw in training
+  // (PolicyInfo.training_budget_max).
+  const env::Budget& training_budget_max() const { return training_budget_max_; }
+  // Notes for a request whose budget is above training_budget_max(), one per
+  // budget (empty when inside).
+  std::vector<std::string> BudgetWarnings(double latency_s, double money_usd) const;
   // Names were validated against spec().catalog: always found for those.
   const env::CostModel* Costs(const std::string& device, const std::string& network) const;
 
@@ -48,6 +62,7 @@ class ServingPolicy : public BatchScorer {
   std::shared_ptr<const policy::InferenceEngine> engine_;
   PolicySpec spec_;
   v1::PolicyInfo info_;
+  env::Budget training_budget_max_;
   std::shared_ptr<const ConversationSchema> schema_;
   absl::flat_hash_map<std::pair<std::string, std::string>, std::unique_ptr<env::CostModel>> costs_;
 };

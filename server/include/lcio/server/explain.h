@@ -1,0 +1,20 @@
+// DecideResponse.scores for explain: what each action's raw score means (its
+// softmax probability), what the response model predicts for it, what it
+// costs and which remaining budget, if any, rules it out.
+#pragma once
+
+#include <vector>
+
+#include "lcio/env/action_table.h"
+#include "lcio/env/profiles.h"
+#include "lcio/v1/offloader.pb.h"
+
+namespace lcio::server {
+
+// `predicted`: the response model's prediction per action, or empty when the
+// policy is not response-aware. Replaces response->scores.
+void ExplainScores(const env::ActionTable& actions, const env::CostModel& costs,
+                   const std::vector<float>& scores, const std::vector<double>& predicted,
+                   double latency_s, double money_usd, v1::DecideResponse* response);
+
+}  // namespace lcio::server

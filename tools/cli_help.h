@@ -1,0 +1,34 @@
+// Command-line parsing shared by every lcio binary: --help lists the
+// binary's own flags (not abseil's) with their help text and defaults,
+// --version prints the version, and an unknown flag is a usage error that
+// points to --help.
+#pragma once
+
+#include <string>
+#include <vector>
+
+namespace lcio::cli {
+
+// The project version (CMake's project(VERSION)).
+std::string Version();
+
+// Parses argv with abseil and returns the positional arguments (argv[0]
+// first). `usage` is the usage line after the program name, e.g.
+// "[flags] ARTIFACT"; `about` what the program does (may span lines).
+// Handles --help (-h, -help, --helpshort) and --version itself: prints to
+// stdout and exits 0. An unknown flag: message on stderr, exit 2.
+std::vector<char*> ParseCommandLine(int argc, char** argv, const std::string& usage,
+                                    const std::string& about);
+
+// A shipped data file by its source-tree path ("policy/default_policy.pt",
+// "data/M4A1.json"): under the working directory; else, for an installed
+// binary (BIN/lcio-x), PREFIX/share/lcio/<file name>; else in the source tree
+// the binary was built from. The first that exists, else the source-tree
+// path (so that the error names a path).
+std::string DefaultDataFile(const std::string& relative);
+
+// The --help text (what ParseCommandLine prints).
+std::string HelpText(const std::string& program, const std::string& usage,
+                     const std::string& about);
+
+}  // namespace lcio::cli
