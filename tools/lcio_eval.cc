@@ -21,8 +21,8 @@
 #include "lcio/env/evaluator.h"
 #include "lcio/env/task_rule.h"
 #ifdef LCIO_WITH_POLICY
-#include "lcio/policy/artifact_io.h"
 #include "cli_help.h"
+#include "lcio/policy/artifact_io.h"
 #include "lcio/policy/artifact_policy.h"
 #include "lcio/policy/trainer.h"
 #endif
