@@ -8,9 +8,8 @@
 #   LCIO_BASE_DATA          M4A1 JSON always trained on (default /usr/local/share/lcio/M4A1.json;
 #                           set to "" to train on the Report logs alone)
 #   LCIO_REPORT_LOGS        directory of Report logs (*.log, one per server pod, each read with
-#                           its rotated predecessors *.log.NNNNNN); unset = none. Merged with the
-#                           base by lcio-report-export --base; records of another policy's
-#                           views/tasks are set aside in $LCIO_WORK_DIR/*.rejects.log
+#                           its rotated predecessors *.log.NNNNNN); unset = none. Records of
+#                           another policy's views/tasks are set aside in $LCIO_WORK_DIR/*.rejects.log
 #   LCIO_MIN_REPORT_EPISODES  with LCIO_REPORT_LOGS: fewer exported episodes than this means
 #                           nothing new to learn from, exit 0 without training (default 1)
 #   LCIO_WORK_DIR           scratch and output directory (default /var/lib/lcio/work)
@@ -36,29 +35,36 @@ data="$base_data"
 
 if [[ -n "${LCIO_REPORT_LOGS:-}" ]]; then
   command -v "$export_bin" >/dev/null 2>&1 || { log "export binary '$export_bin' not found"; exit 127; }
+  command -v jq >/dev/null 2>&1 || { log "jq not found"; exit 127; }
   shopt -s nullglob
   logs=("$LCIO_REPORT_LOGS"/*.log)
   shopt -u nullglob
-  if ((${#logs[@]} == 0)); then
-    log "no Report logs in $LCIO_REPORT_LOGS: nothing to retrain on"
-    exit 0
-  fi
-  # One streamed pass: the base data's episodes, then the Reports' (numbered after the base's);
-  # records of another policy's views/tasks and turns past a gap in their conversation are set
-  # aside in the rejects log.
-  data="$work/train-$stamp.json"
-  rejects="$work/reports-$stamp.rejects.log"
-  joined=$(IFS=,; echo "${logs[*]}")
-  merge=(--log "$joined" --out "$data" --rejects "$rejects")
-  [[ -n "$base_data" ]] && merge+=(--base "$base_data")
-  summary=$("$export_bin" "${merge[@]}") || { log "$export_bin failed"; exit 1; }
-  log "$summary"
-  [[ -s "$rejects" ]] && log "records set aside in $rejects"
-  count=$(sed -n 's/.*"episodes": \([0-9]*\).*/\1/p' <<<"$summary")
-  log "exported ${count:-0} episodes from ${#logs[@]} Report logs in $LCIO_REPORT_LOGS"
-  if ((${count:-0} < min_episodes)); then
+  exported=()
+  for f in "${logs[@]}"; do
+    out="$work/reports-$stamp-$(basename "$f" .log).json"
+    rejects="$work/reports-$stamp-$(basename "$f" .log).rejects.log"
+    "$export_bin" --log "$f" --out "$out" --rejects "$rejects"
+    if [[ -s "$rejects" ]]; then
+      log "$f: records of another policy's views or tasks set aside in $rejects"
+    fi
+    exported+=("$out")
+  done
+  # One array of episodes, ids renumbered after the base data's so that they stay unique.
+  reports="$work/reports-$stamp.json"
+  if ((${#exported[@]})); then jq -s 'add // []' "${exported[@]}" >"$reports"; else echo '[]' >"$reports"; fi
+  count=$(jq 'length' "$reports")
+  log "exported $count episodes from ${#logs[@]} Report logs in $LCIO_REPORT_LOGS"
+  if ((count < min_episodes)); then
     log "fewer than LCIO_MIN_REPORT_EPISODES=$min_episodes episodes: nothing to retrain on"
     exit 0
+  fi
+  data="$work/train-$stamp.json"
+  if [[ -n "$base_data" ]]; then
+    jq -s '.[0] as $base | (([$base[].id] | max) // -1) as $last
+           | $base + [.[1] | to_entries[] | .value + {id: ($last + 1 + .key)}]' \
+      "$base_data" "$reports" >"$data"
+  else
+    jq '[to_entries[] | .value + {id: .key}]' "$reports" >"$data"
   fi
 fi
 if [[ -z "$data" || ! -r "$data" ]]; then
