@@ -1,7 +1,9 @@
 // lcio-report-export: turns lcio-server's report log (--report_log) into
-// M4A1-schema JSON that lcio-train and lcio-eval read (--data). Streams:
-// memory grows with the number of records (an index entry each), not
-// with their size.
+// M4A1-schema JSON that lcio-train and lcio-eval read (--data); with
+// --base, the base data set's episodes followed by the exported ones (the
+// training data of a retraining run). Streams the logs: memory grows with
+// the number of records (an index entry each), not with their size; the
+// base is loaded (and validated) whole.
 #include <cstdio>
 #include <fstream>
 #include <string>
@@ -21,12 +23,18 @@ ABSL_FLAG(std::string, out, "", "M4A1 JSON output (written atomically)");
 ABSL_FLAG(std::string, rejects, "",
           "where records whose views or tasks differ from the first record's go (a report log "
           "of its own); without it such records make the export fail");
+ABSL_FLAG(std::string, base, "",
+          "M4A1 JSON whose episodes come first in the output, the exported ones numbered after "
+          "its largest episode id; records must have its view count and tasks (others are "
+          "rejects)");
 ABSL_FLAG(bool, pretty, false, "indent the JSON");
 
 int main(int argc, char** argv) {
   lcio::cli::ParseCommandLine(
-      argc, argv, "--log reports.log --out traffic.json [--rejects rejects.log]",
-      "Turns the server's report log (and its rotated files) into M4A1-schema JSON.");
+      argc, argv,
+      "--log reports.log[,more.log] --out traffic.json [--base base.json] [--rejects rejects.log]",
+      "Turns the server's report log (and its rotated files) into M4A1-schema JSON; with --base, "
+      "appended to a base data set (the training data of a retraining run).");
   const std::string log = absl::GetFlag(FLAGS_log), out = absl::GetFlag(FLAGS_out);
   if (log.empty() || out.empty()) {
     std::fprintf(stderr, "lcio-report-export: --log and --out are required\n");
@@ -42,6 +50,18 @@ int main(int argc, char** argv) {
     }
     files.insert(files.end(), series.begin(), series.end());
   }
+  lcio::server::ExportOptions options;
+  options.pretty = absl::GetFlag(FLAGS_pretty);
+  options.rejects_path = absl::GetFlag(FLAGS_rejects);
+  absl::StatusOr<lcio::data::Dataset> base;
+  if (const std::string path = absl::GetFlag(FLAGS_base); !path.empty()) {
+    base = lcio::data::LoadM4A1File(path);
+    if (!base.ok()) {
+      std::fprintf(stderr, "lcio-report-export: --base: %s\n", base.status().ToString().c_str());
+      return 1;
+    }
+    options.base = &*base;
+  }
   const std::string temp = out + ".tmp";
   absl::StatusOr<lcio::server::ExportSummary> summary;
   {
@@ -50,8 +70,7 @@ int main(int argc, char** argv) {
       std::fprintf(stderr, "lcio-report-export: cannot write %s\n", temp.c_str());
       return 1;
     }
-    summary = lcio::server::ExportReportLogs(files, file, absl::GetFlag(FLAGS_pretty),
-                                             absl::GetFlag(FLAGS_rejects));
+    summary = lcio::server::ExportReportLogs(files, file, options);
   }
   if (!summary.ok()) {
     std::remove(temp.c_str());
@@ -66,9 +85,10 @@ int main(int argc, char** argv) {
   }
   std::printf(
       "{\"files\": %zu, \"records\": %lld, \"skipped_lines\": %d, \"rejected\": %lld, "
-      "\"episodes\": %lld, \"turns\": %lld}\n",
+      "\"orphaned\": %lld, \"base_episodes\": %lld, \"episodes\": %lld, \"turns\": %lld}\n",
       files.size(), static_cast<long long>(summary->records), summary->skipped_lines,
-      static_cast<long long>(summary->rejected), static_cast<long long>(summary->episodes),
+      static_cast<long long>(summary->rejected), static_cast<long long>(summary->orphaned),
+      static_cast<long long>(summary->base_episodes), static_cast<long long>(summary->episodes),
       static_cast<long long>(summary->turns));
   return 0;
 }

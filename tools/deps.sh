@@ -23,6 +23,9 @@ test_packages=(
   libgtest-dev libgmock-dev libbenchmark-dev
   gnuplot-nox openssl curl
   prometheus yamllint shellcheck jq iproute2 nodejs clang-14 libclang-rt-14-dev
+  # The Python client (client/python): gRPC runtime, protobuf runtime; stubs come from
+  # protoc + grpc_python_plugin (protobuf-compiler-grpc) at build time.
+  python3 python3-grpcio python3-protobuf
 )
 case "$profile" in
   build) packages=("${build_packages[@]}") ;;

@@ -17,11 +17,12 @@
 #include "absl/strings/str_format.h"
 #include "absl/strings/str_join.h"
 #include "cli_common.h"
+#include "cli_help.h"
 #include "lcio/env/baselines.h"
 #include "lcio/env/evaluator.h"
 #include "lcio/env/task_rule.h"
 #ifdef LCIO_WITH_POLICY
-#include "cli_help.h"
+#include "lcio/policy/artifact_io.h"
 #include "lcio/policy/artifact_policy.h"
 #include "lcio/policy/trainer.h"
 #endif
@@ -43,8 +44,9 @@ ABSL_FLAG(std::string, train_config, "",
           "(hyperparameters, budget distribution...); --timesteps, --train_seed, "
           "--latency_budget and --money_budget win when given, the algorithm comes from --algos");
 ABSL_FLAG(std::vector<std::string>, policy, {},
-          "policy artifacts to evaluate as they are (note: an artifact trained on the "
-          "whole data set has seen the test episodes)");
+          "policy artifacts to evaluate as they are, costed with the profiles they carry "
+          "(--profiles on top) (note: an artifact trained on the whole data set has seen the "
+          "test episodes)");
 ABSL_FLAG(std::vector<std::string>, scorers,
           std::vector<std::string>({"in_sample", "held_out", "cross_fit", "task_action"}),
           "what scores the test episodes (docs/evaluation.md): in_sample (the training-side kNN "
@@ -161,6 +163,35 @@ absl::StatusOr<EvalSettings> SettingsFromFlags() {
 #endif
   return settings;
 }
+#ifdef LCIO_WITH_POLICY
+// Artifacts carry the profile catalog they were trained with (for data of
+// other than 3 views, tables the built-in catalog lacks): evaluate with it,
+// --profiles on top. Artifacts with different catalogs need --profiles.
+absl::Status UseArtifactProfiles(env::SimulatorConfig* config) {
+  const std::vector<std::string> paths = absl::GetFlag(FLAGS_policy);
+  std::string profiles_json, first;
+  for (const std::string& path : paths) {
+    auto metadata = policy::ReadArtifactMetadata(path);
+    if (!metadata.ok()) return metadata.status();
+    if (first.empty()) {
+      first = path, profiles_json = metadata->profiles_json;
+    } else if (metadata->profiles_json != profiles_json && absl::GetFlag(FLAGS_profiles).empty()) {
+      return absl::InvalidArgumentError(
+          absl::StrCat("--policy: ", first.substr(0, 256), " and ", path.substr(0, 256),
+                       " carry different profiles; pass --profiles to cost every method alike"));
+    }
+  }
+  if (profiles_json.empty()) return absl::OkStatus();
+  env::ProfileCatalog catalog = env::ProfileCatalog::BuiltIn();
+  if (auto s = catalog.MergeJson(profiles_json, first); !s.ok()) return s;
+  if (const std::string file = absl::GetFlag(FLAGS_profiles); !file.empty())
+    if (auto s = catalog.MergeJsonFile(file); !s.ok()) return s;
+  if (auto d = catalog.Device(config->device); !d.ok()) return d.status();
+  if (auto n = catalog.Network(config->network); !n.ok()) return n.status();
+  config->catalog = std::move(catalog);
+  return absl::OkStatus();
+}
+#endif
 
 // One split's decision makers. Everything they consult is fitted on the
 // split's training side (`decision_model`); CheckDecisionModelHeldOut enforces it.
@@ -428,6 +459,9 @@ int main(int argc, char** argv) {
   if (!dataset.ok()) return Fail(dataset.status());
   auto config = cli::SimulatorConfigFromFlags();
   if (!config.ok()) return Fail(config.status());
+#ifdef LCIO_WITH_POLICY
+  if (auto s = UseArtifactProfiles(&*config); !s.ok()) return Fail(s);
+#endif
   auto splits = cli::SplitsFromFlags(*dataset, absl::GetFlag(FLAGS_splits));
   if (!splits.ok()) return Fail(splits.status());
   const env::Budget budget = cli::BudgetFromFlags();

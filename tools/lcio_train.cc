@@ -290,7 +290,13 @@ int main(int argc, char** argv) {
       split.train.push_back(static_cast<int>(e));
   } else if (split_mode == "random") {
     auto splits = cli::SplitsFromFlags(*dataset, 1);
-    if (!splits.ok()) return Fail(splits.status());
+    // Small data (a first Report export) cannot spare a test side: say how to train anyway.
+    if (!splits.ok())
+      return Fail(absl::Status(
+          splits.status().code(),
+          absl::StrCat(splits.status().message(), " (", dataset->episodes.size(),
+                       " episodes in --data; --split none trains on all of them, holding none "
+                       "out)")));
     split = splits->front();
   } else {
     return Fail(absl::InvalidArgumentError(

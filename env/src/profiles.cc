@@ -239,13 +239,13 @@ absl::StatusOr<CostModel> CostModel::Create(const ProfileCatalog& catalog,
     return absl::InvalidArgumentError(
         absl::StrCat("network \"", network, "\": cloud_time_s has ", net->cloud_time_s.size(),
                      " entries; the data has ", actions.num_views(), " views, so it needs ", needed,
-                     " (0..", actions.num_views(), " views uploaded)"));
+                     " (0..", actions.num_views(), " views uploaded; docs/profiles.md)"));
   }
   if (catalog.cloud_llm.money_usd.size() < needed) {
-    return absl::InvalidArgumentError(absl::StrCat("cloud_llm \"", catalog.cloud_llm.name,
-                                                   "\": money_usd has ",
-                                                   catalog.cloud_llm.money_usd.size(), " entries; ",
-                                                   actions.num_views(), " views need ", needed));
+    return absl::InvalidArgumentError(
+        absl::StrCat("cloud_llm \"", catalog.cloud_llm.name, "\": money_usd has ",
+                     catalog.cloud_llm.money_usd.size(), " entries; ", actions.num_views(),
+                     " views need ", needed, " (docs/profiles.md)"));
   }
   CostModel m;
   m.device_ = device;

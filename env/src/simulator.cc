@@ -3,6 +3,7 @@
 #include <algorithm>
 
 #include "absl/strings/str_cat.h"
+#include "absl/strings/str_join.h"
 
 namespace lcio::env {
 
@@ -26,6 +27,39 @@ absl::StatusOr<ResponseModelFamily> ParseResponseModelFamily(const std::string& 
                                                  "\": must be knn, task_action or pessimistic"));
 }
 
+namespace {
+
+// OK when every network and the cloud LLM of the catalog can cost an upload
+// of 0..num_views views, not only the pair simulated: an artifact carries
+// the catalog, and a server refuses one that cannot cost every pair it may
+// be asked for. The built-in tables are the reference's 3-view ones.
+absl::Status CheckProfilesCoverViews(const ProfileCatalog& catalog, int num_views) {
+  const size_t needed = static_cast<size_t>(std::max(num_views, 0)) + 1;
+  std::vector<std::string> short_tables;
+  int more = 0;
+  auto note = [&](std::string what) {
+    if (short_tables.size() < 6)
+      short_tables.push_back(std::move(what));
+    else
+      ++more;
+  };
+  for (const NetworkProfile& n : catalog.networks)
+    if (n.cloud_time_s.size() < needed)
+      note(absl::StrCat("network \"", n.name.substr(0, 64), "\" cloud_time_s has ",
+                        n.cloud_time_s.size()));
+  if (catalog.cloud_llm.money_usd.size() < needed)
+    note(absl::StrCat("cloud_llm \"", catalog.cloud_llm.name.substr(0, 64), "\" money_usd has ",
+                      catalog.cloud_llm.money_usd.size()));
+  if (short_tables.empty()) return absl::OkStatus();
+  return absl::InvalidArgumentError(absl::StrCat(
+      "the data has ", num_views, " views, so every cost table needs ", needed, " entries (0..",
+      num_views, " views uploaded): ", absl::StrJoin(short_tables, ", "),
+      more > 0 ? absl::StrCat(" and ", more, " more") : "", "; give tables for ", num_views,
+      " views in a --profiles file (docs/profiles.md)"));
+}
+
+}  // namespace
+
 absl::StatusOr<std::shared_ptr<const Simulator>> Simulator::Create(
     const data::Dataset& dataset, const std::vector<int>& train_episodes,
     const SimulatorConfig& config) {
@@ -34,6 +68,7 @@ absl::StatusOr<std::shared_ptr<const Simulator>> Simulator::Create(
         absl::StrCat("time_span = ", config.time_span, ": must be >= 1"));
   auto actions = ActionTable::Create(dataset.num_views);
   if (!actions.ok()) return actions.status();
+  if (auto s = CheckProfilesCoverViews(config.catalog, dataset.num_views); !s.ok()) return s;
   auto costs = CostModel::Create(config.catalog, config.device, config.network, *actions);
   if (!costs.ok()) return costs.status();
   std::shared_ptr<Simulator> sim(new Simulator(config, *actions, *std::move(costs)));

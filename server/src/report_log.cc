@@ -225,6 +225,17 @@ data::Turn ReportTurn(const ReportRecord& r, const std::vector<std::string>& tas
 absl::StatusOr<ExportSummary> ExportReportLogs(const std::vector<std::string>& files,
                                                std::ostream& out, bool pretty,
                                                const std::string& rejects_path) {
+  ExportOptions options;
+  options.pretty = pretty;
+  options.rejects_path = rejects_path;
+  return ExportReportLogs(files, out, options);
+}
+
+absl::StatusOr<ExportSummary> ExportReportLogs(const std::vector<std::string>& files,
+                                               std::ostream& out, const ExportOptions& options) {
+  const bool pretty = options.pretty;
+  const std::string& rejects_path = options.rejects_path;
+  const data::Dataset* base = options.base;
   ExportSummary summary;
   struct Location {
     int file;
@@ -233,9 +244,15 @@ absl::StatusOr<ExportSummary> ExportReportLogs(const std::vector<std::string>& f
   // Pass 1: where each (conversation, turn)'s last record is.
   std::unordered_map<std::string, size_t> episode_of;
   std::vector<std::map<int, Location>> turns;
-  bool have_first = false;
+  bool have_first = base != nullptr;
   std::vector<std::string> views, tasks;
+  if (base != nullptr) tasks = base->tasks;
   std::ofstream rejects;
+  auto reject = [&](absl::string_view line) {
+    if (rejects_path.empty()) return;
+    if (!rejects.is_open()) rejects.open(rejects_path, std::ios::binary | std::ios::trunc);
+    rejects << line << '\n';
+  };
   std::string first_rejected;
   for (size_t f = 0; f < files.size(); ++f) {
     absl::Status s = ScanFile(
@@ -247,17 +264,20 @@ absl::StatusOr<ExportSummary> ExportReportLogs(const std::vector<std::string>& f
             views = r.view_names;
             tasks = r.tasks;
           }
-          if (r.view_names != views || r.tasks != tasks ||
-              std::find(tasks.begin(), tasks.end(), r.task) == tasks.end() ||
-              r.association.size() != views.size()) {
+          // With a base, its view count and task vocabulary are the schema
+          // (a base's image_paths are files, not view names).
+          const bool disagrees =
+              base != nullptr ? static_cast<int>(r.view_names.size()) != base->num_views ||
+                                    std::find(tasks.begin(), tasks.end(), r.task) == tasks.end() ||
+                                    r.association.size() != r.view_names.size()
+                              : r.view_names != views || r.tasks != tasks ||
+                                    std::find(tasks.begin(), tasks.end(), r.task) == tasks.end() ||
+                                    r.association.size() != views.size();
+          if (disagrees) {
             if (summary.rejected++ == 0)
               first_rejected = absl::StrCat(files[f], " at byte ", offset, " (conversation ",
                                             r.conversation_id.substr(0, 128), ")");
-            if (!rejects_path.empty()) {
-              if (!rejects.is_open())
-                rejects.open(rejects_path, std::ios::binary | std::ios::trunc);
-              rejects << line << '\n';
-            }
+            reject(line);
             return;
           }
           auto [it, inserted] = episode_of.emplace(r.conversation_id, turns.size());
@@ -266,35 +286,97 @@ absl::StatusOr<ExportSummary> ExportReportLogs(const std::vector<std::string>& f
         });
     if (!s.ok()) return s;
   }
-  if (summary.rejected > 0) {
-    if (rejects_path.empty())
-      return absl::FailedPreconditionError(absl::StrCat(
-          summary.rejected, " records disagree with the first record's views or tasks (the first ",
-          first_rejected, "); pass --rejects=FILE to write them there and export the rest"));
+  if (summary.rejected > 0 && rejects_path.empty())
+    return absl::FailedPreconditionError(absl::StrCat(
+        summary.rejected, " records disagree with the ",
+        base != nullptr ? "base data's view count or tasks" : "first record's views or tasks",
+        " (the first ", first_rejected,
+        "); pass --rejects=FILE to write them there and export the rest"));
+
+  std::vector<std::ifstream> inputs;
+  for (const std::string& file : files) inputs.emplace_back(file, std::ios::binary);
+  std::string line;
+  // The line at `where`, checked when pass 1 read it.
+  auto read_line = [&](const Location& where) -> absl::Status {
+    std::ifstream& in = inputs[where.file];
+    in.clear();
+    in.seekg(where.offset);
+    if (!std::getline(in, line))
+      return absl::DataLossError(absl::StrCat("report log ", files[where.file],
+                                              " changed during the export (byte ", where.offset,
+                                              ")"));
+    return absl::OkStatus();
+  };
+
+  // Only the gap-free run from turn 0 is an episode; the rest are orphans.
+  std::vector<std::string> conversation_of(turns.size());
+  for (const auto& [id, e] : episode_of) conversation_of[e] = id;
+  episode_of.clear();
+  std::string first_orphan;
+  size_t kept = 0;
+  for (size_t e = 0; e < turns.size(); ++e) {
+    int expected = 0;
+    for (auto it = turns[e].begin(); it != turns[e].end();) {
+      if (it->first == expected) {
+        ++expected, ++it;
+        continue;
+      }
+      if (summary.orphaned++ == 0)
+        first_orphan = absl::StrCat("conversation ", conversation_of[e].substr(0, 128), " turn ",
+                                    it->first, ": turn ", expected, " was never reported");
+      if (!rejects_path.empty()) {
+        if (absl::Status s = read_line(it->second); !s.ok()) return s;
+        reject(line);
+      }
+      it = turns[e].erase(it);
+    }
+    if (turns[e].empty()) continue;
+    if (kept != e) turns[kept] = std::move(turns[e]);  // never a self-move: it empties the map
+    ++kept;
+  }
+  turns.resize(kept);
+  if (summary.orphaned > 0 && summary.problems.size() < 20)
+    summary.problems.push_back(absl::StrCat(summary.orphaned,
+                                            " records past a gap in their conversation's turns "
+                                            "(not exported; the first: ",
+                                            first_orphan, ")"));
+  if (rejects.is_open()) {
     rejects.flush();
     if (!rejects) return absl::DataLossError(absl::StrCat("cannot write rejects ", rejects_path));
   }
-  if (turns.empty())
-    return absl::InvalidArgumentError(summary.rejected > 0
-                                          ? "no records to export: every record was rejected"
+  if (turns.empty() && (base == nullptr || base->episodes.empty()))
+    return absl::InvalidArgumentError(summary.rejected + summary.orphaned > 0
+                                          ? "no records to export: every record was rejected "
+                                            "or orphaned"
                                           : "no records to export");
 
-  // Pass 2: one episode at a time, in order of first appearance.
-  std::vector<std::ifstream> inputs;
-  for (const std::string& file : files) inputs.emplace_back(file, std::ios::binary);
+  // Pass 2: the base's episodes, then one exported episode at a time, in
+  // order of first appearance.
   out << (pretty ? "[\n" : "[");
+  bool first_episode = true;
+  int64_t next_id = 1;
+  if (base != nullptr) {
+    for (const data::Episode& episode : base->episodes) {
+      if (!first_episode) out << (pretty ? ",\n" : ",");
+      first_episode = false;
+      out << EpisodeJson(episode, tasks, pretty);
+      next_id = std::max(next_id, episode.id + 1);
+      ++summary.base_episodes;
+    }
+  }
   for (size_t e = 0; e < turns.size(); ++e) {
     data::Episode episode;
-    episode.id = static_cast<int64_t>(e) + 1;
-    episode.image_paths = views;
+    episode.id = next_id++;
     for (const auto& [index, where] : turns[e]) {
       auto r = ReadReportRecordAt(inputs[where.file], where.offset, files[where.file]);
       if (!r.ok()) return r.status();
+      if (episode.image_paths.empty()) episode.image_paths = r->view_names;
       episode.turns.push_back(ReportTurn(*r, tasks));
       episode.association.push_back(std::move(r->association));
       ++summary.turns;
     }
-    if (e > 0) out << (pretty ? ",\n" : ",");
+    if (!first_episode) out << (pretty ? ",\n" : ",");
+    first_episode = false;
     out << EpisodeJson(std::move(episode), tasks, pretty);
     ++summary.episodes;
     turns[e].clear();  // its index is no longer needed

@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Runs ShellCheck over the container entrypoints and the deploy checks.
+# Runs ShellCheck over the container entrypoints, the deploy and end-to-end checks and examples/.
 #   check_shell.sh SOURCE_DIR
 set -euo pipefail
 src="${1:?usage: check_shell.sh SOURCE_DIR}"
@@ -9,5 +9,5 @@ if ! command -v shellcheck >/dev/null; then
 fi
 cd "$src"
 shellcheck --version | head -2
-shellcheck -x deploy/docker/*.sh tests/deploy/*.sh
+shellcheck -x deploy/docker/*.sh tests/deploy/*.sh tests/e2e/*.sh tests/examples/*.sh examples/*.sh
 echo "check_shell: OK"

@@ -149,6 +149,67 @@ TEST(ReportLogTest, RecordsOfAnotherSchemaFailTheExportOrGoToTheRejectsFile) {
   EXPECT_EQ(parsed->num_views, 2);
 }
 
+TEST(ReportLogTest, TurnsPastAGapAreOrphanedNotExportedAsEpisodes) {
+  test::TempDir dir;
+  // "x" starts at turn 7 (its start is in no log); "a" skips turn 2.
+  WriteLog(dir.File("r.log"), {Record("a", 0, false), Record("x", 7, true), Record("a", 1, true),
+                               Record("a", 3, false)});
+  std::string json;
+  auto exported = Export({dir.File("r.log")}, &json, dir.File("rejects.log"));
+  ASSERT_TRUE(exported.ok()) << exported.status();
+  EXPECT_EQ(exported->episodes, 1);
+  EXPECT_EQ(exported->turns, 2);
+  EXPECT_EQ(exported->orphaned, 2);
+  EXPECT_EQ(exported->rejected, 0);
+  auto parsed = data::ParseM4A1(json, "export");
+  ASSERT_TRUE(parsed.ok()) << parsed.status();
+  ASSERT_EQ(parsed->episodes.size(), 1u);
+  EXPECT_EQ(parsed->episodes[0].turns.size(), 2u);
+  // Nothing vanishes: the orphans are in the rejects file, and counted
+  // without one.
+  auto rejects = ReadReportLog(dir.File("rejects.log"));
+  ASSERT_TRUE(rejects.ok()) << rejects.status();
+  ASSERT_EQ(rejects->records.size(), 2u);
+  auto counted = Export({dir.File("r.log")}, &json);
+  ASSERT_TRUE(counted.ok()) << counted.status();
+  EXPECT_EQ(counted->orphaned, 2);
+  // A log of nothing but orphans exports nothing, and says why.
+  WriteLog(dir.File("late.log"), {Record("y", 4, false)});
+  auto none = Export({dir.File("late.log")}, &json);
+  EXPECT_EQ(none.status().code(), absl::StatusCode::kInvalidArgument);
+  EXPECT_NE(none.status().message().find("orphaned"), absl::string_view::npos);
+}
+
+TEST(ReportLogTest, ExportWithABaseAppendsEpisodesNumberedAfterTheBase) {
+  test::TempDir dir;
+  WriteLog(dir.File("base.log"), {Record("a", 0, false), Record("b", 0, true)});
+  std::string base_json;
+  ASSERT_TRUE(Export({dir.File("base.log")}, &base_json).ok());
+  auto base = data::ParseM4A1(base_json, "base");
+  ASSERT_TRUE(base.ok()) << base.status();
+  base->episodes[1].id = 41;  // ids need not be dense
+  ReportRecord two_views = Record("d", 0, false);
+  two_views.view_names = {"front", "back"};
+  two_views.association = {0.5, 0.5};
+  WriteLog(dir.File("r.log"), {Record("c", 0, true), Record("c", 1, false), two_views});
+  ExportOptions options;
+  options.base = &*base;
+  options.rejects_path = dir.File("rejects.log");
+  std::ostringstream out;
+  auto merged = ExportReportLogs({dir.File("r.log")}, out, options);
+  ASSERT_TRUE(merged.ok()) << merged.status();
+  EXPECT_EQ(merged->base_episodes, 2);
+  EXPECT_EQ(merged->episodes, 1);
+  EXPECT_EQ(merged->rejected, 1);  // the base's view count is the schema
+  auto parsed = data::ParseM4A1(out.str(), "merged");
+  ASSERT_TRUE(parsed.ok()) << parsed.status();
+  ASSERT_EQ(parsed->episodes.size(), 3u);
+  EXPECT_EQ(parsed->episodes[1].id, 41);
+  EXPECT_EQ(parsed->episodes[2].id, 42);
+  EXPECT_EQ(parsed->episodes[2].turns.size(), 2u);
+  EXPECT_EQ(parsed->episodes[0].turns[0].question, base->episodes[0].turns[0].question);
+}
+
 TEST(ReportLogTest, RotationStartsNumberedFilesThatExportAsOneSeries) {
   test::TempDir dir;
   const std::string path = dir.File("reports.log");

@@ -88,9 +88,15 @@ data::Turn ReportTurn(const ReportRecord& record, const std::vector<std::string>
 // Export to M4A1 JSON, streamed: one pass indexes where each record is
 // (memory: a few dozen bytes per record, never the records), a second
 // reads the records of one episode at a time and writes it. Episodes are
-// conversations in order of first appearance (ids 1..), turns by index; a
-// repeated (conversation, turn) keeps the last record; image_paths are the
-// view names. The first valid record fixes views and tasks: records that
+// conversations in order of first appearance, turns by index; a repeated
+// (conversation, turn) keeps the last record; image_paths are the view
+// names. An episode is the conversation's turns 0, 1, ... up to the first
+// missing index: records past a gap, or of a conversation whose turn 0 was
+// never reported (a Report for turn 7 of a conversation the log does not
+// start), would make an episode with a history the policy never saw, so
+// they are counted as `orphaned` (and written to `rejects_path` when set),
+// not exported. The first valid record fixes views and tasks (with a base
+// data set: the base's view count and task vocabulary); records that
 // disagree are written, as log lines, to `rejects_path` (itself a report
 // log that can be exported on its own) or, without one, make the export
 // fail (FAILED_PRECONDITION) so that none vanishes silently.
@@ -98,9 +104,21 @@ struct ExportSummary {
   int64_t records = 0;  // valid records read
   int skipped_lines = 0;
   std::vector<std::string> problems;  // as in ReportLogContents
-  int64_t rejected = 0;               // disagreed with the first record
-  int64_t episodes = 0, turns = 0;
+  int64_t rejected = 0;               // disagreed with the first record (or the base)
+  int64_t orphaned = 0;               // past a gap in their conversation's turns
+  int64_t base_episodes = 0;          // copied from the base data set
+  int64_t episodes = 0, turns = 0;    // exported from the logs
 };
+struct ExportOptions {
+  bool pretty = false;
+  std::string rejects_path;
+  // When set, the output is this data set's episodes followed by the
+  // exported ones, numbered after the base's largest id: the training data
+  // of a retraining run, in one pass over the logs.
+  const data::Dataset* base = nullptr;
+};
+absl::StatusOr<ExportSummary> ExportReportLogs(const std::vector<std::string>& files,
+                                               std::ostream& out, const ExportOptions& options);
 absl::StatusOr<ExportSummary> ExportReportLogs(const std::vector<std::string>& files,
                                                std::ostream& out, bool pretty,
                                                const std::string& rejects_path);

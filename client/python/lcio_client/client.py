@@ -1,0 +1,164 @@
+"""Client of lcio.v1.Offloader with per-attempt deadlines and retries, and a
+Conversation helper that carries budgets, turn indices and history."""
+
+import random
+import time
+
+import grpc
+
+from lcio.v1 import offloader_pb2 as pb
+from lcio.v1 import offloader_pb2_grpc as pb_grpc
+
+from .errors import LcioError, from_rpc_error
+
+# The codes worth another attempt; Decide is idempotent per (conversation,
+# turn), so repeating it is safe (proto/lcio/v1/offloader.proto).
+_RETRIED = (
+    grpc.StatusCode.UNAVAILABLE,
+    grpc.StatusCode.RESOURCE_EXHAUSTED,
+    grpc.StatusCode.ABORTED,
+    grpc.StatusCode.DEADLINE_EXCEEDED,
+)
+
+
+class Client:
+    """One channel to an lcio-server.
+
+    target: "host:port". root_certificates (PEM bytes) turns on TLS;
+    certificate_chain and private_key (PEM bytes) on mutual TLS.
+    timeout_s is per attempt; attempts bounds the retries of Decide,
+    GetPolicy and Health (Report is an append and is tried once)."""
+
+    def __init__(self, target, timeout_s=5.0, attempts=3, root_certificates=None,
+                 certificate_chain=None, private_key=None, server_name=None):
+        if attempts < 1:
+            raise ValueError(f"attempts = {attempts}: must be >= 1")
+        if not timeout_s > 0:
+            raise ValueError(f"timeout_s = {timeout_s}: must be > 0")
+        self.target = target
+        self.timeout_s = timeout_s
+        self.attempts = attempts
+        if root_certificates is not None:
+            credentials = grpc.ssl_channel_credentials(root_certificates, private_key,
+                                                       certificate_chain)
+            options = [("grpc.ssl_target_name_override", server_name)] if server_name else []
+            self._channel = grpc.secure_channel(target, credentials, options=options)
+        else:
+            self._channel = grpc.insecure_channel(target)
+        self._stub = pb_grpc.OffloaderStub(self._channel)
+
+    def close(self):
+        self._channel.close()
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self.close()
+
+    def _call(self, method, request, retried=True):
+        backoff_s = 0.02
+        for attempt in range(self.attempts if retried else 1):
+            try:
+                return method(request, timeout=self.timeout_s)
+            except grpc.RpcError as error:
+                if attempt + 1 >= (self.attempts if retried else 1) or error.code() not in _RETRIED:
+                    raise from_rpc_error(error) from None
+            time.sleep(backoff_s * random.uniform(0.5, 1.5))  # jitter spreads retries
+            backoff_s = min(backoff_s * 2, 1.0)
+        raise AssertionError("unreachable")
+
+    def get_policy(self):
+        """PolicyInfo: views, tasks, actions, profiles of the serving policy."""
+        return self._call(self._stub.GetPolicy, pb.GetPolicyRequest())
+
+    def decide(self, request):
+        """DecideResponse for a DecideRequest (retried, idempotent)."""
+        return self._call(self._stub.Decide, request)
+
+    def report(self, request):
+        """ReportResponse for a ReportRequest (not retried)."""
+        return self._call(self._stub.Report, request, retried=False)
+
+    def conversation(self, conversation_id, latency_budget_s, money_budget_usd, **kwargs):
+        """A Conversation on this client; see Conversation."""
+        return Conversation(self, conversation_id, latency_budget_s, money_budget_usd, **kwargs)
+
+
+class Conversation:
+    """One conversation's turns: numbers them, sends what is left of its
+    latency and money budgets, and keeps its history.
+
+    What a turn cost is what report() was told (the measured cost) or, for a
+    turn not reported, the server's expected cost (budget_after). With
+    stateless=True every Decide carries the history (the last
+    PolicyInfo.history_window turns), for fleets without shared state."""
+
+    def __init__(self, client, conversation_id, latency_budget_s, money_budget_usd,
+                 device="", network="", stateless=False):
+        for name, value in (("latency_budget_s", latency_budget_s),
+                            ("money_budget_usd", money_budget_usd)):
+            if not (isinstance(value, (int, float)) and value >= 0 and value != float("inf")):
+                raise ValueError(f"{name} = {value!r}: must be a finite number >= 0")
+        self.client = client
+        self.conversation_id = conversation_id
+        self.latency_left_s = float(latency_budget_s)
+        self.money_left_usd = float(money_budget_usd)
+        self.device = device
+        self.network = network
+        self.stateless = stateless
+        self.history = []  # HistoryTurn of every decided turn, oldest first
+        self.turn_index = 0  # the next turn
+        self._history_window = None
+        self._pending = None  # (request, decision) of the last turn, not yet reported
+
+    def decide(self, prompt, association, task="", explain=False):
+        """Decides the next turn. association: {view name: value in [0, 1]}
+        with every view of the policy (PolicyInfo.view_names)."""
+        self._settle()
+        request = pb.DecideRequest(conversation_id=self.conversation_id,
+                                   turn_index=self.turn_index, prompt=prompt, task=task,
+                                   device=self.device, network=self.network, explain=explain)
+        for name, value in association.items():
+            request.views.add(name=name, association=value)
+        request.budget.latency_s = self.latency_left_s
+        request.budget.money_usd = self.money_left_usd
+        if self.stateless:
+            if self._history_window is None:
+                self._history_window = self.client.get_policy().history_window
+            keep = self.history[-self._history_window:] if self._history_window > 0 else []
+            request.history.SetInParent()
+            request.history.turns.extend(keep)
+        decision = self.client.decide(request)
+        self.history.append(pb.HistoryTurn(action=decision.action, task=decision.task))
+        self.turn_index += 1
+        self._pending = (request, decision)
+        return decision
+
+    def report(self, answer, score, latency_s, cost_usd):
+        """Reports what the last decided turn really cost and how good its
+        answer was (score on M4A1's scale); the measured costs, not the
+        expected ones, are taken off the budgets."""
+        if self._pending is None:
+            raise LcioError(grpc.StatusCode.FAILED_PRECONDITION,
+                            "report: no decided turn to report (call decide first)")
+        request, decision = self._pending
+        report = pb.ReportRequest(
+            conversation_id=self.conversation_id, turn_index=request.turn_index,
+            decision_id=decision.decision_id, prompt=request.prompt, task=decision.task,
+            target=decision.target, uploaded_views=[v.name for v in decision.upload],
+            association=[v.association for v in request.views], answer=answer, score=score,
+            interaction_time_s=latency_s, usage_cost_usd=cost_usd)
+        response = self.client.report(report)
+        self.latency_left_s = max(0.0, request.budget.latency_s - latency_s)
+        self.money_left_usd = max(0.0, request.budget.money_usd - cost_usd)
+        self._pending = None
+        return response
+
+    def _settle(self):
+        # An unreported turn costs what the server expected.
+        if self._pending is not None:
+            decision = self._pending[1]
+            self.latency_left_s = decision.budget_after.latency_s
+            self.money_left_usd = decision.budget_after.money_usd
+            self._pending = None
