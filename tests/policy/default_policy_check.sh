@@ -13,14 +13,16 @@ test -s policy/default_policy.pt || { echo "policy/default_policy.pt is missing"
 
 # The documented command, writing to a temporary file instead of the repository.
 "$train" --config policy/default_train_config.json --algo rc-ppo --timesteps 600000 \
-  --split none --seed 1 --out "$tmp/policy.pt" \
+  --split none --seed 1 --response_model=pessimistic --out "$tmp/policy.pt" \
   > "$tmp/train.log" 2>&1 || { cat "$tmp/train.log"; exit 1; }
 
 format='{format, format_version, algo, actions, tasks, view_names, data_sha256,
          cost_profile, reference_budget, reward_weights,
          observation: (.observation | del(.feature_names)),
          network: {activation: .network.activation, layer_sizes: .network.layer_sizes},
-         hyperparameters: .training_config.hyperparameters}'
+         hyperparameters: .training_config.hyperparameters,
+         response_model: .training_config.simulator.response_model,
+         training_profiles: .training_config.training_profiles}'
 "$info" policy/default_policy.pt | jq -S "$format" > "$tmp/shipped.json"
 "$info" "$tmp/policy.pt" | jq -S "$format" > "$tmp/fresh.json"
 if ! diff -u "$tmp/shipped.json" "$tmp/fresh.json"; then

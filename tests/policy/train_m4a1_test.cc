@@ -350,13 +350,16 @@ TEST(ProfileFeatures, TrainingOverEveryProfileIsRecordedAndTheArtifactDecidesAsT
             env::ObservationLayout::kProfileMoneyScaleUsd);
 }
 
-// The shipped layout-3 policy reads as before (no profile features) and its
-// decisions do not depend on the per-request costs a context now carries.
-TEST(ProfileFeatures, TheLayout3DefaultPolicyDecidesAsBefore) {
-  const std::string path = std::string(LCIO_SOURCE_DIR) + "/policy/default_policy.pt";
+// A layout-3 artifact (the default policy until 2026-12-02, kept as a
+// fixture) reads as before (no profile features) and its decisions do not
+// depend on the per-request costs a context now carries.
+TEST(ProfileFeatures, ALayout3PolicyDecidesAsBefore) {
+  const std::string path =
+      std::string(LCIO_SOURCE_DIR) + "/tests/policy/testdata/layout3_policy.pt";
   auto loaded = ArtifactPolicy::Load(path, "cpu");
   ASSERT_TRUE(loaded.ok()) << loaded.status();
   const env::ObservationLayout& layout = (*loaded)->engine().encoder().layout();
+  EXPECT_TRUE(layout.fit_aware);  // layout 3: fit features, no profile features
   EXPECT_FALSE(layout.profile_aware);
   EXPECT_EQ(static_cast<int>(layout.FeatureNames().size()), layout.size());
   for (const auto& name : layout.FeatureNames())
@@ -382,6 +385,39 @@ TEST(ProfileFeatures, TheLayout3DefaultPolicyDecidesAsBefore) {
     }
   }
   EXPECT_GT(decisions, 40);
+}
+
+// The shipped default policy is the universal one: trained over every
+// built-in device x network, it reads the request's own per-action costs,
+// so the same turn scores differently on Wired and on 4G.
+TEST(ProfileFeatures, TheDefaultPolicyReadsTheRequestsProfile) {
+  const std::string path = std::string(LCIO_SOURCE_DIR) + "/policy/default_policy.pt";
+  auto loaded = ArtifactPolicy::Load(path, "cpu");
+  ASSERT_TRUE(loaded.ok()) << loaded.status();
+  const env::ObservationLayout& layout = (*loaded)->engine().encoder().layout();
+  EXPECT_TRUE(layout.profile_aware);
+  const data::Dataset& dataset = testing::EmbeddedDataset();
+  env::SimulatorConfig wired, on_4g;
+  on_4g.network = "4G";
+  auto wired_sim = env::Simulator::Create(dataset, SplitOne().train, wired);
+  auto sim_4g = env::Simulator::Create(dataset, SplitOne().train, on_4g);
+  ASSERT_TRUE(wired_sim.ok() && sim_4g.ok());
+  int differing = 0, decisions = 0;
+  for (int e : SplitOne().test) {
+    env::EpisodeRun run(**wired_sim, dataset.episodes[e], env::Budget{30, 0.05});
+    while (!run.done()) {
+      env::DecisionContext on_4g_context = run.context();
+      env::SetActionCosts((*sim_4g)->costs(), &on_4g_context);
+      std::vector<double> scores_wired, scores_4g;
+      const int action = (*loaded)->Act(run.context(), &scores_wired);
+      (*loaded)->Act(on_4g_context, &scores_4g);
+      if (scores_wired != scores_4g) ++differing;
+      run.Step(action);
+      ++decisions;
+    }
+  }
+  EXPECT_GT(decisions, 40);
+  EXPECT_EQ(differing, decisions);
 }
 
 INSTANTIATE_TEST_SUITE_P(AllAlgorithms, Determinism,
