@@ -50,3 +50,13 @@ expect "$tmp/defaults.pt" '.training_config.seed' '1'
 expect "$tmp/defaults.pt" '.training_config.hyperparameters.hidden_size' '64'
 expect "$tmp/defaults.pt" '.training_config.hyperparameters.violation_cost' '0.3'
 echo "command-line flags win over the config file, field by field, even at their defaults"
+# The closing evaluation scores the trained policy in-sample, and says so; Greedy
+# and the exhaustive Oracle (seconds of search) only with --compare_baselines.
+"$train" --timesteps 100 --progress off --out "$tmp/short.pt" > "$tmp/eval.log" 2>&1 ||
+  { cat "$tmp/eval.log"; exit 1; }
+grep -q "in-sample" "$tmp/eval.log" || { cat "$tmp/eval.log"; echo "evaluation not labelled in-sample"; exit 1; }
+if grep -q "^| Oracle " "$tmp/eval.log"; then echo "Oracle evaluated without --compare_baselines"; exit 1; fi
+"$train" --timesteps 100 --compare_baselines --progress off --out "$tmp/short.pt" > "$tmp/eval.log" 2>&1 ||
+  { cat "$tmp/eval.log"; exit 1; }
+grep -q "^| Oracle " "$tmp/eval.log" || { cat "$tmp/eval.log"; echo "--compare_baselines shows no Oracle"; exit 1; }
+echo "the closing evaluation: in-sample, baselines on request"
