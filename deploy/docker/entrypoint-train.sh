@@ -17,6 +17,8 @@
 #                           /usr/local/share/lcio/default_train_config.json; "" for lcio-train's
 #                           defaults)
 #   LCIO_ALGO, LCIO_TIMESTEPS, LCIO_SEED  when set, override the configuration's
+#   LCIO_RESPONSE_MODEL     the decision model's response family (default pessimistic, as the
+#                           shipped policy; a simulator flag, not a configuration key)
 #   LCIO_PUBLISH_DIR        when set, the new artifact is published there with publish-policy.sh
 #                           (atomic rename; running servers hot-reload it), but only if
 #                           gate-policy.sh finds it no worse than the policy serving there;
@@ -127,6 +129,7 @@ fi
 [[ -n "${LCIO_ALGO:-}" ]] && args+=("--algo=$LCIO_ALGO")
 [[ -n "${LCIO_TIMESTEPS:-}" ]] && args+=("--timesteps=$LCIO_TIMESTEPS")
 [[ -n "${LCIO_SEED:-}" ]] && args+=("--seed=$LCIO_SEED")
+args+=("--response_model=${LCIO_RESPONSE_MODEL:-pessimistic}")
 log "$train_bin ${args[*]} $*"
 "$train_bin" "${args[@]}" "$@"
 [[ -s "$out" ]] || { log "$train_bin wrote no artifact at $out"; exit 1; }

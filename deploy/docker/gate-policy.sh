@@ -41,7 +41,8 @@ verdict=0
 note() { echo "$*" >>"$report"; }
 
 if [[ -n "${LCIO_GATE_DATA:-}" && -r "$LCIO_GATE_DATA" ]]; then
-  if ! "$eval_bin" --data="$LCIO_GATE_DATA" --policy="$serving" --policy="$candidate" \
+  # One comma-separated list: a repeated --policy keeps only its last value.
+  if ! "$eval_bin" --data="$LCIO_GATE_DATA" --policy="$serving,$candidate" \
     --splits="$splits" --shield=on --oracle=false --fixed=false --format=json \
     >"$dir/gate-eval.json" 2>"$dir/gate-eval.stderr"; then
     echo "gate-policy: lcio-eval failed: $(head -c 500 "$dir/gate-eval.stderr")" >&2

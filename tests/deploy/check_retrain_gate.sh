@@ -34,12 +34,21 @@ retrain() {  # extra VAR=value settings; a short run of the shipped configuratio
 retrain 1 LCIO_GATE_DATA="$work/traffic.json" LCIO_GATE_JOINED="$work/traffic.json"
 grep -q -- "--config=$src/policy/default_train_config.json" "$work/run1.log" ||
   { cat "$work/run1.log"; fail "the retrain did not use the shipped training configuration"; }
+grep -q -- "--response_model=pessimistic" "$work/run1.log" ||
+  { cat "$work/run1.log"; fail "the retrain did not use the shipped decision model (pessimistic)"; }
 [[ "$(sha256sum <"$store/stable/policy.pt")" == "$serving_sha" ]] ||
   { cat "$work/run1.log"; fail "a candidate worse than the serving policy was published"; }
 [[ -s "$store/canary/policy.pt" ]] || fail "the candidate is not on the canary track"
 grep -q "verdict: canary" "$store/canary/gate-report.md" || fail "no gate report with the canary"
 grep -q "lcio-eval on" "$store/canary/gate-report.md" || fail "the report lacks lcio-eval's figures"
 grep -q "lcio-ope on" "$store/canary/gate-report.md" || fail "the report lacks lcio-ope's figures"
+# lcio-eval scored the serving policy itself (rows are named by policy_version), not only the
+# candidate: a repeated --policy flag would keep the last one alone.
+serving_version=$("$LCIO_POLICY_INFO" "$store/stable/policy.pt" | jq -r .policy_version)
+gate_eval=$(find "$work/w1" -name gate-eval.json | head -1)
+[[ -s "$gate_eval" ]] || fail "no gate-eval.json under $work/w1"
+jq -e --arg v "$serving_version" '[.scorers[].methods[].name] | index($v) != null' "$gate_eval" \
+  >/dev/null || fail "the gate's lcio-eval did not score the serving policy $serving_version"
 echo "worse candidate: canary, with its report"
 
 # 2. No evidence (no held-out data, no joined traffic): canary, never stable.
