@@ -32,7 +32,8 @@ ABSL_FLAG(std::string, shield, "both", "evaluate with the budget shield: on, off
 ABSL_FLAG(bool, fixed, true, "include every fixed action");
 ABSL_FLAG(bool, task_rule, false,
           "add the candidate \"Task rule\": one fixed action per task, chosen on each split's "
-          "training side for the worst case over the held-out scorers (env/task_rule.h)");
+          "training side for the worst case over the held-out scorers "
+          "(env/include/lcio/env/task_rule.h)");
 ABSL_FLAG(bool, oracle, true, "include the Oracle");
 ABSL_FLAG(std::vector<std::string>, algos, {},
           "train these algorithms on each split's training side and evaluate them "
@@ -65,8 +66,8 @@ ABSL_FLAG(std::vector<std::string>, sweep_latency, {},
 ABSL_FLAG(std::vector<std::string>, sweep_money, {},
           "budget sweep: money budgets in USD (with --sweep_latency)");
 ABSL_FLAG(std::string, sweep_out, "sweep",
-          "budget sweep: writes PREFIX.csv, PREFIX.dat, PREFIX.gp "
-          "and PREFIX.svg (when gnuplot is installed)");
+          "budget sweep: writes PREFIX_<scorer>.csv, .dat, .gp and .svg (when gnuplot is "
+          "installed) per scorer");
 
 namespace {
 
