@@ -440,7 +440,12 @@ absl::StatusOr<std::unique_ptr<ServerApp>> ServerApp::Start(const ServerOptions&
       log_options.queue_flag = "--decision_log_queue_max";
       auto writer = AppendLogWriter::Open(o.decision_log, log_options);
       if (!writer.ok()) return writer.status();
-      log = std::make_unique<GroupCommitter>(*std::move(writer), o.decision_log_queue_max);
+      // The writer holds up to a commit interval of lines plus the batch
+      // being written, and takes the worker's batches whole: a bound of one
+      // worker queue would drop records at every burst.
+      constexpr int kWriterQueueFactor = 4;
+      log = std::make_unique<GroupCommitter>(*std::move(writer),
+                                             kWriterQueueFactor * o.decision_log_queue_max);
     }
     DecisionLoggerOptions logger_options;
     logger_options.queue_max = o.decision_log_queue_max;

@@ -53,6 +53,9 @@ struct DecisionEvent {
 
 // The record of an event (without the shadow's part).
 data::DecisionRecord BuildDecisionRecord(const DecisionEvent& event, const ExploreConfig& explore);
+// The same into `record`, every field assigned (its storage reused).
+void BuildDecisionRecord(const DecisionEvent& event, const ExploreConfig& explore,
+                         data::DecisionRecord* record);
 
 struct DecisionLoggerOptions {
   int queue_max = 4096;  // events waiting for the worker, and lines for the writer
@@ -62,6 +65,9 @@ struct DecisionLoggerOptions {
   // counted rather than Decide slowed.
   int worker_nice = kDecisionLogNice;
   static constexpr int kDecisionLogNice = 10;
+  // The worker takes the queue at most once per interval (records wait up
+  // to this long before they are built and handed to the writer).
+  absl::Duration gather_interval = absl::Milliseconds(20);
 };
 
 class DecisionLogger {
@@ -97,9 +103,11 @@ class DecisionLogger {
   std::condition_variable wake_, drained_;
   std::deque<DecisionEvent> queue_;
   bool busy_ = false, stopping_ = false, exit_ = false, stopped_ = false;
-  bool waiting_ = false;                      // the worker is blocked on wake_
-  std::atomic<bool> stopping_writer_{false};  // lines failing now: shutdown
-  LogRateLimiter shadow_log_{1};              // shadow_skipped lines a second
+  bool waiting_ = false;                          // the worker is blocked on wake_
+  absl::Time last_batch_ = absl::InfinitePast();  // when the worker last took the queue
+  std::atomic<bool> stopping_writer_{false};      // lines failing now: shutdown
+  LogRateLimiter shadow_log_{1};                  // shadow_skipped lines a second
+  std::vector<data::DecisionRecord> records_;     // the worker's, reused
   std::thread worker_;
 };
 
