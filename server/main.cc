@@ -79,7 +79,7 @@ ABSL_FLAG(std::string, fleet_control, "off",
 ABSL_FLAG(double, fleet_control_kp, 0.05, "proportional gain (ln s per unit of relative error)");
 ABSL_FLAG(double, fleet_control_ki, 0.25,
           "integral gain (ln s per unit of relative error per update)");
-ABSL_FLAG(double, fleet_control_min_scale, 0.01, "lowest money-budget scale s, in (0, 1]");
+ABSL_FLAG(double, fleet_control_min_scale, 0.001, "lowest money-budget scale s, in (0, 1]");
 ABSL_FLAG(int64_t, fleet_control_every, 200,
           "answered decisions per measured block (one controller update per block)");
 ABSL_FLAG(int64_t, fleet_window, 5000,

@@ -15,6 +15,8 @@ constexpr double kMaxSpendTargetUsd = 1e6;
 // exact modulo 2^64, whatever the running total.
 constexpr double kNanoPerUsd = 1e9;
 constexpr double kMaxMoneyPerDecisionUsd = 1e6;
+// The controller's error is bounded below by -kMaxRelativeOvershoot.
+constexpr double kMaxRelativeOvershoot = 10;
 
 }  // namespace
 
@@ -179,9 +181,13 @@ void FleetController::Update() {
   state_.measured = true;
   ++state_.updates;
   if (options_.pi) {
-    // Relative error, bounded: the same gains serve a share and a spend.
+    // Relative error: the same gains serve a share and a spend. It is at most
+    // 1 (nothing achieved); below, only a safety bound: clipping overshoots
+    // harder would bias the integral (whose job is a zero mean error) upward
+    // when the figure jumps between blocks.
     const double target = options_.target.value;
-    const double error = std::clamp((target - achieved_block) / target, -1.0, 1.0);
+    const double error =
+        std::clamp((target - achieved_block) / target, -kMaxRelativeOvershoot, 1.0);
     const double u = pi_.Step(error);
     state_.integral = pi_.integral();
     state_.scale = std::clamp(std::exp(u), options_.min_scale, 1.0);

@@ -61,7 +61,7 @@ struct FleetControlOptions {
   bool pi = false;  // --fleet_control=pi; otherwise only monitored
   // Gains on the relative error (see FleetController), in units of ln(s).
   double kp = 0.05, ki = 0.25;
-  double min_scale = 0.01;     // lower bound of s
+  double min_scale = 0.001;    // lower bound of s
   int64_t update_every = 200;  // answered decisions per controller update
   int64_t window = 5000;       // decisions in the exported achieved figure's EW average
 
