@@ -136,5 +136,24 @@ TEST_F(FleetControlEndToEndTest, PiMovesTheCloudShareToTheTarget) {
   if (!response.nothing_fits()) EXPECT_LE(response.expected_money_usd(), scale * 0.05);
 }
 
+TEST_F(FleetControlEndToEndTest, BadFleetFlagsAreRefusedAtStartNamingTheFlag) {
+  const std::vector<std::pair<std::string, std::string>> cases = {
+      {"--fleet_target=cloud_share:2", "fleet_target = \"cloud_share:2\""},
+      {"--fleet_target=spend_usd:-1", "fleet_target = \"spend_usd:-1\""},
+      {"--fleet_control=pid", "fleet_control = \"pid\""},
+      {"--fleet_control_min_scale=0", "fleet_control_min_scale = 0"}};
+  for (const auto& [flag, message] : cases) {
+    // A valid target first: the flag under test comes later and wins.
+    Process server({LCIO_SERVER_BIN, "--listen=127.0.0.1:0",
+                    "--metrics_listen=", "--fleet_target=cloud_share:0.3", flag},
+                   dir_.File("bad.stderr"));
+    auto status = server.Wait(30s);
+    ASSERT_TRUE(status.has_value()) << flag;
+    EXPECT_TRUE(WIFEXITED(*status) && WEXITSTATUS(*status) == 2) << flag;
+    EXPECT_TRUE(absl::StrContains(ReadFile(dir_.File("bad.stderr")), message))
+        << flag << ": " << ReadFile(dir_.File("bad.stderr"));
+  }
+}
+
 }  // namespace
 }  // namespace lcio::test
