@@ -101,7 +101,7 @@ class FleetController {
   const FleetControlOptions& options() const { return options_; }
 
  private:
-  void Update();
+  void Update() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
 
   const FleetControlOptions options_;
   Metrics* const metrics_;
