@@ -63,6 +63,10 @@ ABSL_FLAG(int32_t, decision_log_keep_files, 0,
 ABSL_FLAG(int64_t, decision_log_min_free_mb, 64,
           "drop decision records rather than leave less free space than this on the log's "
           "filesystem; 0: no floor");
+ABSL_FLAG(int32_t, decision_log_commit_ms, 100,
+          "write (and fdatasync) the decision log at most once per this many milliseconds, so "
+          "that a busy server pays one write per interval, not one per few records; 0: as soon "
+          "as records arrive (a power failure may lose up to this much more of the log)");
 ABSL_FLAG(std::string, explore, "none",
           "exploration among the actions the shield allows: none | epsilon:E | softmax:T "
           "(reproducible from the decision id; requests may opt out with no_explore)");
@@ -185,6 +189,10 @@ int main(int argc, char** argv) {
         "decision_log_rotate_mb and decision_log_min_free_mb in [0, 2^40]");
   options.decision_log_rotate_bytes = decision_rotate_mb << 20;
   options.decision_log_min_free_bytes = decision_floor_mb << 20;
+  const int32_t commit_ms = absl::GetFlag(FLAGS_decision_log_commit_ms);
+  if (commit_ms < 0 || commit_ms > 10000)
+    return Fail(absl::StrCat("--decision_log_commit_ms=", commit_ms, ": must be in [0, 10000]"));
+  options.decision_log_commit_interval = absl::Milliseconds(commit_ms);
   options.explore = absl::GetFlag(FLAGS_explore);
   options.shadow_policy = absl::GetFlag(FLAGS_shadow_policy);
   auto fleet_target = lcio::server::FleetTarget::Parse(absl::GetFlag(FLAGS_fleet_target));

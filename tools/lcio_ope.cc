@@ -7,6 +7,7 @@
 #include <iostream>
 #include <limits>
 #include <memory>
+#include <optional>
 
 #include "absl/flags/flag.h"
 #include "absl/flags/parse.h"
@@ -24,6 +25,11 @@ ABSL_FLAG(std::string, log, "",
           "joined traffic (M4A1 JSON with per-turn \"propensity\"; lcio-join writes it)");
 ABSL_FLAG(std::vector<std::string>, candidates, {},
           "policies to evaluate: local, fixed:N or artifact paths");
+ABSL_FLAG(std::string, baseline, "",
+          "the policy each candidate is compared with, paired on the same turns (usually the "
+          "serving one; one of --candidates or another): candidate - baseline per estimator, "
+          "95% intervals clustered by conversation; with --validate, also the differences' bias "
+          "and coverage");
 ABSL_FLAG(double, default_propensity, 0,
           "propensity of turns that record none (1: the log was served without exploration); "
           "0: such a turn is an error");
@@ -67,6 +73,41 @@ json EstimatesJson(const ope::Estimates& e) {
           {"deterministic_turns", e.deterministic},
           {"min_propensity", e.min_propensity},
           {"effective_turns", e.effective_turns}};
+}
+
+json DifferencesJson(const ope::Differences& d) {
+  return {{"ips", IntervalJson(d.ips)},
+          {"snips", IntervalJson(d.snips)},
+          {"dr", IntervalJson(d.dr)},
+          {"dm", IntervalJson(d.dm)},
+          {"turns", d.turns},
+          {"conversations", d.clusters},
+          {"disagreements", d.disagreements}};
+}
+
+std::string DifferenceCell(const ope::Interval& i) {
+  if (std::isnan(i.estimate)) return "undefined (a policy never agrees with the log)";
+  return absl::StrFormat("%+.3f [%+.3f, %+.3f]", i.estimate, i.low, i.high);
+}
+
+void PrintPaired(const ope::PairedReport& p, const std::string& baseline) {
+  std::cout << absl::StrFormat(
+                   "### Paired with the baseline %s: candidate - baseline\n\n"
+                   "On the same turns (they choose differently on %d of %d); 95%% intervals "
+                   "clustered by conversation, from the per-conversation difference of the two "
+                   "policies' contributions, so the noise they share cancels.\n\n",
+                   baseline, static_cast<int>(p.overall.disagreements),
+                   static_cast<int>(p.overall.turns))
+            << "| scope | turns | differs | IPS difference | SNIPS difference | DR difference | "
+               "direct method |\n|---|---|---|---|---|---|---|\n";
+  auto row = [](const std::string& scope, const ope::Differences& d) {
+    std::cout << "| " << scope << " | " << d.turns << " | " << d.disagreements << " | "
+              << DifferenceCell(d.ips) << " | " << DifferenceCell(d.snips) << " | "
+              << DifferenceCell(d.dr) << " | " << absl::StrFormat("%+.3f", d.dm.estimate) << " |\n";
+  };
+  row("overall", p.overall);
+  for (const ope::TaskDifferences& t : p.per_task) row(t.task, t.differences);
+  std::cout << "\n";
 }
 
 std::string Cell(const ope::Interval& i) {
@@ -139,14 +180,40 @@ absl::Status Evaluate() {
   if (!family.ok()) return family.status();
   options.direct_method = *family;
   const bool markdown = absl::GetFlag(FLAGS_format) == "markdown";
-  json all = json::array();
-  for (const std::string& spec : absl::GetFlag(FLAGS_candidates)) {
-    auto candidate = cli::MakePolicy(spec, log->dataset, **simulator);
-    if (!candidate.ok()) return candidate.status();
-    auto r = ope::EvaluateOffPolicy(*log, **candidate, options);
+  auto list = cli::ResolveBaseline(absl::GetFlag(FLAGS_candidates), absl::GetFlag(FLAGS_baseline));
+  if (!list.ok()) return list.status();
+  auto make = [&](int i) {
+    return cli::MakeFlagPolicy(i == list->baseline ? "baseline" : "candidates", list->specs[i],
+                               log->dataset, **simulator);
+  };
+  // The baseline first: every other candidate is paired with its report.
+  std::optional<ope::OpeReport> baseline;
+  std::string baseline_name;
+  if (list->baseline >= 0) {
+    auto policy = make(list->baseline);
+    if (!policy.ok()) return policy.status();
+    auto r = ope::EvaluateOffPolicy(*log, **policy, options);
     if (!r.ok()) return r.status();
+    baseline = *std::move(r);
+    baseline_name = (*policy)->name();
+  }
+  json all = json::array();
+  for (int i = 0; i < static_cast<int>(list->specs.size()); ++i) {
+    const std::string& spec = list->specs[i];
+    auto candidate = make(i);
+    if (!candidate.ok()) return candidate.status();
+    absl::StatusOr<ope::OpeReport> r =
+        i == list->baseline ? *baseline : ope::EvaluateOffPolicy(*log, **candidate, options);
+    if (!r.ok()) return r.status();
+    std::optional<ope::PairedReport> paired;
+    if (baseline && i != list->baseline) {
+      auto p = ope::ComparePaired(*log, *r, *baseline, options.z);
+      if (!p.ok()) return p.status();
+      paired = *std::move(p);
+    }
     if (markdown) {
-      std::cout << "## " << (*candidate)->name() << "\n\n"
+      std::cout << "## " << (*candidate)->name() << (i == list->baseline ? " (baseline)" : "")
+                << "\n\n"
                 << absl::StrFormat(
                        "%s: %d conversations, %d turns; logged policy's mean reward %.3f, cloud "
                        "share %.1f%%, spend %.5f USD per conversation\n\n",
@@ -162,8 +229,10 @@ absl::Status Evaluate() {
       };
       row("overall", r->overall);
       for (const ope::TaskEstimates& t : r->per_task) row(t.task, t.estimates);
+      std::cout << "\n";
+      if (paired) PrintPaired(*paired, baseline_name);
       std::cout << absl::StrFormat(
-                       "\nCandidate on this traffic (cost model): cloud share %.1f%%, spend %.5f "
+                       "Candidate on this traffic (cost model): cloud share %.1f%%, spend %.5f "
                        "USD per conversation.\n\n",
                        100 * r->cloud_share, r->spend_per_conversation_usd)
                 << Advice(*r, absl::GetFlag(FLAGS_half_width)) << "\n";
@@ -181,6 +250,16 @@ absl::Status Evaluate() {
     for (const ope::TaskEstimates& t : r->per_task)
       tasks.push_back({{"task", t.task}, {"estimates", EstimatesJson(t.estimates)}});
     j["per_task"] = std::move(tasks);
+    if (i == list->baseline) j["baseline"] = true;
+    if (paired) {
+      json per_task = json::array();
+      for (const ope::TaskDifferences& t : paired->per_task)
+        per_task.push_back({{"task", t.task}, {"differences", DifferencesJson(t.differences)}});
+      j["versus_baseline"] = {{"baseline", baseline_name},
+                              {"spec", list->specs[list->baseline]},
+                              {"overall", DifferencesJson(paired->overall)},
+                              {"per_task", std::move(per_task)}};
+    }
     all.push_back(std::move(j));
   }
   if (!markdown) std::cout << all.dump(2) << "\n";
@@ -213,7 +292,8 @@ absl::StatusOr<Setup> MakeSetup(const data::Dataset& data) {
 absl::Status SimulateOut(const data::Dataset& data) {
   auto s = MakeSetup(data);
   if (!s.ok()) return s.status();
-  auto base = cli::MakePolicy(absl::GetFlag(FLAGS_logging_policy), data, *s->truth);
+  auto base =
+      cli::MakeFlagPolicy("logging_policy", absl::GetFlag(FLAGS_logging_policy), data, *s->truth);
   if (!base.ok()) return base.status();
   auto log = ope::SimulateExploringLog(*s->truth, data, s->episodes, **base, s->exploration);
   if (!log.ok()) return log.status();
@@ -247,17 +327,31 @@ absl::Status Validate(const data::Dataset& data) {
   if (repetitions < 1)
     return absl::InvalidArgumentError(
         absl::StrCat("--repetitions = ", repetitions, ": must be at least 1"));
-  auto base = cli::MakePolicy(absl::GetFlag(FLAGS_logging_policy), data, *s->truth);
+  auto base =
+      cli::MakeFlagPolicy("logging_policy", absl::GetFlag(FLAGS_logging_policy), data, *s->truth);
   if (!base.ok()) return base.status();
+  if (absl::GetFlag(FLAGS_candidates).empty())
+    return absl::InvalidArgumentError("--candidates is empty");
+  auto list = cli::ResolveBaseline(absl::GetFlag(FLAGS_candidates), absl::GetFlag(FLAGS_baseline));
+  if (!list.ok()) return list.status();
   std::vector<std::unique_ptr<env::Policy>> candidates;
-  for (const std::string& spec : absl::GetFlag(FLAGS_candidates)) {
-    auto c = cli::MakePolicy(spec, data, *s->truth);
+  for (int i = 0; i < static_cast<int>(list->specs.size()); ++i) {
+    auto c = cli::MakeFlagPolicy(i == list->baseline ? "baseline" : "candidates", list->specs[i],
+                                 data, *s->truth);
     if (!c.ok()) return c.status();
     candidates.push_back(*std::move(c));
   }
-  if (candidates.empty()) return absl::InvalidArgumentError("--candidates is empty");
+  auto family = env::ParseResponseModelFamily(absl::GetFlag(FLAGS_direct_method));
+  if (!family.ok()) return family.status();
   std::vector<std::array<Tally, 4>> tally(candidates.size());
   std::vector<double> truth_sum(candidates.size()), agree(candidates.size());
+  // Paired with the baseline: the four estimators' differences, then DR's
+  // difference with the two standard errors combined as if independent, and
+  // the previous gate's rule (the candidate's DR interval minus the
+  // baseline's DR estimate).
+  std::vector<std::array<Tally, 6>> paired(candidates.size());
+  std::vector<double> true_difference(candidates.size()), differs(candidates.size());
+  std::vector<int> passes_paired(candidates.size()), passes_previous(candidates.size());
   int64_t turns = 0;
   for (int rep = 0; rep < repetitions; ++rep) {
     ope::ExplorationOptions x = s->exploration;
@@ -269,9 +363,8 @@ absl::Status Validate(const data::Dataset& data) {
     options.default_budget = x.budget;
     options.shield = x.shield;
     options.seed = x.seed;
-    auto family = env::ParseResponseModelFamily(absl::GetFlag(FLAGS_direct_method));
-    if (!family.ok()) return family.status();
     options.direct_method = *family;
+    std::vector<ope::OpeReport> reports;
     for (size_t c = 0; c < candidates.size(); ++c) {
       auto r = ope::EvaluateOffPolicy(*log, *candidates[c], options, s->truth.get());
       if (!r.ok()) return r.status();
@@ -283,6 +376,35 @@ absl::Status Validate(const data::Dataset& data) {
       truth_sum[c] += r->true_value;
       agree[c] += static_cast<double>(e.matches) / e.turns;
       turns = e.turns;
+      reports.push_back(*std::move(r));
+    }
+    if (list->baseline < 0) continue;
+    const ope::OpeReport& b = reports[list->baseline];
+    for (size_t c = 0; c < candidates.size(); ++c) {
+      if (static_cast<int>(c) == list->baseline) continue;
+      auto p = ope::ComparePaired(*log, reports[c], b, options.z);
+      if (!p.ok()) return p.status();
+      const double truth = p->true_difference;
+      paired[c][0].Add(p->overall.ips, truth);
+      paired[c][1].Add(p->overall.snips, truth);
+      paired[c][2].Add(p->overall.dr, truth);
+      paired[c][3].Add(p->overall.dm, truth);
+      const ope::Interval& cd = reports[c].overall.dr;
+      ope::Interval unpaired;
+      unpaired.estimate = cd.estimate - b.overall.dr.estimate;
+      unpaired.standard_error = std::hypot(cd.standard_error, b.overall.dr.standard_error);
+      unpaired.low = unpaired.estimate - options.z * unpaired.standard_error;
+      unpaired.high = unpaired.estimate + options.z * unpaired.standard_error;
+      paired[c][4].Add(unpaired, truth);
+      ope::Interval previous = cd;
+      previous.estimate -= b.overall.dr.estimate;
+      previous.low -= b.overall.dr.estimate;
+      previous.high -= b.overall.dr.estimate;
+      paired[c][5].Add(previous, truth);
+      true_difference[c] += truth;
+      differs[c] += static_cast<double>(p->overall.disagreements) / p->overall.turns;
+      passes_paired[c] += p->overall.dr.high >= 0;
+      passes_previous[c] += previous.high >= 0;
     }
   }
   std::cout << absl::StrFormat(
@@ -305,6 +427,33 @@ absl::Status Validate(const data::Dataset& data) {
                                    truth_sum[c] / repetitions, names[k], t.bias / n,
                                    std::sqrt(t.square / n), 100.0 * t.covered / n, t.width / n);
     }
+  if (list->baseline < 0) return absl::OkStatus();
+  std::cout << absl::StrFormat(
+      "\nPaired with the baseline %s: candidate - baseline on the same log, compared with the "
+      "true difference on the same contexts. \"DR, unpaired\": the two DR standard errors "
+      "combined as if independent; \"DR, previous gate\": the candidate's DR interval minus the "
+      "baseline's DR estimate. \"gate passes\": share of logs whose interval's upper end is >= 0 "
+      "(the gate at LCIO_GATE_MARGIN=0).\n\n",
+      candidates[list->baseline]->name());
+  std::cout << "| candidate | differs | true difference | estimator | bias | RMSE | 95% coverage "
+               "| mean width | gate passes |\n|---|---|---|---|---|---|---|---|---|\n";
+  const char* paired_names[] = {"IPS",           "SNIPS",        "DR",
+                                "direct method", "DR, unpaired", "DR, previous gate"};
+  for (size_t c = 0; c < candidates.size(); ++c) {
+    if (static_cast<int>(c) == list->baseline) continue;
+    for (int k = 0; k < 6; ++k) {
+      const Tally& t = paired[c][k];
+      const double n = std::max(1, t.defined);
+      std::string gate = "";
+      if (k == 2) gate = absl::StrFormat("%.1f%%", 100.0 * passes_paired[c] / repetitions);
+      if (k == 5) gate = absl::StrFormat("%.1f%%", 100.0 * passes_previous[c] / repetitions);
+      std::cout << absl::StrFormat(
+          "| %s | %.1f%% | %+.3f | %s | %+.4f | %.4f | %.1f%% | %.3f | %s |\n",
+          candidates[c]->name(), 100 * differs[c] / repetitions, true_difference[c] / repetitions,
+          paired_names[k], t.bias / n, std::sqrt(t.square / n), 100.0 * t.covered / n, t.width / n,
+          gate);
+    }
+  }
   return absl::OkStatus();
 }
 
@@ -328,6 +477,7 @@ int main(int argc, char** argv) {
       argc, argv, "[flags]",
       "Off-policy evaluation of candidate policies on joined traffic (docs/ope.md).\n"
       "  lcio-ope --log=joined.json --candidates=local,fixed:2,policy.pt\n"
+      "  lcio-ope --log=joined.json --candidates=serving.pt,new.pt --baseline=serving.pt\n"
       "  lcio-ope --validate --logging_policy=local --candidates=fixed:1,policy.pt\n"
       "  lcio-ope --simulate_out=joined.json --logging_policy=policy.pt --epsilon=0.2");
   const absl::Status s = lcio::Run();

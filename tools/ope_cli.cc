@@ -1,5 +1,6 @@
 #include "ope_cli.h"
 
+#include "absl/strings/ascii.h"
 #include "absl/strings/match.h"
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
@@ -32,6 +33,40 @@ absl::StatusOr<std::unique_ptr<env::Policy>> MakePolicy(const std::string& spec,
       !s.ok())
     return s;
   return std::unique_ptr<env::Policy>(std::move(*loaded));
+}
+
+absl::StatusOr<std::unique_ptr<env::Policy>> MakeFlagPolicy(std::string_view flag,
+                                                            const std::string& spec,
+                                                            const data::Dataset& dataset,
+                                                            const env::Simulator& simulator) {
+  auto policy = MakePolicy(spec, dataset, simulator);
+  if (!policy.ok())
+    return absl::Status(policy.status().code(),
+                        absl::StrCat("--", std::string(flag), ": ", policy.status().message()));
+  return policy;
+}
+
+absl::StatusOr<CandidateList> ResolveBaseline(const std::vector<std::string>& candidates,
+                                              const std::string& baseline) {
+  CandidateList out;
+  out.specs = candidates;
+  if (baseline.empty()) return out;
+  if (absl::StrContains(baseline, ',') || absl::StripAsciiWhitespace(baseline).empty())
+    return absl::InvalidArgumentError(
+        absl::StrCat("--baseline = \"", baseline.substr(0, 256),
+                     "\": must be one policy (local, fixed:N or an artifact path), not a list"));
+  if (candidates.empty())
+    return absl::InvalidArgumentError(
+        absl::StrCat("--baseline = \"", baseline.substr(0, 256),
+                     "\": --candidates is empty; name the policies to compare with it"));
+  for (size_t i = 0; i < candidates.size(); ++i)
+    if (candidates[i] == baseline) {
+      out.baseline = static_cast<int>(i);
+      return out;
+    }
+  out.specs.insert(out.specs.begin(), baseline);
+  out.baseline = 0;
+  return out;
 }
 
 }  // namespace lcio::cli

@@ -3,6 +3,8 @@
 
 #include <memory>
 #include <string>
+#include <string_view>
+#include <vector>
 
 #include "absl/status/statusor.h"
 #include "lcio/data/m4a1.h"
@@ -16,5 +18,22 @@ namespace lcio::cli {
 absl::StatusOr<std::unique_ptr<env::Policy>> MakePolicy(const std::string& spec,
                                                         const data::Dataset& dataset,
                                                         const env::Simulator& simulator);
+
+// MakePolicy for the value of a command-line flag: errors name the flag.
+absl::StatusOr<std::unique_ptr<env::Policy>> MakeFlagPolicy(std::string_view flag,
+                                                            const std::string& spec,
+                                                            const data::Dataset& dataset,
+                                                            const env::Simulator& simulator);
+
+// lcio-ope's --candidates with --baseline: the policies to evaluate, in
+// order, and which of them is the baseline every other one is compared with
+// (-1: no baseline). A baseline that is not one of the candidates is
+// evaluated first. Errors name the flag and its value.
+struct CandidateList {
+  std::vector<std::string> specs;
+  int baseline = -1;
+};
+absl::StatusOr<CandidateList> ResolveBaseline(const std::vector<std::string>& candidates,
+                                              const std::string& baseline);
 
 }  // namespace lcio::cli

@@ -8,9 +8,11 @@
 #   lcio-eval  on LCIO_GATE_DATA (M4A1 JSON that neither artifact was trained on, e.g. the newest
 #              Reports held out of training): under every held-out scorer, the candidate's mean
 #              reward (shield on) >= the serving policy's - LCIO_GATE_MARGIN;
-#   lcio-ope   on LCIO_GATE_JOINED (recent joined traffic, lcio-join): the upper end of the
-#              candidate's doubly robust 95% interval >= the serving policy's DR estimate -
-#              LCIO_GATE_MARGIN (not significantly worse on the traffic the fleet serves).
+#   lcio-ope   on LCIO_GATE_JOINED (recent joined traffic, lcio-join), paired with the serving
+#              policy (--baseline): the upper end of the 95% interval of the doubly robust
+#              difference candidate - serving >= -LCIO_GATE_MARGIN (not significantly worse on the
+#              traffic the fleet serves). Both are estimated on the same conversations, so the
+#              interval is of their per-conversation difference, where the shared noise cancels.
 # Writes REPORT_DIR/gate-report.md (the verdict and why) and the tools' JSON.
 # Exit 0: no worse (publish); 1: worse or no evidence (canary); 2: usage or a tool failed.
 #
@@ -71,21 +73,43 @@ else
 fi
 
 if [[ -n "${LCIO_GATE_JOINED:-}" && -r "$LCIO_GATE_JOINED" ]]; then
-  if ! "$ope_bin" --log="$LCIO_GATE_JOINED" --candidates="$serving,$candidate" --format=json \
-    >"$dir/gate-ope.json" 2>"$dir/gate-ope.stderr"; then
+  if ! "$ope_bin" --log="$LCIO_GATE_JOINED" --candidates="$serving,$candidate" \
+    --baseline="$serving" --format=json >"$dir/gate-ope.json" 2>"$dir/gate-ope.stderr"; then
     echo "gate-policy: lcio-ope failed: $(head -c 500 "$dir/gate-ope.stderr")" >&2
     exit 2
   fi
-  line=$(jq -r --argjson m "$margin" '
-    (.[0].overall.dr.estimate) as $s | (.[1].overall.dr) as $c
-    | "\($c.estimate) \($c.low) \($c.high) \($s) \(if $c.high >= $s - $m then "ok" else "worse" end)"' \
+  # The candidate's entry is the one paired with the baseline. A NaN is null in JSON: "nan" here.
+  # shellcheck disable=SC2016 # jq's variables, not the shell's
+  pick='def n: if . == null then "nan" else . end;
+    [.[] | select(.versus_baseline != null)][0] as $c | (.[] | select(.baseline == true)) as $s'
+  line=$(jq -r --argjson m "$margin" "$pick"'
+    | ($c.versus_baseline.overall.dr) as $d
+    | [($d.estimate | n), ($d.low | n), ($d.high | n), ($c.overall.dr.estimate | n),
+       ($s.overall.dr.estimate | n), $c.versus_baseline.overall.disagreements,
+       $c.versus_baseline.overall.turns,
+       (if $d.high != null and $d.high >= -$m then "ok" else "worse" end)] | @tsv' \
     "$dir/gate-ope.json")
-  read -r c lo hi s v <<<"$line"
-  note "## lcio-ope on $LCIO_GATE_JOINED (doubly robust)"
+  IFS=$'\t' read -r d lo hi c s differs turns v <<<"$line"
+  ci() { printf '%+.3f [%+.3f, %+.3f]' "$1" "$2" "$3"; }
+  note "## lcio-ope on $LCIO_GATE_JOINED (doubly robust, paired with the serving policy)"
   note
-  note "candidate $c [$lo, $hi], serving $s: $v"
+  note "DR difference candidate - serving, paired (95% CI clustered by conversation): $(ci "$d" "$lo" "$hi")"
+  note "gate: the upper end >= -margin ($margin): $v"
   note
-  note "$(jq -r '.[1].advice' "$dir/gate-ope.json")"
+  note "$(printf 'candidate DR %.3f, serving DR %.3f; they choose differently on %s of %s turns' \
+    "$c" "$s" "$differs" "$turns")"
+  note
+  note "| scope | turns | differs | DR difference [95% CI] |"
+  note "|---|---|---|---|"
+  while IFS=$'\t' read -r scope n k e l h; do
+    note "| $scope | $n | $k | $(ci "$e" "$l" "$h") |"
+  done < <(jq -r "$pick"'
+    | $c.versus_baseline | ([{task: "overall", differences: .overall}] + .per_task)[]
+    | .differences as $x
+    | [.task, $x.turns, $x.disagreements, ($x.dr.estimate | n), ($x.dr.low | n), ($x.dr.high | n)]
+    | @tsv' "$dir/gate-ope.json")
+  note
+  note "$(jq -r "$pick"' | $c.advice' "$dir/gate-ope.json")"
   [[ "$v" == ok ]] || verdict=1
 else
   note "## lcio-ope: no joined traffic (LCIO_GATE_JOINED unset or unreadable): no evidence"

@@ -97,6 +97,7 @@ absl::StatusOr<OpeReport> EvaluateOffPolicy(const JoinedLog& log, env::Policy& c
       o.match = action == *logged;
       o.dm_candidate = model.Evaluate(context, action).reward;
       o.dm_logged = model.Evaluate(context, *logged).reward;
+      o.action = action;
       if (truth != nullptr) truth_of.push_back(truth->Evaluate(context, action).reward);
       turns.push_back(o);
       task_of.push_back(turn.task_index);
@@ -134,7 +135,47 @@ absl::StatusOr<OpeReport> EvaluateOffPolicy(const JoinedLog& log, env::Policy& c
     te.true_value = true_sum / static_cast<double>(subset.size());
     report.per_task.push_back(std::move(te));
   }
+  report.turns = std::move(turns);
+  report.turn_task = std::move(task_of);
+  report.turn_truth = std::move(truth_of);
   return report;
+}
+
+absl::StatusOr<PairedReport> ComparePaired(const JoinedLog& log, const OpeReport& candidate,
+                                           const OpeReport& baseline, double z) {
+  for (const OpeReport* r : {&candidate, &baseline})
+    if (r->turn_task.size() != r->turns.size())
+      return absl::InvalidArgumentError(
+          "paired comparison: a report without its per-turn tasks (not from EvaluateOffPolicy)");
+  if (candidate.turn_task != baseline.turn_task)
+    return absl::InvalidArgumentError(
+        "paired comparison: the candidate's and the baseline's turns differ in their tasks: both "
+        "must be evaluated on the same log");
+  PairedReport out;
+  auto overall = EstimateDifference(candidate.turns, baseline.turns, z);
+  if (!overall.ok()) return overall.status();
+  out.overall = *overall;
+  const bool truth =
+      !candidate.turn_truth.empty() && candidate.turn_truth.size() == baseline.turn_truth.size();
+  const double n = std::max<double>(1, static_cast<double>(candidate.turns.size()));
+  if (truth)
+    for (size_t i = 0; i < candidate.turn_truth.size(); ++i)
+      out.true_difference += (candidate.turn_truth[i] - baseline.turn_truth[i]) / n;
+  for (int task = 0; task < static_cast<int>(log.dataset.tasks.size()); ++task) {
+    std::vector<OpeTurn> c, b;
+    double true_sum = 0;
+    for (size_t i = 0; i < candidate.turns.size(); ++i)
+      if (candidate.turn_task[i] == task) {
+        c.push_back(candidate.turns[i]);
+        b.push_back(baseline.turns[i]);
+        if (truth) true_sum += candidate.turn_truth[i] - baseline.turn_truth[i];
+      }
+    if (c.empty()) continue;
+    auto d = EstimateDifference(c, b, z);
+    if (!d.ok()) return d.status();
+    out.per_task.push_back({log.dataset.tasks[task], *d, true_sum / static_cast<double>(c.size())});
+  }
+  return out;
 }
 
 absl::StatusOr<JoinedLog> SimulateExploringLog(const env::Simulator& truth,

@@ -152,11 +152,26 @@ void DecisionLogger::Process(std::vector<DecisionEvent>& events) {
   for (const DecisionEvent& e : events) records.push_back(BuildDecisionRecord(e, options_.explore));
   if (shadow_ != nullptr) Shadow(events, &records);
   if (log_ == nullptr) return;
-  // The batch goes to the writer as one entry: one allocation and one
-  // copy per batch, not per record.
-  std::string lines;
-  for (const data::DecisionRecord& record : records) data::AppendJsonLine(record, &lines);
-  const int64_t n = static_cast<int64_t>(records.size());
+  // The lines go to the writer in chunks reserved once at kChunkBytes:
+  // no reallocation while they grow, and small enough to come from the
+  // heap, not from fresh (page-faulted) mappings.
+  constexpr size_t kChunkBytes = 64 << 10, kRecordBytesMax = 4 << 10;
+  std::string chunk;
+  int64_t in_chunk = 0;
+  for (const data::DecisionRecord& record : records) {
+    if (chunk.capacity() < kChunkBytes) chunk.reserve(kChunkBytes);
+    data::AppendJsonLine(record, &chunk);
+    ++in_chunk;
+    if (chunk.size() + kRecordBytesMax > kChunkBytes) {
+      SubmitLines(std::move(chunk), in_chunk);
+      chunk = std::string();
+      in_chunk = 0;
+    }
+  }
+  if (in_chunk > 0) SubmitLines(std::move(chunk), in_chunk);
+}
+
+void DecisionLogger::SubmitLines(std::string lines, int64_t n) {
   // Answered on the writer thread, or in log_->Stop (never after it).
   absl::Status queued = log_->Submit(
       std::move(lines),

@@ -433,6 +433,7 @@ absl::StatusOr<std::unique_ptr<ServerApp>> ServerApp::Start(const ServerOptions&
       log_options.rotate_bytes = o.decision_log_rotate_bytes;
       log_options.min_free_bytes = o.decision_log_min_free_bytes;
       log_options.keep_rotated = o.decision_log_keep_files;
+      log_options.commit_interval = o.decision_log_commit_interval;
       log_options.name = "decision log";
       log_options.writer_nice = DecisionLoggerOptions::kDecisionLogNice;
       log_options.min_free_flag = "--decision_log_min_free_mb";

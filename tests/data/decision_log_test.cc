@@ -91,10 +91,11 @@ TEST(DecisionLog, EscapesStringsAndKeepsEveryDoubleExactly) {
                                           "caf\xc3\xa9 \xe2\x82\xac \xf0\x9f\x98\x80", ""};
   r.context.view_names = valid;
   r.context.association = {0.1, 5e-324, 1.0, 0.0};
+  // Scores are float32 values (the policy's): every float reads back.
   r.actions[0].score = -0.0;
-  r.actions[1].score = 1.7976931348623157e308;
-  r.actions[2].score = 30;
-  r.actions[3].score = -1.0 / 3;
+  r.actions[1].score = 3.4028234663852886e38;  // the largest float
+  r.actions[2].score = 1.401298464324817e-45;  // the smallest
+  r.actions[3].score = -1.0f / 3;
   r.context.money_budget_usd = 1e-300;
   const std::string line = ToJsonLine(r);
   ASSERT_NO_THROW(nlohmann::json::parse(line));
@@ -116,6 +117,75 @@ TEST(DecisionLog, EscapesStringsAndKeepsEveryDoubleExactly) {
   EXPECT_EQ(replaced->context.view_names[1], replacement + replacement + replacement);
   EXPECT_EQ(replaced->context.view_names[2], replacement + replacement);
   EXPECT_EQ(replaced->context.view_names[3], replacement + replacement);
+}
+
+TEST(DecisionLog, ScoresAreWrittenAsFloat32) {
+  DecisionRecord r = Sample();
+  r.actions[0].score = 1.0 / 3;  // not a float32: rounded
+  auto back = ParseDecisionLine(ToJsonLine(r));
+  ASSERT_TRUE(back.ok()) << back.status();
+  EXPECT_EQ(back->actions[0].score, static_cast<double>(1.0f / 3));
+  EXPECT_TRUE(absl::StrContains(ToJsonLine(r), "\"score\":[0.33333334,")) << ToJsonLine(r);
+}
+
+// The cost columns are memoised per thread: a record with other costs
+// between two equal ones must still be written with its own.
+TEST(DecisionLog, CostColumnsAreTheRecordsOwn) {
+  const DecisionRecord a = Sample();
+  DecisionRecord b = Sample();
+  b.actions[2].expected_latency_s = 7.25;
+  b.actions[3].expected_money_usd = 0.125;
+  for (const DecisionRecord* r : std::vector<const DecisionRecord*>{&a, &b, &a, &b, &b, &a}) {
+    auto back = ParseDecisionLine(ToJsonLine(*r));
+    ASSERT_TRUE(back.ok()) << back.status();
+    for (size_t i = 0; i < r->actions.size(); ++i) {
+      EXPECT_EQ(back->actions[i].expected_latency_s, r->actions[i].expected_latency_s);
+      EXPECT_EQ(back->actions[i].expected_money_usd, r->actions[i].expected_money_usd);
+    }
+  }
+  DecisionRecord fewer = Sample();
+  fewer.actions.pop_back();
+  fewer.actions[0].probability = 0.1;  // they sum to 1 again
+  fewer.proposed_action = 0;
+  fewer.context.history[1].action = 2;
+  auto back = ParseDecisionLine(ToJsonLine(fewer));
+  ASSERT_TRUE(back.ok()) << back.status();
+  ASSERT_EQ(back->actions.size(), 3u);
+  EXPECT_EQ(back->actions[2].expected_latency_s, 3);
+}
+
+// Version 1 wrote one object per action; logs written before version 2 must
+// still read, as the same record.
+nlohmann::json AsVersion1(nlohmann::json j) {
+  const nlohmann::json columns = j["actions"];
+  nlohmann::json actions = nlohmann::json::array();
+  for (size_t i = 0; i < columns["description"].size(); ++i)
+    actions.push_back({{"action", i},
+                       {"description", columns["description"][i]},
+                       {"score", columns["score"][i]},
+                       {"probability", columns["probability"][i]},
+                       {"allowed", columns["allowed"][i]},
+                       {"expected_latency_s", columns["expected_latency_s"][i]},
+                       {"expected_money_usd", columns["expected_money_usd"][i]}});
+  j["actions"] = actions;
+  j["schema_version"] = 1;
+  return j;
+}
+
+TEST(DecisionLog, ReadsVersion1Lines) {
+  const DecisionRecord r = Sample();
+  const nlohmann::json v2 = nlohmann::json::parse(ToJsonLine(r));
+  EXPECT_EQ(v2["schema_version"], 2);
+  auto back = ParseDecisionLine(AsVersion1(v2).dump());
+  ASSERT_TRUE(back.ok()) << back.status();
+  EXPECT_EQ(back->schema_version, 1);
+  ExpectSame(r, *back);
+  nlohmann::json bad = AsVersion1(v2);
+  bad["actions"][2]["action"] = 7;
+  auto refused = ParseDecisionLine(bad.dump());
+  ASSERT_FALSE(refused.ok());
+  EXPECT_TRUE(absl::StrContains(refused.status().message(), "actions[2].action = 7"))
+      << refused.status();
 }
 
 TEST(DecisionLog, InvalidUtf8IsReplacedNotThrown) {
@@ -141,12 +211,13 @@ void ExpectRefused(const std::function<void(nlohmann::json&)>& edit, const std::
 }
 
 TEST(DecisionLog, RefusesEveryBrokenRuleNamingFieldValueAndRule) {
-  ExpectRefused([](auto& j) { j["schema_version"] = 2; }, "schema_version = 2",
-                "this reader knows schema_version 1");
+  ExpectRefused([](auto& j) { j["schema_version"] = 3; }, "schema_version = 3",
+                "this reader knows schema_version 1 to 2");
   ExpectRefused([](auto& j) { j.erase("schema_version"); }, "schema_version", "missing");
   ExpectRefused([](auto& j) { j["surprise"] = 1; }, "surprise = 1",
-                "is not a field of schema_version 1");
+                "is not a field of this schema_version");
   ExpectRefused([](auto& j) { j["context"]["extra"] = true; }, "context.extra", "is not a field");
+  ExpectRefused([](auto& j) { j["actions"]["extra"] = true; }, "actions.extra", "is not a field");
   ExpectRefused([](auto& j) { j["decision_id"] = ""; }, "decision_id", "must not be empty");
   ExpectRefused([](auto& j) { j["decision_id"] = std::string(1000, 'x'); }, "decision_id",
                 "at most 256 bytes");
@@ -164,19 +235,25 @@ TEST(DecisionLog, RefusesEveryBrokenRuleNamingFieldValueAndRule) {
                 "context.latency_budget_s", "must be a number");
   ExpectRefused([](auto& j) { j["context"]["history"][0]["action"] = 4; },
                 "context.history[0].action = 4", "must be in [0, 3]");
-  ExpectRefused([](auto& j) { j["actions"][2]["action"] = 7; }, "actions[2].action = 7",
-                "must equal its position");
-  ExpectRefused([](auto& j) { j["actions"][0]["probability"] = 0.5; }, "actions[*].probability",
+  ExpectRefused([](auto& j) { j["actions"]["probability"][0] = 0.5; }, "actions.probability",
                 "sum to 1");
-  ExpectRefused([](auto& j) { j["actions"][0]["probability"] = -0.05; },
-                "actions[0].probability = -0.05", "must be >= 0");
+  ExpectRefused([](auto& j) { j["actions"]["probability"][0] = -0.05; },
+                "actions.probability[0] = -0.05", "must be >= 0");
+  ExpectRefused([](auto& j) { j["actions"]["score"].erase(1); }, "actions.score",
+                "one value per action (4)");
+  ExpectRefused([](auto& j) { j["actions"]["allowed"][2] = 1; }, "actions.allowed[2] = 1",
+                "must be true or false");
+  ExpectRefused([](auto& j) { j["actions"]["expected_money_usd"][3] = -1; },
+                "actions.expected_money_usd[3] = -1", "must be >= 0");
+  ExpectRefused([](auto& j) { j["actions"]["description"] = nlohmann::json::array(); },
+                "actions.description", "at least one action");
   ExpectRefused([](auto& j) { j["actions"] = nlohmann::json::array(); }, "actions",
-                "at least one action");
+                "must be a JSON object");
   ExpectRefused([](auto& j) { j["taken_action"] = 9; }, "taken_action = 9", "must be in [0, 3]");
   ExpectRefused(
       [](auto& j) {
-        j["actions"][1]["probability"] = 0.0;
-        j["actions"][0]["probability"] = 0.9;
+        j["actions"]["probability"][1] = 0.0;
+        j["actions"]["probability"][0] = 0.9;
       },
       "taken_action = 1", "its probability must be > 0");
   ExpectRefused([](auto& j) { j["exploration"]["mode"] = "greedy"; },

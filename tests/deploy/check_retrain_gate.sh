@@ -42,6 +42,19 @@ grep -q -- "--response_model=pessimistic" "$work/run1.log" ||
 grep -q "verdict: canary" "$store/canary/gate-report.md" || fail "no gate report with the canary"
 grep -q "lcio-eval on" "$store/canary/gate-report.md" || fail "the report lacks lcio-eval's figures"
 grep -q "lcio-ope on" "$store/canary/gate-report.md" || fail "the report lacks lcio-ope's figures"
+# lcio-ope compared the candidate with the serving policy paired (--baseline), and the report gives
+# that difference's interval, overall and per task.
+gate_ope=$(find "$work/w1" -name gate-ope.json | head -1)
+[[ -s "$gate_ope" ]] || fail "no gate-ope.json under $work/w1"
+jq -e '[.[] | select(.baseline == true)] | length == 1' "$gate_ope" >/dev/null ||
+  fail "the gate's lcio-ope had no baseline (the serving policy)"
+high=$(jq -r '[.[] | select(.versus_baseline != null)][0].versus_baseline.overall.dr.high' \
+  "$gate_ope")
+[[ "$high" =~ ^-?[0-9] ]] || fail "no paired DR difference in gate-ope.json (high = $high)"
+grep -Eq "^DR difference candidate - serving, paired .*: [-+][0-9.]+ \[[-+][0-9.]+, [-+][0-9.]+\]$" \
+  "$store/canary/gate-report.md" || fail "the report lacks the paired DR difference's interval"
+grep -Eq "^\| overall \| [0-9]+ \| [0-9]+ \| [-+][0-9.]+ \[" "$store/canary/gate-report.md" ||
+  fail "the report lacks the paired per-scope table"
 # lcio-eval scored the serving policy itself (rows are named by policy_version), not only the
 # candidate: a repeated --policy flag would keep the last one alone.
 serving_version=$("$LCIO_POLICY_INFO" "$store/stable/policy.pt" | jq -r .policy_version)

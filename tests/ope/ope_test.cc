@@ -1,4 +1,5 @@
 #include <cmath>
+#include <random>
 #include <sstream>
 
 #include "gtest/gtest.h"
@@ -54,6 +55,118 @@ TEST(Estimators, NoAgreementLeavesSnipsUndefined) {
   EXPECT_EQ(e.ips.estimate, 0.0);  // counts every disagreement as reward 0
   EXPECT_TRUE(std::isnan(e.snips.estimate));
   EXPECT_DOUBLE_EQ(e.dr.estimate, 0.2);  // only the model speaks
+}
+
+TEST(Differences, IdenticalPoliciesDifferByExactlyZero) {
+  std::vector<OpeTurn> t;
+  for (int i = 0; i < 40; ++i)
+    t.push_back({i / 4, 0.3 * (i % 7), i % 3 == 0 ? 0.2 : 0.9, i % 2 == 0, 0.1 * (i % 5),
+                 0.05 * (i % 4), i % 5});
+  auto d = EstimateDifference(t, t);
+  ASSERT_TRUE(d.ok()) << d.status();
+  for (const Interval* i : {&d->ips, &d->snips, &d->dr, &d->dm}) {
+    EXPECT_EQ(i->estimate, 0.0);
+    EXPECT_EQ(i->standard_error, 0.0);
+    EXPECT_EQ(i->low, 0.0);
+    EXPECT_EQ(i->high, 0.0);
+  }
+  EXPECT_EQ(d->turns, 40);
+  EXPECT_EQ(d->clusters, 10);
+  EXPECT_EQ(d->disagreements, 0);
+  // Each estimate alone has a real interval: the pairing is what cancels it.
+  EXPECT_GT(Estimate(t).dr.standard_error, 0.01);
+}
+
+TEST(Differences, HandComputedValues) {
+  // Two conversations; the logged action and reward are shared.
+  //                 cluster reward p  match dm_cand dm_logged action
+  std::vector<OpeTurn> c = {{0, 2.0, 0.5, true, 1.0, 1.5, 1},
+                            {0, 1.0, 0.25, false, 0.5, 1.0, 2},
+                            {1, 3.0, 1.0, true, 2.0, 2.5, 0}};
+  std::vector<OpeTurn> b = {{0, 2.0, 0.5, false, 0.0, 1.5, 3},
+                            {0, 1.0, 0.25, true, 1.0, 1.0, 4},
+                            {1, 3.0, 1.0, false, 0.5, 2.5, 5}};
+  auto d = EstimateDifference(c, b);
+  ASSERT_TRUE(d.ok()) << d.status();
+  const Estimates ec = Estimate(c), eb = Estimate(b);
+  EXPECT_DOUBLE_EQ(d->ips.estimate, ec.ips.estimate - eb.ips.estimate);
+  EXPECT_DOUBLE_EQ(d->snips.estimate, ec.snips.estimate - eb.snips.estimate);
+  EXPECT_DOUBLE_EQ(d->dr.estimate, ec.dr.estimate - eb.dr.estimate);
+  EXPECT_DOUBLE_EQ(d->dm.estimate, ec.dm.estimate - eb.dm.estimate);
+  EXPECT_EQ(d->disagreements, 3);
+  // IPS: the clustered standard error of the per-turn difference of the
+  // weighted rewards: (4 - 0), (0 - 4), (3 - 0) per turn.
+  const double diff = d->ips.estimate;
+  EXPECT_DOUBLE_EQ(diff, 1.0);
+  const double r0 = (4.0 - diff) + (-4.0 - diff), r1 = 3.0 - diff;
+  EXPECT_NEAR(d->ips.standard_error, std::sqrt((r0 * r0 + r1 * r1) * 2) / 3, 1e-12);
+  EXPECT_NEAR(d->dr.high - d->dr.low, 2 * 1.96 * d->dr.standard_error, 1e-12);
+}
+
+// A hand-made log with a known truth: conversations with a shared random
+// level, 5 actions, action a worth 0.1·a more. The logging policy takes
+// action 1 and explores uniformly with probability 0.3; the baseline is the
+// logging policy; the candidate takes action 3 on turns of kind 0 (a third of
+// them) and action 1 elsewhere, so the true difference is 0.2 / 3.
+TEST(Differences, PairedRecoversAKnownDifferenceWithANarrowerInterval) {
+  std::mt19937_64 rng(7);
+  std::normal_distribution<double> level(2.0, 1.0), noise(0.0, 0.3);
+  std::uniform_real_distribution<double> unit(0, 1);
+  const int num_actions = 5;
+  const double epsilon = 0.3;
+  auto value = [](int action) { return 0.1 * action; };
+  std::vector<OpeTurn> candidate, baseline;
+  for (int c = 0; c < 600; ++c) {
+    const double u = level(rng);
+    for (int t = 0; t < 6; ++t) {
+      const int proposed = 1;
+      int logged = proposed;
+      if (unit(rng) < epsilon) logged = static_cast<int>(unit(rng) * num_actions);
+      const double p = epsilon / num_actions + (logged == proposed ? 1 - epsilon : 0);
+      const double reward = u + value(logged) + noise(rng);
+      // A direct method that knows the action values but not the level.
+      const int cand = t == 0 ? 3 : 1;
+      candidate.push_back(
+          {c, reward, p, cand == logged, 2.0 + value(cand), 2.0 + value(logged), cand});
+      baseline.push_back(
+          {c, reward, p, proposed == logged, 2.0 + value(proposed), 2.0 + value(logged), proposed});
+    }
+  }
+  const double truth = 0.2 / 6;
+  auto d = EstimateDifference(candidate, baseline);
+  ASSERT_TRUE(d.ok()) << d.status();
+  const Estimates ec = Estimate(candidate), eb = Estimate(baseline);
+  const std::pair<const Interval*, std::pair<const Interval*, const Interval*>> pairs[] = {
+      {&d->ips, {&ec.ips, &eb.ips}},
+      {&d->snips, {&ec.snips, &eb.snips}},
+      {&d->dr, {&ec.dr, &eb.dr}}};
+  for (const auto& [paired, single] : pairs) {
+    EXPECT_GT(paired->standard_error, 0);
+    EXPECT_LT(std::abs(paired->estimate - truth), 3 * paired->standard_error)
+        << paired->estimate << " vs " << truth;
+    // The unpaired interval treats the two estimates as independent.
+    const double unpaired = std::hypot(single.first->standard_error, single.second->standard_error);
+    EXPECT_LT(paired->standard_error, 0.85 * unpaired) << paired->estimate;
+  }
+  // The gate's estimator: the agreeing turns' shared noise cancels; here the
+  // paired interval is less than half as wide.
+  EXPECT_LT(d->dr.standard_error, 0.5 * std::hypot(ec.dr.standard_error, eb.dr.standard_error));
+  EXPECT_EQ(d->disagreements, 600);
+}
+
+TEST(Differences, RefusesTurnsOfDifferentLogs) {
+  std::vector<OpeTurn> c = {{0, 2.0, 0.5, true, 1.0, 1.5, 1}, {1, 1.0, 0.5, true, 1.0, 1.5, 1}};
+  std::vector<OpeTurn> b = c;
+  b[1].propensity = 0.25;
+  auto d = EstimateDifference(c, b);
+  ASSERT_FALSE(d.ok());
+  EXPECT_NE(d.status().message().find("turn 1"), std::string::npos) << d.status();
+  EXPECT_NE(d.status().message().find("'propensity'"), std::string::npos) << d.status();
+  b.pop_back();
+  auto shorter = EstimateDifference(c, b);
+  ASSERT_FALSE(shorter.ok());
+  EXPECT_NE(shorter.status().message().find("2 turns, the baseline on 1"), std::string::npos)
+      << shorter.status();
 }
 
 TEST(Estimators, TurnsForHalfWidth) {
@@ -179,6 +292,69 @@ TEST(OffPolicy, ExploringLogCoversTheTrueValue) {
     }
     EXPECT_EQ(r->per_task.size(), EmbeddedDataset().tasks.size());
   }
+}
+
+// One action on one task, another elsewhere.
+class TaskSwitchPolicy : public env::Policy {
+ public:
+  TaskSwitchPolicy(int task, int on_task, int elsewhere)
+      : task_(task), on_task_(on_task), elsewhere_(elsewhere) {}
+  std::string name() const override { return "task switch"; }
+  int Act(const env::DecisionContext& context, std::vector<double>*) override {
+    return context.task_index == task_ ? on_task_ : elsewhere_;
+  }
+
+ private:
+  int task_, on_task_, elsewhere_;
+};
+
+TEST(OffPolicy, PairedComparisonWithTheServingPolicy) {
+  const World w = MakeWorld();
+  env::FixedPolicy serving(2, "Fixed 2");
+  ExplorationOptions x;
+  x.epsilon = 0.3;
+  x.copies = 4;
+  auto log = SimulateExploringLog(*w.truth, EmbeddedDataset(), w.episodes, serving, x);
+  ASSERT_TRUE(log.ok()) << log.status();
+  // The candidate differs from the serving policy on task 0 only.
+  TaskSwitchPolicy candidate(0, 4, 2);
+  auto c = EvaluateOffPolicy(*log, candidate, OpeOptions(), w.truth.get());
+  auto b = EvaluateOffPolicy(*log, serving, OpeOptions(), w.truth.get());
+  ASSERT_TRUE(c.ok()) << c.status();
+  ASSERT_TRUE(b.ok()) << b.status();
+  auto p = ComparePaired(*log, *c, *b);
+  ASSERT_TRUE(p.ok()) << p.status();
+  EXPECT_NEAR(p->true_difference, c->true_value - b->true_value, 1e-9);
+  EXPECT_NE(p->true_difference, 0.0);
+  for (const Interval* i : {&p->overall.ips, &p->overall.snips, &p->overall.dr}) {
+    EXPECT_GT(i->standard_error, 0);
+    EXPECT_LT(std::abs(i->estimate - p->true_difference), 4 * i->standard_error)
+        << i->estimate << " vs " << p->true_difference;
+  }
+  EXPECT_LT(p->overall.dr.standard_error,
+            std::hypot(c->overall.dr.standard_error, b->overall.dr.standard_error));
+  EXPECT_GT(p->overall.disagreements, 0);
+  ASSERT_EQ(p->per_task.size(), EmbeddedDataset().tasks.size());
+  for (const TaskDifferences& t : p->per_task) {
+    if (t.task == EmbeddedDataset().tasks[0]) {
+      EXPECT_LT(std::abs(t.differences.dr.estimate - t.true_difference),
+                4 * t.differences.dr.standard_error);
+      EXPECT_EQ(t.differences.disagreements, t.differences.turns);
+    } else {  // the same choices: exactly no difference
+      EXPECT_EQ(t.differences.dr.estimate, 0.0) << t.task;
+      EXPECT_EQ(t.differences.dr.high, 0.0) << t.task;
+      EXPECT_EQ(t.true_difference, 0.0) << t.task;
+    }
+  }
+  // Reports of another log do not pair.
+  x.seed = 2;
+  auto other = SimulateExploringLog(*w.truth, EmbeddedDataset(), w.episodes, serving, x);
+  ASSERT_TRUE(other.ok());
+  auto b2 = EvaluateOffPolicy(*other, serving, OpeOptions(), w.truth.get());
+  ASSERT_TRUE(b2.ok());
+  auto mismatch = ComparePaired(*log, *c, *b2);
+  ASSERT_FALSE(mismatch.ok());
+  EXPECT_NE(mismatch.status().message().find("same log"), std::string::npos) << mismatch.status();
 }
 
 TEST(OffPolicy, RefusesTooSmallLogs) {

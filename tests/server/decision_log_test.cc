@@ -204,7 +204,7 @@ TEST_F(DecisionLogServiceTest, EveryAnsweredDecideIsLoggedWithWhatItAnswered) {
     ASSERT_EQ(records.count(id), 1u);
     const data::DecisionRecord& d = records.at(id);
     const v1::DecideRequest& q = asked.at(id);
-    EXPECT_EQ(d.schema_version, 1);
+    EXPECT_EQ(d.schema_version, data::kDecisionLogSchemaVersion);
     EXPECT_EQ(d.policy_version, r.policy_version());
     EXPECT_EQ(d.conversation_id, q.conversation_id());
     EXPECT_EQ(d.turn_index, q.turn_index());

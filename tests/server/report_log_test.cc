@@ -258,6 +258,47 @@ TEST(AppendLogTest, RetentionKeepsOnlyTheNewestRotatedFiles) {
   EXPECT_EQ(test::ReadFile(path), line + line);
 }
 
+// With a commit interval the writer gathers what arrives after a batch
+// into the next one, and Stop writes what it gathered at once rather than
+// letting the interval (here an hour) run out.
+TEST(AppendLogTest, ACommitIntervalGathersLinesAndStopWritesThemAtOnce) {
+  test::TempDir dir;
+  const std::string path = dir.File("decisions.jsonl");
+  AppendLogOptions options;
+  options.commit_interval = absl::Hours(1);
+  options.name = "decision log";
+  auto writer = AppendLogWriter::Open(path, options);
+  ASSERT_TRUE(writer.ok()) << writer.status();
+  GroupCommitter committer(*std::move(writer), 1000);
+  std::mutex mu;
+  std::condition_variable cv;
+  std::vector<uint64_t> sequences;
+  auto done = [&](absl::StatusOr<uint64_t> sequence) {
+    ASSERT_TRUE(sequence.ok()) << sequence.status();
+    std::lock_guard<std::mutex> lock(mu);
+    sequences.push_back(*sequence);
+    cv.notify_all();
+  };
+  // The first line starts a batch at once (no batch before it).
+  ASSERT_TRUE(committer.Submit("{\"line\":0}\n", done).ok());
+  {
+    std::unique_lock<std::mutex> lock(mu);
+    ASSERT_TRUE(cv.wait_for(lock, std::chrono::seconds(60), [&] { return sequences.size() == 1; }));
+  }
+  for (int i = 1; i < 50; ++i)
+    ASSERT_TRUE(committer.Submit(absl::StrCat("{\"line\":", i, "}\n"), done).ok());
+  EXPECT_EQ(committer.batches(), 1u);  // the rest waits for the interval
+  // Were the interval waited for, the deadline would pass first and the
+  // lines be answered UNAVAILABLE.
+  committer.Stop(absl::Now() + absl::Seconds(60));
+  ASSERT_EQ(sequences.size(), 50u);
+  for (int i = 0; i < 50; ++i) EXPECT_EQ(sequences[i], uint64_t(i + 1));
+  EXPECT_EQ(committer.batches(), 2u);
+  std::string expected;
+  for (int i = 0; i < 50; ++i) absl::StrAppend(&expected, "{\"line\":", i, "}\n");
+  EXPECT_EQ(test::ReadFile(path), expected);
+}
+
 TEST(ReportLogTest, ABatchBelowTheDiskFloorIsRefusedAndNothingIsWritten) {
   test::TempDir dir;
   const std::string path = dir.File("reports.log");

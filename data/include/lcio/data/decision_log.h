@@ -4,7 +4,8 @@
 // has no gRPC or LibTorch dependency so that offline tools (off-policy
 // evaluation, joins with the Report log) read exactly what the server writes.
 //
-// Compatibility: a reader accepts only the versions it knows and refuses
+// Compatibility: a reader accepts the versions it knows (1 and 2: the same
+// record, per-action objects in 1, per-field columns in 2) and refuses
 // unknown fields, so any change of fields is a new schema_version.
 #pragma once
 
@@ -20,7 +21,8 @@
 
 namespace lcio::data {
 
-inline constexpr int kDecisionLogSchemaVersion = 1;
+// The version written; readers also read every earlier one.
+inline constexpr int kDecisionLogSchemaVersion = 2;
 
 // One turn of the history window the policy observed.
 struct DecisionHistoryTurn {
@@ -44,7 +46,9 @@ struct DecisionContext {
 // One action of the policy's action table.
 struct DecisionAction {
   std::string description;  // "local", "cloud", "cloud+{0,2}"
-  double score = 0;         // the policy's score, higher preferred
+  // The policy's score, higher preferred: a float32 value (the writer
+  // rounds to float32, version 2 readers read float32 values).
+  double score = 0;
   // Probability with which the server would have taken this action for this
   // request (exploration included); the taken action's is its propensity.
   double probability = 0;
@@ -62,17 +66,17 @@ struct DecisionExploration {
 // after the answer was sent.
 struct DecisionShadow {
   std::string policy_version;
-  int proposed_action = 0;  // its own argmax
-  int action = 0;           // what it would have taken (shield and exploration rule)
-  std::vector<double> scores;
+  int proposed_action = 0;            // its own argmax
+  int action = 0;                     // what it would have taken (shield and exploration rule)
+  std::vector<double> scores;         // float32 values, as DecisionAction::score
   std::vector<double> probabilities;  // one per action, sums to 1
   double expected_latency_s = 0, expected_money_usd = 0;
 };
 
 struct DecisionRecord {
-  int schema_version = kDecisionLogSchemaVersion;
-  std::string decision_id;  // as in DecideResponse and ReportRequest
-  std::string time_utc;     // RFC 3339, when the decision was answered
+  int schema_version = kDecisionLogSchemaVersion;  // as read; writers write the current one
+  std::string decision_id;                         // as in DecideResponse and ReportRequest
+  std::string time_utc;                            // RFC 3339, when the decision was answered
   std::string policy_version;
   std::string conversation_id;
   int turn_index = 0;

@@ -10,6 +10,8 @@
 #include <cstdint>
 #include <vector>
 
+#include "absl/status/statusor.h"
+
 namespace lcio::ope {
 
 // One logged turn, seen from the candidate.
@@ -20,6 +22,7 @@ struct OpeTurn {
   bool match = false;       // the candidate takes the logged action here
   double dm_candidate = 0;  // direct method: the model's reward for the candidate's action
   double dm_logged = 0;     // the model's reward for the logged action
+  int action = -1;          // the candidate's action (-1: not recorded)
 };
 
 struct Interval {
@@ -46,6 +49,28 @@ struct Estimates {
 // z = 1.96 for 95% intervals. Propensities must be in (0, 1] (the caller
 // validates them where they are read).
 Estimates Estimate(const std::vector<OpeTurn>& turns, double z = 1.96);
+
+// Paired comparison: candidate - baseline, both evaluated on the same logged
+// turns (the same order, conversations, rewards and propensities). Each
+// estimator's difference is a difference of two ratio estimators; its
+// linearised residual, (a_c - θ_c·b_c) / Σb_c - (a_b - θ_b·b_b) / Σb_b, is the
+// per-turn difference of the two policies' contributions, summed per
+// conversation for the clustered standard error. Noise the two estimates share
+// (the same conversations, the same explored turns) cancels there, so the
+// interval is far narrower than one built from the two estimates' own
+// standard errors as if they were independent. Identical policies give a
+// difference of 0 with a zero-width interval.
+struct Differences {
+  Interval ips, snips, dr, dm;  // SNIPS: NaN when either policy never agrees with the log
+  int64_t turns = 0;
+  int64_t clusters = 0;
+  // Turns where the two policies choose different actions (both recorded).
+  int64_t disagreements = 0;
+};
+// Errors when the two lists are not the same logged turns.
+absl::StatusOr<Differences> EstimateDifference(const std::vector<OpeTurn>& candidate,
+                                               const std::vector<OpeTurn>& baseline,
+                                               double z = 1.96);
 
 // Turns needed for an IPS interval of half-width `half_width` for a candidate
 // that the logging policy agrees with only through exploration: epsilon of

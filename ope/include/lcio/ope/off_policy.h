@@ -51,6 +51,12 @@ struct OpeReport {
   int num_actions = 0;
   // With a known truth: the candidate's mean reward on these very contexts.
   double true_value = 0;
+  // Per logged turn, in the log's order: what the estimates are made of, the
+  // turn's task index and (with a known truth) the candidate's true reward.
+  // ComparePaired pairs two reports turn by turn.
+  std::vector<OpeTurn> turns;
+  std::vector<int> turn_task;
+  std::vector<double> turn_truth;
 };
 
 // `truth`, when given (simulation only), scores the candidate's actions
@@ -58,6 +64,25 @@ struct OpeReport {
 absl::StatusOr<OpeReport> EvaluateOffPolicy(const JoinedLog& log, env::Policy& candidate,
                                             const OpeOptions& options,
                                             const env::Simulator* truth = nullptr);
+
+// candidate - baseline on the same log, paired turn by turn (estimators.h,
+// EstimateDifference): overall and per task, with 95% intervals clustered by
+// conversation.
+struct TaskDifferences {
+  std::string task;
+  Differences differences;
+  double true_difference = 0;  // only with a known truth (simulation)
+};
+struct PairedReport {
+  Differences overall;
+  std::vector<TaskDifferences> per_task;  // tasks in vocabulary order, those with turns
+  // With a known truth: candidate's minus baseline's true value.
+  double true_difference = 0;
+};
+// Both reports from EvaluateOffPolicy on `log` (the same options, so that
+// the cross-fitted direct method is the same); an error otherwise.
+absl::StatusOr<PairedReport> ComparePaired(const JoinedLog& log, const OpeReport& candidate,
+                                           const OpeReport& baseline, double z = 1.96);
 
 // Traffic logged in the simulator by an exploring policy: each conversation
 // of `episodes` replayed `copies` times; at each turn, with probability

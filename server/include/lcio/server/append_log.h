@@ -33,6 +33,13 @@ struct AppendLogOptions {
   // The writer thread's nice value (0: as the process). A log nobody waits
   // for (the decision log) writes at a lower priority than the calls.
   int writer_nice = 0;
+  // The writer starts a batch at most once per interval (PostgreSQL's
+  // commit_delay, in time): lines arriving meanwhile join it, so a busy log
+  // pays one write(2) and one fdatasync per interval instead of one per
+  // handful of lines. Each line is still answered only once durable; it
+  // waits up to the interval longer. Zero: a batch as soon as the last one
+  // is done (the Report log, whose callers wait for the answer).
+  absl::Duration commit_interval = absl::ZeroDuration();
   // For messages: what the log is and which flags set its limits.
   std::string name = "report log";
   std::string min_free_flag = "--report_min_free_mb";
@@ -99,6 +106,7 @@ class AppendLogWriter {
   bool damaged_ = false;  // bytes past durable_size_ may be in the file
   int rotations_;         // highest rotated file number in use
   uint64_t appended_ = 0;
+  std::string batch_buffer_;  // AppendLines' joined batch, reused
 };
 
 // The group commit in front of an AppendLogWriter: callers queue encoded

@@ -84,6 +84,8 @@ class DecisionLogger {
  private:
   void WorkerLoop();
   void Process(std::vector<DecisionEvent>& events);
+  // Queues `n` records' lines for the writer (counted when durable).
+  void SubmitLines(std::string lines, int64_t n);
   void Shadow(const std::vector<DecisionEvent>& events, std::vector<data::DecisionRecord>* records);
   void Dropped(Metrics::DecisionLogDrop reason, int64_t n);
 

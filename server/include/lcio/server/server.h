@@ -66,6 +66,9 @@ struct ServerOptions {
   int64_t decision_log_rotate_bytes = int64_t{256} << 20;   // 0: never rotate
   int decision_log_keep_files = 0;                          // rotated files kept; 0: all
   int64_t decision_log_min_free_bytes = int64_t{64} << 20;  // 0: no floor
+  // At most one write and fdatasync per interval (AppendLogOptions::
+  // commit_interval): nobody waits for a decision record.
+  absl::Duration decision_log_commit_interval = absl::Milliseconds(100);
   // Exploration: "none", "epsilon:E" or "softmax:T" (exploration.h).
   std::string explore = "none";
   // A second artifact that scores every answered request off the request
