@@ -154,8 +154,9 @@ void FleetController::Update() {
   const bool spend = options_.target.kind == FleetTarget::Kind::kSpendUsd;
   const int64_t block_starts = starts - seen_starts_;
   if (spend && block_starts <= 0) {
-    // Spend per conversation needs a conversation in the block: extend it.
-    next_update_at_.store(decisions + 1, std::memory_order_relaxed);
+    // Spend per conversation needs a conversation in the block: extend it
+    // by another block (no per-decision retries on the hot path).
+    next_update_at_.store(decisions + options_.update_every, std::memory_order_relaxed);
     return;
   }
   const double block_money_usd = static_cast<double>(money - seen_money_nano_usd_) / kNanoPerUsd;

@@ -181,6 +181,22 @@ TEST(FleetControllerTest, PiHoldsTheSpendPerConversation) {
   EXPECT_NEAR(spend / 0.006, 1, 0.05);
 }
 
+TEST(FleetControllerTest, ASpendBlockWaitsForAFirstTurn) {
+  FleetControlOptions options;
+  options.target = *FleetTarget::Parse("spend_usd:0.01");
+  FleetController fleet(options, nullptr);
+  // Turns of conversations begun before: money but no first turn.
+  for (int i = 0; i < 3 * options.update_every; ++i) fleet.Observe(true, 0.002, false);
+  EXPECT_FALSE(fleet.state().measured);
+  // The block is extended by whole blocks until one holds a first turn.
+  fleet.Observe(false, 0, true);
+  for (int i = 1; i < options.update_every; ++i) fleet.Observe(false, 0, false);
+  const FleetController::State state = fleet.state();
+  EXPECT_TRUE(state.measured);
+  EXPECT_EQ(state.updates, 1);
+  EXPECT_NEAR(state.achieved_block, 3 * options.update_every * 0.002, 1e-9);
+}
+
 TEST(FleetControllerTest, AnUnreachableTargetPinsTheScaleAtItsBound) {
   FleetControlOptions options;
   options.target = *FleetTarget::Parse("cloud_share:0.05");  // below the plant's 15%
