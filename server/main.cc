@@ -73,6 +73,21 @@ ABSL_FLAG(std::string, explore, "none",
 ABSL_FLAG(std::string, shadow_policy, "",
           "a second artifact that scores every answered request off the request path (decision "
           "log and lcio_shadow_* metrics); empty: none");
+ABSL_FLAG(std::string, fleet_target, "none",
+          "fleet target: none | cloud_share:S (share of decisions answered in the cloud) | "
+          "spend_usd:X (mean expected spend per conversation, USD); exported as lcio_fleet_* "
+          "metrics (docs/ope.md, Calibration)");
+ABSL_FLAG(std::string, fleet_control, "off",
+          "off: the fleet target is only monitored | pi: a PI controller lowers the money budget "
+          "the policy and the shield see to s x the request's (s in [fleet_control_min_scale, 1])");
+ABSL_FLAG(double, fleet_control_kp, 0.05, "proportional gain (ln s per unit of relative error)");
+ABSL_FLAG(double, fleet_control_ki, 0.25,
+          "integral gain (ln s per unit of relative error per update)");
+ABSL_FLAG(double, fleet_control_min_scale, 0.001, "lowest money-budget scale s, in (0, 1]");
+ABSL_FLAG(int64_t, fleet_control_every, 200,
+          "answered decisions per measured block (one controller update per block)");
+ABSL_FLAG(int64_t, fleet_window, 5000,
+          "decisions over which the exported achieved figure is exponentially weighted");
 ABSL_FLAG(int32_t, watch_interval_ms, 1000, "policy file poll interval");
 ABSL_FLAG(std::string, tls_cert, "", "server certificate (PEM); enables TLS");
 ABSL_FLAG(std::string, tls_key, "", "server private key (PEM)");
@@ -180,6 +195,22 @@ int main(int argc, char** argv) {
   options.decision_log_commit_interval = absl::Milliseconds(commit_ms);
   options.explore = absl::GetFlag(FLAGS_explore);
   options.shadow_policy = absl::GetFlag(FLAGS_shadow_policy);
+  auto fleet_target = lcio::server::FleetTarget::Parse(absl::GetFlag(FLAGS_fleet_target));
+  if (!fleet_target.ok()) return Fail(std::string(fleet_target.status().message()));
+  auto fleet_pi =
+      lcio::server::FleetControlOptions::ParseControl(absl::GetFlag(FLAGS_fleet_control));
+  if (!fleet_pi.ok()) return Fail(std::string(fleet_pi.status().message()));
+  if (*fleet_pi && !fleet_target->enabled())
+    return Fail("fleet_control = \"pi\": needs a --fleet_target");
+  options.fleet.target = *fleet_target;
+  options.fleet.pi = *fleet_pi;
+  options.fleet.kp = absl::GetFlag(FLAGS_fleet_control_kp);
+  options.fleet.ki = absl::GetFlag(FLAGS_fleet_control_ki);
+  options.fleet.min_scale = absl::GetFlag(FLAGS_fleet_control_min_scale);
+  options.fleet.update_every = absl::GetFlag(FLAGS_fleet_control_every);
+  options.fleet.window = absl::GetFlag(FLAGS_fleet_window);
+  if (absl::Status valid = options.fleet.Validate(); !valid.ok())
+    return Fail(std::string(valid.message()));
   options.watch_interval = absl::Milliseconds(std::max(10, absl::GetFlag(FLAGS_watch_interval_ms)));
   options.tls_cert = absl::GetFlag(FLAGS_tls_cert);
   options.tls_key = absl::GetFlag(FLAGS_tls_key);

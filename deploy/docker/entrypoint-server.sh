@@ -20,7 +20,9 @@
 #   LCIO_TLS_CERT, LCIO_TLS_KEY, LCIO_TLS_CLIENT_CA, LCIO_REPORT_QUEUE_MAX,
 #   LCIO_REPORT_MAX_RECORD_BYTES, LCIO_REPORT_ROTATE_MB, LCIO_REPORT_MIN_FREE_MB,
 #   LCIO_DECISION_LOG_QUEUE_MAX, LCIO_DECISION_LOG_ROTATE_MB, LCIO_DECISION_LOG_KEEP_FILES,
-#   LCIO_DECISION_LOG_MIN_FREE_MB, LCIO_DECISION_LOG_COMMIT_MS, LCIO_EXPLORE, LCIO_SHADOW_POLICY
+#   LCIO_DECISION_LOG_MIN_FREE_MB, LCIO_DECISION_LOG_COMMIT_MS, LCIO_EXPLORE, LCIO_SHADOW_POLICY,
+#   LCIO_FLEET_TARGET, LCIO_FLEET_CONTROL, LCIO_FLEET_CONTROL_KP, LCIO_FLEET_CONTROL_KI,
+#   LCIO_FLEET_CONTROL_MIN_SCALE, LCIO_FLEET_CONTROL_EVERY, LCIO_FLEET_WINDOW
 #                         passed as the flags of the same name
 set -euo pipefail
 
@@ -95,6 +97,13 @@ add_flag LCIO_DECISION_LOG_MIN_FREE_MB decision_log_min_free_mb
 add_flag LCIO_DECISION_LOG_COMMIT_MS decision_log_commit_ms
 add_flag LCIO_EXPLORE explore
 add_flag LCIO_SHADOW_POLICY shadow_policy
+add_flag LCIO_FLEET_TARGET fleet_target
+add_flag LCIO_FLEET_CONTROL fleet_control
+add_flag LCIO_FLEET_CONTROL_KP fleet_control_kp
+add_flag LCIO_FLEET_CONTROL_KI fleet_control_ki
+add_flag LCIO_FLEET_CONTROL_MIN_SCALE fleet_control_min_scale
+add_flag LCIO_FLEET_CONTROL_EVERY fleet_control_every
+add_flag LCIO_FLEET_WINDOW fleet_window
 
 log "exec $server_bin ${flags[*]} $*"
 # exec: the server itself receives SIGTERM (from tini or the test) and drains.

@@ -29,7 +29,11 @@ struct Decider::Pending {
   std::shared_ptr<const ServingPolicy> policy;
   const v1::DecideRequest* request;
   v1::DecideResponse* response;
+  // parsed.money_usd is the money budget the policy and the shield see: the
+  // request's, or lower under fleet control; request_money_usd is the
+  // request's own (budget_after is computed from it).
   ParsedDecide parsed;
+  double request_money_usd = 0;
   bool uses_store = false;  // the conversation is held: Commit or Abort it
   uint64_t fingerprint = 0;
   int task_index = 0;
@@ -90,6 +94,9 @@ void Decider::Decide(const v1::DecideRequest& request, v1::DecideResponse* respo
   auto parsed = ParseDecideRequest(request, limits_, pending->policy->spec());
   if (!parsed.ok()) return refuse(parsed.status());
   pending->parsed = *std::move(parsed);
+  pending->request_money_usd = pending->parsed.money_usd;
+  if (fleet_ != nullptr)
+    pending->parsed.money_usd = fleet_->EffectiveMoney(pending->parsed.money_usd);
   bool replayed = false;
   if (absl::Status s = RecallHistory(*pending, peer_identity, &replayed); !s.ok()) return refuse(s);
   if (replayed) {
@@ -253,7 +260,9 @@ void Decider::Answer(Pending& pending, const Choice& choice, const std::vector<f
   r.set_expected_latency_s(costs.time_s(action));
   r.set_expected_money_usd(costs.money_usd(action));
   r.mutable_budget_after()->set_latency_s(p.latency_s - costs.time_s(action));
-  r.mutable_budget_after()->set_money_usd(p.money_usd - costs.money_usd(action));
+  // The client carries budget_after into its next turn: the request's own
+  // budget, not the lowered one (which would compound turn after turn).
+  r.mutable_budget_after()->set_money_usd(pending.request_money_usd - costs.money_usd(action));
   r.set_task(spec.tasks[pending.task_index]);
   r.set_task_inferred(pending.task_inferred);
   r.set_task_confidence(pending.task_confidence);
@@ -294,7 +303,11 @@ void Decider::Record(PendingPtr pending, Choice choice, std::vector<float> score
     for (const v1::UploadedView& view : r.upload()) uploaded.push_back(view.name());
     metrics_->CountDecision(r.target() == v1::TARGET_CLOUD, uploaded, choice.shield.overridden,
                             r.expected_money_usd(), r.expected_latency_s());
+    if (request.turn_index() == 0) metrics_->CountConversationStarted();
   }
+  if (fleet_ != nullptr)
+    fleet_->Observe(r.target() == v1::TARGET_CLOUD, r.expected_money_usd(),
+                    request.turn_index() == 0);
   if (LogEnabled(LogLevel::kDebug)) {
     const env::ActionTable& actions = pending->policy->engine().encoder().actions();
     LogLine(LogLevel::kDebug, "decide")

@@ -133,6 +133,14 @@ Metrics::Metrics() : registry_(std::make_shared<prometheus::Registry>()) {
                            .Help("Sum of the expected latency of the decisions, seconds")
                            .Register(*registry_)
                            .Add({});
+  conversations_started_ =
+      &BuildCounter()
+           .Name("lcio_conversations_started_total")
+           .Help(
+               "Decisions on a conversation's first turn (spend per conversation = "
+               "lcio_expected_cost_usd_total / this)")
+           .Register(*registry_)
+           .Add({});
   policy_info_family_ = &BuildGauge()
                              .Name("lcio_policy_info")
                              .Help("1 for the serving policy's version and algorithm")
@@ -296,6 +304,8 @@ void Metrics::CountDecision(bool cloud, const std::vector<std::string>& uploaded
   if (expected_latency_s > 0) expected_latency_->Increment(expected_latency_s);
 }
 
+void Metrics::CountConversationStarted() { conversations_started_->Increment(); }
+
 void Metrics::ObserveBatch(int size, double inference_s) {
   batch_size_->Observe(size);
   inference_->Observe(inference_s);
@@ -352,5 +362,48 @@ void Metrics::SetShadowPolicy(const std::string& version) {
 }
 
 void Metrics::CountReload(bool ok) { (ok ? reloads_ok_ : reloads_error_)->Increment(); }
+
+void Metrics::SetFleetTarget(bool spend, double target, double scale) {
+  absl::MutexLock lock(&mu_);
+  prometheus::BuildGauge()
+      .Name(spend ? "lcio_fleet_target_spend_usd" : "lcio_fleet_target_cloud_share_ratio")
+      .Help(spend ? "Fleet target (--fleet_target): mean expected spend per conversation, USD"
+                  : "Fleet target (--fleet_target): share of decisions answered in the cloud")
+      .Register(*registry_)
+      .Add({})
+      .Set(target);
+  fleet_scale_ = &prometheus::BuildGauge()
+                      .Name("lcio_fleet_budget_scale_ratio")
+                      .Help(
+                          "Fleet controller output s: the policy and the shield see s x the "
+                          "request's money budget (1: not lowered; dual price = -ln s)")
+                      .Register(*registry_)
+                      .Add({});
+  fleet_scale_->Set(scale);
+  fleet_updates_ = &prometheus::BuildCounter()
+                        .Name("lcio_fleet_control_updates_total")
+                        .Help("Blocks of decisions measured against the fleet target")
+                        .Register(*registry_)
+                        .Add({});
+}
+
+void Metrics::SetFleetState(bool spend, double achieved, double scale) {
+  absl::MutexLock lock(&mu_);
+  if (fleet_scale_ == nullptr) return;  // SetFleetTarget first
+  if (fleet_achieved_ == nullptr)
+    fleet_achieved_ =
+        &prometheus::BuildGauge()
+             .Name(spend ? "lcio_fleet_achieved_spend_usd"
+                         : "lcio_fleet_achieved_cloud_share_ratio")
+             .Help(spend ? "Achieved mean expected spend per conversation, USD (exponentially "
+                           "weighted over --fleet_window decisions)"
+                         : "Achieved share of decisions answered in the cloud (exponentially "
+                           "weighted over --fleet_window decisions)")
+             .Register(*registry_)
+             .Add({});
+  fleet_achieved_->Set(achieved);
+  fleet_scale_->Set(scale);
+  fleet_updates_->Increment();
+}
 
 }  // namespace lcio::server

@@ -453,9 +453,14 @@ absl::StatusOr<std::unique_ptr<ServerApp>> ServerApp::Start(const ServerOptions&
     app->decision_log_ = std::make_unique<DecisionLogger>(logger_options, std::move(log),
                                                           app->shadow_.get(), metrics);
   }
-  app->decider_ =
-      std::make_unique<Decider>(o.limits, app->policies_.get(), app->store_.get(),
-                                app->batcher_.get(), metrics, app->decision_log_.get(), *explore);
+  std::unique_ptr<FleetController> fleet;
+  if (o.fleet.target.enabled()) {
+    if (absl::Status valid = o.fleet.Validate(); !valid.ok()) return valid;
+    fleet = std::make_unique<FleetController>(o.fleet, metrics);
+  }
+  app->decider_ = std::make_unique<Decider>(o.limits, app->policies_.get(), app->store_.get(),
+                                            app->batcher_.get(), metrics, app->decision_log_.get(),
+                                            *explore, std::move(fleet));
   app->service_ = std::make_unique<OffloaderService>(o, app->decider_.get(), app->policies_.get(),
                                                      app->shadow_.get(), app->reports_.get(),
                                                      metrics, &app->shutting_down_);
@@ -521,6 +526,9 @@ absl::StatusOr<std::unique_ptr<ServerApp>> ServerApp::Start(const ServerOptions&
       .Bool("decision_log", !o.decision_log.empty())
       .Str("explore", o.explore)
       .Str("shadow_policy", o.shadow_policy)
+      .Str("fleet_target", o.fleet.target.KindName())
+      .Num("fleet_target_value", o.fleet.target.value)
+      .Bool("fleet_control", o.fleet.target.enabled() && o.fleet.pi)
       .Str("version", LCIO_VERSION);
   return app;
 }

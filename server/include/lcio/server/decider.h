@@ -12,6 +12,7 @@
 #include "absl/time/time.h"
 #include "lcio/server/conversation_store.h"
 #include "lcio/server/exploration.h"
+#include "lcio/server/fleet_control.h"
 #include "lcio/server/log.h"
 #include "lcio/server/micro_batcher.h"
 #include "lcio/server/policy_holder.h"
@@ -26,17 +27,20 @@ class Metrics;
 class Decider {
  public:
   using Done = std::function<void(absl::Status)>;
-  // metrics and decision_log may be null. `explore`: --explore.
+  // metrics and decision_log may be null. `explore`: --explore. `fleet`
+  // (--fleet_target; may be null): observes every answered decision and,
+  // under control, lowers the money budget the policy and the shield see.
   Decider(const RequestLimits& limits, PolicyHolder* policies, ConversationStore* store,
           MicroBatcher* batcher, Metrics* metrics, DecisionLogger* decision_log = nullptr,
-          ExploreConfig explore = {})
+          ExploreConfig explore = {}, std::unique_ptr<FleetController> fleet = nullptr)
       : limits_(limits),
         policies_(policies),
         store_(store),
         batcher_(batcher),
         metrics_(metrics),
         decision_log_(decision_log),
-        explore_(explore) {}
+        explore_(explore),
+        fleet_(std::move(fleet)) {}
 
   // `request` and `response` must stay valid until `done` runs; it runs
   // exactly once, on the calling thread or the batcher's. On error the
@@ -47,6 +51,7 @@ class Decider {
               Done done, const std::string& peer_identity = "");
 
   const RequestLimits& limits() const { return limits_; }
+  const FleetController* fleet() const { return fleet_.get(); }
 
   // The log line of a refused Decide: internal errors always, client errors
   // (INVALID_ARGUMENT and the like) at most kRejectedLinesPerSecond a second,
@@ -77,6 +82,7 @@ class Decider {
   Metrics* metrics_;
   DecisionLogger* decision_log_;
   ExploreConfig explore_;
+  std::unique_ptr<FleetController> fleet_;
 };
 
 }  // namespace lcio::server

@@ -45,6 +45,8 @@ class Metrics {
   void CountDecide(int code, double latency_s);
   void CountDecision(bool cloud, const std::vector<std::string>& uploaded_view_names,
                      bool shield_overridden, double expected_cost_usd, double expected_latency_s);
+  // A decision on a conversation's first turn (turn_index 0).
+  void CountConversationStarted();
   void ObserveBatch(int size, double inference_s);
   void SetConversations(double n);
   void CountReport();
@@ -70,6 +72,11 @@ class Metrics {
   // `budget`: latency_s, money_usd; both when both are).
   void CountBudgetOutsideTraining(bool latency, bool money);
   void CountReload(bool ok);
+  // Fleet target (fleet_control.h): `spend` selects the spend_usd gauges,
+  // else the cloud_share ones. The achieved gauge appears with the first
+  // measured block (no false drift before traffic).
+  void SetFleetTarget(bool spend, double target, double scale);
+  void SetFleetState(bool spend, double achieved, double scale);
 
   prometheus::Registry& registry() { return *registry_; }
 
@@ -89,6 +96,7 @@ class Metrics {
   prometheus::Gauge* conversations_ = nullptr;
   prometheus::Counter* expected_cost_ = nullptr;
   prometheus::Counter* expected_latency_ = nullptr;
+  prometheus::Counter* conversations_started_ = nullptr;
   prometheus::Family<prometheus::Gauge>* policy_info_family_ = nullptr;
   prometheus::Counter* reloads_ok_ = nullptr;
   prometheus::Counter* reloads_error_ = nullptr;
@@ -111,6 +119,9 @@ class Metrics {
   absl::flat_hash_map<std::string, prometheus::Counter*> view_counters_ ABSL_GUARDED_BY(mu_);
   prometheus::Gauge* policy_info_ ABSL_GUARDED_BY(mu_) = nullptr;
   prometheus::Gauge* shadow_info_ ABSL_GUARDED_BY(mu_) = nullptr;
+  prometheus::Gauge* fleet_achieved_ ABSL_GUARDED_BY(mu_) = nullptr;
+  prometheus::Gauge* fleet_scale_ ABSL_GUARDED_BY(mu_) = nullptr;
+  prometheus::Counter* fleet_updates_ ABSL_GUARDED_BY(mu_) = nullptr;
 };
 
 }  // namespace lcio::server

@@ -13,6 +13,7 @@
 
 #include "absl/status/statusor.h"
 #include "absl/time/time.h"
+#include "lcio/server/fleet_control.h"
 #include "lcio/server/request.h"
 
 namespace grpc {
@@ -74,6 +75,9 @@ struct ServerOptions {
   // path (its view goes to the decision log and the shadow metrics); empty:
   // none. Watched and reloaded like the serving policy.
   std::string shadow_policy;
+  // A fleet target, monitored (and with fleet.pi, held) online
+  // (fleet_control.h); fleet.target.kind kNone: none.
+  FleetControlOptions fleet;
   absl::Duration watch_interval = absl::Seconds(1);
   std::string tls_cert, tls_key, tls_client_ca;
   RequestLimits limits;

@@ -1,0 +1,159 @@
+// End-to-end: the real lcio-server with a fleet target and the real
+// lcio-loadgen replaying the M4A1 conversations on 127.0.0.1 (ephemeral
+// ports). Monitor-only leaves the cloud share where the policy puts it; the
+// PI controller moves it to the target; budget_after stays the request's own
+// budget minus the cost (docs/ope.md, Calibration).
+#include <gtest/gtest.h>
+
+#include <chrono>
+#include <map>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "absl/strings/match.h"
+#include "absl/strings/numbers.h"
+#include "absl/strings/str_cat.h"
+#include "lcio/client/client.h"
+#include "process.h"
+#include "test_support.h"
+
+namespace lcio::test {
+namespace {
+
+using namespace std::chrono_literals;
+
+constexpr double kTargetShare = 0.3;
+
+int PortOf(const std::string& line, const std::string& prefix) {
+  if (!absl::StartsWith(line, prefix)) return 0;
+  int port = 0;
+  return absl::SimpleAtoi(line.substr(line.rfind(':') + 1), &port) ? port : 0;
+}
+
+class FleetControlEndToEndTest : public ::testing::Test {
+ protected:
+  // Starts lcio-server with the shipped policy; false if it did not come up.
+  bool StartServer(const std::vector<std::string>& flags) {
+    std::vector<std::string> argv = {
+        LCIO_SERVER_BIN, "--listen=127.0.0.1:0", "--metrics_listen=127.0.0.1:0",
+        "--torch_device=cpu",
+        std::string("--policy=") + LCIO_SOURCE_DIR + "/policy/default_policy.pt"};
+    argv.insert(argv.end(), flags.begin(), flags.end());
+    server_ = std::make_unique<Process>(argv, dir_.File("server.stderr"));
+    auto grpc_line = server_->ReadLine(60s);
+    auto metrics_line = server_->ReadLine(10s);
+    if (!grpc_line || !metrics_line) return false;
+    port_ = PortOf(*grpc_line, "lcio-server listening on 127.0.0.1:");
+    metrics_port_ = PortOf(*metrics_line, "lcio-server metrics on 127.0.0.1:");
+    return port_ > 0 && metrics_port_ > 0;
+  }
+
+  // Replays `requests` Decide calls (bounded by 120 s) through lcio-loadgen.
+  void Load(int requests) {
+    Process loadgen(
+        {LCIO_LOADGEN_BIN, absl::StrCat("--target=127.0.0.1:", port_), "--concurrency=4",
+         absl::StrCat("--requests=", requests), "--duration_s=120", "--money_budget=0.05",
+         "--fail_on_error", std::string("--data=") + LCIO_SOURCE_DIR + "/data/M4A1.json"},
+        dir_.File("loadgen.stderr"));
+    const std::string out = loadgen.ReadAll(150s);
+    auto status = loadgen.Wait(30s);
+    ASSERT_TRUE(status.has_value() && WIFEXITED(*status) && WEXITSTATUS(*status) == 0)
+        << out << ReadFile(dir_.File("loadgen.stderr"));
+  }
+
+  std::map<std::string, double> Scrape() {
+    return ParseMetrics(HttpGet(metrics_port_, "/metrics"));
+  }
+  static double Cloud(const std::map<std::string, double>& m) {
+    return Metric(m, "lcio_decisions_total{target=\"cloud\"}");
+  }
+  static double Decisions(const std::map<std::string, double>& m) {
+    return Cloud(m) + Metric(m, "lcio_decisions_total{target=\"local\"}");
+  }
+
+  TempDir dir_;
+  std::unique_ptr<Process> server_;
+  int port_ = 0, metrics_port_ = 0;
+};
+
+TEST_F(FleetControlEndToEndTest, MonitorOnlyMeasuresTheShareAndLeavesTheBudget) {
+  ASSERT_TRUE(StartServer(
+      {"--fleet_target=cloud_share:0.3", "--fleet_control_every=100", "--fleet_window=100"}))
+      << ReadFile(dir_.File("server.stderr"));
+  Load(3000);
+  const auto m = Scrape();
+  const double share = Cloud(m) / Decisions(m);
+  // The starting point is far from the target: the policy at the request's
+  // budget answers most turns in the cloud.
+  EXPECT_GT(share, kTargetShare + 0.2);
+  EXPECT_EQ(Metric(m, "lcio_fleet_target_cloud_share_ratio"), kTargetShare);
+  EXPECT_EQ(Metric(m, "lcio_fleet_budget_scale_ratio"), 1);
+  EXPECT_GE(Metric(m, "lcio_fleet_control_updates_total"), 29);
+  // The last block of 100 decisions.
+  EXPECT_NEAR(Metric(m, "lcio_fleet_achieved_cloud_share_ratio"), share, 0.2);
+}
+
+TEST_F(FleetControlEndToEndTest, PiMovesTheCloudShareToTheTarget) {
+  ASSERT_TRUE(StartServer({"--fleet_target=cloud_share:0.3", "--fleet_control=pi",
+                           "--fleet_control_every=100", "--fleet_window=1000"}))
+      << ReadFile(dir_.File("server.stderr"));
+  Load(3000);  // the controller starts at s = 1, far from the target, and settles
+  const auto settled = Scrape();
+  Load(5000);
+  const auto after = Scrape();
+  const double share = (Cloud(after) - Cloud(settled)) / (Decisions(after) - Decisions(settled));
+  EXPECT_NEAR(share, kTargetShare, 0.02) << "decisions " << Decisions(after);
+  EXPECT_NEAR(Metric(after, "lcio_fleet_achieved_cloud_share_ratio"), kTargetShare, 0.04);
+  const double scale = Metric(after, "lcio_fleet_budget_scale_ratio");
+  EXPECT_LT(scale, 0.5);
+  EXPECT_GE(scale, 0.01);
+
+  // One more decision (no controller update between the scrape and it): the
+  // shield used s x the budget, and budget_after is the request's own budget
+  // minus the cost, so that the client's next turn is not lowered twice.
+  ClientOptions options;
+  options.target = absl::StrCat("127.0.0.1:", port_);
+  auto client = Client::Create(options);
+  ASSERT_TRUE(client.ok()) << client.status();
+  v1::DecideRequest request;
+  request.set_conversation_id("fleet-e2e-budget");
+  request.set_turn_index(0);
+  request.set_prompt("What is in this picture?");
+  v1::PolicyInfo info;
+  ASSERT_TRUE((*client)->GetPolicy(&info).ok());
+  for (const std::string& name : info.view_names()) {
+    v1::View* view = request.add_views();
+    view->set_name(name);
+    view->set_association(0.5);
+  }
+  request.mutable_budget()->set_latency_s(30);
+  request.mutable_budget()->set_money_usd(0.05);
+  v1::DecideResponse response;
+  ASSERT_TRUE((*client)->DecideOnce(request, &response, absl::Seconds(10)).ok());
+  EXPECT_EQ(Metric(Scrape(), "lcio_fleet_budget_scale_ratio"), scale);
+  EXPECT_DOUBLE_EQ(response.budget_after().money_usd(), 0.05 - response.expected_money_usd());
+  if (!response.nothing_fits()) EXPECT_LE(response.expected_money_usd(), scale * 0.05);
+}
+
+TEST_F(FleetControlEndToEndTest, BadFleetFlagsAreRefusedAtStartNamingTheFlag) {
+  const std::vector<std::pair<std::string, std::string>> cases = {
+      {"--fleet_target=cloud_share:2", "fleet_target = \"cloud_share:2\""},
+      {"--fleet_target=spend_usd:-1", "fleet_target = \"spend_usd:-1\""},
+      {"--fleet_control=pid", "fleet_control = \"pid\""},
+      {"--fleet_control_min_scale=0", "fleet_control_min_scale = 0"}};
+  for (const auto& [flag, message] : cases) {
+    // A valid target first: the flag under test comes later and wins.
+    Process server({LCIO_SERVER_BIN, "--listen=127.0.0.1:0",
+                    "--metrics_listen=", "--fleet_target=cloud_share:0.3", flag},
+                   dir_.File("bad.stderr"));
+    auto status = server.Wait(30s);
+    ASSERT_TRUE(status.has_value()) << flag;
+    EXPECT_TRUE(WIFEXITED(*status) && WEXITSTATUS(*status) == 2) << flag;
+    EXPECT_TRUE(absl::StrContains(ReadFile(dir_.File("bad.stderr")), message))
+        << flag << ": " << ReadFile(dir_.File("bad.stderr"));
+  }
+}
+
+}  // namespace
+}  // namespace lcio::test
