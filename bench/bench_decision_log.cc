@@ -39,6 +39,7 @@ lcio::data::DecisionRecord TypicalRecord() {
   c.association = {0.19165587425231934, 0.19590717554092407, 0.1941680610179901};
   c.latency_budget_s = 23.539699999999996;
   c.money_budget_usd = 0.04951;
+  c.request_money_budget_usd = 0.04951;
   c.device = "Jetson TX2";
   c.network = "Wired";
   c.history = {{1, "Assistive System"}, {0, "Assistive System"}};

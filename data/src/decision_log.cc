@@ -160,7 +160,7 @@ absl::Status CheckProbabilities(const std::vector<double>& p, const std::string&
   return absl::OkStatus();
 }
 
-absl::Status ParseContext(const Json& j, DecisionContext* c, int num_actions) {
+absl::Status ParseContext(const Json& j, DecisionContext* c, int num_actions, int schema_version) {
   LCIO_RETURN_IF_ERROR(Fields::IsObject(j, "context"));
   Fields f(j, "context");
   LCIO_RETURN_IF_ERROR(f.String("task", &c->task, /*non_empty=*/true, kMaxIdBytes));
@@ -182,6 +182,16 @@ absl::Status ParseContext(const Json& j, DecisionContext* c, int num_actions) {
                    absl::StrCat("must have one value per view (", c->view_names.size(), ")"));
   LCIO_RETURN_IF_ERROR(f.Number("latency_budget_s", &c->latency_budget_s, 0.0));
   LCIO_RETURN_IF_ERROR(f.Number("money_budget_usd", &c->money_budget_usd, 0.0));
+  c->request_money_budget_usd.reset();
+  if (schema_version >= 2) {
+    double request = 0;
+    LCIO_RETURN_IF_ERROR(f.Number("request_money_budget_usd", &request, 0.0));
+    if (request != c->money_budget_usd) c->request_money_budget_usd = request;
+    if (request < c->money_budget_usd)
+      return Invalid("context.request_money_budget_usd", j["request_money_budget_usd"],
+                     "must be >= context.money_budget_usd (the budget the policy saw is never "
+                     "above the request's)");
+  }
   LCIO_RETURN_IF_ERROR(f.String("device", &c->device, true, kMaxIdBytes));
   LCIO_RETURN_IF_ERROR(f.String("network", &c->network, true, kMaxIdBytes));
   const Json* history = nullptr;
@@ -580,6 +590,7 @@ void AppendJsonLine(const DecisionRecord& r, std::string* out) {
   w.CloseArray();
   w.Key("latency_budget_s").Num(c.latency_budget_s);
   w.Key("money_budget_usd").Num(c.money_budget_usd);
+  w.Key("request_money_budget_usd").Num(c.RequestMoneyBudget());
   w.Key("device").Str(c.device);
   w.Key("network").Str(c.network);
   w.Key("history").OpenArray();
@@ -675,7 +686,7 @@ absl::StatusOr<DecisionRecord> ParseDecisionLine(std::string_view line) {
   const int n = static_cast<int>(r.actions.size());
   auto context = f.Get("context");
   if (!context.ok()) return context.status();
-  LCIO_RETURN_IF_ERROR(ParseContext(**context, &r.context, n));
+  LCIO_RETURN_IF_ERROR(ParseContext(**context, &r.context, n, r.schema_version));
   LCIO_RETURN_IF_ERROR(f.Int("proposed_action", &r.proposed_action, 0, n - 1));
   LCIO_RETURN_IF_ERROR(f.Int("taken_action", &r.taken_action, 0, n - 1));
   if (r.actions[r.taken_action].probability <= 0)

@@ -330,6 +330,7 @@ void Decider::Record(PendingPtr pending, Choice choice, std::vector<float> score
   event.conversation_id = request.conversation_id();
   event.turn_index = request.turn_index();
   event.parsed = std::move(pending->parsed);
+  event.request_money_usd = pending->request_money_usd;
   event.task_index = pending->task_index;
   event.task_inferred = pending->task_inferred;
   event.task_confidence = pending->task_confidence;

@@ -63,6 +63,10 @@ void BuildDecisionRecord(const DecisionEvent& e, const ExploreConfig& explore,
   c.association = e.parsed.association;
   c.latency_budget_s = e.parsed.latency_s;
   c.money_budget_usd = e.parsed.money_usd;
+  if (e.request_money_usd > e.parsed.money_usd)
+    c.request_money_budget_usd = e.request_money_usd;
+  else
+    c.request_money_budget_usd.reset();
   c.device = e.parsed.device;
   c.network = e.parsed.network;
   const int keep = Keep(e, spec.history_window);

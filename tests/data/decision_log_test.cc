@@ -30,6 +30,7 @@ DecisionRecord Sample() {
   r.context.association = {0.21, 0.27, 0.1 + 0.2};  // not exactly representable
   r.context.latency_budget_s = 30;
   r.context.money_budget_usd = 0.05;
+  r.context.request_money_budget_usd = 0.125;
   r.context.device = "jetson_tx2";
   r.context.network = "wired";
   r.context.history = {{0, "recommend"}, {3, "describe"}};
@@ -169,6 +170,7 @@ nlohmann::json AsVersion1(nlohmann::json j) {
                        {"expected_money_usd", columns["expected_money_usd"][i]}});
   j["actions"] = actions;
   j["schema_version"] = 1;
+  j["context"].erase("request_money_budget_usd");
   return j;
 }
 
@@ -179,7 +181,12 @@ TEST(DecisionLog, ReadsVersion1Lines) {
   auto back = ParseDecisionLine(AsVersion1(v2).dump());
   ASSERT_TRUE(back.ok()) << back.status();
   EXPECT_EQ(back->schema_version, 1);
-  ExpectSame(r, *back);
+  // Version 1 had no fleet controller: the request's budget is the one seen.
+  EXPECT_FALSE(back->context.request_money_budget_usd.has_value());
+  EXPECT_EQ(back->context.RequestMoneyBudget(), r.context.money_budget_usd);
+  DecisionRecord same = r;
+  same.context.request_money_budget_usd.reset();
+  ExpectSame(same, *back);
   nlohmann::json bad = AsVersion1(v2);
   bad["actions"][2]["action"] = 7;
   auto refused = ParseDecisionLine(bad.dump());
@@ -231,6 +238,10 @@ TEST(DecisionLog, RefusesEveryBrokenRuleNamingFieldValueAndRule) {
                 "one value per view (3)");
   ExpectRefused([](auto& j) { j["context"]["money_budget_usd"] = -0.5; },
                 "context.money_budget_usd = -0.5", "must be >= 0");
+  ExpectRefused([](auto& j) { j["context"]["request_money_budget_usd"] = 0.01; },
+                "context.request_money_budget_usd = 0.01", "must be >= context.money_budget_usd");
+  ExpectRefused([](auto& j) { j["context"].erase("request_money_budget_usd"); },
+                "context.request_money_budget_usd", "missing");
   ExpectRefused([](auto& j) { j["context"]["latency_budget_s"] = "30"; },
                 "context.latency_budget_s", "must be a number");
   ExpectRefused([](auto& j) { j["context"]["history"][0]["action"] = 4; },

@@ -225,6 +225,7 @@ TEST_F(DecisionLogServiceTest, EveryAnsweredDecideIsLoggedWithWhatItAnswered) {
     EXPECT_EQ(d.context.association, (std::vector<double>{0.9, 0.1, 0.4}));  // policy order
     EXPECT_EQ(d.context.latency_budget_s, q.budget().latency_s());
     EXPECT_EQ(d.context.money_budget_usd, q.budget().money_usd());
+    EXPECT_FALSE(d.context.request_money_budget_usd.has_value());  // no fleet control
     EXPECT_EQ(d.context.history.size(), static_cast<size_t>(std::min(q.turn_index(), 5)));
     ASSERT_EQ(d.actions.size(), 9u);
     int best = 0;

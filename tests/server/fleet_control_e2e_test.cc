@@ -15,6 +15,7 @@
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
 #include "lcio/client/client.h"
+#include "lcio/data/decision_log.h"
 #include "process.h"
 #include "test_support.h"
 
@@ -95,8 +96,10 @@ TEST_F(FleetControlEndToEndTest, MonitorOnlyMeasuresTheShareAndLeavesTheBudget) 
 }
 
 TEST_F(FleetControlEndToEndTest, PiMovesTheCloudShareToTheTarget) {
+  const std::string decision_log = dir_.File("decisions.jsonl");
   ASSERT_TRUE(StartServer({"--fleet_target=cloud_share:0.3", "--fleet_control=pi",
-                           "--fleet_control_every=100", "--fleet_window=1000"}))
+                           "--fleet_control_every=100", "--fleet_window=1000",
+                           "--decision_log=" + decision_log}))
       << ReadFile(dir_.File("server.stderr"));
   Load(3000);  // the controller starts at s = 1, far from the target, and settles
   const auto settled = Scrape();
@@ -134,6 +137,20 @@ TEST_F(FleetControlEndToEndTest, PiMovesTheCloudShareToTheTarget) {
   EXPECT_EQ(Metric(Scrape(), "lcio_fleet_budget_scale_ratio"), scale);
   EXPECT_DOUBLE_EQ(response.budget_after().money_usd(), 0.05 - response.expected_money_usd());
   if (!response.nothing_fits()) EXPECT_LE(response.expected_money_usd(), scale * 0.05);
+
+  // The decision log says both: the budget the policy saw, and the request's.
+  server_->Signal(SIGTERM);
+  ASSERT_TRUE(server_->Wait(30s).has_value());
+  int found = 0;
+  auto scan = data::ScanDecisionLog(decision_log, [&](data::DecisionRecord d) {
+    if (d.conversation_id != "fleet-e2e-budget") return;
+    ++found;
+    EXPECT_DOUBLE_EQ(d.context.money_budget_usd, scale * 0.05);
+    EXPECT_EQ(d.context.RequestMoneyBudget(), 0.05);
+  });
+  ASSERT_TRUE(scan.ok()) << scan.status();
+  EXPECT_EQ(scan->skipped_lines, 0);
+  EXPECT_EQ(found, 1);
 }
 
 TEST_F(FleetControlEndToEndTest, BadFleetFlagsAreRefusedAtStartNamingTheFlag) {

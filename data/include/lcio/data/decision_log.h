@@ -38,7 +38,12 @@ struct DecisionContext {
   std::vector<std::string> view_names;  // the serving policy's views, in its order
   std::vector<double> association;      // one per view, in [0, 1]
   double latency_budget_s = 0;          // remaining before this turn
-  double money_budget_usd = 0;
+  double money_budget_usd = 0;          // what the policy and the shield saw
+  // The request's own remaining money budget when it is above
+  // money_budget_usd (the server's fleet controller lowers what the policy
+  // sees); unset: money_budget_usd. Written as a number (version 2).
+  std::optional<double> request_money_budget_usd;
+  double RequestMoneyBudget() const { return request_money_budget_usd.value_or(money_budget_usd); }
   std::string device, network;               // profiles used for the costs
   std::vector<DecisionHistoryTurn> history;  // the window observed, oldest first
 };

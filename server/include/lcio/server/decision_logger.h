@@ -37,7 +37,8 @@ struct DecisionEvent {
   absl::Time time;
   std::string conversation_id;
   int turn_index = 0;
-  ParsedDecide parsed;
+  ParsedDecide parsed;           // parsed.money_usd: what the policy and the shield saw
+  double request_money_usd = 0;  // the request's own (higher under --fleet_control)
   int task_index = 0;
   bool task_inferred = false;
   double task_confidence = 1;
