@@ -7,7 +7,8 @@
 # table gives per-round medians. Prints one JSON line per run and the table.
 # BASELINE_FLAGS="FLAGS..." (may be " ") compares against a second lcio-server started with
 # those flags instead of the no-op (e.g. the decision log's cost: lcio with the log against lcio
-# without); the "no-op" columns are then that server's.
+# without); the "no-op" columns are then that server's. BASELINE_BIN=PATH (with BASELINE_FLAGS)
+# runs that lcio-server binary as the comparison server, e.g. an older build (before/after).
 set -euo pipefail
 build=${1:?build dir}
 policy=${2:?policy artifact}
@@ -35,7 +36,7 @@ start() {  # name, command...; sets $port
 
 if [ -n "${BASELINE_FLAGS:-}" ]; then
   read -r -a baseline_flags <<<"$BASELINE_FLAGS"
-  start noop "$build/server/lcio-server" --policy="$policy" --listen=127.0.0.1:0 \
+  start noop "${BASELINE_BIN:-$build/server/lcio-server}" --policy="$policy" --listen=127.0.0.1:0 \
     --metrics_listen= --torch_device=cpu --log_level=warning "${baseline_flags[@]}"
 else
   start noop "$build/bench/bench_noop_server" --listen=127.0.0.1:0
@@ -44,6 +45,7 @@ noop_port=$port
 start lcio "$build/server/lcio-server" --policy="$policy" --listen=127.0.0.1:0 \
   --metrics_listen= --torch_device=cpu --log_level=warning "${extra[@]}"
 lcio_port=$port
+lcio_pid=${pids[-1]}
 
 rounds=${ROUNDS:-1}
 for round in $(seq "$rounds"); do
@@ -79,3 +81,17 @@ for c in sorted({r["concurrency"] for r in rows}):
           f"{med('lcio', c, 'p50_us'):.0f} / {med('lcio', c, 'p99_us'):.0f} | "
           f"{statistics.median(diffs(c, 'p99_us')):+.0f} |")
 PY
+
+# With --decision_log among the flags: how much of lcio's traffic it holds
+# (after lcio-server drained on SIGTERM; warm-up calls included; start from
+# an absent log file).
+for flag in "${extra[@]}"; do
+  case $flag in
+    --decision_log=*)
+      { kill -TERM "$lcio_pid"; wait "$lcio_pid"; } || true
+      calls=$(python3 -c 'import json, sys
+print(sum(json.loads(l)["requests"] + 500 for l in open(sys.argv[1]) if json.loads(l)["server"] == "lcio"))' "$tmp/results.jsonl")
+      echo "decision log: $(cat "${flag#--decision_log=}"* | wc -l) records for about $calls Decide calls to lcio"
+      ;;
+  esac
+done

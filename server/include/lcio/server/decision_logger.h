@@ -9,7 +9,6 @@
 
 #include <atomic>
 #include <condition_variable>
-#include <deque>
 #include <memory>
 #include <mutex>
 #include <string>
@@ -102,7 +101,7 @@ class DecisionLogger {
   Metrics* metrics_;
   std::mutex mu_;
   std::condition_variable wake_, drained_;
-  std::deque<DecisionEvent> queue_;
+  std::vector<DecisionEvent> queue_;
   bool busy_ = false, stopping_ = false, exit_ = false, stopped_ = false;
   bool waiting_ = false;                          // the worker is blocked on wake_
   absl::Time last_batch_ = absl::InfinitePast();  // when the worker last took the queue
