@@ -117,6 +117,14 @@ int Fail(const std::string& message) {
   return 2;
 }
 
+// "--NAME=VALUE: must be in [LO, HI]" when the value is out of range, else
+// empty: every numeric flag's message names the flag, the value and the rule.
+template <typename T>
+std::string OutOfRange(const char* name, T value, T lo, T hi) {
+  if (value >= lo && value <= hi) return "";
+  return absl::StrCat("--", name, "=", value, ": must be in [", lo, ", ", hi, "]");
+}
+
 }  // namespace
 
 int main(int argc, char** argv) {
@@ -169,29 +177,31 @@ int main(int argc, char** argv) {
   const int64_t rotate_mb = absl::GetFlag(FLAGS_report_rotate_mb);
   const int64_t floor_mb = absl::GetFlag(FLAGS_report_min_free_mb);
   constexpr int64_t kMaxMb = int64_t{1} << 40;  // keeps the byte counts in range
-  if (options.report_queue_max < 1 || options.report_max_record_bytes < 1024 || rotate_mb < 0 ||
-      rotate_mb > kMaxMb || floor_mb < 0 || floor_mb > kMaxMb)
-    return Fail(
-        "report_queue_max must be >= 1, report_max_record_bytes >= 1024, report_rotate_mb and "
-        "report_min_free_mb in [0, 2^40]");
+  constexpr int32_t kMaxCount = int32_t{1} << 30;
+  const int64_t decision_rotate_mb = absl::GetFlag(FLAGS_decision_log_rotate_mb);
+  const int64_t decision_floor_mb = absl::GetFlag(FLAGS_decision_log_min_free_mb);
+  const int32_t commit_ms = absl::GetFlag(FLAGS_decision_log_commit_ms);
+  for (const std::string& error : {
+           OutOfRange("report_queue_max", options.report_queue_max, 1, kMaxCount),
+           OutOfRange("report_max_record_bytes", options.report_max_record_bytes, 1024, kMaxCount),
+           OutOfRange("report_rotate_mb", rotate_mb, int64_t{0}, kMaxMb),
+           OutOfRange("report_min_free_mb", floor_mb, int64_t{0}, kMaxMb),
+           OutOfRange("decision_log_queue_max", absl::GetFlag(FLAGS_decision_log_queue_max), 1,
+                      kMaxCount),
+           OutOfRange("decision_log_keep_files", absl::GetFlag(FLAGS_decision_log_keep_files), 0,
+                      kMaxCount),
+           OutOfRange("decision_log_rotate_mb", decision_rotate_mb, int64_t{0}, kMaxMb),
+           OutOfRange("decision_log_min_free_mb", decision_floor_mb, int64_t{0}, kMaxMb),
+           OutOfRange("decision_log_commit_ms", commit_ms, 0, 10000),
+       })
+    if (!error.empty()) return Fail(error);
   options.report_rotate_bytes = rotate_mb << 20;
   options.report_min_free_bytes = floor_mb << 20;
   options.decision_log = absl::GetFlag(FLAGS_decision_log);
   options.decision_log_queue_max = absl::GetFlag(FLAGS_decision_log_queue_max);
   options.decision_log_keep_files = absl::GetFlag(FLAGS_decision_log_keep_files);
-  const int64_t decision_rotate_mb = absl::GetFlag(FLAGS_decision_log_rotate_mb);
-  const int64_t decision_floor_mb = absl::GetFlag(FLAGS_decision_log_min_free_mb);
-  if (options.decision_log_queue_max < 1 || options.decision_log_keep_files < 0 ||
-      decision_rotate_mb < 0 || decision_rotate_mb > kMaxMb || decision_floor_mb < 0 ||
-      decision_floor_mb > kMaxMb)
-    return Fail(
-        "decision_log_queue_max must be >= 1, decision_log_keep_files >= 0, "
-        "decision_log_rotate_mb and decision_log_min_free_mb in [0, 2^40]");
   options.decision_log_rotate_bytes = decision_rotate_mb << 20;
   options.decision_log_min_free_bytes = decision_floor_mb << 20;
-  const int32_t commit_ms = absl::GetFlag(FLAGS_decision_log_commit_ms);
-  if (commit_ms < 0 || commit_ms > 10000)
-    return Fail(absl::StrCat("--decision_log_commit_ms=", commit_ms, ": must be in [0, 10000]"));
   options.decision_log_commit_interval = absl::Milliseconds(commit_ms);
   options.explore = absl::GetFlag(FLAGS_explore);
   options.shadow_policy = absl::GetFlag(FLAGS_shadow_policy);
