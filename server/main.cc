@@ -54,7 +54,8 @@ ABSL_FLAG(int64_t, report_min_free_mb, 64,
 ABSL_FLAG(std::string, decision_log, "",
           "decision log, one JSON line per answered Decide (docs/decision_log.md); empty: none");
 ABSL_FLAG(int32_t, decision_log_queue_max, 4096,
-          "decision records waiting for the log; beyond: dropped and counted, never waited for");
+          "decision records waiting for the log's worker (and 4 times as many for its disk); "
+          "beyond: dropped and counted, never waited for");
 ABSL_FLAG(int64_t, decision_log_rotate_mb, 256,
           "start a new decision log file (the old one becomes LOG.000001, ...) past this many "
           "MiB; 0: never");

@@ -4,6 +4,7 @@
 #include <charconv>
 #include <cmath>
 #include <fstream>
+#include <limits>
 #include <set>
 
 #include "absl/strings/str_cat.h"
@@ -140,6 +141,15 @@ class Fields {
 
 std::string Index(const std::string& path, size_t i) { return absl::StrCat(path, "[", i, "]"); }
 
+// Whether `v` rounds to a finite float32: below the largest float plus half
+// its ulp (2^103). The shortest text of the largest float, 3.4028235e38,
+// reads as a double just above it and must still pass.
+bool RoundsToFloat32(double v) {
+  constexpr double kLimit = 340282356779733661637539395458142568448.0;  // FLT_MAX + 2^103
+  static_assert(kLimit > std::numeric_limits<float>::max());
+  return std::fabs(v) < kLimit;
+}
+
 absl::Status ReadNumbers(const Json& array, const std::string& path, std::vector<double>* out,
                          std::optional<double> lo, std::optional<double> hi) {
   out->clear();
@@ -270,16 +280,24 @@ absl::Status ParseActionColumns(const Json& j, std::vector<DecisionAction>* acti
       {"expected_money_usd", &DecisionAction::expected_money_usd, 0.0, std::nullopt},
   };
   std::vector<double> values;
+  const Json* array_of_scores = nullptr;
   for (const Column& column : columns) {
     const Json* array = nullptr;
     LCIO_RETURN_IF_ERROR(f.Array(column.key, &array));
+    if (column.field == &DecisionAction::score) array_of_scores = array;
     const std::string path = f.Path(column.key);
     LCIO_RETURN_IF_ERROR(ReadNumbers(*array, path, &values, column.lo, column.hi));
     if (values.size() != n)
       return Invalid(path, *array, absl::StrCat("must have one value per action (", n, ")"));
     for (size_t i = 0; i < n; ++i) (*actions)[i].*column.field = values[i];
   }
-  for (DecisionAction& a : *actions) a.score = static_cast<float>(a.score);
+  for (size_t i = 0; i < n; ++i) {
+    DecisionAction& a = (*actions)[i];
+    if (!RoundsToFloat32(a.score))
+      return Invalid(Index("actions.score", i), (*array_of_scores)[i],
+                     "must be a float32 value (magnitude at most 3.4028235e38)");
+    a.score = static_cast<float>(a.score);
+  }
   const Json* allowed = nullptr;
   LCIO_RETURN_IF_ERROR(f.Array("allowed", &allowed));
   if (allowed->size() != n)
@@ -590,7 +608,8 @@ void AppendJsonLine(const DecisionRecord& r, std::string* out) {
   w.CloseArray();
   w.Key("latency_budget_s").Num(c.latency_budget_s);
   w.Key("money_budget_usd").Num(c.money_budget_usd);
-  w.Key("request_money_budget_usd").Num(c.RequestMoneyBudget());
+  // (Never below the budget the policy saw: the reader refuses that.)
+  w.Key("request_money_budget_usd").Num(std::max(c.RequestMoneyBudget(), c.money_budget_usd));
   w.Key("device").Str(c.device);
   w.Key("network").Str(c.network);
   w.Key("history").OpenArray();
@@ -598,7 +617,8 @@ void AppendJsonLine(const DecisionRecord& r, std::string* out) {
     w.Open().Key("action").Int(t.action).Key("task").Str(t.task).Close();
   w.CloseArray();
   w.Close();
-  // One array per column (version 2): a third of version 1's bytes.
+  // One array per column (version 2): with float32 scores, 60% of
+  // version 1's bytes.
   w.Key("actions").Open();
   w.Key("description").OpenArray();
   for (const DecisionAction& a : r.actions) w.Str(a.description);
@@ -707,7 +727,13 @@ absl::StatusOr<DecisionRecord> ParseDecisionLine(std::string_view line) {
     r.shadow.emplace();
     LCIO_RETURN_IF_ERROR(ParseShadow(**shadow, &*r.shadow, n));
     if (r.schema_version >= 2)
-      for (double& score : r.shadow->scores) score = static_cast<float>(score);
+      for (size_t i = 0; i < r.shadow->scores.size(); ++i) {
+        double& score = r.shadow->scores[i];
+        if (!RoundsToFloat32(score))
+          return Invalid(Index("shadow.scores", i), (**shadow)["scores"][i],
+                         "must be a float32 value (magnitude at most 3.4028235e38)");
+        score = static_cast<float>(score);
+      }
   }
   LCIO_RETURN_IF_ERROR(f.Done());
   return r;

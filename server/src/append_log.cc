@@ -9,6 +9,7 @@
 
 #include <algorithm>
 #include <cerrno>
+#include <chrono>
 #include <condition_variable>
 #include <cstdio>
 #include <cstring>
@@ -269,7 +270,7 @@ struct GroupCommitter::State {
   bool stopping = false, exit = false, busy = false;
   bool waiting = false;  // the writer is blocked on `wake`
   uint64_t batches = 0;
-  absl::Time last_batch = absl::InfinitePast();  // when the last batch started
+  std::chrono::steady_clock::time_point last_batch;  // when the last batch started
 };
 
 GroupCommitter::GroupCommitter(std::unique_ptr<AppendLogWriter> writer, int max_pending)
@@ -308,14 +309,16 @@ void GroupCommitter::WriterLoop(std::shared_ptr<State> state) {
     state->wake.wait(lock, [&] { return state->exit || !state->queue.empty(); });
     state->waiting = false;
     if (state->queue.empty()) break;  // exit with nothing left
-    // Gather until the interval since the last batch has passed; Stop
-    // wakes the writer to write what it has at once.
-    const absl::Time due = state->last_batch + state->writer->options().commit_interval;
-    // (`waiting` stays false: Submit need not wake a gathering writer.)
-    if (!state->stopping && !state->exit && absl::Now() < due)
-      state->wake.wait_until(lock, absl::ToChronoTime(due),
+    // Gather until the interval since the last batch has passed (on the
+    // monotonic clock: a wall clock stepped back must not stall the log);
+    // Stop wakes the writer to write what it has at once. (`waiting` stays
+    // false: Submit need not wake a gathering writer.)
+    const absl::Duration interval = state->writer->options().commit_interval;
+    if (interval > absl::ZeroDuration() && !state->stopping && !state->exit)
+      state->wake.wait_until(lock, state->last_batch + absl::ToChronoNanoseconds(interval),
                              [&] { return state->stopping || state->exit; });
-    state->last_batch = absl::Now();
+    if (state->queue.empty()) continue;  // Stop answered it meanwhile
+    state->last_batch = std::chrono::steady_clock::now();
     std::vector<std::string> lines;
     for (auto& [line, done] : state->queue) {
       lines.push_back(std::move(line));

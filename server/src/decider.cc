@@ -225,6 +225,19 @@ absl::StatusOr<Decider::Choice> Decider::Choose(const Pending& pending,
       static_cast<int>(std::max_element(scores.begin(), scores.end()) - scores.begin());
   const std::vector<double> ranking(scores.begin(), scores.end());
   choice.shield = env::Shield(*choice.costs, choice.proposed, &ranking, p.latency_s, p.money_usd);
+  if (choice.shield.nothing_fits && pending.request_money_usd > p.money_usd) {
+    // The fleet controller lowered the budget below every action: never
+    // past the request's own budget because of it.
+    if (std::optional<int> within = CheapestWithinRequestBudget(*choice.costs, scores, p.latency_s,
+                                                                pending.request_money_usd)) {
+      choice.shield.action = *within;
+      choice.shield.overridden = *within != choice.proposed;
+      choice.shield.nothing_fits = false;
+    } else {
+      choice.shield = env::Shield(*choice.costs, choice.proposed, &ranking, p.latency_s,
+                                  pending.request_money_usd);
+    }
+  }
   choice.decision_id =
       NewDecisionId(pending.request->conversation_id(), pending.request->turn_index());
   const bool explore = explore_.enabled() && !pending.request->no_explore();

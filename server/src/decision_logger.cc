@@ -155,11 +155,12 @@ void DecisionLogger::WorkerLoop() {
     // Let a batch gather: one wake-up (a futex call on the Decide thread,
     // a context switch here, cold caches) per batch rather than per record
     // when the server is busy. Stop wakes it at once.
-    const absl::Time due = last_batch_ + options_.gather_interval;
-    if (!stopping_ && absl::Now() < due)
-      wake_.wait_until(lock, absl::ToChronoTime(due), [this] { return stopping_ || exit_; });
+    if (options_.gather_interval > absl::ZeroDuration() && !stopping_)
+      wake_.wait_until(lock, last_batch_ + absl::ToChronoNanoseconds(options_.gather_interval),
+                       [this] { return stopping_ || exit_; });
     if (exit_) break;
-    last_batch_ = absl::Now();
+    if (queue_.empty()) continue;  // Stop abandoned it meanwhile
+    last_batch_ = std::chrono::steady_clock::now();
     // O(1) under the lock (Decide threads wait on it to queue): the queue
     // gets the last batch's emptied storage, the events are moved and freed
     // outside.
@@ -186,14 +187,16 @@ void DecisionLogger::Process(std::vector<DecisionEvent>& events) {
   // The lines go to the writer in chunks reserved once at kChunkBytes:
   // no reallocation while they grow, and small enough to come from the
   // heap, not from fresh (page-faulted) mappings.
-  constexpr size_t kChunkBytes = 64 << 10, kRecordBytesMax = 4 << 10;
+  // (kRecordBytes: room left for the next record; a larger one, long ids
+  // or a shadow, only makes its chunk reallocate once.)
+  constexpr size_t kChunkBytes = 64 << 10, kRecordBytes = 4 << 10;
   std::string chunk;
   int64_t in_chunk = 0;
   for (size_t i = 0; i < events.size(); ++i) {
     if (chunk.capacity() < kChunkBytes) chunk.reserve(kChunkBytes);
     data::AppendJsonLine(records[i], &chunk);
     ++in_chunk;
-    if (chunk.size() + kRecordBytesMax > kChunkBytes) {
+    if (chunk.size() + kRecordBytes > kChunkBytes) {
       SubmitLines(std::move(chunk), in_chunk);
       chunk = std::string();
       in_chunk = 0;

@@ -5,6 +5,7 @@
 
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
+#include "lcio/env/shield.h"
 #include "lcio/server/metrics.h"
 
 namespace lcio::server {
@@ -200,6 +201,19 @@ void FleetController::Update() {
 FleetController::State FleetController::state() const {
   absl::MutexLock lock(&mu_);
   return state_;
+}
+
+std::optional<int> CheapestWithinRequestBudget(const env::CostModel& costs,
+                                               const std::vector<float>& scores, double latency_s,
+                                               double request_money_usd) {
+  std::optional<int> best;
+  for (int a = 0; a < static_cast<int>(scores.size()); ++a) {
+    if (!env::Fits(costs, a, latency_s, request_money_usd)) continue;
+    if (!best || costs.money_usd(a) < costs.money_usd(*best) ||
+        (costs.money_usd(a) == costs.money_usd(*best) && scores[a] > scores[*best]))
+      best = a;
+  }
+  return best;
 }
 
 }  // namespace lcio::server

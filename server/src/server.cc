@@ -9,6 +9,7 @@
 #include <algorithm>
 #include <filesystem>
 #include <fstream>
+#include <limits>
 #include <memory>
 #include <sstream>
 #include <vector>
@@ -443,12 +444,14 @@ absl::StatusOr<std::unique_ptr<ServerApp>> ServerApp::Start(const ServerOptions&
       // The writer holds up to a commit interval of lines plus the batch
       // being written, and takes the worker's batches whole: a bound of one
       // worker queue would drop records at every burst.
-      constexpr int kWriterQueueFactor = 4;
-      log = std::make_unique<GroupCommitter>(*std::move(writer),
-                                             kWriterQueueFactor * o.decision_log_queue_max);
+      constexpr int64_t kWriterQueueFactor = 4;
+      const int64_t writer_max = std::min<int64_t>(kWriterQueueFactor * o.decision_log_queue_max,
+                                                   std::numeric_limits<int>::max());
+      log = std::make_unique<GroupCommitter>(*std::move(writer), static_cast<int>(writer_max));
     }
     DecisionLoggerOptions logger_options;
     logger_options.queue_max = o.decision_log_queue_max;
+    logger_options.gather_interval = o.decision_log_gather_interval;
     logger_options.explore = *explore;
     app->decision_log_ = std::make_unique<DecisionLogger>(logger_options, std::move(log),
                                                           app->shadow_.get(), metrics);

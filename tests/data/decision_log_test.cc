@@ -120,6 +120,18 @@ TEST(DecisionLog, EscapesStringsAndKeepsEveryDoubleExactly) {
   EXPECT_EQ(replaced->context.view_names[3], replacement + replacement);
 }
 
+TEST(DecisionLog, ScoresBeyondFloat32AreRefusedNotRoundedToInfinity) {
+  nlohmann::json j = nlohmann::json::parse(ToJsonLine(Sample()));
+  j["actions"]["score"][2] = 3.4028235e38;  // the largest float, as written: read
+  ASSERT_TRUE(ParseDecisionLine(j.dump()).ok());
+  j["actions"]["score"][2] = 1e39;
+  auto refused = ParseDecisionLine(j.dump());
+  ASSERT_FALSE(refused.ok());
+  EXPECT_TRUE(absl::StrContains(refused.status().message(), "actions.score[2]"))
+      << refused.status();
+  EXPECT_TRUE(absl::StrContains(refused.status().message(), "float32")) << refused.status();
+}
+
 TEST(DecisionLog, ScoresAreWrittenAsFloat32) {
   DecisionRecord r = Sample();
   r.actions[0].score = 1.0 / 3;  // not a float32: rounded

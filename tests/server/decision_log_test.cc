@@ -246,6 +246,29 @@ TEST_F(DecisionLogServiceTest, EveryAnsweredDecideIsLoggedWithWhatItAnswered) {
   }
 }
 
+// With hour-long gathering intervals on the worker and the writer, the
+// records still reach the log at shutdown: Stop wakes both (were they left
+// to sleep, the 5 s drain deadline would pass and the records be dropped).
+TEST_F(DecisionLogServiceTest, ShutdownWritesWhatTheWorkerAndTheWriterAreGathering) {
+  StartServer([](ServerOptions& o) {
+    o.decision_log_gather_interval = absl::Hours(1);
+    o.decision_log_commit_interval = absl::Hours(1);
+  });
+  std::set<std::string> answered;
+  for (const std::string conversation : {"a", "b"})
+    for (int turn = 0; turn < 4; ++turn) {
+      v1::DecideResponse r;
+      ASSERT_TRUE(client_->Decide(Request(conversation, turn), &r).ok());
+      answered.insert(r.decision_id());
+    }
+  const auto records = StopAndRead();
+  std::set<std::string> logged;
+  for (const auto& [id, record] : records) logged.insert(id);
+  EXPECT_EQ(logged, answered);
+  for (const auto& [id, d] : records)
+    EXPECT_EQ(static_cast<int>(d.context.history.size()), d.turn_index) << id;  // window >= 3
+}
+
 TEST_F(DecisionLogServiceTest, ExplorationSamplesAllowedActionsReproduciblyAndRequestsMayOptOut) {
   StartServer([](ServerOptions& o) { o.explore = "epsilon:0.9"; });
   std::map<std::string, v1::DecideResponse> answered;

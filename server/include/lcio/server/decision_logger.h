@@ -8,6 +8,7 @@
 #pragma once
 
 #include <atomic>
+#include <chrono>
 #include <condition_variable>
 #include <memory>
 #include <mutex>
@@ -103,11 +104,11 @@ class DecisionLogger {
   std::condition_variable wake_, drained_;
   std::vector<DecisionEvent> queue_;
   bool busy_ = false, stopping_ = false, exit_ = false, stopped_ = false;
-  bool waiting_ = false;                          // the worker is blocked on wake_
-  absl::Time last_batch_ = absl::InfinitePast();  // when the worker last took the queue
-  std::atomic<bool> stopping_writer_{false};      // lines failing now: shutdown
-  LogRateLimiter shadow_log_{1};                  // shadow_skipped lines a second
-  std::vector<data::DecisionRecord> records_;     // the worker's, reused
+  bool waiting_ = false;                              // the worker is blocked on wake_
+  std::chrono::steady_clock::time_point last_batch_;  // when the worker last took the queue
+  std::atomic<bool> stopping_writer_{false};          // lines failing now: shutdown
+  LogRateLimiter shadow_log_{1};                      // shadow_skipped lines a second
+  std::vector<data::DecisionRecord> records_;         // the worker's, reused
   std::thread worker_;
 };
 

@@ -69,6 +69,9 @@ struct ServerOptions {
   // At most one write and fdatasync per interval (AppendLogOptions::
   // commit_interval): nobody waits for a decision record.
   absl::Duration decision_log_commit_interval = absl::Milliseconds(100);
+  // The worker takes its queue at most once per interval
+  // (DecisionLoggerOptions::gather_interval).
+  absl::Duration decision_log_gather_interval = absl::Milliseconds(20);
   // Exploration: "none", "epsilon:E" or "softmax:T" (exploration.h).
   std::string explore = "none";
   // A second artifact that scores every answered request off the request
