@@ -153,23 +153,47 @@ TEST_F(FleetControlEndToEndTest, PiMovesTheCloudShareToTheTarget) {
   EXPECT_EQ(found, 1);
 }
 
+// Starts lcio-server with `flags` and expects it to refuse them at start
+// (exit 2) with a message containing `message`.
+void ExpectRefusedAtStart(const TempDir& dir, const std::vector<std::string>& flags,
+                          const std::string& message) {
+  std::vector<std::string> argv = {LCIO_SERVER_BIN, "--listen=127.0.0.1:0", "--metrics_listen="};
+  argv.insert(argv.end(), flags.begin(), flags.end());
+  Process server(argv, dir.File("bad.stderr"));
+  auto status = server.Wait(30s);
+  ASSERT_TRUE(status.has_value()) << flags.back();
+  EXPECT_TRUE(WIFEXITED(*status) && WEXITSTATUS(*status) == 2) << flags.back();
+  EXPECT_TRUE(absl::StrContains(ReadFile(dir.File("bad.stderr")), message))
+      << flags.back() << ": " << ReadFile(dir.File("bad.stderr"));
+}
+
 TEST_F(FleetControlEndToEndTest, BadFleetFlagsAreRefusedAtStartNamingTheFlag) {
   const std::vector<std::pair<std::string, std::string>> cases = {
       {"--fleet_target=cloud_share:2", "fleet_target = \"cloud_share:2\""},
       {"--fleet_target=spend_usd:-1", "fleet_target = \"spend_usd:-1\""},
       {"--fleet_control=pid", "fleet_control = \"pid\""},
       {"--fleet_control_min_scale=0", "fleet_control_min_scale = 0"}};
-  for (const auto& [flag, message] : cases) {
-    // A valid target first: the flag under test comes later and wins.
-    Process server({LCIO_SERVER_BIN, "--listen=127.0.0.1:0",
-                    "--metrics_listen=", "--fleet_target=cloud_share:0.3", flag},
-                   dir_.File("bad.stderr"));
-    auto status = server.Wait(30s);
-    ASSERT_TRUE(status.has_value()) << flag;
-    EXPECT_TRUE(WIFEXITED(*status) && WEXITSTATUS(*status) == 2) << flag;
-    EXPECT_TRUE(absl::StrContains(ReadFile(dir_.File("bad.stderr")), message))
-        << flag << ": " << ReadFile(dir_.File("bad.stderr"));
-  }
+  // A valid target first: the flag under test comes later and wins.
+  for (const auto& [flag, message] : cases)
+    ExpectRefusedAtStart(dir_, {"--fleet_target=cloud_share:0.3", flag}, message);
+}
+
+// The other numeric flags of the server's logs: the message names the flag,
+// the value given and the range.
+TEST(ServerFlags, OutOfRangeLogFlagsAreRefusedNamingFlagValueAndRange) {
+  TempDir dir;
+  const std::vector<std::pair<std::string, std::string>> cases = {
+      {"--report_queue_max=0", "--report_queue_max=0: must be in [1, "},
+      {"--report_max_record_bytes=100", "--report_max_record_bytes=100: must be in [1024, "},
+      {"--report_rotate_mb=-3", "--report_rotate_mb=-3: must be in [0, "},
+      {"--report_min_free_mb=-1", "--report_min_free_mb=-1: must be in [0, "},
+      {"--decision_log_queue_max=0", "--decision_log_queue_max=0: must be in [1, "},
+      {"--decision_log_keep_files=-2", "--decision_log_keep_files=-2: must be in [0, "},
+      {"--decision_log_rotate_mb=-1", "--decision_log_rotate_mb=-1: must be in [0, "},
+      {"--decision_log_min_free_mb=2199023255552",
+       "--decision_log_min_free_mb=2199023255552: must be in [0, 1099511627776]"},
+      {"--decision_log_commit_ms=20000", "--decision_log_commit_ms=20000: must be in [0, 10000]"}};
+  for (const auto& [flag, message] : cases) ExpectRefusedAtStart(dir, {flag}, message);
 }
 
 }  // namespace
