@@ -50,11 +50,12 @@ ABSL_FLAG(int, copies, 4, "--validate/--simulate_out: times each conversation is
 ABSL_FLAG(std::string, direct_method, "task_action",
           "response model family of the direct method: knn, task_action or pessimistic");
 ABSL_FLAG(int, repetitions, 200, "--validate: simulated logs");
-ABSL_FLAG(std::string, interval, "studentized",
+ABSL_FLAG(std::string, interval, "effective",
           "how the 95% intervals are built from the conversations (docs/ope.md, \"Intervals\"): "
-          "studentized (cluster bootstrap-t), bca, percentile (cluster bootstrap), jackknife "
-          "(leave-one-conversation-out, t quantile) or normal (estimate +/- 1.96 plug-in "
-          "clustered standard errors)");
+          "effective (plug-in clustered standard error, t quantile with the effective number of "
+          "conversations as degrees of freedom), normal (estimate +/- 1.96 plug-in clustered "
+          "standard errors), jackknife (leave-one-conversation-out, t quantile), or a cluster "
+          "bootstrap: percentile, bca, studentized");
 ABSL_FLAG(int, resamples, 999, "bootstrap intervals: resampled logs (seeded by --seed)");
 
 namespace lcio {
@@ -272,7 +273,8 @@ absl::Status Evaluate() {
               {"spend_per_conversation_usd", r->spend_per_conversation_usd},
               {"logged_cloud_share", r->logged_cloud_share},
               {"logged_spend_per_conversation_usd", r->logged_spend_per_conversation_usd},
-              {"advice", Advice(*r, absl::GetFlag(FLAGS_half_width))}};
+              {"advice", Advice(*r, absl::GetFlag(FLAGS_half_width))},
+              {"interval", absl::GetFlag(FLAGS_interval)}};
     json tasks = json::array();
     for (const ope::TaskEstimates& t : r->per_task)
       tasks.push_back({{"task", t.task}, {"estimates", EstimatesJson(t.estimates)}});

@@ -150,7 +150,7 @@ Interval Build(const Statistic& st, const IntervalOptions& options) {
       s4 += r * r * r * r;
     }
     // Whole degrees of freedom, rounded down (the wider interval).
-    const double df = std::max(1.0, std::floor(s2 * s2 / s4 - 1));
+    const double df = std::clamp(std::floor(s2 * s2 / s4 - 1), 1.0, static_cast<double>(C - 1));
     const double t = TQuantile(1 - alpha / 2, df);
     out.low = out.estimate - t * plug_in;
     out.high = out.estimate + t * plug_in;
@@ -358,8 +358,8 @@ const char* IntervalMethodName(IntervalMethod method) {
 
 absl::StatusOr<IntervalMethod> ParseIntervalMethod(std::string_view name) {
   for (IntervalMethod m :
-       {IntervalMethod::kNormal, IntervalMethod::kJackknife, IntervalMethod::kPercentile,
-        IntervalMethod::kBca, IntervalMethod::kStudentized})
+       {IntervalMethod::kNormal, IntervalMethod::kJackknife, IntervalMethod::kEffective,
+        IntervalMethod::kPercentile, IntervalMethod::kBca, IntervalMethod::kStudentized})
     if (name == IntervalMethodName(m)) return m;
   return absl::InvalidArgumentError(
       absl::StrCat("interval method \"", std::string(name.substr(0, 64)),

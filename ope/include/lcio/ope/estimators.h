@@ -37,10 +37,13 @@ enum class IntervalMethod {
   // (C-1)/C Σ (θ_-c - mean θ_-c)², with a t quantile of C-1 degrees of freedom.
   kJackknife,
   // The plug-in standard error with a t quantile whose degrees of freedom
-  // are the number of conversations the variance effectively rests on,
-  // (Σ R_c²)² / Σ R_c⁴ - 1 (Kish's effective sample size of the
-  // conversations' variance contributions R_c²): about C / 3 when they
-  // contribute alike, about k - 1 when k heavy turns carry the estimate.
+  // are the number of conversations the variance effectively rests on, less
+  // one: Kish's effective sample size of the conversations' contributions to
+  // it, (Σ R_c²)² / Σ R_c⁴ - 1 (at least 1). About C / 3 when they
+  // contribute alike (normal residuals), so then t is within 1% of z for
+  // C >= 150; about k - 1 when k heavy turns carry the variance, which is
+  // when the plug-in standard error is itself a noisy estimate from k values.
+  // Conservative: the validation's coverage is 93.5-100% at 20% exploration.
   kEffective,
   // Conversations resampled with replacement; the percentile interval of the
   // resampled estimates.
@@ -61,7 +64,7 @@ const char* IntervalMethodName(IntervalMethod method);
 absl::StatusOr<IntervalMethod> ParseIntervalMethod(std::string_view name);
 
 struct IntervalOptions {
-  IntervalMethod method = IntervalMethod::kStudentized;
+  IntervalMethod method = IntervalMethod::kEffective;
   double level = 0.95;  // in (0, 1)
   int resamples = 999;  // bootstrap methods
   uint64_t seed = 1;    // bootstrap methods: the resampling is reproducible
