@@ -40,8 +40,8 @@ enum class IntervalMethod {
   // are the number of conversations the variance effectively rests on, less
   // one: Kish's effective sample size of the conversations' contributions to
   // it, (Σ R_c²)² / Σ R_c⁴ - 1 (at least 1). About C / 3 when they
-  // contribute alike (normal residuals), so then t is within 1% of z for
-  // C >= 150; about k - 1 when k heavy turns carry the variance, which is
+  // contribute alike (normal residuals), so then t is within 1% of z from
+  // C = 360 on; about k - 1 when k heavy turns carry the variance, which is
   // when the plug-in standard error is itself a noisy estimate from k values.
   // Conservative: the validation's coverage is 93.5-100% at 20% exploration.
   kEffective,
