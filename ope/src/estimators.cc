@@ -203,7 +203,8 @@ Interval Build(const Statistic& st, const IntervalOptions& options) {
     }
   }
   // Fewer than half the resamples define the estimate: no interval to trust.
-  if (2 * estimates.size() < static_cast<size_t>(options.resamples)) return undefined();
+  if (estimates.empty() || 2 * estimates.size() < static_cast<size_t>(options.resamples))
+    return undefined();
   if (options.method == IntervalMethod::kStudentized) {
     std::sort(studentized.begin(), studentized.end());
     out.low = out.estimate - Quantile(studentized, 1 - alpha / 2) * plug_in;
@@ -273,6 +274,7 @@ Terms TermsOf(const std::vector<OpeTurn>& turns) {
 absl::StatusOr<Differences> EstimateDifference(const std::vector<OpeTurn>& candidate,
                                                const std::vector<OpeTurn>& baseline,
                                                const IntervalOptions& interval) {
+  if (auto s = ValidateIntervalOptions(interval); !s.ok()) return s;
   if (candidate.size() != baseline.size())
     return absl::InvalidArgumentError(absl::StrCat(
         "paired comparison: the candidate was evaluated on ", candidate.size(),

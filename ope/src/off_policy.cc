@@ -145,6 +145,7 @@ absl::StatusOr<OpeReport> EvaluateOffPolicy(const JoinedLog& log, env::Policy& c
 absl::StatusOr<PairedReport> ComparePaired(const JoinedLog& log, const OpeReport& candidate,
                                            const OpeReport& baseline,
                                            const IntervalOptions& interval) {
+  if (auto s = ValidateIntervalOptions(interval); !s.ok()) return s;
   for (const OpeReport* r : {&candidate, &baseline})
     if (r->turn_task.size() != r->turns.size())
       return absl::InvalidArgumentError(

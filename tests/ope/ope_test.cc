@@ -322,6 +322,14 @@ TEST(Intervals, ParsesAndValidatesOptions) {
   auto resamples = ValidateIntervalOptions(o);
   ASSERT_FALSE(resamples.ok());
   EXPECT_NE(resamples.message().find("resamples = 10"), std::string::npos) << resamples;
+  // The paired comparison refuses them; Estimate, which returns no status,
+  // gives an unbounded interval rather than crash.
+  std::vector<OpeTurn> t = {{0, 1.0, 0.5, true, 0, 0}, {1, 2.0, 0.5, true, 0, 0}};
+  auto d = EstimateDifference(t, t, o);
+  ASSERT_FALSE(d.ok());
+  EXPECT_NE(d.status().message().find("resamples = 10"), std::string::npos) << d.status();
+  o.resamples = 0;
+  EXPECT_TRUE(std::isinf(Estimate(t, o).dr.high));
   o.method = IntervalMethod::kJackknife;  // resamples do not matter there
   EXPECT_TRUE(ValidateIntervalOptions(o).ok());
 }
