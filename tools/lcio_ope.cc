@@ -184,6 +184,8 @@ absl::Status Evaluate() {
         absl::StrCat("--default_propensity = ", dp, ": must be in (0, 1], or 0 for none"));
   if (absl::GetFlag(FLAGS_candidates).empty())
     return absl::InvalidArgumentError("--candidates is empty (local, fixed:N or artifact paths)");
+  auto interval = IntervalFromFlags(absl::GetFlag(FLAGS_seed));
+  if (!interval.ok()) return interval.status();
   auto log = ope::LoadJoinedLog(path, dp > 0 ? std::optional<double>(dp) : std::nullopt);
   if (!log.ok()) return log.status();
   if (log->dataset.episodes.size() < 2)
@@ -199,8 +201,6 @@ absl::Status Evaluate() {
   options.default_budget = cli::BudgetFromFlags();
   options.shield = absl::GetFlag(FLAGS_shield);
   options.seed = absl::GetFlag(FLAGS_seed);
-  auto interval = IntervalFromFlags(options.seed);
-  if (!interval.ok()) return interval.status();
   options.interval = *interval;
   auto family = env::ParseResponseModelFamily(absl::GetFlag(FLAGS_direct_method));
   if (!family.ok()) return family.status();
