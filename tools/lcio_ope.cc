@@ -1,6 +1,7 @@
 // lcio-ope: a candidate policy's value on logged traffic, estimated
 // off-policy (IPS, SNIPS, doubly robust), and the simulator study that
 // validates those estimators (--validate). docs/ope.md.
+#include <algorithm>
 #include <array>
 #include <cmath>
 #include <fstream>
@@ -49,6 +50,13 @@ ABSL_FLAG(int, copies, 4, "--validate/--simulate_out: times each conversation is
 ABSL_FLAG(std::string, direct_method, "task_action",
           "response model family of the direct method: knn, task_action or pessimistic");
 ABSL_FLAG(int, repetitions, 200, "--validate: simulated logs");
+ABSL_FLAG(std::string, interval, "effective",
+          "how the 95% intervals are built from the conversations (docs/ope.md, \"Intervals\"): "
+          "effective (plug-in clustered standard error, t quantile with the effective number of "
+          "conversations as degrees of freedom), normal (estimate +/- 1.96 plug-in clustered "
+          "standard errors), jackknife (leave-one-conversation-out, t quantile), or a cluster "
+          "bootstrap: percentile, bca, studentized");
+ABSL_FLAG(int, resamples, 999, "bootstrap intervals: resampled logs (seeded by --seed)");
 
 namespace lcio {
 namespace {
@@ -94,10 +102,10 @@ void PrintPaired(const ope::PairedReport& p, const std::string& baseline) {
   std::cout << absl::StrFormat(
                    "### Paired with the baseline %s: candidate - baseline\n\n"
                    "On the same turns (they choose differently on %d of %d); 95%% intervals "
-                   "clustered by conversation, from the per-conversation difference of the two "
-                   "policies' contributions, so the noise they share cancels.\n\n",
+                   "(%s) clustered by conversation, from the per-conversation difference of the "
+                   "two policies' contributions, so the noise they share cancels.\n\n",
                    baseline, static_cast<int>(p.overall.disagreements),
-                   static_cast<int>(p.overall.turns))
+                   static_cast<int>(p.overall.turns), absl::GetFlag(FLAGS_interval))
             << "| scope | turns | differs | IPS difference | SNIPS difference | DR difference | "
                "direct method |\n|---|---|---|---|---|---|---|\n";
   auto row = [](const std::string& scope, const ope::Differences& d) {
@@ -135,7 +143,7 @@ std::string Advice(const ope::OpeReport& r, double half_width) {
                         "- The candidate agrees with the log on %.1f%% of turns; the weighted "
                         "estimates are worth %.0f of %d turns.\n",
                         100 * agree, e.effective_turns, static_cast<int>(e.turns));
-  const double h = 1.96 * e.ips.standard_error;
+  const double h = (e.ips.high - e.ips.low) / 2;
   if (h > 0 && std::isfinite(h))
     absl::StrAppendFormat(&out,
                           "- IPS half-width here %.3f; a half-width of %.3f at this exploration "
@@ -152,6 +160,21 @@ std::string Advice(const ope::OpeReport& r, double half_width) {
   return out;
 }
 
+absl::StatusOr<ope::IntervalOptions> IntervalFromFlags(uint64_t seed) {
+  auto method = ope::ParseIntervalMethod(absl::GetFlag(FLAGS_interval));
+  if (!method.ok())
+    return absl::InvalidArgumentError(absl::StrCat("--interval: ", method.status().message()));
+  ope::IntervalOptions o;
+  o.method = *method;
+  o.resamples = absl::GetFlag(FLAGS_resamples);
+  o.seed = seed;
+  if (auto s = ope::ValidateIntervalOptions(o); !s.ok())
+    return absl::InvalidArgumentError(
+        absl::StrCat("--resamples = ", o.resamples,
+                     " with --interval=", absl::GetFlag(FLAGS_interval), ": ", s.message()));
+  return o;
+}
+
 absl::Status Evaluate() {
   const std::string path = absl::GetFlag(FLAGS_log);
   if (path.empty()) return absl::InvalidArgumentError("--log is required (a joined traffic log)");
@@ -161,6 +184,8 @@ absl::Status Evaluate() {
         absl::StrCat("--default_propensity = ", dp, ": must be in (0, 1], or 0 for none"));
   if (absl::GetFlag(FLAGS_candidates).empty())
     return absl::InvalidArgumentError("--candidates is empty (local, fixed:N or artifact paths)");
+  auto interval = IntervalFromFlags(absl::GetFlag(FLAGS_seed));
+  if (!interval.ok()) return interval.status();
   auto log = ope::LoadJoinedLog(path, dp > 0 ? std::optional<double>(dp) : std::nullopt);
   if (!log.ok()) return log.status();
   if (log->dataset.episodes.size() < 2)
@@ -176,6 +201,7 @@ absl::Status Evaluate() {
   options.default_budget = cli::BudgetFromFlags();
   options.shield = absl::GetFlag(FLAGS_shield);
   options.seed = absl::GetFlag(FLAGS_seed);
+  options.interval = *interval;
   auto family = env::ParseResponseModelFamily(absl::GetFlag(FLAGS_direct_method));
   if (!family.ok()) return family.status();
   options.direct_method = *family;
@@ -207,7 +233,7 @@ absl::Status Evaluate() {
     if (!r.ok()) return r.status();
     std::optional<ope::PairedReport> paired;
     if (baseline && i != list->baseline) {
-      auto p = ope::ComparePaired(*log, *r, *baseline, options.z);
+      auto p = ope::ComparePaired(*log, *r, *baseline, options.interval);
       if (!p.ok()) return p.status();
       paired = *std::move(p);
     }
@@ -216,10 +242,12 @@ absl::Status Evaluate() {
                 << "\n\n"
                 << absl::StrFormat(
                        "%s: %d conversations, %d turns; logged policy's mean reward %.3f, cloud "
-                       "share %.1f%%, spend %.5f USD per conversation\n\n",
+                       "share %.1f%%, spend %.5f USD per conversation; 95%% intervals: %s, "
+                       "clustered by conversation\n\n",
                        path, static_cast<int>(r->overall.clusters),
                        static_cast<int>(r->overall.turns), r->logged_value,
-                       100 * r->logged_cloud_share, r->logged_spend_per_conversation_usd)
+                       100 * r->logged_cloud_share, r->logged_spend_per_conversation_usd,
+                       absl::GetFlag(FLAGS_interval))
                 << "| scope | turns | IPS [95% CI] | SNIPS [95% CI] | DR [95% CI] | direct "
                    "method |\n|---|---|---|---|---|---|\n";
       auto row = [](const std::string& scope, const ope::Estimates& e) {
@@ -245,7 +273,8 @@ absl::Status Evaluate() {
               {"spend_per_conversation_usd", r->spend_per_conversation_usd},
               {"logged_cloud_share", r->logged_cloud_share},
               {"logged_spend_per_conversation_usd", r->logged_spend_per_conversation_usd},
-              {"advice", Advice(*r, absl::GetFlag(FLAGS_half_width))}};
+              {"advice", Advice(*r, absl::GetFlag(FLAGS_half_width))},
+              {"interval", absl::GetFlag(FLAGS_interval)}};
     json tasks = json::array();
     for (const ope::TaskEstimates& t : r->per_task)
       tasks.push_back({{"task", t.task}, {"estimates", EstimatesJson(t.estimates)}});
@@ -310,13 +339,20 @@ absl::Status SimulateOut(const data::Dataset& data) {
 struct Tally {
   double bias = 0, square = 0, width = 0;
   int covered = 0, defined = 0;
+  std::vector<double> widths;
   void Add(const ope::Interval& i, double truth) {
     if (std::isnan(i.estimate)) return;
     ++defined;
     bias += i.estimate - truth;
     square += (i.estimate - truth) * (i.estimate - truth);
     width += i.high - i.low;
+    widths.push_back(i.high - i.low);
     covered += i.low <= truth && truth <= i.high;
+  }
+  double MedianWidth() {
+    if (widths.empty()) return std::numeric_limits<double>::quiet_NaN();
+    std::nth_element(widths.begin(), widths.begin() + widths.size() / 2, widths.end());
+    return widths[widths.size() / 2];
   }
 };
 
@@ -343,7 +379,16 @@ absl::Status Validate(const data::Dataset& data) {
   }
   auto family = env::ParseResponseModelFamily(absl::GetFlag(FLAGS_direct_method));
   if (!family.ok()) return family.status();
+  if (auto i = IntervalFromFlags(1); !i.ok()) return i.status();
   std::vector<std::array<Tally, 4>> tally(candidates.size());
+  // Every interval method on the same logs: IPS, SNIPS, DR and the paired DR
+  // difference.
+  constexpr ope::IntervalMethod kMethods[] = {
+      ope::IntervalMethod::kNormal,    ope::IntervalMethod::kJackknife,
+      ope::IntervalMethod::kEffective, ope::IntervalMethod::kPercentile,
+      ope::IntervalMethod::kBca,       ope::IntervalMethod::kStudentized};
+  constexpr int kNumMethods = sizeof(kMethods) / sizeof(kMethods[0]);
+  std::vector<std::array<std::array<Tally, 4>, kNumMethods>> by_method(candidates.size());
   std::vector<double> truth_sum(candidates.size()), agree(candidates.size());
   // Paired with the baseline: the four estimators' differences, then DR's
   // difference with the two standard errors combined as if independent, and
@@ -364,6 +409,7 @@ absl::Status Validate(const data::Dataset& data) {
     options.shield = x.shield;
     options.seed = x.seed;
     options.direct_method = *family;
+    options.interval = *IntervalFromFlags(x.seed);
     std::vector<ope::OpeReport> reports;
     for (size_t c = 0; c < candidates.size(); ++c) {
       auto r = ope::EvaluateOffPolicy(*log, *candidates[c], options, s->truth.get());
@@ -378,11 +424,25 @@ absl::Status Validate(const data::Dataset& data) {
       turns = e.turns;
       reports.push_back(*std::move(r));
     }
+    for (int m = 0; m < kNumMethods; ++m) {
+      ope::IntervalOptions io = options.interval;
+      io.method = kMethods[m];
+      for (size_t c = 0; c < candidates.size(); ++c) {
+        const ope::Estimates e = ope::Estimate(reports[c].turns, io);
+        by_method[c][m][0].Add(e.ips, reports[c].true_value);
+        by_method[c][m][1].Add(e.snips, reports[c].true_value);
+        by_method[c][m][2].Add(e.dr, reports[c].true_value);
+        if (list->baseline < 0 || static_cast<int>(c) == list->baseline) continue;
+        auto d = ope::EstimateDifference(reports[c].turns, reports[list->baseline].turns, io);
+        if (!d.ok()) return d.status();
+        by_method[c][m][3].Add(d->dr, reports[c].true_value - reports[list->baseline].true_value);
+      }
+    }
     if (list->baseline < 0) continue;
     const ope::OpeReport& b = reports[list->baseline];
     for (size_t c = 0; c < candidates.size(); ++c) {
       if (static_cast<int>(c) == list->baseline) continue;
-      auto p = ope::ComparePaired(*log, reports[c], b, options.z);
+      auto p = ope::ComparePaired(*log, reports[c], b, options.interval);
       if (!p.ok()) return p.status();
       const double truth = p->true_difference;
       paired[c][0].Add(p->overall.ips, truth);
@@ -393,8 +453,8 @@ absl::Status Validate(const data::Dataset& data) {
       ope::Interval unpaired;
       unpaired.estimate = cd.estimate - b.overall.dr.estimate;
       unpaired.standard_error = std::hypot(cd.standard_error, b.overall.dr.standard_error);
-      unpaired.low = unpaired.estimate - options.z * unpaired.standard_error;
-      unpaired.high = unpaired.estimate + options.z * unpaired.standard_error;
+      unpaired.low = unpaired.estimate - 1.96 * unpaired.standard_error;
+      unpaired.high = unpaired.estimate + 1.96 * unpaired.standard_error;
       paired[c][4].Add(unpaired, truth);
       ope::Interval previous = cd;
       previous.estimate -= b.overall.dr.estimate;
@@ -410,11 +470,11 @@ absl::Status Validate(const data::Dataset& data) {
   std::cout << absl::StrFormat(
       "%d simulated logs of %d turns (%d conversations x %d copies), logging policy %s with "
       "%.0f%% uniform exploration; truth: the %s response model fitted on %s; direct method: %s, "
-      "cross-fitted on each log\n\n",
+      "cross-fitted on each log; intervals: %s\n\n",
       repetitions, static_cast<int>(turns), static_cast<int>(s->episodes.size()),
       s->exploration.copies, (*base)->name(), 100 * s->exploration.epsilon,
       env::ResponseModelFamilyName(s->truth->config().response_model), data.source,
-      absl::GetFlag(FLAGS_direct_method));
+      absl::GetFlag(FLAGS_direct_method), absl::GetFlag(FLAGS_interval));
   std::cout << "| candidate | agrees | true value | estimator | bias | RMSE | 95% coverage | mean "
                "width |\n|---|---|---|---|---|---|---|---|\n";
   const char* names[] = {"IPS", "SNIPS", "DR", "direct method"};
@@ -426,6 +486,22 @@ absl::Status Validate(const data::Dataset& data) {
                                    candidates[c]->name(), 100 * agree[c] / repetitions,
                                    truth_sum[c] / repetitions, names[k], t.bias / n,
                                    std::sqrt(t.square / n), 100.0 * t.covered / n, t.width / n);
+    }
+  std::cout << "\nEvery interval method on the same logs (--interval picks the one above): 95% "
+               "coverage / mean width / median width\n\n| candidate | interval | IPS | SNIPS | DR "
+               "| paired DR |\n|---|---|---|---|---|---|\n";
+  for (size_t c = 0; c < candidates.size(); ++c)
+    for (int m = 0; m < kNumMethods; ++m) {
+      std::cout << "| " << candidates[c]->name() << " | " << ope::IntervalMethodName(kMethods[m]);
+      for (Tally& t : by_method[c][m]) {
+        if (t.defined == 0) {
+          std::cout << " | -";
+          continue;
+        }
+        std::cout << absl::StrFormat(" | %.1f%% / %.3f / %.3f", 100.0 * t.covered / t.defined,
+                                     t.width / t.defined, t.MedianWidth());
+      }
+      std::cout << " |\n";
     }
   if (list->baseline < 0) return absl::OkStatus();
   std::cout << absl::StrFormat(

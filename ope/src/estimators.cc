@@ -4,37 +4,248 @@
 #include <cmath>
 #include <limits>
 #include <map>
+#include <random>
 
 #include "absl/strings/str_cat.h"
+#include "lcio/env/split.h"
 
 namespace lcio::ope {
 namespace {
 
-// estimate = sum(a) / sum(b), with the linearised residual a - estimate * b
-// summed per cluster for the standard error (the ratio estimator's delta
-// method; with b = 1 it is the clustered standard error of a mean).
-Interval Ratio(const std::vector<OpeTurn>& turns, const std::vector<double>& a,
-               const std::vector<double>& b, double z) {
+constexpr double kNaN = std::numeric_limits<double>::quiet_NaN();
+constexpr double kInf = std::numeric_limits<double>::infinity();
+
+// The standard normal distribution function and its inverse (bisection:
+// exact to double precision, and only called a few times per interval).
+double NormalCdf(double x) { return 0.5 * std::erfc(-x / std::sqrt(2.0)); }
+double NormalQuantile(double p) {
+  if (p <= 0) return -kInf;
+  if (p >= 1) return kInf;
+  double lo = -40, hi = 40;
+  for (int i = 0; i < 200 && hi - lo > 1e-15; ++i) {
+    const double mid = 0.5 * (lo + hi);
+    (NormalCdf(mid) < p ? lo : hi) = mid;
+  }
+  return 0.5 * (lo + hi);
+}
+
+// Student's t quantile with `df` degrees of freedom: exact for 1 and 2,
+// otherwise the Cornish-Fisher expansion in 1/df (Abramowitz & Stegun
+// 26.7.5; within 2e-3 of the exact value at df = 3, 1e-5 from df = 10).
+double TQuantile(double p, double df) {
+  if (df == 1) return std::tan(M_PI * (p - 0.5));
+  if (df == 2) return (2 * p - 1) / std::sqrt(2 * p * (1 - p));
+  const double z = NormalQuantile(p), z2 = z * z;
+  const double g1 = z * (z2 + 1) / 4;
+  const double g2 = z * ((5 * z2 + 16) * z2 + 3) / 96;
+  const double g3 = z * (((3 * z2 + 19) * z2 + 17) * z2 - 15) / 384;
+  const double g4 = z * ((((79 * z2 + 776) * z2 + 1482) * z2 - 1920) * z2 - 945) / 92160;
+  return z + (g1 + (g2 + (g3 + g4 / df) / df) / df) / df;
+}
+
+// The q-quantile of sorted values (linear between order statistics).
+double Quantile(const std::vector<double>& sorted, double q) {
+  const double at = std::clamp(q, 0.0, 1.0) * static_cast<double>(sorted.size() - 1);
+  const size_t i = static_cast<size_t>(std::floor(at));
+  if (i + 1 >= sorted.size()) return sorted.back();
+  const double f = at - static_cast<double>(i);
+  // (Also when both are infinite: a bootstrap-t resample without spread.)
+  if (f == 0 || sorted[i] == sorted[i + 1]) return sorted[i];
+  return sorted[i] + f * (sorted[i + 1] - sorted[i]);
+}
+
+// A statistic of per-conversation sums: with dim 2, the ratio S0 / S1; with
+// dim 4, the difference of ratios S0 / S1 - S2 / S3. `sums` holds each
+// conversation's `dim` sums, one after the other.
+struct Statistic {
+  int dim = 2;
+  std::vector<double> sums;
+
+  size_t clusters() const { return sums.size() / dim; }
+  const double* cluster(size_t c) const { return sums.data() + c * dim; }
+  // NaN when a denominator is not positive (e.g. SNIPS with no agreement).
+  double Value(const double* total) const {
+    if (total[1] <= 0 || (dim == 4 && total[3] <= 0)) return kNaN;
+    double v = total[0] / total[1];
+    if (dim == 4) v -= total[2] / total[3];
+    return v;
+  }
+  // A conversation's linearised contribution: the gradient of Value at
+  // `total` times the conversation's sums. Sums to 0 over the conversations
+  // that make up `total`.
+  double Influence(const double* total, const double* s) const {
+    double v = (s[0] - total[0] / total[1] * s[1]) / total[1];
+    if (dim == 4) v -= (s[2] - total[2] / total[3] * s[3]) / total[3];
+    return v;
+  }
+  // sqrt(C/(C-1) Σ_c influence²) over the conversations `which` (all when
+  // null) whose sums add up to `total`.
+  double PlugInStandardError(const double* total, const std::vector<size_t>* which) const {
+    const size_t n = which ? which->size() : clusters();
+    if (n < 2) return 0;
+    double ss = 0;
+    for (size_t k = 0; k < n; ++k) {
+      const double r = Influence(total, cluster(which ? (*which)[k] : k));
+      ss += r * r;
+    }
+    const double c = static_cast<double>(n);
+    return std::sqrt(ss * c / (c - 1));
+  }
+};
+
+// Builds the statistic from per-turn terms: each turn adds terms[k][i] to
+// its conversation's k-th sum.
+Statistic Gather(const std::vector<OpeTurn>& turns,
+                 std::initializer_list<const std::vector<double>*> terms) {
+  Statistic st;
+  st.dim = static_cast<int>(terms.size());
+  std::map<int64_t, size_t> index;
+  for (size_t i = 0; i < turns.size(); ++i) {
+    auto [it, added] = index.emplace(turns[i].cluster, index.size());
+    if (added) st.sums.resize(st.sums.size() + st.dim, 0.0);
+    int k = 0;
+    for (const std::vector<double>* t : terms) st.sums[it->second * st.dim + k++] += (*t)[i];
+  }
+  return st;
+}
+
+Interval Build(const Statistic& st, const IntervalOptions& options) {
   Interval out;
-  double sa = 0, sb = 0;
-  for (size_t i = 0; i < turns.size(); ++i) sa += a[i], sb += b[i];
-  if (sb <= 0) {
-    out.estimate = out.low = out.high = std::numeric_limits<double>::quiet_NaN();
-    out.standard_error = std::numeric_limits<double>::infinity();
+  const int dim = st.dim;
+  const size_t C = st.clusters();
+  std::vector<double> total(dim, 0.0);
+  for (size_t c = 0; c < C; ++c)
+    for (int k = 0; k < dim; ++k) total[k] += st.cluster(c)[k];
+  out.estimate = st.Value(total.data());
+  if (std::isnan(out.estimate)) {
+    out.low = out.high = kNaN;
+    out.standard_error = kInf;
     return out;
   }
-  out.estimate = sa / sb;
-  std::map<int64_t, double> residual;
-  for (size_t i = 0; i < turns.size(); ++i)
-    residual[turns[i].cluster] += a[i] - out.estimate * b[i];
-  const double clusters = static_cast<double>(residual.size());
-  if (clusters >= 2) {
-    double ss = 0;
-    for (const auto& [cluster, r] : residual) ss += r * r;
-    out.standard_error = std::sqrt(ss * clusters / (clusters - 1)) / sb;
+  const double plug_in = st.PlugInStandardError(total.data(), nullptr);
+  out.standard_error = plug_in;
+  out.low = out.high = out.estimate;
+  // Every conversation contributes exactly nothing (one conversation, or
+  // identical policies' difference): no method has anything to spread.
+  if (plug_in == 0) return out;
+  const double alpha = 1 - options.level;
+  auto undefined = [&out] {
+    out.standard_error = kInf;
+    out.low = -kInf;
+    out.high = kInf;
+    return out;
+  };
+
+  if (options.method == IntervalMethod::kNormal) {
+    const double z = NormalQuantile(1 - alpha / 2);
+    out.low = out.estimate - z * plug_in;
+    out.high = out.estimate + z * plug_in;
+    return out;
   }
-  out.low = out.estimate - z * out.standard_error;
-  out.high = out.estimate + z * out.standard_error;
+  if (options.method == IntervalMethod::kEffective) {
+    double s2 = 0, s4 = 0;
+    for (size_t c = 0; c < C; ++c) {
+      const double r = st.Influence(total.data(), st.cluster(c));
+      s2 += r * r;
+      s4 += r * r * r * r;
+    }
+    // Whole degrees of freedom, rounded down (the wider interval).
+    const double df = std::clamp(std::floor(s2 * s2 / s4 - 1), 1.0, static_cast<double>(C - 1));
+    const double t = TQuantile(1 - alpha / 2, df);
+    out.low = out.estimate - t * plug_in;
+    out.high = out.estimate + t * plug_in;
+    return out;
+  }
+
+  // The jackknife: every conversation left out once (kJackknife; kBca's
+  // acceleration).
+  std::vector<double> left_out(C);
+  double mean_left_out = 0;
+  std::vector<double> rest(dim);
+  for (size_t c = 0; c < C; ++c) {
+    for (int k = 0; k < dim; ++k) rest[k] = total[k] - st.cluster(c)[k];
+    left_out[c] = st.Value(rest.data());
+    mean_left_out += left_out[c] / static_cast<double>(C);
+  }
+  const bool jackknife_defined = !std::isnan(mean_left_out);
+  if (options.method == IntervalMethod::kJackknife) {
+    // A conversation without which the estimate is undefined (the only one
+    // where SNIPS's candidate agrees with the log): no variance to give.
+    if (!jackknife_defined) return undefined();
+    double ss = 0;
+    for (double v : left_out) ss += (v - mean_left_out) * (v - mean_left_out);
+    const double c = static_cast<double>(C);
+    out.standard_error = std::sqrt(ss * (c - 1) / c);
+    const double t = TQuantile(1 - alpha / 2, c - 1);
+    out.low = out.estimate - t * out.standard_error;
+    out.high = out.estimate + t * out.standard_error;
+    return out;
+  }
+
+  // The bootstrap: C conversations drawn with replacement, `resamples` times.
+  std::mt19937_64 rng(options.seed);
+  std::vector<double> estimates, studentized;
+  std::vector<size_t> drawn(C);
+  std::vector<double> resampled(dim);
+  for (int b = 0; b < options.resamples; ++b) {
+    std::fill(resampled.begin(), resampled.end(), 0.0);
+    for (size_t k = 0; k < C; ++k) {
+      drawn[k] = static_cast<size_t>(env::UniformIndex(rng, C));
+      for (int j = 0; j < dim; ++j) resampled[j] += st.cluster(drawn[k])[j];
+    }
+    const double v = st.Value(resampled.data());
+    if (std::isnan(v)) continue;  // e.g. no agreeing turn drawn: SNIPS undefined there
+    estimates.push_back(v);
+    if (options.method == IntervalMethod::kStudentized) {
+      const double se = st.PlugInStandardError(resampled.data(), &drawn);
+      const double d = v - out.estimate;
+      studentized.push_back(se > 0 ? d / se : d == 0 ? 0.0 : std::copysign(kInf, d));
+    }
+  }
+  // Fewer than half the resamples define the estimate: no interval to trust.
+  if (estimates.empty() || 2 * estimates.size() < static_cast<size_t>(options.resamples))
+    return undefined();
+  if (options.method == IntervalMethod::kStudentized) {
+    std::sort(studentized.begin(), studentized.end());
+    out.low = out.estimate - Quantile(studentized, 1 - alpha / 2) * plug_in;
+    out.high = out.estimate - Quantile(studentized, alpha / 2) * plug_in;
+    return out;
+  }
+  double mean = 0, ss = 0;
+  for (double v : estimates) mean += v / static_cast<double>(estimates.size());
+  for (double v : estimates) ss += (v - mean) * (v - mean);
+  out.standard_error = std::sqrt(ss / std::max<double>(1, estimates.size() - 1));
+  std::sort(estimates.begin(), estimates.end());
+  double q_low = alpha / 2, q_high = 1 - alpha / 2;
+  if (options.method == IntervalMethod::kBca) {
+    if (!jackknife_defined) return undefined();
+    // Bias correction: where the estimate sits among the resampled ones.
+    const double below = static_cast<double>(
+        std::lower_bound(estimates.begin(), estimates.end(), out.estimate) - estimates.begin());
+    const double ties =
+        static_cast<double>(std::upper_bound(estimates.begin(), estimates.end(), out.estimate) -
+                            estimates.begin()) -
+        below;
+    const double share = (below + 0.5 * ties) / static_cast<double>(estimates.size());
+    const double z0 =
+        NormalQuantile(std::clamp(share, 0.5 / estimates.size(), 1 - 0.5 / estimates.size()));
+    // Acceleration: the skewness of the jackknife influences.
+    double s2 = 0, s3 = 0;
+    for (double v : left_out) {
+      const double u = mean_left_out - v;
+      s2 += u * u;
+      s3 += u * u * u;
+    }
+    const double a = s2 > 0 ? s3 / (6 * std::pow(s2, 1.5)) : 0;
+    auto adjusted = [&](double q) {
+      const double z = z0 + NormalQuantile(q);
+      return NormalCdf(z0 + z / (1 - a * z));
+    };
+    q_low = adjusted(alpha / 2);
+    q_high = adjusted(1 - alpha / 2);
+  }
+  out.low = Quantile(estimates, q_low);
+  out.high = Quantile(estimates, q_high);
   return out;
 }
 
@@ -58,39 +269,12 @@ Terms TermsOf(const std::vector<OpeTurn>& turns) {
   return t;
 }
 
-// sum(a_c) / sum(b_c) - sum(a_b) / sum(b_b): the per-turn influence
-// (a_c - θ_c·b_c) / Σb_c - (a_b - θ_b·b_b) / Σb_b is summed per cluster.
-Interval DifferenceOfRatios(const std::vector<OpeTurn>& turns, const std::vector<double>& ac,
-                            const std::vector<double>& bc, const std::vector<double>& ab,
-                            const std::vector<double>& bb, double z) {
-  Interval out;
-  double sac = 0, sbc = 0, sab = 0, sbb = 0;
-  for (size_t i = 0; i < turns.size(); ++i) sac += ac[i], sbc += bc[i], sab += ab[i], sbb += bb[i];
-  if (sbc <= 0 || sbb <= 0) {
-    out.estimate = out.low = out.high = std::numeric_limits<double>::quiet_NaN();
-    out.standard_error = std::numeric_limits<double>::infinity();
-    return out;
-  }
-  const double tc = sac / sbc, tb = sab / sbb;
-  out.estimate = tc - tb;
-  std::map<int64_t, double> residual;
-  for (size_t i = 0; i < turns.size(); ++i)
-    residual[turns[i].cluster] += (ac[i] - tc * bc[i]) / sbc - (ab[i] - tb * bb[i]) / sbb;
-  const double clusters = static_cast<double>(residual.size());
-  if (clusters >= 2) {
-    double ss = 0;
-    for (const auto& [cluster, r] : residual) ss += r * r;
-    out.standard_error = std::sqrt(ss * clusters / (clusters - 1));
-  }
-  out.low = out.estimate - z * out.standard_error;
-  out.high = out.estimate + z * out.standard_error;
-  return out;
-}
-
 }  // namespace
 
 absl::StatusOr<Differences> EstimateDifference(const std::vector<OpeTurn>& candidate,
-                                               const std::vector<OpeTurn>& baseline, double z) {
+                                               const std::vector<OpeTurn>& baseline,
+                                               const IntervalOptions& interval) {
+  if (auto s = ValidateIntervalOptions(interval); !s.ok()) return s;
   if (candidate.size() != baseline.size())
     return absl::InvalidArgumentError(absl::StrCat(
         "paired comparison: the candidate was evaluated on ", candidate.size(),
@@ -115,14 +299,19 @@ absl::StatusOr<Differences> EstimateDifference(const std::vector<OpeTurn>& candi
   d.clusters = static_cast<int64_t>(clusters.size());
   if (candidate.empty()) return d;
   const Terms tc = TermsOf(candidate), tb = TermsOf(baseline);
-  d.ips = DifferenceOfRatios(candidate, tc.wr, tc.ones, tb.wr, tb.ones, z);
-  d.snips = DifferenceOfRatios(candidate, tc.wr, tc.w, tb.wr, tb.w, z);
-  d.dr = DifferenceOfRatios(candidate, tc.dr, tc.ones, tb.dr, tb.ones, z);
-  d.dm = DifferenceOfRatios(candidate, tc.dm, tc.ones, tb.dm, tb.ones, z);
+  // sum(a_c) / sum(b_c) - sum(a_b) / sum(b_b), per conversation.
+  auto difference = [&](const std::vector<double>& ac, const std::vector<double>& bc,
+                        const std::vector<double>& ab, const std::vector<double>& bb) {
+    return Build(Gather(candidate, {&ac, &bc, &ab, &bb}), interval);
+  };
+  d.ips = difference(tc.wr, tc.ones, tb.wr, tb.ones);
+  d.snips = difference(tc.wr, tc.w, tb.wr, tb.w);
+  d.dr = difference(tc.dr, tc.ones, tb.dr, tb.ones);
+  d.dm = difference(tc.dm, tc.ones, tb.dm, tb.ones);
   return d;
 }
 
-Estimates Estimate(const std::vector<OpeTurn>& turns, double z) {
+Estimates Estimate(const std::vector<OpeTurn>& turns, const IntervalOptions& interval) {
   Estimates e;
   e.turns = static_cast<int64_t>(turns.size());
   const Terms terms = TermsOf(turns);
@@ -140,11 +329,56 @@ Estimates Estimate(const std::vector<OpeTurn>& turns, double z) {
   e.clusters = static_cast<int64_t>(clusters.size());
   e.effective_turns = sww > 0 ? sw * sw / sww : 0;
   if (turns.empty()) return e;
-  e.ips = Ratio(turns, terms.wr, terms.ones, z);
-  e.snips = Ratio(turns, terms.wr, terms.w, z);
-  e.dr = Ratio(turns, terms.dr, terms.ones, z);
-  e.dm = Ratio(turns, terms.dm, terms.ones, z);
+  // sum(a) / sum(b), per conversation (with b = 1, a clustered mean).
+  auto ratio = [&](const std::vector<double>& a, const std::vector<double>& b) {
+    return Build(Gather(turns, {&a, &b}), interval);
+  };
+  e.ips = ratio(terms.wr, terms.ones);
+  e.snips = ratio(terms.wr, terms.w);
+  e.dr = ratio(terms.dr, terms.ones);
+  e.dm = ratio(terms.dm, terms.ones);
   return e;
+}
+
+const char* IntervalMethodName(IntervalMethod method) {
+  switch (method) {
+    case IntervalMethod::kNormal:
+      return "normal";
+    case IntervalMethod::kJackknife:
+      return "jackknife";
+    case IntervalMethod::kEffective:
+      return "effective";
+    case IntervalMethod::kPercentile:
+      return "percentile";
+    case IntervalMethod::kBca:
+      return "bca";
+    case IntervalMethod::kStudentized:
+      return "studentized";
+  }
+  return "?";
+}
+
+absl::StatusOr<IntervalMethod> ParseIntervalMethod(std::string_view name) {
+  for (IntervalMethod m :
+       {IntervalMethod::kNormal, IntervalMethod::kJackknife, IntervalMethod::kEffective,
+        IntervalMethod::kPercentile, IntervalMethod::kBca, IntervalMethod::kStudentized})
+    if (name == IntervalMethodName(m)) return m;
+  return absl::InvalidArgumentError(
+      absl::StrCat("interval method \"", std::string(name.substr(0, 64)),
+                   "\": must be normal, jackknife, effective, percentile, bca or studentized"));
+}
+
+absl::Status ValidateIntervalOptions(const IntervalOptions& interval) {
+  if (!(interval.level > 0 && interval.level < 1))
+    return absl::InvalidArgumentError(
+        absl::StrCat("interval level = ", interval.level, ": must be in (0, 1)"));
+  const bool bootstrap = interval.method == IntervalMethod::kPercentile ||
+                         interval.method == IntervalMethod::kBca ||
+                         interval.method == IntervalMethod::kStudentized;
+  if (bootstrap && interval.resamples < 99)
+    return absl::InvalidArgumentError(absl::StrCat("interval resamples = ", interval.resamples,
+                                                   ": a bootstrap needs at least 99"));
+  return absl::OkStatus();
 }
 
 double TurnsForHalfWidth(double half_width, double epsilon, int num_actions,

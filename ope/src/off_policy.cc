@@ -41,6 +41,7 @@ absl::StatusOr<OpeReport> EvaluateOffPolicy(const JoinedLog& log, env::Policy& c
                                             const OpeOptions& options,
                                             const env::Simulator* truth) {
   const data::Dataset& ds = log.dataset;
+  if (auto s = ValidateIntervalOptions(options.interval); !s.ok()) return s;
   if (ds.episodes.size() < 2)
     return absl::InvalidArgumentError(absl::StrCat(
         ds.source, ": ", ds.episodes.size(),
@@ -112,7 +113,7 @@ absl::StatusOr<OpeReport> EvaluateOffPolicy(const JoinedLog& log, env::Policy& c
   }
   const double n = std::max<double>(1, static_cast<double>(turns.size()));
   const double conversations = static_cast<double>(ds.episodes.size());
-  report.overall = Estimate(turns, options.z);
+  report.overall = Estimate(turns, options.interval);
   report.logged_value = logged_reward / n;
   report.logged_mean_square_reward = logged_square / n;
   report.cloud_share = cloud / n;
@@ -131,7 +132,7 @@ absl::StatusOr<OpeReport> EvaluateOffPolicy(const JoinedLog& log, env::Policy& c
     if (subset.empty()) continue;
     TaskEstimates te;
     te.task = ds.tasks[task];
-    te.estimates = Estimate(subset, options.z);
+    te.estimates = Estimate(subset, options.interval);
     te.true_value = true_sum / static_cast<double>(subset.size());
     report.per_task.push_back(std::move(te));
   }
@@ -142,7 +143,9 @@ absl::StatusOr<OpeReport> EvaluateOffPolicy(const JoinedLog& log, env::Policy& c
 }
 
 absl::StatusOr<PairedReport> ComparePaired(const JoinedLog& log, const OpeReport& candidate,
-                                           const OpeReport& baseline, double z) {
+                                           const OpeReport& baseline,
+                                           const IntervalOptions& interval) {
+  if (auto s = ValidateIntervalOptions(interval); !s.ok()) return s;
   for (const OpeReport* r : {&candidate, &baseline})
     if (r->turn_task.size() != r->turns.size())
       return absl::InvalidArgumentError(
@@ -152,7 +155,7 @@ absl::StatusOr<PairedReport> ComparePaired(const JoinedLog& log, const OpeReport
         "paired comparison: the candidate's and the baseline's turns differ in their tasks: both "
         "must be evaluated on the same log");
   PairedReport out;
-  auto overall = EstimateDifference(candidate.turns, baseline.turns, z);
+  auto overall = EstimateDifference(candidate.turns, baseline.turns, interval);
   if (!overall.ok()) return overall.status();
   out.overall = *overall;
   const bool truth =
@@ -171,7 +174,7 @@ absl::StatusOr<PairedReport> ComparePaired(const JoinedLog& log, const OpeReport
         if (truth) true_sum += candidate.turn_truth[i] - baseline.turn_truth[i];
       }
     if (c.empty()) continue;
-    auto d = EstimateDifference(c, b, z);
+    auto d = EstimateDifference(c, b, interval);
     if (!d.ok()) return d.status();
     out.per_task.push_back({log.dataset.tasks[task], *d, true_sum / static_cast<double>(c.size())});
   }

@@ -15,6 +15,16 @@ namespace {
 
 using testing::EmbeddedDataset;
 
+IntervalOptions Normal() {
+  IntervalOptions o;
+  o.method = IntervalMethod::kNormal;
+  return o;
+}
+
+constexpr IntervalMethod kAllMethods[] = {IntervalMethod::kNormal,    IntervalMethod::kJackknife,
+                                          IntervalMethod::kEffective, IntervalMethod::kPercentile,
+                                          IntervalMethod::kBca,       IntervalMethod::kStudentized};
+
 TEST(Estimators, HandComputedValues) {
   // Two conversations; the candidate agrees with the log on turns 0 and 2.
   std::vector<OpeTurn> t = {
@@ -22,7 +32,7 @@ TEST(Estimators, HandComputedValues) {
       {0, 1.0, 0.25, false, 0.5, 1.0},
       {1, 3.0, 1.0, true, 2.0, 2.5},
   };
-  const Estimates e = Estimate(t);
+  const Estimates e = Estimate(t, Normal());
   EXPECT_DOUBLE_EQ(e.ips.estimate, (2.0 / 0.5 + 3.0) / 3);
   EXPECT_DOUBLE_EQ(e.snips.estimate, (2.0 / 0.5 + 3.0) / (1 / 0.5 + 1.0));
   EXPECT_DOUBLE_EQ(e.dr.estimate, ((1.0 + 2 * (2.0 - 1.5)) + 0.5 + (2.0 + (3.0 - 2.5))) / 3);
@@ -36,7 +46,7 @@ TEST(Estimators, HandComputedValues) {
   const double est = e.ips.estimate;
   const double r0 = (4.0 - est) + (0.0 - est), r1 = 3.0 - est;
   EXPECT_NEAR(e.ips.standard_error, std::sqrt((r0 * r0 + r1 * r1) * 2) / 3, 1e-12);
-  EXPECT_NEAR(e.ips.high - e.ips.low, 2 * 1.96 * e.ips.standard_error, 1e-12);
+  EXPECT_NEAR(e.ips.high - e.ips.low, 2 * 1.959964 * e.ips.standard_error, 1e-6);
 }
 
 TEST(Estimators, OnPolicyEveryEstimatorIsTheLoggedMean) {
@@ -62,17 +72,21 @@ TEST(Differences, IdenticalPoliciesDifferByExactlyZero) {
   for (int i = 0; i < 40; ++i)
     t.push_back({i / 4, 0.3 * (i % 7), i % 3 == 0 ? 0.2 : 0.9, i % 2 == 0, 0.1 * (i % 5),
                  0.05 * (i % 4), i % 5});
-  auto d = EstimateDifference(t, t);
-  ASSERT_TRUE(d.ok()) << d.status();
-  for (const Interval* i : {&d->ips, &d->snips, &d->dr, &d->dm}) {
-    EXPECT_EQ(i->estimate, 0.0);
-    EXPECT_EQ(i->standard_error, 0.0);
-    EXPECT_EQ(i->low, 0.0);
-    EXPECT_EQ(i->high, 0.0);
+  for (IntervalMethod method : kAllMethods) {
+    IntervalOptions o;
+    o.method = method;
+    auto d = EstimateDifference(t, t, o);
+    ASSERT_TRUE(d.ok()) << d.status();
+    for (const Interval* i : {&d->ips, &d->snips, &d->dr, &d->dm}) {
+      EXPECT_EQ(i->estimate, 0.0) << IntervalMethodName(method);
+      EXPECT_EQ(i->standard_error, 0.0) << IntervalMethodName(method);
+      EXPECT_EQ(i->low, 0.0) << IntervalMethodName(method);
+      EXPECT_EQ(i->high, 0.0) << IntervalMethodName(method);
+    }
+    EXPECT_EQ(d->turns, 40);
+    EXPECT_EQ(d->clusters, 10);
+    EXPECT_EQ(d->disagreements, 0);
   }
-  EXPECT_EQ(d->turns, 40);
-  EXPECT_EQ(d->clusters, 10);
-  EXPECT_EQ(d->disagreements, 0);
   // Each estimate alone has a real interval: the pairing is what cancels it.
   EXPECT_GT(Estimate(t).dr.standard_error, 0.01);
 }
@@ -86,7 +100,7 @@ TEST(Differences, HandComputedValues) {
   std::vector<OpeTurn> b = {{0, 2.0, 0.5, false, 0.0, 1.5, 3},
                             {0, 1.0, 0.25, true, 1.0, 1.0, 4},
                             {1, 3.0, 1.0, false, 0.5, 2.5, 5}};
-  auto d = EstimateDifference(c, b);
+  auto d = EstimateDifference(c, b, Normal());
   ASSERT_TRUE(d.ok()) << d.status();
   const Estimates ec = Estimate(c), eb = Estimate(b);
   EXPECT_DOUBLE_EQ(d->ips.estimate, ec.ips.estimate - eb.ips.estimate);
@@ -100,7 +114,7 @@ TEST(Differences, HandComputedValues) {
   EXPECT_DOUBLE_EQ(diff, 1.0);
   const double r0 = (4.0 - diff) + (-4.0 - diff), r1 = 3.0 - diff;
   EXPECT_NEAR(d->ips.standard_error, std::sqrt((r0 * r0 + r1 * r1) * 2) / 3, 1e-12);
-  EXPECT_NEAR(d->dr.high - d->dr.low, 2 * 1.96 * d->dr.standard_error, 1e-12);
+  EXPECT_NEAR(d->dr.high - d->dr.low, 2 * 1.959964 * d->dr.standard_error, 1e-6);
 }
 
 // A hand-made log with a known truth: conversations with a shared random
@@ -167,6 +181,157 @@ TEST(Differences, RefusesTurnsOfDifferentLogs) {
   ASSERT_FALSE(shorter.ok());
   EXPECT_NE(shorter.status().message().find("2 turns, the baseline on 1"), std::string::npos)
       << shorter.status();
+}
+
+// Three conversations of an on-policy log (every weight 1, the model 0), so
+// that IPS and DR are the mean reward: rewards {1}, {2}, {3, 5}; 11 / 4.
+TEST(Intervals, JackknifeByHand) {
+  std::vector<OpeTurn> t = {{0, 1.0, 1.0, true, 0, 0},
+                            {1, 2.0, 1.0, true, 0, 0},
+                            {2, 3.0, 1.0, true, 0, 0},
+                            {2, 5.0, 1.0, true, 0, 0}};
+  IntervalOptions o;
+  o.method = IntervalMethod::kJackknife;
+  const Estimates e = Estimate(t, o);
+  EXPECT_DOUBLE_EQ(e.dr.estimate, 11.0 / 4);
+  // Leaving out each conversation: 10/3, 9/3, 3/2; their mean 47/18;
+  // deviations 13/18, 7/18, -20/18; (C-1)/C Σ dev² = 2/3 · 618/324 = 103/81.
+  const double se = std::sqrt(103.0) / 9;
+  EXPECT_NEAR(e.dr.standard_error, se, 1e-12);
+  EXPECT_NEAR(e.ips.standard_error, se, 1e-12);
+  // t quantile with C - 1 = 2 degrees of freedom: 4.302653 (tables).
+  EXPECT_NEAR(e.dr.high - e.dr.estimate, 4.302653 * se, 1e-5);
+  EXPECT_NEAR(e.dr.estimate - e.dr.low, 4.302653 * se, 1e-5);
+  // The plug-in standard error of the same log is smaller: influences
+  // (1 - 2.75) / 4, (2 - 2.75) / 4, (8 - 5.5) / 4, scaled by 3 / 2.
+  const double plug_in = std::sqrt((0.4375 * 0.4375 + 0.1875 * 0.1875 + 0.625 * 0.625) * 1.5);
+  EXPECT_NEAR(Estimate(t, Normal()).dr.standard_error, plug_in, 1e-12);
+  EXPECT_GT(se, plug_in);
+}
+
+// Six one-turn conversations of an on-policy log, rewards 1 to 6: residuals
+// R_c = (r_c - 3.5) / 6, so (Σ R²)² / Σ R⁴ = 17.5² / 88.375 = 3.47 and the
+// t quantile has floor(2.47) = 2 degrees of freedom.
+TEST(Intervals, EffectiveDegreesOfFreedomByHand) {
+  std::vector<OpeTurn> t;
+  for (int c = 0; c < 6; ++c) t.push_back({c, 1.0 + c, 1.0, true, 0, 0});
+  const Estimates e = Estimate(t);  // the default: kEffective
+  EXPECT_DOUBLE_EQ(e.dr.estimate, 3.5);
+  // Plug-in: sqrt(6/5 · Σ R²) = sqrt(6/5 · 17.5 / 36).
+  const double se = std::sqrt(6.0 / 5 * 17.5 / 36);
+  EXPECT_NEAR(e.dr.standard_error, se, 1e-12);
+  EXPECT_NEAR(e.dr.high - e.dr.estimate, 4.302653 * se, 1e-5);  // t(0.975, 2)
+  EXPECT_NEAR(e.dr.estimate - e.dr.low, 4.302653 * se, 1e-5);
+  // One conversation that carries nearly all the variance: 1 degree of
+  // freedom, t(0.975, 1) = 12.7062.
+  t[5].reward = 60;
+  const Estimates heavy = Estimate(t);
+  EXPECT_NEAR(heavy.dr.high - heavy.dr.estimate, 12.706205 * heavy.dr.standard_error, 1e-5);
+  // The normal interval of the same log: 1.96 plug-in standard errors.
+  EXPECT_NEAR(Estimate(t, Normal()).dr.high - heavy.dr.estimate, 1.959964 * heavy.dr.standard_error,
+              1e-5);
+}
+
+// A log whose weighted estimates rest on a few heavy turns: 9 actions,
+// `epsilon` uniform exploration, conversations of 1 to 5 turns, a candidate
+// that agrees with the log only where the log explored its action (weight
+// 9 / epsilon) or, on one turn in ten, where the serving policy chose the
+// same. The candidate's action is worth 1.5 where the serving policy's
+// differs and 1.0 where they agree; the direct method says 1.0 everywhere.
+std::vector<OpeTurn> HeavyWeightLog(uint64_t seed, int conversations, double epsilon) {
+  std::mt19937_64 rng(seed);
+  std::uniform_real_distribution<double> unit(0, 1);
+  std::normal_distribution<double> noise(0, 0.3);
+  const int num_actions = 9;
+  std::vector<OpeTurn> turns;
+  for (int c = 0; c < conversations; ++c) {
+    const int length = 1 + static_cast<int>(unit(rng) * 5);
+    for (int i = 0; i < length; ++i) {
+      const bool same = unit(rng) < 0.1;
+      const bool explored = unit(rng) < epsilon;
+      const int logged = explored ? static_cast<int>(unit(rng) * num_actions) : 0;
+      const int candidate = same ? 0 : 4;
+      const double p = epsilon / num_actions + (logged == 0 ? 1 - epsilon : 0);
+      const double reward = (logged == candidate ? (same ? 1.0 : 1.5) : 0.5) + noise(rng);
+      turns.push_back({c, reward, p, logged == candidate, 1.0, 1.0, candidate});
+    }
+  }
+  return turns;
+}
+constexpr double kHeavyWeightTruth = 0.9 * 1.5 + 0.1 * 1.0;
+
+TEST(Intervals, JackknifeIsWiderThanThePlugInWithHeavyWeights) {
+  const std::vector<OpeTurn> t = HeavyWeightLog(3, 300, 0.05);
+  IntervalOptions jackknife;
+  jackknife.method = IntervalMethod::kJackknife;
+  const Estimates plug_in = Estimate(t, Normal()), jack = Estimate(t, jackknife);
+  ASSERT_GT(plug_in.matches, 0);
+  for (const auto& [p, j] : {std::pair{plug_in.ips, jack.ips}, std::pair{plug_in.snips, jack.snips},
+                             std::pair{plug_in.dr, jack.dr}}) {
+    EXPECT_GT(p.standard_error, 0);
+    EXPECT_GE(j.standard_error, p.standard_error);
+    EXPECT_GT(j.high - j.low, p.high - p.low);
+  }
+  // SNIPS's denominator is the weights' sum: leaving out a conversation with
+  // a heavy turn moves it, which the plug-in's linearisation misses.
+  EXPECT_GT(jack.snips.standard_error, 1.1 * plug_in.snips.standard_error);
+}
+
+// Over 200 seeded logs of the kind above (5% exploration, 400 conversations,
+// about 6 heavy turns each), the default interval covers the truth at least
+// 90% of the time and the normal one does not: a log that drew fewer heavy
+// turns has both a lower estimate and a smaller plug-in standard error.
+TEST(Intervals, DefaultCoversWhereTheNormalIntervalDoesNot) {
+  IntervalOptions fallback;
+  ASSERT_NE(fallback.method, IntervalMethod::kNormal);
+  int normal_covers = 0, default_covers = 0, only_default = 0;
+  const int logs = 200;
+  for (int seed = 0; seed < logs; ++seed) {
+    const std::vector<OpeTurn> t = HeavyWeightLog(100 + seed, 400, 0.05);
+    const Interval n = Estimate(t, Normal()).dr;
+    fallback.seed = seed;
+    const Interval d = Estimate(t, fallback).dr;
+    const bool nc = n.low <= kHeavyWeightTruth && kHeavyWeightTruth <= n.high;
+    const bool dc = d.low <= kHeavyWeightTruth && kHeavyWeightTruth <= d.high;
+    normal_covers += nc;
+    default_covers += dc;
+    only_default += dc && !nc;
+  }
+  EXPECT_GE(default_covers, 0.9 * logs) << "normal: " << normal_covers;
+  EXPECT_LT(normal_covers, 0.9 * logs) << "default: " << default_covers;
+  EXPECT_GT(only_default, 0);
+}
+
+TEST(Intervals, ParsesAndValidatesOptions) {
+  for (IntervalMethod m : kAllMethods) {
+    auto back = ParseIntervalMethod(IntervalMethodName(m));
+    ASSERT_TRUE(back.ok()) << back.status();
+    EXPECT_EQ(*back, m);
+  }
+  auto bad = ParseIntervalMethod("wald");
+  ASSERT_FALSE(bad.ok());
+  EXPECT_NE(bad.status().message().find("\"wald\""), std::string::npos) << bad.status();
+  IntervalOptions o;
+  o.level = 1.0;
+  auto level = ValidateIntervalOptions(o);
+  ASSERT_FALSE(level.ok());
+  EXPECT_NE(level.message().find("level = 1"), std::string::npos) << level;
+  o.level = 0.95;
+  o.method = IntervalMethod::kStudentized;
+  o.resamples = 10;
+  auto resamples = ValidateIntervalOptions(o);
+  ASSERT_FALSE(resamples.ok());
+  EXPECT_NE(resamples.message().find("resamples = 10"), std::string::npos) << resamples;
+  // The paired comparison refuses them; Estimate, which returns no status,
+  // gives an unbounded interval rather than crash.
+  std::vector<OpeTurn> t = {{0, 1.0, 0.5, true, 0, 0}, {1, 2.0, 0.5, true, 0, 0}};
+  auto d = EstimateDifference(t, t, o);
+  ASSERT_FALSE(d.ok());
+  EXPECT_NE(d.status().message().find("resamples = 10"), std::string::npos) << d.status();
+  o.resamples = 0;
+  EXPECT_TRUE(std::isinf(Estimate(t, o).dr.high));
+  o.method = IntervalMethod::kJackknife;  // resamples do not matter there
+  EXPECT_TRUE(ValidateIntervalOptions(o).ok());
 }
 
 TEST(Estimators, TurnsForHalfWidth) {

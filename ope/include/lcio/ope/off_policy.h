@@ -29,7 +29,7 @@ struct OpeOptions {
   // residuals (docs/ope.md).
   env::ResponseModelFamily direct_method = env::ResponseModelFamily::kTaskActionMeans;
   uint64_t seed = 1;
-  double z = 1.96;
+  IntervalOptions interval;  // how every interval is built (estimators.h)
 };
 
 struct TaskEstimates {
@@ -66,7 +66,7 @@ absl::StatusOr<OpeReport> EvaluateOffPolicy(const JoinedLog& log, env::Policy& c
                                             const env::Simulator* truth = nullptr);
 
 // candidate - baseline on the same log, paired turn by turn (estimators.h,
-// EstimateDifference): overall and per task, with 95% intervals clustered by
+// EstimateDifference): overall and per task, with intervals clustered by
 // conversation.
 struct TaskDifferences {
   std::string task;
@@ -82,7 +82,8 @@ struct PairedReport {
 // Both reports from EvaluateOffPolicy on `log` (the same options, so that
 // the cross-fitted direct method is the same); an error otherwise.
 absl::StatusOr<PairedReport> ComparePaired(const JoinedLog& log, const OpeReport& candidate,
-                                           const OpeReport& baseline, double z = 1.96);
+                                           const OpeReport& baseline,
+                                           const IntervalOptions& interval = {});
 
 // Traffic logged in the simulator by an exploring policy: each conversation
 // of `episodes` replayed `copies` times; at each turn, with probability
