@@ -53,6 +53,17 @@ cell=$tmp/policy/Jetson_TX2__Wired.json
 trained=$(jq -r '.worst_case[] | select(.name == "rc-ppo") | .reward' "$tmp/train.json")
 loaded=$(jq -r --arg m "$name" '.worst_case[] | select(.name == $m) | .reward' "$cell")
 [[ -n $trained && $trained == "$loaded" ]] || { echo "saved policies score $loaded, trained ones $trained"; exit 1; }
+# tools/grid_pool.sh: one folder gives eval_grid's own worst case and margin
+# over Greedy; a seed pooled with itself gives the same margins.
+bash tools/grid_pool.sh "$tmp/pool1" "$name" "$tmp/policy" 2> /dev/null
+bash tools/grid_pool.sh "$tmp/pool2" "$name" "$tmp/policy" "$tmp/policy" 2> /dev/null
+[[ $(wc -l < "$tmp/pool1.tsv") == 3 ]] || { echo "grid_pool: expected a header and 2 cells"; cat "$tmp/pool1.tsv"; exit 1; }
+pooled=$(awk -F'\t' 'NR > 1 { print $1, $2, $3, $7, $9, $11 }' "$tmp/pool1.tsv" | sort)
+own=$(join -t'|' <(awk -F'\t' -v m="$name" 'NR > 1 && $3 == m { print $1 " " $2 "|" $4 " " $6 " " $9 }' "$tmp/policy/worst_case.tsv" | sort) \
+  <(awk -F'\t' -v m="$name" 'NR > 1 && $3 == m { print $1 " " $2 "|" $5 }' "$tmp/policy/vs_greedy.tsv" | sort) | tr '|' ' ')
+[[ "$pooled" == "$own" ]] || { echo "grid_pool differs from eval_grid:"; echo "$pooled"; echo "$own"; exit 1; }
+cmp <(cut -f1-12 "$tmp/pool1.tsv") <(cut -f1-12 "$tmp/pool2.tsv") ||
+  { echo "a seed pooled with itself must give the same margins"; exit 1; }
 # Another budget into the same folder is refused (one OUT_DIR per budget).
 LCIO_BUILD_DIR=$build GRID_DEVICES="Jetson TX2" GRID_NETWORKS="Wired;4G" GRID_POLICY="$tmp/p/$name.pt" \
   bash tools/eval_grid.sh "$tmp/policy" --splits=2 --fixed=false --shield=on --latency_budget=8 \

@@ -1,0 +1,105 @@
+#!/usr/bin/env bash
+# One method's figures per cell of tools/eval_grid.sh folders, pooled over
+# training seeds (one folder per seed, every other argument the same): each
+# split's reward is averaged over the seeds, then the paired margins are taken
+# over the splits (docs/results.md, "Held-out scoring"). With one folder the
+# figures are that run's (worst_case.tsv, vs_greedy.tsv).
+#
+#   bash tools/grid_pool.sh PREFIX METHOD GRID_DIR [GRID_DIR...]
+#   e.g. bash tools/grid_pool.sh /tmp/pooled 'rc-ppo_split{split}' /tmp/grid_s1 /tmp/grid_s2
+#
+# Writes PREFIX.tsv, one row per cell: the worst case over the held-out
+# scorers (scorer, reward, % of that scorer's Oracle, best baseline there,
+# paired margin and standard error, verdict: ahead, tie or behind as in
+# docs/evaluation.md), the worst-case margin over Greedy (deciding with the
+# training-side model), METHOD's shield overrides and decisions (summed over
+# the seeds, under the scorer where they are the largest share), then per
+# scorer METHOD's reward, % of Oracle, the best baseline and its reward.
+# With gnuplot, PREFIX.png draws the margin over Greedy (devices x networks).
+set -euo pipefail
+if [[ $# -lt 3 ]]; then
+  echo "usage: bash tools/grid_pool.sh PREFIX METHOD GRID_DIR [GRID_DIR...]" >&2
+  exit 2
+fi
+prefix=$1 method=$2
+shift 2
+dirs=("$@")
+mapfile -t cells < <(cd "${dirs[0]}" && ls -- *__*.json)
+[[ ${#cells[@]} -gt 0 ]] || { echo "grid_pool: no cell JSON in ${dirs[0]}" >&2; exit 1; }
+# shellcheck disable=SC2016
+pool='def stats: (add / length) as $m
+    | {m: $m, se: (if length > 1 then ((map((. - $m) * (. - $m)) | add) / (length - 1) / length | sqrt) else 0 end)};
+  def paired($a; $b): [$a, $b] | transpose | map(.[0] - .[1]) | stats;
+  def verdict: if .m > 0 then "ahead" elif .m >= -.se then "tie" else "behind" end;
+  def pct($r; $o): if $o > 0 then 100 * $r / $o else 0 end;
+  . as $runs
+  | if ([$runs[] | .settings | del(.decision_makers)] | unique | length) != 1
+    then error("the folders were run with different settings") else . end
+  | ([$runs[0].worst_case[].name] - [$m]) as $baselines
+  | [range(0; $runs[0].scorers | length) as $i
+     | $runs[0].scorers[$i] as $s
+     | [$runs[] | .scorers[$i].methods[] | select(.shield and .name == $m)] as $own
+     | if ($own | length) != ($runs | length) then error("\($m) missing under \($s.scorer)") else . end
+     | ($own | map(.reward_by_split) | transpose | map(add / length)) as $pol
+     | [$s.methods[] | select(.shield)] as $rows
+     | ([$rows[] | select(.name as $n | $baselines | index($n))] | max_by(.reward)) as $best
+     | {scorer: $s.scorer, held_out: $s.held_out, reward: ($pol | add / length), best: $best,
+        oracle: ([$s.methods[] | select(.name == "Oracle")][0].reward // 0),
+        margin: paired($pol; $best.reward_by_split),
+        greedy: paired($pol; [$rows[] | select(.name == "Greedy")][0].reward_by_split),
+        overrides: ($own | map(.shield_overrides) | add), decisions: ($own | map(.decisions) | add)}]
+  | . as $per
+  | ([$per[] | select(.held_out)] | min_by(.margin.m)) as $w
+  | ([$per[] | select(.held_out)] | min_by(.greedy.m)) as $g
+  | ($per | max_by(if .decisions > 0 then .overrides / .decisions else 0 end)) as $o
+  | if $header then
+      ["device", "network", "worst_scorer", "reward", "percent_of_oracle", "best_baseline", "margin",
+       "margin_se", "verdict", "greedy_worst_scorer", "margin_vs_greedy", "margin_vs_greedy_se",
+       "shield_overrides", "decisions"]
+      + ($per | map(.scorer | ., "\(.)_percent_of_oracle", "\(.)_best_baseline", "\(.)_best_reward"))
+    else
+      [$runs[0].settings.device, $runs[0].settings.network, $w.scorer, $w.reward, pct($w.reward; $w.oracle),
+       $w.best.name, $w.margin.m, $w.margin.se, ($w.margin | verdict), $g.scorer, $g.greedy.m,
+       $g.greedy.se, $o.overrides, $o.decisions]
+      + ($per | map(.reward, pct(.reward; .oracle), .best.name, .best.reward))
+    end
+  | @tsv'
+tsv=$prefix.tsv
+for cell in "${cells[@]}"; do
+  files=()
+  for dir in "${dirs[@]}"; do
+    [[ -s "$dir/$cell" ]] || { echo "grid_pool: $dir/$cell missing" >&2; exit 1; }
+    files+=("$dir/$cell")
+  done
+  if [[ $cell == "${cells[0]}" ]]; then
+    jq -rs --arg m "$method" --argjson header true "$pool" "${files[@]}" >"$tsv"
+  fi
+  jq -rs --arg m "$method" --argjson header false "$pool" "${files[@]}" >>"$tsv"
+done
+if command -v gnuplot >/dev/null; then
+  # One row per device, one column per network, in the order of first appearance.
+  mapfile -t devices < <(awk -F'\t' 'NR > 1 && !seen[$1]++ { print $1 }' "$tsv")
+  mapfile -t networks < <(awk -F'\t' 'NR > 1 && !seen[$2]++ { print $2 }' "$tsv")
+  for device in "${devices[@]}"; do
+    row=()
+    for network in "${networks[@]}"; do
+      row+=("$(awk -F'\t' -v d="$device" -v n="$network" '$1 == d && $2 == n { printf "%.3f", $11 }' "$tsv")")
+    done
+    echo "${row[*]}"
+  done >"$prefix.dat"
+  ytics=$(i=0; for d in "${devices[@]}"; do printf '"%s" %d,' "$d" $((i++)); done)
+  xtics=$(i=0; for n in "${networks[@]}"; do printf '"%s" %d,' "$n" $((i++)); done)
+  budgets=$(jq -r '"\(.settings.latency_budget_s) s, \(.settings.money_budget_usd) USD"' "${dirs[0]}/${cells[0]}")
+  gnuplot <<GP
+set terminal pngcairo size 900,600
+set output "$prefix.png"
+set title "$method, ${#dirs[@]} training seed(s): worst-case margin over Greedy\n(held-out scorers, shield on, $budgets)"
+set xtics (${xtics%,})
+set ytics (${ytics%,})
+set cbrange [-0.6:0.6]
+set palette defined (-0.6 "#b2182b", 0 "#f7f7f7", 0.6 "#2166ac")
+unset key
+plot "$prefix.dat" matrix with image, "$prefix.dat" matrix using 1:2:(sprintf("%.2f", \$3)) with labels
+GP
+fi
+echo "grid_pool: $tsv" >&2
