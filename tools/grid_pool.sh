@@ -3,7 +3,10 @@
 # training seeds (one folder per seed, every other argument the same): each
 # split's reward is averaged over the seeds, then the paired margins are taken
 # over the splits (docs/results.md, "Held-out scoring"). With one folder the
-# figures are that run's (worst_case.tsv, vs_greedy.tsv).
+# figures are that run's (worst_case.tsv, vs_greedy.tsv). Baselines and the
+# Oracle come from the first folder (they do not depend on the training
+# seed; later folders may be run with --oracle=false, and where they have a
+# baseline it must be the same).
 #
 #   bash tools/grid_pool.sh PREFIX METHOD GRID_DIR [GRID_DIR...]
 #   e.g. bash tools/grid_pool.sh /tmp/pooled 'rc-ppo_split{split}' /tmp/grid_s1 /tmp/grid_s2
@@ -36,6 +39,13 @@ pool='def stats: (add / length) as $m
   | if ([$runs[] | .settings | del(.decision_makers)] | unique | length) != 1
     then error("the folders were run with different settings") else . end
   | ([$runs[0].worst_case[].name] - [$m]) as $baselines
+  # The baselines and bounds come from the first folder; a later folder may
+  # leave them out (e.g. --oracle=false) but must agree where it has them.
+  | if [range(0; $runs[0].scorers | length) as $i | $runs[0].scorers[$i].methods[] as $b
+         | select($b.name != $m) | $runs[1:][] | .scorers[$i].methods[]
+         | select(.name == $b.name and .shield == $b.shield and .reward_by_split != $b.reward_by_split)]
+       | length > 0
+    then error("a baseline differs between the folders: not the same splits") else . end
   | [range(0; $runs[0].scorers | length) as $i
      | $runs[0].scorers[$i] as $s
      | [$runs[] | .scorers[$i].methods[] | select(.shield and .name == $m)] as $own
