@@ -38,7 +38,9 @@ pool='def stats: (add / length) as $m
   . as $runs
   | if ([$runs[] | .settings | del(.decision_makers)] | unique | length) != 1
     then error("the folders were run with different settings") else . end
-  | ([$runs[0].worst_case[].name] - [$m]) as $baselines
+  # The baselines of docs/evaluation.md: Local, each fixed action, Greedy.
+  | ([$runs[0].scorers[0].methods[].name | select(. == "Local" or . == "Greedy" or startswith("Fixed "))]
+     - [$m] | unique) as $baselines
   # The baselines and bounds come from the first folder; a later folder may
   # leave them out (e.g. --oracle=false) but must agree where it has them.
   | if [range(0; $runs[0].scorers | length) as $i | $runs[0].scorers[$i].methods[] as $b
