@@ -113,7 +113,7 @@ if command -v gnuplot >/dev/null; then
   ytics=$(i=0; for d in "${devices[@]}"; do printf '"%s" %d,' "$d" $((i++)); done)
   xtics=$(i=0; for n in "${networks[@]}"; do printf '"%s" %d,' "$n" $((i++)); done)
   gnuplot <<GP
-set terminal pngcairo size 900,600
+set terminal pngcairo size 900,600 noenhanced
 set output "$out/margin.png"
 set title "$method: worst-case margin over Greedy (held-out scorers, shield on, $budgets)"
 set xtics (${xtics%,})

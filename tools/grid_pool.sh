@@ -54,7 +54,9 @@ pool='def stats: (add / length) as $m
      | if ($own | length) != ($runs | length) then error("\($m) missing under \($s.scorer)") else . end
      | ($own | map(.reward_by_split) | transpose | map(add / length)) as $pol
      | [$s.methods[] | select(.shield)] as $rows
-     | ([$rows[] | select(.name as $n | $baselines | index($n))] | max_by(.reward)) as $best
+     # The first baseline of highest reward, as env::WorstCase picks it.
+     | (reduce ($rows[] | select(.name as $n | $baselines | index($n))) as $r
+          (null; if . == null or $r.reward > .reward then $r else . end)) as $best
      | {scorer: $s.scorer, held_out: $s.held_out, reward: ($pol | add / length), best: $best,
         oracle: ([$s.methods[] | select(.name == "Oracle")][0].reward // 0),
         margin: paired($pol; $best.reward_by_split),
@@ -88,8 +90,18 @@ for cell in "${cells[@]}"; do
   fi
   jq -rs --arg m "$method" --argjson header false "$pool" "${files[@]}" >>"$tsv"
 done
+# Rows in the order of the built-in profiles (eval_grid.sh's), others after.
+order='Raspberry Pi-4B;Raspberry Pi-5;Jetson Nano;Jetson TX2;Jetson Xavier NX;Jetson Orin NX;Jetson AGX Orin;iPhone 15 Pro;Wired;WiFi;5G;4G'
+{
+  head -n 1 "$tsv"
+  tail -n +2 "$tsv" | awk -F'\t' -v order="$order" \
+    'BEGIN { n = split(order, o, ";"); for (i = 1; i <= n; i++) rank[o[i]] = i }
+     { printf "%03d\t%03d\t%s\n", ($1 in rank) ? rank[$1] : 99, ($2 in rank) ? rank[$2] : 99, $0 }' |
+    sort -t$'\t' -k1,1 -k2,2 -k3,3 -k4,4 | cut -f3-
+} >"$tsv.sorted"
+mv "$tsv.sorted" "$tsv"
 if command -v gnuplot >/dev/null; then
-  # One row per device, one column per network, in the order of first appearance.
+  # One row per device (the first on top), one column per network.
   mapfile -t devices < <(awk -F'\t' 'NR > 1 && !seen[$1]++ { print $1 }' "$tsv")
   mapfile -t networks < <(awk -F'\t' 'NR > 1 && !seen[$2]++ { print $2 }' "$tsv")
   for device in "${devices[@]}"; do
@@ -103,8 +115,9 @@ if command -v gnuplot >/dev/null; then
   xtics=$(i=0; for n in "${networks[@]}"; do printf '"%s" %d,' "$n" $((i++)); done)
   budgets=$(jq -r '"\(.settings.latency_budget_s) s, \(.settings.money_budget_usd) USD"' "${dirs[0]}/${cells[0]}")
   gnuplot <<GP
-set terminal pngcairo size 900,600
+set terminal pngcairo size 900,600 noenhanced
 set output "$prefix.png"
+set yrange [${#devices[@]}-0.5:-0.5]
 set title "$method, ${#dirs[@]} training seed(s): worst-case margin over Greedy\n(held-out scorers, shield on, $budgets)"
 set xtics (${xtics%,})
 set ytics (${ytics%,})
