@@ -4,6 +4,7 @@
 #include <cmath>
 #include <cstdio>
 #include <cstdlib>
+#include <filesystem>
 #include <fstream>
 #include <iostream>
 #include <memory>
@@ -16,11 +17,13 @@
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
 #include "absl/strings/str_join.h"
+#include "absl/strings/str_replace.h"
 #include "cli_common.h"
 #include "cli_help.h"
 #include "lcio/env/baselines.h"
 #include "lcio/env/evaluator.h"
 #include "lcio/env/task_rule.h"
+#include "nlohmann/json.hpp"
 #ifdef LCIO_WITH_POLICY
 #include "lcio/policy/artifact_io.h"
 #include "lcio/policy/artifact_policy.h"
@@ -47,7 +50,12 @@ ABSL_FLAG(std::string, train_config, "",
 ABSL_FLAG(std::vector<std::string>, policy, {},
           "policy artifacts to evaluate as they are, costed with the profiles they carry "
           "(--profiles on top) (note: an artifact trained on the whole data set has seen the "
-          "test episodes)");
+          "test episodes); a path with {split} is one artifact per split, {split} replaced by "
+          "the split seed (as --save_policies writes them): each must record that split's "
+          "training side, and its rows are then held out");
+ABSL_FLAG(std::string, save_policies, "",
+          "with --algos: write each split's trained policy to DIR/<algo>_split<seed>.pt, "
+          "recording the split it was trained on (for --policy=DIR/<algo>_split{split}.pt)");
 ABSL_FLAG(std::vector<std::string>, scorers,
           std::vector<std::string>({"in_sample", "held_out", "cross_fit", "task_action"}),
           "what scores the test episodes (docs/evaluation.md): in_sample (the training-side kNN "
@@ -96,7 +104,8 @@ struct Method {
   std::unique_ptr<env::Policy> policy;
   env::MethodRole role;
   // False for an artifact trained on the evaluated data set: it has seen the
-  // test episodes (artifacts record their data set, not their split).
+  // test episodes (unless it records this split's training side: --policy
+  // with {split}).
   bool held_out = true;
   // The Oracle: plans within the budgets, so it runs without the shield only,
   // and the table's "% of Oracle" refers to it.
@@ -113,7 +122,38 @@ struct EvalSettings {
   std::vector<policy::TrainOptions> training;  // one per --algos entry
 #endif
   std::vector<std::string> artifacts;  // --policy
+  std::string save_dir;                // --save_policies
+  std::string data_sha256;             // of the evaluated data set (artifacts' check)
 };
+
+// The placeholder of per-split artifact paths (--policy).
+constexpr char kSplitPlaceholder[] = "{split}";
+bool PerSplit(const std::string& path) { return path.find(kSplitPlaceholder) != std::string::npos; }
+
+// The seed of the i-th split (--split_seed, +1, ...), or an error when the
+// splits are not seeded (--train_ids).
+absl::StatusOr<uint64_t> SplitSeed(size_t i, const char* what) {
+  if (!absl::GetFlag(FLAGS_train_ids).empty() || !absl::GetFlag(FLAGS_test_ids).empty())
+    return absl::InvalidArgumentError(
+        absl::StrCat(what, " needs seeded splits (--split_seed), not --train_ids/--test_ids"));
+  return absl::GetFlag(FLAGS_split_seed) + i;
+}
+
+// `path` with {split} replaced by the i-th split's seed.
+absl::StatusOr<std::string> SplitPath(const std::string& path, size_t i) {
+  if (!PerSplit(path)) return path;
+  auto seed = SplitSeed(i, "--policy with {split}");
+  if (!seed.ok()) return seed.status();
+  return absl::StrReplaceAll(path, {{kSplitPlaceholder, absl::StrCat(*seed)}});
+}
+
+// The row name of per-split artifacts: the pattern's file name without ".pt"
+// (e.g. "rc-ppo_split{split}"), the same in every split.
+std::string PerSplitName(const std::string& path) {
+  std::string name = std::filesystem::path(path).filename().string();
+  if (name.size() > 3 && name.substr(name.size() - 3) == ".pt") name.resize(name.size() - 3);
+  return name.substr(0, 128);
+}
 
 #ifdef LCIO_WITH_POLICY
 // The training options of one --algos entry: the defaults, --train_config,
@@ -151,6 +191,12 @@ absl::StatusOr<EvalSettings> SettingsFromFlags() {
   settings.task_rule = absl::GetFlag(FLAGS_task_rule);
   settings.budget = cli::BudgetFromFlags();
   settings.artifacts = absl::GetFlag(FLAGS_policy);
+  settings.save_dir = absl::GetFlag(FLAGS_save_policies);
+  if (!settings.save_dir.empty()) {
+    if (absl::GetFlag(FLAGS_algos).empty())
+      return absl::InvalidArgumentError("--save_policies: needs --algos (what to train and save)");
+    if (auto seed = SplitSeed(0, "--save_policies"); !seed.ok()) return seed.status();
+  }
 #ifdef LCIO_WITH_POLICY
   for (const std::string& algo : absl::GetFlag(FLAGS_algos)) {
     auto options = TrainOptionsFor(algo);
@@ -169,7 +215,13 @@ absl::StatusOr<EvalSettings> SettingsFromFlags() {
 // other than 3 views, tables the built-in catalog lacks): evaluate with it,
 // --profiles on top. Artifacts with different catalogs need --profiles.
 absl::Status UseArtifactProfiles(env::SimulatorConfig* config) {
-  const std::vector<std::string> paths = absl::GetFlag(FLAGS_policy);
+  std::vector<std::string> paths;
+  for (const std::string& path : absl::GetFlag(FLAGS_policy))
+    for (int i = 0; i < (PerSplit(path) ? absl::GetFlag(FLAGS_splits) : 1); ++i) {
+      auto expanded = SplitPath(path, i);
+      if (!expanded.ok()) return expanded.status();
+      paths.push_back(*std::move(expanded));
+    }
   std::string profiles_json, first;
   for (const std::string& path : paths) {
     auto metadata = policy::ReadArtifactMetadata(path);
@@ -197,8 +249,9 @@ absl::Status UseArtifactProfiles(env::SimulatorConfig* config) {
 // One split's decision makers. Everything they consult is fitted on the
 // split's training side (`decision_model`); CheckDecisionModelHeldOut enforces it.
 absl::StatusOr<std::vector<Method>> MakeDecisionMakers(
-    const data::Dataset& dataset, const env::Split& split, const env::SimulatorConfig& config,
-    std::shared_ptr<const env::Simulator> decision_model, const EvalSettings& settings) {
+    const data::Dataset& dataset, const env::Split& split, size_t split_index,
+    const env::SimulatorConfig& config, std::shared_ptr<const env::Simulator> decision_model,
+    const EvalSettings& settings) {
   std::vector<Method> m;
   for (auto& p : env::MakeModelFreeBaselines(decision_model->actions(), settings.fixed_actions)) {
     // Cloud and Random draw at random: shown for reference, not a bar to clear.
@@ -222,6 +275,25 @@ absl::StatusOr<std::vector<Method>> MakeDecisionMakers(
   for (const policy::TrainOptions& options : settings.training) {
     auto trained = policy::Train(dataset, split.train, config, options);
     if (!trained.ok()) return trained.status();
+    if (!settings.save_dir.empty()) {
+      auto seed = SplitSeed(split_index, "--save_policies");
+      if (!seed.ok()) return seed.status();
+      policy::TrainingSplit recorded;
+      recorded.known = true;
+      recorded.seed = *seed;
+      recorded.test_ratio = absl::GetFlag(FLAGS_test_ratio);
+      recorded.num_episodes = static_cast<int>(dataset.episodes.size());
+      recorded.train_episodes = static_cast<int>(split.train.size());
+      recorded.train_episodes_sha256 = policy::TrainEpisodesSha256(split.train);
+      const std::string path = (std::filesystem::path(settings.save_dir) /
+                                absl::StrCat(options.algo, "_split", *seed, ".pt"))
+                                   .string();
+      if (auto s = policy::SaveTrainResult(dataset, split.train, config, options, *trained, path,
+                                           recorded);
+          !s.ok())
+        return s;
+      std::cerr << "lcio-eval: wrote " << path << "\n";
+    }
     auto encoder = env::ObservationEncoder::Create(trained->layout, trained->response_model);
     if (!encoder.ok()) return encoder.status();
     m.push_back({std::make_unique<policy::NetworkPolicy>(
@@ -229,18 +301,30 @@ absl::StatusOr<std::vector<Method>> MakeDecisionMakers(
                      std::move(trained->decision_model_episodes)),
                  env::MethodRole::kCandidate});
   }
-  for (const std::string& path : settings.artifacts) {
-    auto loaded = policy::ArtifactPolicy::Load(path, "cpu");
-    if (!loaded.ok()) return loaded.status();
-    if (auto s =
-            (*loaded)->CheckCompatible(dataset.num_views, static_cast<int>(dataset.tasks.size()));
+  for (const std::string& pattern : settings.artifacts) {
+    auto path = SplitPath(pattern, split_index);
+    if (!path.ok()) return path.status();
+    auto engine = policy::InferenceEngine::Load(*path, "cpu");
+    if (!engine.ok()) return engine.status();
+    const policy::ArtifactMetadata& metadata = (*engine)->metadata();
+    if (PerSplit(pattern)) {
+      // One artifact per split: it must record this split's training side.
+      if (auto s = policy::CheckTrainingSplit(metadata, settings.data_sha256,
+                                              *SplitSeed(split_index, "--policy"),
+                                              absl::GetFlag(FLAGS_test_ratio), split.train, *path);
+          !s.ok())
+        return s;
+    }
+    auto loaded = std::make_unique<policy::ArtifactPolicy>(
+        *std::move(engine), PerSplit(pattern) ? PerSplitName(pattern) : "");
+    if (auto s = loaded->CheckCompatible(dataset.num_views, static_cast<int>(dataset.tasks.size()));
         !s.ok())
       return s;
-    // An artifact records its data set but not its split: trained on this very
-    // data, it has seen the test episodes, and its rows are not held out.
-    const bool seen =
-        (*loaded)->engine().metadata().data_sha256 == data::Sha256Hex(data::ToM4A1Json(dataset));
-    m.push_back({std::move(*loaded), env::MethodRole::kCandidate, !seen});
+    // Trained on this very data set, an artifact has seen the test episodes
+    // and its rows are not held out, unless it was verified above to be
+    // trained on this split's training side.
+    const bool seen = !PerSplit(pattern) && metadata.data_sha256 == settings.data_sha256;
+    m.push_back({std::move(loaded), env::MethodRole::kCandidate, !seen});
   }
 #else
   (void)dataset, (void)config;
@@ -468,6 +552,15 @@ int main(int argc, char** argv) {
   const env::Budget budget = cli::BudgetFromFlags();
   auto settings = SettingsFromFlags();
   if (!settings.ok()) return Fail(settings.status());
+  if (!settings->artifacts.empty())
+    settings->data_sha256 = data::Sha256Hex(data::ToM4A1Json(*dataset));
+  if (!settings->save_dir.empty()) {
+    std::error_code error;
+    std::filesystem::create_directories(settings->save_dir, error);
+    if (error)
+      return Fail(absl::UnavailableError(absl::StrCat("--save_policies = \"", settings->save_dir,
+                                                      "\": cannot create it: ", error.message())));
+  }
 
   if (absl::GetFlag(FLAGS_model_validity)) return PrintModelValidity(*dataset, *splits, *config);
 
@@ -488,7 +581,8 @@ int main(int argc, char** argv) {
     // The decision model: fitted on the training side only.
     auto decision_model = env::Simulator::Create(*dataset, split.train, *config);
     if (!decision_model.ok()) return Fail(decision_model.status());
-    auto m = MakeDecisionMakers(*dataset, split, *config, *decision_model, *settings);
+    auto m = MakeDecisionMakers(*dataset, split, decision_makers.size(), *config, *decision_model,
+                                *settings);
     if (!m.ok()) return Fail(m.status());
     decision_makers.push_back(*std::move(m));
     for (ScorerRun& run : scorers) {
@@ -523,7 +617,13 @@ int main(int argc, char** argv) {
   // The headline: shielded rows when the shield was on.
   const std::vector<env::WorstCaseRow> worst =
       env::WorstCase(scored, /*shielded=*/shield_settings.back());
-  const std::string json = env::ToJson(scored, worst, cli::SettingsJson(*config, budget));
+  // The settings, plus whether each decision maker's rows are held out.
+  nlohmann::json settings_json = nlohmann::json::parse(cli::SettingsJson(*config, budget));
+  settings_json["decision_makers"] = nlohmann::json::array();
+  for (const Method& method : decision_makers.front())
+    settings_json["decision_makers"].push_back(
+        {{"name", method.policy->name()}, {"held_out", method.held_out}});
+  const std::string json = env::ToJson(scored, worst, settings_json.dump());
   if (format == "json") {
     std::cout << json << "\n";
   } else {
@@ -538,6 +638,11 @@ int main(int argc, char** argv) {
         std::cout << "\nNote: " << method.policy->name()
                   << " was trained on this data set (its data_sha256 matches) and has seen the "
                      "test episodes: its rows are not held out under any scorer.\n";
+    for (const std::string& pattern : settings->artifacts)
+      if (PerSplit(pattern))
+        std::cout << "\nNote: " << PerSplitName(pattern)
+                  << ": each split's artifact records that split's training side (checked): its "
+                     "rows are held out.\n";
     if (!worst.empty())
       std::cout << "\n## Worst case over the held-out scorers (" << absl::StrJoin(held_out, ", ")
                 << "), shield " << (shield_settings.back() ? "on" : "off")

@@ -6,15 +6,11 @@
 
 namespace lcio::policy {
 
-absl::StatusOr<TrainSummary> TrainPolicy(const data::Dataset& dataset,
-                                         const std::vector<int>& train_episodes,
-                                         const env::SimulatorConfig& config,
-                                         const TrainOptions& options,
-                                         const std::string& artifact_out_path) {
+absl::Status SaveTrainResult(const data::Dataset& dataset, const std::vector<int>& train_episodes,
+                             const env::SimulatorConfig& config, const TrainOptions& options,
+                             const TrainResult& result, const std::string& artifact_out_path,
+                             const TrainingSplit& training_split) {
   if (artifact_out_path.empty()) return absl::InvalidArgumentError("artifact path is empty");
-  auto run = RunTraining(dataset, train_episodes, config, options);
-  if (!run.ok()) return run.status();
-
   // The task classifier learns the training episodes' prompts only.
   std::vector<std::string> prompts;
   std::vector<int> labels;
@@ -28,7 +24,7 @@ absl::StatusOr<TrainSummary> TrainPolicy(const data::Dataset& dataset,
 
   ArtifactMetadata metadata;
   metadata.algo = options.algo;
-  metadata.layout = run->result.layout;
+  metadata.layout = result.layout;
   metadata.tasks = dataset.tasks;
   for (int v = 0; v < dataset.num_views; ++v)
     metadata.view_names.push_back(absl::StrCat("view", v));
@@ -37,16 +33,28 @@ absl::StatusOr<TrainSummary> TrainPolicy(const data::Dataset& dataset,
   metadata.network = config.network;
   metadata.weights = config.weights;
   metadata.reference_budget = options.budgets.fixed;
-  metadata.training_config_json = run->result.summary.config_json;
+  metadata.training_config_json = result.summary.config_json;
   // A hash of the canonical serialisation: the same episodes give the same
   // hash whatever the file's formatting.
   metadata.data_sha256 = data::Sha256Hex(data::ToM4A1Json(dataset));
-  metadata.evaluation_json = run->result.summary.evaluation_json;
+  metadata.evaluation_json = result.summary.evaluation_json;
   metadata.classifier_json = classifier->ToJson();
-  if (run->result.response_model)
-    metadata.response_model_json = run->result.response_model->ToJson();
+  if (result.response_model) metadata.response_model_json = result.response_model->ToJson();
+  metadata.training_split = training_split;
+  return SaveArtifact(artifact_out_path, result.network, std::move(metadata));
+}
 
-  if (auto s = SaveArtifact(artifact_out_path, run->result.network, std::move(metadata)); !s.ok())
+absl::StatusOr<TrainSummary> TrainPolicy(const data::Dataset& dataset,
+                                         const std::vector<int>& train_episodes,
+                                         const env::SimulatorConfig& config,
+                                         const TrainOptions& options,
+                                         const std::string& artifact_out_path) {
+  if (artifact_out_path.empty()) return absl::InvalidArgumentError("artifact path is empty");
+  auto run = RunTraining(dataset, train_episodes, config, options);
+  if (!run.ok()) return run.status();
+  if (auto s =
+          SaveTrainResult(dataset, train_episodes, config, options, run->result, artifact_out_path);
+      !s.ok())
     return s;
   return run->result.summary;
 }

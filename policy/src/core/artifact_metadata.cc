@@ -1,8 +1,11 @@
+#include <algorithm>
 #include <cmath>
 #include <regex>
 
 #include "absl/strings/str_cat.h"
+#include "absl/strings/str_join.h"
 #include "lcio/data/json_parse.h"
+#include "lcio/data/m4a1.h"
 #include "lcio/env/action_table.h"
 #include "lcio/env/response_estimator.h"
 #include "lcio/env/shield.h"
@@ -88,6 +91,12 @@ Json ToJsonValue(const ArtifactMetadata& m) {
       {"task_classifier", EmbedJson(m.classifier_json)},
   };
   if (!m.response_model_json.empty()) json["response_model"] = EmbedJson(m.response_model_json);
+  if (const TrainingSplit& t = m.training_split; t.known)
+    json["training_split"] = {{"seed", t.seed},
+                              {"test_ratio", t.test_ratio},
+                              {"num_episodes", t.num_episodes},
+                              {"train_episodes", t.train_episodes},
+                              {"train_episodes_sha256", t.train_episodes_sha256}};
   return json;
 }
 
@@ -215,6 +224,15 @@ absl::StatusOr<ArtifactMetadata> MetadataFromJson(const std::string& text,
     m.classifier_json = UnembedJson(json.at("task_classifier"));
     if (json.contains("response_model"))
       m.response_model_json = UnembedJson(json.at("response_model"));
+    if (json.contains("training_split")) {  // absent: an unknown split
+      const Json& t = json.at("training_split");
+      m.training_split.known = true;
+      m.training_split.seed = t.at("seed").get<uint64_t>();
+      m.training_split.test_ratio = t.at("test_ratio").get<double>();
+      m.training_split.num_episodes = t.at("num_episodes").get<int>();
+      m.training_split.train_episodes = t.at("train_episodes").get<int>();
+      m.training_split.train_episodes_sha256 = t.at("train_episodes_sha256").get<std::string>();
+    }
   } catch (const Json::exception& e) {
     return Fail(source, absl::StrCat("metadata field missing or of the wrong type: ", e.what()));
   }
@@ -299,11 +317,54 @@ absl::Status ValidateMetadata(const ArtifactMetadata& m, const std::string& sour
         {&m.training_config_json, "training_config"},
         {&m.evaluation_json, "evaluation"}})
     if (absl::Status s = CheckEmbedded(*text, field, source); !s.ok()) return s;
+  if (const TrainingSplit& t = m.training_split; t.known) {
+    if (!(t.test_ratio > 0 && t.test_ratio < 1))
+      return Fail(source, absl::StrCat("training_split.test_ratio = ", t.test_ratio,
+                                       ": must be in (0, 1)"));
+    if (t.num_episodes < 1 || t.train_episodes < 1 || t.train_episodes > t.num_episodes)
+      return Fail(source, absl::StrCat("training_split.train_episodes = ", t.train_episodes,
+                                       " of num_episodes = ", t.num_episodes,
+                                       ": must be in [1, num_episodes]"));
+    static const std::regex kSha256("[0-9a-f]{64}");
+    if (!std::regex_match(t.train_episodes_sha256, kSha256))
+      return Fail(source, absl::StrCat("training_split.train_episodes_sha256 = \"",
+                                       t.train_episodes_sha256.substr(0, 80),
+                                       "\": must be 64 lowercase hex digits"));
+  }
   if (m.classifier_json.empty()) return Fail(source, "task_classifier is missing");
   auto classifier = TaskClassifier::FromJson(m.classifier_json);
   if (!classifier.ok()) return Fail(source, std::string(classifier.status().message()));
   if (classifier->tasks() != m.tasks)
     return Fail(source, "task_classifier's tasks differ from the artifact's tasks");
+  return absl::OkStatus();
+}
+
+std::string TrainEpisodesSha256(std::vector<int> episodes) {
+  std::sort(episodes.begin(), episodes.end());
+  return data::Sha256Hex(absl::StrJoin(episodes, ","));
+}
+
+absl::Status CheckTrainingSplit(const ArtifactMetadata& metadata, const std::string& data_sha256,
+                                uint64_t seed, double test_ratio,
+                                const std::vector<int>& train_episodes, const std::string& source) {
+  const TrainingSplit& t = metadata.training_split;
+  const std::string expected =
+      absl::StrCat("the training side of split seed ", seed, " (test_ratio ", test_ratio, ", ",
+                   train_episodes.size(), " episodes)");
+  if (!t.known)
+    return absl::FailedPreconditionError(
+        absl::StrCat("artifact ", source, ": training_split is unknown (no training_split in ",
+                     "its metadata), expected ", expected));
+  if (metadata.data_sha256 != data_sha256)
+    return absl::FailedPreconditionError(absl::StrCat(
+        "artifact ", source, ": data_sha256 = ", metadata.data_sha256.substr(0, 64),
+        " but the evaluated data set's is ", data_sha256, ": trained on another data set"));
+  if (t.train_episodes_sha256 != TrainEpisodesSha256(train_episodes))
+    return absl::FailedPreconditionError(
+        absl::StrCat("artifact ", source, ": training_split is split seed ", t.seed,
+                     " (test_ratio ", t.test_ratio, ", ", t.train_episodes, " of ", t.num_episodes,
+                     " episodes, train_episodes_sha256 ", t.train_episodes_sha256,
+                     ") but expected ", expected, ": trained on other episodes"));
   return absl::OkStatus();
 }
 

@@ -15,6 +15,19 @@
 
 namespace lcio::policy {
 
+// The split whose training side trained an artifact's network (lcio-eval
+// --save_policies), so that an evaluation can check the artifact never saw
+// its test episodes. Artifacts without it (known = false) come from an
+// unknown split.
+struct TrainingSplit {
+  bool known = false;
+  uint64_t seed = 0;                  // env::RandomSplit's seed
+  double test_ratio = 0;              // env::RandomSplit's test_ratio
+  int num_episodes = 0;               // episodes in the data set
+  int train_episodes = 0;             // episodes on the training side
+  std::string train_episodes_sha256;  // TrainEpisodesSha256 of the training side
+};
+
 struct ArtifactMetadata {
   static constexpr int kFormatVersion = 1;
   int format_version = kFormatVersion;
@@ -41,7 +54,18 @@ struct ArtifactMetadata {
   // layer_sizes = {input (= layout.size()), hidden..., output (= num_actions)}.
   std::string activation;  // of the hidden layers: "tanh" or "relu"
   std::vector<int> layer_sizes;
+  TrainingSplit training_split;  // "training_split" in the JSON, only when known
 };
+
+// data::Sha256Hex of the sorted episode indices written as "i,j,k".
+std::string TrainEpisodesSha256(std::vector<int> episodes);
+// OK when `metadata` records that it was trained on exactly `train_episodes`
+// (the training side of the split of `seed` and `test_ratio`) of the data set
+// whose data_sha256 is `data_sha256`; FailedPrecondition naming `source`, the
+// recorded and the expected values otherwise (an unknown split included).
+absl::Status CheckTrainingSplit(const ArtifactMetadata& metadata, const std::string& data_sha256,
+                                uint64_t seed, double test_ratio,
+                                const std::vector<int>& train_episodes, const std::string& source);
 
 // Metadata <-> JSON (the archive's extra file kMetadataFile). The *_json string
 // fields are embedded as JSON values, so an artifact's metadata reads as one

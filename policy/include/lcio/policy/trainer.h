@@ -16,6 +16,7 @@
 #include "lcio/env/policy_interface.h"
 #include "lcio/env/simulator.h"
 #include "lcio/env/training_env.h"
+#include "lcio/policy/artifact.h"
 #include "lcio/policy/network.h"
 #include "lcio/policy/train_config.h"
 
@@ -151,6 +152,13 @@ absl::StatusOr<TrainSummary> TrainPolicy(const data::Dataset& dataset,
                                          const env::SimulatorConfig& config,
                                          const TrainOptions& options,
                                          const std::string& artifact_out_path);
+
+// Writes a training run's result as TrainPolicy does (same metadata), with
+// `training_split` recorded (lcio-eval --save_policies; unknown by default).
+absl::Status SaveTrainResult(const data::Dataset& dataset, const std::vector<int>& train_episodes,
+                             const env::SimulatorConfig& config, const TrainOptions& options,
+                             const TrainResult& result, const std::string& artifact_out_path,
+                             const TrainingSplit& training_split = {});
 
 // An env::Policy that scores through a trained network (argmax; fills the
 // scores so the shield can rank fallbacks). For evaluating in memory.
