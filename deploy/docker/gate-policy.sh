@@ -9,10 +9,12 @@
 #              Reports held out of training): under every held-out scorer, the candidate's mean
 #              reward (shield on) >= the serving policy's - LCIO_GATE_MARGIN;
 #   lcio-ope   on LCIO_GATE_JOINED (recent joined traffic, lcio-join), paired with the serving
-#              policy (--baseline): the upper end of the 95% interval of the doubly robust
-#              difference candidate - serving >= -LCIO_GATE_MARGIN (not significantly worse on the
-#              traffic the fleet serves). Both are estimated on the same conversations, so the
-#              interval is of their per-conversation difference, where the shared noise cancels.
+#              policy (--baseline): the doubly robust difference candidate - serving
+#              >= -LCIO_GATE_MARGIN (no worse on the traffic the fleet serves, the same reading
+#              as the lcio-eval check; its 95% interval goes into the report: with little
+#              exploration it is wide, and "not significantly worse" would let a clearly worse
+#              candidate through). Both are estimated on the same conversations, so the interval
+#              is of their per-conversation difference, where the shared noise cancels.
 # Writes REPORT_DIR/gate-report.md (the verdict and why) and the tools' JSON.
 # Exit 0: no worse (publish); 1: worse or no evidence (canary); 2: usage or a tool failed.
 #
@@ -87,14 +89,14 @@ if [[ -n "${LCIO_GATE_JOINED:-}" && -r "$LCIO_GATE_JOINED" ]]; then
     | [($d.estimate | n), ($d.low | n), ($d.high | n), ($c.overall.dr.estimate | n),
        ($s.overall.dr.estimate | n), $c.versus_baseline.overall.disagreements,
        $c.versus_baseline.overall.turns,
-       (if $d.high != null and $d.high >= -$m then "ok" else "worse" end)] | @tsv' \
+       (if $d.estimate != null and $d.estimate >= -$m then "ok" else "worse" end)] | @tsv' \
     "$dir/gate-ope.json")
   IFS=$'\t' read -r d lo hi c s differs turns v <<<"$line"
   ci() { printf '%+.3f [%+.3f, %+.3f]' "$1" "$2" "$3"; }
   note "## lcio-ope on $LCIO_GATE_JOINED (doubly robust, paired with the serving policy)"
   note
   note "DR difference candidate - serving, paired (95% CI clustered by conversation): $(ci "$d" "$lo" "$hi")"
-  note "gate: the upper end >= -margin ($margin): $v"
+  note "gate: the paired difference >= -margin ($margin): $v (the interval says how sure that is)"
   note
   note "$(printf 'candidate DR %.3f, serving DR %.3f; they choose differently on %s of %s turns' \
     "$c" "$s" "$differs" "$turns")"
