@@ -543,6 +543,13 @@ absl::Status Run() {
         "--format = \"", absl::GetFlag(FLAGS_format).substr(0, 64), "\": markdown or json"));
   if (!absl::GetFlag(FLAGS_validate) && absl::GetFlag(FLAGS_simulate_out).empty())
     return Evaluate();
+  // --simulate_out writes a log and estimates nothing: a baseline or
+  // candidates there would be silently ignored.
+  if (!absl::GetFlag(FLAGS_simulate_out).empty() &&
+      (!absl::GetFlag(FLAGS_baseline).empty() || !absl::GetFlag(FLAGS_candidates).empty()))
+    return absl::InvalidArgumentError(
+        "--simulate_out writes a simulated log and estimates nothing: --baseline and "
+        "--candidates apply to --log or --validate");
   auto data = cli::LoadDataset();
   if (!data.ok()) return data.status();
   if (!absl::GetFlag(FLAGS_simulate_out).empty()) return SimulateOut(*data);

@@ -223,6 +223,13 @@ TEST_F(OpeEndToEndTest, BadJoinedInputIsRefusedWithTheFieldAndTheRule) {
   auto [join_status, join_out] = Run({LCIO_JOIN_BIN, "--decisions=" + dir_.File("none.log"),
                                       "--reports=" + dir_.File("none.log"), "--out=x"});
   EXPECT_EQ(join_status, 2) << stderr_;
+  // A simulated log estimates nothing: a baseline there is refused, not ignored.
+  auto [sim_status, sim_out] =
+      Run({LCIO_OPE_BIN, "--simulate_out=" + dir_.File("sim2.json"), "--baseline=local"});
+  EXPECT_EQ(sim_status, 2);
+  EXPECT_NE(stderr_.find("--baseline and --candidates apply to --log or --validate"),
+            std::string::npos)
+      << stderr_;
 }
 
 TEST_F(OpeEndToEndTest, CalibrationMeetsTheTargetOnHeldOutTraffic) {
