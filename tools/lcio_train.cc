@@ -243,11 +243,14 @@ void PrintProgress(const policy::TrainProgress& p, bool bar) {
   std::string multipliers;
   if (!p.multipliers.empty())
     multipliers = absl::StrFormat(" lambda %.3f/%.3f", p.multipliers[0], p.multipliers[1]);
+  const std::string shielded =
+      p.shield_in_training ? absl::StrFormat(" shielded %.1f%%", 100 * p.share_shield_overrides)
+                           : "";
   const std::string stats = absl::StrFormat(
-      "%lld/%lld steps %.0f steps/s reward %.3f cost %.3f/%.3f over %.0f%%%s ETA %s",
+      "%lld/%lld steps %.0f steps/s reward %.3f cost %.3f/%.3f over %.0f%%%s%s ETA %s",
       static_cast<long long>(p.steps), static_cast<long long>(p.total_steps), rate,
       p.mean_episode_reward, p.mean_episode_cost_latency, p.mean_episode_cost_money,
-      100 * p.share_over_budget, multipliers, FormatSeconds(eta));
+      100 * p.share_over_budget, shielded, multipliers, FormatSeconds(eta));
   if (bar) {
     const int width = 24, filled = static_cast<int>(fraction * width);
     std::cerr << "\r[" << std::string(filled, '#') << std::string(width - filled, '-') << "] "
@@ -335,6 +338,8 @@ int main(int argc, char** argv) {
       static_cast<long long>(summary->episodes), static_cast<long long>(summary->gradient_steps),
       summary->seconds, summary->device, summary->mean_episode_reward,
       100 * summary->share_over_budget);
+  if (summary->shield_in_training)
+    std::cout << absl::StrFormat(", turns shielded %.1f%%", 100 * summary->share_shield_overrides);
   if (!summary->multipliers.empty())
     std::cout << absl::StrFormat(", multipliers %.3f (latency) %.3f (money)",
                                  summary->multipliers[0], summary->multipliers[1]);

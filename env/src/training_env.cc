@@ -4,6 +4,7 @@
 #include <cmath>
 
 #include "absl/strings/str_cat.h"
+#include "lcio/env/shield.h"
 #include "lcio/env/split.h"
 
 namespace lcio::env {
@@ -184,15 +185,27 @@ void TrainingEnv::ResetTo(int episode_index, const Budget& budget, int profile) 
   // scorer's kNN cache serves them all.
   const Simulator& sim = by_profile_.empty() ? *simulators_[current_scorer_]
                                              : *by_profile_[current_profile_][current_scorer_];
+  current_simulator_ = &sim;
   run_.emplace(sim, dataset_->episodes[episode_index], budget_, caches_[current_scorer_].get());
 }
 
-StepResult TrainingEnv::Step(int action) {
+StepResult TrainingEnv::Step(int action, const float* scores) {
   StepResult r;
+  if (shield_penalty_ > 0) {
+    const int n = current_simulator_->actions().size();
+    if (scores != nullptr) ranking_.assign(scores, scores + n);
+    const DecisionContext& c = run_->context();
+    const ShieldDecision d =
+        Shield(current_simulator_->costs(), action, scores != nullptr ? &ranking_ : nullptr,
+               c.remaining_latency_s, c.remaining_money_usd);
+    r.shield_overridden = d.overridden;
+    action = d.action;
+  }
+  r.action = action;
   const double excess_l0 = std::max(0.0, run_->spent_time_s() - budget_.latency_s);
   const double excess_m0 = std::max(0.0, run_->spent_money_usd() - budget_.money_usd);
   r.outcome = run_->Step(action);
-  r.reward = r.outcome.reward;
+  r.reward = r.outcome.reward - (r.shield_overridden ? shield_penalty_ : 0.0);
   r.excess_latency_s = std::max(0.0, run_->spent_time_s() - budget_.latency_s) - excess_l0;
   r.excess_money_usd = std::max(0.0, run_->spent_money_usd() - budget_.money_usd) - excess_m0;
   r.crossed_latency_budget = excess_l0 == 0 && r.excess_latency_s > 0;

@@ -73,7 +73,7 @@ void CollectRollout(AlgoContext& context, ActorCritic& net, int n_steps, double 
     float log_prob;
     const int action =
         SampleCategorical(logits.data(), num_actions, env::UniformUnit(context.rng()), &log_prob);
-    const env::StepResult result = env.Step(action);
+    const env::StepResult result = env.Step(action, logits.data());  // ranks a shield's pick
     signal[0] = static_cast<float>(result.reward);
     if (signals > 1) context.StepCosts(result, signal.data() + 1);
     buffer->Add(obs.data(), action, log_prob, signal.data(), value.data(), result.done);

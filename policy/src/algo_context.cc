@@ -25,6 +25,7 @@ AlgoContext::AlgoContext(env::TrainingEnv& env, bool constrained, const TrainOpt
       multipliers_.emplace_back(o);
     }
     violation_cost_ = c.violation_cost;
+    env_.set_shield_penalty(c.shield_penalty);
   }
 }
 
@@ -44,6 +45,7 @@ void AlgoContext::Record(const env::StepResult& result) {
   StepCosts(result, costs);
   episode_reward_ += result.reward;
   ++episode_turns_;
+  if (result.shield_overridden) ++episode_overrides_;
   for (int c = 0; c < kNumCosts; ++c) episode_cost_[c] += costs[c];
   if (result.excess_latency_s > 0 || result.excess_money_usd > 0) episode_over_ = true;
   if (result.done) {
@@ -51,8 +53,11 @@ void AlgoContext::Record(const env::StepResult& result) {
     episode_rewards_.push_back(episode_reward_ / std::max(1, episode_turns_));
     episode_costs_.push_back({episode_cost_[0], episode_cost_[1]});
     episode_over_budget_.push_back(episode_over_ ? 1 : 0);
+    episode_override_share_.push_back(static_cast<double>(episode_overrides_) /
+                                      std::max(1, episode_turns_));
     episode_reward_ = 0;
     episode_turns_ = 0;
+    episode_overrides_ = 0;
     episode_cost_[0] = episode_cost_[1] = 0;
     episode_over_ = false;
     env_.Reset();
@@ -90,8 +95,10 @@ void AlgoContext::Report(bool final) {
       p.mean_episode_cost_latency += episode_costs_[e][0] / n;
       p.mean_episode_cost_money += episode_costs_[e][1] / n;
       p.share_over_budget += static_cast<double>(episode_over_budget_[e]) / n;
+      p.share_shield_overrides += episode_override_share_[e] / n;
     }
   }
+  p.shield_in_training = env_.shield_penalty() > 0;
   if (constrained_)
     for (const auto& m : multipliers_) p.multipliers.push_back(m.value());
   report_window_start_ = episode_rewards_.size();
@@ -113,7 +120,9 @@ TrainSummary AlgoContext::Finish() {
     s.mean_episode_cost_latency += episode_costs_[e][0] / n;
     s.mean_episode_cost_money += episode_costs_[e][1] / n;
     s.share_over_budget += static_cast<double>(episode_over_budget_[e]) / n;
+    s.share_shield_overrides += episode_override_share_[e] / n;
   }
+  s.shield_in_training = env_.shield_penalty() > 0;
   if (constrained_)
     for (const auto& m : multipliers_) s.multipliers.push_back(m.value());
   if (options_.on_progress) Report(true);  // over the last 10% of episodes

@@ -92,6 +92,8 @@ Network TrainDqn(AlgoContext& context) {
       q_net.Forward(obs.data(), 1, q.data());
       action = ArgmaxCombined(q.data(), num_actions, num_costs, lambdas);
     }
+    // With shield_penalty the shield's replacement is the cheapest fitting action: the
+    // proposal, not the replacement, is what the replay buffer learns about.
     const env::StepResult result = env.Step(action);
     std::copy(obs.begin(), obs.end(), obs_buf.begin() + cursor * obs_size);
     if (!result.done)

@@ -318,6 +318,64 @@ TEST(TrainingEnvTest, AgentHistoryBudgetsAndCostSignals) {
   EXPECT_GT(env->cache().hits(), env->cache().misses());
 }
 
+TEST(TrainingEnvTest, ShieldInTrainingReplacesWhatDoesNotFitAndChargesThePenalty) {
+  const data::Dataset& d = lcio::testing::EmbeddedDataset();
+  auto split = RandomSplit(static_cast<int>(d.episodes.size()), 1, 0.2);
+  auto sim = Simulator::Create(d, split->train, SimulatorConfig{});
+  ASSERT_TRUE(sim.ok());
+  BudgetDistribution budgets;
+  budgets.kind = BudgetDistribution::Kind::kUniform;
+  auto env = TrainingEnv::Create(*sim, d, split->train, (*sim)->DefaultLayout(), budgets, 5);
+  ASSERT_TRUE(env.ok()) << env.status();
+  // Off by default: the proposal is taken even where it breaks the budget.
+  int over_without = 0;
+  for (int step = 0; step < 500; ++step) {
+    const StepResult r = env->Step(8);
+    EXPECT_EQ(r.action, 8);
+    EXPECT_FALSE(r.shield_overridden);
+    if (r.done) {
+      over_without += env->run().spent_money_usd() > env->budget().money_usd ||
+                      env->run().spent_time_s() > env->budget().latency_s;
+      env->Reset();
+    }
+  }
+  ASSERT_GT(over_without, 0);
+
+  const double penalty = 0.25;
+  env->set_shield_penalty(penalty);
+  env->Reset();
+  const CostModel& costs = (*sim)->costs();
+  // Scores that rank action 1 first and the proposal last: the replacement
+  // must be the best-ranked action that fits, not the cheapest.
+  std::vector<float> scores(costs.num_actions());
+  for (int a = 0; a < costs.num_actions(); ++a) scores[a] = a == 1 ? 10.0f : -static_cast<float>(a);
+  const std::vector<double> ranking(scores.begin(), scores.end());
+  int overridden = 0, taken = 0, episodes = 0;
+  for (int step = 0; step < 2000; ++step) {
+    const DecisionContext c = env->run().context();
+    const ShieldDecision expected =
+        Shield(costs, 8, &ranking, c.remaining_latency_s, c.remaining_money_usd);
+    const double spent_before = env->run().spent_time_s();
+    const StepResult r = env->Step(8, scores.data());
+    EXPECT_EQ(r.action, expected.action);
+    EXPECT_EQ(r.shield_overridden, expected.overridden);
+    EXPECT_NEAR(env->run().spent_time_s() - spent_before, r.outcome.time_s, 1e-9);
+    EXPECT_EQ(r.outcome.time_s, costs.time_s(expected.action));
+    EXPECT_DOUBLE_EQ(r.reward, r.outcome.reward - (expected.overridden ? penalty : 0.0));
+    overridden += r.shield_overridden;
+    taken += !r.shield_overridden;
+    if (r.done) {
+      // Nothing fits only when even the cheapest action breaks the budget.
+      EXPECT_LE(env->run().spent_money_usd(), env->budget().money_usd + 1e-12);
+      ++episodes;
+      env->Reset();
+    }
+  }
+  EXPECT_GT(episodes, 300);
+  EXPECT_GT(overridden, 100);
+  EXPECT_GT(taken, 100);
+}
+
 TEST(TrainingEnvTest, CrossFittingScoresAnEpisodeWithTheKnnThatHasNotSeenIt) {
   const data::Dataset& d = lcio::testing::EmbeddedDataset();
   auto split = RandomSplit(static_cast<int>(d.episodes.size()), 1, 0.2);
@@ -633,6 +691,31 @@ TEST(TrainingEnvTest, ProfilesAreDrawnPerEpisodeAndCostTheEpisode) {
     ASSERT_EQ(r.outcome.money_usd, costs.money_usd(8));
   }
   EXPECT_GT(seen.size(), 25u);
+  // The shield in training judges with the episode's own profile: at 8 s /
+  // 0.01 USD an upload fits on WiFi and not on 4G.
+  BudgetDistribution tight;
+  tight.fixed = Budget{8.0, 0.01};
+  auto shielded =
+      TrainingEnv::Create({*sim}, dataset, split.train, std::vector<int>(split.train.size(), 0),
+                          layout, tight, 7, profiles);
+  ASSERT_TRUE(shielded.ok()) << shielded.status();
+  shielded->set_shield_penalty(1.0);
+  std::set<bool> verdicts_for_action_2;
+  for (int i = 0; i < 200; ++i) {
+    shielded->Reset();
+    const ProfilePair& p = profiles[shielded->profile()];
+    const CostModel costs =
+        CostModel::Create((*sim)->config().catalog, p.device, p.network, (*sim)->actions()).value();
+    const DecisionContext& c = shielded->run().context();
+    const ShieldDecision expected =
+        Shield(costs, 2, nullptr, c.remaining_latency_s, c.remaining_money_usd);
+    const StepResult r = shielded->Step(2);
+    ASSERT_EQ(r.action, expected.action) << p.device << " / " << p.network;
+    ASSERT_EQ(r.shield_overridden, expected.overridden);
+    ASSERT_EQ(r.outcome.time_s, costs.time_s(expected.action));
+    verdicts_for_action_2.insert(r.shield_overridden);
+  }
+  EXPECT_EQ(verdicts_for_action_2.size(), 2u);  // some profiles fit it, some do not
   // An unknown pair is refused, naming it.
   auto unknown =
       TrainingEnv::Create({*sim}, dataset, split.train, std::vector<int>(split.train.size(), 0),

@@ -21,9 +21,10 @@ TEST(OptionTables, DefaultsAreTheRecordedOnes) {
   EXPECT_EQ(*DefaultHyperparameters("ppo"), ppo);
   auto rc_dqn = DefaultHyperparameters("rc-dqn");
   ASSERT_TRUE(rc_dqn.ok());
-  EXPECT_EQ(rc_dqn->size(), 16u + 9u);
+  EXPECT_EQ(rc_dqn->size(), 16u + 10u);
   EXPECT_EQ(rc_dqn->at("buffer_size"), 1e6);
   EXPECT_EQ(rc_dqn->at("violation_cost"), 0);
+  EXPECT_EQ(rc_dqn->at("shield_penalty"), 0);
   EXPECT_EQ(DefaultHyperparameters("a2c")->at("normalize_advantage"), 0);
   EXPECT_EQ(DefaultHyperparameters("sac").status().code(), absl::StatusCode::kInvalidArgument);
   const TrainOptions options;

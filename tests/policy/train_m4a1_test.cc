@@ -127,6 +127,48 @@ TEST(Constraint, RcPpoEpisodeCostFallsBelowTheLimitWherePpoDoesNot) {
   std::cout << "episode cost: ppo " << costs[0] << ", rc-ppo " << costs[1] << "\n";
 }
 
+// The shield in training (shield_penalty): the trainer steps what the shield
+// lets through and charges each replaced proposal, so the trained policy
+// proposes what fits; without it the same run leans on the shield. Budgets
+// drawn from the mixture around 30 s / 0.05 USD, where tight ones are rare,
+// asked at 8 s / 0.01 USD on WiFi: uploads are fast there and money binds.
+TEST(ShieldPenalty, TrainedPoliciesProposeWhatFits) {
+  env::SimulatorConfig config;
+  config.network = "WiFi";
+  auto simulator = env::Simulator::Create(testing::EmbeddedDataset(), SplitOne().train, config);
+  ASSERT_TRUE(simulator.ok());
+  const env::Budget budget{8.0, 0.01};
+  // Over three training seeds: one short run can land either way at a small
+  // penalty; a penalty worth about two turns' reward holds at each seed.
+  int overrides[2] = {0, 0};
+  for (uint64_t seed : {1, 2, 3}) {
+    for (int penalised = 0; penalised < 2; ++penalised) {
+      TrainOptions options = ShortRun("rc-ppo", seed);
+      options.fit_aware = true;
+      options.budgets = env::BudgetDistribution();
+      options.budgets.kind = env::BudgetDistribution::Kind::kMixture;
+      options.budgets.fixed = env::Budget{30, 0.05};
+      if (penalised) options.lagrange.shield_penalty = 2.0;
+      auto result = Train(testing::EmbeddedDataset(), SplitOne().train, config, options);
+      ASSERT_TRUE(result.ok()) << result.status();
+      EXPECT_EQ(result->summary.shield_in_training, penalised == 1);
+      // The shield acts in training, so the penalised run saw replacements.
+      if (penalised) EXPECT_GT(result->summary.share_shield_overrides, 0.0);
+      auto encoder = env::ObservationEncoder::Create(result->layout);
+      ASSERT_TRUE(encoder.ok());
+      NetworkPolicy policy("trained", result->network, *encoder);
+      const env::PolicyResult r = env::EvaluatePolicy(**simulator, testing::EmbeddedDataset(),
+                                                      SplitOne().train, policy, {budget, true, 1});
+      overrides[penalised] += r.shield_overrides;
+      EXPECT_EQ(r.share_over_latency + r.share_over_money, 0.0);
+    }
+  }
+  std::cout << "shield overrides at 8 s / 0.01 USD, seeds 1-3: without the penalty " << overrides[0]
+            << ", with it " << overrides[1] << "\n";
+  EXPECT_GT(overrides[0], 30);
+  EXPECT_LT(overrides[1], overrides[0] / 4);
+}
+
 class Determinism : public ::testing::TestWithParam<std::string> {};
 
 TEST_P(Determinism, SameSeedSameNetworkOtherSeedOtherNetwork) {

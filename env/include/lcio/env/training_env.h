@@ -45,6 +45,10 @@ struct StepResult {
   bool crossed_money_budget = false;
   double latency_fraction = 0;
   double money_fraction = 0;
+  // The action the episode took: the proposal, or the budget shield's
+  // replacement when the shield acts in training (set_shield_penalty).
+  int action = 0;
+  bool shield_overridden = false;
 };
 
 class TrainingEnv {
@@ -82,7 +86,18 @@ class TrainingEnv {
   void Observe(float* out) const {
     encoder_.Encode(run_->context(), out, caches_[current_scorer_].get());
   }
-  StepResult Step(int action);
+  // Takes `action`, or with the shield in training the budget shield's
+  // replacement for it (ranked by `scores`, one per action, as the server
+  // ranks by the policy's scores; null: the cheapest fitting action).
+  StepResult Step(int action, const float* scores = nullptr);
+  // penalty > 0: the budget shield acts in training as it does in serving,
+  // replacing a proposal that does not fit the remaining budgets (with the
+  // reserve of kDefaultReserveTurns), and each replaced proposal costs
+  // `penalty` reward, so that the policy learns to propose what fits instead
+  // of leaning on the shield where training rarely draws tight budgets.
+  // 0 (default): proposals are taken as they are.
+  void set_shield_penalty(double penalty) { shield_penalty_ = penalty; }
+  double shield_penalty() const { return shield_penalty_; }
 
   const EpisodeRun& run() const { return *run_; }
   const Budget& budget() const { return budget_; }
@@ -108,6 +123,9 @@ class TrainingEnv {
   std::mt19937_64 rng_;
   std::vector<std::unique_ptr<CachedEstimator>> caches_;  // one per simulator
   Budget budget_;
+  const Simulator* current_simulator_ = nullptr;
+  double shield_penalty_ = 0;
+  std::vector<double> ranking_;  // Step's scratch
   std::optional<EpisodeRun> run_;
 };
 

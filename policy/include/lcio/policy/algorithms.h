@@ -64,13 +64,14 @@ class AlgoContext {
 
   int64_t steps_ = 0, episodes_ = 0, gradient_steps_ = 0;
   double episode_reward_ = 0, episode_cost_[kNumCosts] = {0, 0};
-  int episode_turns_ = 0;
+  int episode_turns_ = 0, episode_overrides_ = 0;
   bool episode_over_ = false;
   // All finished episodes (for the summary) and the windows since the last
   // multiplier update and the last report.
   std::vector<double> episode_rewards_;
   std::vector<std::array<double, kNumCosts>> episode_costs_;
   std::vector<uint8_t> episode_over_budget_;
+  std::vector<double> episode_override_share_;  // turns whose proposal the shield replaced
   size_t lagrange_window_start_ = 0, report_window_start_ = 0;
   int64_t last_report_step_ = 0;
 };

@@ -83,7 +83,10 @@ inline constexpr double kMaxCount = 1e9;
   X(double, lagrange_init, 0, 0, kNoLimit, "initial multiplier")                                  \
   X(double, lagrange_max, 100, 0, kNoLimit, "largest multiplier")                                 \
   X(int64_t, lagrange_interval, 1024, 1, kMaxCount, "steps between multiplier updates")           \
-  X(double, violation_cost, 0, 0, kNoLimit, "extra cost on the step that first breaks a budget")
+  X(double, violation_cost, 0, 0, kNoLimit, "extra cost on the step that first breaks a budget")  \
+  X(double, shield_penalty, 0, 0, kNoLimit,                                                       \
+    "> 0: the budget shield replaces proposals that do not fit, as in serving, and each "         \
+    "replaced proposal costs this much reward; 0: proposals are taken as they are")
 
 // What the policy observes (env::ObservationLayout); all of the first three
 // false gives the reference layout.

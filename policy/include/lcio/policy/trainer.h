@@ -30,7 +30,11 @@ struct TrainProgress {
   double mean_episode_reward = 0;        // mean turn reward per episode, as the evaluator's
   double mean_episode_cost_latency = 0;  // constraint cost per episode (see docs/training.md)
   double mean_episode_cost_money = 0;
-  double share_over_budget = 0;     // episodes over either budget
+  double share_over_budget = 0;  // episodes over either budget
+  // With the shield in training (LagrangeConfig::shield_penalty > 0): the
+  // share of each episode's turns whose proposal it replaced, averaged.
+  bool shield_in_training = false;
+  double share_shield_overrides = 0;
   std::vector<double> multipliers;  // [latency, money]; empty for unconstrained algorithms
 };
 
@@ -89,9 +93,11 @@ struct TrainSummary {
   double mean_episode_reward = 0;  // over the last 10% of training episodes
   double mean_episode_cost_latency = 0, mean_episode_cost_money = 0;
   double share_over_budget = 0;
-  std::vector<double> multipliers;  // final [latency, money]; empty when unconstrained
-  std::string device;               // resolved device
-  std::string config_json;          // every hyperparameter and option
+  bool shield_in_training = false;    // LagrangeConfig::shield_penalty > 0
+  double share_shield_overrides = 0;  // as in TrainProgress, over the last 10% of episodes
+  std::vector<double> multipliers;    // final [latency, money]; empty when unconstrained
+  std::string device;                 // resolved device
+  std::string config_json;            // every hyperparameter and option
   // Present when TrainOptions::evaluation_episodes was not empty.
   bool evaluated = false;
   EvaluationFigures evaluation, evaluation_shielded;
