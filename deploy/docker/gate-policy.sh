@@ -18,7 +18,8 @@
 # Writes REPORT_DIR/gate-report.md (the verdict and why) and the tools' JSON.
 # Exit 0: no worse (publish); 1: worse or no evidence (canary); 2: usage or a tool failed.
 #
-#   LCIO_EVAL_BIN (lcio-eval), LCIO_OPE_BIN (lcio-ope), LCIO_GATE_MARGIN (0),
+#   LCIO_EVAL_BIN (lcio-eval), LCIO_OPE_BIN (lcio-ope), LCIO_GATE_MARGIN (0; negative: the
+#   candidate must be better by that much),
 #   LCIO_GATE_SPLITS (5): lcio-eval splits of LCIO_GATE_DATA
 set -euo pipefail
 

@@ -30,14 +30,19 @@ retrain() {  # extra VAR=value settings; a short run of the shipped configuratio
     { cat "$work/run$1.log"; fail "entrypoint-train.sh failed (run $1)"; }
 }
 
-# 1. A short-trained candidate against the shipped policy: worse, so canary; stable untouched.
-retrain 1 LCIO_GATE_DATA="$work/traffic.json" LCIO_GATE_JOINED="$work/traffic.json"
+# 1. A candidate that does not clear the gate: canary; stable untouched. A short-trained candidate
+# is not reliably worse than the shipped policy under held-out scoring (docs/results.md: the shipped
+# policy trails Local there), so the bar is raised instead: LCIO_GATE_MARGIN=-0.5 asks for a gain of
+# 0.5 reward under every held-out scorer, more than the clairvoyant bound leaves on this traffic
+# (at most about 0.4 over the serving policy).
+retrain 1 LCIO_GATE_DATA="$work/traffic.json" LCIO_GATE_JOINED="$work/traffic.json" \
+  LCIO_GATE_MARGIN=-0.5
 grep -q -- "--config=$src/policy/default_train_config.json" "$work/run1.log" ||
   { cat "$work/run1.log"; fail "the retrain did not use the shipped training configuration"; }
 grep -q -- "--response_model=pessimistic" "$work/run1.log" ||
   { cat "$work/run1.log"; fail "the retrain did not use the shipped decision model (pessimistic)"; }
 [[ "$(sha256sum <"$store/stable/policy.pt")" == "$serving_sha" ]] ||
-  { cat "$work/run1.log"; fail "a candidate worse than the serving policy was published"; }
+  { cat "$work/run1.log"; fail "a candidate that did not clear the gate was published"; }
 [[ -s "$store/canary/policy.pt" ]] || fail "the candidate is not on the canary track"
 grep -q "verdict: canary" "$store/canary/gate-report.md" || fail "no gate report with the canary"
 grep -q "lcio-eval on" "$store/canary/gate-report.md" || fail "the report lacks lcio-eval's figures"
@@ -62,7 +67,7 @@ gate_eval=$(find "$work/w1" -name gate-eval.json | head -1)
 [[ -s "$gate_eval" ]] || fail "no gate-eval.json under $work/w1"
 jq -e --arg v "$serving_version" '[.scorers[].methods[].name] | index($v) != null' "$gate_eval" \
   >/dev/null || fail "the gate's lcio-eval did not score the serving policy $serving_version"
-echo "worse candidate: canary, with its report"
+echo "candidate short of the gate: canary, with its report"
 
 # 2. No evidence (no held-out data, no joined traffic): canary, never stable.
 rm -rf "$store/canary"

@@ -101,7 +101,10 @@ TEST_F(FleetControlEndToEndTest, PiMovesTheCloudShareToTheTarget) {
                            "--fleet_control_every=100", "--fleet_window=1000",
                            "--decision_log=" + decision_log}))
       << ReadFile(dir_.File("server.stderr"));
-  Load(3000);  // the controller starts at s = 1, far from the target, and settles
+  // The controller starts at s = 1, far from the target, and settles: the
+  // shipped policy still answers about 35% of turns in the cloud at s = 0.02,
+  // so ln s has a long way to go (settled after about 60 of these 70 updates).
+  Load(7000);
   const auto settled = Scrape();
   Load(5000);
   const auto after = Scrape();
@@ -110,7 +113,7 @@ TEST_F(FleetControlEndToEndTest, PiMovesTheCloudShareToTheTarget) {
   EXPECT_NEAR(Metric(after, "lcio_fleet_achieved_cloud_share_ratio"), kTargetShare, 0.04);
   const double scale = Metric(after, "lcio_fleet_budget_scale_ratio");
   EXPECT_LT(scale, 0.5);
-  EXPECT_GE(scale, 0.01);
+  EXPECT_GT(scale, 0.001);  // not pinned at --fleet_control_min_scale
 
   // One more decision (no controller update between the scrape and it): the
   // shield used s x the budget, and budget_after is the request's own budget
