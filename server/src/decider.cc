@@ -6,7 +6,6 @@
 #include <random>
 
 #include "absl/strings/str_cat.h"
-#include "absl/strings/str_format.h"
 #include "absl/time/clock.h"
 #include "lcio/env/shield.h"
 #include "lcio/server/decision_logger.h"
@@ -19,7 +18,7 @@ namespace {
 
 std::string NewDecisionId(const std::string& conversation_id, int turn_index) {
   thread_local std::mt19937_64 rng(std::random_device{}());
-  return absl::StrCat(conversation_id, "/", turn_index, "/", absl::StrFormat("%016x", rng()));
+  return absl::StrCat(conversation_id, "/", turn_index, "/", absl::Hex(rng(), absl::kZeroPad16));
 }
 
 }  // namespace
@@ -287,7 +286,8 @@ void Decider::Answer(Pending& pending, const Choice& choice, const std::vector<f
   r.set_explored(choice.taken.explored);
   r.set_device(p.device);
   r.set_network(p.network);
-  ExplainScores(actions, costs, scores, pending.predicted_responses, p.latency_s, p.money_usd, &r);
+  ExplainScores(actions, policy.action_descriptions(), costs, scores, pending.predicted_responses,
+                p.latency_s, p.money_usd, &r);
   for (const std::string& warning : policy.BudgetWarnings(p.latency_s, p.money_usd))
     r.add_warnings(warning);
   r.set_budget_outside_training(r.warnings_size() > 0);

@@ -111,7 +111,20 @@ TEST_F(ServiceTest, AConversationEndToEnd) {
     v1::DecideResponse r;
     ASSERT_TRUE(client_->Decide(Request("conv", turn, latency, money), &r).ok());
     EXPECT_TRUE(ids.insert(r.decision_id()).second);
+    // conversation/turn/16 lowercase hex digits
+    const std::string prefix = absl::StrCat("conv/", turn, "/");
+    ASSERT_EQ(r.decision_id().size(), prefix.size() + 16) << r.decision_id();
+    EXPECT_EQ(r.decision_id().substr(0, prefix.size()), prefix);
+    EXPECT_EQ(r.decision_id().find_first_not_of("0123456789abcdef", prefix.size()),
+              std::string::npos)
+        << r.decision_id();
     ASSERT_EQ(r.scores_size(), 9);  // explain: every action's score
+    for (int a = 0; a < 9; ++a) {
+      ASSERT_EQ(r.scores(a).action(), a);
+      EXPECT_EQ(r.scores(a).description(),
+                a == 0 ? "local" : (a == 1 ? "cloud" : r.scores(a).description()));
+    }
+    EXPECT_EQ(r.scores(6).description(), "cloud+{0,2}");
     EXPECT_EQ(r.scores(r.action()).description(),
               r.action() == 0 ? "local" : r.scores(r.action()).description());
     EXPECT_EQ(r.target(), r.action() == 0 ? v1::TARGET_LOCAL : v1::TARGET_CLOUD);
