@@ -463,6 +463,7 @@ absl::StatusOr<std::unique_ptr<ServerApp>> ServerApp::Start(const ServerOptions&
       log_options.commit_interval = o.decision_log_commit_interval;
       log_options.name = "decision log";
       log_options.writer_nice = DecisionLoggerOptions::kDecisionLogNice;
+      log_options.drop_written_pages = true;
       log_options.min_free_flag = "--decision_log_min_free_mb";
       log_options.queue_flag = "--decision_log_queue_max";
       auto writer = AppendLogWriter::Open(o.decision_log, log_options);
