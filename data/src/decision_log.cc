@@ -3,6 +3,7 @@
 #include <algorithm>
 #include <charconv>
 #include <cmath>
+#include <cstring>
 #include <fstream>
 #include <limits>
 #include <set>
@@ -378,28 +379,53 @@ namespace {
 class LineWriter {
  public:
   explicit LineWriter(std::string* out) : out_(*out) {}
-  LineWriter& Open() { return Punct('{'); }
+  LineWriter& Open() { return Punct("{"); }
   LineWriter& Close() {
     out_ += '}';
     first_ = false;
     return *this;
   }
-  LineWriter& OpenArray() { return Punct('['); }
+  LineWriter& OpenArray() { return Punct("["); }
   LineWriter& CloseArray() {
     out_ += ']';
     first_ = false;
     return *this;
   }
-  // Keys are this file's constants: plain ASCII, no escaping needed.
-  LineWriter& Key(const char* key) {
-    Comma();
-    out_ += '"';
-    out_ += key;
-    out_ += "\":";
+  // Keys are this file's constants: plain ASCII, no escaping needed. The
+  // comma, the quoted key and the colon go in with one append.
+  template <size_t N>
+  LineWriter& Key(const char (&key)[N]) {
+    static_assert(N > 1 && N < 64);
+    char text[N + 3];
+    size_t n = 0;
+    if (!first_) text[n++] = ',';
+    text[n++] = '"';
+    std::memcpy(text + n, key, N - 1);
+    n += N - 1;
+    text[n++] = '"';
+    text[n++] = ':';
+    out_.append(text, n);
     first_ = true;  // the value follows without a comma
     return *this;
   }
   LineWriter& Str(std::string_view s) {
+    // A short string that needs no escaping (ids, names, descriptions: most
+    // of them) goes in with one append, comma and quotes included.
+    constexpr size_t kShort = 96;
+    if (s.size() <= kShort && std::all_of(s.begin(), s.end(), [](char c) {
+          return IsPlain(static_cast<unsigned char>(c));
+        })) {
+      char text[kShort + 3];
+      size_t n = 0;
+      if (!first_) text[n++] = ',';
+      text[n++] = '"';
+      std::memcpy(text + n, s.data(), s.size());
+      n += s.size();
+      text[n++] = '"';
+      out_.append(text, n);
+      first_ = false;
+      return *this;
+    }
     Comma();
     out_ += '"';
     Escape(s);
@@ -411,30 +437,15 @@ class LineWriter {
     absl::StrAppend(&out_, v);
     return *this;
   }
-  LineWriter& Bool(bool v) {
-    Comma();
-    out_ += v ? "true" : "false";
-    return *this;
-  }
+  LineWriter& Bool(bool v) { return Put(v ? std::string_view("true") : std::string_view("false")); }
   // Shortest text that reads back as the same double; always with a '.'
   // or an exponent so that it reads back as a floating-point number (-0.0
   // included). JSON has no NaN or infinity: null, which readers refuse.
   LineWriter& Num(double v) {
-    Comma();
-    if (!std::isfinite(v)) {
-      out_ += "null";
-      return *this;
-    }
-    if (v == 0 || v == 1) {  // most probabilities: no shortest-digit search
-      out_ += std::signbit(v) ? "-0.0" : v == 0 ? "0.0" : "1.0";
-      return *this;
-    }
-    char buffer[64];
-    const auto [end, error] = std::to_chars(buffer, buffer + sizeof buffer, v);
-    const std::string_view text(buffer, static_cast<size_t>(end - buffer));
-    out_ += text;
-    if (text.find_first_of(".e") == std::string_view::npos) out_ += ".0";
-    return *this;
+    if (!std::isfinite(v)) return Put("null");
+    if (v == 0 || v == 1)  // most probabilities: no shortest-digit search
+      return Put(std::signbit(v) ? "-0.0" : v == 0 ? "0.0" : "1.0");
+    return Digits(v);
   }
   // A float32 value (the policy's scores; a double is rounded to float32):
   // the shortest text that reads back as the same float32, about half the
@@ -442,13 +453,7 @@ class LineWriter {
   LineWriter& Float(double v) {
     const float f = static_cast<float>(v);
     if (!std::isfinite(f)) return Num(f);  // null
-    Comma();
-    char buffer[64];
-    const auto [end, error] = std::to_chars(buffer, buffer + sizeof buffer, f);
-    const std::string_view text(buffer, static_cast<size_t>(end - buffer));
-    out_ += text;
-    if (text.find_first_of(".e") == std::string_view::npos) out_ += ".0";
-    return *this;
+    return Digits(f);
   }
   // Text written elsewhere by a LineWriter, as the next value(s).
   LineWriter& Raw(std::string_view text) {
@@ -463,10 +468,39 @@ class LineWriter {
   }
 
  private:
-  LineWriter& Punct(char c) {
-    Comma();
-    out_ += c;
+  LineWriter& Punct(std::string_view c) {
+    Put(c);
     first_ = true;
+    return *this;
+  }
+  // The shortest text of a finite float or double, with ".0" when it would
+  // otherwise read back as an integer; comma and number in one append.
+  template <typename T>
+  LineWriter& Digits(T v) {
+    char text[72];
+    size_t n = 0;
+    if (!first_) text[n++] = ',';
+    const auto [end, error] = std::to_chars(text + n, text + sizeof text - 2, v);
+    const std::string_view digits(text + n, static_cast<size_t>(end - (text + n)));
+    n += digits.size();
+    if (digits.find_first_of(".e") == std::string_view::npos) {
+      text[n++] = '.';
+      text[n++] = '0';
+    }
+    out_.append(text, n);
+    first_ = false;
+    return *this;
+  }
+  // A value's text (at most 7 bytes), after a comma when one is due: one
+  // append.
+  LineWriter& Put(std::string_view value) {
+    char text[8];
+    size_t n = 0;
+    if (!first_) text[n++] = ',';
+    std::memcpy(text + n, value.data(), value.size());
+    n += value.size();
+    out_.append(text, n);
+    first_ = false;
     return *this;
   }
   void Comma() {

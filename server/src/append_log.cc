@@ -243,7 +243,16 @@ absl::StatusOr<uint64_t> AppendLogWriter::AppendLines(const std::vector<std::str
     return absl::UnavailableError(absl::StrCat(Where(), ": fdatasync: ", std::strerror(error),
                                                " (the batch is not acknowledged)"));
   }
+  const int64_t batch_start = durable_size_;
   durable_size_ += static_cast<int64_t>(batch.size());
+  if (options_.drop_written_pages) {
+    // From the start of the page the batch began in: the partial last page
+    // of the previous batch is complete now. Only advice: a failure changes
+    // nothing that was written.
+    static const int64_t page = std::max<int64_t>(1, ::sysconf(_SC_PAGESIZE));
+    const int64_t from = batch_start - batch_start % page;
+    ::posix_fadvise(fd_, from, durable_size_ - from, POSIX_FADV_DONTNEED);
+  }
   const uint64_t first = appended_ + 1;
   appended_ += lines.size();
   return first;

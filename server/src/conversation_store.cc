@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <functional>
+#include <utility>
 
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
@@ -197,6 +198,7 @@ absl::StatusOr<ConversationStore::Begun> ConversationStore::BeginExisting(
     touch();
     begun.replay = true;
     begun.response = c.last_response;
+    begun.explanation = c.last_explanation;
     return begun;
   }
   if (c.deciding)
@@ -232,6 +234,7 @@ absl::StatusOr<ConversationStore::Begun> ConversationStore::BeginExisting(
       c.tasks.clear();
       c.last_fingerprint = 0;
       c.last_response.clear();
+      c.last_explanation.reset();
       actions.clear();
       tasks.clear();
     }
@@ -255,8 +258,12 @@ absl::StatusOr<ConversationStore::Begun> ConversationStore::BeginExisting(
 }
 
 void ConversationStore::Commit(const std::string& id, int turn_index, int action, int task,
-                               uint64_t fingerprint, std::string response, absl::Time now) {
+                               uint64_t fingerprint, std::string response, absl::Time now,
+                               std::shared_ptr<const StoredExplanation> explanation) {
   Shard& shard = ShardOf(id);
+  // The explanation replaced is released after the lock (it may hold the
+  // last reference to a policy reloaded since).
+  std::shared_ptr<const StoredExplanation> replaced;
   absl::MutexLock lock(&shard.mu);
   auto found = shard.index.find(id);
   if (found == shard.index.end()) return;
@@ -272,6 +279,7 @@ void ConversationStore::Commit(const std::string& id, int turn_index, int action
   }
   c.last_fingerprint = fingerprint;
   c.last_response = std::move(response);
+  replaced = std::exchange(c.last_explanation, std::move(explanation));
   c.last_used = now;
 }
 

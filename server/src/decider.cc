@@ -6,7 +6,6 @@
 #include <random>
 
 #include "absl/strings/str_cat.h"
-#include "absl/strings/str_format.h"
 #include "absl/time/clock.h"
 #include "lcio/env/shield.h"
 #include "lcio/server/decision_logger.h"
@@ -19,10 +18,26 @@ namespace {
 
 std::string NewDecisionId(const std::string& conversation_id, int turn_index) {
   thread_local std::mt19937_64 rng(std::random_device{}());
-  return absl::StrCat(conversation_id, "/", turn_index, "/", absl::StrFormat("%016x", rng()));
+  return absl::StrCat(conversation_id, "/", turn_index, "/", absl::Hex(rng(), absl::kZeroPad16));
 }
 
 }  // namespace
+
+// A decision answered without its explanation keeps what ExplainScores
+// needs, so that a retry asking for it gets exactly the explanation the
+// decision had (same policy, costs, scores and budgets), built then instead
+// of on every call.
+struct StoredExplanation {
+  std::shared_ptr<const ServingPolicy> policy;
+  const env::CostModel* costs = nullptr;  // owned by policy
+  std::vector<float> scores;
+  std::vector<double> predicted;
+  double latency_s = 0, money_usd = 0;
+  void ExplainInto(v1::DecideResponse* response) const {
+    ExplainScores(policy->engine().encoder().actions(), policy->action_descriptions(), *costs,
+                  scores, predicted, latency_s, money_usd, response);
+  }
+};
 
 // Everything the batcher's callback needs, owned by the callback.
 struct Decider::Pending {
@@ -130,8 +145,12 @@ absl::Status Decider::RecallHistory(Pending& pending, const std::string& peer_id
   if (begun->replay) {
     if (!pending.response->ParseFromString(begun->response))
       return absl::InternalError("stored response is unreadable");
-    // The stored decision carries its explanation; shown only when asked.
-    if (!request.explain()) pending.response->clear_scores();
+    // The explanation is shown only when asked: the stored one, or the one
+    // the decision was answered without, built now.
+    if (!request.explain())
+      pending.response->clear_scores();
+    else if (begun->explanation != nullptr)
+      begun->explanation->ExplainInto(pending.response);
     LogLine(LogLevel::kDebug, "decide_replayed")
         .Str("conversation_id", request.conversation_id())
         .Int("turn_index", request.turn_index())
@@ -287,7 +306,11 @@ void Decider::Answer(Pending& pending, const Choice& choice, const std::vector<f
   r.set_explored(choice.taken.explored);
   r.set_device(p.device);
   r.set_network(p.network);
-  ExplainScores(actions, costs, scores, pending.predicted_responses, p.latency_s, p.money_usd, &r);
+  // Built only when asked: a decision answered without it keeps what a retry
+  // asking for it needs (Record).
+  if (pending.request->explain())
+    ExplainScores(actions, policy.action_descriptions(), costs, scores, pending.predicted_responses,
+                  p.latency_s, p.money_usd, &r);
   for (const std::string& warning : policy.BudgetWarnings(p.latency_s, p.money_usd))
     r.add_warnings(warning);
   r.set_budget_outside_training(r.warnings_size() > 0);
@@ -300,12 +323,23 @@ void Decider::Record(PendingPtr pending, Choice choice, std::vector<float> score
   const v1::DecideResponse& r = *pending->response;
   const int action = choice.taken.action;
   const absl::Time now = absl::Now();
-  if (pending->uses_store)
+  if (pending->uses_store) {
+    // Stored as answered; without the explanation, with what a retry needs
+    // to add it.
+    std::shared_ptr<const StoredExplanation> explanation;
+    if (!request.explain()) {
+      auto stored = std::make_shared<StoredExplanation>();
+      stored->policy = pending->policy;
+      stored->costs = choice.costs;
+      stored->scores = scores;
+      stored->predicted = std::move(pending->predicted_responses);
+      stored->latency_s = pending->parsed.latency_s;
+      stored->money_usd = pending->parsed.money_usd;
+      explanation = std::move(stored);
+    }
     store_->Commit(request.conversation_id(), request.turn_index(), action, pending->task_index,
-                   pending->fingerprint, r.SerializeAsString(), now);
-  // Stored with the explanation (a retry may ask for it), answered without
-  // unless asked.
-  if (!request.explain()) pending->response->clear_scores();
+                   pending->fingerprint, r.SerializeAsString(), now, std::move(explanation));
+  }
   if (metrics_ != nullptr && r.budget_outside_training()) {
     const env::Budget& max = pending->policy->training_budget_max();
     metrics_->CountBudgetOutsideTraining(pending->parsed.latency_s > max.latency_s,

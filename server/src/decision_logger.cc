@@ -40,6 +40,31 @@ std::string Incompatibility(const ServingPolicy& shadow, const ServingPolicy& se
 
 }  // namespace
 
+void FormatDecisionTime(absl::Time t, std::string* out) {
+  if (t == absl::InfiniteFuture() || t == absl::InfinitePast()) {
+    *out = absl::FormatTime("%Y-%m-%dT%H:%M:%E6SZ", t, absl::UTCTimeZone());
+    return;
+  }
+  // Whole seconds and microseconds, both rounded toward the past as
+  // FormatTime's are.
+  const absl::Duration since_epoch = t - absl::UnixEpoch();
+  const int64_t second = absl::ToInt64Seconds(absl::Floor(since_epoch, absl::Seconds(1)));
+  const int64_t micro = absl::ToInt64Microseconds(
+      absl::Floor(since_epoch - absl::Seconds(second), absl::Microseconds(1)));
+  thread_local int64_t cached_second = 0;
+  thread_local std::string cached_prefix;  // "%Y-%m-%dT%H:%M:%S" of cached_second
+  if (cached_prefix.empty() || second != cached_second) {
+    cached_prefix =
+        absl::FormatTime("%Y-%m-%dT%H:%M:%S", absl::FromUnixSeconds(second), absl::UTCTimeZone());
+    cached_second = second;
+  }
+  char fraction[8] = {'.', '0', '0', '0', '0', '0', '0', 'Z'};
+  int64_t rest = micro;
+  for (int i = 6; i >= 1; --i, rest /= 10) fraction[i] = static_cast<char>('0' + rest % 10);
+  out->assign(cached_prefix);
+  out->append(fraction, sizeof fraction);
+}
+
 void BuildDecisionRecord(const DecisionEvent& e, const ExploreConfig& explore,
                          data::DecisionRecord* record) {
   // Every field is assigned (strings and vectors keep their capacity: the
@@ -47,11 +72,12 @@ void BuildDecisionRecord(const DecisionEvent& e, const ExploreConfig& explore,
   const ServingPolicy& policy = *e.policy;
   const PolicySpec& spec = policy.spec();
   const env::ActionTable& actions = policy.engine().encoder().actions();
+  const std::vector<std::string>& descriptions = policy.action_descriptions();
   const env::CostModel* costs = policy.Costs(e.parsed.device, e.parsed.network);
   data::DecisionRecord& r = *record;
   r.schema_version = data::kDecisionLogSchemaVersion;
   r.decision_id = e.decision_id;
-  r.time_utc = absl::FormatTime("%Y-%m-%dT%H:%M:%E6SZ", e.time, absl::UTCTimeZone());
+  FormatDecisionTime(e.time, &r.time_utc);
   r.policy_version = policy.version();
   r.conversation_id = e.conversation_id;
   r.turn_index = e.turn_index;
@@ -79,7 +105,7 @@ void BuildDecisionRecord(const DecisionEvent& e, const ExploreConfig& explore,
   r.actions.resize(actions.size());
   for (int a = 0; a < actions.size(); ++a) {
     data::DecisionAction& action = r.actions[a];
-    action.description = actions.Describe(a);
+    action.description = descriptions[a];
     action.score = e.scores[a];
     action.probability = e.choice.probabilities[a];
     action.allowed =

@@ -8,9 +8,10 @@
 
 namespace lcio::server {
 
-void ExplainScores(const env::ActionTable& actions, const env::CostModel& costs,
-                   const std::vector<float>& scores, const std::vector<double>& predicted,
-                   double latency_s, double money_usd, v1::DecideResponse* response) {
+void ExplainScores(const env::ActionTable& actions, const std::vector<std::string>& descriptions,
+                   const env::CostModel& costs, const std::vector<float>& scores,
+                   const std::vector<double>& predicted, double latency_s, double money_usd,
+                   v1::DecideResponse* response) {
   response->clear_scores();
   if (scores.empty()) return;
   // Softmax, shifted by the largest score so that exp never overflows.
@@ -22,7 +23,7 @@ void ExplainScores(const env::ActionTable& actions, const env::CostModel& costs,
   for (int a = 0; a < actions.size() && a < static_cast<int>(scores.size()); ++a) {
     v1::ActionScore* score = response->add_scores();
     score->set_action(a);
-    score->set_description(actions.Describe(a));
+    score->set_description(descriptions[a]);
     score->set_score(scores[a]);
     score->set_probability(weights[a] / total);
     const bool fits = env::Fits(costs, a, latency_s, money_usd);

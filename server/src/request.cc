@@ -272,7 +272,34 @@ absl::StatusOr<ParsedReport> ParseReportRequest(const v1::ReportRequest& request
 
 namespace lcio::server {
 
+namespace {
+
+bool HasUnknown(const google::protobuf::Message& message) {
+  return !message.GetReflection()->GetUnknownFields(message).empty();
+}
+
+// Whether the request or any message inside it carries unknown fields.
+bool HasUnknownFields(const v1::DecideRequest& request) {
+  if (HasUnknown(request)) return true;
+  for (const v1::View& view : request.views())
+    if (HasUnknown(view)) return true;
+  if (request.has_budget() && HasUnknown(request.budget())) return true;
+  if (request.has_history()) {
+    if (HasUnknown(request.history())) return true;
+    for (const v1::HistoryTurn& turn : request.history().turns())
+      if (HasUnknown(turn)) return true;
+  }
+  return false;
+}
+
+}  // namespace
+
 uint64_t DecisionFingerprint(const v1::DecideRequest& request) {
+  // The hash of the request serialized without `explain` and unknown fields.
+  // Without either (the usual request) that is the request's own
+  // serialization: no copy, and no reflection to discard what is not there.
+  if (!request.explain() && !HasUnknownFields(request))
+    return std::hash<std::string>{}(request.SerializeAsString());
   v1::DecideRequest identity = request;
   identity.clear_explain();
   identity.DiscardUnknownFields();

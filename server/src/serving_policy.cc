@@ -98,9 +98,10 @@ absl::StatusOr<std::shared_ptr<const ServingPolicy>> ServingPolicy::Create(
   for (const std::string& v : s.view_names) info.add_view_names(v);
   for (const std::string& t : s.tasks) info.add_tasks(t);
   for (int a = 0; a < actions.size(); ++a) {
+    serving->action_descriptions_.push_back(actions.Describe(a));
     v1::ActionInfo* action = info.add_actions();
     action->set_index(a);
-    action->set_description(actions.Describe(a));
+    action->set_description(serving->action_descriptions_.back());
     action->set_cloud(actions.is_cloud(a));
     for (int v : actions.views(a)) action->add_views(v);
     action->set_latency_s(training->time_s(a));

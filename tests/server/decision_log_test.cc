@@ -7,10 +7,12 @@
 
 #include <cmath>
 #include <map>
+#include <random>
 #include <set>
 
 #include "lcio/client/client.h"
 #include "lcio/policy/testing.h"
+#include "lcio/server/decision_logger.h"
 #include "lcio/server/exploration.h"
 #include "lcio/server/server.h"
 #include "test_support.h"
@@ -83,6 +85,34 @@ TEST(ExplorationTest, SoftmaxWeighsAllowedScoresAndNothingAllowedTakesTheGreedyA
   const ExploreChoice off = Explore(ExploreConfig{}, scores, {}, 1, 0.99);
   EXPECT_EQ(off.action, 1);
   EXPECT_EQ(off.probabilities, (std::vector<double>{0, 1, 0}));
+}
+
+// time_utc is written as absl::FormatTime writes it, whatever the order of
+// the times (the per-second cache) and their sub-microsecond part.
+TEST(DecisionTimeTest, MatchesFormatTimeExactly) {
+  auto reference = [](absl::Time t) {
+    return absl::FormatTime("%Y-%m-%dT%H:%M:%E6SZ", t, absl::UTCTimeZone());
+  };
+  std::mt19937_64 rng(7);
+  std::vector<absl::Time> times = {absl::UnixEpoch(),
+                                   absl::UnixEpoch() - absl::Nanoseconds(1),
+                                   absl::UnixEpoch() - absl::Seconds(1) + absl::Nanoseconds(999),
+                                   absl::FromUnixSeconds(1798761599) + absl::Nanoseconds(999999999),
+                                   absl::FromUnixSeconds(1798761600),
+                                   absl::InfiniteFuture(),
+                                   absl::InfinitePast()};
+  const absl::Time now = absl::Now();
+  for (int i = 0; i < 20000; ++i) {
+    const int64_t ns = static_cast<int64_t>(rng() % 4000000000ull) - 2000000000;  // +-2 s
+    times.push_back(now + absl::Nanoseconds(ns));
+    if (i % 10 == 0)
+      times.push_back(absl::FromUnixNanos(static_cast<int64_t>(rng() >> 2) - (int64_t{1} << 61)));
+  }
+  std::string text;
+  for (const absl::Time t : times) {
+    FormatDecisionTime(t, &text);
+    ASSERT_EQ(text, reference(t)) << absl::FormatTime(t);
+  }
 }
 
 TEST(ExplorationTest, TheDrawIsAFixedFunctionOfTheDecisionId) {

@@ -258,6 +258,33 @@ TEST(AppendLogTest, RetentionKeepsOnlyTheNewestRotatedFiles) {
   EXPECT_EQ(test::ReadFile(path), line + line);
 }
 
+// Dropping durable pages from the page cache changes nothing in the file:
+// batches that end and begin inside a page read back whole, also after a
+// rotation.
+TEST(AppendLogTest, DroppingWrittenPagesKeepsEveryByte) {
+  test::TempDir dir;
+  const std::string path = dir.File("decisions.jsonl");
+  AppendLogOptions options;
+  options.drop_written_pages = true;
+  options.rotate_bytes = 1 << 20;
+  options.name = "decision log";
+  auto writer = AppendLogWriter::Open(path, options);
+  ASSERT_TRUE(writer.ok()) << writer.status();
+  std::string expected;
+  for (int i = 0; i < 200; ++i) {
+    std::vector<std::string> lines;
+    for (int j = 0; j <= i % 7; ++j)
+      lines.push_back(absl::StrCat("{\"batch\":", i, ",\"line\":", j, ",\"pad\":\"",
+                                   std::string(static_cast<size_t>(97 * i % 3000), 'x'), "\"}\n"));
+    ASSERT_TRUE((*writer)->AppendLines(lines).ok());
+    for (const std::string& line : lines) expected += line;
+  }
+  std::string written;
+  for (const std::string& file : LogSeries(path)) written += test::ReadFile(file);
+  EXPECT_EQ(written, expected);
+  EXPECT_GT(LogSeries(path).size(), 1u);  // it rotated
+}
+
 // With a commit interval the writer gathers what arrives after a batch
 // into the next one, and Stop writes what it gathered at once rather than
 // letting the interval (here an hour) run out.

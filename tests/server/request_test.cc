@@ -5,7 +5,10 @@
 #include <gtest/gtest.h>
 
 #include <cmath>
+#include <functional>
 #include <limits>
+#include <string>
+#include <vector>
 
 #include "lcio/policy/testing.h"
 
@@ -224,6 +227,61 @@ TEST_F(RequestTest, LongHistoryKeepsTheLastWindow) {
   auto parsed = ParseDecideRequest(r, limits_, spec_);
   ASSERT_TRUE(parsed.ok()) << parsed.status();
   EXPECT_EQ(parsed->history_actions, std::vector<int>({4, 5, 6, 7, 0}));
+}
+
+// The fingerprint is the hash of the request serialized without `explain`
+// and unknown fields, whichever path computes it.
+TEST_F(RequestTest, FingerprintIgnoresExplainAndUnknownFieldsOnly) {
+  auto reference = [](const v1::DecideRequest& request) {
+    v1::DecideRequest identity = request;
+    identity.clear_explain();
+    identity.DiscardUnknownFields();
+    return std::hash<std::string>{}(identity.SerializeAsString());
+  };
+  v1::DecideRequest plain = Good();
+  v1::DecideRequest with_history = Good();
+  with_history.set_turn_index(2);
+  for (int t = 0; t < 2; ++t) {
+    v1::HistoryTurn* turn = with_history.mutable_history()->add_turns();
+    turn->set_action(t + 1);
+    turn->set_task("Query");
+  }
+  with_history.set_no_explore(true);
+  for (const v1::DecideRequest& base : {plain, with_history}) {
+    const uint64_t fingerprint = DecisionFingerprint(base);
+    EXPECT_EQ(fingerprint, reference(base));
+    v1::DecideRequest explained = base;
+    explained.set_explain(true);
+    EXPECT_EQ(DecisionFingerprint(explained), fingerprint);
+    // Unknown fields at every level, with and without explain.
+    std::vector<v1::DecideRequest> unknown(5, base);
+    auto add_unknown = [](google::protobuf::Message* m) {
+      m->GetReflection()->MutableUnknownFields(m)->AddVarint(99, 7);
+    };
+    add_unknown(&unknown[0]);
+    add_unknown(unknown[1].mutable_views(1));
+    add_unknown(unknown[2].mutable_budget());
+    add_unknown(unknown[3].mutable_history());
+    add_unknown(unknown[4].mutable_history()->add_turns());
+    for (v1::DecideRequest& r : unknown) {
+      EXPECT_EQ(DecisionFingerprint(r), reference(r));
+      r.set_explain(true);
+      EXPECT_EQ(DecisionFingerprint(r), reference(r));
+    }
+    EXPECT_EQ(DecisionFingerprint(unknown[0]), fingerprint);
+    EXPECT_EQ(DecisionFingerprint(unknown[1]), fingerprint);
+    EXPECT_EQ(DecisionFingerprint(unknown[2]), fingerprint);
+  }
+  // Any decision-relevant field changes it.
+  v1::DecideRequest other = plain;
+  other.set_prompt("What is under the table?");
+  EXPECT_NE(DecisionFingerprint(other), DecisionFingerprint(plain));
+  other = plain;
+  other.mutable_views(2)->set_association(0.75);
+  EXPECT_NE(DecisionFingerprint(other), DecisionFingerprint(plain));
+  other = plain;
+  other.set_no_explore(true);
+  EXPECT_NE(DecisionFingerprint(other), DecisionFingerprint(plain));
 }
 
 v1::ReportRequest GoodReport() {

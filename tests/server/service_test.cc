@@ -2,6 +2,7 @@
 // real (small, random-weight) policy artifacts.
 #include <gtest/gtest.h>
 
+#include <algorithm>
 #include <set>
 
 #include "lcio/client/client.h"
@@ -111,7 +112,20 @@ TEST_F(ServiceTest, AConversationEndToEnd) {
     v1::DecideResponse r;
     ASSERT_TRUE(client_->Decide(Request("conv", turn, latency, money), &r).ok());
     EXPECT_TRUE(ids.insert(r.decision_id()).second);
+    // conversation/turn/16 lowercase hex digits
+    const std::string prefix = absl::StrCat("conv/", turn, "/");
+    ASSERT_EQ(r.decision_id().size(), prefix.size() + 16) << r.decision_id();
+    EXPECT_EQ(r.decision_id().substr(0, prefix.size()), prefix);
+    EXPECT_EQ(r.decision_id().find_first_not_of("0123456789abcdef", prefix.size()),
+              std::string::npos)
+        << r.decision_id();
     ASSERT_EQ(r.scores_size(), 9);  // explain: every action's score
+    for (int a = 0; a < 9; ++a) {
+      ASSERT_EQ(r.scores(a).action(), a);
+      EXPECT_EQ(r.scores(a).description(),
+                a == 0 ? "local" : (a == 1 ? "cloud" : r.scores(a).description()));
+    }
+    EXPECT_EQ(r.scores(6).description(), "cloud+{0,2}");
     EXPECT_EQ(r.scores(r.action()).description(),
               r.action() == 0 ? "local" : r.scores(r.action()).description());
     EXPECT_EQ(r.target(), r.action() == 0 ? v1::TARGET_LOCAL : v1::TARGET_CLOUD);
@@ -782,6 +796,57 @@ TEST_F(ServiceTest, ARetryMayAddOrDropTheExplanation) {
   request.mutable_budget()->set_latency_s(29);
   v1::DecideResponse other;
   EXPECT_EQ(client_->Decide(request, &other).code(), absl::StatusCode::kFailedPrecondition);
+}
+
+// A decision answered without its explanation is stored with what the
+// explanation needs: a retry asking for it gets exactly the explanation the
+// decision had, from the policy that decided it even after a reload, as if
+// it had been asked for the first time.
+TEST_F(ServiceTest, ARetryAddingTheExplanationGetsTheDecisionsOwn) {
+  TestArtifactOptions artifact;
+  artifact.response_aware = true;  // predicted responses are explained too
+  StartServer(artifact);
+  auto same_except_id = [](v1::DecideResponse a, v1::DecideResponse b) {
+    EXPECT_NE(a.decision_id(), b.decision_id());
+    a.clear_decision_id();
+    b.clear_decision_id();
+    EXPECT_EQ(a.SerializeAsString(), b.SerializeAsString()) << a.DebugString() << b.DebugString();
+  };
+  for (int turn = 0; turn < 3; ++turn) {
+    // "asked": explained from the start; "later": the same turn of another
+    // conversation, answered plainly, then retried with explain.
+    v1::DecideRequest asked = Request("asked", turn, 20 - turn, 0.004);
+    v1::DecideRequest later = Request("later", turn, 20 - turn, 0.004);
+    later.set_explain(false);
+    v1::DecideResponse explained, plain, retried;
+    ASSERT_TRUE(client_->Decide(asked, &explained).ok());
+    ASSERT_EQ(explained.scores_size(), 9);
+    ASSERT_TRUE(client_->Decide(later, &plain).ok());
+    EXPECT_EQ(plain.scores_size(), 0);
+    later.set_explain(true);
+    ASSERT_TRUE(client_->Decide(later, &retried).ok());
+    EXPECT_EQ(retried.decision_id(), plain.decision_id());
+    same_except_id(explained, retried);
+    EXPECT_TRUE(std::any_of(retried.scores().begin(), retried.scores().end(),
+                            [](const v1::ActionScore& a) { return !a.fits_budget(); }));
+  }
+  // After a reload the retry still explains with the policy that decided.
+  v1::DecideRequest before = Request("before", 0);
+  before.set_explain(false);
+  v1::DecideResponse plain, reference, retried;
+  ASSERT_TRUE(client_->Decide(before, &plain).ok());
+  ASSERT_TRUE(client_->Decide(Request("reference", 0), &reference).ok());
+  TestArtifactOptions other = artifact;
+  other.seed = 7;
+  ASSERT_NO_FATAL_FAILURE(SwapPolicy(other));
+  before.set_explain(true);
+  ASSERT_TRUE(client_->Decide(before, &retried).ok());
+  EXPECT_EQ(retried.decision_id(), plain.decision_id());
+  EXPECT_EQ(retried.policy_version(), reference.policy_version());
+  same_except_id(reference, retried);
+  v1::DecideResponse fresh;
+  ASSERT_TRUE(client_->Decide(Request("fresh", 0), &fresh).ok());
+  EXPECT_NE(fresh.policy_version(), reference.policy_version());
 }
 
 TEST_F(ServiceTest, ExplanationsGiveProbabilitiesCostsAndTheBindingBudget) {

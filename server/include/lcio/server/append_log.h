@@ -40,6 +40,13 @@ struct AppendLogOptions {
   // waits up to the interval longer. Zero: a batch as soon as the last one
   // is done (the Report log, whose callers wait for the answer).
   absl::Duration commit_interval = absl::ZeroDuration();
+  // Once a batch is durable its pages are dropped from the page cache
+  // (posix_fadvise DONTNEED; the file's bytes are the same). For a log
+  // written much faster than it is read (the decision log): copying into
+  // pages the kernel has just recycled costs the writer a quarter of what
+  // copying into freshly allocated ones does (docs/benchmarks.md, "Decision
+  // log"), and the log no longer fills the page cache.
+  bool drop_written_pages = false;
   // For messages: what the log is and which flags set its limits.
   std::string name = "report log";
   std::string min_free_flag = "--report_min_free_mb";

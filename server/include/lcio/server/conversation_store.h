@@ -69,6 +69,10 @@ struct ConversationStoreOptions {
   int shards = 16;
 };
 
+// What a retry that asks for the explanation needs when the stored response
+// was answered without it (decider.cc); the store only keeps it.
+struct StoredExplanation;
+
 class ConversationStore {
  public:
   explicit ConversationStore(const ConversationStoreOptions& options);
@@ -87,6 +91,7 @@ class ConversationStore {
     // exactly (same fingerprint): the stored response is the answer.
     bool replay = false;
     std::string response;
+    std::shared_ptr<const StoredExplanation> explanation;  // as committed (may be null)
   };
   // Starts deciding `turn_index` of conversation `id`. FailedPrecondition when
   // the turn is not the next one (or the conversation is unknown or expired
@@ -99,9 +104,11 @@ class ConversationStore {
   // be followed by Commit or Abort.
   absl::StatusOr<Begun> Begin(const std::string& id, int turn_index, uint64_t fingerprint,
                               const Caller& caller, absl::Time now);
-  // Records the decided turn (the final, shielded action) and its response.
+  // Records the decided turn (the final, shielded action) and its response,
+  // with what a replay needs to add the explanation (null: none needed).
   void Commit(const std::string& id, int turn_index, int action, int task, uint64_t fingerprint,
-              std::string response, absl::Time now);
+              std::string response, absl::Time now,
+              std::shared_ptr<const StoredExplanation> explanation = nullptr);
   // The decision failed: the conversation stays where it was.
   void Abort(const std::string& id, int turn_index);
 
@@ -120,6 +127,7 @@ class ConversationStore {
     std::vector<int> actions, tasks;  // ring of the last history_window turns
     uint64_t last_fingerprint = 0;
     std::string last_response;
+    std::shared_ptr<const StoredExplanation> last_explanation;
     absl::Time last_used;
   };
   struct Shard {

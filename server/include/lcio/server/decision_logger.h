@@ -52,6 +52,12 @@ struct DecisionEvent {
   bool opted_out = false;  // the request set no_explore
 };
 
+// `t` as absl::FormatTime("%Y-%m-%dT%H:%M:%E6SZ", t, UTC) writes it (the
+// record's time_utc), into `out`. The date and time up to the second are
+// formatted once per second per thread: the worker's events come in time
+// order.
+void FormatDecisionTime(absl::Time t, std::string* out);
+
 // The record of an event (without the shadow's part).
 data::DecisionRecord BuildDecisionRecord(const DecisionEvent& event, const ExploreConfig& explore);
 // The same into `record`, every field assigned (its storage reused).

@@ -3,6 +3,7 @@
 // costs and which remaining budget, if any, rules it out.
 #pragma once
 
+#include <string>
 #include <vector>
 
 #include "lcio/env/action_table.h"
@@ -12,9 +13,11 @@
 namespace lcio::server {
 
 // `predicted`: the response model's prediction per action, or empty when the
-// policy is not response-aware. Replaces response->scores.
-void ExplainScores(const env::ActionTable& actions, const env::CostModel& costs,
-                   const std::vector<float>& scores, const std::vector<double>& predicted,
-                   double latency_s, double money_usd, v1::DecideResponse* response);
+// policy is not response-aware. `descriptions`: actions.Describe(a) for every
+// action (ServingPolicy keeps them). Replaces response->scores.
+void ExplainScores(const env::ActionTable& actions, const std::vector<std::string>& descriptions,
+                   const env::CostModel& costs, const std::vector<float>& scores,
+                   const std::vector<double>& predicted, double latency_s, double money_usd,
+                   v1::DecideResponse* response);
 
 }  // namespace lcio::server

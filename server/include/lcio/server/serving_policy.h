@@ -45,6 +45,8 @@ class ServingPolicy : public BatchScorer {
   // The largest remaining budgets the policy saw in training
   // (PolicyInfo.training_budget_max).
   const env::Budget& training_budget_max() const { return training_budget_max_; }
+  // engine().encoder().actions().Describe(a) for every action, made once.
+  const std::vector<std::string>& action_descriptions() const { return action_descriptions_; }
   // Notes for a request whose budget is above training_budget_max(), one per
   // budget (empty when inside).
   std::vector<std::string> BudgetWarnings(double latency_s, double money_usd) const;
@@ -63,6 +65,7 @@ class ServingPolicy : public BatchScorer {
   PolicySpec spec_;
   v1::PolicyInfo info_;
   env::Budget training_budget_max_;
+  std::vector<std::string> action_descriptions_;
   std::shared_ptr<const ConversationSchema> schema_;
   absl::flat_hash_map<std::pair<std::string, std::string>, std::unique_ptr<env::CostModel>> costs_;
 };
