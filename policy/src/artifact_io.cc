@@ -278,7 +278,9 @@ absl::Status SaveArtifact(const std::string& path, const Network& network,
       metadata.num_actions = table->size();
       for (int a = 0; a < table->size(); ++a) metadata.action_views.push_back(table->views(a));
     }
-    metadata.format_version = ArtifactMetadata::kFormatVersion;
+    // The lowest version that describes the file, so that older builds read
+    // every artifact they would not misread (docs/artifact.md, versioning).
+    metadata.format_version = metadata.fallback_json.empty() ? 1 : 2;
     metadata.policy_version.clear();
     metadata.created_utc = NowUtc();
     if (absl::Status status = ValidateMetadata(metadata, path); !status.ok()) return status;

@@ -30,6 +30,12 @@ absl::StatusOr<int> ArtifactPolicy::Decide(const env::DecisionContext& context,
                                            std::vector<double>* scores) const {
   const env::ObservationEncoder& encoder = engine_->encoder();
   if (absl::Status status = encoder.Check(context); !status.ok()) return status;
+  // A conversation the fallback table gives to a fixed action: no scores, as
+  // env::FixedPolicy, so the shield treats both alike.
+  if (const int fixed = engine_->fallback().Lookup(context); fixed >= 0) {
+    if (scores != nullptr) scores->clear();
+    return fixed;
+  }
   std::vector<float> observation(encoder.size()), output(engine_->num_actions());
   encoder.Encode(context, observation.data());
   if (absl::Status status = engine_->Score(observation.data(), 1, output.data()); !status.ok())

@@ -24,6 +24,7 @@ struct InferenceEngine::Impl {
   ArtifactMetadata metadata;
   std::optional<env::ObservationEncoder> encoder;
   TaskClassifier classifier;
+  env::FallbackTable fallback;
   torch::Device device{torch::kCPU};
   torch::jit::Module module;  // on `device`: the GPU path
   Network network;            // the CPU path, checked against `module` at load
@@ -74,6 +75,11 @@ absl::StatusOr<std::shared_ptr<const InferenceEngine>> InferenceEngine::Load(
     return absl::InvalidArgumentError(
         absl::StrCat("artifact ", path, ": ", classifier.status().message()));
   impl->classifier = *std::move(classifier);
+  if (!impl->metadata.fallback_json.empty()) {  // ValidateMetadata checked it
+    auto fallback = env::FallbackTable::FromJson(impl->metadata.fallback_json, path);
+    if (!fallback.ok()) return fallback.status();
+    impl->fallback = *std::move(fallback);
+  }
   impl->device = *device;
   impl->module = std::move(loaded->module);
   impl->network = std::move(loaded->network);
@@ -83,6 +89,7 @@ absl::StatusOr<std::shared_ptr<const InferenceEngine>> InferenceEngine::Load(
 const ArtifactMetadata& InferenceEngine::metadata() const { return impl_->metadata; }
 const env::ObservationEncoder& InferenceEngine::encoder() const { return *impl_->encoder; }
 const TaskClassifier& InferenceEngine::classifier() const { return impl_->classifier; }
+const env::FallbackTable& InferenceEngine::fallback() const { return impl_->fallback; }
 std::string InferenceEngine::device_name() const { return impl_->device.str(); }
 int InferenceEngine::observation_size() const { return impl_->network.input_size(); }
 int InferenceEngine::num_actions() const { return impl_->network.output_size(); }

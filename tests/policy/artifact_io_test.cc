@@ -254,8 +254,8 @@ TEST_F(ArtifactIoTest, FlippedBytesNeverYieldADifferentPolicy) {
 
 TEST_F(ArtifactIoTest, IncompatibleArtifactsFailNamingTheRule) {
   ASSERT_TRUE(policy_testing::WriteTestArtifact(Path("p.pt")).ok());
-  EditMetadata(Path("p.pt"), Path("v2.pt"), [](auto& j) { j["format_version"] = 2; });
-  ExpectLoadFails(Path("v2.pt"), "format_version = 2");
+  EditMetadata(Path("p.pt"), Path("v2.pt"), [](auto& j) { j["format_version"] = 3; });
+  ExpectLoadFails(Path("v2.pt"), "format_version = 3");
   EditMetadata(Path("p.pt"), Path("layout.pt"),
                [](auto& j) { j["observation"]["layout_version"] = 99; });
   ExpectLoadFails(Path("layout.pt"), "layout_version = 99");

@@ -101,7 +101,7 @@ TEST(ArtifactMetadata, RejectsIncompatibleJson) {
   EXPECT_FALSE(MetadataFromJson("not json", "p").ok());
   EXPECT_FALSE(MetadataFromJson("[]", "p").ok());
   ExpectJsonRejected([](Json& j) { j["format"] = "zip"; }, "format must be");
-  ExpectJsonRejected([](Json& j) { j["format_version"] = 2; }, "format_version = 2");
+  ExpectJsonRejected([](Json& j) { j["format_version"] = 3; }, "format_version = 3");
   ExpectJsonRejected([](Json& j) { j["format_version"] = 0; }, "format_version = 0");
   ExpectJsonRejected([](Json& j) { j["observation"]["layout_version"] = 7; }, "layout_version = 7");
   ExpectJsonRejected([](Json& j) { j["observation"]["size"] = 5; }, "observation.size = 5");

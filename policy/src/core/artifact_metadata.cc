@@ -7,6 +7,7 @@
 #include "lcio/data/json_parse.h"
 #include "lcio/data/m4a1.h"
 #include "lcio/env/action_table.h"
+#include "lcio/env/fallback.h"
 #include "lcio/env/response_estimator.h"
 #include "lcio/env/shield.h"
 #include "lcio/policy/artifact.h"
@@ -91,6 +92,7 @@ Json ToJsonValue(const ArtifactMetadata& m) {
       {"task_classifier", EmbedJson(m.classifier_json)},
   };
   if (!m.response_model_json.empty()) json["response_model"] = EmbedJson(m.response_model_json);
+  if (!m.fallback_json.empty()) json["fallback"] = EmbedJson(m.fallback_json);
   if (const TrainingSplit& t = m.training_split; t.known)
     json["training_split"] = {{"seed", t.seed},
                               {"test_ratio", t.test_ratio},
@@ -224,6 +226,7 @@ absl::StatusOr<ArtifactMetadata> MetadataFromJson(const std::string& text,
     m.classifier_json = UnembedJson(json.at("task_classifier"));
     if (json.contains("response_model"))
       m.response_model_json = UnembedJson(json.at("response_model"));
+    if (json.contains("fallback")) m.fallback_json = UnembedJson(json.at("fallback"));
     if (json.contains("training_split")) {  // absent: an unknown split
       const Json& t = json.at("training_split");
       m.training_split.known = true;
@@ -317,6 +320,16 @@ absl::Status ValidateMetadata(const ArtifactMetadata& m, const std::string& sour
         {&m.training_config_json, "training_config"},
         {&m.evaluation_json, "evaluation"}})
     if (absl::Status s = CheckEmbedded(*text, field, source); !s.ok()) return s;
+  if (!m.fallback_json.empty()) {
+    // A version-1 reader would ignore the table and serve the network where
+    // validation said not to.
+    if (m.format_version < 2)
+      return Fail(source, absl::StrCat("fallback needs format_version >= 2; the file says ",
+                                       m.format_version));
+    auto fallback = env::FallbackTable::FromJson(m.fallback_json, source);
+    if (!fallback.ok()) return fallback.status();
+    if (absl::Status s = fallback->Validate(m.num_actions, source); !s.ok()) return s;
+  }
   if (const TrainingSplit& t = m.training_split; t.known) {
     if (!(t.test_ratio > 0 && t.test_ratio < 1))
       return Fail(source, absl::StrCat("training_split.test_ratio = ", t.test_ratio,

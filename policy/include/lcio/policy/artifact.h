@@ -29,7 +29,8 @@ struct TrainingSplit {
 };
 
 struct ArtifactMetadata {
-  static constexpr int kFormatVersion = 1;
+  // 2 added the fallback table; a version-1 artifact reads as having none.
+  static constexpr int kFormatVersion = 2;
   int format_version = kFormatVersion;
   std::string policy_version;  // content hash of the network and metadata, set on save
   std::string algo;            // ppo, a2c, dqn, rc-ppo, rc-a2c, rc-dqn
@@ -55,6 +56,9 @@ struct ArtifactMetadata {
   std::string activation;  // of the hidden layers: "tanh" or "relu"
   std::vector<int> layer_sizes;
   TrainingSplit training_split;  // "training_split" in the JSON, only when known
+  // env::FallbackTable::ToJson(): where the policy answers with the best fixed
+  // action instead (docs/training.md, the validated fallback); empty: nowhere.
+  std::string fallback_json;
 };
 
 // data::Sha256Hex of the sorted episode indices written as "i,j,k".

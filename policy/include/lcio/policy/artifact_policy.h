@@ -27,8 +27,10 @@ class ArtifactPolicy : public env::Policy {
 
   std::string name() const override { return name_; }
   // The action with the highest score; fills `scores` (one per action) for the
-  // shield. A context the artifact cannot encode (see Decide) yields action 0
-  // (local) and is counted in error_count(), with the first error kept.
+  // shield. Where the artifact's fallback table names a fixed action, that
+  // action, with `scores` left empty (env::FallbackPolicy's rule). A context the artifact cannot
+  // encode (see Decide) yields action 0 (local) and is counted in error_count(), with the first
+  // error kept.
   int Act(const env::DecisionContext& context, std::vector<double>* scores) override;
   // Act with the error returned instead of a fallback.
   absl::StatusOr<int> Decide(const env::DecisionContext& context,

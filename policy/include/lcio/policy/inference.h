@@ -7,6 +7,7 @@
 #include <string>
 
 #include "absl/status/statusor.h"
+#include "lcio/env/fallback.h"
 #include "lcio/policy/artifact.h"
 
 namespace lcio::policy {
@@ -31,6 +32,10 @@ class InferenceEngine {
   const ArtifactMetadata& metadata() const;
   const env::ObservationEncoder& encoder() const;
   const TaskClassifier& classifier() const;
+  // The artifact's fallback table (empty when it has none): where a fixed
+  // action answers instead of the network. Every caller that decides with
+  // the engine applies it (ArtifactPolicy, the server's Decider).
+  const env::FallbackTable& fallback() const;
   std::string device_name() const;
   int observation_size() const;
   int num_actions() const;

@@ -1,0 +1,129 @@
+// The validated fallback: safe policy improvement against the best fixed
+// action (in the spirit of SPIBB, Laroche et al. 2019).
+//
+// Why it exists: on the M4A1 sample a learned policy's per-turn departures
+// from the best fixed action are mostly selection noise, so scored by a model
+// it did not train against it loses to that action (docs/results.md). The
+// fallback table says, per profile and conversation budget, whether a
+// validation on episodes the policy never trained on showed the policy a
+// standard error clear of the best fixed action under every held-out scorer;
+// where it did not, the conversation is answered by that fixed action.
+//
+// The table is chosen at training time from the training side only (the
+// fixed action on all of it, the policy's validation on a slice held out of
+// its training), stored in the artifact and applied wherever the artifact
+// decides: lcio-eval, the server. The lookup is a pure function of the
+// decision context, so training, evaluation and serving agree.
+#pragma once
+
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "absl/status/status.h"
+#include "absl/status/statusor.h"
+#include "lcio/data/m4a1.h"
+#include "lcio/env/evaluator.h"
+#include "lcio/env/observation.h"
+#include "lcio/env/policy_interface.h"
+#include "lcio/env/simulator.h"
+
+namespace lcio::env {
+
+struct FallbackEntry {
+  std::string device, network;  // the profile it was selected for (for people)
+  Budget budget;                // the conversation budget it was selected for
+  // The profile's per-action costs: with `budget`, the entry's key.
+  std::vector<double> action_time_s, action_money_usd;
+  int fixed_action = 0;       // the best fixed action on the training side
+  bool serve_policy = false;  // validated: the policy beats fixed_action
+  // On the validation episodes, the worst case over the held-out scorers of
+  // the policy's paired per-episode margin over fixed_action: its mean and
+  // its lower bound (mean - z * standard error) under that scorer.
+  double validated_margin = 0, validated_lower_bound = 0;
+};
+
+class FallbackTable {
+ public:
+  static constexpr char kMethod[] = "validated_fixed_action_fallback";
+
+  FallbackTable() = default;
+  explicit FallbackTable(std::vector<FallbackEntry> entries);
+
+  const std::vector<FallbackEntry>& entries() const { return entries_; }
+  bool empty() const { return entries_.empty(); }
+
+  // The entry whose key is nearest the conversation of `context`: its
+  // budgets (the remaining ones plus what the earlier turns' actions cost
+  // under the context's profile) and the profile's per-action costs, each
+  // cost taken relative to its budget. Null when the table is empty or the
+  // context carries no per-action costs.
+  const FallbackEntry* Nearest(const DecisionContext& context) const;
+  // The fixed action to answer with, or -1 to let the policy decide.
+  int Lookup(const DecisionContext& context) const;
+
+  // Every entry's sizes match `num_actions`, actions in range, budgets
+  // positive and finite. Errors name `source`, the entry and the rule.
+  absl::Status Validate(int num_actions, const std::string& source) const;
+  // {"method": kMethod, "entries": [...]}.
+  std::string ToJson() const;
+  static absl::StatusOr<FallbackTable> FromJson(const std::string& json, const std::string& source);
+
+ private:
+  std::vector<FallbackEntry> entries_;
+  std::vector<std::vector<double>> keys_;  // [entry]: its key, made once
+};
+
+// A policy behind a fallback table: where the table names a fixed action the
+// conversation is answered with it (no scores, as env::FixedPolicy, so the
+// shield treats both alike); elsewhere `inner` decides.
+class FallbackPolicy : public Policy {
+ public:
+  FallbackPolicy(std::unique_ptr<Policy> inner, std::shared_ptr<const FallbackTable> table,
+                 std::vector<int> decision_model_episodes);
+  std::string name() const override { return inner_->name(); }
+  void BeginEpisode(const data::Episode& episode, const Budget& budget, uint64_t seed) override {
+    inner_->BeginEpisode(episode, budget, seed);
+  }
+  int Act(const DecisionContext& context, std::vector<double>* scores) override;
+  std::vector<int> DecisionModelEpisodes() const override { return decision_model_episodes_; }
+
+ private:
+  std::unique_ptr<Policy> inner_;
+  std::shared_ptr<const FallbackTable> table_;
+  std::vector<int> decision_model_episodes_;
+};
+
+struct FallbackSelectionOptions {
+  // The conversation budgets of the table's entries; each is crossed with
+  // every device x network of the configuration's catalog.
+  std::vector<Budget> budgets;
+  // The policy is served only where its lower bound (mean - z * SE of the
+  // paired per-episode margin) is above zero under every held-out scorer.
+  double confidence_z = 1.0;
+  bool shield = true;  // as the service decides
+  uint64_t seed = 1;
+};
+// The budgets a table covers unless told otherwise: the reference defaults
+// (30 s, 0.05 USD), an intermediate (15 s, 0.02 USD) and a tight one
+// (8 s, 0.01 USD).
+std::vector<Budget> DefaultFallbackBudgets();
+
+// Selects the table. Per device x network x budget: the best fixed action is
+// the one of highest worst-case margin over the best fixed action under each
+// held-out scorer fitted on `fixed_selection_episodes` (a training side: a
+// fixed action learns nothing, so all of it is used); then `candidate` and
+// that action are scored on `validation_episodes` by held-out scorers fitted
+// on them, and the candidate is served where it is confidently ahead.
+// `candidate` must not have trained on a validation episode
+// (CheckDecisionModelHeldOut).
+absl::StatusOr<FallbackTable> SelectFallback(const data::Dataset& dataset,
+                                             const std::vector<int>& fixed_selection_episodes,
+                                             const std::vector<int>& validation_episodes,
+                                             const SimulatorConfig& config, Policy& candidate,
+                                             const FallbackSelectionOptions& options);
+
+// "policy in 3 of 96 cells; elsewhere cloud (60), local (33)"-style summary.
+std::string DescribeFallback(const FallbackTable& table, const ActionTable& actions);
+
+}  // namespace lcio::env

@@ -1,0 +1,315 @@
+#include "lcio/env/fallback.h"
+
+#include <algorithm>
+#include <cmath>
+#include <limits>
+#include <map>
+#include <utility>
+
+#include "absl/strings/str_cat.h"
+#include "lcio/data/json_parse.h"
+#include "lcio/env/baselines.h"
+#include "lcio/env/scorer.h"
+#include "nlohmann/json.hpp"
+
+namespace lcio::env {
+namespace {
+
+using Json = nlohmann::json;
+
+// A cost relative to its budget, clamped: past twice the budget an action
+// cannot be afforded anyway, and an infinite budget makes everything cheap.
+double Relative(double cost, double budget) {
+  if (!(budget > 0)) return 2.0;
+  if (std::isinf(budget)) return 0.0;
+  return std::clamp(cost / budget, 0.0, 2.0);
+}
+
+// The key: every action's time and money relative to the conversation's
+// budgets, [time_0, money_0, time_1, money_1, ...].
+void Key(const std::vector<double>& time_s, const std::vector<double>& money_usd,
+         double latency_budget_s, double money_budget_usd, std::vector<double>* out) {
+  out->resize(2 * time_s.size());
+  for (size_t a = 0; a < time_s.size(); ++a) {
+    (*out)[2 * a] = Relative(time_s[a], latency_budget_s);
+    (*out)[2 * a + 1] = Relative(money_usd[a], money_budget_usd);
+  }
+}
+
+double Mean(const std::vector<double>& v) {
+  double sum = 0;
+  for (double x : v) sum += x;
+  return v.empty() ? 0 : sum / v.size();
+}
+
+// Paired per-episode gain of a over b: mean and standard error.
+std::pair<double, double> PairedGain(const std::vector<double>& a, const std::vector<double>& b) {
+  std::vector<double> gain(a.size());
+  for (size_t e = 0; e < gain.size(); ++e) gain[e] = a[e] - b[e];
+  const double mean = Mean(gain);
+  double var = 0;
+  for (double g : gain) var += (g - mean) * (g - mean);
+  const double se = gain.size() > 1 ? std::sqrt(var / (gain.size() - 1) / gain.size()) : 0;
+  return {mean, se};
+}
+
+using Rewards = std::vector<std::vector<double>>;  // [scorer][episode]
+
+Rewards Evaluate(const std::vector<std::shared_ptr<const Scorer>>& scorers,
+                 const data::Dataset& dataset, const std::vector<int>& episodes, Policy& policy,
+                 const EvalOptions& options) {
+  Rewards out;
+  for (const auto& scorer : scorers) {
+    const PolicyResult r = EvaluatePolicy(*scorer, dataset, episodes, policy, options);
+    std::vector<double> per_episode;
+    per_episode.reserve(r.episodes.size());
+    for (const EpisodeResult& e : r.episodes) per_episode.push_back(e.reward);
+    out.push_back(std::move(per_episode));
+  }
+  return out;
+}
+
+absl::StatusOr<std::vector<std::shared_ptr<const Scorer>>> HeldOutScorers(
+    const data::Dataset& dataset, const std::vector<int>& episodes, const SimulatorConfig& config,
+    uint64_t seed) {
+  const Split fitted_on{{}, episodes};
+  std::vector<std::shared_ptr<const Scorer>> scorers;
+  for (ScorerKind kind : AllScorerKinds()) {
+    if (!IsHeldOut(kind)) continue;
+    auto scorer = Scorer::Create(kind, dataset, fitted_on, config, seed);
+    if (!scorer.ok()) return scorer.status();
+    scorers.push_back(*std::move(scorer));
+  }
+  return scorers;
+}
+
+absl::Status Fail(const std::string& source, const std::string& rule) {
+  return absl::InvalidArgumentError(absl::StrCat("fallback table of ", source, ": ", rule));
+}
+
+}  // namespace
+
+FallbackTable::FallbackTable(std::vector<FallbackEntry> entries) : entries_(std::move(entries)) {
+  keys_.resize(entries_.size());
+  for (size_t i = 0; i < entries_.size(); ++i) {
+    const FallbackEntry& e = entries_[i];
+    Key(e.action_time_s, e.action_money_usd, e.budget.latency_s, e.budget.money_usd, &keys_[i]);
+  }
+}
+
+const FallbackEntry* FallbackTable::Nearest(const DecisionContext& context) const {
+  if (entries_.empty() || context.action_time_s.empty() ||
+      context.action_time_s.size() != context.action_money_usd.size())
+    return nullptr;
+  const int num_actions = static_cast<int>(context.action_time_s.size());
+  // The conversation's budgets: what is left plus what the earlier turns
+  // cost under this profile (exact in simulation; in the server the device's
+  // reported budget, so within the accuracy of the cost profile).
+  double latency = context.remaining_latency_s, money = context.remaining_money_usd;
+  for (int a : context.previous_actions) {
+    if (a < 0 || a >= num_actions) continue;
+    latency += context.action_time_s[a];
+    money += context.action_money_usd[a];
+  }
+  thread_local std::vector<double> key;
+  Key(context.action_time_s, context.action_money_usd, latency, money, &key);
+  const FallbackEntry* best = nullptr;
+  double best_distance = std::numeric_limits<double>::infinity();
+  for (size_t i = 0; i < entries_.size(); ++i) {
+    if (keys_[i].size() != key.size()) continue;
+    double d = 0;
+    for (size_t j = 0; j < key.size(); ++j) d += (keys_[i][j] - key[j]) * (keys_[i][j] - key[j]);
+    if (d < best_distance) best_distance = d, best = &entries_[i];
+  }
+  return best;
+}
+
+int FallbackTable::Lookup(const DecisionContext& context) const {
+  const FallbackEntry* entry = Nearest(context);
+  if (entry == nullptr || entry->serve_policy) return -1;
+  return entry->fixed_action;
+}
+
+absl::Status FallbackTable::Validate(int num_actions, const std::string& source) const {
+  for (size_t i = 0; i < entries_.size(); ++i) {
+    const FallbackEntry& e = entries_[i];
+    const std::string where = absl::StrCat("entries[", i, "]");
+    if (static_cast<int>(e.action_time_s.size()) != num_actions ||
+        static_cast<int>(e.action_money_usd.size()) != num_actions)
+      return Fail(source, absl::StrCat(where, " has ", e.action_time_s.size(), " times and ",
+                                       e.action_money_usd.size(), " prices; the policy has ",
+                                       num_actions, " actions"));
+    for (int a = 0; a < num_actions; ++a)
+      if (!std::isfinite(e.action_time_s[a]) || e.action_time_s[a] < 0 ||
+          !std::isfinite(e.action_money_usd[a]) || e.action_money_usd[a] < 0)
+        return Fail(source,
+                    absl::StrCat(where, ": the costs of action ", a, " must be finite and >= 0"));
+    if (e.fixed_action < 0 || e.fixed_action >= num_actions)
+      return Fail(source, absl::StrCat(where, ".fixed_action = ", e.fixed_action,
+                                       ": must be in [0, ", num_actions, ")"));
+    if (!(e.budget.latency_s > 0) || !std::isfinite(e.budget.latency_s) ||
+        !(e.budget.money_usd > 0) || !std::isfinite(e.budget.money_usd))
+      return Fail(source, absl::StrCat(where, ".budget = (", e.budget.latency_s, " s, ",
+                                       e.budget.money_usd, " USD): must be finite and > 0"));
+  }
+  return absl::OkStatus();
+}
+
+std::string FallbackTable::ToJson() const {
+  Json entries = Json::array();
+  for (const FallbackEntry& e : entries_)
+    entries.push_back({{"device", e.device},
+                       {"network", e.network},
+                       {"latency_budget_s", e.budget.latency_s},
+                       {"money_budget_usd", e.budget.money_usd},
+                       {"action_time_s", e.action_time_s},
+                       {"action_money_usd", e.action_money_usd},
+                       {"fixed_action", e.fixed_action},
+                       {"serve_policy", e.serve_policy},
+                       {"validated_margin", e.validated_margin},
+                       {"validated_lower_bound", e.validated_lower_bound}});
+  return Json{{"method", kMethod}, {"entries", std::move(entries)}}.dump();
+}
+
+absl::StatusOr<FallbackTable> FallbackTable::FromJson(const std::string& text,
+                                                      const std::string& source) {
+  absl::Status error;
+  const Json json = data::ParseJson(text, "fallback", &error);
+  if (!error.ok()) return Fail(source, std::string(error.message()));
+  std::vector<FallbackEntry> entries;
+  try {
+    if (!json.is_object() || json.at("method").get<std::string>() != kMethod)
+      return Fail(source, absl::StrCat("method must be \"", kMethod, "\""));
+    for (const Json& j : json.at("entries")) {
+      FallbackEntry e;
+      e.device = j.at("device").get<std::string>();
+      e.network = j.at("network").get<std::string>();
+      e.budget.latency_s = j.at("latency_budget_s").get<double>();
+      e.budget.money_usd = j.at("money_budget_usd").get<double>();
+      e.action_time_s = j.at("action_time_s").get<std::vector<double>>();
+      e.action_money_usd = j.at("action_money_usd").get<std::vector<double>>();
+      e.fixed_action = j.at("fixed_action").get<int>();
+      e.serve_policy = j.at("serve_policy").get<bool>();
+      e.validated_margin = j.at("validated_margin").get<double>();
+      e.validated_lower_bound = j.at("validated_lower_bound").get<double>();
+      entries.push_back(std::move(e));
+    }
+  } catch (const Json::exception& e) {
+    return Fail(source, absl::StrCat("field missing or of the wrong type: ", e.what()));
+  }
+  return FallbackTable(std::move(entries));
+}
+
+FallbackPolicy::FallbackPolicy(std::unique_ptr<Policy> inner,
+                               std::shared_ptr<const FallbackTable> table,
+                               std::vector<int> decision_model_episodes)
+    : inner_(std::move(inner)),
+      table_(std::move(table)),
+      decision_model_episodes_(std::move(decision_model_episodes)) {}
+
+int FallbackPolicy::Act(const DecisionContext& context, std::vector<double>* scores) {
+  if (table_ != nullptr)
+    if (const int fixed = table_->Lookup(context); fixed >= 0) {
+      if (scores != nullptr) scores->clear();
+      return fixed;
+    }
+  return inner_->Act(context, scores);
+}
+
+std::vector<Budget> DefaultFallbackBudgets() {
+  return {Budget{30.0, 0.05}, Budget{15.0, 0.02}, Budget{8.0, 0.01}};
+}
+
+absl::StatusOr<FallbackTable> SelectFallback(const data::Dataset& dataset,
+                                             const std::vector<int>& fixed_selection_episodes,
+                                             const std::vector<int>& validation_episodes,
+                                             const SimulatorConfig& config, Policy& candidate,
+                                             const FallbackSelectionOptions& options) {
+  if (fixed_selection_episodes.size() < 2 || validation_episodes.size() < 2)
+    return absl::InvalidArgumentError(absl::StrCat(
+        "fallback selection: ", fixed_selection_episodes.size(), " selection and ",
+        validation_episodes.size(), " validation episodes; at least 2 of each are needed"));
+  if (options.budgets.empty())
+    return absl::InvalidArgumentError("fallback selection: no budgets to select for");
+  if (absl::Status s = CheckDecisionModelHeldOut(candidate, validation_episodes); !s.ok()) return s;
+  std::vector<FallbackEntry> entries;
+  for (const ProfilePair& pair : AllProfilePairs(config.catalog)) {
+    SimulatorConfig cell = config;
+    cell.device = pair.device;
+    cell.network = pair.network;
+    auto on_selection = HeldOutScorers(dataset, fixed_selection_episodes, cell, options.seed);
+    if (!on_selection.ok()) return on_selection.status();
+    auto on_validation = HeldOutScorers(dataset, validation_episodes, cell, options.seed);
+    if (!on_validation.ok()) return on_validation.status();
+    const Simulator& simulator = on_selection->front()->primary();
+    const int num_actions = simulator.actions().size();
+    for (const Budget& budget : options.budgets) {
+      const EvalOptions eval{budget, options.shield, options.seed};
+      FallbackEntry entry;
+      entry.device = pair.device;
+      entry.network = pair.network;
+      entry.budget = budget;
+      for (int a = 0; a < num_actions; ++a) {
+        entry.action_time_s.push_back(simulator.costs().time_s(a));
+        entry.action_money_usd.push_back(simulator.costs().money_usd(a));
+      }
+      // The best fixed action: the highest worst case, over the scorers, of
+      // its margin over the best fixed action under each.
+      std::vector<Rewards> fixed(num_actions);
+      for (int a = 0; a < num_actions; ++a) {
+        FixedPolicy policy(a, "fixed");
+        fixed[a] = Evaluate(*on_selection, dataset, fixed_selection_episodes, policy, eval);
+      }
+      std::vector<double> best_mean(on_selection->size(), -std::numeric_limits<double>::infinity());
+      for (size_t s = 0; s < on_selection->size(); ++s)
+        for (int a = 0; a < num_actions; ++a)
+          best_mean[s] = std::max(best_mean[s], Mean(fixed[a][s]));
+      double best_worst = -std::numeric_limits<double>::infinity();
+      for (int a = 0; a < num_actions; ++a) {
+        double worst = std::numeric_limits<double>::infinity();
+        for (size_t s = 0; s < on_selection->size(); ++s)
+          worst = std::min(worst, Mean(fixed[a][s]) - best_mean[s]);
+        if (worst > best_worst) best_worst = worst, entry.fixed_action = a;
+      }
+      // The candidate against it on episodes it never trained on.
+      FixedPolicy bar(entry.fixed_action, "fixed");
+      const Rewards bar_rewards = Evaluate(*on_validation, dataset, validation_episodes, bar, eval);
+      const Rewards candidate_rewards =
+          Evaluate(*on_validation, dataset, validation_episodes, candidate, eval);
+      entry.validated_lower_bound = std::numeric_limits<double>::infinity();
+      for (size_t s = 0; s < on_validation->size(); ++s) {
+        const auto [mean, se] = PairedGain(candidate_rewards[s], bar_rewards[s]);
+        if (mean - options.confidence_z * se < entry.validated_lower_bound) {
+          entry.validated_lower_bound = mean - options.confidence_z * se;
+          entry.validated_margin = mean;
+        }
+      }
+      entry.serve_policy = entry.validated_lower_bound > 0;
+      entries.push_back(std::move(entry));
+    }
+  }
+  return FallbackTable(std::move(entries));
+}
+
+std::string DescribeFallback(const FallbackTable& table, const ActionTable& actions) {
+  int policy = 0;
+  std::map<int, int> fixed;
+  for (const FallbackEntry& e : table.entries()) {
+    if (e.serve_policy)
+      ++policy;
+    else
+      ++fixed[e.fixed_action];
+  }
+  std::string out = absl::StrCat("policy in ", policy, " of ", table.entries().size(), " cells");
+  if (!fixed.empty()) {
+    absl::StrAppend(&out, "; elsewhere");
+    bool first = true;
+    for (const auto& [action, n] : fixed) {
+      absl::StrAppend(&out, first ? " " : ", ", actions.Describe(action), " (", n, ")");
+      first = false;
+    }
+  }
+  return out;
+}
+
+}  // namespace lcio::env
