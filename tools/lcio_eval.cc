@@ -296,9 +296,15 @@ absl::StatusOr<std::vector<Method>> MakeDecisionMakers(
     }
     auto encoder = env::ObservationEncoder::Create(trained->layout, trained->response_model);
     if (!encoder.ok()) return encoder.status();
-    m.push_back({std::make_unique<policy::NetworkPolicy>(
-                     options.algo, std::move(trained->network), *std::move(encoder),
-                     std::move(trained->decision_model_episodes)),
+    if (!trained->summary.fallback_description.empty())
+      std::cerr << "lcio-eval: " << options.algo
+                << " validated fallback: " << trained->summary.fallback_description << "\n";
+    std::vector<int> decided_with = trained->decision_model_episodes;
+    m.push_back({std::make_unique<env::FallbackPolicy>(
+                     std::make_unique<policy::NetworkPolicy>(
+                         options.algo, std::move(trained->network), *std::move(encoder),
+                         trained->decision_model_episodes),
+                     trained->fallback, std::move(decided_with)),
                  env::MethodRole::kCandidate});
   }
   for (const std::string& pattern : settings.artifacts) {

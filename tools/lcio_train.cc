@@ -64,6 +64,10 @@ ABSL_FLAG(std::string, training_profiles, "",
 ABSL_FLAG(int32_t, cross_fit_folds, lcio::policy::TrainOptions{}.cross_fit_folds,
           "score each training episode with a kNN fitted on the other folds (>= 2), as the test "
           "is; 1: one kNN on every training episode");
+ABSL_FLAG(double, fallback_validation_share, lcio::policy::TrainOptions{}.fallback_validation_share,
+          "> 0: hold this share of the training episodes out of learning and serve the network "
+          "only per device x network x budget where it beats the best fixed action on them "
+          "(the validated fallback, docs/training.md); 0: the network everywhere");
 ABSL_FLAG(std::string, progress, "auto",
           "progress display: auto (bar on a terminal), bar, lines, off");
 ABSL_FLAG(int64_t, log_every, 0, "steps between progress reports (0: about 50 per run)");
@@ -171,6 +175,8 @@ absl::StatusOr<policy::TrainOptions> OptionsFromFlags(
       {"torch_device", set(&options.device, FLAGS_torch_device)},
       {"torch_threads", set(&options.torch_threads, FLAGS_torch_threads)},
       {"cross_fit_folds", set(&options.cross_fit_folds, FLAGS_cross_fit_folds)},
+      {"fallback_validation_share",
+       set(&options.fallback_validation_share, FLAGS_fallback_validation_share)},
       {"budget_dist",
        [&b] {
          auto kind = env::BudgetDistribution::ParseKind(absl::GetFlag(FLAGS_budget_dist));
@@ -343,6 +349,8 @@ int main(int argc, char** argv) {
   if (!summary->multipliers.empty())
     std::cout << absl::StrFormat(", multipliers %.3f (latency) %.3f (money)",
                                  summary->multipliers[0], summary->multipliers[1]);
+  if (!summary->fallback_description.empty())
+    std::cout << "\nvalidated fallback: " << summary->fallback_description;
   std::cout << "\nwrote " << out << "\n";
 
   if (evaluate) {

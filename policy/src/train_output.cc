@@ -41,6 +41,7 @@ absl::Status SaveTrainResult(const data::Dataset& dataset, const std::vector<int
   metadata.classifier_json = classifier->ToJson();
   if (result.response_model) metadata.response_model_json = result.response_model->ToJson();
   metadata.training_split = training_split;
+  if (result.fallback) metadata.fallback_json = result.fallback->ToJson();
   return SaveArtifact(artifact_out_path, result.network, std::move(metadata));
 }
 

@@ -10,6 +10,8 @@
 #include <nlohmann/json.hpp>
 #include <numeric>
 #include <random>
+#include <tuple>
+#include <utility>
 
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
@@ -175,7 +177,9 @@ absl::Status EvaluateTrained(const env::Simulator& simulator, const data::Datase
   for (bool shield : {false, true}) {
     auto encoder = env::ObservationEncoder::Create(result.layout, result.response_model);
     if (!encoder.ok()) return encoder.status();
-    NetworkPolicy policy(options.algo, result.network, *std::move(encoder));
+    env::FallbackPolicy policy(
+        std::make_unique<NetworkPolicy>(options.algo, result.network, *std::move(encoder)),
+        result.fallback, {});
     env::EvalOptions eval_options{options.budgets.fixed, shield, options.seed};
     const env::PolicyResult r =
         env::EvaluatePolicy(simulator, dataset, options.evaluation_episodes, policy, eval_options);
@@ -193,6 +197,25 @@ absl::Status EvaluateTrained(const env::Simulator& simulator, const data::Datase
   return absl::OkStatus();
 }
 
+// The training side dealt into (learn on, validation): a seeded portable
+// shuffle, the first round(share * n) positions validating.
+absl::StatusOr<std::pair<std::vector<int>, std::vector<int>>> HoldOutValidation(
+    const std::vector<int>& episodes, double share, uint64_t seed) {
+  const size_t n = episodes.size();
+  const size_t held = static_cast<size_t>(std::lround(share * static_cast<double>(n)));
+  if (held < 2 || n - held < 2)
+    return absl::InvalidArgumentError(absl::StrCat("fallback_validation_share = ", share, " of ", n,
+                                                   " training episodes holds out ", held,
+                                                   "; at least 2 must validate and 2 train"));
+  // DealFolds with one fold per position is a seeded permutation.
+  const std::vector<int> rank =
+      env::DealFolds(n, static_cast<int>(n), env::MixSeed(seed, 0xfa11bac6));
+  std::pair<std::vector<int>, std::vector<int>> out;
+  for (size_t i = 0; i < n; ++i)
+    (static_cast<size_t>(rank[i]) < held ? out.second : out.first).push_back(episodes[i]);
+  return out;
+}
+
 }  // namespace
 
 absl::StatusOr<TrainRun> RunTraining(const data::Dataset& dataset,
@@ -207,13 +230,21 @@ absl::StatusOr<TrainRun> RunTraining(const data::Dataset& dataset,
   if (auto s = CheckEpisodes(dataset, train_episodes, options.evaluation_episodes); !s.ok())
     return s;
 
-  auto simulator = env::Simulator::Create(dataset, train_episodes, config);
+  // With the validated fallback, a share of the training side is held out
+  // of learning to judge the network on.
+  std::vector<int> learn_on = train_episodes, validation;
+  if (options.fallback_validation_share > 0) {
+    auto held = HoldOutValidation(train_episodes, options.fallback_validation_share, options.seed);
+    if (!held.ok()) return held.status();
+    std::tie(learn_on, validation) = *std::move(held);
+  }
+  auto simulator = env::Simulator::Create(dataset, learn_on, config);
   if (!simulator.ok()) return simulator.status();
   const env::ObservationLayout layout = MakeLayout(**simulator, options);
   const std::vector<env::ProfilePair> profiles =
       options.all_profiles ? env::AllProfilePairs(config.catalog) : options.training_profiles;
   auto training_env =
-      MakeTrainingEnv(dataset, train_episodes, config, *simulator, layout, options, profiles);
+      MakeTrainingEnv(dataset, learn_on, config, *simulator, layout, options, profiles);
   if (!training_env.ok()) return training_env.status();
 
   auto [output, summary] = RunLearner(*training_env, options);
@@ -227,6 +258,24 @@ absl::StatusOr<TrainRun> RunTraining(const data::Dataset& dataset,
   run.result.decision_model_episodes = (*simulator)->fitted_episodes();
   run.result.network = std::move(output);
   run.simulator = *simulator;
+  if (!validation.empty()) {
+    auto encoder = env::ObservationEncoder::Create(layout, run.result.response_model);
+    if (!encoder.ok()) return encoder.status();
+    NetworkPolicy candidate(options.algo, run.result.network, *std::move(encoder),
+                            run.result.decision_model_episodes);
+    env::FallbackSelectionOptions selection;
+    selection.budgets = env::DefaultFallbackBudgets();
+    selection.seed = options.seed;
+    auto table =
+        env::SelectFallback(dataset, train_episodes, validation, config, candidate, selection);
+    if (!table.ok()) return table.status();
+    run.result.fallback = std::make_shared<const env::FallbackTable>(*std::move(table));
+    std::vector<int> all = train_episodes;
+    std::sort(all.begin(), all.end());
+    run.result.decision_model_episodes = std::move(all);
+    run.result.summary.fallback_description =
+        env::DescribeFallback(*run.result.fallback, (*simulator)->actions());
+  }
   if (!options.evaluation_episodes.empty())
     if (auto s = EvaluateTrained(**simulator, dataset, options, run.result, &run.result.summary);
         !s.ok())

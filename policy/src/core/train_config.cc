@@ -280,6 +280,10 @@ absl::Status ValidateTrainOptions(const TrainOptions& options) {
   if (options.cross_fit_folds < 1 || options.cross_fit_folds > 100)
     return absl::InvalidArgumentError(
         absl::StrCat("cross_fit_folds = ", options.cross_fit_folds, ": must be in [1, 100]"));
+  if (!(options.fallback_validation_share >= 0 && options.fallback_validation_share <= 0.5))
+    return absl::InvalidArgumentError(
+        absl::StrCat("fallback_validation_share = ", options.fallback_validation_share,
+                     ": must be in [0, 0.5]"));
   return options.budgets.Validate();
 }
 
@@ -361,13 +365,15 @@ absl::Status ApplyTrainConfigJson(const std::string& json, TrainOptions* options
         if (auto s = ApplyProfilesJson(value, options); !s.ok()) return s;
       } else if (key == "cross_fit_folds") {
         options->cross_fit_folds = value.get<int>();
+      } else if (key == "fallback_validation_share") {
+        options->fallback_validation_share = value.get<double>();
       } else {
         const std::vector<std::string> observation = OptionNames<ObservationConfig>();
         if (std::find(observation.begin(), observation.end(), key) == observation.end())
           return absl::InvalidArgumentError(absl::StrCat(
               "training config: key \"", key.substr(0, 64),
               "\" is not known (algo, timesteps, seed, hyperparameters, budget_distribution, "
-              "cross_fit_folds, ",
+              "cross_fit_folds, fallback_validation_share, ",
               absl::StrJoin(observation, ", "), ", training_profiles)"));
         if (auto s = SetOption<ObservationConfig>(options, key, value.get<bool>(), ""); !s.ok())
           return s;
@@ -391,6 +397,9 @@ std::string TrainingConfigJson(const TrainOptions& options, const env::Simulator
   for (const auto& row : OptionTable<ObservationConfig>())
     if (std::string(row.name) != "profile_aware") j[row.name] = row.get(options) != 0;
   j["cross_fit_folds"] = options.cross_fit_folds;
+  // Only when used, so that artifacts without a fallback stay byte-identical.
+  if (options.fallback_validation_share > 0)
+    j["fallback_validation_share"] = options.fallback_validation_share;
   // Only when used, so that single-profile artifacts stay byte-identical.
   if (options.profile_aware || !profiles.empty()) j["profile_aware"] = true;
   if (!profiles.empty()) {
@@ -458,6 +467,11 @@ std::string OptionsMarkdown() {
                   "| `--cross_fit_folds` | `cross_fit_folds` | ", defaults.cross_fit_folds,
                   " | in [1, 100]; >= 2 scores each training episode with a kNN fitted on the "
                   "other folds |\n",
+                  "| `--fallback_validation_share` | `fallback_validation_share` | ",
+                  defaults.fallback_validation_share,
+                  " | in [0, 0.5]; > 0 holds that share of the training episodes out of learning "
+                  "to validate the network against the best fixed action per device x network x "
+                  "budget (the validated fallback) |\n",
                   "| `--training_profiles` | `training_profiles` | (none) | \"all\" or a list of "
                   "device/network pairs drawn per episode; implies profile_aware |\n",
                   "| `--torch_threads` | (recorded) | ", defaults.torch_threads,

@@ -13,6 +13,7 @@
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
 #include "lcio/data/m4a1.h"
+#include "lcio/env/fallback.h"
 #include "lcio/env/policy_interface.h"
 #include "lcio/env/simulator.h"
 #include "lcio/env/training_env.h"
@@ -66,6 +67,13 @@ struct TrainOptions : ObservationConfig {
   // own logged turns. 1: one kNN on every training episode (the original's
   // way). Clamped to the number of training episodes.
   int cross_fit_folds = 1;
+  // The validated fallback (env/fallback.h, docs/training.md): > 0 holds
+  // this share of the training episodes out of learning, and after training
+  // chooses, per device x network x budget, the network only where it beats
+  // the best fixed action on them under every held-out scorer (fitted on
+  // them), a standard error clear; elsewhere that fixed action answers. The
+  // table goes into the artifact. 0: no table, the network everywhere.
+  double fallback_validation_share = 0;
   // Hyperparameters, typed. The algorithm reads its learner's (ppo, a2c or
   // dqn); the rc- variants also read `lagrange`. By name: SetHyperparameter.
   PpoConfig ppo;
@@ -96,8 +104,10 @@ struct TrainSummary {
   bool shield_in_training = false;    // LagrangeConfig::shield_penalty > 0
   double share_shield_overrides = 0;  // as in TrainProgress, over the last 10% of episodes
   std::vector<double> multipliers;    // final [latency, money]; empty when unconstrained
-  std::string device;                 // resolved device
-  std::string config_json;            // every hyperparameter and option
+  // env::DescribeFallback of the validated fallback table; empty without one.
+  std::string fallback_description;
+  std::string device;       // resolved device
+  std::string config_json;  // every hyperparameter and option
   // Present when TrainOptions::evaluation_episodes was not empty.
   bool evaluated = false;
   EvaluationFigures evaluation, evaluation_shielded;
@@ -111,8 +121,12 @@ struct TrainResult {
   // The model a response_aware layout predicts with; null otherwise.
   std::shared_ptr<const env::ResponseEstimator> response_model;
   // The episodes (dataset indices, sorted) the training simulator was fitted
-  // on: what the trained network learnt from, for the evaluator's held-out check.
+  // on, and the fallback's validation episodes: what the decisions depend
+  // on, for the evaluator's held-out check.
   std::vector<int> decision_model_episodes;
+  // With TrainOptions::fallback_validation_share > 0: the validated
+  // fallback table (null otherwise), applied wherever the network decides.
+  std::shared_ptr<const env::FallbackTable> fallback;
 };
 
 // The hyperparameters of options.algo by name (its learner's table, plus the
