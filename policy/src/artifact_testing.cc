@@ -66,6 +66,7 @@ absl::StatusOr<ArtifactMetadata> TestMetadata(const TestArtifactOptions& options
   auto classifier = TaskClassifier::Train(prompts, labels, options.tasks);
   if (!classifier.ok()) return classifier.status();
   metadata.classifier_json = classifier->ToJson();
+  metadata.fallback_json = options.fallback_json;
   return metadata;
 }
 

@@ -9,6 +9,7 @@
 
 #include "gtest/gtest.h"
 #include "lcio/env/evaluator.h"
+#include "lcio/env/fallback.h"
 #include "lcio/env/simulator.h"
 #include "lcio/env/split.h"
 #include "lcio/policy/testing.h"
@@ -61,6 +62,48 @@ TEST_F(ArtifactPolicyTest, ActReturnsTheArgmaxAndFillsScores) {
   ASSERT_EQ(scores.size(), 9u);
   EXPECT_EQ(std::max_element(scores.begin(), scores.end()) - scores.begin(), 6);
   EXPECT_EQ(policy->error_count(), 0);
+}
+
+// A fallback table of one entry keyed on `context`'s costs and budgets.
+std::string OneEntryFallback(const lcio::env::DecisionContext& context, int fixed, bool serve) {
+  lcio::env::FallbackEntry e;
+  e.device = "d";
+  e.network = "n";
+  e.budget = {context.remaining_latency_s, context.remaining_money_usd};
+  e.action_time_s = context.action_time_s;
+  e.action_money_usd = context.action_money_usd;
+  e.fixed_action = fixed;
+  e.serve_policy = serve;
+  return lcio::env::FallbackTable({e}).ToJson();
+}
+
+TEST_F(ArtifactPolicyTest, TheFallbackTableAnswersWithItsFixedActionWhereItSaysSo) {
+  lcio::env::DecisionContext context = Context();
+  context.action_time_s = {1, 2, 3, 3, 3, 4, 4, 4, 5};
+  context.action_money_usd = {0, 0.001, 0.002, 0.002, 0.002, 0.003, 0.003, 0.003, 0.004};
+  policy_testing::TestArtifactOptions options;
+  options.favoured_action = 6;
+  options.fallback_json = OneEntryFallback(context, 2, /*serve=*/false);
+  auto policy = Load(options);
+  ASSERT_NE(policy, nullptr);
+  EXPECT_EQ(policy->engine().metadata().format_version, 2);
+  ASSERT_EQ(policy->engine().fallback().entries().size(), 1u);
+  std::vector<double> scores = {1};
+  EXPECT_EQ(policy->Act(context, &scores), 2);
+  EXPECT_TRUE(scores.empty());  // as a fixed action: the shield falls back to the cheapest
+  // Where validation showed the network ahead, it decides.
+  options.fallback_json = OneEntryFallback(context, 2, /*serve=*/true);
+  policy = Load(options);
+  ASSERT_NE(policy, nullptr);
+  EXPECT_EQ(policy->Act(context, &scores), 6);
+  EXPECT_EQ(scores.size(), 9u);
+  // Without a table: format_version 1, as before the table existed.
+  options.fallback_json.clear();
+  policy = Load(options);
+  ASSERT_NE(policy, nullptr);
+  EXPECT_EQ(policy->engine().metadata().format_version, 1);
+  EXPECT_TRUE(policy->engine().fallback().empty());
+  EXPECT_EQ(policy->Act(context, &scores), 6);
 }
 
 TEST_F(ArtifactPolicyTest, ScoresMatchTheEngineOnTheEncodedContext) {

@@ -5,6 +5,7 @@
 #include "absl/strings/str_cat.h"
 #include "gtest/gtest.h"
 #include "lcio/env/action_table.h"
+#include "lcio/env/fallback.h"
 #include "lcio/env/observation.h"
 #include "lcio/env/response_estimator.h"
 #include "lcio/env/shield.h"
@@ -76,6 +77,34 @@ TEST(ArtifactMetadata, JsonRoundTrip) {
   // Embedded documents read as JSON, not escaped strings.
   EXPECT_TRUE(Json::parse(json)["training_config"].is_object());
   EXPECT_EQ(Json::parse(json)["observation"]["feature_names"].size(), m.layout.size());
+}
+
+TEST(ArtifactMetadata, CarriesAFallbackTableFromFormatVersion2) {
+  ArtifactMetadata m = ValidMetadata();
+  lcio::env::FallbackEntry e;
+  e.device = "Jetson TX2";
+  e.network = "4G";
+  e.budget = {8, 0.01};
+  e.action_time_s.assign(m.num_actions, 1.0);
+  e.action_money_usd.assign(m.num_actions, 0.001);
+  e.fixed_action = 1;
+  m.fallback_json = lcio::env::FallbackTable({e}).ToJson();
+  m.format_version = 2;
+  auto back = MetadataFromJson(MetadataToJson(m), "x.pt");
+  ASSERT_TRUE(back.ok()) << back.status();
+  EXPECT_EQ(back->fallback_json, m.fallback_json);
+  // A version-1 reader would ignore the table: version 1 with one is refused.
+  m.format_version = 1;
+  const absl::Status v1 = ValidateMetadata(m, "x.pt");
+  EXPECT_NE(v1.message().find("fallback needs format_version >= 2"), std::string::npos) << v1;
+  // A table that does not fit the actions is refused by name.
+  m.format_version = 2;
+  e.fixed_action = m.num_actions;
+  m.fallback_json = lcio::env::FallbackTable({e}).ToJson();
+  const absl::Status bad = ValidateMetadata(m, "x.pt");
+  EXPECT_NE(bad.message().find("fixed_action = 9"), std::string::npos) << bad;
+  m.fallback_json = R"({"method": "something else", "entries": []})";
+  EXPECT_FALSE(ValidateMetadata(m, "x.pt").ok());
 }
 
 TEST(ArtifactMetadata, HashTextIgnoresVersionAndTimeOnly) {

@@ -34,6 +34,9 @@ struct TestArtifactOptions {
   // When >= 0 this action outscores every other for any observation (a large
   // output bias), so a test can predict the decision.
   int favoured_action = -1;
+  // env::FallbackTable::ToJson() to store (ArtifactMetadata::fallback_json);
+  // empty: none.
+  std::string fallback_json;
 };
 
 double TestPredictedResponse(int task, int action);

@@ -1,0 +1,244 @@
+// The validated fallback (env/fallback.h): which entry a conversation maps
+// to, the table's file form, and that selection serves a candidate only
+// where episodes it never trained on show it ahead of the best fixed action.
+#include "lcio/env/fallback.h"
+
+#include <limits>
+
+#include "gtest/gtest.h"
+#include "lcio/env/baselines.h"
+#include "lcio/env/task_rule.h"
+#include "test_support.h"
+
+namespace lcio::env {
+namespace {
+
+// Two profiles of 3 actions: a slow local device on a fast network, and a
+// fast device on a slow network.
+FallbackEntry Entry(const std::string& device, Budget budget, int fixed, bool serve) {
+  FallbackEntry e;
+  e.device = device;
+  e.network = "n";
+  e.budget = budget;
+  if (device == "slow-device") {
+    e.action_time_s = {12, 2, 4};
+    e.action_money_usd = {0, 0.002, 0.004};
+  } else {
+    e.action_time_s = {1, 9, 18};
+    e.action_money_usd = {0, 0.002, 0.004};
+  }
+  e.fixed_action = fixed;
+  e.serve_policy = serve;
+  return e;
+}
+
+FallbackTable TwoProfiles() {
+  return FallbackTable(
+      {Entry("slow-device", {30, 0.05}, 1, false), Entry("slow-device", {8, 0.01}, 2, false),
+       Entry("fast-device", {30, 0.05}, 0, false), Entry("fast-device", {8, 0.01}, 1, true)});
+}
+
+DecisionContext Context(const FallbackEntry& profile, double latency_s, double money_usd) {
+  DecisionContext c;
+  c.action_time_s = profile.action_time_s;
+  c.action_money_usd = profile.action_money_usd;
+  c.remaining_latency_s = latency_s;
+  c.remaining_money_usd = money_usd;
+  return c;
+}
+
+TEST(FallbackTable, MapsAConversationToItsProfileAndBudgetOnEveryTurn) {
+  const FallbackTable table = TwoProfiles();
+  const FallbackEntry slow = Entry("slow-device", {30, 0.05}, 0, false);
+  const FallbackEntry fast = Entry("fast-device", {30, 0.05}, 0, false);
+  EXPECT_EQ(table.Lookup(Context(slow, 30, 0.05)), 1);
+  EXPECT_EQ(table.Lookup(Context(slow, 8, 0.01)), 2);
+  EXPECT_EQ(table.Lookup(Context(fast, 30, 0.05)), 0);
+  // Nearest, not exact: a 28 s budget is the 30 s entry's.
+  EXPECT_EQ(table.Lookup(Context(fast, 28, 0.04)), 0);
+  // The network decides where validation showed it ahead.
+  EXPECT_EQ(table.Lookup(Context(fast, 8, 0.01)), -1);
+
+  // Later turns of a 30 s conversation: what is left plus what the earlier
+  // turns cost is the conversation's budget, so the entry does not change
+  // although only 8 s are left (which alone would be the 8 s entry).
+  DecisionContext later = Context(slow, 30 - 2 - 4 - 4 - 12, 0.05 - 0.002 - 0.004 - 0.004);
+  later.previous_actions = {1, 2, 2, 0};
+  later.previous_tasks = {0, 0, 0, 0};
+  ASSERT_NEAR(later.remaining_latency_s, 8, 1e-9);
+  EXPECT_EQ(table.Lookup(later), 1);
+  EXPECT_EQ(table.Nearest(later)->budget.latency_s, 30);
+
+  // No costs, no entry: the network decides.
+  DecisionContext unknown;
+  EXPECT_EQ(table.Nearest(unknown), nullptr);
+  EXPECT_EQ(table.Lookup(unknown), -1);
+  EXPECT_EQ(FallbackTable().Lookup(Context(slow, 30, 0.05)), -1);
+  // An infinite budget makes every cost relatively free: still an entry.
+  EXPECT_NE(table.Nearest(Context(slow, std::numeric_limits<double>::infinity(),
+                                  std::numeric_limits<double>::infinity())),
+            nullptr);
+}
+
+TEST(FallbackTable, RoundTripsThroughJsonAndRefusesBadEntries) {
+  FallbackTable table = TwoProfiles();
+  auto parsed = FallbackTable::FromJson(table.ToJson(), "t.pt");
+  ASSERT_TRUE(parsed.ok()) << parsed.status();
+  ASSERT_EQ(parsed->entries().size(), 4u);
+  EXPECT_EQ(parsed->entries()[1].fixed_action, 2);
+  EXPECT_EQ(parsed->entries()[3].serve_policy, true);
+  EXPECT_EQ(parsed->entries()[1].budget.money_usd, 0.01);
+  EXPECT_EQ(parsed->Lookup(Context(parsed->entries()[0], 8, 0.01)), 2);
+  EXPECT_TRUE(parsed->Validate(3, "t.pt").ok());
+
+  const auto expect_invalid = [](const FallbackTable& t, int actions, const std::string& text) {
+    const absl::Status s = t.Validate(actions, "t.pt");
+    EXPECT_EQ(s.code(), absl::StatusCode::kInvalidArgument);
+    EXPECT_NE(s.message().find(text), std::string::npos) << s.message();
+    EXPECT_NE(s.message().find("t.pt"), std::string::npos) << s.message();
+  };
+  expect_invalid(table, 4, "the policy has 4 actions");
+  expect_invalid(FallbackTable({Entry("fast-device", {30, 0.05}, 3, false)}), 3,
+                 "fixed_action = 3");
+  expect_invalid(FallbackTable({Entry("fast-device", {0, 0.05}, 1, false)}), 3, "budget");
+  FallbackEntry negative = Entry("fast-device", {30, 0.05}, 1, false);
+  negative.action_money_usd[2] = -1;
+  expect_invalid(FallbackTable({negative}), 3, "action 2");
+
+  EXPECT_FALSE(FallbackTable::FromJson("{\"method\": \"other\", \"entries\": []}", "t").ok());
+  EXPECT_FALSE(
+      FallbackTable::FromJson("{\"method\": \"validated_fixed_action_fallback\"}", "t").ok());
+  EXPECT_FALSE(FallbackTable::FromJson("[1, 2", "t").ok());
+}
+
+// Counts its decisions; always proposes action 2 with scores.
+class CountingPolicy : public Policy {
+ public:
+  std::string name() const override { return "counting"; }
+  int Act(const DecisionContext&, std::vector<double>* scores) override {
+    ++calls;
+    if (scores != nullptr) scores->assign(3, 0.5);
+    return 2;
+  }
+  int calls = 0;
+};
+
+TEST(FallbackPolicy, AnswersWithTheFixedActionWithoutScoresAndLetsTheInnerPolicyDecideElsewhere) {
+  auto inner = std::make_unique<CountingPolicy>();
+  CountingPolicy* counting = inner.get();
+  FallbackPolicy policy(std::move(inner), std::make_shared<const FallbackTable>(TwoProfiles()),
+                        {7, 8});
+  const FallbackEntry fast = Entry("fast-device", {30, 0.05}, 0, false);
+  std::vector<double> scores = {1, 2, 3};
+  EXPECT_EQ(policy.Act(Context(fast, 30, 0.05), &scores), 0);
+  EXPECT_TRUE(scores.empty());  // as env::FixedPolicy: the shield falls back to the cheapest
+  EXPECT_EQ(counting->calls, 0);
+  EXPECT_EQ(policy.Act(Context(fast, 8, 0.01), &scores), 2);
+  EXPECT_EQ(scores.size(), 3u);
+  EXPECT_EQ(counting->calls, 1);
+  EXPECT_EQ(policy.name(), "counting");
+  EXPECT_EQ(policy.DecisionModelEpisodes(), (std::vector<int>{7, 8}));
+  // Without a table the inner policy decides everywhere.
+  FallbackPolicy bare(std::make_unique<CountingPolicy>(), nullptr, {});
+  EXPECT_EQ(bare.Act(Context(fast, 30, 0.05), nullptr), 2);
+}
+
+// 2 tasks, 2 views; task a answers well locally, task b in the cloud, so
+// deciding per task beats every fixed action (as in task_rule_test.cc).
+data::Dataset TwoTaskDataset() {
+  data::Dataset d;
+  d.tasks = {"a", "b"};
+  d.num_views = 2;
+  d.source = "<hand-made>";
+  for (int e = 0; e < 40; ++e) {
+    data::Episode ep;
+    ep.id = e;
+    ep.image_paths = {"v0.jpg", "v1.jpg"};
+    for (int t = 0; t < 3; ++t) {
+      data::Turn turn;
+      turn.task_index = (e / 2 + t) % 2;
+      turn.task = d.tasks[turn.task_index];
+      const int a = (e + t) % 2;
+      turn.target = a == 0 ? data::Target::kLocal : data::Target::kCloud;
+      turn.answer = "fine";
+      turn.score = (turn.task_index == 0) == (a == 0) ? 9.0 : 1.0;
+      ep.turns.push_back(turn);
+      ep.association.push_back({0.2, 0.3});
+    }
+    d.episodes.push_back(ep);
+  }
+  return d;
+}
+
+std::vector<int> Range(int from, int to) {
+  std::vector<int> out;
+  for (int i = from; i < to; ++i) out.push_back(i);
+  return out;
+}
+
+FallbackSelectionOptions GenerousBudget() {
+  FallbackSelectionOptions o;
+  o.budgets = {Budget{1000, 10}};
+  return o;
+}
+
+TEST(SelectFallback, ServesACandidateOnlyWhereValidationShowsItAhead) {
+  const data::Dataset d = TwoTaskDataset();
+  const SimulatorConfig config = testing::TwoViewConfig();
+  const std::vector<int> training = Range(0, 30), validation = Range(30, 40);
+  const int num_pairs = static_cast<int>(AllProfilePairs(config.catalog).size());
+
+  // Per task: local for a, cloud for b. Ahead of every fixed action.
+  TaskRulePolicy per_task(TaskRule{{0, 1}}, training);
+  auto table = SelectFallback(d, training, validation, config, per_task, GenerousBudget());
+  ASSERT_TRUE(table.ok()) << table.status();
+  ASSERT_EQ(static_cast<int>(table->entries().size()), num_pairs);
+  for (const FallbackEntry& e : table->entries()) {
+    EXPECT_TRUE(e.serve_policy) << e.device << "/" << e.network;
+    EXPECT_GT(e.validated_lower_bound, 0);
+    EXPECT_GE(e.validated_margin, e.validated_lower_bound);
+    EXPECT_EQ(e.action_time_s.size(), 5u);
+    EXPECT_EQ(e.budget.latency_s, 1000);
+  }
+  EXPECT_NE(DescribeFallback(*table, ActionTable::Create(2).value()).find("policy in "),
+            std::string::npos);
+
+  // A candidate that is only a fixed action never clears the bar: its
+  // margin over the best fixed action is at most zero, and the table names
+  // that action.
+  TaskRulePolicy local(TaskRule{{0, 0}}, training);
+  auto fixed = SelectFallback(d, training, validation, config, local, GenerousBudget());
+  ASSERT_TRUE(fixed.ok()) << fixed.status();
+  for (const FallbackEntry& e : fixed->entries()) {
+    EXPECT_FALSE(e.serve_policy) << e.device << "/" << e.network;
+    EXPECT_LE(e.validated_lower_bound, 0);
+  }
+  // Its lookups answer with each cell's fixed action.
+  FallbackPolicy served(std::make_unique<TaskRulePolicy>(TaskRule{{0, 0}}, training),
+                        std::make_shared<const FallbackTable>(*fixed), training);
+  DecisionContext c;
+  SetActionCosts(Simulator::Create(d, training, config).value()->costs(), &c);
+  c.remaining_latency_s = 1000;
+  c.remaining_money_usd = 10;
+  EXPECT_EQ(served.Act(c, nullptr), fixed->Nearest(c)->fixed_action);
+}
+
+TEST(SelectFallback, RefusesACandidateThatTrainedOnAValidationEpisode) {
+  const data::Dataset d = TwoTaskDataset();
+  TaskRulePolicy leaky(TaskRule{{0, 1}}, {3, 35});
+  auto table = SelectFallback(d, Range(0, 30), Range(30, 40), testing::TwoViewConfig(), leaky,
+                              GenerousBudget());
+  EXPECT_EQ(table.status().code(), absl::StatusCode::kFailedPrecondition);
+  auto few =
+      SelectFallback(d, Range(0, 30), {31}, testing::TwoViewConfig(), leaky, GenerousBudget());
+  EXPECT_EQ(few.status().code(), absl::StatusCode::kInvalidArgument);
+  FallbackSelectionOptions none;
+  TaskRulePolicy clean(TaskRule{{0, 1}}, Range(0, 30));
+  EXPECT_EQ(SelectFallback(d, Range(0, 30), Range(30, 40), testing::TwoViewConfig(), clean, none)
+                .status()
+                .code(),
+            absl::StatusCode::kInvalidArgument);
+}
+
+}  // namespace
+}  // namespace lcio::env
