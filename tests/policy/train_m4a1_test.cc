@@ -471,6 +471,83 @@ INSTANTIATE_TEST_SUITE_P(AllAlgorithms, Determinism,
                            return name;
                          });
 
+// The validated fallback: a share of the training side is held out of
+// learning, the table covers every device x network x budget, the decisions
+// depend on the whole training side and on nothing else, and the artifact
+// decides as the network behind its table did in memory.
+TEST(ValidatedFallback, HoldsOutValidationAndTheArtifactDecidesAsTrained) {
+  TrainOptions options = ShortRun("rc-ppo", 4);
+  options.timesteps = 4000;
+  options.ppo.n_steps = 512;
+  options.fit_aware = true;
+  options.all_profiles = true;
+  options.fallback_validation_share = 0.2;
+  const data::Dataset& dataset = testing::EmbeddedDataset();
+  auto trained = Train(dataset, SplitOne().train, env::SimulatorConfig(), options);
+  ASSERT_TRUE(trained.ok()) << trained.status();
+  ASSERT_NE(trained->fallback, nullptr);
+  EXPECT_EQ(trained->fallback->entries().size(), 32u * env::DefaultFallbackBudgets().size());
+  EXPECT_NE(trained->summary.fallback_description.find("policy in "), std::string::npos);
+  std::vector<int> train = SplitOne().train;
+  std::sort(train.begin(), train.end());
+  EXPECT_EQ(trained->decision_model_episodes, train);
+  EXPECT_EQ(nlohmann::json::parse(trained->summary.config_json).at("fallback_validation_share"),
+            0.2);
+  // Learning saw less than the whole training side: another network than
+  // the same seed trained on all of it.
+  TrainOptions without = options;
+  without.fallback_validation_share = 0;
+  auto all = Train(dataset, SplitOne().train, env::SimulatorConfig(), without);
+  ASSERT_TRUE(all.ok()) << all.status();
+  EXPECT_EQ(all->fallback, nullptr);
+  EXPECT_NE(all->network.weights, trained->network.weights);
+  EXPECT_EQ(nlohmann::json::parse(all->summary.config_json).count("fallback_validation_share"), 0u);
+
+  const std::string path = ::testing::TempDir() + "/fallback.pt";
+  ASSERT_TRUE(TrainPolicy(dataset, SplitOne().train, env::SimulatorConfig(), options, path).ok());
+  auto loaded = ArtifactPolicy::Load(path, "cpu");
+  ASSERT_TRUE(loaded.ok()) << loaded.status();
+  EXPECT_EQ((*loaded)->engine().metadata().format_version, 2);
+  EXPECT_EQ((*loaded)->engine().fallback().entries().size(), trained->fallback->entries().size());
+  auto encoder = env::ObservationEncoder::Create(trained->layout, trained->response_model);
+  ASSERT_TRUE(encoder.ok());
+  env::FallbackPolicy in_memory(
+      std::make_unique<NetworkPolicy>("trained", trained->network, *encoder), trained->fallback,
+      trained->decision_model_episodes);
+  int decisions = 0, fixed = 0;
+  for (const char* network : {"Wired", "4G"})
+    for (const env::Budget& budget : env::DefaultFallbackBudgets()) {
+      env::SimulatorConfig served_on;
+      served_on.network = network;
+      auto simulator = env::Simulator::Create(dataset, SplitOne().train, served_on);
+      ASSERT_TRUE(simulator.ok());
+      for (int e : SplitOne().test) {
+        env::EpisodeRun run(**simulator, dataset.episodes[e], budget);
+        while (!run.done()) {
+          std::vector<double> expected, got;
+          const int action = in_memory.Act(run.context(), &expected);
+          ASSERT_EQ((*loaded)->Act(run.context(), &got), action);
+          ASSERT_EQ(got.size(), expected.size());
+          fixed += expected.empty();
+          run.Step(action);
+          ++decisions;
+        }
+      }
+    }
+  EXPECT_GT(decisions, 200);
+  EXPECT_EQ((*loaded)->error_count(), 0);
+  EXPECT_GT(fixed, 0);
+  std::cerr << "fallback answered " << fixed << " of " << decisions << " decisions\n";
+
+  // Too few episodes to hold any out.
+  options.fallback_validation_share = 0.2;
+  auto tiny = Train(dataset, {0, 1, 2, 3, 4}, env::SimulatorConfig(), options);
+  EXPECT_EQ(tiny.status().code(), absl::StatusCode::kInvalidArgument);
+  EXPECT_NE(tiny.status().message().find("fallback_validation_share"), std::string::npos);
+  options.fallback_validation_share = 0.6;
+  EXPECT_FALSE(Train(dataset, SplitOne().train, env::SimulatorConfig(), options).ok());
+}
+
 TEST(TrainConfig, DeeplyNestedJsonIsRefusedByTheDepthLimit) {
   TrainOptions options;
   const absl::Status s =
