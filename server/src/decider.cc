@@ -378,6 +378,7 @@ void Decider::Record(PendingPtr pending, Choice choice, std::vector<float> score
     metrics_->CountDecision(r.target() == v1::TARGET_CLOUD, uploaded, choice.shield.overridden,
                             r.expected_money_usd(), r.expected_latency_s());
     if (request.turn_index() == 0) metrics_->CountConversationStarted();
+    if (choice.fallback) metrics_->CountFallbackDecision();
   }
   if (fleet_ != nullptr)
     fleet_->Observe(r.target() == v1::TARGET_CLOUD, r.expected_money_usd(),

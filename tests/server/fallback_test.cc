@@ -257,6 +257,9 @@ TEST_F(FallbackServiceTest, AFallbackCellIsAnsweredByItsFixedAction) {
   EXPECT_EQ(explained.decision_id(), first.decision_id());
   EXPECT_TRUE(HasFallbackNote(explained));
   EXPECT_EQ(explained.warnings_size(), first.warnings_size() + 1);
+  // Two decisions (the retries are the same ones), one counter.
+  const auto metrics = test::ParseMetrics(test::HttpGet(app_->metrics_port(), "/metrics"));
+  EXPECT_EQ(test::Metric(metrics, "lcio_fallback_decisions_total"), 2);
 
   const auto records = StopAndRead();
   ASSERT_EQ(records.count(r.decision_id()), 1u);
@@ -275,6 +278,8 @@ TEST_F(FallbackServiceTest, AValidatedCellIsAnsweredByTheNetwork) {
   EXPECT_FALSE(r.fallback_fixed_action());
   EXPECT_FALSE(r.shield_overridden());
   EXPECT_FALSE(HasFallbackNote(r));
+  const auto metrics = test::ParseMetrics(test::HttpGet(app_->metrics_port(), "/metrics"));
+  EXPECT_EQ(test::Metric(metrics, "lcio_fallback_decisions_total"), 0);
 }
 
 TEST_F(FallbackServiceTest, AFixedActionThatDoesNotFitIsReplacedByTheCheapestThatDoes) {
