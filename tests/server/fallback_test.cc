@@ -13,12 +13,11 @@
 #include <random>
 
 #include "absl/strings/match.h"
+#include "fallback_artifact.h"
 #include "lcio/client/client.h"
 #include "lcio/data/decision_log.h"
 #include "lcio/env/profiles.h"
 #include "lcio/env/shield.h"
-#include "lcio/policy/artifact_io.h"
-#include "lcio/policy/network.h"
 #include "lcio/policy/testing.h"
 #include "lcio/server/explain.h"
 #include "lcio/server/exploration.h"
@@ -29,61 +28,19 @@ namespace lcio::server {
 namespace {
 
 using policy::testing::TestArtifactOptions;
+using test::WriteFallbackArtifact;
 
-constexpr char kDevice[] = "Jetson TX2";
+constexpr const char* kDevice = test::kFallbackDevice;
 // The table's fixed actions answer on this network; on the other the
 // network is served.
 constexpr char kFallbackNetwork[] = "Wired";
 constexpr char kPolicyNetwork[] = "4G";
 
-env::CostModel Costs(const std::string& network) {
-  const env::ActionTable actions = env::ActionTable::Create(3).value();
-  return env::CostModel::Create(env::ProfileCatalog::BuiltIn(), kDevice, network, actions).value();
-}
+env::CostModel Costs(const std::string& network) { return test::FallbackCosts(network); }
 
 env::FallbackEntry Entry(const std::string& network, env::Budget budget, int fixed_action,
                          bool serve_policy) {
-  const env::CostModel costs = Costs(network);
-  env::FallbackEntry e;
-  e.device = kDevice;
-  e.network = network;
-  e.budget = budget;
-  for (int a = 0; a < costs.num_actions(); ++a) {
-    e.action_time_s.push_back(costs.time_s(a));
-    e.action_money_usd.push_back(costs.money_usd(a));
-  }
-  e.fixed_action = fixed_action;
-  e.serve_policy = serve_policy;
-  e.validated_margin = serve_policy ? 0.2 : -0.1;
-  e.validated_lower_bound = serve_policy ? 0.1 : -0.3;
-  return e;
-}
-
-// policy::testing's artifact for `options` (its metadata; a seeded random
-// network, `favoured_action` outscoring the others by a bias of 100) with
-// `table` in its metadata.
-absl::Status WriteFallbackArtifact(const std::string& path, const TestArtifactOptions& options,
-                                   const env::FallbackTable& table) {
-  auto metadata = policy::testing::TestMetadata(options);
-  if (!metadata.ok()) return metadata.status();
-  metadata->fallback_json = table.ToJson();
-  policy::Network network;
-  network.activation = policy::Activation::kTanh;
-  network.sizes = {metadata->layout.size()};
-  network.sizes.insert(network.sizes.end(), options.hidden.begin(), options.hidden.end());
-  network.sizes.push_back(metadata->layout.num_actions());
-  std::mt19937_64 rng(options.seed);
-  std::uniform_real_distribution<float> uniform(-0.5f, 0.5f);
-  for (size_t l = 0; l + 1 < network.sizes.size(); ++l) {
-    std::vector<float> weights(static_cast<size_t>(network.sizes[l]) * network.sizes[l + 1]);
-    std::vector<float> biases(network.sizes[l + 1]);
-    for (float& w : weights) w = uniform(rng);
-    for (float& b : biases) b = uniform(rng);
-    network.weights.push_back(std::move(weights));
-    network.biases.push_back(std::move(biases));
-  }
-  if (options.favoured_action >= 0) network.biases.back()[options.favoured_action] += 100.0f;
-  return policy::SaveArtifact(path, network, *std::move(metadata));
+  return test::FallbackCell(network, budget, fixed_action, serve_policy);
 }
 
 // The cells of the test's table, chosen from the built-in costs so that
