@@ -58,6 +58,9 @@ struct Decider::Pending {
   // request's own.
   std::vector<int> history_actions, history_tasks;
   std::vector<double> predicted_responses;  // the response model's, per action
+  // The artifact's fallback table's answer for this conversation: the fixed
+  // action that answers it, or -1 where the network decides.
+  int fallback_action = -1;
   absl::Time deadline;
   Decider::Done done;
 };
@@ -67,6 +70,7 @@ struct Decider::Choice {
   const env::CostModel* costs = nullptr;
   std::string decision_id;
   int proposed = 0;
+  bool fallback = false;  // the fallback table's fixed action was proposed
   env::ShieldDecision shield;
   ExploreChoice taken;  // .action is the answer
 };
@@ -148,7 +152,7 @@ absl::Status Decider::RecallHistory(Pending& pending, const std::string& peer_id
     // The explanation is shown only when asked: the stored one, or the one
     // the decision was answered without, built now.
     if (!request.explain())
-      pending.response->clear_scores();
+      DropExplanation(pending.response);
     else if (begun->explanation != nullptr)
       begun->explanation->ExplainInto(pending.response);
     LogLine(LogLevel::kDebug, "decide_replayed")
@@ -196,14 +200,19 @@ absl::Status Decider::Encode(Pending& pending, std::vector<float>* row) {
   context.remaining_latency_s = p.latency_s;
   context.remaining_money_usd = p.money_usd;
   const env::ObservationEncoder& encoder = engine.encoder();
-  // A profile_aware policy observes the request's own device and network.
-  if (encoder.layout().profile_aware) {
+  const env::FallbackTable& fallback = engine.fallback();
+  // A profile_aware policy observes the request's own device and network;
+  // the fallback table is keyed on them (a policy that is not profile_aware
+  // encodes as before: its layout carries the training profile's costs).
+  if (encoder.layout().profile_aware || !fallback.empty()) {
     const env::CostModel* costs = policy.Costs(p.device, p.network);
     if (costs == nullptr) return absl::InternalError("no cost model for the request's profile");
     env::SetActionCosts(*costs, &context);
   }
   if (absl::Status s = encoder.Check(context); !s.ok())
     return absl::InvalidArgumentError(s.message());
+  // The context the policy observes, as ArtifactPolicy::Decide looks it up.
+  pending.fallback_action = fallback.Lookup(context);
   row->resize(encoder.size());
   encoder.Encode(context, row->data());
   // Explanations quote the model's predictions unscaled (empty when the
@@ -232,7 +241,7 @@ void Decider::Scored(const PendingPtr& pending, absl::Status status, std::vector
 // The policy's proposal, the shield's verdict and, with --explore, the
 // sampled action among those the shield allows.
 absl::StatusOr<Decider::Choice> Decider::Choose(const Pending& pending,
-                                                const std::vector<float>& scores) const {
+                                                std::vector<float>& scores) const {
   const ServingPolicy& policy = *pending.policy;
   const ParsedDecide& p = pending.parsed;
   const env::ActionTable& actions = policy.engine().encoder().actions();
@@ -240,20 +249,36 @@ absl::StatusOr<Decider::Choice> Decider::Choose(const Pending& pending,
   choice.costs = policy.Costs(p.device, p.network);
   if (choice.costs == nullptr || static_cast<int>(scores.size()) != actions.size())
     return absl::InternalError("no cost model or wrong score count");
-  choice.proposed =
-      static_cast<int>(std::max_element(scores.begin(), scores.end()) - scores.begin());
-  const std::vector<double> ranking(scores.begin(), scores.end());
-  choice.shield = env::Shield(*choice.costs, choice.proposed, &ranking, p.latency_s, p.money_usd);
+  // The proposal: the fallback table's fixed action, shielded as the
+  // evaluator shields a fixed action (no scores: the cheapest fitting action
+  // replaces it), else the network's argmax, shielded by its scores.
+  choice.fallback = pending.fallback_action >= 0;
+  std::vector<double> ranking;
+  if (choice.fallback) {
+    choice.proposed = pending.fallback_action;
+    // From here on the scores are the fallback's ranking (the fixed action
+    // first, then the others cheapest first): exploration, the explanation
+    // and the decision log use them as any scores.
+    FallbackRanking(*choice.costs, choice.proposed, &scores);
+  } else {
+    choice.proposed =
+        static_cast<int>(std::max_element(scores.begin(), scores.end()) - scores.begin());
+    ranking.assign(scores.begin(), scores.end());
+  }
+  const std::vector<double>* ranked = choice.fallback ? nullptr : &ranking;
+  choice.shield = env::Shield(*choice.costs, choice.proposed, ranked, p.latency_s, p.money_usd);
   if (choice.shield.nothing_fits && pending.request_money_usd > p.money_usd) {
     // The fleet controller lowered the budget below every action: never
     // past the request's own budget because of it.
+    // (Ties in money go to the higher score: under the fallback, the fixed
+    // action, then the cheaper by the shield's measure.)
     if (std::optional<int> within = CheapestWithinRequestBudget(*choice.costs, scores, p.latency_s,
                                                                 pending.request_money_usd)) {
       choice.shield.action = *within;
       choice.shield.overridden = *within != choice.proposed;
       choice.shield.nothing_fits = false;
     } else {
-      choice.shield = env::Shield(*choice.costs, choice.proposed, &ranking, p.latency_s,
+      choice.shield = env::Shield(*choice.costs, choice.proposed, ranked, p.latency_s,
                                   pending.request_money_usd);
     }
   }
@@ -302,18 +327,20 @@ void Decider::Answer(Pending& pending, const Choice& choice, const std::vector<f
   r.set_shield_overridden(choice.shield.overridden);
   r.set_nothing_fits(choice.shield.nothing_fits);
   r.set_proposed_action(choice.proposed);
+  r.set_fallback_fixed_action(choice.fallback);
   r.set_probability(choice.taken.probabilities[action]);
   r.set_explored(choice.taken.explored);
   r.set_device(p.device);
   r.set_network(p.network);
-  // Built only when asked: a decision answered without it keeps what a retry
-  // asking for it needs (Record).
-  if (pending.request->explain())
-    ExplainScores(actions, policy.action_descriptions(), costs, scores, pending.predicted_responses,
-                  p.latency_s, p.money_usd, &r);
   for (const std::string& warning : policy.BudgetWarnings(p.latency_s, p.money_usd))
     r.add_warnings(warning);
   r.set_budget_outside_training(r.warnings_size() > 0);
+  // Built only when asked: a decision answered without it keeps what a retry
+  // asking for it needs (Record). After the budget warnings: it may add the
+  // fallback note.
+  if (pending.request->explain())
+    ExplainScores(actions, policy.action_descriptions(), costs, scores, pending.predicted_responses,
+                  p.latency_s, p.money_usd, &r);
 }
 
 // The answered decision: the conversation's history, metrics, the debug
@@ -351,6 +378,7 @@ void Decider::Record(PendingPtr pending, Choice choice, std::vector<float> score
     metrics_->CountDecision(r.target() == v1::TARGET_CLOUD, uploaded, choice.shield.overridden,
                             r.expected_money_usd(), r.expected_latency_s());
     if (request.turn_index() == 0) metrics_->CountConversationStarted();
+    if (choice.fallback) metrics_->CountFallbackDecision();
   }
   if (fleet_ != nullptr)
     fleet_->Observe(r.target() == v1::TARGET_CLOUD, r.expected_money_usd(),
@@ -364,6 +392,7 @@ void Decider::Record(PendingPtr pending, Choice choice, std::vector<float> score
         .Str("action", actions.Describe(action))
         .Str("proposed", actions.Describe(choice.proposed))
         .Bool("shield_overridden", choice.shield.overridden)
+        .Bool("fallback_fixed_action", choice.fallback)
         .Bool("explored", choice.taken.explored)
         .Str("task", r.task())
         .Bool("task_inferred", pending->task_inferred)

@@ -254,8 +254,8 @@ void DecisionLogger::SubmitLines(std::string lines, int64_t n) {
 }
 
 // Scores every event the shadow can read in one forward pass, applies the
-// same shield and exploration rule as the serving policy (same draw), and
-// fills the records' shadow part.
+// same fallback table rule (the shadow's own table), shield and exploration
+// rule as the serving policy (same draw), and fills the records' shadow part.
 void DecisionLogger::Shadow(const std::vector<DecisionEvent>& events,
                             std::vector<data::DecisionRecord>* records) {
   std::shared_ptr<const ServingPolicy> shadow = shadow_->Get();
@@ -267,6 +267,8 @@ void DecisionLogger::Shadow(const std::vector<DecisionEvent>& events,
   std::vector<float> rows;
   std::vector<size_t> scored;  // event index of each row
   std::vector<const env::CostModel*> row_costs;
+  std::vector<int> row_fallback;  // the shadow's fallback table's fixed action, or -1
+  const env::FallbackTable& fallback = engine.fallback();
   const ServingPolicy* checked_against = nullptr;
   std::string incompatible;
   auto skip = [&](Metrics::ShadowSkip reason, const std::string& why) {
@@ -306,11 +308,12 @@ void DecisionLogger::Shadow(const std::vector<DecisionEvent>& events,
     context.association = e.parsed.association;
     context.remaining_latency_s = e.parsed.latency_s;
     context.remaining_money_usd = e.parsed.money_usd;
-    if (encoder.layout().profile_aware) env::SetActionCosts(*costs, &context);
+    if (encoder.layout().profile_aware || !fallback.empty()) env::SetActionCosts(*costs, &context);
     if (absl::Status s = encoder.Check(context); !s.ok()) {
       skip(Metrics::ShadowSkip::kIncompatible, std::string(s.message()));
       continue;
     }
+    row_fallback.push_back(fallback.Lookup(context));
     rows.resize(rows.size() + width);
     encoder.Encode(context, rows.data() + rows.size() - width);
     scored.push_back(i);
@@ -329,10 +332,12 @@ void DecisionLogger::Shadow(const std::vector<DecisionEvent>& events,
     const env::CostModel& costs = *row_costs[k];
     const float* row = scores.data() + k * n_actions;
     std::vector<float> own(row, row + n_actions);
-    const int proposed = ArgMax(row, n_actions);
+    const int fixed = row_fallback[k];
+    if (fixed >= 0) FallbackRanking(costs, fixed, &own);
+    const int proposed = fixed >= 0 ? fixed : ArgMax(row, n_actions);
     const std::vector<double> ranking(own.begin(), own.end());
-    const env::ShieldDecision shield =
-        env::Shield(costs, proposed, &ranking, e.parsed.latency_s, e.parsed.money_usd);
+    const env::ShieldDecision shield = env::Shield(costs, proposed, fixed >= 0 ? nullptr : &ranking,
+                                                   e.parsed.latency_s, e.parsed.money_usd);
     std::vector<bool> allowed(n_actions);
     for (int a = 0; a < n_actions; ++a)
       allowed[a] = env::Fits(costs, a, e.parsed.latency_s, e.parsed.money_usd);

@@ -4,6 +4,8 @@
 #include <cmath>
 #include <limits>
 
+#include "absl/strings/match.h"
+#include "absl/strings/str_cat.h"
 #include "lcio/env/shield.h"
 
 namespace lcio::server {
@@ -12,7 +14,12 @@ void ExplainScores(const env::ActionTable& actions, const std::vector<std::strin
                    const env::CostModel& costs, const std::vector<float>& scores,
                    const std::vector<double>& predicted, double latency_s, double money_usd,
                    v1::DecideResponse* response) {
-  response->clear_scores();
+  DropExplanation(response);
+  const int fixed = response->proposed_action();
+  if (response->fallback_fixed_action() && fixed >= 0 &&
+      fixed < static_cast<int>(descriptions.size()))
+    response->add_warnings(
+        absl::StrCat(kFallbackNotePrefix, descriptions[fixed], kFallbackNoteSuffix));
   if (scores.empty()) return;
   // Softmax, shifted by the largest score so that exp never overflows.
   const double top = *std::max_element(scores.begin(), scores.end());
@@ -41,6 +48,14 @@ void ExplainScores(const env::ActionTable& actions, const std::vector<std::strin
     score->set_expected_money_usd(costs.money_usd(a));
     if (a < static_cast<int>(predicted.size())) score->set_predicted_response(predicted[a]);
   }
+}
+
+void DropExplanation(v1::DecideResponse* response) {
+  response->clear_scores();
+  auto* warnings = response->mutable_warnings();
+  if (!warnings->empty() &&
+      absl::StartsWith(warnings->Get(warnings->size() - 1), kFallbackNotePrefix))
+    warnings->RemoveLast();
 }
 
 }  // namespace lcio::server

@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <cmath>
+#include <functional>
 
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
@@ -109,6 +110,23 @@ ExploreChoice Explore(const ExploreConfig& config, const std::vector<float>& sco
   choice.action = last;
   choice.explored = last != greedy;
   return choice;
+}
+
+void FallbackRanking(const env::CostModel& costs, int fixed_action, std::vector<float>* scores) {
+  const int n = static_cast<int>(scores->size());
+  thread_local std::vector<float> values;
+  thread_local std::vector<int> order;
+  values.assign(scores->begin(), scores->end());
+  std::sort(values.begin(), values.end(), std::greater<float>());
+  order.resize(n);
+  for (int a = 0; a < n; ++a) order[a] = a;
+  auto norm_cost = [&costs](int a) { return costs.norm_time(a) + costs.norm_money(a); };
+  std::stable_sort(order.begin(), order.end(),
+                   [&](int a, int b) { return norm_cost(a) < norm_cost(b); });
+  (*scores)[fixed_action] = values[0];
+  int rank = 1;
+  for (int a : order)
+    if (a != fixed_action) (*scores)[a] = values[rank++];
 }
 
 }  // namespace lcio::server

@@ -107,6 +107,11 @@ Metrics::Metrics() : registry_(std::make_shared<prometheus::Registry>()) {
                            .Help("Decisions where the budget shield replaced the policy's choice")
                            .Register(*registry_)
                            .Add({});
+  fallback_decisions_ = &BuildCounter()
+                             .Name("lcio_fallback_decisions_total")
+                             .Help("Decisions the artifact's fallback table gave to a fixed action")
+                             .Register(*registry_)
+                             .Add({});
   inference_ = &BuildHistogram()
                     .Name("lcio_policy_inference_seconds")
                     .Help("Forward pass time per batch")
@@ -328,6 +333,8 @@ void Metrics::SetPolicy(const std::string& version, const std::string& algo) {
   policy_info_->Set(1);
   policy_loaded_->Set(1);
 }
+
+void Metrics::CountFallbackDecision() { fallback_decisions_->Increment(); }
 
 void Metrics::CountBudgetOutsideTraining(bool latency, bool money) {
   if (latency) budget_outside_latency_->Increment();

@@ -3,6 +3,7 @@
 #include <algorithm>
 
 #include "absl/strings/str_cat.h"
+#include "lcio/env/fallback.h"
 #include "nlohmann/json.hpp"
 
 namespace lcio::server {
@@ -122,6 +123,11 @@ absl::StatusOr<std::shared_ptr<const ServingPolicy>> ServingPolicy::Create(
   serving->training_budget_max_ = TrainingBudgetMax(metadata);
   info.mutable_training_budget_max()->set_latency_s(serving->training_budget_max_.latency_s);
   info.mutable_training_budget_max()->set_money_usd(serving->training_budget_max_.money_usd);
+  const env::FallbackTable& fallback = serving->engine_->fallback();
+  info.set_fallback_cells(static_cast<int>(fallback.entries().size()));
+  int policy_cells = 0;
+  for (const env::FallbackEntry& entry : fallback.entries()) policy_cells += entry.serve_policy;
+  info.set_fallback_policy_cells(policy_cells);
   return std::shared_ptr<const ServingPolicy>(std::move(serving));
 }
 

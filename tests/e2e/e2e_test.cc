@@ -13,6 +13,7 @@
 #include "absl/strings/str_join.h"
 #include "absl/strings/str_split.h"
 #include "absl/time/clock.h"
+#include "fallback_artifact.h"
 #include "google/protobuf/unknown_field_set.h"
 #include "lcio/client/client.h"
 #include "lcio/data/decision_log.h"
@@ -440,6 +441,32 @@ TEST_F(EndToEndTest, TheCommandLineClientPrintsDecisionsAsJson) {
   std::tie(status, out) = Run({LCIO_CLIENT_BIN, "policy", "--target=" + server.target()});
   ASSERT_EQ(status, 0) << out;
   EXPECT_EQ(nlohmann::json::parse(out, nullptr, false)["actions"].size(), 9u);
+}
+
+// An artifact with a validated fallback table, served by the real binaries:
+// GetPolicy counts its cells, and a conversation in a fallback cell is
+// proposed the cell's fixed action and says so.
+TEST_F(EndToEndTest, TheFallbackTableIsDescribedAndApplied) {
+  const std::string policy = dir_.File("fallback.pt");
+  const env::Budget budget{30, 0.05};
+  const env::FallbackTable table({FallbackCell("Wired", budget, /*fixed_action=*/1, false),
+                                  FallbackCell("4G", budget, /*fixed_action=*/0, true)});
+  ASSERT_TRUE(WriteFallbackArtifact(policy, {}, table).ok());
+  Server server = StartServer({"--policy=" + policy});
+  auto [status, out] = Run({LCIO_CLIENT_BIN, "policy", "--target=" + server.target()});
+  ASSERT_EQ(status, 0) << out;
+  auto info = nlohmann::json::parse(out, nullptr, false);
+  EXPECT_EQ(info["fallback_cells"], 2) << out;
+  EXPECT_EQ(info["fallback_policy_cells"], 1) << out;
+  std::tie(status, out) =
+      Run({LCIO_CLIENT_BIN, "decide", "--target=" + server.target(), "--conversation=fb",
+           "--turn=0", "--prompt=What is on the table?", "--association=0.2,0.3,0.1",
+           "--latency_budget=30", "--money_budget=0.05", "--task=Query",
+           std::string("--device=") + kFallbackDevice, "--network=Wired"});
+  ASSERT_EQ(status, 0) << out;
+  auto decision = nlohmann::json::parse(out, nullptr, false);
+  EXPECT_EQ(decision["fallback_fixed_action"], true) << out;
+  EXPECT_EQ(decision["proposed_action"], 1) << out;
 }
 
 // Undecodable requests used to get UNIMPLEMENTED with no message, went

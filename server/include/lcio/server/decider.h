@@ -68,7 +68,8 @@ class Decider {
   absl::Status Encode(Pending& pending, std::vector<float>* row);
   void Scored(const PendingPtr& pending, absl::Status status, std::vector<float> scores);
   struct Choice;
-  absl::StatusOr<Choice> Choose(const Pending& pending, const std::vector<float>& scores) const;
+  // Where the fallback table answers, replaces `scores` by its ranking.
+  absl::StatusOr<Choice> Choose(const Pending& pending, std::vector<float>& scores) const;
   void Answer(Pending& pending, const Choice& choice, const std::vector<float>& scores);
   void Record(PendingPtr pending, Choice choice, std::vector<float> scores);
   // Ends a refused call: releases the conversation (if held), logs, answers.

@@ -10,6 +10,7 @@
 
 #include "absl/status/statusor.h"
 #include "absl/strings/string_view.h"
+#include "lcio/env/profiles.h"
 
 namespace lcio::server {
 
@@ -43,5 +44,17 @@ struct ExploreChoice {
 // without exploration.
 ExploreChoice Explore(const ExploreConfig& config, const std::vector<float>& scores,
                       const std::vector<bool>& allowed, int greedy, double u);
+
+// Where the artifact's fallback table answers with `fixed_action`, the
+// decision's scores become the fallback's ranking, in place: the same values
+// (the network's, so a softmax temperature keeps its meaning), reassigned so
+// that `fixed_action` has the highest and the other actions follow cheapest
+// first (the shield's order without scores: normalised time + money, ties
+// to the lower index). The best allowed action under this ranking is then
+// exactly what env::Shield(costs, fixed_action, nullptr, ...) takes whenever
+// some action fits, so exploration, the explanation and the decision log
+// treat a fallback decision as any other (docs/service.md, "Validated
+// fallback"). Allocation-free once a thread has ranked one decision.
+void FallbackRanking(const env::CostModel& costs, int fixed_action, std::vector<float>* scores);
 
 }  // namespace lcio::server

@@ -47,6 +47,8 @@ class Metrics {
                      bool shield_overridden, double expected_cost_usd, double expected_latency_s);
   // A decision on a conversation's first turn (turn_index 0).
   void CountConversationStarted();
+  // A decision the artifact's fallback table gave to its fixed action.
+  void CountFallbackDecision();
   void ObserveBatch(int size, double inference_s);
   void SetConversations(double n);
   void CountReport();
@@ -91,6 +93,7 @@ class Metrics {
   prometheus::Counter* decisions_cloud_ = nullptr;
   prometheus::Family<prometheus::Counter>* views_family_ = nullptr;
   prometheus::Counter* shield_overrides_ = nullptr;
+  prometheus::Counter* fallback_decisions_ = nullptr;
   prometheus::Histogram* inference_ = nullptr;
   prometheus::Histogram* batch_size_ = nullptr;
   prometheus::Gauge* conversations_ = nullptr;
