@@ -20,17 +20,37 @@ using Json = nlohmann::json;
 // A cost relative to its budget, clamped: past twice the budget an action
 // cannot be afforded anyway, and an infinite budget makes everything cheap.
 double Relative(double cost, double budget) {
+  if (!(cost > 0)) return 0.0;  // free is free, whatever the budget
   if (!(budget > 0)) return 2.0;
   if (std::isinf(budget)) return 0.0;
   return std::clamp(cost / budget, 0.0, 2.0);
+}
+
+// A budget on a log scale, clamped so that 0 and infinity stay comparable.
+double LogBudget(double budget) { return std::log(std::clamp(budget, 1e-6, 1e6)); }
+
+// The same profile: every action's time and money equal within a relative
+// 1e-9 (the table stores the catalog's own numbers).
+bool SameCosts(const FallbackEntry& e, const std::vector<double>& time_s,
+               const std::vector<double>& money_usd) {
+  if (e.action_time_s.size() != time_s.size() || e.action_money_usd.size() != money_usd.size())
+    return false;
+  const auto near = [](double a, double b) {
+    return std::abs(a - b) <= 1e-9 * std::max({1.0, std::abs(a), std::abs(b)});
+  };
+  for (size_t a = 0; a < time_s.size(); ++a)
+    if (!near(e.action_time_s[a], time_s[a]) || !near(e.action_money_usd[a], money_usd[a]))
+      return false;
+  return true;
 }
 
 // The key: every action's time and money relative to the conversation's
 // budgets, [time_0, money_0, time_1, money_1, ...].
 void Key(const std::vector<double>& time_s, const std::vector<double>& money_usd,
          double latency_budget_s, double money_budget_usd, std::vector<double>* out) {
-  out->resize(2 * time_s.size());
-  for (size_t a = 0; a < time_s.size(); ++a) {
+  const size_t n = std::min(time_s.size(), money_usd.size());
+  out->resize(2 * n);
+  for (size_t a = 0; a < n; ++a) {
     (*out)[2 * a] = Relative(time_s[a], latency_budget_s);
     (*out)[2 * a + 1] = Relative(money_usd[a], money_budget_usd);
   }
@@ -111,10 +131,22 @@ const FallbackEntry* FallbackTable::Nearest(const DecisionContext& context) cons
     latency += context.action_time_s[a];
     money += context.action_money_usd[a];
   }
-  thread_local std::vector<double> key;
-  Key(context.action_time_s, context.action_money_usd, latency, money, &key);
+  // A profile the table was selected for: its own entries, the nearest
+  // budget on a log scale (a budget outside the table's range takes the
+  // entry at that end).
   const FallbackEntry* best = nullptr;
   double best_distance = std::numeric_limits<double>::infinity();
+  for (const FallbackEntry& e : entries_) {
+    if (!SameCosts(e, context.action_time_s, context.action_money_usd)) continue;
+    const double dl = LogBudget(latency) - LogBudget(e.budget.latency_s);
+    const double dm = LogBudget(money) - LogBudget(e.budget.money_usd);
+    if (dl * dl + dm * dm < best_distance) best_distance = dl * dl + dm * dm, best = &e;
+  }
+  if (best != nullptr) return best;
+  // Another profile (from --profiles): the entry of most similar costs
+  // relative to the conversation's budgets.
+  thread_local std::vector<double> key;
+  Key(context.action_time_s, context.action_money_usd, latency, money, &key);
   for (size_t i = 0; i < entries_.size(); ++i) {
     if (keys_[i].size() != key.size()) continue;
     double d = 0;
@@ -188,10 +220,18 @@ absl::StatusOr<FallbackTable> FallbackTable::FromJson(const std::string& text,
       e.budget.money_usd = j.at("money_budget_usd").get<double>();
       e.action_time_s = j.at("action_time_s").get<std::vector<double>>();
       e.action_money_usd = j.at("action_money_usd").get<std::vector<double>>();
-      e.fixed_action = j.at("fixed_action").get<int>();
+      const Json& fixed = j.at("fixed_action");
+      if (!fixed.is_number_integer() || fixed.get<int64_t>() < 0 || fixed.get<int64_t>() > 1 << 20)
+        return Fail(source, absl::StrCat("entries[", entries.size(),
+                                         "].fixed_action must be an integer in [0, 2^20]"));
+      e.fixed_action = static_cast<int>(fixed.get<int64_t>());
       e.serve_policy = j.at("serve_policy").get<bool>();
       e.validated_margin = j.at("validated_margin").get<double>();
       e.validated_lower_bound = j.at("validated_lower_bound").get<double>();
+      if (e.action_time_s.size() != e.action_money_usd.size())
+        return Fail(source,
+                    absl::StrCat("entries[", entries.size(), "] has ", e.action_time_s.size(),
+                                 " times and ", e.action_money_usd.size(), " prices"));
       entries.push_back(std::move(e));
     }
   } catch (const Json::exception& e) {
@@ -276,15 +316,19 @@ absl::StatusOr<FallbackTable> SelectFallback(const data::Dataset& dataset,
       const Rewards bar_rewards = Evaluate(*on_validation, dataset, validation_episodes, bar, eval);
       const Rewards candidate_rewards =
           Evaluate(*on_validation, dataset, validation_episodes, candidate, eval);
+      // Served only if every scorer's bound is a number above zero (a NaN
+      // never serves the network).
+      entry.serve_policy = true;
       entry.validated_lower_bound = std::numeric_limits<double>::infinity();
       for (size_t s = 0; s < on_validation->size(); ++s) {
         const auto [mean, se] = PairedGain(candidate_rewards[s], bar_rewards[s]);
-        if (mean - options.confidence_z * se < entry.validated_lower_bound) {
-          entry.validated_lower_bound = mean - options.confidence_z * se;
+        const double bound = mean - options.confidence_z * se;
+        if (!(bound > 0)) entry.serve_policy = false;
+        if (!(bound >= entry.validated_lower_bound)) {
+          entry.validated_lower_bound = bound;
           entry.validated_margin = mean;
         }
       }
-      entry.serve_policy = entry.validated_lower_bound > 0;
       entries.push_back(std::move(entry));
     }
   }

@@ -1,13 +1,13 @@
 // The validated fallback (env/fallback.h): which entry a conversation maps
 // to, the table's file form, and that selection serves a candidate only
 // where episodes it never trained on show it ahead of the best fixed action.
-#include "lcio/env/fallback.h"
-
 #include <limits>
 
 #include "gtest/gtest.h"
 #include "lcio/env/baselines.h"
+#include "lcio/env/fallback.h"
 #include "lcio/env/task_rule.h"
+#include "nlohmann/json.hpp"
 #include "test_support.h"
 
 namespace lcio::env {
@@ -69,6 +69,21 @@ TEST(FallbackTable, MapsAConversationToItsProfileAndBudgetOnEveryTurn) {
   EXPECT_EQ(table.Lookup(later), 1);
   EXPECT_EQ(table.Nearest(later)->budget.latency_s, 30);
 
+  // A budget off the table's points stays with the profile's own entries:
+  // far above the largest, the largest; a money budget of 0, the smallest.
+  EXPECT_EQ(table.Nearest(Context(slow, 60, 0.1))->device, "slow-device");
+  EXPECT_EQ(table.Lookup(Context(slow, 60, 0.1)), 1);
+  EXPECT_EQ(table.Lookup(Context(slow, 200, 0.05)), 1);
+  EXPECT_EQ(table.Lookup(Context(fast, 200, 0.5)), 0);
+  EXPECT_EQ(table.Lookup(Context(fast, 8, 0)), -1);
+  EXPECT_EQ(table.Lookup(Context(slow, 9, 0.01)), 2);
+  // A profile the table has no entry of: the entry of nearest relative
+  // costs (the slow device's, slightly dearer, at its tight budget).
+  FallbackEntry similar = slow;
+  for (double& t : similar.action_time_s) t *= 1.05;
+  EXPECT_EQ(table.Nearest(Context(similar, 8, 0.01))->device, "slow-device");
+  EXPECT_EQ(table.Lookup(Context(similar, 8, 0.01)), 2);
+
   // No costs, no entry: the network decides.
   DecisionContext unknown;
   EXPECT_EQ(table.Nearest(unknown), nullptr);
@@ -109,6 +124,18 @@ TEST(FallbackTable, RoundTripsThroughJsonAndRefusesBadEntries) {
   EXPECT_FALSE(
       FallbackTable::FromJson("{\"method\": \"validated_fixed_action_fallback\"}", "t").ok());
   EXPECT_FALSE(FallbackTable::FromJson("[1, 2", "t").ok());
+  // Malformed entries are refused before anything reads them.
+  nlohmann::json j = nlohmann::json::parse(table.ToJson());
+  j["entries"][0]["action_money_usd"] = {0.0};
+  const auto short_prices = FallbackTable::FromJson(j.dump(), "t.pt");
+  EXPECT_NE(short_prices.status().message().find("3 times and 1 prices"), std::string::npos)
+      << short_prices.status();
+  j = nlohmann::json::parse(table.ToJson());
+  j["entries"][1]["fixed_action"] = 1e300;
+  EXPECT_NE(FallbackTable::FromJson(j.dump(), "t.pt").status().message().find("fixed_action"),
+            std::string::npos);
+  j["entries"][1]["fixed_action"] = -1;
+  EXPECT_FALSE(FallbackTable::FromJson(j.dump(), "t.pt").ok());
 }
 
 // Counts its decisions; always proposes action 2 with scores.
@@ -213,14 +240,17 @@ TEST(SelectFallback, ServesACandidateOnlyWhereValidationShowsItAhead) {
     EXPECT_FALSE(e.serve_policy) << e.device << "/" << e.network;
     EXPECT_LE(e.validated_lower_bound, 0);
   }
-  // Its lookups answer with each cell's fixed action.
-  FallbackPolicy served(std::make_unique<TaskRulePolicy>(TaskRule{{0, 0}}, training),
-                        std::make_shared<const FallbackTable>(*fixed), training);
+  // Its lookups answer with each cell's fixed action, not the inner
+  // policy's (which here proposes another).
   DecisionContext c;
   SetActionCosts(Simulator::Create(d, training, config).value()->costs(), &c);
   c.remaining_latency_s = 1000;
   c.remaining_money_usd = 10;
-  EXPECT_EQ(served.Act(c, nullptr), fixed->Nearest(c)->fixed_action);
+  ASSERT_NE(fixed->Nearest(c), nullptr);
+  const int cell_action = fixed->Nearest(c)->fixed_action;
+  FallbackPolicy served(std::make_unique<FixedPolicy>((cell_action + 1) % 5, "other"),
+                        std::make_shared<const FallbackTable>(*fixed), training);
+  EXPECT_EQ(served.Act(c, nullptr), cell_action);
 }
 
 TEST(SelectFallback, RefusesACandidateThatTrainedOnAValidationEpisode) {

@@ -559,6 +559,35 @@ TEST(ValidatedFallback, HoldsOutValidationAndTheArtifactDecidesAsTrained) {
   EXPECT_FALSE(Train(dataset, SplitOne().train, env::SimulatorConfig(), options).ok());
 }
 
+// Whatever the conversation's budget, a built-in profile is answered from
+// its own entries of the shipped table (a key of costs relative to the
+// budget alone mixed profiles up: at 60 s / 0.1 USD every Wired profile took
+// a WiFi entry's action).
+TEST(ValidatedFallback, TheDefaultPolicysTableKeepsEveryProfileInItsOwnEntries) {
+  auto loaded =
+      ArtifactPolicy::Load(std::string(LCIO_SOURCE_DIR) + "/policy/default_policy.pt", "cpu");
+  ASSERT_TRUE(loaded.ok()) << loaded.status();
+  const env::FallbackTable& table = (*loaded)->engine().fallback();
+  ASSERT_EQ(table.entries().size(), 96u);
+  int checked = 0;
+  for (const env::FallbackEntry& e : table.entries())
+    for (const env::Budget& budget : {env::Budget{60, 0.1}, env::Budget{200, 0.05},
+                                      env::Budget{2, 0.002}, env::Budget{30, 0}}) {
+      env::DecisionContext c;
+      c.action_time_s = e.action_time_s;
+      c.action_money_usd = e.action_money_usd;
+      c.remaining_latency_s = budget.latency_s;
+      c.remaining_money_usd = budget.money_usd;
+      const env::FallbackEntry* found = table.Nearest(c);
+      ASSERT_NE(found, nullptr);
+      // Profiles with identical costs (the fast devices) share entries.
+      EXPECT_EQ(found->action_time_s, e.action_time_s) << e.device << "/" << e.network;
+      EXPECT_EQ(found->network, e.network) << e.device << "/" << e.network;
+      ++checked;
+    }
+  EXPECT_EQ(checked, 384);
+}
+
 TEST(TrainConfig, DeeplyNestedJsonIsRefusedByTheDepthLimit) {
   TrainOptions options;
   const absl::Status s =

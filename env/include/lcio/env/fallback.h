@@ -5,8 +5,8 @@
 // from the best fixed action are mostly selection noise, so scored by a model
 // it did not train against it loses to that action (docs/results.md). The
 // fallback table says, per profile and conversation budget, whether a
-// validation on episodes the policy never trained on showed the policy a
-// standard error clear of the best fixed action under every held-out scorer;
+// validation on episodes the policy never trained on showed the policy
+// two standard errors clear of the best fixed action under every held-out scorer;
 // where it did not, the conversation is answered by that fixed action.
 //
 // The table is chosen at training time from the training side only (the
@@ -53,11 +53,13 @@ class FallbackTable {
   const std::vector<FallbackEntry>& entries() const { return entries_; }
   bool empty() const { return entries_.empty(); }
 
-  // The entry whose key is nearest the conversation of `context`: its
-  // budgets (the remaining ones plus what the earlier turns' actions cost
-  // under the context's profile) and the profile's per-action costs, each
-  // cost taken relative to its budget. Null when the table is empty or the
-  // context carries no per-action costs.
+  // The entry of the conversation of `context`. Its budgets are the
+  // remaining ones plus what the earlier turns' actions cost under the
+  // context's profile. Among the entries of the context's own profile (the
+  // same cost per action) the nearest budget on a log scale; for a profile
+  // the table has no entry of, the entry whose costs relative to its budgets
+  // are nearest the context's relative to the conversation's. Null when the
+  // table is empty or the context carries no per-action costs.
   const FallbackEntry* Nearest(const DecisionContext& context) const;
   // The fixed action to answer with, or -1 to let the policy decide.
   int Lookup(const DecisionContext& context) const;

@@ -71,7 +71,7 @@ struct TrainOptions : ObservationConfig {
   // this share of the training episodes out of learning, and after training
   // chooses, per device x network x budget, the network only where it beats
   // the best fixed action on them under every held-out scorer (fitted on
-  // them), a standard error clear; elsewhere that fixed action answers. The
+  // them), two standard errors clear; elsewhere that fixed action answers. The
   // table goes into the artifact. 0: no table, the network everywhere.
   double fallback_validation_share = 0;
   // Hyperparameters, typed. The algorithm reads its learner's (ppo, a2c or
