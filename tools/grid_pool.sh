@@ -33,7 +33,8 @@ mapfile -t cells < <(cd "${dirs[0]}" && ls -- *__*.json)
 pool='def stats: (add / length) as $m
     | {m: $m, se: (if length > 1 then ((map((. - $m) * (. - $m)) | add) / (length - 1) / length | sqrt) else 0 end)};
   def paired($a; $b): [$a, $b] | transpose | map(.[0] - .[1]) | stats;
-  def verdict: if .m > 0 then "ahead" elif .m >= -.se then "tie" else "behind" end;
+  # Averaging identical rewards over seeds leaves rounding noise: |m| <= 1e-9 is 0.
+  def verdict: if .m > 1e-9 then "ahead" elif .m >= -.se - 1e-9 then "tie" else "behind" end;
   def pct($r; $o): if $o > 0 then 100 * $r / $o else 0 end;
   . as $runs
   | if ([$runs[] | .settings | del(.decision_makers)] | unique | length) != 1

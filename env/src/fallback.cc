@@ -10,6 +10,7 @@
 #include "lcio/data/json_parse.h"
 #include "lcio/env/baselines.h"
 #include "lcio/env/scorer.h"
+#include "lcio/env/shield.h"
 #include "nlohmann/json.hpp"
 
 namespace lcio::env {
@@ -162,6 +163,14 @@ int FallbackTable::Lookup(const DecisionContext& context) const {
   return entry->fixed_action;
 }
 
+int FallbackTable::Decide(const DecisionContext& context) const {
+  const int fixed = Lookup(context);
+  if (fixed < 0) return -1;
+  return ShieldByCost(context.action_time_s, context.action_money_usd, fixed,
+                      context.remaining_latency_s, context.remaining_money_usd)
+      .action;
+}
+
 absl::Status FallbackTable::Validate(int num_actions, const std::string& source) const {
   for (size_t i = 0; i < entries_.size(); ++i) {
     const FallbackEntry& e = entries_[i];
@@ -249,7 +258,7 @@ FallbackPolicy::FallbackPolicy(std::unique_ptr<Policy> inner,
 
 int FallbackPolicy::Act(const DecisionContext& context, std::vector<double>* scores) {
   if (table_ != nullptr)
-    if (const int fixed = table_->Lookup(context); fixed >= 0) {
+    if (const int fixed = table_->Decide(context); fixed >= 0) {
       if (scores != nullptr) scores->clear();
       return fixed;
     }

@@ -68,4 +68,44 @@ ShieldDecision Shield(const CostModel& costs, int proposed, const std::vector<do
   return d;
 }
 
+ShieldDecision ShieldByCost(const std::vector<double>& time_s, const std::vector<double>& money_usd,
+                            int proposed, double remaining_latency_s, double remaining_money_usd,
+                            int reserve_turns) {
+  const int n = static_cast<int>(std::min(time_s.size(), money_usd.size()));
+  ShieldDecision d;
+  if (n == 0) return d;
+  const auto [t_lo, t_hi] = std::minmax_element(time_s.begin(), time_s.begin() + n);
+  const auto [m_lo, m_hi] = std::minmax_element(money_usd.begin(), money_usd.begin() + n);
+  // As CostModel::Create normalises: (x - lo) / (hi - lo), 0 when flat.
+  const auto norm = [](double x, double lo, double hi) {
+    return hi > lo ? (x - lo) / (hi - lo) : 0.0;
+  };
+  const auto cost = [&](int a) {
+    return norm(time_s[a], *t_lo, *t_hi) + norm(money_usd[a], *m_lo, *m_hi);
+  };
+  const auto fits = [&](int a, int reserve) {
+    return FitsCosts(time_s[a], money_usd[a], *t_lo, *m_lo, remaining_latency_s,
+                     remaining_money_usd, reserve);
+  };
+  if (proposed >= 0 && proposed < n && fits(proposed, reserve_turns)) {
+    d.action = proposed;
+    return d;
+  }
+  int best = -1;
+  for (int reserve : {reserve_turns, 0}) {
+    for (int a = 0; a < n; ++a)
+      if (fits(a, reserve) && (best < 0 || cost(a) < cost(best))) best = a;
+    if (best >= 0) break;
+  }
+  if (best < 0) {
+    d.nothing_fits = true;
+    best = 0;
+    for (int a = 1; a < n; ++a)
+      if (cost(a) < cost(best)) best = a;
+  }
+  d.action = best;
+  d.overridden = best != proposed;
+  return d;
+}
+
 }  // namespace lcio::env

@@ -32,7 +32,7 @@ absl::StatusOr<int> ArtifactPolicy::Decide(const env::DecisionContext& context,
   if (absl::Status status = encoder.Check(context); !status.ok()) return status;
   // A conversation the fallback table gives to a fixed action: no scores, as
   // env::FixedPolicy, so the shield treats both alike.
-  if (const int fixed = engine_->fallback().Lookup(context); fixed >= 0) {
+  if (const int fixed = engine_->fallback().Decide(context); fixed >= 0) {
     if (scores != nullptr) scores->clear();
     return fixed;
   }

@@ -255,7 +255,12 @@ absl::StatusOr<Decider::Choice> Decider::Choose(const Pending& pending,
   choice.fallback = pending.fallback_action >= 0;
   std::vector<double> ranking;
   if (choice.fallback) {
-    choice.proposed = pending.fallback_action;
+    // FallbackTable::Decide's rule: the fixed action where it fits, else the
+    // cheapest that does (the shield's choice without scores), so the shield
+    // below never overrides it.
+    choice.proposed =
+        env::Shield(*choice.costs, pending.fallback_action, nullptr, p.latency_s, p.money_usd)
+            .action;
     // From here on the scores are the fallback's ranking (the fixed action
     // first, then the others cheapest first): exploration, the explanation
     // and the decision log use them as any scores.

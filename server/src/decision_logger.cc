@@ -332,7 +332,11 @@ void DecisionLogger::Shadow(const std::vector<DecisionEvent>& events,
     const env::CostModel& costs = *row_costs[k];
     const float* row = scores.data() + k * n_actions;
     std::vector<float> own(row, row + n_actions);
-    const int fixed = row_fallback[k];
+    // As the Decider: the fixed action where it fits, else the cheapest that does.
+    const int fixed = row_fallback[k] < 0 ? -1
+                                          : env::Shield(costs, row_fallback[k], nullptr,
+                                                        e.parsed.latency_s, e.parsed.money_usd)
+                                                .action;
     if (fixed >= 0) FallbackRanking(costs, fixed, &own);
     const int proposed = fixed >= 0 ? fixed : ArgMax(row, n_actions);
     const std::vector<double> ranking(own.begin(), own.end());

@@ -6,6 +6,7 @@
 #include "gtest/gtest.h"
 #include "lcio/env/baselines.h"
 #include "lcio/env/fallback.h"
+#include "lcio/env/shield.h"
 #include "lcio/env/task_rule.h"
 #include "nlohmann/json.hpp"
 #include "test_support.h"
@@ -138,6 +139,36 @@ TEST(FallbackTable, RoundTripsThroughJsonAndRefusesBadEntries) {
   EXPECT_FALSE(FallbackTable::FromJson(j.dump(), "t.pt").ok());
 }
 
+// The fallback's rule on plain costs is the shield's on the cost model:
+// every built-in profile, every proposal, budgets from none to plenty.
+TEST(ShieldByCost, DecidesAsTheShieldWithoutScores) {
+  const SimulatorConfig config;
+  auto actions = ActionTable::Create(3);
+  ASSERT_TRUE(actions.ok());
+  int compared = 0, overridden = 0;
+  for (const ProfilePair& pair : AllProfilePairs(config.catalog)) {
+    auto costs = CostModel::Create(config.catalog, pair.device, pair.network, *actions);
+    ASSERT_TRUE(costs.ok()) << costs.status();
+    DecisionContext c;
+    SetActionCosts(*costs, &c);
+    for (double latency : {0.0, 0.5, 2.0, 5.0, 8.0, 12.0, 30.0, 1e9})
+      for (double money : {0.0, 1e-5, 0.001, 0.004, 0.01, 0.05, 1e9})
+        for (int proposed = 0; proposed < actions->size(); ++proposed) {
+          const ShieldDecision a = Shield(*costs, proposed, nullptr, latency, money);
+          const ShieldDecision b =
+              ShieldByCost(c.action_time_s, c.action_money_usd, proposed, latency, money);
+          ASSERT_EQ(a.action, b.action) << pair.device << "/" << pair.network << " " << latency
+                                        << " s " << money << " USD, proposed " << proposed;
+          ASSERT_EQ(a.overridden, b.overridden);
+          ASSERT_EQ(a.nothing_fits, b.nothing_fits);
+          ++compared;
+          overridden += a.overridden;
+        }
+  }
+  EXPECT_EQ(compared, 32 * 8 * 7 * 9);
+  EXPECT_GT(overridden, compared / 10);  // the comparison covers replacements
+}
+
 // Counts its decisions; always proposes action 2 with scores.
 class CountingPolicy : public Policy {
  public:
@@ -158,8 +189,20 @@ TEST(FallbackPolicy, AnswersWithTheFixedActionWithoutScoresAndLetsTheInnerPolicy
   const FallbackEntry fast = Entry("fast-device", {30, 0.05}, 0, false);
   std::vector<double> scores = {1, 2, 3};
   EXPECT_EQ(policy.Act(Context(fast, 30, 0.05), &scores), 0);
-  EXPECT_TRUE(scores.empty());  // as env::FixedPolicy: the shield falls back to the cheapest
+  EXPECT_TRUE(scores.empty());  // as env::FixedPolicy
   EXPECT_EQ(counting->calls, 0);
+  // The slow device's 8 s cell answers with action 2 (4 s, 0.004 USD). A
+  // turn later (action 1 took 2 s and 0.002 USD) it no longer fits beside
+  // the shield's reserve of 4 cheapest turns, nothing does, and of what fits
+  // outright action 1 is the cheapest: the fallback answers with it, as the
+  // shield would replace action 2.
+  const FallbackEntry slow = Entry("slow-device", {8, 0.01}, 0, false);
+  DecisionContext later = Context(slow, 6, 0.008);
+  later.previous_actions = {1};
+  later.previous_tasks = {0};
+  EXPECT_EQ(TwoProfiles().Lookup(later), 2);
+  EXPECT_EQ(TwoProfiles().Decide(later), 1);
+  EXPECT_EQ(policy.Act(later, nullptr), 1);
   EXPECT_EQ(policy.Act(Context(fast, 8, 0.01), &scores), 2);
   EXPECT_EQ(scores.size(), 3u);
   EXPECT_EQ(counting->calls, 1);

@@ -239,25 +239,28 @@ TEST_F(FallbackServiceTest, AValidatedCellIsAnsweredByTheNetwork) {
   EXPECT_EQ(test::Metric(metrics, "lcio_fallback_decisions_total"), 0);
 }
 
-TEST_F(FallbackServiceTest, AFixedActionThatDoesNotFitIsReplacedByTheCheapestThatDoes) {
+TEST_F(FallbackServiceTest, AFixedActionThatDoesNotFitGivesWayToTheCheapestThatDoes) {
   StartServer();
   v1::DecideResponse r;
   ASSERT_TRUE(client_->Decide(Request("tight", kFallbackNetwork, cells_.tight, true), &r).ok());
   EXPECT_TRUE(r.fallback_fixed_action());
-  EXPECT_EQ(r.proposed_action(), cells_.expensive);
-  // As the evaluator shields a fixed action: no scores, the cheapest that
-  // fits (the network's favourite fits too, and is not it).
+  // The fallback's rule (env::FallbackTable::Decide): the fixed action where
+  // it fits, else the cheapest that does, as the evaluator's shield makes of
+  // a fixed action without scores (the network's favourite fits too, and is
+  // not it). The fallback proposes what fits, so the shield does not override.
+  EXPECT_EQ(r.proposed_action(), cells_.cheapest);
+  EXPECT_NE(cells_.expensive, cells_.cheapest);
   EXPECT_EQ(r.action(), cells_.cheapest);
   EXPECT_NE(r.action(), cells_.network_action);
-  EXPECT_TRUE(r.shield_overridden());
+  EXPECT_FALSE(r.shield_overridden());
   EXPECT_FALSE(r.nothing_fits());
   EXPECT_TRUE(HasFallbackNote(r));
   const auto records = StopAndRead();
   ASSERT_EQ(records.count(r.decision_id()), 1u);
   const data::DecisionRecord& d = records.at(r.decision_id());
   EXPECT_EQ(d.taken_action, cells_.cheapest);
-  EXPECT_EQ(d.proposed_action, cells_.expensive);
-  EXPECT_TRUE(d.shield_overridden);
+  EXPECT_EQ(d.proposed_action, cells_.cheapest);
+  EXPECT_FALSE(d.shield_overridden);
 }
 
 // Exploration around a fallback decision: the logged propensities are those

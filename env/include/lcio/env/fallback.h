@@ -61,8 +61,15 @@ class FallbackTable {
   // are nearest the context's relative to the conversation's. Null when the
   // table is empty or the context carries no per-action costs.
   const FallbackEntry* Nearest(const DecisionContext& context) const;
-  // The fixed action to answer with, or -1 to let the policy decide.
+  // The entry's fixed action, or -1 to let the policy decide.
   int Lookup(const DecisionContext& context) const;
+  // What the fallback answers: the entry's fixed action where it fits the
+  // remaining budgets, else the cheapest action that does (the budget
+  // shield's rule without scores, ShieldByCost), or -1 to let the policy
+  // decide. The answer always fits when anything does, so the shield never
+  // has to override the fallback, and the final action equals what the
+  // shield makes of that fixed action.
+  int Decide(const DecisionContext& context) const;
 
   // Every entry's sizes match `num_actions`, actions in range, budgets
   // positive and finite. Errors name `source`, the entry and the rule.
@@ -77,8 +84,9 @@ class FallbackTable {
 };
 
 // A policy behind a fallback table: where the table names a fixed action the
-// conversation is answered with it (no scores, as env::FixedPolicy, so the
-// shield treats both alike); elsewhere `inner` decides.
+// conversation is answered by FallbackTable::Decide (no scores; the same
+// final actions as env::FixedPolicy behind the shield); elsewhere `inner`
+// decides.
 class FallbackPolicy : public Policy {
  public:
   FallbackPolicy(std::unique_ptr<Policy> inner, std::shared_ptr<const FallbackTable> table,

@@ -37,6 +37,13 @@ struct ShieldDecision {
 // `scores` (optional, one per action, higher preferred) rank the fallbacks:
 // the best-scoring action that fits replaces a proposal that does not. With
 // no scores the cheapest fitting action does.
+// The shield without scores on plain per-action costs (a decision context's
+// action_time_s / action_money_usd): the same decision as Shield with the
+// CostModel those costs come from, whose normalisation is min-max over the
+// actions' values (every slot it normalises over is some action's).
+ShieldDecision ShieldByCost(const std::vector<double>& time_s, const std::vector<double>& money_usd,
+                            int proposed, double remaining_latency_s, double remaining_money_usd,
+                            int reserve_turns = kDefaultReserveTurns);
 ShieldDecision Shield(const CostModel& costs, int proposed, const std::vector<double>* scores,
                       double remaining_latency_s, double remaining_money_usd,
                       int reserve_turns = kDefaultReserveTurns);

@@ -23,9 +23,9 @@ void ExplainScores(const env::ActionTable& actions, const std::vector<std::strin
                    const std::vector<double>& predicted, double latency_s, double money_usd,
                    v1::DecideResponse* response);
 
-// The fallback note: kFallbackNotePrefix, the fixed action's description,
+// The fallback note: kFallbackNotePrefix, the fallback answer's description,
 // kFallbackNoteSuffix.
-inline constexpr char kFallbackNotePrefix[] = "fallback: fixed action ";
+inline constexpr char kFallbackNotePrefix[] = "fallback: ";
 inline constexpr char kFallbackNoteSuffix[] =
     " answered: the artifact's validation did not show the network ahead of the best fixed "
     "action for this profile and budget (scores rank it first, then the other actions cheapest "
