@@ -550,6 +550,22 @@ TEST(ValidatedFallback, HoldsOutValidationAndTheArtifactDecidesAsTrained) {
   EXPECT_GT(fixed, 0);
   std::cerr << "fallback answered " << fixed << " of " << decisions << " decisions\n";
 
+  // With response features the model the network observes is the learning
+  // slice's: fitted on 80% of the training side's turns, not all of them.
+  TrainOptions aware = options;
+  aware.response_aware = true;
+  auto with_model = Train(dataset, SplitOne().train, env::SimulatorConfig(), aware);
+  ASSERT_TRUE(with_model.ok()) << with_model.status();
+  ASSERT_NE(with_model->response_model, nullptr);
+  size_t training_turns = 0;
+  for (int e : SplitOne().train) training_turns += dataset.episodes[e].turns.size();
+  EXPECT_LT(with_model->response_model->num_points(), training_turns * 9 / 10);
+  EXPECT_GT(with_model->response_model->num_points(), training_turns * 6 / 10);
+  aware.fallback_validation_share = 0;
+  auto without_holdout = Train(dataset, SplitOne().train, env::SimulatorConfig(), aware);
+  ASSERT_TRUE(without_holdout.ok()) << without_holdout.status();
+  EXPECT_EQ(without_holdout->response_model->num_points(), training_turns);
+
   // Too few episodes to hold any out.
   options.fallback_validation_share = 0.2;
   auto tiny = Train(dataset, {0, 1, 2, 3, 4}, env::SimulatorConfig(), options);
