@@ -672,6 +672,8 @@ void AppendJsonLine(const DecisionRecord& r, std::string* out) {
   w.Key("taken_action").Int(r.taken_action);
   w.Key("shield_overridden").Bool(r.shield_overridden);
   w.Key("nothing_fits").Bool(r.nothing_fits);
+  // Only when true, so that every other record keeps its bytes.
+  if (r.fallback) w.Key("fallback").Bool(true);
   w.Key("exploration").Open();
   w.Key("mode").Str(r.exploration.mode);
   w.Key("parameter").Num(r.exploration.parameter);
@@ -747,6 +749,7 @@ absl::StatusOr<DecisionRecord> ParseDecisionLine(std::string_view line) {
     return Invalid("taken_action", j["taken_action"], "its probability must be > 0");
   LCIO_RETURN_IF_ERROR(f.Bool("shield_overridden", &r.shield_overridden));
   LCIO_RETURN_IF_ERROR(f.Bool("nothing_fits", &r.nothing_fits));
+  if (j.contains("fallback")) LCIO_RETURN_IF_ERROR(f.Bool("fallback", &r.fallback));
   auto exploration = f.Get("exploration");
   if (!exploration.ok()) return exploration.status();
   LCIO_RETURN_IF_ERROR(ParseExploration(**exploration, &r.exploration));

@@ -422,6 +422,7 @@ void Decider::Record(PendingPtr pending, Choice choice, std::vector<float> score
   event.shield = choice.shield;
   event.choice = std::move(choice.taken);
   event.opted_out = request.no_explore();
+  event.fallback = choice.fallback;
   decision_log_->Submit(std::move(event));
 }
 

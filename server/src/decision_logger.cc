@@ -117,6 +117,7 @@ void BuildDecisionRecord(const DecisionEvent& e, const ExploreConfig& explore,
   r.taken_action = e.choice.action;
   r.shield_overridden = e.shield.overridden;
   r.nothing_fits = e.shield.nothing_fits;
+  r.fallback = e.fallback;
   r.exploration.mode = explore.ModeName();
   r.exploration.parameter = explore.enabled() ? explore.parameter : 0;
   r.exploration.opted_out = e.opted_out;

@@ -81,6 +81,20 @@ TEST(DecisionLog, RoundTripsEveryField) {
   EXPECT_EQ(with_shadow->shadow->policy_version, "rc-a2c-7");
   EXPECT_EQ(with_shadow->shadow->scores, (std::vector<double>{0.5, 0.25, 3, -2}));
   ExpectSame(r, *with_shadow);
+  EXPECT_FALSE(with_shadow->fallback);
+
+  // A fallback decision says so; others carry no such key (same bytes).
+  EXPECT_EQ(ToJsonLine(r).find("fallback"), std::string::npos);
+  r.fallback = true;
+  const std::string fallback_line = ToJsonLine(r);
+  EXPECT_NE(fallback_line.find(R"("nothing_fits":false,"fallback":true,)"), std::string::npos)
+      << fallback_line;
+  auto with_fallback = ParseDecisionLine(fallback_line);
+  ASSERT_TRUE(with_fallback.ok()) << with_fallback.status();
+  EXPECT_TRUE(with_fallback->fallback);
+  std::string not_bool = fallback_line;
+  not_bool.replace(not_bool.find(R"("fallback":true)"), 15, R"("fallback":1.0)");
+  EXPECT_FALSE(ParseDecisionLine(not_bool).ok());
 }
 
 // The exact bytes of a line (as the encoder wrote them before it was made

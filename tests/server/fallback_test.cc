@@ -224,6 +224,7 @@ TEST_F(FallbackServiceTest, AFallbackCellIsAnsweredByItsFixedAction) {
   EXPECT_EQ(d.taken_action, cells_.fixed);
   EXPECT_EQ(d.proposed_action, cells_.fixed);
   EXPECT_EQ(data::TakenProbability(d), 1.0);
+  EXPECT_TRUE(d.fallback);
 }
 
 TEST_F(FallbackServiceTest, AValidatedCellIsAnsweredByTheNetwork) {
@@ -237,6 +238,9 @@ TEST_F(FallbackServiceTest, AValidatedCellIsAnsweredByTheNetwork) {
   EXPECT_FALSE(HasFallbackNote(r));
   const auto metrics = test::ParseMetrics(test::HttpGet(app_->metrics_port(), "/metrics"));
   EXPECT_EQ(test::Metric(metrics, "lcio_fallback_decisions_total"), 0);
+  const auto records = StopAndRead();
+  ASSERT_EQ(records.count(r.decision_id()), 1u);
+  EXPECT_FALSE(records.at(r.decision_id()).fallback);
 }
 
 TEST_F(FallbackServiceTest, AFixedActionThatDoesNotFitGivesWayToTheCheapestThatDoes) {

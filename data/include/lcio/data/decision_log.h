@@ -91,6 +91,9 @@ struct DecisionRecord {
   int taken_action = 0;                 // what the response told the client
   bool shield_overridden = false;       // the shield replaced the policy's choice
   bool nothing_fits = false;            // no action fit: the cheapest was taken
+  // The policy artifact's validated fallback table answered (proposed_action
+  // is its answer, not the network's). Written only when true.
+  bool fallback = false;
   DecisionExploration exploration;
   bool explored = false;  // the taken action is not the unexplored choice
   double expected_latency_s = 0, expected_money_usd = 0;  // of the taken action

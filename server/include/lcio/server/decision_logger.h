@@ -50,6 +50,7 @@ struct DecisionEvent {
   env::ShieldDecision shield;
   ExploreChoice choice;
   bool opted_out = false;  // the request set no_explore
+  bool fallback = false;   // the artifact's fallback table answered (proposed)
 };
 
 // `t` as absl::FormatTime("%Y-%m-%dT%H:%M:%E6SZ", t, UTC) writes it (the
