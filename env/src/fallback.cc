@@ -118,7 +118,8 @@ FallbackTable::FallbackTable(std::vector<FallbackEntry> entries) : entries_(std:
   }
 }
 
-const FallbackEntry* FallbackTable::Nearest(const DecisionContext& context) const {
+const FallbackEntry* FallbackTable::Nearest(const DecisionContext& context,
+                                            const std::vector<int>* earlier_actions) const {
   if (entries_.empty() || context.action_time_s.empty() ||
       context.action_time_s.size() != context.action_money_usd.size())
     return nullptr;
@@ -127,7 +128,7 @@ const FallbackEntry* FallbackTable::Nearest(const DecisionContext& context) cons
   // cost under this profile (exact in simulation; in the server the device's
   // reported budget, so within the accuracy of the cost profile).
   double latency = context.remaining_latency_s, money = context.remaining_money_usd;
-  for (int a : context.previous_actions) {
+  for (int a : earlier_actions != nullptr ? *earlier_actions : context.previous_actions) {
     if (a < 0 || a >= num_actions) continue;
     latency += context.action_time_s[a];
     money += context.action_money_usd[a];
@@ -157,8 +158,9 @@ const FallbackEntry* FallbackTable::Nearest(const DecisionContext& context) cons
   return best;
 }
 
-int FallbackTable::Lookup(const DecisionContext& context) const {
-  const FallbackEntry* entry = Nearest(context);
+int FallbackTable::Lookup(const DecisionContext& context,
+                          const std::vector<int>* earlier_actions) const {
+  const FallbackEntry* entry = Nearest(context, earlier_actions);
   if (entry == nullptr || entry->serve_policy) return -1;
   return entry->fixed_action;
 }

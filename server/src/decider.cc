@@ -211,8 +211,10 @@ absl::Status Decider::Encode(Pending& pending, std::vector<float>* row) {
   }
   if (absl::Status s = encoder.Check(context); !s.ok())
     return absl::InvalidArgumentError(s.message());
-  // The context the policy observes, as ArtifactPolicy::Decide looks it up.
-  pending.fallback_action = fallback.Lookup(context);
+  // The context the policy observes, as ArtifactPolicy::Decide looks it up,
+  // with every earlier turn the conversation has (the store keeps more than
+  // the policy's window), as the evaluator counts them.
+  pending.fallback_action = fallback.Lookup(context, &actions);
   row->resize(encoder.size());
   encoder.Encode(context, row->data());
   // Explanations quote the model's predictions unscaled (empty when the

@@ -314,7 +314,7 @@ void DecisionLogger::Shadow(const std::vector<DecisionEvent>& events,
       skip(Metrics::ShadowSkip::kIncompatible, std::string(s.message()));
       continue;
     }
-    row_fallback.push_back(fallback.Lookup(context));
+    row_fallback.push_back(fallback.Lookup(context, &e.history_actions));
     rows.resize(rows.size() + width);
     encoder.Encode(context, rows.data() + rows.size() - width);
     scored.push_back(i);

@@ -70,6 +70,19 @@ TEST(FallbackTable, MapsAConversationToItsProfileAndBudgetOnEveryTurn) {
   EXPECT_EQ(table.Lookup(later), 1);
   EXPECT_EQ(table.Nearest(later)->budget.latency_s, 30);
 
+  // A server's context holds the policy's window only; the conversation's
+  // earlier actions, given beside it, keep the conversation in its entry.
+  // 14 turns of action 1 (2 s, 0.002 USD each) into a 30 s / 0.034 USD
+  // conversation leave 2 s and 0.006 USD; a window of the last two turns
+  // alone reconstructs 6 s / 0.01 USD, the tight entry.
+  DecisionContext windowed = Context(slow, 2, 0.006);
+  windowed.previous_actions = {1, 1};
+  windowed.previous_tasks = {0, 0};
+  EXPECT_EQ(table.Nearest(windowed)->budget.latency_s, 8);
+  const std::vector<int> all_turns(14, 1);
+  EXPECT_EQ(table.Nearest(windowed, &all_turns)->budget.latency_s, 30);
+  EXPECT_EQ(table.Lookup(windowed, &all_turns), 1);
+
   // A budget off the table's points stays with the profile's own entries:
   // far above the largest, the largest; a money budget of 0, the smallest.
   EXPECT_EQ(table.Nearest(Context(slow, 60, 0.1))->device, "slow-device");

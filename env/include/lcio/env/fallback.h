@@ -60,9 +60,15 @@ class FallbackTable {
   // the table has no entry of, the entry whose costs relative to its budgets
   // are nearest the context's relative to the conversation's. Null when the
   // table is empty or the context carries no per-action costs.
-  const FallbackEntry* Nearest(const DecisionContext& context) const;
+  // `earlier_actions`, when given, are every earlier turn's action of the
+  // conversation (the server's stored history, which can reach further back
+  // than the policy's window in context.previous_actions); they then stand
+  // in for context.previous_actions in the budget.
+  const FallbackEntry* Nearest(const DecisionContext& context,
+                               const std::vector<int>* earlier_actions = nullptr) const;
   // The entry's fixed action, or -1 to let the policy decide.
-  int Lookup(const DecisionContext& context) const;
+  int Lookup(const DecisionContext& context,
+             const std::vector<int>* earlier_actions = nullptr) const;
   // What the fallback answers: the entry's fixed action where it fits the
   // remaining budgets, else the cheapest action that does (the budget
   // shield's rule without scores, ShieldByCost), or -1 to let the policy
