@@ -37,75 +37,81 @@ int CheapestAction(const CostModel& costs) {
   return best;
 }
 
-ShieldDecision Shield(const CostModel& costs, int proposed, const std::vector<double>* scores,
-                      double remaining_latency_s, double remaining_money_usd, int reserve_turns) {
-  ShieldDecision d;
-  if (Fits(costs, proposed, remaining_latency_s, remaining_money_usd, reserve_turns)) {
-    d.action = proposed;
-    return d;
-  }
-  const bool ranked = scores && static_cast<int>(scores->size()) == costs.num_actions();
-  int best = -1;
-  for (int a = 0; a < costs.num_actions(); ++a) {
-    if (!Fits(costs, a, remaining_latency_s, remaining_money_usd, reserve_turns)) continue;
-    if (best < 0 ||
-        (ranked ? (*scores)[a] > (*scores)[best] : NormCost(costs, a) < NormCost(costs, best)))
-      best = a;
-  }
-  if (best < 0) {
-    // The reserve is spent: the cheapest action that still fits outright.
-    for (int a = 0; a < costs.num_actions(); ++a) {
-      if (!Fits(costs, a, remaining_latency_s, remaining_money_usd, 0)) continue;
-      if (best < 0 || NormCost(costs, a) < NormCost(costs, best)) best = a;
-    }
-  }
-  if (best < 0) {
-    d.nothing_fits = true;
-    best = CheapestAction(costs);
-  }
-  d.action = best;
-  d.overridden = best != proposed;
-  return d;
-}
+namespace {
 
-ShieldDecision ShieldByCost(const std::vector<double>& time_s, const std::vector<double>& money_usd,
-                            int proposed, double remaining_latency_s, double remaining_money_usd,
-                            int reserve_turns) {
-  const int n = static_cast<int>(std::min(time_s.size(), money_usd.size()));
+// The shield on any cost source: n actions, each's time, money and
+// normalised cost; `scores` (optional) rank the replacements.
+template <typename Time, typename Money, typename Norm>
+ShieldDecision ShieldOn(int n, Time time_s, Money money_usd, Norm norm_cost, int proposed,
+                        const std::vector<double>* scores, double remaining_latency_s,
+                        double remaining_money_usd, int reserve_turns) {
   ShieldDecision d;
-  if (n == 0) return d;
-  const auto [t_lo, t_hi] = std::minmax_element(time_s.begin(), time_s.begin() + n);
-  const auto [m_lo, m_hi] = std::minmax_element(money_usd.begin(), money_usd.begin() + n);
-  // As CostModel::Create normalises: (x - lo) / (hi - lo), 0 when flat.
-  const auto norm = [](double x, double lo, double hi) {
-    return hi > lo ? (x - lo) / (hi - lo) : 0.0;
-  };
-  const auto cost = [&](int a) {
-    return norm(time_s[a], *t_lo, *t_hi) + norm(money_usd[a], *m_lo, *m_hi);
-  };
+  if (n <= 0) return d;
+  double min_time = time_s(0), min_money = money_usd(0);
+  for (int a = 1; a < n; ++a) {
+    min_time = std::min(min_time, time_s(a));
+    min_money = std::min(min_money, money_usd(a));
+  }
   const auto fits = [&](int a, int reserve) {
-    return FitsCosts(time_s[a], money_usd[a], *t_lo, *m_lo, remaining_latency_s,
+    return FitsCosts(time_s(a), money_usd(a), min_time, min_money, remaining_latency_s,
                      remaining_money_usd, reserve);
   };
   if (proposed >= 0 && proposed < n && fits(proposed, reserve_turns)) {
     d.action = proposed;
     return d;
   }
+  const bool ranked = scores && static_cast<int>(scores->size()) == n;
   int best = -1;
-  for (int reserve : {reserve_turns, 0}) {
-    for (int a = 0; a < n; ++a)
-      if (fits(a, reserve) && (best < 0 || cost(a) < cost(best))) best = a;
-    if (best >= 0) break;
+  for (int a = 0; a < n; ++a) {
+    if (!fits(a, reserve_turns)) continue;
+    if (best < 0 || (ranked ? (*scores)[a] > (*scores)[best] : norm_cost(a) < norm_cost(best)))
+      best = a;
+  }
+  if (best < 0) {
+    // The reserve is spent: the cheapest action that still fits outright.
+    for (int a = 0; a < n; ++a) {
+      if (!fits(a, 0)) continue;
+      if (best < 0 || norm_cost(a) < norm_cost(best)) best = a;
+    }
   }
   if (best < 0) {
     d.nothing_fits = true;
-    best = 0;
+    best = 0;  // the cheapest; ties to the lower index (CheapestAction)
     for (int a = 1; a < n; ++a)
-      if (cost(a) < cost(best)) best = a;
+      if (norm_cost(a) < norm_cost(best)) best = a;
   }
   d.action = best;
   d.overridden = best != proposed;
   return d;
+}
+
+}  // namespace
+
+ShieldDecision Shield(const CostModel& costs, int proposed, const std::vector<double>* scores,
+                      double remaining_latency_s, double remaining_money_usd, int reserve_turns) {
+  return ShieldOn(
+      costs.num_actions(), [&costs](int a) { return costs.time_s(a); },
+      [&costs](int a) { return costs.money_usd(a); },
+      [&costs](int a) { return NormCost(costs, a); }, proposed, scores, remaining_latency_s,
+      remaining_money_usd, reserve_turns);
+}
+
+ShieldDecision ShieldByCost(const std::vector<double>& time_s, const std::vector<double>& money_usd,
+                            int proposed, double remaining_latency_s, double remaining_money_usd,
+                            int reserve_turns) {
+  const int n = static_cast<int>(std::min(time_s.size(), money_usd.size()));
+  if (n == 0) return ShieldDecision{};
+  const auto [t_lo, t_hi] = std::minmax_element(time_s.begin(), time_s.begin() + n);
+  const auto [m_lo, m_hi] = std::minmax_element(money_usd.begin(), money_usd.begin() + n);
+  // As CostModel::Create normalises: (x - lo) / (hi - lo), 0 when flat.
+  const auto norm = [](double x, double lo, double hi) {
+    return hi > lo ? (x - lo) / (hi - lo) : 0.0;
+  };
+  const double tl = *t_lo, th = *t_hi, ml = *m_lo, mh = *m_hi;
+  return ShieldOn(
+      n, [&time_s](int a) { return time_s[a]; }, [&money_usd](int a) { return money_usd[a]; },
+      [&](int a) { return norm(time_s[a], tl, th) + norm(money_usd[a], ml, mh); }, proposed,
+      nullptr, remaining_latency_s, remaining_money_usd, reserve_turns);
 }
 
 }  // namespace lcio::env
