@@ -7,8 +7,10 @@
 #include <gtest/gtest.h>
 
 #include <algorithm>
+#include <cmath>
 #include <filesystem>
 #include <functional>
+#include <limits>
 #include <map>
 #include <random>
 
@@ -392,6 +394,26 @@ TEST(FallbackRankingTest, MatchesTheShieldWithoutScores) {
         }
   }
   EXPECT_GT(compared, 100);
+}
+
+// Tied or NaN network values still rank the fallback's answer alone at the
+// top, the others strictly below in the shield's cheapness order.
+TEST(FallbackRankingTest, TiesAndNaNsStillRankTheAnswerFirst) {
+  const env::CostModel costs = Costs("Wired");
+  const int n = costs.num_actions();
+  for (int fixed = 0; fixed < n; ++fixed) {
+    std::vector<float> tied(n, 0.5f);
+    FallbackRanking(costs, fixed, &tied);
+    EXPECT_EQ(tied[fixed], 0.5f);
+    EXPECT_EQ(std::max_element(tied.begin(), tied.end()) - tied.begin(), fixed);
+    EXPECT_EQ(std::count(tied.begin(), tied.end(), 0.5f), 1);
+    std::vector<float> with_nan(n, 1.0f);
+    with_nan[(fixed + 1) % n] = std::numeric_limits<float>::quiet_NaN();
+    FallbackRanking(costs, fixed, &with_nan);
+    EXPECT_EQ(std::max_element(with_nan.begin(), with_nan.end()) - with_nan.begin(), fixed);
+    EXPECT_EQ(
+        std::count_if(with_nan.begin(), with_nan.end(), [](float v) { return std::isnan(v); }), 0);
+  }
 }
 
 }  // namespace
