@@ -90,20 +90,6 @@ Rewards Evaluate(const std::vector<std::shared_ptr<const Scorer>>& scorers,
   return out;
 }
 
-absl::StatusOr<std::vector<std::shared_ptr<const Scorer>>> HeldOutScorers(
-    const data::Dataset& dataset, const std::vector<int>& episodes, const SimulatorConfig& config,
-    uint64_t seed) {
-  const Split fitted_on{{}, episodes};
-  std::vector<std::shared_ptr<const Scorer>> scorers;
-  for (ScorerKind kind : AllScorerKinds()) {
-    if (!IsHeldOut(kind)) continue;
-    auto scorer = Scorer::Create(kind, dataset, fitted_on, config, seed);
-    if (!scorer.ok()) return scorer.status();
-    scorers.push_back(*std::move(scorer));
-  }
-  return scorers;
-}
-
 absl::Status Fail(const std::string& source, const std::string& rule) {
   return absl::InvalidArgumentError(absl::StrCat("fallback table of ", source, ": ", rule));
 }
@@ -288,9 +274,10 @@ absl::StatusOr<FallbackTable> SelectFallback(const data::Dataset& dataset,
     SimulatorConfig cell = config;
     cell.device = pair.device;
     cell.network = pair.network;
-    auto on_selection = HeldOutScorers(dataset, fixed_selection_episodes, cell, options.seed);
+    auto on_selection =
+        HeldOutScorersFittedOn(dataset, fixed_selection_episodes, cell, options.seed);
     if (!on_selection.ok()) return on_selection.status();
-    auto on_validation = HeldOutScorers(dataset, validation_episodes, cell, options.seed);
+    auto on_validation = HeldOutScorersFittedOn(dataset, validation_episodes, cell, options.seed);
     if (!on_validation.ok()) return on_validation.status();
     const Simulator& simulator = on_selection->front()->primary();
     const int num_actions = simulator.actions().size();

@@ -180,4 +180,18 @@ std::vector<int> Scorer::FittedEpisodes() const {
   return out;
 }
 
+absl::StatusOr<std::vector<std::shared_ptr<const Scorer>>> HeldOutScorersFittedOn(
+    const data::Dataset& dataset, const std::vector<int>& episodes, const SimulatorConfig& config,
+    uint64_t seed) {
+  const Split fitted_on{{}, episodes};
+  std::vector<std::shared_ptr<const Scorer>> scorers;
+  for (ScorerKind kind : AllScorerKinds()) {
+    if (!IsHeldOut(kind)) continue;
+    auto scorer = Scorer::Create(kind, dataset, fitted_on, config, seed);
+    if (!scorer.ok()) return scorer.status();
+    scorers.push_back(*std::move(scorer));
+  }
+  return scorers;
+}
+
 }  // namespace lcio::env

@@ -79,14 +79,9 @@ absl::StatusOr<TaskRuleSelection> SelectTaskRule(const data::Dataset& dataset,
   if (episodes.size() < 2)
     return absl::InvalidArgumentError(
         absl::StrCat("task rule: ", episodes.size(), " selection episodes; at least 2 are needed"));
-  const Split on_selection{{}, episodes};
-  std::vector<std::shared_ptr<const Scorer>> scorers;
-  for (ScorerKind kind : AllScorerKinds()) {
-    if (!IsHeldOut(kind)) continue;
-    auto scorer = Scorer::Create(kind, dataset, on_selection, config, seed);
-    if (!scorer.ok()) return scorer.status();
-    scorers.push_back(*std::move(scorer));
-  }
+  auto fitted = HeldOutScorersFittedOn(dataset, episodes, config, seed);
+  if (!fitted.ok()) return fitted.status();
+  const std::vector<std::shared_ptr<const Scorer>>& scorers = *fitted;
   const int num_actions = scorers.front()->primary().actions().size();
   const int num_tasks = static_cast<int>(dataset.tasks.size());
 

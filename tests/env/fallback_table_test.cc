@@ -226,31 +226,11 @@ TEST(FallbackPolicy, AnswersWithTheFixedActionWithoutScoresAndLetsTheInnerPolicy
   EXPECT_EQ(bare.Act(Context(fast, 30, 0.05), nullptr), 2);
 }
 
-// 2 tasks, 2 views; task a answers well locally, task b in the cloud, so
-// deciding per task beats every fixed action (as in task_rule_test.cc).
+// Task a answers well locally, task b in the cloud (testing::TwoTaskDataset):
+// deciding per task beats every fixed action.
 data::Dataset TwoTaskDataset() {
-  data::Dataset d;
-  d.tasks = {"a", "b"};
-  d.num_views = 2;
-  d.source = "<hand-made>";
-  for (int e = 0; e < 40; ++e) {
-    data::Episode ep;
-    ep.id = e;
-    ep.image_paths = {"v0.jpg", "v1.jpg"};
-    for (int t = 0; t < 3; ++t) {
-      data::Turn turn;
-      turn.task_index = (e / 2 + t) % 2;
-      turn.task = d.tasks[turn.task_index];
-      const int a = (e + t) % 2;
-      turn.target = a == 0 ? data::Target::kLocal : data::Target::kCloud;
-      turn.answer = "fine";
-      turn.score = (turn.task_index == 0) == (a == 0) ? 9.0 : 1.0;
-      ep.turns.push_back(turn);
-      ep.association.push_back({0.2, 0.3});
-    }
-    d.episodes.push_back(ep);
-  }
-  return d;
+  return testing::TwoTaskDataset(
+      [](int task, int action) { return (task == 0) == (action == 0) ? 9.0 : 1.0; });
 }
 
 std::vector<int> Range(int from, int to) {

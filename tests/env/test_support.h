@@ -55,6 +55,35 @@ inline data::Dataset SmallDataset() {
   return d;
 }
 
+// 2 tasks, 2 views (actions: 0 local, 1 cloud, 2 cloud+{0}, 3 cloud+{1},
+// 4 cloud+{0,1}); 40 episodes of 3 turns logging local and plain cloud in
+// turn. `score(task, action)` gives every logged turn's score.
+template <typename Score>
+inline data::Dataset TwoTaskDataset(Score score) {
+  data::Dataset d;
+  d.tasks = {"a", "b"};
+  d.num_views = 2;
+  d.source = "<hand-made>";
+  for (int e = 0; e < 40; ++e) {
+    data::Episode ep;
+    ep.id = e;
+    ep.image_paths = {"v0.jpg", "v1.jpg"};
+    for (int t = 0; t < 3; ++t) {
+      data::Turn turn;
+      turn.task_index = (e / 2 + t) % 2;
+      turn.task = d.tasks[turn.task_index];
+      const int a = (e + t) % 2;  // 0 local, 1 cloud
+      turn.target = a == 0 ? data::Target::kLocal : data::Target::kCloud;
+      turn.answer = "fine";
+      turn.score = score(turn.task_index, a);
+      ep.turns.push_back(turn);
+      ep.association.push_back({0.2, 0.3});
+    }
+    d.episodes.push_back(ep);
+  }
+  return d;
+}
+
 inline env::SimulatorConfig TwoViewConfig() {
   using env::SimulatorConfig;
   SimulatorConfig config;

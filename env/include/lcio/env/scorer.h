@@ -107,4 +107,11 @@ class Scorer {
   absl::flat_hash_map<int64_t, int> simulator_of_episode_id_;
 };
 
+// A scorer of every held-out kind (held_out, cross_fit, task_action), each
+// fitted on `episodes`: what a selection on a training side judges with (the
+// task rule, the validated fallback).
+absl::StatusOr<std::vector<std::shared_ptr<const Scorer>>> HeldOutScorersFittedOn(
+    const data::Dataset& dataset, const std::vector<int>& episodes, const SimulatorConfig& config,
+    uint64_t seed);
+
 }  // namespace lcio::env
