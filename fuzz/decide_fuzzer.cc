@@ -1,6 +1,8 @@
 // libFuzzer target: drives request validation and the whole decision path
-// (conversation store, task inference, encoding, micro-batching, shield,
-// response) with arbitrary DecideRequests, against a real small policy.
+// (conversation store, task inference, encoding, micro-batching, validated
+// fallback, shield, response) with arbitrary DecideRequests, against a real
+// small policy whose fallback table answers some profiles and budgets with a
+// fixed action and serves the network in others.
 // Aborts when an invariant breaks: a crash, a hang (libFuzzer's timeout), a
 // status code the API does not promise, or an OK answer that is inconsistent.
 #include <fuzzer/FuzzedDataProvider.h>
@@ -13,6 +15,7 @@
 #include <future>
 #include <memory>
 
+#include "fallback_artifact.h"
 #include "google/protobuf/stubs/logging.h"
 #include "lcio/policy/testing.h"
 #include "lcio/server/conversation_store.h"
@@ -30,6 +33,24 @@ struct World {
   std::unique_ptr<lcio::server::Decider> decider;
 };
 
+// How far inputs got, printed at exit: a fuzzer that never reaches an OK
+// answer (or the fallback) tests less than it seems.
+struct Reach {
+  int64_t runs = 0, answered = 0, fallback = 0;
+};
+Reach& TheReach() {
+  static Reach* reach = [] {
+    std::atexit([] {
+      const Reach& r = TheReach();
+      std::fprintf(stderr, "decide_fuzzer: %lld runs, %lld answered OK, %lld by the fallback\n",
+                   static_cast<long long>(r.runs), static_cast<long long>(r.answered),
+                   static_cast<long long>(r.fallback));
+    });
+    return new Reach();
+  }();
+  return *reach;
+}
+
 World& TheWorld() {
   static World* world = [] {
     lcio::server::SetLogLevel(lcio::server::LogLevel::kError);
@@ -39,9 +60,21 @@ World& TheWorld() {
     char dir[] = "/tmp/lcio-fuzz-XXXXXX";
     if (::mkdtemp(dir) == nullptr) std::abort();
     const std::string path = std::string(dir) + "/policy.pt";
-    auto written = lcio::policy::testing::WriteTestArtifact(path);
+    // Jetson TX2 on every network at three budgets: fixed actions spread over
+    // the table, every fourth cell validated for the network. Other devices
+    // reach it through the lookup's relative-cost path.
+    std::vector<lcio::env::FallbackEntry> cells;
+    int i = 0;
+    for (const char* network : {"Wired", "WiFi", "5G", "4G"})
+      for (const lcio::env::Budget& budget : lcio::env::DefaultFallbackBudgets()) {
+        cells.push_back(lcio::test::FallbackCell(network, budget, (3 * i) % 9, i % 4 == 3));
+        ++i;
+      }
+    auto written =
+        lcio::test::WriteFallbackArtifact(path, lcio::policy::testing::TestArtifactOptions{},
+                                          lcio::env::FallbackTable(std::move(cells)));
     if (!written.ok()) {
-      std::fprintf(stderr, "%s\n", written.status().ToString().c_str());
+      std::fprintf(stderr, "%s\n", written.ToString().c_str());
       std::abort();
     }
     lcio::server::PolicyHolderOptions options;
@@ -153,7 +186,10 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
       std::fprintf(stderr, "unexpected status %s\n", status.ToString().c_str());
       std::abort();
   }
+  ++TheReach().runs;
   if (!status.ok()) return 0;
+  ++TheReach().answered;
+  TheReach().fallback += response.fallback_fixed_action();
   // An OK answer is consistent with the request and the action table.
   const bool ok_action = response.action() >= 0 && response.action() < 9;
   const bool ok_target = (response.action() == 0) == (response.target() == lcio::v1::TARGET_LOCAL);
@@ -166,7 +202,10 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   const bool ok_shield =
       response.nothing_fits() || (response.expected_latency_s() <= request.budget().latency_s() &&
                                   response.expected_money_usd() <= request.budget().money_usd());
-  if (!ok_action || !ok_target || !ok_budget || !ok_scores || !ok_shield) {
+  // The fallback proposes what fits (the cheapest fitting action when its
+  // fixed action does not): the shield never overrides it.
+  const bool ok_fallback = !response.fallback_fixed_action() || !response.shield_overridden();
+  if (!ok_action || !ok_target || !ok_budget || !ok_scores || !ok_shield || !ok_fallback) {
     std::fprintf(stderr, "inconsistent answer: %s\nfor: %s\n", response.DebugString().c_str(),
                  request.DebugString().c_str());
     std::abort();

@@ -4,6 +4,7 @@
 // --json requests. Aborts on a crash or hang (libFuzzer), on text past the
 // depth limit that a reader accepted, or when a data set the loader accepted
 // does not read back the same after writing it.
+#include <cmath>
 #include <cstdio>
 #include <cstdlib>
 #include <sstream>
@@ -13,6 +14,7 @@
 #include "lcio/client/client.h"
 #include "lcio/data/json_depth.h"
 #include "lcio/data/m4a1.h"
+#include "lcio/env/fallback.h"
 #include "lcio/env/profiles.h"
 #include "lcio/env/response_estimator.h"
 #include "lcio/policy/artifact.h"
@@ -25,6 +27,39 @@ void Check(bool ok, const char* what) {
   if (ok) return;
   std::fprintf(stderr, "invariant broken: %s\n", what);
   std::abort();
+}
+
+// The fallback table's reader (an artifact's "fallback"), and lookups with a
+// valid table at every entry's costs and at budgets and histories of any kind:
+// answers are -1 or an action, never a crash.
+void CheckFallbackTable(const std::string& text, bool too_deep) {
+  auto table = lcio::env::FallbackTable::FromJson(text, "fuzz");
+  Check(!(table.ok() && too_deep), "the fallback reader accepted text past the depth limit");
+  if (!table.ok()) return;
+  auto again = lcio::env::FallbackTable::FromJson(table->ToJson(), "fuzz (written)");
+  Check(again.ok() && again->entries().size() == table->entries().size(),
+        "an accepted fallback table does not read back the same");
+  constexpr int kActions = 9;
+  if (!table->Validate(kActions, "fuzz").ok()) return;
+  const double budgets[] = {0, 1e-9, 8, 30, 1e300, INFINITY, NAN, -1};
+  size_t checked = 0;
+  for (const lcio::env::FallbackEntry& e : table->entries()) {
+    if (++checked > 4) break;
+    lcio::env::DecisionContext c;
+    c.action_time_s = e.action_time_s;
+    c.action_money_usd = e.action_money_usd;
+    c.previous_actions = {0, kActions - 1, -5, kActions, 1 << 30};
+    for (double latency : budgets)
+      for (double money : budgets) {
+        c.remaining_latency_s = latency;
+        c.remaining_money_usd = money;
+        const int looked_up = table->Lookup(c);
+        const int decided = table->Decide(c);
+        Check(looked_up >= -1 && looked_up < kActions && decided >= -1 && decided < kActions,
+              "a fallback lookup answered outside the action table");
+        Check((looked_up < 0) == (decided < 0), "the fallback's lookup and answer disagree");
+      }
+  }
 }
 
 }  // namespace
@@ -64,5 +99,6 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   lcio::v1::DecideRequest request;
   Check(!(lcio::FromJson(text, &request).ok() && too_deep),
         "the client's JSON reader accepted text past the depth limit");
+  CheckFallbackTable(text, too_deep);
   return 0;
 }
