@@ -189,7 +189,10 @@ absl::StatusOr<ParsedDecide> ParseDecideRequest(const v1::DecideRequest& request
                                   request.turn_index(), ": must hold between ", needed,
                                   " (the last min(turn_index, ", spec.history_window,
                                   ") turns) and ", request.turn_index()));
-    for (int i = turns.size() - needed; i < turns.size(); ++i) {
+    // Beyond the window only the validated fallback reads them (their costs);
+    // every turn read is checked.
+    const int read = std::min(turns.size(), std::max(needed, kHistoryTurnsRead));
+    for (int i = turns.size() - read; i < turns.size(); ++i) {
       const v1::HistoryTurn& turn = turns[i];
       if (turn.action() < 0 || turn.action() >= spec.num_actions)
         return Invalid(absl::StrCat("history.turns[", i, "].action = ", turn.action(),

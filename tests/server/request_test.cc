@@ -11,6 +11,7 @@
 #include <vector>
 
 #include "lcio/policy/testing.h"
+#include "lcio/server/conversation_store.h"
 
 namespace lcio::server {
 namespace {
@@ -216,7 +217,10 @@ TEST_F(RequestTest, HistoryWithAnUnknownTask) {
   ExpectInvalid(r, {"history.turns[0].task", "Nope"});
 }
 
-TEST_F(RequestTest, LongHistoryKeepsTheLastWindow) {
+// Beyond the policy's window (5 here) the carried turns are read as far back
+// as the conversation store keeps them (the validated fallback counts their
+// costs), each checked; older ones are not read.
+TEST_F(RequestTest, LongHistoryIsReadBackToTheStoresDepth) {
   v1::DecideRequest r = Good();
   r.set_turn_index(9);
   for (int t = 0; t < 9; ++t) {
@@ -226,7 +230,25 @@ TEST_F(RequestTest, LongHistoryKeepsTheLastWindow) {
   }
   auto parsed = ParseDecideRequest(r, limits_, spec_);
   ASSERT_TRUE(parsed.ok()) << parsed.status();
-  EXPECT_EQ(parsed->history_actions, std::vector<int>({4, 5, 6, 7, 0}));
+  EXPECT_EQ(parsed->history_actions, std::vector<int>({0, 1, 2, 3, 4, 5, 6, 7, 0}));
+  EXPECT_EQ(parsed->history_tasks.size(), 9u);
+
+  const int turns = kHistoryTurnsRead + 6;
+  EXPECT_EQ(kHistoryTurnsRead, ConversationStoreOptions{}.history_window);
+  r.set_turn_index(turns);
+  r.mutable_history()->clear_turns();
+  for (int t = 0; t < turns; ++t) {
+    v1::HistoryTurn* turn = r.mutable_history()->add_turns();
+    turn->set_action(t < 6 ? 8 : t % 8);  // the first 6 are out of range and not read
+    turn->set_task(t < 6 ? "Nope" : "Query");
+  }
+  parsed = ParseDecideRequest(r, limits_, spec_);
+  ASSERT_TRUE(parsed.ok()) << parsed.status();
+  ASSERT_EQ(parsed->history_actions.size(), static_cast<size_t>(kHistoryTurnsRead));
+  EXPECT_EQ(parsed->history_actions.front(), 6);
+  EXPECT_EQ(parsed->history_actions.back(), (turns - 1) % 8);
+  r.mutable_history()->mutable_turns(6)->set_action(9);  // read: refused, named
+  ExpectInvalid(r, {"history.turns[6].action", "9", "[0, 7]"});
 }
 
 // The fingerprint is the hash of the request serialized without `explain`

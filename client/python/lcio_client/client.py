@@ -85,6 +85,12 @@ class Client:
         return Conversation(self, conversation_id, latency_budget_s, money_budget_usd, **kwargs)
 
 
+# Earlier turns the server reads of a carried history (server/request.h,
+# kHistoryTurnsRead): the policy's window and, for the validated fallback's
+# conversation budget, the turns before it.
+HISTORY_TURNS_READ = 64
+
+
 class Conversation:
     """One conversation's turns: numbers them, sends what is left of its
     latency and money budgets, and keeps its history.
@@ -92,7 +98,8 @@ class Conversation:
     What a turn cost is what report() was told (the measured cost) or, for a
     turn not reported, the server's expected cost (budget_after). With
     stateless=True every Decide carries the history (the last
-    PolicyInfo.history_window turns), for fleets without shared state."""
+    max(PolicyInfo.history_window, HISTORY_TURNS_READ) turns), for fleets
+    without shared state."""
 
     def __init__(self, client, conversation_id, latency_budget_s, money_budget_usd,
                  device="", network="", stateless=False):
@@ -126,7 +133,9 @@ class Conversation:
         if self.stateless:
             if self._history_window is None:
                 self._history_window = self.client.get_policy().history_window
-            keep = self.history[-self._history_window:] if self._history_window > 0 else []
+            # The window, and further back as far as the server reads (the
+            # validated fallback counts every earlier turn's cost).
+            keep = self.history[-max(self._history_window, HISTORY_TURNS_READ):]
             request.history.SetInParent()
             request.history.turns.extend(keep)
         decision = self.client.decide(request)

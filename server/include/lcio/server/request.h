@@ -58,9 +58,15 @@ struct ParsedDecide {
   std::string device, network;      // resolved (defaults applied)
   double latency_s = 0, money_usd = 0;
   bool has_history = false;  // the request carries its history
-  // With has_history: the last min(turn_index, history_window) turns.
+  // With has_history: the last turns the request carries, at least
+  // min(turn_index, history_window) and up to kHistoryTurnsRead (more than
+  // the window: the validated fallback counts every earlier turn's cost, as
+  // it does with the conversation store's history).
   std::vector<int> history_actions, history_tasks;
 };
+// Earlier turns a request's own history is read back to: as many as the
+// conversation store keeps (ConversationStoreOptions::history_window).
+inline constexpr int kHistoryTurnsRead = 64;
 
 absl::Status CheckConversationId(const std::string& id);
 absl::StatusOr<ParsedDecide> ParseDecideRequest(const v1::DecideRequest& request,
