@@ -118,15 +118,25 @@ void FallbackRanking(const env::CostModel& costs, int fixed_action, std::vector<
   thread_local std::vector<float> values;
   thread_local std::vector<int> order;
   values.assign(scores->begin(), scores->end());
-  // A NaN would break the sort's ordering: it ranks last.
-  for (float& v : values)
-    if (std::isnan(v)) v = -std::numeric_limits<float>::infinity();
-  std::sort(values.begin(), values.end(), std::greater<float>());
-  // Strictly decreasing, so that the argmax (and any reader's) is the
-  // fallback's answer even where the network's values tie.
-  for (int i = 1; i < n; ++i)
-    values[i] =
-        std::min(values[i], std::nextafter(values[i - 1], -std::numeric_limits<float>::infinity()));
+  const auto all_finite = [] {
+    for (float v : values)
+      if (!std::isfinite(v)) return false;
+    return true;
+  };
+  bool finite = all_finite();
+  if (finite) {
+    std::sort(values.begin(), values.end(), std::greater<float>());
+    // Strictly decreasing, so that the argmax (and any reader's) is the
+    // fallback's answer even where the network's values tie.
+    for (int i = 1; i < n; ++i)
+      values[i] = std::min(values[i],
+                           std::nextafter(values[i - 1], -std::numeric_limits<float>::infinity()));
+    finite = all_finite();  // false only past -FLT_MAX
+  }
+  // A non-finite network value (which the decision log could not write as a
+  // number, and which would tie or poison a softmax): the ranks themselves.
+  if (!finite)
+    for (int i = 0; i < n; ++i) values[i] = -static_cast<float>(i);
   order.resize(n);
   for (int a = 0; a < n; ++a) order[a] = a;
   auto norm_cost = [&costs](int a) { return costs.norm_time(a) + costs.norm_money(a); };

@@ -413,6 +413,30 @@ TEST(FallbackRankingTest, TiesAndNaNsStillRankTheAnswerFirst) {
     EXPECT_EQ(std::max_element(with_nan.begin(), with_nan.end()) - with_nan.begin(), fixed);
     EXPECT_EQ(
         std::count_if(with_nan.begin(), with_nan.end(), [](float v) { return std::isnan(v); }), 0);
+    // Any non-finite value (and every value NaN): finite values, strictly
+    // decreasing in the ranking's order, the answer first; so the decision
+    // log writes numbers and a softmax stays defined.
+    for (float odd :
+         {std::numeric_limits<float>::quiet_NaN(), std::numeric_limits<float>::infinity(),
+          -std::numeric_limits<float>::infinity()}) {
+      for (bool all : {false, true}) {
+        std::vector<float> v(n, 2.0f);
+        if (all)
+          std::fill(v.begin(), v.end(), odd);
+        else
+          v[(fixed + 2) % n] = odd;
+        FallbackRanking(costs, fixed, &v);
+        for (float x : v) EXPECT_TRUE(std::isfinite(x)) << odd << " all=" << all;
+        EXPECT_EQ(std::max_element(v.begin(), v.end()) - v.begin(), fixed);
+        std::vector<float> sorted = v;
+        std::sort(sorted.begin(), sorted.end());
+        EXPECT_EQ(std::adjacent_find(sorted.begin(), sorted.end()), sorted.end()) << "a tie";
+      }
+    }
+    std::vector<float> huge(n, -std::numeric_limits<float>::max());
+    FallbackRanking(costs, fixed, &huge);
+    for (float x : huge) EXPECT_TRUE(std::isfinite(x));
+    EXPECT_EQ(std::max_element(huge.begin(), huge.end()) - huge.begin(), fixed);
   }
 }
 

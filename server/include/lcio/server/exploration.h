@@ -54,7 +54,9 @@ ExploreChoice Explore(const ExploreConfig& config, const std::vector<float>& sco
 // exactly what env::Shield(costs, fixed_action, nullptr, ...) takes whenever
 // some action fits, so exploration, the explanation and the decision log
 // treat a fallback decision as any other (docs/service.md, "Validated
-// fallback"). Allocation-free once a thread has ranked one decision.
+// fallback"). When a network value is not finite the values are 0, -1, -2,
+// ... by rank instead (finite, so the log can write them). Allocation-free
+// once a thread has ranked one decision.
 void FallbackRanking(const env::CostModel& costs, int fixed_action, std::vector<float>* scores);
 
 }  // namespace lcio::server
