@@ -360,6 +360,7 @@ absl::Status ParseShadow(const Json& j, DecisionShadow* s, int num_actions) {
     return Invalid("shadow.action", j["action"], "its probability must be > 0");
   LCIO_RETURN_IF_ERROR(f.Number("expected_latency_s", &s->expected_latency_s, 0.0));
   LCIO_RETURN_IF_ERROR(f.Number("expected_money_usd", &s->expected_money_usd, 0.0));
+  if (j.contains("fallback")) LCIO_RETURN_IF_ERROR(f.Bool("fallback", &s->fallback));
   return f.Done();
 }
 
@@ -697,6 +698,7 @@ void AppendJsonLine(const DecisionRecord& r, std::string* out) {
     w.CloseArray();
     w.Key("expected_latency_s").Num(s.expected_latency_s);
     w.Key("expected_money_usd").Num(s.expected_money_usd);
+    if (s.fallback) w.Key("fallback").Bool(true);  // as the record's own key
     w.Close();
   } else {
     w.Null();

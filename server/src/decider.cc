@@ -277,8 +277,9 @@ absl::StatusOr<Decider::Choice> Decider::Choose(const Pending& pending,
   if (choice.shield.nothing_fits && pending.request_money_usd > p.money_usd) {
     // The fleet controller lowered the budget below every action: never
     // past the request's own budget because of it.
-    // (Ties in money go to the higher score: under the fallback, the fixed
-    // action, then the cheaper by the shield's measure.)
+    // (Ties in money go to the higher score: under the fallback, its answer
+    // under the lowered budget, which is the cheapest action when nothing
+    // fits, then the cheaper by the shield's measure.)
     if (std::optional<int> within = CheapestWithinRequestBudget(*choice.costs, scores, p.latency_s,
                                                                 pending.request_money_usd)) {
       choice.shield.action = *within;

@@ -356,6 +356,7 @@ void DecisionLogger::Shadow(const std::vector<DecisionEvent>& events,
     s.probabilities = choice.probabilities;
     s.expected_latency_s = costs.time_s(choice.action);
     s.expected_money_usd = costs.money_usd(choice.action);
+    s.fallback = fixed >= 0;
     if (metrics_ != nullptr)
       metrics_->CountShadowDecision(choice.action == e.choice.action,
                                     engine.encoder().actions().is_cloud(choice.action),

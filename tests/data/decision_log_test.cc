@@ -95,6 +95,15 @@ TEST(DecisionLog, RoundTripsEveryField) {
   std::string not_bool = fallback_line;
   not_bool.replace(not_bool.find(R"("fallback":true)"), 15, R"("fallback":1.0)");
   EXPECT_FALSE(ParseDecisionLine(not_bool).ok());
+  // The shadow's own fallback, the same way.
+  r.shadow->fallback = true;
+  const std::string shadow_line = ToJsonLine(r);
+  EXPECT_NE(shadow_line.find(R"("expected_money_usd":0.001,"fallback":true})"), std::string::npos)
+      << shadow_line;
+  auto with_shadow_fallback = ParseDecisionLine(shadow_line);
+  ASSERT_TRUE(with_shadow_fallback.ok()) << with_shadow_fallback.status();
+  EXPECT_TRUE(with_shadow_fallback->shadow->fallback);
+  EXPECT_FALSE(with_shadow->shadow->fallback);
 }
 
 // The exact bytes of a line (as the encoder wrote them before it was made

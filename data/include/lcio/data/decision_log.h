@@ -76,6 +76,7 @@ struct DecisionShadow {
   std::vector<double> scores;         // float32 values, as DecisionAction::score
   std::vector<double> probabilities;  // one per action, sums to 1
   double expected_latency_s = 0, expected_money_usd = 0;
+  bool fallback = false;  // its own fallback table answered (written only when true)
 };
 
 struct DecisionRecord {
