@@ -13,6 +13,7 @@
 #include "absl/flags/parse.h"
 #include "absl/flags/usage.h"
 #include "cli_help.h"
+#include "lcio/env/fallback.h"
 #include "lcio/server/serving_policy.h"
 #include "nlohmann/json.hpp"
 
@@ -60,6 +61,10 @@ int main(int argc, char** argv) {
   }
   nlohmann::json out = nlohmann::json::parse(lcio::policy::MetadataToJson(engine->metadata()));
   out["loaded_on"] = engine->device_name();
+  // The table in one line (its entries are under "fallback").
+  if (!engine->fallback().empty())
+    out["fallback_summary"] =
+        lcio::env::DescribeFallback(engine->fallback(), engine->encoder().actions());
   std::printf("%s\n", out.dump(indent).c_str());
   return 0;
 }

@@ -10,6 +10,11 @@ tmp=$(mktemp -d)
 trap 'rm -rf "$tmp"' EXIT
 cd "$repo"
 test -s policy/default_policy.pt || { echo "policy/default_policy.pt is missing"; exit 1; }
+# Its fallback table in one line, with the entries' count.
+"$info" policy/default_policy.pt |
+  jq -e '(.fallback.entries | length) as $n | (.fallback_summary | startswith("policy in ")) and
+         (.fallback_summary | contains(" of \($n) cells"))' >/dev/null ||
+  { echo "lcio-policy-info: no fallback_summary matching the table"; exit 1; }
 
 # The documented command, writing to a temporary file instead of the repository.
 "$train" --config policy/default_train_config.json --algo rc-ppo --timesteps 600000 \
