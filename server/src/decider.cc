@@ -61,6 +61,9 @@ struct Decider::Pending {
   // The artifact's fallback table's answer for this conversation: the fixed
   // action that answers it, or -1 where the network decides.
   int fallback_action = -1;
+  // The fallback answers and nothing needs the network's values (only a
+  // softmax draw does): the forward pass and the batch are skipped.
+  bool skip_network = false;
   absl::Time deadline;
   Decider::Done done;
 };
@@ -125,6 +128,12 @@ void Decider::Decide(const v1::DecideRequest& request, v1::DecideResponse* respo
   }
   std::vector<float> row;
   if (absl::Status s = Encode(*pending, &row); !s.ok()) return refuse(s);
+  if (pending->skip_network) {
+    // Answered here, on this thread: no row for the batch.
+    batcher_->Withdraw();
+    return Scored(pending, absl::OkStatus(),
+                  FallbackRankValues(pending->policy->engine().num_actions()));
+  }
   std::shared_ptr<const BatchScorer> scorer = pending->policy;
   batcher_->Submit(std::move(scorer), std::move(row), deadline,
                    [this, pending](absl::Status status, std::vector<float> scores) {
@@ -215,8 +224,14 @@ absl::Status Decider::Encode(Pending& pending, std::vector<float>* row) {
   // with every earlier turn the conversation has (the store keeps more than
   // the policy's window), as the evaluator counts them.
   pending.fallback_action = fallback.Lookup(context, &actions);
-  row->resize(encoder.size());
-  encoder.Encode(context, row->data());
+  // The network's values would only be reassigned in the fallback's ranking;
+  // a softmax draw is the one use of their spread.
+  pending.skip_network = pending.fallback_action >= 0 &&
+                         !FallbackNeedsNetworkValues(explore_, pending.request->no_explore());
+  if (!pending.skip_network) {
+    row->resize(encoder.size());
+    encoder.Encode(context, row->data());
+  }
   // Explanations quote the model's predictions unscaled (empty when the
   // policy is not response-aware).
   // Computed for every decision: a retry of this turn may ask for the

@@ -269,6 +269,7 @@ void DecisionLogger::Shadow(const std::vector<DecisionEvent>& events,
   std::vector<size_t> scored;  // event index of each row
   std::vector<const env::CostModel*> row_costs;
   std::vector<int> row_fallback;  // the shadow's fallback table's fixed action, or -1
+  std::vector<int> row_of;        // its row in `rows`, or -1 when the network is not run
   const env::FallbackTable& fallback = engine.fallback();
   const ServingPolicy* checked_against = nullptr;
   std::string incompatible;
@@ -315,23 +316,32 @@ void DecisionLogger::Shadow(const std::vector<DecisionEvent>& events,
       continue;
     }
     row_fallback.push_back(fallback.Lookup(context, &e.history_actions));
-    rows.resize(rows.size() + width);
-    encoder.Encode(context, rows.data() + rows.size() - width);
+    // As the Decider: a fallback answer needs the network only for a softmax draw.
+    if (row_fallback.back() >= 0 && !FallbackNeedsNetworkValues(options_.explore, e.opted_out)) {
+      row_of.push_back(-1);
+    } else {
+      row_of.push_back(static_cast<int>(rows.size() / width));
+      rows.resize(rows.size() + width);
+      encoder.Encode(context, rows.data() + rows.size() - width);
+    }
     scored.push_back(i);
     row_costs.push_back(costs);
   }
   if (scored.empty()) return;
-  std::vector<float> scores(scored.size() * n_actions);
-  if (absl::Status s = engine.Score(rows.data(), static_cast<int>(scored.size()), scores.data());
-      !s.ok()) {
-    for (size_t k = 0; k < scored.size(); ++k)
-      skip(Metrics::ShadowSkip::kError, std::string(s.message()));
-    return;
-  }
+  const int num_rows = static_cast<int>(rows.size() / std::max(width, 1));
+  std::vector<float> scores(static_cast<size_t>(num_rows) * n_actions);
+  if (num_rows > 0)
+    if (absl::Status s = engine.Score(rows.data(), num_rows, scores.data()); !s.ok()) {
+      for (size_t k = 0; k < scored.size(); ++k)
+        skip(Metrics::ShadowSkip::kError, std::string(s.message()));
+      return;
+    }
+  const std::vector<float> rank_values = FallbackRankValues(n_actions);
   for (size_t k = 0; k < scored.size(); ++k) {
     const DecisionEvent& e = events[scored[k]];
     const env::CostModel& costs = *row_costs[k];
-    const float* row = scores.data() + k * n_actions;
+    const float* row = row_of[k] < 0 ? rank_values.data()
+                                     : scores.data() + static_cast<size_t>(row_of[k]) * n_actions;
     std::vector<float> own(row, row + n_actions);
     // As the Decider: the fixed action where it fits, else the cheapest that does.
     const int fixed = row_fallback[k] < 0 ? -1

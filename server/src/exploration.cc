@@ -148,4 +148,10 @@ void FallbackRanking(const env::CostModel& costs, int fixed_action, std::vector<
     if (a != fixed_action) (*scores)[a] = values[rank++];
 }
 
+std::vector<float> FallbackRankValues(int num_actions) {
+  std::vector<float> values(static_cast<size_t>(std::max(0, num_actions)));
+  for (size_t i = 1; i < values.size(); ++i) values[i] = -static_cast<float>(i);  // 0 first, not -0
+  return values;
+}
+
 }  // namespace lcio::server

@@ -229,6 +229,59 @@ TEST_F(FallbackServiceTest, AFallbackCellIsAnsweredByItsFixedAction) {
   EXPECT_TRUE(d.fallback);
 }
 
+// A fixed-action answer does not run the network (its values would only be
+// reassigned): no row reaches a forward pass, and the ranking is 0, -1, -2,
+// ... in the fallback's order. A network-served cell runs it; so does a
+// fallback answer under softmax exploration, which draws with its values.
+TEST_F(FallbackServiceTest, AFixedActionAnswerRunsNoForwardPassUnlessSoftmaxNeedsIt) {
+  const auto rows = [this] {
+    const auto metrics = test::ParseMetrics(test::HttpGet(app_->metrics_port(), "/metrics"));
+    return test::Metric(metrics, "lcio_batch_size_sum");
+  };
+  StartServer();
+  v1::DecideResponse r;
+  for (int c = 0; c < 5; ++c)
+    ASSERT_TRUE(client_
+                    ->Decide(Request(absl::StrCat("skip", c), kFallbackNetwork, cells_.generous,
+                                     /*explain=*/true),
+                             &r)
+                    .ok());
+  EXPECT_EQ(r.action(), cells_.fixed);
+  EXPECT_EQ(rows(), 0);
+  ASSERT_EQ(r.scores_size(), cells_.fallback.num_actions());
+  std::vector<float> ranked(r.scores_size());
+  for (int a = 0; a < r.scores_size(); ++a) ranked[a] = r.scores(a).score();
+  EXPECT_EQ(ranked[cells_.fixed], 0.0f);
+  std::vector<float> sorted = ranked;
+  std::sort(sorted.begin(), sorted.end(), std::greater<float>());
+  for (size_t i = 0; i < sorted.size(); ++i) EXPECT_EQ(sorted[i], -static_cast<float>(i));
+  std::vector<float> expected = FallbackRankValues(cells_.fallback.num_actions());
+  FallbackRanking(cells_.fallback, cells_.fixed, &expected);
+  EXPECT_EQ(ranked, expected);
+  ASSERT_TRUE(client_->Decide(Request("net", kPolicyNetwork, cells_.generous), &r).ok());
+  EXPECT_FALSE(r.fallback_fixed_action());
+  EXPECT_EQ(rows(), 1);
+  const auto records = StopAndRead();
+  int fallback = 0;
+  for (const auto& [id, d] : records)
+    if (d.fallback) {
+      ++fallback;
+      EXPECT_EQ(d.actions[cells_.fixed].score, 0.0);
+    }
+  EXPECT_EQ(fallback, 5);
+  app_.reset();
+  std::filesystem::remove(log_path_);
+
+  StartServer([](ServerOptions& o) { o.explore = "softmax:0.5"; });
+  ASSERT_TRUE(client_->Decide(Request("soft", kFallbackNetwork, cells_.generous), &r).ok());
+  EXPECT_TRUE(r.fallback_fixed_action());
+  EXPECT_EQ(rows(), 1);
+  v1::DecideRequest opted_out = Request("soft-out", kFallbackNetwork, cells_.generous);
+  opted_out.set_no_explore(true);
+  ASSERT_TRUE(client_->Decide(opted_out, &r).ok());
+  EXPECT_EQ(rows(), 1);  // a request that opts out draws nothing
+}
+
 TEST_F(FallbackServiceTest, AValidatedCellIsAnsweredByTheNetwork) {
   StartServer();
   v1::DecideResponse r;

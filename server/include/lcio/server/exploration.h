@@ -58,5 +58,13 @@ ExploreChoice Explore(const ExploreConfig& config, const std::vector<float>& sco
 // ... by rank instead (finite, so the log can write them). Allocation-free
 // once a thread has ranked one decision.
 void FallbackRanking(const env::CostModel& costs, int fixed_action, std::vector<float>* scores);
+// The values a fallback decision is ranked with when the network is not run
+// (no softmax exploration needs its values' spread): 0, -1, -2, ...
+std::vector<float> FallbackRankValues(int num_actions);
+// Whether a fallback decision under `config` (for a request that did not opt
+// out of exploration) needs the network's values: only a softmax draw does.
+inline bool FallbackNeedsNetworkValues(const ExploreConfig& config, bool opted_out) {
+  return config.mode == ExploreConfig::Mode::kSoftmax && !opted_out;
+}
 
 }  // namespace lcio::server
