@@ -101,7 +101,19 @@ FallbackTable::FallbackTable(std::vector<FallbackEntry> entries) : entries_(std:
   for (size_t i = 0; i < entries_.size(); ++i) {
     const FallbackEntry& e = entries_[i];
     Key(e.action_time_s, e.action_money_usd, e.budget.latency_s, e.budget.money_usd, &keys_[i]);
+    auto same = std::find_if(profiles_.begin(), profiles_.end(), [&](const Profile& p) {
+      return SameCosts(*p.first, e.action_time_s, e.action_money_usd);
+    });
+    if (same == profiles_.end()) same = profiles_.insert(profiles_.end(), Profile{&e, {}});
+    same->entries.push_back(i);
   }
+}
+
+FallbackTable::FallbackTable(const FallbackTable& other) : FallbackTable(other.entries_) {}
+
+FallbackTable& FallbackTable::operator=(const FallbackTable& other) {
+  if (this != &other) *this = FallbackTable(other.entries_);
+  return *this;
 }
 
 const FallbackEntry* FallbackTable::Nearest(const DecisionContext& context,
@@ -124,11 +136,14 @@ const FallbackEntry* FallbackTable::Nearest(const DecisionContext& context,
   // entry at that end).
   const FallbackEntry* best = nullptr;
   double best_distance = std::numeric_limits<double>::infinity();
-  for (const FallbackEntry& e : entries_) {
-    if (!SameCosts(e, context.action_time_s, context.action_money_usd)) continue;
-    const double dl = LogBudget(latency) - LogBudget(e.budget.latency_s);
-    const double dm = LogBudget(money) - LogBudget(e.budget.money_usd);
-    if (dl * dl + dm * dm < best_distance) best_distance = dl * dl + dm * dm, best = &e;
+  for (const Profile& profile : profiles_) {
+    if (!SameCosts(*profile.first, context.action_time_s, context.action_money_usd)) continue;
+    for (size_t i : profile.entries) {
+      const FallbackEntry& e = entries_[i];
+      const double dl = LogBudget(latency) - LogBudget(e.budget.latency_s);
+      const double dm = LogBudget(money) - LogBudget(e.budget.money_usd);
+      if (dl * dl + dm * dm < best_distance) best_distance = dl * dl + dm * dm, best = &e;
+    }
   }
   if (best != nullptr) return best;
   // Another profile (from --profiles): the entry of most similar costs

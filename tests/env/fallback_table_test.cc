@@ -2,6 +2,7 @@
 // to, the table's file form, and that selection serves a candidate only
 // where episodes it never trained on show it ahead of the best fixed action.
 #include <limits>
+#include <memory>
 
 #include "gtest/gtest.h"
 #include "lcio/env/baselines.h"
@@ -304,6 +305,31 @@ TEST(SelectFallback, RefusesACandidateThatTrainedOnAValidationEpisode) {
                 .status()
                 .code(),
             absl::StatusCode::kInvalidArgument);
+}
+
+// The lookup's per-profile index points into the table's own entries: copies,
+// assignments and moves each answer as the original, after it is gone.
+TEST(FallbackTable, CopiesAndMovesLookUpAsTheOriginal) {
+  const FallbackEntry slow = Entry("slow-device", {30, 0.05}, 1, false);
+  const FallbackEntry fast = Entry("fast-device", {30, 0.05}, 0, false);
+  const auto expect_same = [&](const FallbackTable& t) {
+    EXPECT_EQ(t.Lookup(Context(slow, 30, 0.05)), 1);
+    EXPECT_EQ(t.Lookup(Context(slow, 8, 0.01)), 2);
+    EXPECT_EQ(t.Lookup(Context(fast, 30, 0.05)), 0);
+    EXPECT_EQ(t.Lookup(Context(fast, 8, 0.01)), -1);
+  };
+  auto original = std::make_unique<FallbackTable>(TwoProfiles());
+  FallbackTable copied(*original);
+  FallbackTable assigned;
+  assigned = *original;
+  FallbackTable moved(std::move(*original));
+  original.reset();
+  expect_same(copied);
+  expect_same(assigned);
+  expect_same(moved);
+  FallbackTable move_assigned;
+  move_assigned = std::move(copied);
+  expect_same(move_assigned);
 }
 
 }  // namespace

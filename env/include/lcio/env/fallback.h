@@ -49,6 +49,12 @@ class FallbackTable {
 
   FallbackTable() = default;
   explicit FallbackTable(std::vector<FallbackEntry> entries);
+  // profiles_ points into entries_: a copy rebuilds it (a move keeps the
+  // entries where they are).
+  FallbackTable(const FallbackTable& other);
+  FallbackTable& operator=(const FallbackTable& other);
+  FallbackTable(FallbackTable&&) = default;
+  FallbackTable& operator=(FallbackTable&&) = default;
 
   const std::vector<FallbackEntry>& entries() const { return entries_; }
   bool empty() const { return entries_.empty(); }
@@ -87,6 +93,14 @@ class FallbackTable {
  private:
   std::vector<FallbackEntry> entries_;
   std::vector<std::vector<double>> keys_;  // [entry]: its key, made once
+  // The entries of each profile (the same cost for every action), in table
+  // order: a lookup compares the request's costs once per profile, not per
+  // entry.
+  struct Profile {
+    const FallbackEntry* first;  // its costs
+    std::vector<size_t> entries;
+  };
+  std::vector<Profile> profiles_;
 };
 
 // A policy behind a fallback table: where the table names a fixed action the
