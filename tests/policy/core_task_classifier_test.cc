@@ -55,6 +55,17 @@ TEST(TaskClassifierFeatures, HashIsFnv1aAndStable) {
   // FNV-1a 64 of "w:a" and "c: a " modulo 2^15, computed independently: the
   // features must not depend on the platform's std::hash.
   EXPECT_EQ(TaskClassifierFeatures("a", 1 << 15), (std::vector<uint32_t>{7711, 28625}));
+  // Any bucket count, power of two or not (the former masks, the latter divides).
+  const auto fnv = [](const std::string& s) {
+    uint64_t h = 0xcbf29ce484222325ull;
+    for (unsigned char c : s) h = (h ^ c) * 0x100000001b3ull;
+    return h;
+  };
+  for (uint64_t n : {1000ull, 1ull << 15, 3ull, 1ull})
+    EXPECT_EQ(TaskClassifierFeatures("a", static_cast<int>(n)),
+              (std::vector<uint32_t>{static_cast<uint32_t>(fnv("w:a") % n),
+                                     static_cast<uint32_t>(fnv("c: a ") % n)}))
+        << n;
 }
 
 TEST(TaskClassifier, HeldOutAccuracyOnM4A1EpisodeSplits) {

@@ -59,6 +59,12 @@ void ForEachFeature(std::string_view prompt, int hash_buckets, std::string& norm
   if (in_word) normalised.push_back(' ');
 
   const uint64_t n = static_cast<uint64_t>(hash_buckets);
+  // h % n, as a mask when n is a power of two (the default 2^15): the same
+  // bucket without a 64-bit division per feature.
+  const bool power_of_two = (n & (n - 1)) == 0;
+  const auto bucket = [n, power_of_two](uint64_t h) {
+    return static_cast<uint32_t>(power_of_two ? h & (n - 1) : h % n);
+  };
   const std::string_view text(normalised);
   const uint64_t word_seed = Fnv1a(kFnvOffset, "w:"), bigram_seed = Fnv1a(kFnvOffset, "b:");
   // Words are the runs between single spaces of `text`; a bigram is "w1 w2",
@@ -68,16 +74,15 @@ void ForEachFeature(std::string_view prompt, int hash_buckets, std::string& norm
     const size_t end = text.find(' ', start);
     const std::string_view word = text.substr(start, end - start);
     if (previous_start != std::string_view::npos)
-      emit(static_cast<uint32_t>(
-          Fnv1a(bigram_seed, text.substr(previous_start, end - previous_start)) % n));
-    emit(static_cast<uint32_t>(Fnv1a(word_seed, word) % n));
+      emit(bucket(Fnv1a(bigram_seed, text.substr(previous_start, end - previous_start))));
+    emit(bucket(Fnv1a(word_seed, word)));
     previous_start = start;
     start = end + 1;
   }
   const uint64_t trigram_seed = Fnv1a(kFnvOffset, "c:");
   if (text.size() >= 3)
     for (size_t i = 0; i + 3 <= text.size(); ++i)
-      emit(static_cast<uint32_t>(Fnv1a(trigram_seed, text.substr(i, 3)) % n));
+      emit(bucket(Fnv1a(trigram_seed, text.substr(i, 3))));
 }
 
 }  // namespace
@@ -156,8 +161,9 @@ void TaskClassifier::Fit() {
 
 TaskClassifier::Prediction TaskClassifier::Predict(std::string_view prompt) const {
   Prediction prediction;
-  if (tasks_.empty()) return prediction;  // default-constructed: nothing to choose from
-  std::vector<double> score(log_prior_);
+  if (tasks_.empty()) return prediction;   // default-constructed: nothing to choose from
+  thread_local std::vector<double> score;  // reused: no allocation per prompt
+  score.assign(log_prior_.begin(), log_prior_.end());
   const size_t num_tasks = score.size();
   thread_local std::string normalised;  // reused: no allocation per prompt
   ForEachFeature(prompt, options_.hash_buckets, normalised, [&](uint32_t bucket) {
