@@ -1,6 +1,7 @@
 #include "lcio/data/decision_log.h"
 
 #include <algorithm>
+#include <array>
 #include <charconv>
 #include <cmath>
 #include <cstring>
@@ -545,7 +546,14 @@ class LineWriter {
       }
     }
   }
-  static bool IsPlain(unsigned char c) { return c >= 0x20 && c < 0x80 && c != '"' && c != '\\'; }
+  // A byte that goes into a JSON string as it is: printable ASCII but the
+  // quote and the backslash. A table: the check runs on every byte written.
+  static bool IsPlain(unsigned char c) { return kPlain[c]; }
+  static constexpr std::array<bool, 256> kPlain = [] {
+    std::array<bool, 256> plain{};
+    for (int c = 0x20; c < 0x80; ++c) plain[c] = c != '"' && c != '\\';
+    return plain;
+  }();
   // Length of the valid UTF-8 sequence at the start of `s` (a non-ASCII
   // lead byte), or 0: no overlong forms, no surrogates, at most U+10FFFF.
   static size_t Utf8Length(std::string_view s) {
@@ -608,6 +616,28 @@ std::string_view CostColumns(const std::vector<DecisionAction>& actions) {
   return memo.text;
 }
 
+// The description column's text, `["local","cloud",...]`: the policy's, the
+// same record after record, so a writer thread keeps the last one it wrote
+// (comparing the strings is a fraction of escaping them).
+std::string_view DescriptionColumn(const std::vector<DecisionAction>& actions) {
+  struct Memo {
+    std::vector<std::string> descriptions;
+    std::string text;
+  };
+  thread_local Memo memo;
+  bool same = memo.descriptions.size() == actions.size() && !memo.text.empty();
+  for (size_t i = 0; same && i < actions.size(); ++i)
+    same = memo.descriptions[i] == actions[i].description;
+  if (same) return memo.text;
+  memo.descriptions.resize(actions.size());
+  memo.text.clear();
+  LineWriter w(&memo.text);
+  w.OpenArray();
+  for (size_t i = 0; i < actions.size(); ++i) w.Str(memo.descriptions[i] = actions[i].description);
+  w.CloseArray();
+  return memo.text;
+}
+
 }  // namespace
 
 std::string ToJsonLine(const DecisionRecord& r) {
@@ -655,9 +685,7 @@ void AppendJsonLine(const DecisionRecord& r, std::string* out) {
   // One array per column (version 2): with float32 scores, 60% of
   // version 1's bytes.
   w.Key("actions").Open();
-  w.Key("description").OpenArray();
-  for (const DecisionAction& a : r.actions) w.Str(a.description);
-  w.CloseArray();
+  w.Key("description").Raw(DescriptionColumn(r.actions));
   w.Key("score").OpenArray();
   for (const DecisionAction& a : r.actions) w.Float(a.score);
   w.CloseArray();

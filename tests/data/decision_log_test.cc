@@ -114,6 +114,24 @@ TEST(DecisionLog, TheLineIsByteForByteTheSameAsBefore) {
       R"({"schema_version":2,"decision_id":"c1/2/00000000deadbeef","time_utc":"2026-12-02T20:30:00.123456Z","policy_version":"rc-ppo-1","conversation_id":"c1","turn_index":2,"context":{"task":"recommend","task_inferred":true,"task_confidence":0.8125,"view_names":["front","left","right"],"association":[0.21,0.27,0.30000000000000004],"latency_budget_s":30.0,"money_budget_usd":0.05,"request_money_budget_usd":0.125,"device":"jetson_tx2","network":"wired","history":[{"action":0,"task":"recommend"},{"action":3,"task":"describe"}]},"actions":{"description":["local","cloud+{0}","cloud+{1}","cloud+{2}"],"score":[-0.33333334,0.6666667,1.6666666,2.6666667],"probability":[0.05,0.85,0.05,0.05],"allowed":[true,true,true,false],"expected_latency_s":[0.0,1.5,3.0,4.5],"expected_money_usd":[0.0,0.001,0.002,0.003]},"proposed_action":3,"taken_action":1,"shield_overridden":true,"nothing_fits":false,"exploration":{"mode":"epsilon","parameter":0.15,"opted_out":false},"explored":false,"expected_latency_s":1.5,"expected_money_usd":0.001,"shadow":null})");
 }
 
+// The description and cost columns are remembered from the last record a
+// thread wrote: a record of another policy (other descriptions or costs)
+// still writes its own, and the one after it the first's again.
+TEST(DecisionLog, RememberedColumnsFollowTheRecord) {
+  const DecisionRecord first = Sample();
+  DecisionRecord other = Sample();
+  other.actions[1].description = "cloud+{\"0\"}";
+  other.actions[2].expected_latency_s = 9.25;
+  const std::string a = ToJsonLine(first), b = ToJsonLine(other), c = ToJsonLine(first);
+  EXPECT_EQ(a, c);
+  EXPECT_NE(b.find(R"("description":["local","cloud+{\"0\"}","cloud+{1}")"), std::string::npos)
+      << b;
+  EXPECT_NE(b.find(R"("expected_latency_s":[0.0,1.5,9.25,4.5])"), std::string::npos) << b;
+  auto back = ParseDecisionLine(b);
+  ASSERT_TRUE(back.ok()) << back.status();
+  EXPECT_EQ(back->actions[1].description, other.actions[1].description);
+}
+
 // The line is written directly (not through a JSON document): every kind of
 // string and double must read back exactly.
 TEST(DecisionLog, EscapesStringsAndKeepsEveryDoubleExactly) {
