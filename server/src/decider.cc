@@ -64,6 +64,8 @@ struct Decider::Pending {
   // The fallback answers and nothing needs the network's values (only a
   // softmax draw does): the forward pass and the batch are skipped.
   bool skip_network = false;
+  // Announced to the micro-batcher, and not yet withdrawn (Unannounce).
+  bool announced = false;
   absl::Time deadline;
   Decider::Done done;
 };
@@ -91,6 +93,12 @@ void Decider::LogRejected(const absl::Status& status, absl::string_view conversa
   if (suppressed > 0) line.Int("suppressed", suppressed);
 }
 
+void Decider::Unannounce(Pending& pending) {
+  if (!pending.announced) return;
+  pending.announced = false;
+  batcher_->Withdraw();
+}
+
 void Decider::Refuse(Pending& pending, const absl::Status& status) {
   const v1::DecideRequest& request = *pending.request;
   if (pending.uses_store) store_->Abort(request.conversation_id(), request.turn_index());
@@ -103,12 +111,13 @@ void Decider::Decide(const v1::DecideRequest& request, v1::DecideResponse* respo
   // Announced first, so that a batch forming now waits for this request.
   batcher_->Announce();
   auto pending = std::make_shared<Pending>();
+  pending->announced = true;
   pending->request = &request;
   pending->response = response;
   pending->deadline = deadline;
   pending->done = std::move(done);
   auto refuse = [&](const absl::Status& status) {
-    batcher_->Withdraw();
+    Unannounce(*pending);
     Refuse(*pending, status);
   };
   pending->policy = policies_->Get();
@@ -122,19 +131,20 @@ void Decider::Decide(const v1::DecideRequest& request, v1::DecideResponse* respo
   bool replayed = false;
   if (absl::Status s = RecallHistory(*pending, peer_identity, &replayed); !s.ok()) return refuse(s);
   if (replayed) {
-    batcher_->Withdraw();
+    Unannounce(*pending);
     pending->done(absl::OkStatus());
     return;
   }
   std::vector<float> row;
   if (absl::Status s = Encode(*pending, &row); !s.ok()) return refuse(s);
   if (pending->skip_network) {
-    // Answered here, on this thread: no row for the batch.
-    batcher_->Withdraw();
+    // Answered here, on this thread: no row for the batch (Encode withdrew
+    // the announcement as soon as it knew).
     return Scored(pending, absl::OkStatus(),
                   FallbackRankValues(pending->policy->engine().num_actions()));
   }
   std::shared_ptr<const BatchScorer> scorer = pending->policy;
+  pending->announced = false;  // Submit takes the announcement
   batcher_->Submit(std::move(scorer), std::move(row), deadline,
                    [this, pending](absl::Status status, std::vector<float> scores) {
                      Scored(pending, std::move(status), std::move(scores));
@@ -228,6 +238,8 @@ absl::Status Decider::Encode(Pending& pending, std::vector<float>* row) {
   // a softmax draw is the one use of their spread.
   pending.skip_network = pending.fallback_action >= 0 &&
                          !FallbackNeedsNetworkValues(explore_, pending.request->no_explore());
+  // A batch forming now need not wait for a row that will not come.
+  if (pending.skip_network) Unannounce(pending);
   if (!pending.skip_network) {
     row->resize(encoder.size());
     encoder.Encode(context, row->data());

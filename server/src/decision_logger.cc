@@ -320,7 +320,7 @@ void DecisionLogger::Shadow(const std::vector<DecisionEvent>& events,
     if (row_fallback.back() >= 0 && !FallbackNeedsNetworkValues(options_.explore, e.opted_out)) {
       row_of.push_back(-1);
     } else {
-      row_of.push_back(static_cast<int>(rows.size() / width));
+      row_of.push_back(static_cast<int>(rows.size() / std::max(width, 1)));
       rows.resize(rows.size() + width);
       encoder.Encode(context, rows.data() + rows.size() - width);
     }
@@ -330,14 +330,15 @@ void DecisionLogger::Shadow(const std::vector<DecisionEvent>& events,
   if (scored.empty()) return;
   const int num_rows = static_cast<int>(rows.size() / std::max(width, 1));
   std::vector<float> scores(static_cast<size_t>(num_rows) * n_actions);
-  if (num_rows > 0)
-    if (absl::Status s = engine.Score(rows.data(), num_rows, scores.data()); !s.ok()) {
-      for (size_t k = 0; k < scored.size(); ++k)
-        skip(Metrics::ShadowSkip::kError, std::string(s.message()));
-      return;
-    }
+  absl::Status scored_status;
+  if (num_rows > 0) scored_status = engine.Score(rows.data(), num_rows, scores.data());
   const std::vector<float> rank_values = FallbackRankValues(n_actions);
   for (size_t k = 0; k < scored.size(); ++k) {
+    // A failed forward pass loses the rows that needed it, not the fallback's.
+    if (row_of[k] >= 0 && !scored_status.ok()) {
+      skip(Metrics::ShadowSkip::kError, std::string(scored_status.message()));
+      continue;
+    }
     const DecisionEvent& e = events[scored[k]];
     const env::CostModel& costs = *row_costs[k];
     const float* row = row_of[k] < 0 ? rank_values.data()

@@ -74,6 +74,8 @@ class Decider {
   void Record(PendingPtr pending, Choice choice, std::vector<float> scores);
   // Ends a refused call: releases the conversation (if held), logs, answers.
   void Refuse(Pending& pending, const absl::Status& status);
+  // Withdraws the call's announcement to the micro-batcher, once.
+  void Unannounce(Pending& pending);
 
   LogRateLimiter rejected_log_{kRejectedLinesPerSecond};
   RequestLimits limits_;
