@@ -6,6 +6,7 @@
 #include <map>
 #include <utility>
 
+#include "absl/base/casts.h"
 #include "absl/strings/str_cat.h"
 #include "lcio/data/json_parse.h"
 #include "lcio/env/baselines.h"
@@ -98,14 +99,22 @@ absl::Status Fail(const std::string& source, const std::string& rule) {
 
 FallbackTable::FallbackTable(std::vector<FallbackEntry> entries) : entries_(std::move(entries)) {
   keys_.resize(entries_.size());
+  // Grouped by the costs' exact bits (a map: linear in the entries, whatever
+  // a file holds, and NaN-safe); the lookup then compares the request with
+  // every group within SameCosts's tolerance, as it compared every entry.
+  std::map<std::vector<uint64_t>, size_t> group_of;
+  std::vector<uint64_t> bits;
   for (size_t i = 0; i < entries_.size(); ++i) {
     const FallbackEntry& e = entries_[i];
     Key(e.action_time_s, e.action_money_usd, e.budget.latency_s, e.budget.money_usd, &keys_[i]);
-    auto same = std::find_if(profiles_.begin(), profiles_.end(), [&](const Profile& p) {
-      return SameCosts(*p.first, e.action_time_s, e.action_money_usd);
-    });
-    if (same == profiles_.end()) same = profiles_.insert(profiles_.end(), Profile{&e, {}});
-    same->entries.push_back(i);
+    bits.clear();
+    for (const std::vector<double>* costs : {&e.action_time_s, &e.action_money_usd}) {
+      bits.push_back(costs->size());
+      for (double c : *costs) bits.push_back(absl::bit_cast<uint64_t>(c));
+    }
+    const auto [it, added] = group_of.emplace(bits, profiles_.size());
+    if (added) profiles_.push_back(Profile{&e, {}});
+    profiles_[it->second].entries.push_back(i);
   }
 }
 
