@@ -20,6 +20,7 @@
 #include "lcio/policy/testing.h"
 #include "lcio/server/conversation_store.h"
 #include "lcio/server/decider.h"
+#include "lcio/server/exploration.h"
 #include "lcio/server/log.h"
 #include "lcio/server/micro_batcher.h"
 #include "lcio/server/policy_holder.h"
@@ -30,7 +31,9 @@ struct World {
   std::unique_ptr<lcio::server::PolicyHolder> policies;
   std::unique_ptr<lcio::server::ConversationStore> store;
   std::unique_ptr<lcio::server::MicroBatcher> batcher;
-  std::unique_ptr<lcio::server::Decider> decider;
+  // One decider per exploration mode (none, epsilon, softmax: the last runs
+  // the network even where the fallback answers), sharing the rest.
+  std::unique_ptr<lcio::server::Decider> deciders[3];
 };
 
 // How far inputs got, printed at exit: a fuzzer that never reaches an OK
@@ -90,8 +93,13 @@ World& TheWorld() {
     lcio::server::RequestLimits limits;
     limits.max_prompt_bytes = 512;
     limits.max_views = 8;
-    w->decider = std::make_unique<lcio::server::Decider>(limits, w->policies.get(), w->store.get(),
-                                                         w->batcher.get(), nullptr);
+    const char* modes[3] = {"none", "epsilon:0.3", "softmax:0.5"};
+    for (int m = 0; m < 3; ++m) {
+      auto explore = lcio::server::ExploreConfig::Parse(modes[m]);
+      if (!explore.ok()) std::abort();
+      w->deciders[m] = std::make_unique<lcio::server::Decider>(
+          limits, w->policies.get(), w->store.get(), w->batcher.get(), nullptr, nullptr, *explore);
+    }
     return w;
   }();
   return *world;
@@ -169,11 +177,13 @@ lcio::v1::DecideRequest Build(FuzzedDataProvider& in) {
 extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   World& world = TheWorld();
   FuzzedDataProvider in(data, size);
-  const lcio::v1::DecideRequest request = Build(in);
+  lcio::server::Decider& decider = *world.deciders[in.ConsumeIntegralInRange<int>(0, 2)];
+  lcio::v1::DecideRequest request = Build(in);
+  if (in.remaining_bytes() > 0) request.set_no_explore(in.ConsumeBool());
   lcio::v1::DecideResponse response;
   std::promise<absl::Status> promise;
-  world.decider->Decide(request, &response, absl::Now() + absl::Seconds(30),
-                        [&promise](absl::Status s) { promise.set_value(std::move(s)); });
+  decider.Decide(request, &response, absl::Now() + absl::Seconds(30),
+                 [&promise](absl::Status s) { promise.set_value(std::move(s)); });
   const absl::Status status = promise.get_future().get();
   switch (status.code()) {
     case absl::StatusCode::kOk:
@@ -205,7 +215,13 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   // The fallback proposes what fits (the cheapest fitting action when its
   // fixed action does not): the shield never overrides it.
   const bool ok_fallback = !response.fallback_fixed_action() || !response.shield_overridden();
-  if (!ok_action || !ok_target || !ok_budget || !ok_scores || !ok_shield || !ok_fallback) {
+  // The taken action's probability is a probability; explained scores are
+  // numbers the decision log can write.
+  bool ok_probability = response.probability() > 0 && response.probability() <= 1 + 1e-9;
+  for (const lcio::v1::ActionScore& s : response.scores())
+    ok_probability = ok_probability && std::isfinite(s.score()) && std::isfinite(s.probability());
+  if (!ok_action || !ok_target || !ok_budget || !ok_scores || !ok_shield || !ok_fallback ||
+      !ok_probability) {
     std::fprintf(stderr, "inconsistent answer: %s\nfor: %s\n", response.DebugString().c_str(),
                  request.DebugString().c_str());
     std::abort();
