@@ -85,7 +85,7 @@ class Client:
         return Conversation(self, conversation_id, latency_budget_s, money_budget_usd, **kwargs)
 
 
-# Earlier turns the server reads of a carried history (server/request.h,
+# Earlier turns the server reads of a carried history (server/include/lcio/server/request.h,
 # kHistoryTurnsRead): the policy's window and, for the validated fallback's
 # conversation budget, the turns before it.
 HISTORY_TURNS_READ = 64
