@@ -238,9 +238,9 @@ absl::Status Decider::Encode(Pending& pending, std::vector<float>* row) {
   // a softmax draw is the one use of their spread.
   pending.skip_network = pending.fallback_action >= 0 &&
                          !FallbackNeedsNetworkValues(explore_, pending.request->no_explore());
-  // A batch forming now need not wait for a row that will not come.
-  if (pending.skip_network) Unannounce(pending);
-  if (!pending.skip_network) {
+  if (pending.skip_network) {
+    Unannounce(pending);  // a batch forming now need not wait for a row that will not come
+  } else {
     row->resize(encoder.size());
     encoder.Encode(context, row->data());
   }
