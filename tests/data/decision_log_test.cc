@@ -4,6 +4,7 @@
 
 #include <gtest/gtest.h>
 
+#include <charconv>
 #include <cmath>
 #include <cstdio>
 #include <fstream>
@@ -233,6 +234,37 @@ nlohmann::json AsVersion1(nlohmann::json j) {
   j["schema_version"] = 1;
   j["context"].erase("request_money_budget_usd");
   return j;
+}
+
+// Whole numbers are written without the shortest-digit search: the text
+// must be what that search writes (digits and ".0" up to 5 digits, the
+// exponent form from 1e+05 on), for float32 scores and doubles alike.
+TEST(DecisionLog, WholeNumbersAreWrittenAsTheShortestDigitsWouldBe) {
+  auto shortest = [](auto v) {
+    char text[64];
+    const auto end = std::to_chars(text, text + sizeof text, v).ptr;
+    std::string s(text, end);
+    if (s.find_first_of(".e") == std::string::npos) s += ".0";
+    return s;
+  };
+  std::vector<double> values;
+  for (int v = -100002; v <= 100002; ++v) values.push_back(v);
+  for (double v : {1e5, -1e5, 1e6, 123456.0, 99999.5, -99999.5, 0.5, 1e15, 4294967296.0})
+    values.push_back(v);
+  DecisionRecord r = Sample();
+  for (size_t i = 0; i < values.size(); i += 4) {
+    std::string want_scores = "\"score\":[";
+    for (size_t a = 0; a < 4; ++a) {
+      const double v = values[std::min(i + a, values.size() - 1)];
+      r.actions[a].score = v;
+      want_scores += (a ? "," : "") + shortest(static_cast<float>(v));
+    }
+    r.context.latency_budget_s = values[i];
+    const std::string line = ToJsonLine(r);
+    ASSERT_NE(line.find(want_scores + "]"), std::string::npos) << want_scores << "\n" << line;
+    const std::string want_budget = "\"latency_budget_s\":" + shortest(values[i]) + ",";
+    ASSERT_NE(line.find(want_budget), std::string::npos) << want_budget << "\n" << line;
+  }
 }
 
 TEST(DecisionLog, ReadsVersion1Lines) {
