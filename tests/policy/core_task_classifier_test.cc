@@ -1,3 +1,4 @@
+#include <algorithm>
 #include <cmath>
 #include <cstdio>
 #include <map>
@@ -162,6 +163,68 @@ TEST(TaskClassifier, LearnsObviousWords) {
   EXPECT_EQ(classifier->Predict("please turn on the lamp").task, 0);
   EXPECT_EQ(classifier->Predict("what is it").task, 1);
   EXPECT_GT(classifier->Predict("turn on the lights").confidence, 0.9);
+}
+
+// Predict is naive Bayes over the prompt's features, written out here from
+// the model's JSON (documents, counts, smoothing): the serving path (four
+// tasks summed in registers, any other count in a loop) must give the same
+// task and the same confidence, bit for bit.
+void ExpectPredictIsTheNaiveBayesSum(const TaskClassifier& classifier,
+                                     const std::vector<std::string>& prompts) {
+  const nlohmann::json j = nlohmann::json::parse(classifier.ToJson());
+  const int buckets = j["hash_buckets"];
+  const double alpha = j["smoothing"];
+  const size_t tasks = j["tasks"].size();
+  double total_documents = 0;
+  for (const auto& d : j["documents"]) total_documents += d.get<double>();
+  std::vector<double> prior(tasks);
+  std::vector<std::map<uint32_t, float>> seen(tasks);
+  std::vector<float> unseen(tasks);
+  for (size_t t = 0; t < tasks; ++t) {
+    prior[t] = std::log((j["documents"][t].get<double>() + 1.0) /
+                        (total_documents + static_cast<double>(tasks)));
+    const auto& counts = j["feature_counts"][t];
+    double total = 0;
+    for (const auto& c : counts["counts"]) total += c.get<double>();
+    const double denominator = total + alpha * buckets;
+    unseen[t] = static_cast<float>(std::log(alpha / denominator));
+    for (size_t k = 0; k < counts["buckets"].size(); ++k)
+      seen[t][counts["buckets"][k].get<uint32_t>()] =
+          static_cast<float>(std::log((counts["counts"][k].get<double>() + alpha) / denominator));
+  }
+  for (const std::string& prompt : prompts) {
+    std::vector<double> score = prior;
+    for (uint32_t bucket : TaskClassifierFeatures(prompt, buckets))
+      for (size_t t = 0; t < tasks; ++t) {
+        const auto it = seen[t].find(bucket);
+        score[t] += it != seen[t].end() ? it->second : unseen[t];
+      }
+    const size_t best = std::max_element(score.begin(), score.end()) - score.begin();
+    double sum = 0;
+    for (double s : score) sum += std::exp(s - score[best]);
+    const auto prediction = classifier.Predict(prompt);
+    EXPECT_EQ(prediction.task, static_cast<int>(best)) << prompt;
+    EXPECT_EQ(prediction.confidence, 1.0 / sum) << prompt;
+  }
+}
+
+TEST(TaskClassifier, PredictIsTheNaiveBayesSumOfItsFeatures) {
+  const auto& dataset = lcio::testing::EmbeddedDataset();
+  const Corpus corpus = PromptsOf(dataset, AllEpisodes(dataset));
+  std::vector<std::string> prompts(corpus.prompts.begin(), corpus.prompts.begin() + 200);
+  prompts.insert(prompts.end(), {"", "!!", "Caf\xc3\xa9 OR tea?", "x y z", "unseen words only"});
+  ASSERT_EQ(dataset.tasks.size(), 4u);  // the four-task path
+  ExpectPredictIsTheNaiveBayesSum(TrainOn(dataset, AllEpisodes(dataset)), prompts);
+  // Three and five tasks: the general path.
+  for (const size_t tasks : {3u, 5u}) {
+    std::vector<std::string> names;
+    for (size_t t = 0; t < tasks; ++t) names.push_back("task" + std::to_string(t));
+    std::vector<int> labels(corpus.labels.size());
+    for (size_t i = 0; i < labels.size(); ++i) labels[i] = static_cast<int>(i % tasks);
+    auto classifier = TaskClassifier::Train(corpus.prompts, labels, names, {1000, 0.25});
+    ASSERT_TRUE(classifier.ok()) << classifier.status();
+    ExpectPredictIsTheNaiveBayesSum(*classifier, prompts);
+  }
 }
 
 TEST(TaskClassifier, JsonRoundTripIsExactAndSmall) {

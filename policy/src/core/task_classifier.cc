@@ -1,6 +1,7 @@
 #include "lcio/policy/task_classifier.h"
 
 #include <algorithm>
+#include <array>
 #include <cmath>
 #include <cstdint>
 #include <map>
@@ -29,12 +30,28 @@ uint64_t Fnv1a(uint64_t hash, std::string_view bytes) {
   }
   return hash;
 }
-
-bool IsWordByte(unsigned char c) {
-  // Bytes >= 0x80 belong to multi-byte UTF-8 characters: keep them inside words
-  // so that non-English text still forms tokens.
-  return (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') || c >= 0x80;
+// The same over exactly three bytes (a character trigram), without the loop.
+uint64_t Fnv1a3(uint64_t hash, const char* bytes) {
+  for (int k = 0; k < 3; ++k) {
+    hash ^= static_cast<unsigned char>(bytes[k]);
+    hash *= 0x100000001b3ull;
+  }
+  return hash;
 }
+
+// A byte's form inside a word, or 0 when it separates words: lowercase
+// ASCII letters and digits; bytes >= 0x80 belong to multi-byte UTF-8
+// characters and stay inside words so that non-English text still forms
+// tokens. A table: it is looked up for every byte of every prompt.
+constexpr std::array<unsigned char, 256> kWordByte = [] {
+  std::array<unsigned char, 256> form{};
+  for (int c = 0; c < 256; ++c) {
+    if (c >= 'A' && c <= 'Z') form[c] = static_cast<unsigned char>(c - 'A' + 'a');
+    if ((c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') || c >= 0x80)
+      form[c] = static_cast<unsigned char>(c);
+  }
+  return form;
+}();
 
 // Calls emit(bucket) for each feature of the prompt, in a fixed order:
 // lowercased word unigrams and bigrams, then character trigrams of the text
@@ -46,9 +63,8 @@ void ForEachFeature(std::string_view prompt, int hash_buckets, std::string& norm
   normalised.assign(1, ' ');  // words separated by single spaces, padded
   bool in_word = false;
   for (char raw : prompt) {
-    unsigned char c = static_cast<unsigned char>(raw);
-    if (c >= 'A' && c <= 'Z') c = static_cast<unsigned char>(c - 'A' + 'a');
-    if (IsWordByte(c)) {
+    const unsigned char c = kWordByte[static_cast<unsigned char>(raw)];
+    if (c != 0) {
       normalised.push_back(static_cast<char>(c));
       in_word = true;
     } else if (in_word) {
@@ -82,7 +98,7 @@ void ForEachFeature(std::string_view prompt, int hash_buckets, std::string& norm
   const uint64_t trigram_seed = Fnv1a(kFnvOffset, "c:");
   if (text.size() >= 3)
     for (size_t i = 0; i + 3 <= text.size(); ++i)
-      emit(bucket(Fnv1a(trigram_seed, text.substr(i, 3))));
+      emit(bucket(Fnv1a3(trigram_seed, text.data() + i)));
 }
 
 }  // namespace
@@ -166,10 +182,21 @@ TaskClassifier::Prediction TaskClassifier::Predict(std::string_view prompt) cons
   score.assign(log_prior_.begin(), log_prior_.end());
   const size_t num_tasks = score.size();
   thread_local std::string normalised;  // reused: no allocation per prompt
-  ForEachFeature(prompt, options_.hash_buckets, normalised, [&](uint32_t bucket) {
-    const float* row = log_likelihood_.data() + static_cast<size_t>(bucket) * num_tasks;
-    for (size_t t = 0; t < num_tasks; ++t) score[t] += row[t];
-  });
+  if (num_tasks == 4) {
+    // M4A1's four tasks: the sums in registers, four lanes at once (each
+    // task's additions in the same order, so the same sums).
+    double sum[4] = {score[0], score[1], score[2], score[3]};
+    ForEachFeature(prompt, options_.hash_buckets, normalised, [&](uint32_t bucket) {
+      const float* row = log_likelihood_.data() + static_cast<size_t>(bucket) * 4;
+      for (size_t t = 0; t < 4; ++t) sum[t] += row[t];
+    });
+    score.assign(sum, sum + 4);
+  } else {
+    ForEachFeature(prompt, options_.hash_buckets, normalised, [&](uint32_t bucket) {
+      const float* row = log_likelihood_.data() + static_cast<size_t>(bucket) * num_tasks;
+      for (size_t t = 0; t < num_tasks; ++t) score[t] += row[t];
+    });
+  }
   const size_t best = std::max_element(score.begin(), score.end()) - score.begin();
   // Posterior by a numerically stable softmax; the best task's term is exp(0) = 1.
   double sum = 0;
