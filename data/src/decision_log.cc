@@ -453,6 +453,21 @@ class LineWriter {
       return Integral(static_cast<int64_t>(f));
     return Digits(f);
   }
+  // Num(v) where the same number's text is known (written by a LineWriter
+  // for the same bits), else Num(v).
+  LineWriter& Num(double v, std::string_view same) { return same.empty() ? Num(v) : Raw(same); }
+  // Num(v); *begin is where its text starts in the string.
+  LineWriter& Num(double v, size_t* begin) {
+    *begin = Offset() + (first_ ? 0 : 1);
+    return Num(v);
+  }
+  // As the next value, the bytes [begin, end) this writer already wrote.
+  LineWriter& Repeat(size_t begin, size_t end) {
+    char* p = Comma(Room(end - begin + 1));
+    std::memcpy(p, out_.data() + begin, end - begin);
+    return Done(p + (end - begin));
+  }
+  size_t Offset() const { return static_cast<size_t>(p_ - out_.data()); }
   // Text written elsewhere by a LineWriter, as the next value(s).
   LineWriter& Raw(std::string_view text) {
     char* p = Comma(Room(text.size() + 1));
@@ -615,13 +630,29 @@ class LineWriter {
 // The two cost columns' text, `[...],"expected_money_usd":[...]`. They
 // depend only on the policy and the request's profiles, so a writer thread
 // keeps the last ones it formatted: comparing 2 x n numbers is a fraction of
-// formatting them.
-std::string_view CostColumns(const std::vector<DecisionAction>& actions) {
-  struct Memo {
-    std::vector<double> costs;  // latency then money, per action
-    std::string text;
-  };
-  thread_local Memo memo;
+// formatting them. The taken action's costs are written again at the end of
+// the record: from here too (`Same`).
+struct CostText {
+  std::vector<double> costs;  // latency then money, per action
+  std::vector<size_t> begin;  // where each number's text starts in `text`
+  std::string text;
+  std::string_view Value(size_t i) const {
+    // A number ends where the next one's comma, or the column's bracket, is.
+    size_t end = begin[i];
+    while (end < text.size() && text[end] != ',' && text[end] != ']') ++end;
+    return std::string_view(text).substr(begin[i], end - begin[i]);
+  }
+  // The text of action a's cost when `cost` is that cost, bit for bit; else empty.
+  std::string_view Same(size_t column, int a, double cost) const {
+    const size_t n = costs.size() / 2;
+    if (a < 0 || static_cast<size_t>(a) >= n) return {};
+    const size_t i = column * n + static_cast<size_t>(a);
+    return std::memcmp(&costs[i], &cost, sizeof cost) == 0 ? Value(i) : std::string_view();
+  }
+};
+
+const CostText& CostColumns(const std::vector<DecisionAction>& actions) {
+  thread_local CostText memo;
   const size_t n = actions.size();
   bool same = memo.costs.size() == 2 * n;
   for (size_t i = 0; same && i < n; ++i)
@@ -629,19 +660,22 @@ std::string_view CostColumns(const std::vector<DecisionAction>& actions) {
            memo.costs[n + i] == actions[i].expected_money_usd;
   // (The comparison is on values: -0.0 and 0.0 are equal but write
   // differently; costs are >= 0 and never -0.0 in practice, and both read
-  // back as 0.)
-  if (same && !memo.text.empty()) return memo.text;
+  // back as 0. Same() compares bits.)
+  if (same && !memo.text.empty()) return memo;
   memo.costs.resize(2 * n);
+  memo.begin.resize(2 * n);
   memo.text.clear();
   LineWriter w(&memo.text);
   w.OpenArray();
-  for (size_t i = 0; i < n; ++i) w.Num(memo.costs[i] = actions[i].expected_latency_s);
+  for (size_t i = 0; i < n; ++i)
+    w.Num(memo.costs[i] = actions[i].expected_latency_s, &memo.begin[i]);
   w.CloseArray();
   w.Key("expected_money_usd").OpenArray();
-  for (size_t i = 0; i < n; ++i) w.Num(memo.costs[n + i] = actions[i].expected_money_usd);
+  for (size_t i = 0; i < n; ++i)
+    w.Num(memo.costs[n + i] = actions[i].expected_money_usd, &memo.begin[n + i]);
   w.CloseArray();
   w.Finish();
-  return memo.text;
+  return memo;
 }
 
 // The description column's text, `["local","cloud",...]`: the policy's, the
@@ -701,9 +735,15 @@ void AppendJsonLine(const DecisionRecord& r, std::string* out) {
   for (double a : c.association) w.Num(a);
   w.CloseArray();
   w.Key("latency_budget_s").Num(c.latency_budget_s);
-  w.Key("money_budget_usd").Num(c.money_budget_usd);
+  size_t money_begin = 0;
+  w.Key("money_budget_usd").Num(c.money_budget_usd, &money_begin);
+  const size_t money_end = w.Offset();
   // (Never below the budget the policy saw: the reader refuses that.)
-  w.Key("request_money_budget_usd").Num(std::max(c.RequestMoneyBudget(), c.money_budget_usd));
+  const double request_money = std::max(c.RequestMoneyBudget(), c.money_budget_usd);
+  if (std::memcmp(&request_money, &c.money_budget_usd, sizeof request_money) == 0)
+    w.Key("request_money_budget_usd").Repeat(money_begin, money_end);  // the usual case
+  else
+    w.Key("request_money_budget_usd").Num(request_money);
   w.Key("device").Str(c.device);
   w.Key("network").Str(c.network);
   w.Key("history").OpenArray();
@@ -724,7 +764,8 @@ void AppendJsonLine(const DecisionRecord& r, std::string* out) {
   w.Key("allowed").OpenArray();
   for (const DecisionAction& a : r.actions) w.Bool(a.allowed);
   w.CloseArray();
-  w.Key("expected_latency_s").Raw(CostColumns(r.actions));
+  const CostText& costs = CostColumns(r.actions);
+  w.Key("expected_latency_s").Raw(costs.text);
   w.Close();
   w.Key("proposed_action").Int(r.proposed_action);
   w.Key("taken_action").Int(r.taken_action);
@@ -738,8 +779,10 @@ void AppendJsonLine(const DecisionRecord& r, std::string* out) {
   w.Key("opted_out").Bool(r.exploration.opted_out);
   w.Close();
   w.Key("explored").Bool(r.explored);
-  w.Key("expected_latency_s").Num(r.expected_latency_s);
-  w.Key("expected_money_usd").Num(r.expected_money_usd);
+  w.Key("expected_latency_s")
+      .Num(r.expected_latency_s, costs.Same(0, r.taken_action, r.expected_latency_s));
+  w.Key("expected_money_usd")
+      .Num(r.expected_money_usd, costs.Same(1, r.taken_action, r.expected_money_usd));
   w.Key("shadow");
   if (r.shadow) {
     const DecisionShadow& s = *r.shadow;

@@ -206,6 +206,26 @@ TEST(DecisionLog, CostColumnsAreTheRecordsOwn) {
       EXPECT_EQ(back->actions[i].expected_money_usd, r->actions[i].expected_money_usd);
     }
   }
+  // The taken action's costs are copied from the column's text only when
+  // they are that action's, bit for bit.
+  DecisionRecord c = Sample();
+  c.taken_action = 0;  // costs 0.0 and 0.0
+  c.expected_latency_s = 0.0;
+  c.expected_money_usd = -0.0;
+  c.actions[0].probability = 0.85;
+  c.actions[1].probability = 0.05;
+  for (const std::string& line : {ToJsonLine(c), ToJsonLine(c)})
+    EXPECT_TRUE(absl::StrContains(
+        line, R"("expected_latency_s":0.0,"expected_money_usd":-0.0,"shadow":null})"))
+        << line;
+  c.expected_latency_s = 1.5;  // another action's
+  EXPECT_TRUE(absl::StrContains(ToJsonLine(c), R"("expected_latency_s":1.5,"expected_money_usd")"));
+  // The request's money budget is written as the policy's when they are equal.
+  c.context.request_money_budget_usd.reset();
+  EXPECT_TRUE(absl::StrContains(ToJsonLine(c),
+                                R"("money_budget_usd":0.05,"request_money_budget_usd":0.05,)"))
+      << ToJsonLine(c);
+
   DecisionRecord fewer = Sample();
   fewer.actions.pop_back();
   fewer.actions[0].probability = 0.1;  // they sum to 1 again
