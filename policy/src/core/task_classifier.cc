@@ -32,11 +32,10 @@ uint64_t Fnv1a(uint64_t hash, std::string_view bytes) {
 }
 // The same over exactly three bytes (a character trigram), without the loop.
 uint64_t Fnv1a3(uint64_t hash, const char* bytes) {
-  for (int k = 0; k < 3; ++k) {
-    hash ^= static_cast<unsigned char>(bytes[k]);
-    hash *= 0x100000001b3ull;
-  }
-  return hash;
+  constexpr uint64_t kPrime = 0x100000001b3ull;
+  hash = (hash ^ static_cast<unsigned char>(bytes[0])) * kPrime;
+  hash = (hash ^ static_cast<unsigned char>(bytes[1])) * kPrime;
+  return (hash ^ static_cast<unsigned char>(bytes[2])) * kPrime;
 }
 
 // A byte's form inside a word, or 0 when it separates words: lowercase
