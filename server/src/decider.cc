@@ -44,6 +44,7 @@ struct Decider::Pending {
   std::shared_ptr<const ServingPolicy> policy;
   const v1::DecideRequest* request;
   v1::DecideResponse* response;
+  std::string* serialized = nullptr;  // the caller's copy of the stored bytes, when asked
   // parsed.money_usd is the money budget the policy and the shield see: the
   // request's, or lower under fleet control; request_money_usd is the
   // request's own (budget_after is computed from it).
@@ -107,13 +108,15 @@ void Decider::Refuse(Pending& pending, const absl::Status& status) {
 }
 
 void Decider::Decide(const v1::DecideRequest& request, v1::DecideResponse* response,
-                     absl::Time deadline, Done done, const std::string& peer_identity) {
+                     absl::Time deadline, Done done, const std::string& peer_identity,
+                     std::string* serialized) {
   // Announced first, so that a batch forming now waits for this request.
   batcher_->Announce();
   auto pending = std::make_shared<Pending>();
   pending->announced = true;
   pending->request = &request;
   pending->response = response;
+  pending->serialized = serialized;
   pending->deadline = deadline;
   pending->done = std::move(done);
   auto refuse = [&](const absl::Status& status) {
@@ -399,8 +402,12 @@ void Decider::Record(PendingPtr pending, Choice choice, std::vector<float> score
       stored->money_usd = pending->parsed.money_usd;
       explanation = std::move(stored);
     }
+    std::string bytes = r.SerializeAsString();
+    // The answer is final here (done() only sends it): the caller sends
+    // these bytes rather than serializing the response a second time.
+    if (pending->serialized != nullptr) *pending->serialized = bytes;
     store_->Commit(request.conversation_id(), request.turn_index(), action, pending->task_index,
-                   pending->fingerprint, r.SerializeAsString(), now, std::move(explanation));
+                   pending->fingerprint, std::move(bytes), now, std::move(explanation));
   }
   if (metrics_ != nullptr && r.budget_outside_training()) {
     const env::Budget& max = pending->policy->training_budget_max();

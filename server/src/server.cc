@@ -92,6 +92,7 @@ struct DecideCall {
   v1::DecideRequest& request = *google::protobuf::Arena::CreateMessage<v1::DecideRequest>(&arena);
   v1::DecideResponse& response =
       *google::protobuf::Arena::CreateMessage<v1::DecideResponse>(&arena);
+  std::string serialized;  // the response's bytes when the decider already made them
 };
 
 // A Report call's messages, alive until the log's writer answers it.
@@ -200,7 +201,14 @@ class OffloaderService final : public RawService {
     auto finish = [this, reactor, start, call, out](const absl::Status& status) {
       metrics_->CountDecide(static_cast<int>(status.code()),
                             absl::ToDoubleSeconds(absl::Now() - start));
-      if (status.ok()) SetResponse(call->response, out);
+      if (status.ok()) {
+        if (!call->serialized.empty()) {
+          grpc::Slice bytes(call->serialized);
+          *out = grpc::ByteBuffer(&bytes, 1);
+        } else {
+          SetResponse(call->response, out);
+        }
+      }
       reactor->Finish(ToGrpc(status));
     };
     if (absl::Status parsed = ParseRequest(*raw, &call->request); !parsed.ok()) {
@@ -240,7 +248,8 @@ class OffloaderService final : public RawService {
     }
     const absl::Time deadline = absl::FromChrono(context->deadline());
     decider_->Decide(*request, response, deadline, std::move(done),
-                     options_.tls_client_ca.empty() ? std::string() : PeerIdentity(*context));
+                     options_.tls_client_ca.empty() ? std::string() : PeerIdentity(*context),
+                     &call->serialized);
     return reactor;
   }
 

@@ -313,6 +313,9 @@ TEST_F(ServiceTest, RepeatingTheLastTurnReturnsTheSameDecision) {
   ASSERT_TRUE(client_->Decide(Request("r", 0), &first).ok());
   ASSERT_TRUE(client_->Decide(Request("r", 0), &again).ok());
   EXPECT_EQ(first.decision_id(), again.decision_id());
+  // The whole answer: the first was sent as the bytes the store keeps, the
+  // retry from the stored message.
+  EXPECT_EQ(first.SerializeAsString(), again.SerializeAsString());
   v1::DecideResponse next;
   ASSERT_TRUE(client_->Decide(Request("r", 1), &next).ok());
 }

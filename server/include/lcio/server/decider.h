@@ -46,9 +46,12 @@ class Decider {
   // exactly once, on the calling thread or the batcher's. On error the
   // conversation is unchanged. `peer_identity`: the client's certificate
   // identity under mutual TLS (stored conversations are bound to it), else
-  // empty.
+  // empty. `serialized` (optional, valid until `done`): a new decision the
+  // conversation store keeps leaves there the response's serialization, the
+  // bytes stored for retries, so that the caller need not serialize it
+  // again; it stays empty otherwise.
   void Decide(const v1::DecideRequest& request, v1::DecideResponse* response, absl::Time deadline,
-              Done done, const std::string& peer_identity = "");
+              Done done, const std::string& peer_identity = "", std::string* serialized = nullptr);
 
   const RequestLimits& limits() const { return limits_; }
   const FleetController* fleet() const { return fleet_.get(); }
