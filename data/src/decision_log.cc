@@ -491,7 +491,10 @@ class LineWriter {
   }
   void Grow(size_t n) {
     const size_t used = static_cast<size_t>(p_ - out_.data());
-    out_.resize(used + n + kInitialRoom);  // geometric when it reallocates
+    // Only a little more than asked: near the end of the worker's reserved
+    // chunk, more would reallocate it for room never used. (Geometric when
+    // it does reallocate.)
+    out_.resize(used + n + 256);
     p_ = out_.data() + used;
     end_ = out_.data() + out_.size();
   }
@@ -534,7 +537,7 @@ class LineWriter {
   // otherwise read back as an integer.
   template <typename T>
   LineWriter& Digits(T v) {
-    char* p = Comma(Room(40));  // at most 24 bytes, "-2.2250738585072014e-308"
+    char* p = Comma(Room(40));  // at most 25 bytes, "-1234567890123456700000" and ".0"
     char* const start = p;
     p = std::to_chars(p, p + 32, v).ptr;
     if (std::find_if(start, p, [](char c) { return c == '.' || c == 'e'; }) == p) {

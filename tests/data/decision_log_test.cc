@@ -279,11 +279,22 @@ TEST(DecisionLog, WholeNumbersAreWrittenAsTheShortestDigitsWouldBe) {
       r.actions[a].score = v;
       want_scores += (a ? "," : "") + shortest(static_cast<float>(v));
     }
-    r.context.latency_budget_s = values[i];
+    // The same four values as doubles, in four number fields.
+    const auto value = [&](size_t a) { return values[std::min(i + a, values.size() - 1)]; };
+    r.context.latency_budget_s = value(0);
+    r.context.money_budget_usd = value(1);
+    r.context.task_confidence = value(2);
+    r.exploration.parameter = value(3);
     const std::string line = ToJsonLine(r);
     ASSERT_NE(line.find(want_scores + "]"), std::string::npos) << want_scores << "\n" << line;
-    const std::string want_budget = "\"latency_budget_s\":" + shortest(values[i]) + ",";
-    ASSERT_NE(line.find(want_budget), std::string::npos) << want_budget << "\n" << line;
+    for (const auto& [key, a] :
+         std::vector<std::pair<std::string, size_t>>{{"\"latency_budget_s\":", 0},
+                                                     {"\"money_budget_usd\":", 1},
+                                                     {"\"task_confidence\":", 2},
+                                                     {"\"parameter\":", 3}}) {
+      const std::string want = key + shortest(value(a)) + ",";
+      ASSERT_NE(line.find(want), std::string::npos) << want << "\n" << line;
+    }
   }
 }
 

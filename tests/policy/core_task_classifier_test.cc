@@ -69,6 +69,22 @@ TEST(TaskClassifierFeatures, HashIsFnv1aAndStable) {
         << n;
 }
 
+// Every feature of prompts with capitals, digits, punctuation, UTF-8 and
+// bytes that are not UTF-8, as the classifier of the shipped artifacts
+// computed them (2026-12-03): a trained classifier's buckets must not move.
+TEST(TaskClassifierFeatures, PinnedForMixedBytes) {
+  EXPECT_EQ(
+      TaskClassifierFeatures("Is the RED car #2 left of Caf\xc3\xa9-42?", 1 << 15),
+      (std::vector<uint32_t>{
+          24076, 3346,  13399, 3403,  29907, 25890, 5370,  29515, 20034, 26494, 30405, 28681, 21877,
+          23622, 24266, 13477, 17862, 13888, 16016, 15605, 17972, 25491, 15133, 27285, 113,   12127,
+          25371, 11245, 13424, 2582,  17713, 27256, 25354, 16450, 3627,  7847,  12005, 4478,  7577,
+          19609, 7403,  32759, 13424, 30130, 18668, 9430,  7912,  21463, 32338, 10758}));
+  EXPECT_EQ(TaskClassifierFeatures("x\xff\x80 Y9\tz", 1 << 15),
+            (std::vector<uint32_t>{21763, 11350, 27450, 21141, 18586, 32189, 24439, 31277, 30131,
+                                   17262, 6298, 30537, 27714}));
+}
+
 TEST(TaskClassifier, HeldOutAccuracyOnM4A1EpisodeSplits) {
   // What the service sees: the test conversations' prompts, training on the
   // others. (M4A1 reuses a small set of prompts across conversations, so this
