@@ -9,5 +9,6 @@ if ! command -v shellcheck >/dev/null; then
 fi
 cd "$src"
 shellcheck --version | head -2
-shellcheck -x deploy/docker/*.sh tests/deploy/*.sh tests/e2e/*.sh tests/examples/*.sh examples/*.sh
+shellcheck -x deploy/docker/*.sh tests/deploy/*.sh tests/e2e/*.sh tests/examples/*.sh tests/tools/*.sh \
+  examples/*.sh
 echo "check_shell: OK"
