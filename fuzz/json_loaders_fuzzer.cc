@@ -1,7 +1,7 @@
 // libFuzzer target: every JSON reader of lcio on the same bytes: the M4A1
 // data loader, the profiles file, artifact metadata, the task classifier and
-// response model embedded in artifacts, Report log records and the client's
-// --json requests. Aborts on a crash or hang (libFuzzer), on text past the
+// response model embedded in artifacts, Report log records, decision log
+// lines and the client's --json requests. Aborts on a crash or hang (libFuzzer), on text past the
 // depth limit that a reader accepted, or when a data set the loader accepted
 // does not read back the same after writing it.
 #include <cmath>
@@ -12,6 +12,7 @@
 
 #include "google/protobuf/stubs/logging.h"
 #include "lcio/client/client.h"
+#include "lcio/data/decision_log.h"
 #include "lcio/data/json_depth.h"
 #include "lcio/data/m4a1.h"
 #include "lcio/env/fallback.h"
@@ -62,6 +63,20 @@ void CheckFallbackTable(const std::string& text, bool too_deep) {
   }
 }
 
+// The decision log's reader (lcio-join, lcio-ope and lcio-calibrate read
+// it) and, on every record it accepts, the writer: written, read back and
+// written again, the same line.
+void CheckDecisionLine(const std::string& text, bool too_deep) {
+  auto record = lcio::data::ParseDecisionLine(text);
+  Check(!(record.ok() && too_deep), "the decision log reader accepted text past the depth limit");
+  if (!record.ok()) return;
+  const std::string line = lcio::data::ToJsonLine(*record);
+  auto again = lcio::data::ParseDecisionLine(line);
+  Check(again.ok(), "an accepted decision record is written as a line the reader refuses");
+  Check(lcio::data::ToJsonLine(*again) == line,
+        "an accepted decision record does not read back the same");
+}
+
 }  // namespace
 
 extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
@@ -100,5 +115,6 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   Check(!(lcio::FromJson(text, &request).ok() && too_deep),
         "the client's JSON reader accepted text past the depth limit");
   CheckFallbackTable(text, too_deep);
+  CheckDecisionLine(text, too_deep);
   return 0;
 }
