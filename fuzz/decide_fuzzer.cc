@@ -39,15 +39,17 @@ struct World {
 // How far inputs got, printed at exit: a fuzzer that never reaches an OK
 // answer (or the fallback) tests less than it seems.
 struct Reach {
-  int64_t runs = 0, answered = 0, fallback = 0;
+  int64_t runs = 0, answered = 0, fallback = 0, stored_bytes = 0;
 };
 Reach& TheReach() {
   static Reach* reach = [] {
     std::atexit([] {
       const Reach& r = TheReach();
-      std::fprintf(stderr, "decide_fuzzer: %lld runs, %lld answered OK, %lld by the fallback\n",
+      std::fprintf(stderr,
+                   "decide_fuzzer: %lld runs, %lld answered OK, %lld by the fallback, %lld with "
+                   "the stored bytes\n",
                    static_cast<long long>(r.runs), static_cast<long long>(r.answered),
-                   static_cast<long long>(r.fallback));
+                   static_cast<long long>(r.fallback), static_cast<long long>(r.stored_bytes));
     });
     return new Reach();
   }();
@@ -182,9 +184,17 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   if (in.remaining_bytes() > 0) request.set_no_explore(in.ConsumeBool());
   lcio::v1::DecideResponse response;
   std::promise<absl::Status> promise;
-  decider.Decide(request, &response, absl::Now() + absl::Seconds(30),
-                 [&promise](absl::Status s) { promise.set_value(std::move(s)); });
+  std::string serialized;  // what the server would send instead of serializing the response
+  decider.Decide(
+      request, &response, absl::Now() + absl::Seconds(30),
+      [&promise](absl::Status s) { promise.set_value(std::move(s)); }, "", &serialized);
   const absl::Status status = promise.get_future().get();
+  // The stored bytes come only with an answer, and are that answer.
+  if (!serialized.empty() && (!status.ok() || serialized != response.SerializeAsString())) {
+    std::fprintf(stderr, "the stored bytes are not the answer (%s)\n", status.ToString().c_str());
+    std::abort();
+  }
+  TheReach().stored_bytes += !serialized.empty();
   switch (status.code()) {
     case absl::StatusCode::kOk:
     case absl::StatusCode::kInvalidArgument:
