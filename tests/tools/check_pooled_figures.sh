@@ -1,0 +1,27 @@
+#!/usr/bin/env bash
+# docs/benchmarks.md quotes pooled serve_bench figures with the command that
+# pools the kept runs (bench/runs/): each command, run as written, must print
+# the figure quoted beside it, over the number of rounds the runs hold.
+#   check_pooled_figures.sh SOURCE_DIR
+set -euo pipefail
+src="${1:?usage: check_pooled_figures.sh SOURCE_DIR}"
+cd "$src"
+fail=0
+docs=$(sed 's/\*\*//g' docs/benchmarks.md)  # the docs may set a median in bold
+expect() {  # expect ROUNDS "FIGURE" FILES...: the pooled concurrency-32 row
+  local rounds=$1 figure=$2
+  shift 2
+  local row
+  row=$(python3 bench/pool_rounds.py "$@" | grep '^| 32 |') || row="(no row for concurrency 32)"
+  if [[ $row != "| 32 | $rounds | $figure |"* ]]; then
+    echo "FAIL: bench/pool_rounds.py $*: expected $rounds rounds, $figure at concurrency 32; got: $row"
+    fail=1
+  fi
+  grep -qF -- "$figure" <<<"$docs" || { echo "FAIL: docs/benchmarks.md no longer quotes $figure"; fail=1; }
+}
+runs=bench/runs/2026-12-03
+expect 26 "0.80 [0.70-0.98]" $runs/afternoon-default-*.txt
+expect 21 "0.79 [0.64-1.32]" $runs/afternoon-final-*.txt
+expect 35 "0.79 [0.59-1.32]" $runs/evening-lineclassifier-*.txt $runs/evening-final-*.txt
+[[ $fail == 0 ]] && echo "check_pooled_figures: the quoted pooled figures come from the kept runs"
+exit $fail
