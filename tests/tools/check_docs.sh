@@ -2,9 +2,12 @@
 # The Markdown files' structure: every code fence is closed, a closing fence
 # stands alone on its line (text after it would keep the block open and the
 # rest of the file would render as code), and every relative link names a
-# file or directory of the tree.
+# file or directory of the tree. The files use ``` fences only and inline
+# links [text](path) without titles; those are what this reads. Links in
+# code blocks and `code spans` are not links; /path is from the top.
 #   check_docs.sh SOURCE_DIR
 set -euo pipefail
+export LC_ALL=C  # bytes, whatever the locale: a non-UTF-8 byte is not "binary"
 src="${1:?usage: check_docs.sh SOURCE_DIR}"
 cd "$src"
 fail=0
@@ -26,9 +29,10 @@ for f in "${files[@]}"; do
   while IFS= read -r target; do
     path=${target%%#*}
     [[ -z "$path" ]] && continue
-    [[ -e "$dir/$path" ]] || { echo "FAIL: $f: link to $target: no such file"; fail=1; }
-  done < <(awk '/^ *```/ { code = !code; next } !code' "$f" |
-    grep -o '\]([^)[:space:]]*)' | sed 's/^](//; s/)$//' | grep -v -E '^(https?|mailto):' || true)
+    if [[ $path == /* ]]; then path=".$path"; else path="$dir/$path"; fi
+    [[ -e "$path" ]] || { echo "FAIL: $f: link to $target: no such file"; fail=1; }
+  done < <(awk '/^ *```/ { code = !code; next } !code { gsub(/`[^`]*`/, ""); print }' "$f" |
+    grep -o '\]([^)[:space:]]*)' | sed 's/^](//; s/)$//' | grep -v -E '^[a-z][a-z0-9+.-]*:' || true)
 done
 [[ $fail == 0 ]] && echo "check_docs: ${#files[@]} Markdown files, fences and relative links fine"
 exit $fail
