@@ -183,9 +183,11 @@ TEST_F(EndToEndTest, HotReloadUnderLoadFailsNoRequest) {
   EXPECT_EQ(Metric(m, "lcio_policy_reloads_total{result=\"error\"}"), 5);
   const double ok = Metric(m, "lcio_decide_requests_total{code=\"OK\"}");
   EXPECT_GT(ok, 0);
-  for (const auto& [key, value] : m)
-    if (absl::StartsWith(key, "lcio_decide_requests_total{") && !absl::StrContains(key, "\"OK\""))
+  for (const auto& [key, value] : m) {
+    if (absl::StartsWith(key, "lcio_decide_requests_total{") && !absl::StrContains(key, "\"OK\"")) {
       EXPECT_EQ(value, 0) << key;
+    }
+  }
 }
 
 TEST_F(EndToEndTest, ShutdownUnderLoadDrainsAndReportsNotServing) {
@@ -603,22 +605,6 @@ v1::ReportRequest TurnReport(const std::string& conversation, int turn) {
   return r;
 }
 
-v1::DecideRequest TurnDecide(const std::string& conversation, int turn) {
-  v1::DecideRequest r;
-  r.set_conversation_id(conversation);
-  r.set_turn_index(turn);
-  r.set_prompt("What is on the table?");
-  r.set_task("Query");
-  for (int v = 0; v < 3; ++v) {
-    v1::View* view = r.add_views();
-    view->set_name(absl::StrCat("view", v));
-    view->set_association(0.5);
-  }
-  r.mutable_budget()->set_latency_s(30);
-  r.mutable_budget()->set_money_usd(0.05);
-  return r;
-}
-
 std::vector<std::string> FaultEnv(const std::vector<std::string>& settings) {
   std::vector<std::string> env = {std::string("LD_PRELOAD=") + LCIO_FAULT_SHIM,
                                   "LCIO_FAULT_PATH=reports.log"};
@@ -671,7 +657,7 @@ TEST_F(EndToEndTest, ASlowDiskDelaysReportsButNotDecides) {
   int decided_before_any_report = 0;
   for (int turn = 0; turn < 3; ++turn) {
     v1::DecideResponse response;
-    const absl::Status decided = client->Decide(TurnDecide("fast", turn), &response);
+    const absl::Status decided = client->Decide(lcio::test::QueryTurn("fast", turn), &response);
     EXPECT_TRUE(decided.ok()) << decided;  // not ASSERT: the reporters must be joined
     if (decided.ok() && reports_answered.load() == 0) ++decided_before_any_report;
   }
@@ -707,7 +693,7 @@ TEST_F(EndToEndTest, AFullDiskRefusesReportsLosesNoAcknowledgedOneAndDecidesGoOn
   WriteFile(limit, std::to_string(std::filesystem::file_size(log) + 60));
   for (int i = 0; i < 3; ++i) EXPECT_EQ(report().code(), absl::StatusCode::kResourceExhausted);
   v1::DecideResponse decided;
-  EXPECT_TRUE((*client)->Decide(TurnDecide("full", 0), &decided).ok());
+  EXPECT_TRUE((*client)->Decide(lcio::test::QueryTurn("full", 0), &decided).ok());
   std::filesystem::remove(limit);  // space again
   for (int i = 0; i < 3; ++i) ASSERT_TRUE(report().ok());
   const auto m = Scrape(server);
@@ -1012,7 +998,7 @@ TEST_F(EndToEndTest, TheDecisionLogRecordsEveryDecisionWithExplorationAndTheShad
   constexpr int kConversations = 4, kTurns = 5;
   for (int c = 0; c < kConversations; ++c)
     for (int turn = 0; turn < kTurns; ++turn) {
-      v1::DecideRequest request = TurnDecide(absl::StrCat("d", c), turn);
+      v1::DecideRequest request = lcio::test::QueryTurn(absl::StrCat("d", c), turn);
       request.set_no_explore(c == 0);
       v1::DecideResponse r;
       ASSERT_TRUE(client->Decide(request, &r).ok());
@@ -1070,7 +1056,7 @@ TEST_F(EndToEndTest, AHungDecisionLogDropsAndCountsRecordsAndNeverDelaysDecide) 
                    "LCIO_FAULT_FSYNC_DELAY_MS=120000"});  // hung for the test
   auto client = MakeClient(server);
   v1::DecideResponse first;
-  ASSERT_TRUE(client->Decide(TurnDecide("first", 0), &first).ok());
+  ASSERT_TRUE(client->Decide(lcio::test::QueryTurn("first", 0), &first).ok());
   ASSERT_TRUE(WaitForBytes(decisions)) << "the first record never reached the log";
   // Its fdatasync hangs. Every Decide is still answered; the log's queues
   // (2 records for the worker, 2 for the disk, one of them the hung batch)
@@ -1078,7 +1064,7 @@ TEST_F(EndToEndTest, AHungDecisionLogDropsAndCountsRecordsAndNeverDelaysDecide) 
   constexpr int kDecides = 30;
   for (int c = 0; c < kDecides; ++c) {
     v1::DecideResponse r;
-    const absl::Status decided = client->Decide(TurnDecide(absl::StrCat("h", c), 0), &r);
+    const absl::Status decided = client->Decide(lcio::test::QueryTurn(absl::StrCat("h", c), 0), &r);
     EXPECT_TRUE(decided.ok()) << decided;
   }
   auto m =
@@ -1110,7 +1096,7 @@ TEST_F(EndToEndTest, TheServersLogsAreJoinedWithPropensitiesAndEvaluatedOffPolic
   constexpr int kConversations = 6, kTurns = 4;
   for (int c = 0; c < kConversations; ++c)
     for (int turn = 0; turn < kTurns; ++turn) {
-      v1::DecideRequest request = TurnDecide(absl::StrCat("o", c), turn);
+      v1::DecideRequest request = lcio::test::QueryTurn(absl::StrCat("o", c), turn);
       v1::DecideResponse r;
       ASSERT_TRUE(client->Decide(request, &r).ok());
       probability[r.decision_id()] = r.probability();

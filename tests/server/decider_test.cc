@@ -5,16 +5,15 @@
 
 #include <gtest/gtest.h>
 
-#include <filesystem>
 #include <future>
 #include <memory>
 #include <string>
 
-#include "absl/strings/str_cat.h"
 #include "lcio/policy/testing.h"
 #include "lcio/server/conversation_store.h"
 #include "lcio/server/micro_batcher.h"
 #include "lcio/server/policy_holder.h"
+#include "test_support.h"
 
 namespace lcio::server {
 namespace {
@@ -22,11 +21,7 @@ namespace {
 class DeciderTest : public ::testing::Test {
  protected:
   void SetUp() override {
-    dir_ = std::filesystem::temp_directory_path() /
-           absl::StrCat("lcio-decider-test-", ::testing::UnitTest::GetInstance()->random_seed(),
-                        "-", reinterpret_cast<uintptr_t>(this));
-    std::filesystem::create_directories(dir_);
-    const std::string path = (dir_ / "policy.pt").string();
+    const std::string path = dir_.File("policy.pt");
     ASSERT_TRUE(policy::testing::WriteTestArtifact(path).ok());
     PolicyHolderOptions options;
     options.path = path;
@@ -37,23 +32,6 @@ class DeciderTest : public ::testing::Test {
     batcher_ = std::make_unique<MicroBatcher>(MicroBatcherOptions{});
     decider_ = std::make_unique<Decider>(RequestLimits{}, policies_.get(), store_.get(),
                                          batcher_.get(), nullptr);
-  }
-  void TearDown() override { std::filesystem::remove_all(dir_); }
-
-  static v1::DecideRequest Request(const std::string& conversation, int turn) {
-    v1::DecideRequest r;
-    r.set_conversation_id(conversation);
-    r.set_turn_index(turn);
-    r.set_prompt("What is on the table?");
-    r.set_task("Query");
-    for (int v = 0; v < 3; ++v) {
-      v1::View* view = r.add_views();
-      view->set_name(absl::StrCat("view", v));
-      view->set_association(0.2 * (v + 1));
-    }
-    r.mutable_budget()->set_latency_s(30);
-    r.mutable_budget()->set_money_usd(0.05);
-    return r;
   }
 
   // Decides `request`; *serialized is what the decider left for the sender.
@@ -66,7 +44,7 @@ class DeciderTest : public ::testing::Test {
     return promise.get_future().get();
   }
 
-  std::filesystem::path dir_;
+  test::TempDir dir_;
   std::unique_ptr<PolicyHolder> policies_;
   std::unique_ptr<ConversationStore> store_;
   std::unique_ptr<MicroBatcher> batcher_;
@@ -76,17 +54,17 @@ class DeciderTest : public ::testing::Test {
 TEST_F(DeciderTest, AStoredDecisionLeavesTheBytesOfItsAnswer) {
   v1::DecideResponse first;
   std::string bytes;
-  ASSERT_TRUE(Decide(Request("c", 0), &first, &bytes).ok());
+  ASSERT_TRUE(Decide(test::QueryTurn("c", 0), &first, &bytes).ok());
   ASSERT_FALSE(bytes.empty());
   EXPECT_EQ(bytes, first.SerializeAsString());
   // The next turn: its own answer's bytes.
   v1::DecideResponse second;
   std::string next;
-  ASSERT_TRUE(Decide(Request("c", 1), &second, &next).ok());
+  ASSERT_TRUE(Decide(test::QueryTurn("c", 1), &second, &next).ok());
   EXPECT_EQ(next, second.SerializeAsString());
   EXPECT_NE(next, bytes);
   // Asked for the explanation, the stored answer carries it: the same rule.
-  v1::DecideRequest explained = Request("e", 0);
+  v1::DecideRequest explained = test::QueryTurn("e", 0);
   explained.set_explain(true);
   v1::DecideResponse with_scores;
   std::string explained_bytes;
@@ -98,22 +76,22 @@ TEST_F(DeciderTest, AStoredDecisionLeavesTheBytesOfItsAnswer) {
 TEST_F(DeciderTest, NothingElseLeavesBytes) {
   v1::DecideResponse response;
   std::string bytes;
-  ASSERT_TRUE(Decide(Request("r", 0), &response, &bytes).ok());
+  ASSERT_TRUE(Decide(test::QueryTurn("r", 0), &response, &bytes).ok());
   // A retry is answered from the store, not by a new decision.
   v1::DecideResponse again;
   std::string retry_bytes;
-  ASSERT_TRUE(Decide(Request("r", 0), &again, &retry_bytes).ok());
+  ASSERT_TRUE(Decide(test::QueryTurn("r", 0), &again, &retry_bytes).ok());
   EXPECT_EQ(again.decision_id(), response.decision_id());
   EXPECT_TRUE(retry_bytes.empty());
   // A refused request.
-  v1::DecideRequest bad = Request("r", 1);
+  v1::DecideRequest bad = test::QueryTurn("r", 1);
   bad.mutable_budget()->set_latency_s(-1);
   v1::DecideResponse refused;
   std::string refused_bytes;
   EXPECT_FALSE(Decide(bad, &refused, &refused_bytes).ok());
   EXPECT_TRUE(refused_bytes.empty());
   // A stateless request (the caller carries the history): nothing is stored.
-  v1::DecideRequest stateless = Request("s", 1);
+  v1::DecideRequest stateless = test::QueryTurn("s", 1);
   v1::HistoryTurn* turn = stateless.mutable_history()->add_turns();
   turn->set_action(0);
   turn->set_task("Query");

@@ -21,8 +21,28 @@
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_split.h"
 #include "absl/strings/strip.h"
+#include "lcio/v1/offloader.pb.h"
 
 namespace lcio::test {
+
+// A plain turn of a stored conversation: a Query over the three views, each
+// with `association`, at the reference budgets (30 s, 0.05 USD).
+inline v1::DecideRequest QueryTurn(const std::string& conversation, int turn,
+                                   double association = 0.5) {
+  v1::DecideRequest r;
+  r.set_conversation_id(conversation);
+  r.set_turn_index(turn);
+  r.set_prompt("What is on the table?");
+  r.set_task("Query");
+  for (int v = 0; v < 3; ++v) {
+    v1::View* view = r.add_views();
+    view->set_name(absl::StrCat("view", v));
+    view->set_association(association);
+  }
+  r.mutable_budget()->set_latency_s(30);
+  r.mutable_budget()->set_money_usd(0.05);
+  return r;
+}
 
 class TempDir {
  public:
