@@ -11,7 +11,7 @@
 # them and a second run with other arguments into the same OUT_DIR is refused.
 #
 # Environment: LCIO_BUILD_DIR (default build), GRID_METHOD (the method drawn,
-# default the last row of the report: the last candidate when there is one), GRID_DEVICES / GRID_NETWORKS (';'-separated, default
+# default the report's last candidate, else its last baseline), GRID_DEVICES / GRID_NETWORKS (';'-separated, default
 # every built-in one), GRID_REUSE=1 (keep a cell's JSON from an earlier run
 # instead of evaluating it again), GRID_POLICY (per-split policy artifacts
 # evaluated in every cell, passed as --policy: e.g.
@@ -98,7 +98,7 @@ for device in "${devices[@]}"; do
 done
 if command -v gnuplot >/dev/null; then
   first=$(cell_json "${devices[0]}" "${networks[0]}")
-  method=${GRID_METHOD:-$(jq -r '.worst_case[-1].name' "$first")}
+  method=${GRID_METHOD:-$(jq -r '(([.worst_case[] | select(.role == "candidate")] | last) // ([.worst_case[] | select(.role == "baseline")] | last)).name' "$first")}
   budgets=$(jq -r '"\(.settings.latency_budget_s) s, \(.settings.money_budget_usd) USD"' "$first")
   data="$out/margin.dat"
   # gnuplot's matrix: one row per device, one column per network.

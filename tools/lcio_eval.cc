@@ -36,7 +36,8 @@ ABSL_FLAG(bool, fixed, true, "include every fixed action");
 ABSL_FLAG(bool, task_rule, false,
           "add the candidate \"Task rule\": one fixed action per task, chosen on each split's "
           "training side for the worst case over the held-out scorers "
-          "(env/include/lcio/env/task_rule.h)");
+          "(env/include/lcio/env/task_rule.h), and the bound \"Task rule (hindsight)\": the best "
+          "such rule chosen on the test side, under the held-out scorers");
 ABSL_FLAG(bool, oracle, true, "include the Oracle");
 ABSL_FLAG(std::vector<std::string>, algos, {},
           "train these algorithms on each split's training side and evaluate them "
@@ -361,6 +362,30 @@ struct ScorerRun {
   std::vector<std::vector<Method>> bounds;  // [split]
 };
 
+// The task rule in hindsight (--task_rule): chosen on this split's test side
+// by its held-out scorers, added to their bounds; it tells whether any task
+// rule could meet them all, which the training-side rule then tries to.
+absl::Status AddTaskRuleInHindsight(const data::Dataset& dataset, const env::Split& split,
+                                    const EvalSettings& settings, std::vector<ScorerRun>& scorers) {
+  std::vector<std::shared_ptr<const env::Scorer>> held_out;
+  for (const ScorerRun& run : scorers)
+    if (env::IsHeldOut(run.kind)) held_out.push_back(run.by_split.back());
+  if (held_out.empty()) return absl::OkStatus();
+  const env::EvalOptions options{settings.budget, /*shield=*/true, settings.seed};
+  auto best = env::BestTaskRuleInHindsight(held_out, dataset, split.test, options);
+  if (!best.ok()) return best.status();
+  std::cerr << "task rule in hindsight: "
+            << env::DescribeTaskRule(best->rule, dataset, held_out.front()->primary().actions())
+            << " (test-side worst margin " << best->worst_margin << ", best single action "
+            << best->start_worst_margin << ")\n";
+  for (ScorerRun& run : scorers)
+    if (env::IsHeldOut(run.kind))
+      run.bounds.back().push_back(
+          {std::make_unique<env::TaskRulePolicy>(best->rule, split.test, "Task rule (hindsight)"),
+           env::MethodRole::kHindsight});
+  return absl::OkStatus();
+}
+
 // Evaluates every method of every split under every scorer at one budget.
 std::vector<env::ScoredRows> EvaluateAll(const data::Dataset& dataset,
                                          const std::vector<env::Split>& splits,
@@ -598,6 +623,9 @@ int main(int argc, char** argv) {
       run.bounds.push_back(MakeBounds(*scorer, env::IsHeldOut(run.kind), settings->oracle));
       run.by_split.push_back(*std::move(scorer));
     }
+    if (settings->task_rule)
+      if (auto s = AddTaskRuleInHindsight(*dataset, split, *settings, scorers); !s.ok())
+        return Fail(s);
   }
 
   if (!sweep_l->empty()) {

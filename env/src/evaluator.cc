@@ -197,6 +197,22 @@ std::string ToMarkdown(const std::vector<AggregateResult>& rows, double oracle_r
   return out;
 }
 
+const char* MethodRoleName(MethodRole role) {
+  switch (role) {
+    case MethodRole::kBaseline:
+      return "baseline";
+    case MethodRole::kReference:
+      return "reference";
+    case MethodRole::kCandidate:
+      return "candidate";
+    case MethodRole::kBound:
+      return "bound";
+    case MethodRole::kHindsight:
+      return "hindsight";
+  }
+  return "unknown";
+}
+
 std::vector<WorstCaseRow> WorstCase(const std::vector<ScoredRows>& scorers, bool shielded) {
   std::vector<WorstCaseRow> out;
   const ScoredRows* first = nullptr;
@@ -209,7 +225,8 @@ std::vector<WorstCaseRow> WorstCase(const std::vector<ScoredRows>& scorers, bool
   for (size_t m = 0; m < first->rows.size(); ++m) {
     const MethodRole role = first->roles[m];
     if (first->rows[m].shielded != shielded ||
-        (role != MethodRole::kBaseline && role != MethodRole::kCandidate))
+        (role != MethodRole::kBaseline && role != MethodRole::kCandidate &&
+         role != MethodRole::kHindsight))
       continue;
     const std::string& name = first->rows[m].name;
     std::optional<WorstCaseRow> worst;
@@ -235,6 +252,7 @@ std::vector<WorstCaseRow> WorstCase(const std::vector<ScoredRows>& scorers, bool
       if (best < 0) continue;
       WorstCaseRow row;
       row.name = name;
+      row.role = role;
       row.shielded = shielded;
       row.scorer = s.scorer;
       row.reward = s.rows[self].reward;
@@ -307,6 +325,7 @@ std::string ToJson(const std::vector<ScoredRows>& scorers,
   root["worst_case"] = nlohmann::json::array();
   for (const auto& r : worst_case)
     root["worst_case"].push_back({{"name", r.name},
+                                  {"role", MethodRoleName(r.role)},
                                   {"shield", r.shielded},
                                   {"scorer", r.scorer},
                                   {"reward", r.reward},

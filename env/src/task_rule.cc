@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <cmath>
+#include <cstdint>
 #include <limits>
 #include <memory>
 #include <utility>
@@ -70,6 +71,35 @@ double WorstLowerBound(const Rewards& rewards, const Rewards& bar, double z) {
   return worst;
 }
 
+// Every fixed action's rewards; under each scorer the best one is the bar,
+// and the best single action is the one with the largest worst-case margin.
+struct FixedActions {
+  std::vector<Rewards> rewards;  // [action]
+  Rewards bar;
+  int best_single = 0;
+};
+FixedActions ScoreFixedActions(const std::vector<std::shared_ptr<const Scorer>>& scorers,
+                               const data::Dataset& dataset, const std::vector<int>& episodes,
+                               int num_tasks, const EvalOptions& options) {
+  const int num_actions = scorers.front()->primary().actions().size();
+  FixedActions out;
+  for (int a = 0; a < num_actions; ++a)
+    out.rewards.push_back(
+        Evaluate(scorers, dataset, episodes, TaskRule{std::vector<int>(num_tasks, a)}, options));
+  out.bar.resize(scorers.size());
+  for (size_t s = 0; s < scorers.size(); ++s) {
+    int best = 0;
+    for (int a = 1; a < num_actions; ++a)
+      if (Mean(out.rewards[a][s]) > Mean(out.rewards[best][s])) best = a;
+    out.bar[s] = out.rewards[best][s];
+  }
+  for (int a = 1; a < num_actions; ++a)
+    if (WorstLowerBound(out.rewards[a], out.bar, 0) >
+        WorstLowerBound(out.rewards[out.best_single], out.bar, 0))
+      out.best_single = a;
+  return out;
+}
+
 }  // namespace
 
 absl::StatusOr<TaskRuleSelection> SelectTaskRule(const data::Dataset& dataset,
@@ -85,27 +115,13 @@ absl::StatusOr<TaskRuleSelection> SelectTaskRule(const data::Dataset& dataset,
   const int num_actions = scorers.front()->primary().actions().size();
   const int num_tasks = static_cast<int>(dataset.tasks.size());
 
-  // Every fixed action's rewards; under each scorer the best one is the bar.
   TaskRuleSelection out;
-  std::vector<Rewards> fixed(num_actions);
-  for (int a = 0; a < num_actions; ++a) {
-    fixed[a] =
-        Evaluate(scorers, dataset, episodes, TaskRule{std::vector<int>(num_tasks, a)}, options);
-    ++out.evaluations;
-  }
-  Rewards bar(scorers.size());
-  for (size_t s = 0; s < scorers.size(); ++s) {
-    int best = 0;
-    for (int a = 1; a < num_actions; ++a)
-      if (Mean(fixed[a][s]) > Mean(fixed[best][s])) best = a;
-    bar[s] = fixed[best][s];
-  }
-  int start = 0;
-  for (int a = 1; a < num_actions; ++a)
-    if (WorstLowerBound(fixed[a], bar, 0) > WorstLowerBound(fixed[start], bar, 0)) start = a;
+  const FixedActions fixed = ScoreFixedActions(scorers, dataset, episodes, num_tasks, options);
+  out.evaluations = num_actions;
+  const int start = fixed.best_single;
   out.rule.action_of_task.assign(num_tasks, start);
-  Rewards current = fixed[start];
-  out.start_worst_margin = out.worst_margin = WorstLowerBound(current, bar, 0);
+  Rewards current = fixed.rewards[start];
+  out.start_worst_margin = out.worst_margin = WorstLowerBound(current, fixed.bar, 0);
 
   // Coordinate ascent, task by task, until a full pass changes nothing. A
   // change must be a confident improvement over the current rule under every
@@ -126,12 +142,53 @@ absl::StatusOr<TaskRuleSelection> SelectTaskRule(const data::Dataset& dataset,
         if (WorstLowerBound(rewards, current, kConfidenceZ) > 0) {
           out.rule = std::move(trial);
           current = std::move(rewards);
-          out.worst_margin = WorstLowerBound(current, bar, 0);
+          out.worst_margin = WorstLowerBound(current, fixed.bar, 0);
           changed = true;
         }
       }
     }
     if (!changed) break;
+  }
+  return out;
+}
+
+absl::StatusOr<TaskRuleSelection> BestTaskRuleInHindsight(
+    const std::vector<std::shared_ptr<const Scorer>>& scorers, const data::Dataset& dataset,
+    const std::vector<int>& episodes, const EvalOptions& options) {
+  if (scorers.empty()) return absl::InvalidArgumentError("task rule in hindsight: no scorers");
+  if (episodes.empty()) return absl::InvalidArgumentError("task rule in hindsight: no episodes");
+  const int num_actions = scorers.front()->primary().actions().size();
+  const int num_tasks = static_cast<int>(dataset.tasks.size());
+  int64_t rules = 1;  // stops growing once past the limit: no overflow
+  for (int t = 0; t < num_tasks && rules <= kMaxHindsightRules; ++t) rules *= num_actions;
+  if (rules > kMaxHindsightRules)
+    return absl::InvalidArgumentError(absl::StrCat("task rule in hindsight: ", num_actions,
+                                                   " actions ^ ", num_tasks, " tasks is more than ",
+                                                   kMaxHindsightRules, " rules to search"));
+  const FixedActions fixed = ScoreFixedActions(scorers, dataset, episodes, num_tasks, options);
+  TaskRuleSelection out;
+  out.evaluations = num_actions;
+  out.rule.action_of_task.assign(num_tasks, fixed.best_single);
+  out.start_worst_margin = out.worst_margin =
+      WorstLowerBound(fixed.rewards[fixed.best_single], fixed.bar, 0);
+  // Every rule, counted like an odometer; the single actions are among them,
+  // and ties keep the first found (the best single action was found first).
+  TaskRule trial{std::vector<int>(num_tasks, 0)};
+  for (;;) {
+    const bool single = std::all_of(trial.action_of_task.begin(), trial.action_of_task.end(),
+                                    [&](int a) { return a == trial.action_of_task.front(); });
+    if (!single) {
+      const double margin =
+          WorstLowerBound(Evaluate(scorers, dataset, episodes, trial, options), fixed.bar, 0);
+      ++out.evaluations;
+      if (margin > out.worst_margin) {
+        out.worst_margin = margin;
+        out.rule = trial;
+      }
+    }
+    int t = 0;
+    while (t < num_tasks && ++trial.action_of_task[t] == num_actions) trial.action_of_task[t++] = 0;
+    if (t == num_tasks) break;
   }
   return out;
 }

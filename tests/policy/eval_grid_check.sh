@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # tools/eval_grid.sh end to end on a 2 x 2 grid: one worst-case row per cell
-# and method (the task rule among them), the margins drawn when gnuplot is
+# and method (the task rule and its bound in hindsight among them), the
+# margins drawn when gnuplot is
 # installed, and a usage error without an output folder. Then per-split
 # policies: trained and saved by lcio-eval --save_policies, evaluated in
 # every cell with GRID_POLICY, counted as held out, a swapped split refused.
@@ -23,11 +24,21 @@ awk -F'\t' 'NR > 1 && $3 == "Greedy" { n++; if ($5 != 0) bad = 1 } END { exit ba
   "$tmp/grid/vs_greedy.tsv" || { echo "margins over Greedy are not paired"; cat "$tmp/grid/vs_greedy.tsv"; exit 1; }
 [[ $(awk -F'\t' 'NR > 1 && $3 == "Task rule"' "$tmp/grid/vs_greedy.tsv" | wc -l) == 4 ]] ||
   { echo "task rule rows missing from vs_greedy.tsv"; exit 1; }
+# The task rule in hindsight: a worst-case row per cell, marked as hindsight,
+# never drawn by default (the picture is the last candidate's).
+rows=$(awk -F'\t' 'NR > 1 && $3 == "Task rule (hindsight)"' "$tmp/grid/worst_case.tsv" | wc -l)
+[[ $rows == 4 ]] || { echo "expected 4 task rule in hindsight rows, got $rows"; exit 1; }
+[[ $(jq -r '.worst_case[] | select(.name == "Task rule (hindsight)") | .role' "$tmp/grid/Jetson_TX2__Wired.json") == hindsight &&
+   $(jq -r '.worst_case[] | select(.name == "Task rule") | .role' "$tmp/grid/Jetson_TX2__Wired.json") == candidate ]] ||
+  { echo "worst-case roles missing"; exit 1; }
 # The 4G cells differ from the Wired ones: the profile reached lcio-eval.
 [[ $(jq -r .settings.network "$tmp/grid/Jetson_TX2__4G.json") == 4G ]] || { echo "network not passed"; exit 1; }
 if command -v gnuplot > /dev/null; then
   [[ -s "$tmp/grid/margin.png" ]] || { echo "margin.png missing"; exit 1; }
   [[ $(wc -l < "$tmp/grid/margin.dat") == 2 ]] || { echo "margin.dat must have a row per device"; exit 1; }
+  drawn=$(awk 'NR == 1 { print $1 }' "$tmp/grid/margin.dat")
+  want=$(awk -F'\t' '$1 == "Jetson TX2" && $2 == "Wired" && $3 == "Task rule" { printf "%.3f", $5 }' "$tmp/grid/vs_greedy.tsv")
+  [[ $drawn == "$want" ]] || { echo "margin.png must draw the task rule (candidate): $drawn against $want"; exit 1; }
 fi
 
 # Per-split policies, trained once on each split's training side.

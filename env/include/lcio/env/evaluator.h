@@ -88,7 +88,11 @@ enum class MethodRole {
   kReference,  // Cloud, Random: shown, not compared against
   kCandidate,  // trained policies and artifacts
   kBound,      // the Oracle and Greedy deciding with the scorer
+  kHindsight,  // a rule chosen on the test side (the task rule in hindsight):
+               // a bound, with its worst case reported, never a bar to clear
 };
+// "baseline", "reference", "candidate", "bound", "hindsight".
+const char* MethodRoleName(MethodRole role);
 
 // One scorer's aggregated rows with each row's role; `oracle` is the row of
 // the Oracle (-1 when none), the 100% of "% of Oracle".
@@ -111,6 +115,7 @@ struct ScoredRows {
 // or "behind".
 struct WorstCaseRow {
   std::string name;
+  MethodRole role = MethodRole::kCandidate;
   bool shielded = false;
   std::string scorer;
   double reward = 0, percent_of_oracle = 0;
@@ -118,7 +123,8 @@ struct WorstCaseRow {
   PairedDifference margin;
   std::string verdict;
 };
-// Rows of every baseline and candidate, for the shield setting `shielded`.
+// Rows of every baseline, candidate and rule in hindsight, for the shield
+// setting `shielded`.
 std::vector<WorstCaseRow> WorstCase(const std::vector<ScoredRows>& scorers, bool shielded);
 std::string WorstCaseMarkdown(const std::vector<WorstCaseRow>& rows);
 

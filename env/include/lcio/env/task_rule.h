@@ -11,6 +11,7 @@
 #pragma once
 
 #include <cstdint>
+#include <memory>
 #include <string>
 #include <vector>
 
@@ -18,6 +19,7 @@
 #include "lcio/data/m4a1.h"
 #include "lcio/env/evaluator.h"
 #include "lcio/env/policy_interface.h"
+#include "lcio/env/scorer.h"
 #include "lcio/env/simulator.h"
 
 namespace lcio::env {
@@ -67,5 +69,21 @@ absl::StatusOr<TaskRuleSelection> SelectTaskRule(const data::Dataset& dataset,
                                                  const std::vector<int>& episodes,
                                                  const SimulatorConfig& config,
                                                  const EvalOptions& options, uint64_t seed);
+
+// The most task rules BestTaskRuleInHindsight searches (actions ^ tasks).
+inline constexpr int kMaxHindsightRules = 100000;
+
+// The best task rule in hindsight: every rule scored on `episodes` by
+// `scorers`, the one whose worst case over them of the mean margin over the
+// best fixed action is largest (worst_margin; start_worst_margin is the best
+// single action's). Given a split's test side and the held-out scorers fitted
+// there it is a bound, as the Oracle is: the most that deciding by task alone
+// could reach on those episodes, not what a rule chosen without them reaches.
+// It answers whether the scorers' disagreement can be met per task at all.
+// INVALID_ARGUMENT above kMaxHindsightRules rules, or without scorers or
+// episodes.
+absl::StatusOr<TaskRuleSelection> BestTaskRuleInHindsight(
+    const std::vector<std::shared_ptr<const Scorer>>& scorers, const data::Dataset& dataset,
+    const std::vector<int>& episodes, const EvalOptions& options);
 
 }  // namespace lcio::env
