@@ -212,16 +212,18 @@ TEST(OracleTest, BeatsGreedyAndEveryAffordableFixedActionOnM4A1) {
     EXPECT_EQ(o.share_over_money, 0);
     for (size_t i = 0; i < o.episodes.size(); ++i) {
       if (g.episodes[i].latency_s <= budget.latency_s &&
-          g.episodes[i].money_usd <= budget.money_usd)
+          g.episodes[i].money_usd <= budget.money_usd) {
         EXPECT_GE(o.episodes[i].reward, g.episodes[i].reward - 1e-12) << o.episodes[i].id;
+      }
     }
     for (int a = 0; a < (*sim)->actions().size(); ++a) {
       FixedPolicy fixed(a, "fixed");
       const PolicyResult f = EvaluatePolicy(**sim, d, split->test, fixed, options);
       for (size_t i = 0; i < o.episodes.size(); ++i)
         if (f.episodes[i].latency_s <= budget.latency_s &&
-            f.episodes[i].money_usd <= budget.money_usd)
+            f.episodes[i].money_usd <= budget.money_usd) {
           EXPECT_GE(o.episodes[i].reward, f.episodes[i].reward - 1e-12);
+        }
     }
   }
 }

@@ -169,7 +169,9 @@ TEST(DeviceStrings, TrainerAndEngineReadThemAlike) {
     EXPECT_EQ(trained.status().code(), engine.status().code())
         << "trainer: " << trained.status() << "; engine: " << engine.status();
     // Training runs on the CPU kernels whatever the string; the summary says so.
-    if (trained.ok()) EXPECT_EQ(trained->summary.device, "cpu");
+    if (trained.ok()) {
+      EXPECT_EQ(trained->summary.device, "cpu");
+    }
   }
   fs::remove(path);
 }

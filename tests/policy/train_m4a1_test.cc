@@ -153,7 +153,9 @@ TEST(ShieldPenalty, TrainedPoliciesProposeWhatFits) {
       ASSERT_TRUE(result.ok()) << result.status();
       EXPECT_EQ(result->summary.shield_in_training, penalised == 1);
       // The shield acts in training, so the penalised run saw replacements.
-      if (penalised) EXPECT_GT(result->summary.share_shield_overrides, 0.0);
+      if (penalised) {
+        EXPECT_GT(result->summary.share_shield_overrides, 0.0);
+      }
       auto encoder = env::ObservationEncoder::Create(result->layout);
       ASSERT_TRUE(encoder.ok());
       NetworkPolicy policy("trained", result->network, *encoder);

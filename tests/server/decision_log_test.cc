@@ -262,7 +262,9 @@ TEST_F(DecisionLogServiceTest, EveryAnsweredDecideIsLoggedWithWhatItAnswered) {
     for (int a = 0; a < 9; ++a)
       if (d.actions[a].score > d.actions[best].score) best = a;
     EXPECT_EQ(d.proposed_action, best);
-    if (!d.nothing_fits) EXPECT_TRUE(d.actions[d.taken_action].allowed);
+    if (!d.nothing_fits) {
+      EXPECT_TRUE(d.actions[d.taken_action].allowed);
+    }
     EXPECT_FALSE(d.shadow.has_value());
   }
   // The history holds the turns the policy saw, as they were answered.
@@ -270,8 +272,9 @@ TEST_F(DecisionLogServiceTest, EveryAnsweredDecideIsLoggedWithWhatItAnswered) {
     if (d.conversation_id != "a" || d.turn_index != 6) continue;
     for (const auto& [other_id, r] : answered) {
       const v1::DecideRequest& q = asked.at(other_id);
-      if (q.conversation_id() == "a" && q.turn_index() >= 1 && q.turn_index() < 6)
+      if (q.conversation_id() == "a" && q.turn_index() >= 1 && q.turn_index() < 6) {
         EXPECT_EQ(d.context.history[q.turn_index() - 1].action, r.action());
+      }
     }
   }
 }
@@ -333,7 +336,9 @@ TEST_F(DecisionLogServiceTest, ExplorationSamplesAllowedActionsReproduciblyAndRe
     for (int a = 0; a < static_cast<int>(d.actions.size()); ++a) {
       scores.push_back(static_cast<float>(d.actions[a].score));
       allowed.push_back(d.actions[a].allowed);
-      if (!d.actions[a].allowed) EXPECT_EQ(d.actions[a].probability, 0.0);
+      if (!d.actions[a].allowed) {
+        EXPECT_EQ(d.actions[a].probability, 0.0);
+      }
       if (d.actions[a].allowed && (greedy < 0 || scores[a] > scores[greedy])) greedy = a;
     }
     if (opted_out.count(id) != 0) {

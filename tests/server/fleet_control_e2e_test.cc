@@ -152,7 +152,9 @@ TEST_F(FleetControlEndToEndTest, PiMovesTheCloudShareToTheTarget) {
     probe_scale = Metric(after_probe, "lcio_fleet_budget_scale_ratio");
     EXPECT_EQ(Metric(before, "lcio_fleet_budget_scale_ratio"), probe_scale);
     EXPECT_DOUBLE_EQ(response.budget_after().money_usd(), 0.05 - response.expected_money_usd());
-    if (!response.nothing_fits()) EXPECT_LE(response.expected_money_usd(), probe_scale * 0.05);
+    if (!response.nothing_fits()) {
+      EXPECT_LE(response.expected_money_usd(), probe_scale * 0.05);
+    }
     probe_id = request.conversation_id();
   }
   ASSERT_FALSE(probe_id.empty()) << "a controller update ran during each of 5 probe decisions";
