@@ -96,9 +96,13 @@ for device in "${devices[@]}"; do
       "$json" >>"$tsv"
   done
 done
+first=$(cell_json "${devices[0]}" "${networks[0]}")
+# The last candidate, else the last baseline; a cell written before rows had
+# roles: its last row.
+method=${GRID_METHOD:-$(jq -r '(([.worst_case[] | select(.role == "candidate")] | last)
+  // ([.worst_case[] | select(.role == "baseline")] | last) // .worst_case[-1]).name' "$first")}
+echo "eval_grid: GRID_METHOD $method" >&2
 if command -v gnuplot >/dev/null; then
-  first=$(cell_json "${devices[0]}" "${networks[0]}")
-  method=${GRID_METHOD:-$(jq -r '(([.worst_case[] | select(.role == "candidate")] | last) // ([.worst_case[] | select(.role == "baseline")] | last)).name' "$first")}
   budgets=$(jq -r '"\(.settings.latency_budget_s) s, \(.settings.money_budget_usd) USD"' "$first")
   data="$out/margin.dat"
   # gnuplot's matrix: one row per device, one column per network.

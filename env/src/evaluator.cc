@@ -272,10 +272,11 @@ std::vector<WorstCaseRow> WorstCase(const std::vector<ScoredRows>& scorers, bool
 
 std::string WorstCaseMarkdown(const std::vector<WorstCaseRow>& rows) {
   std::string out =
-      "| method | shield | worst scorer | reward | % of its Oracle | best baseline there | "
-      "margin ± SE | verdict |\n|---|---|---|---|---|---|---|---|\n";
+      "| method | role | shield | worst scorer | reward | % of its Oracle | best baseline there | "
+      "margin ± SE | verdict |\n|---|---|---|---|---|---|---|---|---|\n";
   for (const auto& r : rows)
-    absl::StrAppend(&out, "| ", r.name, " | ", r.shielded ? "on" : "off", " | ", r.scorer, " | ",
+    absl::StrAppend(&out, "| ", r.name, " | ", MethodRoleName(r.role), " | ",
+                    r.shielded ? "on" : "off", " | ", r.scorer, " | ",
                     absl::StrFormat("%.3f", r.reward), " | ",
                     absl::StrFormat("%.1f%%", r.percent_of_oracle), " | ", r.best_baseline, " | ",
                     absl::StrFormat("%+.3f ± %.3f", r.margin.mean, r.margin.standard_error), " | ",

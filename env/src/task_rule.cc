@@ -71,17 +71,21 @@ double WorstLowerBound(const Rewards& rewards, const Rewards& bar, double z) {
   return worst;
 }
 
+int NumActions(const Scorer& scorer) { return static_cast<int>(scorer.primary().actions().size()); }
+
 // Every fixed action's rewards; under each scorer the best one is the bar,
-// and the best single action is the one with the largest worst-case margin.
+// and the best single action is the one with the largest worst-case margin
+// over the bars (`best_single_margin`).
 struct FixedActions {
   std::vector<Rewards> rewards;  // [action]
   Rewards bar;
   int best_single = 0;
+  double best_single_margin = 0;
 };
 FixedActions ScoreFixedActions(const std::vector<std::shared_ptr<const Scorer>>& scorers,
                                const data::Dataset& dataset, const std::vector<int>& episodes,
                                int num_tasks, const EvalOptions& options) {
-  const int num_actions = scorers.front()->primary().actions().size();
+  const int num_actions = NumActions(*scorers.front());
   FixedActions out;
   for (int a = 0; a < num_actions; ++a)
     out.rewards.push_back(
@@ -93,10 +97,23 @@ FixedActions ScoreFixedActions(const std::vector<std::shared_ptr<const Scorer>>&
       if (Mean(out.rewards[a][s]) > Mean(out.rewards[best][s])) best = a;
     out.bar[s] = out.rewards[best][s];
   }
-  for (int a = 1; a < num_actions; ++a)
-    if (WorstLowerBound(out.rewards[a], out.bar, 0) >
-        WorstLowerBound(out.rewards[out.best_single], out.bar, 0))
+  out.best_single_margin = WorstLowerBound(out.rewards[0], out.bar, 0);
+  for (int a = 1; a < num_actions; ++a) {
+    const double margin = WorstLowerBound(out.rewards[a], out.bar, 0);
+    if (margin > out.best_single_margin) {
       out.best_single = a;
+      out.best_single_margin = margin;
+    }
+  }
+  return out;
+}
+
+// A selection that starts from the best single action.
+TaskRuleSelection StartFrom(const FixedActions& fixed, int num_tasks) {
+  TaskRuleSelection out;
+  out.evaluations = static_cast<int>(fixed.rewards.size());
+  out.rule.action_of_task.assign(num_tasks, fixed.best_single);
+  out.start_worst_margin = out.worst_margin = fixed.best_single_margin;
   return out;
 }
 
@@ -112,16 +129,12 @@ absl::StatusOr<TaskRuleSelection> SelectTaskRule(const data::Dataset& dataset,
   auto fitted = HeldOutScorersFittedOn(dataset, episodes, config, seed);
   if (!fitted.ok()) return fitted.status();
   const std::vector<std::shared_ptr<const Scorer>>& scorers = *fitted;
-  const int num_actions = scorers.front()->primary().actions().size();
+  const int num_actions = NumActions(*scorers.front());
   const int num_tasks = static_cast<int>(dataset.tasks.size());
 
-  TaskRuleSelection out;
   const FixedActions fixed = ScoreFixedActions(scorers, dataset, episodes, num_tasks, options);
-  out.evaluations = num_actions;
-  const int start = fixed.best_single;
-  out.rule.action_of_task.assign(num_tasks, start);
-  Rewards current = fixed.rewards[start];
-  out.start_worst_margin = out.worst_margin = WorstLowerBound(current, fixed.bar, 0);
+  TaskRuleSelection out = StartFrom(fixed, num_tasks);
+  Rewards current = fixed.rewards[fixed.best_single];
 
   // Coordinate ascent, task by task, until a full pass changes nothing. A
   // change must be a confident improvement over the current rule under every
@@ -157,7 +170,7 @@ absl::StatusOr<TaskRuleSelection> BestTaskRuleInHindsight(
     const std::vector<int>& episodes, const EvalOptions& options) {
   if (scorers.empty()) return absl::InvalidArgumentError("task rule in hindsight: no scorers");
   if (episodes.empty()) return absl::InvalidArgumentError("task rule in hindsight: no episodes");
-  const int num_actions = scorers.front()->primary().actions().size();
+  const int num_actions = NumActions(*scorers.front());
   const int num_tasks = static_cast<int>(dataset.tasks.size());
   int64_t rules = 1;  // stops growing once past the limit: no overflow
   for (int t = 0; t < num_tasks && rules <= kMaxHindsightRules; ++t) rules *= num_actions;
@@ -166,11 +179,7 @@ absl::StatusOr<TaskRuleSelection> BestTaskRuleInHindsight(
                                                    " actions ^ ", num_tasks, " tasks is more than ",
                                                    kMaxHindsightRules, " rules to search"));
   const FixedActions fixed = ScoreFixedActions(scorers, dataset, episodes, num_tasks, options);
-  TaskRuleSelection out;
-  out.evaluations = num_actions;
-  out.rule.action_of_task.assign(num_tasks, fixed.best_single);
-  out.start_worst_margin = out.worst_margin =
-      WorstLowerBound(fixed.rewards[fixed.best_single], fixed.bar, 0);
+  TaskRuleSelection out = StartFrom(fixed, num_tasks);
   // Every rule, counted like an odometer; the single actions are among them,
   // and ties keep the first found (the best single action was found first).
   TaskRule trial{std::vector<int>(num_tasks, 0)};

@@ -9,6 +9,7 @@
 #include "lcio/env/baselines.h"
 #include "lcio/env/evaluator.h"
 #include "lcio/env/task_action_means.h"
+#include "nlohmann/json.hpp"
 #include "test_support.h"
 
 namespace lcio::env {
@@ -312,6 +313,36 @@ TEST(WorstCaseTest, SmallestPairedMarginOverHeldOutScorersAgainstTheBestOtherBas
   EXPECT_EQ(copied[2].verdict, "tie");
   // A baseline's twin is skipped: Fixed 1's rival is Local.
   EXPECT_EQ(copied[1].best_baseline, "Local");
+}
+
+TEST(WorstCaseTest, ARuleInHindsightGetsARowWithItsRoleButIsNoBaseline) {
+  using R = MethodRole;
+  // H (hindsight) scores above every baseline: it has its own row, marked as
+  // hindsight, and is nobody's rival; the Oracle (a bound) has no row.
+  ScoredRows held_out{
+      "held_out",
+      true,
+      {Row("Local", {0.8, 0.8, 0.8}), Row("Fixed 1", {0.6, 0.6, 0.6}), Row("P", {0.7, 0.8, 0.9}),
+       Row("H", {1.5, 1.5, 1.5}), Row("Oracle", {2, 2, 2})},
+      {R::kBaseline, R::kBaseline, R::kCandidate, R::kHindsight, R::kBound},
+      4};
+  const auto rows = WorstCase({held_out}, true);
+  ASSERT_EQ(rows.size(), 4u);
+  EXPECT_EQ(rows[0].role, R::kBaseline);
+  EXPECT_EQ(rows[0].best_baseline, "Fixed 1");  // not H
+  EXPECT_EQ(rows[2].role, R::kCandidate);
+  EXPECT_EQ(rows[2].best_baseline, "Local");
+  EXPECT_EQ(rows[3].name, "H");
+  EXPECT_EQ(rows[3].role, R::kHindsight);
+  EXPECT_EQ(rows[3].best_baseline, "Local");
+  EXPECT_EQ(rows[3].verdict, "ahead");
+  const nlohmann::json json = nlohmann::json::parse(ToJson({held_out}, rows, "{}"));
+  ASSERT_EQ(json["worst_case"].size(), 4u);
+  EXPECT_EQ(json["worst_case"][0]["role"], "baseline");
+  EXPECT_EQ(json["worst_case"][2]["role"], "candidate");
+  EXPECT_EQ(json["worst_case"][3]["role"], "hindsight");
+  EXPECT_NE(WorstCaseMarkdown(rows).find("| H | hindsight | on | held_out |"), std::string::npos)
+      << WorstCaseMarkdown(rows);
 }
 
 TEST(DealFoldsTest, SeededBalancedAndComplete) {

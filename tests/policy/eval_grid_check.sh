@@ -26,6 +26,8 @@ awk -F'\t' 'NR > 1 && $3 == "Greedy" { n++; if ($5 != 0) bad = 1 } END { exit ba
   { echo "task rule rows missing from vs_greedy.tsv"; exit 1; }
 # The task rule in hindsight: a worst-case row per cell, marked as hindsight,
 # never drawn by default (the picture is the last candidate's).
+grep -qx "eval_grid: GRID_METHOD Task rule" "$tmp/err" ||
+  { echo "the method drawn must be the last candidate, the task rule"; cat "$tmp/err"; exit 1; }
 rows=$(awk -F'\t' 'NR > 1 && $3 == "Task rule (hindsight)"' "$tmp/grid/worst_case.tsv" | wc -l)
 [[ $rows == 4 ]] || { echo "expected 4 task rule in hindsight rows, got $rows"; exit 1; }
 [[ $(jq -r '.worst_case[] | select(.name == "Task rule (hindsight)") | .role' "$tmp/grid/Jetson_TX2__Wired.json") == hindsight &&
@@ -38,7 +40,7 @@ if command -v gnuplot > /dev/null; then
   [[ $(wc -l < "$tmp/grid/margin.dat") == 2 ]] || { echo "margin.dat must have a row per device"; exit 1; }
   drawn=$(awk 'NR == 1 { print $1 }' "$tmp/grid/margin.dat")
   want=$(awk -F'\t' '$1 == "Jetson TX2" && $2 == "Wired" && $3 == "Task rule" { printf "%.3f", $5 }' "$tmp/grid/vs_greedy.tsv")
-  [[ $drawn == "$want" ]] || { echo "margin.png must draw the task rule (candidate): $drawn against $want"; exit 1; }
+  [[ $drawn == "$want" ]] || { echo "margin.png must draw the task rule: $drawn against $want"; exit 1; }
 fi
 
 # Per-split policies, trained once on each split's training side.

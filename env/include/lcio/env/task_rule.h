@@ -35,18 +35,25 @@ std::string DescribeTaskRule(const TaskRule& rule, const data::Dataset& dataset,
 class TaskRulePolicy : public Policy {
  public:
   // `selected_on`: the dataset episodes the rule was chosen on (its decision
-  // model, for CheckDecisionModelHeldOut).
-  TaskRulePolicy(TaskRule rule, std::vector<int> selected_on, std::string name = "Task rule")
-      : rule_(std::move(rule)), selected_on_(std::move(selected_on)), name_(std::move(name)) {}
+  // model, for CheckDecisionModelHeldOut). `in_hindsight`: chosen on the
+  // episodes it is scored on (BestTaskRuleInHindsight), a bound.
+  TaskRulePolicy(TaskRule rule, std::vector<int> selected_on, std::string name = "Task rule",
+                 bool in_hindsight = false)
+      : rule_(std::move(rule)),
+        selected_on_(std::move(selected_on)),
+        name_(std::move(name)),
+        in_hindsight_(in_hindsight) {}
   std::string name() const override { return name_; }
   int Act(const DecisionContext& context, std::vector<double>* scores) override;
   std::vector<int> DecisionModelEpisodes() const override { return selected_on_; }
+  bool is_bound() const override { return in_hindsight_; }
   const TaskRule& rule() const { return rule_; }
 
  private:
   TaskRule rule_;
   std::vector<int> selected_on_;
   std::string name_;
+  bool in_hindsight_;
 };
 
 struct TaskRuleSelection {
@@ -77,9 +84,11 @@ inline constexpr int kMaxHindsightRules = 100000;
 // `scorers`, the one whose worst case over them of the mean margin over the
 // best fixed action is largest (worst_margin; start_worst_margin is the best
 // single action's). Given a split's test side and the held-out scorers fitted
-// there it is a bound, as the Oracle is: the most that deciding by task alone
-// could reach on those episodes, not what a rule chosen without them reaches.
-// It answers whether the scorers' disagreement can be met per task at all.
+// there it is an in-hindsight reference: like the Oracle it has seen the
+// episodes it is scored on; unlike it, it bounds task rules only (on those
+// episodes, by this criterion), and as the best of many rules on few episodes
+// it is biased upward. It asks whether the scorers' disagreement could be met
+// per task at all, not what a rule chosen without the test side reaches.
 // INVALID_ARGUMENT above kMaxHindsightRules rules, or without scorers or
 // episodes.
 absl::StatusOr<TaskRuleSelection> BestTaskRuleInHindsight(
