@@ -36,7 +36,9 @@ class TaskRulePolicy : public Policy {
  public:
   // `selected_on`: the dataset episodes the rule was chosen on (its decision
   // model, for CheckDecisionModelHeldOut). `in_hindsight`: chosen on the
-  // episodes it is scored on (BestTaskRuleInHindsight), a bound.
+  // episodes it is scored on (BestTaskRuleInHindsight): a reference, never a
+  // decision maker, so is_bound() exempts it from that check as it does the
+  // Oracle.
   TaskRulePolicy(TaskRule rule, std::vector<int> selected_on, std::string name = "Task rule",
                  bool in_hindsight = false)
       : rule_(std::move(rule)),
