@@ -68,6 +68,9 @@ ABSL_FLAG(double, fallback_validation_share, lcio::policy::TrainOptions{}.fallba
           "> 0: hold this share of the training episodes out of learning and serve the network "
           "only per device x network x budget where it beats the best fixed action on them "
           "(the validated fallback, docs/training.md); 0: the network everywhere");
+ABSL_FLAG(std::string, fallback_fixed_action, lcio::policy::TrainOptions{}.fallback_fixed_action,
+          "with --fallback_validation_share > 0: per_cell (each device x network x budget's best "
+          "fixed action) or anchored (one for all cells unless validation confirms a cell's own)");
 ABSL_FLAG(std::string, progress, "auto",
           "progress display: auto (bar on a terminal), bar, lines, off");
 ABSL_FLAG(int64_t, log_every, 0, "steps between progress reports (0: about 50 per run)");
@@ -177,6 +180,7 @@ absl::StatusOr<policy::TrainOptions> OptionsFromFlags(
       {"cross_fit_folds", set(&options.cross_fit_folds, FLAGS_cross_fit_folds)},
       {"fallback_validation_share",
        set(&options.fallback_validation_share, FLAGS_fallback_validation_share)},
+      {"fallback_fixed_action", set(&options.fallback_fixed_action, FLAGS_fallback_fixed_action)},
       {"budget_dist",
        [&b] {
          auto kind = env::BudgetDistribution::ParseKind(absl::GetFlag(FLAGS_budget_dist));

@@ -277,6 +277,59 @@ int FallbackPolicy::Act(const DecisionContext& context, std::vector<double>* sco
   return inner_->Act(context, scores);
 }
 
+absl::StatusOr<FixedActionRule> ParseFixedActionRule(const std::string& name) {
+  if (name == "per_cell") return FixedActionRule::kPerCell;
+  if (name == "anchored") return FixedActionRule::kAnchored;
+  return absl::InvalidArgumentError(
+      absl::StrCat("fixed action rule \"", name.substr(0, 64), "\": not per_cell or anchored"));
+}
+
+const char* FixedActionRuleName(FixedActionRule rule) {
+  return rule == FixedActionRule::kAnchored ? "anchored" : "per_cell";
+}
+
+namespace {
+
+// The fixed action of highest worst case, over the scorers, of its margin
+// over the best fixed action under each (the first such on ties).
+int BestFixedAction(const std::vector<std::shared_ptr<const Scorer>>& scorers,
+                    const data::Dataset& dataset, const std::vector<int>& episodes,
+                    const EvalOptions& eval, int num_actions) {
+  std::vector<Rewards> fixed(num_actions);
+  for (int a = 0; a < num_actions; ++a) {
+    FixedPolicy policy(a, "fixed");
+    fixed[a] = Evaluate(scorers, dataset, episodes, policy, eval);
+  }
+  std::vector<double> best_mean(scorers.size(), -std::numeric_limits<double>::infinity());
+  for (size_t s = 0; s < scorers.size(); ++s)
+    for (int a = 0; a < num_actions; ++a) best_mean[s] = std::max(best_mean[s], Mean(fixed[a][s]));
+  double best_worst = -std::numeric_limits<double>::infinity();
+  int best = 0;
+  for (int a = 0; a < num_actions; ++a) {
+    double worst = std::numeric_limits<double>::infinity();
+    for (size_t s = 0; s < scorers.size(); ++s)
+      worst = std::min(worst, Mean(fixed[a][s]) - best_mean[s]);
+    if (worst > best_worst) best_worst = worst, best = a;
+  }
+  return best;
+}
+
+// Whether `a` beats `b` on `episodes` by z standard errors of the paired
+// per-episode margin under every scorer (a NaN never does).
+bool ConfidentlyAhead(const std::vector<std::shared_ptr<const Scorer>>& scorers,
+                      const data::Dataset& dataset, const std::vector<int>& episodes, Policy& a,
+                      Policy& b, const EvalOptions& eval, double z) {
+  const Rewards ra = Evaluate(scorers, dataset, episodes, a, eval);
+  const Rewards rb = Evaluate(scorers, dataset, episodes, b, eval);
+  for (size_t s = 0; s < scorers.size(); ++s) {
+    const auto [mean, se] = PairedGain(ra[s], rb[s]);
+    if (!(mean - z * se > 0)) return false;
+  }
+  return true;
+}
+
+}  // namespace
+
 std::vector<Budget> DefaultFallbackBudgets() {
   return {Budget{30.0, 0.05}, Budget{15.0, 0.02}, Budget{8.0, 0.01}};
 }
@@ -293,19 +346,61 @@ absl::StatusOr<FallbackTable> SelectFallback(const data::Dataset& dataset,
   if (options.budgets.empty())
     return absl::InvalidArgumentError("fallback selection: no budgets to select for");
   if (absl::Status s = CheckDecisionModelHeldOut(candidate, validation_episodes); !s.ok()) return s;
-  std::vector<FallbackEntry> entries;
-  for (const ProfilePair& pair : AllProfilePairs(config.catalog)) {
+  const bool anchored = options.fixed_action_rule == FixedActionRule::kAnchored;
+  // Anchored, the cells choose without the validation episodes, which then
+  // judge a departure from the anchor.
+  std::vector<int> cell_selection;
+  if (anchored) {
+    std::vector<int> validation = validation_episodes;
+    std::sort(validation.begin(), validation.end());
+    for (int e : fixed_selection_episodes)
+      if (!std::binary_search(validation.begin(), validation.end(), e)) cell_selection.push_back(e);
+    if (cell_selection.size() < 2)
+      return absl::InvalidArgumentError(absl::StrCat(
+          "fallback selection: ", cell_selection.size(),
+          " selection episodes outside the validation ones; anchored needs at least 2"));
+  } else {
+    cell_selection = fixed_selection_episodes;
+  }
+  const std::vector<ProfilePair> pairs = AllProfilePairs(config.catalog);
+  // Per pair x budget, in the order of the entries: each cell's own choice.
+  std::vector<int> own_choice;
+  std::vector<std::vector<std::shared_ptr<const Scorer>>> on_selection_by_pair;
+  for (const ProfilePair& pair : pairs) {
     SimulatorConfig cell = config;
     cell.device = pair.device;
     cell.network = pair.network;
-    auto on_selection =
-        HeldOutScorersFittedOn(dataset, fixed_selection_episodes, cell, options.seed);
+    auto on_selection = HeldOutScorersFittedOn(dataset, cell_selection, cell, options.seed);
     if (!on_selection.ok()) return on_selection.status();
+    const int num_actions = static_cast<int>(on_selection->front()->primary().actions().size());
+    for (const Budget& budget : options.budgets)
+      own_choice.push_back(BestFixedAction(*on_selection, dataset, cell_selection,
+                                           EvalOptions{budget, options.shield, options.seed},
+                                           num_actions));
+    on_selection_by_pair.push_back(*std::move(on_selection));
+  }
+  // The anchor: the action most cells choose (the lowest on ties).
+  int anchor = -1;
+  if (anchored) {
+    std::map<int, int> votes;
+    for (int a : own_choice) ++votes[a];
+    int most = 0;
+    for (const auto& [action, count] : votes)
+      if (count > most) most = count, anchor = action;
+  }
+  std::vector<FallbackEntry> entries;
+  for (size_t p = 0; p < pairs.size(); ++p) {
+    const ProfilePair& pair = pairs[p];
+    SimulatorConfig cell = config;
+    cell.device = pair.device;
+    cell.network = pair.network;
+    const std::vector<std::shared_ptr<const Scorer>>* on_selection = &on_selection_by_pair[p];
     auto on_validation = HeldOutScorersFittedOn(dataset, validation_episodes, cell, options.seed);
     if (!on_validation.ok()) return on_validation.status();
     const Simulator& simulator = on_selection->front()->primary();
-    const int num_actions = simulator.actions().size();
-    for (const Budget& budget : options.budgets) {
+    const int num_actions = static_cast<int>(simulator.actions().size());
+    for (size_t b = 0; b < options.budgets.size(); ++b) {
+      const Budget& budget = options.budgets[b];
       const EvalOptions eval{budget, options.shield, options.seed};
       FallbackEntry entry;
       entry.device = pair.device;
@@ -315,23 +410,12 @@ absl::StatusOr<FallbackTable> SelectFallback(const data::Dataset& dataset,
         entry.action_time_s.push_back(simulator.costs().time_s(a));
         entry.action_money_usd.push_back(simulator.costs().money_usd(a));
       }
-      // The best fixed action: the highest worst case, over the scorers, of
-      // its margin over the best fixed action under each.
-      std::vector<Rewards> fixed(num_actions);
-      for (int a = 0; a < num_actions; ++a) {
-        FixedPolicy policy(a, "fixed");
-        fixed[a] = Evaluate(*on_selection, dataset, fixed_selection_episodes, policy, eval);
-      }
-      std::vector<double> best_mean(on_selection->size(), -std::numeric_limits<double>::infinity());
-      for (size_t s = 0; s < on_selection->size(); ++s)
-        for (int a = 0; a < num_actions; ++a)
-          best_mean[s] = std::max(best_mean[s], Mean(fixed[a][s]));
-      double best_worst = -std::numeric_limits<double>::infinity();
-      for (int a = 0; a < num_actions; ++a) {
-        double worst = std::numeric_limits<double>::infinity();
-        for (size_t s = 0; s < on_selection->size(); ++s)
-          worst = std::min(worst, Mean(fixed[a][s]) - best_mean[s]);
-        if (worst > best_worst) best_worst = worst, entry.fixed_action = a;
+      entry.fixed_action = own_choice[p * options.budgets.size() + b];
+      if (anchored && entry.fixed_action != anchor) {
+        FixedPolicy own(entry.fixed_action, "fixed"), base(anchor, "fixed");
+        if (!ConfidentlyAhead(*on_validation, dataset, validation_episodes, own, base, eval,
+                              options.confidence_z))
+          entry.fixed_action = anchor;
       }
       // The candidate against it on episodes it never trained on.
       FixedPolicy bar(entry.fixed_action, "fixed");

@@ -266,6 +266,9 @@ absl::StatusOr<TrainRun> RunTraining(const data::Dataset& dataset,
     env::FallbackSelectionOptions selection;
     selection.budgets = env::DefaultFallbackBudgets();
     selection.seed = options.seed;
+    auto rule = env::ParseFixedActionRule(options.fallback_fixed_action);
+    if (!rule.ok()) return rule.status();
+    selection.fixed_action_rule = *rule;
     auto table =
         env::SelectFallback(dataset, train_episodes, validation, config, candidate, selection);
     if (!table.ok()) return table.status();

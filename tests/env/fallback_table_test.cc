@@ -3,6 +3,7 @@
 // where episodes it never trained on show it ahead of the best fixed action.
 #include <limits>
 #include <memory>
+#include <set>
 
 #include "gtest/gtest.h"
 #include "lcio/env/baselines.h"
@@ -288,6 +289,64 @@ TEST(SelectFallback, ServesACandidateOnlyWhereValidationShowsItAhead) {
   FallbackPolicy served(std::make_unique<FixedPolicy>((cell_action + 1) % 5, "other"),
                         std::make_shared<const FallbackTable>(*fixed), training);
   EXPECT_EQ(served.Act(c, nullptr), cell_action);
+}
+
+TEST(SelectFallback, AnchoredKeepsOneActionUnlessValidationConfirmsACellsOwn) {
+  // Every answer from the cloud scores 9, a local one 1: with room for it a
+  // cloud call is best; where only a local answer fits (money budgets below
+  // the cheapest cloud call's 0.001 USD), local is, but no better than the
+  // cloud call the shield replaces by it.
+  const data::Dataset d =
+      testing::TwoTaskDataset([](int, int action) { return action == 0 ? 1.0 : 9.0; });
+  const SimulatorConfig config = testing::TwoViewConfig();
+  const std::vector<int> training = Range(0, 30), validation = Range(20, 30);
+  TaskRulePolicy local(TaskRule{{0, 0}}, Range(0, 20));
+  FallbackSelectionOptions options;
+  options.budgets = {Budget{1000, 10}, Budget{500, 5}, Budget{1000, 0.0005}};
+  auto per_cell = SelectFallback(d, training, validation, config, local, options);
+  ASSERT_TRUE(per_cell.ok()) << per_cell.status();
+  options.fixed_action_rule = FixedActionRule::kAnchored;
+  auto anchored = SelectFallback(d, training, validation, config, local, options);
+  ASSERT_TRUE(anchored.ok()) << anchored.status();
+  ASSERT_EQ(per_cell->entries().size(), anchored->entries().size());
+  // Two generous cells to one tight per profile: the anchor is the generous
+  // cells' cloud call. The tight cells chose local on their own, which the
+  // validation episodes do not show ahead of the anchor: they answer with
+  // the anchor (where it does not fit, the cheapest action that does).
+  std::set<int> generous;
+  for (size_t i = 0; i < anchored->entries().size(); ++i) {
+    const FallbackEntry& p = per_cell->entries()[i];
+    const FallbackEntry& a = anchored->entries()[i];
+    if (p.budget.money_usd > 1) {
+      EXPECT_NE(p.fixed_action, 0) << p.device;
+      EXPECT_EQ(a.fixed_action, p.fixed_action) << a.device;
+      generous.insert(a.fixed_action);
+    } else {
+      EXPECT_EQ(p.fixed_action, 0) << p.device;
+      EXPECT_NE(a.fixed_action, 0) << a.device;
+    }
+  }
+  ASSERT_EQ(generous.size(), 1u);
+  for (const FallbackEntry& a : anchored->entries())
+    EXPECT_EQ(a.fixed_action, *generous.begin()) << a.device << " " << a.budget.money_usd;
+
+  // A departure the validation episodes confirm is kept: with one generous
+  // budget to two tight ones the anchor is local, and the generous cells'
+  // cloud call beats it by far.
+  options.budgets = {Budget{1000, 10}, Budget{1000, 0.0005}, Budget{1000, 0.0004}};
+  auto confirmed = SelectFallback(d, training, validation, config, local, options);
+  ASSERT_TRUE(confirmed.ok()) << confirmed.status();
+  for (const FallbackEntry& a : confirmed->entries()) {
+    if (a.budget.money_usd > 1)
+      EXPECT_NE(a.fixed_action, 0) << a.device;
+    else
+      EXPECT_EQ(a.fixed_action, 0) << a.device;
+  }
+
+  EXPECT_EQ(*ParseFixedActionRule("anchored"), FixedActionRule::kAnchored);
+  EXPECT_EQ(*ParseFixedActionRule(FixedActionRuleName(FixedActionRule::kPerCell)),
+            FixedActionRule::kPerCell);
+  EXPECT_EQ(ParseFixedActionRule("mode").status().code(), absl::StatusCode::kInvalidArgument);
 }
 
 TEST(SelectFallback, RefusesACandidateThatTrainedOnAValidationEpisode) {

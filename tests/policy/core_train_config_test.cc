@@ -105,6 +105,31 @@ TEST(TrainConfigJson, HyperparametersFillTheFileOrTheCallersAlgorithm) {
   EXPECT_EQ(bad.budgets.extreme_share, 0.4);
 }
 
+TEST(TrainConfigJson, FallbackFixedActionRuleIsReadCheckedAndRecordedWhenNotTheDefault) {
+  TrainOptions options;
+  EXPECT_EQ(options.fallback_fixed_action, "per_cell");
+  ASSERT_TRUE(
+      ApplyTrainConfigJson(
+          R"({"fallback_validation_share": 0.2, "fallback_fixed_action": "anchored"})", &options)
+          .ok());
+  EXPECT_EQ(options.fallback_fixed_action, "anchored");
+  EXPECT_TRUE(ValidateTrainOptions(options).ok());
+  const std::string json =
+      TrainingConfigJson(options, env::SimulatorConfig(), *Hyperparameters(options), "cpu", {});
+  EXPECT_NE(json.find("\"fallback_fixed_action\":\"anchored\""), std::string::npos) << json;
+  options.fallback_fixed_action = "per_cell";
+  EXPECT_EQ(
+      TrainingConfigJson(options, env::SimulatorConfig(), *Hyperparameters(options), "cpu", {})
+          .find("fallback_fixed_action"),
+      std::string::npos);
+  options.fallback_fixed_action = "mode";
+  const absl::Status s = ValidateTrainOptions(options);
+  EXPECT_EQ(s.code(), absl::StatusCode::kInvalidArgument);
+  EXPECT_EQ(s.message(), "fallback_fixed_action = \"mode\": must be per_cell or anchored");
+  EXPECT_NE(OptionsMarkdown().find("| `--fallback_fixed_action` | `fallback_fixed_action` |"),
+            std::string::npos);
+}
+
 TEST(TrainConfigJson, RecordsTheAlgorithmsTablesAsNumbers) {
   TrainOptions options;
   options.algo = "rc-a2c";

@@ -11,6 +11,7 @@
 #include "absl/strings/str_format.h"
 #include "absl/strings/str_join.h"
 #include "lcio/data/json_parse.h"
+#include "lcio/env/fallback.h"
 #include "lcio/policy/trainer.h"
 
 namespace lcio::policy {
@@ -284,6 +285,10 @@ absl::Status ValidateTrainOptions(const TrainOptions& options) {
     return absl::InvalidArgumentError(
         absl::StrCat("fallback_validation_share = ", options.fallback_validation_share,
                      ": must be in [0, 0.5]"));
+  if (auto rule = env::ParseFixedActionRule(options.fallback_fixed_action); !rule.ok())
+    return absl::InvalidArgumentError(absl::StrCat("fallback_fixed_action = \"",
+                                                   options.fallback_fixed_action.substr(0, 64),
+                                                   "\": must be per_cell or anchored"));
   return options.budgets.Validate();
 }
 
@@ -367,13 +372,15 @@ absl::Status ApplyTrainConfigJson(const std::string& json, TrainOptions* options
         options->cross_fit_folds = value.get<int>();
       } else if (key == "fallback_validation_share") {
         options->fallback_validation_share = value.get<double>();
+      } else if (key == "fallback_fixed_action") {
+        options->fallback_fixed_action = value.get<std::string>();
       } else {
         const std::vector<std::string> observation = OptionNames<ObservationConfig>();
         if (std::find(observation.begin(), observation.end(), key) == observation.end())
           return absl::InvalidArgumentError(absl::StrCat(
               "training config: key \"", key.substr(0, 64),
               "\" is not known (algo, timesteps, seed, hyperparameters, budget_distribution, "
-              "cross_fit_folds, fallback_validation_share, ",
+              "cross_fit_folds, fallback_validation_share, fallback_fixed_action, ",
               absl::StrJoin(observation, ", "), ", training_profiles)"));
         if (auto s = SetOption<ObservationConfig>(options, key, value.get<bool>(), ""); !s.ok())
           return s;
@@ -400,6 +407,9 @@ std::string TrainingConfigJson(const TrainOptions& options, const env::Simulator
   // Only when used, so that artifacts without a fallback stay byte-identical.
   if (options.fallback_validation_share > 0)
     j["fallback_validation_share"] = options.fallback_validation_share;
+  // Only when not the default, so that earlier artifacts stay byte-identical.
+  if (options.fallback_validation_share > 0 && options.fallback_fixed_action != "per_cell")
+    j["fallback_fixed_action"] = options.fallback_fixed_action;
   // Only when used, so that single-profile artifacts stay byte-identical.
   if (options.profile_aware || !profiles.empty()) j["profile_aware"] = true;
   if (!profiles.empty()) {
@@ -458,26 +468,30 @@ void AppendTable(const std::string& title, const std::string& intro, const char*
 std::string OptionsMarkdown() {
   const TrainOptions defaults;
   std::string out;
-  absl::StrAppend(&out, "### Run\n\n| option | JSON key | default | meaning |\n|---|---|---|---|\n",
-                  "| `--algo` | `algo` | ", defaults.algo, " | ",
-                  absl::StrJoin(KnownAlgorithms(), ", "), " |\n",
-                  "| `--timesteps` | `timesteps` | ", defaults.timesteps,
-                  " | environment steps, in [1, 1e9] |\n", "| `--seed` | `seed` | ", defaults.seed,
-                  " | network init, sampling, episodes, budgets |\n",
-                  "| `--cross_fit_folds` | `cross_fit_folds` | ", defaults.cross_fit_folds,
-                  " | in [1, 100]; >= 2 scores each training episode with a kNN fitted on the "
-                  "other folds |\n",
-                  "| `--fallback_validation_share` | `fallback_validation_share` | ",
-                  defaults.fallback_validation_share,
-                  " | in [0, 0.5]; > 0 holds that share of the training episodes out of learning "
-                  "to validate the network against the best fixed action per device x network x "
-                  "budget (the validated fallback) |\n",
-                  "| `--training_profiles` | `training_profiles` | (none) | \"all\" or a list of "
-                  "device/network pairs drawn per episode; implies profile_aware |\n",
-                  "| `--torch_threads` | (recorded) | ", defaults.torch_threads,
-                  " | LibTorch intra-op threads, in [1, 256] |\n",
-                  "| `--torch_device` | (recorded as `device`) | ", defaults.device,
-                  " | auto, cpu, cuda or cuda:N |\n\n");
+  absl::StrAppend(
+      &out, "### Run\n\n| option | JSON key | default | meaning |\n|---|---|---|---|\n",
+      "| `--algo` | `algo` | ", defaults.algo, " | ", absl::StrJoin(KnownAlgorithms(), ", "),
+      " |\n", "| `--timesteps` | `timesteps` | ", defaults.timesteps,
+      " | environment steps, in [1, 1e9] |\n", "| `--seed` | `seed` | ", defaults.seed,
+      " | network init, sampling, episodes, budgets |\n",
+      "| `--cross_fit_folds` | `cross_fit_folds` | ", defaults.cross_fit_folds,
+      " | in [1, 100]; >= 2 scores each training episode with a kNN fitted on the "
+      "other folds |\n",
+      "| `--fallback_validation_share` | `fallback_validation_share` | ",
+      defaults.fallback_validation_share,
+      " | in [0, 0.5]; > 0 holds that share of the training episodes out of learning "
+      "to validate the network against the best fixed action per device x network x "
+      "budget (the validated fallback) |\n",
+      "| `--fallback_fixed_action` | `fallback_fixed_action` | ", defaults.fallback_fixed_action,
+      " | per_cell or anchored: the fallback's fixed action is each cell's best on the "
+      "training side, or one action for all cells (the one most cells choose) unless "
+      "the validation episodes confirm a cell's own |\n",
+      "| `--training_profiles` | `training_profiles` | (none) | \"all\" or a list of "
+      "device/network pairs drawn per episode; implies profile_aware |\n",
+      "| `--torch_threads` | (recorded) | ", defaults.torch_threads,
+      " | LibTorch intra-op threads, in [1, 256] |\n",
+      "| `--torch_device` | (recorded as `device`) | ", defaults.device,
+      " | auto, cpu, cuda or cuda:N |\n\n");
   AppendTable<ObservationConfig>("Observation", "Flags of the same name; top-level JSON keys.",
                                  "true, false", &out);
   const env::BudgetDistribution budgets = DefaultBudgetDistribution();

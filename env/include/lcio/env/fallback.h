@@ -124,10 +124,27 @@ class FallbackPolicy : public Policy {
   std::vector<int> decision_model_episodes_;
 };
 
+// How each cell's fixed action is chosen (docs/training.md, "The validated
+// fallback").
+enum class FixedActionRule {
+  // Each cell's best on the whole training side.
+  kPerCell,
+  // Each cell's best without the validation episodes; the action most cells
+  // choose is the anchor, and a cell keeps its own only where it beats the
+  // anchor on the validation episodes by confidence_z standard errors under
+  // every held-out scorer. One choice for all cells leaves less room for
+  // selection noise than one per cell.
+  kAnchored,
+};
+// "per_cell", "anchored"; INVALID_ARGUMENT names the value and the choices.
+absl::StatusOr<FixedActionRule> ParseFixedActionRule(const std::string& name);
+const char* FixedActionRuleName(FixedActionRule rule);
+
 struct FallbackSelectionOptions {
   // The conversation budgets of the table's entries; each is crossed with
   // every device x network of the configuration's catalog.
   std::vector<Budget> budgets;
+  FixedActionRule fixed_action_rule = FixedActionRule::kPerCell;
   // The policy is served only where its lower bound (mean - z * SE of the
   // paired per-episode margin) is above zero under every held-out scorer.
   // 2, not 1: with a few dozen validation episodes and ~100 cells, a bound
@@ -144,9 +161,10 @@ std::vector<Budget> DefaultFallbackBudgets();
 // Selects the table. Per device x network x budget: the best fixed action is
 // the one of highest worst-case margin over the best fixed action under each
 // held-out scorer fitted on `fixed_selection_episodes` (a training side: a
-// fixed action learns nothing, so all of it is used); then `candidate` and
-// that action are scored on `validation_episodes` by held-out scorers fitted
-// on them, and the candidate is served where it is confidently ahead.
+// fixed action learns nothing, so all of it is used; kAnchored leaves the
+// validation episodes out and anchors the choice, above); then `candidate`
+// and that action are scored on `validation_episodes` by held-out scorers
+// fitted on them, and the candidate is served where it is confidently ahead.
 // `candidate` must not have trained on a validation episode
 // (CheckDecisionModelHeldOut).
 absl::StatusOr<FallbackTable> SelectFallback(const data::Dataset& dataset,
