@@ -343,6 +343,24 @@ TEST(SelectFallback, AnchoredKeepsOneActionUnlessValidationConfirmsACellsOwn) {
       EXPECT_EQ(a.fixed_action, 0) << a.device;
   }
 
+  // A tied vote (one generous, one tight cell per profile) takes the lowest
+  // action, local, and the generous cells' confirmed cloud call stays.
+  options.budgets = {Budget{1000, 10}, Budget{1000, 0.0005}};
+  auto tied = SelectFallback(d, training, validation, config, local, options);
+  ASSERT_TRUE(tied.ok()) << tied.status();
+  for (const FallbackEntry& a : tied->entries()) {
+    if (a.budget.money_usd > 1)
+      EXPECT_NE(a.fixed_action, 0) << a.device;
+    else
+      EXPECT_EQ(a.fixed_action, 0) << a.device;
+  }
+  // Anchored needs selection episodes outside the validation ones.
+  TaskRulePolicy untrained(TaskRule{{0, 0}}, {});
+  auto none_left = SelectFallback(d, validation, validation, config, untrained, options);
+  EXPECT_EQ(none_left.status().code(), absl::StatusCode::kInvalidArgument);
+  EXPECT_NE(none_left.status().message().find("anchored needs at least 2"), std::string::npos)
+      << none_left.status();
+
   EXPECT_EQ(*ParseFixedActionRule("anchored"), FixedActionRule::kAnchored);
   EXPECT_EQ(*ParseFixedActionRule(FixedActionRuleName(FixedActionRule::kPerCell)),
             FixedActionRule::kPerCell);

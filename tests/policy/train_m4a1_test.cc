@@ -4,6 +4,7 @@
 // unconstrained algorithm does not.
 #include <algorithm>
 #include <iostream>
+#include <map>
 #include <string>
 
 #include "gtest/gtest.h"
@@ -488,6 +489,38 @@ INSTANTIATE_TEST_SUITE_P(AllAlgorithms, Determinism,
 // learning, the table covers every device x network x budget, the decisions
 // depend on the whole training side and on nothing else, and the artifact
 // decides as the network behind its table did in memory.
+// fallback_fixed_action reaches the selection: anchored, more cells answer
+// with the table's most common fixed action than per cell, and the
+// configuration records the rule (per_cell, the default, is not recorded).
+TEST(ValidatedFallback, AnchoredRuleReachesTheTable) {
+  TrainOptions options = ShortRun("rc-ppo", 4);
+  options.timesteps = 2000;
+  options.ppo.n_steps = 512;
+  options.fit_aware = true;
+  options.all_profiles = true;
+  options.fallback_validation_share = 0.2;
+  const data::Dataset& dataset = testing::EmbeddedDataset();
+  auto per_cell = Train(dataset, SplitOne().train, env::SimulatorConfig(), options);
+  ASSERT_TRUE(per_cell.ok()) << per_cell.status();
+  options.fallback_fixed_action = "anchored";
+  auto anchored = Train(dataset, SplitOne().train, env::SimulatorConfig(), options);
+  ASSERT_TRUE(anchored.ok()) << anchored.status();
+  auto most_common = [](const env::FallbackTable& table) {
+    std::map<int, int> count;
+    for (const env::FallbackEntry& e : table.entries()) ++count[e.fixed_action];
+    int most = 0;
+    for (const auto& [action, n] : count) most = std::max(most, n);
+    return most;
+  };
+  ASSERT_EQ(anchored->fallback->entries().size(), per_cell->fallback->entries().size());
+  EXPECT_GT(most_common(*anchored->fallback), most_common(*per_cell->fallback))
+      << per_cell->summary.fallback_description << " / " << anchored->summary.fallback_description;
+  EXPECT_EQ(nlohmann::json::parse(anchored->summary.config_json).at("fallback_fixed_action"),
+            "anchored");
+  EXPECT_EQ(nlohmann::json::parse(per_cell->summary.config_json).count("fallback_fixed_action"),
+            0u);
+}
+
 TEST(ValidatedFallback, HoldsOutValidationAndTheArtifactDecidesAsTrained) {
   TrainOptions options = ShortRun("rc-ppo", 4);
   options.timesteps = 4000;

@@ -10,10 +10,10 @@
 // where it did not, the conversation is answered by that fixed action.
 //
 // The table is chosen at training time from the training side only (the
-// fixed action on all of it, the policy's validation on a slice held out of
-// its training), stored in the artifact and applied wherever the artifact
-// decides: lcio-eval, the server. The lookup is a pure function of the
-// decision context, so training, evaluation and serving agree.
+// fixed action on all of it, or anchored: on the rest and checked on the
+// slice; the policy's validation on a slice held out of its training), stored in the artifact and
+// applied wherever the artifact decides: lcio-eval, the server. The lookup is a pure function of
+// the decision context, so training, evaluation and serving agree.
 #pragma once
 
 #include <memory>
@@ -35,7 +35,7 @@ struct FallbackEntry {
   Budget budget;                // the conversation budget it was selected for
   // The profile's per-action costs: with `budget`, the entry's key.
   std::vector<double> action_time_s, action_money_usd;
-  int fixed_action = 0;       // the best fixed action on the training side
+  int fixed_action = 0;       // the fixed action chosen on the training side
   bool serve_policy = false;  // validated: the policy beats fixed_action
   // On the validation episodes, the worst case over the held-out scorers of
   // the policy's paired per-episode margin over fixed_action: its mean and
