@@ -485,20 +485,22 @@ INSTANTIATE_TEST_SUITE_P(AllAlgorithms, Determinism,
                            return name;
                          });
 
-// The validated fallback: a share of the training side is held out of
-// learning, the table covers every device x network x budget, the decisions
-// depend on the whole training side and on nothing else, and the artifact
-// decides as the network behind its table did in memory.
-// fallback_fixed_action reaches the selection: anchored, more cells answer
-// with the table's most common fixed action than per cell, and the
-// configuration records the rule (per_cell, the default, is not recorded).
-TEST(ValidatedFallback, AnchoredRuleReachesTheTable) {
+// A short rc-ppo run over every profile with the validated fallback.
+TrainOptions FallbackRun(int64_t timesteps) {
   TrainOptions options = ShortRun("rc-ppo", 4);
-  options.timesteps = 2000;
+  options.timesteps = timesteps;
   options.ppo.n_steps = 512;
   options.fit_aware = true;
   options.all_profiles = true;
   options.fallback_validation_share = 0.2;
+  return options;
+}
+
+// fallback_fixed_action reaches the selection: anchored, more cells answer
+// with the table's most common fixed action than per cell, and the
+// configuration records the rule (per_cell, the default, is not recorded).
+TEST(ValidatedFallback, AnchoredRuleReachesTheTable) {
+  TrainOptions options = FallbackRun(2000);
   const data::Dataset& dataset = testing::EmbeddedDataset();
   auto per_cell = Train(dataset, SplitOne().train, env::SimulatorConfig(), options);
   ASSERT_TRUE(per_cell.ok()) << per_cell.status();
@@ -521,13 +523,12 @@ TEST(ValidatedFallback, AnchoredRuleReachesTheTable) {
             0u);
 }
 
+// The validated fallback: a share of the training side is held out of
+// learning, the table covers every device x network x budget, the decisions
+// depend on the whole training side and on nothing else, and the artifact
+// decides as the network behind its table did in memory.
 TEST(ValidatedFallback, HoldsOutValidationAndTheArtifactDecidesAsTrained) {
-  TrainOptions options = ShortRun("rc-ppo", 4);
-  options.timesteps = 4000;
-  options.ppo.n_steps = 512;
-  options.fit_aware = true;
-  options.all_profiles = true;
-  options.fallback_validation_share = 0.2;
+  TrainOptions options = FallbackRun(4000);
   const data::Dataset& dataset = testing::EmbeddedDataset();
   auto trained = Train(dataset, SplitOne().train, env::SimulatorConfig(), options);
   ASSERT_TRUE(trained.ok()) << trained.status();
