@@ -16,6 +16,7 @@
 #include <deque>
 #include <filesystem>
 #include <mutex>
+#include <optional>
 #include <thread>
 
 #include "absl/strings/numbers.h"
@@ -279,7 +280,10 @@ struct GroupCommitter::State {
   bool stopping = false, exit = false, busy = false;
   bool waiting = false;  // the writer is blocked on `wake`
   uint64_t batches = 0;
-  std::chrono::steady_clock::time_point last_batch;  // when the last batch started
+  // When the last batch started; none before the first, which starts at once
+  // (a default time point is the clock's epoch, often boot: within an interval
+  // of boot it would hold the first batch back).
+  std::optional<std::chrono::steady_clock::time_point> last_batch;
 };
 
 GroupCommitter::GroupCommitter(std::unique_ptr<AppendLogWriter> writer, int max_pending)
@@ -323,8 +327,8 @@ void GroupCommitter::WriterLoop(std::shared_ptr<State> state) {
     // Stop wakes the writer to write what it has at once. (`waiting` stays
     // false: Submit need not wake a gathering writer.)
     const absl::Duration interval = state->writer->options().commit_interval;
-    if (interval > absl::ZeroDuration() && !state->stopping && !state->exit)
-      state->wake.wait_until(lock, state->last_batch + absl::ToChronoNanoseconds(interval),
+    if (interval > absl::ZeroDuration() && state->last_batch && !state->stopping && !state->exit)
+      state->wake.wait_until(lock, *state->last_batch + absl::ToChronoNanoseconds(interval),
                              [&] { return state->stopping || state->exit; });
     if (state->queue.empty()) continue;  // Stop answered it meanwhile
     state->last_batch = std::chrono::steady_clock::now();
