@@ -237,7 +237,7 @@ TEST_F(OpeEndToEndTest, CalibrationMeetsTheTargetOnHeldOutTraffic) {
   ASSERT_TRUE(sim.ok()) << sim.status();
   // The bar: within 2 points of a share, within 5% of a spend.
   for (const auto& [flag, bound] : std::vector<std::pair<std::string, double>>{
-           {"--target_cloud_share=0.5", 0.02}, {"--target_spend_usd=0.008", 0.05}}) {
+           {"--target_cloud_share=0.5", 0.02}, {"--target_spend_usd=0.001", 0.05}}) {
     auto [status, out] = Run({LCIO_CALIBRATE_BIN, "--log=" + dir_.File("traffic.json"),
                               "--policy=" + kPolicy, flag, "--format=json"});
     ASSERT_EQ(status, 0) << stderr_;
