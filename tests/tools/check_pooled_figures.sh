@@ -41,5 +41,8 @@ expect 26 "0.80 [0.70-0.98]" "$runs/afternoon-default-*.txt"
 expect 21 "0.79 [0.64-1.32]" "$runs/afternoon-final-*.txt"
 expect 35 "0.79 [0.59-1.32]" "$runs/evening-lineclassifier-*.txt" "$runs/evening-final-*.txt"
 expect 21 "0.78 [0.59-1.32]" "$runs/evening-final-*.txt"
+runs=bench/runs/2026-12-04
+expect 21 "0.83 [0.78-0.88]" "$runs/anchored-default-*.txt"
+expect 14 "0.76 [0.68-0.79]" "$runs/network128-*.txt"
 [[ $fail == 0 ]] && echo "check_pooled_figures: the quoted pooled figures come from the kept runs"
 exit $fail
