@@ -278,7 +278,8 @@ struct GroupCommitter::State {
   std::vector<Done> writing;                        // the batch being written; emptied if abandoned
   int64_t queued_records = 0, writing_records = 0;  // what `max` bounds
   bool stopping = false, exit = false, busy = false;
-  bool waiting = false;  // the writer is blocked on `wake`
+  bool waiting = false;    // the writer is blocked on `wake`
+  bool answering = false;  // the writer runs a batch's callbacks (outside the lock)
   uint64_t batches = 0;
   // When the last batch started; none before the first, which starts at once
   // (a default time point is the clock's epoch, often boot: within an interval
@@ -350,13 +351,15 @@ void GroupCommitter::WriterLoop(std::shared_ptr<State> state) {
     std::vector<Done> answer = std::move(state->writing);
     state->writing.clear();
     state->writing_records = 0;
+    state->answering = true;  // Stop returns only after the callbacks have run
     lock.unlock();
     for (size_t i = 0; i < answer.size(); ++i)
       if (answer[i])
         answer[i](first.ok() ? absl::StatusOr<uint64_t>(*first + i)
                              : absl::StatusOr<uint64_t>(first.status()));
     lock.lock();
-    if (state->queue.empty()) state->drained.notify_all();
+    state->answering = false;
+    state->drained.notify_all();  // Stop may wait for the callbacks, or for an empty queue
   }
   state->drained.notify_all();
 }
@@ -368,14 +371,19 @@ void GroupCommitter::Stop(absl::Time deadline) {
     if (state_->exit) return;
     state_->stopping = true;
     state_->wake.notify_all();  // a writer gathering a batch writes it now
-    state_->drained.wait_until(lock, absl::ToChronoTime(deadline),
-                               [this] { return state_->queue.empty() && state_->writing.empty(); });
+    state_->drained.wait_until(lock, absl::ToChronoTime(deadline), [this] {
+      return state_->queue.empty() && state_->writing.empty() && !state_->answering;
+    });
     for (auto& [line, done] : state_->queue) abandoned.push_back(std::move(done));
     state_->queue.clear();
     for (Done& done : state_->writing) abandoned.push_back(std::move(done));
     state_->writing.clear();
     state_->queued_records = state_->writing_records = 0;
     state_->exit = true;
+    // Callbacks already handed their result run to the end even past the
+    // deadline (they are short): a caller may free what they use once Stop
+    // returns.
+    state_->drained.wait(lock, [this] { return !state_->answering; });
   }
   state_->wake.notify_all();
   for (Done& done : abandoned)

@@ -182,8 +182,8 @@ void DecisionLogger::WorkerLoop() {
     // Let a batch gather: one wake-up (a futex call on the Decide thread,
     // a context switch here, cold caches) per batch rather than per record
     // when the server is busy. Stop wakes it at once.
-    if (options_.gather_interval > absl::ZeroDuration() && !stopping_)
-      wake_.wait_until(lock, last_batch_ + absl::ToChronoNanoseconds(options_.gather_interval),
+    if (options_.gather_interval > absl::ZeroDuration() && last_batch_ && !stopping_)
+      wake_.wait_until(lock, *last_batch_ + absl::ToChronoNanoseconds(options_.gather_interval),
                        [this] { return stopping_ || exit_; });
     if (exit_) break;
     if (queue_.empty()) continue;  // Stop abandoned it meanwhile

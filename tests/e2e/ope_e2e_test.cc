@@ -235,7 +235,10 @@ TEST_F(OpeEndToEndTest, BadJoinedInputIsRefusedWithTheFieldAndTheRule) {
 TEST_F(OpeEndToEndTest, CalibrationMeetsTheTargetOnHeldOutTraffic) {
   auto sim = Simulate(dir_.File("traffic.json"), 0.1, 10);
   ASSERT_TRUE(sim.ok()) << sim.status();
-  // The bar: within 2 points of a share, within 5% of a spend.
+  // The bar: within 2 points of a share, within 5% of a spend. The
+  // spend target is below the default policy's top (about 0.0016 USD per
+  // conversation: it takes the plain cloud call wherever it fits) and between
+  // two of its steps, so it is met only by mixing two budgets.
   for (const auto& [flag, bound] : std::vector<std::pair<std::string, double>>{
            {"--target_cloud_share=0.5", 0.02}, {"--target_spend_usd=0.001", 0.05}}) {
     auto [status, out] = Run({LCIO_CALIBRATE_BIN, "--log=" + dir_.File("traffic.json"),

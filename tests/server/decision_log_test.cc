@@ -10,6 +10,7 @@
 #include <random>
 #include <set>
 
+#include "absl/time/clock.h"
 #include "lcio/client/client.h"
 #include "lcio/policy/testing.h"
 #include "lcio/server/decision_logger.h"
@@ -300,6 +301,26 @@ TEST_F(DecisionLogServiceTest, ShutdownWritesWhatTheWorkerAndTheWriterAreGatheri
   EXPECT_EQ(logged, answered);
   for (const auto& [id, d] : records)
     EXPECT_EQ(static_cast<int>(d.context.history.size()), d.turn_index) << id;  // window >= 3
+}
+
+// The worker's first batch is taken at once, however long the gathering
+// interval (here a century, longer than any machine's uptime: a first batch
+// timed from the monotonic clock's epoch would wait it out on every machine).
+TEST_F(DecisionLogServiceTest, TheFirstRecordIsWrittenWithoutWaitingForTheGatheringInterval) {
+  StartServer([](ServerOptions& o) {
+    o.decision_log_gather_interval = absl::Hours(24 * 365 * 100);
+    o.decision_log_commit_interval = absl::ZeroDuration();
+  });
+  v1::DecideResponse r;
+  ASSERT_TRUE(client_->Decide(Request("a", 0), &r).ok());
+  const absl::Time give_up = absl::Now() + absl::Seconds(60);
+  while (test::ReadFile(log_path_).find(r.decision_id()) == std::string::npos &&
+         absl::Now() < give_up)
+    absl::SleepFor(absl::Milliseconds(10));
+  EXPECT_NE(test::ReadFile(log_path_).find(r.decision_id()), std::string::npos)
+      << "the record was not written before shutdown";
+  const auto records = StopAndRead();
+  EXPECT_EQ(records.count(r.decision_id()), 1u);
 }
 
 TEST_F(DecisionLogServiceTest, ExplorationSamplesAllowedActionsReproduciblyAndRequestsMayOptOut) {

@@ -2,10 +2,14 @@
 
 #include <gtest/gtest.h>
 
+#include <atomic>
+#include <chrono>
 #include <condition_variable>
 #include <mutex>
 #include <sstream>
+#include <thread>
 
+#include "absl/time/clock.h"
 #include "lcio/data/m4a1.h"
 #include "test_support.h"
 
@@ -298,10 +302,10 @@ TEST(AppendLogTest, ACommitIntervalGathersLinesAndStopWritesThemAtOnce) {
   options.name = "decision log";
   auto writer = AppendLogWriter::Open(path, options);
   ASSERT_TRUE(writer.ok()) << writer.status();
-  GroupCommitter committer(*std::move(writer), 1000);
-  std::mutex mu;
+  std::mutex mu;  // before the committer: its callbacks use them until it is gone
   std::condition_variable cv;
   std::vector<uint64_t> sequences;
+  GroupCommitter committer(*std::move(writer), 1000);
   auto done = [&](absl::StatusOr<uint64_t> sequence) {
     ASSERT_TRUE(sequence.ok()) << sequence.status();
     std::lock_guard<std::mutex> lock(mu);
@@ -326,6 +330,31 @@ TEST(AppendLogTest, ACommitIntervalGathersLinesAndStopWritesThemAtOnce) {
   std::string expected;
   for (int i = 0; i < 50; ++i) absl::StrAppend(&expected, "{\"line\":", i, "}\n");
   EXPECT_EQ(test::ReadFile(path), expected);
+}
+
+// A callback handed its result runs to its end before Stop returns, even
+// past Stop's deadline: the caller may free what the callbacks use once Stop
+// has returned (the decision logger's use its metrics).
+TEST(AppendLogTest, StopReturnsOnlyAfterARunningCallbackHasFinished) {
+  test::TempDir dir;
+  std::atomic<bool> started{false}, finished{false};
+  auto writer = AppendLogWriter::Open(dir.File("decisions.jsonl"), AppendLogOptions{});
+  ASSERT_TRUE(writer.ok()) << writer.status();
+  GroupCommitter committer(*std::move(writer), 10);
+  ASSERT_TRUE(committer
+                  .Submit("{\"line\":0}\n",
+                          [&](absl::StatusOr<uint64_t> sequence) {
+                            EXPECT_TRUE(sequence.ok()) << sequence.status();
+                            started = true;
+                            std::this_thread::sleep_for(std::chrono::milliseconds(300));
+                            finished = true;
+                          })
+                  .ok());
+  const absl::Time give_up = absl::Now() + absl::Seconds(60);
+  while (!started && absl::Now() < give_up) absl::SleepFor(absl::Milliseconds(1));
+  ASSERT_TRUE(started);
+  committer.Stop(absl::Now());  // the deadline has passed already
+  EXPECT_TRUE(finished);
 }
 
 TEST(ReportLogTest, ABatchBelowTheDiskFloorIsRefusedAndNothingIsWritten) {

@@ -33,7 +33,7 @@ struct AppendLogOptions {
   // The writer thread's nice value (0: as the process). A log nobody waits
   // for (the decision log) writes at a lower priority than the calls.
   int writer_nice = 0;
-  // The writer starts a batch at most once per interval (PostgreSQL's
+  // The writer starts a batch at most once per interval, the first at once (PostgreSQL's
   // commit_delay, in time): lines arriving meanwhile join it, so a busy log
   // pays one write(2) and one fdatasync per interval instead of one per
   // handful of lines. Each line is still answered only once durable; it
@@ -138,7 +138,9 @@ class GroupCommitter {
   // Stops accepting and waits until every queued line is answered or
   // `deadline` passes; then answers what is left (a batch stuck in a hung
   // write or fdatasync included) with UNAVAILABLE and returns without
-  // waiting for the disk. Idempotent.
+  // waiting for the disk. No `done` runs after it returns (one already
+  // running is waited for, past the deadline too), so never call it from a
+  // `done`. Idempotent.
   void Stop(absl::Time deadline);
   // Batches written so far (each with one fdatasync).
   uint64_t batches() const;

@@ -12,6 +12,7 @@
 #include <condition_variable>
 #include <memory>
 #include <mutex>
+#include <optional>
 #include <string>
 #include <thread>
 #include <vector>
@@ -111,11 +112,13 @@ class DecisionLogger {
   std::condition_variable wake_, drained_;
   std::vector<DecisionEvent> queue_;
   bool busy_ = false, stopping_ = false, exit_ = false, stopped_ = false;
-  bool waiting_ = false;                              // the worker is blocked on wake_
-  std::chrono::steady_clock::time_point last_batch_;  // when the worker last took the queue
-  std::atomic<bool> stopping_writer_{false};          // lines failing now: shutdown
-  LogRateLimiter shadow_log_{1};                      // shadow_skipped lines a second
-  std::vector<data::DecisionRecord> records_;         // the worker's, reused
+  bool waiting_ = false;  // the worker is blocked on wake_
+  // When the worker last took the queue; none before the first batch, which
+  // is taken at once (not an interval after the clock's epoch, often boot).
+  std::optional<std::chrono::steady_clock::time_point> last_batch_;
+  std::atomic<bool> stopping_writer_{false};   // lines failing now: shutdown
+  LogRateLimiter shadow_log_{1};               // shadow_skipped lines a second
+  std::vector<data::DecisionRecord> records_;  // the worker's, reused
   std::thread worker_;
 };
 
