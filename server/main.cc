@@ -85,6 +85,9 @@ ABSL_FLAG(double, fleet_control_kp, 0.05, "proportional gain (ln s per unit of r
 ABSL_FLAG(double, fleet_control_ki, 0.25,
           "integral gain (ln s per unit of relative error per update)");
 ABSL_FLAG(double, fleet_control_min_scale, 0.001, "lowest money-budget scale s, in (0, 1]");
+ABSL_FLAG(double, fleet_control_initial_scale, 1,
+          "s before the controller's first update (with --fleet_control=pi), in "
+          "[fleet_control_min_scale, 1]: e.g. the lcio_fleet_budget_scale_ratio a pod settled at");
 ABSL_FLAG(int64_t, fleet_control_every, 200,
           "answered decisions per measured block (one controller update per block)");
 ABSL_FLAG(int64_t, fleet_window, 5000,
@@ -218,6 +221,7 @@ int main(int argc, char** argv) {
   options.fleet.kp = absl::GetFlag(FLAGS_fleet_control_kp);
   options.fleet.ki = absl::GetFlag(FLAGS_fleet_control_ki);
   options.fleet.min_scale = absl::GetFlag(FLAGS_fleet_control_min_scale);
+  options.fleet.initial_scale = absl::GetFlag(FLAGS_fleet_control_initial_scale);
   options.fleet.update_every = absl::GetFlag(FLAGS_fleet_control_every);
   options.fleet.window = absl::GetFlag(FLAGS_fleet_window);
   if (absl::Status valid = options.fleet.Validate(); !valid.ok())

@@ -101,6 +101,10 @@ absl::Status FleetControlOptions::Validate() const {
   if (!(min_scale > 0 && min_scale <= 1))
     return absl::InvalidArgumentError(
         absl::StrCat("fleet_control_min_scale = ", min_scale, ": must be in (0, 1]"));
+  if (!(initial_scale >= min_scale && initial_scale <= 1))
+    return absl::InvalidArgumentError(absl::StrCat("fleet_control_initial_scale = ", initial_scale,
+                                                   ": must be in [fleet_control_min_scale (",
+                                                   min_scale, "), 1]"));
   if (update_every < 1 || update_every > 1000000000)
     return absl::InvalidArgumentError(
         absl::StrCat("fleet_control_every = ", update_every, ": must be in [1, 1e9] decisions"));
@@ -115,12 +119,18 @@ FleetController::FleetController(const FleetControlOptions& options, Metrics* me
     : options_(options),
       metrics_(metrics),
       next_update_at_(options.update_every),
-      pi_(options.kp, options.ki, std::log(options.min_scale), 0.0) {
+      pi_(options.kp, options.ki, std::log(options.min_scale), 0.0,
+          options.pi ? std::log(options.initial_scale) : 0.0) {
   absl::MutexLock lock(&mu_);
   state_.target = options_.target.value;
+  // The integral starts at ln(initial_scale), so the first update moves s
+  // from there as it would have from a controller that had settled there.
+  state_.scale = std::exp(pi_.output());
+  state_.integral = pi_.integral();
+  scale_.store(state_.scale, std::memory_order_relaxed);
   if (metrics_ != nullptr)
     metrics_->SetFleetTarget(options_.target.kind == FleetTarget::Kind::kSpendUsd,
-                             options_.target.value, 1.0);
+                             options_.target.value, state_.scale);
 }
 
 double FleetController::EffectiveMoney(double request_money_usd) const {

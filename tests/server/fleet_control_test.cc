@@ -59,6 +59,14 @@ TEST(FleetControlOptionsTest, ValidatesTheNumbers) {
   EXPECT_FALSE(bad([](FleetControlOptions& o) { o.ki = std::nan(""); }).ok());
   EXPECT_FALSE(bad([](FleetControlOptions& o) { o.min_scale = 0; }).ok());
   EXPECT_FALSE(bad([](FleetControlOptions& o) { o.min_scale = 1.5; }).ok());
+  EXPECT_FALSE(bad([](FleetControlOptions& o) { o.initial_scale = 1.5; }).ok());
+  EXPECT_FALSE(bad([](FleetControlOptions& o) { o.initial_scale = std::nan(""); }).ok());
+  const absl::Status below = bad([](FleetControlOptions& o) {
+    o.min_scale = 0.01;
+    o.initial_scale = 0.005;
+  });
+  EXPECT_TRUE(absl::StrContains(below.message(), "fleet_control_initial_scale = 0.005")) << below;
+  EXPECT_TRUE(bad([](FleetControlOptions& o) { o.initial_scale = o.min_scale; }).ok());
   EXPECT_FALSE(bad([](FleetControlOptions& o) { o.update_every = 0; }).ok());
   const absl::Status window = bad([](FleetControlOptions& o) { o.window = o.update_every - 1; });
   EXPECT_TRUE(absl::StrContains(window.message(), "fleet_window = 199")) << window;
@@ -166,6 +174,24 @@ TEST(FleetControllerTest, PiHoldsTheCloudShareFromFarAway) {
   EXPECT_LT(fleet.Scale(), 1);
   EXPECT_GE(fleet.Scale(), options.min_scale);
   EXPECT_LT(fleet.EffectiveMoney(0.05), 0.05);
+}
+
+// A warm start: s begins at the given scale (and the integral with it), and
+// the controller moves on from there; monitoring alone never lowers s.
+TEST(FleetControllerTest, AWarmStartBeginsAtTheInitialScale) {
+  FleetControlOptions options;
+  options.target = *FleetTarget::Parse("cloud_share:0.3");
+  options.initial_scale = 0.135;  // about where the plant gives 30%
+  FleetController monitor(options, nullptr);
+  EXPECT_EQ(monitor.Scale(), 1);
+  options.pi = true;
+  FleetController fleet(options, nullptr);
+  EXPECT_DOUBLE_EQ(fleet.Scale(), 0.135);
+  EXPECT_DOUBLE_EQ(fleet.state().scale, 0.135);
+  EXPECT_DOUBLE_EQ(fleet.state().integral, std::log(0.135));
+  Traffic measured;  // no settling: it starts settled
+  measured.Run(fleet, 20000);
+  EXPECT_NEAR(static_cast<double>(measured.cloud) / measured.decisions, 0.3, 0.02);
 }
 
 TEST(FleetControllerTest, PiHoldsTheSpendPerConversation) {

@@ -64,13 +64,18 @@ struct FleetControlOptions {
   bool pi = false;  // --fleet_control=pi; otherwise only monitored
   // Gains on the relative error (see FleetController), in units of ln(s).
   double kp = 0.05, ki = 0.25;
-  double min_scale = 0.001;    // lower bound of s
+  double min_scale = 0.001;  // lower bound of s
+  // s before the first update (with `pi`): a restarted pod can start where
+  // the last one settled (its lcio_fleet_budget_scale_ratio) instead of at 1,
+  // which matters where the policy's figure is flat in s (docs/ope.md).
+  double initial_scale = 1;
   int64_t update_every = 200;  // answered decisions per controller update
   int64_t window = 5000;       // decisions in the exported achieved figure's EW average
 
   // "off" | "pi".
   static absl::StatusOr<bool> ParseControl(absl::string_view flag);
   // Checks the numbers (finite, kp >= 0, ki >= 0, min_scale in (0, 1],
+  // initial_scale in [min_scale, 1],
   // update_every in [1, 1e9], window >= update_every and <= 1e12).
   absl::Status Validate() const;
 };
