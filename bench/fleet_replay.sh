@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # A fleet target held online, measured: lcio-server with --fleet_target TARGET and
 # --fleet_control=pi, lcio-loadgen replaying a traffic log (M4A1 schema) on 127.0.0.1; after
-# SETTLE decisions (the controller starts at s = 1), the next MEASURE decisions give the
+# SETTLE decisions (the controller starts at s = 1 unless --fleet_control_initial_scale is among
+# the extra flags), the next MEASURE decisions give the
 # achieved figure from the server's counters (independent of the controller's own window):
 #   cloud share = d lcio_decisions_total{target="cloud"} / d lcio_decisions_total
 #   spend       = d lcio_expected_cost_usd_total / d lcio_conversations_started_total

@@ -105,6 +105,9 @@ absl::Status FleetControlOptions::Validate() const {
     return absl::InvalidArgumentError(absl::StrCat("fleet_control_initial_scale = ", initial_scale,
                                                    ": must be in [fleet_control_min_scale (",
                                                    min_scale, "), 1]"));
+  if (!pi && initial_scale != 1)  // a forgotten --fleet_control=pi, not a silent no-op
+    return absl::InvalidArgumentError(absl::StrCat("fleet_control_initial_scale = ", initial_scale,
+                                                   ": needs --fleet_control=pi"));
   if (update_every < 1 || update_every > 1000000000)
     return absl::InvalidArgumentError(
         absl::StrCat("fleet_control_every = ", update_every, ": must be in [1, 1e9] decisions"));
@@ -125,7 +128,7 @@ FleetController::FleetController(const FleetControlOptions& options, Metrics* me
   state_.target = options_.target.value;
   // The integral starts at ln(initial_scale), so the first update moves s
   // from there as it would have from a controller that had settled there.
-  state_.scale = std::exp(pi_.output());
+  state_.scale = options_.pi ? options_.initial_scale : 1.0;  // exactly, not exp(log(s))
   state_.integral = pi_.integral();
   scale_.store(state_.scale, std::memory_order_relaxed);
   if (metrics_ != nullptr)

@@ -568,6 +568,7 @@ absl::StatusOr<std::unique_ptr<ServerApp>> ServerApp::Start(const ServerOptions&
       .Str("fleet_target", o.fleet.target.KindName())
       .Num("fleet_target_value", o.fleet.target.value)
       .Bool("fleet_control", o.fleet.target.enabled() && o.fleet.pi)
+      .Num("fleet_control_initial_scale", o.fleet.initial_scale)
       .Str("version", LCIO_VERSION);
   return app;
 }

@@ -66,7 +66,12 @@ TEST(FleetControlOptionsTest, ValidatesTheNumbers) {
     o.initial_scale = 0.005;
   });
   EXPECT_TRUE(absl::StrContains(below.message(), "fleet_control_initial_scale = 0.005")) << below;
-  EXPECT_TRUE(bad([](FleetControlOptions& o) { o.initial_scale = o.min_scale; }).ok());
+  EXPECT_TRUE(bad([](FleetControlOptions& o) {
+                o.pi = true;
+                o.initial_scale = o.min_scale;
+              }).ok());
+  const absl::Status unused = bad([](FleetControlOptions& o) { o.initial_scale = 0.5; });
+  EXPECT_TRUE(absl::StrContains(unused.message(), "needs --fleet_control=pi")) << unused;
   EXPECT_FALSE(bad([](FleetControlOptions& o) { o.update_every = 0; }).ok());
   const absl::Status window = bad([](FleetControlOptions& o) { o.window = o.update_every - 1; });
   EXPECT_TRUE(absl::StrContains(window.message(), "fleet_window = 199")) << window;
@@ -176,22 +181,37 @@ TEST(FleetControllerTest, PiHoldsTheCloudShareFromFarAway) {
   EXPECT_LT(fleet.EffectiveMoney(0.05), 0.05);
 }
 
-// A warm start: s begins at the given scale (and the integral with it), and
-// the controller moves on from there; monitoring alone never lowers s.
+// A warm start: s begins at the given scale exactly (and the integral at
+// its logarithm), and the controller stays near it where it is already
+// right; a cold start from s = 1 is still far off after as many decisions.
+// Monitoring alone never lowers s.
 TEST(FleetControllerTest, AWarmStartBeginsAtTheInitialScale) {
   FleetControlOptions options;
   options.target = *FleetTarget::Parse("cloud_share:0.3");
   options.initial_scale = 0.135;  // about where the plant gives 30%
   FleetController monitor(options, nullptr);
   EXPECT_EQ(monitor.Scale(), 1);
+  EXPECT_EQ(monitor.state().scale, 1);
+  EXPECT_EQ(monitor.state().integral, 0);
   options.pi = true;
-  FleetController fleet(options, nullptr);
-  EXPECT_DOUBLE_EQ(fleet.Scale(), 0.135);
-  EXPECT_DOUBLE_EQ(fleet.state().scale, 0.135);
-  EXPECT_DOUBLE_EQ(fleet.state().integral, std::log(0.135));
+  FleetController warm(options, nullptr);
+  EXPECT_EQ(warm.Scale(), 0.135);
+  EXPECT_EQ(warm.state().scale, 0.135);
+  EXPECT_DOUBLE_EQ(warm.state().integral, std::log(0.135));
+  options.initial_scale = 1;
+  FleetController cold(options, nullptr);
+  Traffic warm_traffic, cold_traffic;
+  warm_traffic.Run(warm, 600);  // three updates
+  cold_traffic.Run(cold, 600);
+  EXPECT_LT(std::abs(std::log(warm.Scale() / 0.135)), 0.3) << warm.Scale();
+  EXPECT_GT(std::abs(std::log(cold.Scale() / 0.135)), 0.6) << cold.Scale();
   Traffic measured;  // no settling: it starts settled
-  measured.Run(fleet, 20000);
+  measured.Run(warm, 20000);
   EXPECT_NEAR(static_cast<double>(measured.cloud) / measured.decisions, 0.3, 0.02);
+  // At the floor, s is the floor itself (exp(log(s)) can round below it).
+  options.min_scale = options.initial_scale = 0.003;
+  FleetController floor(options, nullptr);
+  EXPECT_EQ(floor.Scale(), 0.003);
 }
 
 TEST(FleetControllerTest, PiHoldsTheSpendPerConversation) {

@@ -75,7 +75,7 @@ struct FleetControlOptions {
   // "off" | "pi".
   static absl::StatusOr<bool> ParseControl(absl::string_view flag);
   // Checks the numbers (finite, kp >= 0, ki >= 0, min_scale in (0, 1],
-  // initial_scale in [min_scale, 1],
+  // initial_scale in [min_scale, 1] and 1 unless pi,
   // update_every in [1, 1e9], window >= update_every and <= 1e12).
   absl::Status Validate() const;
 };
