@@ -35,9 +35,13 @@ LCIO_INLINE Vec8 Load8(const float* p) {
 }
 LCIO_INLINE void Store8(float* p, Vec8 v) { std::memcpy(p, &v, sizeof v); }
 
-// Outputs go in chunks of 32 columns (four Vec8) whose sums stay in registers
-// across the whole input loop; the rest of a layer (e.g. a 9-action head)
-// takes a plain loop.
+// Outputs go in chunks of 64 columns (eight Vec8, then one of 32 for a
+// remainder of 32 to 63) whose sums stay in registers across the whole input
+// loop: eight independent sums keep both FMA units busy where four were
+// bound by the FMA's latency. The rest of a layer (e.g. a 9-action head)
+// takes a plain loop. Each output is the same sum in the same order (bias,
+// then input by input) on every path, so the chunking never changes a result.
+constexpr int kWideChunk = 64;
 constexpr int kChunk = 32;
 // Inputs are compacted to their non-zero entries first, without branches:
 // observations are mostly zeros (one-hots, history flags) and half of a ReLU
@@ -68,6 +72,31 @@ LCIO_KERNEL void LayerForward(const float* x, int rows, int in, const float* w, 
       const int nz = Compact(xr + i0, std::min(kBlock, in - i0), index, value);
       const float* wb = w + static_cast<size_t>(i0) * width;
       int o0 = 0;
+      for (; o0 + kWideChunk <= width; o0 += kWideChunk) {
+        Vec8 a0 = Load8(yr + o0), a1 = Load8(yr + o0 + 8), a2 = Load8(yr + o0 + 16),
+             a3 = Load8(yr + o0 + 24), a4 = Load8(yr + o0 + 32), a5 = Load8(yr + o0 + 40),
+             a6 = Load8(yr + o0 + 48), a7 = Load8(yr + o0 + 56);
+        for (int k = 0; k < nz; ++k) {
+          const float* wi = wb + static_cast<size_t>(index[k]) * width + o0;
+          const Vec8 v = Vec8{} + value[k];
+          a0 += v * Load8(wi);
+          a1 += v * Load8(wi + 8);
+          a2 += v * Load8(wi + 16);
+          a3 += v * Load8(wi + 24);
+          a4 += v * Load8(wi + 32);
+          a5 += v * Load8(wi + 40);
+          a6 += v * Load8(wi + 48);
+          a7 += v * Load8(wi + 56);
+        }
+        Store8(yr + o0, a0);
+        Store8(yr + o0 + 8, a1);
+        Store8(yr + o0 + 16, a2);
+        Store8(yr + o0 + 24, a3);
+        Store8(yr + o0 + 32, a4);
+        Store8(yr + o0 + 40, a5);
+        Store8(yr + o0 + 48, a6);
+        Store8(yr + o0 + 56, a7);
+      }
       for (; o0 + kChunk <= width; o0 += kChunk) {
         Vec8 a0 = Load8(yr + o0), a1 = Load8(yr + o0 + 8), a2 = Load8(yr + o0 + 16),
              a3 = Load8(yr + o0 + 24);
@@ -84,6 +113,10 @@ LCIO_KERNEL void LayerForward(const float* x, int rows, int in, const float* w, 
         Store8(yr + o0 + 16, a2);
         Store8(yr + o0 + 24, a3);
       }
+      // Input by input, not column by column: a sum over k in one scalar
+      // would be a reduction, which reassociation (this file's flags) may
+      // split into partial sums and so change. (An eight-column register
+      // sum here was slower for a 9-action head: one chain of dependent FMAs.)
       for (int k = 0; k < nz && o0 < width; ++k) {
         const float* wi = wb + static_cast<size_t>(index[k]) * width;
         for (int o = o0; o < width; ++o) yr[o] += value[k] * wi[o];
