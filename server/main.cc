@@ -36,6 +36,9 @@ ABSL_FLAG(int32_t, max_inflight, 256, "Decide calls in flight; beyond: RESOURCE_
 ABSL_FLAG(int32_t, batch_max, 32, "rows per forward pass");
 ABSL_FLAG(int32_t, batch_wait_us, 200,
           "longest wait for a batch to fill (only while other requests are on their way)");
+ABSL_FLAG(std::string, micro_batching, "auto",
+          "auto: batch the rows of a policy on a GPU, score each row on its own call's thread on "
+          "the CPU (where a row costs the same in any batch); on: batch every row; off: none");
 ABSL_FLAG(int64_t, max_conversations, 100000, "conversations kept (LRU eviction beyond)");
 ABSL_FLAG(double, conversation_idle_s, 1800, "idle conversations expire after this");
 ABSL_FLAG(std::string, report_log, "",
@@ -170,6 +173,9 @@ int main(int argc, char** argv) {
   options.batch_wait = absl::Microseconds(absl::GetFlag(FLAGS_batch_wait_us));
   if (options.max_inflight < 1 || options.batch_max < 1 || absl::GetFlag(FLAGS_batch_wait_us) < 0)
     return Fail("max_inflight and batch_max must be >= 1, batch_wait_us >= 0");
+  auto micro_batching = lcio::server::ParseMicroBatching(absl::GetFlag(FLAGS_micro_batching));
+  if (!micro_batching.ok()) return Fail(std::string(micro_batching.status().message()));
+  options.micro_batching = *micro_batching;
   if (absl::GetFlag(FLAGS_max_conversations) < 1) return Fail("max_conversations must be >= 1");
   options.max_conversations = static_cast<size_t>(absl::GetFlag(FLAGS_max_conversations));
   const double idle_s = absl::GetFlag(FLAGS_conversation_idle_s);

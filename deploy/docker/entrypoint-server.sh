@@ -16,6 +16,7 @@
 #   LCIO_REPORT_LOG       Report log file (enables Report); its directory is created
 #   LCIO_DECISION_LOG     decision log file (docs/decision_log.md); its directory is created
 #   LCIO_PROFILES, LCIO_LOG_LEVEL, LCIO_MAX_INFLIGHT, LCIO_BATCH_MAX, LCIO_BATCH_WAIT_US,
+#   LCIO_MICRO_BATCHING,
 #   LCIO_MAX_CONVERSATIONS, LCIO_CONVERSATION_IDLE_S, LCIO_WATCH_INTERVAL_MS,
 #   LCIO_TLS_CERT, LCIO_TLS_KEY, LCIO_TLS_CLIENT_CA, LCIO_REPORT_QUEUE_MAX,
 #   LCIO_REPORT_MAX_RECORD_BYTES, LCIO_REPORT_ROTATE_MB, LCIO_REPORT_MIN_FREE_MB,
@@ -81,6 +82,7 @@ add_flag LCIO_LOG_LEVEL log_level
 add_flag LCIO_MAX_INFLIGHT max_inflight
 add_flag LCIO_BATCH_MAX batch_max
 add_flag LCIO_BATCH_WAIT_US batch_wait_us
+add_flag LCIO_MICRO_BATCHING micro_batching
 add_flag LCIO_MAX_CONVERSATIONS max_conversations
 add_flag LCIO_CONVERSATION_IDLE_S conversation_idle_s
 add_flag LCIO_WATCH_INTERVAL_MS watch_interval_ms

@@ -91,6 +91,7 @@ const env::ObservationEncoder& InferenceEngine::encoder() const { return *impl_-
 const TaskClassifier& InferenceEngine::classifier() const { return impl_->classifier; }
 const env::FallbackTable& InferenceEngine::fallback() const { return impl_->fallback; }
 std::string InferenceEngine::device_name() const { return impl_->device.str(); }
+bool InferenceEngine::on_cpu() const { return impl_->device.is_cpu(); }
 int InferenceEngine::observation_size() const { return impl_->network.input_size(); }
 int InferenceEngine::num_actions() const { return impl_->network.output_size(); }
 

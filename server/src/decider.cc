@@ -110,10 +110,7 @@ void Decider::Refuse(Pending& pending, const absl::Status& status) {
 void Decider::Decide(const v1::DecideRequest& request, v1::DecideResponse* response,
                      absl::Time deadline, Done done, const std::string& peer_identity,
                      std::string* serialized) {
-  // Announced first, so that a batch forming now waits for this request.
-  batcher_->Announce();
   auto pending = std::make_shared<Pending>();
-  pending->announced = true;
   pending->request = &request;
   pending->response = response;
   pending->serialized = serialized;
@@ -125,6 +122,12 @@ void Decider::Decide(const v1::DecideRequest& request, v1::DecideResponse* respo
   };
   pending->policy = policies_->Get();
   if (pending->policy == nullptr) return refuse(absl::UnavailableError("no policy is loaded yet"));
+  // Announced before anything else, so that a batch forming now waits for
+  // this request (a row the batcher does not batch is scored on this thread).
+  if (batcher_->Batches(*pending->policy)) {
+    batcher_->Announce();
+    pending->announced = true;
+  }
   auto parsed = ParseDecideRequest(request, limits_, pending->policy->spec());
   if (!parsed.ok()) return refuse(parsed.status());
   pending->parsed = *std::move(parsed);
@@ -147,7 +150,7 @@ void Decider::Decide(const v1::DecideRequest& request, v1::DecideResponse* respo
                   FallbackRankValues(pending->policy->engine().num_actions()));
   }
   std::shared_ptr<const BatchScorer> scorer = pending->policy;
-  pending->announced = false;  // Submit takes the announcement
+  pending->announced = false;  // Submit takes the announcement, if there is one
   batcher_->Submit(std::move(scorer), std::move(row), deadline,
                    [this, pending](absl::Status status, std::vector<float> scores) {
                      Scored(pending, std::move(status), std::move(scores));
@@ -257,7 +260,8 @@ absl::Status Decider::Encode(Pending& pending, std::vector<float>* row) {
   return absl::OkStatus();
 }
 
-// On the batcher's thread once the row is scored (or failed).
+// Once the row is scored (or failed): on the thread that led its batch, or on
+// the calling thread (a row the batcher does not batch, a fallback decision).
 void Decider::Scored(const PendingPtr& pending, absl::Status status, std::vector<float> scores) {
   if (!status.ok()) return Refuse(*pending, status);
   // A decision the caller can no longer receive is not recorded.

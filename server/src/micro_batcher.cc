@@ -2,7 +2,9 @@
 
 #include <algorithm>
 
+#include "absl/strings/str_cat.h"
 #include "absl/time/clock.h"
+#include "lcio/server/log.h"
 
 namespace lcio::server {
 
@@ -20,6 +22,38 @@ MicroBatcher::~MicroBatcher() {
       this));
 }
 
+absl::StatusOr<MicroBatching> ParseMicroBatching(absl::string_view flag) {
+  if (flag == "auto") return MicroBatching::kAuto;
+  if (flag == "on") return MicroBatching::kOn;
+  if (flag == "off") return MicroBatching::kOff;
+  return absl::InvalidArgumentError(
+      absl::StrCat("micro_batching = ", QuoteClientValue(flag), ": must be auto, on or off"));
+}
+
+absl::string_view MicroBatchingName(MicroBatching mode) {
+  switch (mode) {
+    case MicroBatching::kOn:
+      return "on";
+    case MicroBatching::kOff:
+      return "off";
+    case MicroBatching::kAuto:
+      break;
+  }
+  return "auto";
+}
+
+bool MicroBatcher::Batches(const BatchScorer& scorer) const {
+  switch (options_.mode) {
+    case MicroBatching::kOn:
+      return true;
+    case MicroBatching::kOff:
+      return false;
+    case MicroBatching::kAuto:
+      break;
+  }
+  return scorer.batching_pays();
+}
+
 void MicroBatcher::Announce() {
   absl::MutexLock lock(&mu_);
   ++announced_;
@@ -32,6 +66,7 @@ void MicroBatcher::Withdraw() {
 
 void MicroBatcher::Submit(std::shared_ptr<const BatchScorer> scorer, std::vector<float> row,
                           absl::Time deadline, Done done) {
+  if (!Batches(*scorer)) return ScoreAlone(*scorer, row, deadline, done);
   {
     absl::MutexLock lock(&mu_);
     if (announced_ > 0) --announced_;
@@ -74,6 +109,20 @@ void MicroBatcher::Lead() {
     }
     ScoreAndReply(batch);
   }
+}
+
+// A batch of one, on the submitting thread, as ScoreAndReply would score it.
+void MicroBatcher::ScoreAlone(const BatchScorer& scorer, const std::vector<float>& row,
+                              absl::Time deadline, const Done& done) {
+  const absl::Time start = absl::Now();
+  if (deadline < start) return done(absl::DeadlineExceededError("deadline passed"), {});
+  if (static_cast<int>(row.size()) != scorer.input_width())
+    return done(absl::InternalError("row width does not match the scorer"), {});
+  std::vector<float> scores(scorer.output_width());
+  const absl::Status status = scorer.ScoreBatch(row.data(), 1, scores.data());
+  if (observer_) observer_(BatchStats{1, absl::Now() - start});
+  if (!status.ok()) return done(status, {});
+  done(absl::OkStatus(), std::move(scores));
 }
 
 void MicroBatcher::ScoreAndReply(std::vector<Item>& batch) {

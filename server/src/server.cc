@@ -435,6 +435,7 @@ absl::StatusOr<std::unique_ptr<ServerApp>> ServerApp::Start(const ServerOptions&
   MicroBatcherOptions batch_options;
   batch_options.batch_max = o.batch_max;
   batch_options.batch_wait = o.batch_wait;
+  batch_options.mode = o.micro_batching;
   Metrics* metrics = app->metrics_.get();
   app->batcher_ = std::make_unique<MicroBatcher>(batch_options, [metrics](const BatchStats& stats) {
     metrics->ObserveBatch(stats.size, absl::ToDoubleSeconds(stats.score_time));
@@ -560,6 +561,7 @@ absl::StatusOr<std::unique_ptr<ServerApp>> ServerApp::Start(const ServerOptions&
       .Int("max_inflight", o.max_inflight)
       .Int("batch_max", o.batch_max)
       .Num("batch_wait_us", absl::ToDoubleMicroseconds(o.batch_wait))
+      .Str("micro_batching", MicroBatchingName(o.micro_batching))
       .Bool("report_log", !o.report_log.empty())
       .Bool("reflection", o.reflection)
       .Bool("decision_log", !o.decision_log.empty())

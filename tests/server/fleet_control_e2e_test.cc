@@ -221,5 +221,11 @@ TEST(ServerFlags, OutOfRangeLogFlagsAreRefusedNamingFlagValueAndRange) {
   for (const auto& [flag, message] : cases) ExpectRefusedAtStart(dir, {flag}, message);
 }
 
+TEST(ServerFlags, AnUnknownMicroBatchingModeIsRefusedNamingTheChoices) {
+  TempDir dir;
+  ExpectRefusedAtStart(dir, {"--micro_batching=sometimes"},
+                       "micro_batching = \"sometimes\": must be auto, on or off");
+}
+
 }  // namespace
 }  // namespace lcio::test

@@ -12,11 +12,14 @@ namespace lcio::server {
 namespace {
 
 // A real scorer: out[j] = (j + 1) * sum(row) + offset; records batch sizes.
+// `batching_pays`: as a GPU's forward (true) or the CPU kernels' (false).
 class SumScorer : public BatchScorer {
  public:
-  explicit SumScorer(float offset) : offset_(offset) {}
+  explicit SumScorer(float offset, bool batching_pays = true)
+      : offset_(offset), batching_pays_(batching_pays) {}
   int input_width() const override { return 3; }
   int output_width() const override { return 2; }
+  bool batching_pays() const override { return batching_pays_; }
   absl::Status ScoreBatch(const float* in, int n, float* out) const override {
     std::lock_guard<std::mutex> lock(mu_);
     sizes_.push_back(n);
@@ -34,6 +37,7 @@ class SumScorer : public BatchScorer {
 
  private:
   float offset_;
+  bool batching_pays_;
   mutable std::mutex mu_;
   mutable std::vector<int> sizes_;
 };
@@ -134,17 +138,38 @@ TEST(MicroBatcherTest, RowsOfDifferentScorersNeverShareABatch) {
 
 TEST(MicroBatcherTest, ExpiredRowsAreNotScored) {
   MicroBatcher batcher({});
-  auto scorer = std::make_shared<SumScorer>(0);
-  absl::Notification done;
-  batcher.Announce();
-  batcher.Submit(scorer, {1, 2, 3}, absl::Now() - absl::Seconds(1),
-                 [&](absl::Status s, std::vector<float> r) {
-                   EXPECT_EQ(s.code(), absl::StatusCode::kDeadlineExceeded);
-                   EXPECT_TRUE(r.empty());
-                   done.Notify();
-                 });
-  ASSERT_TRUE(done.WaitForNotificationWithTimeout(absl::Seconds(10)));
-  EXPECT_TRUE(scorer->sizes().empty());
+  for (bool batched : {true, false}) {
+    auto scorer = std::make_shared<SumScorer>(0, /*batching_pays=*/batched);
+    ASSERT_EQ(batcher.Batches(*scorer), batched);
+    absl::Notification done;
+    if (batched) batcher.Announce();
+    batcher.Submit(scorer, {1, 2, 3}, absl::Now() - absl::Seconds(1),
+                   [&](absl::Status s, std::vector<float> r) {
+                     EXPECT_EQ(s.code(), absl::StatusCode::kDeadlineExceeded);
+                     EXPECT_TRUE(r.empty());
+                     done.Notify();
+                   });
+    ASSERT_TRUE(done.WaitForNotificationWithTimeout(absl::Seconds(10)));
+    EXPECT_TRUE(scorer->sizes().empty());
+  }
+}
+
+// A row of the wrong width is refused, batched or not, and never scored.
+TEST(MicroBatcherTest, ARowOfTheWrongWidthIsInternalAndNotScored) {
+  MicroBatcher batcher({});
+  for (bool batched : {true, false}) {
+    auto scorer = std::make_shared<SumScorer>(0, /*batching_pays=*/batched);
+    absl::Notification done;
+    if (batched) batcher.Announce();
+    batcher.Submit(scorer, {1, 2}, absl::InfiniteFuture(),
+                   [&](absl::Status s, std::vector<float> r) {
+                     EXPECT_EQ(s.code(), absl::StatusCode::kInternal);
+                     EXPECT_TRUE(r.empty());
+                     done.Notify();
+                   });
+    ASSERT_TRUE(done.WaitForNotificationWithTimeout(absl::Seconds(10)));
+    EXPECT_TRUE(scorer->sizes().empty());
+  }
 }
 
 TEST(MicroBatcherTest, EverySubmittedRowIsAnsweredBeforeDestructionReturns) {
@@ -160,6 +185,97 @@ TEST(MicroBatcherTest, EverySubmittedRowIsAnsweredBeforeDestructionReturns) {
                      });
   }
   EXPECT_EQ(answered.load(), 50);
+}
+
+// Rows of a scorer that batching does not help are scored on the submitting
+// thread before Submit returns, without waiting for a batch that is forming
+// (here one held open for 30 s by an announced request that has not come).
+TEST(MicroBatcherTest, ARowThatIsNotBatchedIsScoredAtOnceOnItsOwnThread) {
+  MicroBatcherOptions options;
+  options.batch_wait = absl::Seconds(30);
+  MicroBatcher batcher(options);
+  auto gpu = std::make_shared<SumScorer>(0, /*batching_pays=*/true);
+  auto cpu = std::make_shared<SumScorer>(100, /*batching_pays=*/false);
+  ASSERT_TRUE(batcher.Batches(*gpu));
+  ASSERT_FALSE(batcher.Batches(*cpu));
+  batcher.Announce();
+  batcher.Announce();  // the second row is late: the batch waits for it
+  absl::Notification leader_started, gpu_done;
+  std::thread leader([&] {
+    leader_started.Notify();
+    batcher.Submit(gpu, {1, 0, 0}, absl::InfiniteFuture(), [&](absl::Status s, std::vector<float>) {
+      EXPECT_TRUE(s.ok());
+      gpu_done.Notify();
+    });
+  });
+  leader_started.WaitForNotification();
+  for (int i = 0; i < 3; ++i) {
+    bool answered = false;
+    std::thread::id answered_on;
+    batcher.Submit(cpu, {1, 2, 3}, absl::InfiniteFuture(),
+                   [&](absl::Status s, std::vector<float> r) {
+                     EXPECT_TRUE(s.ok());
+                     EXPECT_EQ(r, std::vector<float>({106, 112}));
+                     answered = true;
+                     answered_on = std::this_thread::get_id();
+                   });
+    EXPECT_TRUE(answered);  // before Submit returned
+    EXPECT_EQ(answered_on, std::this_thread::get_id());
+  }
+  EXPECT_EQ(cpu->sizes(), std::vector<int>({1, 1, 1}));
+  EXPECT_FALSE(gpu_done.HasBeenNotified());  // its batch is still waiting
+  batcher.Withdraw();                        // the late row will not come
+  ASSERT_TRUE(gpu_done.WaitForNotificationWithTimeout(absl::Seconds(10)));
+  leader.join();
+  EXPECT_EQ(gpu->sizes(), std::vector<int>({1}));
+}
+
+TEST(MicroBatcherTest, TheModeOverridesWhatTheScorerSays) {
+  auto gpu = std::make_shared<SumScorer>(0, /*batching_pays=*/true);
+  auto cpu = std::make_shared<SumScorer>(0, /*batching_pays=*/false);
+  MicroBatcherOptions options;
+  options.mode = MicroBatching::kOn;
+  EXPECT_TRUE(MicroBatcher(options).Batches(*cpu));
+  EXPECT_TRUE(MicroBatcher(options).Batches(*gpu));
+  options.mode = MicroBatching::kOff;
+  EXPECT_FALSE(MicroBatcher(options).Batches(*cpu));
+  EXPECT_FALSE(MicroBatcher(options).Batches(*gpu));
+
+  // kOn gathers rows of a scorer that does not ask for it into one batch.
+  options.mode = MicroBatching::kOn;
+  options.batch_max = 4;
+  options.batch_wait = absl::Seconds(30);
+  MicroBatcher batcher(options);
+  for (int i = 0; i < 4; ++i) batcher.Announce();
+  std::atomic<int> answered{0};
+  absl::Notification all;
+  std::vector<std::thread> submitters;
+  for (int i = 0; i < 4; ++i)
+    submitters.emplace_back([&] {
+      batcher.Submit(cpu, {1, 0, 0}, absl::InfiniteFuture(),
+                     [&](absl::Status s, std::vector<float>) {
+                       EXPECT_TRUE(s.ok());
+                       if (++answered == 4) all.Notify();
+                     });
+    });
+  ASSERT_TRUE(all.WaitForNotificationWithTimeout(absl::Seconds(10)));
+  for (std::thread& t : submitters) t.join();
+  EXPECT_EQ(cpu->sizes(), std::vector<int>({4}));
+}
+
+TEST(MicroBatcherTest, TheModeFlagIsParsedStrictly) {
+  EXPECT_EQ(*ParseMicroBatching("auto"), MicroBatching::kAuto);
+  EXPECT_EQ(*ParseMicroBatching("on"), MicroBatching::kOn);
+  EXPECT_EQ(*ParseMicroBatching("off"), MicroBatching::kOff);
+  for (MicroBatching mode : {MicroBatching::kAuto, MicroBatching::kOn, MicroBatching::kOff})
+    EXPECT_EQ(*ParseMicroBatching(MicroBatchingName(mode)), mode);
+  for (const char* bad : {"", "ON", "yes", "auto "}) {
+    auto parsed = ParseMicroBatching(bad);
+    ASSERT_FALSE(parsed.ok()) << bad;
+    EXPECT_EQ(parsed.status().code(), absl::StatusCode::kInvalidArgument);
+    EXPECT_NE(parsed.status().message().find("micro_batching"), absl::string_view::npos);
+    EXPECT_NE(parsed.status().message().find("auto, on or off"), absl::string_view::npos);
+  }
 }
 
 }  // namespace

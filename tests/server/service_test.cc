@@ -4,6 +4,7 @@
 
 #include <algorithm>
 #include <set>
+#include <thread>
 
 #include "lcio/client/client.h"
 #include "lcio/env/profiles.h"
@@ -409,6 +410,49 @@ TEST_F(ServiceTest, MetricsCountWhatWasSent) {
   EXPECT_EQ(test::Metric(metrics, absl::StrCat("lcio_policy_info{algo=\"test\",version=\"",
                                                info.policy_version(), "\"}")),
             1);
+}
+
+// Concurrent callers get the decisions a lone caller gets in every batching
+// mode (auto: on the CPU each row is scored on its own call's thread; on:
+// rows are gathered into batches; off), and every scored row is counted once
+// in lcio_batch_size.
+TEST_F(ServiceTest, ConcurrentCallersGetALoneCallersDecisionsInEveryBatchingMode) {
+  constexpr int kCallers = 8, kTurns = 4;
+  for (MicroBatching mode : {MicroBatching::kAuto, MicroBatching::kOn, MicroBatching::kOff}) {
+    SCOPED_TRACE(MicroBatchingName(mode));
+    StartServer({}, [mode](ServerOptions& o) {
+      o.micro_batching = mode;
+      o.batch_wait = absl::Milliseconds(5);
+    });
+    auto conversation = [&](const std::string& prefix, int caller) {
+      std::vector<std::vector<double>> scores;
+      for (int turn = 0; turn < kTurns; ++turn) {
+        v1::DecideResponse r;
+        // Budgets differ by caller, so the callers' rows differ.
+        const absl::Status status = client_->Decide(
+            Request(absl::StrCat(prefix, caller), turn, 5 + 3 * caller, 0.002 * (caller + 1)), &r);
+        EXPECT_TRUE(status.ok()) << status;
+        scores.push_back(Scores(r));
+      }
+      return scores;
+    };
+    std::vector<std::vector<std::vector<double>>> alone(kCallers), together(kCallers);
+    for (int c = 0; c < kCallers; ++c) alone[c] = conversation("alone", c);
+    std::vector<std::thread> callers;
+    for (int c = 0; c < kCallers; ++c)
+      callers.emplace_back([&, c] { together[c] = conversation("together", c); });
+    for (std::thread& t : callers) t.join();
+    EXPECT_EQ(together, alone);
+    const auto metrics = test::ParseMetrics(test::HttpGet(app_->metrics_port(), "/metrics"));
+    const double rows = 2 * kCallers * kTurns;
+    EXPECT_EQ(test::Metric(metrics, "lcio_batch_size_sum"), rows);
+    const double batches = test::Metric(metrics, "lcio_batch_size_count");
+    if (mode == MicroBatching::kOn)
+      EXPECT_LE(batches, rows);
+    else
+      EXPECT_EQ(batches, rows);  // one row per forward pass
+    app_.reset();
+  }
 }
 
 // Peers that connect to /metrics and send nothing hold a CivetWeb worker each

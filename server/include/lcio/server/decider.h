@@ -1,6 +1,7 @@
 // The decision path of one Decide call: validate, recall the conversation,
-// infer the task, encode the observation, score it in a micro-batch, apply
-// the budget shield, answer, and record the final action in the history.
+// infer the task, encode the observation, score it (in a micro-batch where
+// batching pays), apply the budget shield, answer, and record the final
+// action in the history.
 // Transport-free (absl::Status in, absl::Status out) so that the gRPC
 // service and the fuzz target drive the same code.
 #pragma once

@@ -14,6 +14,7 @@
 #include "absl/status/statusor.h"
 #include "absl/time/time.h"
 #include "lcio/server/fleet_control.h"
+#include "lcio/server/micro_batcher.h"
 #include "lcio/server/request.h"
 
 namespace grpc {
@@ -26,7 +27,6 @@ class ConversationStore;
 class Decider;
 class DecisionLogger;
 class Metrics;
-class MicroBatcher;
 class PolicyHolder;
 class GroupCommitter;
 class OffloaderService;
@@ -48,6 +48,9 @@ struct ServerOptions {
   int max_inflight = 256;
   int batch_max = 32;
   absl::Duration batch_wait = absl::Microseconds(200);
+  // Which rows are batched (micro_batcher.h): by default those of a policy
+  // on a GPU; on the CPU each row is scored on its own call's thread.
+  MicroBatching micro_batching = MicroBatching::kAuto;
   size_t max_conversations = 100000;
   absl::Duration conversation_idle = absl::Minutes(30);
   std::string report_log;  // empty: Report answers FAILED_PRECONDITION

@@ -58,6 +58,7 @@ class ServingPolicy : public BatchScorer {
   absl::Status ScoreBatch(const float* inputs, int n, float* outputs) const override {
     return engine_->Score(inputs, n, outputs);
   }
+  bool batching_pays() const override { return !engine_->on_cpu(); }
 
  private:
   ServingPolicy() = default;
