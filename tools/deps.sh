@@ -18,6 +18,7 @@ build_packages=(
   libtorch-dev
   libgrpc++-dev libgrpc-dev protobuf-compiler-grpc libprotobuf-dev protobuf-compiler
   prometheus-cpp-dev
+  libtcmalloc-minimal4
 )
 test_packages=(
   libgtest-dev libgmock-dev libbenchmark-dev

@@ -1,5 +1,6 @@
 #include "lcio/server/server.h"
 
+#include <dlfcn.h>
 #include <grpcpp/ext/proto_server_reflection_plugin.h>
 #include <grpcpp/grpcpp.h>
 #include <grpcpp/health_check_service_interface.h>
@@ -39,6 +40,14 @@ constexpr const char* kServiceName = "lcio.v1.Offloader";
 // the longest wait for that quiet, and for connections to go after it.
 constexpr absl::Duration kQuietBeforeClose = absl::Milliseconds(100);
 constexpr absl::Duration kCloseWindow = absl::Seconds(1);
+
+// The malloc this process runs on (LCIO_SERVER_MALLOC, or a preload):
+// tcmalloc's malloc is its tc_malloc, so the two resolve to one address only
+// where tcmalloc's replaced glibc's.
+const char* AllocatorName() {
+  void* tc_malloc = dlsym(RTLD_DEFAULT, "tc_malloc");
+  return tc_malloc != nullptr && dlsym(RTLD_DEFAULT, "malloc") == tc_malloc ? "tcmalloc" : "system";
+}
 
 grpc::Status ToGrpc(const absl::Status& status) {
   if (status.ok()) return grpc::Status::OK;
@@ -562,6 +571,7 @@ absl::StatusOr<std::unique_ptr<ServerApp>> ServerApp::Start(const ServerOptions&
       .Int("batch_max", o.batch_max)
       .Num("batch_wait_us", absl::ToDoubleMicroseconds(o.batch_wait))
       .Str("micro_batching", MicroBatchingName(o.micro_batching))
+      .Str("allocator", AllocatorName())
       .Bool("report_log", !o.report_log.empty())
       .Bool("reflection", o.reflection)
       .Bool("decision_log", !o.decision_log.empty())

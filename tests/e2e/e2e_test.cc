@@ -406,6 +406,22 @@ TEST_F(EndToEndTest, ReportLogSurvivesSigkillWithEveryAcknowledgedRecord) {
   EXPECT_EQ(dataset->num_views, 3);
 }
 
+// The start line names the allocator the build chose (LCIO_SERVER_MALLOC:
+// tcmalloc unless configured otherwise or sanitizing) and the batching mode.
+TEST_F(EndToEndTest, TheStartLineNamesTheAllocatorAndTheBatchingMode) {
+  const std::string policy = WriteArtifact("policy.pt", 1);
+  Server server = StartServer({"--policy=" + policy, "--log_level=info"});
+  nlohmann::json started;
+  const std::string log = ReadFile(dir_.File("server.stderr"));
+  for (absl::string_view line : absl::StrSplit(log, '\n', absl::SkipEmpty())) {
+    auto json = nlohmann::json::parse(line.begin(), line.end(), nullptr, false);
+    if (json.is_object() && json.value("event", "") == "server_started") started = json;
+  }
+  ASSERT_TRUE(started.is_object()) << log;
+  EXPECT_EQ(started.value("allocator", ""), LCIO_SERVER_ALLOCATOR);
+  EXPECT_EQ(started.value("micro_batching", ""), "auto");
+}
+
 TEST_F(EndToEndTest, TheCommandLineClientPrintsDecisionsAsJson) {
   const std::string policy = WriteArtifact("policy.pt", 1);
   Server server = StartServer({"--policy=" + policy});
