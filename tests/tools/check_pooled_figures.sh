@@ -44,5 +44,10 @@ expect 21 "0.78 [0.59-1.32]" "$runs/evening-final-*.txt"
 runs=bench/runs/2026-12-04
 expect 21 "0.83 [0.78-0.88]" "$runs/anchored-default-*.txt"
 expect 14 "0.76 [0.68-0.79]" "$runs/network128-*.txt"
+expect 14 "1.03 [1.00-1.13]" "$runs/inline-vs-batched-network128-*.txt"
+expect 7 "1.04 [1.01-1.06]" "$runs/tcmalloc-vs-system-network128.txt"
+expect 14 "0.79 [0.76-0.84]" "$runs/inline-network128-*.txt"
+expect 14 "0.82 [0.80-0.87]" "$runs/tcmalloc-network128-*.txt"
+expect 14 "0.86 [0.82-0.89]" "$runs/tcmalloc-default-*.txt"
 [[ $fail == 0 ]] && echo "check_pooled_figures: the quoted pooled figures come from the kept runs"
 exit $fail
