@@ -30,7 +30,7 @@ namespace {
 struct World {
   std::unique_ptr<lcio::server::PolicyHolder> policies;
   std::unique_ptr<lcio::server::ConversationStore> store;
-  std::unique_ptr<lcio::server::MicroBatcher> batcher;
+  std::unique_ptr<lcio::server::MicroBatcher> batcher, batched;
   // One decider per exploration mode (none, epsilon, softmax: the last runs
   // the network even where the fallback answers), sharing the rest.
   std::unique_ptr<lcio::server::Decider> deciders[3];
@@ -91,7 +91,12 @@ World& TheWorld() {
     lcio::server::ConversationStoreOptions store_options;
     store_options.max_conversations = 64;
     w->store = std::make_unique<lcio::server::ConversationStore>(store_options);
+    // Rows scored on the calling thread (the CPU's default) and batched.
     w->batcher = std::make_unique<lcio::server::MicroBatcher>(lcio::server::MicroBatcherOptions{});
+    lcio::server::MicroBatcherOptions batched;
+    batched.mode = lcio::server::MicroBatching::kOn;
+    batched.batch_wait = absl::ZeroDuration();
+    w->batched = std::make_unique<lcio::server::MicroBatcher>(batched);
     lcio::server::RequestLimits limits;
     limits.max_prompt_bytes = 512;
     limits.max_views = 8;
@@ -100,7 +105,8 @@ World& TheWorld() {
       auto explore = lcio::server::ExploreConfig::Parse(modes[m]);
       if (!explore.ok()) std::abort();
       w->deciders[m] = std::make_unique<lcio::server::Decider>(
-          limits, w->policies.get(), w->store.get(), w->batcher.get(), nullptr, nullptr, *explore);
+          limits, w->policies.get(), w->store.get(), m == 1 ? w->batched.get() : w->batcher.get(),
+          nullptr, nullptr, *explore);
     }
     return w;
   }();

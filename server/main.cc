@@ -33,9 +33,11 @@ ABSL_FLAG(int32_t, shutdown_grace_ms, 0,
           "on SIGTERM/SIGINT, report NOT_SERVING this long (calls still answered) before new "
           "Decides are refused");
 ABSL_FLAG(int32_t, max_inflight, 256, "Decide calls in flight; beyond: RESOURCE_EXHAUSTED");
-ABSL_FLAG(int32_t, batch_max, 32, "rows per forward pass");
+ABSL_FLAG(int32_t, batch_max, 32,
+          "rows per forward pass (batched rows only: a GPU policy, or --micro_batching=on)");
 ABSL_FLAG(int32_t, batch_wait_us, 200,
-          "longest wait for a batch to fill (only while other requests are on their way)");
+          "longest wait for a batch to fill (batched rows only; only while other requests are on "
+          "their way)");
 ABSL_FLAG(std::string, micro_batching, "auto",
           "auto: batch the rows of a policy on a GPU, score each row on its own call's thread on "
           "the CPU (where a row costs the same in any batch); on: batch every row; off: none");

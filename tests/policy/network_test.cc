@@ -137,6 +137,42 @@ TEST(OneForward, LargeBatchesEqualSingleRows) {
   }
 }
 
+// The kernel sums wide layers 64 or 32 columns at a time in registers and the
+// rest column by column; every path must add the same terms in the same order
+// (bias, then input by input), so that a policy scores the same whatever its
+// width. Each column of a layer must equal, bit for bit, a one-column layer
+// built from that column alone (the plain path), with inputs spanning more
+// than one of the kernel's 256-input blocks.
+TEST(OneForward, EveryColumnIsTheSameSumAtAnyLayerWidth) {
+  std::mt19937 rng(11);
+  std::uniform_real_distribution<float> uniform(-1.0f, 1.0f);
+  const int in = 300, rows = 3;
+  std::vector<float> x(static_cast<size_t>(rows) * in);
+  for (float& v : x) v = uniform(rng) < 0 ? 0.0f : uniform(rng);
+  for (int width : {1, 9, 31, 32, 33, 63, 64, 65, 96, 100, 128, 130, 200}) {
+    Network layer;
+    layer.sizes = {in, width};
+    layer.weights.emplace_back(static_cast<size_t>(in) * width);
+    layer.biases.emplace_back(width);
+    for (float& w : layer.weights[0]) w = uniform(rng);
+    for (float& b : layer.biases[0]) b = uniform(rng);
+    ASSERT_TRUE(layer.Validate().ok());
+    std::vector<float> out(static_cast<size_t>(rows) * width), one(rows);
+    layer.Forward(x.data(), rows, out.data());
+    for (int c = 0; c < width; ++c) {
+      Network column;
+      column.sizes = {in, 1};
+      column.weights.emplace_back(in);
+      for (int i = 0; i < in; ++i) column.weights[0][i] = layer.weights[0][i * width + c];
+      column.biases.push_back({layer.biases[0][c]});
+      column.Forward(x.data(), rows, one.data());
+      for (int r = 0; r < rows; ++r)
+        ASSERT_EQ(out[r * width + c], one[r])
+            << "width " << width << ", column " << c << ", row " << r;
+    }
+  }
+}
+
 TEST(OneForward, ValidateNamesTheRule) {
   Network net;
   EXPECT_NE(net.Validate().message().find("no layers"), std::string::npos);

@@ -7,6 +7,7 @@
 #include <thread>
 
 #include "absl/synchronization/notification.h"
+#include "absl/time/clock.h"
 
 namespace lcio::server {
 namespace {
@@ -209,6 +210,9 @@ TEST(MicroBatcherTest, ARowThatIsNotBatchedIsScoredAtOnceOnItsOwnThread) {
     });
   });
   leader_started.WaitForNotification();
+  // Makes it likely that the batch is already waiting; the assertions below
+  // hold in either order.
+  absl::SleepFor(absl::Milliseconds(50));
   for (int i = 0; i < 3; ++i) {
     bool answered = false;
     std::thread::id answered_on;

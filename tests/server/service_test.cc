@@ -414,8 +414,8 @@ TEST_F(ServiceTest, MetricsCountWhatWasSent) {
 
 // Concurrent callers get the decisions a lone caller gets in every batching
 // mode (auto: on the CPU each row is scored on its own call's thread; on:
-// rows are gathered into batches; off), and every scored row is counted once
-// in lcio_batch_size.
+// rows are batched; off), and every scored row is counted once in
+// lcio_batch_size.
 TEST_F(ServiceTest, ConcurrentCallersGetALoneCallersDecisionsInEveryBatchingMode) {
   constexpr int kCallers = 8, kTurns = 4;
   for (MicroBatching mode : {MicroBatching::kAuto, MicroBatching::kOn, MicroBatching::kOff}) {
@@ -446,13 +446,33 @@ TEST_F(ServiceTest, ConcurrentCallersGetALoneCallersDecisionsInEveryBatchingMode
     const auto metrics = test::ParseMetrics(test::HttpGet(app_->metrics_port(), "/metrics"));
     const double rows = 2 * kCallers * kTurns;
     EXPECT_EQ(test::Metric(metrics, "lcio_batch_size_sum"), rows);
-    const double batches = test::Metric(metrics, "lcio_batch_size_count");
-    if (mode == MicroBatching::kOn)
-      EXPECT_LE(batches, rows);
-    else
-      EXPECT_EQ(batches, rows);  // one row per forward pass
+    // Unbatched, each row is its own forward pass. (Whether rows share a
+    // batch under `on` depends on timing; micro_batcher_test.cc gathers them
+    // deterministically.)
+    if (mode != MicroBatching::kOn) EXPECT_EQ(test::Metric(metrics, "lcio_batch_size_count"), rows);
     app_.reset();
   }
+}
+
+// With batching on, a forming batch waits (here up to 30 s) while any admitted
+// call is announced but has not submitted its row: every call refused or
+// replayed after its announcement must withdraw it, or every later batch would
+// wait the whole batch_wait. A lone call after such calls is answered at once.
+TEST_F(ServiceTest, RefusedAndReplayedCallsLeaveNoAnnouncementBehind) {
+  StartServer({}, [](ServerOptions& o) {
+    o.micro_batching = MicroBatching::kOn;
+    o.batch_wait = absl::Seconds(30);
+  });
+  v1::DecideResponse r;
+  ASSERT_TRUE(client_->Decide(Request("w", 0), &r).ok());
+  v1::DecideRequest bad = Request("w", 1);
+  bad.set_prompt("");
+  EXPECT_EQ(client_->Decide(bad, &r).code(), absl::StatusCode::kInvalidArgument);
+  EXPECT_EQ(client_->Decide(Request("w", 7), &r).code(), absl::StatusCode::kFailedPrecondition);
+  EXPECT_TRUE(client_->Decide(Request("w", 0), &r).ok());  // a replay of the stored answer
+  const absl::Time start = absl::Now();
+  EXPECT_TRUE(client_->Decide(Request("w", 1), &r).ok());
+  EXPECT_LT(absl::Now() - start, absl::Seconds(10));
 }
 
 // Peers that connect to /metrics and send nothing hold a CivetWeb worker each

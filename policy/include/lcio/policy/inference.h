@@ -37,8 +37,8 @@ class InferenceEngine {
   // the engine applies it (ArtifactPolicy, the server's Decider).
   const env::FallbackTable& fallback() const;
   std::string device_name() const;
-  // On the CPU, Score runs the kernels' forward, whose cost per row is the
-  // same at any batch size (bench/bench_inference.cc): batching gains nothing.
+  // On the CPU, Score runs the kernels' forward, whose cost per row is barely
+  // lower in a batch (bench/bench_inference.cc): batching gains little there.
   bool on_cpu() const;
   int observation_size() const;
   int num_actions() const;

@@ -4,8 +4,8 @@
 // a lone caller never waits). Rows for different scorers (a hot reload in
 // between) never share a batch.
 //
-// Only where batching pays: a scorer whose cost per row is the same at any
-// batch size (the CPU kernels' forward) gains nothing from a batch and would
+// Only where batching pays: a scorer whose cost per row is barely lower in a
+// batch (the CPU kernels' forward) gains little from one and would
 // pay its queue, its lock and one thread finishing everyone's calls; by
 // default (MicroBatching::kAuto) its rows are scored at once on the
 // submitting thread.
@@ -63,8 +63,8 @@ struct BatchStats {
 
 class MicroBatcher {
  public:
-  // Called on the leading submitter's thread with the row's scores (empty
-  // on error).
+  // Called with the row's scores (empty on error), on the leading
+  // submitter's thread, or on the submitting one for a row not batched.
   using Done = std::function<void(absl::Status, std::vector<float> scores)>;
   using BatchObserver = std::function<void(const BatchStats&)>;
 
