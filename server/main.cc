@@ -40,7 +40,7 @@ ABSL_FLAG(int32_t, batch_wait_us, 200,
           "their way)");
 ABSL_FLAG(std::string, micro_batching, "auto",
           "auto: batch the rows of a policy on a GPU, score each row on its own call's thread on "
-          "the CPU (where a row costs the same in any batch); on: batch every row; off: none");
+          "the CPU (where a row costs barely less in a batch); on: batch every row; off: none");
 ABSL_FLAG(int64_t, max_conversations, 100000, "conversations kept (LRU eviction beyond)");
 ABSL_FLAG(double, conversation_idle_s, 1800, "idle conversations expire after this");
 ABSL_FLAG(std::string, report_log, "",
