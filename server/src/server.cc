@@ -454,6 +454,7 @@ absl::StatusOr<std::unique_ptr<ServerApp>> ServerApp::Start(const ServerOptions&
   holder_options.torch_device = o.torch_device;
   holder_options.extra_profiles_path = o.profiles_path;
   holder_options.max_history_window = store_options.history_window;
+  holder_options.batcher = app->batcher_.get();
   ServerApp* raw = app.get();
   app->policies_ =
       std::make_unique<PolicyHolder>(holder_options, metrics, [raw](const ServingPolicy&) {
@@ -464,6 +465,7 @@ absl::StatusOr<std::unique_ptr<ServerApp>> ServerApp::Start(const ServerOptions&
   if (!o.shadow_policy.empty()) {
     PolicyHolderOptions shadow_options = holder_options;
     shadow_options.path = o.shadow_policy;
+    shadow_options.batcher = nullptr;  // the decision logger scores its events in its own batches
     // No metrics: the serving policy's gauges and reload counts stay its own.
     app->shadow_ = std::make_unique<PolicyHolder>(
         shadow_options, nullptr,

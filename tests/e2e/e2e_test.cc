@@ -411,15 +411,34 @@ TEST_F(EndToEndTest, ReportLogSurvivesSigkillWithEveryAcknowledgedRecord) {
 TEST_F(EndToEndTest, TheStartLineNamesTheAllocatorAndTheBatchingMode) {
   const std::string policy = WriteArtifact("policy.pt", 1);
   Server server = StartServer({"--policy=" + policy, "--log_level=info"});
-  nlohmann::json started;
+  nlohmann::json started, loaded;
   const std::string log = ReadFile(dir_.File("server.stderr"));
   for (absl::string_view line : absl::StrSplit(log, '\n', absl::SkipEmpty())) {
     auto json = nlohmann::json::parse(line.begin(), line.end(), nullptr, false);
     if (json.is_object() && json.value("event", "") == "server_started") started = json;
+    if (json.is_object() && json.value("event", "") == "policy_loaded") loaded = json;
   }
   ASSERT_TRUE(started.is_object()) << log;
   EXPECT_EQ(started.value("allocator", ""), LCIO_SERVER_ALLOCATOR);
   EXPECT_EQ(started.value("micro_batching", ""), "auto");
+  // A CPU policy under auto is scored on each call's own thread.
+  ASSERT_TRUE(loaded.is_object()) << log;
+  ASSERT_TRUE(loaded.contains("batched")) << loaded.dump();
+  EXPECT_FALSE(loaded["batched"].get<bool>()) << loaded.dump();
+}
+
+TEST_F(EndToEndTest, PolicyLoadedSaysTheRowsAreBatchedUnderMicroBatchingOn) {
+  const std::string policy = WriteArtifact("policy.pt", 1);
+  Server server = StartServer({"--policy=" + policy, "--log_level=info", "--micro_batching=on"});
+  const std::string log = ReadFile(dir_.File("server.stderr"));
+  int loaded_lines = 0;
+  for (absl::string_view line : absl::StrSplit(log, '\n', absl::SkipEmpty())) {
+    auto json = nlohmann::json::parse(line.begin(), line.end(), nullptr, false);
+    if (!json.is_object() || json.value("event", "") != "policy_loaded") continue;
+    ++loaded_lines;
+    EXPECT_TRUE(json.value("batched", false)) << json.dump();
+  }
+  EXPECT_EQ(loaded_lines, 1) << log;
 }
 
 TEST_F(EndToEndTest, TheCommandLineClientPrintsDecisionsAsJson) {

@@ -22,12 +22,16 @@
 namespace lcio::server {
 
 class Metrics;
+class MicroBatcher;
 
 struct PolicyHolderOptions {
   std::string path;
   std::string torch_device = "auto";
   std::string extra_profiles_path;  // --profiles, re-read on every load
   int max_history_window = 64;
+  // When set, policy_loaded says whether the policy's rows are batched
+  // (--micro_batching and the device), since the batch flags act on those only.
+  const MicroBatcher* batcher = nullptr;
 };
 
 class PolicyHolder {
