@@ -421,6 +421,70 @@ TEST_F(DecisionLogServiceTest, TheShadowPolicyScoresEveryRequestAfterTheAnswer) 
   }
 }
 
+TEST_F(DecisionLogServiceTest, AShadowOfAnotherPolicyScoresAsThatPolicyWouldServe) {
+  // Serving favours local, the shadow (other weights) the plain cloud call:
+  // they never agree, and the shadow's scores must be its own forward pass,
+  // checked against a second server that serves the shadow's artifact.
+  TestArtifactOptions serving, shadowed;
+  serving.favoured_action = 0;
+  shadowed.seed = 2;
+  shadowed.favoured_action = 1;
+  const std::string shadow_path = dir_.File("shadow.pt");
+  ASSERT_TRUE(policy::testing::WriteTestArtifact(shadow_path, shadowed).ok());
+  StartServer([&](ServerOptions& o) { o.shadow_policy = shadow_path; }, serving);
+  // First turns only: a later turn's context holds the serving policy's
+  // earlier actions, which the second server would not have taken.
+  constexpr int kConversations = 6;
+  auto decide_all = [&] {
+    for (int c = 0; c < kConversations; ++c) {
+      v1::DecideResponse r;
+      ASSERT_TRUE(
+          client_->Decide(Request(absl::StrCat("c", c), 0, 10 + 5 * c, 0.01 * (c + 1)), &r).ok());
+    }
+  };
+  decide_all();
+  std::map<std::string, double> m;
+  for (int i = 0; i < 200; ++i) {
+    m = test::ParseMetrics(test::HttpGet(app_->metrics_port(), "/metrics"));
+    if (test::Metric(m, "lcio_shadow_decisions_total") >= kConversations) break;
+    absl::SleepFor(absl::Milliseconds(25));
+  }
+  EXPECT_EQ(test::Metric(m, "lcio_shadow_decisions_total"), kConversations);
+  EXPECT_EQ(test::Metric(m, "lcio_shadow_agreements_total"), 0);
+  const auto with_shadow = StopAndRead();
+
+  StartServer([&](ServerOptions& o) { o.decision_log = dir_.File("shadow_serving.jsonl"); },
+              shadowed);
+  log_path_ = dir_.File("shadow_serving.jsonl");
+  decide_all();
+  const auto served = StopAndRead();
+
+  ASSERT_EQ(with_shadow.size(), static_cast<size_t>(kConversations));
+  ASSERT_EQ(served.size(), static_cast<size_t>(kConversations));
+  std::map<std::string, const data::DecisionRecord*> served_by_conversation;
+  for (const auto& [id, d] : served) served_by_conversation[d.conversation_id] = &d;
+  for (const auto& [id, d] : with_shadow) {
+    SCOPED_TRACE(id);
+    ASSERT_TRUE(d.shadow.has_value());
+    ASSERT_EQ(served_by_conversation.count(d.conversation_id), 1u);
+    const data::DecisionRecord& alone = *served_by_conversation.at(d.conversation_id);
+    EXPECT_EQ(d.shadow->policy_version, alone.policy_version);
+    EXPECT_NE(d.shadow->policy_version, d.policy_version);
+    EXPECT_EQ(d.proposed_action, 0);
+    EXPECT_EQ(d.shadow->proposed_action, 1);
+    EXPECT_EQ(d.shadow->proposed_action, alone.proposed_action);
+    EXPECT_EQ(d.shadow->action, alone.taken_action);
+    ASSERT_EQ(d.shadow->scores.size(), alone.actions.size());
+    for (size_t a = 0; a < alone.actions.size(); ++a) {
+      EXPECT_FLOAT_EQ(d.shadow->scores[a], alone.actions[a].score) << "action " << a;
+      EXPECT_NE(d.shadow->scores[a], d.actions[a].score) << "action " << a;
+      EXPECT_EQ(d.shadow->probabilities[a], alone.actions[a].probability) << "action " << a;
+    }
+    EXPECT_NEAR(d.shadow->expected_latency_s, alone.expected_latency_s, 1e-9);
+    EXPECT_NEAR(d.shadow->expected_money_usd, alone.expected_money_usd, 1e-12);
+  }
+}
+
 TEST_F(DecisionLogServiceTest, AShadowOfOtherViewsIsSkippedAndCountedNeverBreakingDecide) {
   const std::string other = dir_.File("other.pt");
   TestArtifactOptions options;
