@@ -243,8 +243,11 @@ absl::StatusOr<ConversationStore::Begun> ConversationStore::BeginExisting(
     return absl::FailedPreconditionError(absl::StrCat(
         "conversation_id = \"", c.id, "\", turn_index = ", turn_index,
         ": out of order; the next turn of this conversation is ", c.next_turn,
-        turn_index < c.next_turn ? " (this turn was already decided with a different request)"
-                                 : ""));
+        turn_index == c.next_turn - 1
+            ? " (this turn was already decided with a different request)"
+            : (turn_index < c.next_turn ? " (this turn was already decided and is not the last: "
+                                          "only the last turn's answer is kept for a retry)"
+                                        : "")));
   if (remap) {
     c.actions = std::move(actions);
     c.tasks = std::move(tasks);

@@ -39,20 +39,22 @@ absl::StatusOr<int> TaskIndex(Field field, const std::string& task, const Policy
 
 absl::Status CheckAmount(absl::string_view field, double value) {
   if (!std::isfinite(value) || value < 0)
-    return Invalid(absl::StrCat(field, " = ", value, ": must be a finite number >= 0"));
+    return Invalid(
+        absl::StrCat(field, " = ", ClientNumber(value), ": must be a finite number >= 0"));
   return absl::OkStatus();
 }
 
 absl::Status CheckAmount(absl::string_view field, double value, double max) {
   if (absl::Status s = CheckAmount(field, value); !s.ok()) return s;
-  if (value > max) return Invalid(absl::StrCat(field, " = ", value, ": must be <= ", max));
+  if (value > max)
+    return Invalid(absl::StrCat(field, " = ", ClientNumber(value), ": must be <= ", max));
   return absl::OkStatus();
 }
 
 template <typename Field>
 absl::Status CheckAssociation(Field field, double value) {
   if (!(value >= 0 && value <= 1))
-    return Invalid(absl::StrCat(field(), " = ", value, ": must be in [0, 1]"));
+    return Invalid(absl::StrCat(field(), " = ", ClientNumber(value), ": must be in [0, 1]"));
   return absl::OkStatus();
 }
 
@@ -281,6 +283,17 @@ bool HasUnknown(const google::protobuf::Message& message) {
   return !message.GetReflection()->GetUnknownFields(message).empty();
 }
 
+// Whether a double field of the request is -0.0: every double of
+// DecideRequest (a new one must be added here and in DecisionFingerprint).
+bool HasNegativeZero(const v1::DecideRequest& request) {
+  auto negative_zero = [](double v) { return v == 0 && std::signbit(v); };
+  if (negative_zero(request.budget().latency_s()) || negative_zero(request.budget().money_usd()))
+    return true;
+  for (const v1::View& view : request.views())
+    if (negative_zero(view.association())) return true;
+  return false;
+}
+
 // Whether the request or any message inside it carries unknown fields.
 bool HasUnknownFields(const v1::DecideRequest& request) {
   if (HasUnknown(request)) return true;
@@ -301,11 +314,20 @@ uint64_t DecisionFingerprint(const v1::DecideRequest& request) {
   // The hash of the request serialized without `explain` and unknown fields.
   // Without either (the usual request) that is the request's own
   // serialization: no copy, and no reflection to discard what is not there.
-  if (!request.explain() && !HasUnknownFields(request))
+  if (!request.explain() && !HasUnknownFields(request) && !HasNegativeZero(request))
     return std::hash<std::string>{}(request.SerializeAsString());
   v1::DecideRequest identity = request;
   identity.clear_explain();
   identity.DiscardUnknownFields();
+  // -0.0 is serialized (0.0 is not) but means the same budget or association.
+  auto positive = [](double v) { return v == 0 ? 0.0 : v; };
+  if (identity.has_budget()) {
+    v1::BudgetState* budget = identity.mutable_budget();
+    budget->set_latency_s(positive(budget->latency_s()));
+    budget->set_money_usd(positive(budget->money_usd()));
+  }
+  for (v1::View& view : *identity.mutable_views())
+    view.set_association(positive(view.association()));
   return std::hash<std::string>{}(identity.SerializeAsString());
 }
 

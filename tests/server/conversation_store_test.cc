@@ -56,6 +56,19 @@ TEST(ConversationStoreTest, OutOfOrderTurnsAreRefusedWithTheExpectedTurn) {
       << ahead.status();
   auto behind = store.Begin("c1", 0, 99, Caller(), kT0);  // turn 0 again, different request
   EXPECT_EQ(behind.status().code(), absl::StatusCode::kFailedPrecondition);
+  EXPECT_NE(behind.status().message().find("already decided with a different request"),
+            std::string::npos)
+      << behind.status();
+  // An earlier turn, even the very request that decided it, is no longer
+  // replayed: the message must not call it a different request.
+  ASSERT_TRUE(store.Begin("c1", 1, 2, Caller(), kT0).ok());
+  store.Commit("c1", 1, 0, 0, 2, "r1", kT0);
+  auto older = store.Begin("c1", 0, 1, Caller(), kT0);
+  EXPECT_EQ(older.status().code(), absl::StatusCode::kFailedPrecondition);
+  EXPECT_EQ(older.status().message().find("different request"), std::string::npos)
+      << older.status();
+  EXPECT_NE(older.status().message().find("only the last turn's answer is kept"), std::string::npos)
+      << older.status();
 }
 
 TEST(ConversationStoreTest, TheSameRequestForTheLastTurnIsReplayed) {

@@ -12,6 +12,7 @@
 
 #include "lcio/policy/testing.h"
 #include "lcio/server/conversation_store.h"
+#include "lcio/server/log.h"
 
 namespace lcio::server {
 namespace {
@@ -306,6 +307,31 @@ TEST_F(RequestTest, FingerprintIgnoresExplainAndUnknownFieldsOnly) {
   EXPECT_NE(DecisionFingerprint(other), DecisionFingerprint(plain));
 }
 
+// -0.0 is serialized where 0.0 is not, but it is the same budget or
+// association: a retry that sends one for the other is the same request.
+TEST_F(RequestTest, FingerprintTakesNegativeZeroForZero) {
+  v1::DecideRequest zero = Good();  // views[0].association is 0
+  zero.mutable_budget()->set_money_usd(0);
+  ASSERT_EQ(zero.views(0).association(), 0.0);
+  const uint64_t fingerprint = DecisionFingerprint(zero);
+  std::vector<v1::DecideRequest> signed_zero(3, zero);
+  signed_zero[0].mutable_budget()->set_money_usd(-0.0);
+  signed_zero[1].mutable_views(0)->set_association(-0.0);
+  signed_zero[2].mutable_budget()->set_latency_s(0);
+  zero.mutable_budget()->set_latency_s(0);
+  const uint64_t no_latency = DecisionFingerprint(zero);
+  signed_zero[2].mutable_budget()->set_latency_s(-0.0);
+  ASSERT_NE(signed_zero[0].SerializeAsString(), Good().SerializeAsString());
+  EXPECT_EQ(DecisionFingerprint(signed_zero[0]), fingerprint);
+  EXPECT_EQ(DecisionFingerprint(signed_zero[1]), fingerprint);
+  EXPECT_EQ(DecisionFingerprint(signed_zero[2]), no_latency);
+  signed_zero[1].set_explain(true);
+  EXPECT_EQ(DecisionFingerprint(signed_zero[1]), fingerprint);
+  // A value that is not zero still counts.
+  signed_zero[0].mutable_budget()->set_money_usd(1e-300);
+  EXPECT_NE(DecisionFingerprint(signed_zero[0]), fingerprint);
+}
+
 v1::ReportRequest GoodReport() {
   v1::ReportRequest r;
   r.set_conversation_id("conv-1");
@@ -357,6 +383,35 @@ TEST_F(RequestTest, ReportRules) {
     EXPECT_NE(parsed.status().message().find(c.field), std::string::npos)
         << c.field << " not in " << parsed.status().message();
   }
+}
+
+// A value just past a bound is quoted exactly, not rounded onto the bound
+// (absl::StrCat's 6 digits would print 1.0000001 as 1).
+TEST_F(RequestTest, AValueJustPastItsBoundIsQuotedExactly) {
+  v1::DecideRequest r = Good();
+  r.mutable_views(0)->set_association(1.0000001);
+  ExpectInvalid(r, {"views[0].association = 1.0000001: must be in [0, 1]"});
+  r = Good();
+  r.mutable_budget()->set_money_usd(-1e-300);
+  ExpectInvalid(r, {"budget.money_usd = -1e-300: must be"});
+  v1::ReportRequest report = GoodReport();
+  report.set_score(RequestLimits::kMaxReportScore + 1e-7);
+  auto parsed = ParseReportRequest(report, limits_, spec_);
+  EXPECT_NE(parsed.status().message().find("score = 1000.0000001: must be <= 1000"),
+            std::string::npos)
+      << parsed.status();
+}
+
+TEST(ClientNumber, IsTheShortestTextThatReadsBackExactly) {
+  EXPECT_EQ(ClientNumber(1.5), "1.5");
+  EXPECT_EQ(ClientNumber(1.0000001), "1.0000001");
+  EXPECT_EQ(ClientNumber(1000000.4), "1000000.4");
+  EXPECT_EQ(ClientNumber(0.1), "0.1");
+  EXPECT_EQ(ClientNumber(-0.0), "-0");
+  EXPECT_EQ(ClientNumber(std::nan("")), "nan");
+  EXPECT_EQ(ClientNumber(-INFINITY), "-inf");
+  for (double v : {0.1 + 0.2, 1e-300, 1.7976931348623157e308, 123456789.123456789})
+    EXPECT_EQ(std::stod(ClientNumber(v)), v) << ClientNumber(v);
 }
 
 }  // namespace
