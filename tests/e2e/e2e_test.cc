@@ -1028,7 +1028,7 @@ TEST_F(EndToEndTest, TheDecisionLogRecordsEveryDecisionWithExplorationAndTheShad
   const std::string reports = dir_.File("reports.log");
   Server server =
       StartServer({"--policy=" + policy, "--shadow_policy=" + shadow, "--decision_log=" + decisions,
-                   "--report_log=" + reports, "--explore=epsilon:0.3"});
+                   "--report_log=" + reports, "--explore=epsilon:0.9"});
   auto client = MakeClient(server);
   v1::PolicyInfo info;
   ASSERT_TRUE(client->GetPolicy(&info).ok());
@@ -1066,6 +1066,7 @@ TEST_F(EndToEndTest, TheDecisionLogRecordsEveryDecisionWithExplorationAndTheShad
   ASSERT_TRUE(scan.ok()) << scan.status();
   EXPECT_EQ(scan->skipped_lines, 0) << (scan->problems.empty() ? "" : scan->problems[0]);
   ASSERT_EQ(records.size(), answered.size());
+  int explored = 0;
   for (const auto& [id, r] : answered) {
     SCOPED_TRACE(id);
     ASSERT_EQ(records.count(id), 1u);
@@ -1074,9 +1075,15 @@ TEST_F(EndToEndTest, TheDecisionLogRecordsEveryDecisionWithExplorationAndTheShad
     EXPECT_EQ(data::TakenProbability(d), r.probability());
     EXPECT_EQ(d.explored, r.explored());
     EXPECT_EQ(d.exploration.opted_out, d.conversation_id == "d0");
+    if (d.exploration.opted_out) EXPECT_FALSE(d.explored);
+    explored += d.explored;
     ASSERT_TRUE(d.shadow.has_value());
     EXPECT_EQ(d.shadow->policy_version, info.shadow_policy_version());
   }
+  // 15 decisions may explore, each with probability 0.9 x (1 - 1/k) for k
+  // allowed actions (the uniform draw may land on the unexplored choice):
+  // with every action allowed at 30 s / 0.05 USD, none explored is 0.2^15.
+  EXPECT_GT(explored, 0);
   // The join: every Report names a logged decision.
   auto report_log = server::ReadReportLog(reports);
   ASSERT_TRUE(report_log.ok()) << report_log.status();

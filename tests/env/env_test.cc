@@ -777,17 +777,69 @@ TEST(ObservationTest, MemoisedPredictionsAreTheModelsUnderConcurrency) {
 
 TEST(BudgetDistributionTest, KindsParseAndSampleInRange) {
   std::mt19937_64 rng(1);
-  for (const char* name : {"fixed", "uniform", "normal", "mixture"}) {
-    auto kind = BudgetDistribution::ParseKind(name);
-    ASSERT_TRUE(kind.ok());
-    BudgetDistribution dist;
-    dist.kind = *kind;
-    for (int i = 0; i < 1000; ++i) {
-      const Budget b = dist.Sample(rng);
-      EXPECT_GE(b.latency_s, std::min(dist.low.latency_s, dist.fixed.latency_s));
-      EXPECT_LE(b.money_usd, std::max(dist.high.money_usd, dist.fixed.money_usd));
-    }
+  constexpr int kDraws = 2000;
+  auto inside = [](const Budget& b, const Budget& low, const Budget& high) {
+    return b.latency_s >= low.latency_s && b.latency_s <= high.latency_s &&
+           b.money_usd >= low.money_usd && b.money_usd <= high.money_usd;
+  };
+  BudgetDistribution dist;
+  dist.fixed = {30, 0.05};
+  // Fixed: always the fixed budget.
+  dist.kind = *BudgetDistribution::ParseKind("fixed");
+  for (int i = 0; i < 100; ++i) {
+    const Budget b = dist.Sample(rng);
+    EXPECT_EQ(b.latency_s, 30);
+    EXPECT_EQ(b.money_usd, 0.05);
   }
+  // Uniform: inside [low, high] in both budgets, centred on the middle
+  // (the mean of 2000 draws is within 5 standard errors of it).
+  dist.kind = *BudgetDistribution::ParseKind("uniform");
+  double latency_sum = 0, money_sum = 0;
+  for (int i = 0; i < kDraws; ++i) {
+    const Budget b = dist.Sample(rng);
+    ASSERT_TRUE(inside(b, dist.low, dist.high)) << b.latency_s << " s, " << b.money_usd << " USD";
+    latency_sum += b.latency_s;
+    money_sum += b.money_usd;
+  }
+  const double latency_se = (dist.high.latency_s - dist.low.latency_s) / std::sqrt(12.0 * kDraws);
+  const double money_se = (dist.high.money_usd - dist.low.money_usd) / std::sqrt(12.0 * kDraws);
+  EXPECT_NEAR(latency_sum / kDraws, (dist.low.latency_s + dist.high.latency_s) / 2, 5 * latency_se);
+  EXPECT_NEAR(money_sum / kDraws, (dist.low.money_usd + dist.high.money_usd) / 2, 5 * money_se);
+  // Normal with a spread far wider than the range: clipped at both ends of
+  // both budgets, never outside.
+  dist.kind = *BudgetDistribution::ParseKind("normal");
+  dist.stddev = {200, 1};
+  int clipped[4] = {0, 0, 0, 0};  // latency at low, at high; money at low, at high
+  for (int i = 0; i < kDraws; ++i) {
+    const Budget b = dist.Sample(rng);
+    ASSERT_TRUE(inside(b, dist.low, dist.high)) << b.latency_s << " s, " << b.money_usd << " USD";
+    clipped[0] += b.latency_s == dist.low.latency_s;
+    clipped[1] += b.latency_s == dist.high.latency_s;
+    clipped[2] += b.money_usd == dist.low.money_usd;
+    clipped[3] += b.money_usd == dist.high.money_usd;
+  }
+  for (int end = 0; end < 4; ++end) EXPECT_GT(clipped[end], kDraws / 10) << "end " << end;
+  // Mixture without spread: the fixed budget, or (extreme_share of draws)
+  // each budget in the lowest or highest tenth of its range.
+  dist.kind = *BudgetDistribution::ParseKind("mixture");
+  dist.stddev = {0, 0};
+  int extremes = 0;
+  for (int i = 0; i < kDraws; ++i) {
+    const Budget b = dist.Sample(rng);
+    ASSERT_TRUE(inside(b, dist.low, dist.high)) << b.latency_s << " s, " << b.money_usd << " USD";
+    if (b.latency_s == 30 && b.money_usd == 0.05) continue;
+    ++extremes;
+    const double latency_tenth = (dist.high.latency_s - dist.low.latency_s) / 10;
+    const double money_tenth = (dist.high.money_usd - dist.low.money_usd) / 10;
+    EXPECT_TRUE(b.latency_s <= dist.low.latency_s + latency_tenth ||
+                b.latency_s >= dist.high.latency_s - latency_tenth)
+        << b.latency_s;
+    EXPECT_TRUE(b.money_usd <= dist.low.money_usd + money_tenth ||
+                b.money_usd >= dist.high.money_usd - money_tenth)
+        << b.money_usd;
+  }
+  // 0.2 of 2000 draws: 400, standard error 17.9.
+  EXPECT_NEAR(extremes, kDraws * dist.extreme_share, 5 * 17.9);
   EXPECT_FALSE(BudgetDistribution::ParseKind("gamma").ok());
 }
 

@@ -97,12 +97,19 @@ TEST(MicroBatcherTest, ABatchClosesAfterTheWaitWhenAnnouncedRequestsDoNotCome) {
   batcher.Announce();
   batcher.Announce();  // never submitted
   absl::Notification done;
+  const absl::Time start = absl::Now();
+  absl::Time scored;
   batcher.Submit(scorer, {1, 1, 1}, absl::InfiniteFuture(),
                  [&](absl::Status s, std::vector<float>) {
                    EXPECT_TRUE(s.ok());
+                   scored = absl::Now();
                    done.Notify();
                  });
   ASSERT_TRUE(done.WaitForNotificationWithTimeout(absl::Seconds(10)));
+  // It waited for the announced request (a semantic bound, not a timing one:
+  // closing before batch_wait would mean the announcement was ignored).
+  EXPECT_GE(scored - start, absl::Milliseconds(20));
+  EXPECT_EQ(scorer->sizes(), std::vector<int>({1}));
   batcher.Withdraw();
 }
 
