@@ -2,6 +2,7 @@
 
 #include <gtest/gtest.h>
 
+#include <algorithm>
 #include <atomic>
 #include <chrono>
 #include <condition_variable>
@@ -26,14 +27,36 @@ ReportRecord Record(const std::string& conversation, int turn, bool cloud) {
   r.cloud = cloud;
   if (cloud) r.uploaded_views = {0, 2};
   r.view_names = {"view0", "view1", "view2"};
-  r.association = {0.1, 0.5, 0.9};
-  r.answer = "an answer";
-  r.score = 0.75;
-  r.interaction_time_s = 1.5;
-  r.usage_cost_usd = cloud ? 0.009 : 0.0001;
+  // Every number differs by turn, so that a field read from another record
+  // or another field shows.
+  r.association = {0.1 + 0.01 * turn, 0.5, 0.9};
+  r.answer = absl::StrCat("an answer to turn ", turn);
+  r.score = 0.75 + 0.125 * turn;
+  r.interaction_time_s = 1.5 + turn;
+  r.usage_cost_usd = (cloud ? 0.009 : 0.0001) + 1e-5 * turn;
   r.tasks = {"Assistive System", "Message Editing", "Query", "Recommendation"};
-  r.policy_version = "v1";
+  r.policy_version = absl::StrCat("v", turn);
+  r.received_utc = absl::StrCat("2026-12-04T10:00:0", turn, ".000000Z");
   return r;
+}
+
+void ExpectSameRecord(const ReportRecord& got, const ReportRecord& want) {
+  EXPECT_EQ(got.conversation_id, want.conversation_id);
+  EXPECT_EQ(got.turn_index, want.turn_index);
+  EXPECT_EQ(got.decision_id, want.decision_id);
+  EXPECT_EQ(got.prompt, want.prompt);
+  EXPECT_EQ(got.task, want.task);
+  EXPECT_EQ(got.cloud, want.cloud);
+  EXPECT_EQ(got.uploaded_views, want.uploaded_views);
+  EXPECT_EQ(got.view_names, want.view_names);
+  EXPECT_EQ(got.association, want.association);
+  EXPECT_EQ(got.answer, want.answer);
+  EXPECT_EQ(got.score, want.score);
+  EXPECT_EQ(got.interaction_time_s, want.interaction_time_s);
+  EXPECT_EQ(got.usage_cost_usd, want.usage_cost_usd);
+  EXPECT_EQ(got.tasks, want.tasks);
+  EXPECT_EQ(got.policy_version, want.policy_version);
+  EXPECT_EQ(got.received_utc, want.received_utc);
 }
 
 TEST(ReportLogTest, Crc32MatchesTheStandardCheckValue) {
@@ -53,9 +76,11 @@ TEST(ReportLogTest, AppendedRecordsReadBackExactly) {
   ASSERT_TRUE(contents.ok()) << contents.status();
   EXPECT_EQ(contents->skipped_lines, 0);
   ASSERT_EQ(contents->records.size(), 3u);
-  EXPECT_EQ(contents->records[1].prompt, Record("c1", 1, true).prompt);
+  for (int t = 0; t < 3; ++t) {
+    SCOPED_TRACE(t);
+    ExpectSameRecord(contents->records[t], Record("c1", t, t == 1));
+  }
   EXPECT_EQ(contents->records[1].uploaded_views, std::vector<int>({0, 2}));
-  EXPECT_TRUE(contents->records[1].cloud);
 }
 
 TEST(ReportLogTest, ATornLastLineIsSkippedAndTheWriterStartsAFreshLine) {
@@ -217,7 +242,8 @@ TEST(ReportLogTest, ExportWithABaseAppendsEpisodesNumberedAfterTheBase) {
 TEST(ReportLogTest, RotationStartsNumberedFilesThatExportAsOneSeries) {
   test::TempDir dir;
   const std::string path = dir.File("reports.log");
-  const size_t line = EncodeReportLine(Record("c", 0, false)).size();
+  size_t line = 0;  // the longest of the six (their numbers differ by turn)
+  for (int t = 0; t < 6; ++t) line = std::max(line, EncodeReportLine(Record("c", t, false)).size());
   ReportLogOptions options;
   options.rotate_bytes = static_cast<int64_t>(2 * line + 8);  // two records a file
   {
