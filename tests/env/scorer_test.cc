@@ -149,6 +149,14 @@ TEST(ScorerTest, EachKindIsFittedWhereItsDefinitionSays) {
   const PolicyResult via_scorer = EvaluatePolicy(**held_out, d, split.test, cloud, options);
   const PolicyResult direct = EvaluatePolicy(**test_fitted, d, split.test, cloud, options);
   EXPECT_DOUBLE_EQ(via_scorer.reward, direct.reward);
+  // in_sample scores exactly as a simulator fitted on the training side does,
+  // which differs from the test side's.
+  auto train_fitted = Simulator::Create(d, split.train, config);
+  ASSERT_TRUE(train_fitted.ok());
+  const PolicyResult in_sample_result = EvaluatePolicy(**in_sample, d, split.test, cloud, options);
+  EXPECT_DOUBLE_EQ(in_sample_result.reward,
+                   EvaluatePolicy(**train_fitted, d, split.test, cloud, options).reward);
+  EXPECT_NE(in_sample_result.reward, direct.reward);
   // Cross-fitted scores differ from the leaky held-out ones (no self-hits).
   const PolicyResult crossed = EvaluatePolicy(**cross_fit, d, split.test, cloud, options);
   EXPECT_NE(crossed.reward, direct.reward);
