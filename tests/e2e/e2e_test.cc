@@ -18,6 +18,8 @@
 #include "lcio/client/client.h"
 #include "lcio/data/decision_log.h"
 #include "lcio/data/m4a1.h"
+#include "lcio/env/action_table.h"
+#include "lcio/env/simulator.h"
 #include "lcio/policy/testing.h"
 #include "lcio/server/report_log.h"
 #include "lcio/version.h"
@@ -1139,22 +1141,28 @@ TEST_F(EndToEndTest, TheServersLogsAreJoinedWithPropensitiesAndEvaluatedOffPolic
   Server server = StartServer({"--policy=" + policy, "--decision_log=" + decisions,
                                "--report_log=" + reports, "--explore=epsilon:0.5"});
   auto client = MakeClient(server);
-  std::map<std::string, double> probability;  // by decision id
+  // Per conversation, each turn's (action, probability) as answered.
+  std::multiset<std::vector<std::pair<int, double>>> answered;
   constexpr int kConversations = 6, kTurns = 4;
-  for (int c = 0; c < kConversations; ++c)
+  for (int c = 0; c < kConversations; ++c) {
+    std::vector<std::pair<int, double>> conversation;
     for (int turn = 0; turn < kTurns; ++turn) {
       v1::DecideRequest request = lcio::test::QueryTurn(absl::StrCat("o", c), turn);
       v1::DecideResponse r;
       ASSERT_TRUE(client->Decide(request, &r).ok());
-      probability[r.decision_id()] = r.probability();
-      // The client does what it was told.
+      conversation.emplace_back(r.action(), r.probability());
+      // The client does what it was told; scores differ by turn, so that
+      // an estimate reading another turn's reward shows.
       v1::ReportRequest report = TurnReport(request.conversation_id(), turn);
+      report.set_score(0.2 + 0.1 * turn + 0.03 * c);
       report.set_decision_id(r.decision_id());
       report.set_target(r.target());
       for (const v1::UploadedView& v : r.upload()) report.add_uploaded_views(v.name());
       v1::ReportResponse acknowledged;
       ASSERT_TRUE(client->Report(report, &acknowledged).ok());
     }
+    answered.insert(conversation);
+  }
   const int n = kConversations * kTurns;
   WaitForMetrics(server.metrics_port, {{"lcio_decision_log_records_total", n}});
   server.process->Signal(SIGTERM);
@@ -1170,24 +1178,75 @@ TEST_F(EndToEndTest, TheServersLogsAreJoinedWithPropensitiesAndEvaluatedOffPolic
   EXPECT_EQ(summary["conversations"], kConversations) << out;
   EXPECT_EQ(summary["deviated_turns"], 0) << out;
   EXPECT_EQ(summary["unmatched_reports"], 0) << out;
-  // Every joined turn carries the probability the server answered with.
+  // Every joined turn carries, in its conversation and in order, the action
+  // and the probability the server answered with.
   const nlohmann::json joined = nlohmann::json::parse(ReadFile(dir_.File("joined.json")));
   ASSERT_EQ(joined.size(), static_cast<size_t>(kConversations));
-  std::multiset<double> logged, answered;
-  for (const auto& episode : joined)
-    for (const auto& turn : episode["interactions"])
-      logged.insert(turn["propensity"].get<double>());
-  for (const auto& [id, p] : probability) answered.insert(p);
+  auto dataset = data::LoadM4A1File(dir_.File("joined.json"));
+  ASSERT_TRUE(dataset.ok()) << dataset.status();
+  ASSERT_EQ(dataset->episodes.size(), joined.size());
+  auto actions = env::ActionTable::Create(3);
+  ASSERT_TRUE(actions.ok());
+  std::vector<std::vector<int>> logged_action(joined.size());
+  std::vector<std::vector<double>> propensity(joined.size());
+  std::multiset<std::vector<std::pair<int, double>>> logged;
+  for (size_t e = 0; e < joined.size(); ++e) {
+    std::vector<std::pair<int, double>> conversation;
+    for (size_t t = 0; t < joined[e]["interactions"].size(); ++t) {
+      auto action = env::LoggedAction(*actions, dataset->episodes[e], static_cast<int>(t));
+      ASSERT_TRUE(action.ok()) << action.status();
+      logged_action[e].push_back(*action);
+      propensity[e].push_back(joined[e]["interactions"][t]["propensity"].get<double>());
+      conversation.emplace_back(*action, propensity[e].back());
+    }
+    logged.insert(conversation);
+  }
   EXPECT_EQ(logged, answered);
 
-  auto [ope_status, report] = Run({LCIO_OPE_BIN, "--log=" + dir_.File("joined.json"),
-                                   "--candidates=local,fixed:1", "--format=json"});
+  // Every fixed action, so that each logged turn matches one candidate.
+  auto [ope_status, report] =
+      Run({LCIO_OPE_BIN, "--log=" + dir_.File("joined.json"),
+           "--candidates=local,fixed:1,fixed:2,fixed:3,fixed:4,fixed:5,fixed:6,fixed:7,fixed:8",
+           "--format=json"});
   ASSERT_EQ(ope_status, 0) << ReadFile(dir_.File("run.stderr"));
   const nlohmann::json r = nlohmann::json::parse(report);
-  ASSERT_EQ(r.size(), 2u);
+  ASSERT_EQ(r.size(), 9u);
   EXPECT_EQ(r[0]["overall"]["turns"], n);
   EXPECT_EQ(r[0]["cloud_share"], 0.0);
   EXPECT_EQ(r[1]["cloud_share"], 1.0);
+  // IPS and SNIPS by hand (docs/ope.md): w = 1[logged action = the
+  // candidate's] / propensity, r = the reward formula on the logged score and
+  // the association of the views the action uploads, at lcio-ope's default
+  // profile. (Every action fits 30 s and 0.05 USD: no shield replaces one.)
+  env::SimulatorConfig config;
+  std::vector<int> episodes(dataset->episodes.size());
+  for (size_t e = 0; e < episodes.size(); ++e) episodes[e] = static_cast<int>(e);
+  auto model = env::Simulator::Create(*dataset, episodes, config);
+  ASSERT_TRUE(model.ok()) << model.status();
+  int matched_in_all = 0;
+  for (int candidate = 0; candidate < 9; ++candidate) {
+    SCOPED_TRACE(candidate);
+    double sum_wr = 0, sum_w = 0;
+    int matched = 0;
+    for (size_t e = 0; e < logged_action.size(); ++e)
+      for (size_t t = 0; t < logged_action[e].size(); ++t) {
+        if (logged_action[e][t] != candidate) continue;
+        double association = 0;
+        for (int v : actions->views(candidate))
+          association += dataset->episodes[e].association[t][v];
+        const double w = 1 / propensity[e][t];
+        sum_wr += w * (*model)->Reward(dataset->episodes[e].turns[t].score, association, candidate);
+        sum_w += w;
+        ++matched;
+      }
+    matched_in_all += matched;
+    const nlohmann::json& overall = r[candidate]["overall"];
+    EXPECT_NEAR(overall["ips"]["estimate"].get<double>(), sum_wr / n, 1e-9) << overall.dump();
+    if (matched > 0)
+      EXPECT_NEAR(overall["snips"]["estimate"].get<double>(), sum_wr / sum_w, 1e-9)
+          << overall.dump();
+  }
+  EXPECT_EQ(matched_in_all, n);  // each logged turn is one candidate's action
 }
 
 }  // namespace
