@@ -213,7 +213,11 @@ void FleetController::Update() {
 
 FleetController::State FleetController::state() const {
   absl::MutexLock lock(&mu_);
-  return state_;
+  State state = state_;
+  state.decisions = decisions_.load(std::memory_order_relaxed);
+  state.cloud_decisions = cloud_.load(std::memory_order_relaxed);
+  state.conversation_starts = starts_.load(std::memory_order_relaxed);
+  return state;
 }
 
 std::optional<int> CheapestWithinRequestBudget(const env::CostModel& costs,

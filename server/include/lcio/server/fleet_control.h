@@ -104,6 +104,8 @@ class FleetController {
     double scale = 1;
     double integral = 0;
     int64_t updates = 0;
+    // Everything observed so far (the blocks are differences of these).
+    int64_t decisions = 0, cloud_decisions = 0, conversation_starts = 0;
   };
   State state() const;
   const FleetControlOptions& options() const { return options_; }
