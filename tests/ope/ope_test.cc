@@ -4,6 +4,7 @@
 
 #include "gtest/gtest.h"
 #include "lcio/env/baselines.h"
+#include "lcio/env/evaluator.h"
 #include "lcio/ope/calibrate.h"
 #include "lcio/ope/estimators.h"
 #include "lcio/ope/joined_log.h"
@@ -552,6 +553,32 @@ TEST(Calibrate, MeetsACloudShareTargetOnHeldOutConversations) {
   EXPECT_GE(r->low_share, 0);
   EXPECT_LT(r->low_share, 1);
   EXPECT_LT(std::abs(r->holdout_error), 0.15);
+  // Served independently of the calibration's own tally: the evaluator runs
+  // every conversation at each of the two budgets (shield on), and the mix
+  // of their cloud shares (low_share at the low budget) lands on the target;
+  // over all conversations, half of them fitted exactly, so within half the
+  // held-out tolerance.
+  auto cloud_share = [&](double money) {
+    env::FixedPolicy served(w.truth->actions().size() - 1, "all views");
+    const env::PolicyResult result = env::EvaluatePolicy(
+        *w.truth, EmbeddedDataset(), w.episodes, served, {{o.latency_budget_s, money}, true, 1});
+    int64_t cloud = 0, decisions = 0;
+    for (const env::EpisodeResult& e : result.episodes)
+      for (int a : e.actions) {
+        cloud += a != 0;
+        ++decisions;
+      }
+    return static_cast<double>(cloud) / static_cast<double>(decisions);
+  };
+  const double served = (1 - r->low_share) * cloud_share(r->money_budget_usd) +
+                        r->low_share * cloud_share(r->low_money_budget_usd);
+  EXPECT_NEAR(served, 0.5, 0.075) << "high " << r->money_budget_usd << " USD, low "
+                                  << r->low_money_budget_usd << " USD at " << r->low_share;
+  EXPECT_NEAR(
+      served,
+      (r->fit_achieved * r->fit_conversations + r->holdout_achieved * r->holdout_conversations) /
+          (r->fit_conversations + r->holdout_conversations),
+      0.05);
 }
 
 TEST(Calibrate, RefusesImpossibleSettings) {
