@@ -12,6 +12,7 @@
 #include "absl/time/time.h"
 #include "lcio/data/decision_log.h"
 #include "lcio/env/action_table.h"
+#include "lcio/env/baselines.h"
 #include "lcio/ope/joined_log.h"
 #include "lcio/ope/off_policy.h"
 #include "lcio/server/report_log.h"
@@ -203,6 +204,24 @@ TEST_F(OpeEndToEndTest, DecisionAndReportLogsAreJoinedAndEvaluatedOffPolicy) {
     EXPECT_LE(c["cloud_share"].get<double>(), 1);
   }
   EXPECT_EQ(r[0]["cloud_share"], 0.0);  // Local never calls the cloud
+  // The tool reports what the library (whose estimators are checked against
+  // true values in tests/ope) computes on the same joined file at the same
+  // defaults: the wiring reads the right file, fields and options.
+  env::FixedPolicy local(0, "Local");
+  auto library = ope::EvaluateOffPolicy(*joined, local, ope::OpeOptions());
+  ASSERT_TRUE(library.ok()) << library.status();
+  const std::vector<std::pair<const char*, const ope::Interval*>> intervals = {
+      {"ips", &library->overall.ips},
+      {"snips", &library->overall.snips},
+      {"dr", &library->overall.dr}};
+  for (const auto& [name, interval] : intervals) {
+    const json& printed = r[0]["overall"][name];
+    EXPECT_DOUBLE_EQ(printed["estimate"].get<double>(), interval->estimate) << name;
+    EXPECT_DOUBLE_EQ(printed["standard_error"].get<double>(), interval->standard_error) << name;
+    EXPECT_DOUBLE_EQ(printed["low"].get<double>(), interval->low) << name;
+  }
+  EXPECT_EQ(r[0]["overall"]["matches"].get<int64_t>(), library->overall.matches);
+  EXPECT_GT(library->overall.matches, 0);
   // The serving policy agrees with its own log except where it explored.
   EXPECT_GT(r[1]["overall"]["matches"].get<int>(), (total_turns - cut) / 2);
 }
