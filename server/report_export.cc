@@ -4,7 +4,9 @@
 // training data of a retraining run). Streams the logs: memory grows with
 // the number of records (an index entry each), not with their size; the
 // base is loaded (and validated) whole.
+#include <cerrno>
 #include <cstdio>
+#include <cstring>
 #include <fstream>
 #include <string>
 #include <vector>
@@ -12,8 +14,10 @@
 #include "absl/flags/flag.h"
 #include "absl/flags/parse.h"
 #include "absl/flags/usage.h"
+#include "absl/strings/str_cat.h"
 #include "absl/strings/str_split.h"
 #include "cli_help.h"
+#include "lcio/data/atomic_file.h"
 #include "lcio/server/report_log.h"
 
 ABSL_FLAG(std::string, log, "",
@@ -62,15 +66,23 @@ int main(int argc, char** argv) {
     }
     options.base = &*base;
   }
-  const std::string temp = out + ".tmp";
+  if (absl::Status replaceable = lcio::data::CheckReplaceableOutput(out); !replaceable.ok()) {
+    std::fprintf(stderr, "lcio-report-export: --out: %s\n", replaceable.ToString().c_str());
+    return 1;
+  }
+  const std::string temp = lcio::data::TemporaryPathFor(out);
   absl::StatusOr<lcio::server::ExportSummary> summary;
   {
     std::ofstream file(temp, std::ios::binary | std::ios::trunc);
     if (!file) {
-      std::fprintf(stderr, "lcio-report-export: cannot write %s\n", temp.c_str());
+      std::fprintf(stderr, "lcio-report-export: cannot write %s: %s\n", temp.c_str(),
+                   std::strerror(errno));
       return 1;
     }
     summary = lcio::server::ExportReportLogs(files, file, options);
+    file.flush();
+    if (summary.ok() && !file)  // e.g. a full disk: never publish a truncated export
+      summary = absl::UnavailableError(absl::StrCat("writing ", temp, " failed"));
   }
   if (!summary.ok()) {
     std::remove(temp.c_str());
@@ -79,8 +91,8 @@ int main(int argc, char** argv) {
   }
   for (const std::string& problem : summary->problems)
     std::fprintf(stderr, "lcio-report-export: skipped %s\n", problem.c_str());
-  if (std::rename(temp.c_str(), out.c_str()) != 0) {
-    std::fprintf(stderr, "lcio-report-export: cannot rename %s to %s\n", temp.c_str(), out.c_str());
+  if (absl::Status published = lcio::data::PublishTemporaryFile(temp, out); !published.ok()) {
+    std::fprintf(stderr, "lcio-report-export: %s\n", published.ToString().c_str());
     return 1;
   }
   std::printf(

@@ -63,9 +63,10 @@ absl::Status CheckProfilesCoverViews(const ProfileCatalog& catalog, int num_view
 absl::StatusOr<std::shared_ptr<const Simulator>> Simulator::Create(
     const data::Dataset& dataset, const std::vector<int>& train_episodes,
     const SimulatorConfig& config) {
-  if (config.time_span < 1)
-    return absl::InvalidArgumentError(
-        absl::StrCat("time_span = ", config.time_span, ": must be >= 1"));
+  if (config.time_span < 1 || config.time_span > ObservationLayout::kMaxTimeSpan)
+    return absl::InvalidArgumentError(absl::StrCat("time_span = ", config.time_span,
+                                                   ": must be in [1, ",
+                                                   ObservationLayout::kMaxTimeSpan, "]"));
   auto actions = ActionTable::Create(dataset.num_views);
   if (!actions.ok()) return actions.status();
   if (auto s = CheckProfilesCoverViews(config.catalog, dataset.num_views); !s.ok()) return s;

@@ -15,6 +15,7 @@
 
 #include "absl/strings/str_cat.h"
 #include "artifact_internal.h"
+#include "lcio/data/atomic_file.h"
 #include "lcio/data/m4a1.h"
 #include "lcio/env/action_table.h"
 
@@ -97,18 +98,14 @@ std::string ForwardSource(size_t num_layers, const std::string& activation) {
 }
 
 absl::Status WriteAtomically(const std::string& path, const std::string& bytes) {
-  namespace fs = std::filesystem;
-  static std::atomic<uint64_t> counter{0};
-  const fs::path target(path);
-  const fs::path dir = target.has_parent_path() ? target.parent_path() : fs::path(".");
-  const fs::path temp =
-      dir / absl::StrCat(".", target.filename().string(), ".tmp-", getpid(), "-", counter++);
+  if (absl::Status s = data::CheckReplaceableOutput(path); !s.ok()) return s;
+  const std::string temp = data::TemporaryPathFor(path);
   auto io_error = [&](const std::string& what) {
     return absl::UnavailableError(
         absl::StrCat("writing artifact ", path, ": ", what, ": ", std::strerror(errno)));
   };
   const int fd = ::open(temp.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0644);
-  if (fd < 0) return io_error(absl::StrCat("cannot create ", temp.string()));
+  if (fd < 0) return io_error(absl::StrCat("cannot create ", temp));
   size_t written = 0;
   while (written < bytes.size()) {
     const ssize_t n = ::write(fd, bytes.data() + written, bytes.size() - written);
@@ -121,26 +118,10 @@ absl::Status WriteAtomically(const std::string& path, const std::string& bytes) 
     }
     written += static_cast<size_t>(n);
   }
-  // Data reaches the disk before the rename makes it visible: a crash leaves
-  // either the old file or the complete new one, never a torn artifact.
-  if (::fsync(fd) != 0) {
-    absl::Status status = io_error("fsync failed");
-    ::close(fd);
-    ::unlink(temp.c_str());
-    return status;
-  }
   ::close(fd);
-  if (::rename(temp.c_str(), target.c_str()) != 0) {
-    absl::Status status = io_error("rename failed");
-    ::unlink(temp.c_str());
-    return status;
-  }
-  const int dir_fd = ::open(dir.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-  if (dir_fd >= 0) {
-    ::fsync(dir_fd);  // best effort: makes the rename itself durable
-    ::close(dir_fd);
-  }
-  return absl::OkStatus();
+  // Durable before visible: a crash leaves the old file or the complete new
+  // one, never a torn artifact.
+  return data::PublishTemporaryFile(temp, path);
 }
 
 }  // namespace

@@ -248,9 +248,13 @@ absl::StatusOr<ExportSummary> ExportReportLogs(const std::vector<std::string>& f
   std::vector<std::string> views, tasks;
   if (base != nullptr) tasks = base->tasks;
   std::ofstream rejects;
+  bool rejects_opened = false;  // tried: a failed open is reported, not retried per line
   auto reject = [&](absl::string_view line) {
     if (rejects_path.empty()) return;
-    if (!rejects.is_open()) rejects.open(rejects_path, std::ios::binary | std::ios::trunc);
+    if (!rejects_opened) {
+      rejects_opened = true;
+      rejects.open(rejects_path, std::ios::binary | std::ios::trunc);
+    }
     rejects << line << '\n';
   };
   std::string first_rejected;
@@ -340,9 +344,11 @@ absl::StatusOr<ExportSummary> ExportReportLogs(const std::vector<std::string>& f
                                             " records past a gap in their conversation's turns "
                                             "(not exported; the first: ",
                                             first_orphan, ")"));
-  if (rejects.is_open()) {
+  if (rejects_opened) {  // records were set aside: they must be in the file
     rejects.flush();
-    if (!rejects) return absl::DataLossError(absl::StrCat("cannot write rejects ", rejects_path));
+    if (!rejects.is_open() || !rejects)
+      return absl::DataLossError(
+          absl::StrCat("cannot write rejects ", rejects_path, ": ", std::strerror(errno)));
   }
   if (turns.empty() && (base == nullptr || base->episodes.empty()))
     return absl::InvalidArgumentError(summary.rejected + summary.orphaned > 0

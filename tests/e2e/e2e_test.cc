@@ -3,6 +3,7 @@
 #include <grpcpp/generic/generic_stub.h>
 #include <grpcpp/grpcpp.h>
 #include <gtest/gtest.h>
+#include <sys/stat.h>
 
 #include <atomic>
 #include <filesystem>
@@ -460,6 +461,22 @@ TEST_F(EndToEndTest, PolicyLoadedSaysTheRowsAreBatchedUnderMicroBatchingOn) {
     EXPECT_TRUE(json.value("batched", false)) << json.dump();
   }
   EXPECT_EQ(loaded_lines, 1) << log;
+}
+
+// --out must be a regular file or absent: a device or a FIFO would be
+// replaced by the export's rename.
+TEST_F(EndToEndTest, TheExportRefusesAnOutputThatIsNotARegularFile) {
+  const std::string fifo = dir_.File("fifo");
+  ASSERT_EQ(::mkfifo(fifo.c_str(), 0600), 0);
+  WriteFile(dir_.File("reports.log"), "");
+  auto [status, out] =
+      Run({LCIO_REPORT_EXPORT_BIN, "--log=" + dir_.File("reports.log"), "--out=" + fifo});
+  EXPECT_NE(status, 0) << out;
+  const std::string stderr_text = ReadFile(dir_.File("run.stderr"));
+  EXPECT_NE(stderr_text.find("is a FIFO"), std::string::npos) << stderr_text;
+  struct stat st {};
+  ASSERT_EQ(::stat(fifo.c_str(), &st), 0);
+  EXPECT_TRUE(S_ISFIFO(st.st_mode));  // still there, untouched
 }
 
 TEST_F(EndToEndTest, TheCommandLineClientPrintsDecisionsAsJson) {

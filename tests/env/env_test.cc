@@ -1,4 +1,5 @@
 #include <atomic>
+#include <cmath>
 #include <random>
 #include <set>
 #include <thread>
@@ -29,6 +30,31 @@ TEST(ActionTableTest, ThreeViewsGiveTheReferenceLayout) {
   EXPECT_EQ(*t->IndexOf(false, {}), 0);
   EXPECT_FALSE(t->IndexOf(true, {3}).ok());
   EXPECT_FALSE(t->IndexOf(true, {1, 1}).ok());
+}
+
+// The history window is bounded: the response kNN searches a trie as deep as
+// its key on the caller's stack (10000 turns overflowed it).
+TEST(SimulatorTest, TheTimeSpanIsBoundedAtCreation) {
+  const data::Dataset& d = testing::EmbeddedDataset();
+  std::vector<int> episodes = {0, 1, 2, 3};
+  for (int span : {0, ObservationLayout::kMaxTimeSpan + 1, 10000}) {
+    SimulatorConfig config;
+    config.time_span = span;
+    auto sim = Simulator::Create(d, episodes, config);
+    ASSERT_FALSE(sim.ok()) << span;
+    EXPECT_EQ(sim.status().code(), absl::StatusCode::kInvalidArgument);
+    EXPECT_NE(sim.status().message().find(absl::StrCat("time_span = ", span, ": must be in [1, ",
+                                                       ObservationLayout::kMaxTimeSpan, "]")),
+              std::string::npos)
+        << sim.status();
+  }
+  SimulatorConfig longest;
+  longest.time_span = ObservationLayout::kMaxTimeSpan;
+  auto sim = Simulator::Create(d, episodes, longest);
+  ASSERT_TRUE(sim.ok()) << sim.status();
+  DecisionContext context;
+  context.association = {0.1, 0.2, 0.3};
+  EXPECT_TRUE(std::isfinite((*sim)->Response(context, 1)));
 }
 
 TEST(ActionTableTest, AnyViewCount) {

@@ -1,5 +1,6 @@
 #include "lcio/policy/artifact_io.h"
 
+#include <sys/stat.h>
 #include <torch/script.h>
 #include <unistd.h>
 
@@ -105,6 +106,20 @@ TEST_F(ArtifactIoTest, SaveThenReadRoundTrips) {
   int files = 0;
   for (const auto& entry : fs::directory_iterator(dir_)) files += entry.is_regular_file();
   EXPECT_EQ(files, 1);
+}
+
+// The artifact is renamed over its target: a device or a FIFO there would be
+// replaced by a regular file, so it is refused and left as it is.
+TEST_F(ArtifactIoTest, AnOutputThatIsNotARegularFileIsRefused) {
+  ASSERT_EQ(::mkfifo(Path("fifo.pt").c_str(), 0600), 0);
+  auto saved = policy_testing::WriteTestArtifact(Path("fifo.pt"));
+  ASSERT_FALSE(saved.ok());
+  EXPECT_EQ(saved.status().code(), absl::StatusCode::kFailedPrecondition) << saved.status();
+  EXPECT_NE(saved.status().message().find("is a FIFO"), std::string::npos) << saved.status();
+  EXPECT_EQ(fs::status(Path("fifo.pt")).type(), fs::file_type::fifo);
+  int files = 0;  // no temporary file left behind
+  for (const auto& entry : fs::directory_iterator(dir_)) files += entry.is_regular_file();
+  EXPECT_EQ(files, 0);
 }
 
 TEST_F(ArtifactIoTest, VersionIsAContentHash) {

@@ -176,6 +176,11 @@ TEST(ReportLogTest, RecordsOfAnotherSchemaFailTheExportOrGoToTheRejectsFile) {
   auto parsed = data::ParseM4A1(json, "rejects");
   ASSERT_TRUE(parsed.ok()) << parsed.status();
   EXPECT_EQ(parsed->num_views, 2);
+  // A rejects file that cannot be written fails the export: the records set
+  // aside would otherwise be lost with exit 0.
+  auto lost = Export({dir.File("r.log")}, &json, dir.File("missing/rejects.log"));
+  EXPECT_EQ(lost.status().code(), absl::StatusCode::kDataLoss) << lost.status();
+  EXPECT_NE(lost.status().message().find("missing/rejects.log"), absl::string_view::npos);
 }
 
 TEST(ReportLogTest, TurnsPastAGapAreOrphanedNotExportedAsEpisodes) {

@@ -196,9 +196,9 @@ absl::StatusOr<ArtifactMetadata> MetadataFromJson(const std::string& text,
           absl::StrCat("observation.budget_clip = ", observation.at("budget_clip").get<double>(),
                        ": this build clips at ", env::ObservationLayout::kBudgetClip));
     const int size = observation.at("size").get<int>();
-    if (m.layout.time_span >= 1 && m.layout.time_span <= 1000 && m.layout.num_views >= 0 &&
-        m.layout.num_views <= env::ActionTable::kMaxViews && m.layout.num_tasks >= 0 &&
-        m.layout.num_tasks <= 100000 && size != m.layout.size())
+    if (m.layout.time_span >= 1 && m.layout.time_span <= env::ObservationLayout::kMaxTimeSpan &&
+        m.layout.num_views >= 0 && m.layout.num_views <= env::ActionTable::kMaxViews &&
+        m.layout.num_tasks >= 0 && m.layout.num_tasks <= 100000 && size != m.layout.size())
       return Fail(source, absl::StrCat("observation.size = ", size, " but the layout gives ",
                                        m.layout.size()));
     m.policy_version = json.at("policy_version").get<std::string>();
@@ -258,9 +258,10 @@ absl::Status ValidateMetadata(const ArtifactMetadata& m, const std::string& sour
   if (m.layout.num_views < 0 || m.layout.num_views > env::ActionTable::kMaxViews)
     return Fail(source, absl::StrCat("observation.num_views = ", m.layout.num_views,
                                      ": must be in [0, ", env::ActionTable::kMaxViews, "]"));
-  if (m.layout.time_span < 1 || m.layout.time_span > 1000)
-    return Fail(source, absl::StrCat("observation.time_span = ", m.layout.time_span,
-                                     ": must be in [1, 1000]"));
+  if (m.layout.time_span < 1 || m.layout.time_span > env::ObservationLayout::kMaxTimeSpan)
+    return Fail(source,
+                absl::StrCat("observation.time_span = ", m.layout.time_span, ": must be in [1, ",
+                             env::ObservationLayout::kMaxTimeSpan, "]"));
   std::shared_ptr<const env::ResponseEstimator> response_model;
   if (m.layout.response_aware) {
     if (m.response_model_json.empty())

@@ -66,6 +66,9 @@ struct ObservationLayout {
   // 3 added fit_aware; earlier layouts read as fit_aware off.
   // 4 added profile_aware; earlier layouts read as profile_aware off.
   static constexpr int kVersion = 4;
+  // The history window's longest: the response kNN searches a trie as deep as
+  // the key (5 numbers a turn), on the caller's stack.
+  static constexpr int kMaxTimeSpan = 1000;
   int num_views = 3;
   int num_tasks = 4;
   int time_span = 5;
