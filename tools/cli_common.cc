@@ -1,5 +1,6 @@
 #include "cli_common.h"
 
+#include <cmath>
 #include <filesystem>
 #include <fstream>
 #include <sstream>
@@ -60,6 +61,24 @@ absl::StatusOr<env::SimulatorConfig> SimulatorConfigFromFlags() {
   config.network = absl::GetFlag(FLAGS_network);
   config.weights = {absl::GetFlag(FLAGS_alpha), absl::GetFlag(FLAGS_beta_association),
                     absl::GetFlag(FLAGS_beta_latency), absl::GetFlag(FLAGS_beta_usage)};
+  // Checked here, naming the flag, before NaN or inf spreads into every
+  // figure of a run that exits 0.
+  const std::pair<const char*, double> weights[] = {
+      {"alpha", config.weights.alpha},
+      {"beta_association", config.weights.beta_association},
+      {"beta_latency", config.weights.beta_latency},
+      {"beta_usage", config.weights.beta_usage}};
+  for (const auto& [flag, value] : weights)
+    if (!std::isfinite(value))
+      return absl::InvalidArgumentError(
+          absl::StrCat("--", flag, " = ", value, ": must be a finite number"));
+  const std::pair<const char*, double> budgets[] = {
+      {"latency_budget", absl::GetFlag(FLAGS_latency_budget)},
+      {"money_budget", absl::GetFlag(FLAGS_money_budget)}};
+  for (const auto& [flag, value] : budgets)
+    if (!(std::isfinite(value) && value >= 0))
+      return absl::InvalidArgumentError(
+          absl::StrCat("--", flag, " = ", value, ": must be a finite number >= 0"));
   config.time_span = absl::GetFlag(FLAGS_time_span);
   config.k_neighbors = absl::GetFlag(FLAGS_k_neighbors);
   config.refusal.phrases = absl::GetFlag(FLAGS_refusal_phrases);
@@ -110,8 +129,9 @@ absl::StatusOr<std::vector<env::Split>> SplitsFromFlags(const data::Dataset& dat
     if (!split.ok()) return split.status();
     return std::vector<env::Split>{*split};
   }
-  if (count < 1)
-    return absl::InvalidArgumentError(absl::StrCat("--splits = ", count, ": must be >= 1"));
+  if (count < 1 || count > kMaxSplits)
+    return absl::InvalidArgumentError(
+        absl::StrCat("--splits = ", count, ": must be in [1, ", kMaxSplits, "]"));
   std::vector<env::Split> splits;
   for (int i = 0; i < count; ++i) {
     auto split =

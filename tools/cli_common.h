@@ -38,10 +38,15 @@ namespace lcio::cli {
 // binary was built from.
 std::string DefaultDataPath();
 absl::StatusOr<data::Dataset> LoadDataset();
+// Also checks --latency_budget and --money_budget (finite, >= 0) and the
+// reward weights (finite), naming the flag.
 absl::StatusOr<env::SimulatorConfig> SimulatorConfigFromFlags();
 env::Budget BudgetFromFlags();
-// `count` seeded random splits starting at --split_seed (seed, seed+1, ...),
-// or the one explicit split of --train_ids/--test_ids.
+// Far more splits than 100 episodes can make different, and a bound on what
+// a mistyped count may allocate.
+inline constexpr int kMaxSplits = 1000;
+// `count` (1..kMaxSplits) seeded random splits starting at --split_seed
+// (seed, seed+1, ...), or the one explicit split of --train_ids/--test_ids.
 absl::StatusOr<std::vector<env::Split>> SplitsFromFlags(const data::Dataset& dataset, int count);
 // Whether the flag `name` was given on the command line (or in a --flagfile),
 // whatever its value: a flag given at its default value still counts.

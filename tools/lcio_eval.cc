@@ -31,7 +31,7 @@
 #include "lcio/policy/trainer.h"
 #endif
 
-ABSL_FLAG(int, splits, 10, "number of random splits (seeds --split_seed, +1, ...)");
+ABSL_FLAG(int, splits, 10, "number of random splits, 1 to 1000 (seeds --split_seed, +1, ...)");
 ABSL_FLAG(std::string, shield, "both", "evaluate with the budget shield: on, off or both");
 ABSL_FLAG(bool, fixed, true, "include every fixed action");
 ABSL_FLAG(bool, task_rule, false,

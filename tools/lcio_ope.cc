@@ -179,9 +179,13 @@ absl::Status Evaluate() {
   const std::string path = absl::GetFlag(FLAGS_log);
   if (path.empty()) return absl::InvalidArgumentError("--log is required (a joined traffic log)");
   const double dp = absl::GetFlag(FLAGS_default_propensity);
-  if (!(dp >= 0 && dp <= 1))
+  if (!(dp == 0 || (dp >= ope::kMinPropensity && dp <= 1)))
+    return absl::InvalidArgumentError(absl::StrCat("--default_propensity = ", dp, ": must be in [",
+                                                   ope::kMinPropensity, ", 1], or 0 for none"));
+  const double half_width = absl::GetFlag(FLAGS_half_width);
+  if (!(std::isfinite(half_width) && half_width > 0))
     return absl::InvalidArgumentError(
-        absl::StrCat("--default_propensity = ", dp, ": must be in (0, 1], or 0 for none"));
+        absl::StrCat("--half_width = ", half_width, ": must be a finite number > 0"));
   if (absl::GetFlag(FLAGS_candidates).empty())
     return absl::InvalidArgumentError("--candidates is empty (local, fixed:N or artifact paths)");
   auto interval = IntervalFromFlags(absl::GetFlag(FLAGS_seed));
@@ -360,9 +364,10 @@ absl::Status Validate(const data::Dataset& data) {
   auto s = MakeSetup(data);
   if (!s.ok()) return s.status();
   const int repetitions = absl::GetFlag(FLAGS_repetitions);
-  if (repetitions < 1)
+  constexpr int kMaxRepetitions = 100000;  // each one simulates and estimates a whole log
+  if (repetitions < 1 || repetitions > kMaxRepetitions)
     return absl::InvalidArgumentError(
-        absl::StrCat("--repetitions = ", repetitions, ": must be at least 1"));
+        absl::StrCat("--repetitions = ", repetitions, ": must be in [1, ", kMaxRepetitions, "]"));
   auto base =
       cli::MakeFlagPolicy("logging_policy", absl::GetFlag(FLAGS_logging_policy), data, *s->truth);
   if (!base.ok()) return base.status();

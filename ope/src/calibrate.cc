@@ -44,10 +44,11 @@ absl::StatusOr<CalibrationResult> Calibrate(const env::Simulator& simulator,
   if (o.metric == CalibrationMetric::kSpendPerConversation && !(o.target > 0))
     return absl::InvalidArgumentError(
         absl::StrCat("target spend = ", o.target, " USD per conversation: must be > 0"));
-  if (!(o.min_money_usd > 0 && o.max_money_usd > o.min_money_usd) || o.grid < 2)
-    return absl::InvalidArgumentError(
-        absl::StrCat("money budget range [", o.min_money_usd, ", ", o.max_money_usd, "] with ",
-                     o.grid, " points: needs 0 < min < max and at least 2 points"));
+  if (!(o.min_money_usd > 0 && o.max_money_usd > o.min_money_usd) ||
+      !std::isfinite(o.max_money_usd) || o.grid < 2 || o.grid > CalibrationOptions::kMaxGrid)
+    return absl::InvalidArgumentError(absl::StrCat(
+        "money budget range [", o.min_money_usd, ", ", o.max_money_usd, "] with ", o.grid,
+        " points: needs 0 < min < max < inf and 2 to ", CalibrationOptions::kMaxGrid, " points"));
   if (!(o.holdout_share > 0 && o.holdout_share < 1))
     return absl::InvalidArgumentError(
         absl::StrCat("holdout share = ", o.holdout_share, ": must be in (0, 1)"));

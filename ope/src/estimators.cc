@@ -375,9 +375,10 @@ absl::Status ValidateIntervalOptions(const IntervalOptions& interval) {
   const bool bootstrap = interval.method == IntervalMethod::kPercentile ||
                          interval.method == IntervalMethod::kBca ||
                          interval.method == IntervalMethod::kStudentized;
-  if (bootstrap && interval.resamples < 99)
+  if (bootstrap && (interval.resamples < 99 || interval.resamples > IntervalOptions::kMaxResamples))
     return absl::InvalidArgumentError(absl::StrCat("interval resamples = ", interval.resamples,
-                                                   ": a bootstrap needs at least 99"));
+                                                   ": a bootstrap needs 99 to ",
+                                                   IntervalOptions::kMaxResamples));
   return absl::OkStatus();
 }
 

@@ -1,6 +1,7 @@
 #include "lcio/ope/joined_log.h"
 
 #include <cmath>
+#include <filesystem>
 #include <fstream>
 #include <ostream>
 #include <sstream>
@@ -75,9 +76,10 @@ absl::StatusOr<JoinedLog> ParseJoinedLog(std::string_view text, std::string_view
         p.push_back(*default_propensity);
         continue;
       }
-      if (!it->is_number() || !(it->get<double>() > 0) || !(it->get<double>() <= 1))
+      if (!it->is_number() || !(it->get<double>() >= kMinPropensity) || !(it->get<double>() <= 1))
         return FieldError(source, parsed.id, static_cast<int>(t), "propensity", *it,
-                          "must be a number in (0, 1]");
+                          absl::StrCat("must be a number in [", kMinPropensity,
+                                       ", 1] (a smaller one's squared weight overflows)"));
       p.push_back(it->get<double>());
     }
     log.propensity.push_back(std::move(p));
@@ -88,6 +90,14 @@ absl::StatusOr<JoinedLog> ParseJoinedLog(std::string_view text, std::string_view
 absl::StatusOr<JoinedLog> LoadJoinedLog(const std::string& path,
                                         std::optional<double> default_propensity,
                                         const data::LoadOptions& options) {
+  std::error_code ec;
+  const auto status = std::filesystem::status(path, ec);
+  if (ec || !std::filesystem::exists(status))
+    return absl::NotFoundError(absl::StrCat(path, ": cannot open: no such file"));
+  // A device or a FIFO (/dev/zero) would be read without end.
+  if (!std::filesystem::is_regular_file(status))
+    return absl::InvalidArgumentError(
+        absl::StrCat(path, ": not a regular file (a joined log is a JSON file)"));
   std::ifstream in(path, std::ios::binary);
   if (!in) return absl::NotFoundError(absl::StrCat(path, ": cannot open"));
   std::ostringstream text;

@@ -188,9 +188,9 @@ absl::StatusOr<JoinedLog> SimulateExploringLog(const env::Simulator& truth,
   if (!(options.epsilon >= 0 && options.epsilon <= 1))
     return absl::InvalidArgumentError(
         absl::StrCat("epsilon = ", options.epsilon, ": must be in [0, 1]"));
-  if (options.copies < 1)
-    return absl::InvalidArgumentError(
-        absl::StrCat("copies = ", options.copies, ": must be at least 1"));
+  if (options.copies < 1 || options.copies > ExplorationOptions::kMaxCopies)
+    return absl::InvalidArgumentError(absl::StrCat("copies = ", options.copies, ": must be in [1, ",
+                                                   ExplorationOptions::kMaxCopies, "]"));
   const env::ActionTable& actions = truth.actions();
   const int num_actions = actions.size();
   JoinedLog log;

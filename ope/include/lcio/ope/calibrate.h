@@ -24,6 +24,7 @@ struct CalibrationOptions {
   // The money budgets tried: `grid` points spaced geometrically over
   // [min_money_usd, max_money_usd].
   double min_money_usd = 1e-4, max_money_usd = 1.0;
+  static constexpr int kMaxGrid = 100000;  // each point evaluates the policy once
   int grid = 64;
   double holdout_share = 0.5;  // conversations set aside for validation
   uint64_t seed = 1;

@@ -66,7 +66,8 @@ absl::StatusOr<IntervalMethod> ParseIntervalMethod(std::string_view name);
 struct IntervalOptions {
   IntervalMethod method = IntervalMethod::kEffective;
   double level = 0.95;  // in (0, 1)
-  int resamples = 999;  // bootstrap methods
+  static constexpr int kMaxResamples = 1000000;
+  int resamples = 999;  // bootstrap methods, 99 to kMaxResamples
   uint64_t seed = 1;    // bootstrap methods: the resampling is reproducible
 };
 

@@ -26,6 +26,11 @@ struct ConversationBudget {
   std::optional<double> latency_s, money_usd;
 };
 
+// The smallest propensity a joined log may carry: an importance weight's
+// square must stay finite ((1/1e-100)^2 = 1e200; below about 1e-154 it
+// overflows and every interval turns NaN).
+inline constexpr double kMinPropensity = 1e-100;
+
 struct JoinedLog {
   data::Dataset dataset;
   std::vector<std::vector<double>> propensity;  // [episode][turn]

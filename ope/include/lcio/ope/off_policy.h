@@ -91,6 +91,7 @@ absl::StatusOr<PairedReport> ComparePaired(const JoinedLog& log, const OpeReport
 // `shield`). The logged response is `truth`'s, the costs the cost model's,
 // and each turn records the probability of its action.
 struct ExplorationOptions {
+  static constexpr int kMaxCopies = 10000;  // each copy replays every conversation
   double epsilon = 0.2;
   int copies = 1;
   bool shield = true;

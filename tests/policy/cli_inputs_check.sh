@@ -1,0 +1,53 @@
+#!/usr/bin/env bash
+# Bad command-line values are refused before any work, exit non-zero, and the
+# message names the flag and the rule; nothing crashes (a signal is a failure)
+# and no output replaces a device.
+# Usage: cli_inputs_check.sh LCIO_TRAIN LCIO_EVAL LCIO_OPE LCIO_CALIBRATE REPO_ROOT
+set -uo pipefail
+train=$1 eval_bin=$2 ope=$3 calibrate=$4 repo=$5
+tmp=$(mktemp -d)
+trap 'rm -rf "$tmp"' EXIT
+cd "$repo" || exit 1
+failures=0
+# refuse "expected text" command...: exit status 1..127 and the text on stderr.
+refuse() {
+  local want=$1
+  shift
+  timeout 120 "$@" > "$tmp/out" 2> "$tmp/err"
+  local rc=$?
+  if ((rc == 0 || rc >= 124)); then
+    echo "FAIL (exit $rc): $*"
+    head -c 600 "$tmp/err"
+    failures=$((failures + 1))
+  elif ! grep -qF -- "$want" "$tmp/err"; then
+    echo "FAIL (no \"$want\" in stderr): $*"
+    head -c 600 "$tmp/err"
+    failures=$((failures + 1))
+  fi
+}
+refuse 'time_span = 10000: must be in [1, 1000]' "$eval_bin" --splits=1 --oracle=false --time_span=10000
+refuse 'time_span = 10000: must be in [1, 1000]' "$train" --timesteps=64 --progress=off \
+  --time_span=10000 --out="$tmp/p.pt"
+refuse '--alpha = nan: must be a finite number' "$eval_bin" --splits=1 --oracle=false --alpha=nan
+refuse '--latency_budget = nan: must be a finite number >= 0' "$eval_bin" --splits=1 \
+  --oracle=false --latency_budget=nan
+refuse '--money_budget = -5: must be a finite number >= 0' "$ope" --log=data/M4A1.json \
+  --candidates=local --default_propensity=1 --money_budget=-5
+refuse '--splits = 2000000000: must be in [1, 1000]' "$eval_bin" --splits=2000000000 --oracle=false
+refuse '--default_propensity = 1e-300: must be in [1e-100, 1]' "$ope" --log=data/M4A1.json \
+  --candidates=local --default_propensity=1e-300
+refuse '--half_width = nan: must be a finite number > 0' "$ope" --log=data/M4A1.json \
+  --candidates=local --default_propensity=1 --half_width=nan
+refuse 'not a regular file' "$ope" --log=/dev/zero --candidates=local --default_propensity=1
+refuse 'copies = 2000000000: must be in [1, 10000]' "$ope" --validate --copies=2000000000 \
+  --repetitions=1 --candidates=local
+refuse '--repetitions = 2000000000: must be in [1, 100000]' "$ope" --validate \
+  --repetitions=2000000000 --candidates=local
+refuse 'and 2 to 100000 points' "$calibrate" --policy=policy/default_policy.pt \
+  --target_cloud_share=0.3 --grid=2000000000
+refuse 'needs 0 < min < max < inf' "$calibrate" --policy=policy/default_policy.pt \
+  --target_cloud_share=0.3 --max_money=inf
+mkfifo "$tmp/fifo.pt"
+refuse 'is a FIFO' "$train" --timesteps=64 --progress=off --out="$tmp/fifo.pt"
+[[ -p $tmp/fifo.pt ]] || { echo "FAIL: lcio-train replaced the FIFO"; failures=$((failures + 1)); }
+exit $((failures > 0))
