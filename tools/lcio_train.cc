@@ -19,6 +19,7 @@
 #include "absl/strings/str_split.h"
 #include "cli_common.h"
 #include "cli_help.h"
+#include "lcio/data/message.h"
 #include "lcio/env/baselines.h"
 #include "lcio/env/evaluator.h"
 #include "lcio/policy/train_config.h"
@@ -334,10 +335,10 @@ int main(int argc, char** argv) {
   }
 
   const std::string out = absl::GetFlag(FLAGS_out);
-  std::cerr << "lcio-train: " << options->algo << ", " << options->timesteps << " steps, seed "
-            << options->seed << ", " << split.train.size() << " training episodes"
-            << (split_mode == "none" ? " (all)" : "") << ", device " << config->device
-            << ", network " << config->network << "\n";
+  std::cerr << "lcio-train: " << data::Shorten(options->algo, 64) << ", " << options->timesteps
+            << " steps, seed " << options->seed << ", " << split.train.size()
+            << " training episodes" << (split_mode == "none" ? " (all)" : "") << ", device "
+            << config->device << ", network " << config->network << "\n";
   auto summary = policy::TrainPolicy(*dataset, split.train, *config, *options, out);
   if (bar) std::cerr << "\n";
   if (!summary.ok()) return Fail(summary.status());

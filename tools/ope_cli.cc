@@ -4,6 +4,7 @@
 #include "absl/strings/match.h"
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
+#include "lcio/data/message.h"
 #include "lcio/env/baselines.h"
 #include "lcio/policy/artifact_policy.h"
 
@@ -26,7 +27,7 @@ absl::StatusOr<std::unique_ptr<env::Policy>> MakePolicy(const std::string& spec,
   if (!loaded.ok())
     return absl::Status(
         loaded.status().code(),
-        absl::StrCat("policy \"", spec.substr(0, 256),
+        absl::StrCat("policy \"", data::Shorten(spec),
                      "\" (local, fixed:N or an artifact path): ", loaded.status().message()));
   if (auto s =
           (*loaded)->CheckCompatible(dataset.num_views, static_cast<int>(dataset.tasks.size()));

@@ -8,6 +8,7 @@
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
 #include "lcio/data/json_parse.h"
+#include "lcio/data/message.h"
 #include "nlohmann/json.hpp"
 
 namespace lcio::env {
@@ -216,15 +217,16 @@ std::string ProfileCatalog::ToJson() const {
 absl::StatusOr<DeviceProfile> ProfileCatalog::Device(const std::string& name) const {
   for (const auto& d : devices)
     if (d.name == name) return d;
-  return absl::NotFoundError(
-      absl::StrCat("device \"", name, "\" is not known; known devices: ", KnownNames(devices)));
+  return absl::NotFoundError(absl::StrCat("device \"", data::Shorten(name, 64),
+                                          "\" is not known; known devices: ", KnownNames(devices)));
 }
 
 absl::StatusOr<NetworkProfile> ProfileCatalog::Network(const std::string& name) const {
   for (const auto& n : networks)
     if (n.name == name) return n;
   return absl::NotFoundError(
-      absl::StrCat("network \"", name, "\" is not known; known networks: ", KnownNames(networks)));
+      absl::StrCat("network \"", data::Shorten(name, 64),
+                   "\" is not known; known networks: ", KnownNames(networks)));
 }
 
 absl::StatusOr<CostModel> CostModel::Create(const ProfileCatalog& catalog,

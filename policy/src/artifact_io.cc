@@ -17,6 +17,7 @@
 #include "artifact_internal.h"
 #include "lcio/data/atomic_file.h"
 #include "lcio/data/m4a1.h"
+#include "lcio/data/message.h"
 #include "lcio/env/action_table.h"
 
 namespace lcio::policy {
@@ -25,7 +26,7 @@ namespace {
 constexpr int64_t kMaxArtifactBytes = int64_t{1} << 30;  // far above any MLP we train
 
 absl::Status Fail(const std::string& path, const std::string& rule) {
-  return absl::InvalidArgumentError(absl::StrCat("artifact ", path, ": ", rule));
+  return absl::InvalidArgumentError(absl::StrCat("artifact ", data::Shorten(path), ": ", rule));
 }
 
 std::string ShapeText(const torch::Tensor& t) {
@@ -133,14 +134,16 @@ absl::StatusOr<LoadedArtifact> LoadArtifactFile(const std::string& path,
   std::error_code ec;
   const auto size = std::filesystem::file_size(path, ec);
   if (ec)
-    return absl::NotFoundError(absl::StrCat("artifact ", path, ": cannot read: ", ec.message()));
+    return absl::NotFoundError(
+        absl::StrCat("artifact ", data::Shorten(path), ": cannot read: ", ec.message()));
   if (size == 0) return Fail(path, "file is empty");
   if (static_cast<int64_t>(size) > kMaxArtifactBytes)
     return Fail(path, absl::StrCat("file has ", size, " bytes; at most ", kMaxArtifactBytes));
   std::string bytes;
   {
     std::ifstream in(path, std::ios::binary);
-    if (!in) return absl::NotFoundError(absl::StrCat("artifact ", path, ": cannot open"));
+    if (!in)
+      return absl::NotFoundError(absl::StrCat("artifact ", data::Shorten(path), ": cannot open"));
     std::ostringstream buffer;
     buffer << in.rdbuf();
     bytes = std::move(buffer).str();

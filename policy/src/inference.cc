@@ -6,6 +6,7 @@
 #include "absl/strings/str_cat.h"
 #include "artifact_internal.h"
 #include "device.h"
+#include "lcio/data/message.h"
 #include "lcio/env/response_estimator.h"
 
 namespace lcio::policy {
@@ -62,18 +63,18 @@ absl::StatusOr<std::shared_ptr<const InferenceEngine>> InferenceEngine::Load(
     auto model = env::ResponseEstimator::FromJson(impl->metadata.response_model_json);
     if (!model.ok())
       return absl::InvalidArgumentError(
-          absl::StrCat("artifact ", path, ": ", model.status().message()));
+          absl::StrCat("artifact ", data::Shorten(path), ": ", model.status().message()));
     response_model = *std::move(model);
   }
   auto encoder = env::ObservationEncoder::Create(impl->metadata.layout, std::move(response_model));
   if (!encoder.ok())
     return absl::InvalidArgumentError(
-        absl::StrCat("artifact ", path, ": ", encoder.status().message()));
+        absl::StrCat("artifact ", data::Shorten(path), ": ", encoder.status().message()));
   impl->encoder.emplace(*std::move(encoder));
   auto classifier = TaskClassifier::FromJson(impl->metadata.classifier_json);
   if (!classifier.ok())
     return absl::InvalidArgumentError(
-        absl::StrCat("artifact ", path, ": ", classifier.status().message()));
+        absl::StrCat("artifact ", data::Shorten(path), ": ", classifier.status().message()));
   impl->classifier = *std::move(classifier);
   if (!impl->metadata.fallback_json.empty()) {  // ValidateMetadata checked it
     auto fallback = env::FallbackTable::FromJson(impl->metadata.fallback_json, path);

@@ -47,6 +47,17 @@ refuse 'and 2 to 100000 points' "$calibrate" --policy=policy/default_policy.pt \
   --target_cloud_share=0.3 --grid=2000000000
 refuse 'needs 0 < min < max < inf' "$calibrate" --policy=policy/default_policy.pt \
   --target_cloud_share=0.3 --max_money=inf
+# A huge value is cut in the message (its length named), never echoed whole.
+long=$(head -c 100000 /dev/zero | tr '\0' x)
+for cmd in "$eval_bin --splits=1 --oracle=false --device=$long" \
+  "$eval_bin --splits=1 --oracle=false --network=$long" \
+  "$ope --log=data/M4A1.json --default_propensity=1 --candidates=$tmp/$long" \
+  "$train --timesteps=64 --progress=off --algo=$long --out=$tmp/q.pt"; do
+  # shellcheck disable=SC2086
+  refuse '...(' $cmd
+  size=$(wc -c < "$tmp/err")
+  ((size < 2048)) || { echo "FAIL: $size bytes of stderr for a 100000-byte value: ${cmd:0:80}"; failures=$((failures + 1)); }
+done
 mkfifo "$tmp/fifo.pt"
 refuse 'is a FIFO' "$train" --timesteps=64 --progress=off --out="$tmp/fifo.pt"
 [[ -p $tmp/fifo.pt ]] || { echo "FAIL: lcio-train replaced the FIFO"; failures=$((failures + 1)); }

@@ -6,6 +6,7 @@
 #include "absl/strings/str_join.h"
 #include "lcio/data/json_parse.h"
 #include "lcio/data/m4a1.h"
+#include "lcio/data/message.h"
 #include "lcio/env/action_table.h"
 #include "lcio/env/fallback.h"
 #include "lcio/env/response_estimator.h"
@@ -103,7 +104,7 @@ Json ToJsonValue(const ArtifactMetadata& m) {
 }
 
 absl::Status Fail(const std::string& source, const std::string& rule) {
-  return absl::InvalidArgumentError(absl::StrCat("artifact ", source, ": ", rule));
+  return absl::InvalidArgumentError(absl::StrCat("artifact ", data::Shorten(source), ": ", rule));
 }
 
 absl::Status CheckEmbedded(const std::string& text, const char* field, const std::string& source) {
@@ -250,10 +251,10 @@ absl::Status ValidateMetadata(const ArtifactMetadata& m, const std::string& sour
                                      ArtifactMetadata::kFormatVersion));
   static const std::regex kLabel("[A-Za-z0-9._-]{1,64}");
   if (!std::regex_match(m.algo, kLabel))
-    return Fail(source, absl::StrCat("algo = \"", m.algo,
+    return Fail(source, absl::StrCat("algo = \"", data::Shorten(m.algo, 64),
                                      "\": must be 1 to 64 characters of [A-Za-z0-9._-]"));
   if (!m.policy_version.empty() && !std::regex_match(m.policy_version, kLabel))
-    return Fail(source, absl::StrCat("policy_version = \"", m.policy_version,
+    return Fail(source, absl::StrCat("policy_version = \"", data::Shorten(m.policy_version, 64),
                                      "\": must be 1 to 64 characters of [A-Za-z0-9._-]"));
   if (m.layout.num_views < 0 || m.layout.num_views > env::ActionTable::kMaxViews)
     return Fail(source, absl::StrCat("observation.num_views = ", m.layout.num_views,
