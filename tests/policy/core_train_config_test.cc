@@ -130,6 +130,34 @@ TEST(TrainConfigJson, FallbackFixedActionRuleIsReadCheckedAndRecordedWhenNotTheD
             std::string::npos);
 }
 
+// Whole-number keys refuse what they cannot hold exactly instead of
+// truncating or wrapping it (1e308 steps read as -9223372036854775808, a
+// seed of -1 as 18446744073709551615).
+TEST(TrainConfigJson, WholeNumbersAreCheckedNotTruncatedOrWrapped) {
+  const std::pair<const char*, const char*> cases[] = {
+      {R"({"timesteps": 256.7})", "timesteps = 256.7: must be a whole number in [1, "},
+      {R"({"timesteps": 1e308})", "timesteps = 1e+308: must be a whole number"},
+      {R"({"timesteps": 0})", "timesteps = 0: must be a whole number in [1, "},
+      {R"({"seed": -1})", "seed = -1: must be a whole number in [0, 18446744073709551615]"},
+      {R"({"seed": 1180591620717411303424})", "seed = 1.1805916207174113e+21: must be"},
+      {R"({"seed": 1.5})", "seed = 1.5: must be a whole number"},
+      {R"({"cross_fit_folds": 1099511627776})",
+       "cross_fit_folds = 1099511627776: must be a whole number in [0, 2147483647]"},
+      {R"({"timesteps": "many"})", "timesteps = \"many\": must be a whole number"},
+  };
+  for (const auto& [json, message] : cases) {
+    TrainOptions options;
+    const absl::Status s = ApplyTrainConfigJson(json, &options);
+    EXPECT_EQ(s.code(), absl::StatusCode::kInvalidArgument) << json;
+    EXPECT_NE(s.message().find(message), std::string::npos) << json << ": " << s;
+  }
+  TrainOptions options;
+  ASSERT_TRUE(
+      ApplyTrainConfigJson(R"({"timesteps": 4096, "seed": 18446744073709551615})", &options).ok());
+  EXPECT_EQ(options.timesteps, 4096);
+  EXPECT_EQ(options.seed, 18446744073709551615u);
+}
+
 TEST(TrainConfigJson, RecordsTheAlgorithmsTablesAsNumbers) {
   TrainOptions options;
   options.algo = "rc-a2c";

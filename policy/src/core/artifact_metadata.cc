@@ -1,6 +1,8 @@
 #include <algorithm>
 #include <cmath>
+#include <limits>
 #include <regex>
+#include <stdexcept>
 
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
@@ -129,6 +131,21 @@ std::string MetadataHashText(const ArtifactMetadata& metadata) {
   return json.dump();
 }
 
+// An int field exactly: get<int>() would truncate a fraction and wrap a
+// number past int's range (2^70 read as -2147483648).
+int IntField(const Json& parent, const char* key) {
+  const Json& v = parent.at(key);
+  const bool fits =
+      v.is_number_unsigned()
+          ? v.get<uint64_t>() <= static_cast<uint64_t>(std::numeric_limits<int>::max())
+          : v.is_number_integer() && v.get<int64_t>() >= std::numeric_limits<int>::min() &&
+                v.get<int64_t>() <= std::numeric_limits<int>::max();
+  if (!fits)
+    throw std::invalid_argument(absl::StrCat(key, " = ", data::Shorten(v.dump(), 64),
+                                             ": must be a whole number within an int"));
+  return v.get<int>();
+}
+
 absl::StatusOr<ArtifactMetadata> MetadataFromJson(const std::string& text,
                                                   const std::string& source) {
   absl::Status error;
@@ -141,20 +158,20 @@ absl::StatusOr<ArtifactMetadata> MetadataFromJson(const std::string& text,
     if (json.value("format", "") != "lcio-policy")
       return Fail(source, "metadata format must be \"lcio-policy\"");
     // The version gates everything else: a newer format may mean anything.
-    m.format_version = json.at("format_version").get<int>();
+    m.format_version = IntField(json, "format_version");
     if (m.format_version < 1 || m.format_version > ArtifactMetadata::kFormatVersion)
       return Fail(source, absl::StrCat("format_version = ", m.format_version,
                                        ": this build reads versions 1 to ",
                                        ArtifactMetadata::kFormatVersion));
     const Json& observation = json.at("observation");
-    const int layout_version = observation.at("layout_version").get<int>();
+    const int layout_version = IntField(observation, "layout_version");
     if (layout_version < 1 || layout_version > env::ObservationLayout::kVersion)
       return Fail(source, absl::StrCat("observation.layout_version = ", layout_version,
                                        ": this build encodes versions 1 to ",
                                        env::ObservationLayout::kVersion));
-    m.layout.num_views = observation.at("num_views").get<int>();
-    m.layout.num_tasks = observation.at("num_tasks").get<int>();
-    m.layout.time_span = observation.at("time_span").get<int>();
+    m.layout.num_views = IntField(observation, "num_views");
+    m.layout.num_tasks = IntField(observation, "num_tasks");
+    m.layout.time_span = IntField(observation, "time_span");
     m.layout.task_one_hot = observation.at("task_one_hot").get<bool>();
     m.layout.prompt_aware = observation.at("prompt_aware").get<bool>();
     m.layout.budget_aware = observation.at("budget_aware").get<bool>();
@@ -176,10 +193,10 @@ absl::StatusOr<ArtifactMetadata> MetadataFromJson(const std::string& text,
       if (m.layout.fit_aware) {
         m.layout.action_time_s = observation.at("action_time_s").get<std::vector<double>>();
         m.layout.action_money_usd = observation.at("action_money_usd").get<std::vector<double>>();
-        if (observation.at("fit_reserve_turns").get<int>() != env::kDefaultReserveTurns)
+        if (IntField(observation, "fit_reserve_turns") != env::kDefaultReserveTurns)
           return Fail(source,
                       absl::StrCat("observation.fit_reserve_turns = ",
-                                   observation.at("fit_reserve_turns").get<int>(),
+                                   IntField(observation, "fit_reserve_turns"),
                                    ": this build reserves ", env::kDefaultReserveTurns, " turns"));
       }
     }
@@ -196,7 +213,7 @@ absl::StatusOr<ArtifactMetadata> MetadataFromJson(const std::string& text,
           source,
           absl::StrCat("observation.budget_clip = ", observation.at("budget_clip").get<double>(),
                        ": this build clips at ", env::ObservationLayout::kBudgetClip));
-    const int size = observation.at("size").get<int>();
+    const int size = IntField(observation, "size");
     if (m.layout.time_span >= 1 && m.layout.time_span <= env::ObservationLayout::kMaxTimeSpan &&
         m.layout.num_views >= 0 && m.layout.num_views <= env::ActionTable::kMaxViews &&
         m.layout.num_tasks >= 0 && m.layout.num_tasks <= 100000 && size != m.layout.size())
@@ -205,7 +222,7 @@ absl::StatusOr<ArtifactMetadata> MetadataFromJson(const std::string& text,
     m.policy_version = json.at("policy_version").get<std::string>();
     m.algo = json.at("algo").get<std::string>();
     m.created_utc = json.value("created_utc", "");
-    m.num_actions = json.at("actions").at("num_actions").get<int>();
+    m.num_actions = IntField(json.at("actions"), "num_actions");
     m.action_views = json.at("actions").at("views").get<std::vector<std::vector<int>>>();
     m.activation = json.at("network").at("activation").get<std::string>();
     m.layer_sizes = json.at("network").at("layer_sizes").get<std::vector<int>>();
@@ -233,12 +250,14 @@ absl::StatusOr<ArtifactMetadata> MetadataFromJson(const std::string& text,
       m.training_split.known = true;
       m.training_split.seed = t.at("seed").get<uint64_t>();
       m.training_split.test_ratio = t.at("test_ratio").get<double>();
-      m.training_split.num_episodes = t.at("num_episodes").get<int>();
-      m.training_split.train_episodes = t.at("train_episodes").get<int>();
+      m.training_split.num_episodes = IntField(t, "num_episodes");
+      m.training_split.train_episodes = IntField(t, "train_episodes");
       m.training_split.train_episodes_sha256 = t.at("train_episodes_sha256").get<std::string>();
     }
   } catch (const Json::exception& e) {
     return Fail(source, absl::StrCat("metadata field missing or of the wrong type: ", e.what()));
+  } catch (const std::invalid_argument& e) {
+    return Fail(source, absl::StrCat("metadata ", e.what()));
   }
   if (absl::Status status = ValidateMetadata(m, source); !status.ok()) return status;
   return m;

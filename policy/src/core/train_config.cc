@@ -5,12 +5,14 @@
 
 #include <algorithm>
 #include <cmath>
+#include <limits>
 #include <nlohmann/json.hpp>
 
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
 #include "absl/strings/str_join.h"
 #include "lcio/data/json_parse.h"
+#include "lcio/data/message.h"
 #include "lcio/env/fallback.h"
 #include "lcio/policy/trainer.h"
 
@@ -343,6 +345,27 @@ absl::Status ApplyProfilesJson(const nlohmann::json& value, TrainOptions* option
 
 }  // namespace
 
+// `value` as an integer in [min, max]: a fraction, a number past the type
+// (1e308, 2^64) or a negative seed would otherwise be truncated or wrapped.
+template <typename Int>
+absl::StatusOr<Int> WholeNumber(const nlohmann::json& value, const std::string& key, Int min,
+                                Int max) {
+  bool fits = false;
+  if (value.is_number_unsigned()) {
+    const uint64_t v = value.get<uint64_t>();
+    fits = v <= static_cast<uint64_t>(max) && (min <= 0 || v >= static_cast<uint64_t>(min));
+  } else if (value.is_number_integer()) {
+    const int64_t v = value.get<int64_t>();
+    fits = v >= static_cast<int64_t>(min) &&
+           (v < 0 || static_cast<uint64_t>(v) <= static_cast<uint64_t>(max));
+  }
+  if (!fits)
+    return absl::InvalidArgumentError(
+        absl::StrCat("training config: ", key, " = ", data::Shorten(value.dump(), 64),
+                     ": must be a whole number in [", min, ", ", max, "]"));
+  return value.get<Int>();
+}
+
 absl::Status ApplyTrainConfigJson(const std::string& json, TrainOptions* options, bool keep_algo) {
   absl::Status error;
   const nlohmann::json j = data::ParseJson(json, "training config", &error);
@@ -354,9 +377,13 @@ absl::Status ApplyTrainConfigJson(const std::string& json, TrainOptions* options
     for (const auto& [key, value] : j.items()) {
       if (key == "algo") continue;
       if (key == "timesteps") {
-        options->timesteps = value.get<int64_t>();
+        auto timesteps = WholeNumber<int64_t>(value, key, 1, std::numeric_limits<int64_t>::max());
+        if (!timesteps.ok()) return timesteps.status();
+        options->timesteps = *timesteps;
       } else if (key == "seed") {
-        options->seed = value.get<uint64_t>();
+        auto seed = WholeNumber<uint64_t>(value, key, 0, std::numeric_limits<uint64_t>::max());
+        if (!seed.ok()) return seed.status();
+        options->seed = *seed;
       } else if (key == "hyperparameters") {
         if (!value.is_object())
           return absl::InvalidArgumentError(
@@ -369,7 +396,9 @@ absl::Status ApplyTrainConfigJson(const std::string& json, TrainOptions* options
       } else if (key == "training_profiles") {
         if (auto s = ApplyProfilesJson(value, options); !s.ok()) return s;
       } else if (key == "cross_fit_folds") {
-        options->cross_fit_folds = value.get<int>();
+        auto folds = WholeNumber<int>(value, key, 0, std::numeric_limits<int>::max());
+        if (!folds.ok()) return folds.status();
+        options->cross_fit_folds = *folds;
       } else if (key == "fallback_validation_share") {
         options->fallback_validation_share = value.get<double>();
       } else if (key == "fallback_fixed_action") {
