@@ -100,8 +100,8 @@ json* Require(json& obj, const char* name, const Where& w, absl::string_view rul
   return &*it;
 }
 
-// A non-negative finite number (integers accepted: M4A1 writes score 9 for 9.0).
-absl::Status GetAmount(json& obj, const char* name, const Where& w, double* out) {
+// A finite number in [0, max] (integers accepted: M4A1 writes score 9 for 9.0).
+absl::Status GetAmount(json& obj, const char* name, const Where& w, double max, double* out) {
   absl::Status st;
   const json* v = Require(obj, name, w, "a non-negative number", &st);
   if (!v) return st;
@@ -109,6 +109,7 @@ absl::Status GetAmount(json& obj, const char* name, const Where& w, double* out)
   double d = v->get<double>();
   if (!std::isfinite(d)) return Invalid(w, name, v, "must be finite");
   if (d < 0) return Invalid(w, name, v, "must be >= 0");
+  if (d > max) return Invalid(w, name, v, absl::StrCat("must be <= ", max));
   *out = d;
   return absl::OkStatus();
 }
@@ -332,9 +333,12 @@ class Loader {
     }
 
     if (st = GetString(turn, "answer", w, &out->answer); !st.ok()) return st;
-    if (st = GetAmount(turn, "score", w, &out->score); !st.ok()) return st;
-    if (st = GetAmount(turn, "interaction_time", w, &out->interaction_time_s); !st.ok()) return st;
-    if (st = GetAmount(turn, "usage_cost", w, &out->usage_cost_usd); !st.ok()) return st;
+    if (st = GetAmount(turn, "score", w, kMaxTurnScore, &out->score); !st.ok()) return st;
+    if (st = GetAmount(turn, "interaction_time", w, kMaxTurnTimeS, &out->interaction_time_s);
+        !st.ok())
+      return st;
+    if (st = GetAmount(turn, "usage_cost", w, kMaxTurnCostUsd, &out->usage_cost_usd); !st.ok())
+      return st;
     return absl::OkStatus();
   }
 

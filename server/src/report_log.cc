@@ -13,6 +13,7 @@
 #include <deque>
 #include <filesystem>
 #include <fstream>
+#include <limits>
 #include <map>
 #include <mutex>
 #include <thread>
@@ -22,6 +23,8 @@
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
 #include "lcio/data/json_parse.h"
+#include "lcio/data/message.h"
+#include "lcio/server/request.h"
 #include "nlohmann/json.hpp"
 
 namespace lcio::server {
@@ -68,6 +71,53 @@ std::string ReportRecordToJson(const ReportRecord& r) {
   return j.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace);
 }
 
+namespace {
+
+// What Report validation admitted (request.cc), checked again on reading: a
+// record outside it (written by hand, or by another version) would make an
+// export that lcio-train and lcio-eval refuse, so it is skipped and counted.
+absl::Status CheckRecordRanges(const ReportRecord& r, const nlohmann::json& j) {
+  auto bad = [](absl::string_view field, const std::string& value, absl::string_view rule) {
+    return absl::DataLossError(
+        absl::StrCat("record field '", field, "' = ", data::Shorten(value, 64), ": ", rule));
+  };
+  const nlohmann::json& turn = j.at("turn_index");
+  const bool turn_fits =
+      turn.is_number_unsigned()
+          ? turn.get<uint64_t>() <= static_cast<uint64_t>(std::numeric_limits<int>::max())
+          : turn.is_number_integer() && turn.get<int64_t>() >= 0 &&
+                turn.get<int64_t>() <= std::numeric_limits<int>::max();
+  if (!turn_fits)
+    return bad("turn_index", turn.dump(), "must be a whole number in [0, 2147483647]");
+  const std::pair<const char*, std::pair<double, double>> amounts[] = {
+      {"score", {r.score, RequestLimits::kMaxReportScore}},
+      {"interaction_time_s", {r.interaction_time_s, RequestLimits::kMaxReportInteractionTimeS}},
+      {"usage_cost_usd", {r.usage_cost_usd, RequestLimits::kMaxReportUsageCostUsd}}};
+  for (const auto& [field, value_max] : amounts)
+    if (!(value_max.first >= 0 && value_max.first <= value_max.second))
+      return bad(field, absl::StrCat(value_max.first),
+                 absl::StrCat("must be in [0, ", value_max.second, "]"));
+  if (r.association.size() != r.view_names.size())
+    return bad("association", absl::StrCat(r.association.size(), " values"),
+               absl::StrCat("needs one per view (", r.view_names.size(), ")"));
+  for (double a : r.association)
+    if (!(a >= 0 && a <= 1)) return bad("association", absl::StrCat(a), "must be in [0, 1]");
+  if (!r.cloud && !r.uploaded_views.empty())
+    return bad("uploaded_views", absl::StrCat(r.uploaded_views.size(), " views"),
+               "must be empty for a local answer");
+  std::vector<bool> seen(r.view_names.size(), false);
+  for (int v : r.uploaded_views) {
+    if (v < 0 || v >= static_cast<int>(r.view_names.size()))
+      return bad("uploaded_views", absl::StrCat(v),
+                 absl::StrCat("must index view_names (", r.view_names.size(), " views)"));
+    if (seen[v]) return bad("uploaded_views", absl::StrCat(v), "names a view more than once");
+    seen[v] = true;
+  }
+  return absl::OkStatus();
+}
+
+}  // namespace
+
 absl::StatusOr<ReportRecord> ReportRecordFromJson(absl::string_view json) {
   nlohmann::json j = data::ParseJson(std::string_view(json.data(), json.size()), "record");
   if (j.is_discarded() || !j.is_object()) return absl::DataLossError("record is not a JSON object");
@@ -92,6 +142,7 @@ absl::StatusOr<ReportRecord> ReportRecordFromJson(absl::string_view json) {
   } catch (const nlohmann::json::exception& e) {
     return absl::DataLossError(absl::StrCat("record field: ", e.what()));
   }
+  if (absl::Status s = CheckRecordRanges(r, j); !s.ok()) return s;
   return r;
 }
 

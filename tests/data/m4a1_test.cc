@@ -398,6 +398,19 @@ TEST(M4A1Rules, NegativeNumbers) {
   json doc = MakeDoc();
   doc[1]["interactions"][1]["score"] = -1;
   ExpectError(Parse(doc), kInvalid, {"must be >= 0"});
+  // Past the data set's bounds a mean or a reward overflows (1e308 gave inf).
+  doc = MakeDoc();
+  doc[1]["interactions"][1]["score"] = 1e308;
+  ExpectError(Parse(doc), kInvalid, {"field 'score'", "must be <= 1000"});
+  doc = MakeDoc();
+  doc[1]["interactions"][0]["interaction_time"] = 2e6;
+  ExpectError(Parse(doc), kInvalid, {"field 'interaction_time'", "must be <= 1e+06"});
+  doc = MakeDoc();
+  doc[1]["interactions"][0]["usage_cost"] = 1e7;
+  ExpectError(Parse(doc), kInvalid, {"field 'usage_cost'", "must be <= 1e+06"});
+  doc = MakeDoc();
+  doc[1]["interactions"][1]["score"] = kMaxTurnScore;  // the bound itself is a score
+  EXPECT_TRUE(Parse(doc).ok());
 }
 
 TEST(M4A1Rules, AssociationOutsideUnitInterval) {

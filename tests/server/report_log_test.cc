@@ -6,12 +6,16 @@
 #include <atomic>
 #include <chrono>
 #include <condition_variable>
+#include <functional>
+#include <iterator>
 #include <mutex>
 #include <sstream>
 #include <thread>
 
+#include "absl/strings/str_format.h"
 #include "absl/time/clock.h"
 #include "lcio/data/m4a1.h"
+#include "nlohmann/json.hpp"
 #include "test_support.h"
 
 namespace lcio::server {
@@ -29,7 +33,7 @@ ReportRecord Record(const std::string& conversation, int turn, bool cloud) {
   r.view_names = {"view0", "view1", "view2"};
   // Every number differs by turn, so that a field read from another record
   // or another field shows.
-  r.association = {0.1 + 0.01 * turn, 0.5, 0.9};
+  r.association = {0.1 + 0.001 * (turn % 500), 0.5, 0.9};
   r.answer = absl::StrCat("an answer to turn ", turn);
   r.score = 0.75 + 0.125 * turn;
   r.interaction_time_s = 1.5 + turn;
@@ -81,6 +85,50 @@ TEST(ReportLogTest, AppendedRecordsReadBackExactly) {
     ExpectSameRecord(contents->records[t], Record("c1", t, t == 1));
   }
   EXPECT_EQ(contents->records[1].uploaded_views, std::vector<int>({0, 2}));
+}
+
+// A record with a good checksum but outside what Report admits (hand-written,
+// or from another version) is skipped and counted, never exported into data
+// the trainer refuses.
+TEST(ReportLogTest, RecordsOutsideTheReportRulesAreSkippedWithTheFieldAndTheRule) {
+  test::TempDir dir;
+  const std::string path = dir.File("reports.log");
+  const std::pair<std::function<void(nlohmann::json&)>, const char*> cases[] = {
+      {[](nlohmann::json& j) { j["score"] = -1; }, "'score' = -1: must be in [0, 1000]"},
+      {[](nlohmann::json& j) { j["score"] = 1e308; }, "'score' = 1e+308: must be in [0, 1000]"},
+      {[](nlohmann::json& j) { j["interaction_time_s"] = -1; }, "'interaction_time_s' = -1"},
+      {[](nlohmann::json& j) { j["usage_cost_usd"] = 2e6; }, "'usage_cost_usd' = 2e+06"},
+      {[](nlohmann::json& j) { j["uploaded_views"] = {7}; }, "'uploaded_views' = 7: must index"},
+      {[](nlohmann::json& j) {
+         j["uploaded_views"] = {0, 0};
+       },
+       "more than once"},
+      {[](nlohmann::json& j) { j["cloud"] = false; }, "must be empty for a local answer"},
+      {[](nlohmann::json& j) {
+         j["association"] = {0.5, 2.0, 0.1};
+       },
+       "'association' = 2"},
+      {[](nlohmann::json& j) { j["association"] = {0.5}; }, "needs one per view (3)"},
+      {[](nlohmann::json& j) { j["turn_index"] = uint64_t{1} << 62; },
+       "'turn_index' = 4611686018427387904: must be a whole number"},
+      {[](nlohmann::json& j) { j["turn_index"] = -1; }, "'turn_index' = -1"},
+  };
+  std::string text = EncodeReportLine(Record("c", 0, true));
+  for (const auto& [change, rule] : cases) {
+    nlohmann::json j = nlohmann::json::parse(ReportRecordToJson(Record("c", 1, true)));
+    change(j);
+    const std::string json = j.dump();
+    text += absl::StrCat(absl::StrFormat("%08x", Crc32(json)), " ", json, "\n");
+  }
+  test::WriteFile(path, text);
+  auto contents = ReadReportLog(path);
+  ASSERT_TRUE(contents.ok()) << contents.status();
+  EXPECT_EQ(contents->records.size(), 1u);
+  EXPECT_EQ(contents->skipped_lines, static_cast<int>(std::size(cases)));
+  ASSERT_EQ(contents->problems.size(), std::size(cases));
+  for (size_t i = 0; i < std::size(cases); ++i)
+    EXPECT_NE(contents->problems[i].find(cases[i].second), std::string::npos)
+        << contents->problems[i];
 }
 
 TEST(ReportLogTest, ATornLastLineIsSkippedAndTheWriterStartsAFreshLine) {

@@ -18,6 +18,13 @@ namespace lcio::data {
 // Who answered a turn.
 enum class Target : int { kLocal = 0, kCloud = 1 };
 
+// The largest score, time and cost a turn may carry (M4A1's are about 0-10,
+// seconds and cents): beyond them a mean or a reward overflows into inf or
+// NaN. The server's Report rules are the same (server/request.h).
+inline constexpr double kMaxTurnScore = 1000;
+inline constexpr double kMaxTurnTimeS = 1e6;
+inline constexpr double kMaxTurnCostUsd = 1e6;
+
 struct Turn {
   std::string question;
   std::string task;     // task_cat as written in the file

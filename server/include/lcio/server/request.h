@@ -10,6 +10,7 @@
 #include "absl/container/flat_hash_map.h"
 #include "absl/container/flat_hash_set.h"
 #include "absl/status/statusor.h"
+#include "lcio/data/m4a1.h"
 #include "lcio/env/profiles.h"
 #include "lcio/policy/artifact.h"
 #include "lcio/v1/offloader.pb.h"
@@ -28,9 +29,10 @@ struct RequestLimits {
   static constexpr int kMaxConversationIdBytes = 128;
   // Report's values: far above anything real (M4A1's scores reach 9), low
   // enough that sums over a whole log stay finite and meaningful.
-  static constexpr double kMaxReportScore = 1000;
-  static constexpr double kMaxReportInteractionTimeS = 1e6;
-  static constexpr double kMaxReportUsageCostUsd = 1e6;
+  // A Report becomes an M4A1 turn: the data set's own bounds.
+  static constexpr double kMaxReportScore = data::kMaxTurnScore;
+  static constexpr double kMaxReportInteractionTimeS = data::kMaxTurnTimeS;
+  static constexpr double kMaxReportUsageCostUsd = data::kMaxTurnCostUsd;
 };
 
 // What requests are checked against: the serving policy's views, tasks,
