@@ -256,7 +256,8 @@ std::vector<WorstCaseRow> WorstCase(const std::vector<ScoredRows>& scorers, bool
       row.shielded = shielded;
       row.scorer = s.scorer;
       row.reward = s.rows[self].reward;
-      row.percent_of_oracle = s.oracle_reward() > 0 ? 100.0 * row.reward / s.oracle_reward() : 0.0;
+      row.has_oracle = s.oracle_reward() > 0;
+      row.percent_of_oracle = row.has_oracle ? 100.0 * row.reward / s.oracle_reward() : 0.0;
       row.best_baseline = s.rows[best].name;
       row.margin = Compare(s.rows[self], s.rows[best]);
       if (!worst || row.margin.mean < worst->margin.mean) worst = row;
@@ -275,12 +276,12 @@ std::string WorstCaseMarkdown(const std::vector<WorstCaseRow>& rows) {
       "| method | role | shield | worst scorer | reward | % of its Oracle | best baseline there | "
       "margin ± SE | verdict |\n|---|---|---|---|---|---|---|---|---|\n";
   for (const auto& r : rows)
-    absl::StrAppend(&out, "| ", r.name, " | ", MethodRoleName(r.role), " | ",
-                    r.shielded ? "on" : "off", " | ", r.scorer, " | ",
-                    absl::StrFormat("%.3f", r.reward), " | ",
-                    absl::StrFormat("%.1f%%", r.percent_of_oracle), " | ", r.best_baseline, " | ",
-                    absl::StrFormat("%+.3f ± %.3f", r.margin.mean, r.margin.standard_error), " | ",
-                    r.verdict, " |\n");
+    absl::StrAppend(
+        &out, "| ", r.name, " | ", MethodRoleName(r.role), " | ", r.shielded ? "on" : "off", " | ",
+        r.scorer, " | ", absl::StrFormat("%.3f", r.reward), " | ",
+        r.has_oracle ? absl::StrFormat("%.1f%%", r.percent_of_oracle) : "-", " | ", r.best_baseline,
+        " | ", absl::StrFormat("%+.3f ± %.3f", r.margin.mean, r.margin.standard_error), " | ",
+        r.verdict, " |\n");
   return out;
 }
 

@@ -58,6 +58,8 @@ for cmd in "$eval_bin --splits=1 --oracle=false --device=$long" \
   size=$(wc -c < "$tmp/err")
   ((size < 2048)) || { echo "FAIL: $size bytes of stderr for a 100000-byte value: ${cmd:0:80}"; failures=$((failures + 1)); }
 done
+refuse 'n_steps = 1000000000 is more than timesteps = 256' "$train" --timesteps=256 --progress=off \
+  --hp=n_steps=1000000000 --out="$tmp/r.pt"
 mkfifo "$tmp/fifo.pt"
 refuse 'is a FIFO' "$train" --timesteps=64 --progress=off --out="$tmp/fifo.pt"
 [[ -p $tmp/fifo.pt ]] || { echo "FAIL: lcio-train replaced the FIFO"; failures=$((failures + 1)); }

@@ -277,6 +277,20 @@ absl::Status ValidateTrainOptions(const TrainOptions& options) {
   if (options.timesteps < 1 || options.timesteps > 1'000'000'000)
     return absl::InvalidArgumentError(
         absl::StrCat("timesteps = ", options.timesteps, ": must be in [1, 1e9]"));
+  // Rollouts run whole (as in Stable-Baselines3): a rollout set longer than
+  // the run takes that many steps. Defaults are exempt (a short test run with
+  // PPO's 2048 is one rollout, as it always was).
+  const int n_steps = spec->learner == Learner::kPpo   ? options.ppo.n_steps
+                      : spec->learner == Learner::kA2c ? options.a2c.n_steps
+                                                       : 0;
+  const int default_n_steps = spec->learner == Learner::kPpo   ? PpoConfig{}.n_steps
+                              : spec->learner == Learner::kA2c ? A2cConfig{}.n_steps
+                                                               : 0;
+  if (n_steps > options.timesteps && n_steps > default_n_steps)
+    return absl::InvalidArgumentError(absl::StrCat(
+        "hyperparameter n_steps = ", n_steps, " is more than timesteps = ", options.timesteps,
+        ": a rollout runs whole, so the run would take ", n_steps,
+        " steps; lower n_steps or raise timesteps"));
   if (options.torch_threads < 1 || options.torch_threads > 256)
     return absl::InvalidArgumentError(
         absl::StrCat("torch_threads = ", options.torch_threads, ": must be in [1, 256]"));

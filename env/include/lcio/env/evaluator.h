@@ -118,7 +118,8 @@ struct WorstCaseRow {
   MethodRole role = MethodRole::kCandidate;
   bool shielded = false;
   std::string scorer;
-  double reward = 0, percent_of_oracle = 0;
+  double reward = 0, percent_of_oracle = 0;  // 0 without an Oracle row (--oracle=false)
+  bool has_oracle = false;
   std::string best_baseline;
   PairedDifference margin;
   std::string verdict;
