@@ -8,6 +8,7 @@
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
 #include "lcio/data/json_parse.h"
+#include "lcio/data/m4a1.h"
 #include "lcio/data/message.h"
 #include "nlohmann/json.hpp"
 
@@ -260,6 +261,22 @@ absl::StatusOr<CostModel> CostModel::Create(const ProfileCatalog& catalog,
   for (size_t k = 0; k < needed; ++k) {
     times.push_back(net->cloud_time_s[k]);
     money.push_back(catalog.cloud_llm.money_usd[k]);
+  }
+  // A turn costs what a logged turn may (data::kMaxTurn*): beyond that a
+  // conversation's sums overflow and every figure turns inf or NaN.
+  for (size_t slot = 0; slot < times.size(); ++slot) {
+    const std::string what =
+        slot == 0 ? "the local answer" : absl::StrCat("a cloud call with ", slot - 1, " views");
+    if (!(times[slot] >= 0 && times[slot] <= data::kMaxTurnTimeS))
+      return absl::InvalidArgumentError(
+          absl::StrCat("device \"", data::Shorten(device, 64), "\" on network \"",
+                       data::Shorten(network, 64), "\": ", what, " takes ", times[slot],
+                       " s: must be in [0, ", data::kMaxTurnTimeS, "] (docs/profiles.md)"));
+    if (!(money[slot] >= 0 && money[slot] <= data::kMaxTurnCostUsd))
+      return absl::InvalidArgumentError(
+          absl::StrCat("device \"", data::Shorten(device, 64), "\" on network \"",
+                       data::Shorten(network, 64), "\": ", what, " costs ", money[slot],
+                       " USD: must be in [0, ", data::kMaxTurnCostUsd, "] (docs/profiles.md)"));
   }
   auto normalise = [](const std::vector<double>& v) {
     const double lo = *std::min_element(v.begin(), v.end());

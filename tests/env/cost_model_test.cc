@@ -108,6 +108,39 @@ TEST(CostModelTest, BadProfilesFileChangesNothingAndNamesTheField) {
   EXPECT_FALSE(catalog.MergeJson("not json", "x").ok());
 }
 
+// Valid fields can still make a turn cost more than any logged turn may (a
+// device of 1e-308 GFLOPS answers in ~1e300 s): refused when the cost model is
+// built, naming the pair and the action, since sums would overflow to inf.
+TEST(CostModelTest, ACostBeyondATurnsBoundIsRefused) {
+  ProfileCatalog catalog = ProfileCatalog::BuiltIn();
+  ASSERT_TRUE(catalog
+                  .MergeJson(R"({"devices": [{"name": "Slow", "peak_gflops": 1e-308,
+                                             "max_power_w": 1}]})",
+                             "profiles.json")
+                  .ok());
+  auto actions = ActionTable::Create(3);
+  auto slow = CostModel::Create(catalog, "Slow", "Wired", *actions);
+  ASSERT_FALSE(slow.ok());
+  EXPECT_NE(slow.status().message().find("device \"Slow\" on network \"Wired\": the local answer "
+                                         "takes"),
+            std::string::npos)
+      << slow.status();
+  EXPECT_NE(slow.status().message().find("takes inf s: must be in [0, 1e+06]"), std::string::npos)
+      << slow.status();
+  ASSERT_TRUE(
+      catalog
+          .MergeJson(
+              R"({"cloud_llm": {"name": "Dear", "money_usd": [1e308, 1e308, 1e308, 1e308]}})",
+              "profiles.json")
+          .ok());
+  auto dear = CostModel::Create(catalog, "Jetson TX2", "Wired", *actions);
+  ASSERT_FALSE(dear.ok());
+  EXPECT_NE(dear.status().message().find("a cloud call with 0 views costs 1e+308 USD"),
+            std::string::npos)
+      << dear.status();
+  EXPECT_TRUE(CostModel::Create(ProfileCatalog::BuiltIn(), "Raspberry Pi-4B", "4G", *actions).ok());
+}
+
 // A deep value inside a profile used to crash the reader (its error message
 // printed the value recursively).
 TEST(CostModelTest, DeeplyNestedProfilesFileIsRefusedByTheDepthLimit) {
