@@ -212,28 +212,30 @@ absl::Status Evaluate() {
   const bool markdown = absl::GetFlag(FLAGS_format) == "markdown";
   auto list = cli::ResolveBaseline(absl::GetFlag(FLAGS_candidates), absl::GetFlag(FLAGS_baseline));
   if (!list.ok()) return list.status();
-  auto make = [&](int i) {
-    return cli::MakeFlagPolicy(i == list->baseline ? "baseline" : "candidates", list->specs[i],
-                               log->dataset, **simulator);
-  };
+  // Every policy is made (so checked) before any report is printed: a bad
+  // spec late in the list fails the run before it has printed half a table.
+  std::vector<std::unique_ptr<env::Policy>> policies;
+  for (int i = 0; i < static_cast<int>(list->specs.size()); ++i) {
+    auto policy = cli::MakeFlagPolicy(i == list->baseline ? "baseline" : "candidates",
+                                      list->specs[i], log->dataset, **simulator);
+    if (!policy.ok()) return policy.status();
+    policies.push_back(*std::move(policy));
+  }
   // The baseline first: every other candidate is paired with its report.
   std::optional<ope::OpeReport> baseline;
   std::string baseline_name;
   if (list->baseline >= 0) {
-    auto policy = make(list->baseline);
-    if (!policy.ok()) return policy.status();
-    auto r = ope::EvaluateOffPolicy(*log, **policy, options);
+    auto r = ope::EvaluateOffPolicy(*log, *policies[list->baseline], options);
     if (!r.ok()) return r.status();
     baseline = *std::move(r);
-    baseline_name = (*policy)->name();
+    baseline_name = policies[list->baseline]->name();
   }
   json all = json::array();
   for (int i = 0; i < static_cast<int>(list->specs.size()); ++i) {
     const std::string& spec = list->specs[i];
-    auto candidate = make(i);
-    if (!candidate.ok()) return candidate.status();
+    env::Policy& candidate = *policies[i];
     absl::StatusOr<ope::OpeReport> r =
-        i == list->baseline ? *baseline : ope::EvaluateOffPolicy(*log, **candidate, options);
+        i == list->baseline ? *baseline : ope::EvaluateOffPolicy(*log, candidate, options);
     if (!r.ok()) return r.status();
     std::optional<ope::PairedReport> paired;
     if (baseline && i != list->baseline) {
@@ -242,8 +244,7 @@ absl::Status Evaluate() {
       paired = *std::move(p);
     }
     if (markdown) {
-      std::cout << "## " << (*candidate)->name() << (i == list->baseline ? " (baseline)" : "")
-                << "\n\n"
+      std::cout << "## " << candidate.name() << (i == list->baseline ? " (baseline)" : "") << "\n\n"
                 << absl::StrFormat(
                        "%s: %d conversations, %d turns; logged policy's mean reward %.3f, cloud "
                        "share %.1f%%, spend %.5f USD per conversation; 95%% intervals: %s, "
@@ -269,7 +270,7 @@ absl::Status Evaluate() {
                        100 * r->cloud_share, r->spend_per_conversation_usd)
                 << Advice(*r, absl::GetFlag(FLAGS_half_width)) << "\n";
     }
-    json j = {{"candidate", (*candidate)->name()},
+    json j = {{"candidate", candidate.name()},
               {"spec", spec},
               {"overall", EstimatesJson(r->overall)},
               {"logged_value", r->logged_value},

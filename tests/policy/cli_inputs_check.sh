@@ -60,6 +60,9 @@ for cmd in "$eval_bin --splits=1 --oracle=false --device=$long" \
 done
 refuse 'n_steps = 1000000000 is more than timesteps = 256' "$train" --timesteps=256 --progress=off \
   --hp=n_steps=1000000000 --out="$tmp/r.pt"
+# Every candidate is checked before any report is printed.
+refuse 'candidates' "$ope" --log=data/M4A1.json --default_propensity=1 --candidates=local,,fixed:1
+[[ ! -s $tmp/out ]] || { echo "FAIL: lcio-ope printed a report before refusing a candidate"; failures=$((failures + 1)); }
 mkfifo "$tmp/fifo.pt"
 refuse 'is a FIFO' "$train" --timesteps=64 --progress=off --out="$tmp/fifo.pt"
 [[ -p $tmp/fifo.pt ]] || { echo "FAIL: lcio-train replaced the FIFO"; failures=$((failures + 1)); }
