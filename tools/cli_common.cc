@@ -10,6 +10,7 @@
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
 #include "cli_help.h"
+#include "lcio/data/message.h"
 #include "nlohmann/json.hpp"
 
 ABSL_FLAG(std::string, data, "", "M4A1 JSON file (default: the embedded data/M4A1.json)");
@@ -71,14 +72,14 @@ absl::StatusOr<env::SimulatorConfig> SimulatorConfigFromFlags() {
   for (const auto& [flag, value] : weights)
     if (!std::isfinite(value))
       return absl::InvalidArgumentError(
-          absl::StrCat("--", flag, " = ", value, ": must be a finite number"));
+          absl::StrCat("--", flag, " = ", data::ExactNumber(value), ": must be a finite number"));
   const std::pair<const char*, double> budgets[] = {
       {"latency_budget", absl::GetFlag(FLAGS_latency_budget)},
       {"money_budget", absl::GetFlag(FLAGS_money_budget)}};
   for (const auto& [flag, value] : budgets)
     if (!(std::isfinite(value) && value >= 0))
-      return absl::InvalidArgumentError(
-          absl::StrCat("--", flag, " = ", value, ": must be a finite number >= 0"));
+      return absl::InvalidArgumentError(absl::StrCat("--", flag, " = ", data::ExactNumber(value),
+                                                     ": must be a finite number >= 0"));
   config.time_span = absl::GetFlag(FLAGS_time_span);
   config.k_neighbors = absl::GetFlag(FLAGS_k_neighbors);
   config.refusal.phrases = absl::GetFlag(FLAGS_refusal_phrases);

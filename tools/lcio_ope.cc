@@ -17,6 +17,7 @@
 #include "absl/strings/str_format.h"
 #include "cli_common.h"
 #include "cli_help.h"
+#include "lcio/data/message.h"
 #include "lcio/env/split.h"
 #include "lcio/ope/off_policy.h"
 #include "nlohmann/json.hpp"
@@ -180,12 +181,13 @@ absl::Status Evaluate() {
   if (path.empty()) return absl::InvalidArgumentError("--log is required (a joined traffic log)");
   const double dp = absl::GetFlag(FLAGS_default_propensity);
   if (!(dp == 0 || (dp >= ope::kMinPropensity && dp <= 1)))
-    return absl::InvalidArgumentError(absl::StrCat("--default_propensity = ", dp, ": must be in [",
-                                                   ope::kMinPropensity, ", 1], or 0 for none"));
+    return absl::InvalidArgumentError(absl::StrCat("--default_propensity = ", data::ExactNumber(dp),
+                                                   ": must be in [", ope::kMinPropensity,
+                                                   ", 1], or 0 for none"));
   const double half_width = absl::GetFlag(FLAGS_half_width);
   if (!(std::isfinite(half_width) && half_width > 0))
-    return absl::InvalidArgumentError(
-        absl::StrCat("--half_width = ", half_width, ": must be a finite number > 0"));
+    return absl::InvalidArgumentError(absl::StrCat("--half_width = ", data::ExactNumber(half_width),
+                                                   ": must be a finite number > 0"));
   if (absl::GetFlag(FLAGS_candidates).empty())
     return absl::InvalidArgumentError("--candidates is empty (local, fixed:N or artifact paths)");
   auto interval = IntervalFromFlags(absl::GetFlag(FLAGS_seed));

@@ -10,6 +10,7 @@
 #include <filesystem>
 
 #include "absl/strings/str_cat.h"
+#include "lcio/data/message.h"
 
 namespace lcio::data {
 
@@ -24,7 +25,7 @@ absl::Status CheckReplaceableOutput(const std::string& path) {
                      : S_ISSOCK(st.st_mode) ? "a socket"
                                             : "not a regular file";
   return absl::FailedPreconditionError(absl::StrCat(
-      "output ", path.substr(0, 256), " is ", kind,
+      "output ", Shorten(path), " is ", kind,
       ": outputs are written whole and renamed over the target, which must be a regular file "
       "or not exist"));
 }
@@ -38,20 +39,26 @@ std::string TemporaryPathFor(const std::string& path) {
       .string();
 }
 
-absl::Status PublishTemporaryFile(const std::string& temp, const std::string& path) {
-  auto fail = [&](const std::string& what) {
-    absl::Status status = absl::UnavailableError(
-        absl::StrCat("writing ", path.substr(0, 256), ": ", what, ": ", std::strerror(errno)));
+absl::Status PublishTemporaryFile(const std::string& temp, const std::string& path, int fd) {
+  // `error` is the errno of the step that failed, saved before anything else
+  // (close, unlink) can overwrite it.
+  auto fail = [&](const std::string& what, int error) {
     ::unlink(temp.c_str());
-    return status;
+    return absl::UnavailableError(
+        absl::StrCat("writing ", Shorten(path), ": ", what, ": ", std::strerror(error)));
   };
-  const int fd = ::open(temp.c_str(), O_RDONLY | O_CLOEXEC);
-  if (fd < 0) return fail(absl::StrCat("cannot reopen ", temp));
+  if (fd < 0) {
+    fd = ::open(temp.c_str(), O_RDONLY | O_CLOEXEC);
+    if (fd < 0) return fail("cannot reopen the temporary file", errno);
+  }
   // Data reaches the disk before the rename makes it visible.
-  const int synced = ::fsync(fd);
-  ::close(fd);
-  if (synced != 0) return fail("fsync failed");
-  if (::rename(temp.c_str(), path.c_str()) != 0) return fail("rename failed");
+  if (::fsync(fd) != 0) {
+    const int error = errno;
+    ::close(fd);
+    return fail("fsync failed", error);
+  }
+  if (::close(fd) != 0) return fail("close failed", errno);  // NFS reports write errors here
+  if (::rename(temp.c_str(), path.c_str()) != 0) return fail("rename failed", errno);
   const std::filesystem::path target(path);
   const std::filesystem::path dir =
       target.has_parent_path() ? target.parent_path() : std::filesystem::path(".");

@@ -268,15 +268,15 @@ absl::StatusOr<CostModel> CostModel::Create(const ProfileCatalog& catalog,
     const std::string what =
         slot == 0 ? "the local answer" : absl::StrCat("a cloud call with ", slot - 1, " views");
     if (!(times[slot] >= 0 && times[slot] <= data::kMaxTurnTimeS))
-      return absl::InvalidArgumentError(
-          absl::StrCat("device \"", data::Shorten(device, 64), "\" on network \"",
-                       data::Shorten(network, 64), "\": ", what, " takes ", times[slot],
-                       " s: must be in [0, ", data::kMaxTurnTimeS, "] (docs/profiles.md)"));
+      return absl::InvalidArgumentError(absl::StrCat(
+          "device \"", data::Shorten(device, 64), "\" on network \"", data::Shorten(network, 64),
+          "\": ", what, " takes ", data::ExactNumber(times[slot]), " s: must be in [0, ",
+          data::kMaxTurnTimeS, "] (docs/profiles.md)"));
     if (!(money[slot] >= 0 && money[slot] <= data::kMaxTurnCostUsd))
-      return absl::InvalidArgumentError(
-          absl::StrCat("device \"", data::Shorten(device, 64), "\" on network \"",
-                       data::Shorten(network, 64), "\": ", what, " costs ", money[slot],
-                       " USD: must be in [0, ", data::kMaxTurnCostUsd, "] (docs/profiles.md)"));
+      return absl::InvalidArgumentError(absl::StrCat(
+          "device \"", data::Shorten(device, 64), "\" on network \"", data::Shorten(network, 64),
+          "\": ", what, " costs ", data::ExactNumber(money[slot]), " USD: must be in [0, ",
+          data::kMaxTurnCostUsd, "] (docs/profiles.md)"));
   }
   auto normalise = [](const std::vector<double>& v) {
     const double lo = *std::min_element(v.begin(), v.end());

@@ -5,6 +5,7 @@
 #include <limits>
 
 #include "absl/strings/str_cat.h"
+#include "lcio/data/message.h"
 #include "lcio/env/evaluator.h"
 #include "lcio/env/scorer.h"
 
@@ -47,7 +48,8 @@ absl::StatusOr<CalibrationResult> Calibrate(const env::Simulator& simulator,
   if (!(o.min_money_usd > 0 && o.max_money_usd > o.min_money_usd) ||
       !std::isfinite(o.max_money_usd) || o.grid < 2 || o.grid > CalibrationOptions::kMaxGrid)
     return absl::InvalidArgumentError(absl::StrCat(
-        "money budget range [", o.min_money_usd, ", ", o.max_money_usd, "] with ", o.grid,
+        "money budget range [", data::ExactNumber(o.min_money_usd), ", ",
+        data::ExactNumber(o.max_money_usd), "] with ", o.grid,
         " points: needs 0 < min < max < inf and 2 to ", CalibrationOptions::kMaxGrid, " points"));
   if (!(o.holdout_share > 0 && o.holdout_share < 1))
     return absl::InvalidArgumentError(

@@ -101,28 +101,27 @@ std::string ForwardSource(size_t num_layers, const std::string& activation) {
 absl::Status WriteAtomically(const std::string& path, const std::string& bytes) {
   if (absl::Status s = data::CheckReplaceableOutput(path); !s.ok()) return s;
   const std::string temp = data::TemporaryPathFor(path);
-  auto io_error = [&](const std::string& what) {
-    return absl::UnavailableError(
-        absl::StrCat("writing artifact ", path, ": ", what, ": ", std::strerror(errno)));
+  auto io_error = [&](const std::string& what, int error) {
+    return absl::UnavailableError(absl::StrCat("writing artifact ", data::Shorten(path), ": ", what,
+                                               ": ", std::strerror(error)));
   };
   const int fd = ::open(temp.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0644);
-  if (fd < 0) return io_error(absl::StrCat("cannot create ", temp));
+  if (fd < 0) return io_error("cannot create its temporary file beside it", errno);
   size_t written = 0;
   while (written < bytes.size()) {
     const ssize_t n = ::write(fd, bytes.data() + written, bytes.size() - written);
     if (n < 0 && errno == EINTR) continue;
     if (n <= 0) {
-      absl::Status status = io_error("write failed");
+      absl::Status status = io_error("write failed", n < 0 ? errno : ENOSPC);
       ::close(fd);
       ::unlink(temp.c_str());
       return status;
     }
     written += static_cast<size_t>(n);
   }
-  ::close(fd);
   // Durable before visible: a crash leaves the old file or the complete new
   // one, never a torn artifact.
-  return data::PublishTemporaryFile(temp, path);
+  return data::PublishTemporaryFile(temp, path, fd);
 }
 
 }  // namespace

@@ -3,9 +3,7 @@
 #include <unistd.h>
 
 #include <algorithm>
-#include <array>
 #include <atomic>
-#include <charconv>
 #include <cmath>
 #include <cstdio>
 
@@ -135,15 +133,6 @@ bool IsValidUtf8(absl::string_view text) {
     i += n;
   }
   return true;
-}
-
-std::string ClientNumber(double value) {
-  if (std::isnan(value)) return "nan";
-  if (std::isinf(value)) return value > 0 ? "inf" : "-inf";
-  std::array<char, 32> buffer;  // a double's shortest form takes at most 24
-  const auto [end, error] = std::to_chars(buffer.data(), buffer.data() + buffer.size(), value);
-  if (error != std::errc()) return absl::StrCat(value);
-  return std::string(buffer.data(), end);
 }
 
 std::string QuoteClientValue(absl::string_view value, size_t max_bytes) {

@@ -95,13 +95,13 @@ absl::Status CheckRecordRanges(const ReportRecord& r, const nlohmann::json& j) {
       {"usage_cost_usd", {r.usage_cost_usd, RequestLimits::kMaxReportUsageCostUsd}}};
   for (const auto& [field, value_max] : amounts)
     if (!(value_max.first >= 0 && value_max.first <= value_max.second))
-      return bad(field, absl::StrCat(value_max.first),
+      return bad(field, data::ExactNumber(value_max.first),
                  absl::StrCat("must be in [0, ", value_max.second, "]"));
   if (r.association.size() != r.view_names.size())
     return bad("association", absl::StrCat(r.association.size(), " values"),
                absl::StrCat("needs one per view (", r.view_names.size(), ")"));
   for (double a : r.association)
-    if (!(a >= 0 && a <= 1)) return bad("association", absl::StrCat(a), "must be in [0, 1]");
+    if (!(a >= 0 && a <= 1)) return bad("association", data::ExactNumber(a), "must be in [0, 1]");
   if (!r.cloud && !r.uploaded_views.empty())
     return bad("uploaded_views", absl::StrCat(r.uploaded_views.size(), " views"),
                "must be empty for a local answer");

@@ -6,6 +6,7 @@
 
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
+#include "lcio/data/message.h"
 #include "lcio/server/log.h"
 
 namespace lcio::server {
@@ -40,21 +41,21 @@ absl::StatusOr<int> TaskIndex(Field field, const std::string& task, const Policy
 absl::Status CheckAmount(absl::string_view field, double value) {
   if (!std::isfinite(value) || value < 0)
     return Invalid(
-        absl::StrCat(field, " = ", ClientNumber(value), ": must be a finite number >= 0"));
+        absl::StrCat(field, " = ", data::ExactNumber(value), ": must be a finite number >= 0"));
   return absl::OkStatus();
 }
 
 absl::Status CheckAmount(absl::string_view field, double value, double max) {
   if (absl::Status s = CheckAmount(field, value); !s.ok()) return s;
   if (value > max)
-    return Invalid(absl::StrCat(field, " = ", ClientNumber(value), ": must be <= ", max));
+    return Invalid(absl::StrCat(field, " = ", data::ExactNumber(value), ": must be <= ", max));
   return absl::OkStatus();
 }
 
 template <typename Field>
 absl::Status CheckAssociation(Field field, double value) {
   if (!(value >= 0 && value <= 1))
-    return Invalid(absl::StrCat(field(), " = ", ClientNumber(value), ": must be in [0, 1]"));
+    return Invalid(absl::StrCat(field(), " = ", data::ExactNumber(value), ": must be in [0, 1]"));
   return absl::OkStatus();
 }
 

@@ -3,6 +3,7 @@
 #include <algorithm>
 
 #include "absl/strings/str_cat.h"
+#include "lcio/data/message.h"
 #include "lcio/env/fallback.h"
 #include "lcio/server/log.h"
 #include "nlohmann/json.hpp"
@@ -50,7 +51,7 @@ std::vector<std::string> ServingPolicy::BudgetWarnings(double latency_s, double 
   std::vector<std::string> warnings;
   auto check = [&](const char* field, double value, double max, const char* unit) {
     if (value > max)
-      warnings.push_back(absl::StrCat("budget.", field, " = ", ClientNumber(value), " ", unit,
+      warnings.push_back(absl::StrCat("budget.", field, " = ", data::ExactNumber(value), " ", unit,
                                       " is above the largest the policy was trained for (", max,
                                       " ", unit, "): decided, within budget, but extrapolated"));
   };

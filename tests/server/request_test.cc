@@ -10,6 +10,7 @@
 #include <string>
 #include <vector>
 
+#include "lcio/data/message.h"
 #include "lcio/policy/testing.h"
 #include "lcio/server/conversation_store.h"
 #include "lcio/server/log.h"
@@ -400,18 +401,6 @@ TEST_F(RequestTest, AValueJustPastItsBoundIsQuotedExactly) {
   EXPECT_NE(parsed.status().message().find("score = 1000.0000001: must be <= 1000"),
             std::string::npos)
       << parsed.status();
-}
-
-TEST(ClientNumber, IsTheShortestTextThatReadsBackExactly) {
-  EXPECT_EQ(ClientNumber(1.5), "1.5");
-  EXPECT_EQ(ClientNumber(1.0000001), "1.0000001");
-  EXPECT_EQ(ClientNumber(1000000.4), "1000000.4");
-  EXPECT_EQ(ClientNumber(0.1), "0.1");
-  EXPECT_EQ(ClientNumber(-0.0), "-0");
-  EXPECT_EQ(ClientNumber(std::nan("")), "nan");
-  EXPECT_EQ(ClientNumber(-INFINITY), "-inf");
-  for (double v : {0.1 + 0.2, 1e-300, 1.7976931348623157e308, 123456789.123456789})
-    EXPECT_EQ(std::stod(ClientNumber(v)), v) << ClientNumber(v);
 }
 
 }  // namespace

@@ -18,9 +18,10 @@ absl::Status CheckReplaceableOutput(const std::string& path);
 // unique within the process: ".NAME.tmp-PID-N".
 std::string TemporaryPathFor(const std::string& path);
 
-// fsyncs the complete file `temp`, renames it to `path` and fsyncs the
-// directory (best effort). On failure `temp` is removed and UNAVAILABLE names
-// the step and the system's reason.
-absl::Status PublishTemporaryFile(const std::string& temp, const std::string& path);
+// fsyncs the complete file `temp` (through `fd`, its still open descriptor,
+// which is closed; or, with fd < 0, through a descriptor opened here), renames
+// it to `path` and fsyncs the directory (best effort). On failure `temp` is
+// removed and UNAVAILABLE names the step and the system's reason.
+absl::Status PublishTemporaryFile(const std::string& temp, const std::string& path, int fd = -1);
 
 }  // namespace lcio::data

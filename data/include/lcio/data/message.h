@@ -11,4 +11,9 @@ namespace lcio::data {
 // UTF-8 character boundary followed by "...(N bytes)".
 std::string Shorten(std::string_view text, size_t max_bytes = 128);
 
+// A number for a message: the shortest text that reads back as exactly
+// `value` (absl::StrCat keeps 6 digits, so 1.0000001 would print as 1 and
+// seem to meet the rule it broke); nan, inf and -inf as such.
+std::string ExactNumber(double value);
+
 }  // namespace lcio::data

@@ -33,10 +33,6 @@ bool IsValidUtf8(absl::string_view text);
 // hostile value can neither flood a message nor forge its layout.
 inline constexpr size_t kMaxQuotedBytes = 64;
 std::string QuoteClientValue(absl::string_view value, size_t max_bytes = kMaxQuotedBytes);
-// A client-supplied number for an error message: the shortest text that reads
-// back as exactly `value` (absl::StrCat keeps 6 digits, so 1.0000001 would
-// print as 1 and seem to meet the rule it broke); nan, inf and -inf as such.
-std::string ClientNumber(double value);
 
 // Status messages leave the server at most this long: gRPC clients refuse
 // trailers over 8 KiB by default (they would see RESOURCE_EXHAUSTED).
