@@ -23,7 +23,8 @@
 ABSL_FLAG(std::string, log, "",
           "report log written by lcio-server --report_log; its rotated predecessors (LOG.000001, "
           "...) are read first. Several logs: comma-separated");
-ABSL_FLAG(std::string, out, "", "M4A1 JSON output (written atomically)");
+ABSL_FLAG(std::string, out, "",
+          "M4A1 JSON output, a regular file or absent (written beside it, fsynced, renamed)");
 ABSL_FLAG(std::string, rejects, "",
           "where records whose views or tasks differ from the first record's go (a report log "
           "of its own); without it such records make the export fail");

@@ -26,7 +26,7 @@ ABSL_FLAG(double, alpha, 1.0, "reward weight of the response score");
 ABSL_FLAG(double, beta_association, 1.0 / 3, "reward weight of the view association");
 ABSL_FLAG(double, beta_latency, 1.0 / 3, "reward weight of the normalised latency");
 ABSL_FLAG(double, beta_usage, 1.0 / 3, "reward weight of the normalised money");
-ABSL_FLAG(int, time_span, 5, "turns in the observation window");
+ABSL_FLAG(int, time_span, 5, "turns in the observation window, 1 to 1000");
 ABSL_FLAG(int, k_neighbors, 5, "k of the kNN response estimator");
 ABSL_FLAG(std::string, knn_rule, "tie_inclusive",
           "kNN neighbour rule: tie_inclusive (lcio) or scikit_kd_tree (only to reproduce the "

@@ -21,8 +21,8 @@ ABSL_FLAG(std::string, policy, "", "the serving policy: local, fixed:N or an art
 ABSL_FLAG(double, target_cloud_share, -1, "target share of turns sent to the cloud, in [0, 1]");
 ABSL_FLAG(double, target_spend_usd, -1, "target mean spend per conversation, USD");
 ABSL_FLAG(double, min_money, 1e-4, "smallest money budget tried, USD per conversation");
-ABSL_FLAG(double, max_money, 1.0, "largest money budget tried, USD per conversation");
-ABSL_FLAG(int, grid, 64, "money budgets tried (geometric grid)");
+ABSL_FLAG(double, max_money, 1.0, "largest money budget tried, USD per conversation (finite)");
+ABSL_FLAG(int, grid, 64, "money budgets tried (geometric grid), 2 to 100000");
 ABSL_FLAG(double, holdout_share, 0.5, "share of conversations held out for validation");
 ABSL_FLAG(uint64_t, seed, 1, "which conversations are held out");
 ABSL_FLAG(std::string, format, "markdown", "stdout format: markdown or json");

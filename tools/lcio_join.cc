@@ -52,12 +52,13 @@ struct Summary {
   int64_t decisions = 0, decision_skipped_lines = 0;
   int64_t reports = 0, report_skipped_lines = 0;
   int64_t conversations = 0, turns = 0;
-  int64_t late = 0;               // joined, Report after the window
-  int64_t pending = 0;            // no Report yet, decision inside the window
-  int64_t unrewarded = 0;         // no Report, decision older than the window
-  int64_t after_gap = 0;          // decisions after a missing or unusable turn
-  int64_t deviated = 0;           // the Report's action is not the decision's
-  int64_t unusable = 0;           // the Report's action had probability 0, or other views/tasks
+  int64_t late = 0;        // joined, Report after the window
+  int64_t pending = 0;     // no Report yet, decision inside the window
+  int64_t unrewarded = 0;  // no Report, decision older than the window
+  int64_t after_gap = 0;   // decisions after a missing or unusable turn
+  int64_t deviated = 0;    // the Report's action is not the decision's
+  int64_t unusable =
+      0;  // the Report's action had probability < kMinPropensity, or other views/tasks
   int64_t unmatched_reports = 0;  // no decision for them (a repeated Report counts once)
   int64_t partitions = 0;         // scratch files the logs were split into (--memory_mb)
   std::vector<std::string> problems;
@@ -191,8 +192,10 @@ absl::Status JoinPartition(const std::string& decisions_path, const std::string&
       if (!actions.ok()) return actions.status();
       auto executed = actions->IndexOf(r.cloud, r.cloud ? r.uploaded_views : std::vector<int>{});
       if (!executed.ok() || *executed >= static_cast<int>(d.actions.size()) ||
-          !(d.actions[*executed].probability > 0)) {
-        stop(&s->unusable);  // no probability for what was done: IPS cannot weigh it
+          !(d.actions[*executed].probability >= ope::kMinPropensity)) {
+        // No probability for what was done, or one whose weight overflows
+        // (lcio-ope refuses it): IPS cannot weigh it.
+        stop(&s->unusable);
         continue;
       }
       if (*executed != d.taken_action) ++s->deviated;

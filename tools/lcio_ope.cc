@@ -24,7 +24,8 @@
 #include "ope_cli.h"
 
 ABSL_FLAG(std::string, log, "",
-          "joined traffic (M4A1 JSON with per-turn \"propensity\"; lcio-join writes it)");
+          "joined traffic, a regular file (M4A1 JSON with per-turn \"propensity\" in [1e-100, 1]; "
+          "lcio-join writes it)");
 ABSL_FLAG(std::vector<std::string>, candidates, {},
           "policies to evaluate: local, fixed:N or artifact paths");
 ABSL_FLAG(std::string, baseline, "",
@@ -33,8 +34,8 @@ ABSL_FLAG(std::string, baseline, "",
           "95% intervals clustered by conversation; with --validate, also the differences' bias "
           "and coverage");
 ABSL_FLAG(double, default_propensity, 0,
-          "propensity of turns that record none (1: the log was served without exploration); "
-          "0: such a turn is an error");
+          "propensity of turns that record none, in [1e-100, 1] (1: the log was served without "
+          "exploration); 0: such a turn is an error");
 ABSL_FLAG(double, half_width, 0.05, "interval half-width to size the exploration advice for");
 ABSL_FLAG(bool, shield, true, "pass the candidate's choices through the budget shield");
 ABSL_FLAG(uint64_t, seed, 1, "cross-fitting folds and randomised policies");
@@ -47,17 +48,19 @@ ABSL_FLAG(std::string, simulate_out, "",
 ABSL_FLAG(std::string, logging_policy, "local", "--validate/--simulate_out: the serving policy");
 ABSL_FLAG(double, epsilon, 0.2,
           "--validate/--simulate_out: share of turns drawn uniformly over all actions");
-ABSL_FLAG(int, copies, 4, "--validate/--simulate_out: times each conversation is replayed");
+ABSL_FLAG(int, copies, 4,
+          "--validate/--simulate_out: times each conversation is replayed, 1 to 10000");
 ABSL_FLAG(std::string, direct_method, "task_action",
           "response model family of the direct method: knn, task_action or pessimistic");
-ABSL_FLAG(int, repetitions, 200, "--validate: simulated logs");
+ABSL_FLAG(int, repetitions, 200, "--validate: simulated logs, 1 to 100000");
 ABSL_FLAG(std::string, interval, "effective",
           "how the 95% intervals are built from the conversations (docs/ope.md, \"Intervals\"): "
           "effective (plug-in clustered standard error, t quantile with the effective number of "
           "conversations as degrees of freedom), normal (estimate +/- 1.96 plug-in clustered "
           "standard errors), jackknife (leave-one-conversation-out, t quantile), or a cluster "
           "bootstrap: percentile, bca, studentized");
-ABSL_FLAG(int, resamples, 999, "bootstrap intervals: resampled logs (seeded by --seed)");
+ABSL_FLAG(int, resamples, 999,
+          "bootstrap intervals: resampled logs, 99 to 1000000 (seeded by --seed)");
 
 namespace lcio {
 namespace {

@@ -19,6 +19,7 @@
 #include "absl/strings/str_split.h"
 #include "cli_common.h"
 #include "cli_help.h"
+#include "lcio/data/atomic_file.h"
 #include "lcio/data/message.h"
 #include "lcio/env/baselines.h"
 #include "lcio/env/evaluator.h"
@@ -31,7 +32,9 @@ ABSL_FLAG(int64_t, timesteps, lcio::policy::TrainOptions{}.timesteps,
           "environment steps to train for");
 ABSL_FLAG(uint64_t, seed, lcio::policy::TrainOptions{}.seed,
           "training seed (network init, sampling, episodes, budgets)");
-ABSL_FLAG(std::string, out, "policy.pt", "where to write the policy artifact");
+ABSL_FLAG(
+    std::string, out, "policy.pt",
+    "where to write the policy artifact (a regular file or absent; written whole, then renamed)");
 ABSL_FLAG(std::string, config, "",
           "JSON training configuration (docs/training.md); flags given on the command line win "
           "over it");
@@ -296,6 +299,10 @@ int main(int argc, char** argv) {
   }
   auto options = OptionsFromFlags(*hyperparameter_args);
   if (!options.ok()) return Fail(options.status());
+  // Checked again when the artifact is written; here so that a bad --out
+  // fails before a long run, not after it.
+  if (absl::Status out = data::CheckReplaceableOutput(absl::GetFlag(FLAGS_out)); !out.ok())
+    return Fail(out);
   auto dataset = cli::LoadDataset();
   if (!dataset.ok()) return Fail(dataset.status());
   auto config = cli::SimulatorConfigFromFlags();

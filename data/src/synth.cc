@@ -142,6 +142,22 @@ absl::Status ValidateSynthConfig(const SynthConfig& c) {
   for (const auto& [name, v] : amounts) {
     if (!std::isfinite(v) || v < 0) return bad(name, v, "must be finite and >= 0");
   }
+  // The longest and dearest turn (with GenerateSynthetic's +20% and +10%
+  // jitter) must be one the loader accepts.
+  const double views = c.num_views;
+  const double longest = 1.2 * std::max(c.local_time_s, c.cloud_time_s + c.per_view_time_s * views);
+  const double dearest =
+      1.1 * std::max(c.local_usage_usd, c.cloud_usage_usd + c.per_view_usage_usd * views);
+  if (longest > kMaxTurnTimeS)
+    return bad("cloud_time_s", c.cloud_time_s,
+               absl::StrCat("with local_time_s, per_view_time_s and the +20% jitter a turn could "
+                            "take ",
+                            longest, " s; at most ", kMaxTurnTimeS));
+  if (dearest > kMaxTurnCostUsd)
+    return bad("cloud_usage_usd", c.cloud_usage_usd,
+               absl::StrCat("with local_usage_usd, per_view_usage_usd and the +10% jitter a turn "
+                            "could cost ",
+                            dearest, " USD; at most ", kMaxTurnCostUsd));
   return absl::OkStatus();
 }
 
@@ -202,8 +218,9 @@ Dataset GenerateSynthetic(const SynthConfig& config) {
         cost = c.cloud_usage_usd + c.per_view_usage_usd * n;
       }
       t.score = std::clamp(mean + c.score_noise * rng.Normal(), 0.0, kMaxScore);
-      t.interaction_time_s = time * rng.Uniform(0.8, 1.2);
-      t.usage_cost_usd = cost * rng.Uniform(0.9, 1.1);
+      // Clamped like an invalid config's other fields, so the output loads.
+      t.interaction_time_s = std::min(time * rng.Uniform(0.8, 1.2), kMaxTurnTimeS);
+      t.usage_cost_usd = std::min(cost * rng.Uniform(0.9, 1.1), kMaxTurnCostUsd);
       const bool refusal = rng.Bernoulli(c.refusal_probability);
       t.answer = Filler(rng, refusal ? std::string(kRefusals[rng.Below(3)]) : std::string(),
                         c.answer_length);

@@ -60,15 +60,17 @@ absl::Status PolicyHolder::Reload(const std::string& reason) {
     metrics_->CountReload(true);
     metrics_->SetPolicy((*serving)->version(), (*serving)->engine().metadata().algo);
   }
-  LogLine line(LogLevel::kInfo, "policy_loaded");
-  line.Str("path", options_.path)
-      .Str("reason", reason)
-      .Str("policy_version", (*serving)->version())
-      .Str("algo", (*serving)->engine().metadata().algo)
-      .Str("previous_version", previous ? previous->version() : "")
-      .Str("torch_device", (*serving)->engine().device_name());
-  if (options_.batcher != nullptr) line.Bool("batched", options_.batcher->Batches(**serving));
-  line.Num("load_s", absl::ToDoubleSeconds(absl::Now() - start));
+  {  // written when `line` goes out of scope: before on_swap_, as always
+    LogLine line(LogLevel::kInfo, "policy_loaded");
+    line.Str("path", options_.path)
+        .Str("reason", reason)
+        .Str("policy_version", (*serving)->version())
+        .Str("algo", (*serving)->engine().metadata().algo)
+        .Str("previous_version", previous ? previous->version() : "")
+        .Str("torch_device", (*serving)->engine().device_name());
+    if (options_.batcher != nullptr) line.Bool("batched", options_.batcher->Batches(**serving));
+    line.Num("load_s", absl::ToDoubleSeconds(absl::Now() - start));
+  }
   if (on_swap_) on_swap_(**serving);
   return absl::OkStatus();
 }

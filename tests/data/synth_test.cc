@@ -228,6 +228,13 @@ TEST(Synth, ValidateConfig) {
   c = SynthConfig{};
   c.answer_length = -1;
   ExpectError(ValidateSynthConfig(c), kInvalid, {"answer_length", "-1"});
+  // A turn the loader would refuse (over data::kMaxTurnTimeS with the jitter).
+  c = SynthConfig{};
+  c.cloud_time_s = 1e6;
+  ExpectError(ValidateSynthConfig(c), kInvalid, {"cloud_time_s", "at most 1e+06"});
+  c = SynthConfig{};
+  c.cloud_usage_usd = 1e6;
+  ExpectError(ValidateSynthConfig(c), kInvalid, {"cloud_usage_usd", "at most 1e+06"});
 
   // An invalid config is clamped, and what comes out still loads.
   SynthConfig bad;
@@ -236,6 +243,8 @@ TEST(Synth, ValidateConfig) {
   bad.min_turns = 0;
   bad.max_turns = -1;
   bad.cloud_probability = 2;
+  bad.cloud_time_s = 1e9;
+  bad.cloud_usage_usd = 1e9;
   const Dataset d = GenerateSynthetic(bad);
   EXPECT_EQ(d.num_views, 1);
   EXPECT_TRUE(ParseM4A1(ToM4A1Json(d), "clamped.json").ok());

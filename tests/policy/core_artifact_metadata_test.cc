@@ -136,6 +136,7 @@ TEST(ArtifactMetadata, RejectsIncompatibleJson) {
   ExpectJsonRejected([](Json& j) { j["format_version"] = 1180591620717411303424.0; },
                      "format_version = 1.1805916207174113e+21: must be a whole number");
   ExpectJsonRejected([](Json& j) { j["format_version"] = 1.5; }, "format_version = 1.5");
+  ExpectJsonRejected([](Json& j) { j["format_version"] = 3.0; }, "format_version = 3");
   ExpectJsonRejected([](Json& j) { j["actions"]["num_actions"] = uint64_t{1} << 62; },
                      "num_actions = 4611686018427387904: must be a whole number within an int");
   ExpectJsonRejected([](Json& j) { j["observation"]["layout_version"] = 7; }, "layout_version = 7");

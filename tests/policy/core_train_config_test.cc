@@ -156,6 +156,13 @@ TEST(TrainConfigJson, WholeNumbersAreCheckedNotTruncatedOrWrapped) {
       ApplyTrainConfigJson(R"({"timesteps": 4096, "seed": 18446744073709551615})", &options).ok());
   EXPECT_EQ(options.timesteps, 4096);
   EXPECT_EQ(options.seed, 18446744073709551615u);
+  // A whole number written as a decimal is that number.
+  const absl::Status decimals =
+      ApplyTrainConfigJson(R"({"timesteps": 6e5, "seed": 7.0, "cross_fit_folds": 5.0})", &options);
+  ASSERT_TRUE(decimals.ok()) << decimals;
+  EXPECT_EQ(options.timesteps, 600000);
+  EXPECT_EQ(options.seed, 7u);
+  EXPECT_EQ(options.cross_fit_folds, 5);
 }
 
 TEST(TrainConfigJson, RecordsTheAlgorithmsTablesAsNumbers) {

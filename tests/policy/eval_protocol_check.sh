@@ -25,6 +25,15 @@ jq -e '[.scorers[] | select(.scorer == "held_out") | .methods[].name] |
 jq -e '.scorers[] | select(.scorer == "held_out") | .methods[] | select(.name == "rc-ppo") |
        (.reward_by_split | length) == 2' "$tmp/report.json" > /dev/null ||
   { echo "per-split rewards missing"; exit 1; }
+jq -e '[.worst_case[].has_oracle] | all' "$tmp/report.json" > /dev/null ||
+  { echo "worst-case rows of a run with the Oracle must say so"; exit 1; }
+# Without the Oracle no row claims a share of it: has_oracle false, '-' in Markdown.
+"$eval_bin" --splits=1 --fixed=false --oracle=false --format=json > "$tmp/no_oracle.json"
+jq -e '[.worst_case[].has_oracle] | length > 0 and (any | not)' "$tmp/no_oracle.json" > /dev/null ||
+  { echo "has_oracle must be false without the Oracle"; exit 1; }
+"$eval_bin" --splits=1 --fixed=false --oracle=false > "$tmp/no_oracle.md"
+grep -q '^| Local | baseline | on | [a-z_]* | [0-9.]* | - |' "$tmp/no_oracle.md" ||
+  { cat "$tmp/no_oracle.md"; exit 1; }
 "$eval_bin" --splits=2 --scorers=in_sample,nonsense > "$tmp/out" 2> "$tmp/err" && exit 1
 grep -q 'scorer "nonsense" is not one of' "$tmp/err" || { cat "$tmp/err"; exit 1; }
 "$eval_bin" --splits=3 --model_validity > "$tmp/validity.md"

@@ -135,15 +135,24 @@ std::string MetadataHashText(const ArtifactMetadata& metadata) {
 // number past int's range (2^70 read as -2147483648).
 int IntField(const Json& parent, const char* key) {
   const Json& v = parent.at(key);
-  const bool fits =
-      v.is_number_unsigned()
-          ? v.get<uint64_t>() <= static_cast<uint64_t>(std::numeric_limits<int>::max())
-          : v.is_number_integer() && v.get<int64_t>() >= std::numeric_limits<int>::min() &&
-                v.get<int64_t>() <= std::numeric_limits<int>::max();
+  constexpr int64_t kMin = std::numeric_limits<int>::min(), kMax = std::numeric_limits<int>::max();
+  bool fits = false;
+  int64_t out = 0;
+  if (v.is_number_unsigned()) {
+    fits = v.get<uint64_t>() <= static_cast<uint64_t>(kMax);
+    out = fits ? static_cast<int64_t>(v.get<uint64_t>()) : 0;
+  } else if (v.is_number_integer()) {
+    out = v.get<int64_t>();
+    fits = out >= kMin && out <= kMax;
+  } else if (v.is_number_float()) {  // a whole number written as a decimal (9.0)
+    const double d = v.get<double>();
+    fits = std::isfinite(d) && d == std::floor(d) && d >= kMin && d <= kMax;
+    out = fits ? static_cast<int64_t>(d) : 0;
+  }
   if (!fits)
     throw std::invalid_argument(absl::StrCat(key, " = ", data::Shorten(v.dump(), 64),
                                              ": must be a whole number within an int"));
-  return v.get<int>();
+  return static_cast<int>(out);
 }
 
 absl::StatusOr<ArtifactMetadata> MetadataFromJson(const std::string& text,
