@@ -479,6 +479,49 @@ TEST_F(EndToEndTest, TheExportRefusesAnOutputThatIsNotARegularFile) {
   EXPECT_TRUE(S_ISFIFO(st.st_mode));  // still there, untouched
 }
 
+// A failing disk never publishes a partial export: with fsync failing, or
+// the file unable to grow, the export fails, the previous output stays as it
+// was and no temporary file is left; without a fault the same command works.
+TEST_F(EndToEndTest, TheExportPublishesNothingWhenTheDiskFails) {
+  server::ReportRecord record;
+  record.conversation_id = "c";
+  record.decision_id = "c/0/x";
+  record.prompt = "What is on the table?";
+  record.task = "Query";
+  record.view_names = {"view0", "view1", "view2"};
+  record.association = {0.1, 0.5, 0.9};
+  record.answer = "a cup";
+  record.score = 0.5;
+  record.interaction_time_s = 1;
+  record.usage_cost_usd = 0.001;
+  record.tasks = {"Assistive System", "Message Editing", "Query", "Recommendation"};
+  WriteFile(dir_.File("reports.log"), server::EncodeReportLine(record));
+  const std::string out = dir_.File("traffic.json");
+  auto leftovers = [&] {
+    int n = 0;
+    for (const auto& entry : std::filesystem::directory_iterator(dir_.path()))
+      n += absl::StrContains(entry.path().filename().string(), ".tmp-");
+    return n;
+  };
+  for (const char* fault : {"LCIO_FAULT_FSYNC_EIO=1", "LCIO_FAULT_WRITE_ENOSPC_AFTER=16"}) {
+    SCOPED_TRACE(fault);
+    WriteFile(out, "old");
+    auto [status, stdout_text] = Run({"/usr/bin/env", std::string("LD_PRELOAD=") + LCIO_FAULT_SHIM,
+                                      "LCIO_FAULT_PATH=traffic.json", fault, LCIO_REPORT_EXPORT_BIN,
+                                      "--log=" + dir_.File("reports.log"), "--out=" + out});
+    EXPECT_NE(status, 0) << stdout_text << ReadFile(dir_.File("run.stderr"));
+    EXPECT_EQ(ReadFile(out), "old");
+    EXPECT_EQ(leftovers(), 0);
+  }
+  auto [status, stdout_text] =
+      Run({LCIO_REPORT_EXPORT_BIN, "--log=" + dir_.File("reports.log"), "--out=" + out});
+  ASSERT_EQ(status, 0) << ReadFile(dir_.File("run.stderr"));
+  auto exported = data::LoadM4A1File(out);
+  ASSERT_TRUE(exported.ok()) << exported.status();
+  EXPECT_EQ(exported->num_turns(), 1u);
+  EXPECT_EQ(leftovers(), 0);
+}
+
 TEST_F(EndToEndTest, TheCommandLineClientPrintsDecisionsAsJson) {
   const std::string policy = WriteArtifact("policy.pt", 1);
   Server server = StartServer({"--policy=" + policy});
