@@ -3,6 +3,7 @@
 #include <algorithm>
 #include <cmath>
 #include <fstream>
+#include <initializer_list>
 #include <sstream>
 
 #include "absl/strings/str_cat.h"
@@ -79,6 +80,31 @@ absl::StatusOr<std::string> Name(const json& object, const std::string& where) {
   return object["name"].get<std::string>();
 }
 
+// An entry's fields are exactly `known` (a misspelt "peak_gflop" must not
+// leave the built-in value in place unnoticed).
+absl::Status CheckFields(const json& object, std::initializer_list<const char*> known,
+                         const std::string& where) {
+  for (auto it = object.begin(); it != object.end(); ++it) {
+    const std::string& key = it.key();
+    if (std::find_if(known.begin(), known.end(), [&key](const char* k) { return key == k; }) ==
+        known.end())
+      return absl::InvalidArgumentError(absl::StrCat(where, ": unknown field \"",
+                                                     data::Shorten(key, 64),
+                                                     "\"; known: ", absl::StrJoin(known, ", ")));
+  }
+  return absl::OkStatus();
+}
+
+// A name given twice in one file: which entry wins would be an accident.
+absl::Status CheckUnique(std::vector<std::string>* seen, const std::string& name,
+                         const std::string& where) {
+  if (std::find(seen->begin(), seen->end(), name) != seen->end())
+    return absl::InvalidArgumentError(absl::StrCat(where, ": name \"", data::Shorten(name, 64),
+                                                   "\" is given twice in this file"));
+  seen->push_back(name);
+  return absl::OkStatus();
+}
+
 }  // namespace
 
 double LocalTimeSeconds(const DeviceProfile& device, const LocalLlmProfile& llm) {
@@ -132,11 +158,14 @@ absl::Status ProfileCatalog::MergeJson(const std::string& json_text,
     if (!root["devices"].is_array())
       return absl::InvalidArgumentError(
           absl::StrCat(source_name, ": \"devices\" must be an array"));
+    std::vector<std::string> seen;
     for (size_t i = 0; i < root["devices"].size(); ++i) {
       const json& d = root["devices"][i];
       const std::string where = absl::StrCat(source_name, ": devices[", i, "]");
       auto name = Name(d, where);
       if (!name.ok()) return name.status();
+      if (auto s = CheckFields(d, {"name", "peak_gflops", "max_power_w"}, where); !s.ok()) return s;
+      if (auto s = CheckUnique(&seen, *name, where); !s.ok()) return s;
       auto gf = PositiveNumber(d, "peak_gflops", where);
       if (!gf.ok()) return gf.status();
       auto pw = PositiveNumber(d, "max_power_w", where);
@@ -148,11 +177,14 @@ absl::Status ProfileCatalog::MergeJson(const std::string& json_text,
     if (!root["networks"].is_array())
       return absl::InvalidArgumentError(
           absl::StrCat(source_name, ": \"networks\" must be an array"));
+    std::vector<std::string> seen;
     for (size_t i = 0; i < root["networks"].size(); ++i) {
       const json& n = root["networks"][i];
       const std::string where = absl::StrCat(source_name, ": networks[", i, "]");
       auto name = Name(n, where);
       if (!name.ok()) return name.status();
+      if (auto s = CheckFields(n, {"name", "cloud_time_s"}, where); !s.ok()) return s;
+      if (auto s = CheckUnique(&seen, *name, where); !s.ok()) return s;
       auto times = CostList(n, "cloud_time_s", where);
       if (!times.ok()) return times.status();
       Upsert(merged.networks, NetworkProfile{*name, *times});
@@ -163,6 +195,9 @@ absl::Status ProfileCatalog::MergeJson(const std::string& json_text,
     const std::string where = absl::StrCat(source_name, ": local_llm");
     auto name = Name(l, where);
     if (!name.ok()) return name.status();
+    if (auto s = CheckFields(l, {"name", "parameters", "base_tokens", "total_tokens"}, where);
+        !s.ok())
+      return s;
     auto p = PositiveNumber(l, "parameters", where);
     if (!p.ok()) return p.status();
     auto b = PositiveNumber(l, "base_tokens", where);
@@ -176,6 +211,7 @@ absl::Status ProfileCatalog::MergeJson(const std::string& json_text,
     const std::string where = absl::StrCat(source_name, ": cloud_llm");
     auto name = Name(c, where);
     if (!name.ok()) return name.status();
+    if (auto s = CheckFields(c, {"name", "money_usd"}, where); !s.ok()) return s;
     auto money = CostList(c, "money_usd", where);
     if (!money.ok()) return money.status();
     merged.cloud_llm = CloudLlmProfile{*name, *money};

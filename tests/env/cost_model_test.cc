@@ -105,6 +105,21 @@ TEST(CostModelTest, BadProfilesFileChangesNothingAndNamesTheField) {
   EXPECT_NE(s.message().find("peak_gflops"), std::string::npos) << s;
   EXPECT_FALSE(catalog.Device("Ok").ok());
   EXPECT_FALSE(catalog.MergeJson("{\"colour\": 1}", "x").ok());
+  // A misspelt field inside an entry, and a name given twice in one file.
+  auto misspelt = catalog.MergeJson(
+      R"({"devices": [{"name": "Ok", "peak_gflop": 1, "peak_gflops": 1, "max_power_w": 1}]})",
+      "profiles.json");
+  EXPECT_NE(misspelt.message().find("devices[0]: unknown field \"peak_gflop\""), std::string::npos)
+      << misspelt;
+  auto twice = catalog.MergeJson(R"({"networks": [{"name": "Lab", "cloud_time_s": [1, 2, 3, 4]},
+                                                  {"name": "Lab", "cloud_time_s": [9, 9, 9, 9]}]})",
+                                 "profiles.json");
+  EXPECT_NE(twice.message().find("networks[1]: name \"Lab\" is given twice"), std::string::npos)
+      << twice;
+  auto llm = catalog.MergeJson(
+      R"({"cloud_llm": {"name": "x", "money_usd": [1, 1, 1, 1], "tier": 2}})", "profiles.json");
+  EXPECT_NE(llm.message().find("cloud_llm: unknown field \"tier\""), std::string::npos) << llm;
+  EXPECT_FALSE(catalog.Network("Lab").ok());
   EXPECT_FALSE(catalog.MergeJson("not json", "x").ok());
 }
 
