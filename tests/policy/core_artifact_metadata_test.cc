@@ -137,6 +137,19 @@ TEST(ArtifactMetadata, RejectsIncompatibleJson) {
                      "format_version = 1.1805916207174113e+21: must be a whole number");
   ExpectJsonRejected([](Json& j) { j["format_version"] = 1.5; }, "format_version = 1.5");
   ExpectJsonRejected([](Json& j) { j["format_version"] = 3.0; }, "format_version = 3");
+  ExpectJsonRejected([](Json& j) { j["network"]["layer_sizes"][1] = 16.5; },
+                     "network.layer_sizes[1] = 16.5: must be a whole number");
+  ExpectJsonRejected([](Json& j) { j["actions"]["views"][2][0] = uint64_t{1} << 40; },
+                     "actions.views[2][0] = 1099511627776: must be a whole number");
+  ExpectJsonRejected(
+      [](Json& j) {
+        j["training_split"] = {{"seed", -1},
+                               {"test_ratio", 0.2},
+                               {"num_episodes", 100},
+                               {"train_episodes", 80},
+                               {"train_episodes_sha256", std::string(64, '0')}};
+      },
+      "training_split.seed = -1: must be a whole number in [0, 2^64 - 1]");
   ExpectJsonRejected([](Json& j) { j["actions"]["num_actions"] = uint64_t{1} << 62; },
                      "num_actions = 4611686018427387904: must be a whole number within an int");
   ExpectJsonRejected([](Json& j) { j["observation"]["layout_version"] = 7; }, "layout_version = 7");

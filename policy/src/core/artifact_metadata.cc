@@ -131,10 +131,9 @@ std::string MetadataHashText(const ArtifactMetadata& metadata) {
   return json.dump();
 }
 
-// An int field exactly: get<int>() would truncate a fraction and wrap a
-// number past int's range (2^70 read as -2147483648).
-int IntField(const Json& parent, const char* key) {
-  const Json& v = parent.at(key);
+// An int exactly: get<int>() would truncate a fraction and wrap a number
+// past int's range (2^70 read as -2147483648). `name` names it in the error.
+int IntValue(const Json& v, const std::string& name) {
   constexpr int64_t kMin = std::numeric_limits<int>::min(), kMax = std::numeric_limits<int>::max();
   bool fits = false;
   int64_t out = 0;
@@ -150,9 +149,29 @@ int IntField(const Json& parent, const char* key) {
     out = fits ? static_cast<int64_t>(d) : 0;
   }
   if (!fits)
-    throw std::invalid_argument(absl::StrCat(key, " = ", data::Shorten(v.dump(), 64),
+    throw std::invalid_argument(absl::StrCat(name, " = ", data::Shorten(v.dump(), 64),
                                              ": must be a whole number within an int"));
   return static_cast<int>(out);
+}
+
+int IntField(const Json& parent, const char* key) { return IntValue(parent.at(key), key); }
+
+// A list of ints, each exactly (`name`[i] in the error).
+std::vector<int> IntList(const Json& list, const std::string& name) {
+  if (!list.is_array()) throw std::invalid_argument(absl::StrCat(name, " must be a list"));
+  std::vector<int> out;
+  for (size_t i = 0; i < list.size(); ++i)
+    out.push_back(IntValue(list[i], absl::StrCat(name, "[", i, "]")));
+  return out;
+}
+
+// An unsigned 64-bit seed exactly (-1 would wrap to 2^64 - 1).
+uint64_t SeedValue(const Json& v, const std::string& name) {
+  const bool fits = v.is_number_unsigned() || (v.is_number_integer() && v.get<int64_t>() >= 0);
+  if (!fits)
+    throw std::invalid_argument(absl::StrCat(name, " = ", data::Shorten(v.dump(), 64),
+                                             ": must be a whole number in [0, 2^64 - 1]"));
+  return v.get<uint64_t>();
 }
 
 absl::StatusOr<ArtifactMetadata> MetadataFromJson(const std::string& text,
@@ -232,9 +251,13 @@ absl::StatusOr<ArtifactMetadata> MetadataFromJson(const std::string& text,
     m.algo = json.at("algo").get<std::string>();
     m.created_utc = json.value("created_utc", "");
     m.num_actions = IntField(json.at("actions"), "num_actions");
-    m.action_views = json.at("actions").at("views").get<std::vector<std::vector<int>>>();
+    const Json& views = json.at("actions").at("views");
+    if (!views.is_array()) throw std::invalid_argument("actions.views must be a list of lists");
+    m.action_views.clear();
+    for (size_t a = 0; a < views.size(); ++a)
+      m.action_views.push_back(IntList(views[a], absl::StrCat("actions.views[", a, "]")));
     m.activation = json.at("network").at("activation").get<std::string>();
-    m.layer_sizes = json.at("network").at("layer_sizes").get<std::vector<int>>();
+    m.layer_sizes = IntList(json.at("network").at("layer_sizes"), "network.layer_sizes");
     m.tasks = json.at("tasks").get<std::vector<std::string>>();
     m.view_names = json.at("view_names").get<std::vector<std::string>>();
     m.device = json.at("cost_profile").at("device").get<std::string>();
@@ -257,7 +280,7 @@ absl::StatusOr<ArtifactMetadata> MetadataFromJson(const std::string& text,
     if (json.contains("training_split")) {  // absent: an unknown split
       const Json& t = json.at("training_split");
       m.training_split.known = true;
-      m.training_split.seed = t.at("seed").get<uint64_t>();
+      m.training_split.seed = SeedValue(t.at("seed"), "training_split.seed");
       m.training_split.test_ratio = t.at("test_ratio").get<double>();
       m.training_split.num_episodes = IntField(t, "num_episodes");
       m.training_split.train_episodes = IntField(t, "train_episodes");
