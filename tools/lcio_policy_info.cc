@@ -34,14 +34,12 @@ int main(int argc, char** argv) {
   }
   std::string extra_profiles;
   if (const std::string path = absl::GetFlag(FLAGS_profiles); !path.empty()) {
-    std::ifstream in(path);
-    if (!in) {
-      std::fprintf(stderr, "lcio-policy-info: profiles = \"%s\": cannot open\n", path.c_str());
+    auto text = lcio::server::ServingPolicy::ReadProfilesFile(path);
+    if (!text.ok()) {
+      std::fprintf(stderr, "lcio-policy-info: %s\n", text.status().ToString().c_str());
       return 1;
     }
-    std::stringstream text;
-    text << in.rdbuf();
-    extra_profiles = text.str();
+    extra_profiles = *std::move(text);
   }
   auto serving =
       lcio::server::ServingPolicy::Load(args[1], absl::GetFlag(FLAGS_device), extra_profiles);

@@ -43,13 +43,9 @@ absl::Status PolicyHolder::Reload(const std::string& reason) {
   };
   std::string extra_profiles;
   if (!options_.extra_profiles_path.empty()) {
-    std::ifstream in(options_.extra_profiles_path);
-    if (!in)
-      return fail(absl::NotFoundError(
-          absl::StrCat("profiles = \"", options_.extra_profiles_path, "\": cannot open")));
-    std::stringstream text;
-    text << in.rdbuf();
-    extra_profiles = text.str();
+    auto text = ServingPolicy::ReadProfilesFile(options_.extra_profiles_path);
+    if (!text.ok()) return fail(text.status());
+    extra_profiles = *std::move(text);
   }
   auto serving = ServingPolicy::Load(options_.path, options_.torch_device, extra_profiles,
                                      options_.max_history_window);

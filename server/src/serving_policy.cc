@@ -1,6 +1,9 @@
 #include "lcio/server/serving_policy.h"
 
 #include <algorithm>
+#include <filesystem>
+#include <fstream>
+#include <sstream>
 
 #include "absl/strings/str_cat.h"
 #include "lcio/data/message.h"
@@ -45,6 +48,26 @@ absl::StatusOr<std::shared_ptr<const ServingPolicy>> ServingPolicy::Load(
     return absl::Status(serving.status().code(),
                         absl::StrCat(path, ": ", serving.status().message()));
   return serving;
+}
+
+absl::StatusOr<std::string> ServingPolicy::ReadProfilesFile(const std::string& path) {
+  const std::string quoted = absl::StrCat("profiles = \"", data::Shorten(path), "\"");
+  std::error_code ec;
+  const auto status = std::filesystem::status(path, ec);
+  if (ec || !std::filesystem::exists(status))
+    return absl::NotFoundError(absl::StrCat(quoted, ": cannot open: no such file"));
+  if (!std::filesystem::is_regular_file(status))
+    return absl::InvalidArgumentError(
+        absl::StrCat(quoted, ": not a regular file (a profiles file is a JSON object)"));
+  std::ifstream in(path, std::ios::binary);
+  if (!in) return absl::NotFoundError(absl::StrCat(quoted, ": cannot open"));
+  std::stringstream text;
+  text << in.rdbuf();
+  if (in.bad()) return absl::DataLossError(absl::StrCat(quoted, ": read failed"));
+  if (text.str().empty())
+    return absl::InvalidArgumentError(
+        absl::StrCat(quoted, ": is empty (a profiles file is a JSON object; docs/profiles.md)"));
+  return text.str();
 }
 
 std::vector<std::string> ServingPolicy::BudgetWarnings(double latency_s, double money_usd) const {

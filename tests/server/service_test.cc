@@ -13,6 +13,7 @@
 #include "lcio/policy/testing.h"
 #include "lcio/server/report_log.h"
 #include "lcio/server/server.h"
+#include "lcio/server/serving_policy.h"
 #include "lcio/version.h"
 #include "test_support.h"
 
@@ -155,6 +156,27 @@ TEST_F(ServiceTest, AConversationEndToEnd) {
 // scores the server returns are the artifact's network on the observation
 // encoded with that network's costs (a built-in one and one added by
 // --profiles at serve time), not the training profile's.
+// A --profiles file that is empty or not a regular file is refused with its
+// reason (an empty one read as "no profiles" in silence; a directory reads as
+// empty); a missing one is NOT_FOUND.
+TEST(ProfilesFile, IsReadWholeOrRefusedWithItsReason) {
+  test::TempDir dir;
+  test::WriteFile(dir.File("empty.json"), "");
+  auto empty = ServingPolicy::ReadProfilesFile(dir.File("empty.json"));
+  EXPECT_EQ(empty.status().code(), absl::StatusCode::kInvalidArgument);
+  EXPECT_NE(empty.status().message().find("is empty"), std::string::npos) << empty.status();
+  auto directory = ServingPolicy::ReadProfilesFile(dir.path());
+  EXPECT_EQ(directory.status().code(), absl::StatusCode::kInvalidArgument);
+  EXPECT_NE(directory.status().message().find("not a regular file"), std::string::npos)
+      << directory.status();
+  EXPECT_EQ(ServingPolicy::ReadProfilesFile(dir.File("missing.json")).status().code(),
+            absl::StatusCode::kNotFound);
+  test::WriteFile(dir.File("ok.json"), R"({"devices": []})");
+  auto ok = ServingPolicy::ReadProfilesFile(dir.File("ok.json"));
+  ASSERT_TRUE(ok.ok()) << ok.status();
+  EXPECT_EQ(*ok, R"({"devices": []})");
+}
+
 TEST_F(ServiceTest, AProfileAwarePolicyObservesTheRequestsNetwork) {
   const std::string profiles = dir_.File("profiles.json");
   test::WriteFile(profiles, R"({"networks": [{"name": "Satellite",

@@ -28,6 +28,11 @@ class ServingPolicy : public BatchScorer {
   static absl::StatusOr<std::shared_ptr<const ServingPolicy>> Create(
       std::shared_ptr<const policy::InferenceEngine> engine, const std::string& extra_profiles_json,
       int max_history_window);
+  // The text of a --profiles file (the server's and lcio-policy-info's):
+  // NOT_FOUND when it cannot be read, INVALID_ARGUMENT when it is not a
+  // regular file or is empty (an empty file would mean "no profiles" in
+  // silence, and a directory reads as empty).
+  static absl::StatusOr<std::string> ReadProfilesFile(const std::string& path);
   // Loads the artifact at `path` and validates it completely: exactly what
   // the server checks before serving a file (lcio-policy-info calls this
   // too, so that it accepts what the server accepts and nothing else).
