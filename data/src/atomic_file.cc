@@ -8,11 +8,29 @@
 #include <cerrno>
 #include <cstring>
 #include <filesystem>
+#include <fstream>
+#include <sstream>
 
 #include "absl/strings/str_cat.h"
 #include "lcio/data/message.h"
 
 namespace lcio::data {
+
+absl::StatusOr<std::string> ReadRegularFile(const std::string& path, const std::string& label,
+                                            const std::string& what) {
+  std::error_code ec;
+  const auto status = std::filesystem::status(path, ec);
+  if (ec || !std::filesystem::exists(status))
+    return absl::NotFoundError(absl::StrCat(label, ": cannot open: no such file"));
+  if (!std::filesystem::is_regular_file(status))
+    return absl::InvalidArgumentError(absl::StrCat(label, ": not a regular file (", what, ")"));
+  std::ifstream in(path, std::ios::binary);
+  if (!in) return absl::NotFoundError(absl::StrCat(label, ": cannot open"));
+  std::ostringstream text;
+  text << in.rdbuf();
+  if (in.bad()) return absl::DataLossError(absl::StrCat(label, ": read failed"));
+  return text.str();
+}
 
 absl::Status CheckReplaceableOutput(const std::string& path) {
   struct stat st {};

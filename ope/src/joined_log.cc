@@ -1,13 +1,14 @@
 #include "lcio/ope/joined_log.h"
 
 #include <cmath>
-#include <filesystem>
 #include <fstream>
 #include <ostream>
 #include <sstream>
 
 #include "absl/strings/str_cat.h"
+#include "lcio/data/atomic_file.h"
 #include "lcio/data/json_parse.h"
+#include "lcio/data/message.h"
 #include "nlohmann/json.hpp"
 
 namespace lcio::ope {
@@ -90,20 +91,10 @@ absl::StatusOr<JoinedLog> ParseJoinedLog(std::string_view text, std::string_view
 absl::StatusOr<JoinedLog> LoadJoinedLog(const std::string& path,
                                         std::optional<double> default_propensity,
                                         const data::LoadOptions& options) {
-  std::error_code ec;
-  const auto status = std::filesystem::status(path, ec);
-  if (ec || !std::filesystem::exists(status))
-    return absl::NotFoundError(absl::StrCat(path, ": cannot open: no such file"));
   // A device or a FIFO (/dev/zero) would be read without end.
-  if (!std::filesystem::is_regular_file(status))
-    return absl::InvalidArgumentError(
-        absl::StrCat(path, ": not a regular file (a joined log is a JSON file)"));
-  std::ifstream in(path, std::ios::binary);
-  if (!in) return absl::NotFoundError(absl::StrCat(path, ": cannot open"));
-  std::ostringstream text;
-  text << in.rdbuf();
-  if (in.bad()) return absl::DataLossError(absl::StrCat(path, ": read failed"));
-  return ParseJoinedLog(text.str(), path, default_propensity, options);
+  auto text = data::ReadRegularFile(path, data::Shorten(path), "a joined log is a JSON file");
+  if (!text.ok()) return text.status();
+  return ParseJoinedLog(*text, path, default_propensity, options);
 }
 
 absl::Status JoinedLogWriter::Add(const data::Episode& episode,

@@ -1,11 +1,9 @@
 #include "lcio/server/serving_policy.h"
 
 #include <algorithm>
-#include <filesystem>
-#include <fstream>
-#include <sstream>
 
 #include "absl/strings/str_cat.h"
+#include "lcio/data/atomic_file.h"
 #include "lcio/data/message.h"
 #include "lcio/env/fallback.h"
 #include "lcio/server/log.h"
@@ -51,23 +49,12 @@ absl::StatusOr<std::shared_ptr<const ServingPolicy>> ServingPolicy::Load(
 }
 
 absl::StatusOr<std::string> ServingPolicy::ReadProfilesFile(const std::string& path) {
-  const std::string quoted = absl::StrCat("profiles = \"", data::Shorten(path), "\"");
-  std::error_code ec;
-  const auto status = std::filesystem::status(path, ec);
-  if (ec || !std::filesystem::exists(status))
-    return absl::NotFoundError(absl::StrCat(quoted, ": cannot open: no such file"));
-  if (!std::filesystem::is_regular_file(status))
+  const std::string label = absl::StrCat("profiles = \"", data::Shorten(path), "\"");
+  auto text = data::ReadRegularFile(path, label, "a profiles file is a JSON object");
+  if (text.ok() && text->empty())
     return absl::InvalidArgumentError(
-        absl::StrCat(quoted, ": not a regular file (a profiles file is a JSON object)"));
-  std::ifstream in(path, std::ios::binary);
-  if (!in) return absl::NotFoundError(absl::StrCat(quoted, ": cannot open"));
-  std::stringstream text;
-  text << in.rdbuf();
-  if (in.bad()) return absl::DataLossError(absl::StrCat(quoted, ": read failed"));
-  if (text.str().empty())
-    return absl::InvalidArgumentError(
-        absl::StrCat(quoted, ": is empty (a profiles file is a JSON object; docs/profiles.md)"));
-  return text.str();
+        absl::StrCat(label, ": is empty (a profiles file is a JSON object; docs/profiles.md)"));
+  return text;
 }
 
 std::vector<std::string> ServingPolicy::BudgetWarnings(double latency_s, double money_usd) const {

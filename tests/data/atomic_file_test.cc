@@ -30,6 +30,20 @@ class AtomicFileTest : public ::testing::Test {
   std::string dir_;
 };
 
+TEST_F(AtomicFileTest, OnlyARegularFileIsReadWhole) {
+  std::ofstream(File("in.json")) << "{\"a\": 1}";
+  auto text = ReadRegularFile(File("in.json"), "in", "a JSON file");
+  ASSERT_TRUE(text.ok()) << text.status();
+  EXPECT_EQ(*text, "{\"a\": 1}");
+  EXPECT_EQ(ReadRegularFile(File("absent"), "in", "a JSON file").status().code(),
+            absl::StatusCode::kNotFound);
+  const auto device = ReadRegularFile("/dev/zero", "log = \"/dev/zero\"", "a JSON file");
+  EXPECT_EQ(device.status().code(), absl::StatusCode::kInvalidArgument);
+  EXPECT_EQ(device.status().message(), "log = \"/dev/zero\": not a regular file (a JSON file)");
+  EXPECT_EQ(ReadRegularFile(dir_, "in", "a JSON file").status().code(),
+            absl::StatusCode::kInvalidArgument);
+}
+
 TEST_F(AtomicFileTest, OnlyARegularFileOrNothingMayBeReplaced) {
   EXPECT_TRUE(CheckReplaceableOutput(File("absent.json")).ok());
   std::ofstream(File("regular.json")) << "old";

@@ -1,13 +1,22 @@
-// Publishing an output file whole: written under a temporary name beside the
-// target, made durable, then renamed over it, so that a reader or a crash
-// sees the old file or the complete new one, never a torn one.
+// Reading an input file whole, and publishing an output file whole: written under a temporary name
+// beside the target, made durable, then renamed over it, so that a reader or a crash sees the old
+// file or the complete new one, never a torn one.
 #pragma once
 
 #include <string>
 
 #include "absl/status/status.h"
+#include "absl/status/statusor.h"
 
 namespace lcio::data {
+
+// The whole content of the regular file `path`. `label` starts every message
+// (e.g. `profiles = "FILE"`) and `what` says what the file should be.
+// NOT_FOUND when it does not exist or cannot be opened; INVALID_ARGUMENT when
+// it is not a regular file (a device such as /dev/zero would be read without
+// end, a directory reads as empty); DATA_LOSS when reading fails.
+absl::StatusOr<std::string> ReadRegularFile(const std::string& path, const std::string& label,
+                                            const std::string& what);
 
 // OK when `path` does not exist or is a regular file (or a link to one).
 // Anything else (a device such as /dev/null, a directory, a FIFO) would be
