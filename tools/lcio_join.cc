@@ -7,13 +7,16 @@
 // hash of its conversation id, K chosen so that a partition's records fit in
 // --memory_mb; then each partition is joined in memory on its own and its
 // conversations written.
+#include <signal.h>
 #include <stdlib.h>
+#include <unistd.h>
 
 #include <filesystem>
 #include <fstream>
 #include <functional>
 #include <iostream>
 #include <map>
+#include <optional>
 #include <string>
 #include <unordered_map>
 #include <vector>
@@ -25,6 +28,7 @@
 #include "absl/time/clock.h"
 #include "absl/time/time.h"
 #include "cli_help.h"
+#include "lcio/data/atomic_file.h"
 #include "lcio/data/decision_log.h"
 #include "lcio/env/action_table.h"
 #include "lcio/ope/joined_log.h"
@@ -90,12 +94,75 @@ class ScratchDir {
     std::error_code ignored;
     if (!path_.empty()) std::filesystem::remove_all(path_, ignored);
   }
+  const std::string& path() const { return path_; }
   std::string File(const std::string& name) const { return path_ + "/" + name; }
 
  private:
   explicit ScratchDir(std::string path) : path_(std::move(path)) {}
   std::string path_;
 };
+
+// What an interrupted join (SIGINT, SIGTERM, SIGHUP) removes before it dies
+// of the signal: the scratch files and directory and the unpublished output.
+// Filled while those signals are blocked, before any of the files exists, and
+// never changed after, so the handler only reads it; unlink and rmdir are
+// async-signal-safe. A SIGKILL cannot be caught: the next join into the same
+// --out names what it left (WarnAboutStaleScratch).
+struct InterruptCleanup {
+  std::vector<std::string> files;
+  std::string directory;
+};
+const InterruptCleanup* interrupt_cleanup = nullptr;
+
+extern "C" void RemoveScratchAndDie(int signal_number) {
+  if (const InterruptCleanup* c = interrupt_cleanup) {
+    for (const std::string& f : c->files) ::unlink(f.c_str());
+    ::rmdir(c->directory.c_str());
+  }
+  ::signal(signal_number, SIG_DFL);
+  ::raise(signal_number);
+}
+
+constexpr int kInterruptSignals[] = {SIGINT, SIGTERM, SIGHUP};
+
+// Blocks the interrupting signals for its lifetime; Arm installs the
+// handler for `cleanup`, effective once the destructor unblocks them.
+class InterruptGuard {
+ public:
+  InterruptGuard() {
+    sigset_t block;
+    sigemptyset(&block);
+    for (int sig : kInterruptSignals) sigaddset(&block, sig);
+    sigprocmask(SIG_BLOCK, &block, &previous_);
+  }
+  ~InterruptGuard() { sigprocmask(SIG_SETMASK, &previous_, nullptr); }
+  void Arm(const InterruptCleanup* cleanup) {
+    interrupt_cleanup = cleanup;
+    struct sigaction action = {};
+    action.sa_handler = RemoveScratchAndDie;
+    sigemptyset(&action.sa_mask);
+    for (int sig : kInterruptSignals) sigaction(sig, &action, nullptr);
+  }
+
+ private:
+  sigset_t previous_;
+};
+
+// Scratch directories an earlier join into the same --out left (killed, or
+// still running): named on stderr, not removed, since a join may still be
+// using its own.
+void WarnAboutStaleScratch(const std::string& out_path) {
+  const std::filesystem::path out(out_path);
+  const std::string prefix = out.filename().string() + ".join-";
+  std::error_code ec;
+  const std::filesystem::path parent = out.has_parent_path() ? out.parent_path() : ".";
+  for (auto it = std::filesystem::directory_iterator(parent, ec);
+       !ec && it != std::filesystem::directory_iterator(); it.increment(ec))
+    if (it->path().filename().string().rfind(prefix, 0) == 0 && it->is_directory(ec))
+      std::cerr << "lcio-join: " << it->path().string()
+                << " is the scratch directory of another join into this --out, killed or still "
+                   "running; remove it once none runs\n";
+}
 
 // Joins the conversations of one partition and writes them.
 absl::Status JoinPartition(const std::string& decisions_path, const std::string& reports_path,
@@ -259,8 +326,26 @@ absl::Status Run(Summary* s) {
   // outgrows the budget: raise --memory_mb.
   const size_t partitions = static_cast<size_t>(std::min<uintmax_t>(
       512, std::max<uintmax_t>(1, (bytes + per_partition - 1) / per_partition)));
-  auto scratch = ScratchDir::Create(out_path);
-  if (!scratch.ok()) return scratch.status();
+  // The output is written under a temporary name and renamed over --out
+  // when complete: a failed or interrupted join leaves --out as it was.
+  if (absl::Status replaceable = data::CheckReplaceableOutput(out_path); !replaceable.ok())
+    return absl::InvalidArgumentError(absl::StrCat("--out: ", replaceable.message()));
+  WarnAboutStaleScratch(out_path);
+  const std::string temp_out = data::TemporaryPathFor(out_path);
+  std::optional<ScratchDir> scratch;
+  static InterruptCleanup cleanup;  // outlives the handler's use of it
+  {
+    InterruptGuard guard;
+    auto made = ScratchDir::Create(out_path);
+    if (!made.ok()) return made.status();
+    scratch.emplace(*std::move(made));
+    for (size_t p = 0; p < partitions; ++p)
+      for (const char* kind : {"r", "d"})
+        cleanup.files.push_back(scratch->File(absl::StrCat(kind, p)));
+    cleanup.files.push_back(temp_out);
+    cleanup.directory = scratch->path();
+    guard.Arm(&cleanup);
+  }
   auto part = [&](const char* kind, size_t p) { return scratch->File(absl::StrCat(kind, p)); };
   const std::hash<std::string> hash;
 
@@ -319,8 +404,18 @@ absl::Status Run(Summary* s) {
   }
 
   // Pass 2: one partition at a time.
-  std::ofstream out(out_path, std::ios::binary | std::ios::trunc);
-  if (!out) return absl::PermissionDeniedError(absl::StrCat("--out ", out_path, ": cannot write"));
+  std::ofstream out(temp_out, std::ios::binary | std::ios::trunc);
+  if (!out)
+    return absl::PermissionDeniedError(
+        absl::StrCat("--out ", out_path, ": cannot write ", temp_out));
+  // Removed unless published (a failed join leaves no temporary file behind).
+  struct RemoveUnlessPublished {
+    const std::string& path;
+    bool published = false;
+    ~RemoveUnlessPublished() {
+      if (!published) std::remove(path.c_str());
+    }
+  } temp_guard{temp_out};
   ope::JoinedLogWriter writer(&out);
   std::vector<std::string> views, tasks;
   int64_t next_id = 0;
@@ -334,7 +429,12 @@ absl::Status Run(Summary* s) {
     std::filesystem::remove(part("r", p), ignored);
   }
   s->partitions = static_cast<int64_t>(partitions);
-  return writer.Finish();
+  if (absl::Status finished = writer.Finish(); !finished.ok()) return finished;
+  out.close();
+  if (!out)
+    return absl::DataLossError(absl::StrCat("--out ", out_path, ": closing ", temp_out, " failed"));
+  temp_guard.published = true;  // PublishTemporaryFile removes it on failure
+  return data::PublishTemporaryFile(temp_out, out_path);
 }
 
 }  // namespace
@@ -347,6 +447,13 @@ int main(int argc, char** argv) {
       "  lcio-join --decisions=decisions.log --reports=reports.log --out=joined.json");
   lcio::Summary s;
   const absl::Status st = lcio::Run(&s);
+  if (!st.ok()) {
+    // No summary on stdout: counts of a join that did not finish would read as a result.
+    for (const std::string& problem : s.problems)
+      std::cerr << "lcio-join: skipped " << problem << "\n";
+    std::cerr << "lcio-join: " << st.message() << "\n";
+    return st.code() == absl::StatusCode::kInvalidArgument ? 2 : 1;
+  }
   nlohmann::json j = {{"decisions", s.decisions},
                       {"decision_skipped_lines", s.decision_skipped_lines},
                       {"reports", s.reports},
@@ -363,9 +470,5 @@ int main(int argc, char** argv) {
                       {"partitions", s.partitions},
                       {"problems", s.problems}};
   std::cout << j.dump(2) << "\n";
-  if (!st.ok()) {
-    std::cerr << "lcio-join: " << st.message() << "\n";
-    return st.code() == absl::StatusCode::kInvalidArgument ? 2 : 1;
-  }
   return 0;
 }

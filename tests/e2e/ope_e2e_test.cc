@@ -3,9 +3,13 @@
 // log, joined by lcio-join, evaluated by lcio-ope, and calibrated by
 // lcio-calibrate.
 #include <gtest/gtest.h>
+#include <sys/stat.h>
 
+#include <algorithm>
 #include <chrono>
+#include <filesystem>
 #include <fstream>
+#include <thread>
 
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
@@ -249,6 +253,84 @@ TEST_F(OpeEndToEndTest, BadJoinedInputIsRefusedWithTheFieldAndTheRule) {
   EXPECT_NE(stderr_.find("--baseline and --candidates apply to --log or --validate"),
             std::string::npos)
       << stderr_;
+}
+
+// Names in `dir` other than `keep`: what a join left behind.
+std::vector<std::string> LeftBehind(const std::string& dir, const std::vector<std::string>& keep) {
+  std::vector<std::string> left;
+  for (const auto& entry : std::filesystem::directory_iterator(dir)) {
+    const std::string name = entry.path().filename().string();
+    if (std::find(keep.begin(), keep.end(), name) == keep.end()) left.push_back(name);
+  }
+  return left;
+}
+
+TEST_F(OpeEndToEndTest, AFailedOrInterruptedJoinLeavesOutAsItWasAndCleansUp) {
+  const std::vector<std::string> inputs = {"out.json", "reports.log", "decisions.fifo",
+                                           "run.stderr"};
+  std::ofstream(dir_.File("out.json"), std::ios::binary) << "earlier";
+  std::ofstream(dir_.File("reports.log"), std::ios::binary).close();
+  // A decision log that cannot be read (a directory) fails the join after its
+  // scratch files exist: exit 1, no summary on stdout, --out untouched.
+  std::filesystem::create_directory(dir_.File("decisions.dir"));
+  auto [status, out] =
+      Run({LCIO_JOIN_BIN, "--decisions=" + dir_.File("decisions.dir"),
+           "--reports=" + dir_.File("reports.log"), "--out=" + dir_.File("out.json")});
+  EXPECT_EQ(status, 1) << stderr_;
+  EXPECT_EQ(out, "");
+  EXPECT_NE(stderr_.find("reading decision log"), std::string::npos) << stderr_;
+  EXPECT_EQ(test::ReadFile(dir_.File("out.json")), "earlier");
+  std::filesystem::remove(dir_.File("decisions.dir"));
+  EXPECT_EQ(LeftBehind(dir_.path(), inputs), std::vector<std::string>{});
+  // A disk that fails under the output being written or made durable.
+  std::ofstream(dir_.File("decisions.log"), std::ios::binary).close();
+  for (const char* fault : {"LCIO_FAULT_FSYNC_EIO=1", "LCIO_FAULT_WRITE_ENOSPC_AFTER=1"}) {
+    SCOPED_TRACE(fault);
+    auto [fault_status, fault_out] =
+        Run({"/usr/bin/env", std::string("LD_PRELOAD=") + LCIO_FAULT_SHIM,
+             "LCIO_FAULT_PATH=out.json.tmp", fault, LCIO_JOIN_BIN,
+             "--decisions=" + dir_.File("decisions.log"), "--reports=" + dir_.File("reports.log"),
+             "--out=" + dir_.File("out.json")});
+    EXPECT_EQ(fault_status, 1) << stderr_;
+    EXPECT_EQ(fault_out, "");
+    EXPECT_EQ(test::ReadFile(dir_.File("out.json")), "earlier");
+    EXPECT_EQ(LeftBehind(dir_.path(), inputs), std::vector<std::string>{"decisions.log"});
+  }
+  std::filesystem::remove(dir_.File("decisions.log"));
+
+  // A decision log that blocks (a FIFO nobody writes) holds the join after it
+  // made its scratch directory; SIGTERM then removes it and dies of the signal.
+  ASSERT_EQ(::mkfifo(dir_.File("decisions.fifo").c_str(), 0600), 0);
+  auto scratch_exists = [&] { return LeftBehind(dir_.path(), inputs).size() == 1; };
+  for (int signal_number : {SIGTERM, SIGKILL}) {
+    test::Process join({LCIO_JOIN_BIN, "--decisions=" + dir_.File("decisions.fifo"),
+                        "--reports=" + dir_.File("reports.log"), "--out=" + dir_.File("out.json")},
+                       dir_.File("run.stderr"));
+    ASSERT_TRUE(join.started());
+    for (int i = 0; i < 500 && !scratch_exists(); ++i) std::this_thread::sleep_for(20ms);
+    ASSERT_TRUE(scratch_exists()) << test::ReadFile(dir_.File("run.stderr"));
+    join.Signal(signal_number);
+    auto exit_status = join.Wait(std::chrono::milliseconds(10s));
+    ASSERT_TRUE(exit_status.has_value());
+    EXPECT_TRUE(WIFSIGNALED(*exit_status) && WTERMSIG(*exit_status) == signal_number);
+    EXPECT_EQ(test::ReadFile(dir_.File("out.json")), "earlier");
+    if (signal_number == SIGTERM)
+      EXPECT_EQ(LeftBehind(dir_.path(), inputs), std::vector<std::string>{});
+  }
+  // A SIGKILL cannot be caught: its scratch directory stays, and the next
+  // join into the same --out names it.
+  const std::vector<std::string> stale = LeftBehind(dir_.path(), inputs);
+  ASSERT_EQ(stale.size(), 1u);
+  EXPECT_EQ(stale[0].rfind("out.json.join-", 0), 0u) << stale[0];
+  std::filesystem::remove(dir_.File("decisions.fifo"));
+  std::ofstream(dir_.File("decisions.log"), std::ios::binary).close();
+  auto [next_status, next_out] =
+      Run({LCIO_JOIN_BIN, "--decisions=" + dir_.File("decisions.log"),
+           "--reports=" + dir_.File("reports.log"), "--out=" + dir_.File("out.json")});
+  EXPECT_EQ(next_status, 0) << stderr_;
+  EXPECT_NE(stderr_.find(stale[0]), std::string::npos) << stderr_;
+  EXPECT_EQ(json::parse(next_out)["decisions"], 0) << next_out;
+  EXPECT_EQ(test::ReadFile(dir_.File("out.json")), "[]\n");
 }
 
 TEST_F(OpeEndToEndTest, CalibrationMeetsTheTargetOnHeldOutTraffic) {
