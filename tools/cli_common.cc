@@ -157,11 +157,11 @@ absl::Status ApplyFileThenFlags(const std::string& file_flag, const std::string&
     std::ifstream file(path);
     if (!file)
       return absl::NotFoundError(
-          absl::StrCat("--", file_flag, " = \"", path.substr(0, 256), "\": cannot read"));
+          absl::StrCat("--", file_flag, " = \"", data::Shorten(path, 256), "\": cannot read"));
     std::stringstream text;
     text << file.rdbuf();
     if (auto s = apply_file(text.str()); !s.ok())
-      return absl::Status(s.code(), absl::StrCat("--", file_flag, " = \"", path.substr(0, 256),
+      return absl::Status(s.code(), absl::StrCat("--", file_flag, " = \"", data::Shorten(path, 256),
                                                  "\": ", s.message()));
   }
   for (const FlagOverride& o : overrides)

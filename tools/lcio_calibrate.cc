@@ -11,6 +11,7 @@
 #include "absl/strings/str_format.h"
 #include "cli_common.h"
 #include "cli_help.h"
+#include "lcio/data/message.h"
 #include "lcio/ope/calibrate.h"
 #include "nlohmann/json.hpp"
 #include "ope_cli.h"
@@ -34,7 +35,7 @@ absl::Status Run() {
   const std::string format = absl::GetFlag(FLAGS_format);
   if (format != "markdown" && format != "json")
     return absl::InvalidArgumentError(
-        absl::StrCat("--format = \"", format.substr(0, 64), "\": markdown or json"));
+        absl::StrCat("--format = \"", data::Shorten(format, 64), "\": markdown or json"));
   const double share = absl::GetFlag(FLAGS_target_cloud_share);
   const double spend = absl::GetFlag(FLAGS_target_spend_usd);
   if ((share >= 0) == (spend >= 0))

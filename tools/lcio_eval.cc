@@ -26,6 +26,7 @@
 #include "lcio/env/task_rule.h"
 #include "nlohmann/json.hpp"
 #ifdef LCIO_WITH_POLICY
+#include "lcio/data/message.h"
 #include "lcio/policy/artifact_io.h"
 #include "lcio/policy/artifact_policy.h"
 #include "lcio/policy/trainer.h"
@@ -157,7 +158,7 @@ absl::StatusOr<std::string> SplitPath(const std::string& path, size_t i) {
 std::string PerSplitName(const std::string& path) {
   std::string name = std::filesystem::path(path).filename().string();
   if (name.size() > 3 && name.substr(name.size() - 3) == ".pt") name.resize(name.size() - 3);
-  return name.substr(0, 128);
+  return data::Shorten(name, 128);
 }
 
 #ifdef LCIO_WITH_POLICY
@@ -235,7 +236,7 @@ absl::Status UseArtifactProfiles(env::SimulatorConfig* config) {
       first = path, profiles_json = metadata->profiles_json;
     } else if (metadata->profiles_json != profiles_json && absl::GetFlag(FLAGS_profiles).empty()) {
       return absl::InvalidArgumentError(
-          absl::StrCat("--policy: ", first.substr(0, 256), " and ", path.substr(0, 256),
+          absl::StrCat("--policy: ", data::Shorten(first, 256), " and ", data::Shorten(path, 256),
                        " carry different profiles; pass --profiles to cost every method alike"));
     }
   }

@@ -30,6 +30,7 @@
 #include "cli_help.h"
 #include "lcio/data/atomic_file.h"
 #include "lcio/data/decision_log.h"
+#include "lcio/data/message.h"
 #include "lcio/env/action_table.h"
 #include "lcio/ope/joined_log.h"
 #include "lcio/server/report_log.h"
@@ -305,8 +306,8 @@ absl::Status Run(Summary* s) {
   if (!absl::GetFlag(FLAGS_now_utc).empty()) {
     std::string err;
     if (!absl::ParseTime(absl::RFC3339_full, absl::GetFlag(FLAGS_now_utc), &now, &err))
-      return absl::InvalidArgumentError(
-          absl::StrCat("--now_utc = \"", absl::GetFlag(FLAGS_now_utc).substr(0, 64), "\": ", err));
+      return absl::InvalidArgumentError(absl::StrCat(
+          "--now_utc = \"", data::Shorten(absl::GetFlag(FLAGS_now_utc), 64), "\": ", err));
   }
 
   const int64_t memory_mb = absl::GetFlag(FLAGS_memory_mb);

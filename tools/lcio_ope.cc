@@ -551,7 +551,7 @@ absl::Status Validate(const data::Dataset& data) {
 absl::Status Run() {
   if (absl::GetFlag(FLAGS_format) != "markdown" && absl::GetFlag(FLAGS_format) != "json")
     return absl::InvalidArgumentError(absl::StrCat(
-        "--format = \"", absl::GetFlag(FLAGS_format).substr(0, 64), "\": markdown or json"));
+        "--format = \"", data::Shorten(absl::GetFlag(FLAGS_format), 64), "\": markdown or json"));
   if (!absl::GetFlag(FLAGS_validate) && absl::GetFlag(FLAGS_simulate_out).empty())
     return Evaluate();
   // --simulate_out writes a log and estimates nothing: a baseline or

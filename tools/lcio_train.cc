@@ -147,7 +147,7 @@ absl::StatusOr<double> ParseNumber(const std::string& name, const std::string& t
   double value;
   if (!absl::SimpleAtod(text, &value) || !std::isfinite(value))
     return absl::InvalidArgumentError(
-        absl::StrCat("--", name, " = \"", text.substr(0, 64), "\": expected a finite number"));
+        absl::StrCat("--", name, " = \"", data::Shorten(text, 64), "\": expected a finite number"));
   return value;
 }
 
@@ -157,7 +157,7 @@ absl::StatusOr<std::vector<env::ProfilePair>> ParseProfiles(const std::string& t
     std::vector<std::string> parts = absl::StrSplit(item, absl::MaxSplits('/', 1));
     if (parts.size() != 2 || parts[0].empty() || parts[1].empty())
       return absl::InvalidArgumentError(absl::StrCat(
-          "--training_profiles item \"", item.substr(0, 64), "\": expected device/network"));
+          "--training_profiles item \"", data::Shorten(item, 64), "\": expected device/network"));
     pairs.push_back({parts[0], parts[1]});
   }
   return pairs;
@@ -232,7 +232,7 @@ absl::StatusOr<policy::TrainOptions> OptionsFromFlags(
     std::vector<std::string> parts = absl::StrSplit(item, absl::MaxSplits('=', 1));
     if (parts.size() != 2)
       return absl::InvalidArgumentError(
-          absl::StrCat("--hp item \"", item.substr(0, 64), "\": expected name=value"));
+          absl::StrCat("--hp item \"", data::Shorten(item, 64), "\": expected name=value"));
     hp.push_back({parts[0], parts[1]});
   }
   hp.insert(hp.end(), hyperparameter_args.begin(), hyperparameter_args.end());

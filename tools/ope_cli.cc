@@ -19,7 +19,7 @@ absl::StatusOr<std::unique_ptr<env::Policy>> MakePolicy(const std::string& spec,
     int action = -1;
     if (!absl::SimpleAtoi(spec.substr(6), &action) || action < 0 || action >= num_actions)
       return absl::InvalidArgumentError(absl::StrCat(
-          "policy \"", spec.substr(0, 64), "\": fixed:N needs N in [0, ", num_actions - 1,
+          "policy \"", data::Shorten(spec, 64), "\": fixed:N needs N in [0, ", num_actions - 1,
           "] (the action table of ", simulator.num_views(), " views)"));
     return std::make_unique<env::FixedPolicy>(action, absl::StrCat("Fixed ", action));
   }
@@ -54,11 +54,11 @@ absl::StatusOr<CandidateList> ResolveBaseline(const std::vector<std::string>& ca
   if (baseline.empty()) return out;
   if (absl::StrContains(baseline, ',') || absl::StripAsciiWhitespace(baseline).empty())
     return absl::InvalidArgumentError(
-        absl::StrCat("--baseline = \"", baseline.substr(0, 256),
+        absl::StrCat("--baseline = \"", data::Shorten(baseline, 256),
                      "\": must be one policy (local, fixed:N or an artifact path), not a list"));
   if (candidates.empty())
     return absl::InvalidArgumentError(
-        absl::StrCat("--baseline = \"", baseline.substr(0, 256),
+        absl::StrCat("--baseline = \"", data::Shorten(baseline, 256),
                      "\": --candidates is empty; name the policies to compare with it"));
   for (size_t i = 0; i < candidates.size(); ++i)
     if (candidates[i] == baseline) {

@@ -12,6 +12,7 @@
 #include "absl/strings/str_cat.h"
 #include "absl/time/time.h"
 #include "lcio/data/json_parse.h"
+#include "lcio/data/message.h"
 #include "nlohmann/json.hpp"
 
 namespace lcio::data {
@@ -26,10 +27,7 @@ constexpr double kProbabilitySumTolerance = 1e-6;
 // Values quoted in messages are cut so that a hostile line cannot make a
 // long message.
 std::string Quote(const Json& value) {
-  std::string text = value.dump(-1, ' ', true, Json::error_handler_t::replace);
-  if (text.size() > kMaxQuotedBytes)
-    text = absl::StrCat(text.substr(0, kMaxQuotedBytes), "...(", text.size(), " bytes)");
-  return text;
+  return Shorten(value.dump(-1, ' ', true, Json::error_handler_t::replace), kMaxQuotedBytes);
 }
 
 absl::Status Invalid(const std::string& field, const Json& value, std::string_view rule) {

@@ -20,6 +20,7 @@
 #include "absl/strings/str_join.h"
 #include "absl/strings/string_view.h"
 #include "lcio/data/json_depth.h"
+#include "lcio/data/message.h"
 
 namespace lcio::data {
 
@@ -422,7 +423,7 @@ class EpisodeSax {
     return Fail(absl::InvalidArgumentError(absl::StrCat(
         source_, ": invalid JSON at byte offset ", offset,
         offset >= input_.size() ? " (end of input, " : " (", LineCol(offset), ")", where,
-        ", last token '", last_token.substr(0, kMaxRenderedValue), "': ", ex.what())));
+        ", last token '", data::Shorten(last_token, kMaxRenderedValue), "': ", ex.what())));
   }
 
  private:

@@ -9,6 +9,7 @@
 #include "absl/base/casts.h"
 #include "absl/strings/str_cat.h"
 #include "lcio/data/json_parse.h"
+#include "lcio/data/message.h"
 #include "lcio/env/baselines.h"
 #include "lcio/env/scorer.h"
 #include "lcio/env/shield.h"
@@ -280,8 +281,8 @@ int FallbackPolicy::Act(const DecisionContext& context, std::vector<double>* sco
 absl::StatusOr<FixedActionRule> ParseFixedActionRule(const std::string& name) {
   if (name == "per_cell") return FixedActionRule::kPerCell;
   if (name == "anchored") return FixedActionRule::kAnchored;
-  return absl::InvalidArgumentError(
-      absl::StrCat("fixed action rule \"", name.substr(0, 64), "\": not per_cell or anchored"));
+  return absl::InvalidArgumentError(absl::StrCat("fixed action rule \"", data::Shorten(name, 64),
+                                                 "\": not per_cell or anchored"));
 }
 
 const char* FixedActionRuleName(FixedActionRule rule) {

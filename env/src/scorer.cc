@@ -7,6 +7,7 @@
 
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
+#include "lcio/data/message.h"
 
 namespace lcio::env {
 
@@ -29,7 +30,7 @@ absl::StatusOr<ScorerKind> ParseScorerKind(std::string_view name) {
     if (name == n) return k;
     known.push_back(n);
   }
-  return absl::InvalidArgumentError(absl::StrCat("scorer \"", std::string(name.substr(0, 64)),
+  return absl::InvalidArgumentError(absl::StrCat("scorer \"", data::Shorten(name, 64),
                                                  "\" is not one of ", absl::StrJoin(known, ", ")));
 }
 

@@ -4,6 +4,7 @@
 
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
+#include "lcio/data/message.h"
 
 namespace lcio::env {
 
@@ -23,7 +24,7 @@ absl::StatusOr<ResponseModelFamily> ParseResponseModelFamily(const std::string& 
   if (name == "knn") return ResponseModelFamily::kKnn;
   if (name == "task_action") return ResponseModelFamily::kTaskActionMeans;
   if (name == "pessimistic") return ResponseModelFamily::kPessimistic;
-  return absl::InvalidArgumentError(absl::StrCat("response_model = \"", name.substr(0, 64),
+  return absl::InvalidArgumentError(absl::StrCat("response_model = \"", data::Shorten(name, 64),
                                                  "\": must be knn, task_action or pessimistic"));
 }
 
@@ -45,11 +46,11 @@ absl::Status CheckProfilesCoverViews(const ProfileCatalog& catalog, int num_view
   };
   for (const NetworkProfile& n : catalog.networks)
     if (n.cloud_time_s.size() < needed)
-      note(absl::StrCat("network \"", n.name.substr(0, 64), "\" cloud_time_s has ",
+      note(absl::StrCat("network \"", data::Shorten(n.name, 64), "\" cloud_time_s has ",
                         n.cloud_time_s.size()));
   if (catalog.cloud_llm.money_usd.size() < needed)
-    note(absl::StrCat("cloud_llm \"", catalog.cloud_llm.name.substr(0, 64), "\" money_usd has ",
-                      catalog.cloud_llm.money_usd.size()));
+    note(absl::StrCat("cloud_llm \"", data::Shorten(catalog.cloud_llm.name, 64),
+                      "\" money_usd has ", catalog.cloud_llm.money_usd.size()));
   if (short_tables.empty()) return absl::OkStatus();
   return absl::InvalidArgumentError(absl::StrCat(
       "the data has ", num_views, " views, so every cost table needs ", needed, " entries (0..",

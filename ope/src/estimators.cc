@@ -7,6 +7,7 @@
 #include <random>
 
 #include "absl/strings/str_cat.h"
+#include "lcio/data/message.h"
 #include "lcio/env/split.h"
 
 namespace lcio::ope {
@@ -364,7 +365,7 @@ absl::StatusOr<IntervalMethod> ParseIntervalMethod(std::string_view name) {
         IntervalMethod::kPercentile, IntervalMethod::kBca, IntervalMethod::kStudentized})
     if (name == IntervalMethodName(m)) return m;
   return absl::InvalidArgumentError(
-      absl::StrCat("interval method \"", std::string(name.substr(0, 64)),
+      absl::StrCat("interval method \"", data::Shorten(name, 64),
                    "\": must be normal, jackknife, effective, percentile, bca or studentized"));
 }
 

@@ -17,9 +17,7 @@ namespace {
 using json = nlohmann::json;
 
 std::string Quote(const json& v) {
-  std::string s = v.dump(-1, ' ', false, json::error_handler_t::replace);
-  if (s.size() > 64) s = s.substr(0, 64) + "...";
-  return s;
+  return data::Shorten(v.dump(-1, ' ', false, json::error_handler_t::replace), 64);
 }
 
 absl::Status FieldError(std::string_view source, int64_t id, int turn, std::string_view field,

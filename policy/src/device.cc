@@ -5,6 +5,7 @@
 #include <algorithm>
 
 #include "absl/strings/str_cat.h"
+#include "lcio/data/message.h"
 
 namespace lcio::policy::internal {
 
@@ -12,7 +13,7 @@ absl::StatusOr<c10::Device> ParseTorchDevice(const std::string& name) {
   if (name == "auto")
     return torch::cuda::is_available() ? c10::Device(c10::kCUDA, 0) : c10::Device(c10::kCPU);
   if (name == "cpu") return c10::Device(c10::kCPU);
-  const std::string quoted = absl::StrCat("device = \"", name.substr(0, 64), "\"");
+  const std::string quoted = absl::StrCat("device = \"", data::Shorten(name, 64), "\"");
   int index = 0;
   if (name.rfind("cuda", 0) != 0 || (name.size() > 4 && name[4] != ':'))
     return absl::InvalidArgumentError(absl::StrCat(quoted, ": must be auto, cpu, cuda or cuda:N"));

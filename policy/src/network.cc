@@ -5,6 +5,7 @@
 
 #include "absl/strings/str_cat.h"
 #include "kernels.h"
+#include "lcio/data/message.h"
 
 namespace lcio::policy {
 
@@ -15,7 +16,7 @@ std::string ActivationName(Activation activation) {
 absl::StatusOr<Activation> ParseActivation(const std::string& name) {
   if (name == "tanh") return Activation::kTanh;
   if (name == "relu") return Activation::kRelu;
-  return absl::InvalidArgumentError(absl::StrCat("network activation = \"", name.substr(0, 64),
+  return absl::InvalidArgumentError(absl::StrCat("network activation = \"", data::Shorten(name, 64),
                                                  "\": must be \"tanh\" or \"relu\""));
 }
 

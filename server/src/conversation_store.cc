@@ -6,18 +6,10 @@
 
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
+#include "lcio/data/message.h"
 #include "lcio/env/action_table.h"
 
 namespace lcio::server {
-namespace {
-
-// Bounded, so that messages quoting names stay short.
-std::string Bounded(std::string text, size_t limit = 96) {
-  if (text.size() > limit) text = absl::StrCat(text.substr(0, limit), "...");
-  return text;
-}
-
-}  // namespace
 
 std::shared_ptr<const ConversationSchema> ConversationSchema::Create(
     const std::string& policy_version, const std::vector<std::string>& tasks,
@@ -37,7 +29,7 @@ std::shared_ptr<const ConversationSchema> ConversationSchema::Create(
     for (const std::string& n : names) absl::StrAppend(&key, n.size(), ":", n);
     schema->action_index_.emplace(key, a);
     schema->action_keys_.push_back(std::move(key));
-    schema->action_names_.push_back(Bounded(std::move(name)));
+    schema->action_names_.push_back(data::Shorten(name));
   }
   return schema;
 }
@@ -218,15 +210,15 @@ absl::StatusOr<ConversationStore::Begun> ConversationStore::BeginExisting(
       if (actions.back() < 0)
         missing = absl::StrCat("action \"", c.schema->DescribeAction(c.actions[i]), "\"");
       else if (tasks.back() < 0)
-        missing = absl::StrCat("task \"", Bounded(c.schema->task(c.tasks[i])), "\"");
+        missing = absl::StrCat("task \"", data::Shorten(c.schema->task(c.tasks[i])), "\"");
     }
     if (!missing.empty()) {
       if (turn_index != 0)
         return absl::FailedPreconditionError(absl::StrCat(
             "conversation_id = \"", c.id, "\", turn_index = ", turn_index,
-            ": its earlier turns were decided by policy ", Bounded(c.schema->policy_version()),
+            ": its earlier turns were decided by policy ", data::Shorten(c.schema->policy_version()),
             " with ", missing, ", which the serving policy ",
-            Bounded(caller.schema->policy_version()),
+            data::Shorten(caller.schema->policy_version()),
             " does not have; restart the conversation at turn_index 0 (or send its history)"));
       // The restart the message above asks for: the old history is dropped.
       c.next_turn = 0;

@@ -5,6 +5,7 @@
 
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
+#include "lcio/data/message.h"
 #include "lcio/env/shield.h"
 #include "lcio/server/metrics.h"
 
@@ -29,7 +30,7 @@ absl::StatusOr<FleetTarget> FleetTarget::Parse(absl::string_view flag) {
   double value = 0;
   const bool has_value = colon != absl::string_view::npos &&
                          absl::SimpleAtod(flag.substr(colon + 1), &value) && std::isfinite(value);
-  const std::string quoted = absl::StrCat("fleet_target = \"", flag.substr(0, 64), "\"");
+  const std::string quoted = absl::StrCat("fleet_target = \"", data::Shorten(std::string(flag), 64), "\"");
   if (kind == "cloud_share") {
     if (!has_value || !(value > 0 && value < 1))
       return absl::InvalidArgumentError(
@@ -91,7 +92,7 @@ absl::StatusOr<bool> FleetControlOptions::ParseControl(absl::string_view flag) {
   if (flag == "off" || flag.empty()) return false;
   if (flag == "pi") return true;
   return absl::InvalidArgumentError(
-      absl::StrCat("fleet_control = \"", flag.substr(0, 64), "\": must be off or pi"));
+      absl::StrCat("fleet_control = \"", data::Shorten(std::string(flag), 64), "\": must be off or pi"));
 }
 
 absl::Status FleetControlOptions::Validate() const {

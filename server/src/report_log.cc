@@ -331,7 +331,7 @@ absl::StatusOr<ExportSummary> ExportReportLogs(const std::vector<std::string>& f
           if (disagrees) {
             if (summary.rejected++ == 0)
               first_rejected = absl::StrCat(files[f], " at byte ", offset, " (conversation ",
-                                            r.conversation_id.substr(0, 128), ")");
+                                            data::Shorten(r.conversation_id, 128), ")");
             reject(line);
             return;
           }
@@ -377,8 +377,9 @@ absl::StatusOr<ExportSummary> ExportReportLogs(const std::vector<std::string>& f
         continue;
       }
       if (summary.orphaned++ == 0)
-        first_orphan = absl::StrCat("conversation ", conversation_of[e].substr(0, 128), " turn ",
-                                    it->first, ": turn ", expected, " was never reported");
+        first_orphan =
+            absl::StrCat("conversation ", data::Shorten(conversation_of[e], 128), " turn ",
+                         it->first, ": turn ", expected, " was never reported");
       if (!rejects_path.empty()) {
         if (absl::Status s = read_line(it->second); !s.ok()) return s;
         reject(line);

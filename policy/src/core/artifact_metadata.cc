@@ -394,7 +394,7 @@ absl::Status ValidateMetadata(const ArtifactMetadata& m, const std::string& sour
     static const std::regex kSha256("[0-9a-f]{64}");
     if (!std::regex_match(t.train_episodes_sha256, kSha256))
       return Fail(source, absl::StrCat("training_split.train_episodes_sha256 = \"",
-                                       t.train_episodes_sha256.substr(0, 80),
+                                       data::Shorten(t.train_episodes_sha256, 80),
                                        "\": must be 64 lowercase hex digits"));
   }
   if (m.classifier_json.empty()) return Fail(source, "task_classifier is missing");
@@ -423,7 +423,7 @@ absl::Status CheckTrainingSplit(const ArtifactMetadata& metadata, const std::str
                      "its metadata), expected ", expected));
   if (metadata.data_sha256 != data_sha256)
     return absl::FailedPreconditionError(absl::StrCat(
-        "artifact ", source, ": data_sha256 = ", metadata.data_sha256.substr(0, 64),
+        "artifact ", source, ": data_sha256 = ", data::Shorten(metadata.data_sha256, 64),
         " but the evaluated data set's is ", data_sha256, ": trained on another data set"));
   if (t.train_episodes_sha256 != TrainEpisodesSha256(train_episodes))
     return absl::FailedPreconditionError(

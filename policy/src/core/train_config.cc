@@ -213,7 +213,7 @@ absl::Status ForEachHyperparameterTable(Options& options, const AlgoSpec& spec, 
 absl::StatusOr<AlgoSpec> ParseAlgo(const std::string& algo) {
   for (const AlgoName& a : kAlgorithms)
     if (algo == a.name) return a.spec;
-  return absl::InvalidArgumentError(absl::StrCat("algo = \"", algo.substr(0, 64),
+  return absl::InvalidArgumentError(absl::StrCat("algo = \"", data::Shorten(algo, 64),
                                                  "\": must be one of ",
                                                  absl::StrJoin(KnownAlgorithms(), ", ")));
 }
@@ -259,7 +259,7 @@ absl::Status SetHyperparameter(TrainOptions* options, const std::string& name, d
     const std::map<std::string, double> known = *Hyperparameters(*options);
     std::vector<std::string> names;
     for (const auto& entry : known) names.push_back(entry.first);
-    return absl::InvalidArgumentError(absl::StrCat("hyperparameter \"", name.substr(0, 64),
+    return absl::InvalidArgumentError(absl::StrCat("hyperparameter \"", data::Shorten(name, 64),
                                                    "\" is not one of ", options->algo,
                                                    "'s: ", absl::StrJoin(names, ", ")));
   }
@@ -303,7 +303,7 @@ absl::Status ValidateTrainOptions(const TrainOptions& options) {
                      ": must be in [0, 0.5]"));
   if (auto rule = env::ParseFixedActionRule(options.fallback_fixed_action); !rule.ok())
     return absl::InvalidArgumentError(absl::StrCat("fallback_fixed_action = \"",
-                                                   options.fallback_fixed_action.substr(0, 64),
+                                                   data::Shorten(options.fallback_fixed_action, 64),
                                                    "\": must be per_cell or anchored"));
   return options.budgets.Validate();
 }
@@ -334,7 +334,7 @@ absl::Status ApplyBudgetJson(const nlohmann::json& value, env::BudgetDistributio
     }
     if (!known)
       return absl::InvalidArgumentError(
-          absl::StrCat("training config: budget_distribution.", name.substr(0, 64),
+          absl::StrCat("training config: budget_distribution.", data::Shorten(name, 64),
                        " is not known (kind, fixed, low, high, stddev, extreme_share)"));
   }
   return absl::OkStatus();
@@ -345,7 +345,7 @@ absl::Status ApplyProfilesJson(const nlohmann::json& value, TrainOptions* option
   options->training_profiles.clear();
   if (value.is_string() && !options->all_profiles)
     return absl::InvalidArgumentError(absl::StrCat(
-        "training config: training_profiles = \"", value.get<std::string>().substr(0, 64),
+        "training config: training_profiles = \"", data::Shorten(value.get<std::string>(), 64),
         "\": must be \"all\" or a list of {device, network}"));
   if (value.is_array())
     for (const auto& pair : value)
@@ -431,7 +431,7 @@ absl::Status ApplyTrainConfigJson(const std::string& json, TrainOptions* options
         const std::vector<std::string> observation = OptionNames<ObservationConfig>();
         if (std::find(observation.begin(), observation.end(), key) == observation.end())
           return absl::InvalidArgumentError(absl::StrCat(
-              "training config: key \"", key.substr(0, 64),
+              "training config: key \"", data::Shorten(key, 64),
               "\" is not known (algo, timesteps, seed, hyperparameters, budget_distribution, "
               "cross_fit_folds, fallback_validation_share, fallback_fixed_action, ",
               absl::StrJoin(observation, ", "), ", training_profiles)"));
