@@ -234,7 +234,9 @@ absl::StatusOr<FallbackTable> FallbackTable::FromJson(const std::string& text,
   try {
     if (!json.is_object() || json.at("method").get<std::string>() != kMethod)
       return Fail(source, absl::StrCat("method must be \"", kMethod, "\""));
-    for (const Json& j : json.at("entries")) {
+    const Json& listed = json.at("entries");
+    if (!listed.is_array()) return Fail(source, "entries must be an array");
+    for (const Json& j : listed) {
       FallbackEntry e;
       e.device = j.at("device").get<std::string>();
       e.network = j.at("network").get<std::string>();

@@ -8,6 +8,8 @@
 
 #include "absl/strings/str_cat.h"
 #include "lcio/data/json_parse.h"
+#include "lcio/data/m4a1.h"
+#include "lcio/data/message.h"
 #include "lcio/env/reference_kdtree.h"
 #include "nlohmann/json.hpp"
 
@@ -107,6 +109,19 @@ absl::StatusOr<std::shared_ptr<const ResponseEstimator>> ResponseEstimator::From
     return absl::InvalidArgumentError("the response estimator needs at least one training turn");
   if (keys.size() != values.size() * key_width)
     return absl::InvalidArgumentError("keys and values disagree in count");
+  // Bounded, so that a squared distance or a mean of values can neither
+  // overflow nor turn NaN (1e200 coordinates made every prediction NaN).
+  for (size_t i = 0; i < keys.size(); ++i)
+    if (!(std::abs(keys[i]) <= kMaxKeyMagnitude))
+      return absl::InvalidArgumentError(
+          absl::StrCat("response model: keys[", i / key_width, "][", i % key_width,
+                       "] = ", data::ExactNumber(keys[i]), ": must be within +-",
+                       static_cast<int64_t>(kMaxKeyMagnitude)));
+  for (size_t i = 0; i < values.size(); ++i)
+    if (!(std::abs(values[i]) <= kMaxValueMagnitude))
+      return absl::InvalidArgumentError(
+          absl::StrCat("response model: values[", i, "] = ", data::ExactNumber(values[i]),
+                       ": must be within +-", static_cast<int64_t>(kMaxValueMagnitude)));
   std::shared_ptr<ResponseEstimator> est(new ResponseEstimator());
   est->key_width_ = key_width;
   est->k_ = k_neighbors;
@@ -153,8 +168,14 @@ absl::StatusOr<std::shared_ptr<const ResponseEstimator>> ResponseEstimator::From
   if (!error.ok()) return error;
   if (!j.is_object()) return absl::InvalidArgumentError("response model: not a JSON object");
   try {
-    const int width = j.at("key_width").get<int>();
-    const int k = j.at("k_neighbors").get<int>();
+    // Integers exactly (data::WholeNumber): get<int>() truncated 29.5 and
+    // was undefined for 1e10.
+    auto width =
+        data::WholeNumber<int>(j.at("key_width"), "response model: key_width", 1, kMaxKeyWidth);
+    if (!width.ok()) return width.status();
+    auto k = data::WholeNumber<int>(j.at("k_neighbors"), "response model: k_neighbors", 1,
+                                    std::numeric_limits<int>::max());
+    if (!k.ok()) return k.status();
     const std::string rule_name = j.at("rule").get<std::string>();
     NeighbourRule rule;
     if (rule_name == "tie-inclusive")
@@ -164,33 +185,22 @@ absl::StatusOr<std::shared_ptr<const ResponseEstimator>> ResponseEstimator::From
     else
       return absl::InvalidArgumentError(absl::StrCat(
           "response model: rule = \"", rule_name, "\": must be tie-inclusive or scikit-kd-tree"));
-    if (width < 1 || width > 4096)
-      return absl::InvalidArgumentError(
-          absl::StrCat("response model: key_width = ", width, ": must be in [1, 4096]"));
     const nlohmann::json& keys = j.at("keys");
     std::vector<double> values = j.at("values").get<std::vector<double>>();
     if (!keys.is_array() || keys.size() != values.size())
       return absl::InvalidArgumentError(absl::StrCat("response model: ", values.size(),
                                                      " values but keys is not an array of as "
                                                      "many keys"));
+    // Grown key by key, each checked first: reserving values x key_width
+    // up front let a file of empty keys ask for gigabytes.
     std::vector<double> flat;
-    flat.reserve(values.size() * width);
     for (size_t i = 0; i < keys.size(); ++i) {
-      if (!keys[i].is_array() || static_cast<int>(keys[i].size()) != width)
+      if (!keys[i].is_array() || static_cast<int>(keys[i].size()) != *width)
         return absl::InvalidArgumentError(
-            absl::StrCat("response model: keys[", i, "] must be an array of ", width, " numbers"));
-      for (const nlohmann::json& x : keys[i]) {
-        const double value = x.get<double>();
-        if (!std::isfinite(value))
-          return absl::InvalidArgumentError(
-              absl::StrCat("response model: keys[", i, "] has a non-finite coordinate"));
-        flat.push_back(value);
-      }
-      if (!std::isfinite(values[i]))
-        return absl::InvalidArgumentError(
-            absl::StrCat("response model: values[", i, "] = ", values[i], ": must be finite"));
+            absl::StrCat("response model: keys[", i, "] must be an array of ", *width, " numbers"));
+      for (const nlohmann::json& x : keys[i]) flat.push_back(x.get<double>());
     }
-    return FromPoints(width, std::move(flat), std::move(values), k, rule);
+    return FromPoints(*width, std::move(flat), std::move(values), *k, rule);
   } catch (const nlohmann::json::exception& e) {
     return absl::InvalidArgumentError(
         absl::StrCat("response model: field missing or of the wrong type: ", e.what()));

@@ -11,6 +11,7 @@
 #include <ctime>
 #include <filesystem>
 #include <fstream>
+#include <new>
 #include <sstream>
 
 #include "absl/strings/str_cat.h"
@@ -167,7 +168,16 @@ absl::StatusOr<LoadedArtifact> LoadArtifactFile(const std::string& path,
   const std::string& metadata_json = extra_files[kMetadataFile];
   if (metadata_json.empty())
     return Fail(path, absl::StrCat("archive has no ", kMetadataFile, ": not an lcio policy"));
-  auto metadata = MetadataFromJson(metadata_json, path);
+  // Sizes inside the metadata are bounded where they are read; should one
+  // still ask for more memory than there is, the file is refused, not the
+  // process aborted (a server keeps serving its current policy).
+  absl::StatusOr<ArtifactMetadata> metadata;
+  try {
+    metadata = MetadataFromJson(metadata_json, path);
+  } catch (const std::bad_alloc&) {
+    return absl::ResourceExhaustedError(
+        absl::StrCat("artifact ", path, ": its metadata needs more memory than there is"));
+  }
   if (!metadata.ok()) return metadata.status();
   loaded.metadata = *std::move(metadata);
   const ArtifactMetadata& m = loaded.metadata;

@@ -1,6 +1,7 @@
 #include "lcio/policy/artifact_policy.h"
 
 #include <algorithm>
+#include <cmath>
 
 #include "absl/strings/str_cat.h"
 
@@ -40,6 +41,10 @@ absl::StatusOr<int> ArtifactPolicy::Decide(const env::DecisionContext& context,
   encoder.Encode(context, observation.data());
   if (absl::Status status = engine_->Score(observation.data(), 1, output.data()); !status.ok())
     return status;
+  for (size_t a = 0; a < output.size(); ++a)
+    if (!std::isfinite(output[a]))  // an argmax over NaN would pick action 0 in silence
+      return absl::InternalError(absl::StrCat("the policy's score for action ", a, " is ",
+                                              output[a], ", not a number the decision can use"));
   if (scores != nullptr) scores->assign(output.begin(), output.end());
   return static_cast<int>(std::max_element(output.begin(), output.end()) - output.begin());
 }

@@ -111,4 +111,19 @@ absl::StatusOr<ArtifactMetadata> WriteTestArtifact(const std::string& path,
   return ReadArtifactMetadata(path);
 }
 
+absl::StatusOr<ArtifactMetadata> WriteOverflowingTestArtifact(const std::string& path) {
+  auto metadata = TestMetadata({});
+  if (!metadata.ok()) return metadata.status();
+  const int in = metadata->layout.size(), actions = metadata->layout.num_actions();
+  Network network;
+  network.activation = Activation::kRelu;
+  network.sizes = {in, in, actions};
+  std::vector<float> gate(static_cast<size_t>(in) * in, 0.0f);
+  for (int i = 0; i < in; ++i) gate[static_cast<size_t>(i) * in + i] = 100.0f;
+  network.weights = {std::move(gate), std::vector<float>(static_cast<size_t>(in) * actions, 1e37f)};
+  network.biases = {std::vector<float>(in, -150.0f), std::vector<float>(actions, 0.0f)};
+  if (absl::Status status = SaveArtifact(path, network, *metadata); !status.ok()) return status;
+  return ReadArtifactMetadata(path);
+}
+
 }  // namespace lcio::policy::testing

@@ -1,6 +1,7 @@
 #include "lcio/server/decider.h"
 
 #include <algorithm>
+#include <cmath>
 #include <cstdio>
 #include <functional>
 #include <random>
@@ -285,6 +286,13 @@ absl::StatusOr<Decider::Choice> Decider::Choose(const Pending& pending,
   choice.costs = policy.Costs(p.device, p.network);
   if (choice.costs == nullptr || static_cast<int>(scores.size()) != actions.size())
     return absl::InternalError("no cost model or wrong score count");
+  // The network's values decide (argmax, a softmax draw): a NaN would pick
+  // the first action in silence, so such a row is refused, not decided.
+  if (!pending.skip_network)
+    for (size_t a = 0; a < scores.size(); ++a)
+      if (!std::isfinite(scores[a]))
+        return absl::InternalError(absl::StrCat("the policy's score for action ", a, " is ",
+                                                scores[a], ", not a number the decision can use"));
   // The proposal: the fallback table's fixed action, shielded as the
   // evaluator shields a fixed action (no scores: the cheapest fitting action
   // replaces it), else the network's argmax, shielded by its scores.

@@ -5,6 +5,7 @@
 #include <unistd.h>
 
 #include <algorithm>
+#include <cmath>
 
 #include "absl/strings/str_cat.h"
 #include "lcio/server/log.h"
@@ -343,6 +344,11 @@ void DecisionLogger::Shadow(const std::vector<DecisionEvent>& events,
     const env::CostModel& costs = *row_costs[k];
     const float* row = row_of[k] < 0 ? rank_values.data()
                                      : scores.data() + static_cast<size_t>(row_of[k]) * n_actions;
+    if (row_of[k] >= 0 &&
+        !std::all_of(row, row + n_actions, [](float v) { return std::isfinite(v); })) {
+      skip(Metrics::ShadowSkip::kError, "the shadow policy's scores are not all numbers");
+      continue;
+    }
     std::vector<float> own(row, row + n_actions);
     // As the Decider: the fixed action where it fits, else the cheapest that does.
     const int fixed = row_fallback[k] < 0 ? -1

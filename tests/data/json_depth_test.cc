@@ -3,6 +3,8 @@
 
 #include <gtest/gtest.h>
 
+#include <cmath>
+#include <cstdint>
 #include <string>
 
 #include "absl/strings/match.h"
@@ -58,6 +60,33 @@ TEST(JsonDepth, TheDataLoaderRefusesDeepNesting) {
   const std::string in_an_episode =
       "[{\"id\": 0, \"image_paths\": " + std::string(100000, '[') + std::string(100000, ']') + "}]";
   ExpectDepthError(ParseM4A1(in_an_episode, "deep.json").status(), "deep.json");
+}
+
+TEST(WholeNumber, ReadsIntegersExactlyOrNamesTheRule) {
+  using Json = nlohmann::json;
+  auto read_int = [](const Json& v) { return WholeNumber<int>(v, "n", -5, 1 << 20); };
+  EXPECT_EQ(*read_int(Json(7)), 7);
+  EXPECT_EQ(*read_int(Json(-5)), -5);
+  EXPECT_EQ(*read_int(Json(6e5)), 600000);  // a whole number written as a decimal
+  EXPECT_EQ(*read_int(Json(9.0)), 9);
+  for (const Json& bad :
+       {Json(1.5), Json(-6), Json(1 << 21), Json(1e10), Json(1e300), Json(NAN), Json("7"),
+        Json(nullptr), Json::array({1}), Json(uint64_t{1} << 63), Json(int64_t{-1} << 40)}) {
+    auto out = read_int(bad);
+    ASSERT_FALSE(out.ok()) << bad.dump();
+    EXPECT_TRUE(absl::StrContains(
+        out.status().message(), "n = " + bad.dump() + ": must be a whole number in [-5, 1048576]"))
+        << out.status();
+  }
+  // Unsigned 64-bit: the whole range, no negative number wrapping to 2^64 - 1.
+  EXPECT_EQ(*WholeNumber<uint64_t>(Json(UINT64_MAX), "seed", 0, UINT64_MAX), UINT64_MAX);
+  EXPECT_FALSE(WholeNumber<uint64_t>(Json(-1), "seed", 0, UINT64_MAX).ok());
+  // Past 2^53 a double no longer holds every integer: refused as a decimal.
+  EXPECT_FALSE(WholeNumber<int64_t>(Json(1e17), "big", 0, INT64_MAX).ok());
+  EXPECT_EQ(*WholeNumber<int64_t>(Json(int64_t{1} << 60), "big", 0, INT64_MAX), int64_t{1} << 60);
+  // A positive lower bound holds for unsigned and signed storage alike.
+  EXPECT_FALSE(WholeNumber<int>(Json(0), "k", 1, 10).ok());
+  EXPECT_FALSE(WholeNumber<int>(Json(uint64_t{0}), "k", 1, 10).ok());
 }
 
 }  // namespace

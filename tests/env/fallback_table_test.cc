@@ -152,6 +152,12 @@ TEST(FallbackTable, RoundTripsThroughJsonAndRefusesBadEntries) {
             std::string::npos);
   j["entries"][1]["fixed_action"] = -1;
   EXPECT_FALSE(FallbackTable::FromJson(j.dump(), "t.pt").ok());
+  // Entries keyed by name were read as a list and written back as one.
+  j = nlohmann::json::parse(table.ToJson());
+  j["entries"] = {{"a", j["entries"][0]}};
+  EXPECT_NE(
+      FallbackTable::FromJson(j.dump(), "t.pt").status().message().find("entries must be an array"),
+      std::string::npos);
 }
 
 // The fallback's rule on plain costs is the shield's on the cost model:

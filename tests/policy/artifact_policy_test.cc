@@ -141,6 +141,25 @@ TEST_F(ArtifactPolicyTest, BadContextIsAnErrorNotACrash) {
   EXPECT_FALSE(policy->CheckCompatible(3, 5).ok());
 }
 
+// Scores that are not numbers are an error, not an argmax (which picked
+// action 0 in silence).
+TEST_F(ArtifactPolicyTest, NonFiniteScoresAreAnErrorNotADecision) {
+  const std::string path = (dir_ / "overflow.pt").string();
+  ASSERT_TRUE(policy_testing::WriteOverflowingTestArtifact(path).ok());
+  auto policy = ArtifactPolicy::Load(path, "cpu");
+  ASSERT_TRUE(policy.ok()) << policy.status();
+  std::vector<double> scores = {1, 2};
+  auto decided = (*policy)->Decide(Context(), &scores);
+  ASSERT_FALSE(decided.ok());
+  EXPECT_EQ(decided.status().code(), absl::StatusCode::kInternal);
+  EXPECT_NE(decided.status().message().find("the policy's score for action 0 is inf"),
+            std::string::npos)
+      << decided.status();
+  EXPECT_EQ((*policy)->Act(Context(), &scores), 0);
+  EXPECT_TRUE(scores.empty());
+  EXPECT_EQ((*policy)->error_count(), 1);
+}
+
 TEST_F(ArtifactPolicyTest, EvaluatesOnM4A1WithTheShield) {
   const auto& dataset = lcio::testing::EmbeddedDataset();
   ASSERT_FALSE(dataset.episodes.empty());

@@ -149,9 +149,10 @@ TEST(ArtifactMetadata, RejectsIncompatibleJson) {
                                {"train_episodes", 80},
                                {"train_episodes_sha256", std::string(64, '0')}};
       },
-      "training_split.seed = -1: must be a whole number in [0, 2^64 - 1]");
-  ExpectJsonRejected([](Json& j) { j["actions"]["num_actions"] = uint64_t{1} << 62; },
-                     "num_actions = 4611686018427387904: must be a whole number within an int");
+      "training_split.seed = -1: must be a whole number in [0, 18446744073709551615]");
+  ExpectJsonRejected(
+      [](Json& j) { j["actions"]["num_actions"] = uint64_t{1} << 62; },
+      "num_actions = 4611686018427387904: must be a whole number in [-2147483648, 2147483647]");
   ExpectJsonRejected([](Json& j) { j["observation"]["layout_version"] = 7; }, "layout_version = 7");
   ExpectJsonRejected([](Json& j) { j["observation"]["size"] = 5; }, "observation.size = 5");
   ExpectJsonRejected([](Json& j) { j["observation"]["budget_clip"] = 4; }, "budget_clip");
@@ -227,6 +228,28 @@ TEST(ArtifactMetadata, ResponseAwareLayoutsCarryTheirModel) {
   rejected([](Json& j) { j.erase("response_model"); }, "response_model is missing");
   rejected([](Json& j) { j["response_model"]["key_width"] = 3; }, "keys[0]");
   rejected([](Json& j) { j["response_model"] = {{"key_width", 1}}; }, "response model");
+  // Integers exactly, and bounds that keep every prediction a number: keys of
+  // 1e200 made each squared distance inf and each prediction NaN, served.
+  rejected([](Json& j) { j["response_model"]["key_width"] = 29.5; }, "key_width = 29.5");
+  rejected([](Json& j) { j["response_model"]["k_neighbors"] = 1e10; },
+           "k_neighbors = 10000000000.0: must be a whole number in [1, 2147483647]");
+  rejected([](Json& j) { j["response_model"]["keys"][1][0] = 1e200; },
+           "keys[1][0] = 1e+200: must be within +-1000000");
+  rejected([](Json& j) { j["response_model"]["values"][0] = 1.7e308; },
+           "values[0] = 1.7e+308: must be within +-1000");
+  // A million empty keys under a wide key_width: refused by their size, not
+  // by a failed allocation of values x key_width.
+  rejected(
+      [](Json& j) {
+        j["response_model"]["key_width"] = 4096;
+        j["response_model"]["keys"] = Json::array();
+        j["response_model"]["values"] = Json::array();
+        for (int i = 0; i < 1000000; ++i) {
+          j["response_model"]["keys"].push_back(Json::array());
+          j["response_model"]["values"].push_back(0);
+        }
+      },
+      "keys[0] must be an array of 4096 numbers");
   rejected([](Json& j) { j["observation"]["response_clip"] = 1; }, "response_clip = 1");
   rejected([](Json& j) { j["observation"]["response_scale"] = 0; }, "response_scale = 0");
   // A layout newer than this build speaks is refused by name.

@@ -5,6 +5,7 @@
 #include <string>
 #include <vector>
 
+#include "absl/strings/str_cat.h"
 #include "gtest/gtest.h"
 #include "lcio/env/split.h"
 #include "lcio/policy/task_classifier.h"
@@ -303,16 +304,16 @@ TEST(TaskClassifier, BadJsonIsAnErrorNamingTheRule) {
   expect_error(edited([](auto& j) { j["hash_buckets"] = 1 << 30; }), "hash_buckets");
   expect_error(edited([](auto& j) { j["smoothing"] = -0.5; }), "smoothing");
   expect_error(edited([](auto& j) { j["documents"] = nlohmann::json::array({1}); }),
-               "documents has 1");
+               "documents must be an array of 2 counts");
   expect_error(edited([](auto& j) {
                  j["documents"] = nlohmann::json::array({1, -1});
                }),
                "documents[1] = -1");
   expect_error(edited([](auto& j) { j["feature_counts"].erase(1); }), "feature_counts");
   expect_error(edited([](auto& j) { j["feature_counts"][0]["buckets"][0] = 1 << 20; }),
-               "must be in [0, 32767]");
+               "must be a whole number in [0, 32767]");
   expect_error(edited([](auto& j) { j["feature_counts"][0]["counts"].push_back(1); }),
-               "buckets but");
+               "buckets and counts must be arrays of the same size");
   expect_error(edited([](auto& j) {
                  auto& b = j["feature_counts"][0]["buckets"];
                  std::swap(b[0], b[1]);
@@ -320,7 +321,31 @@ TEST(TaskClassifier, BadJsonIsAnErrorNamingTheRule) {
                "ascending");
   expect_error(edited([](auto& j) { j["feature_counts"][0]["counts"][0] = 0; }), "counts[0] = 0");
   expect_error(edited([](auto& j) { j["feature_counts"][0]["counts"][0] = "x"; }),
-               "missing or mistyped");
+               "counts[0] = \"x\": must be a whole number");
+  // Integers are read exactly: a fraction is not truncated, a number past
+  // the type is not wrapped (1e10 was undefined behaviour, read as INT_MIN).
+  expect_error(edited([](auto& j) { j["format_version"] = 1.5; }), "format_version = 1.5");
+  expect_error(edited([](auto& j) { j["format_version"] = 4294967297.0; }),
+               "format_version = 4294967297");
+  expect_error(edited([](auto& j) { j["hash_buckets"] = 32768.7; }), "hash_buckets = 32768.7");
+  expect_error(edited([](auto& j) { j["hash_buckets"] = 1e10; }), "hash_buckets = 10000000000");
+  expect_error(edited([](auto& j) { j["documents"][0] = 99.9; }), "documents[0] = 99.9");
+  expect_error(edited([](auto& j) { j["documents"][0] = 1e30; }), "documents[0] = 1e+30");
+  expect_error(edited([](auto& j) { j["feature_counts"][0]["buckets"][0] = 0.5; }),
+               "buckets[0] = 0.5");
+  expect_error(edited([](auto& j) { j["feature_counts"][0]["counts"][0] = 1.5; }),
+               "counts[0] = 1.5");
+  // Each bound alone allowed a 64 GiB table (4096 tasks x 2^22 buckets),
+  // allocated before the artifact's own tasks were compared.
+  expect_error(edited([](auto& j) {
+                 j["hash_buckets"] = 1 << 22;
+                 for (int t = 2; t < 8; ++t) {
+                   j["tasks"].push_back(absl::StrCat("t", t));
+                   j["documents"].push_back(0);
+                   j["feature_counts"].push_back({{"buckets", {}}, {"counts", {}}});
+                 }
+               }),
+               "hash_buckets x tasks = 4194304 x 8: must be at most 16777216");
 }
 
 }  // namespace

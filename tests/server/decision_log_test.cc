@@ -421,6 +421,29 @@ TEST_F(DecisionLogServiceTest, TheShadowPolicyScoresEveryRequestAfterTheAnswer) 
   }
 }
 
+TEST_F(DecisionLogServiceTest, AShadowWhoseScoresAreNotNumbersIsSkippedAndCounted) {
+  const std::string shadow = dir_.File("overflow.pt");
+  ASSERT_TRUE(policy::testing::WriteOverflowingTestArtifact(shadow).ok());
+  StartServer([&](ServerOptions& o) { o.shadow_policy = shadow; });
+  constexpr int kTurns = 3;
+  for (int turn = 0; turn < kTurns; ++turn) {
+    v1::DecideResponse r;
+    ASSERT_TRUE(client_->Decide(Request("s", turn), &r).ok());
+  }
+  const std::string skipped = "lcio_shadow_skipped_total{reason=\"error\"}";
+  std::map<std::string, double> m;
+  for (int i = 0; i < 200; ++i) {
+    m = test::ParseMetrics(test::HttpGet(app_->metrics_port(), "/metrics"));
+    if (test::Metric(m, skipped) >= kTurns) break;
+    absl::SleepFor(absl::Milliseconds(25));
+  }
+  EXPECT_EQ(test::Metric(m, skipped), kTurns);
+  EXPECT_EQ(test::Metric(m, "lcio_shadow_decisions_total"), 0);
+  const auto records = StopAndRead();
+  ASSERT_EQ(records.size(), static_cast<size_t>(kTurns));
+  for (const auto& [id, d] : records) EXPECT_FALSE(d.shadow.has_value()) << id;
+}
+
 TEST_F(DecisionLogServiceTest, AShadowOfAnotherPolicyScoresAsThatPolicyWouldServe) {
   // Serving favours local, the shadow (other weights) the plain cloud call:
   // they never agree, and the shadow's scores must be its own forward pass,

@@ -131,27 +131,12 @@ std::string MetadataHashText(const ArtifactMetadata& metadata) {
   return json.dump();
 }
 
-// An int exactly: get<int>() would truncate a fraction and wrap a number
-// past int's range (2^70 read as -2147483648). `name` names it in the error.
+// An int exactly (data::WholeNumber); `name` names it in the error.
 int IntValue(const Json& v, const std::string& name) {
-  constexpr int64_t kMin = std::numeric_limits<int>::min(), kMax = std::numeric_limits<int>::max();
-  bool fits = false;
-  int64_t out = 0;
-  if (v.is_number_unsigned()) {
-    fits = v.get<uint64_t>() <= static_cast<uint64_t>(kMax);
-    out = fits ? static_cast<int64_t>(v.get<uint64_t>()) : 0;
-  } else if (v.is_number_integer()) {
-    out = v.get<int64_t>();
-    fits = out >= kMin && out <= kMax;
-  } else if (v.is_number_float()) {  // a whole number written as a decimal (9.0)
-    const double d = v.get<double>();
-    fits = std::isfinite(d) && d == std::floor(d) && d >= kMin && d <= kMax;
-    out = fits ? static_cast<int64_t>(d) : 0;
-  }
-  if (!fits)
-    throw std::invalid_argument(absl::StrCat(name, " = ", data::Shorten(v.dump(), 64),
-                                             ": must be a whole number within an int"));
-  return static_cast<int>(out);
+  auto out = data::WholeNumber<int>(v, name, std::numeric_limits<int>::min(),
+                                    std::numeric_limits<int>::max());
+  if (!out.ok()) throw std::invalid_argument(std::string(out.status().message()));
+  return *out;
 }
 
 int IntField(const Json& parent, const char* key) { return IntValue(parent.at(key), key); }
@@ -167,11 +152,9 @@ std::vector<int> IntList(const Json& list, const std::string& name) {
 
 // An unsigned 64-bit seed exactly (-1 would wrap to 2^64 - 1).
 uint64_t SeedValue(const Json& v, const std::string& name) {
-  const bool fits = v.is_number_unsigned() || (v.is_number_integer() && v.get<int64_t>() >= 0);
-  if (!fits)
-    throw std::invalid_argument(absl::StrCat(name, " = ", data::Shorten(v.dump(), 64),
-                                             ": must be a whole number in [0, 2^64 - 1]"));
-  return v.get<uint64_t>();
+  auto out = data::WholeNumber<uint64_t>(v, name, 0, std::numeric_limits<uint64_t>::max());
+  if (!out.ok()) throw std::invalid_argument(std::string(out.status().message()));
+  return *out;
 }
 
 absl::StatusOr<ArtifactMetadata> MetadataFromJson(const std::string& text,

@@ -18,6 +18,16 @@ constexpr int kFormatVersion = 1;
 // Bounds that keep a hand-edited or corrupt classifier from allocating without limit.
 constexpr int kMaxHashBuckets = 1 << 22;
 constexpr size_t kMaxTasks = 4096;
+// The likelihood table holds hash_buckets x tasks floats: at most 64 MiB
+// (each bound alone would allow 64 GiB). The defaults use 131072.
+constexpr size_t kMaxTableCells = size_t{1} << 24;
+
+absl::Status CheckTableSize(int hash_buckets, size_t tasks) {
+  if (static_cast<size_t>(hash_buckets) * tasks > kMaxTableCells)
+    return absl::InvalidArgumentError(absl::StrCat("hash_buckets x tasks = ", hash_buckets, " x ",
+                                                   tasks, ": must be at most ", kMaxTableCells));
+  return absl::OkStatus();
+}
 
 // FNV-1a, 64 bit: stable across compilers and platforms, unlike std::hash, so
 // that a classifier trained on one machine scores identically on another.
@@ -129,6 +139,8 @@ absl::StatusOr<TaskClassifier> TaskClassifier::Train(const std::vector<std::stri
   if (!(options.smoothing > 0) || !std::isfinite(options.smoothing))
     return absl::InvalidArgumentError(absl::StrCat(
         "task classifier: smoothing = ", options.smoothing, ": must be finite and > 0"));
+  if (absl::Status size = CheckTableSize(options.hash_buckets, tasks.size()); !size.ok())
+    return absl::InvalidArgumentError(absl::StrCat("task classifier: ", size.message()));
   TaskClassifier classifier;
   classifier.tasks_ = tasks;
   classifier.options_ = options;
@@ -239,16 +251,24 @@ absl::StatusOr<TaskClassifier> TaskClassifier::FromJson(const std::string& text)
   try {
     if (json.value("format", "") != kFormat)
       return error(absl::StrCat("format must be \"", kFormat, "\""));
-    const int version = json.at("format_version").get<int>();
-    if (version != kFormatVersion)
+    // Every integer exactly (data::WholeNumber): get<int>() truncated 1.5
+    // and was undefined for 1e10.
+    auto whole = [&](const nlohmann::json& value, const std::string& name, int64_t min,
+                     int64_t max) -> absl::StatusOr<int64_t> {
+      auto out = data::WholeNumber<int64_t>(value, name, min, max);
+      if (!out.ok()) return error(std::string(out.status().message()));
+      return out;
+    };
+    auto version = whole(json.at("format_version"), "format_version", 0, INT32_MAX);
+    if (!version.ok()) return version.status();
+    if (*version != kFormatVersion)
       return error(
-          absl::StrCat("format_version = ", version, ": this build reads ", kFormatVersion));
+          absl::StrCat("format_version = ", *version, ": this build reads ", kFormatVersion));
     TaskClassifierOptions options;
-    options.hash_buckets = json.at("hash_buckets").get<int>();
+    auto hash_buckets = whole(json.at("hash_buckets"), "hash_buckets", 1, kMaxHashBuckets);
+    if (!hash_buckets.ok()) return hash_buckets.status();
+    options.hash_buckets = static_cast<int>(*hash_buckets);
     options.smoothing = json.at("smoothing").get<double>();
-    if (options.hash_buckets < 1 || options.hash_buckets > kMaxHashBuckets)
-      return error(absl::StrCat("hash_buckets = ", options.hash_buckets, ": must be in [1, ",
-                                kMaxHashBuckets, "]"));
     if (!(options.smoothing > 0) || !std::isfinite(options.smoothing))
       return error(absl::StrCat("smoothing = ", options.smoothing, ": must be finite and > 0"));
     TaskClassifier classifier;
@@ -257,35 +277,41 @@ absl::StatusOr<TaskClassifier> TaskClassifier::FromJson(const std::string& text)
     if (classifier.tasks_.empty() || classifier.tasks_.size() > kMaxTasks)
       return error(absl::StrCat("tasks has ", classifier.tasks_.size(), " entries: must be in [1, ",
                                 kMaxTasks, "]"));
-    classifier.documents_ = json.at("documents").get<std::vector<int64_t>>();
-    if (classifier.documents_.size() != classifier.tasks_.size())
-      return error(absl::StrCat("documents has ", classifier.documents_.size(),
-                                " entries; tasks has ", classifier.tasks_.size()));
-    for (size_t t = 0; t < classifier.documents_.size(); ++t)
-      if (classifier.documents_[t] < 0)
-        return error(
-            absl::StrCat("documents[", t, "] = ", classifier.documents_[t], ": must be >= 0"));
+    if (absl::Status size = CheckTableSize(options.hash_buckets, classifier.tasks_.size());
+        !size.ok())
+      return error(std::string(size.message()));
+    const nlohmann::json& documents = json.at("documents");
+    if (!documents.is_array() || documents.size() != classifier.tasks_.size())
+      return error(absl::StrCat("documents must be an array of ", classifier.tasks_.size(),
+                                " counts, one per task"));
+    for (size_t t = 0; t < documents.size(); ++t) {
+      auto count = whole(documents[t], absl::StrCat("documents[", t, "]"), 0, INT64_MAX);
+      if (!count.ok()) return count.status();
+      classifier.documents_.push_back(*count);
+    }
     const nlohmann::json& counts = json.at("feature_counts");
     if (!counts.is_array() || counts.size() != classifier.tasks_.size())
       return error("feature_counts must be an array with one entry per task");
     classifier.counts_.resize(classifier.tasks_.size());
     for (size_t t = 0; t < counts.size(); ++t) {
-      const auto buckets = counts[t].at("buckets").get<std::vector<int64_t>>();
-      const auto values = counts[t].at("counts").get<std::vector<int64_t>>();
-      if (buckets.size() != values.size())
-        return error(absl::StrCat("feature_counts[", t, "]: ", buckets.size(), " buckets but ",
-                                  values.size(), " counts"));
+      const nlohmann::json& buckets = counts[t].at("buckets");
+      const nlohmann::json& values = counts[t].at("counts");
+      if (!buckets.is_array() || !values.is_array() || buckets.size() != values.size())
+        return error(absl::StrCat("feature_counts[", t,
+                                  "]: buckets and counts must be arrays of the same size"));
+      int64_t previous = -1;
       for (size_t i = 0; i < buckets.size(); ++i) {
-        if (buckets[i] < 0 || buckets[i] >= options.hash_buckets)
-          return error(absl::StrCat("feature_counts[", t, "].buckets[", i, "] = ", buckets[i],
-                                    ": must be in [0, ", options.hash_buckets - 1, "]"));
-        if (i > 0 && buckets[i] <= buckets[i - 1])
+        auto bucket = whole(buckets[i], absl::StrCat("feature_counts[", t, "].buckets[", i, "]"), 0,
+                            options.hash_buckets - 1);
+        if (!bucket.ok()) return bucket.status();
+        if (*bucket <= previous)
           return error(absl::StrCat("feature_counts[", t, "].buckets must be strictly ascending"));
-        if (values[i] < 1 || values[i] > UINT32_MAX)
-          return error(absl::StrCat("feature_counts[", t, "].counts[", i, "] = ", values[i],
-                                    ": must be in [1, 2^32)"));
-        classifier.counts_[t].emplace_back(static_cast<uint32_t>(buckets[i]),
-                                           static_cast<uint32_t>(values[i]));
+        previous = *bucket;
+        auto count = whole(values[i], absl::StrCat("feature_counts[", t, "].counts[", i, "]"), 1,
+                           UINT32_MAX);
+        if (!count.ok()) return count.status();
+        classifier.counts_[t].emplace_back(static_cast<uint32_t>(*bucket),
+                                           static_cast<uint32_t>(*count));
       }
     }
     classifier.Fit();

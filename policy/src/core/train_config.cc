@@ -359,34 +359,14 @@ absl::Status ApplyProfilesJson(const nlohmann::json& value, TrainOptions* option
 
 }  // namespace
 
-// `value` as an integer in [min, max]: a fraction, a number past the type
-// (1e308, 2^64) or a negative seed would otherwise be truncated or wrapped.
+// `value` as an integer in [min, max] (data::WholeNumber), the message
+// prefixed as every training config error.
 template <typename Int>
 absl::StatusOr<Int> WholeNumber(const nlohmann::json& value, const std::string& key, Int min,
                                 Int max) {
-  bool fits = false;
-  Int out = 0;
-  if (value.is_number_unsigned()) {
-    const uint64_t v = value.get<uint64_t>();
-    fits = v <= static_cast<uint64_t>(max) && (min <= 0 || v >= static_cast<uint64_t>(min));
-    out = static_cast<Int>(v);
-  } else if (value.is_number_integer()) {
-    const int64_t v = value.get<int64_t>();
-    fits = v >= static_cast<int64_t>(min) &&
-           (v < 0 || static_cast<uint64_t>(v) <= static_cast<uint64_t>(max));
-    out = static_cast<Int>(v);
-  } else if (value.is_number_float()) {
-    // 6e5 or 1.0 are whole numbers written as decimals; 2^53 and above is
-    // where a double stops holding every integer.
-    const double v = value.get<double>();
-    fits = std::isfinite(v) && v == std::floor(v) && std::abs(v) <= 9007199254740992.0 &&
-           v >= static_cast<double>(min) && v <= static_cast<double>(max);
-    if (fits) out = static_cast<Int>(v);
-  }
-  if (!fits)
-    return absl::InvalidArgumentError(
-        absl::StrCat("training config: ", key, " = ", data::Shorten(value.dump(), 64),
-                     ": must be a whole number in [", min, ", ", max, "]"));
+  absl::StatusOr<Int> out = data::WholeNumber<Int>(value, key, min, max);
+  if (!out.ok())
+    return absl::InvalidArgumentError(absl::StrCat("training config: ", out.status().message()));
   return out;
 }
 

@@ -2,11 +2,15 @@
 // this, never json::parse, for text that comes from outside the process.
 #pragma once
 
+#include <cmath>
+#include <cstdint>
 #include <string_view>
 
 #include "absl/status/status.h"
+#include "absl/status/statusor.h"
 #include "absl/strings/str_cat.h"
 #include "lcio/data/json_depth.h"
+#include "lcio/data/message.h"
 #include "nlohmann/json.hpp"
 
 namespace lcio::data {
@@ -28,6 +32,38 @@ Json ParseJson(std::string_view text, std::string_view source, absl::Status* err
           absl::StrCat(absl::string_view(source.data(), source.size()), ": ", e.what()));
     return Json(Json::value_t::discarded);
   }
+}
+
+// `value` as an integer in [min, max], exactly: get<int>() truncates a
+// fraction, wraps a number past the type and is undefined for a double
+// beyond it (1e10 read as INT_MIN). A whole number written as a decimal (6e5,
+// 9.0) is accepted up to 2^53, where doubles stop holding every integer.
+// INVALID_ARGUMENT "`name` = VALUE: must be a whole number in [min, max]".
+template <typename Int, typename Json = nlohmann::json>
+absl::StatusOr<Int> WholeNumber(const Json& value, std::string_view name, Int min, Int max) {
+  bool fits = false;
+  Int out = 0;
+  if (value.is_number_unsigned()) {
+    const uint64_t v = value.template get<uint64_t>();
+    fits = v <= static_cast<uint64_t>(max) && (min <= 0 || v >= static_cast<uint64_t>(min));
+    out = static_cast<Int>(v);
+  } else if (value.is_number_integer()) {
+    const int64_t v = value.template get<int64_t>();
+    fits = (v >= 0 || static_cast<int64_t>(min) <= v) &&
+           (v < 0 || static_cast<uint64_t>(v) <= static_cast<uint64_t>(max)) &&
+           (v < 0 || min <= 0 || static_cast<uint64_t>(v) >= static_cast<uint64_t>(min));
+    out = static_cast<Int>(v);
+  } else if (value.is_number_float()) {
+    const double v = value.template get<double>();
+    fits = std::isfinite(v) && v == std::floor(v) && std::abs(v) <= 9007199254740992.0 &&
+           v >= static_cast<double>(min) && v <= static_cast<double>(max);
+    if (fits) out = static_cast<Int>(v);
+  }
+  if (!fits)
+    return absl::InvalidArgumentError(
+        absl::StrCat(absl::string_view(name.data(), name.size()), " = ", Shorten(value.dump(), 64),
+                     ": must be a whole number in [", min, ", ", max, "]"));
+  return out;
 }
 
 }  // namespace lcio::data

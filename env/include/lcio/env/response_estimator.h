@@ -32,6 +32,7 @@
 
 #include "absl/container/flat_hash_map.h"
 #include "absl/status/statusor.h"
+#include "lcio/data/m4a1.h"
 
 namespace lcio::env {
 
@@ -49,6 +50,13 @@ enum class NeighbourRule {
 
 class ResponseEstimator {
  public:
+  // Bounds on what an estimator holds, checked by FromPoints (and so by
+  // FromJson): fitted keys are small integers (actions, views, tasks) and
+  // values are turn scores (data::kMaxTurnScore).
+  static constexpr int kMaxKeyWidth = 4096;
+  static constexpr double kMaxKeyMagnitude = 1e6;
+  static constexpr double kMaxValueMagnitude = data::kMaxTurnScore;
+
   // From explicit points (row-major keys): FitResponseEstimator's, the
   // tests' and the benchmarks'.
   static absl::StatusOr<std::shared_ptr<const ResponseEstimator>> FromPoints(

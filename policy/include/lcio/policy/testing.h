@@ -47,5 +47,11 @@ absl::StatusOr<ArtifactMetadata> TestMetadata(const TestArtifactOptions& options
 // Writes the artifact to `path` and returns the metadata as saved.
 absl::StatusOr<ArtifactMetadata> WriteTestArtifact(const std::string& path,
                                                    const TestArtifactOptions& options = {});
+// An artifact (TestMetadata({})) whose network is finite on the loader's
+// probe observations (every feature in [-1, 1]) and scores +inf for every
+// action where any feature reaches 2, as a request's budget features do: one
+// ReLU unit per feature opens at 1.5, and each output weighs every unit by
+// 1e37. For the tests of what a decision does with scores that are not numbers.
+absl::StatusOr<ArtifactMetadata> WriteOverflowingTestArtifact(const std::string& path);
 
 }  // namespace lcio::policy::testing
