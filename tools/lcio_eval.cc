@@ -21,6 +21,7 @@
 #include "absl/strings/str_replace.h"
 #include "cli_common.h"
 #include "cli_help.h"
+#include "lcio/data/atomic_file.h"
 #include "lcio/env/baselines.h"
 #include "lcio/env/evaluator.h"
 #include "lcio/env/task_rule.h"
@@ -441,17 +442,48 @@ std::vector<env::ScoredRows> EvaluateAll(const data::Dataset& dataset,
 
 // Response-model validity: each family fitted on the training side, asked
 // for the test side's logged turns.
+// --json_out: the same JSON as --format=json, published whole (a reader sees
+// the old file or the complete new one).
+absl::Status WriteJsonOut(const std::string& json) {
+  const std::string out = absl::GetFlag(FLAGS_json_out);
+  if (out.empty()) return absl::OkStatus();
+  if (absl::Status replaceable = data::CheckReplaceableOutput(out); !replaceable.ok())
+    return absl::InvalidArgumentError(absl::StrCat("--json_out: ", replaceable.message()));
+  const std::string temp = data::TemporaryPathFor(out);
+  {
+    std::ofstream file(temp, std::ios::binary | std::ios::trunc);
+    file << json << "\n";
+    file.close();
+    if (!file) {
+      std::remove(temp.c_str());
+      return absl::UnavailableError(
+          absl::StrCat("--json_out = \"", data::Shorten(out, 256), "\": cannot write"));
+    }
+  }
+  return data::PublishTemporaryFile(temp, out);
+}
+
 int PrintModelValidity(const data::Dataset& dataset, const std::vector<env::Split>& splits,
-                       const env::SimulatorConfig& config) {
+                       const env::SimulatorConfig& config, const std::string& format) {
   const std::pair<env::ResponseModelFamily, const char*> families[] = {
       {env::ResponseModelFamily::kKnn,
        "kNN over the history window (in_sample, held_out, cross_fit)"},
       {env::ResponseModelFamily::kTaskActionMeans, "task x action means (task_action)"}};
-  std::cout << "lcio-eval: response-model validity, " << dataset.source << ", " << splits.size()
-            << " split(s): fitted on each training side, predicting the test side's logged turns "
-               "(mean ± sd over splits)\n\n"
-               "| family | turns | RMSE | RMSE of the training mean | concordance |\n"
-               "|---|---|---|---|---|\n";
+  struct MeanSd {
+    double mean = 0, sd = 0;
+  };
+  auto mean_sd = [](const std::vector<double>& v) {
+    double sum = 0, sum2 = 0;
+    for (double x : v) sum += x, sum2 += x * x;
+    const double n = v.size(), mean = sum / n;
+    return MeanSd{mean, n > 1 ? std::sqrt(std::max(0.0, (sum2 - sum * mean) / (n - 1))) : 0.0};
+  };
+  auto text = [](MeanSd m) { return absl::StrFormat("%.3f ± %.3f", m.mean, m.sd); };
+  auto json_of = [](MeanSd m) { return nlohmann::json{{"mean", m.mean}, {"sd", m.sd}}; };
+  std::string table =
+      "| family | turns | RMSE | RMSE of the training mean | concordance "
+      "|\n|---|---|---|---|---|\n";
+  nlohmann::json rows = nlohmann::json::array();
   for (const auto& [family, name] : families) {
     env::SimulatorConfig c = config;
     c.response_model = family;
@@ -467,16 +499,28 @@ int PrintModelValidity(const data::Dataset& dataset, const std::vector<env::Spli
       concordance.push_back(error->concordance);
       turns += error->turns;
     }
-    auto mean_sd = [](const std::vector<double>& v) {
-      double sum = 0, sum2 = 0;
-      for (double x : v) sum += x, sum2 += x * x;
-      const double n = v.size(), mean = sum / n;
-      const double sd = n > 1 ? std::sqrt(std::max(0.0, (sum2 - sum * mean) / (n - 1))) : 0.0;
-      return absl::StrFormat("%.3f ± %.3f", mean, sd);
-    };
-    std::cout << "| " << name << " | " << turns << " | " << mean_sd(rmse) << " | "
-              << mean_sd(rmse_mean) << " | " << mean_sd(concordance) << " |\n";
+    absl::StrAppend(&table, "| ", name, " | ", turns, " | ", text(mean_sd(rmse)), " | ",
+                    text(mean_sd(rmse_mean)), " | ", text(mean_sd(concordance)), " |\n");
+    rows.push_back({{"family", env::ResponseModelFamilyName(family)},
+                    {"description", name},
+                    {"turns", turns},
+                    {"rmse", json_of(mean_sd(rmse))},
+                    {"rmse_of_training_mean", json_of(mean_sd(rmse_mean))},
+                    {"concordance", json_of(mean_sd(concordance))}});
   }
+  const std::string json = nlohmann::json{
+      {"data", dataset.source},
+      {"splits", splits.size()},
+      {"model_validity", rows}}.dump();
+  if (format == "json") {
+    std::cout << json << "\n";
+  } else {
+    std::cout << "lcio-eval: response-model validity, " << dataset.source << ", " << splits.size()
+              << " split(s): fitted on each training side, predicting the test side's logged "
+                 "turns (mean ± sd over splits)\n\n"
+              << table;
+  }
+  if (absl::Status written = WriteJsonOut(json); !written.ok()) return Fail(written);
   return 0;
 }
 
@@ -580,6 +624,10 @@ int main(int argc, char** argv) {
   if (format != "markdown" && format != "json")
     return Fail(
         absl::InvalidArgumentError("--format = \"" + format + "\": must be markdown or json"));
+  // Checked before the work, not after it.
+  if (const std::string out = absl::GetFlag(FLAGS_json_out); !out.empty())
+    if (absl::Status replaceable = data::CheckReplaceableOutput(out); !replaceable.ok())
+      return Fail(absl::InvalidArgumentError(absl::StrCat("--json_out: ", replaceable.message())));
   auto sweep_l = ParseNumbers(absl::GetFlag(FLAGS_sweep_latency), "sweep_latency");
   if (!sweep_l.ok()) return Fail(sweep_l.status());
   auto sweep_m = ParseNumbers(absl::GetFlag(FLAGS_sweep_money), "sweep_money");
@@ -608,7 +656,8 @@ int main(int argc, char** argv) {
                                                       "\": cannot create it: ", error.message())));
   }
 
-  if (absl::GetFlag(FLAGS_model_validity)) return PrintModelValidity(*dataset, *splits, *config);
+  if (absl::GetFlag(FLAGS_model_validity))
+    return PrintModelValidity(*dataset, *splits, *config, format);
 
   std::vector<bool> shield_settings;
   if (shield_mode != "on") shield_settings.push_back(false);
@@ -713,10 +762,6 @@ int main(int argc, char** argv) {
                 << "\n\n"
                 << env::ToMarkdown(s.rows, s.oracle_reward());
   }
-  if (const std::string out = absl::GetFlag(FLAGS_json_out); !out.empty()) {
-    std::ofstream file(out);
-    file << json << "\n";
-    if (!file) return Fail(absl::UnavailableError("cannot write " + out));
-  }
+  if (absl::Status written = WriteJsonOut(json); !written.ok()) return Fail(written);
   return 0;
 }

@@ -37,6 +37,10 @@ sed -i -e "s/127\.0\.0\.1:50051/127.0.0.1:$LCIO_PORT/g" -e "s/127\.0\.0\.1:9464/
   -e "s/--duration_s=10/--duration_s=2/" commands.sh
 bash -euo pipefail commands.sh >"$tmp/out.txt" 2>&1 || { cat "$tmp/out.txt"; fail "a command failed"; }
 [[ $(jq length traffic.json) == 1 ]] || fail "traffic.json: not 1 episode"
+# What the README says of the decision and the Report's scale.
+grep -q '^ "action": 1,$' "$tmp/out.txt" || { cat "$tmp/out.txt"; fail "the README says Decide answers action 1"; }
+jq -e '.[0].interactions[0].score | . >= 0 and . <= 9' traffic.json >/dev/null ||
+  fail "the README's Report score is outside M4A1's 0-9 scale"
 kill -TERM "$LCIO_PID"
 wait "$LCIO_PID" || fail "lcio-server exited with $? on SIGTERM"
 LCIO_PID=""

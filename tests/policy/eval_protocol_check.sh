@@ -38,6 +38,15 @@ grep -q '^| Local | baseline | on | [a-z_]* | [0-9.]* | - |' "$tmp/no_oracle.md"
 grep -q 'scorer "nonsense" is not one of' "$tmp/err" || { cat "$tmp/err"; exit 1; }
 "$eval_bin" --splits=3 --model_validity > "$tmp/validity.md"
 grep -q '^| task x action means (task_action) |' "$tmp/validity.md" || { cat "$tmp/validity.md"; exit 1; }
+# The same table as JSON, on stdout and in --json_out alike.
+"$eval_bin" --splits=3 --model_validity --format=json --json_out="$tmp/validity.json" > "$tmp/validity.stdout"
+cmp "$tmp/validity.stdout" "$tmp/validity.json" || { echo "--json_out differs from stdout"; exit 1; }
+jq -e '.splits == 3 and ([.model_validity[].family] == ["knn", "task_action"]) and
+       (.model_validity[1].rmse.mean < .model_validity[1].rmse_of_training_mean.mean)' \
+  "$tmp/validity.json" > /dev/null || { cat "$tmp/validity.json"; exit 1; }
+# An output that cannot be replaced whole is refused before any work.
+"$eval_bin" --splits=1 --json_out=/dev/null > "$tmp/out" 2> "$tmp/err" && exit 1
+grep -q -- '--json_out: output /dev/null is a character device' "$tmp/err" || { cat "$tmp/err"; exit 1; }
 # The shipped artifact was trained on every episode: flagged as not held out.
 "$eval_bin" --policy=policy/default_policy.pt --splits=1 --scorers=held_out --fixed=false \
   --oracle=false > "$tmp/artifact.md"
