@@ -21,6 +21,7 @@
 #include "lcio/data/m4a1.h"
 #include "lcio/env/action_table.h"
 #include "lcio/env/simulator.h"
+#include "lcio/policy/artifact_io.h"
 #include "lcio/policy/testing.h"
 #include "lcio/server/report_log.h"
 #include "lcio/version.h"
@@ -519,6 +520,37 @@ TEST_F(EndToEndTest, TheExportPublishesNothingWhenTheDiskFails) {
   auto exported = data::LoadM4A1File(out);
   ASSERT_TRUE(exported.ok()) << exported.status();
   EXPECT_EQ(exported->num_turns(), 1u);
+  EXPECT_EQ(leftovers(), 0);
+}
+
+// The trainer's artifact under a failing disk: the run fails, the earlier
+// artifact stays, nothing temporary is left behind.
+TEST_F(EndToEndTest, ATrainingRunWhoseDiskFailsKeepsTheEarlierArtifact) {
+  const std::string out = dir_.File("policy.pt");
+  auto leftovers = [&] {
+    int n = 0;
+    for (const auto& entry : std::filesystem::directory_iterator(dir_.path()))
+      n += absl::StrContains(entry.path().filename().string(), ".tmp-");
+    return n;
+  };
+  const std::vector<std::string> train = {LCIO_TRAIN_BIN, "--algo=rc-a2c", "--timesteps=256",
+                                          "--out=" + out};
+  for (const char* fault : {"LCIO_FAULT_FSYNC_EIO=1", "LCIO_FAULT_WRITE_ENOSPC_AFTER=4096"}) {
+    SCOPED_TRACE(fault);
+    WriteFile(out, "earlier");
+    std::vector<std::string> argv = {"/usr/bin/env", std::string("LD_PRELOAD=") + LCIO_FAULT_SHIM,
+                                     "LCIO_FAULT_PATH=policy.pt.tmp", fault};
+    argv.insert(argv.end(), train.begin(), train.end());
+    auto [status, stdout_text] = Run(argv, 240s);
+    // 1, a run that failed; 2 is for what was asked.
+    EXPECT_TRUE(WIFEXITED(status) && WEXITSTATUS(status) == 1)
+        << status << stdout_text << ReadFile(dir_.File("run.stderr"));
+    EXPECT_EQ(ReadFile(out), "earlier");
+    EXPECT_EQ(leftovers(), 0);
+  }
+  auto [status, stdout_text] = Run(train, 240s);
+  ASSERT_EQ(status, 0) << ReadFile(dir_.File("run.stderr"));
+  EXPECT_TRUE(policy::ReadArtifactMetadata(out).ok());
   EXPECT_EQ(leftovers(), 0);
 }
 
