@@ -480,6 +480,14 @@ TEST_F(EndToEndTest, TheExportRefusesAnOutputThatIsNotARegularFile) {
   EXPECT_TRUE(S_ISFIFO(st.st_mode));  // still there, untouched
 }
 
+// Files an output's publication left under their temporary name (".NAME.tmp-PID-N").
+int TemporaryFilesIn(const std::string& dir) {
+  int n = 0;
+  for (const auto& entry : std::filesystem::directory_iterator(dir))
+    n += absl::StrContains(entry.path().filename().string(), ".tmp-");
+  return n;
+}
+
 // A failing disk never publishes a partial export: with fsync failing, or
 // the file unable to grow, the export fails, the previous output stays as it
 // was and no temporary file is left; without a fault the same command works.
@@ -498,12 +506,6 @@ TEST_F(EndToEndTest, TheExportPublishesNothingWhenTheDiskFails) {
   record.tasks = {"Assistive System", "Message Editing", "Query", "Recommendation"};
   WriteFile(dir_.File("reports.log"), server::EncodeReportLine(record));
   const std::string out = dir_.File("traffic.json");
-  auto leftovers = [&] {
-    int n = 0;
-    for (const auto& entry : std::filesystem::directory_iterator(dir_.path()))
-      n += absl::StrContains(entry.path().filename().string(), ".tmp-");
-    return n;
-  };
   for (const char* fault : {"LCIO_FAULT_FSYNC_EIO=1", "LCIO_FAULT_WRITE_ENOSPC_AFTER=16"}) {
     SCOPED_TRACE(fault);
     WriteFile(out, "old");
@@ -512,7 +514,7 @@ TEST_F(EndToEndTest, TheExportPublishesNothingWhenTheDiskFails) {
                                       "--log=" + dir_.File("reports.log"), "--out=" + out});
     EXPECT_NE(status, 0) << stdout_text << ReadFile(dir_.File("run.stderr"));
     EXPECT_EQ(ReadFile(out), "old");
-    EXPECT_EQ(leftovers(), 0);
+    EXPECT_EQ(TemporaryFilesIn(dir_.path()), 0);
   }
   auto [status, stdout_text] =
       Run({LCIO_REPORT_EXPORT_BIN, "--log=" + dir_.File("reports.log"), "--out=" + out});
@@ -520,19 +522,13 @@ TEST_F(EndToEndTest, TheExportPublishesNothingWhenTheDiskFails) {
   auto exported = data::LoadM4A1File(out);
   ASSERT_TRUE(exported.ok()) << exported.status();
   EXPECT_EQ(exported->num_turns(), 1u);
-  EXPECT_EQ(leftovers(), 0);
+  EXPECT_EQ(TemporaryFilesIn(dir_.path()), 0);
 }
 
 // The trainer's artifact under a failing disk: the run fails, the earlier
 // artifact stays, nothing temporary is left behind.
 TEST_F(EndToEndTest, ATrainingRunWhoseDiskFailsKeepsTheEarlierArtifact) {
   const std::string out = dir_.File("policy.pt");
-  auto leftovers = [&] {
-    int n = 0;
-    for (const auto& entry : std::filesystem::directory_iterator(dir_.path()))
-      n += absl::StrContains(entry.path().filename().string(), ".tmp-");
-    return n;
-  };
   const std::vector<std::string> train = {LCIO_TRAIN_BIN, "--algo=rc-a2c", "--timesteps=256",
                                           "--out=" + out};
   for (const char* fault : {"LCIO_FAULT_FSYNC_EIO=1", "LCIO_FAULT_WRITE_ENOSPC_AFTER=4096"}) {
@@ -546,12 +542,12 @@ TEST_F(EndToEndTest, ATrainingRunWhoseDiskFailsKeepsTheEarlierArtifact) {
     EXPECT_TRUE(WIFEXITED(status) && WEXITSTATUS(status) == 1)
         << status << stdout_text << ReadFile(dir_.File("run.stderr"));
     EXPECT_EQ(ReadFile(out), "earlier");
-    EXPECT_EQ(leftovers(), 0);
+    EXPECT_EQ(TemporaryFilesIn(dir_.path()), 0);
   }
   auto [status, stdout_text] = Run(train, 240s);
   ASSERT_EQ(status, 0) << ReadFile(dir_.File("run.stderr"));
   EXPECT_TRUE(policy::ReadArtifactMetadata(out).ok());
-  EXPECT_EQ(leftovers(), 0);
+  EXPECT_EQ(TemporaryFilesIn(dir_.path()), 0);
 }
 
 TEST_F(EndToEndTest, TheCommandLineClientPrintsDecisionsAsJson) {

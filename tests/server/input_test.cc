@@ -81,9 +81,13 @@ TEST(JsonDepthLimit, TheClientsJsonRequestReaderRefusesDeepNesting) {
 
 class InputTest : public ::testing::Test {
  protected:
+  // The artifact the server starts with.
+  virtual absl::StatusOr<policy::ArtifactMetadata> WritePolicy(const std::string& path) {
+    return policy::testing::WriteTestArtifact(path, {});
+  }
   void SetUp() override {
     const std::string policy = dir_.File("policy.pt");
-    auto written = policy::testing::WriteTestArtifact(policy, {});
+    auto written = WritePolicy(policy);
     ASSERT_TRUE(written.ok()) << written.status();
     ServerOptions options;
     options.policy_path = policy;
@@ -193,40 +197,19 @@ TEST_F(InputTest, HugeAndControlCharacterNamesAreQuotedShortAndNotRetried) {
 
 // Scores that are not numbers are refused (INTERNAL, naming the action), not
 // decided on: an argmax over them picked the first action in silence.
-TEST(NonFiniteScores, AreRefusedNotDecidedOn) {
-  test::TempDir dir;
-  const std::string policy = dir.File("policy.pt");
-  ASSERT_TRUE(policy::testing::WriteOverflowingTestArtifact(policy).ok());
-  ServerOptions options;
-  options.policy_path = policy;
-  options.listen = "127.0.0.1:0";
-  options.metrics_listen = "127.0.0.1:0";
-  options.torch_device = "cpu";
-  options.watch_interval = absl::Seconds(3600);
-  options.drain_timeout = absl::Seconds(5);
-  auto app = ServerApp::Start(options);
-  ASSERT_TRUE(app.ok()) << app.status();
-  ClientOptions client_options;
-  client_options.target = absl::StrCat("127.0.0.1:", (*app)->port());
-  auto client = Client::Create(client_options);
-  ASSERT_TRUE(client.ok());
-  v1::DecideRequest request;
-  request.set_conversation_id("overflow");
-  request.set_prompt("What is on the table?");
-  request.set_task("Query");
-  for (int v = 0; v < 3; ++v) {
-    v1::View* view = request.add_views();
-    view->set_name(absl::StrCat("view", v));
-    view->set_association(0.5);
+class OverflowingPolicyTest : public InputTest {
+ protected:
+  absl::StatusOr<policy::ArtifactMetadata> WritePolicy(const std::string& path) override {
+    return policy::testing::WriteOverflowingTestArtifact(path);
   }
-  request.mutable_budget()->set_latency_s(30);
-  request.mutable_budget()->set_money_usd(0.05);
+};
+
+TEST_F(OverflowingPolicyTest, ScoresThatAreNotNumbersAreRefusedNotDecidedOn) {
   v1::DecideResponse response;
-  const absl::Status status = (*client)->Decide(request, &response);
+  const absl::Status status = client_->Decide(Request(), &response);
   EXPECT_EQ(status.code(), absl::StatusCode::kInternal) << status;
   EXPECT_TRUE(absl::StrContains(status.message(), "the policy's score for action 0 is inf"))
       << status;
-  (*app)->Shutdown();
 }
 
 }  // namespace
