@@ -112,4 +112,16 @@ std::vector<char*> ParseCommandLine(int argc, char** argv, const std::string& us
   return absl::ParseCommandLine(argc, argv);
 }
 
+int ExitStatus(const absl::Status& status) {
+  switch (status.code()) {
+    case absl::StatusCode::kOk:
+      return 0;
+    case absl::StatusCode::kInvalidArgument:
+    case absl::StatusCode::kNotFound:
+      return 2;
+    default:
+      return 1;
+  }
+}
+
 }  // namespace lcio::cli

@@ -7,6 +7,8 @@
 #include <string>
 #include <vector>
 
+#include "absl/status/status.h"
+
 namespace lcio::cli {
 
 // The project version (CMake's project(VERSION)).
@@ -26,6 +28,13 @@ std::vector<char*> ParseCommandLine(int argc, char** argv, const std::string& us
 // the binary was built from. The first that exists, else the source-tree
 // path (so that the error names a path).
 std::string DefaultDataFile(const std::string& relative);
+
+// The exit status of a tool that ended with `status`: 0; 2 when what was
+// asked is refused as invalid or missing (INVALID_ARGUMENT, NOT_FOUND: a
+// flag, a configuration, an input file); 1 when the run could not do it (a
+// disk, an allocation, a target no setting reaches, ...).
+// Shared by lcio-train, lcio-eval, lcio-join, lcio-ope and lcio-calibrate.
+int ExitStatus(const absl::Status& status);
 
 // The --help text (what ParseCommandLine prints).
 std::string HelpText(const std::string& program, const std::string& usage,

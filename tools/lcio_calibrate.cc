@@ -122,7 +122,7 @@ int main(int argc, char** argv) {
   const absl::Status s = lcio::Run();
   if (!s.ok()) {
     std::cerr << "lcio-calibrate: " << s.message() << "\n";
-    return s.code() == absl::StatusCode::kInvalidArgument ? 2 : 1;
+    return lcio::cli::ExitStatus(s);
   }
   return 0;
 }

@@ -85,12 +85,9 @@ namespace {
 
 using namespace lcio;
 
-// Exit 2 for what was asked (a flag, a configuration, an input refused),
-// 1 for a run that failed (a disk, an allocation), as lcio-join, lcio-ope and
-// lcio-calibrate.
 int Fail(const absl::Status& status) {
   std::cerr << "lcio-eval: " << status << "\n";
-  return status.code() == absl::StatusCode::kInvalidArgument ? 2 : 1;
+  return cli::ExitStatus(status);
 }
 
 absl::StatusOr<std::vector<double>> ParseNumbers(const std::vector<std::string>& text,

@@ -15,6 +15,7 @@
 #include <fstream>
 #include <functional>
 #include <iostream>
+#include <iterator>
 #include <map>
 #include <optional>
 #include <string>
@@ -104,11 +105,12 @@ class ScratchDir {
 };
 
 // What an interrupted join (SIGINT, SIGTERM, SIGHUP) removes before it dies
-// of the signal: the scratch files and directory and the unpublished output.
-// Filled while those signals are blocked, before any of the files exists, and
-// never changed after, so the handler only reads it; unlink and rmdir are
-// async-signal-safe. A SIGKILL cannot be caught: the next join into the same
-// --out names what it left (WarnAboutStaleScratch).
+// of the signal: the scratch files (the unpublished output among them) and
+// directory. Filled while those signals are blocked, before any of the files
+// exists, and not changed while the handler is installed, so the handler
+// only reads it; unlink and rmdir are async-signal-safe. A SIGKILL cannot be
+// caught: the next join into the same --out names what it left
+// (WarnAboutStaleScratch).
 struct InterruptCleanup {
   std::vector<std::string> files;
   std::string directory;
@@ -126,27 +128,52 @@ extern "C" void RemoveScratchAndDie(int signal_number) {
 
 constexpr int kInterruptSignals[] = {SIGINT, SIGTERM, SIGHUP};
 
-// Blocks the interrupting signals for its lifetime; Arm installs the
-// handler for `cleanup`, effective once the destructor unblocks them.
-class InterruptGuard {
+// Blocks the interrupting signals for its lifetime (the previous mask back
+// on destruction).
+class SignalBlock {
  public:
-  InterruptGuard() {
+  SignalBlock() {
     sigset_t block;
     sigemptyset(&block);
     for (int sig : kInterruptSignals) sigaddset(&block, sig);
     sigprocmask(SIG_BLOCK, &block, &previous_);
   }
-  ~InterruptGuard() { sigprocmask(SIG_SETMASK, &previous_, nullptr); }
+  ~SignalBlock() { sigprocmask(SIG_SETMASK, &previous_, nullptr); }
+
+ private:
+  sigset_t previous_;
+};
+
+// The cleanup handler for as long as it lives: Arm (with the signals
+// blocked) installs it for `cleanup`, except on a signal the caller ignores
+// (nohup, a background job), which stays ignored; the destructor puts the
+// previous handlers back before `cleanup` can go away.
+class InterruptHandlers {
+ public:
+  InterruptHandlers() = default;
+  InterruptHandlers(const InterruptHandlers&) = delete;
+  InterruptHandlers& operator=(const InterruptHandlers&) = delete;
   void Arm(const InterruptCleanup* cleanup) {
     interrupt_cleanup = cleanup;
     struct sigaction action = {};
     action.sa_handler = RemoveScratchAndDie;
     sigemptyset(&action.sa_mask);
-    for (int sig : kInterruptSignals) sigaction(sig, &action, nullptr);
+    for (size_t i = 0; i < std::size(kInterruptSignals); ++i) {
+      sigaction(kInterruptSignals[i], nullptr, &previous_[i]);
+      installed_[i] = previous_[i].sa_handler != SIG_IGN;
+      if (installed_[i]) sigaction(kInterruptSignals[i], &action, nullptr);
+    }
+  }
+  ~InterruptHandlers() {
+    SignalBlock block;
+    for (size_t i = 0; i < std::size(kInterruptSignals); ++i)
+      if (installed_[i]) sigaction(kInterruptSignals[i], &previous_[i], nullptr);
+    interrupt_cleanup = nullptr;
   }
 
  private:
-  sigset_t previous_;
+  struct sigaction previous_[std::size(kInterruptSignals)] = {};
+  bool installed_[std::size(kInterruptSignals)] = {};
 };
 
 // Scratch directories an earlier join into the same --out left (killed, or
@@ -327,25 +354,30 @@ absl::Status Run(Summary* s) {
   // outgrows the budget: raise --memory_mb.
   const size_t partitions = static_cast<size_t>(std::min<uintmax_t>(
       512, std::max<uintmax_t>(1, (bytes + per_partition - 1) / per_partition)));
-  // The output is written under a temporary name and renamed over --out
-  // when complete: a failed or interrupted join leaves --out as it was.
+  // The output is written under a temporary name (in the scratch directory,
+  // on the same file system) and renamed over --out when complete: a failed
+  // join, or one interrupted before the rename, leaves --out as it was.
   if (absl::Status replaceable = data::CheckReplaceableOutput(out_path); !replaceable.ok())
     return absl::InvalidArgumentError(absl::StrCat("--out: ", replaceable.message()));
   WarnAboutStaleScratch(out_path);
-  const std::string temp_out = data::TemporaryPathFor(out_path);
+  // Declared in this order so that the scratch directory goes first, then
+  // the handlers, then what they read.
+  InterruptCleanup cleanup;
+  InterruptHandlers handlers;
   std::optional<ScratchDir> scratch;
-  static InterruptCleanup cleanup;  // outlives the handler's use of it
+  std::string temp_out;  // in the scratch directory: a SIGKILL leaves it there, named
   {
-    InterruptGuard guard;
+    SignalBlock block;
     auto made = ScratchDir::Create(out_path);
     if (!made.ok()) return made.status();
     scratch.emplace(*std::move(made));
     for (size_t p = 0; p < partitions; ++p)
       for (const char* kind : {"r", "d"})
         cleanup.files.push_back(scratch->File(absl::StrCat(kind, p)));
+    temp_out = scratch->File("joined.tmp");
     cleanup.files.push_back(temp_out);
     cleanup.directory = scratch->path();
-    guard.Arm(&cleanup);
+    handlers.Arm(&cleanup);
   }
   auto part = [&](const char* kind, size_t p) { return scratch->File(absl::StrCat(kind, p)); };
   const std::hash<std::string> hash;
@@ -453,7 +485,7 @@ int main(int argc, char** argv) {
     for (const std::string& problem : s.problems)
       std::cerr << "lcio-join: skipped " << problem << "\n";
     std::cerr << "lcio-join: " << st.message() << "\n";
-    return st.code() == absl::StatusCode::kInvalidArgument ? 2 : 1;
+    return lcio::cli::ExitStatus(st);
   }
   nlohmann::json j = {{"decisions", s.decisions},
                       {"decision_skipped_lines", s.decision_skipped_lines},

@@ -91,12 +91,9 @@ namespace {
 
 using namespace lcio;
 
-// Exit 2 for what was asked (a flag, a configuration, an input refused),
-// 1 for a run that failed (a disk, an allocation), as lcio-join, lcio-ope and
-// lcio-calibrate.
 int Fail(const absl::Status& status) {
   std::cerr << "lcio-train: " << status << "\n";
-  return status.code() == absl::StatusCode::kInvalidArgument ? 2 : 1;
+  return cli::ExitStatus(status);
 }
 
 // Every hyperparameter name of every algorithm's table: lcio-train takes
@@ -305,7 +302,7 @@ int main(int argc, char** argv) {
   // Checked again when the artifact is written; here so that a bad --out
   // fails before a long run, not after it.
   if (absl::Status out = data::CheckReplaceableOutput(absl::GetFlag(FLAGS_out)); !out.ok())
-    return Fail(out);
+    return Fail(absl::InvalidArgumentError(absl::StrCat("--out: ", out.message())));
   auto dataset = cli::LoadDataset();
   if (!dataset.ok()) return Fail(dataset.status());
   auto config = cli::SimulatorConfigFromFlags();

@@ -184,10 +184,12 @@ absl::StatusOr<ObservationEncoder> ObservationEncoder::Create(
     return absl::InvalidArgumentError(absl::StrCat(
         "profile_time_scale_s = ", layout.profile_time_scale_s, ", profile_money_scale_usd = ",
         layout.profile_money_scale_usd, ": must be finite and > 0"));
-  // A profile_aware layout takes its costs from each context instead.
-  if (layout.fit_aware && !layout.profile_aware) {
+  // A profile_aware layout takes its costs from each context instead; the
+  // training profile's it may still carry (for people) are checked alike.
+  if (layout.fit_aware) {
     for (const auto* costs : {&layout.action_time_s, &layout.action_money_usd}) {
       const char* name = costs == &layout.action_time_s ? "action_time_s" : "action_money_usd";
+      if (layout.profile_aware && costs->empty()) continue;
       if (static_cast<int>(costs->size()) != actions->size())
         return absl::InvalidArgumentError(
             absl::StrCat(name, " has ", costs->size(), " costs: the layout's ", layout.num_views,

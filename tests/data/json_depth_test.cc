@@ -84,6 +84,15 @@ TEST(WholeNumber, ReadsIntegersExactlyOrNamesTheRule) {
   // Past 2^53 a double no longer holds every integer: refused as a decimal.
   EXPECT_FALSE(WholeNumber<int64_t>(Json(1e17), "big", 0, INT64_MAX).ok());
   EXPECT_EQ(*WholeNumber<int64_t>(Json(int64_t{1} << 60), "big", 0, INT64_MAX), int64_t{1} << 60);
+  // Bounds of either sign are compared as such: a negative maximum is not
+  // read as a huge one, a minimum past INT64_MAX not as a negative one.
+  EXPECT_FALSE(WholeNumber<int>(Json(5), "n", -10, -1).ok());
+  EXPECT_EQ(*WholeNumber<int>(Json(-3), "n", -10, -1), -3);
+  EXPECT_FALSE(WholeNumber<int>(Json(-3.0), "n", -2, -1).ok());
+  EXPECT_FALSE(WholeNumber<uint64_t>(Json(-1), "n", uint64_t{1} << 63, UINT64_MAX).ok());
+  EXPECT_EQ(*WholeNumber<uint64_t>(Json(UINT64_MAX), "n", uint64_t{1} << 63, UINT64_MAX),
+            UINT64_MAX);
+  EXPECT_EQ(*WholeNumber<int64_t>(Json(INT64_MIN), "n", INT64_MIN, 0), INT64_MIN);
   // A positive lower bound holds for unsigned and signed storage alike.
   EXPECT_FALSE(WholeNumber<int>(Json(0), "k", 1, 10).ok());
   EXPECT_FALSE(WholeNumber<int>(Json(uint64_t{0}), "k", 1, 10).ok());

@@ -2,8 +2,10 @@
 // (lcio-ope --simulate_out), written as the server's decision log and Report
 // log, joined by lcio-join, evaluated by lcio-ope, and calibrated by
 // lcio-calibrate.
+#include <fcntl.h>
 #include <gtest/gtest.h>
 #include <sys/stat.h>
+#include <unistd.h>
 
 #include <algorithm>
 #include <chrono>
@@ -286,11 +288,10 @@ TEST_F(OpeEndToEndTest, AFailedOrInterruptedJoinLeavesOutAsItWasAndCleansUp) {
   std::ofstream(dir_.File("decisions.log"), std::ios::binary).close();
   for (const char* fault : {"LCIO_FAULT_FSYNC_EIO=1", "LCIO_FAULT_WRITE_ENOSPC_AFTER=1"}) {
     SCOPED_TRACE(fault);
-    auto [fault_status, fault_out] =
-        Run({"/usr/bin/env", std::string("LD_PRELOAD=") + LCIO_FAULT_SHIM,
-             "LCIO_FAULT_PATH=out.json.tmp", fault, LCIO_JOIN_BIN,
-             "--decisions=" + dir_.File("decisions.log"), "--reports=" + dir_.File("reports.log"),
-             "--out=" + dir_.File("out.json")});
+    auto [fault_status, fault_out] = Run(
+        {"/usr/bin/env", std::string("LD_PRELOAD=") + LCIO_FAULT_SHIM, "LCIO_FAULT_PATH=joined.tmp",
+         fault, LCIO_JOIN_BIN, "--decisions=" + dir_.File("decisions.log"),
+         "--reports=" + dir_.File("reports.log"), "--out=" + dir_.File("out.json")});
     EXPECT_EQ(fault_status, 1) << stderr_;
     EXPECT_EQ(fault_out, "");
     EXPECT_EQ(test::ReadFile(dir_.File("out.json")), "earlier");
@@ -302,6 +303,31 @@ TEST_F(OpeEndToEndTest, AFailedOrInterruptedJoinLeavesOutAsItWasAndCleansUp) {
   // made its scratch directory; SIGTERM then removes it and dies of the signal.
   ASSERT_EQ(::mkfifo(dir_.File("decisions.fifo").c_str(), 0600), 0);
   auto scratch_exists = [&] { return LeftBehind(dir_.path(), inputs).size() == 1; };
+  // A signal the caller ignores (nohup, a background job) stays ignored: the
+  // join goes on and finishes once its input ends.
+  {
+    test::Process join({"/bin/bash", "-c", "trap '' TERM; exec \"$0\" \"$@\"", LCIO_JOIN_BIN,
+                        "--decisions=" + dir_.File("decisions.fifo"),
+                        "--reports=" + dir_.File("reports.log"), "--out=" + dir_.File("out.json")},
+                       dir_.File("run.stderr"));
+    ASSERT_TRUE(join.started());
+    for (int i = 0; i < 500 && !scratch_exists(); ++i) std::this_thread::sleep_for(20ms);
+    ASSERT_TRUE(scratch_exists()) << test::ReadFile(dir_.File("run.stderr"));
+    join.Signal(SIGTERM);
+    std::this_thread::sleep_for(300ms);
+    EXPECT_TRUE(scratch_exists()) << "the ignored SIGTERM ended the join";
+    // The input ends (non-blocking: without a reader left, the open fails
+    // at once instead of waiting for one).
+    const int writer = ::open(dir_.File("decisions.fifo").c_str(), O_WRONLY | O_NONBLOCK);
+    EXPECT_GE(writer, 0) << "no join reads the FIFO any more";
+    if (writer >= 0) ::close(writer);
+    auto exit_status = join.Wait(std::chrono::milliseconds(10s));
+    ASSERT_TRUE(exit_status.has_value());
+    EXPECT_TRUE(WIFEXITED(*exit_status) && WEXITSTATUS(*exit_status) == 0) << *exit_status;
+    EXPECT_EQ(test::ReadFile(dir_.File("out.json")), "[]\n");
+    EXPECT_EQ(LeftBehind(dir_.path(), inputs), std::vector<std::string>{});
+    std::ofstream(dir_.File("out.json"), std::ios::binary) << "earlier";
+  }
   for (int signal_number : {SIGTERM, SIGKILL}) {
     test::Process join({LCIO_JOIN_BIN, "--decisions=" + dir_.File("decisions.fifo"),
                         "--reports=" + dir_.File("reports.log"), "--out=" + dir_.File("out.json")},

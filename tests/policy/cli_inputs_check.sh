@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Bad command-line values are refused before any work, exit non-zero, and the
+# Bad command-line values are refused before any work, exit 2, and the
 # message names the flag and the rule; nothing crashes (a signal is a failure)
 # and no output replaces a device.
 # Usage: cli_inputs_check.sh LCIO_TRAIN LCIO_EVAL LCIO_OPE LCIO_CALIBRATE REPO_ROOT
@@ -9,13 +9,14 @@ tmp=$(mktemp -d)
 trap 'rm -rf "$tmp"' EXIT
 cd "$repo" || exit 1
 failures=0
-# refuse "expected text" command...: exit status 1..127 and the text on stderr.
+# refuse "expected text" command...: exit status 2 (what was asked is refused;
+# 1 is a run that failed) and the text on stderr.
 refuse() {
   local want=$1
   shift
   timeout 120 "$@" > "$tmp/out" 2> "$tmp/err"
   local rc=$?
-  if ((rc == 0 || rc >= 124)); then
+  if ((rc != 2)); then
     echo "FAIL (exit $rc): $*"
     head -c 600 "$tmp/err"
     failures=$((failures + 1))

@@ -333,6 +333,32 @@ TEST(ArtifactMetadata, ProfileAwareLayoutsRecordTheirScales) {
   rejected([](Json& j) { j["observation"]["layout_version"] = 3; }, "observation.size = 52");
 }
 
+// A profile_aware layout decides with each request's costs; the training
+// profile's it may carry as well are checked as a fit_aware layout's are, or
+// left out.
+TEST(ArtifactMetadata, ProfileAwareLayoutsCheckTheCostsTheyCarry) {
+  ArtifactMetadata m = ValidMetadata();
+  m.layout.fit_aware = true;
+  m.layout.profile_aware = true;
+  m.layer_sizes.front() = m.layout.size();
+  ASSERT_TRUE(ValidateMetadata(m, "p.pt").ok()) << ValidateMetadata(m, "p.pt");  // none carried
+  m.layout.action_time_s = {0.01, 0.4, 16, 16, 16, 32, 32, 32, 48};
+  m.layout.action_money_usd = {0, 0.0005, 0.005, 0.005, 0.005, 0.01, 0.01, 0.01, 0.015};
+  ASSERT_TRUE(ValidateMetadata(m, "p.pt").ok()) << ValidateMetadata(m, "p.pt");
+  Json j = Json::parse(MetadataToJson(m));
+  j["observation"]["action_money_usd"][4] = -0.5;
+  auto parsed = MetadataFromJson(j.dump(), "p.pt");
+  ASSERT_FALSE(parsed.ok());
+  EXPECT_NE(parsed.status().message().find("action_money_usd[4] = -0.5"), std::string::npos)
+      << parsed.status();
+  j = Json::parse(MetadataToJson(m));
+  j["observation"]["action_time_s"].erase(0);
+  parsed = MetadataFromJson(j.dump(), "p.pt");
+  ASSERT_FALSE(parsed.ok());
+  EXPECT_NE(parsed.status().message().find("action_time_s has 8"), std::string::npos)
+      << parsed.status();
+}
+
 TEST(ArtifactMetadata, UnknownKeysAreIgnored) {
   Json json = Json::parse(MetadataToJson(ValidMetadata()));
   json["added_in_a_later_minor_revision"] = {{"x", 1}};

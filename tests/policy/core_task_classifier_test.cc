@@ -339,13 +339,13 @@ TEST(TaskClassifier, BadJsonIsAnErrorNamingTheRule) {
   // allocated before the artifact's own tasks were compared.
   expect_error(edited([](auto& j) {
                  j["hash_buckets"] = 1 << 22;
-                 for (int t = 2; t < 8; ++t) {
+                 for (int t = 2; t < 64; ++t) {
                    j["tasks"].push_back(absl::StrCat("t", t));
                    j["documents"].push_back(0);
                    j["feature_counts"].push_back({{"buckets", {}}, {"counts", {}}});
                  }
                }),
-               "hash_buckets x tasks = 4194304 x 8: must be at most 16777216");
+               "hash_buckets x tasks = 4194304 x 64: must be at most 134217728");
 }
 
 }  // namespace

@@ -18,9 +18,10 @@ constexpr int kFormatVersion = 1;
 // Bounds that keep a hand-edited or corrupt classifier from allocating without limit.
 constexpr int kMaxHashBuckets = 1 << 22;
 constexpr size_t kMaxTasks = 4096;
-// The likelihood table holds hash_buckets x tasks floats: at most 64 MiB
-// (each bound alone would allow 64 GiB). The defaults use 131072.
-constexpr size_t kMaxTableCells = size_t{1} << 24;
+// The likelihood table holds hash_buckets x tasks floats: at most the most
+// tasks at the default buckets, 2^27 (512 MiB; each bound alone allowed
+// 64 GiB). M4A1's 4 tasks use 2^17.
+constexpr size_t kMaxTableCells = kMaxTasks * (size_t{1} << 15);
 
 absl::Status CheckTableSize(int hash_buckets, size_t tasks) {
   if (static_cast<size_t>(hash_buckets) * tasks > kMaxTableCells)

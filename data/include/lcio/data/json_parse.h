@@ -5,6 +5,7 @@
 #include <cmath>
 #include <cstdint>
 #include <string_view>
+#include <type_traits>
 
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
@@ -41,29 +42,45 @@ Json ParseJson(std::string_view text, std::string_view source, absl::Status* err
 // INVALID_ARGUMENT "`name` = VALUE: must be a whole number in [min, max]".
 template <typename Int, typename Json = nlohmann::json>
 absl::StatusOr<Int> WholeNumber(const Json& value, std::string_view name, Int min, Int max) {
+  static_assert(std::is_integral_v<Int> && sizeof(Int) <= 8);
+  // Compared as the widest type of Int's signedness: no cast turns a
+  // negative bound into a huge one or the reverse.
+  using Wide = std::conditional_t<std::is_signed_v<Int>, int64_t, uint64_t>;
+  const Wide lo = static_cast<Wide>(min), hi = static_cast<Wide>(max);
   bool fits = false;
-  Int out = 0;
+  Wide out = 0;
   if (value.is_number_unsigned()) {
     const uint64_t v = value.template get<uint64_t>();
-    fits = v <= static_cast<uint64_t>(max) && (min <= 0 || v >= static_cast<uint64_t>(min));
-    out = static_cast<Int>(v);
+    if constexpr (std::is_signed_v<Int>) {
+      fits = v <= static_cast<uint64_t>(INT64_MAX) && static_cast<int64_t>(v) >= lo &&
+             static_cast<int64_t>(v) <= hi;
+    } else {
+      fits = v >= lo && v <= hi;
+    }
+    out = static_cast<Wide>(v);
   } else if (value.is_number_integer()) {
     const int64_t v = value.template get<int64_t>();
-    fits = (v >= 0 || static_cast<int64_t>(min) <= v) &&
-           (v < 0 || static_cast<uint64_t>(v) <= static_cast<uint64_t>(max)) &&
-           (v < 0 || min <= 0 || static_cast<uint64_t>(v) >= static_cast<uint64_t>(min));
-    out = static_cast<Int>(v);
+    if constexpr (std::is_signed_v<Int>) {
+      fits = v >= lo && v <= hi;
+    } else {
+      fits = v >= 0 && static_cast<uint64_t>(v) >= lo && static_cast<uint64_t>(v) <= hi;
+    }
+    out = static_cast<Wide>(v);
   } else if (value.is_number_float()) {
     const double v = value.template get<double>();
     fits = std::isfinite(v) && v == std::floor(v) && std::abs(v) <= 9007199254740992.0 &&
            v >= static_cast<double>(min) && v <= static_cast<double>(max);
-    if (fits) out = static_cast<Int>(v);
+    if (fits) {
+      // Within +-2^53 and [min, max]: exact in Wide, and v >= min >= 0 when unsigned.
+      out = static_cast<Wide>(v);
+      fits = out >= lo && out <= hi;
+    }
   }
   if (!fits)
     return absl::InvalidArgumentError(
         absl::StrCat(absl::string_view(name.data(), name.size()), " = ", Shorten(value.dump(), 64),
                      ": must be a whole number in [", min, ", ", max, "]"));
-  return out;
+  return static_cast<Int>(out);
 }
 
 }  // namespace lcio::data
