@@ -11,6 +11,7 @@
 #include <chrono>
 #include <filesystem>
 #include <fstream>
+#include <memory>
 #include <thread>
 
 #include "absl/strings/str_cat.h"
@@ -300,20 +301,25 @@ TEST_F(OpeEndToEndTest, AFailedOrInterruptedJoinLeavesOutAsItWasAndCleansUp) {
   std::filesystem::remove(dir_.File("decisions.log"));
 
   // A decision log that blocks (a FIFO nobody writes) holds the join after it
-  // made its scratch directory; SIGTERM then removes it and dies of the signal.
+  // made its scratch directory. `join_on_fifo` starts one (after `argv`, e.g.
+  // a shell that ignores a signal) and waits for that directory.
   ASSERT_EQ(::mkfifo(dir_.File("decisions.fifo").c_str(), 0600), 0);
   auto scratch_exists = [&] { return LeftBehind(dir_.path(), inputs).size() == 1; };
+  auto join_on_fifo = [&](std::vector<std::string> argv) {
+    argv.insert(argv.end(),
+                {LCIO_JOIN_BIN, "--decisions=" + dir_.File("decisions.fifo"),
+                 "--reports=" + dir_.File("reports.log"), "--out=" + dir_.File("out.json")});
+    auto join = std::make_unique<test::Process>(argv, dir_.File("run.stderr"));
+    for (int i = 0; i < 500 && join->started() && !scratch_exists(); ++i)
+      std::this_thread::sleep_for(20ms);
+    return join;
+  };
   // A signal the caller ignores (nohup, a background job) stays ignored: the
   // join goes on and finishes once its input ends.
   {
-    test::Process join({"/bin/bash", "-c", "trap '' TERM; exec \"$0\" \"$@\"", LCIO_JOIN_BIN,
-                        "--decisions=" + dir_.File("decisions.fifo"),
-                        "--reports=" + dir_.File("reports.log"), "--out=" + dir_.File("out.json")},
-                       dir_.File("run.stderr"));
-    ASSERT_TRUE(join.started());
-    for (int i = 0; i < 500 && !scratch_exists(); ++i) std::this_thread::sleep_for(20ms);
+    auto join = join_on_fifo({"/bin/bash", "-c", "trap '' TERM; exec \"$0\" \"$@\""});
     ASSERT_TRUE(scratch_exists()) << test::ReadFile(dir_.File("run.stderr"));
-    join.Signal(SIGTERM);
+    join->Signal(SIGTERM);
     std::this_thread::sleep_for(300ms);
     EXPECT_TRUE(scratch_exists()) << "the ignored SIGTERM ended the join";
     // The input ends (non-blocking: without a reader left, the open fails
@@ -321,22 +327,20 @@ TEST_F(OpeEndToEndTest, AFailedOrInterruptedJoinLeavesOutAsItWasAndCleansUp) {
     const int writer = ::open(dir_.File("decisions.fifo").c_str(), O_WRONLY | O_NONBLOCK);
     EXPECT_GE(writer, 0) << "no join reads the FIFO any more";
     if (writer >= 0) ::close(writer);
-    auto exit_status = join.Wait(std::chrono::milliseconds(10s));
+    auto exit_status = join->Wait(std::chrono::milliseconds(10s));
     ASSERT_TRUE(exit_status.has_value());
     EXPECT_TRUE(WIFEXITED(*exit_status) && WEXITSTATUS(*exit_status) == 0) << *exit_status;
     EXPECT_EQ(test::ReadFile(dir_.File("out.json")), "[]\n");
     EXPECT_EQ(LeftBehind(dir_.path(), inputs), std::vector<std::string>{});
     std::ofstream(dir_.File("out.json"), std::ios::binary) << "earlier";
   }
+  // SIGTERM removes the scratch directory and the join dies of the signal; a
+  // SIGKILL leaves the directory.
   for (int signal_number : {SIGTERM, SIGKILL}) {
-    test::Process join({LCIO_JOIN_BIN, "--decisions=" + dir_.File("decisions.fifo"),
-                        "--reports=" + dir_.File("reports.log"), "--out=" + dir_.File("out.json")},
-                       dir_.File("run.stderr"));
-    ASSERT_TRUE(join.started());
-    for (int i = 0; i < 500 && !scratch_exists(); ++i) std::this_thread::sleep_for(20ms);
+    auto join = join_on_fifo({});
     ASSERT_TRUE(scratch_exists()) << test::ReadFile(dir_.File("run.stderr"));
-    join.Signal(signal_number);
-    auto exit_status = join.Wait(std::chrono::milliseconds(10s));
+    join->Signal(signal_number);
+    auto exit_status = join->Wait(std::chrono::milliseconds(10s));
     ASSERT_TRUE(exit_status.has_value());
     EXPECT_TRUE(WIFSIGNALED(*exit_status) && WTERMSIG(*exit_status) == signal_number);
     EXPECT_EQ(test::ReadFile(dir_.File("out.json")), "earlier");
