@@ -344,8 +344,9 @@ TEST_F(OpeEndToEndTest, AFailedOrInterruptedJoinLeavesOutAsItWasAndCleansUp) {
     ASSERT_TRUE(exit_status.has_value());
     EXPECT_TRUE(WIFSIGNALED(*exit_status) && WTERMSIG(*exit_status) == signal_number);
     EXPECT_EQ(test::ReadFile(dir_.File("out.json")), "earlier");
-    if (signal_number == SIGTERM)
+    if (signal_number == SIGTERM) {
       EXPECT_EQ(LeftBehind(dir_.path(), inputs), std::vector<std::string>{});
+    }
   }
   // A SIGKILL cannot be caught: its scratch directory stays, and the next
   // join into the same --out names it.
