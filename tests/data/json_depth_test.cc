@@ -71,7 +71,7 @@ TEST(WholeNumber, ReadsIntegersExactlyOrNamesTheRule) {
   EXPECT_EQ(*read_int(Json(9.0)), 9);
   for (const Json& bad :
        {Json(1.5), Json(-6), Json(1 << 21), Json(1e10), Json(1e300), Json(NAN), Json("7"),
-        Json(nullptr), Json::array({1}), Json(uint64_t{1} << 63), Json(int64_t{-1} << 40)}) {
+        Json(nullptr), Json::array({1}), Json(uint64_t{1} << 63), Json(-(int64_t{1} << 40))}) {
     auto out = read_int(bad);
     ASSERT_FALSE(out.ok()) << bad.dump();
     EXPECT_TRUE(absl::StrContains(

@@ -1165,7 +1165,9 @@ TEST_F(EndToEndTest, TheDecisionLogRecordsEveryDecisionWithExplorationAndTheShad
     EXPECT_EQ(data::TakenProbability(d), r.probability());
     EXPECT_EQ(d.explored, r.explored());
     EXPECT_EQ(d.exploration.opted_out, d.conversation_id == "d0");
-    if (d.exploration.opted_out) EXPECT_FALSE(d.explored);
+    if (d.exploration.opted_out) {
+      EXPECT_FALSE(d.explored);
+    }
     explored += d.explored;
     ASSERT_TRUE(d.shadow.has_value());
     EXPECT_EQ(d.shadow->policy_version, info.shadow_policy_version());
@@ -1330,9 +1332,10 @@ TEST_F(EndToEndTest, TheServersLogsAreJoinedWithPropensitiesAndEvaluatedOffPolic
     matched_in_all += matched;
     const nlohmann::json& overall = r[candidate]["overall"];
     EXPECT_NEAR(overall["ips"]["estimate"].get<double>(), sum_wr / n, 1e-9) << overall.dump();
-    if (matched > 0)
+    if (matched > 0) {
       EXPECT_NEAR(overall["snips"]["estimate"].get<double>(), sum_wr / sum_w, 1e-9)
           << overall.dump();
+    }
   }
   EXPECT_EQ(matched_in_all, n);  // each logged turn is one candidate's action
 }

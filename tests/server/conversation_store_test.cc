@@ -153,7 +153,9 @@ TEST(ConversationStoreTest, HistoryIsBoundedByTheWindow) {
     auto begun = store.Begin("c", turn, turn, Caller(), kT0);
     ASSERT_TRUE(begun.ok());
     EXPECT_LE(begun->actions.size(), 4u);
-    if (turn >= 4) EXPECT_EQ(begun->actions.back(), turn - 1);
+    if (turn >= 4) {
+      EXPECT_EQ(begun->actions.back(), turn - 1);
+    }
     store.Commit("c", turn, turn, 0, turn, "r", kT0);
   }
 }

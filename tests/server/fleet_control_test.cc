@@ -301,8 +301,9 @@ TEST(CheapestWithinRequestBudget, NeverExceedsTheRequestsOwnBudget) {
   ASSERT_TRUE(within.has_value());
   EXPECT_TRUE(env::Fits(costs, *within, latency_s, request_money));
   for (int a = 0; a < actions.size(); ++a)
-    if (env::Fits(costs, a, latency_s, request_money))
+    if (env::Fits(costs, a, latency_s, request_money)) {
       EXPECT_LE(costs.money_usd(*within), costs.money_usd(a)) << a;
+    }
   // Nothing fits the request's own budget either: none (the shield's
   // choice under the request's budget stands).
   EXPECT_FALSE(CheapestWithinRequestBudget(costs, scores, 0, request_money).has_value());

@@ -471,7 +471,9 @@ TEST_F(ServiceTest, ConcurrentCallersGetALoneCallersDecisionsInEveryBatchingMode
     // Unbatched, each row is its own forward pass. (Whether rows share a
     // batch under `on` depends on timing; micro_batcher_test.cc gathers them
     // deterministically.)
-    if (mode != MicroBatching::kOn) EXPECT_EQ(test::Metric(metrics, "lcio_batch_size_count"), rows);
+    if (mode != MicroBatching::kOn) {
+      EXPECT_EQ(test::Metric(metrics, "lcio_batch_size_count"), rows);
+    }
     app_.reset();
   }
 }
