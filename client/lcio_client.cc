@@ -1,6 +1,7 @@
 // lcio-client: one call to lcio-server from the command line; prints JSON.
-//   lcio-client decide --target 127.0.0.1:50051 --conversation c1 --turn 0 \
-//       --prompt "What is on the table?" --association 0.2,0.3,0.1 \
+// Usage (the first is one command line, wrapped here):
+//   lcio-client decide --target 127.0.0.1:50051 --conversation c1 --turn 0
+//       --prompt "What is on the table?" --association 0.2,0.3,0.1
 //       --latency_budget 30 --money_budget 0.05 [--task Query] [--explain]
 //   lcio-client decide --json request.json      (proto3 JSON of DecideRequest)
 //   lcio-client report --json report.json | --conversation ... (flags below)
