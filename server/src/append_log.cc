@@ -2,6 +2,7 @@
 
 #include <fcntl.h>
 #include <pthread.h>
+#include <sys/file.h>
 #include <sys/resource.h>
 #include <sys/stat.h>
 #include <sys/statvfs.h>
@@ -91,6 +92,8 @@ std::string RotatedLogPath(const std::string& path, int n) {
   return absl::StrFormat("%s.%06d", path, n);
 }
 
+std::string LogLockPath(const std::string& path) { return path + ".lock"; }
+
 std::vector<std::string> LogSeries(const std::string& path) {
   std::vector<std::string> files;
   for (int n : RotationNumbers(path)) files.push_back(RotatedLogPath(path, n));
@@ -110,42 +113,55 @@ absl::StatusOr<std::unique_ptr<AppendLogWriter>> AppendLogWriter::Open(
 
 absl::StatusOr<AppendLogWriter::OpenedFile> AppendLogWriter::OpenFile(
     const std::string& path, const AppendLogOptions& options) {
+  // One writer per log. The lock is on a file of its own: the log itself is
+  // renamed at each rotation, and a lock on it would move with it.
+  const std::string lock_path = LogLockPath(path);
+  const int lock_fd = ::open(lock_path.c_str(), O_RDWR | O_CREAT | O_CLOEXEC, 0644);
+  if (lock_fd < 0) return ErrnoStatus(absl::StrCat("cannot open the lock of ", options.name), path);
+  if (::flock(lock_fd, LOCK_EX | LOCK_NB) != 0) {
+    const int error = errno;
+    ::close(lock_fd);
+    if (error == EWOULDBLOCK)
+      return absl::FailedPreconditionError(absl::StrCat(
+          options.name, " ", path, " is already being written (", lock_path,
+          " is locked by another process, or by this one's other log): one writer per log"));
+    errno = error;
+    return ErrnoStatus(absl::StrCat("cannot lock ", options.name), lock_path);
+  }
   const int fd = ::open(path.c_str(), O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0644);
-  if (fd < 0) return ErrnoStatus(absl::StrCat("cannot open ", options.name), path);
+  if (fd < 0) {
+    const absl::Status s = ErrnoStatus(absl::StrCat("cannot open ", options.name), path);
+    ::close(lock_fd);
+    return s;
+  }
   struct stat st {};
   if (::fstat(fd, &st) != 0) {
     const absl::Status s = ErrnoStatus(absl::StrCat("cannot stat ", options.name), path);
     ::close(fd);
+    ::close(lock_fd);
     return s;
   }
-  int64_t size = st.st_size;
+  const int64_t size = st.st_size;
+  // A torn last line (a crash mid-write) is terminated by the first batch.
+  bool torn_tail = false;
   if (size > 0) {
-    // Terminate a torn last line (a crash mid-write) so the next record is
-    // readable.
     const int rfd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
     char last = '\n';
     if (rfd >= 0) {
       if (::pread(rfd, &last, 1, size - 1) != 1) last = '\n';
       ::close(rfd);
     }
-    if (last != '\n') {
-      if (const int error = WriteAll(fd, "\n"); error != 0 || ::fdatasync(fd) != 0) {
-        const absl::Status s = IoError(error != 0 ? error : errno, "terminating a torn line",
-                                       absl::StrCat(options.name, " ", path));
-        ::close(fd);
-        return s;
-      }
-      ++size;
-    }
+    torn_tail = last != '\n';
   }
   // Make the file's directory entry durable too (a new file).
   SyncDirectory(path);
   const std::vector<int> rotated = RotationNumbers(path);
-  return OpenedFile{fd, size, rotated.empty() ? 0 : rotated.back()};
+  return OpenedFile{fd, lock_fd, size, rotated.empty() ? 0 : rotated.back(), torn_tail};
 }
 
 AppendLogWriter::~AppendLogWriter() {
   if (fd_ >= 0) ::close(fd_);
+  if (lock_fd_ >= 0) ::close(lock_fd_);  // releases the lock
 }
 
 // After a failed write or fdatasync the bytes past the durable length are
@@ -184,14 +200,28 @@ absl::Status AppendLogWriter::RotateIfDue(size_t incoming) {
       durable_size_ + static_cast<int64_t>(incoming) <= options_.rotate_bytes)
     return absl::OkStatus();
   // Everything in the file is durable (each batch is synced): rename it
-  // and start a new one.
+  // and start a new one. Past the highest number on disk, and never over an
+  // existing file: a rotated file holds acknowledged records.
+  const std::vector<int> numbers = RotationNumbers(path_);
+  if (!numbers.empty()) rotations_ = std::max(rotations_, numbers.back());
   const std::string rotated = RotatedLogPath(path_, rotations_ + 1);
-  if (std::rename(path_.c_str(), rotated.c_str()) != 0)
-    return IoError(errno, absl::StrCat("renaming to ", rotated), Where());
+  int renamed = ::renameat2(AT_FDCWD, path_.c_str(), AT_FDCWD, rotated.c_str(), RENAME_NOREPLACE);
+  if (renamed != 0 && (errno == EINVAL || errno == ENOSYS)) {
+    // A filesystem without RENAME_NOREPLACE: the writer's lock and the
+    // numbering above keep the name free.
+    struct stat st {};
+    if (::stat(rotated.c_str(), &st) == 0) {
+      errno = EEXIST;
+    } else {
+      renamed = std::rename(path_.c_str(), rotated.c_str());
+    }
+  }
+  if (renamed != 0) return IoError(errno, absl::StrCat("renaming to ", rotated), Where());
   ++rotations_;
   ::close(fd_);
   fd_ = ::open(path_.c_str(), O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0644);
   durable_size_ = 0;
+  torn_tail_ = false;  // it went with the rotated file, whose readers skip it
   if (fd_ < 0) return IoError(errno, "opening after rotation", Where());
   SyncDirectory(path_);
   ApplyRetention();
@@ -218,17 +248,19 @@ absl::StatusOr<uint64_t> AppendLogWriter::AppendLines(const std::vector<std::str
   size_t bytes = 0;
   for (const std::string& line : lines) bytes += line.size();
   if (absl::Status s = RotateIfDue(bytes); !s.ok()) return s;
-  if (absl::Status s = CheckFreeSpace(bytes); !s.ok()) return s;
+  if (absl::Status s = CheckFreeSpace(bytes + (torn_tail_ ? 1 : 0)); !s.ok()) return s;
   // The joined batch goes into a buffer kept from batch to batch: a fresh
   // one of a few MB would be page-faulted in every time.
   std::string& joined = batch_buffer_;
   joined.clear();
-  if (lines.size() > 1) {
-    joined.reserve(bytes);
+  const bool copy = lines.size() != 1 || torn_tail_;
+  if (copy) {
+    joined.reserve(bytes + 1);
+    if (torn_tail_) joined += '\n';
     for (const std::string& line : lines) joined += line;
   }
   // One entry is written as it is, uncopied.
-  const std::string& batch = lines.size() == 1 ? lines[0] : joined;
+  const std::string& batch = copy ? joined : lines[0];
   if (const int error = WriteAll(fd_, batch); error != 0) {
     damaged_ = true;
     const absl::Status restored = Restore();
@@ -246,6 +278,7 @@ absl::StatusOr<uint64_t> AppendLogWriter::AppendLines(const std::vector<std::str
   }
   const int64_t batch_start = durable_size_;
   durable_size_ += static_cast<int64_t>(batch.size());
+  torn_tail_ = false;
   if (options_.drop_written_pages) {
     // From the start of the page the batch began in: the partial last page
     // of the previous batch is complete now. Only advice: a failure changes

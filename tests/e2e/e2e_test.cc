@@ -749,6 +749,38 @@ v1::ReportRequest TurnReport(const std::string& conversation, int turn) {
   return r;
 }
 
+// A second server on a log being written, or one server with both logs on
+// one file, would rotate and cut back over acknowledged records: refused at
+// start, naming the log; the first server keeps serving.
+TEST_F(EndToEndTest, ALogAlreadyBeingWrittenIsRefusedAtStart) {
+  const std::string policy = WriteArtifact("policy.pt", 1);
+  const std::string log = dir_.File("reports.log");
+  Server first = StartServer({"--policy=" + policy, "--report_log=" + log});
+  const std::vector<std::vector<std::string>> refused = {
+      {"--report_log=" + log},
+      {"--report_log=" + dir_.File("both.log"), "--decision_log=" + dir_.File("both.log")}};
+  for (const auto& flags : refused) {
+    std::vector<std::string> argv = {LCIO_SERVER_BIN, "--policy=" + policy, "--listen=127.0.0.1:0",
+                                     "--metrics_listen="};
+    argv.insert(argv.end(), flags.begin(), flags.end());
+    auto [status, out] = Run(argv, 60s);
+    EXPECT_TRUE(WIFEXITED(status) && WEXITSTATUS(status) != 0) << status;
+    const std::string error = ReadFile(dir_.File("run.stderr"));
+    EXPECT_TRUE(absl::StrContains(error, "is already being written")) << error;
+    EXPECT_TRUE(absl::StrContains(error, "one writer per log")) << error;
+  }
+  auto client = MakeClient(first);
+  v1::DecideResponse decided;
+  ASSERT_TRUE(client->Decide(FirstTurn("still-serving"), &decided).ok());
+  v1::ReportRequest report = TurnReport("still-serving", 0);
+  report.set_decision_id(decided.decision_id());
+  v1::ReportResponse acknowledged;
+  ASSERT_TRUE(client->Report(report, &acknowledged).ok());
+  auto contents = server::ReadReportLog(log);
+  ASSERT_TRUE(contents.ok()) << contents.status();
+  EXPECT_EQ(contents->records.size(), 1u);
+}
+
 std::vector<std::string> FaultEnv(const std::vector<std::string>& settings) {
   std::vector<std::string> env = {std::string("LD_PRELOAD=") + LCIO_FAULT_SHIM,
                                   "LCIO_FAULT_PATH=reports.log"};

@@ -102,6 +102,27 @@ TEST_F(ReportLogFaultTest, AWriterThatCannotCutBackRefusesUntilItCan) {
   EXPECT_EQ(skipped, 0);
 }
 
+// A crash's torn line on a disk that is full at startup: the writer opens
+// (the server keeps serving), refuses records while the disk is full, and
+// once there is space the first batch terminates the torn line.
+TEST_F(ReportLogFaultTest, ATornTailOnAFullDiskRefusesRecordsInsteadOfFailingTheOpen) {
+  const std::string whole = EncodeReportLine(Record(0));
+  const std::string torn = EncodeReportLine(Record(1)).substr(0, 100);
+  test::WriteFile(path_, whole + torn);
+  const int64_t size = FileSize(path_);
+  ::setenv("LCIO_FAULT_WRITE_ENOSPC_AFTER", std::to_string(size).c_str(), 1);
+  auto writer = ReportLogWriter::Open(path_);
+  ASSERT_TRUE(writer.ok()) << writer.status();
+  auto refused = (*writer)->Append(Record(2));
+  EXPECT_EQ(refused.status().code(), absl::StatusCode::kResourceExhausted) << refused.status();
+  EXPECT_EQ(FileSize(path_), size);
+  ::unsetenv("LCIO_FAULT_WRITE_ENOSPC_AFTER");  // space again
+  ASSERT_TRUE((*writer)->Append(Record(3)).ok());
+  int skipped = -1;
+  EXPECT_EQ(TurnsOnDisk(path_, &skipped), std::vector<int>({0, 3}));
+  EXPECT_EQ(skipped, 1);  // the torn line, terminated
+}
+
 TEST_F(ReportLogFaultTest, AFailedFdatasyncAcknowledgesNothingAndRestoresTheDurableLength) {
   auto writer = ReportLogWriter::Open(path_);
   ASSERT_TRUE(writer.ok()) << writer.status();

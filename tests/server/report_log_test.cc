@@ -144,6 +144,8 @@ TEST(ReportLogTest, ATornLastLineIsSkippedAndTheWriterStartsAFreshLine) {
   {
     auto writer = ReportLogWriter::Open(path);
     ASSERT_TRUE(writer.ok());
+    // Opening writes nothing: the newline goes with the first batch.
+    EXPECT_EQ(test::ReadFile(path), first + second.substr(0, second.size() / 2));
     ASSERT_TRUE((*writer)->Append(Record("c1", 1, true)).ok());
   }
   auto repaired = ReadReportLog(path);
@@ -339,6 +341,53 @@ TEST(AppendLogTest, RetentionKeepsOnlyTheNewestRotatedFiles) {
             std::vector<std::string>({RotatedLogPath(path, 3), RotatedLogPath(path, 4), path}));
   EXPECT_EQ(test::ReadFile(RotatedLogPath(path, 4)), line + line);
   EXPECT_EQ(test::ReadFile(path), line + line);
+}
+
+// Two writers of one log would cut back and rotate over each other's
+// acknowledged records: the second is refused while the first lives, also
+// when it is the same process's other log.
+TEST(AppendLogTest, ASecondWriterOfTheSameLogIsRefusedWhileTheFirstLives) {
+  test::TempDir dir;
+  const std::string path = dir.File("reports.log");
+  {
+    auto first = ReportLogWriter::Open(path);
+    ASSERT_TRUE(first.ok()) << first.status();
+    AppendLogOptions decision_log;
+    decision_log.name = "decision log";
+    auto second = AppendLogWriter::Open(path, decision_log);
+    ASSERT_EQ(second.status().code(), absl::StatusCode::kFailedPrecondition) << second.status();
+    EXPECT_NE(second.status().message().find("decision log " + path + " is already being written"),
+              std::string::npos)
+        << second.status();
+    EXPECT_NE(second.status().message().find(LogLockPath(path)), std::string::npos);
+    ASSERT_TRUE((*first)->Append(Record("c", 0, false)).ok());
+  }
+  auto again = ReportLogWriter::Open(path);  // the first is gone, and its lock with it
+  ASSERT_TRUE(again.ok()) << again.status();
+  ASSERT_TRUE((*again)->Append(Record("c", 1, false)).ok());
+  auto contents = ReadReportLog(path);
+  ASSERT_TRUE(contents.ok());
+  EXPECT_EQ(contents->records.size(), 2u);
+  // The lock file is not part of the series.
+  EXPECT_EQ(ReportLogSeries(path), std::vector<std::string>({path}));
+}
+
+// A rotated file holds acknowledged records: a rotation goes past the
+// highest number on disk, even one that appeared after the writer opened.
+TEST(AppendLogTest, RotationNeverRenamesOverAnExistingRotatedFile) {
+  test::TempDir dir;
+  const std::string path = dir.File("decisions.jsonl");
+  const std::string line = "{\"a\":1}\n";
+  AppendLogOptions options;
+  options.rotate_bytes = static_cast<int64_t>(2 * line.size());
+  auto writer = AppendLogWriter::Open(path, options);
+  ASSERT_TRUE(writer.ok()) << writer.status();
+  for (int i = 0; i < 2; ++i) ASSERT_TRUE((*writer)->AppendLines({line}).ok());
+  test::WriteFile(RotatedLogPath(path, 1), "kept\n");
+  ASSERT_TRUE((*writer)->AppendLines({line}).ok());  // rotates
+  EXPECT_EQ(test::ReadFile(RotatedLogPath(path, 1)), "kept\n");
+  EXPECT_EQ(test::ReadFile(RotatedLogPath(path, 2)), line + line);
+  EXPECT_EQ(test::ReadFile(path), line);
 }
 
 // Dropping durable pages from the page cache changes nothing in the file:

@@ -59,14 +59,23 @@ std::string RotatedLogPath(const std::string& path, int n);
 // The files of a log, oldest first: its rotated predecessors, then `path`
 // itself (those that exist).
 std::vector<std::string> LogSeries(const std::string& path);
+// "<path>.lock": the file a writer holds locked (flock) while it writes the
+// log. Never rotated or read; the lock dies with the process.
+std::string LogLockPath(const std::string& path);
 
 // The file layer. Not thread-safe by design: a GroupCommitter's writer
 // thread is its only user in the server.
 class AppendLogWriter {
  public:
-  // Opens (creating if needed) for appending. A torn last line left by a
-  // crash is terminated with a newline first so that new records start on
-  // a line of their own.
+  // Opens (creating if needed) for appending, as the log's only writer: it
+  // holds an exclusive lock on LogLockPath(path) until destroyed, and a
+  // second writer (another server, or this one's other log on the same
+  // path) is refused with FAILED_PRECONDITION, since two writers would cut
+  // back and rotate over each other's acknowledged records. A torn last
+  // line left by a crash is terminated with a newline in front of the
+  // first batch (in its write and its fdatasync), so that new records start
+  // on a line of their own and a disk that fails at startup refuses
+  // records as it would later, instead of stopping the server.
   static absl::StatusOr<std::unique_ptr<AppendLogWriter>> Open(const std::string& path,
                                                                const AppendLogOptions& options);
   virtual ~AppendLogWriter();
@@ -87,8 +96,10 @@ class AppendLogWriter {
  protected:
   struct OpenedFile {
     int fd = -1;
+    int lock_fd = -1;  // holds the writer's lock on LogLockPath
     int64_t size = 0;
-    int rotations = 0;  // highest rotated file number in use
+    int rotations = 0;       // highest rotated file number in use
+    bool torn_tail = false;  // the last line has no newline yet
   };
   static absl::StatusOr<OpenedFile> OpenFile(const std::string& path,
                                              const AppendLogOptions& options);
@@ -96,7 +107,9 @@ class AppendLogWriter {
       : path_(std::move(path)),
         options_(std::move(options)),
         fd_(file.fd),
+        lock_fd_(file.lock_fd),
         durable_size_(file.size),
+        torn_tail_(file.torn_tail),
         rotations_(file.rotations) {}
 
  private:
@@ -109,7 +122,9 @@ class AppendLogWriter {
   std::string path_;
   AppendLogOptions options_;
   int fd_;
-  int64_t durable_size_;  // bytes known to be on disk; all whole lines
+  int lock_fd_;
+  int64_t durable_size_;  // bytes known to be on disk; whole lines unless torn_tail_
+  bool torn_tail_;        // a crash's torn line ends the file: the next batch starts with '\n'
   bool damaged_ = false;  // bytes past durable_size_ may be in the file
   int rotations_;         // highest rotated file number in use
   uint64_t appended_ = 0;
