@@ -171,13 +171,12 @@ absl::StatusOr<uint64_t> ReportLogWriter::Append(const ReportRecord& record) {
 
 namespace {
 
-// Calls visit(record, line, offset) for each valid record of `path`, in
-// order; counts and describes the others. Streams: one line in memory.
+// Calls visit(record, line, offset) for each valid record of `in` (the
+// file `path`, from its start), in order; counts and describes the others.
+// Streams: one line in memory.
 template <typename Visit>
-absl::Status ScanFile(const std::string& path, int* skipped, std::vector<std::string>* problems,
-                      Visit&& visit) {
-  std::ifstream in(path, std::ios::binary);
-  if (!in) return absl::NotFoundError(absl::StrCat("cannot open report log ", path));
+absl::Status ScanStream(std::istream& in, const std::string& path, int* skipped,
+                        std::vector<std::string>* problems, Visit&& visit) {
   auto problem = [&](int64_t line, const std::string& why) {
     ++*skipped;
     if (problems->size() < 20) problems->push_back(absl::StrCat(path, " line ", line, ": ", why));
@@ -213,6 +212,26 @@ absl::Status ScanFile(const std::string& path, int* skipped, std::vector<std::st
   }
   if (in.bad()) return absl::DataLossError(absl::StrCat("reading report log ", path, " failed"));
   return absl::OkStatus();
+}
+
+// The line at `offset` of `in`, if it is still a whole line whose checksum
+// holds: a log cut back after a failed batch and written anew holds other
+// bytes at an offset a first pass saw.
+bool ReadCheckedLine(std::istream& in, int64_t offset, std::string* line) {
+  in.clear();
+  in.seekg(offset);
+  uint32_t expected = 0;
+  return std::getline(in, *line) && !in.eof() && line->size() >= 10 && (*line)[8] == ' ' &&
+         absl::SimpleHexAtoi(absl::string_view(*line).substr(0, 8), &expected) &&
+         Crc32(absl::string_view(*line).substr(9)) == expected;
+}
+
+template <typename Visit>
+absl::Status ScanFile(const std::string& path, int* skipped, std::vector<std::string>* problems,
+                      Visit&& visit) {
+  std::ifstream in(path, std::ios::binary);
+  if (!in) return absl::NotFoundError(absl::StrCat("cannot open report log ", path));
+  return ScanStream(in, path, skipped, problems, std::forward<Visit>(visit));
 }
 
 // One episode as an element of the M4A1 array, written by the one M4A1
@@ -251,9 +270,7 @@ absl::Status ScanReportLog(const std::string& path, int* skipped,
 absl::StatusOr<ReportRecord> ReadReportRecordAt(std::istream& in, int64_t offset,
                                                 const std::string& path) {
   std::string line;
-  in.clear();
-  in.seekg(offset);
-  if (!std::getline(in, line) || line.size() < 10)
+  if (!ReadCheckedLine(in, offset, &line))
     return absl::DataLossError(
         absl::StrCat("report log ", path, " changed while being read (byte ", offset, ")"));
   return ReportRecordFromJson(absl::string_view(line).substr(9));
@@ -309,9 +326,17 @@ absl::StatusOr<ExportSummary> ExportReportLogs(const std::vector<std::string>& f
     rejects << line << '\n';
   };
   std::string first_rejected;
+  // Each file is opened once, for both passes: a rotation renames the live
+  // file while an export reads it, and the open stream follows the bytes
+  // wherever they are renamed to.
+  std::vector<std::ifstream> inputs;
+  for (const std::string& file : files) {
+    inputs.emplace_back(file, std::ios::binary);
+    if (!inputs.back()) return absl::NotFoundError(absl::StrCat("cannot open report log ", file));
+  }
   for (size_t f = 0; f < files.size(); ++f) {
-    absl::Status s = ScanFile(
-        files[f], &summary.skipped_lines, &summary.problems,
+    absl::Status s = ScanStream(
+        inputs[f], files[f], &summary.skipped_lines, &summary.problems,
         [&](ReportRecord r, absl::string_view line, int64_t offset) {
           ++summary.records;
           if (!have_first) {
@@ -348,15 +373,10 @@ absl::StatusOr<ExportSummary> ExportReportLogs(const std::vector<std::string>& f
         " (the first ", first_rejected,
         "); pass --rejects=FILE to write them there and export the rest"));
 
-  std::vector<std::ifstream> inputs;
-  for (const std::string& file : files) inputs.emplace_back(file, std::ios::binary);
   std::string line;
   // The line at `where`, checked when pass 1 read it.
   auto read_line = [&](const Location& where) -> absl::Status {
-    std::ifstream& in = inputs[where.file];
-    in.clear();
-    in.seekg(where.offset);
-    if (!std::getline(in, line))
+    if (!ReadCheckedLine(inputs[where.file], where.offset, &line))
       return absl::DataLossError(absl::StrCat("report log ", files[where.file],
                                               " changed during the export (byte ", where.offset,
                                               ")"));

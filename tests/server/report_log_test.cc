@@ -6,6 +6,7 @@
 #include <atomic>
 #include <chrono>
 #include <condition_variable>
+#include <fstream>
 #include <functional>
 #include <iterator>
 #include <mutex>
@@ -181,6 +182,22 @@ absl::StatusOr<ExportSummary> Export(const std::vector<std::string>& files, std:
   auto summary = ExportReportLogs(files, out, false, rejects);
   *json = out.str();
   return summary;
+}
+
+// A record read again must be the record indexed: other bytes at its offset
+// (a log cut back and written anew) are refused, not exported.
+TEST(ReportLogTest, ARecordWhoseBytesChangedSinceItWasIndexedIsRefused) {
+  test::TempDir dir;
+  const std::string log = dir.File("r.log");
+  WriteLog(log, {Record("a", 0, false)});
+  std::string line = test::ReadFile(log);
+  std::ifstream in(log, std::ios::binary);
+  ASSERT_TRUE(ReadReportRecordAt(in, 0, log).ok());
+  line[line.find("\"a\"") + 1] = 'b';  // the same length, the checksum no longer holds
+  test::WriteFile(log, line);
+  std::ifstream changed(log, std::ios::binary);
+  auto read = ReadReportRecordAt(changed, 0, log);
+  EXPECT_EQ(read.status().code(), absl::StatusCode::kDataLoss) << read.status();
 }
 
 TEST(ReportLogTest, ExportIsM4A1DataTheLoaderAccepts) {
