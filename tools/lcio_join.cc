@@ -211,7 +211,10 @@ absl::Status JoinPartition(const std::string& decisions_path, const std::string&
     for (server::ReportRecord& r : contents->records) {
       // The key is taken before the record moves (the right side of = is
       // evaluated first).
-      const bool with_id = !r.decision_id.empty();
+      // An id that is not one of this turn's (a Report written before the
+      // server checked that) says nothing about which decision it was: the
+      // record's own conversation and turn do.
+      const bool with_id = data::DecisionIdIsOfTurn(r.decision_id, r.conversation_id, r.turn_index);
       std::string key = with_id ? r.decision_id : TurnKey(r.conversation_id, r.turn_index);
       (with_id ? by_id : by_turn)[std::move(key)] = Report{std::move(r)};
     }

@@ -704,6 +704,23 @@ std::string_view DescriptionColumn(const std::vector<DecisionAction>& actions) {
 
 }  // namespace
 
+std::string DecisionIdPrefix(std::string_view conversation_id, int turn_index) {
+  return std::string(conversation_id) + "/" + std::to_string(turn_index) + "/";
+}
+
+bool DecisionIdIsOfTurn(std::string_view decision_id, std::string_view conversation_id,
+                        int turn_index) {
+  const std::string prefix = DecisionIdPrefix(conversation_id, turn_index);
+  if (decision_id.size() != prefix.size() + 16 ||
+      decision_id.compare(0, prefix.size(), prefix) != 0)
+    return false;
+  // The exact suffix: conversation ids may hold '/', so a prefix alone could
+  // be another conversation's ("a/1/" starts "a/1/3/...").
+  for (const char c : decision_id.substr(prefix.size()))
+    if (!((c >= '0' && c <= '9') || (c >= 'a' && c <= 'f'))) return false;
+  return true;
+}
+
 std::string ToJsonLine(const DecisionRecord& r) {
   std::string line;
   AppendJsonLine(r, &line);

@@ -8,6 +8,7 @@
 
 #include "absl/strings/str_cat.h"
 #include "absl/time/clock.h"
+#include "lcio/data/decision_log.h"
 #include "lcio/env/shield.h"
 #include "lcio/server/decision_logger.h"
 #include "lcio/server/explain.h"
@@ -19,7 +20,8 @@ namespace {
 
 std::string NewDecisionId(const std::string& conversation_id, int turn_index) {
   thread_local std::mt19937_64 rng(std::random_device{}());
-  return absl::StrCat(conversation_id, "/", turn_index, "/", absl::Hex(rng(), absl::kZeroPad16));
+  return absl::StrCat(data::DecisionIdPrefix(conversation_id, turn_index),
+                      absl::Hex(rng(), absl::kZeroPad16));
 }
 
 }  // namespace

@@ -6,6 +6,7 @@
 
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
+#include "lcio/data/decision_log.h"
 #include "lcio/data/message.h"
 #include "lcio/server/log.h"
 
@@ -220,6 +221,15 @@ absl::StatusOr<ParsedReport> ParseReportRequest(const v1::ReportRequest& request
   if (request.decision_id().size() > 512)
     return Invalid(
         absl::StrCat("decision_id has ", request.decision_id().size(), " bytes: at most 512"));
+  if (!request.decision_id().empty() &&
+      !data::DecisionIdIsOfTurn(request.decision_id(), request.conversation_id(),
+                                request.turn_index()))
+    return Invalid(absl::StrCat(
+        "decision_id = ", Quote(request.decision_id()),
+        ": must be empty or the decision_id Decide answered for this conversation_id and "
+        "turn_index (\"",
+        data::DecisionIdPrefix(request.conversation_id(), request.turn_index()),
+        "\" and 16 hex digits)"));
   if (absl::Status s = CheckPrompt("prompt", request.prompt(), limits); !s.ok()) return s;
   auto task = TaskIndex([] { return "task"; }, request.task(), spec);
   if (!task.ok()) return task.status();

@@ -145,6 +145,14 @@ TEST_F(OpeEndToEndTest, DecisionAndReportLogsAreJoinedAndEvaluatedOffPolicy) {
     orphan.tasks = ds.tasks;
     orphan.received_utc = Rfc3339(start);
     report_lines.push_back(server::EncodeReportLine(orphan));
+    // A Report (from before the server checked ids) quoting conversation
+    // 2's turn-0 decision for another conversation: it must not replace
+    // conversation 2's outcome.
+    server::ReportRecord thief = orphan;
+    thief.conversation_id = "thief";
+    thief.decision_id = absl::StrFormat("c2/0/%016x", 200);
+    thief.score = 8.5;
+    report_lines.push_back(server::EncodeReportLine(thief));
   }
   std::ofstream reports(dir_.File("reports.log"), std::ios::binary);
   for (const std::string& line : report_lines) reports << line;
@@ -162,7 +170,7 @@ TEST_F(OpeEndToEndTest, DecisionAndReportLogsAreJoinedAndEvaluatedOffPolicy) {
   EXPECT_EQ(summary["unrewarded_decisions"], 1) << out;
   EXPECT_EQ(summary["pending_decisions"], 0) << out;
   EXPECT_EQ(summary["decisions_after_a_gap"], cut - 1) << out;
-  EXPECT_EQ(summary["unmatched_reports"], 1) << out;
+  EXPECT_EQ(summary["unmatched_reports"], 2) << out;
   EXPECT_EQ(summary["turns"], total_turns - cut) << out;
   EXPECT_EQ(summary["conversations"], static_cast<int>(ds.episodes.size())) << out;
 
@@ -191,6 +199,7 @@ TEST_F(OpeEndToEndTest, DecisionAndReportLogsAreJoinedAndEvaluatedOffPolicy) {
   EXPECT_EQ(joined->budget[0].money_usd, 0.05);
   EXPECT_EQ(joined->budget[0].latency_s, 30);
   EXPECT_EQ(joined->dataset.episodes[2].turns.size(), ds.episodes[2].turns.size());
+  EXPECT_EQ(joined->dataset.episodes[2].turns[0].score, ds.episodes[2].turns[0].score);
 
   // The joined traffic evaluated off-policy.
   auto [ope_status, report] = Run({LCIO_OPE_BIN, "--log=" + dir_.File("joined.json"),

@@ -386,6 +386,38 @@ TEST_F(RequestTest, ReportRules) {
   }
 }
 
+// A Report quoting another conversation's or turn's decision would attach
+// its outcome to that decision when the logs are joined.
+TEST_F(RequestTest, AReportsDecisionIdMustBeOneOfItsOwnTurn) {
+  v1::ReportRequest report = GoodReport();
+  report.set_turn_index(1);
+  for (const std::string id : {"", "conv-1/1/0123456789abcdef"}) {
+    report.set_decision_id(id);
+    auto parsed = ParseReportRequest(report, limits_, spec_);
+    EXPECT_TRUE(parsed.ok()) << id << ": " << parsed.status();
+  }
+  for (const std::string id :
+       {"conv-2/1/0123456789abcdef", "conv-1/0/0123456789abcdef", "conv-1/1/0123456789ABCDEF",
+        "conv-1/1/0123456789abcde", "conv-1/1/", "x"}) {
+    report.set_decision_id(id);
+    auto parsed = ParseReportRequest(report, limits_, spec_);
+    EXPECT_EQ(parsed.status().code(), absl::StatusCode::kInvalidArgument) << id;
+    EXPECT_NE(parsed.status().message().find("decision_id = \"" + id +
+                                             "\": must be empty or the decision_id Decide "
+                                             "answered for this conversation_id and turn_index "
+                                             "(\"conv-1/1/\" and 16 hex digits)"),
+              std::string::npos)
+        << parsed.status();
+  }
+  // Conversation ids may hold '/': "a/1/" starts conversation "a/1"'s ids too.
+  report.set_conversation_id("a");
+  report.set_decision_id("a/1/3/0123456789abcdef");
+  EXPECT_FALSE(ParseReportRequest(report, limits_, spec_).ok());
+  report.set_conversation_id("a/1");
+  report.set_turn_index(3);
+  EXPECT_TRUE(ParseReportRequest(report, limits_, spec_).ok());
+}
+
 // A value just past a bound is quoted exactly, not rounded onto the bound
 // (absl::StrCat's 6 digits would print 1.0000001 as 1).
 TEST_F(RequestTest, AValueJustPastItsBoundIsQuotedExactly) {

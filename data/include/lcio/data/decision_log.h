@@ -104,6 +104,15 @@ struct DecisionRecord {
 // The taken action's probability (its propensity).
 double TakenProbability(const DecisionRecord& record);
 
+// A decision id is "<conversation_id>/<turn_index>/<16 lowercase hex
+// digits>" (lcio-server's Decide). The prefix it starts with for a turn, and whether
+// `decision_id` is one issued for that turn: a Report quoting another
+// conversation's or turn's decision would attach its outcome to the wrong
+// decision.
+std::string DecisionIdPrefix(std::string_view conversation_id, int turn_index);
+bool DecisionIdIsOfTurn(std::string_view decision_id, std::string_view conversation_id,
+                        int turn_index);
+
 // One line, without the newline. Strings that are not valid UTF-8 are
 // replaced, never thrown on (they come from the network).
 std::string ToJsonLine(const DecisionRecord& record);
