@@ -143,6 +143,10 @@ std::string PeerIdentity(const grpc::CallbackServerContext& context) {
 
 // libgrpc++_reflection adds its plugin to every ServerBuilder once the
 // library is loaded, whatever --reflection says: this option takes it out.
+// Threads for the synchronous services (reflection): its pollers and its
+// open streams together.
+constexpr int kMaxSyncServiceThreads = 16;
+
 class WithoutReflection final : public grpc::ServerBuilderOption {
  public:
   void UpdateArguments(grpc::ChannelArguments*) override {}
@@ -542,6 +546,13 @@ absl::StatusOr<std::unique_ptr<ServerApp>> ServerApp::Start(const ServerOptions&
   grpc::reflection::InitProtoReflectionServerBuilderPlugin();
   grpc::ServerBuilder builder;
   if (!o.reflection) builder.SetOption(std::make_unique<WithoutReflection>());
+  // Reflection is a synchronous service: each open stream holds a thread,
+  // and an idle client could open thousands. The quota bounds those threads
+  // (further reflection calls wait for one); Decide, Report, GetPolicy and
+  // health are callback services and do not draw on it.
+  grpc::ResourceQuota sync_threads("lcio-sync-services");
+  sync_threads.SetMaxThreads(kMaxSyncServiceThreads);
+  builder.SetResourceQuota(sync_threads);
   if (o.max_connection_age > absl::ZeroDuration()) {
     builder.AddChannelArgument(GRPC_ARG_MAX_CONNECTION_AGE_MS,
                                static_cast<int>(absl::ToInt64Milliseconds(o.max_connection_age)));

@@ -8,6 +8,7 @@
 #include <atomic>
 #include <filesystem>
 #include <set>
+#include <sstream>
 #include <thread>
 
 #include "absl/strings/match.h"
@@ -1139,6 +1140,68 @@ TEST_F(EndToEndTest, ReflectionListsTheServicesAndCanBeTurnedOff) {
   }
   Server server = StartServer({"--policy=" + policy, "--reflection=false"});
   EXPECT_EQ(ListServices(server.target()).status().code(), absl::StatusCode::kUnimplemented);
+}
+
+int ThreadCount(pid_t pid) {
+  std::istringstream status(ReadFile(absl::StrCat("/proc/", pid, "/status")));
+  std::string line;
+  while (std::getline(status, line))
+    if (absl::StartsWith(line, "Threads:")) return std::atoi(line.c_str() + 8);
+  return -1;
+}
+
+// Reflection is a synchronous service: each open stream held a server
+// thread, so idle streams grew the server by a thread (and its stack) each,
+// without bound. They are bounded now; past the bound a reflection call is
+// refused at once, Decide is untouched, and closing the streams frees them.
+TEST_F(EndToEndTest, IdleReflectionStreamsAreBoundedAndDoNotTouchDecide) {
+  const std::string policy = WriteArtifact("policy.pt", 1);
+  Server server = StartServer({"--policy=" + policy});
+  auto client = MakeClient(server);
+  v1::DecideResponse response;
+  ASSERT_TRUE(client->Decide(FirstTurn("before"), &response).ok());
+  const int base = ThreadCount(server.process->pid());
+  ASSERT_GT(base, 0);
+
+  constexpr int kStreams = 48;
+  auto channel = grpc::CreateChannel(server.target(), grpc::InsecureChannelCredentials());
+  grpc::GenericStub stub(channel);
+  grpc::CompletionQueue queue;
+  std::vector<std::unique_ptr<grpc::ClientContext>> contexts;
+  std::vector<std::unique_ptr<grpc::GenericClientAsyncReaderWriter>> streams;
+  for (int i = 0; i < kStreams; ++i) {
+    contexts.push_back(std::make_unique<grpc::ClientContext>());
+    streams.push_back(
+        stub.PrepareCall(contexts.back().get(),
+                         "/grpc.reflection.v1alpha.ServerReflection/ServerReflectionInfo", &queue));
+    streams.back()->StartCall(nullptr);
+  }
+  // Until the server holds as many as it will: a reflection call is refused.
+  absl::Status listed;
+  int threads = base;
+  for (int i = 0; i < 200; ++i) {
+    listed = ListServices(server.target()).status();
+    threads = std::max(threads, ThreadCount(server.process->pid()));
+    if (listed.code() == absl::StatusCode::kResourceExhausted) break;
+    std::this_thread::sleep_for(25ms);
+  }
+  EXPECT_EQ(listed.code(), absl::StatusCode::kResourceExhausted) << listed;
+  EXPECT_LE(threads, base + 24) << "threads grew with idle reflection streams";
+  const absl::Status decided = client->Decide(FirstTurn("during"), &response);
+  EXPECT_TRUE(decided.ok()) << decided;
+
+  for (auto& context : contexts) context->TryCancel();
+  for (int i = 0; i < 400 && !listed.ok(); ++i) {
+    std::this_thread::sleep_for(25ms);
+    listed = ListServices(server.target()).status();
+  }
+  EXPECT_TRUE(listed.ok()) << listed;
+  streams.clear();
+  queue.Shutdown();
+  void* tag = nullptr;
+  bool ok = false;
+  while (queue.Next(&tag, &ok)) {
+  }
 }
 
 // --- Decision log, exploration and shadow policy ---
