@@ -30,15 +30,17 @@ std::string NewDecisionId(const std::string& conversation_id, int turn_index) {
 // needs, so that a retry asking for it gets exactly the explanation the
 // decision had (same policy, costs, scores and budgets), built then instead
 // of on every call.
+// It keeps the policy's small tables, not the policy: a stored conversation
+// must not hold a replaced policy's weights until it expires.
 struct StoredExplanation {
-  std::shared_ptr<const ServingPolicy> policy;
-  const env::CostModel* costs = nullptr;  // owned by policy
+  std::shared_ptr<const ServingPolicy::DecisionTables> tables;
+  const env::CostModel* costs = nullptr;  // owned by tables
   std::vector<float> scores;
   std::vector<double> predicted;
   double latency_s = 0, money_usd = 0;
   void ExplainInto(v1::DecideResponse* response) const {
-    ExplainScores(policy->engine().encoder().actions(), policy->action_descriptions(), *costs,
-                  scores, predicted, latency_s, money_usd, response);
+    ExplainScores(tables->actions, tables->action_descriptions, *costs, scores, predicted,
+                  latency_s, money_usd, response);
   }
 };
 
@@ -408,7 +410,7 @@ void Decider::Record(PendingPtr pending, Choice choice, std::vector<float> score
     std::shared_ptr<const StoredExplanation> explanation;
     if (!request.explain()) {
       auto stored = std::make_shared<StoredExplanation>();
-      stored->policy = pending->policy;
+      stored->tables = pending->policy->tables();
       stored->costs = choice.costs;
       stored->scores = scores;
       stored->predicted = std::move(pending->predicted_responses);

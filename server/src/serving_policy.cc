@@ -90,15 +90,19 @@ absl::StatusOr<std::shared_ptr<const ServingPolicy>> ServingPolicy::Create(
   serving->engine_ = std::move(engine);
   serving->spec_ = *std::move(spec);
   const PolicySpec& s = serving->spec_;
+  auto tables = std::make_shared<DecisionTables>(actions);
+  for (int a = 0; a < actions.size(); ++a)
+    tables->action_descriptions.push_back(actions.Describe(a));
   for (const env::DeviceProfile& device : s.catalog.devices)
     for (const env::NetworkProfile& network : s.catalog.networks) {
       auto costs = env::CostModel::Create(s.catalog, device.name, network.name, actions);
       if (!costs.ok())
         return absl::FailedPreconditionError(absl::StrCat(
             "profiles ", device.name, " / ", network.name, ": ", costs.status().message()));
-      serving->costs_[{device.name, network.name}] =
+      tables->costs[{device.name, network.name}] =
           std::make_unique<env::CostModel>(*std::move(costs));
     }
+  serving->tables_ = std::move(tables);
   serving->schema_ =
       ConversationSchema::Create(metadata.policy_version, s.tasks, s.view_names, actions);
   const env::CostModel* training = serving->Costs(s.default_device, s.default_network);
@@ -111,10 +115,9 @@ absl::StatusOr<std::shared_ptr<const ServingPolicy>> ServingPolicy::Create(
   for (const std::string& v : s.view_names) info.add_view_names(v);
   for (const std::string& t : s.tasks) info.add_tasks(t);
   for (int a = 0; a < actions.size(); ++a) {
-    serving->action_descriptions_.push_back(actions.Describe(a));
     v1::ActionInfo* action = info.add_actions();
     action->set_index(a);
-    action->set_description(serving->action_descriptions_.back());
+    action->set_description(serving->action_descriptions()[a]);
     action->set_cloud(actions.is_cloud(a));
     for (int v : actions.views(a)) action->add_views(v);
     action->set_latency_s(training->time_s(a));
@@ -145,8 +148,8 @@ absl::StatusOr<std::shared_ptr<const ServingPolicy>> ServingPolicy::Create(
 
 const env::CostModel* ServingPolicy::Costs(const std::string& device,
                                            const std::string& network) const {
-  auto it = costs_.find(std::make_pair(device, network));
-  return it == costs_.end() ? nullptr : it->second.get();
+  auto it = tables_->costs.find(std::make_pair(device, network));
+  return it == tables_->costs.end() ? nullptr : it->second.get();
 }
 
 }  // namespace lcio::server

@@ -9,6 +9,7 @@
 #include <memory>
 #include <string>
 
+#include "absl/time/clock.h"
 #include "lcio/policy/testing.h"
 #include "lcio/server/conversation_store.h"
 #include "lcio/server/micro_batcher.h"
@@ -99,6 +100,30 @@ TEST_F(DeciderTest, NothingElseLeavesBytes) {
   std::string stateless_bytes;
   ASSERT_TRUE(Decide(stateless, &answered, &stateless_bytes).ok());
   EXPECT_TRUE(stateless_bytes.empty());
+}
+
+// A conversation answered without its explanation keeps what a retry needs
+// to add it, but not the policy: a reload frees the old policy's weights
+// while the conversation lives on (it used to hold them until it expired,
+// a policy per reload), and the retry still gets the explanation.
+TEST_F(DeciderTest, AStoredConversationDoesNotKeepAReplacedPolicy) {
+  std::weak_ptr<const ServingPolicy> first = policies_->Get();
+  v1::DecideResponse answered;
+  std::string bytes;
+  ASSERT_TRUE(Decide(test::QueryTurn("kept", 0), &answered, &bytes).ok());
+  EXPECT_EQ(answered.scores_size(), 0);
+  ASSERT_TRUE(policy::testing::WriteTestArtifact(dir_.File("policy.pt")).ok());
+  ASSERT_TRUE(policies_->Reload("test").ok());
+  ASSERT_NE(policies_->Get(), first.lock());
+  // The decision's own references (the batch, the callback) go with it.
+  for (int i = 0; i < 200 && !first.expired(); ++i) absl::SleepFor(absl::Milliseconds(5));
+  EXPECT_TRUE(first.expired()) << "the stored conversation keeps the replaced policy";
+  v1::DecideRequest retry = test::QueryTurn("kept", 0);
+  retry.set_explain(true);
+  v1::DecideResponse explained;
+  ASSERT_TRUE(Decide(retry, &explained, &bytes).ok());
+  EXPECT_EQ(explained.decision_id(), answered.decision_id());
+  EXPECT_GT(explained.scores_size(), 0);
 }
 
 }  // namespace

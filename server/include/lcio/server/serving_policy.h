@@ -50,8 +50,22 @@ class ServingPolicy : public BatchScorer {
   // The largest remaining budgets the policy saw in training
   // (PolicyInfo.training_budget_max).
   const env::Budget& training_budget_max() const { return training_budget_max_; }
+  // What explaining a decision needs besides the network and the response
+  // model. A conversation answered without its explanation keeps these, not
+  // the policy, so that a reload frees the old policy's weights and response
+  // model while its conversations live on.
+  struct DecisionTables {
+    explicit DecisionTables(env::ActionTable table) : actions(std::move(table)) {}
+    env::ActionTable actions;
+    std::vector<std::string> action_descriptions;  // actions.Describe(a), made once
+    // One per known (device, network).
+    absl::flat_hash_map<std::pair<std::string, std::string>, std::unique_ptr<env::CostModel>> costs;
+  };
+  const std::shared_ptr<const DecisionTables>& tables() const { return tables_; }
   // engine().encoder().actions().Describe(a) for every action, made once.
-  const std::vector<std::string>& action_descriptions() const { return action_descriptions_; }
+  const std::vector<std::string>& action_descriptions() const {
+    return tables_->action_descriptions;
+  }
   // Notes for a request whose budget is above training_budget_max(), one per
   // budget (empty when inside).
   std::vector<std::string> BudgetWarnings(double latency_s, double money_usd) const;
@@ -71,9 +85,8 @@ class ServingPolicy : public BatchScorer {
   PolicySpec spec_;
   v1::PolicyInfo info_;
   env::Budget training_budget_max_;
-  std::vector<std::string> action_descriptions_;
+  std::shared_ptr<const DecisionTables> tables_;
   std::shared_ptr<const ConversationSchema> schema_;
-  absl::flat_hash_map<std::pair<std::string, std::string>, std::unique_ptr<env::CostModel>> costs_;
 };
 
 }  // namespace lcio::server
