@@ -1,5 +1,6 @@
 #include "lcio/server/metrics.h"
 
+#include <civetweb.h>
 #include <netdb.h>
 #include <poll.h>
 #include <sys/socket.h>
@@ -236,6 +237,11 @@ Metrics::Metrics() : registry_(std::make_shared<prometheus::Registry>()) {
 }
 
 Metrics::~Metrics() { StopServing(); }
+
+bool Metrics::ServesIpv6() {
+  constexpr unsigned kCivetwebIpv6 = 8;  // civetweb.h, mg_check_feature
+  return mg_check_feature(kCivetwebIpv6) != 0;
+}
 
 absl::StatusOr<int> Metrics::Serve(const std::string& address, const std::string& basic_auth) {
   // CivetWeb options: its default request timeout (30 s) let two silent peers

@@ -164,12 +164,14 @@ class WithoutReflection final : public grpc::ServerBuilderOption {
 absl::Status ValidateListenAddress(const std::string& flag, const std::string& address) {
   if (flag == "listen" && absl::StartsWith(address, "unix:") && address.size() > 5)
     return absl::OkStatus();
+  // The metrics endpoint's HTTP server may lack IPv6 (Debian 12's does).
+  const bool ipv6 = flag == "listen" || Metrics::ServesIpv6();
   auto bad = [&](absl::string_view why) {
-    return absl::InvalidArgumentError(
-        absl::StrCat(flag, " = \"", BoundMessage(address, 128), "\": ", why,
-                     "; the rule: HOST:PORT with PORT in [0, 65535] (0 picks a free port), e.g. "
-                     "0.0.0.0:50051, 127.0.0.1:0, [::]:50051",
-                     flag == "listen" ? " or unix:PATH" : ""));
+    return absl::InvalidArgumentError(absl::StrCat(
+        flag, " = \"", BoundMessage(address, 128), "\": ", why,
+        "; the rule: HOST:PORT with PORT in [0, 65535] (0 picks a free port), e.g. "
+        "0.0.0.0:50051, 127.0.0.1:0",
+        ipv6 ? ", [::]:50051" : " (an IPv4 HOST)", flag == "listen" ? " or unix:PATH" : ""));
   };
   const size_t colon = address.rfind(':');
   if (colon == std::string::npos) return bad("no HOST: part");
@@ -177,6 +179,8 @@ absl::Status ValidateListenAddress(const std::string& flag, const std::string& a
   if (host.empty()) return bad("empty HOST");
   if (host.front() == '[' ? host.back() != ']' : host.find(':') != std::string::npos)
     return bad("an IPv6 HOST must be in brackets");
+  if (host.front() == '[' && !ipv6)
+    return bad("this build's HTTP server for metrics (CivetWeb) has no IPv6");
   for (char ch : host)
     if (absl::ascii_isspace(static_cast<unsigned char>(ch)) || ch == '/')
       return bad("HOST has a space or '/'");

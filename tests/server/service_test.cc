@@ -11,6 +11,7 @@
 #include "lcio/env/shield.h"
 #include "lcio/policy/inference.h"
 #include "lcio/policy/testing.h"
+#include "lcio/server/metrics.h"
 #include "lcio/server/report_log.h"
 #include "lcio/server/server.h"
 #include "lcio/server/serving_policy.h"
@@ -1013,6 +1014,16 @@ TEST_F(ServiceTest, ListenAddressesAreValidatedNamingFlagValueAndRule) {
     EXPECT_TRUE(absl::StrContains(s.message(), absl::StrCat("metrics_listen = \"", bad, "\"")))
         << s;
     EXPECT_TRUE(absl::StrContains(s.message(), "HOST:PORT")) << s;
+  }
+  // Debian 12's CivetWeb has no IPv6: such an address used to pass this
+  // check and fail to bind with "null context when constructing CivetServer".
+  const absl::Status v6 = ValidateListenAddress("metrics_listen", "[::1]:0");
+  if (Metrics::ServesIpv6()) {
+    EXPECT_TRUE(v6.ok()) << v6;
+  } else {
+    EXPECT_EQ(v6.code(), absl::StatusCode::kInvalidArgument) << v6;
+    EXPECT_TRUE(absl::StrContains(v6.message(), "(CivetWeb) has no IPv6")) << v6;
+    EXPECT_FALSE(absl::StrContains(v6.message(), "[::]:50051")) << v6;
   }
   ServerOptions options;
   options.listen = "50811";

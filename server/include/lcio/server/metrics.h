@@ -35,6 +35,9 @@ class Metrics {
   // `basic_auth`: "user:password" (the caller checked the form) to require
   // HTTP basic authentication, or empty. Returns the bound port.
   absl::StatusOr<int> Serve(const std::string& address, const std::string& basic_auth = "");
+  // Whether the HTTP server Serve runs (the system's CivetWeb) was built with
+  // IPv6: Debian 12's was not, and refuses a [v6]:port address.
+  static bool ServesIpv6();
   // Stops serving /metrics at once (CivetWeb's own stop waits up to 2 s for
   // its accept loop to notice). Idempotent.
   void StopServing();
