@@ -31,7 +31,7 @@ ABSL_FLAG(std::string, profiles, "", "extra device/network/LLM profiles JSON");
 ABSL_FLAG(double, drain_timeout_s, 20, "on SIGTERM/SIGINT, how long in-flight calls may finish");
 ABSL_FLAG(int32_t, shutdown_grace_ms, 0,
           "on SIGTERM/SIGINT, report NOT_SERVING this long (calls still answered) before new "
-          "Decides are refused");
+          "Decides are refused; in [0, 3600000]");
 ABSL_FLAG(int32_t, max_inflight, 256, "Decide calls in flight; beyond: RESOURCE_EXHAUSTED");
 ABSL_FLAG(int32_t, batch_max, 32,
           "rows per forward pass (batched rows only: a GPU policy, or --micro_batching=on)");
@@ -97,7 +97,7 @@ ABSL_FLAG(int64_t, fleet_control_every, 200,
           "answered decisions per measured block (one controller update per block)");
 ABSL_FLAG(int64_t, fleet_window, 5000,
           "decisions over which the exported achieved figure is exponentially weighted");
-ABSL_FLAG(int32_t, watch_interval_ms, 1000, "policy file poll interval");
+ABSL_FLAG(int32_t, watch_interval_ms, 1000, "policy file poll interval, in [10, 3600000]");
 ABSL_FLAG(std::string, tls_cert, "", "server certificate (PEM); enables TLS");
 ABSL_FLAG(std::string, tls_key, "", "server private key (PEM)");
 ABSL_FLAG(std::string, tls_client_ca, "", "CA (PEM) for client certificates; enables mutual TLS");
@@ -169,7 +169,12 @@ int main(int argc, char** argv) {
   const double drain_s = absl::GetFlag(FLAGS_drain_timeout_s);
   if (!(drain_s >= 0)) return Fail("drain_timeout_s must be >= 0");
   options.drain_timeout = absl::Seconds(drain_s);
-  options.shutdown_grace = absl::Milliseconds(std::max(0, absl::GetFlag(FLAGS_shutdown_grace_ms)));
+  const int32_t grace_ms = absl::GetFlag(FLAGS_shutdown_grace_ms);
+  const int32_t watch_ms = absl::GetFlag(FLAGS_watch_interval_ms);
+  for (const std::string& error : {OutOfRange("shutdown_grace_ms", grace_ms, 0, 3600000),
+                                   OutOfRange("watch_interval_ms", watch_ms, 10, 3600000)})
+    if (!error.empty()) return Fail(error);
+  options.shutdown_grace = absl::Milliseconds(grace_ms);
   options.max_inflight = absl::GetFlag(FLAGS_max_inflight);
   options.batch_max = absl::GetFlag(FLAGS_batch_max);
   options.batch_wait = absl::Microseconds(absl::GetFlag(FLAGS_batch_wait_us));
@@ -234,7 +239,7 @@ int main(int argc, char** argv) {
   options.fleet.window = absl::GetFlag(FLAGS_fleet_window);
   if (absl::Status valid = options.fleet.Validate(); !valid.ok())
     return Fail(std::string(valid.message()));
-  options.watch_interval = absl::Milliseconds(std::max(10, absl::GetFlag(FLAGS_watch_interval_ms)));
+  options.watch_interval = absl::Milliseconds(watch_ms);
   options.tls_cert = absl::GetFlag(FLAGS_tls_cert);
   options.tls_key = absl::GetFlag(FLAGS_tls_key);
   options.tls_client_ca = absl::GetFlag(FLAGS_tls_client_ca);

@@ -203,8 +203,8 @@ TEST_F(FleetControlEndToEndTest, BadFleetFlagsAreRefusedAtStartNamingTheFlag) {
     ExpectRefusedAtStart(dir_, {"--fleet_target=cloud_share:0.3", flag}, message);
 }
 
-// The other numeric flags of the server's logs: the message names the flag,
-// the value given and the range.
+// The other numeric flags of the server's logs, and its timings: the message
+// names the flag, the value given and the range.
 TEST(ServerFlags, OutOfRangeLogFlagsAreRefusedNamingFlagValueAndRange) {
   TempDir dir;
   const std::vector<std::pair<std::string, std::string>> cases = {
@@ -217,7 +217,10 @@ TEST(ServerFlags, OutOfRangeLogFlagsAreRefusedNamingFlagValueAndRange) {
       {"--decision_log_rotate_mb=-1", "--decision_log_rotate_mb=-1: must be in [0, "},
       {"--decision_log_min_free_mb=2199023255552",
        "--decision_log_min_free_mb=2199023255552: must be in [0, 1099511627776]"},
-      {"--decision_log_commit_ms=20000", "--decision_log_commit_ms=20000: must be in [0, 10000]"}};
+      {"--decision_log_commit_ms=20000", "--decision_log_commit_ms=20000: must be in [0, 10000]"},
+      // These two were clamped in silence.
+      {"--shutdown_grace_ms=-5", "--shutdown_grace_ms=-5: must be in [0, 3600000]"},
+      {"--watch_interval_ms=1", "--watch_interval_ms=1: must be in [10, 3600000]"}};
   for (const auto& [flag, message] : cases) ExpectRefusedAtStart(dir, {flag}, message);
 }
 
