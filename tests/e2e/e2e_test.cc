@@ -1349,7 +1349,12 @@ TEST_F(EndToEndTest, TheServersLogsAreJoinedWithPropensitiesAndEvaluatedOffPolic
     answered.insert(conversation);
   }
   const int n = kConversations * kTurns;
-  WaitForMetrics(server.metrics_port, {{"lcio_decision_log_records_total", n}});
+  const auto m = WaitForMetrics(server.metrics_port, {{"lcio_decision_log_records_total", n}});
+  std::string log_metrics;  // what to look at if the log is short
+  for (const auto& [name, value] : m)
+    if (absl::StrContains(name, "decision_log"))
+      absl::StrAppend(&log_metrics, name, " ", value, "\n");
+  ASSERT_GE(Metric(m, "lcio_decision_log_records_total"), n) << log_metrics;
   server.process->Signal(SIGTERM);
   ASSERT_TRUE(server.process->Wait(60s).has_value());
 
