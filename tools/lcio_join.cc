@@ -62,7 +62,7 @@ struct Summary {
   int64_t pending = 0;     // no Report yet, decision inside the window
   int64_t unrewarded = 0;  // no Report, decision older than the window
   int64_t after_gap = 0;   // decisions after a missing or unusable turn
-  int64_t deviated = 0;    // the Report's action is not the decision's
+  int64_t deviated = 0;    // the Report's action is not the decision's: cut there
   int64_t unusable =
       0;  // the Report's action had probability < kMinPropensity, or other views/tasks
   int64_t unmatched_reports = 0;  // no decision for them (a repeated Report counts once)
@@ -296,7 +296,14 @@ absl::Status JoinPartition(const std::string& decisions_path, const std::string&
         stop(&s->unusable);
         continue;
       }
-      if (*executed != d.taken_action) ++s->deviated;
+      // The client ran something other than the decision: that action was
+      // not drawn from the logged distribution (an offline client going
+      // local has probability near 1, not the policy's 0.02), so no
+      // propensity is known for it, and later turns' contexts follow it.
+      if (*executed != d.taken_action) {
+        stop(&s->deviated);
+        continue;
+      }
       if (turn_index == 0) {
         budget.latency_s = d.context.latency_budget_s;
         budget.money_usd = d.context.money_budget_usd;

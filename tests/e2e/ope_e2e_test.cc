@@ -242,6 +242,75 @@ TEST_F(OpeEndToEndTest, DecisionAndReportLogsAreJoinedAndEvaluatedOffPolicy) {
   EXPECT_GT(r[1]["overall"]["matches"].get<int>(), (total_turns - cut) / 2);
 }
 
+// A turn the client ran otherwise than decided was joined with the policy's
+// probability of what the client did, which it was never drawn from (an
+// offline client going local got weight 1/0.01): the conversation is cut.
+TEST_F(OpeEndToEndTest, ATurnTheClientRanOtherwiseThanDecidedCutsItsConversation) {
+  const std::vector<std::string> views = {"front", "left", "right"};
+  auto actions = env::ActionTable::Create(3);
+  ASSERT_TRUE(actions.ok());
+  const absl::Time start = absl::FromUnixSeconds(1764547200);
+  std::ofstream decisions(dir_.File("decisions.log"), std::ios::binary);
+  std::ofstream reports(dir_.File("reports.log"), std::ios::binary);
+  for (int t = 0; t < 3; ++t) {
+    data::DecisionRecord d;
+    d.conversation_id = "c";
+    d.turn_index = t;
+    d.decision_id = absl::StrFormat("c/%d/%016x", t, t);
+    d.time_utc = Rfc3339(start + absl::Minutes(t));
+    d.policy_version = "v1";
+    d.context.task = "Query";
+    d.context.view_names = views;
+    d.context.association = {0.2, 0.3, 0.4};
+    d.context.latency_budget_s = 30;
+    d.context.money_budget_usd = 0.05;
+    d.context.device = "Jetson TX2";
+    d.context.network = "Wired";
+    for (int a = 0; a < actions->size(); ++a) {
+      data::DecisionAction x;
+      x.description = actions->Describe(a);
+      x.probability = a == 0 ? 0.92 : 0.01;
+      x.allowed = true;
+      d.actions.push_back(x);
+    }
+    d.proposed_action = d.taken_action = 0;  // local
+    d.exploration.mode = "epsilon";
+    d.exploration.parameter = 0.09;
+    decisions << data::ToJsonLine(d) << "\n";
+    server::ReportRecord r;
+    r.conversation_id = "c";
+    r.turn_index = t;
+    r.decision_id = d.decision_id;
+    r.prompt = "what is this?";
+    r.task = "Query";
+    r.cloud = t == 1;  // the client called the cloud where the decision said local
+    r.view_names = views;
+    r.association = d.context.association;
+    r.answer = "an answer";
+    r.score = 1.5;
+    r.interaction_time_s = 2;
+    r.usage_cost_usd = r.cloud ? 0.0005 : 0.00001;
+    r.tasks = {"Query"};
+    r.policy_version = "v1";
+    r.received_utc = Rfc3339(start + absl::Minutes(t) + absl::Seconds(5));
+    reports << server::EncodeReportLine(r);
+  }
+  decisions.close();
+  reports.close();
+  auto [status, out] =
+      Run({LCIO_JOIN_BIN, "--decisions=" + dir_.File("decisions.log"),
+           "--reports=" + dir_.File("reports.log"), "--out=" + dir_.File("joined.json")});
+  ASSERT_EQ(status, 0) << stderr_ << out;
+  const json summary = json::parse(out);
+  EXPECT_EQ(summary["deviated_turns"], 1) << out;
+  EXPECT_EQ(summary["decisions_after_a_gap"], 1) << out;
+  EXPECT_EQ(summary["turns"], 1) << out;
+  auto joined = ope::LoadJoinedLog(dir_.File("joined.json"));
+  ASSERT_TRUE(joined.ok()) << joined.status();
+  ASSERT_EQ(joined->propensity.size(), 1u);
+  EXPECT_EQ(joined->propensity[0], std::vector<double>({0.92}));
+}
+
 TEST_F(OpeEndToEndTest, BadJoinedInputIsRefusedWithTheFieldAndTheRule) {
   auto sim = Simulate(dir_.File("sim.json"), 0.3, 1);
   ASSERT_TRUE(sim.ok()) << sim.status();
