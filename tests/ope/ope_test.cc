@@ -68,6 +68,57 @@ TEST(Estimators, NoAgreementLeavesSnipsUndefined) {
   EXPECT_DOUBLE_EQ(e.dr.estimate, 0.2);  // only the model speaks
 }
 
+// A sample that cannot show a spread used to get a zero-wide interval: a
+// task with no agreeing turn read IPS 0.000 [0.000, 0.000], and SNIPS
+// agreeing in one conversation only read its ratio with no width.
+TEST(Estimators, ASampleThatShowsNoSpreadHasAnUndefinedIntervalNotAZeroWideOne) {
+  auto undefined = [](const Interval& i) {
+    return std::isinf(i.standard_error) && i.low == -INFINITY && i.high == INFINITY;
+  };
+  //                                cluster reward p   match dm_c dm_l
+  const std::vector<OpeTurn> none = {{0, 1.0, 0.5, false, 0.3, 0.4},
+                                     {1, 2.0, 0.5, false, 0.6, 0.4},
+                                     {2, 0.5, 0.5, false, 0.9, 0.4}};
+  const std::vector<OpeTurn> one = {{0, 1.0, 0.5, true, 0.3, 0.4},
+                                    {1, 2.0, 0.5, false, 0.6, 0.4},
+                                    {2, 0.5, 0.5, false, 0.9, 0.4}};
+  const std::vector<OpeTurn> single = {{0, 1.0, 0.5, true, 0.3, 0.4},
+                                       {0, 2.0, 0.5, true, 0.6, 0.4}};
+  for (IntervalMethod method : kAllMethods) {
+    IntervalOptions o;
+    o.method = method;
+    const Estimates e_none = Estimate(none, o), e_one = Estimate(one, o),
+                    e_single = Estimate(single, o);
+    EXPECT_EQ(e_none.ips.estimate, 0.0);
+    EXPECT_TRUE(undefined(e_none.ips)) << IntervalMethodName(method);
+    EXPECT_DOUBLE_EQ(e_one.snips.estimate, 1.0);
+    EXPECT_TRUE(undefined(e_one.snips)) << IntervalMethodName(method);
+    EXPECT_FALSE(undefined(e_one.ips)) << IntervalMethodName(method);  // 2 vs 0 vs 0: a spread
+    EXPECT_FALSE(undefined(e_none.dr)) << IntervalMethodName(method);  // the model's spread
+    for (const Interval* i : {&e_single.ips, &e_single.snips, &e_single.dr, &e_single.dm})
+      EXPECT_TRUE(undefined(*i)) << IntervalMethodName(method);
+  }
+}
+
+// Propensities down to kMinPropensity are accepted; the effective degrees
+// of freedom took fourth powers of the influences, which overflowed below
+// about 1e-77 and left the intervals NaN (null in JSON).
+TEST(Estimators, TheSmallestAcceptedPropensityStillGetsAFiniteInterval) {
+  std::vector<OpeTurn> t;
+  for (int i = 0; i < 6; ++i) t.push_back({i, 0.5 + 0.1 * i, 0.5, i % 2 == 0, 0.4, 0.5});
+  // Four conversations carry the weight: about 3 effective degrees of freedom.
+  for (int i = 6; i < 10; ++i) t.push_back({i, 0.2 * i, kMinPropensity, true, 0.4, 0.5});
+  const Estimates e = Estimate(t);  // the effective-df interval, the default
+  for (const Interval* i : {&e.ips, &e.snips, &e.dr})
+    EXPECT_TRUE(std::isfinite(i->low) && std::isfinite(i->high)) << i->low << " " << i->high;
+  for (const Interval* i : {&e.ips, &e.dr}) {
+    EXPECT_LT(i->low, i->estimate);
+    EXPECT_GT(i->high, i->estimate);
+    // t at df 3 is 3.18; at df 1 (what an overflow would fall back to) 12.7.
+    EXPECT_LT((i->high - i->low) / (2 * i->standard_error), 5) << i->standard_error;
+  }
+}
+
 TEST(Differences, IdenticalPoliciesDifferByExactlyZero) {
   std::vector<OpeTurn> t;
   for (int i = 0; i < 40; ++i)
