@@ -99,6 +99,8 @@ json DifferencesJson(const ope::Differences& d) {
 
 std::string DifferenceCell(const ope::Interval& i) {
   if (std::isnan(i.estimate)) return "undefined (a policy never agrees with the log)";
+  if (std::isinf(i.low) && std::isinf(i.high))
+    return absl::StrFormat("%+.3f [interval undefined: no spread in the sample]", i.estimate);
   return absl::StrFormat("%+.3f [%+.3f, %+.3f]", i.estimate, i.low, i.high);
 }
 
@@ -124,6 +126,8 @@ void PrintPaired(const ope::PairedReport& p, const std::string& baseline) {
 
 std::string Cell(const ope::Interval& i) {
   if (std::isnan(i.estimate)) return "undefined (no agreeing turn)";
+  if (std::isinf(i.low) && std::isinf(i.high))
+    return absl::StrFormat("%.3f [interval undefined: no spread in the sample]", i.estimate);
   return absl::StrFormat("%.3f [%.3f, %.3f]", i.estimate, i.low, i.high);
 }
 
