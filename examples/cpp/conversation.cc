@@ -67,7 +67,7 @@ int main(int argc, char** argv) {
     for (const auto& up : decision.upload()) report.add_uploaded_views(up.name());
     for (const auto& view : request.views()) report.add_association(view.association());
     report.set_answer(cloud ? "an answer from the cloud LLM" : "an answer from the local LLM");
-    report.set_score(cloud ? 800 : 600);
+    report.set_score(cloud ? 1.5 : 1.0);  // M4A1's scale: 0 to 9, mostly 0 to 2
     report.set_interaction_time_s(decision.expected_latency_s());
     report.set_usage_cost_usd(decision.expected_money_usd());
     lcio::v1::ReportResponse recorded;
@@ -77,8 +77,9 @@ int main(int argc, char** argv) {
       std::fprintf(stderr, "Report turn %d: %s\n", turn, reported.ToString().c_str());
       return 1;
     }
-    latency_left_s = decision.budget_after().latency_s();
-    money_left_usd = decision.budget_after().money_usd();
+    // budget_after is negative when nothing fits; a Decide budget must be >= 0.
+    latency_left_s = std::max(0.0, decision.budget_after().latency_s());
+    money_left_usd = std::max(0.0, decision.budget_after().money_usd());
     std::printf("turn %d: %s, %d views, task %s; left %.2f s, %.4f USD%s\n", turn,
                 cloud ? "cloud" : "local", decision.upload_size(), decision.task().c_str(),
                 latency_left_s, money_left_usd, reported.ok() ? ", reported" : "");

@@ -11,12 +11,14 @@ SERVER_BIN = os.environ["LCIO_SERVER_BIN"]
 
 
 class Server:
-    def __init__(self, *flags):
+    """port: 0 for an ephemeral one, or a port to listen on again (a restart)."""
+
+    def __init__(self, *flags, port=0):
         self.dir = tempfile.TemporaryDirectory()
         self.log_path = os.path.join(self.dir.name, "server.log")
         self._log = open(self.log_path, "wb")
         self.process = subprocess.Popen(
-            [SERVER_BIN, "--listen=127.0.0.1:0", "--metrics_listen=", *flags],
+            [SERVER_BIN, f"--listen=127.0.0.1:{port}", "--metrics_listen=", *flags],
             stdout=self._log, stderr=subprocess.STDOUT)
         deadline = time.monotonic() + 60
         self.port = None

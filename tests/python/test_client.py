@@ -1,7 +1,9 @@
 """The Python client against a real lcio-server (the embedded default policy)."""
 
+import json
 import os
 import tempfile
+import time
 import unittest
 
 import grpc
@@ -74,7 +76,69 @@ class ClientTest(unittest.TestCase):
         chat = self.client.conversation("py-noreport", 30, 0.05)
         chat.decide("a turn", self.association())
         with self.assertRaises(lcio_client.FailedPrecondition):
-            chat.report("an answer", score=700, latency_s=1.0, cost_usd=0.001)
+            chat.report("an answer", score=1.0, latency_s=1.0, cost_usd=0.001)
+
+    def test_a_budget_run_out_is_carried_on_as_zero(self):
+        # budget_after is negative when nothing fits (e.g. -7.9e-09 USD); a
+        # Decide budget below 0 is INVALID_ARGUMENT.
+        chat = self.client.conversation("py-overspent", latency_budget_s=0.5, money_budget_usd=0)
+        first = chat.decide("What is on the table?", self.association(), task="Query")
+        self.assertTrue(first.budget_after.latency_s < 0 or first.budget_after.money_usd < 0,
+                        first.budget_after)
+        second = chat.decide("Is the stove on?", self.association(), task="Query")
+        self.assertEqual(chat.money_left_usd, max(0.0, first.budget_after.money_usd))
+        self.assertGreaterEqual(chat.latency_left_s, 0.0)
+        self.assertTrue(second.decision_id)
+
+    def test_a_lost_answer_does_not_wedge_the_conversation(self):
+        class LosesAnswers:
+            """The client, but the next `lose` Decide answers are lost after the
+            server decided (what a deadline passing in transit does)."""
+
+            def __init__(self, client):
+                self.client, self.lose, self.send_first = client, 0, True
+
+            def decide(self, request):
+                if self.lose and not self.send_first:
+                    self.lose -= 1
+                    raise lcio_client.Unavailable(grpc.StatusCode.UNAVAILABLE, "not sent")
+                decision = self.client.decide(request)
+                if self.lose:
+                    self.lose -= 1
+                    raise lcio_client.DeadlineExceeded(grpc.StatusCode.DEADLINE_EXCEEDED, "lost")
+                return decision
+
+            def get_policy(self):
+                return self.client.get_policy()
+
+        for stateless in (False, True):
+            lossy = LosesAnswers(self.client)
+            chat = lcio_client.Conversation(lossy, f"py-lost-{stateless}", 30, 0.05,
+                                            stateless=stateless)
+            chat.decide("first", self.association())
+            lossy.lose = 1
+            with self.assertRaises(lcio_client.DeadlineExceeded):
+                chat.decide("second", self.association())
+            self.assertEqual(chat.turn_index, 1)
+            # Another prompt. Stored history: the server holds turn 1 with
+            # "second"; the conversation takes that stored answer and decides
+            # this as turn 2. Stateless (history carried): the server decides
+            # this as turn 1 in place of the lost one.
+            third = chat.decide("third", self.association(0.6))
+            recovered = 0 if stateless else 1
+            self.assertEqual(len(chat.recovered), recovered)
+            self.assertEqual(chat.turn_index, 2 + recovered)
+            self.assertEqual(len(chat.history), 2 + recovered)
+            if not stateless:
+                self.assertIn("/1/", chat.recovered[0].decision_id)
+            self.assertIn(f"/{1 + recovered}/", third.decision_id)
+            # A call that never reached the server: the next prompt is that turn.
+            lossy.lose, lossy.send_first = 1, False
+            with self.assertRaises(lcio_client.Unavailable):
+                chat.decide("fourth", self.association())
+            fifth = chat.decide("fifth", self.association())
+            self.assertIn(f"/{2 + recovered}/", fifth.decision_id)
+            self.assertEqual((chat.turn_index, len(chat.recovered)), (3 + recovered, recovered))
 
     def test_an_unreachable_server_is_a_typed_unavailable(self):
         with lcio_client.Client("127.0.0.1:1", timeout_s=2, attempts=2) as nowhere:
@@ -88,6 +152,30 @@ class ClientTest(unittest.TestCase):
             self.client.conversation("py-neg", 30, -1)
 
 
+class RestartTest(unittest.TestCase):
+    def test_a_new_client_reaches_a_server_restarted_on_the_same_port(self):
+        server = Server()
+        port = server.port
+        old = lcio_client.Client(server.target, timeout_s=2, attempts=3)
+        try:
+            old.get_policy()
+            server.stop()
+            # Failed reconnects put the old channel's connection into gRPC's
+            # reconnect backoff (1 s, then 1.6 s, ...).
+            down = time.monotonic()
+            while time.monotonic() - down < 1.2:
+                with self.assertRaises(lcio_client.Unavailable):
+                    old.get_policy()
+                time.sleep(0.3)
+            server = Server(port=port)
+            # A new Client has connections of its own (no inherited backoff).
+            with lcio_client.Client(server.target, timeout_s=2, attempts=3) as new:
+                self.assertGreater(len(new.get_policy().view_names), 0)
+        finally:
+            old.close()
+            server.stop()
+
+
 class ReportTest(unittest.TestCase):
     def test_reported_costs_are_taken_off_the_budgets_and_recorded(self):
         with tempfile.TemporaryDirectory() as work:
@@ -98,7 +186,7 @@ class ReportTest(unittest.TestCase):
                     views = list(client.get_policy().view_names)
                     chat = client.conversation("py-report", 30, 0.05)
                     chat.decide("What is this?", {v: 0.4 for v in views})
-                    recorded = chat.report("a lamp", score=800, latency_s=2.5, cost_usd=0.01)
+                    recorded = chat.report("a lamp", score=1.5, latency_s=2.5, cost_usd=0.01)
                     self.assertGreaterEqual(recorded.record, 1)
                     # The measured costs, not the expected ones, come off.
                     self.assertAlmostEqual(chat.latency_left_s, 27.5)
@@ -111,6 +199,26 @@ class ReportTest(unittest.TestCase):
                 server.stop()
             with open(log, "rb") as f:
                 self.assertEqual(len(f.read().splitlines()), 1)
+
+    def test_association_is_reported_in_the_policy_view_order(self):
+        with tempfile.TemporaryDirectory() as work:
+            log = os.path.join(work, "reports.log")
+            server = Server(f"--report_log={log}")
+            try:
+                with lcio_client.Client(server.target, timeout_s=10) as client:
+                    views = list(client.get_policy().view_names)
+                    chat = client.conversation("py-report-order", 30, 0.05)
+                    association = {v: 0.1 + 0.2 * i for i, v in reversed(list(enumerate(views)))}
+                    self.assertNotEqual(list(association), views)
+                    chat.decide("What is this?", association)
+                    chat.report("a lamp", score=1.5, latency_s=2.5, cost_usd=0.01)
+            finally:
+                server.stop()
+            with open(log, "rb") as f:
+                record = json.loads(f.read().splitlines()[0].split(b" ", 1)[1])
+            self.assertEqual(record["view_names"], views)
+            for reported, expected in zip(record["association"], [association[v] for v in views]):
+                self.assertAlmostEqual(reported, expected)
 
 
 if __name__ == "__main__":

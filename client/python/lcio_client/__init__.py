@@ -5,7 +5,7 @@
         views = client.get_policy().view_names
         chat = client.conversation("c1", latency_budget_s=30, money_budget_usd=0.05)
         decision = chat.decide("Which jacket fits a rainy day?", {v: 0.2 for v in views})
-        chat.report("the grey one", score=800, latency_s=1.9, cost_usd=0.004)
+        chat.report("the grey one", score=1.5, latency_s=1.9, cost_usd=0.004)
 
 The generated messages are importable as lcio.v1.offloader_pb2 (`pb` here).
 """

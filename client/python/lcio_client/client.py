@@ -9,7 +9,8 @@ import grpc
 from lcio.v1 import offloader_pb2 as pb
 from lcio.v1 import offloader_pb2_grpc as pb_grpc
 
-from .errors import LcioError, from_rpc_error
+from .errors import (FailedPrecondition, InvalidArgument, LcioError, PermissionDenied,
+                     from_rpc_error)
 
 # The codes worth another attempt; Decide is idempotent per (conversation,
 # turn), so repeating it is safe (proto/lcio/v1/offloader.proto).
@@ -27,10 +28,19 @@ class Client:
     target: "host:port". root_certificates (PEM bytes) turns on TLS;
     certificate_chain and private_key (PEM bytes) on mutual TLS.
     timeout_s is per attempt; attempts bounds the retries of Decide,
-    GetPolicy and Health (Report is an append and is tried once)."""
+    GetPolicy and Health (Report is an append and is tried once).
+    load_balancing_policy: gRPC's policy over the addresses the target
+    resolves to ("dns:///lcio.svc:50051", "ipv4:10.0.0.1:50051,10.0.0.2:50051");
+    round_robin (the default, as lcio::Client) spreads calls over every
+    server; None or "" leaves gRPC's own default, pick_first (all to one).
+    The channel keeps its connections to itself (grpc.use_local_subchannel_pool,
+    as lcio::Client): from gRPC's process-wide pool a new Client would inherit
+    the reconnect backoff of another channel's dead connection to the same
+    address and fail at once after a server restart on the same port."""
 
     def __init__(self, target, timeout_s=5.0, attempts=3, root_certificates=None,
-                 certificate_chain=None, private_key=None, server_name=None):
+                 certificate_chain=None, private_key=None, server_name=None,
+                 load_balancing_policy="round_robin"):
         if attempts < 1:
             raise ValueError(f"attempts = {attempts}: must be >= 1")
         if not timeout_s > 0:
@@ -38,13 +48,17 @@ class Client:
         self.target = target
         self.timeout_s = timeout_s
         self.attempts = attempts
+        options = [("grpc.use_local_subchannel_pool", 1)]
+        if load_balancing_policy:
+            options.append(("grpc.lb_policy_name", load_balancing_policy))
         if root_certificates is not None:
             credentials = grpc.ssl_channel_credentials(root_certificates, private_key,
                                                        certificate_chain)
-            options = [("grpc.ssl_target_name_override", server_name)] if server_name else []
+            if server_name:
+                options.append(("grpc.ssl_target_name_override", server_name))
             self._channel = grpc.secure_channel(target, credentials, options=options)
         else:
-            self._channel = grpc.insecure_channel(target)
+            self._channel = grpc.insecure_channel(target, options=options)
         self._stub = pb_grpc.OffloaderStub(self._channel)
 
     def close(self):
@@ -96,10 +110,20 @@ class Conversation:
     latency and money budgets, and keeps its history.
 
     What a turn cost is what report() was told (the measured cost) or, for a
-    turn not reported, the server's expected cost (budget_after). With
-    stateless=True every Decide carries the history (the last
+    turn not reported, the server's expected cost (budget_after, at least 0).
+    With stateless=True every Decide carries the history (the last
     max(PolicyInfo.history_window, HISTORY_TURNS_READ) turns), for fleets
-    without shared state."""
+    without shared state.
+
+    A Decide that failed without a definite answer (DEADLINE_EXCEEDED,
+    UNAVAILABLE, ...) may still have been decided by the server. Its request
+    is kept as in doubt: when the next decide() is refused FAILED_PRECONDITION
+    (the server holds that turn), the kept request is sent again, the server
+    answers it from its store (same decision_id), the turn is added to the
+    history (`recovered` holds that decision; its LLM never ran, so the
+    budgets are not charged for it) and the new prompt is decided as the
+    following turn. Repeating the failed decide() with the same arguments
+    instead gets the stored answer directly."""
 
     def __init__(self, client, conversation_id, latency_budget_s, money_budget_usd,
                  device="", network="", stateless=False):
@@ -116,13 +140,13 @@ class Conversation:
         self.stateless = stateless
         self.history = []  # HistoryTurn of every decided turn, oldest first
         self.turn_index = 0  # the next turn
+        self.recovered = []  # DecideResponse of turns recovered after a lost answer
         self._history_window = None
+        self._view_names = None  # PolicyInfo.view_names, read by report()
         self._pending = None  # (request, decision) of the last turn, not yet reported
+        self._in_doubt = None  # the last DecideRequest whose answer was lost
 
-    def decide(self, prompt, association, task="", explain=False):
-        """Decides the next turn. association: {view name: value in [0, 1]}
-        with every view of the policy (PolicyInfo.view_names)."""
-        self._settle()
+    def _request(self, prompt, association, task, explain):
         request = pb.DecideRequest(conversation_id=self.conversation_id,
                                    turn_index=self.turn_index, prompt=prompt, task=task,
                                    device=self.device, network=self.network, explain=explain)
@@ -138,26 +162,66 @@ class Conversation:
             keep = self.history[-max(self._history_window, HISTORY_TURNS_READ):]
             request.history.SetInParent()
             request.history.turns.extend(keep)
-        decision = self.client.decide(request)
+        return request
+
+    def _send(self, request):
+        try:
+            decision = self.client.decide(request)
+        except (InvalidArgument, FailedPrecondition, PermissionDenied):
+            raise  # refused: the server did not decide this request
+        except LcioError:
+            self._in_doubt = request  # the server may have decided it
+            raise
+        self._in_doubt = None
         self.history.append(pb.HistoryTurn(action=decision.action, task=decision.task))
         self.turn_index += 1
+        return decision
+
+    def decide(self, prompt, association, task="", explain=False):
+        """Decides the next turn. association: {view name: value in [0, 1]}
+        with every view of the policy (PolicyInfo.view_names), in any order."""
+        self._settle()
+        request = self._request(prompt, association, task, explain)
+        try:
+            decision = self._send(request)
+        except FailedPrecondition as refused:
+            in_doubt = self._in_doubt
+            if in_doubt is None or in_doubt.turn_index != self.turn_index:
+                raise
+            # The turn whose answer was lost may be the one the server holds:
+            # take its stored answer, then decide this prompt as the next turn.
+            try:
+                self.recovered.append(self._send(in_doubt))
+            except (InvalidArgument, FailedPrecondition, PermissionDenied):
+                self._in_doubt = None  # not the turn the server holds
+                raise refused from None
+            request = self._request(prompt, association, task, explain)
+            decision = self._send(request)
         self._pending = (request, decision)
         return decision
 
     def report(self, answer, score, latency_s, cost_usd):
         """Reports what the last decided turn really cost and how good its
-        answer was (score on M4A1's scale); the measured costs, not the
-        expected ones, are taken off the budgets."""
+        answer was (score on M4A1's scale: 0 to 9, mostly 0 to 2); the measured
+        costs, not the expected ones, are taken off the budgets."""
         if self._pending is None:
             raise LcioError(grpc.StatusCode.FAILED_PRECONDITION,
                             "report: no decided turn to report (call decide first)")
         request, decision = self._pending
+        # ReportRequest.association is in PolicyInfo.view_names order, whatever
+        # the order of the dict given to decide().
+        by_name = {v.name: v.association for v in request.views}
+        if self._view_names is None or set(self._view_names) != set(by_name):
+            self._view_names = list(self.client.get_policy().view_names)
+        if set(self._view_names) != set(by_name):
+            raise ValueError(f"report: the decided views {sorted(by_name)} are not the serving "
+                             f"policy's views {self._view_names}")
         report = pb.ReportRequest(
             conversation_id=self.conversation_id, turn_index=request.turn_index,
             decision_id=decision.decision_id, prompt=request.prompt, task=decision.task,
             target=decision.target, uploaded_views=[v.name for v in decision.upload],
-            association=[v.association for v in request.views], answer=answer, score=score,
-            interaction_time_s=latency_s, usage_cost_usd=cost_usd)
+            association=[by_name[name] for name in self._view_names], answer=answer,
+            score=score, interaction_time_s=latency_s, usage_cost_usd=cost_usd)
         response = self.client.report(report)
         self.latency_left_s = max(0.0, request.budget.latency_s - latency_s)
         self.money_left_usd = max(0.0, request.budget.money_usd - cost_usd)
@@ -165,9 +229,10 @@ class Conversation:
         return response
 
     def _settle(self):
-        # An unreported turn costs what the server expected.
+        # An unreported turn costs what the server expected. budget_after is
+        # negative when nothing fits; a Decide budget must be >= 0.
         if self._pending is not None:
             decision = self._pending[1]
-            self.latency_left_s = decision.budget_after.latency_s
-            self.money_left_usd = decision.budget_after.money_usd
+            self.latency_left_s = max(0.0, decision.budget_after.latency_s)
+            self.money_left_usd = max(0.0, decision.budget_after.money_usd)
             self._pending = None
