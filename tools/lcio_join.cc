@@ -311,6 +311,8 @@ absl::Status JoinPartition(const std::string& decisions_path, const std::string&
       episode.turns.push_back(server::ReportTurn(r, *tasks));
       episode.association.push_back(d.context.association);
       propensity.push_back(d.actions[*executed].probability);
+      budget.remaining_latency_s.push_back(d.context.latency_budget_s);
+      budget.remaining_money_usd.push_back(d.context.money_budget_usd);
       ++expected_turn;
     }
     if (episode.turns.empty()) {

@@ -28,12 +28,12 @@ absl::Status FieldError(std::string_view source, int64_t id, int turn, std::stri
                                                  "' = ", Quote(value), ": ", std::string(rule)));
 }
 
-absl::StatusOr<std::optional<double>> OptionalBudget(const json& episode, std::string_view source,
-                                                     int64_t id, const char* field) {
-  auto it = episode.find(field);
-  if (it == episode.end() || it->is_null()) return std::optional<double>();
+absl::StatusOr<std::optional<double>> OptionalBudget(const json& object, std::string_view source,
+                                                     int64_t id, const char* field, int turn = -1) {
+  auto it = object.find(field);
+  if (it == object.end() || it->is_null()) return std::optional<double>();
   if (!it->is_number() || !std::isfinite(it->get<double>()) || it->get<double>() < 0)
-    return FieldError(source, id, -1, field, *it, "must be a finite number >= 0");
+    return FieldError(source, id, turn, field, *it, "must be a finite number >= 0");
   return std::optional<double>(it->get<double>());
 }
 
@@ -63,10 +63,16 @@ absl::StatusOr<JoinedLog> ParseJoinedLog(std::string_view text, std::string_view
     if (!money.ok()) return money.status();
     budget.latency_s = *latency;
     budget.money_usd = *money;
-    log.budget.push_back(budget);
     const json& turns = episode.at("interactions");
     std::vector<double> p;
     for (size_t t = 0; t < turns.size(); ++t) {
+      const int turn = static_cast<int>(t);
+      auto left_s = OptionalBudget(turns[t], source, parsed.id, "remaining_latency_s", turn);
+      if (!left_s.ok()) return left_s.status();
+      auto left_usd = OptionalBudget(turns[t], source, parsed.id, "remaining_money_usd", turn);
+      if (!left_usd.ok()) return left_usd.status();
+      budget.remaining_latency_s.push_back(*left_s);
+      budget.remaining_money_usd.push_back(*left_usd);
       auto it = turns[t].find("propensity");
       if (it == turns[t].end()) {
         if (!default_propensity)
@@ -82,6 +88,7 @@ absl::StatusOr<JoinedLog> ParseJoinedLog(std::string_view text, std::string_view
       p.push_back(it->get<double>());
     }
     log.propensity.push_back(std::move(p));
+    log.budget.push_back(std::move(budget));
   }
   return log;
 }
@@ -110,7 +117,19 @@ absl::Status JoinedLogWriter::Add(const data::Episode& episode,
   one.num_views = static_cast<int>(episode.image_paths.size());
   one.episodes.push_back(episode);
   json j = json::parse(data::ToM4A1Json(one)).at(0);
-  for (size_t t = 0; t < propensity.size(); ++t) j["interactions"][t]["propensity"] = propensity[t];
+  for (const auto* remaining : {&budget.remaining_latency_s, &budget.remaining_money_usd})
+    if (!remaining->empty() && remaining->size() != episode.turns.size())
+      return absl::InvalidArgumentError(absl::StrCat("episode ", episode.id, ": ",
+                                                     remaining->size(), " remaining budgets for ",
+                                                     episode.turns.size(), " turns"));
+  for (size_t t = 0; t < propensity.size(); ++t) {
+    json& turn = j["interactions"][t];
+    turn["propensity"] = propensity[t];
+    if (!budget.remaining_latency_s.empty() && budget.remaining_latency_s[t])
+      turn["remaining_latency_s"] = *budget.remaining_latency_s[t];
+    if (!budget.remaining_money_usd.empty() && budget.remaining_money_usd[t])
+      turn["remaining_money_usd"] = *budget.remaining_money_usd[t];
+  }
   if (budget.latency_s) j["latency_budget_s"] = *budget.latency_s;
   if (budget.money_usd) j["money_budget_usd"] = *budget.money_usd;
   *out_ << (episodes_ == 0 ? "[\n" : ",\n")

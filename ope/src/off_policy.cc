@@ -74,9 +74,14 @@ absl::StatusOr<OpeReport> EvaluateOffPolicy(const JoinedLog& log, env::Policy& c
     const env::Simulator& model = *dm->simulators[dm->fold_of[e]];
     const env::Budget budget = BudgetOf(log, e, options.default_budget);
     candidate.BeginEpisode(episode, budget, env::MixSeed(options.seed, episode.id));
-    // The context is the logged conversation's: its own history and what
-    // the logged decisions left of the budgets.
+    // The context is the logged conversation's: its own history and the
+    // budgets the serving policy saw (logged by lcio-join; else what the
+    // logged decisions left of the conversation's budgets under the cost
+    // model).
     env::EpisodeRun run(model, episode, budget);
+    static const ConversationBudget kNotLogged;
+    const ConversationBudget& logged_budget = e < log.budget.size() ? log.budget[e] : kNotLogged;
+    env::DecisionContext context;
     while (!run.done()) {
       const int t = run.turn();
       const data::Turn& turn = episode.turns[t];
@@ -84,7 +89,13 @@ absl::StatusOr<OpeReport> EvaluateOffPolicy(const JoinedLog& log, env::Policy& c
       if (!logged.ok())
         return absl::InvalidArgumentError(absl::StrCat(
             ds.source, ": episode ", episode.id, ", turn ", t, ": ", logged.status().message()));
-      const env::DecisionContext& context = run.context();
+      context = run.context();
+      if (static_cast<size_t>(t) < logged_budget.remaining_latency_s.size() &&
+          logged_budget.remaining_latency_s[t])
+        context.remaining_latency_s = *logged_budget.remaining_latency_s[t];
+      if (static_cast<size_t>(t) < logged_budget.remaining_money_usd.size() &&
+          logged_budget.remaining_money_usd[t])
+        context.remaining_money_usd = *logged_budget.remaining_money_usd[t];
       const int action = Choose(candidate, context, costs, options.shield, &scores);
       if (action < 0 || action >= actions.size())
         return absl::InternalError(

@@ -198,6 +198,11 @@ TEST_F(OpeEndToEndTest, DecisionAndReportLogsAreJoinedAndEvaluatedOffPolicy) {
   EXPECT_EQ(joined->propensity[1].size(), 1u);
   EXPECT_EQ(joined->budget[0].money_usd, 0.05);
   EXPECT_EQ(joined->budget[0].latency_s, 30);
+  // Each turn's remaining budgets, as the serving policy saw them.
+  ASSERT_GE(joined->budget[0].remaining_money_usd.size(), 2u);
+  EXPECT_EQ(joined->budget[0].remaining_money_usd[0], 0.05);
+  EXPECT_EQ(joined->budget[0].remaining_money_usd[1], 0.04);
+  EXPECT_EQ(joined->budget[0].remaining_latency_s[1], 20);
   EXPECT_EQ(joined->dataset.episodes[2].turns.size(), ds.episodes[2].turns.size());
   EXPECT_EQ(joined->dataset.episodes[2].turns[0].score, ds.episodes[2].turns[0].score);
 

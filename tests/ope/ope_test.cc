@@ -574,6 +574,45 @@ TEST(OffPolicy, PairedComparisonWithTheServingPolicy) {
   EXPECT_NE(mismatch.status().message().find("same log"), std::string::npos) << mismatch.status();
 }
 
+// Under fleet control the server's remaining money budget is the scaled
+// remainder, s * (m - spent), which the conversation's budget minus the
+// spend (s * m - spent) cannot give. The replay used the latter, so the
+// logged policy itself, replayed, was refused the cloud calls it made.
+// With the remaining budgets lcio-join logs per turn, it matches the log.
+TEST(OffPolicy, TheReplayUsesTheRemainingBudgetsTheServerSaw) {
+  const World w = MakeWorld();
+  env::FixedPolicy cloud(1, "Fixed 1");
+  ExplorationOptions x;
+  x.epsilon = 0;
+  auto log = SimulateExploringLog(*w.truth, EmbeddedDataset(), w.episodes, cloud, x);
+  ASSERT_TRUE(log.ok()) << log.status();
+  // One cloud call's money, and a little more, left before every turn.
+  const double call = w.truth->costs().money_usd(1);
+  for (size_t e = 0; e < log->budget.size(); ++e) {
+    const size_t turns = log->dataset.episodes[e].turns.size();
+    log->budget[e].money_usd = 1.05 * call;
+    log->budget[e].remaining_money_usd.assign(turns, 1.05 * call);
+  }
+  auto replayed = EvaluateOffPolicy(*log, cloud, OpeOptions(), w.truth.get());
+  ASSERT_TRUE(replayed.ok()) << replayed.status();
+  EXPECT_EQ(replayed->overall.matches, replayed->overall.turns);
+  EXPECT_EQ(replayed->cloud_share, replayed->logged_cloud_share);
+  // Without them, the budget minus the logged spend leaves no second call.
+  for (ConversationBudget& b : log->budget) b.remaining_money_usd.clear();
+  auto computed = EvaluateOffPolicy(*log, cloud, OpeOptions(), w.truth.get());
+  ASSERT_TRUE(computed.ok()) << computed.status();
+  EXPECT_LT(computed->overall.matches, computed->overall.turns / 2);
+  EXPECT_LT(computed->cloud_share, 0.6);
+  // And they survive the file.
+  log->budget[0].remaining_money_usd.assign(log->dataset.episodes[0].turns.size(), 0.25);
+  std::ostringstream out;
+  ASSERT_TRUE(WriteJoinedLog(*log, out).ok());
+  auto back = ParseJoinedLog(out.str(), "<test>");
+  ASSERT_TRUE(back.ok()) << back.status();
+  EXPECT_EQ(back->budget[0].remaining_money_usd, log->budget[0].remaining_money_usd);
+  EXPECT_FALSE(back->budget[1].remaining_money_usd.front().has_value());
+}
+
 TEST(OffPolicy, RefusesTooSmallLogs) {
   JoinedLog log = SmallJoined();
   log.dataset.episodes.resize(1);

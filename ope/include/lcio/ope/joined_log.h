@@ -4,6 +4,9 @@
 //
 //   per interaction  "propensity": probability the serving policy gave the
 //                    logged action, in (0, 1] (1: no exploration)
+//                    "remaining_latency_s", "remaining_money_usd": the
+//                    remaining budgets the serving policy and its shield saw
+//                    before that turn (optional; lcio-join writes them)
 //   per episode      "latency_budget_s", "money_budget_usd": the
 //                    conversation's budgets (optional; defaults apply)
 //
@@ -24,6 +27,10 @@ namespace lcio::ope {
 
 struct ConversationBudget {
   std::optional<double> latency_s, money_usd;
+  // Per turn (empty, or one per turn): what was left before the turn as the
+  // serving policy saw it. Under fleet control that is the scaled remaining
+  // budget, which the conversation's budget minus the spend cannot give.
+  std::vector<std::optional<double>> remaining_latency_s, remaining_money_usd;
 };
 
 // The smallest propensity a joined log may carry: an importance weight's
