@@ -2,13 +2,15 @@
 // bench server) from --concurrency closed-loop workers, each running one
 // conversation at a time turn by turn with the budget the server reports
 // back. Stops after --duration_s or --requests, whichever comes first, and
-// prints latency percentiles, QPS and counts per status code (--json for
-// scripts). Exit status 0 unless --fail_on_error and a call failed.
+// prints the OK calls' latency percentiles and rate, and counts per status
+// code (--json for scripts). Exit status 0; 1 with --fail_on_error and a
+// failed call, or when the server cannot be reached; 2 for a usage error.
 #include <signal.h>
 #include <unistd.h>
 
 #include <algorithm>
 #include <atomic>
+#include <cmath>
 #include <cstdio>
 #include <map>
 #include <mutex>
@@ -49,6 +51,9 @@ ABSL_FLAG(std::string, tls_ca, "", "CA certificate (PEM): use TLS");
 ABSL_FLAG(std::string, tls_cert, "", "client certificate (PEM) for mutual TLS");
 ABSL_FLAG(std::string, tls_key, "", "client key (PEM) for mutual TLS");
 ABSL_FLAG(std::string, tls_server_name, "", "expected server certificate name");
+ABSL_FLAG(bool, stateless, false,
+          "send each conversation's history with every turn (DecideRequest.history), for a "
+          "target that spreads calls over several servers, which share no conversations");
 
 namespace {
 
@@ -57,17 +62,22 @@ std::atomic<bool> g_stop{false};
 extern "C" void OnStopSignal(int) { g_stop.store(true); }
 
 struct Worker {
-  std::vector<int64_t> latencies_ns;
-  std::map<std::string, int64_t> codes;
+  std::vector<int64_t> ok_latencies_ns;  // measured calls answered OK
+  std::map<std::string, int64_t> codes;  // every measured call
 };
 
+}  // namespace
+
+// The nearest-rank q-quantile of sorted values: the smallest value with at
+// least q of them at or below it (p50 of two values is the first).
 double Percentile(const std::vector<int64_t>& sorted, double q) {
   if (sorted.empty()) return 0;
-  const size_t index = std::min(sorted.size() - 1, static_cast<size_t>(q * sorted.size()));
+  const double rank = std::ceil(q * static_cast<double>(sorted.size()));
+  const size_t index = std::min(sorted.size() - 1, static_cast<size_t>(std::max(1.0, rank)) - 1);
   return static_cast<double>(sorted[index]);
 }
 
-}  // namespace
+namespace {}  // namespace
 
 int main(int argc, char** argv) {
   lcio::cli::ParseCommandLine(argc, argv, "--target HOST:PORT --concurrency N --duration_s S",
@@ -121,11 +131,15 @@ int main(int argc, char** argv) {
     lcio::ClientOptions probe = options;
     probe.max_attempts = 20;
     probe.timeout = absl::Seconds(2);
+    // Waiting for a server that is starting, within the run's own time.
+    if (duration_s > 0)
+      probe.max_attempts =
+          std::clamp(static_cast<int>(std::ceil(duration_s / 2)), 1, probe.max_attempts);
     auto client = lcio::Client::Create(probe);
     if (!client.ok() || !(*client)->GetPolicy(&info).ok() || info.view_names_size() == 0) {
       std::fprintf(stderr, "lcio-loadgen: GetPolicy on %s failed; is the server up?\n",
                    options.target.c_str());
-      return 2;
+      return 1;
     }
   }
   const std::vector<std::string> views(info.view_names().begin(), info.view_names().end());
@@ -137,6 +151,7 @@ int main(int argc, char** argv) {
   const double latency_budget = absl::GetFlag(FLAGS_latency_budget);
   const double money_budget = absl::GetFlag(FLAGS_money_budget);
   const int64_t warmup = std::max<int64_t>(0, absl::GetFlag(FLAGS_warmup_requests));
+  const bool stateless = absl::GetFlag(FLAGS_stateless);
 
   signal(SIGINT, OnStopSignal);
   signal(SIGTERM, OnStopSignal);
@@ -154,28 +169,32 @@ int main(int argc, char** argv) {
       Worker& me = workers[w];
       const lcio::Client& client = *clients[w % clients.size()];
       int64_t conversation = 0;
+      absl::Duration failure_wait = absl::ZeroDuration();
       size_t episode_index = static_cast<size_t>(w) % episodes.size();
       for (;;) {
         const lcio::data::Episode& episode = *episodes[episode_index];
         episode_index = (episode_index + concurrency) % episodes.size();
         const std::string id = absl::StrCat(prefix, "-", w, "-", conversation++);
         double latency_left = latency_budget, money_left = money_budget;
+        lcio::v1::ConversationHistory history;  // --stateless: the turns decided so far
         for (size_t t = 0; t < episode.turns.size(); ++t) {
           if (!measuring.load() && warm_done.fetch_add(1) >= warmup) {
             std::lock_guard<std::mutex> lock(start_mu);
             if (!measuring.load()) {
               start = absl::Now();
               if (duration_s > 0) end_of_time = start + absl::Seconds(duration_s);
-              for (Worker& other : workers) other = Worker();
               measuring.store(true);
             }
           }
           if (g_stop.load()) return;
-          if (measuring.load()) {
+          // A call is measured when it starts measured: a warm-up call that
+          // returns after measuring began is not counted.
+          const bool measured = measuring.load();
+          if (measured) {
             std::lock_guard<std::mutex> lock(start_mu);
             if (absl::Now() >= end_of_time) return;
           }
-          if (measuring.load() && max_requests > 0 && issued.fetch_add(1) >= max_requests) return;
+          if (measured && max_requests > 0 && issued.fetch_add(1) >= max_requests) return;
           const lcio::data::Turn& turn = episode.turns[t];
           lcio::v1::DecideRequest request;
           request.set_conversation_id(id);
@@ -191,15 +210,27 @@ int main(int argc, char** argv) {
           request.mutable_budget()->set_latency_s(std::max(0.0, latency_left));
           request.mutable_budget()->set_money_usd(std::max(0.0, money_left));
           request.set_explain(explain);
+          if (stateless) *request.mutable_history() = history;
           lcio::v1::DecideResponse response;
           const absl::Time sent = absl::Now();
           const absl::Status status = client.DecideOnce(request, &response, timeout);
           const int64_t ns = absl::ToInt64Nanoseconds(absl::Now() - sent);
-          if (measuring.load()) {
-            me.latencies_ns.push_back(ns);
+          if (measured) {
+            if (status.ok()) me.ok_latencies_ns.push_back(ns);
             ++me.codes[absl::StatusCodeToString(status.code())];
           }
-          if (!status.ok()) break;  // the conversation's state is uncertain: start another
+          if (!status.ok()) {
+            // A server that fails every call fast (down, overloaded) is not
+            // hammered in a spin: each failure waits a little, up to 100 ms.
+            failure_wait = std::min(absl::Milliseconds(100),
+                                    std::max(absl::Milliseconds(1), 2 * failure_wait));
+            absl::SleepFor(failure_wait);
+            break;  // the conversation's state is uncertain: start another
+          }
+          failure_wait = absl::ZeroDuration();
+          lcio::v1::HistoryTurn* decided = history.add_turns();
+          decided->set_action(response.action());
+          decided->set_task(response.task());
           latency_left = response.budget_after().latency_s();
           money_left = response.budget_after().money_usd();
         }
@@ -209,18 +240,24 @@ int main(int argc, char** argv) {
   for (std::thread& t : threads) t.join();
   const double elapsed_s = absl::ToDoubleSeconds(absl::Now() - start);
 
+  // Rate and latency are the OK calls': a failed call (a refusal, a server
+  // that is down) returns fast and would flatter both.
   std::vector<int64_t> all;
   std::map<std::string, int64_t> codes;
+  int64_t requests = 0;
   for (const Worker& w : workers) {
-    all.insert(all.end(), w.latencies_ns.begin(), w.latencies_ns.end());
-    for (const auto& [code, n] : w.codes) codes[code] += n;
+    all.insert(all.end(), w.ok_latencies_ns.begin(), w.ok_latencies_ns.end());
+    for (const auto& [code, n] : w.codes) {
+      codes[code] += n;
+      requests += n;
+    }
   }
   std::sort(all.begin(), all.end());
   const double qps = elapsed_s > 0 ? static_cast<double>(all.size()) / elapsed_s : 0;
   const double p50 = Percentile(all, 0.50) / 1e3, p90 = Percentile(all, 0.90) / 1e3,
                p99 = Percentile(all, 0.99) / 1e3, max = all.empty() ? 0 : all.back() / 1e3;
-  const int64_t ok = codes.count("OK") ? codes["OK"] : 0;
-  const int64_t failed = static_cast<int64_t>(all.size()) - ok;
+  const int64_t ok = static_cast<int64_t>(all.size());
+  const int64_t failed = requests - ok;
   if (absl::GetFlag(FLAGS_json)) {
     std::vector<std::string> parts;
     for (const auto& [code, n] : codes) parts.push_back(absl::StrCat("\"", code, "\": ", n));
@@ -228,13 +265,15 @@ int main(int argc, char** argv) {
         "{\"target\": \"%s\", \"concurrency\": %d, \"requests\": %zu, \"elapsed_s\": %.3f, "
         "\"qps\": %.1f, \"p50_us\": %.1f, \"p90_us\": %.1f, \"p99_us\": %.1f, \"max_us\": %.1f, "
         "\"ok\": %lld, \"failed\": %lld, \"codes\": {%s}}\n",
-        options.target.c_str(), concurrency, all.size(), elapsed_s, qps, p50, p90, p99, max,
-        static_cast<long long>(ok), static_cast<long long>(failed),
+        options.target.c_str(), concurrency, static_cast<size_t>(requests), elapsed_s, qps, p50,
+        p90, p99, max, static_cast<long long>(ok), static_cast<long long>(failed),
         absl::StrJoin(parts, ", ").c_str());
   } else {
-    std::printf("target %s  concurrency %d  requests %zu  elapsed %.2f s  QPS %.0f\n",
-                options.target.c_str(), concurrency, all.size(), elapsed_s, qps);
-    std::printf("latency us: p50 %.0f  p90 %.0f  p99 %.0f  max %.0f\n", p50, p90, p99, max);
+    std::printf("target %s  concurrency %d  requests %lld  elapsed %.2f s  OK QPS %.0f\n",
+                options.target.c_str(), concurrency, static_cast<long long>(requests), elapsed_s,
+                qps);
+    std::printf("latency of OK calls, us: p50 %.0f  p90 %.0f  p99 %.0f  max %.0f\n", p50, p90, p99,
+                max);
     for (const auto& [code, n] : codes)
       std::printf("  %-20s %lld\n", code.c_str(), static_cast<long long>(n));
   }

@@ -368,6 +368,41 @@ TEST_F(EndToEndTest, MetricsMatchTheLoadSent) {
   EXPECT_GE(Metric(m, "lcio_conversations_active"), 1);
 }
 
+// Against a target that spreads calls over two servers, conversations kept
+// on the server broke at turn 1 (FAILED_PRECONDITION on the other server);
+// --stateless sends the history. A warm-up call still in flight when
+// measuring began was counted (1031 of --requests=1000).
+TEST_F(EndToEndTest, LoadgenCountsExactlyAndSpansServersStatelessly) {
+  const std::string policy = WriteArtifact("policy.pt", 1);
+  Server a = StartServer({"--policy=" + policy});
+  Server b = StartServer({"--policy=" + policy});
+  const std::string both = absl::StrCat("ipv4:127.0.0.1:", a.port, ",127.0.0.1:", b.port);
+  const std::string data = std::string("--data=") + LCIO_SOURCE_DIR + "/data/M4A1.json";
+  auto [status, out] =
+      Run({LCIO_LOADGEN_BIN, "--target=" + both, "--stateless", "--concurrency=4",
+           "--warmup_requests=60", "--requests=200", "--duration_s=120", "--json", data});
+  ASSERT_EQ(status, 0) << out;
+  auto result = nlohmann::json::parse(out, nullptr, false);
+  ASSERT_FALSE(result.is_discarded()) << out;
+  EXPECT_EQ(result["requests"].get<int64_t>(), 200) << out;
+  EXPECT_EQ(result["ok"].get<int64_t>(), 200) << out;
+  for (const Server* server : {&a, &b})
+    EXPECT_GT(Metric(Scrape(*server), "lcio_decide_requests_total{code=\"OK\"}"), 0);
+  // Kept on the server, the later turns of a conversation meet the other one.
+  std::tie(status, out) = Run({LCIO_LOADGEN_BIN, "--target=" + both, "--concurrency=4",
+                               "--requests=200", "--duration_s=120", "--json", data});
+  ASSERT_EQ(status, 0) << out;
+  result = nlohmann::json::parse(out, nullptr, false);
+  ASSERT_FALSE(result.is_discarded()) << out;
+  EXPECT_GT(result["codes"]["FAILED_PRECONDITION"].get<int64_t>(), 0) << out;
+  // Rate and latency are the OK calls' alone.
+  EXPECT_EQ(result["ok"].get<int64_t>() + result["failed"].get<int64_t>(), 200) << out;
+  EXPECT_NEAR(result["qps"].get<double>(),
+              result["ok"].get<double>() / result["elapsed_s"].get<double>(),
+              0.05 * result["qps"].get<double>() + 1)
+      << out;
+}
+
 TEST_F(EndToEndTest, ReportLogSurvivesSigkillWithEveryAcknowledgedRecord) {
   const std::string policy = WriteArtifact("policy.pt", 1);
   const std::string log = dir_.File("reports.log");
