@@ -16,8 +16,10 @@
 #include <string>
 #include <vector>
 
+#include "absl/flags/commandlineflag.h"
 #include "absl/flags/flag.h"
 #include "absl/flags/parse.h"
+#include "absl/flags/reflection.h"
 #include "absl/flags/usage.h"
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
@@ -53,7 +55,9 @@ ABSL_FLAG(std::string, target_llm, "local", "report: local or cloud");
 ABSL_FLAG(std::string, uploaded, "", "report: comma-separated uploaded view names");
 ABSL_FLAG(std::string, decision_id, "", "report: the decision's id");
 ABSL_FLAG(std::string, answer, "", "report: the answer text");
-ABSL_FLAG(double, score, 0, "report: answer quality on M4A1's scale (0..1000)");
+ABSL_FLAG(double, score, 0,
+          "report: answer quality on M4A1's scale (0 to 9, mostly 0 to 2; the server accepts up "
+          "to 1000)");
 ABSL_FLAG(double, latency_s, 0, "report: measured latency");
 ABSL_FLAG(double, cost_usd, 0, "report: measured money");
 ABSL_FLAG(std::string, service, "", "health: service name (\"\" = whole server)");
@@ -124,9 +128,29 @@ int main(int argc, char** argv) {
   if (args.size() != 2) return Usage("exactly one subcommand is required");
   const std::string command = args[1];
 
+  const double timeout_s = absl::GetFlag(FLAGS_timeout_s);
+  if (!(timeout_s > 0 && timeout_s <= 3600))
+    return Usage(absl::StrCat("--timeout_s=", timeout_s, ": must be in (0, 3600]"));
+  // --json is the whole request: a request field given beside it would be
+  // ignored in silence.
+  if (!absl::GetFlag(FLAGS_json).empty()) {
+    std::vector<std::string> beside;
+    for (const char* name :
+         {"conversation", "turn", "prompt", "task", "views", "association", "latency_budget",
+          "money_budget", "device", "network", "explain", "history", "target_llm", "uploaded",
+          "decision_id", "answer", "score", "latency_s", "cost_usd"}) {
+      const absl::CommandLineFlag* flag = absl::FindCommandLineFlag(name);
+      if (flag != nullptr && flag->CurrentValue() != flag->DefaultValue())
+        beside.push_back(absl::StrCat("--", name));
+    }
+    if (!beside.empty())
+      return Usage(absl::StrCat("--json is the whole request; remove ", absl::StrJoin(beside, ", "),
+                                " or put it in the JSON"));
+  }
+
   lcio::ClientOptions options;
   options.target = absl::GetFlag(FLAGS_target);
-  options.timeout = absl::Seconds(absl::GetFlag(FLAGS_timeout_s));
+  options.timeout = absl::Seconds(timeout_s);
   options.max_attempts = absl::GetFlag(FLAGS_attempts);
   options.tls_ca = absl::GetFlag(FLAGS_tls_ca);
   options.tls_cert = absl::GetFlag(FLAGS_tls_cert);

@@ -108,6 +108,24 @@ std::vector<char*> ParseCommandLine(int argc, char** argv, const std::string& us
                    program.c_str(), name.substr(0, 64).c_str(), program.c_str());
       std::exit(2);
     }
+    // A value the flag's type cannot hold is a usage error too (Abseil's own
+    // parse would exit 1 for it). Parsed here only to check: Abseil's parse
+    // below sets it again.
+    if (absl::CommandLineFlag* flag = absl::FindCommandLineFlag(name); flag != nullptr) {
+      const size_t equals = arg.find('=');
+      const bool separate = equals == absl::string_view::npos && !flag->IsOfType<bool>();
+      if (equals != absl::string_view::npos || (separate && i + 1 < argc)) {
+        const absl::string_view value =
+            separate ? absl::string_view(argv[i + 1]) : arg.substr(equals + 1);
+        std::string error;
+        if (!flag->ParseFrom(value, &error)) {
+          std::fprintf(stderr, "%s: --%s=%s: %s; run '%s --help' for the flags\n", program.c_str(),
+                       name.substr(0, 64).c_str(), std::string(value.substr(0, 64)).c_str(),
+                       error.substr(0, 200).c_str(), program.c_str());
+          std::exit(2);
+        }
+      }
+    }
   }
   return absl::ParseCommandLine(argc, argv);
 }

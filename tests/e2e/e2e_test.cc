@@ -1040,7 +1040,37 @@ TEST_F(EndToEndTest, EveryBinaryHasHelpWithItsOwnFlagsAndAVersion) {
   }
 }
 
-// --listen=50811 used to end in a raw gRPC error dump.
+// A value a flag's type cannot hold (--turn=abc) exited 1, Abseil's own
+// status, where every other usage error exits 2.
+TEST_F(EndToEndTest, AFlagValueOfTheWrongTypeIsAUsageError) {
+  const std::vector<std::vector<std::string>> cases = {{LCIO_CLIENT_BIN, "decide", "--turn=abc"},
+                                                       {LCIO_TRAIN_BIN, "--timesteps", "many"},
+                                                       {LCIO_SERVER_BIN, "--max_inflight=1.5"},
+                                                       {LCIO_LOADGEN_BIN, "--json=maybe"}};
+  for (const auto& argv : cases) {
+    auto [status, out] = Run(argv, 60s);
+    EXPECT_TRUE(WIFEXITED(status) && WEXITSTATUS(status) == 2) << argv[0] << " " << status;
+    const std::string error = ReadFile(dir_.File("run.stderr"));
+    EXPECT_TRUE(absl::StrContains(error, "Illegal value")) << error;
+    EXPECT_TRUE(absl::StrContains(error, "--help")) << error;
+  }
+  // lcio-client: a request field beside --json was ignored in silence, and a
+  // negative timeout made three attempts that could not succeed.
+  const std::vector<std::pair<std::vector<std::string>, std::string>> client_cases = {
+      {{LCIO_CLIENT_BIN, "decide", "--json=" + dir_.File("request.json"), "--conversation=other",
+        "--money_budget=0"},
+       "--json is the whole request; remove --conversation, --money_budget"},
+      {{LCIO_CLIENT_BIN, "policy", "--timeout_s=-1"}, "--timeout_s=-1: must be in (0, 3600]"}};
+  for (const auto& [argv, message] : client_cases) {
+    auto [status, out] = Run(argv, 60s);
+    EXPECT_TRUE(WIFEXITED(status) && WEXITSTATUS(status) == 2) << message << " " << status;
+    const std::string error = ReadFile(dir_.File("run.stderr"));
+    EXPECT_TRUE(absl::StrContains(error, message)) << error;
+  }
+}
+
+// --listen=50811 used to end in a raw gRPC error dump.// --listen=50811 used to end in a raw gRPC
+// error dump.
 TEST_F(EndToEndTest, AListenAddressWithoutHostIsAUsageErrorNamingFlagValueAndRule) {
   auto [status, out] = Run({LCIO_SERVER_BIN, "--listen=50811", "--metrics_listen="}, 60s);
   EXPECT_TRUE(WIFEXITED(status) && WEXITSTATUS(status) == 2) << status;
