@@ -80,8 +80,9 @@ if [[ -n "${LCIO_REPORT_LOGS:-}" ]]; then
     log "fewer than LCIO_MIN_REPORT_EPISODES=$min_episodes episodes: nothing to retrain on"
     exit 0
   fi
-  # The newest conversations are held out of training for the gate's lcio-eval: neither the
-  # candidate nor the serving policy has seen them.
+  # The last conversations in export order (per log, newest last; the logs in pod-name order) are
+  # held out of training for the gate's lcio-eval: the candidate has not seen them (the serving
+  # policy may have seen some on an earlier night, which favours it; docs/ope.md).
   holdout=$(jq --argjson share "${LCIO_GATE_HOLDOUT_SHARE:-0.2}" \
     'length * $share | floor' "$reports")
   if [[ -z "$gate_data" && "$holdout" -gt 0 ]]; then
@@ -89,7 +90,7 @@ if [[ -n "${LCIO_REPORT_LOGS:-}" ]]; then
     jq --argjson k "$holdout" '.[length - $k:]' "$reports" >"$gate_data"
     jq --argjson k "$holdout" '.[:length - $k]' "$reports" >"$reports.train"
     mv "$reports.train" "$reports"
-    log "held out the newest $holdout exported conversations for the gate ($gate_data)"
+    log "held out the last $holdout exported conversations for the gate ($gate_data)"
   fi
   data="$work/train-$stamp.json"
   if [[ -n "$base_data" ]]; then

@@ -4,7 +4,9 @@
 #
 #   gate-policy.sh CANDIDATE.pt SERVING.pt REPORT_DIR
 #
-# Two checks, both required; a check without its data is a failed check (no evidence, no publish):
+# Two checks, both required; a check without its data is a failed check (no evidence, no publish;
+# for lcio-ope that includes joined traffic of which more than half the turns were logged without
+# exploration):
 #   lcio-eval  on LCIO_GATE_DATA (M4A1 JSON that neither artifact was trained on, e.g. the newest
 #              Reports held out of training): under every held-out scorer, the candidate's mean
 #              reward (shield on) >= the serving policy's - LCIO_GATE_MARGIN;
@@ -114,6 +116,17 @@ if [[ -n "${LCIO_GATE_JOINED:-}" && -r "$LCIO_GATE_JOINED" ]]; then
   note
   note "$(jq -r "$pick"' | $c.advice' "$dir/gate-ope.json")"
   [[ "$v" == ok ]] || verdict=1
+  # Evidence: turns logged without exploration (propensity 1) show only the serving policy's own
+  # action, so where the two policies differ there the DR difference is the response model's
+  # extrapolation alone. More than half such turns: no evidence.
+  read -r deterministic all_turns < <(jq -r "$pick"' | "\($c.overall.deterministic_turns) \($c.overall.turns)"' \
+    "$dir/gate-ope.json")
+  if ((all_turns == 0 || 2 * deterministic > all_turns)); then
+    note
+    note "no evidence: $deterministic of $all_turns joined turns were logged without exploration" \
+      "(propensity 1); the difference there is the response model's extrapolation"
+    verdict=1
+  fi
 else
   note "## lcio-ope: no joined traffic (LCIO_GATE_JOINED unset or unreadable): no evidence"
   verdict=1

@@ -77,7 +77,20 @@ retrain 2
 grep -q "no evidence" "$store/canary/gate-report.md" || fail "the report does not say why"
 echo "no evidence: canary"
 
-# 3. A candidate the gate accepts (a margin no candidate can miss) is published to stable.
+# 3. Joined traffic logged without exploration is no evidence, even for a margin no candidate can
+# miss: the paired difference there is the response model's extrapolation.
+"$ope_bin" --simulate_out="$work/unexplored.json" --logging_policy="$src/policy/default_policy.pt" \
+  --epsilon=0 --copies=1 2>/dev/null
+rm -rf "$store/canary"
+retrain 4 LCIO_GATE_DATA="$work/traffic.json" LCIO_GATE_JOINED="$work/unexplored.json" \
+  LCIO_GATE_MARGIN=1000
+[[ "$(sha256sum <"$store/stable/policy.pt")" == "$serving_sha" ]] ||
+  fail "a candidate was published on traffic without exploration"
+grep -q "no evidence: [0-9]* of [0-9]* joined turns were logged without exploration" \
+  "$store/canary/gate-report.md" || { cat "$store/canary/gate-report.md"; fail "the report does not say why"; }
+echo "unexplored traffic: canary"
+
+# 4. A candidate the gate accepts (a margin no candidate can miss) is published to stable.
 retrain 3 LCIO_GATE_DATA="$work/traffic.json" LCIO_GATE_JOINED="$work/traffic.json" \
   LCIO_GATE_MARGIN=1000
 [[ "$(sha256sum <"$store/stable/policy.pt")" != "$serving_sha" ]] ||
