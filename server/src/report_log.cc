@@ -407,10 +407,14 @@ absl::StatusOr<ExportSummary> ExportReportLogs(const std::vector<std::string>& f
       it = turns[e].erase(it);
     }
     if (turns[e].empty()) continue;
-    if (kept != e) turns[kept] = std::move(turns[e]);  // never a self-move: it empties the map
+    if (kept != e) {  // never a self-move: it empties the map
+      turns[kept] = std::move(turns[e]);
+      conversation_of[kept] = std::move(conversation_of[e]);
+    }
     ++kept;
   }
   turns.resize(kept);
+  conversation_of.resize(kept);
   if (summary.orphaned > 0 && summary.problems.size() < 20)
     summary.problems.push_back(absl::StrCat(summary.orphaned,
                                             " records past a gap in their conversation's turns "
@@ -448,6 +452,12 @@ absl::StatusOr<ExportSummary> ExportReportLogs(const std::vector<std::string>& f
     for (const auto& [index, where] : turns[e]) {
       auto r = ReadReportRecordAt(inputs[where.file], where.offset, files[where.file]);
       if (!r.ok()) return r.status();
+      // A log cut back after a failed batch and written anew can hold another
+      // whole, valid record where pass 1 read this one.
+      if (r->conversation_id != conversation_of[e] || r->turn_index != index)
+        return absl::DataLossError(absl::StrCat("report log ", files[where.file],
+                                                " changed while being read (byte ", where.offset,
+                                                "): another record is there now"));
       if (episode.image_paths.empty()) episode.image_paths = r->view_names;
       episode.turns.push_back(ReportTurn(*r, tasks));
       episode.association.push_back(std::move(r->association));

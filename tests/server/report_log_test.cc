@@ -12,6 +12,7 @@
 #include <mutex>
 #include <sstream>
 #include <thread>
+#include <utility>
 
 #include "absl/strings/str_format.h"
 #include "absl/time/clock.h"
@@ -182,6 +183,50 @@ absl::StatusOr<ExportSummary> Export(const std::vector<std::string>& files, std:
   auto summary = ExportReportLogs(files, out, false, rejects);
   *json = out.str();
   return summary;
+}
+
+// An output whose first write runs `on_first_write`. The export writes
+// nothing before its first pass ends, so that is where a test changes the
+// log under it.
+class FirstWriteHook : public std::stringbuf {
+ public:
+  explicit FirstWriteHook(std::function<void()> on_first_write)
+      : on_first_write_(std::move(on_first_write)) {}
+
+ protected:
+  std::streamsize xsputn(const char* s, std::streamsize n) override {
+    Fire();
+    return std::stringbuf::xsputn(s, n);
+  }
+  int_type overflow(int_type c) override {
+    Fire();
+    return std::stringbuf::overflow(c);
+  }
+
+ private:
+  void Fire() {
+    if (on_first_write_) std::exchange(on_first_write_, nullptr)();
+  }
+  std::function<void()> on_first_write_;
+};
+
+// A log cut back after a failed batch and written anew can hold another
+// whole, valid record at an offset the first pass indexed: its checksum
+// holds, so it must be caught by what it is (conversation b's turn was
+// exported inside conversation a's episode).
+TEST(ReportLogTest, AnotherWholeRecordAtAnIndexedOffsetFailsTheExport) {
+  test::TempDir dir;
+  const std::string log = dir.File("r.log");
+  WriteLog(log, {Record("a", 0, false)});
+  FirstWriteHook hook([&] {
+    std::ofstream rewritten(log, std::ios::binary | std::ios::trunc);  // the same file
+    rewritten << EncodeReportLine(Record("b", 0, false));
+  });
+  std::ostream out(&hook);
+  auto exported = ExportReportLogs({log}, out, false, "");
+  EXPECT_EQ(exported.status().code(), absl::StatusCode::kDataLoss) << exported.status();
+  EXPECT_NE(exported.status().message().find("another record is there now"), std::string::npos)
+      << exported.status();
 }
 
 // A record read again must be the record indexed: other bytes at its offset
