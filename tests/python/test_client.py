@@ -139,6 +139,21 @@ class ClientTest(unittest.TestCase):
             fifth = chat.decide("fifth", self.association())
             self.assertIn(f"/{2 + recovered}/", fifth.decision_id)
             self.assertEqual((chat.turn_index, len(chat.recovered)), (3 + recovered, recovered))
+            if stateless:
+                continue
+            # Lost after the server decided, then a call of the same turn that
+            # never reached it: the first is the one the server holds, and the
+            # second must not make the client forget it.
+            lossy.lose, lossy.send_first = 1, True
+            with self.assertRaises(lcio_client.DeadlineExceeded):
+                chat.decide("sixth", self.association())
+            lossy.lose, lossy.send_first = 1, False
+            with self.assertRaises(lcio_client.Unavailable):
+                chat.decide("seventh", self.association())
+            eighth = chat.decide("eighth", self.association())
+            self.assertEqual(len(chat.recovered), 2)
+            self.assertIn("/4/", chat.recovered[-1].decision_id)
+            self.assertIn("/5/", eighth.decision_id)
 
     def test_an_unreachable_server_is_a_typed_unavailable(self):
         with lcio_client.Client("127.0.0.1:1", timeout_s=2, attempts=2) as nowhere:

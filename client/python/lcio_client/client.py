@@ -143,8 +143,11 @@ class Conversation:
         self.recovered = []  # DecideResponse of turns recovered after a lost answer
         self._history_window = None
         self._view_names = None  # PolicyInfo.view_names, read by report()
+        self._view_names_version = None  # the policy_version they are of
         self._pending = None  # (request, decision) of the last turn, not yet reported
-        self._in_doubt = None  # the last DecideRequest whose answer was lost
+        # DecideRequests of the next turn whose answers were lost, oldest first:
+        # the server may have decided any one of them (at most one).
+        self._in_doubt = []
 
     def _request(self, prompt, association, task, explain):
         request = pb.DecideRequest(conversation_id=self.conversation_id,
@@ -170,9 +173,14 @@ class Conversation:
         except (InvalidArgument, FailedPrecondition, PermissionDenied):
             raise  # refused: the server did not decide this request
         except LcioError:
-            self._in_doubt = request  # the server may have decided it
+            # The server may have decided it. Earlier lost requests of the same
+            # turn are kept too: which one it decided is not known.
+            if self._in_doubt and self._in_doubt[0].turn_index != request.turn_index:
+                self._in_doubt = []
+            if request not in self._in_doubt:
+                self._in_doubt.append(request)
             raise
-        self._in_doubt = None
+        self._in_doubt = []
         self.history.append(pb.HistoryTurn(action=decision.action, task=decision.task))
         self.turn_index += 1
         return decision
@@ -185,15 +193,17 @@ class Conversation:
         try:
             decision = self._send(request)
         except FailedPrecondition as refused:
-            in_doubt = self._in_doubt
-            if in_doubt is None or in_doubt.turn_index != self.turn_index:
-                raise
-            # The turn whose answer was lost may be the one the server holds:
-            # take its stored answer, then decide this prompt as the next turn.
-            try:
-                self.recovered.append(self._send(in_doubt))
-            except (InvalidArgument, FailedPrecondition, PermissionDenied):
-                self._in_doubt = None  # not the turn the server holds
+            in_doubt = [r for r in self._in_doubt if r.turn_index == self.turn_index]
+            # A turn whose answer was lost may be the one the server holds: take
+            # its stored answer, then decide this prompt as the next turn.
+            for kept in in_doubt:
+                try:
+                    self.recovered.append(self._send(kept))
+                    break
+                except (InvalidArgument, FailedPrecondition, PermissionDenied):
+                    continue  # not the request the server decided
+            else:
+                self._in_doubt = []
                 raise refused from None
             request = self._request(prompt, association, task, explain)
             decision = self._send(request)
@@ -211,8 +221,12 @@ class Conversation:
         # ReportRequest.association is in PolicyInfo.view_names order, whatever
         # the order of the dict given to decide().
         by_name = {v.name: v.association for v in request.views}
-        if self._view_names is None or set(self._view_names) != set(by_name):
-            self._view_names = list(self.client.get_policy().view_names)
+        # Read again when another policy decided (a reload may reorder the views).
+        if (self._view_names is None or self._view_names_version != decision.policy_version
+                or set(self._view_names) != set(by_name)):
+            info = self.client.get_policy()
+            self._view_names = list(info.view_names)
+            self._view_names_version = info.policy_version
         if set(self._view_names) != set(by_name):
             raise ValueError(f"report: the decided views {sorted(by_name)} are not the serving "
                              f"policy's views {self._view_names}")
