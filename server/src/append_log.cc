@@ -355,7 +355,13 @@ void GroupCommitter::WriterLoop(std::shared_ptr<State> state) {
     state->waiting = true;
     state->wake.wait(lock, [&] { return state->exit || !state->queue.empty(); });
     state->waiting = false;
-    if (state->queue.empty()) break;  // exit with nothing left
+    if (state->queue.empty()) {  // exit with nothing left
+      // Closes the log and releases its lock now, not when the last owner
+      // of the state lets go: a writer opened next on the same log (a
+      // restart in the same process) must not find it held.
+      state->writer.reset();
+      break;
+    }
     // Gather until the interval since the last batch has passed (on the
     // monotonic clock: a wall clock stepped back must not stall the log);
     // Stop wakes the writer to write what it has at once. (`waiting` stays
@@ -419,6 +425,13 @@ void GroupCommitter::Stop(absl::Time deadline) {
     state_->drained.wait(lock, [this] { return !state_->answering; });
   }
   state_->wake.notify_all();
+  {
+    // The writer closes the log (and releases its lock) on its way out;
+    // waited for until the deadline (a hung disk may keep it longer).
+    std::unique_lock<std::mutex> lock(state_->mu);
+    state_->drained.wait_until(lock, absl::ToChronoTime(deadline),
+                               [this] { return state_->writer == nullptr; });
+  }
   for (Done& done : abandoned)
     if (done)
       done(absl::UnavailableError(

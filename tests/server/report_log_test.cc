@@ -547,6 +547,29 @@ TEST(AppendLogTest, StopReturnsOnlyAfterARunningCallbackHasFinished) {
   EXPECT_TRUE(finished);
 }
 
+// The writer thread held the log (and its lock) until it let go of the
+// committer's state, after Stop had returned: a writer opened at once on
+// the same log (a restart in the same process) could be refused.
+TEST(AppendLogTest, StopReleasesTheLogForTheNextWriter) {
+  test::TempDir dir;
+  const std::string path = dir.File("reports.log");
+  for (int round = 0; round < 50; ++round) {
+    auto writer = ReportLogWriter::Open(path);
+    ASSERT_TRUE(writer.ok()) << "round " << round << ": " << writer.status();
+    GroupCommitter committer(*std::move(writer), 10);
+    std::atomic<bool> written{false};
+    ASSERT_TRUE(committer
+                    .Submit(EncodeReportLine(Record("c", round, false)),
+                            [&](absl::StatusOr<uint64_t> s) { written = s.ok(); })
+                    .ok());
+    committer.Stop(absl::Now() + absl::Seconds(30));
+    EXPECT_TRUE(written);
+  }
+  auto contents = ReadReportLog(path);
+  ASSERT_TRUE(contents.ok());
+  EXPECT_EQ(contents->records.size(), 50u);
+}
+
 TEST(ReportLogTest, ABatchBelowTheDiskFloorIsRefusedAndNothingIsWritten) {
   test::TempDir dir;
   const std::string path = dir.File("reports.log");

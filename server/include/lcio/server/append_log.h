@@ -155,7 +155,9 @@ class GroupCommitter {
   // write or fdatasync included) with UNAVAILABLE and returns without
   // waiting for the disk. No `done` runs after it returns (one already
   // running is waited for, past the deadline too), so never call it from a
-  // `done`. Idempotent.
+  // `done`. Before the deadline it also waits for the writer thread to close
+  // the log and release its lock, so that the log can be opened again at
+  // once. Idempotent.
   void Stop(absl::Time deadline);
   // Batches written so far (each with one fdatasync).
   uint64_t batches() const;
