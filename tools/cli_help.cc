@@ -111,10 +111,21 @@ std::vector<char*> ParseCommandLine(int argc, char** argv, const std::string& us
     // A value the flag's type cannot hold is a usage error too (Abseil's own
     // parse would exit 1 for it). Parsed here only to check: Abseil's parse
     // below sets it again.
-    if (absl::CommandLineFlag* flag = absl::FindCommandLineFlag(name); flag != nullptr) {
-      const size_t equals = arg.find('=');
+    const bool special =
+        name == "flagfile" || name == "fromenv" || name == "tryfromenv" || name == "undefok";
+    const size_t equals = arg.find('=');
+    auto usage_error = [&](const std::string& why) {
+      std::fprintf(stderr, "%s: --%s: %s; run '%s --help' for the flags\n", program.c_str(),
+                   name.substr(0, 64).c_str(), why.c_str(), program.c_str());
+      std::exit(2);
+    };
+    absl::CommandLineFlag* flag = special ? nullptr : absl::FindCommandLineFlag(name);
+    if (!special && flag == nullptr && equals != absl::string_view::npos)
+      usage_error("a negated bool flag takes no value");  // --noexplain=x
+    if (flag != nullptr) {
       const bool separate = equals == absl::string_view::npos && !flag->IsOfType<bool>();
-      if (equals != absl::string_view::npos || (separate && i + 1 < argc)) {
+      if (separate && i + 1 >= argc) usage_error("needs a value");
+      if (equals != absl::string_view::npos || separate) {
         const absl::string_view value =
             separate ? absl::string_view(argv[i + 1]) : arg.substr(equals + 1);
         std::string error;
@@ -125,6 +136,7 @@ std::vector<char*> ParseCommandLine(int argc, char** argv, const std::string& us
           std::exit(2);
         }
       }
+      if (separate) ++i;  // the value, even one that starts with '-'
     }
   }
   return absl::ParseCommandLine(argc, argv);
