@@ -95,7 +95,14 @@ if [[ -n "${LCIO_GATE_JOINED:-}" && -r "$LCIO_GATE_JOINED" ]]; then
        (if $d.estimate != null and $d.estimate >= -$m then "ok" else "worse" end)] | @tsv' \
     "$dir/gate-ope.json")
   IFS=$'\t' read -r d lo hi c s differs turns v <<<"$line"
-  ci() { printf '%+.3f [%+.3f, %+.3f]' "$1" "$2" "$3"; }
+  # An interval without bounds (null: the sample shows no spread) reads "undefined".
+  ci() {
+    if [[ "$2" == nan || "$3" == nan ]]; then
+      printf '%+.3f [undefined]' "$1"
+    else
+      printf '%+.3f [%+.3f, %+.3f]' "$1" "$2" "$3"
+    fi
+  }
   note "## lcio-ope on $LCIO_GATE_JOINED (doubly robust, paired with the serving policy)"
   note
   note "DR difference candidate - serving, paired (95% CI clustered by conversation): $(ci "$d" "$lo" "$hi")"

@@ -552,7 +552,8 @@ absl::StatusOr<std::unique_ptr<ServerApp>> ServerApp::Start(const ServerOptions&
   if (!o.reflection) builder.SetOption(std::make_unique<WithoutReflection>());
   // Reflection is a synchronous service: each open stream holds a thread,
   // and an idle client could open thousands. The quota bounds those threads
-  // (further reflection calls wait for one); Decide, Report, GetPolicy and
+  // (a reflection call past them is refused RESOURCE_EXHAUSTED at once,
+  // tested); Decide, Report, GetPolicy and
   // health are callback services and do not draw on it.
   grpc::ResourceQuota sync_threads("lcio-sync-services");
   sync_threads.SetMaxThreads(kMaxSyncServiceThreads);

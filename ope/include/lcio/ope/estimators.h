@@ -73,12 +73,14 @@ struct IntervalOptions {
 
 struct Interval {
   double estimate = 0;
-  // Clustered by conversation; 0 with fewer than 2 conversations. kNormal,
-  // kEffective, kStudentized: the plug-in one; kJackknife: the jackknife's; kPercentile,
-  // kBca: the resampled estimates' standard deviation.
+  // Clustered by conversation. kNormal, kEffective, kStudentized: the
+  // plug-in one; kJackknife: the jackknife's; kPercentile, kBca: the
+  // resampled estimates' standard deviation. Infinite when the sample shows
+  // no spread (every conversation's influence 0: one conversation, no or one
+  // agreeing conversation), with low = -inf and high = +inf (null in JSON).
   double standard_error = 0;
-  // The `level` interval of the method; estimate -/+ 0 when the standard
-  // error is 0 (e.g. identical policies' difference).
+  // The `level` interval of the method; exactly 0 [0, 0] for the difference
+  // of policies that choose alike on every turn.
   double low = 0, high = 0;
 };
 
