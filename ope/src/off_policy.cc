@@ -239,7 +239,10 @@ absl::StatusOr<JoinedLog> SimulateExploringLog(const env::Simulator& truth,
       }
       log.dataset.episodes.push_back(std::move(episode));
       log.propensity.push_back(std::move(propensity));
-      log.budget.push_back({options.budget.latency_s, options.budget.money_usd});
+      ConversationBudget budget;
+      budget.latency_s = options.budget.latency_s;
+      budget.money_usd = options.budget.money_usd;
+      log.budget.push_back(std::move(budget));
     }
   }
   return log;

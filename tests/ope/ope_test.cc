@@ -399,7 +399,8 @@ JoinedLog SmallJoined() {
     log.propensity.emplace_back(e.turns.size(), 0.5);
     log.budget.push_back({});
   }
-  log.budget[1] = {12.5, 0.02};
+  log.budget[1].latency_s = 12.5;
+  log.budget[1].money_usd = 0.02;
   return log;
 }
 
