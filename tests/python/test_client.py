@@ -192,48 +192,52 @@ class RestartTest(unittest.TestCase):
 
 
 class ReportTest(unittest.TestCase):
+    """A server with a Report log, and a client of it."""
+
+    def setUp(self):
+        self.work = tempfile.TemporaryDirectory()
+        self.log = os.path.join(self.work.name, "reports.log")
+        self.server = Server(f"--report_log={self.log}")
+        self.client = lcio_client.Client(self.server.target, timeout_s=10)
+        self.views = list(self.client.get_policy().view_names)
+
+    def tearDown(self):
+        self.client.close()
+        self.server.stop()
+        self.work.cleanup()
+
+    def logged_lines(self):
+        """The Report log's lines, once the server has stopped."""
+        self.client.close()
+        self.server.stop()
+        with open(self.log, "rb") as f:
+            return f.read().splitlines()
+
     def test_reported_costs_are_taken_off_the_budgets_and_recorded(self):
-        with tempfile.TemporaryDirectory() as work:
-            log = os.path.join(work, "reports.log")
-            server = Server(f"--report_log={log}")
-            try:
-                with lcio_client.Client(server.target, timeout_s=10) as client:
-                    views = list(client.get_policy().view_names)
-                    chat = client.conversation("py-report", 30, 0.05)
-                    chat.decide("What is this?", {v: 0.4 for v in views})
-                    recorded = chat.report("a lamp", score=1.5, latency_s=2.5, cost_usd=0.01)
-                    self.assertGreaterEqual(recorded.record, 1)
-                    # The measured costs, not the expected ones, come off.
-                    self.assertAlmostEqual(chat.latency_left_s, 27.5)
-                    self.assertAlmostEqual(chat.money_left_usd, 0.04)
-                    with self.assertRaises(lcio_client.LcioError):
-                        chat.report("twice", score=1, latency_s=0, cost_usd=0)  # none pending
-                    second = chat.decide("And this?", {v: 0.4 for v in views})
-                    self.assertLessEqual(second.budget_after.latency_s, 27.5)
-            finally:
-                server.stop()
-            with open(log, "rb") as f:
-                self.assertEqual(len(f.read().splitlines()), 1)
+        chat = self.client.conversation("py-report", 30, 0.05)
+        chat.decide("What is this?", {v: 0.4 for v in self.views})
+        recorded = chat.report("a lamp", score=1.5, latency_s=2.5, cost_usd=0.01)
+        self.assertGreaterEqual(recorded.record, 1)
+        # The measured costs, not the expected ones, come off.
+        self.assertAlmostEqual(chat.latency_left_s, 27.5)
+        self.assertAlmostEqual(chat.money_left_usd, 0.04)
+        with self.assertRaises(lcio_client.LcioError):
+            chat.report("twice", score=1, latency_s=0, cost_usd=0)  # none pending
+        second = chat.decide("And this?", {v: 0.4 for v in self.views})
+        self.assertLessEqual(second.budget_after.latency_s, 27.5)
+        self.assertEqual(len(self.logged_lines()), 1)
 
     def test_association_is_reported_in_the_policy_view_order(self):
-        with tempfile.TemporaryDirectory() as work:
-            log = os.path.join(work, "reports.log")
-            server = Server(f"--report_log={log}")
-            try:
-                with lcio_client.Client(server.target, timeout_s=10) as client:
-                    views = list(client.get_policy().view_names)
-                    chat = client.conversation("py-report-order", 30, 0.05)
-                    association = {v: 0.1 + 0.2 * i for i, v in reversed(list(enumerate(views)))}
-                    self.assertNotEqual(list(association), views)
-                    chat.decide("What is this?", association)
-                    chat.report("a lamp", score=1.5, latency_s=2.5, cost_usd=0.01)
-            finally:
-                server.stop()
-            with open(log, "rb") as f:
-                record = json.loads(f.read().splitlines()[0].split(b" ", 1)[1])
-            self.assertEqual(record["view_names"], views)
-            for reported, expected in zip(record["association"], [association[v] for v in views]):
-                self.assertAlmostEqual(reported, expected)
+        views = self.views
+        chat = self.client.conversation("py-report-order", 30, 0.05)
+        association = {v: 0.1 + 0.2 * i for i, v in reversed(list(enumerate(views)))}
+        self.assertNotEqual(list(association), views)
+        chat.decide("What is this?", association)
+        chat.report("a lamp", score=1.5, latency_s=2.5, cost_usd=0.01)
+        record = json.loads(self.logged_lines()[0].split(b" ", 1)[1])
+        self.assertEqual(record["view_names"], views)
+        for reported, expected in zip(record["association"], [association[v] for v in views]):
+            self.assertAlmostEqual(reported, expected)
 
 
 if __name__ == "__main__":
