@@ -9,6 +9,7 @@
 #include <cstring>
 #include <fstream>
 #include <string>
+#include <utility>
 #include <vector>
 
 #include "absl/flags/flag.h"
@@ -32,12 +33,20 @@ ABSL_FLAG(std::string, base, "",
           "M4A1 JSON whose episodes come first in the output, the exported ones numbered after "
           "its largest episode id; records must have its view count and tasks (others are "
           "rejects)");
+ABSL_FLAG(double, holdout_share, 0,
+          "share in [0, 1) of the exported conversations, the newest by first report time over "
+          "all --log files, written to --holdout_out instead of --out (never with the base)");
+ABSL_FLAG(std::string, holdout_out, "",
+          "M4A1 JSON output of the held-out conversations (required with --holdout_share > 0)");
+ABSL_FLAG(bool, allow_empty, false,
+          "no record to export writes an empty array and exits 0 (default: exit 1)");
 ABSL_FLAG(bool, pretty, false, "indent the JSON");
 
 int main(int argc, char** argv) {
   lcio::cli::ParseCommandLine(
       argc, argv,
-      "--log reports.log[,more.log] --out traffic.json [--base base.json] [--rejects rejects.log]",
+      "--log reports.log[,more.log] --out traffic.json [--base base.json] [--rejects rejects.log]\n"
+      "  [--holdout_share=0.2 --holdout_out=holdout.json] [--allow_empty]",
       "Turns the server's report log (and its rotated files) into M4A1-schema JSON; with --base, "
       "appended to a base data set (the training data of a retraining run).");
   const std::string log = absl::GetFlag(FLAGS_log), out = absl::GetFlag(FLAGS_out);
@@ -67,41 +76,83 @@ int main(int argc, char** argv) {
     }
     options.base = &*base;
   }
-  if (absl::Status replaceable = lcio::data::CheckReplaceableOutput(out); !replaceable.ok()) {
-    std::fprintf(stderr, "lcio-report-export: --out: %s\n", replaceable.ToString().c_str());
-    return 1;
+  const double holdout_share = absl::GetFlag(FLAGS_holdout_share);
+  const std::string holdout_out = absl::GetFlag(FLAGS_holdout_out);
+  if (!(holdout_share >= 0 && holdout_share < 1)) {
+    std::fprintf(stderr, "lcio-report-export: --holdout_share=%g: must be in [0, 1)\n",
+                 holdout_share);
+    return 2;
   }
-  const std::string temp = lcio::data::TemporaryPathFor(out);
-  absl::StatusOr<lcio::server::ExportSummary> summary;
-  {
-    std::ofstream file(temp, std::ios::binary | std::ios::trunc);
-    if (!file) {
-      std::fprintf(stderr, "lcio-report-export: cannot write %s: %s\n", temp.c_str(),
-                   std::strerror(errno));
+  if (holdout_share > 0 && holdout_out.empty()) {
+    std::fprintf(stderr, "lcio-report-export: --holdout_share=%g needs --holdout_out\n",
+                 holdout_share);
+    return 2;
+  }
+  if (!holdout_out.empty() && holdout_out == out) {
+    std::fprintf(stderr, "lcio-report-export: --holdout_out must differ from --out\n");
+    return 2;
+  }
+  options.holdout_share = holdout_share;
+  options.allow_empty = absl::GetFlag(FLAGS_allow_empty);
+  // Both outputs are written beside their place and renamed there only when
+  // the whole export succeeded.
+  std::vector<std::pair<std::string, std::string>> outputs = {{"--out", out}};
+  if (!holdout_out.empty()) outputs.emplace_back("--holdout_out", holdout_out);
+  std::vector<std::string> temps;
+  for (const auto& [flag, path] : outputs) {
+    if (absl::Status replaceable = lcio::data::CheckReplaceableOutput(path); !replaceable.ok()) {
+      std::fprintf(stderr, "lcio-report-export: %s: %s\n", flag.c_str(),
+                   replaceable.ToString().c_str());
       return 1;
     }
-    summary = lcio::server::ExportReportLogs(files, file, options);
-    file.flush();
-    if (summary.ok() && !file)  // e.g. a full disk: never publish a truncated export
-      summary = absl::UnavailableError(absl::StrCat("writing ", temp, " failed"));
+    temps.push_back(lcio::data::TemporaryPathFor(path));
+  }
+  auto remove_temps = [&temps] {
+    for (const std::string& temp : temps) std::remove(temp.c_str());
+  };
+  absl::StatusOr<lcio::server::ExportSummary> summary;
+  {
+    std::vector<std::ofstream> files_out;
+    for (const std::string& temp : temps) {
+      files_out.emplace_back(temp, std::ios::binary | std::ios::trunc);
+      if (!files_out.back()) {
+        std::fprintf(stderr, "lcio-report-export: cannot write %s: %s\n", temp.c_str(),
+                     std::strerror(errno));
+        remove_temps();
+        return 1;
+      }
+    }
+    if (files_out.size() > 1) options.holdout = &files_out[1];
+    summary = lcio::server::ExportReportLogs(files, files_out[0], options);
+    for (size_t i = 0; i < files_out.size(); ++i) {
+      files_out[i].flush();
+      if (summary.ok() && !files_out[i])  // e.g. a full disk: never publish a truncated export
+        summary = absl::UnavailableError(absl::StrCat("writing ", temps[i], " failed"));
+    }
   }
   if (!summary.ok()) {
-    std::remove(temp.c_str());
+    remove_temps();
     std::fprintf(stderr, "lcio-report-export: %s\n", summary.status().ToString().c_str());
     return 1;
   }
   for (const std::string& problem : summary->problems)
     std::fprintf(stderr, "lcio-report-export: skipped %s\n", problem.c_str());
-  if (absl::Status published = lcio::data::PublishTemporaryFile(temp, out); !published.ok()) {
-    std::fprintf(stderr, "lcio-report-export: %s\n", published.ToString().c_str());
-    return 1;
+  for (size_t i = 0; i < temps.size(); ++i) {
+    if (absl::Status published = lcio::data::PublishTemporaryFile(temps[i], outputs[i].second);
+        !published.ok()) {
+      remove_temps();
+      std::fprintf(stderr, "lcio-report-export: %s\n", published.ToString().c_str());
+      return 1;
+    }
   }
   std::printf(
       "{\"files\": %zu, \"records\": %lld, \"skipped_lines\": %d, \"rejected\": %lld, "
-      "\"orphaned\": %lld, \"base_episodes\": %lld, \"episodes\": %lld, \"turns\": %lld}\n",
+      "\"orphaned\": %lld, \"base_episodes\": %lld, \"episodes\": %lld, \"turns\": %lld, "
+      "\"held_out\": %lld, \"held_out_since\": \"%s\", \"undated\": %lld}\n",
       files.size(), static_cast<long long>(summary->records), summary->skipped_lines,
       static_cast<long long>(summary->rejected), static_cast<long long>(summary->orphaned),
       static_cast<long long>(summary->base_episodes), static_cast<long long>(summary->episodes),
-      static_cast<long long>(summary->turns));
+      static_cast<long long>(summary->turns), static_cast<long long>(summary->held_out),
+      summary->held_out_since.c_str(), static_cast<long long>(summary->undated));
   return 0;
 }

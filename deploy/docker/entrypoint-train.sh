@@ -8,8 +8,9 @@
 #   LCIO_BASE_DATA          M4A1 JSON always trained on (default /usr/local/share/lcio/M4A1.json;
 #                           set to "" to train on the Report logs alone)
 #   LCIO_REPORT_LOGS        directory of Report logs (*.log, one per server pod, each read with
-#                           its rotated predecessors *.log.NNNNNN); unset = none. Records of
-#                           another policy's views/tasks are set aside in $LCIO_WORK_DIR/*.rejects.log
+#                           its rotated predecessors *.log.NNNNNN; empty ones are fine); unset =
+#                           none. Records of another policy's views/tasks are set aside in
+#                           $LCIO_WORK_DIR/reports-STAMP.rejects.log
 #   LCIO_MIN_REPORT_EPISODES  with LCIO_REPORT_LOGS: fewer exported episodes than this means
 #                           nothing new to learn from, exit 0 without training (default 1)
 #   LCIO_WORK_DIR           scratch and output directory (default /var/lib/lcio/work)
@@ -26,8 +27,9 @@
 #   LCIO_CANARY_DIR         default: LCIO_PUBLISH_DIR/../canary
 #   LCIO_GATE               "off" publishes without the gate (plumbing tests; the CronJob never
 #                           sets it)
-#   LCIO_GATE_HOLDOUT_SHARE with LCIO_REPORT_LOGS: share of the newest exported conversations kept
-#                           out of training and given to the gate's lcio-eval (default 0.2)
+#   LCIO_GATE_HOLDOUT_SHARE with LCIO_REPORT_LOGS: share in [0, 1) of the exported conversations,
+#                           the newest by first report time over all pods, kept out of training and
+#                           given to the gate's lcio-eval (default 0.2)
 #   LCIO_DECISION_LOGS      directory of decision logs (*.jsonl, each with its rotated files); joined with the Report logs by
 #                           lcio-join for the gate's lcio-ope (LCIO_JOIN_BIN, default lcio-join)
 #   LCIO_GATE_DATA, LCIO_GATE_JOINED  the gate's inputs given directly (they win over the above);
@@ -61,36 +63,39 @@ if [[ -n "${LCIO_REPORT_LOGS:-}" ]]; then
   shopt -s nullglob
   logs=("$LCIO_REPORT_LOGS"/*.log)
   shopt -u nullglob
-  exported=()
-  for f in "${logs[@]}"; do
-    out="$work/reports-$stamp-$(basename "$f" .log).json"
-    rejects="$work/reports-$stamp-$(basename "$f" .log).rejects.log"
-    "$export_bin" --log "$f" --out "$out" --rejects "$rejects"
-    if [[ -s "$rejects" ]]; then
-      log "$f: records of another policy's views or tasks set aside in $rejects"
-    fi
-    exported+=("$out")
-  done
-  # One array of episodes, ids renumbered after the base data's so that they stay unique.
   reports="$work/reports-$stamp.json"
-  if ((${#exported[@]})); then jq -s 'add // []' "${exported[@]}" >"$reports"; else echo '[]' >"$reports"; fi
-  count=$(jq 'length' "$reports")
+  rejects="$work/reports-$stamp.rejects.log"
+  # The newest LCIO_GATE_HOLDOUT_SHARE of the conversations, by first report time over every pod's
+  # log, are held out of training for the gate's lcio-eval (unless LCIO_GATE_DATA is given).
+  holdout_share="${LCIO_GATE_HOLDOUT_SHARE:-0.2}"
+  holdout_args=()
+  if [[ -z "$gate_data" ]]; then
+    holdout_args=("--holdout_share=$holdout_share" "--holdout_out=$work/gate-$stamp.json")
+  fi
+  if ((${#logs[@]})); then
+    # One export over all logs: a conversation whose Reports went to two pods is one episode, and
+    # the hold-out is the fleet's newest, not the last pod's. Flag lists are comma-separated.
+    summary=$("$export_bin" --log="$(IFS=,; echo "${logs[*]}")" --out="$reports" \
+      --rejects="$rejects" --allow_empty "${holdout_args[@]}")
+    if [[ -s "$rejects" ]]; then
+      log "records of another policy's views or tasks set aside in $rejects"
+    fi
+  else
+    echo '[]' >"$reports"
+    summary='{"episodes": 0, "held_out": 0, "held_out_since": ""}'
+  fi
+  count=$(jq -r '.episodes' <<<"$summary")
+  held_out=$(jq -r '.held_out' <<<"$summary")
   log "exported $count episodes from ${#logs[@]} Report logs in $LCIO_REPORT_LOGS"
   if ((count < min_episodes)); then
     log "fewer than LCIO_MIN_REPORT_EPISODES=$min_episodes episodes: nothing to retrain on"
     exit 0
   fi
-  # The last conversations in export order (per log, newest last; the logs in pod-name order) are
-  # held out of training for the gate's lcio-eval: the candidate has not seen them (the serving
-  # policy may have seen some on an earlier night, which favours it; docs/ope.md).
-  holdout=$(jq --argjson share "${LCIO_GATE_HOLDOUT_SHARE:-0.2}" \
-    'length * $share | floor' "$reports")
-  if [[ -z "$gate_data" && "$holdout" -gt 0 ]]; then
+  if ((held_out > 0)); then
     gate_data="$work/gate-$stamp.json"
-    jq --argjson k "$holdout" '.[length - $k:]' "$reports" >"$gate_data"
-    jq --argjson k "$holdout" '.[:length - $k]' "$reports" >"$reports.train"
-    mv "$reports.train" "$reports"
-    log "held out the last $holdout exported conversations for the gate ($gate_data)"
+    gate_data_since=$(jq -r '.held_out_since' <<<"$summary")
+    log "held out the newest $held_out exported conversations for the gate ($gate_data)," \
+      "first reported since ${gate_data_since:-an unknown time}"
   fi
   data="$work/train-$stamp.json"
   if [[ -n "$base_data" ]]; then
@@ -150,7 +155,8 @@ if [[ -n "${LCIO_PUBLISH_DIR:-}" ]]; then
   canary="${LCIO_CANARY_DIR:-$(dirname "$LCIO_PUBLISH_DIR")/canary}"
   gate_dir="$work/gate-$stamp"
   set +e
-  LCIO_GATE_DATA="$gate_data" LCIO_GATE_JOINED="$gate_joined" "$gate" "$out" "$serving" "$gate_dir"
+  LCIO_GATE_DATA="$gate_data" LCIO_GATE_DATA_SINCE="${gate_data_since:-}" \
+    LCIO_GATE_JOINED="$gate_joined" "$gate" "$out" "$serving" "$gate_dir"
   verdict=$?
   set -e
   case "$verdict" in

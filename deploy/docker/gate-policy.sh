@@ -22,7 +22,10 @@
 #
 #   LCIO_EVAL_BIN (lcio-eval), LCIO_OPE_BIN (lcio-ope), LCIO_GATE_MARGIN (0; negative: the
 #   candidate must be better by that much),
-#   LCIO_GATE_SPLITS (5): lcio-eval splits of LCIO_GATE_DATA
+#   LCIO_GATE_SPLITS (5): lcio-eval splits of LCIO_GATE_DATA,
+#   LCIO_GATE_DATA_SINCE: the first report time of LCIO_GATE_DATA's oldest conversation (RFC 3339);
+#   the report says whether the serving policy, created before or after it, can have trained on
+#   them (found with lcio-policy-info: $LCIO_POLICY_INFO, beside this script, or on PATH)
 set -euo pipefail
 
 if (($# != 3)); then
@@ -64,6 +67,28 @@ if [[ -n "${LCIO_GATE_DATA:-}" && -r "$LCIO_GATE_DATA" ]]; then
     "$dir/gate-eval.json")
   note "## lcio-eval on $LCIO_GATE_DATA ($splits splits, shield on)"
   note
+  if [[ -n "${LCIO_GATE_DATA_SINCE:-}" ]]; then
+    # The candidate never saw the hold-out; the serving policy saw none of it only if it was
+    # trained before the hold-out's first Report. Otherwise the comparison favours it.
+    info="${LCIO_POLICY_INFO:-}"
+    [[ -n "$info" ]] || info="$(dirname "$(readlink -f "$0")")/lcio-policy-info"
+    [[ -x "$info" ]] || info="$(command -v lcio-policy-info || true)"
+    created=""
+    [[ -n "$info" ]] && created=$("$info" "$serving" 2>/dev/null | jq -r '.created_utc // ""' || true)
+    since_s=$(date -u -d "$LCIO_GATE_DATA_SINCE" +%s 2>/dev/null || echo "")
+    created_s=$(date -u -d "$created" +%s 2>/dev/null || echo "")
+    if [[ -z "$since_s" || -z "$created_s" ]]; then
+      note "held-out conversations first reported since $LCIO_GATE_DATA_SINCE; the serving" \
+        "policy's creation time is unknown: it may have been trained on some of them"
+    elif ((created_s < since_s)); then
+      note "held-out conversations first reported since $LCIO_GATE_DATA_SINCE, after the serving" \
+        "policy was created ($created): neither policy was trained on them"
+    else
+      note "held-out conversations first reported since $LCIO_GATE_DATA_SINCE, before the serving" \
+        "policy was created ($created): it may have been trained on some of them, which favours it"
+    fi
+    note
+  fi
   note "| scorer | candidate | serving | verdict |"
   note "|---|---|---|---|"
   while read -r scorer c s v; do

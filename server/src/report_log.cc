@@ -8,6 +8,7 @@
 #include <algorithm>
 #include <array>
 #include <cerrno>
+#include <cmath>
 #include <condition_variable>
 #include <cstring>
 #include <deque>
@@ -22,6 +23,7 @@
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
+#include "absl/time/time.h"
 #include "lcio/data/json_parse.h"
 #include "lcio/data/message.h"
 #include "lcio/server/request.h"
@@ -304,6 +306,9 @@ absl::StatusOr<ExportSummary> ExportReportLogs(const std::vector<std::string>& f
   const bool pretty = options.pretty;
   const std::string& rejects_path = options.rejects_path;
   const data::Dataset* base = options.base;
+  if (!(options.holdout_share >= 0 && options.holdout_share < 1))
+    return absl::InvalidArgumentError(absl::StrCat("holdout_share = ", options.holdout_share,
+                                                   ": must be in [0, 1)"));
   ExportSummary summary;
   struct Location {
     int file;
@@ -312,6 +317,8 @@ absl::StatusOr<ExportSummary> ExportReportLogs(const std::vector<std::string>& f
   // Pass 1: where each (conversation, turn)'s last record is.
   std::unordered_map<std::string, size_t> episode_of;
   std::vector<std::map<int, Location>> turns;
+  // Per conversation, its earliest received_utc; InfiniteFuture: none valid.
+  std::vector<absl::Time> first_report;
   bool have_first = base != nullptr;
   std::vector<std::string> views, tasks;
   if (base != nullptr) tasks = base->tasks;
@@ -361,8 +368,15 @@ absl::StatusOr<ExportSummary> ExportReportLogs(const std::vector<std::string>& f
             return;
           }
           auto [it, inserted] = episode_of.emplace(r.conversation_id, turns.size());
-          if (inserted) turns.emplace_back();
+          if (inserted) {
+            turns.emplace_back();
+            first_report.push_back(absl::InfiniteFuture());
+          }
           turns[it->second][r.turn_index] = Location{static_cast<int>(f), offset};
+          absl::Time received;
+          std::string unparsed;
+          if (absl::ParseTime(absl::RFC3339_full, r.received_utc, &received, &unparsed))
+            first_report[it->second] = std::min(first_report[it->second], received);
         });
     if (!s.ok()) return s;
   }
@@ -410,11 +424,13 @@ absl::StatusOr<ExportSummary> ExportReportLogs(const std::vector<std::string>& f
     if (kept != e) {  // never a self-move: it empties the map
       turns[kept] = std::move(turns[e]);
       conversation_of[kept] = std::move(conversation_of[e]);
+      first_report[kept] = first_report[e];
     }
     ++kept;
   }
   turns.resize(kept);
   conversation_of.resize(kept);
+  first_report.resize(kept);
   if (summary.orphaned > 0 && summary.problems.size() < 20)
     summary.problems.push_back(absl::StrCat(summary.orphaned,
                                             " records past a gap in their conversation's turns "
@@ -426,14 +442,39 @@ absl::StatusOr<ExportSummary> ExportReportLogs(const std::vector<std::string>& f
       return absl::DataLossError(
           absl::StrCat("cannot write rejects ", rejects_path, ": ", std::strerror(errno)));
   }
-  if (turns.empty() && (base == nullptr || base->episodes.empty()))
+  if (turns.empty() && (base == nullptr || base->episodes.empty()) && !options.allow_empty)
     return absl::InvalidArgumentError(summary.rejected + summary.orphaned > 0
                                           ? "no records to export: every record was rejected "
                                             "or orphaned"
                                           : "no records to export");
 
+  // The hold-out: the newest conversations by first report time, undated
+  // ones oldest, ties in export order.
+  std::vector<bool> held_out(turns.size(), false);
+  std::vector<size_t> holdout_order;
+  if (options.holdout != nullptr) {
+    for (size_t e = 0; e < turns.size(); ++e) {
+      if (first_report[e] == absl::InfiniteFuture()) {
+        first_report[e] = absl::InfinitePast();
+        ++summary.undated;
+      }
+      holdout_order.push_back(e);
+    }
+    std::stable_sort(holdout_order.begin(), holdout_order.end(),
+                     [&](size_t a, size_t b) { return first_report[a] < first_report[b]; });
+    const auto count = static_cast<size_t>(
+        std::floor(options.holdout_share * static_cast<double>(turns.size())));
+    holdout_order.erase(holdout_order.begin(), holdout_order.end() - count);
+    for (size_t e : holdout_order) held_out[e] = true;
+    summary.held_out = static_cast<int64_t>(count);
+    if (count > 0 && first_report[holdout_order.front()] != absl::InfinitePast())
+      summary.held_out_since = absl::FormatTime("%Y-%m-%dT%H:%M:%E6SZ",
+                                                first_report[holdout_order.front()],
+                                                absl::UTCTimeZone());
+  }
+
   // Pass 2: the base's episodes, then one exported episode at a time, in
-  // order of first appearance.
+  // order of first appearance (the held-out ones to their own stream).
   out << (pretty ? "[\n" : "[");
   bool first_episode = true;
   int64_t next_id = 1;
@@ -446,9 +487,11 @@ absl::StatusOr<ExportSummary> ExportReportLogs(const std::vector<std::string>& f
       ++summary.base_episodes;
     }
   }
-  for (size_t e = 0; e < turns.size(); ++e) {
+  // Writes conversation e as the episode `id` to `to`.
+  auto write_episode = [&](size_t e, int64_t id, std::ostream& to,
+                           bool* first_in_stream) -> absl::Status {
     data::Episode episode;
-    episode.id = next_id++;
+    episode.id = id;
     for (const auto& [index, where] : turns[e]) {
       auto r = ReadReportRecordAt(inputs[where.file], where.offset, files[where.file]);
       if (!r.ok()) return r.status();
@@ -463,15 +506,32 @@ absl::StatusOr<ExportSummary> ExportReportLogs(const std::vector<std::string>& f
       episode.association.push_back(std::move(r->association));
       ++summary.turns;
     }
-    if (!first_episode) out << (pretty ? ",\n" : ",");
-    first_episode = false;
-    out << EpisodeJson(std::move(episode), tasks, pretty);
+    if (!*first_in_stream) to << (pretty ? ",\n" : ",");
+    *first_in_stream = false;
+    to << EpisodeJson(std::move(episode), tasks, pretty);
     ++summary.episodes;
     turns[e].clear();  // its index is no longer needed
+    return absl::OkStatus();
+  };
+  for (size_t e = 0; e < turns.size(); ++e) {
+    if (held_out[e]) continue;
+    if (absl::Status s = write_episode(e, next_id++, out, &first_episode); !s.ok()) return s;
   }
   out << (pretty ? "\n]\n" : "]");
   out.flush();
   if (!out) return absl::DataLossError("writing the export failed");
+  if (options.holdout != nullptr) {
+    std::ostream& holdout = *options.holdout;
+    holdout << (pretty ? "[\n" : "[");
+    bool first_held_out = true;
+    int64_t held_out_id = 1;
+    for (size_t e : holdout_order)
+      if (absl::Status s = write_episode(e, held_out_id++, holdout, &first_held_out); !s.ok())
+        return s;
+    holdout << (pretty ? "\n]\n" : "]");
+    holdout.flush();
+    if (!holdout) return absl::DataLossError("writing the hold-out failed");
+  }
   return summary;
 }
 

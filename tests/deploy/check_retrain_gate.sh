@@ -5,12 +5,13 @@
 # it no worse than the serving policy; otherwise the candidate goes to the canary track with the
 # gate's report. docs/ope.md, "Gated retraining".
 #
-#   check_retrain_gate.sh SRC LCIO_TRAIN LCIO_EVAL LCIO_OPE LCIO_POLICY_INFO
+#   check_retrain_gate.sh SRC LCIO_TRAIN LCIO_EVAL LCIO_OPE LCIO_POLICY_INFO LCIO_REPORT_EXPORT
 set -euo pipefail
-src="$1" train_bin="$2" eval_bin="$3" ope_bin="$4"
+src="$1" train_bin="$2" eval_bin="$3" ope_bin="$4" export_bin="$6"
 # publish-policy.sh validates every artifact with it before publishing.
 export LCIO_POLICY_INFO="$5"
 command -v jq >/dev/null 2>&1 || { echo "jq not installed"; exit 77; }
+command -v python3 >/dev/null 2>&1 || { echo "python3 not installed"; exit 77; }
 work=$(mktemp -d)
 trap 'rm -rf "$work"' EXIT
 fail() { echo "FAIL: $*" >&2; exit 1; }
@@ -96,3 +97,53 @@ retrain 3 LCIO_GATE_DATA="$work/traffic.json" LCIO_GATE_JOINED="$work/traffic.js
 [[ "$(sha256sum <"$store/stable/policy.pt")" != "$serving_sha" ]] ||
   { cat "$work/run3.log"; fail "an accepted candidate was not published"; }
 echo "accepted candidate: published"
+
+# 5. The hold-out comes from the pods' Report logs: the newest conversations by first report time
+# over every pod, not the last pod's log. Pod a reported at even hours, pod b at odd ones; pod c
+# served no Report (an empty log is nothing to export, not a failure). In file order the newest
+# half would be all of pod b's; by time it is a05-a09 and b05-b09. All after the serving policy
+# was created, so the report says neither policy trained on them.
+logs="$work/reports"
+mkdir -p "$logs"
+: >"$logs/pod-c.log"
+python3 - "$logs" <<'PY'
+import json, sys, zlib
+tasks = ["Assistive System", "Message Editing", "Query", "Recommendation"]
+for pod, parity in (("a", 0), ("b", 1)):
+    with open(f"{sys.argv[1]}/pod-{pod}.log", "w") as log:
+        for i in range(10):
+            conversation = f"{pod}{i:02d}"
+            hour = 2 * i + parity
+            for turn in range(2):
+                cloud = (i + turn) % 2 == 1
+                record = {
+                    "conversation_id": conversation, "turn_index": turn,
+                    "decision_id": f"{conversation}/{turn}/{i:016x}",
+                    "prompt": f"{conversation} turn {turn}: what is on the table?",
+                    "task": tasks[(i + turn) % 4], "cloud": cloud,
+                    "uploaded_views": [0] if cloud else [], "view_names": ["v0", "v1", "v2"],
+                    "association": [0.5, 0.3, 0.2], "answer": "a cup",
+                    "score": 5.0 + (i % 4) - turn, "interaction_time_s": 6.0 if cloud else 2.5,
+                    "usage_cost_usd": 0.004 if cloud else 0.0, "tasks": tasks,
+                    "policy_version": "serving",
+                    "received_utc": f"2030-01-01T{hour:02d}:{turn:02d}:00.000000Z"}
+                text = json.dumps(record)
+                log.write(f"{zlib.crc32(text.encode()):08x} {text}\n")
+PY
+rm -rf "$store/canary"
+retrain 5 LCIO_EXPORT_BIN="$export_bin" LCIO_REPORT_LOGS="$logs" LCIO_GATE_HOLDOUT_SHARE=0.5
+gate_data=$(find "$work/w5" -name 'gate-*.json' -not -name 'gate-eval.json' -not -name 'gate-ope.json' | head -1)
+[[ -s "$gate_data" ]] || { cat "$work/run5.log"; fail "no hold-out written under $work/w5"; }
+held=$(jq -r '[.[].interactions[0].question[0:3]] | sort | join(" ")' "$gate_data")
+[[ "$held" == "a05 a06 a07 a08 a09 b05 b06 b07 b08 b09" ]] ||
+  fail "the hold-out is not the newest conversations over both pods: $held"
+trained=$(find "$work/w5" -name 'train-*.json' | head -1)
+jq -e '[.[].interactions[0].question | select(test("^[ab][0-9]{2} "))] | length == 10' \
+  "$trained" >/dev/null || fail "training did not get the other 10 exported conversations"
+jq -e '[.[].interactions[0].question | select(test("^[ab]0[5-9] "))] | length == 0' \
+  "$trained" >/dev/null || fail "training saw a held-out conversation"
+grep -q "held-out conversations first reported since 2030-01-01T10:00:00.000000Z, after the serving policy was created" \
+  "$store/canary/gate-report.md" || { cat "$store/canary/gate-report.md"; fail "the report does not date the hold-out"; }
+grep -q "^| held_out | " "$store/canary/gate-report.md" ||
+  { cat "$store/canary/gate-report.md"; fail "the gate did not score the hold-out"; }
+echo "hold-out: the newest conversations over all pods"

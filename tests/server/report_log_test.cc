@@ -9,6 +9,7 @@
 #include <fstream>
 #include <functional>
 #include <iterator>
+#include <limits>
 #include <mutex>
 #include <sstream>
 #include <thread>
@@ -354,6 +355,98 @@ TEST(ReportLogTest, ExportWithABaseAppendsEpisodesNumberedAfterTheBase) {
   EXPECT_EQ(parsed->episodes[2].id, 42);
   EXPECT_EQ(parsed->episodes[2].turns.size(), 2u);
   EXPECT_EQ(parsed->episodes[0].turns[0].question, base->episodes[0].turns[0].question);
+}
+
+// A record of `conversation` reported at `utc` ("" for a record without a
+// time), its prompt naming the conversation so that an exported episode shows
+// whose it is.
+ReportRecord Dated(const std::string& conversation, int turn, const std::string& utc) {
+  ReportRecord r = Record(conversation, turn, false);
+  r.prompt = absl::StrCat(conversation, " turn ", turn);
+  r.received_utc = utc;
+  return r;
+}
+
+std::vector<std::string> Conversations(const std::string& json) {
+  auto parsed = data::ParseM4A1(json, "export");
+  EXPECT_TRUE(parsed.ok()) << parsed.status();
+  std::vector<std::string> names;
+  if (!parsed.ok()) return names;
+  for (const data::Episode& e : parsed->episodes)
+    names.push_back(absl::StrCat(e.id, ":", e.turns[0].question.substr(0, 2)));
+  return names;
+}
+
+TEST(ReportLogTest, TheHoldOutIsTheNewestConversationsByFirstReportOverAllFiles) {
+  test::TempDir dir;
+  // Two pods' logs. In the export's order (file by file) the last three are
+  // b2, b3, b4; by first report time over both pods the newest are a3, b2
+  // and a2. b3 has no time (ordered oldest); b4 began at 09:00 and was
+  // reported again at 15:00 (its first report counts); c began on pod a and
+  // went on on pod b (one conversation).
+  auto at = [](const std::string& hh) { return absl::StrCat("2026-12-04T", hh, ":00:00.000000Z"); };
+  WriteLog(dir.File("a.log"), {Dated("c1", 0, at("08")), Dated("a1", 0, at("10")),
+                               Dated("a1", 1, at("10")), Dated("a2", 0, at("12")),
+                               Dated("a3", 0, at("14"))});
+  WriteLog(dir.File("b.log"), {Dated("b1", 0, at("11")), Dated("c1", 1, at("16")),
+                               Dated("b2", 0, at("13")), Dated("b3", 0, ""),
+                               Dated("b4", 0, at("09")), Dated("b4", 1, at("15"))});
+  ExportOptions options;
+  std::ostringstream out, holdout;
+  options.holdout = &holdout;
+  options.holdout_share = 0.45;  // floor(0.45 * 8 conversations) = 3
+  auto summary = ExportReportLogs({dir.File("a.log"), dir.File("b.log")}, out, options);
+  ASSERT_TRUE(summary.ok()) << summary.status();
+  EXPECT_EQ(summary->episodes, 8);
+  EXPECT_EQ(summary->held_out, 3);
+  EXPECT_EQ(summary->undated, 1);
+  EXPECT_EQ(summary->held_out_since, at("12"));
+  // Training keeps the export's order; the hold-out is oldest first; each
+  // file numbers its episodes from 1.
+  EXPECT_EQ(Conversations(out.str()),
+            (std::vector<std::string>{"1:c1", "2:a1", "3:b1", "4:b3", "5:b4"}));
+  EXPECT_EQ(Conversations(holdout.str()), (std::vector<std::string>{"1:a2", "2:b2", "3:a3"}));
+  auto parsed = data::ParseM4A1(out.str(), "export");
+  ASSERT_TRUE(parsed.ok()) << parsed.status();
+  EXPECT_EQ(parsed->episodes[0].turns.size(), 2u);  // c1 over both pods
+  EXPECT_EQ(parsed->episodes[4].turns.size(), 2u);  // b4 with its later turn
+
+  // No share: an empty hold-out, everything trained on.
+  std::ostringstream all, none;
+  options.holdout = &none;
+  options.holdout_share = 0;
+  auto unsplit = ExportReportLogs({dir.File("a.log"), dir.File("b.log")}, all, options);
+  ASSERT_TRUE(unsplit.ok()) << unsplit.status();
+  EXPECT_EQ(unsplit->held_out, 0);
+  EXPECT_EQ(unsplit->held_out_since, "");
+  EXPECT_EQ(Conversations(all.str()).size(), 8u);
+  EXPECT_EQ(none.str(), "[]");
+  // A share outside [0, 1) is refused before anything is read.
+  for (double bad : {-0.1, 1.0, std::numeric_limits<double>::quiet_NaN()}) {
+    options.holdout_share = bad;
+    std::ostringstream ignored;
+    auto refused = ExportReportLogs({dir.File("a.log")}, ignored, options);
+    EXPECT_EQ(refused.status().code(), absl::StatusCode::kInvalidArgument) << bad;
+    EXPECT_NE(refused.status().message().find("must be in [0, 1)"), absl::string_view::npos);
+  }
+}
+
+TEST(ReportLogTest, AnEmptyLogExportsAnEmptyArrayOnlyWhenAllowed) {
+  test::TempDir dir;
+  test::WriteFile(dir.File("idle.log"), "");  // a pod that served no Report
+  std::ostringstream refused_out;
+  auto refused = ExportReportLogs({dir.File("idle.log")}, refused_out, ExportOptions{});
+  EXPECT_EQ(refused.status().code(), absl::StatusCode::kInvalidArgument);
+  ExportOptions options;
+  options.allow_empty = true;
+  std::ostringstream out, holdout;
+  options.holdout = &holdout;
+  options.holdout_share = 0.2;
+  auto empty = ExportReportLogs({dir.File("idle.log")}, out, options);
+  ASSERT_TRUE(empty.ok()) << empty.status();
+  EXPECT_EQ(empty->episodes, 0);
+  EXPECT_EQ(out.str(), "[]");
+  EXPECT_EQ(holdout.str(), "[]");
 }
 
 TEST(ReportLogTest, RotationStartsNumberedFilesThatExportAsOneSeries) {

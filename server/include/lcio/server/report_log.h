@@ -107,7 +107,12 @@ struct ExportSummary {
   int64_t rejected = 0;               // disagreed with the first record (or the base)
   int64_t orphaned = 0;               // past a gap in their conversation's turns
   int64_t base_episodes = 0;          // copied from the base data set
-  int64_t episodes = 0, turns = 0;    // exported from the logs
+  int64_t episodes = 0, turns = 0;    // exported from the logs (held-out ones included)
+  int64_t held_out = 0;               // of `episodes`, written to ExportOptions::holdout
+  // The first report time (RFC 3339, UTC) of the oldest held-out
+  // conversation; empty when none is held out or it has no valid time.
+  std::string held_out_since;
+  int64_t undated = 0;  // conversations without a valid received_utc (ordered oldest)
 };
 struct ExportOptions {
   bool pretty = false;
@@ -116,6 +121,17 @@ struct ExportOptions {
   // exported ones, numbered after the base's largest id: the training data
   // of a retraining run, in one pass over the logs.
   const data::Dataset* base = nullptr;
+  // When set, the newest floor(holdout_share * n) of the n exported
+  // conversations go to this stream (an M4A1 array of their own, numbered
+  // from 1, oldest first) instead of `out`: a hold-out that training never
+  // sees. Newest by first report time (the earliest received_utc among a
+  // conversation's records) over all files, ties in export order: the files
+  // are one pod each, so the export's own order is newest only within one.
+  std::ostream* holdout = nullptr;
+  double holdout_share = 0;  // in [0, 1)
+  // No record to export is an empty array, not an error (a pod that served
+  // no Report still has its log).
+  bool allow_empty = false;
 };
 absl::StatusOr<ExportSummary> ExportReportLogs(const std::vector<std::string>& files,
                                                std::ostream& out, const ExportOptions& options);
