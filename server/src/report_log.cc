@@ -307,8 +307,8 @@ absl::StatusOr<ExportSummary> ExportReportLogs(const std::vector<std::string>& f
   const std::string& rejects_path = options.rejects_path;
   const data::Dataset* base = options.base;
   if (!(options.holdout_share >= 0 && options.holdout_share < 1))
-    return absl::InvalidArgumentError(absl::StrCat("holdout_share = ", options.holdout_share,
-                                                   ": must be in [0, 1)"));
+    return absl::InvalidArgumentError(
+        absl::StrCat("holdout_share = ", options.holdout_share, ": must be in [0, 1)"));
   ExportSummary summary;
   struct Location {
     int file;
@@ -462,15 +462,14 @@ absl::StatusOr<ExportSummary> ExportReportLogs(const std::vector<std::string>& f
     }
     std::stable_sort(holdout_order.begin(), holdout_order.end(),
                      [&](size_t a, size_t b) { return first_report[a] < first_report[b]; });
-    const auto count = static_cast<size_t>(
-        std::floor(options.holdout_share * static_cast<double>(turns.size())));
+    const auto count =
+        static_cast<size_t>(std::floor(options.holdout_share * static_cast<double>(turns.size())));
     holdout_order.erase(holdout_order.begin(), holdout_order.end() - count);
     for (size_t e : holdout_order) held_out[e] = true;
     summary.held_out = static_cast<int64_t>(count);
     if (count > 0 && first_report[holdout_order.front()] != absl::InfinitePast())
-      summary.held_out_since = absl::FormatTime("%Y-%m-%dT%H:%M:%E6SZ",
-                                                first_report[holdout_order.front()],
-                                                absl::UTCTimeZone());
+      summary.held_out_since = absl::FormatTime(
+          "%Y-%m-%dT%H:%M:%E6SZ", first_report[holdout_order.front()], absl::UTCTimeZone());
   }
 
   // Pass 2: the base's episodes, then one exported episode at a time, in

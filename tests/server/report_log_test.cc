@@ -385,12 +385,12 @@ TEST(ReportLogTest, TheHoldOutIsTheNewestConversationsByFirstReportOverAllFiles)
   // reported again at 15:00 (its first report counts); c began on pod a and
   // went on on pod b (one conversation).
   auto at = [](const std::string& hh) { return absl::StrCat("2026-12-04T", hh, ":00:00.000000Z"); };
-  WriteLog(dir.File("a.log"), {Dated("c1", 0, at("08")), Dated("a1", 0, at("10")),
-                               Dated("a1", 1, at("10")), Dated("a2", 0, at("12")),
-                               Dated("a3", 0, at("14"))});
-  WriteLog(dir.File("b.log"), {Dated("b1", 0, at("11")), Dated("c1", 1, at("16")),
-                               Dated("b2", 0, at("13")), Dated("b3", 0, ""),
-                               Dated("b4", 0, at("09")), Dated("b4", 1, at("15"))});
+  WriteLog(dir.File("a.log"),
+           {Dated("c1", 0, at("08")), Dated("a1", 0, at("10")), Dated("a1", 1, at("10")),
+            Dated("a2", 0, at("12")), Dated("a3", 0, at("14"))});
+  WriteLog(dir.File("b.log"),
+           {Dated("b1", 0, at("11")), Dated("c1", 1, at("16")), Dated("b2", 0, at("13")),
+            Dated("b3", 0, ""), Dated("b4", 0, at("09")), Dated("b4", 1, at("15"))});
   ExportOptions options;
   std::ostringstream out, holdout;
   options.holdout = &holdout;
