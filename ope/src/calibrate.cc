@@ -150,7 +150,9 @@ absl::StatusOr<CalibrationResult> Calibrate(const env::Simulator& simulator,
   }
   result.holdout_achieved = held_tally.value();
   result.holdout_error = result.holdout_achieved - o.target;
-  result.holdout_relative_error = result.holdout_error / o.target;
+  // Relative to a target of 0 (a cloud share of 0) is undefined, not 0/0.
+  result.holdout_relative_error =
+      o.target > 0 ? result.holdout_error / o.target : std::numeric_limits<double>::quiet_NaN();
   return result;
 }
 

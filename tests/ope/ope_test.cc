@@ -672,6 +672,24 @@ TEST(Calibrate, MeetsACloudShareTargetOnHeldOutConversations) {
       0.05);
 }
 
+TEST(Calibrate, AnErrorRelativeToATargetOfZeroIsUndefined) {
+  const World w = MakeWorld();
+  env::FixedPolicy policy(0, "Local");  // a cloud share of 0 at every budget
+  CalibrationOptions o;
+  o.target = 0;
+  auto r = Calibrate(*w.truth, EmbeddedDataset(), policy, o);
+  ASSERT_TRUE(r.ok()) << r.status();
+  EXPECT_EQ(r->holdout_achieved, 0);
+  EXPECT_EQ(r->holdout_error, 0);
+  EXPECT_TRUE(std::isnan(r->holdout_relative_error)) << r->holdout_relative_error;
+  o.target = 0.5;  // defined for any other target
+  o.grid = 48;
+  env::FixedPolicy cloud(w.truth->actions().size() - 1, "all views");
+  auto half = Calibrate(*w.truth, EmbeddedDataset(), cloud, o);
+  ASSERT_TRUE(half.ok()) << half.status();
+  EXPECT_NEAR(half->holdout_relative_error, half->holdout_error / 0.5, 1e-12);
+}
+
 TEST(Calibrate, RefusesImpossibleSettings) {
   const World w = MakeWorld();
   env::FixedPolicy policy(0, "Local");

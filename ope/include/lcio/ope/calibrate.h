@@ -45,8 +45,8 @@ struct CalibrationResult {
   double money_budget_usd = 0;
   double low_money_budget_usd = 0, low_share = 0;
   double fit_achieved = 0, holdout_achieved = 0;
-  // holdout_achieved - target (share: in points of share; spend: in USD) and,
-  // for spend, relative to the target.
+  // holdout_achieved - target (share: in points of share; spend: in USD) and
+  // relative to the target (NaN for a target of 0: undefined).
   double holdout_error = 0, holdout_relative_error = 0;
   int fit_conversations = 0, holdout_conversations = 0;
   std::vector<CalibrationPoint> curve;
