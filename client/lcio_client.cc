@@ -124,7 +124,8 @@ int main(int argc, char** argv) {
   std::vector<char*> args =
       lcio::cli::ParseCommandLine(argc, argv, "decide|report|policy|health [flags]",
                                   "One call to lcio-server; prints the answer as JSON on stdout "
-                                  "(errors on stderr, exit status 1; usage errors 2).");
+                                  "(errors on stderr, exit status 1; usage errors 2).",
+                                  /*max_positional=*/1);
   if (args.size() != 2) return Usage("exactly one subcommand is required");
   const std::string command = args[1];
 

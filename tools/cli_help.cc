@@ -84,7 +84,7 @@ std::string HelpText(const std::string& program, const std::string& usage,
 }
 
 std::vector<char*> ParseCommandLine(int argc, char** argv, const std::string& usage,
-                                    const std::string& about) {
+                                    const std::string& about, int max_positional) {
   const std::string program = ProgramName(argc > 0 ? argv[0] : nullptr);
   absl::SetProgramUsageMessage(absl::StrCat(program, " ", usage));
   absl::FlagsUsageConfig config;
@@ -139,7 +139,18 @@ std::vector<char*> ParseCommandLine(int argc, char** argv, const std::string& us
       if (separate) ++i;  // the value, even one that starts with '-'
     }
   }
-  return absl::ParseCommandLine(argc, argv);
+  std::vector<char*> positional = absl::ParseCommandLine(argc, argv);
+  if (static_cast<int>(positional.size()) - 1 > max_positional) {
+    const std::string extra = std::string(positional[1 + max_positional]).substr(0, 64);
+    const bool bool_word = extra == "true" || extra == "false" || extra == "yes" || extra == "no" ||
+                           extra == "0" || extra == "1";
+    std::fprintf(stderr, "%s: unexpected argument '%s'%s; run '%s --help' for the usage\n",
+                 program.c_str(), extra.c_str(),
+                 bool_word ? " (a bool flag takes its value after '=': --flag=false)" : "",
+                 program.c_str());
+    std::exit(2);
+  }
+  return positional;
 }
 
 int ExitStatus(const absl::Status& status) {

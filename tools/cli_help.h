@@ -18,9 +18,11 @@ std::string Version();
 // first). `usage` is the usage line after the program name, e.g.
 // "[flags] ARTIFACT"; `about` what the program does (may span lines).
 // Handles --help (-h, -help, --helpshort) and --version itself: prints to
-// stdout and exits 0. An unknown flag: message on stderr, exit 2.
+// stdout and exits 0. An unknown flag, a value its type cannot hold, or more
+// than `max_positional` positional arguments (`--fixed false` leaves "false"
+// behind: a bool flag takes its value after '='): message on stderr, exit 2.
 std::vector<char*> ParseCommandLine(int argc, char** argv, const std::string& usage,
-                                    const std::string& about);
+                                    const std::string& about, int max_positional = 0);
 
 // A shipped data file by its source-tree path ("policy/default_policy.pt",
 // "data/M4A1.json"): under the working directory; else, for an installed

@@ -27,7 +27,8 @@ ABSL_FLAG(std::string, profiles, "",
 int main(int argc, char** argv) {
   std::vector<char*> args = lcio::cli::ParseCommandLine(
       argc, argv, "[--compact] [--device cpu] [--classify PROMPT] ARTIFACT",
-      "Fully validates ARTIFACT (as the server does before serving it) and prints its metadata.");
+      "Fully validates ARTIFACT (as the server does before serving it) and prints its metadata.",
+      /*max_positional=*/1);
   if (args.size() != 2) {
     std::fprintf(stderr, "usage: lcio-policy-info [flags] ARTIFACT (see --help)\n");
     return 2;

@@ -1064,7 +1064,13 @@ TEST_F(EndToEndTest, AFlagValueOfTheWrongTypeIsAUsageError) {
       // Abseil's own parse exited 1 for these two.
       {{LCIO_CLIENT_BIN, "decide", "--noexplain=x"},
        "--noexplain: a negated bool flag takes no value"},
-      {{LCIO_CLIENT_BIN, "policy", "--timeout_s"}, "--timeout_s: needs a value"}};
+      {{LCIO_CLIENT_BIN, "policy", "--timeout_s"}, "--timeout_s: needs a value"},
+      // A bool flag's value written apart was a positional argument, ignored.
+      {{LCIO_TRAIN_BIN, "--evaluate", "false"},
+       "unexpected argument 'false' (a bool flag takes its value after '=': --flag=false)"},
+      {{LCIO_CLIENT_BIN, "policy", "health"}, "unexpected argument 'health'"},
+      {{LCIO_REPORT_EXPORT_BIN, "--log=a.log", "--out=b.json", "extra"},
+       "unexpected argument 'extra'"}};
   for (const auto& [argv, message] : client_cases) {
     auto [status, out] = Run(argv, 60s);
     EXPECT_TRUE(WIFEXITED(status) && WEXITSTATUS(status) == 2) << message << " " << status;
@@ -1073,8 +1079,7 @@ TEST_F(EndToEndTest, AFlagValueOfTheWrongTypeIsAUsageError) {
   }
 }
 
-// --listen=50811 used to end in a raw gRPC error dump.// --listen=50811 used to end in a raw gRPC
-// error dump.
+// --listen=50811 used to end in a raw gRPC error dump.
 TEST_F(EndToEndTest, AListenAddressWithoutHostIsAUsageErrorNamingFlagValueAndRule) {
   auto [status, out] = Run({LCIO_SERVER_BIN, "--listen=50811", "--metrics_listen="}, 60s);
   EXPECT_TRUE(WIFEXITED(status) && WEXITSTATUS(status) == 2) << status;
