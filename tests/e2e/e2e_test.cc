@@ -1089,6 +1089,23 @@ TEST_F(EndToEndTest, AListenAddressWithoutHostIsAUsageErrorNamingFlagValueAndRul
   EXPECT_FALSE(absl::StrContains(error, "grpc")) << error;
 }
 
+// gRPC's default SO_REUSEPORT let a second server start on a taken port and
+// take half of its connections.
+TEST_F(EndToEndTest, AGrpcPortAlreadyTakenStopsTheStart) {
+  const std::string policy = WriteArtifact("policy.pt", 1);
+  Server first = StartServer({"--policy=" + policy});
+  auto [status, out] = Run({server_bin_, absl::StrCat("--listen=127.0.0.1:", first.port),
+                            "--metrics_listen=", "--torch_device=cpu", "--policy=" + policy},
+                           60s);
+  EXPECT_TRUE(WIFEXITED(status) && WEXITSTATUS(status) == 2) << status << " " << out;
+  const std::string error = ReadFile(dir_.File("run.stderr"));
+  EXPECT_TRUE(absl::StrContains(error, absl::StrCat("listen = \"127.0.0.1:", first.port, "\"")))
+      << error;
+  // The first server still answers.
+  auto health = MakeClient(first)->Health();
+  EXPECT_TRUE(health.ok() && *health == "SERVING") << health.status();
+}
+
 // An installed server (PREFIX/bin) used to default to the source tree's
 // policy; it serves PREFIX/share/lcio/default_policy.pt.
 TEST_F(EndToEndTest, AnInstalledServerDefaultsToTheInstalledPolicy) {
