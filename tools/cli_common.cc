@@ -188,7 +188,7 @@ std::string SettingsJson(const env::SimulatorConfig& config, const env::Budget& 
       {"latency_budget_s", budget.latency_s},
       {"money_budget_usd", budget.money_usd},
   };
-  return j.dump();
+  return j.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace);
 }
 
 }  // namespace lcio::cli

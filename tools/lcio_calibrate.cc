@@ -84,7 +84,7 @@ absl::Status Run() {
                         {"holdout_achieved", r->holdout_achieved},
                         {"holdout_error", r->holdout_error},
                         {"holdout_relative_error", r->holdout_relative_error}};
-    std::cout << j.dump(2) << "\n";
+    std::cout << j.dump(2, ' ', false, nlohmann::json::error_handler_t::replace) << "\n";
     return absl::OkStatus();
   }
   const std::string setting =

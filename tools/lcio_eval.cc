@@ -511,7 +511,7 @@ int PrintModelValidity(const data::Dataset& dataset, const std::vector<env::Spli
   const std::string json = nlohmann::json{
       {"data", dataset.source},
       {"splits", splits.size()},
-      {"model_validity", rows}}.dump();
+      {"model_validity", rows}}.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace);
   if (format == "json") {
     std::cout << json << "\n";
   } else {
@@ -726,7 +726,8 @@ int main(int argc, char** argv) {
   for (const Method& method : decision_makers.front())
     settings_json["decision_makers"].push_back(
         {{"name", method.policy->name()}, {"held_out", method.held_out}});
-  const std::string json = env::ToJson(scored, worst, settings_json.dump());
+  const std::string json = env::ToJson(
+      scored, worst, settings_json.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace));
   if (format == "json") {
     std::cout << json << "\n";
   } else {

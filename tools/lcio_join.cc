@@ -514,6 +514,6 @@ int main(int argc, char** argv) {
                       {"unmatched_reports", s.unmatched_reports},
                       {"partitions", s.partitions},
                       {"problems", s.problems}};
-  std::cout << j.dump(2) << "\n";
+  std::cout << j.dump(2, ' ', false, nlohmann::json::error_handler_t::replace) << "\n";
   return 0;
 }

@@ -305,7 +305,8 @@ absl::Status Evaluate() {
     }
     all.push_back(std::move(j));
   }
-  if (!markdown) std::cout << all.dump(2) << "\n";
+  if (!markdown)
+    std::cout << all.dump(2, ' ', false, nlohmann::json::error_handler_t::replace) << "\n";
   return absl::OkStatus();
 }
 

@@ -55,7 +55,8 @@ int main(int argc, char** argv) {
     nlohmann::json out = {{"task", engine->classifier().tasks()[prediction.task]},
                           {"task_index", prediction.task},
                           {"confidence", prediction.confidence}};
-    std::printf("%s\n", out.dump(indent).c_str());
+    std::printf("%s\n",
+                out.dump(indent, ' ', false, nlohmann::json::error_handler_t::replace).c_str());
     return 0;
   }
   nlohmann::json out = nlohmann::json::parse(lcio::policy::MetadataToJson(engine->metadata()));
@@ -64,6 +65,7 @@ int main(int argc, char** argv) {
   if (!engine->fallback().empty())
     out["fallback_summary"] =
         lcio::env::DescribeFallback(engine->fallback(), engine->encoder().actions());
-  std::printf("%s\n", out.dump(indent).c_str());
+  std::printf("%s\n",
+              out.dump(indent, ' ', false, nlohmann::json::error_handler_t::replace).c_str());
   return 0;
 }

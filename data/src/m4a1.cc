@@ -557,9 +557,10 @@ absl::Status CheckOptions(absl::string_view source, const LoadOptions& options) 
             source, ": field 'LoadOptions::task_vocabulary[", i, "]' = \"\": must not be empty"));
       }
       if (!seen.emplace(vocab[i], i).second) {
-        return absl::InvalidArgumentError(
-            absl::StrCat(source, ": field 'LoadOptions::task_vocabulary[", i,
-                         "]' = ", json(vocab[i]).dump(), ": duplicate task name"));
+        return absl::InvalidArgumentError(absl::StrCat(
+            source, ": field 'LoadOptions::task_vocabulary[", i,
+            "]' = ", json(vocab[i]).dump(-1, ' ', false, nlohmann::json::error_handler_t::replace),
+            ": duplicate task name"));
       }
     }
   }

@@ -337,7 +337,7 @@ std::string ToJson(const std::vector<ScoredRows>& scorers,
                                   {"margin", r.margin.mean},
                                   {"margin_se", r.margin.standard_error},
                                   {"verdict", r.verdict}});
-  return root.dump(2);
+  return root.dump(2, ' ', false, nlohmann::json::error_handler_t::replace);
 }
 
 }  // namespace lcio::env

@@ -222,7 +222,8 @@ std::string FallbackTable::ToJson() const {
                        {"serve_policy", e.serve_policy},
                        {"validated_margin", e.validated_margin},
                        {"validated_lower_bound", e.validated_lower_bound}});
-  return Json{{"method", kMethod}, {"entries", std::move(entries)}}.dump();
+  return Json{{"method", kMethod}, {"entries", std::move(entries)}}.dump(
+      -1, ' ', false, nlohmann::json::error_handler_t::replace);
 }
 
 absl::StatusOr<FallbackTable> FallbackTable::FromJson(const std::string& text,

@@ -43,13 +43,16 @@ absl::StatusOr<double> PositiveNumber(const json& object, const std::string& key
   }
   const json& v = object[key];
   if (!v.is_number()) {
-    return absl::InvalidArgumentError(
-        absl::StrCat(where, ": field \"", key, "\" = ", v.dump(), ": must be a number"));
+    return absl::InvalidArgumentError(absl::StrCat(
+        where, ": field \"", key, "\" = ",
+        v.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace), ": must be a number"));
   }
   double d = v.get<double>();
   if (!std::isfinite(d) || d <= 0) {
     return absl::InvalidArgumentError(
-        absl::StrCat(where, ": field \"", key, "\" = ", v.dump(), ": must be finite and > 0"));
+        absl::StrCat(where, ": field \"", key,
+                     "\" = ", v.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace),
+                     ": must be finite and > 0"));
   }
   return d;
 }
@@ -64,8 +67,10 @@ absl::StatusOr<std::vector<double>> CostList(const json& object, const std::stri
   for (size_t k = 0; k < object[key].size(); ++k) {
     const json& v = object[key][k];
     if (!v.is_number() || !std::isfinite(v.get<double>()) || v.get<double>() < 0) {
-      return absl::InvalidArgumentError(absl::StrCat(where, ": ", key, "[", k, "] = ", v.dump(),
-                                                     ": must be a finite number >= 0"));
+      return absl::InvalidArgumentError(
+          absl::StrCat(where, ": ", key, "[", k,
+                       "] = ", v.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace),
+                       ": must be a finite number >= 0"));
     }
     out.push_back(v.get<double>());
   }
@@ -248,7 +253,7 @@ std::string ProfileCatalog::ToJson() const {
                        {"total_tokens", local_llm.total_tokens}};
   root["cloud_llm"] = {{"name", cloud_llm.name}, {"money_usd", cloud_llm.money_usd}};
   root["electricity_usd_per_kwh"] = electricity_usd_per_kwh;
-  return root.dump();
+  return root.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace);
 }
 
 absl::StatusOr<DeviceProfile> ProfileCatalog::Device(const std::string& name) const {

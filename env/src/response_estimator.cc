@@ -158,7 +158,7 @@ std::string ResponseEstimator::ToJson() const {
       {"rule", rule_ == NeighbourRule::kTieInclusive ? "tie-inclusive" : "scikit-kd-tree"},
       {"keys", std::move(keys)},
       {"values", raw_values_}};
-  return j.dump();
+  return j.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace);
 }
 
 absl::StatusOr<std::shared_ptr<const ResponseEstimator>> ResponseEstimator::FromJson(

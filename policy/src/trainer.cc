@@ -193,7 +193,7 @@ absl::Status EvaluateTrained(const env::Simulator& simulator, const data::Datase
   }
   eval["budget"] = {{"latency_s", options.budgets.fixed.latency_s},
                     {"money_usd", options.budgets.fixed.money_usd}};
-  summary->evaluation_json = eval.dump();
+  summary->evaluation_json = eval.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace);
   return absl::OkStatus();
 }
 

@@ -90,7 +90,8 @@ absl::Status CheckRecordRanges(const ReportRecord& r, const nlohmann::json& j) {
           : turn.is_number_integer() && turn.get<int64_t>() >= 0 &&
                 turn.get<int64_t>() <= std::numeric_limits<int>::max();
   if (!turn_fits)
-    return bad("turn_index", turn.dump(), "must be a whole number in [0, 2147483647]");
+    return bad("turn_index", turn.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace),
+               "must be a whole number in [0, 2147483647]");
   const std::pair<const char*, std::pair<double, double>> amounts[] = {
       {"score", {r.score, RequestLimits::kMaxReportScore}},
       {"interaction_time_s", {r.interaction_time_s, RequestLimits::kMaxReportInteractionTimeS}},

@@ -2,9 +2,9 @@
 # Bad command-line values are refused before any work, exit 2, and the
 # message names the flag and the rule; nothing crashes (a signal is a failure)
 # and no output replaces a device.
-# Usage: cli_inputs_check.sh LCIO_TRAIN LCIO_EVAL LCIO_OPE LCIO_CALIBRATE REPO_ROOT
+# Usage: cli_inputs_check.sh LCIO_TRAIN LCIO_EVAL LCIO_OPE LCIO_CALIBRATE REPO_ROOT LCIO_JOIN
 set -uo pipefail
-train=$1 eval_bin=$2 ope=$3 calibrate=$4 repo=$5
+train=$1 eval_bin=$2 ope=$3 calibrate=$4 repo=$5 join=$6
 tmp=$(mktemp -d)
 trap 'rm -rf "$tmp"' EXIT
 cd "$repo" || exit 1
@@ -68,4 +68,28 @@ mkfifo "$tmp/fifo.pt"
 # Before training: a run of 1e9 steps would otherwise end in the timeout.
 refuse 'is a FIFO' "$train" --timesteps=1000000000 --progress=off --out="$tmp/fifo.pt"
 [[ -p $tmp/fifo.pt ]] || { echo "FAIL: lcio-train replaced the FIFO"; failures=$((failures + 1)); }
+# Bytes that are not UTF-8, in an input line, a path or a flag, end in a report, never in an abort
+# when the JSON is written (nlohmann's dump threw on them).
+# succeed command...: exit status 0 and JSON on stdout.
+succeed() {
+  timeout 120 "$@" > "$tmp/out" 2> "$tmp/err"
+  local rc=$?
+  if ((rc != 0)); then
+    echo "FAIL (exit $rc): $(echo "$*" | head -c 200)"
+    head -c 600 "$tmp/err"
+    failures=$((failures + 1))
+  elif ! python3 -c 'import json, sys; json.load(sys.stdin)' < "$tmp/out"; then
+    echo "FAIL (not JSON on stdout): $(echo "$*" | head -c 200)"
+    failures=$((failures + 1))
+  fi
+}
+printf '{"schema_version\xff":2}\n' > "$tmp/decisions.jsonl"
+: > "$tmp/reports.log"
+succeed "$join" --decisions="$tmp/decisions.jsonl" --reports="$tmp/reports.log" --out="$tmp/j.json"
+grep -q "decision_skipped_lines\": 1" "$tmp/out" || { echo "FAIL: the bad line was not counted"; failures=$((failures + 1)); }
+cp policy/default_policy.pt "$tmp/p"$'\xff'".pt"
+succeed "$ope" --log=data/M4A1.json --default_propensity=1 --format=json \
+  --candidates="$tmp/p"$'\xff'".pt"
+succeed "$eval_bin" --splits=1 --oracle=false --fixed=false --format=json \
+  --refusal_phrases=$'sorry,\xff'
 exit $((failures > 0))

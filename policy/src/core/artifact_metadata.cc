@@ -30,7 +30,7 @@ Json EmbedJson(const std::string& text) {
 }
 std::string UnembedJson(const Json& json) {
   if (json.is_null()) return "";
-  return json.dump();
+  return json.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace);
 }
 
 Json ToJsonValue(const ArtifactMetadata& m) {
@@ -121,14 +121,15 @@ absl::Status CheckEmbedded(const std::string& text, const char* field, const std
 }  // namespace
 
 std::string MetadataToJson(const ArtifactMetadata& metadata, bool pretty) {
-  return ToJsonValue(metadata).dump(pretty ? 2 : -1);
+  return ToJsonValue(metadata).dump(pretty ? 2 : -1, ' ', false,
+                                    nlohmann::json::error_handler_t::replace);
 }
 
 std::string MetadataHashText(const ArtifactMetadata& metadata) {
   Json json = ToJsonValue(metadata);
   json.erase("policy_version");
   json.erase("created_utc");
-  return json.dump();
+  return json.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace);
 }
 
 // An int exactly (data::WholeNumber); `name` names it in the error.

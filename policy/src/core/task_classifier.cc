@@ -237,7 +237,7 @@ std::string TaskClassifier::ToJson() const {
                          {"smoothing", options_.smoothing},
                          {"documents", documents_},
                          {"feature_counts", std::move(counts)}};
-  return json.dump();
+  return json.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace);
 }
 
 absl::StatusOr<TaskClassifier> TaskClassifier::FromJson(const std::string& text) {

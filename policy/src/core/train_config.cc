@@ -469,7 +469,7 @@ std::string TrainingConfigJson(const TrainOptions& options, const env::Simulator
   // Only when not the default, so that kNN-trained artifacts stay byte-identical.
   if (config.response_model != env::ResponseModelFamily::kKnn)
     j["simulator"]["response_model"] = env::ResponseModelFamilyName(config.response_model);
-  return j.dump();
+  return j.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace);
 }
 
 namespace {
