@@ -107,6 +107,32 @@ int main(int argc, char** argv) {
     }
     temps.push_back(lcio::data::TemporaryPathFor(path));
   }
+  // No output may be an input (a log of the series, the base), nor the
+  // rejects file another output: it would be replaced or truncated.
+  {
+    std::vector<std::string> inputs = files;
+    inputs.push_back(absl::GetFlag(FLAGS_base));
+    for (const auto& [flag, path] : outputs) {
+      if (absl::Status s = lcio::data::CheckOutputIsNoInput(flag, path, inputs); !s.ok()) {
+        std::fprintf(stderr, "lcio-report-export: %s\n", s.ToString().c_str());
+        return 2;
+      }
+    }
+    if (!options.rejects_path.empty()) {
+      if (options.rejects_path == out || options.rejects_path == holdout_out) {
+        std::fprintf(stderr, "lcio-report-export: --rejects must differ from the outputs\n");
+        return 2;
+      }
+      inputs.push_back(out);
+      inputs.push_back(holdout_out);
+      if (absl::Status s =
+              lcio::data::CheckOutputIsNoInput("--rejects", options.rejects_path, inputs);
+          !s.ok()) {
+        std::fprintf(stderr, "lcio-report-export: %s\n", s.ToString().c_str());
+        return 2;
+      }
+    }
+  }
   auto remove_temps = [&temps] {
     for (const std::string& temp : temps) std::remove(temp.c_str());
   };

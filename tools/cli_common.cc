@@ -48,6 +48,13 @@ namespace lcio::cli {
 
 std::string DefaultDataPath() { return DefaultDataFile("data/M4A1.json"); }
 
+std::vector<std::string> InputFiles(std::vector<std::string> more) {
+  const std::string data = absl::GetFlag(FLAGS_data);
+  more.push_back(data.empty() ? DefaultDataPath() : data);
+  more.push_back(absl::GetFlag(FLAGS_profiles));
+  return more;
+}
+
 absl::StatusOr<data::Dataset> LoadDataset() {
   std::string path = absl::GetFlag(FLAGS_data);
   if (path.empty()) path = DefaultDataPath();

@@ -38,6 +38,10 @@ namespace lcio::cli {
 // binary was built from.
 std::string DefaultDataPath();
 absl::StatusOr<data::Dataset> LoadDataset();
+// The input files the shared flags name (--data or its default, --profiles),
+// plus `more` (a tool's own, e.g. --config): what no output may replace
+// (data::CheckOutputIsNoInput).
+std::vector<std::string> InputFiles(std::vector<std::string> more = {});
 // Also checks --latency_budget and --money_budget (finite, >= 0) and the
 // reward weights (finite), naming the flag.
 absl::StatusOr<env::SimulatorConfig> SimulatorConfigFromFlags();

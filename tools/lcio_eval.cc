@@ -625,9 +625,14 @@ int main(int argc, char** argv) {
     return Fail(
         absl::InvalidArgumentError("--format = \"" + format + "\": must be markdown or json"));
   // Checked before the work, not after it.
-  if (const std::string out = absl::GetFlag(FLAGS_json_out); !out.empty())
+  if (const std::string out = absl::GetFlag(FLAGS_json_out); !out.empty()) {
     if (absl::Status replaceable = data::CheckReplaceableOutput(out); !replaceable.ok())
       return Fail(absl::InvalidArgumentError(absl::StrCat("--json_out: ", replaceable.message())));
+    if (absl::Status s = data::CheckOutputIsNoInput(
+            "--json_out", out, cli::InputFiles({absl::GetFlag(FLAGS_train_config)}));
+        !s.ok())
+      return Fail(s);
+  }
   auto sweep_l = ParseNumbers(absl::GetFlag(FLAGS_sweep_latency), "sweep_latency");
   if (!sweep_l.ok()) return Fail(sweep_l.status());
   auto sweep_m = ParseNumbers(absl::GetFlag(FLAGS_sweep_money), "sweep_money");

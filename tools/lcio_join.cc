@@ -371,6 +371,11 @@ absl::Status Run(Summary* s) {
   // join, or one interrupted before the rename, leaves --out as it was.
   if (absl::Status replaceable = data::CheckReplaceableOutput(out_path); !replaceable.ok())
     return absl::InvalidArgumentError(absl::StrCat("--out: ", replaceable.message()));
+  {
+    std::vector<std::string> inputs = decision_files;
+    inputs.insert(inputs.end(), report_files.begin(), report_files.end());
+    if (absl::Status s = data::CheckOutputIsNoInput("--out", out_path, inputs); !s.ok()) return s;
+  }
   WarnAboutStaleScratch(out_path);
   // Declared in this order so that the scratch directory goes first, then
   // the handlers, then what they read.

@@ -4,6 +4,7 @@
 #include <algorithm>
 #include <array>
 #include <cmath>
+#include <cstdio>
 #include <fstream>
 #include <iostream>
 #include <limits>
@@ -17,6 +18,7 @@
 #include "absl/strings/str_format.h"
 #include "cli_common.h"
 #include "cli_help.h"
+#include "lcio/data/atomic_file.h"
 #include "lcio/data/message.h"
 #include "lcio/env/split.h"
 #include "lcio/ope/off_policy.h"
@@ -334,6 +336,13 @@ absl::StatusOr<Setup> MakeSetup(const data::Dataset& data) {
 }
 
 absl::Status SimulateOut(const data::Dataset& data) {
+  const std::string path = absl::GetFlag(FLAGS_simulate_out);
+  if (absl::Status replaceable = data::CheckReplaceableOutput(path); !replaceable.ok())
+    return absl::InvalidArgumentError(absl::StrCat("--simulate_out: ", replaceable.message()));
+  if (absl::Status s = data::CheckOutputIsNoInput("--simulate_out", path,
+                                                  cli::InputFiles({absl::GetFlag(FLAGS_log)}));
+      !s.ok())
+    return s;
   auto s = MakeSetup(data);
   if (!s.ok()) return s.status();
   auto base =
@@ -341,10 +350,25 @@ absl::Status SimulateOut(const data::Dataset& data) {
   if (!base.ok()) return base.status();
   auto log = ope::SimulateExploringLog(*s->truth, data, s->episodes, **base, s->exploration);
   if (!log.ok()) return log.status();
-  const std::string path = absl::GetFlag(FLAGS_simulate_out);
-  std::ofstream out(path, std::ios::binary | std::ios::trunc);
-  if (!out) return absl::PermissionDeniedError(absl::StrCat(path, ": cannot write"));
-  if (auto st = ope::WriteJoinedLog(*log, out); !st.ok()) return st;
+  // Written beside it and renamed over it whole: a failed run leaves it as it was.
+  const std::string temp = data::TemporaryPathFor(path);
+  {
+    std::ofstream out(temp, std::ios::binary | std::ios::trunc);
+    if (!out)
+      return absl::PermissionDeniedError(
+          absl::StrCat("--simulate_out: ", data::Shorten(temp, 128), ": cannot write"));
+    absl::Status written = ope::WriteJoinedLog(*log, out);
+    out.flush();
+    if (written.ok() && !out)
+      written = absl::UnavailableError(
+          absl::StrCat("--simulate_out: writing ", data::Shorten(temp, 128), " failed"));
+    if (!written.ok()) {
+      std::remove(temp.c_str());
+      return written;
+    }
+  }
+  if (absl::Status published = data::PublishTemporaryFile(temp, path); !published.ok())
+    return published;
   std::cerr << "lcio-ope: wrote " << log->dataset.episodes.size() << " simulated conversations to "
             << path << "\n";
   return absl::OkStatus();

@@ -303,6 +303,10 @@ int main(int argc, char** argv) {
   // fails before a long run, not after it.
   if (absl::Status out = data::CheckReplaceableOutput(absl::GetFlag(FLAGS_out)); !out.ok())
     return Fail(absl::InvalidArgumentError(absl::StrCat("--out: ", out.message())));
+  if (absl::Status s = data::CheckOutputIsNoInput("--out", absl::GetFlag(FLAGS_out),
+                                                  cli::InputFiles({absl::GetFlag(FLAGS_config)}));
+      !s.ok())
+    return Fail(s);
   auto dataset = cli::LoadDataset();
   if (!dataset.ok()) return Fail(dataset.status());
   auto config = cli::SimulatorConfigFromFlags();

@@ -32,6 +32,21 @@ absl::StatusOr<std::string> ReadRegularFile(const std::string& path, const std::
   return text.str();
 }
 
+absl::Status CheckOutputIsNoInput(const std::string& flag, const std::string& out,
+                                  const std::vector<std::string>& inputs) {
+  struct stat written {};
+  if (out.empty() || ::stat(out.c_str(), &written) != 0) return absl::OkStatus();
+  for (const std::string& input : inputs) {
+    struct stat read {};
+    if (input.empty() || ::stat(input.c_str(), &read) != 0) continue;
+    if (read.st_dev == written.st_dev && read.st_ino == written.st_ino)
+      return absl::InvalidArgumentError(
+          absl::StrCat(flag, " = \"", Shorten(out, 128), "\" is the input \"", Shorten(input, 128),
+                       "\": writing it would replace what is read; name another file"));
+  }
+  return absl::OkStatus();
+}
+
 absl::Status CheckReplaceableOutput(const std::string& path) {
   struct stat st {};
   if (::stat(path.c_str(), &st) != 0) return absl::OkStatus();  // nothing there (yet)

@@ -1089,6 +1089,49 @@ TEST_F(EndToEndTest, AListenAddressWithoutHostIsAUsageErrorNamingFlagValueAndRul
   EXPECT_FALSE(absl::StrContains(error, "grpc")) << error;
 }
 
+// An output naming an input (through any spelling) replaced it: the Report
+// log, the decision log, the data set, with exit 0.
+TEST_F(EndToEndTest, NoToolWritesItsOutputOverAnInput) {
+  server::ReportRecord record;
+  record.conversation_id = "c";
+  record.task = "Query";
+  record.view_names = {"v0", "v1", "v2"};
+  record.association = {0.2, 0.3, 0.5};
+  record.score = 5;
+  record.interaction_time_s = 2;
+  record.tasks = {"Assistive System", "Message Editing", "Query", "Recommendation"};
+  const std::string reports = dir_.File("reports.log");
+  const std::string line = server::EncodeReportLine(record);
+  WriteFile(reports, line);
+  std::filesystem::create_symlink(reports, dir_.File("alias.log"));
+  const std::string data = dir_.File("data.json");
+  std::filesystem::copy_file(std::string(LCIO_SOURCE_DIR) + "/data/M4A1.json", data);
+  const std::string data_before = ReadFile(data);
+  const std::vector<std::pair<std::vector<std::string>, std::string>> cases = {
+      {{LCIO_REPORT_EXPORT_BIN, "--log=" + reports, "--out=" + dir_.File("alias.log")}, "--out = "},
+      {{LCIO_REPORT_EXPORT_BIN, "--log=" + reports, "--out=" + dir_.File("x.json"),
+        "--rejects=" + reports},
+       "--rejects = "},
+      {{LCIO_REPORT_EXPORT_BIN, "--log=" + reports, "--out=" + dir_.File("x.json"),
+        "--holdout_share=0.5", "--holdout_out=" + data, "--base=" + data},
+       "--holdout_out = "},
+      {{LCIO_JOIN_BIN, "--decisions=" + reports, "--reports=" + reports, "--out=" + reports},
+       "--out = "},
+      {{LCIO_EVAL_BIN, "--data=" + data, "--splits=1", "--oracle=false", "--json_out=" + data},
+       "--json_out = "},
+      {{LCIO_TRAIN_BIN, "--data=" + data, "--timesteps=64", "--out=" + data}, "--out = "},
+      {{LCIO_OPE_BIN, "--data=" + data, "--simulate_out=" + data}, "--simulate_out = "}};
+  for (const auto& [argv, flag] : cases) {
+    auto [status, out] = Run(argv, 120s);
+    EXPECT_TRUE(WIFEXITED(status) && WEXITSTATUS(status) == 2) << argv[0] << " " << status;
+    const std::string error = ReadFile(dir_.File("run.stderr"));
+    EXPECT_TRUE(absl::StrContains(error, flag)) << error;
+    EXPECT_TRUE(absl::StrContains(error, "writing it would replace what is read")) << error;
+    EXPECT_EQ(ReadFile(reports), line) << argv[0];
+    EXPECT_EQ(ReadFile(data), data_before) << argv[0];
+  }
+}
+
 // gRPC's default SO_REUSEPORT let a second server start on a taken port and
 // take half of its connections.
 TEST_F(EndToEndTest, AGrpcPortAlreadyTakenStopsTheStart) {

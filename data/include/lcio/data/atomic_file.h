@@ -4,6 +4,7 @@
 #pragma once
 
 #include <string>
+#include <vector>
 
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
@@ -22,6 +23,13 @@ absl::StatusOr<std::string> ReadRegularFile(const std::string& path, const std::
 // Anything else (a device such as /dev/null, a directory, a FIFO) would be
 // replaced by the rename: FAILED_PRECONDITION naming the path and its kind.
 absl::Status CheckReplaceableOutput(const std::string& path);
+
+// INVALID_ARGUMENT when `out` exists and is the same file (device and inode,
+// so links and other spellings count) as one of `inputs`: publishing it would
+// replace an input, before or while it is read. `flag` names the output in
+// the message ("--out"). Inputs that do not exist are skipped.
+absl::Status CheckOutputIsNoInput(const std::string& flag, const std::string& out,
+                                  const std::vector<std::string>& inputs);
 
 // A temporary name beside `path` (same directory, so the rename is atomic),
 // unique within the process: ".NAME.tmp-PID-N".
