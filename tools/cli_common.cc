@@ -10,6 +10,7 @@
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
 #include "cli_help.h"
+#include "lcio/data/atomic_file.h"
 #include "lcio/data/message.h"
 #include "nlohmann/json.hpp"
 
@@ -161,13 +162,11 @@ absl::Status ApplyFileThenFlags(const std::string& file_flag, const std::string&
                                 const std::function<absl::Status(const std::string&)>& apply_file,
                                 const std::vector<FlagOverride>& overrides) {
   if (!path.empty()) {
-    std::ifstream file(path);
-    if (!file)
-      return absl::NotFoundError(
-          absl::StrCat("--", file_flag, " = \"", data::Shorten(path, 256), "\": cannot read"));
-    std::stringstream text;
-    text << file.rdbuf();
-    if (auto s = apply_file(text.str()); !s.ok())
+    auto text = data::ReadRegularFile(
+        path, absl::StrCat("--", file_flag, " = \"", data::Shorten(path, 256), "\""),
+        "a JSON file");
+    if (!text.ok()) return text.status();
+    if (auto s = apply_file(*text); !s.ok())
       return absl::Status(s.code(), absl::StrCat("--", file_flag, " = \"", data::Shorten(path, 256),
                                                  "\": ", s.message()));
   }

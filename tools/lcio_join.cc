@@ -335,6 +335,15 @@ absl::Status Run(Summary* s) {
   if (decision_files.empty())
     return absl::InvalidArgumentError("--decisions: no decision log file found");
   if (report_files.empty()) return absl::InvalidArgumentError("--reports: no Report log found");
+  // A device (/dev/zero) would be read without end. Pipes stay welcome
+  // (--decisions=<(zcat log.gz)): the logs are read once, in order.
+  for (const auto& [flag, files] :
+       {std::pair{"--decisions", &decision_files}, std::pair{"--reports", &report_files}})
+    for (const std::string& f : *files)
+      if (absl::Status s =
+              data::CheckStreamableInput(f, absl::StrCat(flag, ": ", data::Shorten(f, 256)));
+          !s.ok())
+        return s;
   const std::string out_path = absl::GetFlag(FLAGS_out);
   if (out_path.empty()) return absl::InvalidArgumentError("--out is required");
   const double window_s = absl::GetFlag(FLAGS_reward_window_s);

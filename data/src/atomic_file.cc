@@ -16,14 +16,27 @@
 
 namespace lcio::data {
 
-absl::StatusOr<std::string> ReadRegularFile(const std::string& path, const std::string& label,
-                                            const std::string& what) {
+absl::Status CheckRegularInput(const std::string& path, const std::string& label,
+                               const std::string& what) {
   std::error_code ec;
   const auto status = std::filesystem::status(path, ec);
   if (ec || !std::filesystem::exists(status))
     return absl::NotFoundError(absl::StrCat(label, ": cannot open: no such file"));
   if (!std::filesystem::is_regular_file(status))
     return absl::InvalidArgumentError(absl::StrCat(label, ": not a regular file (", what, ")"));
+  return absl::OkStatus();
+}
+
+absl::Status CheckStreamableInput(const std::string& path, const std::string& label) {
+  struct stat st {};
+  if (::stat(path.c_str(), &st) == 0 && (S_ISCHR(st.st_mode) || S_ISBLK(st.st_mode)))
+    return absl::InvalidArgumentError(absl::StrCat(label, ": a device, not a file"));
+  return absl::OkStatus();
+}
+
+absl::StatusOr<std::string> ReadRegularFile(const std::string& path, const std::string& label,
+                                            const std::string& what) {
+  if (absl::Status regular = CheckRegularInput(path, label, what); !regular.ok()) return regular;
   std::ifstream in(path, std::ios::binary);
   if (!in) return absl::NotFoundError(absl::StrCat(label, ": cannot open"));
   std::ostringstream text;

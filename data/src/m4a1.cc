@@ -608,6 +608,10 @@ absl::StatusOr<Dataset> LoadM4A1File(const std::string& path, const LoadOptions&
   if (std::filesystem::is_directory(st)) {
     return absl::InvalidArgumentError(absl::StrCat(path, ": is a directory, not an M4A1 file"));
   }
+  if (!std::filesystem::is_regular_file(st)) {  // a FIFO would wait, a device read as empty
+    return absl::InvalidArgumentError(
+        absl::StrCat(path, ": not a regular file, not an M4A1 file"));
+  }
   std::ifstream in(path, std::ios::binary);
   if (!in) {
     return absl::PermissionDeniedError(

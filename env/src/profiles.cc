@@ -8,6 +8,7 @@
 
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
+#include "lcio/data/atomic_file.h"
 #include "lcio/data/json_parse.h"
 #include "lcio/data/m4a1.h"
 #include "lcio/data/message.h"
@@ -231,11 +232,10 @@ absl::Status ProfileCatalog::MergeJson(const std::string& json_text,
 }
 
 absl::Status ProfileCatalog::MergeJsonFile(const std::string& path) {
-  std::ifstream in(path, std::ios::binary);
-  if (!in) return absl::NotFoundError(absl::StrCat("profiles file \"", path, "\": cannot open"));
-  std::stringstream buffer;
-  buffer << in.rdbuf();
-  return MergeJson(buffer.str(), path);
+  auto text = data::ReadRegularFile(
+      path, absl::StrCat("profiles file \"", data::Shorten(path, 256), "\""), "a JSON file");
+  if (!text.ok()) return text.status();
+  return MergeJson(*text, path);
 }
 
 std::string ProfileCatalog::ToJson() const {

@@ -24,6 +24,7 @@
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
 #include "absl/time/time.h"
+#include "lcio/data/atomic_file.h"
 #include "lcio/data/json_parse.h"
 #include "lcio/data/message.h"
 #include "lcio/server/request.h"
@@ -232,6 +233,10 @@ bool ReadCheckedLine(std::istream& in, int64_t offset, std::string* line) {
 template <typename Visit>
 absl::Status ScanFile(const std::string& path, int* skipped, std::vector<std::string>* problems,
                       Visit&& visit) {
+  if (absl::Status streamable =
+          data::CheckStreamableInput(path, absl::StrCat("report log ", data::Shorten(path, 256)));
+      !streamable.ok())
+    return streamable;
   std::ifstream in(path, std::ios::binary);
   if (!in) return absl::NotFoundError(absl::StrCat("cannot open report log ", path));
   return ScanStream(in, path, skipped, problems, std::forward<Visit>(visit));
@@ -339,6 +344,11 @@ absl::StatusOr<ExportSummary> ExportReportLogs(const std::vector<std::string>& f
   // wherever they are renamed to.
   std::vector<std::ifstream> inputs;
   for (const std::string& file : files) {
+    // A device would be read without end, a FIFO would wait for a writer.
+    if (absl::Status regular = data::CheckRegularInput(
+            file, absl::StrCat("report log ", data::Shorten(file, 256)), "a report log");
+        !regular.ok())
+      return regular;
     inputs.emplace_back(file, std::ios::binary);
     if (!inputs.back()) return absl::NotFoundError(absl::StrCat("cannot open report log ", file));
   }

@@ -68,6 +68,14 @@ mkfifo "$tmp/fifo.pt"
 # Before training: a run of 1e9 steps would otherwise end in the timeout.
 refuse 'is a FIFO' "$train" --timesteps=1000000000 --progress=off --out="$tmp/fifo.pt"
 [[ -p $tmp/fifo.pt ]] || { echo "FAIL: lcio-train replaced the FIFO"; failures=$((failures + 1)); }
+# An input that is not a regular file is refused before it is opened: a device was read without end
+# (gigabytes of memory), a FIFO without a writer waited for ever. (lcio-join reads its logs once, in
+# order: a pipe is welcome there, a device is not.)
+mkfifo "$tmp/input.fifo"
+refuse 'not a regular file' "$train" --config=/dev/zero --timesteps=64 --progress=off --out="$tmp/z.pt"
+refuse 'not a regular file' "$eval_bin" --splits=1 --oracle=false --profiles=/dev/zero
+refuse 'not a regular file' "$eval_bin" --splits=1 --oracle=false --data="$tmp/input.fifo"
+refuse 'a device, not a file' "$join" --decisions=/dev/zero --reports=/dev/zero --out="$tmp/j.json"
 # Bytes that are not UTF-8, in an input line, a path or a flag, end in a report, never in an abort
 # when the JSON is written (nlohmann's dump threw on them).
 # succeed command...: exit status 0 and JSON on stdout.

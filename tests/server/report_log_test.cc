@@ -1,6 +1,7 @@
 #include "lcio/server/report_log.h"
 
 #include <gtest/gtest.h>
+#include <sys/stat.h>
 
 #include <algorithm>
 #include <atomic>
@@ -429,6 +430,22 @@ TEST(ReportLogTest, TheHoldOutIsTheNewestConversationsByFirstReportOverAllFiles)
     EXPECT_EQ(refused.status().code(), absl::StatusCode::kInvalidArgument) << bad;
     EXPECT_NE(refused.status().message().find("must be in [0, 1)"), absl::string_view::npos);
   }
+}
+
+TEST(ReportLogTest, ALogThatIsNotARegularFileIsRefusedUnopened) {
+  test::TempDir dir;
+  ASSERT_EQ(::mkfifo(dir.File("fifo.log").c_str(), 0600), 0);  // opening it would wait
+  for (const std::string& path : {dir.File("fifo.log"), std::string("/dev/zero")}) {
+    std::ostringstream out;
+    auto exported = ExportReportLogs({path}, out, ExportOptions{});
+    EXPECT_EQ(exported.status().code(), absl::StatusCode::kInvalidArgument) << path;
+    EXPECT_NE(exported.status().message().find("not a regular file"), absl::string_view::npos);
+  }
+  // One pass in order (lcio-join's) reads a pipe, but never a device.
+  int skipped = 0;
+  std::vector<std::string> problems;
+  EXPECT_EQ(ScanReportLog("/dev/zero", &skipped, &problems, [](ReportRecord, int64_t) {}).code(),
+            absl::StatusCode::kInvalidArgument);
 }
 
 TEST(ReportLogTest, AnEmptyLogExportsAnEmptyArrayOnlyWhenAllowed) {

@@ -19,6 +19,17 @@ namespace lcio::data {
 absl::StatusOr<std::string> ReadRegularFile(const std::string& path, const std::string& label,
                                             const std::string& what);
 
+// OK when `path` is a regular file (or a link to one): the check of
+// ReadRegularFile, for a reader that streams the file itself. A FIFO is never
+// opened (that would wait for a writer).
+absl::Status CheckRegularInput(const std::string& path, const std::string& label,
+                               const std::string& what);
+
+// For a reader that reads a file once, in order: INVALID_ARGUMENT when `path`
+// is a device (/dev/zero would be read without end). Pipes and FIFOs pass
+// (`--decisions=<(zcat log.gz)`); what does not exist is the opener's to say.
+absl::Status CheckStreamableInput(const std::string& path, const std::string& label);
+
 // OK when `path` does not exist or is a regular file (or a link to one).
 // Anything else (a device such as /dev/null, a directory, a FIFO) would be
 // replaced by the rename: FAILED_PRECONDITION naming the path and its kind.
