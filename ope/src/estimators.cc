@@ -80,6 +80,13 @@ struct Statistic {
     if (dim == 4) v -= (s[2] - total[2] / total[3] * s[3]) / total[3];
     return v;
   }
+  // The size of the terms a conversation's influence is computed from: the
+  // scale its rounding error is relative to.
+  double InfluenceScale(const double* total, const double* s) const {
+    double v = (std::abs(s[0]) + std::abs(total[0] / total[1] * s[1])) / total[1];
+    if (dim == 4) v += (std::abs(s[2]) + std::abs(total[2] / total[3] * s[3])) / total[3];
+    return v;
+  }
   // sqrt(C/(C-1) Σ_c influence²) over the conversations `which` (all when
   // null) whose sums add up to `total`.
   double PlugInStandardError(const double* total, const std::vector<size_t>* which) const {
@@ -111,12 +118,14 @@ Statistic Gather(const std::vector<OpeTurn>& turns,
   return st;
 }
 
-// A sample in which every conversation's influence is exactly 0 shows no
-// spread: one conversation, a weighted estimator whose candidate agrees
-// with the log nowhere or in one conversation only (SNIPS is then that
-// conversation's own ratio), or a task seen once. Its interval is
-// undefined, not zero-wide; identical policies' difference (exactly 0) is
-// answered before this.
+// A sample in which every conversation's influence is 0 shows no spread:
+// one conversation, a weighted estimator whose candidate agrees with the log
+// nowhere or in one conversation only (SNIPS is then that conversation's own
+// ratio), or a task seen once. Its interval is undefined, not zero-wide;
+// identical policies' difference (exactly 0) is answered before this.
+// "0" is up to rounding: a standard error below 1e-12 of the terms' scale
+// (times sqrt(C)) is what floating point leaves of an exact 0 (about 1e-17
+// for SNIPS agreeing in one conversation), not a spread.
 Interval Build(const Statistic& st, const IntervalOptions& options) {
   Interval out;
   const int dim = st.dim;
@@ -139,7 +148,10 @@ Interval Build(const Statistic& st, const IntervalOptions& options) {
     out.high = kInf;
     return out;
   };
-  if (plug_in == 0) return undefined();
+  double scale = 0;
+  for (size_t c = 0; c < C; ++c)
+    scale = std::max(scale, st.InfluenceScale(total.data(), st.cluster(c)));
+  if (plug_in <= 1e-12 * std::sqrt(static_cast<double>(C)) * scale) return undefined();
   const double alpha = 1 - options.level;
 
   if (options.method == IntervalMethod::kNormal) {

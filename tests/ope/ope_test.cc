@@ -100,6 +100,28 @@ TEST(Estimators, ASampleThatShowsNoSpreadHasAnUndefinedIntervalNotAZeroWideOne) 
   }
 }
 
+// Rounding left SNIPS agreeing in one conversation a plug-in standard error
+// of about 1e-17 instead of 0, and with it a zero-wide interval (seen on a
+// real joined log: 1.180 [1.180, 1.180]).
+TEST(Estimators, RoundingLeftoversAreNoSpread) {
+  //                                   cluster reward p    match dm_c dm_l
+  const std::vector<OpeTurn> rounded = {{0, 0.1, 0.15, true, 0.3, 0.4},
+                                        {0, 0.1, 0.6, true, 0.3, 0.4},
+                                        {0, 0.1, 0.7, true, 0.3, 0.4},
+                                        {1, 2.0, 0.5, false, 0.6, 0.4},
+                                        {2, 0.5, 0.5, false, 0.9, 0.4}};
+  for (IntervalMethod method : kAllMethods) {
+    IntervalOptions o;
+    o.method = method;
+    const Estimates e = Estimate(rounded, o);
+    EXPECT_NEAR(e.snips.estimate, 0.1, 1e-15);
+    EXPECT_TRUE(std::isinf(e.snips.standard_error) && e.snips.low == -INFINITY &&
+                e.snips.high == INFINITY)
+        << IntervalMethodName(method) << " " << e.snips.standard_error << " [" << e.snips.low
+        << ", " << e.snips.high << "]";
+  }
+}
+
 // Propensities down to kMinPropensity are accepted; the effective degrees
 // of freedom took fourth powers of the influences, which overflowed below
 // about 1e-77 and left the intervals NaN (null in JSON).
