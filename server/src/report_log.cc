@@ -117,6 +117,11 @@ absl::Status CheckRecordRanges(const ReportRecord& r, const nlohmann::json& j) {
     if (seen[v]) return bad("uploaded_views", absl::StrCat(v), "names a view more than once");
     seen[v] = true;
   }
+  // The server writes its policy's vocabulary and one of its tasks; a record
+  // outside it made lcio-join's log one the policies it served refuse.
+  if (r.tasks.empty()) return bad("tasks", "[]", "must name the policy's tasks");
+  if (std::find(r.tasks.begin(), r.tasks.end(), r.task) == r.tasks.end())
+    return bad("task", absl::StrCat("\"", r.task, "\""), "must be one of 'tasks'");
   return absl::OkStatus();
 }
 

@@ -116,6 +116,10 @@ TEST(ReportLogTest, RecordsOutsideTheReportRulesAreSkippedWithTheFieldAndTheRule
       {[](nlohmann::json& j) { j["turn_index"] = uint64_t{1} << 62; },
        "'turn_index' = 4611686018427387904: must be a whole number"},
       {[](nlohmann::json& j) { j["turn_index"] = -1; }, "'turn_index' = -1"},
+      // lcio-join took these, and its log then failed the policies it served.
+      {[](nlohmann::json& j) { j["task"] = "Nope"; }, "'task' = \"Nope\": must be one of 'tasks'"},
+      {[](nlohmann::json& j) { j["tasks"] = nlohmann::json::array(); },
+       "'tasks' = []: must name the policy's tasks"},
   };
   std::string text = EncodeReportLine(Record("c", 0, true));
   for (const auto& [change, rule] : cases) {
