@@ -70,9 +70,13 @@ absl::StatusOr<CalibrationResult> Calibrate(const env::Simulator& simulator,
   result.holdout_conversations = static_cast<int>(held.size());
 
   double best_error = std::numeric_limits<double>::infinity();
-  const double ratio = std::pow(o.max_money_usd / o.min_money_usd, 1.0 / (o.grid - 1));
-  double money = o.min_money_usd;
-  for (int i = 0; i < o.grid; ++i, money *= ratio) {
+  // Spaced in log space: the ratio max / min overflows for a range such as
+  // [1e-308, 1e308], and the budgets with it.
+  const double log_min = std::log(o.min_money_usd), log_max = std::log(o.max_money_usd);
+  for (int i = 0; i < o.grid; ++i) {
+    const double money = i + 1 == o.grid
+                             ? o.max_money_usd
+                             : std::exp(log_min + (log_max - log_min) * i / (o.grid - 1));
     CalibrationPoint p;
     p.money_budget_usd = money;
     p.achieved = Achieved(simulator, log, fit, policy, o.metric, {o.latency_budget_s, money});
@@ -99,7 +103,7 @@ absl::StatusOr<CalibrationResult> Calibrate(const env::Simulator& simulator,
     if (a_lo == o.target) break;
     // To a tenth of a percent of the budget: finer settings mean nothing.
     for (int step = 0; step < 40 && hi / lo > 1.001; ++step) {
-      const double mid = std::sqrt(lo * hi);
+      const double mid = std::sqrt(lo) * std::sqrt(hi);  // lo * hi may overflow
       const double achieved =
           Achieved(simulator, log, fit, policy, o.metric, {o.latency_budget_s, mid});
       const double error = std::abs(achieved - o.target);

@@ -712,6 +712,24 @@ TEST(Calibrate, AnErrorRelativeToATargetOfZeroIsUndefined) {
   EXPECT_NEAR(half->holdout_relative_error, half->holdout_error / 0.5, 1e-12);
 }
 
+// The geometric grid overflowed for [1e-308, 1e308] and recommended a budget
+// of inf USD.
+TEST(Calibrate, TheWidestRangeGivesFiniteBudgets) {
+  const World w = MakeWorld();
+  env::FixedPolicy policy(w.truth->actions().size() - 1, "all views");
+  CalibrationOptions o;
+  o.target = 0.5;
+  o.grid = 64;
+  o.min_money_usd = 1e-308;
+  o.max_money_usd = 1e308;
+  auto r = Calibrate(*w.truth, EmbeddedDataset(), policy, o);
+  ASSERT_TRUE(r.ok()) << r.status();
+  EXPECT_TRUE(std::isfinite(r->money_budget_usd)) << r->money_budget_usd;
+  EXPECT_TRUE(std::isfinite(r->low_money_budget_usd)) << r->low_money_budget_usd;
+  for (const CalibrationPoint& p : r->curve) EXPECT_TRUE(std::isfinite(p.money_budget_usd));
+  EXPECT_EQ(r->curve.back().money_budget_usd, 1e308);
+}
+
 TEST(Calibrate, RefusesImpossibleSettings) {
   const World w = MakeWorld();
   env::FixedPolicy policy(0, "Local");
