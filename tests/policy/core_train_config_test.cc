@@ -105,6 +105,41 @@ TEST(TrainConfigJson, HyperparametersFillTheFileOrTheCallersAlgorithm) {
   EXPECT_EQ(bad.budgets.extreme_share, 0.4);
 }
 
+// A value of the wrong type read "type must be number, but is string": no
+// field, no value.
+TEST(TrainConfigJson, AValueOfTheWrongTypeIsNamedByItsField) {
+  const std::pair<const char*, const char*> cases[] = {
+      {R"({"hyperparameters": {"gamma": "NaN"}})",
+       "training config: hyperparameters.gamma = \"NaN\": must be a number"},
+      {R"({"budget_distribution": {"fixed": "x"}})",
+       "training config: budget_distribution.fixed = \"x\": must be {\"latency_s\": number, "
+       "\"money_usd\": number}"},
+      {R"({"budget_distribution": {"low": {"latency_s": "4", "money_usd": 0.004}}})",
+       "training config: budget_distribution.low.latency_s = \"4\": must be a number"},
+      {R"({"budget_distribution": {"extreme_share": [0.4]}})",
+       "training config: budget_distribution.extreme_share = [0.4]: must be a number"},
+      {R"({"budget_distribution": {"kind": 5}})",
+       "training config: budget_distribution.kind = 5: must be a string"},
+      {R"({"training_profiles": [5]})",
+       "training config: training_profiles[0] = 5: must be {\"device\": name, \"network\": "
+       "name}"},
+      {R"({"training_profiles": [{"device": "Jetson TX2", "network": 4}]})",
+       "training config: training_profiles[0].network = 4: must be a string"},
+      {R"({"fallback_validation_share": "0.1"})",
+       "training config: fallback_validation_share = \"0.1\": must be a number"},
+      {R"({"fallback_fixed_action": 1})",
+       "training config: fallback_fixed_action = 1: must be a string"},
+      {R"({"fit_aware": 1})", "training config: fit_aware = 1: must be true or false"},
+      {R"({"algo": ["ppo"]})", "training config: algo = [\"ppo\"]: must be a string"},
+  };
+  for (const auto& [json, message] : cases) {
+    TrainOptions options;
+    const absl::Status s = ApplyTrainConfigJson(json, &options);
+    EXPECT_EQ(s.code(), absl::StatusCode::kInvalidArgument) << json;
+    EXPECT_EQ(s.message(), message) << json;
+  }
+}
+
 TEST(TrainConfigJson, FallbackFixedActionRuleIsReadCheckedAndRecordedWhenNotTheDefault) {
   TrainOptions options;
   EXPECT_EQ(options.fallback_fixed_action, "per_cell");

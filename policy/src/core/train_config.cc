@@ -310,12 +310,37 @@ absl::Status ValidateTrainOptions(const TrainOptions& options) {
 
 namespace {
 
+// A value of the wrong type, named by its field: "training config:
+// hyperparameters.gamma = "NaN": must be a number".
+absl::Status WrongValue(const std::string& field, const nlohmann::json& value,
+                        absl::string_view rule) {
+  return absl::InvalidArgumentError(absl::StrCat(
+      "training config: ", data::Shorten(field, 96), " = ",
+      data::Shorten(value.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace), 64), ": ",
+      rule));
+}
+absl::StatusOr<double> ConfigNumber(const nlohmann::json& value, const std::string& field) {
+  if (!value.is_number()) return WrongValue(field, value, "must be a number");
+  return value.get<double>();
+}
+absl::StatusOr<std::string> ConfigString(const nlohmann::json& value, const std::string& field) {
+  if (!value.is_string()) return WrongValue(field, value, "must be a string");
+  return value.get<std::string>();
+}
+absl::StatusOr<bool> ConfigBool(const nlohmann::json& value, const std::string& field) {
+  if (!value.is_boolean()) return WrongValue(field, value, "must be true or false");
+  return value.get<bool>();
+}
+
 absl::Status ApplyBudgetJson(const nlohmann::json& value, env::BudgetDistribution* b) {
   if (!value.is_object())
     return absl::InvalidArgumentError("training config: budget_distribution must be an object");
   for (const auto& [name, v] : value.items()) {
+    const std::string field = absl::StrCat("budget_distribution.", name);
     if (name == "kind") {
-      auto k = env::BudgetDistribution::ParseKind(v.get<std::string>());
+      auto kind = ConfigString(v, field);
+      if (!kind.ok()) return kind.status();
+      auto k = env::BudgetDistribution::ParseKind(*kind);
       if (!k.ok()) return k.status();
       b->kind = *k;
       continue;
@@ -324,11 +349,18 @@ absl::Status ApplyBudgetJson(const nlohmann::json& value, env::BudgetDistributio
     for (const BudgetRow& row : BudgetTable()) {
       const std::string pointer = row.json_pointer;
       if (pointer == "/" + name) {
-        row.set(*b, v.get<double>());
+        auto number = ConfigNumber(v, field);
+        if (!number.ok()) return number.status();
+        row.set(*b, *number);
         known = true;
       } else if (pointer.rfind("/" + name + "/", 0) == 0) {
         // A pair {latency_s, money_usd} gives both figures, as it always has.
-        row.set(*b, v.at(pointer.substr(name.size() + 2)).get<double>());
+        const std::string member = pointer.substr(name.size() + 2);
+        if (!v.is_object() || !v.contains(member))
+          return WrongValue(field, v, "must be {\"latency_s\": number, \"money_usd\": number}");
+        auto number = ConfigNumber(v.at(member), absl::StrCat(field, ".", member));
+        if (!number.ok()) return number.status();
+        row.set(*b, *number);
         known = true;
       }
     }
@@ -348,9 +380,17 @@ absl::Status ApplyProfilesJson(const nlohmann::json& value, TrainOptions* option
         "training config: training_profiles = \"", data::Shorten(value.get<std::string>(), 64),
         "\": must be \"all\" or a list of {device, network}"));
   if (value.is_array())
-    for (const auto& pair : value)
-      options->training_profiles.push_back(
-          {pair.at("device").get<std::string>(), pair.at("network").get<std::string>()});
+    for (size_t i = 0; i < value.size(); ++i) {
+      const nlohmann::json& pair = value[i];
+      const std::string field = absl::StrCat("training_profiles[", i, "]");
+      if (!pair.is_object() || !pair.contains("device") || !pair.contains("network"))
+        return WrongValue(field, pair, "must be {\"device\": name, \"network\": name}");
+      auto device = ConfigString(pair.at("device"), field + ".device");
+      if (!device.ok()) return device.status();
+      auto network = ConfigString(pair.at("network"), field + ".network");
+      if (!network.ok()) return network.status();
+      options->training_profiles.push_back({*device, *network});
+    }
   else if (!value.is_string())
     return absl::InvalidArgumentError(
         "training config: training_profiles must be \"all\" or a list of {device, network}");
@@ -377,7 +417,11 @@ absl::Status ApplyTrainConfigJson(const std::string& json, TrainOptions* options
   if (!j.is_object()) return absl::InvalidArgumentError("training config: not a JSON object");
   try {
     // The algorithm first: it decides which table the hyperparameters fill.
-    if (j.contains("algo") && !keep_algo) options->algo = j.at("algo").get<std::string>();
+    if (j.contains("algo") && !keep_algo) {
+      auto algo = ConfigString(j.at("algo"), "algo");
+      if (!algo.ok()) return algo.status();
+      options->algo = *algo;
+    }
     for (const auto& [key, value] : j.items()) {
       if (key == "algo") continue;
       if (key == "timesteps") {
@@ -392,9 +436,12 @@ absl::Status ApplyTrainConfigJson(const std::string& json, TrainOptions* options
         if (!value.is_object())
           return absl::InvalidArgumentError(
               "training config: hyperparameters must be an object {name: number}");
-        for (const auto& [name, v] : value.items())
-          if (auto s = SetHyperparameter(options, name, v.get<double>()); !s.ok())
+        for (const auto& [name, v] : value.items()) {
+          auto number = ConfigNumber(v, absl::StrCat("hyperparameters.", name));
+          if (!number.ok()) return number.status();
+          if (auto s = SetHyperparameter(options, name, *number); !s.ok())
             return absl::InvalidArgumentError(absl::StrCat("training config: ", s.message()));
+        }
       } else if (key == "budget_distribution") {
         if (auto s = ApplyBudgetJson(value, &options->budgets); !s.ok()) return s;
       } else if (key == "training_profiles") {
@@ -404,9 +451,13 @@ absl::Status ApplyTrainConfigJson(const std::string& json, TrainOptions* options
         if (!folds.ok()) return folds.status();
         options->cross_fit_folds = *folds;
       } else if (key == "fallback_validation_share") {
-        options->fallback_validation_share = value.get<double>();
+        auto share = ConfigNumber(value, key);
+        if (!share.ok()) return share.status();
+        options->fallback_validation_share = *share;
       } else if (key == "fallback_fixed_action") {
-        options->fallback_fixed_action = value.get<std::string>();
+        auto rule = ConfigString(value, key);
+        if (!rule.ok()) return rule.status();
+        options->fallback_fixed_action = *rule;
       } else {
         const std::vector<std::string> observation = OptionNames<ObservationConfig>();
         if (std::find(observation.begin(), observation.end(), key) == observation.end())
@@ -415,8 +466,9 @@ absl::Status ApplyTrainConfigJson(const std::string& json, TrainOptions* options
               "\" is not known (algo, timesteps, seed, hyperparameters, budget_distribution, "
               "cross_fit_folds, fallback_validation_share, fallback_fixed_action, ",
               absl::StrJoin(observation, ", "), ", training_profiles)"));
-        if (auto s = SetOption<ObservationConfig>(options, key, value.get<bool>(), ""); !s.ok())
-          return s;
+        auto on = ConfigBool(value, key);
+        if (!on.ok()) return on.status();
+        if (auto s = SetOption<ObservationConfig>(options, key, *on, ""); !s.ok()) return s;
       }
     }
   } catch (const std::exception& e) {
