@@ -20,6 +20,7 @@
 #include "absl/strings/str_join.h"
 #include "absl/strings/string_view.h"
 #include "lcio/data/json_depth.h"
+#include "lcio/data/json_parse.h"
 #include "lcio/data/message.h"
 
 namespace lcio::data {
@@ -407,7 +408,8 @@ class EpisodeSax {
       // lexer stops just past the number, so it starts last_token.size() back.
       const size_t start = position >= last_token.size() ? position - last_token.size() : 0;
       return Fail(absl::InvalidArgumentError(
-          absl::StrCat(Context(), ", field '", Path(), key_or_index(), "' = ", last_token,
+          absl::StrCat(Context(), ", field '", Path(), key_or_index(),
+                       "' = ", data::Shorten(last_token, kMaxRenderedValue),
                        ": must be finite (number overflows a double) [byte offset ", start, ", ",
                        LineCol(start), "]")));
     }
@@ -420,10 +422,11 @@ class EpisodeSax {
       std::string field = absl::StrCat(Path(), key_or_index());
       if (!field.empty()) absl::StrAppend(&where, ", near field '", field, "'");
     }
-    return Fail(absl::InvalidArgumentError(absl::StrCat(
-        source_, ": invalid JSON at byte offset ", offset,
-        offset >= input_.size() ? " (end of input, " : " (", LineCol(offset), ")", where,
-        ", last token '", data::Shorten(last_token, kMaxRenderedValue), "': ", ex.what())));
+    return Fail(absl::InvalidArgumentError(
+        absl::StrCat(source_, ": invalid JSON at byte offset ", offset,
+                     offset >= input_.size() ? " (end of input, " : " (", LineCol(offset), ")",
+                     where, ", last token '", data::Shorten(last_token, kMaxRenderedValue),
+                     "': ", ShortParserMessage(ex.what()))));
   }
 
  private:
@@ -609,8 +612,7 @@ absl::StatusOr<Dataset> LoadM4A1File(const std::string& path, const LoadOptions&
     return absl::InvalidArgumentError(absl::StrCat(path, ": is a directory, not an M4A1 file"));
   }
   if (!std::filesystem::is_regular_file(st)) {  // a FIFO would wait, a device read as empty
-    return absl::InvalidArgumentError(
-        absl::StrCat(path, ": not a regular file, not an M4A1 file"));
+    return absl::InvalidArgumentError(absl::StrCat(path, ": not a regular file, not an M4A1 file"));
   }
   std::ifstream in(path, std::ios::binary);
   if (!in) {

@@ -19,11 +19,16 @@ namespace {
 
 using nlohmann::json;
 
+// The first 16 names (a profiles file may add thousands), each bounded.
 template <typename T>
 std::string KnownNames(const std::vector<T>& items) {
+  constexpr size_t kListed = 16;
   std::vector<std::string> names;
-  for (const auto& item : items) names.push_back("\"" + item.name + "\"");
-  return absl::StrJoin(names, ", ");
+  for (size_t i = 0; i < items.size() && i < kListed; ++i)
+    names.push_back("\"" + data::Shorten(items[i].name, 64) + "\"");
+  std::string out = absl::StrJoin(names, ", ");
+  if (items.size() > kListed) absl::StrAppend(&out, " and ", items.size() - kListed, " more");
+  return out;
 }
 
 template <typename T>
@@ -46,14 +51,15 @@ absl::StatusOr<double> PositiveNumber(const json& object, const std::string& key
   if (!v.is_number()) {
     return absl::InvalidArgumentError(absl::StrCat(
         where, ": field \"", key, "\" = ",
-        v.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace), ": must be a number"));
+        data::Shorten(v.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace), 64),
+        ": must be a number"));
   }
   double d = v.get<double>();
   if (!std::isfinite(d) || d <= 0) {
-    return absl::InvalidArgumentError(
-        absl::StrCat(where, ": field \"", key,
-                     "\" = ", v.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace),
-                     ": must be finite and > 0"));
+    return absl::InvalidArgumentError(absl::StrCat(
+        where, ": field \"", key, "\" = ",
+        data::Shorten(v.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace), 64),
+        ": must be finite and > 0"));
   }
   return d;
 }
@@ -68,10 +74,10 @@ absl::StatusOr<std::vector<double>> CostList(const json& object, const std::stri
   for (size_t k = 0; k < object[key].size(); ++k) {
     const json& v = object[key][k];
     if (!v.is_number() || !std::isfinite(v.get<double>()) || v.get<double>() < 0) {
-      return absl::InvalidArgumentError(
-          absl::StrCat(where, ": ", key, "[", k,
-                       "] = ", v.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace),
-                       ": must be a finite number >= 0"));
+      return absl::InvalidArgumentError(absl::StrCat(
+          where, ": ", key, "[", k, "] = ",
+          data::Shorten(v.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace), 64),
+          ": must be a finite number >= 0"));
     }
     out.push_back(v.get<double>());
   }
@@ -156,8 +162,9 @@ absl::Status ProfileCatalog::MergeJson(const std::string& json_text,
                                      "electricity_usd_per_kwh"};
   for (const auto& [key, value] : root.items()) {
     if (std::find(std::begin(kKnownKeys), std::end(kKnownKeys), key) == std::end(kKnownKeys)) {
-      return absl::InvalidArgumentError(absl::StrCat(
-          source_name, ": unknown field \"", key, "\"; known: ", absl::StrJoin(kKnownKeys, ", ")));
+      return absl::InvalidArgumentError(
+          absl::StrCat(source_name, ": unknown field \"", data::Shorten(key, 64),
+                       "\"; known: ", absl::StrJoin(kKnownKeys, ", ")));
     }
   }
   if (root.contains("devices")) {

@@ -12,6 +12,7 @@
 #include "absl/time/clock.h"
 #include "absl/time/time.h"
 #include "google/protobuf/stubs/logging.h"
+#include "lcio/data/message.h"
 
 namespace lcio::server {
 namespace {
@@ -214,7 +215,17 @@ LogLine::~LogLine() {
 }
 
 LogLine& LogLine::Str(absl::string_view key, absl::string_view value) {
-  if (enabled_) absl::StrAppend(&text_, ",", JsonQuote(key), ":", JsonQuote(value));
+  // Bounded: a value from outside (a policy file's error quoting its content)
+  // made a log line of megabytes.
+  constexpr size_t kMaxValueBytes = 4096;
+  if (!enabled_) return *this;
+  if (value.size() <= kMaxValueBytes) {
+    absl::StrAppend(&text_, ",", JsonQuote(key), ":", JsonQuote(value));
+  } else {
+    const std::string shortened =
+        data::Shorten(std::string_view(value.data(), value.size()), kMaxValueBytes);
+    absl::StrAppend(&text_, ",", JsonQuote(key), ":", JsonQuote(shortened));
+  }
   return *this;
 }
 

@@ -54,6 +54,21 @@ TEST(JsonDepth, ParseJsonRefusesDeepTextAndNamesParseErrors) {
   EXPECT_EQ(ParseJson("{\"a\": [1, 2]}", "x.json")["a"][1], 2);
 }
 
+// nlohmann quotes the whole token it last read: a 2 MB string cut by a raw
+// newline made a 2 MB message, in ParseJson and in the data loader alike.
+TEST(JsonDepth, AParseErrorQuotesAtMost64BytesOfItsToken) {
+  const std::string text = "{\"a\": \"" + std::string(2 << 20, 'x') + "\n\"}";
+  absl::Status error;
+  EXPECT_TRUE(ParseJson(text, "x.json", &error).is_discarded());
+  EXPECT_LT(error.message().size(), 600u) << error.message().substr(0, 800);
+  EXPECT_TRUE(absl::StrContains(error.message(), "last read: '\"xxx")) << error;
+  EXPECT_TRUE(absl::StrContains(error.message(), "bytes)")) << error;  // Shorten's mark
+  const std::string episodes = "[" + text + "]";
+  const absl::Status loaded = ParseM4A1(episodes, "big.json").status();
+  EXPECT_FALSE(loaded.ok());
+  EXPECT_LT(loaded.message().size(), 1200u) << loaded.message().substr(0, 1500);
+}
+
 // 100000 levels crashed the loader (stack overflow) before the limit.
 TEST(JsonDepth, TheDataLoaderRefusesDeepNesting) {
   ExpectDepthError(ParseM4A1(Nested(100000), "deep.json").status(), "deep.json");

@@ -1,5 +1,7 @@
 #include <cmath>
 
+#include "absl/strings/match.h"
+#include "absl/strings/str_cat.h"
 #include "gtest/gtest.h"
 #include "lcio/env/profiles.h"
 
@@ -66,6 +68,31 @@ TEST(CostModelTest, UnknownNamesListTheKnownOnes) {
   auto net = CostModel::Create(ProfileCatalog::BuiltIn(), "Jetson TX2", "Carrier pigeon", *actions);
   ASSERT_FALSE(net.ok());
   EXPECT_NE(net.status().message().find("4G"), std::string::npos);
+}
+
+// A profiles file may add thousands of devices; an unknown name listed them
+// all (a megabyte for 10000), and a long value was quoted whole.
+TEST(CostModelTest, MessagesStayShortWhateverTheFileHolds) {
+  ProfileCatalog catalog = ProfileCatalog::BuiltIn();
+  std::string devices;
+  for (int i = 0; i < 10000; ++i)
+    absl::StrAppend(&devices, i ? "," : "", "{\"name\": \"Device number ", i,
+                    "\", \"peak_gflops\": 100, \"max_power_w\": 10}");
+  ASSERT_TRUE(catalog.MergeJson(absl::StrCat("{\"devices\": [", devices, "]}"), "many").ok());
+  const absl::Status unknown = catalog.Device("nope").status();
+  EXPECT_EQ(unknown.code(), absl::StatusCode::kNotFound);
+  EXPECT_LT(unknown.message().size(), 2048u);
+  EXPECT_TRUE(absl::StrContains(unknown.message(), " more")) << unknown.message();
+  const std::string long_value(1 << 20, 'X');
+  ProfileCatalog other = ProfileCatalog::BuiltIn();
+  for (const std::string& file :
+       {absl::StrCat("{\"devices\": [{\"name\": \"D\", \"peak_gflops\": \"", long_value,
+                     "\", \"max_power_w\": 10}]}"),
+        absl::StrCat("{\"", long_value, "\": 1}")}) {
+    const absl::Status s = other.MergeJson(file, "long");
+    EXPECT_FALSE(s.ok());
+    EXPECT_LT(s.message().size(), 1024u) << s.message().substr(0, 1200);
+  }
 }
 
 TEST(CostModelTest, ProfilesFileAddsDevicesNetworksLlmAndPrice) {

@@ -4,6 +4,7 @@
 
 #include <cmath>
 #include <cstdint>
+#include <string>
 #include <string_view>
 #include <type_traits>
 
@@ -15,6 +16,26 @@
 #include "nlohmann/json.hpp"
 
 namespace lcio::data {
+
+// nlohmann's exception message with the token it quotes ("last read: '...'",
+// the whole token: a 2 MB string made a 2 MB message) cut to 64 bytes, and
+// the message itself bounded.
+inline std::string ShortParserMessage(std::string_view what) {
+  constexpr std::string_view kLastRead = "last read: '";
+  const size_t at = what.find(kLastRead);
+  if (at != std::string_view::npos) {
+    const size_t token = at + kLastRead.size();
+    size_t close = what.rfind("'; expected");
+    if (close == std::string_view::npos || close < token)
+      close = !what.empty() && what.back() == '\'' ? what.size() - 1 : std::string_view::npos;
+    if (close != std::string_view::npos && close >= token)
+      return Shorten(std::string(what.substr(0, token)) +
+                         Shorten(what.substr(token, close - token), 64) +
+                         std::string(what.substr(close)),
+                     512);
+  }
+  return Shorten(what, 512);
+}
 
 // Like Json::parse(text, nullptr, false): a discarded value when `text` is
 // not JSON or nests deeper than kMaxJsonDepth. If `error` is given, it says
@@ -30,7 +51,7 @@ Json ParseJson(std::string_view text, std::string_view source, absl::Status* err
   } catch (const typename Json::exception& e) {
     if (error != nullptr)
       *error = absl::InvalidArgumentError(
-          absl::StrCat(absl::string_view(source.data(), source.size()), ": ", e.what()));
+          absl::StrCat(Shorten(source, 256), ": ", ShortParserMessage(e.what())));
     return Json(Json::value_t::discarded);
   }
 }
