@@ -127,6 +127,69 @@ absl::Status WriteAtomically(const std::string& path, const std::string& bytes) 
 
 }  // namespace
 
+// What the archive's entries declare they expand to, read from the zip
+// central directory before LibTorch extracts anything: LibTorch allocates
+// what an entry declares, so a 735 KB file deflating to 600 MiB took 1.8 GB.
+// A TorchScript archive stores its tensors and metadata (stored = their own
+// size) and deflates only its code, a few kilobytes at ratios near 2.
+constexpr int64_t kMaxMetadataBytes = int64_t{64} << 20;
+constexpr int64_t kMaxDeflateRatio = 64;
+constexpr int64_t kDeflateAllowanceBytes = int64_t{1} << 20;
+
+absl::Status CheckZipEntries(const std::string& bytes, const std::string& path) {
+  auto u16 = [&bytes](size_t at) {
+    return static_cast<uint32_t>(static_cast<unsigned char>(bytes[at])) |
+           static_cast<uint32_t>(static_cast<unsigned char>(bytes[at + 1])) << 8;
+  };
+  auto u32 = [&](size_t at) { return u16(at) | u16(at + 2) << 16; };
+  // The end of central directory record: 22 bytes and a comment of at most
+  // 65535, at the end of the file.
+  constexpr size_t kEndRecord = 22;
+  if (bytes.size() < kEndRecord)
+    return Fail(path, "not a TorchScript archive (no zip end of central directory)");
+  size_t end = std::string::npos;
+  for (size_t at = bytes.size() - kEndRecord + 1; at-- > 0;) {
+    if (bytes.size() - at > kEndRecord + 65535) break;
+    if (u32(at) == 0x06054b50) {
+      end = at;
+      break;
+    }
+  }
+  if (end == std::string::npos)
+    return Fail(path, "not a TorchScript archive (no zip end of central directory)");
+  const uint32_t entries = u16(end + 10), directory = u32(end + 16);
+  int64_t total = 0;
+  size_t at = directory;
+  for (uint32_t e = 0; e < entries; ++e) {
+    if (at + 46 > end || u32(at) != 0x02014b50)
+      return Fail(path, "not a TorchScript archive (zip central directory is corrupt)");
+    const uint32_t method = u16(at + 10), packed = u32(at + 20), size = u32(at + 24);
+    const size_t name_bytes = u16(at + 28);
+    if (at + 46 + name_bytes > end)
+      return Fail(path, "not a TorchScript archive (zip central directory is corrupt)");
+    const std::string name = bytes.substr(at + 46, name_bytes);
+    auto refuse = [&](const std::string& why) {
+      return Fail(path, absl::StrCat("zip entry ", data::Shorten(name, 96), " declares ", size,
+                                     " bytes (", packed, " packed): ", why));
+    };
+    if (size == 0xffffffffu || packed == 0xffffffffu)
+      return refuse("sizes past 4 GiB (zip64) are not an lcio policy's");
+    if (method != 0 && static_cast<int64_t>(size) >
+                           std::max(kDeflateAllowanceBytes, kMaxDeflateRatio * int64_t{packed}))
+      return refuse(absl::StrCat("expands more than ", kMaxDeflateRatio, " times"));
+    if (name.size() >= std::strlen(kMetadataFile) &&
+        name.compare(name.size() - std::strlen(kMetadataFile), std::string::npos, kMetadataFile) ==
+            0 &&
+        static_cast<int64_t>(size) > kMaxMetadataBytes)
+      return refuse(absl::StrCat("metadata is at most ", kMaxMetadataBytes, " bytes"));
+    total += size;
+    if (total > kMaxArtifactBytes)
+      return refuse(absl::StrCat("the entries expand past ", kMaxArtifactBytes, " bytes"));
+    at += 46 + name_bytes + u16(at + 30) + u16(at + 32);
+  }
+  return absl::OkStatus();
+}
+
 namespace internal {
 
 absl::StatusOr<LoadedArtifact> LoadArtifactFile(const std::string& path,
@@ -150,6 +213,7 @@ absl::StatusOr<LoadedArtifact> LoadArtifactFile(const std::string& path,
   }
   if (bytes.size() < 4 || bytes.compare(0, 4, "PK\x03\x04") != 0)
     return Fail(path, "not a TorchScript archive (no zip header)");
+  if (absl::Status sizes = CheckZipEntries(bytes, path); !sizes.ok()) return sizes;
 
   LoadedArtifact loaded;
   std::unordered_map<std::string, std::string> extra_files{{kMetadataFile, ""}};

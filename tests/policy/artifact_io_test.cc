@@ -221,6 +221,43 @@ TEST_F(ArtifactIoTest, MissingEmptyAndRandomFilesFail) {
   ExpectLoadFails(Path("foreign.pt"), "not an lcio policy");
 }
 
+// LibTorch allocates what a zip entry declares: a 735 KB artifact whose
+// metadata deflated to 600 MiB took 1.8 GB and loaded. The central directory
+// is read first; declared sizes past the rules are refused unextracted.
+TEST_F(ArtifactIoTest, ZipEntriesThatDeclareTooMuchAreRefusedBeforeExtraction) {
+  ASSERT_TRUE(policy_testing::WriteTestArtifact(Path("p.pt")).ok());
+  const std::string bytes = ReadBytes(Path("p.pt"));
+  // The central directory entry of `suffix`: where its uncompressed size is.
+  auto size_field = [&bytes](const std::string& suffix) {
+    for (size_t at = bytes.find("PK\x01\x02"); at != std::string::npos;
+         at = bytes.find("PK\x01\x02", at + 4)) {
+      const size_t name_bytes = static_cast<unsigned char>(bytes[at + 28]) |
+                                static_cast<unsigned char>(bytes[at + 29]) << 8;
+      const std::string name = bytes.substr(at + 46, name_bytes);
+      if (name.size() >= suffix.size() &&
+          name.compare(name.size() - suffix.size(), suffix.size(), suffix) == 0)
+        return at + 24;
+    }
+    return std::string::npos;
+  };
+  auto declare = [&](const std::string& suffix, uint32_t size) {
+    std::string patched = bytes;
+    const size_t at = size_field(suffix);
+    EXPECT_NE(at, std::string::npos) << suffix;
+    for (int k = 0; k < 4; ++k) patched[at + k] = static_cast<char>(size >> (8 * k) & 0xff);
+    return patched;
+  };
+  const std::pair<std::string, std::string> cases[] = {
+      {declare("code/__torch__.py", 600u << 20), "expands more than 64 times"},
+      {declare("lcio_metadata.json", 100u << 20), "metadata is at most"},
+      {declare("lcio_metadata.json", 0xffffffffu), "zip64"},
+  };
+  for (const auto& [patched, rule] : cases) {
+    WriteBytes(Path("bomb.pt"), patched);
+    ExpectLoadFails(Path("bomb.pt"), rule);
+  }
+}
+
 TEST_F(ArtifactIoTest, TruncatedFilesFail) {
   ASSERT_TRUE(policy_testing::WriteTestArtifact(Path("p.pt")).ok());
   const std::string bytes = ReadBytes(Path("p.pt"));
