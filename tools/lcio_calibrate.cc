@@ -2,6 +2,7 @@
 // fleet target (share of turns sent to the cloud, or mean spend per
 // conversation) on a traffic log, fitted on one part of the conversations and
 // validated on the other. docs/ope.md, "Calibration".
+#include <cmath>
 #include <iostream>
 
 #include "absl/flags/flag.h"
@@ -38,9 +39,19 @@ absl::Status Run() {
         absl::StrCat("--format = \"", data::Shorten(format, 64), "\": markdown or json"));
   const double share = absl::GetFlag(FLAGS_target_cloud_share);
   const double spend = absl::GetFlag(FLAGS_target_spend_usd);
-  if ((share >= 0) == (spend >= 0))
+  // Given is what counts (-1, the default, means "not given"): a negative or
+  // NaN value given is out of its range, not missing.
+  const bool share_given = cli::FlagGiven("target_cloud_share");
+  const bool spend_given = cli::FlagGiven("target_spend_usd");
+  if (share_given == spend_given)
     return absl::InvalidArgumentError(
         "give exactly one of --target_cloud_share and --target_spend_usd");
+  if (share_given && !(share >= 0 && share <= 1))
+    return absl::InvalidArgumentError(
+        absl::StrCat("--target_cloud_share = ", data::ExactNumber(share), ": must be in [0, 1]"));
+  if (spend_given && !(spend > 0 && std::isfinite(spend)))
+    return absl::InvalidArgumentError(absl::StrCat(
+        "--target_spend_usd = ", data::ExactNumber(spend), ": must be a finite number > 0"));
   if (absl::GetFlag(FLAGS_policy).empty())
     return absl::InvalidArgumentError("--policy is required (local, fixed:N or an artifact)");
   absl::StatusOr<data::Dataset> log = absl::GetFlag(FLAGS_log).empty()
@@ -58,9 +69,9 @@ absl::Status Run() {
   auto policy = cli::MakePolicy(absl::GetFlag(FLAGS_policy), *log, **simulator);
   if (!policy.ok()) return policy.status();
   ope::CalibrationOptions o;
-  o.metric = share >= 0 ? ope::CalibrationMetric::kCloudShare
-                        : ope::CalibrationMetric::kSpendPerConversation;
-  o.target = share >= 0 ? share : spend;
+  o.metric = share_given ? ope::CalibrationMetric::kCloudShare
+                         : ope::CalibrationMetric::kSpendPerConversation;
+  o.target = share_given ? share : spend;
   o.latency_budget_s = cli::BudgetFromFlags().latency_s;
   o.min_money_usd = absl::GetFlag(FLAGS_min_money);
   o.max_money_usd = absl::GetFlag(FLAGS_max_money);

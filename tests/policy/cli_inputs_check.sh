@@ -46,6 +46,12 @@ refuse '--repetitions = 2000000000: must be in [1, 100000]' "$ope" --validate \
   --repetitions=2000000000 --candidates=local
 refuse 'and 2 to 100000 points' "$calibrate" --policy=policy/default_policy.pt \
   --target_cloud_share=0.3 --grid=2000000000
+refuse '--target_cloud_share = -0.5: must be in [0, 1]' "$calibrate" --policy=policy/default_policy.pt \
+  --target_cloud_share=-0.5
+refuse '--target_spend_usd = nan: must be a finite number > 0' "$calibrate" \
+  --policy=policy/default_policy.pt --target_spend_usd=nan
+refuse 'give exactly one of' "$calibrate" --policy=policy/default_policy.pt \
+  --target_cloud_share=0.3 --target_spend_usd=-1
 refuse 'needs 0 < min < max < inf' "$calibrate" --policy=policy/default_policy.pt \
   --target_cloud_share=0.3 --max_money=inf
 # A huge value is cut in the message (its length named), never echoed whole.
