@@ -88,7 +88,7 @@ int main(int argc, char** argv) {
                  holdout_share);
     return 2;
   }
-  if (!holdout_out.empty() && holdout_out == out) {
+  if (!holdout_out.empty() && lcio::data::SameFile(holdout_out, out)) {
     std::fprintf(stderr, "lcio-report-export: --holdout_out must differ from --out\n");
     return 2;
   }
@@ -119,7 +119,8 @@ int main(int argc, char** argv) {
       }
     }
     if (!options.rejects_path.empty()) {
-      if (options.rejects_path == out || options.rejects_path == holdout_out) {
+      if (lcio::data::SameFile(options.rejects_path, out) ||
+          (!holdout_out.empty() && lcio::data::SameFile(options.rejects_path, holdout_out))) {
         std::fprintf(stderr, "lcio-report-export: --rejects must differ from the outputs\n");
         return 2;
       }

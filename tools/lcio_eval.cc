@@ -628,8 +628,9 @@ int main(int argc, char** argv) {
   if (const std::string out = absl::GetFlag(FLAGS_json_out); !out.empty()) {
     if (absl::Status replaceable = data::CheckReplaceableOutput(out); !replaceable.ok())
       return Fail(absl::InvalidArgumentError(absl::StrCat("--json_out: ", replaceable.message())));
-    if (absl::Status s = data::CheckOutputIsNoInput(
-            "--json_out", out, cli::InputFiles({absl::GetFlag(FLAGS_train_config)}));
+    std::vector<std::string> inputs = absl::GetFlag(FLAGS_policy);  // artifacts
+    inputs.push_back(absl::GetFlag(FLAGS_train_config));
+    if (absl::Status s = data::CheckOutputIsNoInput("--json_out", out, cli::InputFiles(inputs));
         !s.ok())
       return Fail(s);
   }

@@ -339,8 +339,12 @@ absl::Status SimulateOut(const data::Dataset& data) {
   const std::string path = absl::GetFlag(FLAGS_simulate_out);
   if (absl::Status replaceable = data::CheckReplaceableOutput(path); !replaceable.ok())
     return absl::InvalidArgumentError(absl::StrCat("--simulate_out: ", replaceable.message()));
-  if (absl::Status s = data::CheckOutputIsNoInput("--simulate_out", path,
-                                                  cli::InputFiles({absl::GetFlag(FLAGS_log)}));
+  // Specs that are not files (local, fixed:N) are skipped: nothing exists there.
+  std::vector<std::string> inputs = absl::GetFlag(FLAGS_candidates);
+  inputs.push_back(absl::GetFlag(FLAGS_logging_policy));
+  inputs.push_back(absl::GetFlag(FLAGS_log));
+  if (absl::Status s =
+          data::CheckOutputIsNoInput("--simulate_out", path, cli::InputFiles(std::move(inputs)));
       !s.ok())
     return s;
   auto s = MakeSetup(data);

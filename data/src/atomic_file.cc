@@ -60,6 +60,17 @@ absl::Status CheckOutputIsNoInput(const std::string& flag, const std::string& ou
   return absl::OkStatus();
 }
 
+bool SameFile(const std::string& a, const std::string& b) {
+  struct stat sa {
+  }, sb{};
+  if (::stat(a.c_str(), &sa) == 0 && ::stat(b.c_str(), &sb) == 0)
+    return sa.st_dev == sb.st_dev && sa.st_ino == sb.st_ino;
+  std::error_code ea, eb;
+  const auto ca = std::filesystem::weakly_canonical(a, ea);
+  const auto cb = std::filesystem::weakly_canonical(b, eb);
+  return ea || eb ? a == b : ca == cb;
+}
+
 absl::Status CheckReplaceableOutput(const std::string& path) {
   struct stat st {};
   if (::stat(path.c_str(), &st) != 0) return absl::OkStatus();  // nothing there (yet)

@@ -72,16 +72,19 @@ if [[ -n "${LCIO_REPORT_LOGS:-}" ]]; then
   if [[ -z "$gate_data" ]]; then
     holdout_args=("--holdout_share=$holdout_share" "--holdout_out=$work/gate-$stamp.json")
   fi
+  # With a base data set, its view count and tasks are the schema (a record of another policy's
+  # views or tasks is a reject), and its episodes come first in the training data.
+  base_args=()
+  if [[ -n "$base_data" ]]; then base_args=("--base=$base_data"); fi
   if ((${#logs[@]})); then
     # One export over all logs: a conversation whose Reports went to two pods is one episode, and
     # the hold-out is the fleet's newest, not the last pod's. Flag lists are comma-separated.
     summary=$("$export_bin" --log="$(IFS=,; echo "${logs[*]}")" --out="$reports" \
-      --rejects="$rejects" --allow_empty "${holdout_args[@]}")
+      --rejects="$rejects" --allow_empty "${base_args[@]}" "${holdout_args[@]}")
     if [[ -s "$rejects" ]]; then
       log "records of another policy's views or tasks set aside in $rejects"
     fi
   else
-    echo '[]' >"$reports"
     summary='{"episodes": 0, "held_out": 0, "held_out_since": ""}'
   fi
   count=$(jq -r '.episodes' <<<"$summary")
@@ -97,14 +100,8 @@ if [[ -n "${LCIO_REPORT_LOGS:-}" ]]; then
     log "held out the newest $held_out exported conversations for the gate ($gate_data)," \
       "first reported since ${gate_data_since:-an unknown time}"
   fi
-  data="$work/train-$stamp.json"
-  if [[ -n "$base_data" ]]; then
-    jq -s '.[0] as $base | (([$base[].id] | max) // -1) as $last
-           | $base + [.[1] | to_entries[] | .value + {id: ($last + 1 + .key)}]' \
-      "$base_data" "$reports" >"$data"
-  else
-    jq '[to_entries[] | .value + {id: .key}]' "$reports" >"$data"
-  fi
+  # The base's episodes and the exported ones, numbered after the base's (the export merged them).
+  if ((${#logs[@]})); then data="$reports"; fi
   if [[ -z "$gate_joined" && -n "${LCIO_DECISION_LOGS:-}" ]]; then
     shopt -s nullglob
     decision_logs=("$LCIO_DECISION_LOGS"/*.jsonl)

@@ -75,8 +75,10 @@ if [[ -n "${LCIO_GATE_DATA:-}" && -r "$LCIO_GATE_DATA" ]]; then
     [[ -x "$info" ]] || info="$(command -v lcio-policy-info || true)"
     created=""
     [[ -n "$info" ]] && created=$("$info" "$serving" 2>/dev/null | jq -r '.created_utc // ""' || true)
+    # GNU date reads "" as today's midnight: an unknown time stays unknown.
     since_s=$(date -u -d "$LCIO_GATE_DATA_SINCE" +%s 2>/dev/null || echo "")
-    created_s=$(date -u -d "$created" +%s 2>/dev/null || echo "")
+    created_s=""
+    [[ -n "$created" ]] && created_s=$(date -u -d "$created" +%s 2>/dev/null || echo "")
     if [[ -z "$since_s" || -z "$created_s" ]]; then
       note "held-out conversations first reported since $LCIO_GATE_DATA_SINCE; the serving" \
         "policy's creation time is unknown: it may have been trained on some of them"

@@ -157,10 +157,30 @@ absl::Status CheckZipEntries(const std::string& bytes, const std::string& path) 
   }
   if (end == std::string::npos)
     return Fail(path, "not a TorchScript archive (no zip end of central directory)");
-  const uint32_t entries = u16(end + 10), directory = u32(end + 16);
+  uint64_t entries = u16(end + 10), directory = u32(end + 16);
+  // LibTorch writes a zip64 end record too, and its reader (miniz) follows
+  // that one: a file whose two records point at two directories would pass
+  // this check with one and be extracted from the other.
+  auto u64 = [&](size_t at) { return uint64_t{u32(at)} | uint64_t{u32(at + 4)} << 32; };
+  constexpr size_t kLocator = 20, kEnd64 = 56;
+  if (end >= kLocator && u32(end - kLocator) == 0x07064b50) {
+    const uint64_t end64 = u64(end - kLocator + 8);
+    if (end64 > end - kLocator || end - kLocator - end64 < kEnd64 || u32(end64) != 0x06064b50)
+      return Fail(path, "not a TorchScript archive (zip64 end of central directory is corrupt)");
+    const uint64_t entries64 = u64(end64 + 32), directory64 = u64(end64 + 48);
+    if ((entries != 0xffff && entries != entries64) ||
+        (directory != 0xffffffffu && directory != directory64))
+      return Fail(path,
+                  "not a TorchScript archive (its zip end records point at different "
+                  "central directories)");
+    entries = entries64;
+    directory = directory64;
+  }
+  if (directory > end || entries > (end - directory) / 46)
+    return Fail(path, "not a TorchScript archive (zip central directory is corrupt)");
   int64_t total = 0;
   size_t at = directory;
-  for (uint32_t e = 0; e < entries; ++e) {
+  for (uint64_t e = 0; e < entries; ++e) {
     if (at + 46 > end || u32(at) != 0x02014b50)
       return Fail(path, "not a TorchScript archive (zip central directory is corrupt)");
     const uint32_t method = u16(at + 10), packed = u32(at + 20), size = u32(at + 24);

@@ -1107,6 +1107,8 @@ TEST_F(EndToEndTest, NoToolWritesItsOutputOverAnInput) {
   const std::string data = dir_.File("data.json");
   std::filesystem::copy_file(std::string(LCIO_SOURCE_DIR) + "/data/M4A1.json", data);
   const std::string data_before = ReadFile(data);
+  const std::string policy = WriteArtifact("policy.pt", 1);
+  const std::string policy_before = ReadFile(policy);
   const std::vector<std::pair<std::vector<std::string>, std::string>> cases = {
       {{LCIO_REPORT_EXPORT_BIN, "--log=" + reports, "--out=" + dir_.File("alias.log")}, "--out = "},
       {{LCIO_REPORT_EXPORT_BIN, "--log=" + reports, "--out=" + dir_.File("x.json"),
@@ -1120,7 +1122,13 @@ TEST_F(EndToEndTest, NoToolWritesItsOutputOverAnInput) {
       {{LCIO_EVAL_BIN, "--data=" + data, "--splits=1", "--oracle=false", "--json_out=" + data},
        "--json_out = "},
       {{LCIO_TRAIN_BIN, "--data=" + data, "--timesteps=64", "--out=" + data}, "--out = "},
-      {{LCIO_OPE_BIN, "--data=" + data, "--simulate_out=" + data}, "--simulate_out = "}};
+      {{LCIO_OPE_BIN, "--data=" + data, "--simulate_out=" + data}, "--simulate_out = "},
+      // Policy artifacts are inputs too.
+      {{LCIO_EVAL_BIN, "--splits=1", "--oracle=false", "--fixed=false", "--policy=" + policy,
+        "--json_out=" + policy},
+       "--json_out = "},
+      {{LCIO_OPE_BIN, "--logging_policy=" + policy, "--simulate_out=" + policy},
+       "--simulate_out = "}};
   for (const auto& [argv, flag] : cases) {
     auto [status, out] = Run(argv, 120s);
     EXPECT_TRUE(WIFEXITED(status) && WEXITSTATUS(status) == 2) << argv[0] << " " << status;
@@ -1129,6 +1137,18 @@ TEST_F(EndToEndTest, NoToolWritesItsOutputOverAnInput) {
     EXPECT_TRUE(absl::StrContains(error, "writing it would replace what is read")) << error;
     EXPECT_EQ(ReadFile(reports), line) << argv[0];
     EXPECT_EQ(ReadFile(data), data_before) << argv[0];
+    EXPECT_EQ(ReadFile(policy), policy_before) << argv[0];
+  }
+  // Two outputs named by two spellings of one path: the hold-out replaced
+  // the training export.
+  for (const char* flag : {"--holdout_out=", "--rejects="}) {
+    auto [status, out] =
+        Run({LCIO_REPORT_EXPORT_BIN, "--log=" + reports, "--out=" + dir_.File("x.json"),
+             "--holdout_share=0.5", "--holdout_out=" + dir_.File("h.json"),
+             std::string(flag) + dir_.path() + "/./x.json"},
+            60s);
+    EXPECT_TRUE(WIFEXITED(status) && WEXITSTATUS(status) == 2) << flag << " " << status;
+    EXPECT_TRUE(absl::StrContains(ReadFile(dir_.File("run.stderr")), "must differ")) << flag;
   }
 }
 

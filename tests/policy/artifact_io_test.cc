@@ -256,6 +256,15 @@ TEST_F(ArtifactIoTest, ZipEntriesThatDeclareTooMuchAreRefusedBeforeExtraction) {
     WriteBytes(Path("bomb.pt"), patched);
     ExpectLoadFails(Path("bomb.pt"), rule);
   }
+  // LibTorch's reader follows the zip64 end record: one that points at
+  // another directory than the classic record (a bomb the check would not
+  // see) is refused.
+  std::string two_directories = bytes;
+  const size_t end64 = two_directories.rfind("PK\x06\x06");
+  ASSERT_NE(end64, std::string::npos) << "LibTorch wrote no zip64 end record";
+  two_directories[end64 + 48] = static_cast<char>(two_directories[end64 + 48] - 46);
+  WriteBytes(Path("two.pt"), two_directories);
+  ExpectLoadFails(Path("two.pt"), "point at different central directories");
 }
 
 TEST_F(ArtifactIoTest, TruncatedFilesFail) {

@@ -138,6 +138,13 @@ TEST(TrainConfigJson, AValueOfTheWrongTypeIsNamedByItsField) {
     EXPECT_EQ(s.code(), absl::StatusCode::kInvalidArgument) << json;
     EXPECT_EQ(s.message(), message) << json;
   }
+  // A switch may be written as a JSON bool (nlohmann read it as 1 or 0).
+  TrainOptions switched;
+  ASSERT_TRUE(ApplyTrainConfigJson(R"({"algo": "ppo", "hyperparameters": {"normalize_advantage":
+      false}})",
+                                   &switched)
+                  .ok());
+  EXPECT_FALSE(switched.ppo.normalize_advantage);
 }
 
 TEST(TrainConfigJson, FallbackFixedActionRuleIsReadCheckedAndRecordedWhenNotTheDefault) {

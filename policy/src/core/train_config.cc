@@ -437,7 +437,9 @@ absl::Status ApplyTrainConfigJson(const std::string& json, TrainOptions* options
           return absl::InvalidArgumentError(
               "training config: hyperparameters must be an object {name: number}");
         for (const auto& [name, v] : value.items()) {
-          auto number = ConfigNumber(v, absl::StrCat("hyperparameters.", name));
+          // A switch (normalize_advantage) may be written true / false: 1 / 0.
+          auto number = v.is_boolean() ? absl::StatusOr<double>(v.get<bool>() ? 1.0 : 0.0)
+                                       : ConfigNumber(v, absl::StrCat("hyperparameters.", name));
           if (!number.ok()) return number.status();
           if (auto s = SetHyperparameter(options, name, *number); !s.ok())
             return absl::InvalidArgumentError(absl::StrCat("training config: ", s.message()));

@@ -42,6 +42,11 @@ absl::Status CheckReplaceableOutput(const std::string& path);
 absl::Status CheckOutputIsNoInput(const std::string& flag, const std::string& out,
                                   const std::vector<std::string>& inputs);
 
+// Whether `a` and `b` name the same file: the same device and inode when
+// both exist, else the same path once made absolute and normalised (links
+// resolved as far as they exist). Two outputs must not be one file.
+bool SameFile(const std::string& a, const std::string& b);
+
 // A temporary name beside `path` (same directory, so the rename is atomic),
 // unique within the process: ".NAME.tmp-PID-N".
 std::string TemporaryPathFor(const std::string& path);
