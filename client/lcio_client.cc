@@ -27,6 +27,8 @@
 #include "absl/strings/str_split.h"
 #include "cli_help.h"
 #include "lcio/client/client.h"
+#include "lcio/data/atomic_file.h"
+#include "lcio/data/message.h"
 
 ABSL_FLAG(std::string, target, "127.0.0.1:50051", "server address");
 ABSL_FLAG(double, timeout_s, 5, "per-attempt deadline");
@@ -75,9 +77,9 @@ absl::StatusOr<std::string> ReadInput(const std::string& path) {
   if (path == "-") {
     text << std::cin.rdbuf();
   } else {
-    std::ifstream in(path);
-    if (!in) return absl::NotFoundError(absl::StrCat("json = \"", path, "\": cannot open"));
-    text << in.rdbuf();
+    // A regular file: /dev/zero would be read without end.
+    return lcio::data::ReadRegularFile(
+        path, absl::StrCat("json = \"", lcio::data::Shorten(path, 256), "\""), "a JSON request");
   }
   return text.str();
 }

@@ -13,7 +13,9 @@
 #include "google/protobuf/struct.pb.h"
 #include "google/protobuf/util/json_util.h"
 #include "grpc/health/v1/health.grpc.pb.h"
+#include "lcio/data/atomic_file.h"
 #include "lcio/data/json_depth.h"
+#include "lcio/data/message.h"
 
 namespace lcio {
 namespace {
@@ -24,11 +26,8 @@ absl::Status FromGrpc(const grpc::Status& status) {
 }
 
 absl::StatusOr<std::string> ReadPem(const std::string& flag, const std::string& path) {
-  std::ifstream in(path, std::ios::binary);
-  if (!in) return absl::NotFoundError(absl::StrCat(flag, " = \"", path, "\": cannot open"));
-  std::stringstream text;
-  text << in.rdbuf();
-  return text.str();
+  return data::ReadRegularFile(path, absl::StrCat(flag, " = \"", data::Shorten(path, 256), "\""),
+                               "a PEM file");
 }
 
 bool Retryable(absl::StatusCode code) {

@@ -20,6 +20,8 @@
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
 #include "absl/time/clock.h"
+#include "lcio/data/atomic_file.h"
+#include "lcio/data/message.h"
 #include "lcio/server/conversation_store.h"
 #include "lcio/server/decider.h"
 #include "lcio/server/decision_logger.h"
@@ -119,11 +121,9 @@ void SetResponse(const Message& message, grpc::ByteBuffer* out) {
 }
 
 absl::StatusOr<std::string> ReadFile(const std::string& flag, const std::string& path) {
-  std::ifstream in(path, std::ios::binary);
-  if (!in) return absl::NotFoundError(absl::StrCat(flag, " = \"", path, "\": cannot open"));
-  std::stringstream text;
-  text << in.rdbuf();
-  return text.str();
+  // A regular file: /dev/zero would be read without end.
+  return data::ReadRegularFile(path, absl::StrCat(flag, " = \"", data::Shorten(path, 256), "\""),
+                               "a file");
 }
 
 // The client certificate's identity (subject, else its SAN or CN entries),

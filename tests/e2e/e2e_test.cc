@@ -1070,7 +1070,12 @@ TEST_F(EndToEndTest, AFlagValueOfTheWrongTypeIsAUsageError) {
        "unexpected argument 'false' (a bool flag takes its value after '=': --flag=false)"},
       {{LCIO_CLIENT_BIN, "policy", "health"}, "unexpected argument 'health'"},
       {{LCIO_REPORT_EXPORT_BIN, "--log=a.log", "--out=b.json", "extra"},
-       "unexpected argument 'extra'"}};
+       "unexpected argument 'extra'"},
+      // A device was read without end.
+      {{LCIO_CLIENT_BIN, "decide", "--json=/dev/zero"}, "not a regular file"},
+      {{LCIO_SERVER_BIN, "--listen=127.0.0.1:0", "--metrics_listen=", "--tls_cert=/dev/zero",
+        "--tls_key=/dev/zero"},
+       "tls_cert = \"/dev/zero\": not a regular file"}};
   for (const auto& [argv, message] : client_cases) {
     auto [status, out] = Run(argv, 60s);
     EXPECT_TRUE(WIFEXITED(status) && WEXITSTATUS(status) == 2) << message << " " << status;
