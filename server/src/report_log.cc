@@ -324,8 +324,12 @@ absl::StatusOr<ExportSummary> ExportReportLogs(const std::vector<std::string>& f
   struct Location {
     int file;
     int64_t offset;
+    absl::Time received;  // InfinitePast: no valid received_utc
   };
-  // Pass 1: where each (conversation, turn)'s last record is.
+  // Pass 1: where each (conversation, turn)'s last record is: within a file
+  // the last appended; across files the newest by received_utc, the later
+  // file among equals (a turn reported again to another pod is that pod's
+  // record, whatever order the files come in).
   std::unordered_map<std::string, size_t> episode_of;
   std::vector<std::map<int, Location>> turns;
   // Per conversation, its earliest received_utc; InfiniteFuture: none valid.
@@ -388,11 +392,17 @@ absl::StatusOr<ExportSummary> ExportReportLogs(const std::vector<std::string>& f
             turns.emplace_back();
             first_report.push_back(absl::InfiniteFuture());
           }
-          turns[it->second][r.turn_index] = Location{static_cast<int>(f), offset};
           absl::Time received;
           std::string unparsed;
           if (absl::ParseTime(absl::RFC3339_full, r.received_utc, &received, &unparsed))
             first_report[it->second] = std::min(first_report[it->second], received);
+          else
+            received = absl::InfinitePast();
+          auto [place, fresh] = turns[it->second].try_emplace(
+              r.turn_index, Location{static_cast<int>(f), offset, received});
+          if (!fresh && (place->second.file == static_cast<int>(f) ||  // appended later
+                         received >= place->second.received))
+            place->second = Location{static_cast<int>(f), offset, received};
         });
     if (!s.ok()) return s;
   }

@@ -452,6 +452,34 @@ TEST(ReportLogTest, ALogThatIsNotARegularFileIsRefusedUnopened) {
             absl::StatusCode::kInvalidArgument);
 }
 
+// One export reads every pod's log: a turn reported again to another pod is
+// the newer record, whichever file comes first; within one file the last
+// appended wins, as it always has.
+TEST(ReportLogTest, ATurnReportedToTwoPodsKeepsTheNewerRecord) {
+  test::TempDir dir;
+  auto at = [](const std::string& mm) { return absl::StrCat("2026-12-04T10:", mm, ":00.000000Z"); };
+  ReportRecord newer = Dated("c", 0, at("30"));
+  newer.score = 7;
+  ReportRecord older = Dated("c", 0, at("10"));
+  older.score = 3;
+  ReportRecord again = Dated("c", 0, at("05"));  // same file, later line, clock stepped back
+  again.score = 5;
+  WriteLog(dir.File("a.log"), {newer});
+  WriteLog(dir.File("b.log"), {older});
+  WriteLog(dir.File("c.log"), {older, again});
+  auto score_of = [&](const std::vector<std::string>& files) {
+    std::ostringstream out;
+    auto summary = ExportReportLogs(files, out, ExportOptions{});
+    EXPECT_TRUE(summary.ok()) << summary.status();
+    auto parsed = data::ParseM4A1(out.str(), "export");
+    EXPECT_TRUE(parsed.ok()) << parsed.status();
+    return parsed.ok() ? parsed->episodes.at(0).turns.at(0).score : -1.0;
+  };
+  EXPECT_EQ(score_of({dir.File("a.log"), dir.File("b.log")}), 7);
+  EXPECT_EQ(score_of({dir.File("b.log"), dir.File("a.log")}), 7);
+  EXPECT_EQ(score_of({dir.File("c.log")}), 5);
+}
+
 TEST(ReportLogTest, AnEmptyLogExportsAnEmptyArrayOnlyWhenAllowed) {
   test::TempDir dir;
   test::WriteFile(dir.File("idle.log"), "");  // a pod that served no Report
