@@ -89,7 +89,8 @@ data::Turn ReportTurn(const ReportRecord& record, const std::vector<std::string>
 // (memory: a few dozen bytes per record, never the records), a second
 // reads the records of one episode at a time and writes it. Episodes are
 // conversations in order of first appearance, turns by index; a repeated
-// (conversation, turn) keeps the last record; image_paths are the view
+// (conversation, turn) keeps the last record (within a file the last
+// appended, across files the newest by received_utc); image_paths are the view
 // names. An episode is the conversation's turns 0, 1, ... up to the first
 // missing index: records past a gap, or of a conversation whose turn 0 was
 // never reported (a Report for turn 7 of a conversation the log does not
