@@ -347,9 +347,11 @@ absl::Status Run(Summary* s) {
   const std::string out_path = absl::GetFlag(FLAGS_out);
   if (out_path.empty()) return absl::InvalidArgumentError("--out is required");
   const double window_s = absl::GetFlag(FLAGS_reward_window_s);
-  if (!(window_s >= 0))
+  // absl::Seconds(inf) is an infinite duration, which no lateness exceeds: a
+  // window that large is no window; a year is plenty.
+  if (!(window_s >= 0 && window_s <= 366 * 86400.0))
     return absl::InvalidArgumentError(
-        absl::StrCat("--reward_window_s = ", window_s, ": must be >= 0"));
+        absl::StrCat("--reward_window_s = ", window_s, ": must be in [0, 31622400] (a year)"));
   absl::Time now = absl::Now();
   if (!absl::GetFlag(FLAGS_now_utc).empty()) {
     std::string err;

@@ -99,6 +99,8 @@ succeed() {
 }
 printf '{"schema_version\xff":2}\n' > "$tmp/decisions.jsonl"
 : > "$tmp/reports.log"
+refuse '--reward_window_s = inf: must be in [0, 31622400]' "$join" --decisions="$tmp/decisions.jsonl" \
+  --reports="$tmp/reports.log" --out="$tmp/j.json" --reward_window_s=inf
 succeed "$join" --decisions="$tmp/decisions.jsonl" --reports="$tmp/reports.log" --out="$tmp/j.json"
 grep -q "decision_skipped_lines\": 1" "$tmp/out" || { echo "FAIL: the bad line was not counted"; failures=$((failures + 1)); }
 cp policy/default_policy.pt "$tmp/p"$'\xff'".pt"
