@@ -37,12 +37,28 @@ absl::Status CheckStreamableInput(const std::string& path, const std::string& la
 absl::StatusOr<std::string> ReadRegularFile(const std::string& path, const std::string& label,
                                             const std::string& what) {
   if (absl::Status regular = CheckRegularInput(path, label, what); !regular.ok()) return regular;
-  std::ifstream in(path, std::ios::binary);
-  if (!in) return absl::NotFoundError(absl::StrCat(label, ": cannot open"));
-  std::ostringstream text;
-  text << in.rdbuf();
-  if (in.bad()) return absl::DataLossError(absl::StrCat(label, ": read failed"));
-  return text.str();
+  // Checked again through the descriptor it is read from, opened without
+  // blocking: the path may have become a FIFO since (swapped in), and
+  // opening a FIFO waits for a writer.
+  const int fd = ::open(path.c_str(), O_RDONLY | O_NONBLOCK | O_CLOEXEC);
+  if (fd < 0) return absl::NotFoundError(absl::StrCat(label, ": cannot open"));
+  struct FdCloser {
+    int fd;
+    ~FdCloser() { ::close(fd); }
+  } closer{fd};
+  struct stat st {};
+  if (::fstat(fd, &st) != 0 || !S_ISREG(st.st_mode))
+    return absl::InvalidArgumentError(absl::StrCat(label, ": not a regular file (", what, ")"));
+  std::string text;
+  char buffer[1 << 16];
+  for (;;) {
+    const ssize_t n = ::read(fd, buffer, sizeof buffer);
+    if (n < 0 && errno == EINTR) continue;
+    if (n < 0) return absl::DataLossError(absl::StrCat(label, ": read failed"));
+    if (n == 0) break;
+    text.append(buffer, static_cast<size_t>(n));
+  }
+  return text;
 }
 
 absl::Status CheckOutputIsNoInput(const std::string& flag, const std::string& out,

@@ -214,23 +214,42 @@ namespace internal {
 
 absl::StatusOr<LoadedArtifact> LoadArtifactFile(const std::string& path,
                                                 const torch::Device& device) {
-  std::error_code ec;
-  const auto size = std::filesystem::file_size(path, ec);
-  if (ec)
+  // Opened once, without blocking, and checked through the descriptor: a
+  // path checked and then opened again by name could be a FIFO by the open
+  // (swapped in between), and opening a FIFO waits for a writer, for ever,
+  // holding the reload (and the shutdown behind it).
+  const int fd = ::open(path.c_str(), O_RDONLY | O_NONBLOCK | O_CLOEXEC);
+  if (fd < 0)
     return absl::NotFoundError(
-        absl::StrCat("artifact ", data::Shorten(path), ": cannot read: ", ec.message()));
+        absl::StrCat("artifact ", data::Shorten(path), ": cannot read: ", std::strerror(errno)));
+  struct FdCloser {
+    int fd;
+    ~FdCloser() { ::close(fd); }
+  } closer{fd};
+  struct stat st {};
+  if (::fstat(fd, &st) != 0)
+    return absl::NotFoundError(
+        absl::StrCat("artifact ", data::Shorten(path), ": cannot read: ", std::strerror(errno)));
+  if (S_ISDIR(st.st_mode))
+    return absl::NotFoundError(
+        absl::StrCat("artifact ", data::Shorten(path), ": cannot read: Is a directory"));
+  if (!S_ISREG(st.st_mode)) return Fail(path, "not a regular file");
+  const int64_t size = st.st_size;
   if (size == 0) return Fail(path, "file is empty");
-  if (static_cast<int64_t>(size) > kMaxArtifactBytes)
+  if (size > kMaxArtifactBytes)
     return Fail(path, absl::StrCat("file has ", size, " bytes; at most ", kMaxArtifactBytes));
-  std::string bytes;
-  {
-    std::ifstream in(path, std::ios::binary);
-    if (!in)
-      return absl::NotFoundError(absl::StrCat("artifact ", data::Shorten(path), ": cannot open"));
-    std::ostringstream buffer;
-    buffer << in.rdbuf();
-    bytes = std::move(buffer).str();
+  std::string bytes(static_cast<size_t>(size), '\0');
+  size_t got = 0;
+  while (got < bytes.size()) {
+    const ssize_t n = ::read(fd, bytes.data() + got, bytes.size() - got);
+    if (n < 0 && errno == EINTR) continue;
+    if (n < 0)
+      return absl::NotFoundError(
+          absl::StrCat("artifact ", data::Shorten(path), ": cannot read: ", std::strerror(errno)));
+    if (n == 0) break;  // shorter than it was: what was read is checked below
+    got += static_cast<size_t>(n);
   }
+  bytes.resize(got);
   if (bytes.size() < 4 || bytes.compare(0, 4, "PK\x03\x04") != 0)
     return Fail(path, "not a TorchScript archive (no zip header)");
   if (absl::Status sizes = CheckZipEntries(bytes, path); !sizes.ok()) return sizes;

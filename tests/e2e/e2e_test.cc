@@ -1157,6 +1157,42 @@ TEST_F(EndToEndTest, NoToolWritesItsOutputOverAnInput) {
   }
 }
 
+// A FIFO renamed over the policy path between the loader's size check and
+// its open blocked the reload for ever (opening a FIFO waits for a writer),
+// and SIGTERM, taken by the same thread, never ended the process. Swapping
+// a FIFO and the policy in a tight loop under SIGHUPs hit the window within
+// a tenth of a second.
+TEST_F(EndToEndTest, APolicyPathSwappedForAFifoNeverHangsAReloadOrTheShutdown) {
+  const std::string policy = WriteArtifact("policy.pt", 1);
+  const std::string served = dir_.File("served.pt");
+  std::filesystem::copy_file(policy, served);
+  Server server = StartServer({"--policy=" + served, "--watch_interval_ms=10",
+                               "--drain_timeout_s=3", "--shutdown_grace_ms=0"});
+  std::atomic<bool> stop{false};
+  std::thread swapper([&] {
+    for (int i = 0; !stop; ++i) {
+      const std::string fifo = dir_.File(absl::StrCat("fifo", i));
+      const std::string copy = dir_.File(absl::StrCat("copy", i));
+      if (::mkfifo(fifo.c_str(), 0600) == 0) std::filesystem::rename(fifo, served);
+      std::filesystem::copy_file(policy, copy);
+      std::filesystem::rename(copy, served);
+    }
+  });
+  const auto until = std::chrono::steady_clock::now() + 2s;
+  while (std::chrono::steady_clock::now() < until) {
+    server.process->Signal(SIGHUP);
+    std::this_thread::sleep_for(5ms);
+  }
+  stop = true;
+  swapper.join();
+  auto health = MakeClient(server)->Health();
+  EXPECT_TRUE(health.ok() && *health == "SERVING") << health.status();
+  server.process->Signal(SIGTERM);
+  auto exited = server.process->Wait(20s);
+  ASSERT_TRUE(exited.has_value()) << "no exit 20 s after SIGTERM";
+  EXPECT_TRUE(WIFEXITED(*exited) && WEXITSTATUS(*exited) == 0) << *exited;
+}
+
 // gRPC's default SO_REUSEPORT let a second server start on a taken port and
 // take half of its connections.
 TEST_F(EndToEndTest, AGrpcPortAlreadyTakenStopsTheStart) {
