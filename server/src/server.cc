@@ -146,6 +146,13 @@ std::string PeerIdentity(const grpc::CallbackServerContext& context) {
 // Threads for the synchronous services (reflection): its pollers and its
 // open streams together.
 constexpr int kMaxSyncServiceThreads = 16;
+// What one connection may hold open at once: a client that never reads its
+// responses (an HTTP/2 window of 0) or never finishes sending held ~17 KB per
+// stream, without limit. Far above what a channel multiplexes in practice.
+constexpr int kMaxStreamsPerConnection = 1024;
+// The transport's memory for all connections together: under pressure gRPC
+// stops taking new streams rather than growing.
+constexpr size_t kTransportMemoryBytes = size_t{512} << 20;
 
 class WithoutReflection final : public grpc::ServerBuilderOption {
  public:
@@ -192,6 +199,26 @@ absl::Status ValidateListenAddress(const std::string& flag, const std::string& a
   return absl::OkStatus();
 }
 
+// A Decide's reactor, counted from the call's start until gRPC is done with
+// it: until its response is delivered (or the call cancelled). A client that
+// never reads (an HTTP/2 window of 0) left finished Decides holding ~17 KB
+// each, outside --max_inflight, without limit.
+class CountedReactor final : public grpc::ServerUnaryReactor {
+ public:
+  explicit CountedReactor(std::atomic<int>* open) : open_(open) { open_->fetch_add(1); }
+  void OnDone() override {
+    open_->fetch_sub(1);
+    delete this;
+  }
+
+ private:
+  std::atomic<int>* open_;
+};
+
+// Open Decides (admitted or not, decided or not, response not yet delivered)
+// beyond this many times --max_inflight are refused at once.
+constexpr int kOpenDecidesPerInflight = 4;
+
 using RawService =
     v1::Offloader::WithRawCallbackMethod_Decide<v1::Offloader::WithRawCallbackMethod_Report<
         v1::Offloader::WithRawCallbackMethod_GetPolicy<v1::Offloader::Service>>>;
@@ -213,7 +240,7 @@ class OffloaderService final : public RawService {
                                    const grpc::ByteBuffer* raw, grpc::ByteBuffer* out) override {
     const absl::Time start = absl::Now();
     last_arrival_ns_.store(absl::ToUnixNanos(start));
-    grpc::ServerUnaryReactor* reactor = context->DefaultReactor();
+    grpc::ServerUnaryReactor* reactor = new CountedReactor(&open_decides_);
     auto call = std::make_shared<DecideCall>();
     auto finish = [this, reactor, start, call, out](const absl::Status& status) {
       metrics_->CountDecide(static_cast<int>(status.code()),
@@ -231,6 +258,12 @@ class OffloaderService final : public RawService {
     if (absl::Status parsed = ParseRequest(*raw, &call->request); !parsed.ok()) {
       decider_->LogRejected(parsed, "", 0);
       finish(parsed);
+      return reactor;
+    }
+    if (open_decides_.load() > kOpenDecidesPerInflight * options_.max_inflight) {
+      finish(absl::ResourceExhaustedError(absl::StrCat(
+          "server holds ", kOpenDecidesPerInflight, " x --max_inflight (", options_.max_inflight,
+          ") Decides whose responses are not yet delivered; retry later")));
       return reactor;
     }
     const v1::DecideRequest* request = &call->request;
@@ -396,6 +429,7 @@ class OffloaderService final : public RawService {
   Metrics* metrics_;
   const std::atomic<bool>* shutting_down_;
   std::atomic<int> inflight_{0};
+  std::atomic<int> open_decides_{0};  // CountedReactor
   std::atomic<int64_t> last_arrival_ns_{0};
 };
 
@@ -557,6 +591,7 @@ absl::StatusOr<std::unique_ptr<ServerApp>> ServerApp::Start(const ServerOptions&
   // health are callback services and do not draw on it.
   grpc::ResourceQuota sync_threads("lcio-sync-services");
   sync_threads.SetMaxThreads(kMaxSyncServiceThreads);
+  sync_threads.Resize(kTransportMemoryBytes);
   builder.SetResourceQuota(sync_threads);
   if (o.max_connection_age > absl::ZeroDuration()) {
     builder.AddChannelArgument(GRPC_ARG_MAX_CONNECTION_AGE_MS,
@@ -568,6 +603,7 @@ absl::StatusOr<std::unique_ptr<ServerApp>> ServerApp::Start(const ServerOptions&
   // gRPC sets SO_REUSEPORT by default: a second server on a taken port would
   // start and share the connections with the first. A taken port is fatal.
   builder.AddChannelArgument(GRPC_ARG_ALLOW_REUSEPORT, 0);
+  builder.AddChannelArgument(GRPC_ARG_MAX_CONCURRENT_STREAMS, kMaxStreamsPerConnection);
   builder.AddListeningPort(o.listen, credentials, &app->port_);
   builder.RegisterService(app->service_.get());
   builder.SetMaxReceiveMessageSize(o.max_message_bytes);

@@ -1,0 +1,135 @@
+"""A client that never reads its responses (an HTTP/2 receive window of 0)
+held about 17 KB of server memory per finished Decide, without limit: a
+Decide now counts until its response is delivered, and beyond 4 x
+--max_inflight such Decides the next is refused at once."""
+
+import select
+import socket
+import struct
+import time
+import unittest
+
+import grpc
+
+from lcio.v1 import offloader_pb2 as pb
+from lcio.v1 import offloader_pb2_grpc as pb_grpc
+from lcio_test_server import Server
+
+PREFACE = b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n"
+DATA, HEADERS, SETTINGS, PING = 0, 1, 4, 6
+END_STREAM, END_HEADERS, ACK = 0x1, 0x4, 0x1
+SETTINGS_INITIAL_WINDOW_SIZE = 4
+
+
+def frame(kind, flags, stream, payload):
+    return struct.pack(">I", len(payload))[1:] + bytes([kind, flags]) + struct.pack(
+        ">I", stream) + payload
+
+
+def literal(name, value):
+    """An HPACK literal header field without indexing, new name (RFC 7541 6.2.2)."""
+    name, value = name.encode(), value.encode()
+    assert len(name) < 127 and len(value) < 127
+    return b"\x00" + bytes([len(name)]) + name + bytes([len(value)]) + value
+
+
+class NeverReadingConnection:
+    """One HTTP/2 connection whose receive window is 0: the server can send
+    headers and trailers, never a response message."""
+
+    def __init__(self, port):
+        self.socket = socket.create_connection(("127.0.0.1", port))
+        self.socket.sendall(PREFACE + frame(SETTINGS, 0, 0,
+                                            struct.pack(">HI", SETTINGS_INITIAL_WINDOW_SIZE, 0)))
+        self.next_stream = 1
+        self.pending = b""
+
+    def call(self, path, message):
+        stream = self.next_stream
+        self.next_stream += 2
+        headers = b"".join(literal(k, v) for k, v in [
+            (":method", "POST"), (":scheme", "http"), (":path", path),
+            (":authority", "127.0.0.1"), ("content-type", "application/grpc"), ("te", "trailers")])
+        body = b"\x00" + struct.pack(">I", len(message)) + message
+        self.socket.sendall(frame(HEADERS, END_HEADERS, stream, headers) +
+                            frame(DATA, END_STREAM, stream, body))
+
+    def pump(self):
+        """Reads what arrived; acknowledges settings and answers pings."""
+        while select.select([self.socket], [], [], 0)[0]:
+            data = self.socket.recv(65536)
+            if not data:
+                break
+            self.pending += data
+        while len(self.pending) >= 9:
+            length = int.from_bytes(self.pending[:3], "big")
+            kind, flags = self.pending[3], self.pending[4]
+            if len(self.pending) < 9 + length:
+                break
+            payload, self.pending = self.pending[9:9 + length], self.pending[9 + length:]
+            if kind == SETTINGS and not flags & ACK:
+                self.socket.sendall(frame(SETTINGS, ACK, 0, b""))
+            if kind == PING and not flags & ACK:
+                self.socket.sendall(frame(PING, ACK, 0, payload))
+
+    def close(self):
+        self.socket.close()
+
+
+class SlowReaderTest(unittest.TestCase):
+    def setUp(self):
+        self.server = Server("--max_inflight=4")
+        self.channel = grpc.insecure_channel(self.server.target)
+        self.stub = pb_grpc.OffloaderStub(self.channel)
+        self.views = list(self.stub.GetPolicy(pb.GetPolicyRequest(), timeout=10).view_names)
+
+    def tearDown(self):
+        self.channel.close()
+        self.server.stop()
+
+    def request(self, conversation):
+        request = pb.DecideRequest(conversation_id=conversation, turn_index=0,
+                                   prompt="What is on the table?")
+        for name in self.views:
+            request.views.add(name=name, association=0.3)
+        request.budget.latency_s = 30
+        request.budget.money_usd = 0.05
+        return request
+
+    def test_decides_whose_responses_are_never_read_are_bounded(self):
+        reader = NeverReadingConnection(self.server.port)
+        try:
+            for i in range(60):
+                reader.call("/lcio.v1.Offloader/Decide",
+                            self.request(f"never-read-{i}").SerializeToString())
+                reader.pump()
+                time.sleep(0.01)
+            deadline = time.monotonic() + 5
+            refused = None
+            while time.monotonic() < deadline:  # until the held ones fill the bound
+                reader.pump()
+                try:
+                    self.stub.Decide(self.request(f"probe-{time.monotonic()}"), timeout=10)
+                except grpc.RpcError as error:
+                    refused = error
+                    break
+                time.sleep(0.1)
+            self.assertIsNotNone(refused, "Decide still admitted beside 60 undelivered ones")
+            self.assertEqual(refused.code(), grpc.StatusCode.RESOURCE_EXHAUSTED)
+            self.assertIn("not yet delivered", refused.details())
+        finally:
+            reader.close()
+        # Closing the connection releases them.
+        deadline = time.monotonic() + 10
+        while True:
+            try:
+                self.stub.Decide(self.request(f"after-{time.monotonic()}"), timeout=10)
+                break
+            except grpc.RpcError as error:
+                if time.monotonic() > deadline:
+                    self.fail(f"Decide still refused after the connection closed: {error}")
+                time.sleep(0.1)
+
+
+if __name__ == "__main__":
+    unittest.main()
