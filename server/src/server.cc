@@ -150,9 +150,6 @@ constexpr int kMaxSyncServiceThreads = 16;
 // responses (an HTTP/2 window of 0) or never finishes sending held ~17 KB per
 // stream, without limit. Far above what a channel multiplexes in practice.
 constexpr int kMaxStreamsPerConnection = 1024;
-// The transport's memory for all connections together: under pressure gRPC
-// stops taking new streams rather than growing.
-constexpr size_t kTransportMemoryBytes = size_t{512} << 20;
 
 class WithoutReflection final : public grpc::ServerBuilderOption {
  public:
@@ -591,7 +588,6 @@ absl::StatusOr<std::unique_ptr<ServerApp>> ServerApp::Start(const ServerOptions&
   // health are callback services and do not draw on it.
   grpc::ResourceQuota sync_threads("lcio-sync-services");
   sync_threads.SetMaxThreads(kMaxSyncServiceThreads);
-  sync_threads.Resize(kTransportMemoryBytes);
   builder.SetResourceQuota(sync_threads);
   if (o.max_connection_age > absl::ZeroDuration()) {
     builder.AddChannelArgument(GRPC_ARG_MAX_CONNECTION_AGE_MS,
