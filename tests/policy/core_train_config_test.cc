@@ -120,6 +120,10 @@ TEST(TrainConfigJson, AValueOfTheWrongTypeIsNamedByItsField) {
        "training config: budget_distribution.extreme_share = [0.4]: must be a number"},
       {R"({"budget_distribution": {"kind": 5}})",
        "training config: budget_distribution.kind = 5: must be a string"},
+      {R"({"training_profiles": []})",
+       "training config: training_profiles = []: must name at least one {\"device\": name, "
+       "\"network\": name}, or be \"all\" (leave the key out for the --device/--network pair "
+       "alone)"},
       {R"({"training_profiles": [5]})",
        "training config: training_profiles[0] = 5: must be {\"device\": name, \"network\": "
        "name}"},

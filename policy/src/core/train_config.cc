@@ -379,6 +379,12 @@ absl::Status ApplyProfilesJson(const nlohmann::json& value, TrainOptions* option
     return absl::InvalidArgumentError(absl::StrCat(
         "training config: training_profiles = \"", data::Shorten(value.get<std::string>(), 64),
         "\": must be \"all\" or a list of {device, network}"));
+  // An empty list read as no key at all (the --device/--network pair alone):
+  // a list left empty by mistake trained on one profile in silence.
+  if (value.is_array() && value.empty())
+    return WrongValue("training_profiles", value,
+                      "must name at least one {\"device\": name, \"network\": name}, or be "
+                      "\"all\" (leave the key out for the --device/--network pair alone)");
   if (value.is_array())
     for (size_t i = 0; i < value.size(); ++i) {
       const nlohmann::json& pair = value[i];
