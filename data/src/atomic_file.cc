@@ -9,6 +9,7 @@
 #include <cstring>
 #include <filesystem>
 #include <fstream>
+#include <limits>
 #include <sstream>
 
 #include "absl/strings/str_cat.h"
@@ -37,28 +38,77 @@ absl::Status CheckStreamableInput(const std::string& path, const std::string& la
 absl::StatusOr<std::string> ReadRegularFile(const std::string& path, const std::string& label,
                                             const std::string& what) {
   if (absl::Status regular = CheckRegularInput(path, label, what); !regular.ok()) return regular;
-  // Checked again through the descriptor it is read from, opened without
-  // blocking: the path may have become a FIFO since (swapped in), and
-  // opening a FIFO waits for a writer.
+  // Checked again through the descriptor it is read from: the path may have
+  // become something else since.
+  FileRead read = ReadWholeRegularFile(path, std::numeric_limits<int64_t>::max());
+  switch (read.outcome) {
+    case FileRead::Outcome::kRead:
+      return std::move(read.bytes);
+    case FileRead::Outcome::kCannotOpen:
+      return absl::NotFoundError(absl::StrCat(label, ": cannot open"));
+    case FileRead::Outcome::kReadFailed:
+      return absl::DataLossError(absl::StrCat(label, ": read failed"));
+    default:
+      return absl::InvalidArgumentError(absl::StrCat(label, ": not a regular file (", what, ")"));
+  }
+}
+
+FileRead ReadWholeRegularFile(const std::string& path, int64_t max_bytes) {
+  FileRead read;
   const int fd = ::open(path.c_str(), O_RDONLY | O_NONBLOCK | O_CLOEXEC);
-  if (fd < 0) return absl::NotFoundError(absl::StrCat(label, ": cannot open"));
-  struct FdCloser {
+  if (fd < 0) {
+    read.error = errno;
+    return read;  // kCannotOpen
+  }
+  struct Closer {
     int fd;
-    ~FdCloser() { ::close(fd); }
+    ~Closer() { ::close(fd); }
   } closer{fd};
   struct stat st {};
-  if (::fstat(fd, &st) != 0 || !S_ISREG(st.st_mode))
-    return absl::InvalidArgumentError(absl::StrCat(label, ": not a regular file (", what, ")"));
-  std::string text;
-  char buffer[1 << 16];
-  for (;;) {
-    const ssize_t n = ::read(fd, buffer, sizeof buffer);
-    if (n < 0 && errno == EINTR) continue;
-    if (n < 0) return absl::DataLossError(absl::StrCat(label, ": read failed"));
-    if (n == 0) break;
-    text.append(buffer, static_cast<size_t>(n));
+  if (::fstat(fd, &st) != 0) {
+    read.error = errno;
+    return read;  // kCannotOpen
   }
-  return text;
+  if (S_ISDIR(st.st_mode)) {
+    read.outcome = FileRead::Outcome::kDirectory;
+    return read;
+  }
+  if (!S_ISREG(st.st_mode)) {
+    read.outcome = FileRead::Outcome::kNotRegular;
+    return read;
+  }
+  read.size = st.st_size;
+  if (read.size > max_bytes) {
+    read.outcome = FileRead::Outcome::kTooLarge;
+    return read;
+  }
+  read.bytes.resize(static_cast<size_t>(read.size));
+  size_t got = 0;
+  char more[1 << 16];
+  for (;;) {  // to the end, even past the size fstat gave (a file that grew)
+    char* into = got < read.bytes.size() ? read.bytes.data() + got : more;
+    const size_t room = got < read.bytes.size() ? read.bytes.size() - got : sizeof more;
+    const ssize_t n = ::read(fd, into, room);
+    if (n < 0 && errno == EINTR) continue;
+    if (n < 0) {
+      read.outcome = FileRead::Outcome::kReadFailed;
+      read.error = errno;
+      return read;
+    }
+    if (n == 0) break;
+    if (into == more) {
+      if (static_cast<int64_t>(read.bytes.size()) + n > max_bytes) {
+        read.outcome = FileRead::Outcome::kTooLarge;
+        read.size = static_cast<int64_t>(read.bytes.size()) + n;
+        return read;
+      }
+      read.bytes.append(more, static_cast<size_t>(n));
+    }
+    got += static_cast<size_t>(n);
+  }
+  read.bytes.resize(got);
+  read.outcome = FileRead::Outcome::kRead;
+  return read;
 }
 
 absl::Status CheckOutputIsNoInput(const std::string& flag, const std::string& out,

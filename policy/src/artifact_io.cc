@@ -215,41 +215,28 @@ namespace internal {
 absl::StatusOr<LoadedArtifact> LoadArtifactFile(const std::string& path,
                                                 const torch::Device& device) {
   // Opened once, without blocking, and checked through the descriptor: a
-  // path checked and then opened again by name could be a FIFO by the open
-  // (swapped in between), and opening a FIFO waits for a writer, for ever,
-  // holding the reload (and the shutdown behind it).
-  const int fd = ::open(path.c_str(), O_RDONLY | O_NONBLOCK | O_CLOEXEC);
-  if (fd < 0)
+  // FIFO swapped in would otherwise hold the reload (and the shutdown behind
+  // it) for ever.
+  data::FileRead read = data::ReadWholeRegularFile(path, kMaxArtifactBytes);
+  auto cannot_read = [&path](const std::string& why) {
     return absl::NotFoundError(
-        absl::StrCat("artifact ", data::Shorten(path), ": cannot read: ", std::strerror(errno)));
-  struct FdCloser {
-    int fd;
-    ~FdCloser() { ::close(fd); }
-  } closer{fd};
-  struct stat st {};
-  if (::fstat(fd, &st) != 0)
-    return absl::NotFoundError(
-        absl::StrCat("artifact ", data::Shorten(path), ": cannot read: ", std::strerror(errno)));
-  if (S_ISDIR(st.st_mode))
-    return absl::NotFoundError(
-        absl::StrCat("artifact ", data::Shorten(path), ": cannot read: Is a directory"));
-  if (!S_ISREG(st.st_mode)) return Fail(path, "not a regular file");
-  const int64_t size = st.st_size;
-  if (size == 0) return Fail(path, "file is empty");
-  if (size > kMaxArtifactBytes)
-    return Fail(path, absl::StrCat("file has ", size, " bytes; at most ", kMaxArtifactBytes));
-  std::string bytes(static_cast<size_t>(size), '\0');
-  size_t got = 0;
-  while (got < bytes.size()) {
-    const ssize_t n = ::read(fd, bytes.data() + got, bytes.size() - got);
-    if (n < 0 && errno == EINTR) continue;
-    if (n < 0)
-      return absl::NotFoundError(
-          absl::StrCat("artifact ", data::Shorten(path), ": cannot read: ", std::strerror(errno)));
-    if (n == 0) break;  // shorter than it was: what was read is checked below
-    got += static_cast<size_t>(n);
+        absl::StrCat("artifact ", data::Shorten(path), ": cannot read: ", why));
+  };
+  switch (read.outcome) {
+    case data::FileRead::Outcome::kRead:
+      break;
+    case data::FileRead::Outcome::kDirectory:
+      return cannot_read("Is a directory");
+    case data::FileRead::Outcome::kNotRegular:
+      return Fail(path, "not a regular file");
+    case data::FileRead::Outcome::kTooLarge:
+      return Fail(path,
+                  absl::StrCat("file has ", read.size, " bytes; at most ", kMaxArtifactBytes));
+    default:  // kCannotOpen, kReadFailed
+      return cannot_read(std::strerror(read.error));
   }
-  bytes.resize(got);
+  if (read.bytes.empty()) return Fail(path, "file is empty");
+  const std::string& bytes = read.bytes;
   if (bytes.size() < 4 || bytes.compare(0, 4, "PK\x03\x04") != 0)
     return Fail(path, "not a TorchScript archive (no zip header)");
   if (absl::Status sizes = CheckZipEntries(bytes, path); !sizes.ok()) return sizes;

@@ -3,6 +3,7 @@
 // file or the complete new one, never a torn one.
 #pragma once
 
+#include <cstdint>
 #include <string>
 #include <vector>
 
@@ -24,6 +25,19 @@ absl::StatusOr<std::string> ReadRegularFile(const std::string& path, const std::
 // opened (that would wait for a writer).
 absl::Status CheckRegularInput(const std::string& path, const std::string& label,
                                const std::string& what);
+
+// One read of a whole file, opened once without blocking and checked through
+// that descriptor: a path checked and then opened again by name may have
+// become a FIFO in between (swapped in), and opening a FIFO waits for a
+// writer, for ever. The callers word the outcome their own way.
+struct FileRead {
+  enum class Outcome { kRead, kCannotOpen, kDirectory, kNotRegular, kTooLarge, kReadFailed };
+  Outcome outcome = Outcome::kCannotOpen;
+  int error = 0;      // errno of kCannotOpen and kReadFailed
+  int64_t size = 0;   // the file's size when opened (kRead, kTooLarge)
+  std::string bytes;  // kRead: the content (shorter than `size` if it shrank meanwhile)
+};
+FileRead ReadWholeRegularFile(const std::string& path, int64_t max_bytes);
 
 // For a reader that reads a file once, in order: INVALID_ARGUMENT when `path`
 // is a device (/dev/zero would be read without end). Pipes and FIFOs pass
