@@ -72,6 +72,24 @@ TEST(OptionTables, ValidationCoversEveryRowOfTheAlgorithm) {
   EXPECT_TRUE(ValidateTrainOptions(options).ok());
 }
 
+// Pairs are drawn uniformly: a pair named twice trained at double weight, in
+// silence.
+TEST(OptionTables, ATrainingProfileNamedTwiceIsRefused) {
+  TrainOptions options;
+  ASSERT_TRUE(ApplyTrainConfigJson(R"({"training_profiles": [
+      {"device": "Jetson TX2", "network": "4G"}, {"device": "Jetson TX2", "network": "Wired"},
+      {"device": "Jetson TX2", "network": "4G"}]})",
+                                   &options)
+                  .ok());
+  const absl::Status s = ValidateTrainOptions(options);
+  EXPECT_EQ(s.code(), absl::StatusCode::kInvalidArgument);
+  EXPECT_EQ(s.message(),
+            "training_profiles[2] = Jetson TX2/4G: repeats training_profiles[0]; each pair must "
+            "be named once (pairs are drawn uniformly)");
+  options.training_profiles.pop_back();
+  EXPECT_TRUE(ValidateTrainOptions(options).ok());
+}
+
 TEST(TrainConfigJson, HyperparametersFillTheFileOrTheCallersAlgorithm) {
   const std::string file = R"({"algo": "rc-dqn", "hyperparameters": {"batch_size": 128}})";
   TrainOptions from_file;

@@ -305,6 +305,15 @@ absl::Status ValidateTrainOptions(const TrainOptions& options) {
     return absl::InvalidArgumentError(absl::StrCat("fallback_fixed_action = \"",
                                                    data::Shorten(options.fallback_fixed_action, 64),
                                                    "\": must be per_cell or anchored"));
+  // Pairs are drawn uniformly, so a repeated pair would silently weigh double.
+  const std::vector<env::ProfilePair>& pairs = options.training_profiles;
+  for (size_t i = 0; i < pairs.size(); ++i)
+    for (size_t j = 0; j < i; ++j)
+      if (pairs[i] == pairs[j])
+        return absl::InvalidArgumentError(
+            absl::StrCat("training_profiles[", i, "] = ", data::Shorten(pairs[i].device, 64), "/",
+                         data::Shorten(pairs[i].network, 64), ": repeats training_profiles[", j,
+                         "]; each pair must be named once (pairs are drawn uniformly)"));
   return options.budgets.Validate();
 }
 
