@@ -27,6 +27,13 @@ jq -e '.scorers[] | select(.scorer == "held_out") | .methods[] | select(.name ==
   { echo "per-split rewards missing"; exit 1; }
 jq -e '[.worst_case[].has_oracle] | all' "$tmp/report.json" > /dev/null ||
   { echo "worst-case rows of a run with the Oracle must say so"; exit 1; }
+# The Oracle is a bound within the budgets: never shielded, whose reserve of
+# cheap turns overruled 14 of its plans at WiFi / 1 s and lowered it.
+"$eval_bin" --splits=10 --network=WiFi --latency_budget=1 --scorers=held_out --fixed=false \
+  --shield=on --format=json > "$tmp/oracle.json"
+jq -e '[.scorers[].methods[] | select(.name == "Oracle") | [.shield, .shield_overrides]] ==
+       [[false, 0]]' "$tmp/oracle.json" > /dev/null ||
+  { echo "the Oracle must run unshielded"; exit 1; }
 # Without the Oracle no row claims a share of it: has_oracle false, '-' in Markdown.
 "$eval_bin" --splits=1 --fixed=false --oracle=false --format=json > "$tmp/no_oracle.json"
 jq -e '[.worst_case[].has_oracle] | length > 0 and (any | not)' "$tmp/no_oracle.json" > /dev/null ||
