@@ -153,19 +153,26 @@ std::vector<AggregateResult> Aggregate(const std::vector<std::vector<PolicyResul
     mean_sd([](const PolicyResult& r) { return r.money_usd; }, row.money_usd, row.money_sd);
     mean_sd([](const PolicyResult& r) { return r.reward; }, row.reward, row.reward_sd);
     for (const auto& split : results) row.reward_by_split.push_back(split[p].reward);
-    double episodes = 0, over_l = 0, over_m = 0;
+    // Pooled over every split's episodes: a split with no episode over budget
+    // adds none, rather than an excess of 0 to average in.
+    double episodes = 0, over_l = 0, over_m = 0, excess_l = 0, excess_m = 0;
     for (const auto& split : results) {
       const PolicyResult& r = split[p];
-      episodes += r.episodes.size();
-      over_l += r.share_over_latency * r.episodes.size();
-      over_m += r.share_over_money * r.episodes.size();
-      row.mean_excess_latency_s += r.mean_excess_latency_s / results.size();
-      row.mean_excess_money_usd += r.mean_excess_money_usd / results.size();
+      const double n = r.episodes.size();
+      const double split_over_l = std::round(r.share_over_latency * n);
+      const double split_over_m = std::round(r.share_over_money * n);
+      episodes += n;
+      over_l += split_over_l;
+      over_m += split_over_m;
+      excess_l += r.mean_excess_latency_s * split_over_l;
+      excess_m += r.mean_excess_money_usd * split_over_m;
       row.shield_overrides += r.shield_overrides;
       row.decisions += r.decisions;
     }
     row.share_over_latency = episodes ? over_l / episodes : 0;
     row.share_over_money = episodes ? over_m / episodes : 0;
+    row.mean_excess_latency_s = over_l ? excess_l / over_l : 0;
+    row.mean_excess_money_usd = over_m ? excess_m / over_m : 0;
     rows.push_back(row);
   }
   return rows;

@@ -272,6 +272,28 @@ TEST(EvaluatorTest, ShieldKeepsEveryEpisodeInsideTheBudgets) {
   EXPECT_GT(on.shield_overrides, 0);
 }
 
+// The reference's violation figure is the mean excess over the episodes that
+// exceed: a split without any must not average in as an excess of 0.
+TEST(EvaluatorTest, AggregateExcessIsTheMeanOverTheEpisodesThatExceed) {
+  auto split_result = [](int episodes, int over, double mean_excess) {
+    PolicyResult r;
+    r.name = "P";
+    r.episodes.resize(episodes);
+    r.share_over_latency = r.share_over_money = static_cast<double>(over) / episodes;
+    r.mean_excess_latency_s = mean_excess;
+    r.mean_excess_money_usd = mean_excess / 100;
+    return r;
+  };
+  // 3 of 20 episodes over by 2 s on average, then none of 20, then 1 of 20 by 6 s.
+  const std::vector<AggregateResult> rows = Aggregate(
+      {{split_result(20, 3, 2.0)}, {split_result(20, 0, 0.0)}, {split_result(20, 1, 6.0)}});
+  ASSERT_EQ(rows.size(), 1u);
+  EXPECT_DOUBLE_EQ(rows[0].share_over_latency, 4.0 / 60);
+  EXPECT_DOUBLE_EQ(rows[0].mean_excess_latency_s, (3 * 2.0 + 6.0) / 4);
+  EXPECT_DOUBLE_EQ(rows[0].mean_excess_money_usd, (3 * 0.02 + 0.06) / 4);
+  EXPECT_EQ(Aggregate({{split_result(20, 0, 0.0)}})[0].mean_excess_latency_s, 0.0);
+}
+
 TEST(EvaluatorTest, ShieldedPoliciesNeverExceedAnyBudgetEvenWhenTheBudgetIsExactlyOneCall) {
   // 0.005 USD is exactly one cloud call with one view: a shield without a
   // reserve spends it all and the local turns after it overspend.

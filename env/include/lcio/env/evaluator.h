@@ -65,8 +65,9 @@ struct AggregateResult {
   int splits = 0;
   double response = 0, response_sd = 0, association = 0, association_sd = 0;
   double latency_s = 0, latency_sd = 0, money_usd = 0, money_sd = 0, reward = 0, reward_sd = 0;
-  double share_over_latency = 0, share_over_money = 0;          // pooled over all episodes
-  double mean_excess_latency_s = 0, mean_excess_money_usd = 0;  // means over splits
+  double share_over_latency = 0, share_over_money = 0;  // pooled over all episodes
+  // Mean excess over the episodes, of all splits, that exceed the budget.
+  double mean_excess_latency_s = 0, mean_excess_money_usd = 0;
   int64_t shield_overrides = 0, decisions = 0;
   std::vector<double> reward_by_split;
 };
