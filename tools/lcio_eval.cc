@@ -62,8 +62,9 @@ ABSL_FLAG(std::string, save_policies, "",
           "recording the split it was trained on (for --policy=DIR/<algo>_split{split}.pt)");
 ABSL_FLAG(std::vector<std::string>, scorers,
           std::vector<std::string>({"in_sample", "held_out", "cross_fit", "task_action"}),
-          "what scores the test episodes (docs/evaluation.md): in_sample (the training-side kNN "
-          "the decision makers were fitted on; labelled, decides nothing), held_out (kNN fitted "
+          "what scores the test episodes (docs/evaluation.md): in_sample (the training-side "
+          "--response_model the decision makers were fitted on; labelled, decides nothing), "
+          "held_out (kNN fitted "
           "on the test side), cross_fit (test-side kNN without the scored episode's fold), "
           "task_action (test-side task x action means); the worst case over the held-out ones "
           "is the headline");
@@ -72,7 +73,7 @@ ABSL_FLAG(bool, model_validity, false,
           "the held-out logged turns of every split (fitted on the training side)");
 ABSL_FLAG(std::string, format, "markdown", "stdout format: markdown or json");
 ABSL_FLAG(std::string, json_out, "", "also write the JSON report to this file");
-ABSL_FLAG(uint64_t, seed, 1, "seed of randomised baselines");
+ABSL_FLAG(uint64_t, seed, 1, "seed of the randomised baselines and of the cross_fit folds");
 ABSL_FLAG(std::vector<std::string>, sweep_latency, {},
           "budget sweep: latency budgets in seconds (with --sweep_money)");
 ABSL_FLAG(std::vector<std::string>, sweep_money, {},
@@ -729,6 +730,15 @@ int main(int argc, char** argv) {
       env::WorstCase(scored, /*shielded=*/shield_settings.back());
   // The settings, plus whether each decision maker's rows are held out.
   nlohmann::json settings_json = nlohmann::json::parse(cli::SettingsJson(*config, budget));
+  // What else decides the figures, so a report says how to run it again.
+  const bool seeded = absl::GetFlag(FLAGS_train_ids).empty();
+  settings_json["splits"] = splits->size();
+  settings_json["split_seed"] =
+      seeded ? nlohmann::json(absl::GetFlag(FLAGS_split_seed)) : nlohmann::json(nullptr);
+  settings_json["test_ratio"] =
+      seeded ? nlohmann::json(absl::GetFlag(FLAGS_test_ratio)) : nlohmann::json(nullptr);
+  settings_json["seed"] = settings->seed;
+  settings_json["shield"] = absl::GetFlag(FLAGS_shield);
   settings_json["decision_makers"] = nlohmann::json::array();
   for (const Method& method : decision_makers.front())
     settings_json["decision_makers"].push_back(

@@ -10,6 +10,8 @@ trap 'rm -rf "$tmp"' EXIT
 cd "$repo"
 "$eval_bin" --splits=2 --fixed=false --shield=on --algos=rc-ppo --timesteps=2048 \
   --format=json > "$tmp/report.json"
+jq -e '.settings | [.splits, .split_seed, .test_ratio, .seed, .shield] == [2, 1, 0.2, 1, "on"]' \
+  "$tmp/report.json" > /dev/null || { echo "settings must say how to run it again"; exit 1; }
 jq -e '[.scorers[].scorer] == ["in_sample", "held_out", "cross_fit", "task_action"]' \
   "$tmp/report.json" > /dev/null || { echo "scorers missing"; exit 1; }
 jq -e '[.scorers[] | select(.scorer == "in_sample") | .held_out] == [false]' \
