@@ -5,9 +5,11 @@
 // and still be worse than always answering locally, so figures are reported
 // per scorer and as the worst case over the held-out ones:
 //
-//   in_sample    the kNN fitted on the training side: the model a policy trains
-//                against and Greedy decides with. Figures under it decide
-//                nothing; they are shown, labelled, beside the others.
+//   in_sample    the decision model fitted on the training side (lcio-eval's
+//                --response_model: the kNN by default, the pessimistic model
+//                in the shipped runs): what a policy trains against and
+//                Greedy decides with. Figures under it decide nothing; they are
+//                shown, labelled, beside the others.
 //   held_out     the kNN fitted on the test side (the reference protocol). It
 //                scores a turn whose history and action equal the logged ones
 //                with the logged score itself.
