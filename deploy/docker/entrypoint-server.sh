@@ -12,7 +12,13 @@
 #   LCIO_METRICS_LISTEN   Prometheus /metrics address (default 0.0.0.0:9464)
 #   LCIO_TORCH_DEVICE     auto | cpu | cuda[:N] (default auto)
 #   LCIO_DRAIN_TIMEOUT_S  SIGTERM drain deadline in seconds (default 20; keep the pod's
-#                         terminationGracePeriodSeconds above it)
+#                         terminationGracePeriodSeconds above preStop sleep + grace + drain + 2 s)
+#   LCIO_SHUTDOWN_GRACE_MS
+#                         on SIGTERM, how long health reports NOT_SERVING while calls are still
+#                         answered, before new Decides are refused and the drain starts (default 0)
+#   LCIO_MAX_CONNECTION_AGE_S
+#                         connections older than this get a GOAWAY, so that round_robin clients
+#                         re-resolve DNS and reach pods added since (default 0: never)
 #   LCIO_REPORT_LOG       Report log file (enables Report); its directory is created
 #   LCIO_DECISION_LOG     decision log file (docs/decision_log.md); its directory is created
 #   LCIO_PROFILES, LCIO_LOG_LEVEL, LCIO_MAX_INFLIGHT, LCIO_BATCH_MAX, LCIO_BATCH_WAIT_US,
@@ -77,6 +83,8 @@ add_flag() {  # add_flag ENV_NAME flag_name: passes the variable when it is set 
   local value="${!1:-}"
   if [[ -n "$value" ]]; then flags+=("--$2=$value"); fi
 }
+add_flag LCIO_SHUTDOWN_GRACE_MS shutdown_grace_ms
+add_flag LCIO_MAX_CONNECTION_AGE_S max_connection_age_s
 add_flag LCIO_PROFILES profiles
 add_flag LCIO_LOG_LEVEL log_level
 add_flag LCIO_MAX_INFLIGHT max_inflight

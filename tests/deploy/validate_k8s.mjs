@@ -8,8 +8,9 @@
 //     fields, which the API server would drop silently, e.g. a misspelt "readinessProbe").
 //     The known fields come from the type declarations those packages ship.
 //  4. Wiring: Service, PDB, ServiceMonitor selectors match pod labels; named ports exist; volumes
-//     and claims exist; the HPA targets a Deployment; grace period covers preStop + drain; probes
-//     hit the gRPC port; the PrometheusRule equals deploy/prometheus/lcio-rules.yml.
+//     and claims exist; the HPA targets a Deployment; grace period covers preStop + shutdown grace
+//     + drain; the servers cap connection age; every LCIO_* variable is one the entrypoint reads;
+//     probes hit the gRPC port; the PrometheusRule equals deploy/prometheus/lcio-rules.yml.
 //
 //   node validate_k8s.mjs --modules DIR --k8s deploy/k8s --rules deploy/prometheus/lcio-rules.yml
 //        [--rendered FILE]   also validate a `kubectl kustomize` output (multi-document YAML)
@@ -387,6 +388,14 @@ for (const { name, spec } of podSpecs) {
     if (c.securityContext?.readOnlyRootFilesystem && !(c.volumeMounts || []).some((vm) => vm.mountPath === "/tmp")) fail(name, `container ${c.name}: read-only root file system without a /tmp volume`);
   }
 }
+const entrypointFile = path.join(k8sDir, "..", "docker", "entrypoint-server.sh");
+if (!fs.existsSync(entrypointFile)) fail(entrypointFile, "does not exist");
+// Variables it expands ($X, ${X...}) or passes with add_flag; the header's list does not count.
+const entrypointVars = new Set(
+  fs.existsSync(entrypointFile)
+    ? [...fs.readFileSync(entrypointFile, "utf8").matchAll(/(?:\$\{?|\badd_flag\s+)(LCIO_[A-Z0-9_]+)/g)].map((m) => m[1])
+    : [],
+);
 for (const d of workloads) {
   const spec = d.spec.template.spec;
   const server = spec.containers.find((c) => c.name === "lcio-server");
@@ -394,10 +403,21 @@ for (const d of workloads) {
   const where = `Deployment/${d.metadata.name}`;
   const env = Object.fromEntries((server.env || []).map((e) => [e.name, e.value]));
   const drain = Number(env.LCIO_DRAIN_TIMEOUT_S ?? 20);
+  const shutdownGrace = Number(env.LCIO_SHUTDOWN_GRACE_MS ?? 0) / 1000;
   const preStop = server.lifecycle?.preStop?.exec?.command;
   const preStopSleep = preStop && preStop[0] === "sleep" ? Number(preStop[1]) : 0;
   const grace = spec.terminationGracePeriodSeconds ?? 30;
-  if (!(grace > preStopSleep + drain)) fail(where, `terminationGracePeriodSeconds ${grace} must exceed preStop sleep ${preStopSleep} s + drain ${drain} s`);
+  // The server may take shutdown grace + drain + about 2 s (listener close, exit) after SIGTERM.
+  if (!(grace > preStopSleep + shutdownGrace + drain + 2)) {
+    fail(where, `terminationGracePeriodSeconds ${grace} must exceed preStop sleep ${preStopSleep} s + shutdown grace ${shutdownGrace} s + drain ${drain} s + 2 s`);
+  }
+  // The gRPC Service is headless and clients balance with round_robin: they re-resolve DNS only
+  // when a connection closes, so without a connection age pods the HPA adds get no calls.
+  if (!(Number(env.LCIO_MAX_CONNECTION_AGE_S ?? 0) > 0)) fail(where, "LCIO_MAX_CONNECTION_AGE_S is not set: clients would never reach pods added by a scale-out");
+  // A variable the entrypoint does not read would be ignored without a word.
+  for (const name of Object.keys(env).filter((n) => n.startsWith("LCIO_"))) {
+    if (!entrypointVars.has(name)) fail(where, `env ${name} is not read by deploy/docker/entrypoint-server.sh`);
+  }
   const grpcPort = (server.ports || []).find((p) => p.name === "grpc")?.containerPort;
   const listenPort = Number(String(env.LCIO_LISTEN || "0.0.0.0:50051").split(":").pop());
   if (grpcPort !== listenPort) fail(where, `grpc containerPort ${grpcPort} differs from LCIO_LISTEN port ${listenPort}`);
