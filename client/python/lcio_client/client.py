@@ -27,8 +27,8 @@ class Client:
 
     target: "host:port". root_certificates (PEM bytes) turns on TLS;
     certificate_chain and private_key (PEM bytes) on mutual TLS.
-    timeout_s is per attempt; attempts bounds the retries of Decide,
-    GetPolicy and Health (Report is an append and is tried once).
+    timeout_s is per attempt; attempts bounds the retries of Decide and
+    GetPolicy (Report is an append and is tried once).
     load_balancing_policy: gRPC's policy over the addresses the target
     resolves to ("dns:///lcio.svc:50051", "ipv4:10.0.0.1:50051,10.0.0.2:50051");
     round_robin (the default, as lcio::Client) spreads calls over every
