@@ -331,7 +331,11 @@ absl::StatusOr<Differences> EstimateDifference(const std::vector<OpeTurn>& candi
                      std::all_of(baseline.begin(), baseline.end(),
                                  [](const OpeTurn& o) { return o.action >= 0; }) &&
                      d.disagreements == 0;
-  if (alike) return d;  // every interval 0 [0, 0]
+  if (alike) {  // every interval 0 [0, 0], but SNIPS is undefined when no turn agrees
+    if (std::none_of(candidate.begin(), candidate.end(), [](const OpeTurn& o) { return o.match; }))
+      d.snips = {std::nan(""), std::nan(""), std::nan(""), std::nan("")};
+    return d;
+  }
   const Terms tc = TermsOf(candidate), tb = TermsOf(baseline);
   // sum(a_c) / sum(b_c) - sum(a_b) / sum(b_b), per conversation.
   auto difference = [&](const std::vector<double>& ac, const std::vector<double>& bc,

@@ -163,6 +163,16 @@ TEST(Differences, IdenticalPoliciesDifferByExactlyZero) {
   }
   // Each estimate alone has a real interval: the pairing is what cancels it.
   EXPECT_GT(Estimate(t).dr.standard_error, 0.01);
+  // Alike but never agreeing with the log: each SNIPS is undefined, so their
+  // difference is too, not 0 [0, 0].
+  for (OpeTurn& o : t) o.match = false;
+  auto never = EstimateDifference(t, t);
+  ASSERT_TRUE(never.ok()) << never.status();
+  EXPECT_TRUE(std::isnan(Estimate(t).snips.estimate));
+  EXPECT_TRUE(std::isnan(never->snips.estimate));
+  EXPECT_TRUE(std::isnan(never->snips.low) && std::isnan(never->snips.high));
+  EXPECT_EQ(never->ips.estimate, 0.0);
+  EXPECT_EQ(never->ips.high, 0.0);
 }
 
 TEST(Differences, HandComputedValues) {
