@@ -11,6 +11,7 @@
 #include <stdlib.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <filesystem>
 #include <fstream>
 #include <functional>
@@ -25,6 +26,7 @@
 #include "absl/flags/flag.h"
 #include "absl/flags/parse.h"
 #include "absl/flags/usage.h"
+#include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
 #include "absl/time/clock.h"
 #include "absl/time/time.h"
@@ -63,6 +65,9 @@ struct Summary {
   int64_t unrewarded = 0;  // no Report, decision older than the window
   int64_t after_gap = 0;   // decisions after a missing or unusable turn
   int64_t deviated = 0;    // the Report's action is not the decision's: cut there
+  // The decision observed another history than the turns joined before it
+  // (a conversation restarted under the same id): cut there.
+  int64_t other_history = 0;
   int64_t unusable =
       0;  // the Report's action had probability < kMinPropensity, or other views/tasks
   int64_t unmatched_reports = 0;  // no decision for them (a repeated Report counts once)
@@ -192,54 +197,62 @@ void WarnAboutStaleScratch(const std::string& out_path) {
                    "running; remove it once none runs\n";
 }
 
-// Joins the conversations of one partition and writes them.
+// Joins the conversations of one partition and writes them. The partition's
+// Report lines are "<file index>\t<record JSON>", in log order.
 absl::Status JoinPartition(const std::string& decisions_path, const std::string& reports_path,
                            absl::Time now, double window_s, ope::JoinedLogWriter* writer,
                            std::vector<std::string>* views, std::vector<std::string>* tasks,
                            int64_t* next_id, Summary* s) {
-  // Reports by decision id, else by (conversation, turn); a repeated key
-  // keeps the last record, as in the exporter. `has_decision` marks those a
-  // decision asks for.
+  // One Report per (conversation, turn): the one that stands as in the
+  // exporter (server::LaterReportStands), whether or not it quotes its
+  // decision's id.
   struct Report {
     server::ReportRecord record;
-    bool has_decision = false;
+    int file = 0;
+    absl::Time received;
   };
-  std::unordered_map<std::string, Report> by_id, by_turn;
+  std::unordered_map<std::string, Report> reports;
   {
-    auto contents = server::ReadReportLog(reports_path);  // lines we wrote: all valid
-    if (!contents.ok()) return contents.status();
-    for (server::ReportRecord& r : contents->records) {
-      // The key is taken before the record moves (the right side of = is
-      // evaluated first).
-      // An id that is not one of this turn's (a Report written before the
-      // server checked that) says nothing about which decision it was: the
-      // record's own conversation and turn do.
-      const bool with_id = data::DecisionIdIsOfTurn(r.decision_id, r.conversation_id, r.turn_index);
-      std::string key = with_id ? r.decision_id : TurnKey(r.conversation_id, r.turn_index);
-      (with_id ? by_id : by_turn)[std::move(key)] = Report{std::move(r)};
+    std::ifstream in(reports_path, std::ios::binary);
+    std::string line;
+    while (std::getline(in, line)) {
+      const size_t tab = line.find('\t');
+      int file = 0;
+      if (tab == std::string::npos || !absl::SimpleAtoi(line.substr(0, tab), &file))
+        return absl::InternalError(absl::StrCat("join scratch file ", reports_path, " is corrupt"));
+      auto r = server::ReportRecordFromJson(absl::string_view(line).substr(tab + 1));
+      if (!r.ok()) return r.status();  // we wrote it from a checked record
+      const absl::Time received = server::ReceivedTime(*r);
+      std::string key = TurnKey(r->conversation_id, r->turn_index);
+      auto [it, fresh] = reports.try_emplace(std::move(key));
+      if (fresh ||
+          server::LaterReportStands(it->second.file == file, received, it->second.received))
+        it->second = Report{*std::move(r), file, received};
     }
+    if (in.bad()) return absl::DataLossError(absl::StrCat("reading ", reports_path, " failed"));
   }
-  // Decisions per conversation in order of first appearance, turns by index.
+  // Decisions per conversation in order of first appearance, turns by index;
+  // a turn may have several (a retried Decide logs each call), in log order.
   std::unordered_map<std::string, size_t> conversation_index;
-  std::vector<std::map<int, data::DecisionRecord>> conversations;
+  std::vector<std::map<int, std::vector<data::DecisionRecord>>> conversations;
   {
     std::ifstream in(decisions_path, std::ios::binary);
     std::string line;
     while (std::getline(in, line)) {
       auto d = data::ParseDecisionLine(line);
       if (!d.ok()) return d.status();  // we wrote it: a parse failure is our bug or the disk's
-      if (auto r = by_id.find(d->decision_id); r != by_id.end())
-        r->second.has_decision = true;
-      else if (auto t = by_turn.find(TurnKey(d->conversation_id, d->turn_index));
-               t != by_turn.end())
-        t->second.has_decision = true;
       auto [it, inserted] = conversation_index.emplace(d->conversation_id, conversations.size());
       if (inserted) conversations.emplace_back();
       const int turn = d->turn_index;
-      conversations[it->second][turn] = *std::move(d);
+      conversations[it->second][turn].push_back(*std::move(d));
     }
     if (in.bad()) return absl::DataLossError(absl::StrCat("reading ", decisions_path, " failed"));
   }
+  auto decided_at = [](const data::DecisionRecord& d) {
+    absl::Time t;
+    std::string err;
+    return absl::ParseTime(absl::RFC3339_full, d.time_utc, &t, &err) ? t : absl::InfinitePast();
+  };
 
   // A conversation is cut at its first turn that cannot be joined (the
   // context of later turns would be wrong).
@@ -247,10 +260,11 @@ absl::Status JoinPartition(const std::string& decisions_path, const std::string&
     data::Episode episode;
     episode.id = ++*next_id;
     std::vector<double> propensity;
+    std::vector<int> joined_actions;  // per joined turn, what was taken
     ope::ConversationBudget budget;
     int expected_turn = 0;
     bool cut = false;
-    for (const auto& [turn_index, d] : conversation) {
+    for (const auto& [turn_index, decisions] : conversation) {
       if (cut) {
         ++s->after_gap;
         continue;
@@ -263,36 +277,62 @@ absl::Status JoinPartition(const std::string& decisions_path, const std::string&
         stop(&s->after_gap);
         continue;
       }
-      auto found = by_id.find(d.decision_id);
-      const bool by_decision = found != by_id.end();
-      if (!by_decision) found = by_turn.find(TurnKey(d.conversation_id, d.turn_index));
-      absl::Time decided;
-      std::string err;
-      const bool timed = absl::ParseTime(absl::RFC3339_full, d.time_utc, &decided, &err);
-      if (found == (by_decision ? by_id.end() : by_turn.end())) {
+      // The newest decision of the turn (the last logged among equals).
+      const data::DecisionRecord* d = &decisions.front();
+      for (const data::DecisionRecord& other : decisions)
+        if (decided_at(other) >= decided_at(*d)) d = &other;
+      const absl::Time decided = decided_at(*d);
+      const bool timed = decided != absl::InfinitePast();
+      auto found = reports.find(TurnKey(d->conversation_id, turn_index));
+      // A Report quoting one of this turn's ids is about that decision; one
+      // quoting an id that was never logged cannot be weighed.
+      if (found != reports.end() && data::DecisionIdIsOfTurn(found->second.record.decision_id,
+                                                             d->conversation_id, turn_index)) {
+        const data::DecisionRecord* named = nullptr;
+        for (const data::DecisionRecord& other : decisions)
+          if (other.decision_id == found->second.record.decision_id) named = &other;
+        if (named == nullptr)
+          found = reports.end();
+        else
+          d = named;
+      }
+      if (found == reports.end()) {
         stop(timed && now - decided < absl::Seconds(window_s) ? &s->pending : &s->unrewarded);
         continue;
       }
       const server::ReportRecord& r = found->second.record;
       if (views->empty()) {
-        *views = d.context.view_names;
+        *views = d->context.view_names;
         *tasks = r.tasks;
       }
-      if (d.context.view_names != *views || r.view_names != *views || r.tasks != *tasks) {
+      const auto task = std::find(tasks->begin(), tasks->end(), d->context.task);
+      if (d->context.view_names != *views || r.view_names != *views || r.tasks != *tasks ||
+          task == tasks->end()) {
         stop(&s->unusable);
         continue;
       }
-      absl::Time reported;
-      if (timed && absl::ParseTime(absl::RFC3339_full, r.received_utc, &reported, &err) &&
-          reported - decided > absl::Seconds(window_s))
+      // The window the decision observed must be the turns joined before it:
+      // a conversation restarted under the same id (after the server forgot
+      // it) has a turn 0 of another life, and its later turns' contexts would
+      // be replayed wrong.
+      const std::vector<data::DecisionHistoryTurn>& history = d->context.history;
+      bool same_history = history.size() <= joined_actions.size();
+      for (size_t i = 0; same_history && i < history.size(); ++i) {
+        const size_t at = joined_actions.size() - history.size() + i;
+        same_history =
+            history[i].action == joined_actions[at] && history[i].task == episode.turns[at].task;
+      }
+      if (!same_history) {
+        stop(&s->other_history);
+        continue;
+      }
+      absl::Time reported = found->second.received;
+      if (timed && reported != absl::InfinitePast() && reported - decided > absl::Seconds(window_s))
         ++s->late;
       auto actions = env::ActionTable::Create(static_cast<int>(views->size()));
       if (!actions.ok()) return actions.status();
       auto executed = actions->IndexOf(r.cloud, r.cloud ? r.uploaded_views : std::vector<int>{});
-      if (!executed.ok() || *executed >= static_cast<int>(d.actions.size()) ||
-          !(d.actions[*executed].probability >= ope::kMinPropensity)) {
-        // No probability for what was done, or one whose weight overflows
-        // (lcio-ope refuses it): IPS cannot weigh it.
+      if (!executed.ok() || *executed >= static_cast<int>(d->actions.size())) {
         stop(&s->unusable);
         continue;
       }
@@ -300,19 +340,31 @@ absl::Status JoinPartition(const std::string& decisions_path, const std::string&
       // not drawn from the logged distribution (an offline client going
       // local has probability near 1, not the policy's 0.02), so no
       // propensity is known for it, and later turns' contexts follow it.
-      if (*executed != d.taken_action) {
+      if (*executed != d->taken_action) {
         stop(&s->deviated);
         continue;
       }
-      if (turn_index == 0) {
-        budget.latency_s = d.context.latency_budget_s;
-        budget.money_usd = d.context.money_budget_usd;
+      // A probability whose weight overflows (lcio-ope refuses it): IPS
+      // cannot weigh it.
+      if (!(d->actions[*executed].probability >= ope::kMinPropensity)) {
+        stop(&s->unusable);
+        continue;
       }
-      episode.turns.push_back(server::ReportTurn(r, *tasks));
-      episode.association.push_back(d.context.association);
-      propensity.push_back(d.actions[*executed].probability);
-      budget.remaining_latency_s.push_back(d.context.latency_budget_s);
-      budget.remaining_money_usd.push_back(d.context.money_budget_usd);
+      if (turn_index == 0) {
+        budget.latency_s = d->context.latency_budget_s;
+        budget.money_usd = d->context.money_budget_usd;
+      }
+      // The task the serving policy decided with (given or inferred): what a
+      // candidate replayed on this turn would see.
+      data::Turn turn = server::ReportTurn(r, *tasks);
+      turn.task = *task;
+      turn.task_index = static_cast<int>(task - tasks->begin());
+      episode.turns.push_back(std::move(turn));
+      episode.association.push_back(d->context.association);
+      propensity.push_back(d->actions[*executed].probability);
+      joined_actions.push_back(*executed);
+      budget.remaining_latency_s.push_back(d->context.latency_budget_s);
+      budget.remaining_money_usd.push_back(d->context.money_budget_usd);
       ++expected_turn;
     }
     if (episode.turns.empty()) {
@@ -324,8 +376,23 @@ absl::Status JoinPartition(const std::string& decisions_path, const std::string&
     ++s->conversations;
     if (auto st = writer->Add(episode, *tasks, propensity, budget); !st.ok()) return st;
   }
-  for (const auto* index : {&by_id, &by_turn})
-    for (const auto& [key, report] : *index) s->unmatched_reports += !report.has_decision;
+  // A Report is matched when its turn was logged, and the decision it quotes
+  // (if it quotes one of its turn) among that turn's, whether or not the
+  // conversation was cut before it.
+  for (const auto& [key, report] : reports) {
+    const server::ReportRecord& r = report.record;
+    auto c = conversation_index.find(r.conversation_id);
+    const std::vector<data::DecisionRecord>* decisions = nullptr;
+    if (c != conversation_index.end())
+      if (auto t = conversations[c->second].find(r.turn_index); t != conversations[c->second].end())
+        decisions = &t->second;
+    bool matched = decisions != nullptr;
+    if (matched && data::DecisionIdIsOfTurn(r.decision_id, r.conversation_id, r.turn_index))
+      matched = std::any_of(
+          decisions->begin(), decisions->end(),
+          [&](const data::DecisionRecord& d) { return d.decision_id == r.decision_id; });
+    s->unmatched_reports += !matched;
+  }
   return absl::OkStatus();
 }
 
@@ -415,13 +482,15 @@ absl::Status Run(Summary* s) {
   {
     std::vector<std::ofstream> out(partitions);
     for (size_t p = 0; p < partitions; ++p) out[p].open(part("r", p), std::ios::binary);
-    for (const std::string& f : report_files) {
+    for (size_t file = 0; file < report_files.size(); ++file) {
+      const std::string& f = report_files[file];
       int skipped = 0;
       if (auto st = server::ScanReportLog(f, &skipped, &s->problems,
                                           [&](server::ReportRecord r, int64_t) {
                                             ++s->reports;
                                             out[hash(r.conversation_id) % partitions]
-                                                << server::EncodeReportLine(r);
+                                                << file << '\t' << server::ReportRecordToJson(r)
+                                                << '\n';
                                           });
           !st.ok())
         return st;
@@ -526,6 +595,7 @@ int main(int argc, char** argv) {
                       {"unrewarded_decisions", s.unrewarded},
                       {"decisions_after_a_gap", s.after_gap},
                       {"deviated_turns", s.deviated},
+                      {"other_history_turns", s.other_history},
                       {"unusable_turns", s.unusable},
                       {"unmatched_reports", s.unmatched_reports},
                       {"partitions", s.partitions},

@@ -289,6 +289,18 @@ absl::StatusOr<ReportRecord> ReadReportRecordAt(std::istream& in, int64_t offset
   return ReportRecordFromJson(absl::string_view(line).substr(9));
 }
 
+absl::Time ReceivedTime(const ReportRecord& record) {
+  absl::Time received;
+  std::string unparsed;
+  return absl::ParseTime(absl::RFC3339_full, record.received_utc, &received, &unparsed)
+             ? received
+             : absl::InfinitePast();
+}
+
+bool LaterReportStands(bool same_file, absl::Time later_received, absl::Time earlier_received) {
+  return same_file || later_received >= earlier_received;
+}
+
 data::Turn ReportTurn(const ReportRecord& r, const std::vector<std::string>& tasks) {
   data::Turn turn;
   turn.question = r.prompt;
@@ -326,10 +338,8 @@ absl::StatusOr<ExportSummary> ExportReportLogs(const std::vector<std::string>& f
     int64_t offset;
     absl::Time received;  // InfinitePast: no valid received_utc
   };
-  // Pass 1: where each (conversation, turn)'s last record is: within a file
-  // the last appended; across files the newest by received_utc, the later
-  // file among equals (a turn reported again to another pod is that pod's
-  // record, whatever order the files come in).
+  // Pass 1: where each (conversation, turn)'s standing record is
+  // (LaterReportStands).
   std::unordered_map<std::string, size_t> episode_of;
   std::vector<std::map<int, Location>> turns;
   // Per conversation, its earliest received_utc; InfiniteFuture: none valid.
@@ -392,16 +402,13 @@ absl::StatusOr<ExportSummary> ExportReportLogs(const std::vector<std::string>& f
             turns.emplace_back();
             first_report.push_back(absl::InfiniteFuture());
           }
-          absl::Time received;
-          std::string unparsed;
-          if (absl::ParseTime(absl::RFC3339_full, r.received_utc, &received, &unparsed))
+          const absl::Time received = ReceivedTime(r);
+          if (received != absl::InfinitePast())
             first_report[it->second] = std::min(first_report[it->second], received);
-          else
-            received = absl::InfinitePast();
           auto [place, fresh] = turns[it->second].try_emplace(
               r.turn_index, Location{static_cast<int>(f), offset, received});
-          if (!fresh && (place->second.file == static_cast<int>(f) ||  // appended later
-                         received >= place->second.received))
+          if (!fresh && LaterReportStands(place->second.file == static_cast<int>(f), received,
+                                          place->second.received))
             place->second = Location{static_cast<int>(f), offset, received};
         });
     if (!s.ok()) return s;

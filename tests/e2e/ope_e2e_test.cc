@@ -13,6 +13,8 @@
 #include <fstream>
 #include <memory>
 #include <thread>
+#include <tuple>
+#include <vector>
 
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
@@ -314,6 +316,145 @@ TEST_F(OpeEndToEndTest, ATurnTheClientRanOtherwiseThanDecidedCutsItsConversation
   ASSERT_TRUE(joined.ok()) << joined.status();
   ASSERT_EQ(joined->propensity.size(), 1u);
   EXPECT_EQ(joined->propensity[0], std::vector<double>({0.92}));
+}
+
+// Which decision and which Report a turn joins, and what cuts it: a turn
+// reported to two pods, a Report corrected without its id, a retried Decide,
+// a conversation restarted under its id, an inferred task, a client that ran
+// another action without exploration; the serving policy's task vocabulary
+// survives a log in which one task never came up.
+TEST_F(OpeEndToEndTest, EachTurnJoinsTheDecisionItsReportNamesAndItsNewestReport) {
+  const std::vector<std::string> views = {"front", "left", "right"};
+  const std::vector<std::string> tasks = {"Assistive System", "Message Editing", "Query",
+                                          "Recommendation"};
+  auto actions = env::ActionTable::Create(3);
+  ASSERT_TRUE(actions.ok());
+  const absl::Time start = absl::FromUnixSeconds(1764547200);
+  std::ofstream decisions(dir_.File("decisions.log"), std::ios::binary);
+  std::ofstream pod_a(dir_.File("a.log"), std::ios::binary);
+  std::ofstream pod_b(dir_.File("b.log"), std::ios::binary);
+  // A decision for `taken` (0 local, 1 cloud) with probability `p`, the rest
+  // spread evenly (mode "none" when p is 1).
+  auto decide = [&](const std::string& c, int turn, int id, int taken, double p, int minute,
+                    std::vector<data::DecisionHistoryTurn> history = {}) {
+    data::DecisionRecord d;
+    d.conversation_id = c;
+    d.turn_index = turn;
+    d.decision_id = absl::StrFormat("%s/%d/%016x", c, turn, id);
+    d.time_utc = Rfc3339(start + absl::Minutes(minute));
+    d.policy_version = "v1";
+    d.context.task = "Query";
+    d.context.view_names = views;
+    d.context.association = {0.2, 0.3, 0.4};
+    d.context.latency_budget_s = 30;
+    d.context.money_budget_usd = 0.05;
+    d.context.device = "Jetson TX2";
+    d.context.network = "Wired";
+    d.context.history = std::move(history);
+    for (int a = 0; a < actions->size(); ++a) {
+      data::DecisionAction x;
+      x.description = actions->Describe(a);
+      x.probability = a == taken ? p : (1 - p) / (actions->size() - 1);
+      x.allowed = true;
+      d.actions.push_back(x);
+    }
+    d.proposed_action = d.taken_action = taken;
+    d.exploration.mode = p == 1 ? "none" : "epsilon";
+    d.exploration.parameter = p == 1 ? 0 : (1 - p) * actions->size() / (actions->size() - 1);
+    return d;
+  };
+  auto write = [&](const data::DecisionRecord& d) { decisions << data::ToJsonLine(d) << "\n"; };
+  auto report = [&](std::ofstream& to, const data::DecisionRecord& d, bool cloud, double score,
+                    int second, bool with_id = true, const std::string& task = "Query") {
+    server::ReportRecord r;
+    r.conversation_id = d.conversation_id;
+    r.turn_index = d.turn_index;
+    if (with_id) r.decision_id = d.decision_id;
+    r.prompt = "what is this?";
+    r.task = task;
+    r.cloud = cloud;
+    r.view_names = views;
+    r.association = d.context.association;
+    r.answer = "an answer";
+    r.score = score;
+    r.interaction_time_s = 2;
+    r.usage_cost_usd = cloud ? 0.0005 : 0.00001;
+    r.tasks = tasks;
+    r.policy_version = "v1";
+    r.received_utc = Rfc3339(start + absl::Seconds(second));
+    to << server::EncodeReportLine(r);
+  };
+  // Reported to pod b later than to pod a: b's record stands, whatever the
+  // order of the files.
+  const auto pods = decide("pods", 0, 1, 0, 0.9, 0);
+  write(pods);
+  report(pod_b, pods, false, 2.0, 300);
+  report(pod_a, pods, false, 0.5, 60);
+  // Corrected without its id: the newer record stands, and none is unmatched.
+  const auto fixed = decide("fixed", 0, 1, 0, 0.9, 0);
+  write(fixed);
+  report(pod_a, fixed, false, 0.5, 60);
+  report(pod_a, fixed, false, 1.75, 120, /*with_id=*/false);
+  // A retried Decide: the Report names the first call's decision.
+  const auto first = decide("retry", 0, 0xa, 0, 0.8, 0),
+             second = decide("retry", 0, 0xb, 0, 0.7, 1);
+  write(first);
+  write(second);
+  report(pod_a, first, false, 1.25, 70);
+  // Two lives of one id: the later turn 0 stands; the first life's turn 1
+  // observed a cloud turn 0, so it is cut, not joined after a local one.
+  const auto life1 = decide("restart", 0, 1, 1, 0.9, 0);
+  const auto life1_turn1 = decide("restart", 1, 2, 1, 0.9, 1, {{1, "Query"}});
+  const auto life2 = decide("restart", 0, 3, 0, 0.9, 60);
+  for (const auto* d : {&life1, &life1_turn1, &life2}) write(*d);
+  report(pod_a, life1, true, 1.0, 10);
+  report(pod_a, life1_turn1, true, 1.1, 70);
+  report(pod_a, life2, false, 0.3, 3610);
+  // The server inferred Query; the client reports Recommendation: the turn
+  // carries what the policy decided with.
+  const auto inferred = decide("inferred", 0, 1, 0, 0.9, 0);
+  write(inferred);
+  report(pod_a, inferred, false, 1.5, 60, true, "Recommendation");
+  // Served without exploration: cloud with probability 1, run locally.
+  const auto offline = decide("offline", 0, 1, 1, 1.0, 0);
+  write(offline);
+  report(pod_a, offline, false, 1.0, 60);
+  decisions.close();
+  pod_a.close();
+  pod_b.close();
+
+  for (const char* order : {"a,b", "b,a"}) {
+    const std::string files = order == std::string("a,b")
+                                  ? dir_.File("a.log") + "," + dir_.File("b.log")
+                                  : dir_.File("b.log") + "," + dir_.File("a.log");
+    auto [status, out] = Run({LCIO_JOIN_BIN, "--decisions=" + dir_.File("decisions.log"),
+                              "--reports=" + files, "--out=" + dir_.File("joined.json")});
+    ASSERT_EQ(status, 0) << stderr_ << out;
+    const json summary = json::parse(out);
+    EXPECT_EQ(summary["conversations"], 5) << out;
+    EXPECT_EQ(summary["unmatched_reports"], 0) << out;
+    EXPECT_EQ(summary["other_history_turns"], 1) << out;
+    EXPECT_EQ(summary["deviated_turns"], 1) << out;
+    EXPECT_EQ(summary["unusable_turns"], 0) << out;
+    EXPECT_EQ(summary["unrewarded_decisions"], 0) << out;
+    auto joined = ope::LoadJoinedLog(dir_.File("joined.json"));
+    ASSERT_TRUE(joined.ok()) << joined.status();
+    EXPECT_EQ(joined->dataset.tasks, tasks);
+    std::vector<std::tuple<double, double, std::string, size_t>> seen;
+    for (size_t e = 0; e < joined->dataset.episodes.size(); ++e) {
+      const data::Episode& episode = joined->dataset.episodes[e];
+      seen.emplace_back(episode.turns[0].score, joined->propensity[e][0], episode.turns[0].task,
+                        episode.turns.size());
+    }
+    std::sort(seen.begin(), seen.end());
+    const std::vector<std::tuple<double, double, std::string, size_t>> expected = {
+        {0.3, 0.9, "Query", 1},   // restart: the second life's turn 0 only
+        {1.25, 0.8, "Query", 1},  // retry: the named decision's propensity
+        {1.5, 0.9, "Query", 1},   // inferred: the decision's task
+        {1.75, 0.9, "Query", 1},  // fixed: the correction
+        {2.0, 0.9, "Query", 1}};  // pods: the newer pod's record
+    EXPECT_EQ(seen, expected) << order;
+  }
 }
 
 TEST_F(OpeEndToEndTest, BadJoinedInputIsRefusedWithTheFieldAndTheRule) {

@@ -82,6 +82,14 @@ absl::Status ScanReportLog(const std::string& path, int* skipped,
 // reported for the file `path`).
 absl::StatusOr<ReportRecord> ReadReportRecordAt(std::istream& in, int64_t offset,
                                                 const std::string& path);
+// A (conversation, turn) reported twice keeps one record: within a file the
+// later appended; across files the newer by received_utc, the later-read file
+// among equals (a turn reported again to another pod is that pod's record,
+// whatever order the files come in). The exporter and lcio-join both use it.
+// ReceivedTime is InfinitePast for a record without a valid received_utc.
+absl::Time ReceivedTime(const ReportRecord& record);
+bool LaterReportStands(bool same_file, absl::Time later_received, absl::Time earlier_received);
+
 // The M4A1 turn a Report describes; `tasks` is the export's vocabulary.
 data::Turn ReportTurn(const ReportRecord& record, const std::vector<std::string>& tasks);
 
