@@ -451,6 +451,34 @@ TEST(JoinedLog, RoundTrips) {
   EXPECT_TRUE(data::ParseM4A1(out.str(), "<test>").ok());
 }
 
+// The serving policy's vocabulary travels with the episodes: a log in which
+// a task never came up still reads with every task, in the policy's order.
+TEST(JoinedLog, KeepsTheTaskVocabularyItWasWrittenWith) {
+  JoinedLog log = SmallJoined();
+  std::vector<std::string> vocabulary = log.dataset.tasks;
+  vocabulary.push_back("Never Seen");
+  std::reverse(vocabulary.begin(), vocabulary.end());
+  log.dataset.tasks = vocabulary;
+  for (data::Episode& e : log.dataset.episodes)
+    for (data::Turn& t : e.turns)
+      t.task_index = static_cast<int>(std::find(vocabulary.begin(), vocabulary.end(), t.task) -
+                                      vocabulary.begin());
+  std::ostringstream out;
+  ASSERT_TRUE(WriteJoinedLog(log, out).ok());
+  auto back = ParseJoinedLog(out.str(), "f.json");
+  ASSERT_TRUE(back.ok()) << back.status();
+  EXPECT_EQ(back->dataset.tasks, vocabulary);
+  const std::string text = out.str();
+  const std::string first = "\"Never Seen\"";
+  std::string other = text;
+  other.replace(other.rfind(first), first.size(), "\"Other\"");  // the last episode's list
+  auto mixed = ParseJoinedLog(other, "f.json");
+  ASSERT_FALSE(mixed.ok());
+  EXPECT_NE(mixed.status().message().find("field 'tasks'"), std::string::npos) << mixed.status();
+  EXPECT_NE(mixed.status().message().find("the same list in every episode"), std::string::npos)
+      << mixed.status();
+}
+
 TEST(JoinedLog, RefusesBadPropensitiesAndBudgets) {
   std::ostringstream out;
   ASSERT_TRUE(WriteJoinedLog(SmallJoined(), out).ok());

@@ -9,6 +9,9 @@
 //                    before that turn (optional; lcio-join writes them)
 //   per episode      "latency_budget_s", "money_budget_usd": the
 //                    conversation's budgets (optional; defaults apply)
+//                    "tasks": the serving policy's task vocabulary, the same
+//                    in every episode (optional; without it the vocabulary
+//                    is the tasks the episodes name, as for M4A1 data)
 //
 // So a joined file is also training data (lcio-train --data reads it).
 #pragma once
