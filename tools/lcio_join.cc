@@ -262,6 +262,7 @@ absl::Status JoinPartition(const std::string& decisions_path, const std::string&
     std::vector<double> propensity;
     std::vector<int> joined_actions;  // per joined turn, what was taken
     ope::ConversationBudget budget;
+    ope::ServedProfile profile;  // turn 0's: the replay prices every turn under it
     int expected_turn = 0;
     bool cut = false;
     for (const auto& [turn_index, decisions] : conversation) {
@@ -353,6 +354,11 @@ absl::Status JoinPartition(const std::string& decisions_path, const std::string&
       if (turn_index == 0) {
         budget.latency_s = d->context.latency_budget_s;
         budget.money_usd = d->context.money_budget_usd;
+        profile = {d->context.device, d->context.network};
+        if (profile.device.empty() || profile.network.empty()) profile = {};
+      } else if (d->context.device != profile.device || d->context.network != profile.network) {
+        stop(&s->unusable);  // one conversation, one profile to price it under
+        continue;
       }
       // The task the serving policy decided with (given or inferred): what a
       // candidate replayed on this turn would see.
@@ -374,7 +380,7 @@ absl::Status JoinPartition(const std::string& decisions_path, const std::string&
     episode.image_paths = *views;
     s->turns += static_cast<int64_t>(episode.turns.size());
     ++s->conversations;
-    if (auto st = writer->Add(episode, *tasks, propensity, budget); !st.ok()) return st;
+    if (auto st = writer->Add(episode, *tasks, propensity, budget, profile); !st.ok()) return st;
   }
   // A Report is matched when its turn was logged, and the decision it quotes
   // (if it quotes one of its turn) among that turn's, whether or not the

@@ -85,6 +85,19 @@ absl::StatusOr<JoinedLog> ParseJoinedLog(std::string_view text, std::string_view
     if (!money.ok()) return money.status();
     budget.latency_s = *latency;
     budget.money_usd = *money;
+    ServedProfile served;
+    for (auto [field, value] :
+         {std::pair{"device", &served.device}, {"network", &served.network}}) {
+      auto it = episode.find(field);
+      if (it == episode.end()) continue;
+      if (!it->is_string() || it->get<std::string>().empty())
+        return FieldError(source, parsed.id, -1, field, *it, "must be a non-empty string");
+      *value = it->get<std::string>();
+    }
+    if (served.device.empty() != served.network.empty())
+      return FieldError(source, parsed.id, -1, served.device.empty() ? "network" : "device",
+                        json(served.device.empty() ? served.network : served.device),
+                        "needs its partner: an episode names both device and network, or neither");
     const json& turns = episode.at("interactions");
     std::vector<double> p;
     for (size_t t = 0; t < turns.size(); ++t) {
@@ -111,6 +124,7 @@ absl::StatusOr<JoinedLog> ParseJoinedLog(std::string_view text, std::string_view
     }
     log.propensity.push_back(std::move(p));
     log.budget.push_back(std::move(budget));
+    log.profile.push_back(std::move(served));
   }
   return log;
 }
@@ -127,7 +141,7 @@ absl::StatusOr<JoinedLog> LoadJoinedLog(const std::string& path,
 absl::Status JoinedLogWriter::Add(const data::Episode& episode,
                                   const std::vector<std::string>& tasks,
                                   const std::vector<double>& propensity,
-                                  const ConversationBudget& budget) {
+                                  const ConversationBudget& budget, const ServedProfile& profile) {
   if (propensity.size() != episode.turns.size())
     return absl::InvalidArgumentError(absl::StrCat("episode ", episode.id, ": ", propensity.size(),
                                                    " propensities for ", episode.turns.size(),
@@ -153,6 +167,10 @@ absl::Status JoinedLogWriter::Add(const data::Episode& episode,
       turn["remaining_money_usd"] = *budget.remaining_money_usd[t];
   }
   j["tasks"] = tasks;
+  if (profile.known()) {
+    j["device"] = profile.device;
+    j["network"] = profile.network;
+  }
   if (budget.latency_s) j["latency_budget_s"] = *budget.latency_s;
   if (budget.money_usd) j["money_budget_usd"] = *budget.money_usd;
   *out_ << (episodes_ == 0 ? "[\n" : ",\n")
@@ -172,8 +190,9 @@ absl::Status JoinedLogWriter::Finish() {
 absl::Status WriteJoinedLog(const JoinedLog& log, std::ostream& out) {
   JoinedLogWriter writer(&out);
   for (size_t e = 0; e < log.dataset.episodes.size(); ++e)
-    if (auto s = writer.Add(log.dataset.episodes[e], log.dataset.tasks, log.propensity[e],
-                            log.budget[e]);
+    if (auto s =
+            writer.Add(log.dataset.episodes[e], log.dataset.tasks, log.propensity[e], log.budget[e],
+                       e < log.profile.size() ? log.profile[e] : ServedProfile{});
         !s.ok())
       return s;
   return writer.Finish();

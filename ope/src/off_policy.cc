@@ -1,9 +1,14 @@
 #include "lcio/ope/off_policy.h"
 
 #include <algorithm>
+#include <map>
+#include <memory>
 #include <random>
+#include <string>
+#include <tuple>
 
 #include "absl/strings/str_cat.h"
+#include "lcio/data/message.h"
 #include "lcio/env/scorer.h"
 #include "lcio/env/shield.h"
 #include "lcio/env/split.h"
@@ -56,7 +61,28 @@ absl::StatusOr<OpeReport> EvaluateOffPolicy(const JoinedLog& log, env::Policy& c
   if (!dm.ok()) return dm.status();
   const env::Simulator& primary = *dm->simulators.front();
   const env::ActionTable& actions = primary.actions();
-  const env::CostModel& costs = primary.costs();
+  // A conversation is priced under the profile it was served for, when the
+  // log names one: each fold's model with that profile's costs, made once.
+  std::map<std::tuple<int, std::string, std::string>, std::shared_ptr<const env::Simulator>>
+      profiled;
+  auto model_for = [&](size_t e) -> absl::StatusOr<const env::Simulator*> {
+    const int fold = dm->fold_of[e];
+    const env::Simulator& fitted = *dm->simulators[fold];
+    if (e >= log.profile.size() || !log.profile[e].known()) return &fitted;
+    const ServedProfile& p = log.profile[e];
+    if (p.device == options.config.device && p.network == options.config.network) return &fitted;
+    auto& slot = profiled[{fold, p.device, p.network}];
+    if (slot == nullptr) {
+      auto made = fitted.WithProfile({p.device, p.network});
+      if (!made.ok())
+        return absl::InvalidArgumentError(
+            absl::StrCat(ds.source, ": episode ", ds.episodes[e].id, " was served for ",
+                         data::Shorten(p.device, 64), " / ", data::Shorten(p.network, 64), ": ",
+                         made.status().message(), " (--profiles adds devices and networks)"));
+      slot = *std::move(made);
+    }
+    return slot.get();
+  };
 
   OpeReport report;
   report.num_actions = actions.size();
@@ -71,7 +97,10 @@ absl::StatusOr<OpeReport> EvaluateOffPolicy(const JoinedLog& log, env::Policy& c
     if (log.propensity[e].size() != episode.turns.size())
       return absl::InvalidArgumentError(
           absl::StrCat("joined log: episode ", episode.id, " propensities do not match its turns"));
-    const env::Simulator& model = *dm->simulators[dm->fold_of[e]];
+    auto served = model_for(e);
+    if (!served.ok()) return served.status();
+    const env::Simulator& model = **served;
+    const env::CostModel& costs = model.costs();
     const env::Budget budget = BudgetOf(log, e, options.default_budget);
     candidate.BeginEpisode(episode, budget, env::MixSeed(options.seed, episode.id));
     // The context is the logged conversation's: its own history and the

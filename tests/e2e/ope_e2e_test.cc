@@ -445,6 +445,9 @@ TEST_F(OpeEndToEndTest, EachTurnJoinsTheDecisionItsReportNamesAndItsNewestReport
       const data::Episode& episode = joined->dataset.episodes[e];
       seen.emplace_back(episode.turns[0].score, joined->propensity[e][0], episode.turns[0].task,
                         episode.turns.size());
+      // The profile it was served for, which the replay prices it under.
+      EXPECT_EQ(joined->profile.at(e).device, "Jetson TX2");
+      EXPECT_EQ(joined->profile.at(e).network, "Wired");
     }
     std::sort(seen.begin(), seen.end());
     const std::vector<std::tuple<double, double, std::string, size_t>> expected = {

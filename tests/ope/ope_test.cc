@@ -549,6 +549,45 @@ TEST(OffPolicy, OnPolicyWithoutExplorationIsExact) {
   EXPECT_LT(other->spend_per_conversation_usd, 1e-3 * r->spend_per_conversation_usd);
 }
 
+// A conversation is priced under the profile it was served for: a log whose
+// episodes name Raspberry Pi-4B / 4G replays as a run at that profile does,
+// whatever the run's own --device and --network; half named, half not, the
+// halves are priced differently.
+TEST(OffPolicy, EachConversationIsPricedUnderTheProfileItWasServedFor) {
+  const World w = MakeWorld();
+  env::FixedPolicy base(0, "Local");
+  ExplorationOptions x;
+  x.epsilon = 0.5;
+  auto log = SimulateExploringLog(*w.truth, EmbeddedDataset(), w.episodes, base, x);
+  ASSERT_TRUE(log.ok()) << log.status();
+  OpeOptions there;
+  there.config.device = "Raspberry Pi-4B";
+  there.config.network = "4G";
+  JoinedLog named = *log;
+  named.profile.assign(named.dataset.episodes.size(), {"Raspberry Pi-4B", "4G"});
+  std::ostringstream out;  // and the profile survives the file
+  ASSERT_TRUE(WriteJoinedLog(named, out).ok());
+  auto read = ParseJoinedLog(out.str(), "f.json");
+  ASSERT_TRUE(read.ok()) << read.status();
+  for (int action : {0, 4}) {
+    env::FixedPolicy candidate(action, "Fixed");
+    auto at_profile = EvaluateOffPolicy(*log, candidate, there);
+    auto served = EvaluateOffPolicy(*read, candidate, OpeOptions());
+    auto default_profile = EvaluateOffPolicy(*log, candidate, OpeOptions());
+    ASSERT_TRUE(at_profile.ok() && served.ok() && default_profile.ok()) << served.status();
+    EXPECT_DOUBLE_EQ(served->logged_value, at_profile->logged_value);
+    EXPECT_DOUBLE_EQ(served->overall.dr.estimate, at_profile->overall.dr.estimate);
+    EXPECT_DOUBLE_EQ(served->overall.ips.estimate, at_profile->overall.ips.estimate);
+    EXPECT_NE(served->logged_value, default_profile->logged_value);
+  }
+  named.profile[0] = {"Toaster", "4G"};
+  env::FixedPolicy local(0, "Local");
+  auto unknown = EvaluateOffPolicy(named, local, OpeOptions());
+  ASSERT_FALSE(unknown.ok());
+  EXPECT_NE(unknown.status().message().find("was served for Toaster / 4G"), std::string::npos)
+      << unknown.status();
+}
+
 TEST(OffPolicy, ExploringLogCoversTheTrueValue) {
   const World w = MakeWorld();
   env::FixedPolicy base(0, "Local");

@@ -9,6 +9,9 @@
 //                    before that turn (optional; lcio-join writes them)
 //   per episode      "latency_budget_s", "money_budget_usd": the
 //                    conversation's budgets (optional; defaults apply)
+//                    "device", "network": the profile the conversation was
+//                    served for, which the replay prices it under (optional,
+//                    both or neither; without them, the run's profile)
 //                    "tasks": the serving policy's task vocabulary, the same
 //                    in every episode (optional; without it the vocabulary
 //                    is the tasks the episodes name, as for M4A1 data)
@@ -41,10 +44,17 @@ struct ConversationBudget {
 // overflows and every interval turns NaN).
 inline constexpr double kMinPropensity = 1e-100;
 
+// The device and network a conversation was served for; empty: not logged.
+struct ServedProfile {
+  std::string device, network;
+  bool known() const { return !device.empty(); }
+};
+
 struct JoinedLog {
   data::Dataset dataset;
   std::vector<std::vector<double>> propensity;  // [episode][turn]
   std::vector<ConversationBudget> budget;       // [episode]
+  std::vector<ServedProfile> profile;           // [episode], or empty: none logged
 };
 
 // Errors name the source, episode id, turn, field, value and rule. A turn
@@ -63,7 +73,8 @@ class JoinedLogWriter {
   explicit JoinedLogWriter(std::ostream* out) : out_(out) {}
   // `tasks` is the task vocabulary the episodes' task_index refer to.
   absl::Status Add(const data::Episode& episode, const std::vector<std::string>& tasks,
-                   const std::vector<double>& propensity, const ConversationBudget& budget);
+                   const std::vector<double>& propensity, const ConversationBudget& budget,
+                   const ServedProfile& profile = {});
   absl::Status Finish();
   int64_t episodes() const { return episodes_; }
 
