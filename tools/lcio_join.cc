@@ -68,6 +68,9 @@ struct Summary {
   // The decision observed another history than the turns joined before it
   // (a conversation restarted under the same id): cut there.
   int64_t other_history = 0;
+  // Decisions of a joined turn besides the one joined: a retried Decide, or
+  // the other life of a restarted conversation.
+  int64_t not_joined = 0;
   int64_t unusable =
       0;  // the Report's action had probability < kMinPropensity, or other views/tasks
   int64_t unmatched_reports = 0;  // no decision for them (a repeated Report counts once)
@@ -263,6 +266,7 @@ absl::Status JoinPartition(const std::string& decisions_path, const std::string&
     std::vector<int> joined_actions;  // per joined turn, what was taken
     ope::ConversationBudget budget;
     ope::ServedProfile profile;  // turn 0's: the replay prices every turn under it
+    absl::Time previous_decided = absl::InfinitePast();  // of the last joined turn
     int expected_turn = 0;
     bool cut = false;
     for (const auto& [turn_index, decisions] : conversation) {
@@ -278,25 +282,38 @@ absl::Status JoinPartition(const std::string& decisions_path, const std::string&
         stop(&s->after_gap);
         continue;
       }
-      // The newest decision of the turn (the last logged among equals).
-      const data::DecisionRecord* d = &decisions.front();
-      for (const data::DecisionRecord& other : decisions)
-        if (decided_at(other) >= decided_at(*d)) d = &other;
+      // The newest decision of the turn made no later than `by` (the later
+      // logged among equals); the newest of all when none was.
+      auto newest = [&](absl::Time by) {
+        const data::DecisionRecord* pick = nullptr;
+        for (const data::DecisionRecord& other : decisions)
+          if (decided_at(other) <= by &&
+              (pick == nullptr || decided_at(other) >= decided_at(*pick)))
+            pick = &other;
+        return pick != nullptr ? pick : &decisions.back();
+      };
+      const data::DecisionRecord* d = newest(absl::InfiniteFuture());
+      auto found = reports.find(TurnKey(d->conversation_id, turn_index));
+      if (found != reports.end()) {
+        const server::ReportRecord& r = found->second.record;
+        if (data::DecisionIdIsOfTurn(r.decision_id, r.conversation_id, turn_index)) {
+          // A Report quoting one of this turn's ids is about that decision;
+          // one quoting an id that was never logged cannot be weighed.
+          const auto named = std::find_if(decisions.begin(), decisions.end(), [&](const auto& x) {
+            return x.decision_id == r.decision_id;
+          });
+          if (named == decisions.end())
+            found = reports.end();
+          else
+            d = &*named;
+        } else if (found->second.received != absl::InfinitePast()) {
+          // Without an id: the decision the client can have run, made before
+          // its Report arrived (a later one is of a restarted conversation).
+          d = newest(found->second.received);
+        }
+      }
       const absl::Time decided = decided_at(*d);
       const bool timed = decided != absl::InfinitePast();
-      auto found = reports.find(TurnKey(d->conversation_id, turn_index));
-      // A Report quoting one of this turn's ids is about that decision; one
-      // quoting an id that was never logged cannot be weighed.
-      if (found != reports.end() && data::DecisionIdIsOfTurn(found->second.record.decision_id,
-                                                             d->conversation_id, turn_index)) {
-        const data::DecisionRecord* named = nullptr;
-        for (const data::DecisionRecord& other : decisions)
-          if (other.decision_id == found->second.record.decision_id) named = &other;
-        if (named == nullptr)
-          found = reports.end();
-        else
-          d = named;
-      }
       if (found == reports.end()) {
         stop(timed && now - decided < absl::Seconds(window_s) ? &s->pending : &s->unrewarded);
         continue;
@@ -323,7 +340,9 @@ absl::Status JoinPartition(const std::string& decisions_path, const std::string&
         same_history =
             history[i].action == joined_actions[at] && history[i].task == episode.turns[at].task;
       }
-      if (!same_history) {
+      // Nor may it be older than the turn joined before it: the turns of two
+      // lives whose windows happen to agree.
+      if (!same_history || (timed && decided < previous_decided)) {
         stop(&s->other_history);
         continue;
       }
@@ -369,6 +388,8 @@ absl::Status JoinPartition(const std::string& decisions_path, const std::string&
       episode.association.push_back(d->context.association);
       propensity.push_back(d->actions[*executed].probability);
       joined_actions.push_back(*executed);
+      s->not_joined += static_cast<int64_t>(decisions.size()) - 1;
+      if (timed) previous_decided = decided;
       budget.remaining_latency_s.push_back(d->context.latency_budget_s);
       budget.remaining_money_usd.push_back(d->context.money_budget_usd);
       ++expected_turn;
@@ -602,6 +623,7 @@ int main(int argc, char** argv) {
                       {"decisions_after_a_gap", s.after_gap},
                       {"deviated_turns", s.deviated},
                       {"other_history_turns", s.other_history},
+                      {"other_decisions_of_joined_turns", s.not_joined},
                       {"unusable_turns", s.unusable},
                       {"unmatched_reports", s.unmatched_reports},
                       {"partitions", s.partitions},

@@ -419,6 +419,59 @@ TEST_F(OpeEndToEndTest, EachTurnJoinsTheDecisionItsReportNamesAndItsNewestReport
   const auto offline = decide("offline", 0, 1, 1, 1.0, 0);
   write(offline);
   report(pod_a, offline, false, 1.0, 60);
+  // Without an id, the newest decision made before the Report arrived...
+  const auto noid = decide("noid", 0, 1, 0, 0.8, 0);
+  write(noid);
+  write(decide("noid", 0, 2, 0, 0.7, 30));
+  report(pod_a, noid, false, 0.61, 600, /*with_id=*/false);
+  // ... the later logged of two at the same time.
+  write(decide("tie", 0, 1, 0, 0.8, 5));
+  const auto tie = decide("tie", 0, 2, 0, 0.6, 5);
+  write(tie);
+  report(pod_a, tie, false, 0.62, 3600, /*with_id=*/false);
+  // A Report naming a decision of its turn that was never logged: unmatched,
+  // and the turn unrewarded.
+  auto ghost = decide("unlogged", 0, 1, 0, 0.9, 0);
+  write(ghost);
+  ghost.decision_id = "unlogged/0/0000000000000009";
+  report(pod_a, ghost, false, 1.0, 60);
+  // The window is the last turns joined (here one), actions and tasks.
+  const auto w0 = decide("window", 0, 1, 0, 0.9, 0),
+             w1 = decide("window", 1, 2, 1, 0.9, 1, {{0, "Query"}}),
+             w2 = decide("window", 2, 3, 0, 0.9, 2, {{1, "Query"}});
+  for (const auto* d : {&w0, &w1, &w2}) write(*d);
+  report(pod_a, w0, false, 0.71, 10);
+  report(pod_a, w1, true, 0.72, 70);
+  report(pod_a, w2, false, 0.73, 130);
+  const auto t0 = decide("taskwin", 0, 1, 0, 0.9, 0),
+             t1 = decide("taskwin", 1, 2, 0, 0.9, 1, {{0, "Message Editing"}});
+  write(t0);
+  write(t1);
+  report(pod_a, t0, false, 0.81, 10);
+  report(pod_a, t1, false, 0.82, 70);
+  // A restart whose window agrees: the first life's turn 1 was decided
+  // before the turn 0 it would follow.
+  const auto same0 = decide("sameday", 0, 1, 0, 0.9, 0),
+             same1 = decide("sameday", 1, 2, 0, 0.9, 1, {{0, "Query"}}),
+             again0 = decide("sameday", 0, 3, 0, 0.9, 120);
+  for (const auto* d : {&same0, &same1, &again0}) write(*d);
+  report(pod_a, same0, false, 0.9, 10);
+  report(pod_a, same1, false, 0.92, 70);
+  report(pod_a, again0, false, 0.91, 7210);
+  // A task the serving policy's vocabulary lacks.
+  auto notask = decide("notask", 0, 1, 0, 0.9, 0);
+  notask.context.task = "Cooking";
+  write(notask);
+  report(pod_a, notask, false, 1.0, 60);
+  // Two hours after its decision: late, and joined.
+  const auto late = decide("lateone", 0, 1, 0, 0.9, 0);
+  write(late);
+  report(pod_a, late, false, 0.95, 7200);
+  // Within one file the later appended record stands, whatever its time.
+  const auto order = decide("order", 0, 1, 0, 0.9, 0);
+  write(order);
+  report(pod_a, order, false, 0.51, 600);
+  report(pod_a, order, false, 0.52, 300);
   decisions.close();
   pod_a.close();
   pod_b.close();
@@ -431,31 +484,44 @@ TEST_F(OpeEndToEndTest, EachTurnJoinsTheDecisionItsReportNamesAndItsNewestReport
                               "--reports=" + files, "--out=" + dir_.File("joined.json")});
     ASSERT_EQ(status, 0) << stderr_ << out;
     const json summary = json::parse(out);
-    EXPECT_EQ(summary["conversations"], 5) << out;
-    EXPECT_EQ(summary["unmatched_reports"], 0) << out;
-    EXPECT_EQ(summary["other_history_turns"], 1) << out;
+    EXPECT_EQ(summary["conversations"], 12) << out;
+    EXPECT_EQ(summary["turns"], 14) << out;
+    EXPECT_EQ(summary["unmatched_reports"], 1) << out;
+    EXPECT_EQ(summary["other_history_turns"], 3) << out;
+    EXPECT_EQ(summary["other_decisions_of_joined_turns"], 5) << out;
     EXPECT_EQ(summary["deviated_turns"], 1) << out;
-    EXPECT_EQ(summary["unusable_turns"], 0) << out;
-    EXPECT_EQ(summary["unrewarded_decisions"], 0) << out;
+    EXPECT_EQ(summary["unusable_turns"], 1) << out;
+    EXPECT_EQ(summary["unrewarded_decisions"], 1) << out;
+    EXPECT_EQ(summary["late_reports"], 1) << out;
+    EXPECT_EQ(summary["decisions_after_a_gap"], 0) << out;
     auto joined = ope::LoadJoinedLog(dir_.File("joined.json"));
     ASSERT_TRUE(joined.ok()) << joined.status();
     EXPECT_EQ(joined->dataset.tasks, tasks);
-    std::vector<std::tuple<double, double, std::string, size_t>> seen;
+    using Seen = std::tuple<std::vector<double>, std::vector<double>, std::string>;
+    std::vector<Seen> seen;
     for (size_t e = 0; e < joined->dataset.episodes.size(); ++e) {
       const data::Episode& episode = joined->dataset.episodes[e];
-      seen.emplace_back(episode.turns[0].score, joined->propensity[e][0], episode.turns[0].task,
-                        episode.turns.size());
+      std::vector<double> scores;
+      for (const data::Turn& turn : episode.turns) scores.push_back(turn.score);
+      seen.emplace_back(scores, joined->propensity[e], episode.turns[0].task);
       // The profile it was served for, which the replay prices it under.
       EXPECT_EQ(joined->profile.at(e).device, "Jetson TX2");
       EXPECT_EQ(joined->profile.at(e).network, "Wired");
     }
     std::sort(seen.begin(), seen.end());
-    const std::vector<std::tuple<double, double, std::string, size_t>> expected = {
-        {0.3, 0.9, "Query", 1},   // restart: the second life's turn 0 only
-        {1.25, 0.8, "Query", 1},  // retry: the named decision's propensity
-        {1.5, 0.9, "Query", 1},   // inferred: the decision's task
-        {1.75, 0.9, "Query", 1},  // fixed: the correction
-        {2.0, 0.9, "Query", 1}};  // pods: the newer pod's record
+    const std::vector<Seen> expected = {
+        {{0.3}, {0.9}, "Query"},                         // restart: the second life's turn 0
+        {{0.52}, {0.9}, "Query"},                        // order: the later appended
+        {{0.61}, {0.8}, "Query"},                        // noid: decided before the Report
+        {{0.62}, {0.6}, "Query"},                        // tie: the later logged
+        {{0.71, 0.72, 0.73}, {0.9, 0.9, 0.9}, "Query"},  // window: the last turn joined
+        {{0.81}, {0.9}, "Query"},                        // taskwin: cut at turn 1
+        {{0.91}, {0.9}, "Query"},                        // sameday: the second life's turn 0
+        {{0.95}, {0.9}, "Query"},                        // lateone
+        {{1.25}, {0.8}, "Query"},                        // retry: the named decision's
+        {{1.5}, {0.9}, "Query"},                         // inferred: the decision's task
+        {{1.75}, {0.9}, "Query"},                        // fixed: the correction
+        {{2.0}, {0.9}, "Query"}};                        // pods: the newer pod's record
     EXPECT_EQ(seen, expected) << order;
   }
 }

@@ -80,7 +80,8 @@ struct Interval {
   // agreeing conversation), with low = -inf and high = +inf (null in JSON).
   double standard_error = 0;
   // The `level` interval of the method; exactly 0 [0, 0] for the difference
-  // of policies that choose alike on every turn.
+  // of policies that choose alike on every turn (SNIPS: NaN when they never
+  // agree with the log).
   double low = 0, high = 0;
 };
 
