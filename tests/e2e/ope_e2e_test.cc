@@ -252,55 +252,76 @@ TEST_F(OpeEndToEndTest, DecisionAndReportLogsAreJoinedAndEvaluatedOffPolicy) {
 // A turn the client ran otherwise than decided was joined with the policy's
 // probability of what the client did, which it was never drawn from (an
 // offline client going local got weight 1/0.01): the conversation is cut.
+// Hand-made log records for the join's rules: three views, start of the log
+// at kStart.
+const std::vector<std::string> kViews = {"front", "left", "right"};
+const absl::Time kStart = absl::FromUnixSeconds(1764547200);
+
+// A decision of turn `turn` (id "<c>/<turn>/<id as 16 hex digits>") at
+// kStart + `minute`, taking `taken` with probability `p`, the other actions
+// sharing the rest evenly (epsilon exploration; mode "none" when p is 1).
+data::DecisionRecord HandDecision(const std::string& c, int turn, int id, int taken, double p,
+                                  int minute, std::vector<data::DecisionHistoryTurn> history = {}) {
+  const auto actions = env::ActionTable::Create(static_cast<int>(kViews.size()));
+  data::DecisionRecord d;
+  d.conversation_id = c;
+  d.turn_index = turn;
+  d.decision_id = absl::StrFormat("%s/%d/%016x", c, turn, id);
+  d.time_utc = Rfc3339(kStart + absl::Minutes(minute));
+  d.policy_version = "v1";
+  d.context.task = "Query";
+  d.context.view_names = kViews;
+  d.context.association = {0.2, 0.3, 0.4};
+  d.context.latency_budget_s = 30;
+  d.context.money_budget_usd = 0.05;
+  d.context.device = "Jetson TX2";
+  d.context.network = "Wired";
+  d.context.history = std::move(history);
+  for (int a = 0; a < actions->size(); ++a) {
+    data::DecisionAction x;
+    x.description = actions->Describe(a);
+    x.probability = a == taken ? p : (1 - p) / (actions->size() - 1);
+    x.allowed = true;
+    d.actions.push_back(x);
+  }
+  d.proposed_action = d.taken_action = taken;
+  d.exploration.mode = p == 1 ? "none" : "epsilon";
+  d.exploration.parameter = p == 1 ? 0 : (1 - p) * actions->size() / (actions->size() - 1);
+  return d;
+}
+
+// The Report of `d`'s turn, received at kStart + `second`, quoting d's id
+// unless `with_id` is false.
+server::ReportRecord HandReport(const data::DecisionRecord& d, bool cloud, double score, int second,
+                                const std::vector<std::string>& tasks, bool with_id = true,
+                                const std::string& task = "Query") {
+  server::ReportRecord r;
+  r.conversation_id = d.conversation_id;
+  r.turn_index = d.turn_index;
+  if (with_id) r.decision_id = d.decision_id;
+  r.prompt = "what is this?";
+  r.task = task;
+  r.cloud = cloud;
+  r.view_names = kViews;
+  r.association = d.context.association;
+  r.answer = "an answer";
+  r.score = score;
+  r.interaction_time_s = 2;
+  r.usage_cost_usd = cloud ? 0.0005 : 0.00001;
+  r.tasks = tasks;
+  r.policy_version = "v1";
+  r.received_utc = Rfc3339(kStart + absl::Seconds(second));
+  return r;
+}
+
 TEST_F(OpeEndToEndTest, ATurnTheClientRanOtherwiseThanDecidedCutsItsConversation) {
-  const std::vector<std::string> views = {"front", "left", "right"};
-  auto actions = env::ActionTable::Create(3);
-  ASSERT_TRUE(actions.ok());
-  const absl::Time start = absl::FromUnixSeconds(1764547200);
   std::ofstream decisions(dir_.File("decisions.log"), std::ios::binary);
   std::ofstream reports(dir_.File("reports.log"), std::ios::binary);
   for (int t = 0; t < 3; ++t) {
-    data::DecisionRecord d;
-    d.conversation_id = "c";
-    d.turn_index = t;
-    d.decision_id = absl::StrFormat("c/%d/%016x", t, t);
-    d.time_utc = Rfc3339(start + absl::Minutes(t));
-    d.policy_version = "v1";
-    d.context.task = "Query";
-    d.context.view_names = views;
-    d.context.association = {0.2, 0.3, 0.4};
-    d.context.latency_budget_s = 30;
-    d.context.money_budget_usd = 0.05;
-    d.context.device = "Jetson TX2";
-    d.context.network = "Wired";
-    for (int a = 0; a < actions->size(); ++a) {
-      data::DecisionAction x;
-      x.description = actions->Describe(a);
-      x.probability = a == 0 ? 0.92 : 0.01;
-      x.allowed = true;
-      d.actions.push_back(x);
-    }
-    d.proposed_action = d.taken_action = 0;  // local
-    d.exploration.mode = "epsilon";
-    d.exploration.parameter = 0.09;
+    const data::DecisionRecord d = HandDecision("c", t, t, /*local*/ 0, 0.92, t);
     decisions << data::ToJsonLine(d) << "\n";
-    server::ReportRecord r;
-    r.conversation_id = "c";
-    r.turn_index = t;
-    r.decision_id = d.decision_id;
-    r.prompt = "what is this?";
-    r.task = "Query";
-    r.cloud = t == 1;  // the client called the cloud where the decision said local
-    r.view_names = views;
-    r.association = d.context.association;
-    r.answer = "an answer";
-    r.score = 1.5;
-    r.interaction_time_s = 2;
-    r.usage_cost_usd = r.cloud ? 0.0005 : 0.00001;
-    r.tasks = {"Query"};
-    r.policy_version = "v1";
-    r.received_utc = Rfc3339(start + absl::Minutes(t) + absl::Seconds(5));
-    reports << server::EncodeReportLine(r);
+    // The client called the cloud at turn 1, where the decision said local.
+    reports << server::EncodeReportLine(HandReport(d, t == 1, 1.5, t * 60 + 5, {"Query"}));
   }
   decisions.close();
   reports.close();
@@ -324,151 +345,101 @@ TEST_F(OpeEndToEndTest, ATurnTheClientRanOtherwiseThanDecidedCutsItsConversation
 // another action without exploration; the serving policy's task vocabulary
 // survives a log in which one task never came up.
 TEST_F(OpeEndToEndTest, EachTurnJoinsTheDecisionItsReportNamesAndItsNewestReport) {
-  const std::vector<std::string> views = {"front", "left", "right"};
   const std::vector<std::string> tasks = {"Assistive System", "Message Editing", "Query",
                                           "Recommendation"};
-  auto actions = env::ActionTable::Create(3);
-  ASSERT_TRUE(actions.ok());
-  const absl::Time start = absl::FromUnixSeconds(1764547200);
   std::ofstream decisions(dir_.File("decisions.log"), std::ios::binary);
   std::ofstream pod_a(dir_.File("a.log"), std::ios::binary);
   std::ofstream pod_b(dir_.File("b.log"), std::ios::binary);
-  // A decision for `taken` (0 local, 1 cloud) with probability `p`, the rest
-  // spread evenly (mode "none" when p is 1).
-  auto decide = [&](const std::string& c, int turn, int id, int taken, double p, int minute,
-                    std::vector<data::DecisionHistoryTurn> history = {}) {
-    data::DecisionRecord d;
-    d.conversation_id = c;
-    d.turn_index = turn;
-    d.decision_id = absl::StrFormat("%s/%d/%016x", c, turn, id);
-    d.time_utc = Rfc3339(start + absl::Minutes(minute));
-    d.policy_version = "v1";
-    d.context.task = "Query";
-    d.context.view_names = views;
-    d.context.association = {0.2, 0.3, 0.4};
-    d.context.latency_budget_s = 30;
-    d.context.money_budget_usd = 0.05;
-    d.context.device = "Jetson TX2";
-    d.context.network = "Wired";
-    d.context.history = std::move(history);
-    for (int a = 0; a < actions->size(); ++a) {
-      data::DecisionAction x;
-      x.description = actions->Describe(a);
-      x.probability = a == taken ? p : (1 - p) / (actions->size() - 1);
-      x.allowed = true;
-      d.actions.push_back(x);
-    }
-    d.proposed_action = d.taken_action = taken;
-    d.exploration.mode = p == 1 ? "none" : "epsilon";
-    d.exploration.parameter = p == 1 ? 0 : (1 - p) * actions->size() / (actions->size() - 1);
-    return d;
-  };
   auto write = [&](const data::DecisionRecord& d) { decisions << data::ToJsonLine(d) << "\n"; };
   auto report = [&](std::ofstream& to, const data::DecisionRecord& d, bool cloud, double score,
                     int second, bool with_id = true, const std::string& task = "Query") {
-    server::ReportRecord r;
-    r.conversation_id = d.conversation_id;
-    r.turn_index = d.turn_index;
-    if (with_id) r.decision_id = d.decision_id;
-    r.prompt = "what is this?";
-    r.task = task;
-    r.cloud = cloud;
-    r.view_names = views;
-    r.association = d.context.association;
-    r.answer = "an answer";
-    r.score = score;
-    r.interaction_time_s = 2;
-    r.usage_cost_usd = cloud ? 0.0005 : 0.00001;
-    r.tasks = tasks;
-    r.policy_version = "v1";
-    r.received_utc = Rfc3339(start + absl::Seconds(second));
-    to << server::EncodeReportLine(r);
+    to << server::EncodeReportLine(HandReport(d, cloud, score, second, tasks, with_id, task));
   };
   // Reported to pod b later than to pod a: b's record stands, whatever the
   // order of the files.
-  const auto pods = decide("pods", 0, 1, 0, 0.9, 0);
+  const auto pods = HandDecision("pods", 0, 1, 0, 0.9, 0);
   write(pods);
   report(pod_b, pods, false, 2.0, 300);
   report(pod_a, pods, false, 0.5, 60);
   // Corrected without its id: the newer record stands, and none is unmatched.
-  const auto fixed = decide("fixed", 0, 1, 0, 0.9, 0);
+  const auto fixed = HandDecision("fixed", 0, 1, 0, 0.9, 0);
   write(fixed);
   report(pod_a, fixed, false, 0.5, 60);
   report(pod_a, fixed, false, 1.75, 120, /*with_id=*/false);
   // A retried Decide: the Report names the first call's decision.
-  const auto first = decide("retry", 0, 0xa, 0, 0.8, 0),
-             second = decide("retry", 0, 0xb, 0, 0.7, 1);
+  const auto first = HandDecision("retry", 0, 0xa, 0, 0.8, 0),
+             second = HandDecision("retry", 0, 0xb, 0, 0.7, 1);
   write(first);
   write(second);
   report(pod_a, first, false, 1.25, 70);
   // Two lives of one id: the later turn 0 stands; the first life's turn 1
   // observed a cloud turn 0, so it is cut, not joined after a local one.
-  const auto life1 = decide("restart", 0, 1, 1, 0.9, 0);
-  const auto life1_turn1 = decide("restart", 1, 2, 1, 0.9, 1, {{1, "Query"}});
-  const auto life2 = decide("restart", 0, 3, 0, 0.9, 60);
+  const auto life1 = HandDecision("restart", 0, 1, 1, 0.9, 0);
+  const auto life1_turn1 = HandDecision("restart", 1, 2, 1, 0.9, 1, {{1, "Query"}});
+  const auto life2 = HandDecision("restart", 0, 3, 0, 0.9, 60);
   for (const auto* d : {&life1, &life1_turn1, &life2}) write(*d);
   report(pod_a, life1, true, 1.0, 10);
   report(pod_a, life1_turn1, true, 1.1, 70);
   report(pod_a, life2, false, 0.3, 3610);
   // The server inferred Query; the client reports Recommendation: the turn
   // carries what the policy decided with.
-  const auto inferred = decide("inferred", 0, 1, 0, 0.9, 0);
+  const auto inferred = HandDecision("inferred", 0, 1, 0, 0.9, 0);
   write(inferred);
   report(pod_a, inferred, false, 1.5, 60, true, "Recommendation");
   // Served without exploration: cloud with probability 1, run locally.
-  const auto offline = decide("offline", 0, 1, 1, 1.0, 0);
+  const auto offline = HandDecision("offline", 0, 1, 1, 1.0, 0);
   write(offline);
   report(pod_a, offline, false, 1.0, 60);
   // Without an id, the newest decision made before the Report arrived...
-  const auto noid = decide("noid", 0, 1, 0, 0.8, 0);
+  const auto noid = HandDecision("noid", 0, 1, 0, 0.8, 0);
   write(noid);
-  write(decide("noid", 0, 2, 0, 0.7, 30));
+  write(HandDecision("noid", 0, 2, 0, 0.7, 30));
   report(pod_a, noid, false, 0.61, 600, /*with_id=*/false);
   // ... the later logged of two at the same time.
-  write(decide("tie", 0, 1, 0, 0.8, 5));
-  const auto tie = decide("tie", 0, 2, 0, 0.6, 5);
+  write(HandDecision("tie", 0, 1, 0, 0.8, 5));
+  const auto tie = HandDecision("tie", 0, 2, 0, 0.6, 5);
   write(tie);
   report(pod_a, tie, false, 0.62, 3600, /*with_id=*/false);
   // A Report naming a decision of its turn that was never logged: unmatched,
   // and the turn unrewarded.
-  auto ghost = decide("unlogged", 0, 1, 0, 0.9, 0);
+  auto ghost = HandDecision("unlogged", 0, 1, 0, 0.9, 0);
   write(ghost);
   ghost.decision_id = "unlogged/0/0000000000000009";
   report(pod_a, ghost, false, 1.0, 60);
   // The window is the last turns joined (here one), actions and tasks.
-  const auto w0 = decide("window", 0, 1, 0, 0.9, 0),
-             w1 = decide("window", 1, 2, 1, 0.9, 1, {{0, "Query"}}),
-             w2 = decide("window", 2, 3, 0, 0.9, 2, {{1, "Query"}});
+  const auto w0 = HandDecision("window", 0, 1, 0, 0.9, 0),
+             w1 = HandDecision("window", 1, 2, 1, 0.9, 1, {{0, "Query"}}),
+             w2 = HandDecision("window", 2, 3, 0, 0.9, 2, {{1, "Query"}});
   for (const auto* d : {&w0, &w1, &w2}) write(*d);
   report(pod_a, w0, false, 0.71, 10);
   report(pod_a, w1, true, 0.72, 70);
   report(pod_a, w2, false, 0.73, 130);
-  const auto t0 = decide("taskwin", 0, 1, 0, 0.9, 0),
-             t1 = decide("taskwin", 1, 2, 0, 0.9, 1, {{0, "Message Editing"}});
+  const auto t0 = HandDecision("taskwin", 0, 1, 0, 0.9, 0),
+             t1 = HandDecision("taskwin", 1, 2, 0, 0.9, 1, {{0, "Message Editing"}});
   write(t0);
   write(t1);
   report(pod_a, t0, false, 0.81, 10);
   report(pod_a, t1, false, 0.82, 70);
   // A restart whose window agrees: the first life's turn 1 was decided
   // before the turn 0 it would follow.
-  const auto same0 = decide("sameday", 0, 1, 0, 0.9, 0),
-             same1 = decide("sameday", 1, 2, 0, 0.9, 1, {{0, "Query"}}),
-             again0 = decide("sameday", 0, 3, 0, 0.9, 120);
+  const auto same0 = HandDecision("sameday", 0, 1, 0, 0.9, 0),
+             same1 = HandDecision("sameday", 1, 2, 0, 0.9, 1, {{0, "Query"}}),
+             again0 = HandDecision("sameday", 0, 3, 0, 0.9, 120);
   for (const auto* d : {&same0, &same1, &again0}) write(*d);
   report(pod_a, same0, false, 0.9, 10);
   report(pod_a, same1, false, 0.92, 70);
   report(pod_a, again0, false, 0.91, 7210);
   // A task the serving policy's vocabulary lacks.
-  auto notask = decide("notask", 0, 1, 0, 0.9, 0);
+  auto notask = HandDecision("notask", 0, 1, 0, 0.9, 0);
   notask.context.task = "Cooking";
   write(notask);
   report(pod_a, notask, false, 1.0, 60);
   // Two hours after its decision: late, and joined.
-  const auto late = decide("lateone", 0, 1, 0, 0.9, 0);
+  const auto late = HandDecision("lateone", 0, 1, 0, 0.9, 0);
   write(late);
   report(pod_a, late, false, 0.95, 7200);
   // Within one file the later appended record stands, whatever its time.
-  const auto order = decide("order", 0, 1, 0, 0.9, 0);
+  const auto order = HandDecision("order", 0, 1, 0, 0.9, 0);
   write(order);
   report(pod_a, order, false, 0.51, 600);
   report(pod_a, order, false, 0.52, 300);
