@@ -551,8 +551,8 @@ TEST(OffPolicy, OnPolicyWithoutExplorationIsExact) {
 
 // A conversation is priced under the profile it was served for: a log whose
 // episodes name Raspberry Pi-4B / 4G replays as a run at that profile does,
-// whatever the run's own --device and --network; half named, half not, the
-// halves are priced differently.
+// whatever the run's own --device and --network; a profile the catalog
+// lacks is named in the error.
 TEST(OffPolicy, EachConversationIsPricedUnderTheProfileItWasServedFor) {
   const World w = MakeWorld();
   env::FixedPolicy base(0, "Local");
