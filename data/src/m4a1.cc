@@ -166,6 +166,7 @@ class Loader {
           w, "id", id,
           absl::StrCat("duplicate episode id (already used by episode index ", seen->second, ")"));
     }
+    if (absl::Status s = ReadDeclaredTasks(ep, w); !s.ok()) return s;
 
     const json* paths = Require(ep, "image_paths", w, "a list of one image name per view", &st);
     if (!paths) return st;
@@ -252,12 +253,23 @@ class Loader {
     }
     if (!options_.task_vocabulary) {
       // Provisional indices were in first-seen order; the vocabulary is the
-      // sorted set so the order does not depend on episode order.
+      // declared one, else the sorted set, so the order does not depend on
+      // episode order.
       std::vector<std::string> sorted = dataset_.tasks;
       std::sort(sorted.begin(), sorted.end());
-      std::vector<int> remap(sorted.size());
+      if (declared_tasks_) {
+        for (const std::string& task : dataset_.tasks)
+          if (std::find(declared_tasks_->begin(), declared_tasks_->end(), task) ==
+              declared_tasks_->end())
+            return absl::InvalidArgumentError(absl::StrCat(
+                dataset_.source, ": field 'task_cat' = ", Render(json(task)),
+                ": not in the declared vocabulary 'tasks' = ", Render(json(*declared_tasks_))));
+        sorted = *declared_tasks_;
+      }
+      std::vector<int> remap(dataset_.tasks.size());
       for (size_t i = 0; i < sorted.size(); ++i)
-        remap[task_index_.at(sorted[i])] = static_cast<int>(i);
+        if (auto seen = task_index_.find(sorted[i]); seen != task_index_.end())
+          remap[seen->second] = static_cast<int>(i);
       for (Episode& e : dataset_.episodes) {
         for (Turn& t : e.turns) t.task_index = remap[t.task_index];
       }
@@ -267,6 +279,30 @@ class Loader {
   }
 
  private:
+  // An episode's optional "tasks": the task vocabulary of the data (a joined
+  // log names the serving policy's, which its turns may not all show), the
+  // same list in every episode that has one. A caller's fixed vocabulary
+  // (LoadOptions::task_vocabulary) takes precedence.
+  absl::Status ReadDeclaredTasks(const json& ep, const Where& w) {
+    auto it = ep.find("tasks");
+    if (it == ep.end() || options_.task_vocabulary) return absl::OkStatus();
+    const json& tasks = *it;
+    if (!tasks.is_array() || tasks.empty())
+      return Invalid(w, "tasks", &tasks, "must be a non-empty list of task names");
+    std::vector<std::string> names;
+    for (const json& t : tasks) {
+      if (!t.is_string() || t.get_ref<const std::string&>().empty())
+        return Invalid(w, "tasks", &tasks, "must be a non-empty list of task names");
+      if (std::find(names.begin(), names.end(), t.get_ref<const std::string&>()) != names.end())
+        return Invalid(w, "tasks", &tasks, "names a task twice");
+      names.push_back(t.get<std::string>());
+    }
+    if (declared_tasks_ && *declared_tasks_ != names)
+      return Invalid(w, "tasks", &tasks, "must be the same list in every episode that has one");
+    declared_tasks_ = std::move(names);
+    return absl::OkStatus();
+  }
+
   absl::Status ParseTurn(json& turn, const Where& w, Turn* out) {
     if (!turn.is_object()) {
       return Invalid(w, absl::StrCat("interactions[", *w.turn, "]"), &turn,
@@ -347,6 +383,7 @@ class Loader {
   const LoadOptions& options_;
   Dataset dataset_;
   std::string views_origin_;
+  std::optional<std::vector<std::string>> declared_tasks_;  // episodes' "tasks"
   std::unordered_map<int64_t, size_t> ids_;  // id -> episode index
   std::unordered_map<std::string, int> task_index_;
 };

@@ -1,6 +1,5 @@
 #include "lcio/ope/joined_log.h"
 
-#include <algorithm>
 #include <cmath>
 #include <fstream>
 #include <ostream>
@@ -47,29 +46,9 @@ absl::StatusOr<JoinedLog> ParseJoinedLog(std::string_view text, std::string_view
   absl::Status error;
   const json root = data::ParseJson(text, source, &error);
   if (root.is_discarded()) return error;
-  // The task vocabulary the serving policy had, which the episodes' tasks
-  // alone may not show (a log in which one task never came up), unless the
-  // caller fixes one.
-  data::LoadOptions with_tasks = options;
-  if (!options.task_vocabulary && root.is_array())
-    for (size_t e = 0; e < root.size(); ++e) {
-      if (!root[e].is_object() || !root[e].contains("tasks")) continue;
-      const json& tasks = root[e].at("tasks");
-      const int64_t id = root[e].contains("id") && root[e].at("id").is_number_integer()
-                             ? root[e].at("id").get<int64_t>()
-                             : static_cast<int64_t>(e);
-      if (!tasks.is_array() || tasks.empty() ||
-          !std::all_of(tasks.begin(), tasks.end(), [](const json& t) { return t.is_string(); }))
-        return FieldError(source, id, -1, "tasks", tasks,
-                          "must be a non-empty list of task names (the serving policy's)");
-      auto names = tasks.get<std::vector<std::string>>();
-      if (with_tasks.task_vocabulary && *with_tasks.task_vocabulary != names)
-        return FieldError(source, id, -1, "tasks", tasks,
-                          "must be the same list in every episode of a joined log");
-      with_tasks.task_vocabulary = std::move(names);
-    }
-  // The M4A1 loader validates the schema; the extra fields are read here.
-  auto dataset = data::ParseM4A1(text, source, with_tasks);
+  // The M4A1 loader validates the schema (the episodes' "tasks" vocabulary
+  // included); the extra fields are read here.
+  auto dataset = data::ParseM4A1(text, source, options);
   if (!dataset.ok()) return dataset.status();
   log.dataset = *std::move(dataset);
   if (!root.is_array() || root.size() != log.dataset.episodes.size())

@@ -438,6 +438,38 @@ TEST(M4A1Rules, UnknownTaskWithFixedVocabulary) {
                "Query, Assistive System, Other"});
 }
 
+// Joined logs declare the serving policy's vocabulary, which the turns may
+// not all show: it is the data's, in its order, for training as for
+// evaluation.
+TEST(M4A1Rules, EpisodesDeclareTheTaskVocabulary) {
+  const std::vector<std::string> declared = {"Query", "Recommendation", "Assistive System"};
+  json doc = MakeDoc();
+  doc[1]["tasks"] = declared;  // one episode declaring is enough
+  auto d = ParseM4A1(doc.dump(), "test.json");
+  ASSERT_TRUE(d.ok()) << d.status();
+  EXPECT_EQ(d->tasks, declared);
+  EXPECT_EQ(d->episodes[0].turns[0].task_index, 0);  // Query
+  EXPECT_EQ(d->episodes[1].turns[1].task_index, 2);  // Assistive System
+  doc[0]["tasks"] = {"Query", "Assistive System"};
+  ExpectError(Parse(doc), kInvalid,
+              {"episode id 1", "field 'tasks'", "the same list in every episode"});
+  doc[0]["tasks"] = declared;
+  doc[1]["interactions"][1]["task_cat"] = "Cooking";
+  ExpectError(Parse(doc), kInvalid, {"field 'task_cat'", "\"Cooking\"", "declared vocabulary"});
+  doc[1]["interactions"][1]["task_cat"] = "Query";
+  doc[1]["tasks"] = {"Query", "Query"};
+  ExpectError(Parse(doc), kInvalid, {"field 'tasks'", "names a task twice"});
+  doc[1]["tasks"] = json::array();
+  ExpectError(Parse(doc), kInvalid, {"field 'tasks'", "non-empty list"});
+  // A caller's fixed vocabulary takes precedence.
+  doc[1]["tasks"] = declared;
+  LoadOptions o;
+  o.task_vocabulary = std::vector<std::string>{"Assistive System", "Query"};
+  auto fixed = ParseM4A1(doc.dump(), "test.json", o);
+  ASSERT_TRUE(fixed.ok()) << fixed.status();
+  EXPECT_EQ(fixed->tasks, *o.task_vocabulary);
+}
+
 TEST(M4A1Rules, EmptyTaskName) {
   json doc = MakeDoc();
   doc[0]["interactions"][1]["task_cat"] = "";

@@ -59,8 +59,10 @@ struct Dataset {
 
 struct LoadOptions {
   // When set, the task vocabulary is fixed (in this order) and any other task
-  // is an error. When unset, the vocabulary is the sorted set of tasks seen,
-  // which for M4A1 gives the reference order.
+  // is an error. When unset, the vocabulary is the one the episodes declare
+  // (an lcio extension: an episode's "tasks", the same list in every episode
+  // that has one; joined logs write the serving policy's), else the sorted
+  // set of tasks seen, which for M4A1 gives the reference order.
   std::optional<std::vector<std::string>> task_vocabulary;
   // When set, every episode must have exactly this many views. When unset,
   // the first episode decides and the others must agree.
