@@ -285,12 +285,14 @@ absl::Status JoinPartition(const std::string& decisions_path, const std::string&
       // The newest decision of the turn made no later than `by` (the later
       // logged among equals); the newest of all when none was.
       auto newest = [&](absl::Time by) {
-        const data::DecisionRecord* pick = nullptr;
-        for (const data::DecisionRecord& other : decisions)
+        const data::DecisionRecord *pick = nullptr, *any = nullptr;
+        for (const data::DecisionRecord& other : decisions) {
+          if (any == nullptr || decided_at(other) >= decided_at(*any)) any = &other;
           if (decided_at(other) <= by &&
               (pick == nullptr || decided_at(other) >= decided_at(*pick)))
             pick = &other;
-        return pick != nullptr ? pick : &decisions.back();
+        }
+        return pick != nullptr ? pick : any;
       };
       const data::DecisionRecord* d = newest(absl::InfiniteFuture());
       auto found = reports.find(TurnKey(d->conversation_id, turn_index));

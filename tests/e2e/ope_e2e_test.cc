@@ -400,6 +400,12 @@ TEST_F(OpeEndToEndTest, EachTurnJoinsTheDecisionItsReportNamesAndItsNewestReport
   const auto tie = HandDecision("tie", 0, 2, 0, 0.6, 5);
   write(tie);
   report(pod_a, tie, false, 0.62, 3600, /*with_id=*/false);
+  // ... and the newest of all when every decision came after the Report
+  // (clocks apart), whatever order they were logged in.
+  const auto after = HandDecision("after", 0, 1, 0, 0.8, 10);
+  write(after);
+  write(HandDecision("after", 0, 2, 0, 0.7, 5));
+  report(pod_a, after, false, 0.63, 60, /*with_id=*/false);
   // A Report naming a decision of its turn that was never logged: unmatched,
   // and the turn unrewarded.
   auto ghost = HandDecision("unlogged", 0, 1, 0, 0.9, 0);
@@ -455,11 +461,11 @@ TEST_F(OpeEndToEndTest, EachTurnJoinsTheDecisionItsReportNamesAndItsNewestReport
                               "--reports=" + files, "--out=" + dir_.File("joined.json")});
     ASSERT_EQ(status, 0) << stderr_ << out;
     const json summary = json::parse(out);
-    EXPECT_EQ(summary["conversations"], 12) << out;
-    EXPECT_EQ(summary["turns"], 14) << out;
+    EXPECT_EQ(summary["conversations"], 13) << out;
+    EXPECT_EQ(summary["turns"], 15) << out;
     EXPECT_EQ(summary["unmatched_reports"], 1) << out;
     EXPECT_EQ(summary["other_history_turns"], 3) << out;
-    EXPECT_EQ(summary["other_decisions_of_joined_turns"], 5) << out;
+    EXPECT_EQ(summary["other_decisions_of_joined_turns"], 6) << out;
     EXPECT_EQ(summary["deviated_turns"], 1) << out;
     EXPECT_EQ(summary["unusable_turns"], 1) << out;
     EXPECT_EQ(summary["unrewarded_decisions"], 1) << out;
@@ -485,6 +491,7 @@ TEST_F(OpeEndToEndTest, EachTurnJoinsTheDecisionItsReportNamesAndItsNewestReport
         {{0.52}, {0.9}, "Query"},                        // order: the later appended
         {{0.61}, {0.8}, "Query"},                        // noid: decided before the Report
         {{0.62}, {0.6}, "Query"},                        // tie: the later logged
+        {{0.63}, {0.8}, "Query"},                        // after: the newest of all
         {{0.71, 0.72, 0.73}, {0.9, 0.9, 0.9}, "Query"},  // window: the last turn joined
         {{0.81}, {0.9}, "Query"},                        // taskwin: cut at turn 1
         {{0.91}, {0.9}, "Query"},                        // sameday: the second life's turn 0
