@@ -209,6 +209,13 @@ absl::Status Evaluate() {
                      " conversations; off-policy evaluation needs at least 2"));
   auto config = cli::SimulatorConfigFromFlags();
   if (!config.ok()) return config.status();
+  auto list = cli::ResolveBaseline(absl::GetFlag(FLAGS_candidates), absl::GetFlag(FLAGS_baseline));
+  if (!list.ok()) return list.status();
+  // Conversations are priced with the catalog the serving policy priced
+  // them with (docs/ope.md): the baseline's, else the first candidate's.
+  const std::string& serving = list->specs[std::max(0, list->baseline)];
+  if (auto s = cli::UseServingCatalog(serving, absl::GetFlag(FLAGS_profiles), &*config); !s.ok())
+    return s;
   auto simulator = env::Simulator::Create(log->dataset, {0}, *config);
   if (!simulator.ok()) return simulator.status();
   ope::OpeOptions options;
@@ -221,8 +228,6 @@ absl::Status Evaluate() {
   if (!family.ok()) return family.status();
   options.direct_method = *family;
   const bool markdown = absl::GetFlag(FLAGS_format) == "markdown";
-  auto list = cli::ResolveBaseline(absl::GetFlag(FLAGS_candidates), absl::GetFlag(FLAGS_baseline));
-  if (!list.ok()) return list.status();
   // Every policy is made (so checked) before any report is printed: a bad
   // spec late in the list fails the run before it has printed half a table.
   std::vector<std::unique_ptr<env::Policy>> policies;

@@ -6,6 +6,7 @@
 #include "absl/strings/str_cat.h"
 #include "lcio/data/message.h"
 #include "lcio/env/baselines.h"
+#include "lcio/policy/artifact_io.h"
 #include "lcio/policy/artifact_policy.h"
 
 namespace lcio::cli {
@@ -45,6 +46,26 @@ absl::StatusOr<std::unique_ptr<env::Policy>> MakeFlagPolicy(std::string_view fla
     return absl::Status(policy.status().code(),
                         absl::StrCat("--", std::string(flag), ": ", policy.status().message()));
   return policy;
+}
+
+absl::Status UseServingCatalog(const std::string& spec, const std::string& profiles_file,
+                               env::SimulatorConfig* config) {
+  env::ProfileCatalog catalog = env::ProfileCatalog::BuiltIn();
+  if (spec != "local" && !absl::StartsWith(spec, "fixed:")) {
+    auto metadata = policy::ReadArtifactMetadata(spec);
+    if (!metadata.ok())
+      return absl::Status(
+          metadata.status().code(),
+          absl::StrCat("policy \"", data::Shorten(spec), "\": ", metadata.status().message()));
+    if (!metadata->profiles_json.empty())
+      if (auto s = catalog.MergeJson(metadata->profiles_json, spec); !s.ok()) return s;
+  }
+  if (!profiles_file.empty())
+    if (auto s = catalog.MergeJsonFile(profiles_file); !s.ok()) return s;
+  if (auto d = catalog.Device(config->device); !d.ok()) return d.status();
+  if (auto n = catalog.Network(config->network); !n.ok()) return n.status();
+  config->catalog = std::move(catalog);
+  return absl::OkStatus();
 }
 
 absl::StatusOr<CandidateList> ResolveBaseline(const std::vector<std::string>& candidates,

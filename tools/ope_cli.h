@@ -25,6 +25,15 @@ absl::StatusOr<std::unique_ptr<env::Policy>> MakeFlagPolicy(std::string_view fla
                                                             const data::Dataset& dataset,
                                                             const env::Simulator& simulator);
 
+// The profile catalog traffic served by the policy `spec` was priced with:
+// the built-in catalog, the profiles the artifact was trained with (what
+// lcio-server adds to it), then `profiles_file` (--profiles: the fleet's
+// LCIO_PROFILES). "local" and "fixed:N" carry no profiles: only the built-in
+// catalog and the file. Replaces config->catalog; config's device and network
+// must be in it.
+absl::Status UseServingCatalog(const std::string& spec, const std::string& profiles_file,
+                               env::SimulatorConfig* config);
+
 // lcio-ope's --candidates with --baseline: the policies to evaluate, in
 // order, and which of them is the baseline every other one is compared with
 // (-1: no baseline). A baseline that is not one of the candidates is

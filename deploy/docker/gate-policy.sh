@@ -25,7 +25,9 @@
 #   LCIO_GATE_SPLITS (5): lcio-eval splits of LCIO_GATE_DATA,
 #   LCIO_GATE_DATA_SINCE: the first report time of LCIO_GATE_DATA's oldest conversation (RFC 3339);
 #   the report says whether the serving policy, created before or after it, can have trained on
-#   them (found with lcio-policy-info: $LCIO_POLICY_INFO, beside this script, or on PATH)
+#   them (found with lcio-policy-info: $LCIO_POLICY_INFO, beside this script, or on PATH),
+#   LCIO_PROFILES: the fleet's extra profiles (the servers' LCIO_PROFILES), passed as --profiles
+#   to both tools so that traffic served for those devices and networks is priced as served
 set -euo pipefail
 
 if (($# != 3)); then
@@ -37,6 +39,8 @@ eval_bin="${LCIO_EVAL_BIN:-lcio-eval}"
 ope_bin="${LCIO_OPE_BIN:-lcio-ope}"
 margin="${LCIO_GATE_MARGIN:-0}"
 splits="${LCIO_GATE_SPLITS:-5}"
+profiles=()
+[[ -n "${LCIO_PROFILES:-}" ]] && profiles=(--profiles="$LCIO_PROFILES")
 mkdir -p "$dir"
 report="$dir/gate-report.md"
 verdict=0
@@ -53,7 +57,7 @@ note() { echo "$*" >>"$report"; }
 if [[ -n "${LCIO_GATE_DATA:-}" && -r "$LCIO_GATE_DATA" ]]; then
   # One comma-separated list: a repeated --policy keeps only its last value.
   if ! "$eval_bin" --data="$LCIO_GATE_DATA" --policy="$serving,$candidate" \
-    --splits="$splits" --shield=on --oracle=false --fixed=false --format=json \
+    --splits="$splits" --shield=on --oracle=false --fixed=false --format=json "${profiles[@]}" \
     >"$dir/gate-eval.json" 2>"$dir/gate-eval.stderr"; then
     echo "gate-policy: lcio-eval failed: $(head -c 500 "$dir/gate-eval.stderr")" >&2
     exit 2
@@ -106,7 +110,8 @@ fi
 
 if [[ -n "${LCIO_GATE_JOINED:-}" && -r "$LCIO_GATE_JOINED" ]]; then
   if ! "$ope_bin" --log="$LCIO_GATE_JOINED" --candidates="$serving,$candidate" \
-    --baseline="$serving" --format=json >"$dir/gate-ope.json" 2>"$dir/gate-ope.stderr"; then
+    --baseline="$serving" --format=json "${profiles[@]}" >"$dir/gate-ope.json" \
+    2>"$dir/gate-ope.stderr"; then
     echo "gate-policy: lcio-ope failed: $(head -c 500 "$dir/gate-ope.stderr")" >&2
     exit 2
   fi

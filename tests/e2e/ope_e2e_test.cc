@@ -504,6 +504,41 @@ TEST_F(OpeEndToEndTest, EachTurnJoinsTheDecisionItsReportNamesAndItsNewestReport
   }
 }
 
+// Traffic served for a device the serving artifact's own catalog adds (as
+// lcio-server adds it) is priced with that catalog: lcio-ope, and so the
+// retrain gate, read it without --profiles.
+TEST_F(OpeEndToEndTest, TrafficOnADeviceOfTheServingArtifactsCatalogIsPricedWithIt) {
+  const std::string profiles = dir_.File("profiles.json");
+  std::ofstream(profiles) << R"({"devices": [{"name": "Toaster", "peak_gflops": 3, )"
+                          << R"("max_power_w": 5}]})";
+  auto [trained, train_out] =
+      Run({LCIO_TRAIN_BIN, "--timesteps=256", "--progress=off", "--profiles=" + profiles,
+           "--device=Toaster", "--out=" + dir_.File("toaster.pt")});
+  ASSERT_EQ(trained, 0) << stderr_;
+  auto sim = Simulate(dir_.File("sim.json"), 0.3, 1);
+  ASSERT_TRUE(sim.ok()) << sim.status();
+  sim->profile.assign(sim->dataset.episodes.size(), {"Toaster", "Wired"});
+  {
+    std::ofstream out(dir_.File("toaster_log.json"), std::ios::binary);
+    ASSERT_TRUE(ope::WriteJoinedLog(*sim, out).ok());
+  }
+  const std::vector<std::string> ope = {LCIO_OPE_BIN, "--log=" + dir_.File("toaster_log.json"),
+                                        "--candidates=local", "--format=json"};
+  auto with_serving = ope;
+  with_serving.push_back("--baseline=" + dir_.File("toaster.pt"));
+  auto [status, out] = Run(with_serving);
+  EXPECT_EQ(status, 0) << stderr_;
+  // Without a policy that carries it, the device is unknown, and said so.
+  auto [unknown, unknown_out] = Run(ope);
+  EXPECT_EQ(unknown, 2) << unknown_out;
+  EXPECT_NE(stderr_.find("was served for Toaster / Wired"), std::string::npos) << stderr_;
+  EXPECT_NE(stderr_.find("--profiles adds devices and networks"), std::string::npos) << stderr_;
+  auto with_file = ope;
+  with_file.push_back("--profiles=" + profiles);
+  auto [from_file, file_out] = Run(with_file);
+  EXPECT_EQ(from_file, 0) << stderr_;
+}
+
 TEST_F(OpeEndToEndTest, BadJoinedInputIsRefusedWithTheFieldAndTheRule) {
   auto sim = Simulate(dir_.File("sim.json"), 0.3, 1);
   ASSERT_TRUE(sim.ok()) << sim.status();
