@@ -14,6 +14,8 @@
 #include "cli_help.h"
 #include "lcio/data/message.h"
 #include "lcio/ope/calibrate.h"
+#include "lcio/ope/joined_log.h"
+#include "lcio/ope/off_policy.h"
 #include "nlohmann/json.hpp"
 #include "ope_cli.h"
 
@@ -54,12 +56,26 @@ absl::Status Run() {
         "--target_spend_usd = ", data::ExactNumber(spend), ": must be a finite number > 0"));
   if (absl::GetFlag(FLAGS_policy).empty())
     return absl::InvalidArgumentError("--policy is required (local, fixed:N or an artifact)");
-  absl::StatusOr<data::Dataset> log = absl::GetFlag(FLAGS_log).empty()
-                                          ? cli::LoadDataset()
-                                          : data::LoadM4A1File(absl::GetFlag(FLAGS_log));
-  if (!log.ok()) return log.status();
+  // A joined log names the profile each conversation was served for; one
+  // without (M4A1 data, lcio-report-export output) is priced under
+  // --device/--network. Propensities play no part here.
+  ope::JoinedLog joined;
+  if (absl::GetFlag(FLAGS_log).empty()) {
+    auto embedded = cli::LoadDataset();
+    if (!embedded.ok()) return embedded.status();
+    joined.dataset = *std::move(embedded);
+  } else {
+    auto read = ope::LoadJoinedLog(absl::GetFlag(FLAGS_log), /*default_propensity=*/1.0);
+    if (!read.ok()) return read.status();
+    joined = *std::move(read);
+  }
+  const data::Dataset* log = &joined.dataset;
   auto config = cli::SimulatorConfigFromFlags();
   if (!config.ok()) return config.status();
+  if (auto s = cli::UseServingCatalog(absl::GetFlag(FLAGS_policy), absl::GetFlag(FLAGS_profiles),
+                                      &*config);
+      !s.ok())
+    return s;
   // Only the cost model and the shield decide share and spend; the response
   // model is fitted because a response-aware policy observes it.
   std::vector<int> all(log->episodes.size());
@@ -78,7 +94,9 @@ absl::Status Run() {
   o.grid = absl::GetFlag(FLAGS_grid);
   o.holdout_share = absl::GetFlag(FLAGS_holdout_share);
   o.seed = absl::GetFlag(FLAGS_seed);
-  auto r = ope::Calibrate(**simulator, *log, **policy, o);
+  auto pricing = ope::ServedPricing(*simulator, joined);
+  if (!pricing.ok()) return pricing.status();
+  auto r = ope::Calibrate(**pricing, *log, **policy, o);
   if (!r.ok()) return r.status();
   const bool is_share = o.metric == ope::CalibrationMetric::kCloudShare;
   if (format == "json") {

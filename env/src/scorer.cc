@@ -166,6 +166,16 @@ std::shared_ptr<const Scorer> Scorer::Single(std::string name,
   return scorer;
 }
 
+std::shared_ptr<const Scorer> Scorer::ByEpisode(
+    std::string name, std::vector<std::shared_ptr<const Simulator>> simulators,
+    absl::flat_hash_map<int64_t, int> simulator_of_episode_id) {
+  std::shared_ptr<Scorer> scorer(new Scorer());
+  scorer->name_ = std::move(name);
+  scorer->simulators_ = std::move(simulators);
+  scorer->simulator_of_episode_id_ = std::move(simulator_of_episode_id);
+  return scorer;
+}
+
 int Scorer::IndexFor(const data::Episode& episode) const {
   if (simulator_of_episode_id_.empty()) return 0;
   auto it = simulator_of_episode_id_.find(episode.id);

@@ -3,6 +3,7 @@
 #include <algorithm>
 #include <cmath>
 #include <limits>
+#include <memory>
 
 #include "absl/strings/str_cat.h"
 #include "lcio/data/message.h"
@@ -11,13 +12,21 @@
 
 namespace lcio::ope {
 
-Tally AchievedTally(const env::Simulator& simulator, const data::Dataset& log,
+namespace {
+// A scorer of one simulator the caller owns.
+std::shared_ptr<const env::Scorer> Alone(const env::Simulator& simulator) {
+  return env::Scorer::Single("", std::shared_ptr<const env::Simulator>(
+                                     std::shared_ptr<const env::Simulator>(), &simulator));
+}
+}  // namespace
+
+Tally AchievedTally(const env::Scorer& pricing, const data::Dataset& log,
                     const std::vector<int>& episodes, env::Policy& policy, CalibrationMetric metric,
                     const env::Budget& budget) {
   env::EvalOptions eval;
   eval.budget = budget;
   eval.shield = true;  // the fleet serves through the shield
-  const env::PolicyResult r = env::EvaluatePolicy(simulator, log, episodes, policy, eval);
+  const env::PolicyResult r = env::EvaluatePolicy(pricing, log, episodes, policy, eval);
   Tally t;
   for (const env::EpisodeResult& e : r.episodes) {
     if (metric == CalibrationMetric::kSpendPerConversation) {
@@ -25,20 +34,38 @@ Tally AchievedTally(const env::Simulator& simulator, const data::Dataset& log,
       t.denominator += 1;
       continue;
     }
-    for (int a : e.actions) t.numerator += simulator.actions().is_cloud(a), t.denominator += 1;
+    for (int a : e.actions)
+      t.numerator += pricing.primary().actions().is_cloud(a), t.denominator += 1;
   }
   return t;
+}
+
+Tally AchievedTally(const env::Simulator& simulator, const data::Dataset& log,
+                    const std::vector<int>& episodes, env::Policy& policy, CalibrationMetric metric,
+                    const env::Budget& budget) {
+  return AchievedTally(*Alone(simulator), log, episodes, policy, metric, budget);
+}
+
+double Achieved(const env::Scorer& pricing, const data::Dataset& log,
+                const std::vector<int>& episodes, env::Policy& policy, CalibrationMetric metric,
+                const env::Budget& budget) {
+  return AchievedTally(pricing, log, episodes, policy, metric, budget).value();
 }
 
 double Achieved(const env::Simulator& simulator, const data::Dataset& log,
                 const std::vector<int>& episodes, env::Policy& policy, CalibrationMetric metric,
                 const env::Budget& budget) {
-  return AchievedTally(simulator, log, episodes, policy, metric, budget).value();
+  return Achieved(*Alone(simulator), log, episodes, policy, metric, budget);
 }
 
 absl::StatusOr<CalibrationResult> Calibrate(const env::Simulator& simulator,
                                             const data::Dataset& log, env::Policy& policy,
                                             const CalibrationOptions& o) {
+  return Calibrate(*Alone(simulator), log, policy, o);
+}
+
+absl::StatusOr<CalibrationResult> Calibrate(const env::Scorer& pricing, const data::Dataset& log,
+                                            env::Policy& policy, const CalibrationOptions& o) {
   if (o.metric == CalibrationMetric::kCloudShare && !(o.target >= 0 && o.target <= 1))
     return absl::InvalidArgumentError(
         absl::StrCat("target cloud share = ", o.target, ": must be in [0, 1]"));
@@ -79,7 +106,7 @@ absl::StatusOr<CalibrationResult> Calibrate(const env::Simulator& simulator,
                              : std::exp(log_min + (log_max - log_min) * i / (o.grid - 1));
     CalibrationPoint p;
     p.money_budget_usd = money;
-    p.achieved = Achieved(simulator, log, fit, policy, o.metric, {o.latency_budget_s, money});
+    p.achieved = Achieved(pricing, log, fit, policy, o.metric, {o.latency_budget_s, money});
     result.curve.push_back(p);
     // Strictly better only: the cheapest budget among equals.
     const double error = std::abs(p.achieved - o.target);
@@ -105,7 +132,7 @@ absl::StatusOr<CalibrationResult> Calibrate(const env::Simulator& simulator,
     for (int step = 0; step < 40 && hi / lo > 1.001; ++step) {
       const double mid = std::sqrt(lo) * std::sqrt(hi);  // lo * hi may overflow
       const double achieved =
-          Achieved(simulator, log, fit, policy, o.metric, {o.latency_budget_s, mid});
+          Achieved(pricing, log, fit, policy, o.metric, {o.latency_budget_s, mid});
       const double error = std::abs(achieved - o.target);
       if (error < best_error) {
         best_error = error;
@@ -144,10 +171,10 @@ absl::StatusOr<CalibrationResult> Calibrate(const env::Simulator& simulator,
     for (size_t i = 0; i < order.size(); ++i)
       (i < low ? held_low : held_high).push_back(order[i].second);
   }
-  Tally held_tally = AchievedTally(simulator, log, held_high, policy, o.metric,
+  Tally held_tally = AchievedTally(pricing, log, held_high, policy, o.metric,
                                    {o.latency_budget_s, result.money_budget_usd});
   if (!held_low.empty()) {
-    const Tally t = AchievedTally(simulator, log, held_low, policy, o.metric,
+    const Tally t = AchievedTally(pricing, log, held_low, policy, o.metric,
                                   {o.latency_budget_s, result.low_money_budget_usd});
     held_tally.numerator += t.numerator;
     held_tally.denominator += t.denominator;

@@ -5,7 +5,7 @@
 #include <memory>
 #include <random>
 #include <string>
-#include <tuple>
+#include <utility>
 
 #include "absl/strings/str_cat.h"
 #include "lcio/data/message.h"
@@ -38,6 +38,31 @@ env::Budget BudgetOf(const JoinedLog& log, size_t e, const env::Budget& fallback
 
 }  // namespace
 
+absl::StatusOr<std::shared_ptr<const env::Scorer>> ServedPricing(
+    std::shared_ptr<const env::Simulator> model, const JoinedLog& log) {
+  std::vector<std::shared_ptr<const env::Simulator>> simulators = {model};
+  std::map<std::pair<std::string, std::string>, int> index_of;
+  absl::flat_hash_map<int64_t, int> simulator_of_episode;
+  const env::SimulatorConfig& config = model->config();
+  for (size_t e = 0; e < log.dataset.episodes.size() && e < log.profile.size(); ++e) {
+    const ServedProfile& p = log.profile[e];
+    if (!p.known() || (p.device == config.device && p.network == config.network)) continue;
+    auto [it, fresh] = index_of.try_emplace({p.device, p.network}, 0);
+    if (fresh) {
+      auto made = model->WithProfile({p.device, p.network});
+      if (!made.ok())
+        return absl::InvalidArgumentError(absl::StrCat(
+            log.dataset.source, ": episode ", log.dataset.episodes[e].id, " was served for ",
+            data::Shorten(p.device, 64), " / ", data::Shorten(p.network, 64), ": ",
+            made.status().message(), " (--profiles adds devices and networks)"));
+      it->second = static_cast<int>(simulators.size());
+      simulators.push_back(*std::move(made));
+    }
+    simulator_of_episode[log.dataset.episodes[e].id] = it->second;
+  }
+  return env::Scorer::ByEpisode("served", std::move(simulators), std::move(simulator_of_episode));
+}
+
 absl::StatusOr<int> LoggedAction(const env::ActionTable& actions, const data::Turn& turn) {
   return actions.IndexOf(turn.target == data::Target::kCloud, turn.uploaded_views);
 }
@@ -62,27 +87,13 @@ absl::StatusOr<OpeReport> EvaluateOffPolicy(const JoinedLog& log, env::Policy& c
   const env::Simulator& primary = *dm->simulators.front();
   const env::ActionTable& actions = primary.actions();
   // A conversation is priced under the profile it was served for, when the
-  // log names one: each fold's model with that profile's costs, made once.
-  std::map<std::tuple<int, std::string, std::string>, std::shared_ptr<const env::Simulator>>
-      profiled;
-  auto model_for = [&](size_t e) -> absl::StatusOr<const env::Simulator*> {
-    const int fold = dm->fold_of[e];
-    const env::Simulator& fitted = *dm->simulators[fold];
-    if (e >= log.profile.size() || !log.profile[e].known()) return &fitted;
-    const ServedProfile& p = log.profile[e];
-    if (p.device == options.config.device && p.network == options.config.network) return &fitted;
-    auto& slot = profiled[{fold, p.device, p.network}];
-    if (slot == nullptr) {
-      auto made = fitted.WithProfile({p.device, p.network});
-      if (!made.ok())
-        return absl::InvalidArgumentError(
-            absl::StrCat(ds.source, ": episode ", ds.episodes[e].id, " was served for ",
-                         data::Shorten(p.device, 64), " / ", data::Shorten(p.network, 64), ": ",
-                         made.status().message(), " (--profiles adds devices and networks)"));
-      slot = *std::move(made);
-    }
-    return slot.get();
-  };
+  // log names one: each fold's model with that profile's costs.
+  std::vector<std::shared_ptr<const env::Scorer>> served;
+  for (const auto& fold_model : dm->simulators) {
+    auto pricing = ServedPricing(fold_model, log);
+    if (!pricing.ok()) return pricing.status();
+    served.push_back(*std::move(pricing));
+  }
 
   OpeReport report;
   report.num_actions = actions.size();
@@ -97,9 +108,7 @@ absl::StatusOr<OpeReport> EvaluateOffPolicy(const JoinedLog& log, env::Policy& c
     if (log.propensity[e].size() != episode.turns.size())
       return absl::InvalidArgumentError(
           absl::StrCat("joined log: episode ", episode.id, " propensities do not match its turns"));
-    auto served = model_for(e);
-    if (!served.ok()) return served.status();
-    const env::Simulator& model = **served;
+    const env::Simulator& model = served[dm->fold_of[e]]->For(episode);
     const env::CostModel& costs = model.costs();
     const env::Budget budget = BudgetOf(log, e, options.default_budget);
     candidate.BeginEpisode(episode, budget, env::MixSeed(options.seed, episode.id));

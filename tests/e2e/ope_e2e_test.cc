@@ -537,6 +537,31 @@ TEST_F(OpeEndToEndTest, TrafficOnADeviceOfTheServingArtifactsCatalogIsPricedWith
   with_file.push_back("--profiles=" + profiles);
   auto [from_file, file_out] = Run(with_file);
   EXPECT_EQ(from_file, 0) << stderr_;
+  // Calibration prices the conversations as served too: the same as the
+  // unlabelled log at --device=Toaster.
+  {
+    std::ofstream out(dir_.File("plain_log.json"), std::ios::binary);
+    ope::JoinedLog plain = *sim;
+    plain.profile.clear();
+    ASSERT_TRUE(ope::WriteJoinedLog(plain, out).ok());
+  }
+  const std::vector<std::string> calibrate = {LCIO_CALIBRATE_BIN, "--policy=fixed:2",
+                                              "--target_spend_usd=0.005", "--format=json",
+                                              "--profiles=" + profiles};
+  auto served = calibrate, flagged = calibrate;
+  served.push_back("--log=" + dir_.File("toaster_log.json"));
+  flagged.push_back("--log=" + dir_.File("plain_log.json"));
+  flagged.push_back("--device=Toaster");
+  auto [served_status, served_out] = Run(served);
+  ASSERT_EQ(served_status, 0) << stderr_;
+  auto [flagged_status, flagged_out] = Run(flagged);
+  ASSERT_EQ(flagged_status, 0) << stderr_;
+  EXPECT_EQ(served_out, flagged_out);
+  auto [default_status, default_out] =
+      Run({LCIO_CALIBRATE_BIN, "--policy=fixed:2", "--target_spend_usd=0.005", "--format=json",
+           "--log=" + dir_.File("plain_log.json")});
+  ASSERT_EQ(default_status, 0) << stderr_;
+  EXPECT_NE(served_out, default_out);  // the local turns the shield falls back to
 }
 
 TEST_F(OpeEndToEndTest, BadJoinedInputIsRefusedWithTheFieldAndTheRule) {

@@ -87,6 +87,11 @@ class Scorer {
   // One simulator scoring every episode.
   static std::shared_ptr<const Scorer> Single(std::string name,
                                               std::shared_ptr<const Simulator> simulator);
+  // The simulator of each episode named by id (`simulators[0]` for any other):
+  // the same model under each conversation's own profile, for instance.
+  static std::shared_ptr<const Scorer> ByEpisode(
+      std::string name, std::vector<std::shared_ptr<const Simulator>> simulators,
+      absl::flat_hash_map<int64_t, int> simulator_of_episode_id);
 
   const std::string& name() const { return name_; }
   // Costs, actions and configuration (shared by every simulator).

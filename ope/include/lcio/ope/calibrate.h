@@ -11,6 +11,7 @@
 #include "absl/status/statusor.h"
 #include "lcio/data/m4a1.h"
 #include "lcio/env/policy_interface.h"
+#include "lcio/env/scorer.h"
 #include "lcio/env/simulator.h"
 
 namespace lcio::ope {
@@ -58,13 +59,23 @@ struct Tally {
   double numerator = 0, denominator = 0;
   double value() const { return denominator > 0 ? numerator / denominator : 0; }
 };
+// `pricing` gives each conversation's simulator (its served profile's
+// costs, env::Scorer::ByEpisode); a Simulator prices every conversation.
+Tally AchievedTally(const env::Scorer& pricing, const data::Dataset& log,
+                    const std::vector<int>& episodes, env::Policy& policy, CalibrationMetric metric,
+                    const env::Budget& budget);
 Tally AchievedTally(const env::Simulator& simulator, const data::Dataset& log,
                     const std::vector<int>& episodes, env::Policy& policy, CalibrationMetric metric,
                     const env::Budget& budget);
+double Achieved(const env::Scorer& pricing, const data::Dataset& log,
+                const std::vector<int>& episodes, env::Policy& policy, CalibrationMetric metric,
+                const env::Budget& budget);
 double Achieved(const env::Simulator& simulator, const data::Dataset& log,
                 const std::vector<int>& episodes, env::Policy& policy, CalibrationMetric metric,
                 const env::Budget& budget);
 
+absl::StatusOr<CalibrationResult> Calibrate(const env::Scorer& pricing, const data::Dataset& log,
+                                            env::Policy& policy, const CalibrationOptions& options);
 absl::StatusOr<CalibrationResult> Calibrate(const env::Simulator& simulator,
                                             const data::Dataset& log, env::Policy& policy,
                                             const CalibrationOptions& options);

@@ -11,6 +11,7 @@
 
 #include "absl/status/statusor.h"
 #include "lcio/env/policy_interface.h"
+#include "lcio/env/scorer.h"
 #include "lcio/env/simulator.h"
 #include "lcio/ope/estimators.h"
 #include "lcio/ope/joined_log.h"
@@ -90,6 +91,13 @@ absl::StatusOr<PairedReport> ComparePaired(const JoinedLog& log, const OpeReport
 // `epsilon` a uniformly drawn action, otherwise `base`'s (shielded when
 // `shield`). The logged response is `truth`'s, the costs the cost model's,
 // and each turn records the probability of its action.
+// `model` under each conversation's served profile (log.profile; `model`
+// itself where none is named or it is model's own): what prices the
+// conversations as the fleet priced them. Errors name the episode and the
+// profile the catalog lacks.
+absl::StatusOr<std::shared_ptr<const env::Scorer>> ServedPricing(
+    std::shared_ptr<const env::Simulator> model, const JoinedLog& log);
+
 struct ExplorationOptions {
   static constexpr int kMaxCopies = 10000;  // each copy replays every conversation
   double epsilon = 0.2;
