@@ -394,6 +394,7 @@ absl::Status JoinPartition(const std::string& decisions_path, const std::string&
       if (timed) previous_decided = decided;
       budget.remaining_latency_s.push_back(d->context.latency_budget_s);
       budget.remaining_money_usd.push_back(d->context.money_budget_usd);
+      budget.remaining_request_money_usd.push_back(d->context.request_money_budget_usd);
       ++expected_turn;
     }
     if (episode.turns.empty()) {

@@ -96,6 +96,31 @@ ShieldDecision Shield(const CostModel& costs, int proposed, const std::vector<do
       remaining_money_usd, reserve_turns);
 }
 
+ShieldDecision ShieldWithinRequestBudget(const CostModel& costs, int proposed,
+                                         const std::vector<double>* scores,
+                                         double remaining_latency_s, double remaining_money_usd,
+                                         double request_money_usd, int reserve_turns) {
+  ShieldDecision d =
+      Shield(costs, proposed, scores, remaining_latency_s, remaining_money_usd, reserve_turns);
+  if (!d.nothing_fits || !(request_money_usd > remaining_money_usd)) return d;
+  const int n = costs.num_actions();
+  const bool ranked = scores && static_cast<int>(scores->size()) == n;
+  // Which of two actions equal in money is preferred.
+  const auto preferred = [&](int a, int b) {
+    return ranked ? (*scores)[a] > (*scores)[b] : NormCost(costs, a) < NormCost(costs, b);
+  };
+  int best = -1;
+  for (int a = 0; a < n; ++a) {
+    if (!Fits(costs, a, remaining_latency_s, request_money_usd, reserve_turns)) continue;
+    if (best < 0 || costs.money_usd(a) < costs.money_usd(best) ||
+        (costs.money_usd(a) == costs.money_usd(best) && preferred(a, best)))
+      best = a;
+  }
+  if (best < 0)
+    return Shield(costs, proposed, scores, remaining_latency_s, request_money_usd, reserve_turns);
+  return ShieldDecision{best, best != proposed, false};
+}
+
 ShieldDecision ShieldByCost(const std::vector<double>& time_s, const std::vector<double>& money_usd,
                             int proposed, double remaining_latency_s, double remaining_money_usd,
                             int reserve_turns) {

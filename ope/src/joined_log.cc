@@ -85,8 +85,17 @@ absl::StatusOr<JoinedLog> ParseJoinedLog(std::string_view text, std::string_view
       if (!left_s.ok()) return left_s.status();
       auto left_usd = OptionalBudget(turns[t], source, parsed.id, "remaining_money_usd", turn);
       if (!left_usd.ok()) return left_usd.status();
+      auto request_usd =
+          OptionalBudget(turns[t], source, parsed.id, "remaining_request_money_usd", turn);
+      if (!request_usd.ok()) return request_usd.status();
+      if (*request_usd && *left_usd && **request_usd < **left_usd)
+        return FieldError(source, parsed.id, turn, "remaining_request_money_usd",
+                          turns[t]["remaining_request_money_usd"],
+                          absl::StrCat("must be >= remaining_money_usd (", **left_usd,
+                                       "): fleet control only lowers the request's budget"));
       budget.remaining_latency_s.push_back(*left_s);
       budget.remaining_money_usd.push_back(*left_usd);
+      budget.remaining_request_money_usd.push_back(*request_usd);
       auto it = turns[t].find("propensity");
       if (it == turns[t].end()) {
         if (!default_propensity)
@@ -132,7 +141,8 @@ absl::Status JoinedLogWriter::Add(const data::Episode& episode,
   one.num_views = static_cast<int>(episode.image_paths.size());
   one.episodes.push_back(episode);
   json j = json::parse(data::ToM4A1Json(one)).at(0);
-  for (const auto* remaining : {&budget.remaining_latency_s, &budget.remaining_money_usd})
+  for (const auto* remaining : {&budget.remaining_latency_s, &budget.remaining_money_usd,
+                                &budget.remaining_request_money_usd})
     if (!remaining->empty() && remaining->size() != episode.turns.size())
       return absl::InvalidArgumentError(absl::StrCat("episode ", episode.id, ": ",
                                                      remaining->size(), " remaining budgets for ",
@@ -144,6 +154,8 @@ absl::Status JoinedLogWriter::Add(const data::Episode& episode,
       turn["remaining_latency_s"] = *budget.remaining_latency_s[t];
     if (!budget.remaining_money_usd.empty() && budget.remaining_money_usd[t])
       turn["remaining_money_usd"] = *budget.remaining_money_usd[t];
+    if (!budget.remaining_request_money_usd.empty() && budget.remaining_request_money_usd[t])
+      turn["remaining_request_money_usd"] = *budget.remaining_request_money_usd[t];
   }
   j["tasks"] = tasks;
   if (profile.known()) {

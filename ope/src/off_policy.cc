@@ -3,6 +3,7 @@
 #include <algorithm>
 #include <map>
 #include <memory>
+#include <optional>
 #include <random>
 #include <string>
 #include <utility>
@@ -16,14 +17,18 @@
 namespace lcio::ope {
 namespace {
 
+// `request_money_usd`: the request's own remaining money budget where fleet
+// control lowered the context's below it (the server's fallback), else none.
 int Choose(env::Policy& policy, const env::DecisionContext& context, const env::CostModel& costs,
-           bool shield, std::vector<double>* scores) {
+           bool shield, std::vector<double>* scores,
+           std::optional<double> request_money_usd = std::nullopt) {
   scores->clear();
   const int action = policy.Act(context, scores);
   if (!shield) return action;
   // The evaluator's and the server's rule (env/shield.h).
-  return env::Shield(costs, action, scores->empty() ? nullptr : scores, context.remaining_latency_s,
-                     context.remaining_money_usd)
+  return env::ShieldWithinRequestBudget(costs, action, scores->empty() ? nullptr : scores,
+                                        context.remaining_latency_s, context.remaining_money_usd,
+                                        request_money_usd.value_or(context.remaining_money_usd))
       .action;
 }
 
@@ -134,7 +139,11 @@ absl::StatusOr<OpeReport> EvaluateOffPolicy(const JoinedLog& log, env::Policy& c
       if (static_cast<size_t>(t) < logged_budget.remaining_money_usd.size() &&
           logged_budget.remaining_money_usd[t])
         context.remaining_money_usd = *logged_budget.remaining_money_usd[t];
-      const int action = Choose(candidate, context, costs, options.shield, &scores);
+      std::optional<double> request_money_usd;
+      if (static_cast<size_t>(t) < logged_budget.remaining_request_money_usd.size())
+        request_money_usd = logged_budget.remaining_request_money_usd[t];
+      const int action =
+          Choose(candidate, context, costs, options.shield, &scores, request_money_usd);
       if (action < 0 || action >= actions.size())
         return absl::InternalError(
             absl::StrCat(candidate.name(), " chose action ", action, " of ", actions.size()));

@@ -319,23 +319,10 @@ absl::StatusOr<Decider::Choice> Decider::Choose(const Pending& pending,
     ranking.assign(scores.begin(), scores.end());
   }
   const std::vector<double>* ranked = choice.fallback ? nullptr : &ranking;
-  choice.shield = env::Shield(*choice.costs, choice.proposed, ranked, p.latency_s, p.money_usd);
-  if (choice.shield.nothing_fits && pending.request_money_usd > p.money_usd) {
-    // The fleet controller lowered the budget below every action: never
-    // past the request's own budget because of it.
-    // (Ties in money go to the higher score: under the fallback, its answer
-    // under the lowered budget, which is the cheapest action when nothing
-    // fits, then the cheaper by the shield's measure.)
-    if (std::optional<int> within = CheapestWithinRequestBudget(*choice.costs, scores, p.latency_s,
-                                                                pending.request_money_usd)) {
-      choice.shield.action = *within;
-      choice.shield.overridden = *within != choice.proposed;
-      choice.shield.nothing_fits = false;
-    } else {
-      choice.shield = env::Shield(*choice.costs, choice.proposed, ranked, p.latency_s,
-                                  pending.request_money_usd);
-    }
-  }
+  // Under fleet control p.money_usd is the lowered budget: never past the
+  // request's own budget because of it.
+  choice.shield = env::ShieldWithinRequestBudget(
+      *choice.costs, choice.proposed, ranked, p.latency_s, p.money_usd, pending.request_money_usd);
   choice.decision_id =
       NewDecisionId(pending.request->conversation_id(), pending.request->turn_index());
   const bool explore = explore_.enabled() && !pending.request->no_explore();

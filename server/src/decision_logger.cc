@@ -358,8 +358,9 @@ void DecisionLogger::Shadow(const std::vector<DecisionEvent>& events,
     if (fixed >= 0) FallbackRanking(costs, fixed, &own);
     const int proposed = fixed >= 0 ? fixed : ArgMax(row, n_actions);
     const std::vector<double> ranking(own.begin(), own.end());
-    const env::ShieldDecision shield = env::Shield(costs, proposed, fixed >= 0 ? nullptr : &ranking,
-                                                   e.parsed.latency_s, e.parsed.money_usd);
+    const env::ShieldDecision shield =
+        env::ShieldWithinRequestBudget(costs, proposed, fixed >= 0 ? nullptr : &ranking,
+                                       e.parsed.latency_s, e.parsed.money_usd, e.request_money_usd);
     std::vector<bool> allowed(n_actions);
     for (int a = 0; a < n_actions; ++a)
       allowed[a] = env::Fits(costs, a, e.parsed.latency_s, e.parsed.money_usd);

@@ -6,7 +6,6 @@
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
 #include "lcio/data/message.h"
-#include "lcio/env/shield.h"
 #include "lcio/server/metrics.h"
 
 namespace lcio::server {
@@ -30,7 +29,8 @@ absl::StatusOr<FleetTarget> FleetTarget::Parse(absl::string_view flag) {
   double value = 0;
   const bool has_value = colon != absl::string_view::npos &&
                          absl::SimpleAtod(flag.substr(colon + 1), &value) && std::isfinite(value);
-  const std::string quoted = absl::StrCat("fleet_target = \"", data::Shorten(std::string(flag), 64), "\"");
+  const std::string quoted =
+      absl::StrCat("fleet_target = \"", data::Shorten(std::string(flag), 64), "\"");
   if (kind == "cloud_share") {
     if (!has_value || !(value > 0 && value < 1))
       return absl::InvalidArgumentError(
@@ -91,8 +91,8 @@ double PiController::Step(double error) {
 absl::StatusOr<bool> FleetControlOptions::ParseControl(absl::string_view flag) {
   if (flag == "off" || flag.empty()) return false;
   if (flag == "pi") return true;
-  return absl::InvalidArgumentError(
-      absl::StrCat("fleet_control = \"", data::Shorten(std::string(flag), 64), "\": must be off or pi"));
+  return absl::InvalidArgumentError(absl::StrCat(
+      "fleet_control = \"", data::Shorten(std::string(flag), 64), "\": must be off or pi"));
 }
 
 absl::Status FleetControlOptions::Validate() const {
@@ -219,19 +219,6 @@ FleetController::State FleetController::state() const {
   state.cloud_decisions = cloud_.load(std::memory_order_relaxed);
   state.conversation_starts = starts_.load(std::memory_order_relaxed);
   return state;
-}
-
-std::optional<int> CheapestWithinRequestBudget(const env::CostModel& costs,
-                                               const std::vector<float>& scores, double latency_s,
-                                               double request_money_usd) {
-  std::optional<int> best;
-  for (int a = 0; a < static_cast<int>(scores.size()); ++a) {
-    if (!env::Fits(costs, a, latency_s, request_money_usd)) continue;
-    if (!best || costs.money_usd(a) < costs.money_usd(*best) ||
-        (costs.money_usd(a) == costs.money_usd(*best) && scores[a] > scores[*best]))
-      best = a;
-  }
-  return best;
 }
 
 }  // namespace lcio::server

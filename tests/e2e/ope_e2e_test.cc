@@ -339,6 +339,36 @@ TEST_F(OpeEndToEndTest, ATurnTheClientRanOtherwiseThanDecidedCutsItsConversation
   EXPECT_EQ(joined->propensity[0], std::vector<double>({0.92}));
 }
 
+// Under fleet control a decision's context records the lowered money budget
+// and the request's own; the joined turn carries both, so that the replay's
+// shield falls back to the request's budget as the server's did.
+TEST_F(OpeEndToEndTest, ATurnDecidedUnderALoweredBudgetCarriesTheRequestsOwn) {
+  std::ofstream decisions(dir_.File("decisions.log"), std::ios::binary);
+  std::ofstream reports(dir_.File("reports.log"), std::ios::binary);
+  for (int t = 0; t < 2; ++t) {
+    data::DecisionRecord d = HandDecision("c", t, t, /*local*/ 0, 1, t);
+    if (t == 0) {
+      d.context.request_money_budget_usd = d.context.money_budget_usd;
+      d.context.money_budget_usd *= 0.01;
+    }
+    decisions << data::ToJsonLine(d) << "\n";
+    reports << server::EncodeReportLine(HandReport(d, false, 1.5, t * 60 + 5, {"Query"}));
+  }
+  decisions.close();
+  reports.close();
+  auto [status, out] =
+      Run({LCIO_JOIN_BIN, "--decisions=" + dir_.File("decisions.log"),
+           "--reports=" + dir_.File("reports.log"), "--out=" + dir_.File("joined.json")});
+  ASSERT_EQ(status, 0) << stderr_ << out;
+  auto joined = ope::LoadJoinedLog(dir_.File("joined.json"));
+  ASSERT_TRUE(joined.ok()) << joined.status();
+  ASSERT_EQ(joined->budget.size(), 1u);
+  const ope::ConversationBudget& b = joined->budget[0];
+  EXPECT_EQ(b.remaining_money_usd, (std::vector<std::optional<double>>{0.0005, 0.05}));
+  EXPECT_EQ(b.remaining_request_money_usd,
+            (std::vector<std::optional<double>>{0.05, std::nullopt}));
+}
+
 // Which decision and which Report a turn joins, and what cuts it: a turn
 // reported to two pods, a Report corrected without its id, a retried Decide,
 // a conversation restarted under its id, an inferred task, a client that ran

@@ -179,6 +179,47 @@ TEST(ShieldTest, NeverExceedsAndFallsBackToTheCheapest) {
   EXPECT_EQ(CheapestAction(*costs), 0);
 }
 
+// With the money budget lowered (fleet control) so far that nothing fits,
+// Shield alone takes its cheapest action by normalised time + money: on a
+// Raspberry Pi-4B over WiFi a cloud call, past the request's own budget.
+TEST(ShieldTest, WithinRequestBudgetNeverExceedsTheRequestsOwnBudget) {
+  const ActionTable actions = ActionTable::Create(3).value();
+  const CostModel costs =
+      CostModel::Create(ProfileCatalog::BuiltIn(), "Raspberry Pi-4B", "WiFi", actions).value();
+  std::vector<double> scores(actions.size(), 0);
+  scores[1] = 5;  // the policy prefers the plain cloud call
+  const double latency_s = 10, request_money = 1e-4, lowered_money = 0.001 * request_money;
+  const ShieldDecision lowered = Shield(costs, 1, &scores, latency_s, lowered_money);
+  ASSERT_TRUE(lowered.nothing_fits);
+  EXPECT_GT(costs.money_usd(lowered.action), request_money);  // the overspend this prevents
+  for (const std::vector<double>* ranking : {&scores, static_cast<std::vector<double>*>(nullptr)}) {
+    const ShieldDecision within =
+        ShieldWithinRequestBudget(costs, 1, ranking, latency_s, lowered_money, request_money);
+    EXPECT_FALSE(within.nothing_fits);
+    EXPECT_EQ(within.action, 0);  // local: the one action the request's budget pays for
+    EXPECT_TRUE(Fits(costs, within.action, latency_s, request_money));
+    EXPECT_EQ(within.overridden, within.action != 1);
+    for (int a = 0; a < actions.size(); ++a)
+      if (Fits(costs, a, latency_s, request_money)) {
+        EXPECT_LE(costs.money_usd(within.action), costs.money_usd(a)) << a;
+      }
+  }
+  // Something fits the lowered budget: exactly Shield's decision.
+  const ShieldDecision roomy = ShieldWithinRequestBudget(costs, 1, &scores, 1e3, 1.0, 2.0);
+  const ShieldDecision plain = Shield(costs, 1, &scores, 1e3, 1.0);
+  EXPECT_EQ(roomy.action, plain.action);
+  EXPECT_EQ(roomy.overridden, plain.overridden);
+  // Without a lowered budget (the request's is no higher): Shield's.
+  const ShieldDecision same =
+      ShieldWithinRequestBudget(costs, 1, &scores, latency_s, lowered_money, lowered_money);
+  EXPECT_EQ(same.action, lowered.action);
+  EXPECT_TRUE(same.nothing_fits);
+  // Nothing fits the request's own budget either: Shield's decision under it.
+  const ShieldDecision none = ShieldWithinRequestBudget(costs, 1, &scores, 0, lowered_money, 1e-4);
+  EXPECT_TRUE(none.nothing_fits);
+  EXPECT_EQ(none.action, Shield(costs, 1, &scores, 0, 1e-4).action);
+}
+
 TEST(SplitTest, SeededAndDisjoint) {
   auto a = RandomSplit(100, 3, 0.2), b = RandomSplit(100, 3, 0.2), c = RandomSplit(100, 4, 0.2);
   ASSERT_TRUE(a.ok());

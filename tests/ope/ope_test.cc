@@ -713,6 +713,52 @@ TEST(OffPolicy, TheReplayUsesTheRemainingBudgetsTheServerSaw) {
   EXPECT_FALSE(back->budget[1].remaining_money_usd.front().has_value());
 }
 
+// Under fleet control, when nothing fits the lowered money budget the
+// server takes the action cheapest in money that fits the request's own
+// budget (env::ShieldWithinRequestBudget). On a Raspberry Pi-4B over WiFi the
+// shield's own cheapest action (by normalised time + money) is a cloud call,
+// past the request's budget; the replay took it, as if the server had.
+TEST(OffPolicy, TheReplayFallsBackToTheRequestsOwnBudgetAsTheServerDoes) {
+  const World w = MakeWorld();
+  env::FixedPolicy cloud(1, "Fixed 1");
+  ExplorationOptions x;
+  x.epsilon = 0;
+  auto log = SimulateExploringLog(*w.truth, EmbeddedDataset(), w.episodes, cloud, x);
+  ASSERT_TRUE(log.ok()) << log.status();
+  const double lowered = 1e-7, request = 1e-4;  // local costs about 4e-7 USD there
+  log->profile.assign(log->dataset.episodes.size(), ServedProfile{"Raspberry Pi-4B", "WiFi"});
+  for (size_t e = 0; e < log->budget.size(); ++e) {
+    const size_t turns = log->dataset.episodes[e].turns.size();
+    log->budget[e].remaining_money_usd.assign(turns, lowered);
+    log->budget[e].remaining_request_money_usd.assign(turns, request);
+  }
+  auto within = EvaluateOffPolicy(*log, cloud, OpeOptions());
+  ASSERT_TRUE(within.ok()) << within.status();
+  EXPECT_EQ(within->cloud_share, 0);  // local, the one action the request's budget pays for
+  // The request's budget survives the file, and is never below the lowered one.
+  std::ostringstream out;
+  ASSERT_TRUE(WriteJoinedLog(*log, out).ok());
+  auto back = ParseJoinedLog(out.str(), "<test>");
+  ASSERT_TRUE(back.ok()) << back.status();
+  EXPECT_EQ(back->budget[0].remaining_request_money_usd,
+            log->budget[0].remaining_request_money_usd);
+  std::string bad = out.str();
+  const std::string field = "\"remaining_request_money_usd\":0.0001";
+  ASSERT_NE(bad.find(field), std::string::npos) << bad.substr(0, 400);
+  bad.replace(bad.find(field), field.size(), "\"remaining_request_money_usd\":5e-08");
+  auto refused = ParseJoinedLog(bad, "<test>");
+  ASSERT_FALSE(refused.ok());
+  EXPECT_NE(refused.status().message().find("'remaining_request_money_usd' = 5e-08: must be >= "
+                                            "remaining_money_usd"),
+            std::string::npos)
+      << refused.status();
+  // Without it, the shield's cheapest action under the lowered budget.
+  for (ConversationBudget& b : log->budget) b.remaining_request_money_usd.clear();
+  auto past = EvaluateOffPolicy(*log, cloud, OpeOptions());
+  ASSERT_TRUE(past.ok()) << past.status();
+  EXPECT_EQ(past->cloud_share, 1);
+}
+
 TEST(OffPolicy, RefusesTooSmallLogs) {
   JoinedLog log = SmallJoined();
   log.dataset.episodes.resize(1);

@@ -421,6 +421,52 @@ TEST_F(DecisionLogServiceTest, TheShadowPolicyScoresEveryRequestAfterTheAnswer) 
   }
 }
 
+// Under fleet control at its lowest scale nothing fits the lowered money
+// budget; the server, and its shadow policy as the server, then take the
+// action cheapest in money that fits the request's own budget
+// (env::ShieldWithinRequestBudget). On a Raspberry Pi-4B over WiFi the
+// shield's own cheapest action is a cloud call, past the request's budget.
+TEST_F(DecisionLogServiceTest, UnderALoweredBudgetTheServerAndItsShadowKeepToTheRequests) {
+  TestArtifactOptions cloud;
+  cloud.favoured_action = 1;  // the plain cloud call
+  const std::string twin = dir_.File("twin.pt");
+  ASSERT_TRUE(policy::testing::WriteTestArtifact(twin, cloud).ok());
+  StartServer(
+      [&](ServerOptions& o) {
+        o.shadow_policy = twin;
+        o.fleet.target = *FleetTarget::Parse("cloud_share:0.3");
+        o.fleet.pi = true;
+        o.fleet.min_scale = o.fleet.initial_scale = 0.001;
+        o.fleet.update_every = o.fleet.window = 1000000000;  // s stays 0.001
+      },
+      cloud);
+  const double request_money = 1e-4;  // local costs about 4e-7 USD there, a cloud call 4.9e-4
+  v1::DecideRequest request = Request("lowered", 0, 10, request_money);
+  request.set_device("Raspberry Pi-4B");
+  request.set_network("WiFi");
+  v1::DecideResponse r;
+  ASSERT_TRUE(client_->Decide(request, &r).ok());
+  EXPECT_FALSE(r.nothing_fits());
+  EXPECT_LE(r.expected_money_usd(), request_money);
+  std::map<std::string, double> m;
+  for (int i = 0; i < 200; ++i) {
+    m = test::ParseMetrics(test::HttpGet(app_->metrics_port(), "/metrics"));
+    if (test::Metric(m, "lcio_shadow_decisions_total") >= 1) break;
+    absl::SleepFor(absl::Milliseconds(25));
+  }
+  const auto records = StopAndRead();
+  ASSERT_EQ(records.size(), 1u);
+  const data::DecisionRecord& d = records.begin()->second;
+  EXPECT_DOUBLE_EQ(d.context.money_budget_usd, 0.001 * request_money);
+  EXPECT_EQ(d.context.RequestMoneyBudget(), request_money);
+  EXPECT_EQ(d.proposed_action, 1);
+  EXPECT_EQ(d.taken_action, 0);  // local, the one action the request's budget pays for
+  EXPECT_TRUE(d.shield_overridden);
+  EXPECT_FALSE(d.nothing_fits);
+  ASSERT_TRUE(d.shadow.has_value());
+  EXPECT_EQ(d.shadow->action, d.taken_action);
+}
+
 TEST_F(DecisionLogServiceTest, AShadowWhoseScoresAreNotNumbersIsSkippedAndCounted) {
   const std::string shadow = dir_.File("overflow.pt");
   ASSERT_TRUE(policy::testing::WriteOverflowingTestArtifact(shadow).ok());

@@ -282,32 +282,5 @@ TEST(FleetControllerTest, ConcurrentObserversCountEveryDecision) {
   EXPECT_LE(state.achieved, 1);
 }
 
-// With s small enough that nothing fits the lowered budget, the shield
-// alone would take its cheapest action by normalised time + money: on a
-// Raspberry Pi-4B over WiFi a cloud call, past the request's own budget.
-TEST(CheapestWithinRequestBudget, NeverExceedsTheRequestsOwnBudget) {
-  const env::ActionTable actions = env::ActionTable::Create(3).value();
-  const env::CostModel costs =
-      env::CostModel::Create(env::ProfileCatalog::BuiltIn(), "Raspberry Pi-4B", "WiFi", actions)
-          .value();
-  std::vector<float> scores(actions.size(), 0);
-  scores[1] = 5;  // the policy prefers the plain cloud call
-  const double latency_s = 10, request_money = 1e-4, lowered_money = 0.001 * request_money;
-  const env::ShieldDecision lowered = env::Shield(costs, 1, nullptr, latency_s, lowered_money);
-  ASSERT_TRUE(lowered.nothing_fits);
-  EXPECT_GT(costs.money_usd(lowered.action), request_money);  // the bug this prevents
-  const std::optional<int> within =
-      CheapestWithinRequestBudget(costs, scores, latency_s, request_money);
-  ASSERT_TRUE(within.has_value());
-  EXPECT_TRUE(env::Fits(costs, *within, latency_s, request_money));
-  for (int a = 0; a < actions.size(); ++a)
-    if (env::Fits(costs, a, latency_s, request_money)) {
-      EXPECT_LE(costs.money_usd(*within), costs.money_usd(a)) << a;
-    }
-  // Nothing fits the request's own budget either: none (the shield's
-  // choice under the request's budget stands).
-  EXPECT_FALSE(CheapestWithinRequestBudget(costs, scores, 0, request_money).has_value());
-}
-
 }  // namespace
 }  // namespace lcio::server

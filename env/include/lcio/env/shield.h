@@ -48,4 +48,20 @@ ShieldDecision Shield(const CostModel& costs, int proposed, const std::vector<do
                       double remaining_latency_s, double remaining_money_usd,
                       int reserve_turns = kDefaultReserveTurns);
 
+// The shield under a money budget lowered below the request's own (fleet
+// control: remaining_money_usd = s x request_money_usd, s <= 1). Where
+// something fits the lowered budget, Shield's decision. Where nothing does,
+// Shield would take its cheapest action by normalised time + money, which can
+// cost more than the request's own budget allows (a cloud call on a slow
+// device); this takes instead the action cheapest in money among those that
+// fit the request's own budgets (ties to the higher score; without scores, to
+// the lower normalised cost, then the lower index), and only when nothing
+// fits those either, Shield's decision under the request's budget. The
+// server, its shadow policy and the off-policy replay all decide by it.
+ShieldDecision ShieldWithinRequestBudget(const CostModel& costs, int proposed,
+                                         const std::vector<double>* scores,
+                                         double remaining_latency_s, double remaining_money_usd,
+                                         double request_money_usd,
+                                         int reserve_turns = kDefaultReserveTurns);
+
 }  // namespace lcio::env

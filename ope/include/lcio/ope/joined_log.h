@@ -7,6 +7,11 @@
 //                    "remaining_latency_s", "remaining_money_usd": the
 //                    remaining budgets the serving policy and its shield saw
 //                    before that turn (optional; lcio-join writes them)
+//                    "remaining_request_money_usd": the request's own
+//                    remaining money budget where fleet control lowered
+//                    remaining_money_usd below it (optional; absent: the
+//                    same), which the shield falls back to when nothing
+//                    fits the lowered one (env::ShieldWithinRequestBudget)
 //   per episode      "latency_budget_s", "money_budget_usd": the
 //                    conversation's budgets (optional; defaults apply)
 //                    "device", "network": the profile the conversation was
@@ -37,6 +42,9 @@ struct ConversationBudget {
   // serving policy saw it. Under fleet control that is the scaled remaining
   // budget, which the conversation's budget minus the spend cannot give.
   std::vector<std::optional<double>> remaining_latency_s, remaining_money_usd;
+  // Per turn (empty, or one per turn): the request's own remaining money
+  // budget, where fleet control lowered remaining_money_usd below it.
+  std::vector<std::optional<double>> remaining_request_money_usd;
 };
 
 // The smallest propensity a joined log may carry: an importance weight's

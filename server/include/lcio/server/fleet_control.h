@@ -15,15 +15,12 @@
 
 #include <atomic>
 #include <cstdint>
-#include <optional>
 #include <string>
-#include <vector>
 
 #include "absl/base/thread_annotations.h"
 #include "absl/status/statusor.h"
 #include "absl/strings/string_view.h"
 #include "absl/synchronization/mutex.h"
-#include "lcio/env/profiles.h"
 
 namespace lcio::server {
 
@@ -131,16 +128,5 @@ class FleetController {
   double ew_denominator_ ABSL_GUARDED_BY(mu_) = 0;
   State state_ ABSL_GUARDED_BY(mu_);
 };
-
-// When nothing fits the lowered money budget, the shield would take the
-// cheapest action by normalised time + money, which can cost more than the
-// request's own budget allows. The controller must never do that: this is
-// the action to take instead, the cheapest in money among those that fit
-// the request's own budgets (ties to the higher score), or none when
-// nothing fits them either (then the shield's own choice under the
-// request's budget stands).
-std::optional<int> CheapestWithinRequestBudget(const env::CostModel& costs,
-                                               const std::vector<float>& scores, double latency_s,
-                                               double request_money_usd);
 
 }  // namespace lcio::server
