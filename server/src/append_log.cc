@@ -60,13 +60,19 @@ std::string DirectoryOf(const std::string& path) {
   return path.find('/') == std::string::npos ? "." : path.substr(0, path.rfind('/') + 1);
 }
 
-void SyncDirectory(const std::string& path) {
-  if (const int dfd = ::open(DirectoryOf(path).c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-      dfd >= 0) {
-    ::fsync(dfd);
-    ::close(dfd);
-  }
+// fsync of a directory: a file created or renamed in it is durable only
+// once its entry is (fsync(2)). Returns 0 or the errno. A filesystem that
+// cannot sync a directory (EINVAL) has no entry to make durable that way.
+int SyncDirectoryNamed(const std::string& directory) {
+  const int dfd = ::open(directory.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+  if (dfd < 0) return errno;
+  const int error = ::fsync(dfd) == 0 || errno == EINVAL ? 0 : errno;
+  ::close(dfd);
+  return error;
 }
+
+// The directory holding `path`.
+int SyncDirectory(const std::string& path) { return SyncDirectoryNamed(DirectoryOf(path)); }
 
 // Rotated file numbers of `path` that exist, ascending.
 std::vector<int> RotationNumbers(const std::string& path) {
@@ -77,9 +83,14 @@ std::vector<int> RotationNumbers(const std::string& path) {
   std::error_code error;
   for (const auto& entry : std::filesystem::directory_iterator(dir, error)) {
     const std::string name = entry.path().filename().string();
+    // Exactly the names RotatedLogPath writes: at least 6 digits, more from
+    // file 1000000 on (a 6-digit-only match lost those files from the
+    // series, and a restarted writer renamed over them).
     int n = 0;
-    if (name.size() == prefix.size() + 6 && name.compare(0, prefix.size(), prefix) == 0 &&
-        absl::SimpleAtoi(name.substr(prefix.size()), &n) && n > 0)
+    if (name.size() < prefix.size() + 6 || name.compare(0, prefix.size(), prefix) != 0) continue;
+    const absl::string_view digits = absl::string_view(name).substr(prefix.size());
+    if (std::all_of(digits.begin(), digits.end(), [](char c) { return c >= '0' && c <= '9'; }) &&
+        absl::SimpleAtoi(digits, &n) && n > 0 && absl::StrFormat("%06d", n) == digits)
       numbers.push_back(n);
   }
   std::sort(numbers.begin(), numbers.end());
@@ -93,6 +104,32 @@ std::string RotatedLogPath(const std::string& path, int n) {
 }
 
 std::string LogLockPath(const std::string& path) { return path + ".lock"; }
+
+absl::StatusOr<bool> CreateLogDirectory(const std::string& path) {
+  const std::filesystem::path parent = std::filesystem::path(path).parent_path();
+  if (parent.empty()) return false;
+  // The missing directories, innermost first.
+  std::vector<std::filesystem::path> missing;
+  std::error_code error;
+  for (std::filesystem::path p = parent; !p.empty() && !std::filesystem::exists(p, error);
+       p = p.parent_path()) {
+    missing.push_back(p);
+    if (p == p.parent_path()) break;
+  }
+  for (auto it = missing.rbegin(); it != missing.rend(); ++it) {
+    if (::mkdir(it->c_str(), 0755) != 0 && errno != EEXIST)
+      return absl::FailedPreconditionError(
+          absl::StrCat("cannot create ", it->string(), ": ", std::strerror(errno)));
+    // Its entry in its parent: without this, a power loss can take the new
+    // directory, and every record acknowledged in it, away.
+    const std::filesystem::path above = it->has_parent_path() ? it->parent_path() : ".";
+    if (const int e = SyncDirectoryNamed(above.string()); e != 0)
+      return absl::FailedPreconditionError(absl::StrCat("cannot sync ", above.string(), " (where ",
+                                                        it->string(),
+                                                        " was created): ", std::strerror(e)));
+  }
+  return !missing.empty();
+}
 
 std::vector<std::string> LogSeries(const std::string& path) {
   std::vector<std::string> files;
@@ -153,8 +190,16 @@ absl::StatusOr<AppendLogWriter::OpenedFile> AppendLogWriter::OpenFile(
     }
     torn_tail = last != '\n';
   }
-  // Make the file's directory entry durable too (a new file).
-  SyncDirectory(path);
+  // Make the file's directory entry durable too (a new file). Refused at
+  // open, where an operator sees it: a directory that cannot be synced
+  // cannot hold acknowledged records.
+  if (const int error = SyncDirectory(path); error != 0) {
+    ::close(fd);
+    ::close(lock_fd);
+    return absl::FailedPreconditionError(absl::StrCat(
+        "cannot sync the directory ", DirectoryOf(path), " of ", options.name, " ", path, ": ",
+        std::strerror(error), " (a new file's entry is durable only then)"));
+  }
   const std::vector<int> rotated = RotationNumbers(path);
   return OpenedFile{fd, lock_fd, size, rotated.empty() ? 0 : rotated.back(), torn_tail};
 }
@@ -173,6 +218,7 @@ absl::Status AppendLogWriter::Restore() {
   if (fd_ < 0) {
     fd_ = ::open(path_.c_str(), O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0644);
     if (fd_ < 0) return IoError(errno, "reopening", Where());
+    directory_unsynced_ = true;  // it may be a new file
   }
   if (::ftruncate(fd_, durable_size_) != 0)
     return IoError(errno, "cutting back to the last durable length", Where());
@@ -218,12 +264,12 @@ absl::Status AppendLogWriter::RotateIfDue(size_t incoming) {
   }
   if (renamed != 0) return IoError(errno, absl::StrCat("renaming to ", rotated), Where());
   ++rotations_;
+  directory_unsynced_ = true;  // the rename and the new file
   ::close(fd_);
   fd_ = ::open(path_.c_str(), O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0644);
   durable_size_ = 0;
   torn_tail_ = false;  // it went with the rotated file, whose readers skip it
   if (fd_ < 0) return IoError(errno, "opening after rotation", Where());
-  SyncDirectory(path_);
   ApplyRetention();
   return absl::OkStatus();
 }
@@ -248,6 +294,16 @@ absl::StatusOr<uint64_t> AppendLogWriter::AppendLines(const std::vector<std::str
   size_t bytes = 0;
   for (const std::string& line : lines) bytes += line.size();
   if (absl::Status s = RotateIfDue(bytes); !s.ok()) return s;
+  // Before any byte of the batch is written, so that a failure leaves
+  // nothing to cut back; retried before each batch until it succeeds.
+  if (directory_unsynced_) {
+    if (const int error = SyncDirectory(path_); error != 0)
+      return IoError(error,
+                     "syncing its directory (a new or renamed file is durable only then); "
+                     "refusing records until it succeeds",
+                     Where());
+    directory_unsynced_ = false;
+  }
   if (absl::Status s = CheckFreeSpace(bytes + (torn_tail_ ? 1 : 0)); !s.ok()) return s;
   // The joined batch goes into a buffer kept from batch to batch: a fresh
   // one of a few MB would be page-faulted in every time.

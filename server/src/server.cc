@@ -462,16 +462,14 @@ absl::StatusOr<std::unique_ptr<ServerApp>> ServerApp::Start(const ServerOptions&
     log_options.min_free_bytes = o.report_min_free_bytes;
     // A log is written, so its directory is made, as a missing policy is
     // waited for: neither is a reason not to start.
-    const std::filesystem::path parent = std::filesystem::path(o.report_log).parent_path();
-    std::error_code error;
-    if (!parent.empty() && !std::filesystem::is_directory(parent, error)) {
-      std::filesystem::create_directories(parent, error);
-      if (error)
-        return absl::FailedPreconditionError(absl::StrCat(
-            "report_log = \"", BoundMessage(o.report_log, 256), "\": cannot create its directory ",
-            BoundMessage(parent.string(), 256), ": ", error.message()));
-      LogLine(LogLevel::kInfo, "report_log_directory_created").Str("path", parent.string());
-    }
+    auto created = CreateLogDirectory(o.report_log);
+    if (!created.ok())
+      return absl::FailedPreconditionError(
+          absl::StrCat("report_log = \"", BoundMessage(o.report_log, 256),
+                       "\": its directory: ", BoundMessage(created.status().message(), 600)));
+    if (*created)
+      LogLine(LogLevel::kInfo, "report_log_directory_created")
+          .Str("path", std::filesystem::path(o.report_log).parent_path().string());
     auto writer = ReportLogWriter::Open(o.report_log, log_options);
     if (!writer.ok()) return writer.status();
     app->reports_ = std::make_unique<ReportCommitter>(*std::move(writer), o.report_queue_max);

@@ -13,6 +13,8 @@
 //                                   (a short write), the next one fails
 //                                   with ENOSPC, as on a full disk
 //   LCIO_FAULT_FTRUNCATE_EIO=1      ftruncate fails with EIO
+//   LCIO_FAULT_DIR_FSYNC_EIO=1      fsync of any directory fails with EIO
+//                                   (LCIO_FAULT_PATH need not match it)
 #include <dlfcn.h>
 #include <errno.h>
 #include <sys/stat.h>
@@ -104,6 +106,13 @@ int ftruncate(int fd, off_t length) {
 
 int fsync(int fd) {
   static const auto real = Next<int (*)(int)>("fsync");
+  if (EnvLong("LCIO_FAULT_DIR_FSYNC_EIO", 0) != 0) {
+    struct stat st {};
+    if (::fstat(fd, &st) == 0 && S_ISDIR(st.st_mode)) {
+      errno = EIO;
+      return -1;
+    }
+  }
   if (const int error = BeforeSync(fd); error != 0) {
     errno = error;
     return -1;

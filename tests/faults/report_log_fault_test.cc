@@ -59,6 +59,7 @@ class ReportLogFaultTest : public ::testing::Test {
     ::unsetenv("LCIO_FAULT_FSYNC_EIO");
     ::unsetenv("LCIO_FAULT_FSYNC_DELAY_MS");
     ::unsetenv("LCIO_FAULT_FTRUNCATE_EIO");
+    ::unsetenv("LCIO_FAULT_DIR_FSYNC_EIO");
   }
   test::TempDir dir_;
   std::string path_;
@@ -121,6 +122,57 @@ TEST_F(ReportLogFaultTest, ATornTailOnAFullDiskRefusesRecordsInsteadOfFailingThe
   int skipped = -1;
   EXPECT_EQ(TurnsOnDisk(path_, &skipped), std::vector<int>({0, 3}));
   EXPECT_EQ(skipped, 1);  // the torn line, terminated
+}
+
+// A rotation renames the file and creates a new one: both are durable only
+// once the directory is synced. While that fails nothing is acknowledged,
+// and nothing is left written; the first batch after it succeeds is.
+TEST_F(ReportLogFaultTest, NoRecordIsAcknowledgedInARotatedLogBeforeItsDirectoryIsSynced) {
+  ReportLogOptions options;
+  options.rotate_bytes = static_cast<int64_t>(EncodeReportLine(Record(0)).size());
+  auto writer = ReportLogWriter::Open(path_, options);
+  ASSERT_TRUE(writer.ok()) << writer.status();
+  ASSERT_TRUE((*writer)->Append(Record(0)).ok());
+  ::setenv("LCIO_FAULT_DIR_FSYNC_EIO", "1", 1);
+  for (int turn : {1, 2}) {  // the first rotates, the second retries the sync
+    auto refused = (*writer)->Append(Record(turn));
+    EXPECT_EQ(refused.status().code(), absl::StatusCode::kUnavailable) << refused.status();
+    EXPECT_NE(refused.status().message().find("syncing its directory"), std::string::npos)
+        << refused.status();
+    EXPECT_EQ(FileSize(path_), 0) << turn;
+  }
+  ::unsetenv("LCIO_FAULT_DIR_FSYNC_EIO");
+  ASSERT_TRUE((*writer)->Append(Record(3)).ok());
+  int skipped = -1;
+  EXPECT_EQ(TurnsOnDisk(RotatedReportLogPath(path_, 1), &skipped), std::vector<int>({0}));
+  EXPECT_EQ(TurnsOnDisk(path_, &skipped), std::vector<int>({3}));
+  EXPECT_EQ(skipped, 0);
+}
+
+// A log whose directory cannot be synced cannot hold acknowledged records:
+// refused at open, naming the directory, where an operator sees it.
+TEST_F(ReportLogFaultTest, ALogWhoseDirectoryCannotBeSyncedIsRefusedAtOpen) {
+  ::setenv("LCIO_FAULT_DIR_FSYNC_EIO", "1", 1);
+  auto writer = ReportLogWriter::Open(path_);
+  ASSERT_FALSE(writer.ok());
+  EXPECT_EQ(writer.status().code(), absl::StatusCode::kFailedPrecondition);
+  EXPECT_NE(writer.status().message().find("cannot sync the directory " + dir_.File("")),
+            std::string::npos)
+      << writer.status();
+  // And a missing directory made for the log is made durable in its parent.
+  auto created = CreateLogDirectory(dir_.File("new/sub/reports.log"));
+  ASSERT_FALSE(created.ok());
+  EXPECT_NE(created.status().message().find("(where " + dir_.File("new") + " was created)"),
+            std::string::npos)
+      << created.status();
+  ::unsetenv("LCIO_FAULT_DIR_FSYNC_EIO");
+  created = CreateLogDirectory(dir_.File("new/sub/reports.log"));
+  ASSERT_TRUE(created.ok()) << created.status();
+  EXPECT_TRUE(*created);
+  EXPECT_TRUE(ReportLogWriter::Open(dir_.File("new/sub/reports.log")).ok());
+  created = CreateLogDirectory(dir_.File("new/sub/reports.log"));
+  ASSERT_TRUE(created.ok());
+  EXPECT_FALSE(*created);
 }
 
 TEST_F(ReportLogFaultTest, AFailedFdatasyncAcknowledgesNothingAndRestoresTheDurableLength) {

@@ -594,6 +594,32 @@ TEST(AppendLogTest, RotationNeverRenamesOverAnExistingRotatedFile) {
   EXPECT_EQ(test::ReadFile(path), line);
 }
 
+// File 1000000 has seven digits: a restarted writer goes on past it, and
+// the series (what the exporter and lcio-join read) keeps it, in order.
+TEST(AppendLogTest, RotationGoesOnPastFileOneMillion) {
+  test::TempDir dir;
+  const std::string path = dir.File("decisions.jsonl");
+  const std::string line = "{\"a\":1}\n";
+  AppendLogOptions options;
+  options.rotate_bytes = static_cast<int64_t>(2 * line.size());
+  test::WriteFile(RotatedLogPath(path, 999999), line);
+  test::WriteFile(path + ".0000007", "not ours\n");  // not a name RotatedLogPath writes
+  for (int life = 0; life < 2; ++life) {             // the second life reopens after a restart
+    auto writer = AppendLogWriter::Open(path, options);
+    ASSERT_TRUE(writer.ok()) << writer.status();
+    // Two lines a file: the last append of each life rotates.
+    for (int i = 0; i < (life == 0 ? 3 : 2); ++i)
+      ASSERT_TRUE((*writer)->AppendLines({line}).ok()) << life << i;
+  }
+  EXPECT_EQ(RotatedLogPath(path, 1000000), path + ".1000000");
+  EXPECT_EQ(LogSeries(path),
+            std::vector<std::string>({RotatedLogPath(path, 999999), RotatedLogPath(path, 1000000),
+                                      RotatedLogPath(path, 1000001), path}));
+  EXPECT_EQ(test::ReadFile(RotatedLogPath(path, 1000000)), line + line);
+  EXPECT_EQ(test::ReadFile(RotatedLogPath(path, 1000001)), line + line);
+  EXPECT_EQ(test::ReadFile(path), line);
+}
+
 // Dropping durable pages from the page cache changes nothing in the file:
 // batches that end and begin inside a page read back whole, also after a
 // rotation.

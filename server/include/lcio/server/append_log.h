@@ -62,6 +62,10 @@ std::vector<std::string> LogSeries(const std::string& path);
 // "<path>.lock": the file a writer holds locked (flock) while it writes the
 // log. Never rotated or read; the lock dies with the process.
 std::string LogLockPath(const std::string& path);
+// Creates the missing directories above `path`, each made durable (its
+// entry in its parent synced). Returns whether any was created. Errors name
+// the directory.
+absl::StatusOr<bool> CreateLogDirectory(const std::string& path);
 
 // The file layer. Not thread-safe by design: a GroupCommitter's writer
 // thread is its only user in the server.
@@ -126,7 +130,10 @@ class AppendLogWriter {
   int64_t durable_size_;  // bytes known to be on disk; whole lines unless torn_tail_
   bool torn_tail_;        // a crash's torn line ends the file: the next batch starts with '\n'
   bool damaged_ = false;  // bytes past durable_size_ may be in the file
-  int rotations_;         // highest rotated file number in use
+  // A file was created or renamed since its directory was last synced: no
+  // batch is acknowledged before it is.
+  bool directory_unsynced_ = false;
+  int rotations_;  // highest rotated file number in use
   uint64_t appended_ = 0;
   std::string batch_buffer_;  // AppendLines' joined batch, reused
 };
