@@ -76,52 +76,144 @@ std::string ReportRecordToJson(const ReportRecord& r) {
 
 namespace {
 
+absl::Status BadField(absl::string_view field, const std::string& value, absl::string_view rule) {
+  return absl::DataLossError(
+      absl::StrCat("record field '", field, "' = ", data::Shorten(value, 64), ": ", rule));
+}
+
+std::string Dump(const nlohmann::json& v) {
+  return v.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace);
+}
+
+// A record's fields, each type-checked before it is read: a record written
+// by hand or by another version is refused naming the field and its value,
+// and no number out of an int's range is converted (1e30 to int is
+// undefined behaviour).
+class RecordFields {
+ public:
+  explicit RecordFields(const nlohmann::json& j) : j_(j) {}
+
+  absl::Status String(const char* field, std::string* out, bool required = true) const {
+    const nlohmann::json* v = Find(field, required);
+    if (v == nullptr) return missing_;
+    if (!v->is_string()) return BadField(field, Dump(*v), "must be a string");
+    *out = v->get<std::string>();
+    return absl::OkStatus();
+  }
+  absl::Status Bool(const char* field, bool* out) const {
+    const nlohmann::json* v = Find(field, true);
+    if (v == nullptr) return missing_;
+    if (!v->is_boolean()) return BadField(field, Dump(*v), "must be true or false");
+    *out = v->get<bool>();
+    return absl::OkStatus();
+  }
+  absl::Status Number(const char* field, double* out) const {
+    const nlohmann::json* v = Find(field, true);
+    if (v == nullptr) return missing_;
+    return NumberOf(field, *v, out);
+  }
+  absl::Status Index(const char* field, int* out) const {
+    const nlohmann::json* v = Find(field, true);
+    if (v == nullptr) return missing_;
+    return IndexOf(field, *v, out);
+  }
+  absl::Status Strings(const char* field, std::vector<std::string>* out) const {
+    return Each(field, [&](const nlohmann::json& v) -> absl::Status {
+      if (!v.is_string()) return BadField(field, Dump(v), "must be a string");
+      out->push_back(v.get<std::string>());
+      return absl::OkStatus();
+    });
+  }
+  absl::Status Numbers(const char* field, std::vector<double>* out) const {
+    return Each(field, [&](const nlohmann::json& v) -> absl::Status {
+      double x = 0;
+      if (absl::Status s = NumberOf(field, v, &x); !s.ok()) return s;
+      out->push_back(x);
+      return absl::OkStatus();
+    });
+  }
+  absl::Status Indices(const char* field, std::vector<int>* out) const {
+    return Each(field, [&](const nlohmann::json& v) -> absl::Status {
+      int x = 0;
+      if (absl::Status s = IndexOf(field, v, &x); !s.ok()) return s;
+      out->push_back(x);
+      return absl::OkStatus();
+    });
+  }
+
+ private:
+  // Sets missing_ and returns null when a required field is absent; an
+  // optional absent one leaves the output as it is.
+  const nlohmann::json* Find(const char* field, bool required) const {
+    auto it = j_.find(field);
+    if (it != j_.end()) return &*it;
+    missing_ = required ? absl::DataLossError(absl::StrCat("record field '", field, "' is missing"))
+                        : absl::OkStatus();
+    return nullptr;
+  }
+  template <typename F>
+  absl::Status Each(const char* field, F&& read) const {
+    const nlohmann::json* v = Find(field, true);
+    if (v == nullptr) return missing_;
+    if (!v->is_array()) return BadField(field, Dump(*v), "must be an array");
+    for (const nlohmann::json& e : *v)
+      if (absl::Status s = read(e); !s.ok()) return s;
+    return absl::OkStatus();
+  }
+  static absl::Status NumberOf(const char* field, const nlohmann::json& v, double* out) {
+    if (!v.is_number()) return BadField(field, Dump(v), "must be a number");
+    *out = v.get<double>();
+    return absl::OkStatus();
+  }
+  static absl::Status IndexOf(const char* field, const nlohmann::json& v, int* out) {
+    constexpr int64_t kMax = std::numeric_limits<int>::max();
+    const bool fits = v.is_number_unsigned()  ? v.get<uint64_t>() <= static_cast<uint64_t>(kMax)
+                      : v.is_number_integer() ? v.get<int64_t>() >= 0 && v.get<int64_t>() <= kMax
+                                              : false;
+    if (!fits)
+      return BadField(field, Dump(v), absl::StrCat("must be a whole number in [0, ", kMax, "]"));
+    *out = static_cast<int>(v.get<int64_t>());
+    return absl::OkStatus();
+  }
+
+  const nlohmann::json& j_;
+  mutable absl::Status missing_;
+};
+
 // What Report validation admitted (request.cc), checked again on reading: a
 // record outside it (written by hand, or by another version) would make an
 // export that lcio-train and lcio-eval refuse, so it is skipped and counted.
-absl::Status CheckRecordRanges(const ReportRecord& r, const nlohmann::json& j) {
-  auto bad = [](absl::string_view field, const std::string& value, absl::string_view rule) {
-    return absl::DataLossError(
-        absl::StrCat("record field '", field, "' = ", data::Shorten(value, 64), ": ", rule));
-  };
-  const nlohmann::json& turn = j.at("turn_index");
-  const bool turn_fits =
-      turn.is_number_unsigned()
-          ? turn.get<uint64_t>() <= static_cast<uint64_t>(std::numeric_limits<int>::max())
-          : turn.is_number_integer() && turn.get<int64_t>() >= 0 &&
-                turn.get<int64_t>() <= std::numeric_limits<int>::max();
-  if (!turn_fits)
-    return bad("turn_index", turn.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace),
-               "must be a whole number in [0, 2147483647]");
+absl::Status CheckRecordRanges(const ReportRecord& r) {
   const std::pair<const char*, std::pair<double, double>> amounts[] = {
       {"score", {r.score, RequestLimits::kMaxReportScore}},
       {"interaction_time_s", {r.interaction_time_s, RequestLimits::kMaxReportInteractionTimeS}},
       {"usage_cost_usd", {r.usage_cost_usd, RequestLimits::kMaxReportUsageCostUsd}}};
   for (const auto& [field, value_max] : amounts)
     if (!(value_max.first >= 0 && value_max.first <= value_max.second))
-      return bad(field, data::ExactNumber(value_max.first),
-                 absl::StrCat("must be in [0, ", value_max.second, "]"));
+      return BadField(field, data::ExactNumber(value_max.first),
+                      absl::StrCat("must be in [0, ", value_max.second, "]"));
   if (r.association.size() != r.view_names.size())
-    return bad("association", absl::StrCat(r.association.size(), " values"),
-               absl::StrCat("needs one per view (", r.view_names.size(), ")"));
+    return BadField("association", absl::StrCat(r.association.size(), " values"),
+                    absl::StrCat("needs one per view (", r.view_names.size(), ")"));
   for (double a : r.association)
-    if (!(a >= 0 && a <= 1)) return bad("association", data::ExactNumber(a), "must be in [0, 1]");
+    if (!(a >= 0 && a <= 1))
+      return BadField("association", data::ExactNumber(a), "must be in [0, 1]");
   if (!r.cloud && !r.uploaded_views.empty())
-    return bad("uploaded_views", absl::StrCat(r.uploaded_views.size(), " views"),
-               "must be empty for a local answer");
+    return BadField("uploaded_views", absl::StrCat(r.uploaded_views.size(), " views"),
+                    "must be empty for a local answer");
   std::vector<bool> seen(r.view_names.size(), false);
   for (int v : r.uploaded_views) {
-    if (v < 0 || v >= static_cast<int>(r.view_names.size()))
-      return bad("uploaded_views", absl::StrCat(v),
-                 absl::StrCat("must index view_names (", r.view_names.size(), " views)"));
-    if (seen[v]) return bad("uploaded_views", absl::StrCat(v), "names a view more than once");
+    if (v >= static_cast<int>(r.view_names.size()))
+      return BadField("uploaded_views", absl::StrCat(v),
+                      absl::StrCat("must index view_names (", r.view_names.size(), " views)"));
+    if (seen[v]) return BadField("uploaded_views", absl::StrCat(v), "names a view more than once");
     seen[v] = true;
   }
   // The server writes its policy's vocabulary and one of its tasks; a record
   // outside it made lcio-join's log one the policies it served refuse.
-  if (r.tasks.empty()) return bad("tasks", "[]", "must name the policy's tasks");
+  if (r.tasks.empty()) return BadField("tasks", "[]", "must name the policy's tasks");
   if (std::find(r.tasks.begin(), r.tasks.end(), r.task) == r.tasks.end())
-    return bad("task", absl::StrCat("\"", r.task, "\""), "must be one of 'tasks'");
+    return BadField("task", absl::StrCat("\"", r.task, "\""), "must be one of 'tasks'");
   return absl::OkStatus();
 }
 
@@ -131,27 +223,19 @@ absl::StatusOr<ReportRecord> ReportRecordFromJson(absl::string_view json) {
   nlohmann::json j = data::ParseJson(std::string_view(json.data(), json.size()), "record");
   if (j.is_discarded() || !j.is_object()) return absl::DataLossError("record is not a JSON object");
   ReportRecord r;
-  try {
-    r.conversation_id = j.at("conversation_id").get<std::string>();
-    r.turn_index = j.at("turn_index").get<int>();
-    r.decision_id = j.value("decision_id", "");
-    r.prompt = j.at("prompt").get<std::string>();
-    r.task = j.at("task").get<std::string>();
-    r.cloud = j.at("cloud").get<bool>();
-    r.uploaded_views = j.at("uploaded_views").get<std::vector<int>>();
-    r.view_names = j.at("view_names").get<std::vector<std::string>>();
-    r.association = j.at("association").get<std::vector<double>>();
-    r.answer = j.value("answer", "");
-    r.score = j.at("score").get<double>();
-    r.interaction_time_s = j.at("interaction_time_s").get<double>();
-    r.usage_cost_usd = j.at("usage_cost_usd").get<double>();
-    r.tasks = j.at("tasks").get<std::vector<std::string>>();
-    r.policy_version = j.value("policy_version", "");
-    r.received_utc = j.value("received_utc", "");
-  } catch (const nlohmann::json::exception& e) {
-    return absl::DataLossError(absl::StrCat("record field: ", e.what()));
-  }
-  if (absl::Status s = CheckRecordRanges(r, j); !s.ok()) return s;
+  const RecordFields f(j);
+  for (absl::Status s :
+       {f.String("conversation_id", &r.conversation_id), f.Index("turn_index", &r.turn_index),
+        f.String("decision_id", &r.decision_id, false), f.String("prompt", &r.prompt),
+        f.String("task", &r.task), f.Bool("cloud", &r.cloud),
+        f.Indices("uploaded_views", &r.uploaded_views), f.Strings("view_names", &r.view_names),
+        f.Numbers("association", &r.association), f.String("answer", &r.answer, false),
+        f.Number("score", &r.score), f.Number("interaction_time_s", &r.interaction_time_s),
+        f.Number("usage_cost_usd", &r.usage_cost_usd), f.Strings("tasks", &r.tasks),
+        f.String("policy_version", &r.policy_version, false),
+        f.String("received_utc", &r.received_utc, false)})
+    if (!s.ok()) return s;
+  if (absl::Status s = CheckRecordRanges(r); !s.ok()) return s;
   return r;
 }
 
