@@ -12,6 +12,7 @@
 #include "absl/strings/str_cat.h"
 #include "absl/time/time.h"
 #include "lcio/data/json_parse.h"
+#include "lcio/data/m4a1.h"
 #include "lcio/data/message.h"
 #include "nlohmann/json.hpp"
 
@@ -21,7 +22,8 @@ namespace {
 using Json = nlohmann::json;
 
 constexpr size_t kMaxQuotedBytes = 64;
-constexpr size_t kMaxIdBytes = 256;
+// Ids and names: the bound every writer's source is held to (m4a1.h).
+constexpr size_t kMaxIdBytes = kMaxNameBytes;
 constexpr double kProbabilitySumTolerance = 1e-6;
 
 // Values quoted in messages are cut so that a hostile line cannot make a
@@ -850,7 +852,7 @@ absl::StatusOr<DecisionRecord> ParseDecisionLine(std::string_view line) {
     return Invalid("time_utc", j["time_utc"], "must be an RFC 3339 time (2026-01-02T03:04:05Z)");
   LCIO_RETURN_IF_ERROR(f.String("policy_version", &r.policy_version, true, kMaxIdBytes));
   LCIO_RETURN_IF_ERROR(f.String("conversation_id", &r.conversation_id, true, kMaxIdBytes));
-  LCIO_RETURN_IF_ERROR(f.Int("turn_index", &r.turn_index, 0, 1 << 30));
+  LCIO_RETURN_IF_ERROR(f.Int("turn_index", &r.turn_index, 0, kMaxTurnIndex));
   if (r.schema_version == 1) {
     const Json* actions = nullptr;
     LCIO_RETURN_IF_ERROR(f.Array("actions", &actions));

@@ -293,6 +293,9 @@ class Loader {
     for (const json& t : tasks) {
       if (!t.is_string() || t.get_ref<const std::string&>().empty())
         return Invalid(w, "tasks", &tasks, "must be a non-empty list of task names");
+      if (t.get_ref<const std::string&>().size() > kMaxNameBytes)
+        return Invalid(w, "tasks", &tasks,
+                       absl::StrCat("names a task longer than ", kMaxNameBytes, " bytes"));
       if (std::find(names.begin(), names.end(), t.get_ref<const std::string&>()) != names.end())
         return Invalid(w, "tasks", &tasks, "names a task twice");
       names.push_back(t.get<std::string>());
@@ -317,6 +320,9 @@ class Loader {
     if (task->get_ref<const std::string&>().empty()) {
       return Invalid(w, "task_cat", task, "must not be empty");
     }
+    if (task->get_ref<const std::string&>().size() > kMaxNameBytes)
+      return Invalid(w, "task_cat", task,
+                     absl::StrCat("must be at most ", kMaxNameBytes, " bytes"));
     auto it = task_index_.find(task->get_ref<const std::string&>());
     if (it != task_index_.end()) {
       out->task_index = it->second;
@@ -384,7 +390,7 @@ class Loader {
   Dataset dataset_;
   std::string views_origin_;
   std::optional<std::vector<std::string>> declared_tasks_;  // episodes' "tasks"
-  std::unordered_map<int64_t, size_t> ids_;  // id -> episode index
+  std::unordered_map<int64_t, size_t> ids_;                 // id -> episode index
   std::unordered_map<std::string, int> task_index_;
 };
 

@@ -89,7 +89,12 @@ absl::StatusOr<std::string> Name(const json& object, const std::string& where) {
       object["name"].get<std::string>().empty()) {
     return absl::InvalidArgumentError(absl::StrCat(where, ": needs a non-empty string \"name\""));
   }
-  return object["name"].get<std::string>();
+  const std::string& name = object["name"].get_ref<const std::string&>();
+  if (name.size() > data::kMaxNameBytes)
+    return absl::InvalidArgumentError(absl::StrCat(where, ": name \"", data::Shorten(name, 64),
+                                                   "\" is ", name.size(), " bytes: at most ",
+                                                   data::kMaxNameBytes));
+  return name;
 }
 
 // An entry's fields are exactly `known` (a misspelt "peak_gflop" must not

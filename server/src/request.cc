@@ -131,8 +131,9 @@ absl::StatusOr<ParsedDecide> ParseDecideRequest(const v1::DecideRequest& request
                                                 const PolicySpec& spec) {
   ParsedDecide parsed;
   if (absl::Status s = CheckConversationId(request.conversation_id()); !s.ok()) return s;
-  if (request.turn_index() < 0)
-    return Invalid(absl::StrCat("turn_index = ", request.turn_index(), ": must be >= 0"));
+  if (request.turn_index() < 0 || request.turn_index() > data::kMaxTurnIndex)
+    return Invalid(absl::StrCat("turn_index = ", request.turn_index(), ": must be in [0, ",
+                                data::kMaxTurnIndex, "]"));
   if (absl::Status s = CheckPrompt("prompt", request.prompt(), limits); !s.ok()) return s;
   if (!request.task().empty()) {
     auto task = TaskIndex([] { return "task"; }, request.task(), spec);
@@ -216,8 +217,9 @@ absl::StatusOr<ParsedReport> ParseReportRequest(const v1::ReportRequest& request
                                                 const PolicySpec& spec) {
   ParsedReport parsed;
   if (absl::Status s = CheckConversationId(request.conversation_id()); !s.ok()) return s;
-  if (request.turn_index() < 0)
-    return Invalid(absl::StrCat("turn_index = ", request.turn_index(), ": must be >= 0"));
+  if (request.turn_index() < 0 || request.turn_index() > data::kMaxTurnIndex)
+    return Invalid(absl::StrCat("turn_index = ", request.turn_index(), ": must be in [0, ",
+                                data::kMaxTurnIndex, "]"));
   if (request.decision_id().size() > 512)
     return Invalid(
         absl::StrCat("decision_id has ", request.decision_id().size(), " bytes: at most 512"));

@@ -474,6 +474,12 @@ TEST(M4A1Rules, EmptyTaskName) {
   json doc = MakeDoc();
   doc[0]["interactions"][1]["task_cat"] = "";
   ExpectError(Parse(doc), kInvalid, {"turn 1", "field 'task_cat'", "\"\"", "must not be empty"});
+  // The decision log's readers take names up to 256 bytes.
+  doc[0]["interactions"][1]["task_cat"] = std::string(257, 't');
+  ExpectError(Parse(doc), kInvalid, {"turn 1", "field 'task_cat'", "must be at most 256 bytes"});
+  doc[0]["interactions"][1]["task_cat"] = "Query";
+  doc[0]["tasks"] = {"Query", std::string(257, 't')};
+  ExpectError(Parse(doc), kInvalid, {"field 'tasks'", "names a task longer than 256 bytes"});
 }
 
 TEST(M4A1Rules, BadVocabularyOptions) {

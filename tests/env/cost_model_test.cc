@@ -148,6 +148,14 @@ TEST(CostModelTest, BadProfilesFileChangesNothingAndNamesTheField) {
   EXPECT_NE(llm.message().find("cloud_llm: unknown field \"tier\""), std::string::npos) << llm;
   EXPECT_FALSE(catalog.Network("Lab").ok());
   EXPECT_FALSE(catalog.MergeJson("not json", "x").ok());
+  // The decision log's readers take names up to 256 bytes: a longer one was
+  // served, and every decision made with it was unreadable.
+  auto long_name =
+      catalog.MergeJson(absl::StrCat(R"({"networks": [{"name": ")", std::string(300, 'N'),
+                                     R"(", "cloud_time_s": [1, 2, 3, 4]}]})"),
+                        "profiles.json");
+  EXPECT_NE(long_name.message().find("networks[0]: name \"NNN"), std::string::npos) << long_name;
+  EXPECT_NE(long_name.message().find("is 300 bytes: at most 256"), std::string::npos) << long_name;
 }
 
 // Valid fields can still make a turn cost more than any logged turn may (a

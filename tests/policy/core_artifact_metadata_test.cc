@@ -163,6 +163,10 @@ TEST(ArtifactMetadata, RejectsIncompatibleJson) {
   ExpectJsonRejected([](Json& j) { j["actions"]["views"].erase(7); }, "actions.views has 8");
   ExpectJsonRejected([](Json& j) { j["tasks"] = Json::array(); }, "tasks");
   ExpectJsonRejected([](Json& j) { j["tasks"] = {"a", "b", "c"}; }, "tasks has 3");
+  // The decision log's readers take names up to 256 bytes: the server would
+  // log decisions with a longer task that no reader accepts.
+  ExpectJsonRejected([](Json& j) { j["tasks"][0] = std::string(257, 't'); },
+                     "(257 bytes): a task name is 1 to 256 bytes");
   ExpectJsonRejected([](Json& j) { j["tasks"] = {"control", "other"}; }, "task_classifier");
   ExpectJsonRejected([](Json& j) { j["view_names"] = {"a"}; }, "view_names");
   ExpectJsonRejected([](Json& j) { j["task_classifier"] = nullptr; }, "task_classifier");

@@ -175,7 +175,7 @@ TEST_F(RequestTest, UnknownNetworkListsKnownOnes) {
 TEST_F(RequestTest, NegativeTurnIndex) {
   v1::DecideRequest r = Good();
   r.set_turn_index(-3);
-  ExpectInvalid(r, {"turn_index", "-3", ">= 0"});
+  ExpectInvalid(r, {"turn_index = -3: must be in [0, 1073741824]"});
 }
 
 TEST_F(RequestTest, EmptyConversationId) {
@@ -353,6 +353,21 @@ TEST_F(RequestTest, AGoodReportParses) {
   ASSERT_TRUE(parsed.ok()) << parsed.status();
   EXPECT_EQ(parsed->uploaded_views, std::vector<int>({0, 2}));
   EXPECT_TRUE(parsed->cloud);
+}
+
+// The decision log's readers take turns up to 2^30: a Decide past it was
+// answered and logged in a form every reader refused.
+TEST_F(RequestTest, TurnIndexPastTheDecisionLogsBound) {
+  v1::DecideRequest r = Good();
+  r.set_turn_index(data::kMaxTurnIndex + 1);
+  ExpectInvalid(r, {"turn_index = 1073741825: must be in [0, 1073741824]"});
+  v1::ReportRequest report = GoodReport();
+  report.set_turn_index(data::kMaxTurnIndex + 1);
+  auto parsed = ParseReportRequest(report, limits_, spec_);
+  EXPECT_EQ(parsed.status().code(), absl::StatusCode::kInvalidArgument);
+  EXPECT_NE(parsed.status().message().find("turn_index = 1073741825: must be in [0, 1073741824]"),
+            std::string::npos)
+      << parsed.status();
 }
 
 TEST_F(RequestTest, ReportRules) {

@@ -323,6 +323,11 @@ absl::Status ValidateMetadata(const ArtifactMetadata& m, const std::string& sour
                                        table.Describe(a),
                                        "): the artifact was trained with another action order"));
   if (m.tasks.empty()) return Fail(source, "tasks is empty");
+  for (const std::string& task : m.tasks)
+    if (task.empty() || task.size() > data::kMaxNameBytes)
+      return Fail(source,
+                  absl::StrCat("tasks has \"", data::Shorten(task, 64), "\" (", task.size(),
+                               " bytes): a task name is 1 to ", data::kMaxNameBytes, " bytes"));
   if (static_cast<int>(m.tasks.size()) != m.layout.num_tasks)
     return Fail(source, absl::StrCat("tasks has ", m.tasks.size(),
                                      " names but observation.num_tasks = ", m.layout.num_tasks));

@@ -24,6 +24,12 @@ enum class Target : int { kLocal = 0, kCloud = 1 };
 inline constexpr double kMaxTurnScore = 1000;
 inline constexpr double kMaxTurnTimeS = 1e6;
 inline constexpr double kMaxTurnCostUsd = 1e6;
+// The longest task, device or network name, and the largest turn index: the
+// decision log's readers take no more, so each source of them (data files,
+// profile files, policy artifacts, Decide and Report requests) is held to
+// the same bounds, and nothing the server logs is unreadable.
+inline constexpr size_t kMaxNameBytes = 256;
+inline constexpr int kMaxTurnIndex = 1 << 30;
 
 struct Turn {
   std::string question;
