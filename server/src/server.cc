@@ -222,6 +222,10 @@ using RawService =
 
 class OffloaderService final : public RawService {
  public:
+  // report_write_failed lines a second, at most (a failing disk fails
+  // every Report of every batch).
+  static constexpr int kWriteFailedLinesPerSecond = 10;
+
   OffloaderService(const ServerOptions& options, Decider* decider, PolicyHolder* policies,
                    PolicyHolder* shadow, GroupCommitter* reports, Metrics* metrics,
                    const std::atomic<bool>* shutting_down)
@@ -403,7 +407,14 @@ class OffloaderService final : public RawService {
                                             absl::StatusCode::kResourceExhausted
                                         ? Metrics::ReportReject::kDiskSpace
                                         : Metrics::ReportReject::kWriteFailed);
-      LogLine(LogLevel::kError, "report_write_failed").Str("error", sequence.status().ToString());
+      // A failed batch fails every Report in it, on the writer thread: one
+      // line each would make stderr (a pipe that can fill) the next stall.
+      int64_t suppressed = 0;
+      if (write_failed_log_.Allow(&suppressed)) {
+        LogLine line(LogLevel::kError, "report_write_failed");
+        line.Str("error", BoundMessage(sequence.status().ToString()));
+        if (suppressed > 0) line.Int("suppressed", suppressed);
+      }
       reactor->Finish(ToGrpc(sequence.status()));
       return;
     }
@@ -425,6 +436,7 @@ class OffloaderService final : public RawService {
   GroupCommitter* reports_;
   Metrics* metrics_;
   const std::atomic<bool>* shutting_down_;
+  LogRateLimiter write_failed_log_{kWriteFailedLinesPerSecond};
   std::atomic<int> inflight_{0};
   std::atomic<int> open_decides_{0};  // CountedReactor
   std::atomic<int64_t> last_arrival_ns_{0};

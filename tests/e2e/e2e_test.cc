@@ -927,6 +927,42 @@ TEST_F(EndToEndTest, AFullDiskRefusesReportsLosesNoAcknowledgedOneAndDecidesGoOn
     EXPECT_TRUE(on_disk.count(ack)) << ack.first << " turn " << ack.second << " lost";
 }
 
+// A failing disk fails every Report, and each failure was one error line
+// written on the log's writer thread: a flood of them could fill stderr's
+// pipe and stall the writer. They are rate-limited as decide_rejected is.
+TEST_F(EndToEndTest, ReportWriteFailedLinesAreRateLimitedAndCountTheSuppressed) {
+  const std::string policy = WriteArtifact("policy.pt", 1);
+  Server server = StartServer({"--policy=" + policy, "--report_log=" + dir_.File("reports.log")},
+                              true, FaultEnv({"LCIO_FAULT_WRITE_ENOSPC_AFTER=0"}));
+  auto client = MakeClient(server);
+  constexpr int kReports = 300;
+  v1::ReportResponse response;
+  for (int i = 0; i < kReports; ++i)
+    ASSERT_EQ(client->Report(TurnReport("full", i), &response).code(),
+              absl::StatusCode::kResourceExhausted);
+  absl::SleepFor(absl::Seconds(1.1));  // a later clock second: a line reports the rest
+  ASSERT_EQ(client->Report(TurnReport("full", kReports), &response).code(),
+            absl::StatusCode::kResourceExhausted);
+  EXPECT_EQ(Metric(Scrape(server), "lcio_reports_rejected_total{reason=\"disk_space\"}"),
+            kReports + 1);
+  server.process->Signal(SIGTERM);
+  ASSERT_TRUE(server.process->Wait(60s));
+  std::map<std::string, int> lines_per_second;
+  int64_t lines = 0, suppressed = 0;
+  for (absl::string_view line :
+       absl::StrSplit(ReadFile(dir_.File("server.stderr")), '\n', absl::SkipEmpty())) {
+    auto json = nlohmann::json::parse(line, nullptr, false);
+    ASSERT_FALSE(json.is_discarded()) << line.substr(0, 300);
+    if (json["event"] != "report_write_failed") continue;
+    ++lines;
+    suppressed += json.value("suppressed", int64_t{0});
+    ++lines_per_second[json["ts"].get<std::string>().substr(0, 19)];
+  }
+  for (const auto& [second, count] : lines_per_second) EXPECT_LE(count, 20) << second;
+  EXPECT_LT(lines, kReports);
+  EXPECT_EQ(lines + suppressed, kReports + 1);
+}
+
 TEST_F(EndToEndTest, TheDrainTimeoutHoldsWithAHungDisk) {
   const std::string policy = WriteArtifact("policy.pt", 1);
   const std::string log = dir_.File("reports.log");
