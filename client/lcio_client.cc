@@ -37,7 +37,7 @@ ABSL_FLAG(std::string, tls_ca, "", "CA certificate (PEM): use TLS");
 ABSL_FLAG(std::string, tls_cert, "", "client certificate (PEM) for mutual TLS");
 ABSL_FLAG(std::string, tls_key, "", "client key (PEM) for mutual TLS");
 ABSL_FLAG(std::string, tls_server_name, "", "expected server certificate name");
-ABSL_FLAG(std::string, json, "", "request as proto3 JSON file ('-' = stdin)");
+ABSL_FLAG(std::string, json, "", "request as proto3 JSON file (--json=- reads stdin)");
 ABSL_FLAG(std::string, conversation, "", "conversation id");
 ABSL_FLAG(int32_t, turn, 0, "turn index");
 ABSL_FLAG(std::string, prompt, "", "the user's prompt");
