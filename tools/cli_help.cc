@@ -1,8 +1,10 @@
 #include "cli_help.h"
 
+#include <algorithm>
 #include <cstdio>
 #include <cstdlib>
 #include <filesystem>
+#include <fstream>
 #include <map>
 
 #include "absl/flags/commandlineflag.h"
@@ -10,6 +12,7 @@
 #include "absl/flags/reflection.h"
 #include "absl/flags/usage.h"
 #include "absl/flags/usage_config.h"
+#include "absl/strings/ascii.h"
 #include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_split.h"
@@ -83,6 +86,115 @@ std::string HelpText(const std::string& program, const std::string& usage,
   return text;
 }
 
+namespace {
+
+// Checks command-line words (argv, or a flag file's lines) before Abseil
+// parses them: Abseil exits 1 on an unknown flag, a value its type cannot
+// hold or a flag file it cannot read, where every usage error here exits 2.
+class ArgumentCheck {
+ public:
+  ArgumentCheck(std::string program, std::string usage, std::string about)
+      : program_(std::move(program)), usage_(std::move(usage)), about_(std::move(about)) {}
+
+  // `in_file`: the words are a flag file's lines (one whole flag each).
+  void Check(const std::vector<std::string>& args, const std::string& in_file, int depth) const {
+    for (size_t i = 0; i < args.size(); ++i) {
+      const absl::string_view arg = args[i];
+      if (arg == "--") break;
+      const std::string name = FlagName(arg);
+      if (name.empty()) {
+        if (!in_file.empty())
+          Fail(absl::StrCat("flag file ", in_file, ": '", arg.substr(0, 64),
+                            "' is not a flag (one --name=value a line)"));
+        continue;
+      }
+      if (name == "help" || name == "h" || name == "helpshort" || name == "?") {
+        std::fputs(HelpText(program_, usage_, about_).c_str(), stdout);
+        std::exit(0);
+      }
+      if (name == "version") {
+        std::printf("%s %s\n", program_.c_str(), LCIO_VERSION);
+        std::exit(0);
+      }
+      if (!Known(name)) {
+        std::fprintf(stderr, "%s: unknown flag --%s%s; run '%s --help' for the flags\n",
+                     program_.c_str(), name.substr(0, 64).c_str(),
+                     in_file.empty() ? "" : absl::StrCat(" in flag file ", in_file).c_str(),
+                     program_.c_str());
+        std::exit(2);
+      }
+      const size_t equals = arg.find('=');
+      if (name == "flagfile") {
+        if (equals == absl::string_view::npos && i + 1 >= args.size())
+          FailFlag(name, "needs a value");
+        const std::string files(equals == absl::string_view::npos ? absl::string_view(args[++i])
+                                                                  : arg.substr(equals + 1));
+        for (absl::string_view file : absl::StrSplit(files, ',', absl::SkipEmpty()))
+          CheckFile(std::string(file), depth + 1);
+        continue;
+      }
+      // A value the flag's type cannot hold is a usage error too. Parsed
+      // here only to check: Abseil's parse sets it again.
+      if (name == "fromenv" || name == "tryfromenv" || name == "undefok") continue;
+      absl::CommandLineFlag* flag = absl::FindCommandLineFlag(name);
+      if (flag == nullptr && equals != absl::string_view::npos)
+        FailFlag(name, "a negated bool flag takes no value");  // --noexplain=x
+      if (flag == nullptr) continue;
+      const bool separate = equals == absl::string_view::npos && !flag->IsOfType<bool>();
+      if (separate && (!in_file.empty() || i + 1 >= args.size()))
+        FailFlag(name, in_file.empty() ? "needs a value"
+                                       : absl::StrCat("needs a value in flag file ", in_file,
+                                                      " (--name=value, one flag a line)"));
+      if (equals != absl::string_view::npos || separate) {
+        const absl::string_view value =
+            separate ? absl::string_view(args[i + 1]) : arg.substr(equals + 1);
+        std::string error;
+        if (!flag->ParseFrom(value, &error)) {
+          std::fprintf(stderr, "%s: --%s=%s: %s; run '%s --help' for the flags\n", program_.c_str(),
+                       name.substr(0, 64).c_str(), std::string(value.substr(0, 64)).c_str(),
+                       error.substr(0, 200).c_str(), program_.c_str());
+          std::exit(2);
+        }
+      }
+      if (separate) ++i;  // the value, even one that starts with '-'
+    }
+  }
+
+ private:
+  // A flag file as Abseil reads it: one flag a line, blank lines and lines
+  // starting with '#' skipped, surrounding whitespace trimmed.
+  void CheckFile(const std::string& file, int depth) const {
+    if (depth > kMaxFlagFileDepth)
+      FailFlag("flagfile", absl::StrCat(file.substr(0, 200), ": flag files nested deeper than ",
+                                        kMaxFlagFileDepth));
+    std::ifstream in(file);
+    if (!in) FailFlag("flagfile", absl::StrCat("cannot read ", file.substr(0, 200)));
+    std::vector<std::string> lines;
+    std::string line;
+    while (std::getline(in, line)) {
+      const absl::string_view trimmed = absl::StripAsciiWhitespace(line);
+      if (trimmed.empty() || trimmed[0] == '#') continue;
+      lines.emplace_back(trimmed);
+    }
+    Check(lines, file.substr(0, 200), depth);
+  }
+  [[noreturn]] void FailFlag(const std::string& name, const std::string& why) const {
+    std::fprintf(stderr, "%s: --%s: %s; run '%s --help' for the flags\n", program_.c_str(),
+                 name.substr(0, 64).c_str(), why.c_str(), program_.c_str());
+    std::exit(2);
+  }
+  [[noreturn]] void Fail(const std::string& why) const {
+    std::fprintf(stderr, "%s: %s; run '%s --help' for the flags\n", program_.c_str(), why.c_str(),
+                 program_.c_str());
+    std::exit(2);
+  }
+
+  static constexpr int kMaxFlagFileDepth = 8;
+  const std::string program_, usage_, about_;
+};
+
+}  // namespace
+
 std::vector<char*> ParseCommandLine(int argc, char** argv, const std::string& usage,
                                     const std::string& about, int max_positional) {
   const std::string program = ProgramName(argc > 0 ? argv[0] : nullptr);
@@ -90,55 +202,8 @@ std::vector<char*> ParseCommandLine(int argc, char** argv, const std::string& us
   absl::FlagsUsageConfig config;
   config.version_string = [program] { return absl::StrCat(program, " ", LCIO_VERSION, "\n"); };
   absl::SetFlagsUsageConfig(config);
-  for (int i = 1; i < argc; ++i) {
-    const absl::string_view arg = argv[i];
-    if (arg == "--") break;
-    const std::string name = FlagName(arg);
-    if (name.empty()) continue;
-    if (name == "help" || name == "h" || name == "helpshort" || name == "?") {
-      std::fputs(HelpText(program, usage, about).c_str(), stdout);
-      std::exit(0);
-    }
-    if (name == "version") {
-      std::printf("%s %s\n", program.c_str(), LCIO_VERSION);
-      std::exit(0);
-    }
-    if (!Known(name)) {
-      std::fprintf(stderr, "%s: unknown flag --%s; run '%s --help' for the flags\n",
-                   program.c_str(), name.substr(0, 64).c_str(), program.c_str());
-      std::exit(2);
-    }
-    // A value the flag's type cannot hold is a usage error too (Abseil's own
-    // parse would exit 1 for it). Parsed here only to check: Abseil's parse
-    // below sets it again.
-    const bool special =
-        name == "flagfile" || name == "fromenv" || name == "tryfromenv" || name == "undefok";
-    const size_t equals = arg.find('=');
-    auto usage_error = [&](const std::string& why) {
-      std::fprintf(stderr, "%s: --%s: %s; run '%s --help' for the flags\n", program.c_str(),
-                   name.substr(0, 64).c_str(), why.c_str(), program.c_str());
-      std::exit(2);
-    };
-    absl::CommandLineFlag* flag = special ? nullptr : absl::FindCommandLineFlag(name);
-    if (!special && flag == nullptr && equals != absl::string_view::npos)
-      usage_error("a negated bool flag takes no value");  // --noexplain=x
-    if (flag != nullptr) {
-      const bool separate = equals == absl::string_view::npos && !flag->IsOfType<bool>();
-      if (separate && i + 1 >= argc) usage_error("needs a value");
-      if (equals != absl::string_view::npos || separate) {
-        const absl::string_view value =
-            separate ? absl::string_view(argv[i + 1]) : arg.substr(equals + 1);
-        std::string error;
-        if (!flag->ParseFrom(value, &error)) {
-          std::fprintf(stderr, "%s: --%s=%s: %s; run '%s --help' for the flags\n", program.c_str(),
-                       name.substr(0, 64).c_str(), std::string(value.substr(0, 64)).c_str(),
-                       error.substr(0, 200).c_str(), program.c_str());
-          std::exit(2);
-        }
-      }
-      if (separate) ++i;  // the value, even one that starts with '-'
-    }
-  }
+  ArgumentCheck(program, usage, about)
+      .Check(std::vector<std::string>(argv + std::min(argc, 1), argv + argc), "", 0);
   std::vector<char*> positional = absl::ParseCommandLine(argc, argv);
   if (static_cast<int>(positional.size()) - 1 > max_positional) {
     const std::string extra = std::string(positional[1 + max_positional]).substr(0, 64);

@@ -1121,6 +1121,36 @@ TEST_F(EndToEndTest, AFlagValueOfTheWrongTypeIsAUsageError) {
 }
 
 // --listen=50811 used to end in a raw gRPC error dump.
+// A flag file is read as the command line is: each error in it is a usage
+// error (exit 2) naming the flag or the file. Abseil's own parse exited 1.
+TEST_F(EndToEndTest, AFlagFileIsCheckedAsTheCommandLineIs) {
+  const std::string missing = dir_.File("missing.flags");
+  WriteFile(dir_.File("bad_value.flags"), "# a comment\n\n  --max_inflight=1.5  \n");
+  WriteFile(dir_.File("unknown.flags"), "--no_such_flag=1\n");
+  WriteFile(dir_.File("word.flags"), "serve\n");
+  WriteFile(dir_.File("separate.flags"), "--listen\n127.0.0.1:0\n");
+  WriteFile(dir_.File("loop.flags"), "--flagfile=" + dir_.File("loop.flags") + "\n");
+  const std::vector<std::pair<std::string, std::string>> cases = {
+      {missing, "--flagfile: cannot read " + missing},
+      {dir_.File("bad_value.flags"), "--max_inflight=1.5: Illegal value"},
+      {dir_.File("unknown.flags"), "unknown flag --no_such_flag in flag file"},
+      {dir_.File("word.flags"), "'serve' is not a flag"},
+      {dir_.File("separate.flags"), "--listen: needs a value in flag file"},
+      {dir_.File("loop.flags"), "flag files nested deeper than 8"}};
+  for (const auto& [file, message] : cases) {
+    auto [status, out] = Run({LCIO_SERVER_BIN, "--flagfile=" + file}, 60s);
+    EXPECT_TRUE(WIFEXITED(status) && WEXITSTATUS(status) == 2) << file << " " << status;
+    const std::string error = ReadFile(dir_.File("run.stderr"));
+    EXPECT_TRUE(absl::StrContains(error, message)) << error;
+    EXPECT_TRUE(absl::StrContains(error, "lcio-server --help")) << error;
+  }
+  // A good one is read: its --version line ends the run before anything starts.
+  WriteFile(dir_.File("good.flags"), "# comment\n--listen=127.0.0.1:0\n--version\n");
+  auto [status, out] = Run({LCIO_SERVER_BIN, "--flagfile=" + dir_.File("good.flags")}, 60s);
+  EXPECT_EQ(status, 0);
+  EXPECT_EQ(out, absl::StrCat("lcio-server ", LCIO_VERSION, "\n"));
+}
+
 TEST_F(EndToEndTest, AListenAddressWithoutHostIsAUsageErrorNamingFlagValueAndRule) {
   auto [status, out] = Run({LCIO_SERVER_BIN, "--listen=50811", "--metrics_listen="}, 60s);
   EXPECT_TRUE(WIFEXITED(status) && WEXITSTATUS(status) == 2) << status;
