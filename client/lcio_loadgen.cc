@@ -90,6 +90,12 @@ int main(int argc, char** argv) {
     std::fprintf(stderr, "lcio-loadgen: --concurrency must be in [1, 4096]\n");
     return 2;
   }
+  // Every call would fail DEADLINE_EXCEEDED, and the run measure nothing.
+  if (const double timeout_ms = absl::GetFlag(FLAGS_timeout_ms);
+      !(timeout_ms > 0 && timeout_ms <= 3.6e6)) {
+    std::fprintf(stderr, "lcio-loadgen: --timeout_ms=%g: must be in (0, 3600000]\n", timeout_ms);
+    return 2;
+  }
   if (!(duration_s > 0) && max_requests <= 0) {
     std::fprintf(stderr, "lcio-loadgen: give --duration_s > 0 or --requests > 0 (it must stop)\n");
     return 2;

@@ -324,14 +324,22 @@ bool HasUnknownFields(const v1::DecideRequest& request) {
 }  // namespace
 
 uint64_t DecisionFingerprint(const v1::DecideRequest& request) {
-  // The hash of the request serialized without `explain` and unknown fields.
-  // Without either (the usual request) that is the request's own
+  // The hash of the request serialized without `explain` and unknown fields,
+  // its views in name order (the same views in another order are the same
+  // request: a client building them from a map may send either). Without
+  // any of these (the usual request) that is the request's own
   // serialization: no copy, and no reflection to discard what is not there.
-  if (!request.explain() && !HasUnknownFields(request) && !HasNegativeZero(request))
+  const auto by_name = [](const v1::View& a, const v1::View& b) { return a.name() < b.name(); };
+  const bool views_in_order =
+      std::is_sorted(request.views().begin(), request.views().end(), by_name);
+  if (!request.explain() && views_in_order && !HasUnknownFields(request) &&
+      !HasNegativeZero(request))
     return std::hash<std::string>{}(request.SerializeAsString());
   v1::DecideRequest identity = request;
   identity.clear_explain();
   identity.DiscardUnknownFields();
+  if (!views_in_order)
+    std::stable_sort(identity.mutable_views()->begin(), identity.mutable_views()->end(), by_name);
   // -0.0 is serialized (0.0 is not) but means the same budget or association.
   auto positive = [](double v) { return v == 0 ? 0.0 : v; };
   if (identity.has_budget()) {

@@ -2,6 +2,7 @@
 
 import json
 import os
+import socket
 import tempfile
 import time
 import unittest
@@ -76,7 +77,55 @@ class ClientTest(unittest.TestCase):
         chat = self.client.conversation("py-noreport", 30, 0.05)
         chat.decide("a turn", self.association())
         with self.assertRaises(lcio_client.FailedPrecondition):
-            chat.report("an answer", score=1.0, latency_s=1.0, cost_usd=0.001)
+            chat.report("an answer", score=1.0, latency_s=20.0, cost_usd=0.001)
+        # The turn ran and cost what report() was told, recorded or not (the
+        # next turn was sent the server's expected remainder, 23.5 s).
+        self.assertAlmostEqual(chat.latency_left_s, 10.0)
+        chat.decide("the next turn", self.association())
+        self.assertAlmostEqual(chat.latency_left_s, 10.0)
+        self.assertAlmostEqual(chat.money_left_usd, 0.049)
+
+    def test_a_retry_with_the_views_in_another_order_is_the_same_turn(self):
+        class LosesTheFirstAnswer:
+            def __init__(self, client):
+                self.client, self.lose = client, 1
+
+            def decide(self, request):
+                decision = self.client.decide(request)
+                if self.lose:
+                    self.lose -= 1
+                    raise lcio_client.DeadlineExceeded(grpc.StatusCode.DEADLINE_EXCEEDED, "lost")
+                return decision
+
+        chat = lcio_client.Conversation(LosesTheFirstAnswer(self.client), "py-reorder", 30, 0.05)
+        association = {v: 0.1 + 0.2 * i for i, v in enumerate(self.views)}
+        with self.assertRaises(lcio_client.DeadlineExceeded):
+            chat.decide("first", association)
+        # An equal dict in another order: the stored answer, not a second turn.
+        first = chat.decide("first", dict(reversed(list(association.items()))))
+        self.assertIn("/0/", first.decision_id)
+        self.assertEqual((chat.turn_index, chat.recovered), (1, []))
+
+    def test_tls_options_without_root_certificates_are_refused(self):
+        for options in ({"certificate_chain": b"x", "private_key": b"y"},
+                        {"server_name": "lcio.example"}):
+            with self.assertRaises(ValueError) as caught:
+                lcio_client.Client(self.server.target, **options)
+            self.assertIn("need root_certificates", str(caught.exception))
+        with self.assertRaises(ValueError):
+            lcio_client.Client(self.server.target, total_timeout_s=0)
+
+    def test_the_total_timeout_bounds_a_call_to_a_peer_that_never_answers(self):
+        with socket.socket() as silent:
+            silent.bind(("127.0.0.1", 0))
+            silent.listen(16)
+            target = f"127.0.0.1:{silent.getsockname()[1]}"
+            with lcio_client.Client(target, timeout_s=2, attempts=3,
+                                    total_timeout_s=0.8) as client:
+                start = time.monotonic()
+                with self.assertRaises(lcio_client.DeadlineExceeded):
+                    client.get_policy()
+                self.assertLess(time.monotonic() - start, 1.6)  # not 3 x 2 s
 
     def test_a_budget_run_out_is_carried_on_as_zero(self):
         # budget_after is negative when nothing fits (e.g. -7.9e-09 USD); a
@@ -186,6 +235,9 @@ class RestartTest(unittest.TestCase):
             # A new Client has connections of its own (no inherited backoff).
             with lcio_client.Client(server.target, timeout_s=2, attempts=3) as new:
                 self.assertGreater(len(new.get_policy().view_names), 0)
+            # The old one reaches it too: a retry after UNAVAILABLE waits for
+            # its channel to reconnect (the backoff is capped at 1 s).
+            self.assertGreater(len(old.get_policy().view_names), 0)
         finally:
             old.close()
             server.stop()

@@ -308,6 +308,22 @@ TEST_F(RequestTest, FingerprintIgnoresExplainAndUnknownFieldsOnly) {
   EXPECT_NE(DecisionFingerprint(other), DecisionFingerprint(plain));
 }
 
+// The same views in another order are the same request: a client that
+// builds them from a map (Python's dict) may retry in another order, and
+// was refused as another request and decided twice.
+TEST_F(RequestTest, FingerprintTakesTheViewsInAnyOrder) {
+  const v1::DecideRequest plain = Good();  // view0, view1, view2
+  v1::DecideRequest reordered = plain;
+  std::swap(*reordered.mutable_views(0), *reordered.mutable_views(2));
+  ASSERT_NE(reordered.SerializeAsString(), plain.SerializeAsString());
+  EXPECT_EQ(DecisionFingerprint(reordered), DecisionFingerprint(plain));
+  reordered.set_explain(true);
+  EXPECT_EQ(DecisionFingerprint(reordered), DecisionFingerprint(plain));
+  // The associations still belong to their views.
+  reordered.mutable_views(0)->set_association(0.125);
+  EXPECT_NE(DecisionFingerprint(reordered), DecisionFingerprint(plain));
+}
+
 // -0.0 is serialized where 0.0 is not, but it is the same budget or
 // association: a retry that sends one for the other is the same request.
 TEST_F(RequestTest, FingerprintTakesNegativeZeroForZero) {

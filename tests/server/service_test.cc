@@ -1,6 +1,10 @@
 // The service in process over real gRPC on 127.0.0.1 (ephemeral ports), with
 // real (small, random-weight) policy artifacts.
+#include <arpa/inet.h>
 #include <gtest/gtest.h>
+#include <netinet/in.h>
+#include <sys/socket.h>
+#include <unistd.h>
 
 #include <algorithm>
 #include <set>
@@ -1073,6 +1077,91 @@ TEST_F(ServiceTest, TheClientSpreadsCallsOverEveryAddress) {
   const double on_first = test::Metric(first, "lcio_decide_requests_total{code=\"OK\"}");
   EXPECT_GT(on_first, 0);
   EXPECT_LT(on_first, 20);  // the rest went to the second server
+}
+
+// A server restarted on its port: the client's retries used to run out in
+// tens of milliseconds while gRPC's reconnect backoff held the channel down
+// for a second or more; a retry now waits (within its attempt's timeout) for
+// the channel to connect, and the reconnect backoff is capped at 1 s.
+TEST_F(ServiceTest, TheClientReachesAServerRestartedOnItsPort) {
+  StartServer();
+  const int port = app_->port();
+  v1::DecideResponse r;
+  ASSERT_TRUE(client_->Decide(Request("restart", 0), &r).ok());
+  app_->Shutdown();
+  app_.reset();
+  // Failed reconnects while it is down grow the channel's backoff.
+  for (int i = 0; i < 4; ++i) {
+    EXPECT_FALSE(
+        client_->DecideOnce(Request(absl::StrCat("down", i), 0), &r, absl::Milliseconds(300)).ok());
+    absl::SleepFor(absl::Milliseconds(300));
+  }
+  // Down, a call fails in about one reconnect backoff per retry, not 3 x 5 s.
+  absl::Time start = absl::Now();
+  EXPECT_EQ(client_->Decide(Request("down", 0), &r).code(), absl::StatusCode::kUnavailable);
+  EXPECT_LT(absl::Now() - start, absl::Seconds(4));
+  ServerOptions options;
+  options.policy_path = policy_path_;
+  options.listen = absl::StrCat("127.0.0.1:", port);
+  options.metrics_listen = "";
+  options.torch_device = "cpu";
+  auto again = ServerApp::Start(options);
+  ASSERT_TRUE(again.ok()) << again.status();
+  app_ = *std::move(again);
+  start = absl::Now();
+  const absl::Status status = client_->Decide(Request("restarted", 0), &r);
+  EXPECT_TRUE(status.ok()) << status << " after " << absl::Now() - start;
+}
+
+// A peer that accepts connections and never answers: without a bound on
+// the whole call a caller waited max_attempts x timeout.
+TEST(ClientOptionsTest, TheTotalTimeoutBoundsTheWholeCall) {
+  const int listener = ::socket(AF_INET, SOCK_STREAM, 0);
+  ASSERT_GE(listener, 0);
+  sockaddr_in address{};
+  address.sin_family = AF_INET;
+  address.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  ASSERT_EQ(::bind(listener, reinterpret_cast<sockaddr*>(&address), sizeof address), 0);
+  ASSERT_EQ(::listen(listener, 16), 0);
+  socklen_t length = sizeof address;
+  ASSERT_EQ(::getsockname(listener, reinterpret_cast<sockaddr*>(&address), &length), 0);
+  ClientOptions options;
+  options.target = absl::StrCat("127.0.0.1:", ntohs(address.sin_port));
+  options.timeout = absl::Seconds(2);
+  options.max_attempts = 3;
+  options.total_timeout = absl::Milliseconds(800);
+  auto client = Client::Create(options);
+  ASSERT_TRUE(client.ok()) << client.status();
+  v1::PolicyInfo info;
+  const absl::Time start = absl::Now();
+  const absl::Status status = (*client)->GetPolicy(&info);
+  const absl::Duration took = absl::Now() - start;
+  EXPECT_EQ(status.code(), absl::StatusCode::kDeadlineExceeded) << status;
+  EXPECT_GE(took, absl::Milliseconds(700));
+  EXPECT_LT(took, absl::Milliseconds(1600)) << "3 attempts of 2 s would take 6 s";
+  ::close(listener);
+}
+
+TEST(ClientOptionsTest, OptionsThatCannotWorkAreRefusedNamingThem) {
+  const std::pair<std::function<void(ClientOptions&)>, std::string> cases[] = {
+      {[](ClientOptions& o) { o.timeout = absl::ZeroDuration(); }, "timeout = 0: must be > 0"},
+      {[](ClientOptions& o) { o.total_timeout = absl::Seconds(-1); },
+       "total_timeout = -1s: must be > 0"},
+      {[](ClientOptions& o) { o.max_attempts = 0; }, "max_attempts = 0: must be >= 1"},
+      {[](ClientOptions& o) { o.max_backoff = absl::InfiniteDuration(); },
+       "max_backoff = inf: must be finite and >= 0"},
+      // Silently plaintext before.
+      {[](ClientOptions& o) { o.tls_server_name = "lcio.example"; },
+       "tls_cert, tls_key and tls_server_name need tls_ca"},
+      {[](ClientOptions& o) { o.tls_cert = "cert.pem"; }, "need tls_ca"},
+  };
+  for (const auto& [change, message] : cases) {
+    ClientOptions options;
+    change(options);
+    auto client = Client::Create(options);
+    ASSERT_EQ(client.status().code(), absl::StatusCode::kInvalidArgument) << message;
+    EXPECT_NE(client.status().message().find(message), std::string::npos) << client.status();
+  }
 }
 
 }  // namespace

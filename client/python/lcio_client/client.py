@@ -21,6 +21,18 @@ _RETRIED = (
     grpc.StatusCode.DEADLINE_EXCEEDED,
 )
 
+# gRPC's reconnect backoff grows to this at most (its default, 120 s, would
+# leave a restarted server unreached for minutes); as lcio::Client.
+MAX_RECONNECT_BACKOFF_S = 1.0
+
+
+def _retryable(error):
+    if error.code() not in _RETRIED:
+        return False
+    # gRPC's own "Received/Sent message larger than max": as large next time.
+    return not (error.code() == grpc.StatusCode.RESOURCE_EXHAUSTED
+                and "larger than max" in (error.details() or ""))
+
 
 class Client:
     """One channel to an lcio-server.
@@ -28,7 +40,12 @@ class Client:
     target: "host:port". root_certificates (PEM bytes) turns on TLS;
     certificate_chain and private_key (PEM bytes) on mutual TLS.
     timeout_s is per attempt; attempts bounds the retries of Decide and
-    GetPolicy (Report is an append and is tried once).
+    GetPolicy (Report is an append and is tried once); total_timeout_s
+    (None: no bound but the attempts') bounds a whole call, retries and their
+    waits included. After UNAVAILABLE a retry first waits for the channel to
+    connect, at most one reconnect backoff (MAX_RECONNECT_BACKOFF_S and
+    gRPC's 20% jitter): a server restarted on its port is reached once it is
+    back, and one that is down fails the call in about 2.5 s.
     load_balancing_policy: gRPC's policy over the addresses the target
     resolves to ("dns:///lcio.svc:50051", "ipv4:10.0.0.1:50051,10.0.0.2:50051");
     round_robin (the default, as lcio::Client) spreads calls over every
@@ -40,15 +57,24 @@ class Client:
 
     def __init__(self, target, timeout_s=5.0, attempts=3, root_certificates=None,
                  certificate_chain=None, private_key=None, server_name=None,
-                 load_balancing_policy="round_robin"):
+                 load_balancing_policy="round_robin", total_timeout_s=None):
         if attempts < 1:
             raise ValueError(f"attempts = {attempts}: must be >= 1")
         if not timeout_s > 0:
             raise ValueError(f"timeout_s = {timeout_s}: must be > 0")
+        if total_timeout_s is not None and not total_timeout_s > 0:
+            raise ValueError(f"total_timeout_s = {total_timeout_s}: must be > 0 (or None)")
+        if root_certificates is None and (certificate_chain is not None or private_key is not None
+                                          or server_name):
+            # Without it the channel would be plaintext (as lcio::Client refuses).
+            raise ValueError("certificate_chain, private_key and server_name need "
+                             "root_certificates: without it the channel is plaintext")
         self.target = target
         self.timeout_s = timeout_s
         self.attempts = attempts
-        options = [("grpc.use_local_subchannel_pool", 1)]
+        self.total_timeout_s = total_timeout_s
+        options = [("grpc.use_local_subchannel_pool", 1),
+                   ("grpc.max_reconnect_backoff_ms", int(MAX_RECONNECT_BACKOFF_S * 1000))]
         if load_balancing_policy:
             options.append(("grpc.lb_policy_name", load_balancing_policy))
         if root_certificates is not None:
@@ -72,14 +98,29 @@ class Client:
 
     def _call(self, method, request, retried=True):
         backoff_s = 0.02
-        for attempt in range(self.attempts if retried else 1):
+        attempts = self.attempts if retried else 1
+        end = None if self.total_timeout_s is None else time.monotonic() + self.total_timeout_s
+        left = lambda: float("inf") if end is None else end - time.monotonic()  # noqa: E731
+        for attempt in range(attempts):
             try:
-                return method(request, timeout=self.timeout_s)
+                return method(request, timeout=min(self.timeout_s, left()))
             except grpc.RpcError as error:
-                if attempt + 1 >= (self.attempts if retried else 1) or error.code() not in _RETRIED:
+                if attempt + 1 >= attempts or not _retryable(error):
                     raise from_rpc_error(error) from None
-            time.sleep(backoff_s * random.uniform(0.5, 1.5))  # jitter spreads retries
+                last = error
+            time.sleep(max(0.0, min(backoff_s * random.uniform(0.5, 1.5), left())))  # jitter
             backoff_s = min(backoff_s * 2, 1.0)
+            if last.code() == grpc.StatusCode.UNAVAILABLE:
+                # Not connected: wait for the channel (bounded), rather than
+                # fail the next attempt at once.
+                wait_s = min(self.timeout_s, 1.25 * MAX_RECONNECT_BACKOFF_S, left())
+                if wait_s > 0:
+                    try:
+                        grpc.channel_ready_future(self._channel).result(timeout=wait_s)
+                    except grpc.FutureTimeoutError:
+                        pass
+            if left() <= 0:
+                raise from_rpc_error(last) from None
         raise AssertionError("unreachable")
 
     def get_policy(self):
@@ -145,6 +186,7 @@ class Conversation:
         self._view_names = None  # PolicyInfo.view_names, read by report()
         self._view_names_version = None  # the policy_version they are of
         self._pending = None  # (request, decision) of the last turn, not yet reported
+        self._measured = False  # report() charged the pending turn's measured costs
         # DecideRequests of the next turn whose answers were lost, oldest first:
         # the server may have decided any one of them (at most one).
         self._in_doubt = []
@@ -153,7 +195,9 @@ class Conversation:
         request = pb.DecideRequest(conversation_id=self.conversation_id,
                                    turn_index=self.turn_index, prompt=prompt, task=task,
                                    device=self.device, network=self.network, explain=explain)
-        for name, value in association.items():
+        # In name order, whatever the dict's: a retry of the same turn must be
+        # the same request (the server's idempotency compares them).
+        for name, value in sorted(association.items()):
             request.views.add(name=name, association=value)
         request.budget.latency_s = self.latency_left_s
         request.budget.money_usd = self.money_left_usd
@@ -208,6 +252,7 @@ class Conversation:
             request = self._request(prompt, association, task, explain)
             decision = self._send(request)
         self._pending = (request, decision)
+        self._measured = False  # report() charges the measured costs
         return decision
 
     def report(self, answer, score, latency_s, cost_usd):
@@ -236,16 +281,19 @@ class Conversation:
             target=decision.target, uploaded_views=[v.name for v in decision.upload],
             association=[by_name[name] for name in self._view_names], answer=answer,
             score=score, interaction_time_s=latency_s, usage_cost_usd=cost_usd)
-        response = self.client.report(report)
+        # What the turn cost is charged whether or not the Report is recorded:
+        # the turn was run either way. A failed report() may be called again.
         self.latency_left_s = max(0.0, request.budget.latency_s - latency_s)
         self.money_left_usd = max(0.0, request.budget.money_usd - cost_usd)
+        self._measured = True
+        response = self.client.report(report)
         self._pending = None
         return response
 
     def _settle(self):
         # An unreported turn costs what the server expected. budget_after is
         # negative when nothing fits; a Decide budget must be >= 0.
-        if self._pending is not None:
+        if self._pending is not None and not self._measured:
             decision = self._pending[1]
             self.latency_left_s = max(0.0, decision.budget_after.latency_s)
             self.money_left_usd = max(0.0, decision.budget_after.money_usd)

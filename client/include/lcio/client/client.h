@@ -4,10 +4,16 @@
 // Retried: GetPolicy and Health (read-only), and Decide, which the server
 // makes idempotent per (conversation_id, turn_index): repeating the last
 // decided turn's exact request returns the same decision. Retried codes:
-// UNAVAILABLE, RESOURCE_EXHAUSTED, ABORTED and DEADLINE_EXCEEDED of one
-// attempt. Report is not retried (an append; a duplicate would be harmless
-// for the exporter, which keeps the last record of a turn, but the caller
-// decides).
+// UNAVAILABLE, RESOURCE_EXHAUSTED (but not a message over gRPC's size
+// limit, which no retry can fix), ABORTED and DEADLINE_EXCEEDED of one
+// attempt. After UNAVAILABLE a retry first waits for the channel to connect,
+// at most one reconnect backoff (max_reconnect_backoff, 1 s, and gRPC's 20%
+// jitter) and its attempt's timeout: a server restarting on its port answers
+// once it is back (without waiting, the retries' backoff of tens of
+// milliseconds ran out long before gRPC reconnected), and a server that is
+// down fails the call in about 2.5 s with the defaults. Report is not retried (an append; a
+// duplicate would be harmless for the exporter, which keeps the last record of a turn, but the
+// caller decides).
 #pragma once
 
 #include <memory>
@@ -32,8 +38,12 @@ struct ClientOptions {
   // Name the server certificate must carry when it differs from the target's
   // host (e.g. tests connecting to 127.0.0.1 with a "localhost" certificate).
   std::string tls_server_name;
-  absl::Duration timeout = absl::Seconds(5);  // per attempt
+  absl::Duration timeout = absl::Seconds(5);  // per attempt, > 0
   int max_attempts = 3;                       // for retried calls
+  // The whole call, retries and their waits included: each attempt's
+  // deadline is cut to it, and no attempt starts past it. Infinite: only
+  // the attempts bound it (max_attempts x timeout, and the backoff).
+  absl::Duration total_timeout = absl::InfiniteDuration();
   absl::Duration initial_backoff = absl::Milliseconds(20);
   // gRPC load-balancing policy over the addresses the target resolves to
   // ("dns:///lcio.svc:50051", "ipv4:10.0.0.1:50051,10.0.0.2:50051"):
@@ -41,6 +51,9 @@ struct ClientOptions {
   // pick_first, would send them all to one.
   std::string load_balancing_policy = "round_robin";
   absl::Duration max_backoff = absl::Seconds(1);
+  // gRPC's reconnect backoff grows to this at most (gRPC's default, 120 s,
+  // would leave a restarted server unreached for minutes).
+  absl::Duration max_reconnect_backoff = absl::Seconds(1);
 };
 
 class Client {
@@ -62,6 +75,7 @@ class Client {
 
  private:
   Client() = default;
+  // call(attempt timeout) -> status, retried as described above.
   template <typename Call>
   absl::Status WithRetries(Call call) const;
 
