@@ -3,9 +3,11 @@
 #include <algorithm>
 #include <cstdio>
 #include <cstdlib>
+#include <exception>
 #include <filesystem>
 #include <fstream>
 #include <map>
+#include <new>
 
 #include "absl/flags/commandlineflag.h"
 #include "absl/flags/parse.h"
@@ -193,11 +195,33 @@ class ArgumentCheck {
   const std::string program_, usage_, about_;
 };
 
+// A failed allocation anywhere (a setting that asks for more memory than the
+// machine has) ends the run with one line and exit 1, not "terminate called
+// ..." and a core dump. Anything else uncaught still aborts.
+std::string g_program = "lcio";
+[[noreturn]] void OnTerminate() {
+  if (std::exception_ptr current = std::current_exception()) {
+    try {
+      std::rethrow_exception(current);
+    } catch (const std::bad_alloc&) {
+      std::fprintf(stderr,
+                   "%s: out of memory: the settings ask for more memory than this machine can "
+                   "give (a buffer, batch, network or data size)\n",
+                   g_program.c_str());
+      std::_Exit(1);
+    } catch (...) {
+    }
+  }
+  std::abort();
+}
+
 }  // namespace
 
 std::vector<char*> ParseCommandLine(int argc, char** argv, const std::string& usage,
                                     const std::string& about, int max_positional) {
   const std::string program = ProgramName(argc > 0 ? argv[0] : nullptr);
+  g_program = program;
+  std::set_terminate(OnTerminate);
   absl::SetProgramUsageMessage(absl::StrCat(program, " ", usage));
   absl::FlagsUsageConfig config;
   config.version_string = [program] { return absl::StrCat(program, " ", LCIO_VERSION, "\n"); };

@@ -236,6 +236,13 @@ absl::StatusOr<policy::TrainOptions> OptionsFromFlags(
     hp.push_back({parts[0], parts[1]});
   }
   hp.insert(hp.end(), hyperparameter_args.begin(), hyperparameter_args.end());
+  for (size_t i = 0; i < hp.size(); ++i)
+    for (size_t j = 0; j < i; ++j)
+      if (hp[i].first == hp[j].first)
+        return absl::InvalidArgumentError(
+            absl::StrCat("hyperparameter ", data::Shorten(hp[i].first, 64), " is given twice (",
+                         data::Shorten(hp[j].second, 32), " and ", data::Shorten(hp[i].second, 32),
+                         "): which holds would be an accident"));
   for (const auto& [name, text] : hp) {
     auto value = ParseNumber(name, text);
     if (!value.ok()) return value.status();

@@ -54,6 +54,25 @@ TEST(JsonDepth, ParseJsonRefusesDeepTextAndNamesParseErrors) {
   EXPECT_EQ(ParseJson("{\"a\": [1, 2]}", "x.json")["a"][1], 2);
 }
 
+// nlohmann keeps the last of two values of one key in silence: a training
+// config or profiles file saying two things about one field was read as the
+// second.
+TEST(JsonDepth, ParseJsonRefusesAKeyTwiceInOneObject) {
+  absl::Status error;
+  EXPECT_TRUE(
+      ParseJson(R"({"timesteps": 2000, "timesteps": 3000})", "cfg.json", &error).is_discarded());
+  EXPECT_NE(error.message().find("cfg.json: key \"timesteps\" appears twice in one object"),
+            std::string::npos)
+      << error;
+  EXPECT_TRUE(ParseJson(R"([{"a": {"b": 1, "c": 2, "b": 3}}])", "x", &error).is_discarded());
+  EXPECT_NE(error.message().find("key \"b\""), std::string::npos) << error;
+  // One key in different objects is fine, nested or side by side.
+  const auto ok = ParseJson(R"({"a": {"a": 1}, "b": [{"a": 1}, {"a": 2}], "c": {}})", "x");
+  ASSERT_FALSE(ok.is_discarded());
+  EXPECT_EQ(ok["b"][1]["a"], 2);
+  EXPECT_EQ(ok["a"]["a"], 1);
+}
+
 // nlohmann quotes the whole token it last read: a 2 MB string cut by a raw
 // newline made a 2 MB message, in ParseJson and in the data loader alike.
 TEST(JsonDepth, AParseErrorQuotesAtMost64BytesOfItsToken) {

@@ -67,6 +67,27 @@ for cmd in "$eval_bin --splits=1 --oracle=false --device=$long" \
 done
 refuse 'n_steps = 1000000000 is more than timesteps = 256' "$train" --timesteps=256 --progress=off \
   --hp=n_steps=1000000000 --out="$tmp/r.pt"
+# A DQN minibatch of a billion rows aborted out of memory ("terminate called ...").
+refuse 'batch_size = 1000000000 is more than the replay buffer holds' "$train" --algo=dqn \
+  --timesteps=2000 --progress=off --hp=batch_size=1000000000,learning_starts=0 --out="$tmp/r.pt"
+refuse 'hyperparameter gamma is given twice (0.5 and 0.9)' "$train" --timesteps=64 --progress=off \
+  --hp=gamma=0.5,gamma=0.9 --out="$tmp/r.pt"
+printf '{"timesteps": 2000, "timesteps": 3000}' > "$tmp/twice.json"
+refuse 'key "timesteps" appears twice in one object' "$train" --config="$tmp/twice.json" \
+  --progress=off --out="$tmp/r.pt"
+# A setting that asks for more memory than the machine has (a replay buffer of a billion
+# observations) ends in one line and exit 1, not an abort. Only where the kernel refuses
+# such an allocation (overcommit_memory 0 or 2); with 1 it would be granted and then fill memory.
+if [[ $(cat /proc/sys/vm/overcommit_memory 2>/dev/null) != 1 ]]; then
+  timeout 120 "$train" --algo=dqn --timesteps=1000000000 --hp=buffer_size=1000000000 \
+    --progress=off --out="$tmp/m.pt" > "$tmp/out" 2> "$tmp/err"
+  rc=$?
+  if ((rc != 1)) || ! grep -qF 'out of memory: the settings ask for more memory' "$tmp/err"; then
+    echo "FAIL (exit $rc, want 1 and 'out of memory'): lcio-train with a 1e9-row replay buffer"
+    head -c 600 "$tmp/err"
+    failures=$((failures + 1))
+  fi
+fi
 # Every candidate is checked before any report is printed.
 refuse 'candidates' "$ope" --log=data/M4A1.json --default_propensity=1 --candidates=local,,fixed:1
 [[ ! -s $tmp/out ]] || { echo "FAIL: lcio-ope printed a report before refusing a candidate"; failures=$((failures + 1)); }

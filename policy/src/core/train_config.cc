@@ -291,6 +291,17 @@ absl::Status ValidateTrainOptions(const TrainOptions& options) {
         "hyperparameter n_steps = ", n_steps, " is more than timesteps = ", options.timesteps,
         ": a rollout runs whole, so the run would take ", n_steps,
         " steps; lower n_steps or raise timesteps"));
+  // A DQN minibatch draws its rows from the replay buffer, which holds at
+  // most min(buffer_size, timesteps): a larger batch only costs memory (a
+  // billion rows aborted the run out of memory). Defaults are exempt, as above.
+  if (spec->learner == Learner::kDqn) {
+    const int64_t holds = std::min<int64_t>(options.dqn.buffer_size, options.timesteps);
+    if (options.dqn.batch_size > holds && options.dqn.batch_size > DqnConfig{}.batch_size)
+      return absl::InvalidArgumentError(absl::StrCat(
+          "hyperparameter batch_size = ", options.dqn.batch_size,
+          " is more than the replay buffer holds (min(buffer_size, timesteps) = ", holds,
+          "): a minibatch draws its rows from it"));
+  }
   if (options.torch_threads < 1 || options.torch_threads > 256)
     return absl::InvalidArgumentError(
         absl::StrCat("torch_threads = ", options.torch_threads, ": must be in [1, 256]"));

@@ -2,11 +2,13 @@
 // this, never json::parse, for text that comes from outside the process.
 #pragma once
 
+#include <algorithm>
 #include <cmath>
 #include <cstdint>
 #include <string>
 #include <string_view>
 #include <type_traits>
+#include <vector>
 
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
@@ -38,16 +40,43 @@ inline std::string ShortParserMessage(std::string_view what) {
 }
 
 // Like Json::parse(text, nullptr, false): a discarded value when `text` is
-// not JSON or nests deeper than kMaxJsonDepth. If `error` is given, it says
-// why (the depth rule, or the parser's message), prefixed with `source`.
+// not JSON, nests deeper than kMaxJsonDepth or names a key twice in one
+// object (nlohmann would keep the last in silence: a file that says two
+// things about one field is an error). If `error` is given, it says why,
+// prefixed with `source`.
 template <typename Json = nlohmann::json>
 Json ParseJson(std::string_view text, std::string_view source, absl::Status* error = nullptr) {
   if (absl::Status depth = CheckJsonDepth(text, source); !depth.ok()) {
     if (error != nullptr) *error = std::move(depth);
     return Json(Json::value_t::discarded);
   }
+  // The keys of each open object (few per object: a linear scan).
+  std::vector<std::vector<std::string>> open_objects;
+  std::string duplicate;
+  const auto check_keys = [&](int, typename Json::parse_event_t event, Json& parsed) {
+    using Event = typename Json::parse_event_t;
+    if (event == Event::object_start) {
+      open_objects.emplace_back();
+    } else if (event == Event::object_end) {
+      if (!open_objects.empty()) open_objects.pop_back();
+    } else if (event == Event::key && !open_objects.empty() && duplicate.empty()) {
+      std::vector<std::string>& keys = open_objects.back();
+      const std::string& key = parsed.template get_ref<const std::string&>();
+      if (std::find(keys.begin(), keys.end(), key) != keys.end())
+        duplicate = key;
+      else
+        keys.push_back(key);
+    }
+    return true;
+  };
   try {
-    return Json::parse(text.begin(), text.end());
+    Json parsed = Json::parse(text.begin(), text.end(), check_keys);
+    if (duplicate.empty()) return parsed;
+    if (error != nullptr)
+      *error = absl::InvalidArgumentError(
+          absl::StrCat(Shorten(source, 256), ": key \"", Shorten(duplicate, 64),
+                       "\" appears twice in one object (which value holds would be an accident)"));
+    return Json(Json::value_t::discarded);
   } catch (const typename Json::exception& e) {
     if (error != nullptr)
       *error = absl::InvalidArgumentError(
