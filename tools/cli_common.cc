@@ -97,8 +97,8 @@ absl::StatusOr<env::SimulatorConfig> SimulatorConfigFromFlags() {
   } else if (rule == "scikit_kd_tree") {
     config.knn_rule = env::NeighbourRule::kScikitKdTree;
   } else {
-    return absl::InvalidArgumentError(
-        absl::StrCat("--knn_rule = \"", rule, "\": must be tie_inclusive or scikit_kd_tree"));
+    return absl::InvalidArgumentError(absl::StrCat("--knn_rule = \"", data::Shorten(rule, 64),
+                                                   "\": must be tie_inclusive or scikit_kd_tree"));
   }
   auto family = env::ParseResponseModelFamily(absl::GetFlag(FLAGS_response_model));
   if (!family.ok())
@@ -125,7 +125,7 @@ absl::StatusOr<std::vector<env::Split>> SplitsFromFlags(const data::Dataset& dat
         int64_t id;
         if (!absl::SimpleAtoi(t, &id))
           return absl::InvalidArgumentError(
-              absl::StrCat("--", flag, ": \"", t, "\" is not an episode id"));
+              absl::StrCat("--", flag, ": \"", data::Shorten(t, 64), "\" is not an episode id"));
         ids.push_back(id);
       }
       return ids;

@@ -98,7 +98,7 @@ absl::StatusOr<std::vector<double>> ParseNumbers(const std::vector<std::string>&
     double v;
     if (!absl::SimpleAtod(t, &v) || !(v >= 0))
       return absl::InvalidArgumentError(
-          absl::StrCat("--", flag, ": \"", t, "\" is not a number >= 0"));
+          absl::StrCat("--", flag, ": \"", data::Shorten(t, 64), "\" is not a number >= 0"));
     out.push_back(v);
   }
   return out;
@@ -205,6 +205,10 @@ absl::StatusOr<EvalSettings> SettingsFromFlags() {
       return absl::InvalidArgumentError("--save_policies: needs --algos (what to train and save)");
     if (auto seed = SplitSeed(0, "--save_policies"); !seed.ok()) return seed.status();
   }
+  // A configuration nothing trains with would be ignored, unchecked.
+  if (!absl::GetFlag(FLAGS_train_config).empty() && absl::GetFlag(FLAGS_algos).empty())
+    return absl::InvalidArgumentError(
+        "--train_config: needs --algos (the algorithms trained with it)");
 #ifdef LCIO_WITH_POLICY
   for (const std::string& algo : absl::GetFlag(FLAGS_algos)) {
     auto options = TrainOptionsFor(algo);
@@ -620,12 +624,12 @@ int main(int argc, char** argv) {
       "Run with no flags for the reference defaults.");
   const std::string shield_mode = absl::GetFlag(FLAGS_shield);
   if (shield_mode != "on" && shield_mode != "off" && shield_mode != "both")
-    return Fail(
-        absl::InvalidArgumentError("--shield = \"" + shield_mode + "\": must be on, off or both"));
+    return Fail(absl::InvalidArgumentError(absl::StrCat(
+        "--shield = \"", data::Shorten(shield_mode, 64), "\": must be on, off or both")));
   const std::string format = absl::GetFlag(FLAGS_format);
   if (format != "markdown" && format != "json")
-    return Fail(
-        absl::InvalidArgumentError("--format = \"" + format + "\": must be markdown or json"));
+    return Fail(absl::InvalidArgumentError(
+        absl::StrCat("--format = \"", data::Shorten(format, 64), "\": must be markdown or json")));
   // Checked before the work, not after it.
   if (const std::string out = absl::GetFlag(FLAGS_json_out); !out.empty()) {
     if (absl::Status replaceable = data::CheckReplaceableOutput(out); !replaceable.ok())

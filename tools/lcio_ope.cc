@@ -592,6 +592,11 @@ absl::Status Run() {
         "--format = \"", data::Shorten(absl::GetFlag(FLAGS_format), 64), "\": markdown or json"));
   if (!absl::GetFlag(FLAGS_validate) && absl::GetFlag(FLAGS_simulate_out).empty())
     return Evaluate();
+  // They simulate their own traffic: a --log would be ignored.
+  if (!absl::GetFlag(FLAGS_log).empty())
+    return absl::InvalidArgumentError(
+        absl::StrCat("--log: ", absl::GetFlag(FLAGS_validate) ? "--validate" : "--simulate_out",
+                     " simulates its own traffic from --data and reads no log; drop one of them"));
   // --simulate_out writes a log and estimates nothing: a baseline or
   // candidates there would be silently ignored.
   if (!absl::GetFlag(FLAGS_simulate_out).empty() &&

@@ -1,4 +1,5 @@
 // lcio-synth: writes a seeded synthetic dataset in the M4A1 JSON schema.
+#include <cstdio>
 #include <fstream>
 #include <iostream>
 #include <string>
@@ -7,7 +8,9 @@
 #include "absl/flags/parse.h"
 #include "absl/flags/usage.h"
 #include "cli_help.h"
+#include "lcio/data/atomic_file.h"
 #include "lcio/data/m4a1.h"
+#include "lcio/data/message.h"
 #include "lcio/data/synth.h"
 
 namespace {
@@ -79,6 +82,13 @@ int main(int argc, char** argv) {
     std::cerr << "lcio-synth: " << s.message() << "\n";
     return 2;
   }
+  // A directory or a device would be replaced by the rename: refused first.
+  if (out != "-") {
+    if (absl::Status s = lcio::data::CheckReplaceableOutput(out); !s.ok()) {
+      std::cerr << "lcio-synth: --out: " << s.message() << "\n";
+      return 2;
+    }
+  }
 
   const lcio::data::Dataset d = lcio::data::GenerateSynthetic(c);
   const bool pretty = absl::GetFlag(FLAGS_pretty);
@@ -87,15 +97,27 @@ int main(int argc, char** argv) {
   if (out == "-") {
     written = lcio::data::WriteM4A1Json(d, std::cout, pretty);
   } else {
-    std::ofstream f(out, std::ios::binary | std::ios::trunc);
-    if (!f) {
-      std::cerr << "lcio-synth: cannot open " << out << " for writing\n";
-      return 1;
+    // Written beside it and renamed over it whole: a failed or killed run
+    // leaves no partial file (and an earlier one in place).
+    const std::string temp = lcio::data::TemporaryPathFor(out);
+    {
+      std::ofstream f(temp, std::ios::binary | std::ios::trunc);
+      if (!f) {
+        std::cerr << "lcio-synth: cannot write " << lcio::data::Shorten(temp, 256) << "\n";
+        return 1;
+      }
+      written = lcio::data::WriteM4A1Json(d, f, pretty);
+      f.flush();
+      if (written.ok() && !f) written = absl::UnavailableError("writing failed");
     }
-    written = lcio::data::WriteM4A1Json(d, f, pretty);
+    if (written.ok())
+      written = lcio::data::PublishTemporaryFile(temp, out);
+    else
+      std::remove(temp.c_str());
   }
   if (!written.ok()) {
-    std::cerr << "lcio-synth: " << written.message() << " (" << out << ")\n";
+    std::cerr << "lcio-synth: " << written.message() << " (" << lcio::data::Shorten(out, 256)
+              << ")\n";
     return 1;
   }
   std::cerr << "lcio-synth: wrote " << d.episodes.size() << " episodes, " << d.num_turns()

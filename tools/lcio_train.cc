@@ -322,6 +322,11 @@ int main(int argc, char** argv) {
   const std::string split_mode = absl::GetFlag(FLAGS_split);
   env::Split split;
   if (split_mode == "none") {
+    // Explicit ids ask for a split: ignored here, the run would train on all.
+    if (!absl::GetFlag(FLAGS_train_ids).empty() || !absl::GetFlag(FLAGS_test_ids).empty())
+      return Fail(absl::InvalidArgumentError(
+          "--split = \"none\" trains on every episode: --train_ids and --test_ids need "
+          "--split random"));
     for (size_t e = 0; e < dataset->episodes.size(); ++e)
       split.train.push_back(static_cast<int>(e));
   } else if (split_mode == "random") {
@@ -336,15 +341,15 @@ int main(int argc, char** argv) {
     split = splits->front();
   } else {
     return Fail(absl::InvalidArgumentError(
-        absl::StrCat("--split = \"", split_mode, "\": must be random or none")));
+        absl::StrCat("--split = \"", data::Shorten(split_mode, 64), "\": must be random or none")));
   }
   const bool evaluate = absl::GetFlag(FLAGS_evaluate) && !split.test.empty();
   if (evaluate) options->evaluation_episodes = split.test;
 
   const std::string progress = absl::GetFlag(FLAGS_progress);
   if (progress != "auto" && progress != "bar" && progress != "lines" && progress != "off")
-    return Fail(absl::InvalidArgumentError(
-        absl::StrCat("--progress = \"", progress, "\": must be auto, bar, lines or off")));
+    return Fail(absl::InvalidArgumentError(absl::StrCat(
+        "--progress = \"", data::Shorten(progress, 64), "\": must be auto, bar, lines or off")));
   const bool bar = progress == "bar" || (progress == "auto" && isatty(STDERR_FILENO));
   if (progress != "off") {
     const int64_t every = absl::GetFlag(FLAGS_log_every);

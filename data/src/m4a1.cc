@@ -649,18 +649,21 @@ absl::StatusOr<Dataset> LoadM4A1File(const std::string& path, const LoadOptions&
   std::error_code ec;
   auto st = std::filesystem::status(path, ec);
   if (ec || !std::filesystem::exists(st)) {
-    return absl::NotFoundError(absl::StrCat(path, ": cannot open M4A1 file: no such file"));
+    return absl::NotFoundError(
+        absl::StrCat(Shorten(path, 256), ": cannot open M4A1 file: no such file"));
   }
   if (std::filesystem::is_directory(st)) {
-    return absl::InvalidArgumentError(absl::StrCat(path, ": is a directory, not an M4A1 file"));
+    return absl::InvalidArgumentError(
+        absl::StrCat(Shorten(path, 256), ": is a directory, not an M4A1 file"));
   }
   if (!std::filesystem::is_regular_file(st)) {  // a FIFO would wait, a device read as empty
-    return absl::InvalidArgumentError(absl::StrCat(path, ": not a regular file, not an M4A1 file"));
+    return absl::InvalidArgumentError(
+        absl::StrCat(Shorten(path, 256), ": not a regular file, not an M4A1 file"));
   }
   std::ifstream in(path, std::ios::binary);
   if (!in) {
-    return absl::PermissionDeniedError(
-        absl::StrCat(path, ": cannot open M4A1 file for reading: ", std::strerror(errno)));
+    return absl::PermissionDeniedError(absl::StrCat(
+        Shorten(path, 256), ": cannot open M4A1 file for reading: ", std::strerror(errno)));
   }
   std::string bytes;
   try {
@@ -672,11 +675,12 @@ absl::StatusOr<Dataset> LoadM4A1File(const std::string& path, const LoadOptions&
       in.read(bytes.data(), size);
       if (in.gcount() != size) {
         return absl::DataLossError(
-            absl::StrCat(path, ": read ", in.gcount(), " of ", size, " bytes"));
+            absl::StrCat(Shorten(path, 256), ": read ", in.gcount(), " of ", size, " bytes"));
       }
     }
   } catch (const std::bad_alloc&) {
-    return absl::ResourceExhaustedError(absl::StrCat(path, ": file too large to read"));
+    return absl::ResourceExhaustedError(
+        absl::StrCat(Shorten(path, 256), ": file too large to read"));
   }
   return ParseM4A1(bytes, path, options);
 }

@@ -5,6 +5,7 @@
 #include <cstdint>
 #include <random>
 #include <string>
+#include <tuple>
 #include <utility>
 
 #include "absl/strings/str_cat.h"
@@ -112,14 +113,22 @@ absl::Status ValidateSynthConfig(const SynthConfig& c) {
     return absl::InvalidArgumentError(
         absl::StrCat("SynthConfig field '", field, "' = ", value, ": ", rule));
   };
-  if (c.num_episodes < 1) return bad("num_episodes", c.num_episodes, "must be >= 1");
-  if (c.num_views < 1) return bad("num_views", c.num_views, "must be >= 1");
-  if (c.num_tasks < 1) return bad("num_tasks", c.num_tasks, "must be >= 1");
-  if (c.min_turns < 1) return bad("min_turns", c.min_turns, "must be >= 1");
-  if (c.max_turns < c.min_turns) {
-    return bad("max_turns", c.max_turns, absl::StrCat("must be >= min_turns (", c.min_turns, ")"));
-  }
-  if (c.answer_length < 0) return bad("answer_length", c.answer_length, "must be >= 0");
+  // Upper bounds far above any use, low enough that a typo cannot ask for
+  // more memory or disk than a machine has (2e9 episodes aborted out of
+  // memory; a 2e9-byte answer per turn wrote gigabytes).
+  const std::tuple<const char*, int64_t, int64_t, int64_t> counts[] = {
+      {"num_episodes", c.num_episodes, 1, 1000000},
+      {"num_views", c.num_views, 1, 12},  // env's ActionTable::kMaxViews
+      {"num_tasks", c.num_tasks, 1, 1000},
+      {"min_turns", c.min_turns, 1, 1000},
+      {"max_turns", c.max_turns, c.min_turns, 1000},
+      {"answer_length", c.answer_length, 0, 4096}};
+  for (const auto& [name, value, lo, hi] : counts)
+    if (value < lo || value > hi)
+      return bad(name, value, absl::StrCat("must be in [", lo, ", ", hi, "]"));
+  if (c.num_episodes * c.max_turns > 10000000)
+    return bad("num_episodes", c.num_episodes,
+               absl::StrCat("times max_turns (", c.max_turns, ") must be at most 1e7 turns"));
   const std::pair<const char*, double> probabilities[] = {
       {"refusal_probability", c.refusal_probability}, {"cloud_probability", c.cloud_probability}};
   for (const auto& [name, v] : probabilities) {

@@ -4,6 +4,7 @@
 #include <cmath>
 
 #include "absl/strings/str_cat.h"
+#include "lcio/data/message.h"
 #include "lcio/env/shield.h"
 #include "lcio/env/split.h"
 
@@ -48,10 +49,13 @@ Budget BudgetDistribution::Sample(std::mt19937_64& rng) const {
 
 absl::Status BudgetDistribution::Validate() const {
   auto ok = [](double v) { return std::isfinite(v) && v >= 0; };
-  for (const Budget* b : {&fixed, &low, &high, &stddev})
-    if (!ok(b->latency_s) || !ok(b->money_usd))
-      return absl::InvalidArgumentError(
-          "budget distribution: every figure must be finite and >= 0");
+  for (const auto& [name, b] :
+       {std::pair{"fixed", &fixed}, {"low", &low}, {"high", &high}, {"stddev", &stddev}})
+    for (const auto& [field, v] :
+         {std::pair{"latency_s", b->latency_s}, std::pair{"money_usd", b->money_usd}})
+      if (!ok(v))
+        return absl::InvalidArgumentError(absl::StrCat("budget distribution: ", name, ".", field,
+                                                       " = ", v, ": must be finite and >= 0"));
   if (kind != Kind::kFixed && (low.latency_s > high.latency_s || low.money_usd > high.money_usd))
     return absl::InvalidArgumentError(absl::StrCat(
         "budget distribution: low (", low.latency_s, " s, ", low.money_usd,
@@ -67,8 +71,9 @@ absl::StatusOr<BudgetDistribution::Kind> BudgetDistribution::ParseKind(const std
   if (name == "uniform") return Kind::kUniform;
   if (name == "normal") return Kind::kNormal;
   if (name == "mixture") return Kind::kMixture;
-  return absl::InvalidArgumentError(absl::StrCat(
-      "budget distribution \"", name, "\" is not known; known: fixed, uniform, normal, mixture"));
+  return absl::InvalidArgumentError(
+      absl::StrCat("budget distribution \"", data::Shorten(name, 64),
+                   "\" is not known; known: fixed, uniform, normal, mixture"));
 }
 
 std::string BudgetDistribution::KindName(Kind kind) {
@@ -134,9 +139,9 @@ absl::StatusOr<TrainingEnv> TrainingEnv::Create(
     for (const auto& sim : simulators) {
       auto costed = sim->WithProfile(profile);
       if (!costed.ok())
-        return absl::InvalidArgumentError(absl::StrCat("training profile ", profile.device, " / ",
-                                                       profile.network, ": ",
-                                                       costed.status().message()));
+        return absl::InvalidArgumentError(
+            absl::StrCat("training profile ", data::Shorten(profile.device, 64), " / ",
+                         data::Shorten(profile.network, 64), ": ", costed.status().message()));
       by_profile.back().push_back(*std::move(costed));
     }
   }

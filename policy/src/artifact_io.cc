@@ -83,6 +83,19 @@ torch::Tensor BiasTensor(const Network& network, int l) {
   return torch::from_blob(b.data(), {static_cast<int64_t>(b.size())}, torch::kFloat32).clone();
 }
 
+std::string ForwardSource(size_t num_layers, const std::string& activation);
+
+// The TorchScript module of `network`: its parameters and lcio's forward.
+torch::jit::Module BuildModule(const Network& network, const std::string& activation) {
+  torch::jit::Module module("LcioPolicyMlp");
+  for (int i = 0; i < network.num_layers(); ++i) {
+    module.register_parameter(absl::StrCat("w", i), WeightTensor(network, i), /*is_buffer=*/false);
+    module.register_parameter(absl::StrCat("b", i), BiasTensor(network, i), /*is_buffer=*/false);
+  }
+  module.define(ForwardSource(network.num_layers(), activation));
+  return module;
+}
+
 std::string ForwardSource(size_t num_layers, const std::string& activation) {
   std::string source = "def forward(self, x):\n";
   std::string input = "x";
@@ -310,9 +323,16 @@ absl::StatusOr<LoadedArtifact> LoadArtifactFile(const std::string& path,
           "artifact ", path, ": content hash mismatch: policy_version is \"", m.policy_version,
           "\" but the content gives \"", version, "\" (the file was modified or corrupted)"));
 
-    // A test forward through the TorchScript code: right shape, finite, and
-    // the same scores as the kernels' forward of the parameters and metadata
-    // (Network::Forward: what the CPU serves and the trainer evaluated).
+    // The hash covers the parameters and the metadata, not the archive's
+    // code: the module that serves is built here from those, with lcio's own
+    // forward (the code SaveArtifact writes), so that an edited archive's code
+    // (another computation, or a loop) is never run to score.
+    loaded.module = BuildModule(loaded.network, m.activation);
+    loaded.module.to(device);
+    loaded.module.eval();
+    // A test forward through it: right shape, finite, and the same scores as
+    // the kernels' forward of the parameters and metadata (Network::Forward:
+    // what the CPU serves and the trainer evaluated).
     c10::InferenceMode guard;
     torch::Tensor zero = torch::zeros({1, m.layer_sizes.front()});
     torch::Tensor probe =
@@ -369,13 +389,7 @@ absl::Status SaveArtifact(const std::string& path, const Network& network,
     if (absl::Status status = ValidateMetadata(metadata, path); !status.ok()) return status;
     metadata.policy_version = ContentVersion(metadata.algo, network, metadata);
 
-    torch::jit::Module module("LcioPolicyMlp");
-    for (int i = 0; i < network.num_layers(); ++i) {
-      module.register_parameter(absl::StrCat("w", i), WeightTensor(network, i),
-                                /*is_buffer=*/false);
-      module.register_parameter(absl::StrCat("b", i), BiasTensor(network, i), /*is_buffer=*/false);
-    }
-    module.define(ForwardSource(network.num_layers(), metadata.activation));
+    torch::jit::Module module = BuildModule(network, metadata.activation);
     module.eval();
     std::ostringstream archive;
     module.save(archive, {{kMetadataFile, MetadataToJson(metadata, /*pretty=*/true)}});

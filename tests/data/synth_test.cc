@@ -208,7 +208,7 @@ TEST(Synth, ValidateConfig) {
   const auto kInvalid = absl::StatusCode::kInvalidArgument;
   SynthConfig c;
   c.num_views = 0;
-  ExpectError(ValidateSynthConfig(c), kInvalid, {"num_views", "= 0", ">= 1"});
+  ExpectError(ValidateSynthConfig(c), kInvalid, {"num_views", "= 0", "must be in [1, 12]"});
   c = SynthConfig{};
   c.num_tasks = -2;
   ExpectError(ValidateSynthConfig(c), kInvalid, {"num_tasks", "= -2"});
@@ -218,7 +218,22 @@ TEST(Synth, ValidateConfig) {
   c = SynthConfig{};
   c.min_turns = 4;
   c.max_turns = 3;
-  ExpectError(ValidateSynthConfig(c), kInvalid, {"max_turns", "= 3", "min_turns (4)"});
+  ExpectError(ValidateSynthConfig(c), kInvalid, {"max_turns", "= 3", "must be in [4, 1000]"});
+  // Upper bounds: these asked for more memory or disk than a machine has
+  // (2e9 episodes aborted out of memory, a 2e9-byte answer wrote gigabytes).
+  c = SynthConfig{};
+  c.num_episodes = 2000000000;
+  ExpectError(ValidateSynthConfig(c), kInvalid, {"num_episodes", "must be in [1, 1000000]"});
+  c = SynthConfig{};
+  c.max_turns = 2000000000;
+  ExpectError(ValidateSynthConfig(c), kInvalid, {"max_turns", "must be in [2, 1000]"});
+  c = SynthConfig{};
+  c.answer_length = 2000000000;
+  ExpectError(ValidateSynthConfig(c), kInvalid, {"answer_length", "must be in [0, 4096]"});
+  c = SynthConfig{};
+  c.num_episodes = 1000000;
+  c.max_turns = 20;
+  ExpectError(ValidateSynthConfig(c), kInvalid, {"num_episodes", "at most 1e7 turns"});
   c = SynthConfig{};
   c.cloud_probability = 1.5;
   ExpectError(ValidateSynthConfig(c), kInvalid, {"cloud_probability", "1.5", "[0, 1]"});

@@ -1121,6 +1121,27 @@ TEST_F(EndToEndTest, AFlagValueOfTheWrongTypeIsAUsageError) {
 }
 
 // --listen=50811 used to end in a raw gRPC error dump.
+// lcio-synth: a size that asked for more memory or disk than a machine has
+// is refused before any work, a directory as --out is a usage error (it
+// exited 1), and the output appears whole or not at all.
+TEST_F(EndToEndTest, TheSyntheticDataGeneratorRefusesWhatCannotWorkAndWritesWhole) {
+  const std::string out = dir_.File("synth.json");
+  for (const std::vector<std::string>& argv :
+       {std::vector<std::string>{LCIO_SYNTH_BIN, "--episodes=2000000000", "--out=" + out},
+        {LCIO_SYNTH_BIN, "--episodes=1", "--answer_length=2000000000", "--out=" + out},
+        {LCIO_SYNTH_BIN, "--episodes=1", "--out=" + dir_.File("")}}) {
+    auto [status, stdout_text] = Run(argv, 60s);
+    EXPECT_TRUE(WIFEXITED(status) && WEXITSTATUS(status) == 2) << argv[1] << " " << status;
+    EXPECT_FALSE(std::filesystem::exists(out)) << argv[1];
+  }
+  auto [status, stdout_text] = Run({LCIO_SYNTH_BIN, "--episodes=3", "--out=" + out}, 60s);
+  ASSERT_EQ(status, 0) << ReadFile(dir_.File("run.stderr"));
+  EXPECT_TRUE(data::LoadM4A1File(out).ok());
+  for (const auto& entry : std::filesystem::directory_iterator(dir_.File("")))
+    EXPECT_EQ(entry.path().filename().string().find(".tmp-"), std::string::npos)
+        << "a temporary file was left: " << entry.path();
+}
+
 // A flag file is read as the command line is: each error in it is a usage
 // error (exit 2) naming the flag or the file. Abseil's own parse exited 1.
 TEST_F(EndToEndTest, AFlagFileIsCheckedAsTheCommandLineIs) {

@@ -153,6 +153,37 @@ TEST_F(ArtifactIoTest, LoadsWithPlainLibTorch) {
   EXPECT_TRUE(torch::allclose(torch::from_blob(ours.data(), {5, 9}), scores, 1e-5, 1e-5));
 }
 
+// The content hash covers the parameters and the metadata, not the archive's
+// TorchScript code: an archive whose forward was edited (here, negated; a
+// loop would hang the load) is served by its parameters through lcio's own
+// forward, never the edited code.
+TEST_F(ArtifactIoTest, TheArchivesOwnCodeIsNeverWhatServes) {
+  ASSERT_TRUE(policy_testing::WriteTestArtifact(Path("p.pt")).ok());
+  std::unordered_map<std::string, std::string> extra{{lcio::policy::kMetadataFile, ""}};
+  torch::jit::Module original = torch::jit::load(Path("p.pt"), torch::kCPU, extra);
+  torch::jit::Module edited("LcioPolicyMlp");
+  std::string forward = "def forward(self, x):\n    return -(self.b0.sum() + x.sum(1, True))";
+  for (const auto& p : original.named_parameters(/*recurse=*/false)) {
+    edited.register_parameter(p.name, p.value.clone(), /*is_buffer=*/false);
+    forward += " * 0.0";  // a different computation over the same parameters
+  }
+  edited.define(forward + "\n");
+  edited.save(Path("edited.pt"),
+              {{lcio::policy::kMetadataFile, extra[lcio::policy::kMetadataFile]}});
+  auto served = lcio::policy::InferenceEngine::Load(Path("edited.pt"), "cpu");
+  ASSERT_TRUE(served.ok()) << served.status();
+  auto reference = lcio::policy::InferenceEngine::Load(Path("p.pt"), "cpu");
+  ASSERT_TRUE(reference.ok()) << reference.status();
+  auto metadata = ReadArtifactMetadata(Path("p.pt"));
+  ASSERT_TRUE(metadata.ok());
+  torch::Tensor obs = torch::rand({4, metadata->layout.size()});
+  std::vector<float> a(4 * 9), b(4 * 9);
+  ASSERT_TRUE((*served)->Score(obs.data_ptr<float>(), 4, a.data()).ok());
+  ASSERT_TRUE((*reference)->Score(obs.data_ptr<float>(), 4, b.data()).ok());
+  EXPECT_EQ(a, b);
+  EXPECT_EQ((*served)->metadata().policy_version, metadata->policy_version);
+}
+
 TEST_F(ArtifactIoTest, OverwritesAtomically) {
   ASSERT_TRUE(policy_testing::WriteTestArtifact(Path("p.pt")).ok());
   policy_testing::TestArtifactOptions other;

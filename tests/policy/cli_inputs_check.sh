@@ -59,7 +59,13 @@ long=$(head -c 100000 /dev/zero | tr '\0' x)
 for cmd in "$eval_bin --splits=1 --oracle=false --device=$long" \
   "$eval_bin --splits=1 --oracle=false --network=$long" \
   "$ope --log=data/M4A1.json --default_propensity=1 --candidates=$tmp/$long" \
-  "$train --timesteps=64 --progress=off --algo=$long --out=$tmp/q.pt"; do
+  "$train --timesteps=64 --progress=off --algo=$long --out=$tmp/q.pt" \
+  "$train --timesteps=64 --progress=$long --out=$tmp/q.pt" \
+  "$train --timesteps=64 --progress=off --split=$long --out=$tmp/q.pt" \
+  "$train --timesteps=64 --progress=off --budget_dist=$long --out=$tmp/q.pt" \
+  "$eval_bin --splits=1 --oracle=false --shield=$long" \
+  "$eval_bin --splits=1 --oracle=false --knn_rule=$long" \
+  "$eval_bin --splits=1 --oracle=false --data=$tmp/$long"; do
   # shellcheck disable=SC2086
   refuse '...(' $cmd
   size=$(wc -c < "$tmp/err")
@@ -67,6 +73,17 @@ for cmd in "$eval_bin --splits=1 --oracle=false --device=$long" \
 done
 refuse 'n_steps = 1000000000 is more than timesteps = 256' "$train" --timesteps=256 --progress=off \
   --hp=n_steps=1000000000 --out="$tmp/r.pt"
+# Flags that would be ignored in silence are refused.
+refuse '--train_ids and --test_ids need --split random' "$train" --split=none --train_ids=0,1 \
+  --test_ids=2 --timesteps=64 --progress=off --out="$tmp/r.pt"
+refuse '--train_config: needs --algos' "$eval_bin" --splits=1 --oracle=false \
+  --train_config=policy/default_train_config.json
+refuse '--validate simulates its own traffic' "$ope" --validate --log=data/M4A1.json \
+  --candidates=local --repetitions=1
+refuse '--simulate_out simulates its own traffic' "$ope" --log=data/M4A1.json \
+  --simulate_out="$tmp/sim.json"
+refuse 'budget distribution: stddev.money_usd = -1: must be finite and >= 0' "$train" \
+  --timesteps=64 --progress=off --budget_dist=normal --budget_sd_money=-1 --out="$tmp/r.pt"
 # A DQN minibatch of a billion rows aborted out of memory ("terminate called ...").
 refuse 'batch_size = 1000000000 is more than the replay buffer holds' "$train" --algo=dqn \
   --timesteps=2000 --progress=off --hp=batch_size=1000000000,learning_starts=0 --out="$tmp/r.pt"

@@ -31,7 +31,7 @@ inline constexpr double kMaxCount = 1e9;
 // PPO (Schulman et al. 2017), Stable-Baselines3's defaults.
 #define LCIO_PPO_OPTIONS(X)                                                      \
   LCIO_NETWORK_OPTIONS(X)                                                        \
-  X(double, learning_rate, 3e-4, 0, kNoLimit, "Adam step size")                  \
+  X(double, learning_rate, 3e-4, 0, 1, "Adam step size")                         \
   X(int, n_steps, 2048, 1, kMaxCount, "environment steps per rollout")           \
   X(int, batch_size, 64, 1, kMaxCount, "minibatch size")                         \
   X(int, n_epochs, 10, 1, kMaxCount, "passes over each rollout")                 \
@@ -46,7 +46,7 @@ inline constexpr double kMaxCount = 1e9;
 // A2C (Mnih et al. 2016), Stable-Baselines3's defaults.
 #define LCIO_A2C_OPTIONS(X)                                                    \
   LCIO_NETWORK_OPTIONS(X)                                                      \
-  X(double, learning_rate, 7e-4, 0, kNoLimit, "RMSprop step size")             \
+  X(double, learning_rate, 7e-4, 0, 1, "RMSprop step size")                    \
   X(int, n_steps, 5, 1, kMaxCount, "environment steps per update")             \
   X(double, gae_lambda, 1.0, 0, 1, "GAE lambda")                               \
   X(double, ent_coef, 0.0, 0, kNoLimit, "entropy bonus weight")                \
@@ -59,7 +59,7 @@ inline constexpr double kMaxCount = 1e9;
 // DQN (Mnih et al. 2015), Stable-Baselines3's defaults.
 #define LCIO_DQN_OPTIONS(X)                                                                    \
   LCIO_NETWORK_OPTIONS(X)                                                                      \
-  X(double, learning_rate, 1e-4, 0, kNoLimit, "Adam step size")                                \
+  X(double, learning_rate, 1e-4, 0, 1, "Adam step size")                                       \
   X(int64_t, buffer_size, 1000000, 1, kMaxCount, "replay buffer capacity (at most timesteps)") \
   X(int64_t, learning_starts, 100, 0, kMaxCount, "steps before the first update")              \
   X(int, batch_size, 32, 1, kMaxCount, "minibatch size")                                       \
