@@ -49,6 +49,9 @@ absl::Status PolicyHolder::Reload(const std::string& reason) {
   }
   auto serving = ServingPolicy::Load(options_.path, options_.torch_device, extra_profiles,
                                      options_.max_history_window);
+  // A read that returned after the server began to stop: nothing more is
+  // touched (metrics, callbacks and their owners may be gone).
+  if (stopping_.load()) return absl::CancelledError("the server is stopping");
   if (!serving.ok()) return fail(serving.status());
   std::shared_ptr<const ServingPolicy> previous = Get();
   std::atomic_store_explicit(&current_, *serving, std::memory_order_release);
@@ -76,7 +79,9 @@ void PolicyHolder::StartWatching(absl::Duration interval) {
   {
     std::lock_guard<std::mutex> lock(watch_mu_);
     stop_watching_ = false;
+    watcher_running_ = true;
   }
+  stopping_.store(false);
   const auto period = absl::ToChronoMilliseconds(std::max(interval, absl::Milliseconds(10)));
   watcher_ = std::thread([this, period] {
     std::unique_lock<std::mutex> lock(watch_mu_);
@@ -91,16 +96,33 @@ void PolicyHolder::StartWatching(absl::Duration interval) {
       if (changed) Reload("file changed").IgnoreError();
       lock.lock();
     }
+    watcher_running_ = false;
+    watch_cv_.notify_all();
   });
 }
 
-void PolicyHolder::StopWatching() {
+void PolicyHolder::RequestStop() {
+  stopping_.store(true);
   {
     std::lock_guard<std::mutex> lock(watch_mu_);
     stop_watching_ = true;
   }
   watch_cv_.notify_all();
-  if (watcher_.joinable()) watcher_.join();
+}
+
+bool PolicyHolder::StopWatching(absl::Time deadline) {
+  RequestStop();
+  if (!watcher_.joinable()) return true;
+  {
+    std::unique_lock<std::mutex> lock(watch_mu_);
+    const auto done = [this] { return !watcher_running_; };
+    if (deadline == absl::InfiniteFuture())
+      watch_cv_.wait(lock, done);
+    else if (!watch_cv_.wait_until(lock, absl::ToChronoTime(deadline), done))
+      return false;
+  }
+  watcher_.join();
+  return true;
 }
 
 }  // namespace lcio::server

@@ -648,7 +648,16 @@ absl::StatusOr<std::unique_ptr<ServerApp>> ServerApp::Start(const ServerOptions&
   return app;
 }
 
-ServerApp::~ServerApp() { Shutdown(); }
+ServerApp::~ServerApp() {
+  Shutdown();
+  if (watcher_stuck_) {
+    // A watcher blocked in a read still points at its holder and the
+    // metrics: they outlive the app (the process is about to exit).
+    (void)policies_.release();
+    (void)shadow_.release();
+    (void)metrics_.release();
+  }
+}
 
 bool ServerApp::policy_loaded() const { return policies_ && policies_->Get() != nullptr; }
 
@@ -684,8 +693,10 @@ void ServerApp::Shutdown() {
   LogLine(LogLevel::kInfo, "shutdown_started")
       .Num("drain_timeout_s", absl::ToDoubleSeconds(options_.drain_timeout))
       .Num("grace_s", absl::ToDoubleSeconds(options_.shutdown_grace));
-  if (policies_) policies_->StopWatching();
-  if (shadow_) shadow_->StopWatching();
+  // Not waited for here: a reload stuck in a read on a hung disk would hold
+  // up the whole drain (it is waited for, bounded, at the end).
+  if (policies_) policies_->RequestStop();
+  if (shadow_) shadow_->RequestStop();
   if (server_ != nullptr) {
     SetServing(false);
     if (auto* health = server_->GetHealthCheckService()) health->Shutdown();
@@ -736,6 +747,16 @@ void ServerApp::Shutdown() {
   if (decision_log_)
     decision_log_->Stop(
         std::max(absl::Now(), start + options_.shutdown_grace + options_.drain_timeout));
+  const absl::Time watchers_by = std::max(absl::Now() + absl::Seconds(1),
+                                          start + options_.shutdown_grace + options_.drain_timeout);
+  for (PolicyHolder* holder : {policies_.get(), shadow_.get()})
+    if (holder != nullptr && !holder->StopWatching(watchers_by)) watcher_stuck_ = true;
+  if (watcher_stuck_)
+    LogLine(LogLevel::kError, "policy_watcher_stuck")
+        .Str("path", options_.policy_path)
+        .Str("hint",
+             "a policy reload is blocked reading its file (a hung disk?); the server stops "
+             "without it");
   if (metrics_) metrics_->StopServing();
   LogLine(LogLevel::kInfo, "shutdown_complete")
       .Num("drain_s", absl::ToDoubleSeconds(absl::Now() - start))

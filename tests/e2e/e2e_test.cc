@@ -997,6 +997,34 @@ TEST_F(EndToEndTest, TheDrainTimeoutHoldsWithAHungDisk) {
   EXPECT_EQ(ok.load(), 0);  // none was durable, none was acknowledged
 }
 
+// A policy reload blocked reading its file (a hung disk) held up the whole
+// shutdown: the drain waited for the watcher first, without bound.
+TEST_F(EndToEndTest, AReloadStuckInAReadDoesNotHoldUpTheShutdown) {
+  const std::string policy = WriteArtifact("policy.pt", 1);
+  const std::string delay = dir_.File("read_delay_ms");  // absent: no delay
+  Server server =
+      StartServer({"--policy=" + policy, "--watch_interval_ms=50", "--drain_timeout_s=1"}, true,
+                  {std::string("LD_PRELOAD=") + LCIO_FAULT_SHIM, "LCIO_FAULT_PATH=policy.pt",
+                   "LCIO_FAULT_READ_DELAY_MS=@" + delay});
+  WriteFile(delay, "120000");  // hung for the test
+  test::ReplaceFile(WriteArtifact("next.pt", 2), policy);
+  std::this_thread::sleep_for(1s);  // the watcher sees the change and hangs in its read
+  auto client = MakeClient(server);
+  v1::DecideResponse response;
+  EXPECT_TRUE(client->Decide(lcio::test::QueryTurn("during", 0), &response).ok());
+  server.process->Signal(SIGTERM);
+  auto status = server.process->Wait(30s);
+  EXPECT_TRUE(status.has_value()) << "the shutdown waited for the hung read";
+  if (status.has_value()) {
+    EXPECT_TRUE(WIFEXITED(*status) && WEXITSTATUS(*status) == 0) << *status;
+  } else {
+    server.process->Signal(SIGKILL);
+  }
+  const std::string log = ReadFile(dir_.File("server.stderr"));
+  EXPECT_TRUE(absl::StrContains(log, "\"event\":\"policy_watcher_stuck\"")) << log.substr(0, 2000);
+  EXPECT_TRUE(absl::StrContains(log, "\"event\":\"shutdown_complete\""));
+}
+
 TEST_F(EndToEndTest, ReportExportReadsTheRotatedSeriesAndSetsAsideRecordsOfAnotherSchema) {
   server::ReportRecord r;
   r.task = "Query";

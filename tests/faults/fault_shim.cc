@@ -13,6 +13,8 @@
 //                                   (a short write), the next one fails
 //                                   with ENOSPC, as on a full disk
 //   LCIO_FAULT_FTRUNCATE_EIO=1      ftruncate fails with EIO
+//   LCIO_FAULT_READ_DELAY_MS=N      read sleeps N ms first (a hung disk under
+//                                   a file being read, e.g. a policy)
 //   LCIO_FAULT_DIR_FSYNC_EIO=1      fsync of any directory fails with EIO
 //                                   (LCIO_FAULT_PATH need not match it)
 #include <dlfcn.h>
@@ -90,6 +92,20 @@ ssize_t write(int fd, const void* buffer, size_t count) {
         return -1;
       }
       if (static_cast<size_t>(room) < count) count = static_cast<size_t>(room);
+    }
+  }
+  return real(fd, buffer, count);
+}
+
+ssize_t read(int fd, void* buffer, size_t count) {
+  static const auto real = Next<ssize_t (*)(int, void*, size_t)>("read");
+  // Checked only when set: read is on every socket's path.
+  const char* set = std::getenv("LCIO_FAULT_READ_DELAY_MS");
+  if (set != nullptr && *set != '\0' && Matches(fd)) {
+    if (const long ms = EnvLong("LCIO_FAULT_READ_DELAY_MS", 0); ms > 0) {
+      timespec t{ms / 1000, (ms % 1000) * 1000000L};
+      while (::nanosleep(&t, &t) != 0 && errno == EINTR) {
+      }
     }
   }
   return real(fd, buffer, count);

@@ -51,7 +51,14 @@ class PolicyHolder {
   // change. Changes that fail to load are not retried until the file changes
   // again.
   void StartWatching(absl::Duration interval);
-  void StopWatching();
+  // Asks the watcher to stop, without waiting for it. A reload that
+  // finishes its read after this swaps nothing and touches nothing outside
+  // the holder (it returns CANCELLED): the server may be gone by then.
+  void RequestStop();
+  // Stops the watcher and waits for it until `deadline`. False when it is
+  // still running then (a reload stuck in a read on a hung disk): the holder
+  // must then outlive the process (ServerApp::Shutdown leaks it).
+  bool StopWatching(absl::Time deadline = absl::InfiniteFuture());
 
  private:
   struct FileStamp {
@@ -73,6 +80,8 @@ class PolicyHolder {
   std::mutex watch_mu_;
   std::condition_variable watch_cv_;
   bool stop_watching_ = false;
+  bool watcher_running_ = false;  // guarded by watch_mu_
+  std::atomic<bool> stopping_{false};
   std::thread watcher_;
 };
 

@@ -121,7 +121,10 @@ class ServerApp {
   // NOT_SERVING; after the grace period new Decides get UNAVAILABLE while
   // admitted ones finish (until the drain deadline); then the listener
   // closes, idle connections are cut, the background work and /metrics
-  // stop. Idempotent.
+  // stop. A policy reload stuck in a read (a hung disk) is not waited for
+  // past the drain deadline: it is logged (policy_watcher_stuck) and its
+  // holder, with what a late reload could touch, outlives the app.
+  // Idempotent.
   void Shutdown();
   Metrics& metrics() { return *metrics_; }
 
@@ -143,6 +146,7 @@ class ServerApp {
   std::unique_ptr<OffloaderService> service_;
   std::unique_ptr<grpc::Server> server_;
   std::atomic<bool> shutting_down_{false};
+  bool watcher_stuck_ = false;  // Shutdown could not join a policy watcher
   std::mutex shutdown_mu_;
   bool shut_down_ = false;
   std::mutex housekeeping_mu_;
