@@ -38,7 +38,7 @@ int main(int argc, char** argv) {
     auto text = lcio::server::ServingPolicy::ReadProfilesFile(path);
     if (!text.ok()) {
       std::fprintf(stderr, "lcio-policy-info: %s\n", text.status().ToString().c_str());
-      return 1;
+      return lcio::cli::ExitStatus(text.status());
     }
     extra_profiles = *std::move(text);
   }
@@ -46,7 +46,7 @@ int main(int argc, char** argv) {
       lcio::server::ServingPolicy::Load(args[1], absl::GetFlag(FLAGS_device), extra_profiles);
   if (!serving.ok()) {
     std::fprintf(stderr, "lcio-policy-info: %s\n", serving.status().ToString().c_str());
-    return 1;
+    return lcio::cli::ExitStatus(serving.status());  // 2: a flag or the file refused
   }
   const lcio::policy::InferenceEngine* engine = &(*serving)->engine();
   const int indent = absl::GetFlag(FLAGS_compact) ? -1 : 2;

@@ -1354,6 +1354,8 @@ TEST_F(EndToEndTest, PolicyInfoRefusesWhatTheServerRefuses) {
   const std::string artifact = dir_.File("long_history.pt");
   ASSERT_TRUE(policy::testing::WriteTestArtifact(artifact, options).ok());
   auto [status, out] = Run({LCIO_POLICY_INFO_BIN, artifact}, 60s);
+  // 1: a valid artifact this server cannot serve (FAILED_PRECONDITION, as
+  // every lcio-* tool maps it: cli::ExitStatus).
   EXPECT_TRUE(WIFEXITED(status) && WEXITSTATUS(status) == 1) << status << out;
   EXPECT_TRUE(absl::StrContains(ReadFile(dir_.File("run.stderr")), "time_span = 65"))
       << ReadFile(dir_.File("run.stderr"));
@@ -1366,6 +1368,9 @@ TEST_F(EndToEndTest, PolicyInfoRefusesWhatTheServerRefuses) {
 
   std::tie(status, out) = Run({LCIO_POLICY_INFO_BIN, WriteArtifact("good.pt", 1)}, 60s);
   EXPECT_EQ(status, 0) << ReadFile(dir_.File("run.stderr"));
+  std::tie(status, out) =
+      Run({LCIO_POLICY_INFO_BIN, "--device=bogus", WriteArtifact("good.pt", 1)}, 60s);
+  EXPECT_TRUE(WIFEXITED(status) && WEXITSTATUS(status) == 2) << status;  // it exited 1
 }
 
 // Services listed through gRPC server reflection (grpc.reflection.v1alpha),
