@@ -18,6 +18,10 @@
 
 namespace lcio::policy {
 
+// The one bound of a run's length (the config file's reader and the
+// options' check both use it).
+constexpr int64_t kMaxTimesteps = 1'000'000'000;
+
 namespace {
 
 template <typename T>
@@ -274,7 +278,7 @@ absl::Status ValidateTrainOptions(const TrainOptions& options) {
           [](const auto& config) { return CheckOptions(config, "hyperparameter "); });
       !s.ok())
     return s;
-  if (options.timesteps < 1 || options.timesteps > 1'000'000'000)
+  if (options.timesteps < 1 || options.timesteps > kMaxTimesteps)
     return absl::InvalidArgumentError(
         absl::StrCat("timesteps = ", options.timesteps, ": must be in [1, 1e9]"));
   // Rollouts run whole (as in Stable-Baselines3): a rollout set longer than
@@ -451,7 +455,7 @@ absl::Status ApplyTrainConfigJson(const std::string& json, TrainOptions* options
     for (const auto& [key, value] : j.items()) {
       if (key == "algo") continue;
       if (key == "timesteps") {
-        auto timesteps = WholeNumber<int64_t>(value, key, 1, std::numeric_limits<int64_t>::max());
+        auto timesteps = WholeNumber<int64_t>(value, key, 1, kMaxTimesteps);
         if (!timesteps.ok()) return timesteps.status();
         options->timesteps = *timesteps;
       } else if (key == "seed") {
