@@ -701,6 +701,26 @@ TEST_F(EndToEndTest, HostileRequestsGetShortInvalidArgumentAndTheLogStaysJson) {
 // Every rejected Decide used to write an info line: a client could fill the
 // log as fast as it could send. Now at most 10 a second (by the server's
 // clock), and the next line written says how many were left out.
+// The server's `event` lines in `log` are rate-limited (10 per limiter
+// second) and, with the `suppressed` counts they carry, account for all
+// `total` events, the last of which came in a later second.
+void ExpectRateLimitedLines(const std::string& log, const std::string& event, int64_t total) {
+  std::map<std::string, int> lines_per_second;  // by the "ts" second
+  int64_t lines = 0, suppressed = 0;
+  for (absl::string_view line : absl::StrSplit(log, '\n', absl::SkipEmpty())) {
+    auto json = nlohmann::json::parse(line, nullptr, false);
+    ASSERT_FALSE(json.is_discarded()) << line.substr(0, 300);
+    if (json["event"] != event) continue;
+    ++lines;
+    suppressed += json.value("suppressed", int64_t{0});
+    ++lines_per_second[json["ts"].get<std::string>().substr(0, 19)];
+  }
+  // 10 per limiter second; a line's timestamp may fall in the next second.
+  for (const auto& [second, count] : lines_per_second) EXPECT_LE(count, 20) << event << second;
+  EXPECT_LT(lines, total - 1) << event;
+  EXPECT_EQ(lines + suppressed, total) << event;
+}
+
 TEST_F(EndToEndTest, RejectedDecideLinesAreRateLimitedAndCountTheSuppressed) {
   const std::string policy = WriteArtifact("policy.pt", 1);
   Server server = StartServer({"--policy=" + policy});
@@ -721,21 +741,7 @@ TEST_F(EndToEndTest, RejectedDecideLinesAreRateLimitedAndCountTheSuppressed) {
   server.process->Signal(SIGTERM);
   ASSERT_TRUE(server.process->Wait(60s));
 
-  std::map<std::string, int> lines_per_second;  // by the "ts" second
-  int64_t lines = 0, suppressed = 0;
-  for (absl::string_view line :
-       absl::StrSplit(ReadFile(dir_.File("server.stderr")), '\n', absl::SkipEmpty())) {
-    auto json = nlohmann::json::parse(line, nullptr, false);
-    ASSERT_FALSE(json.is_discarded()) << line.substr(0, 300);
-    if (json["event"] != "decide_rejected") continue;
-    ++lines;
-    suppressed += json.value("suppressed", int64_t{0});
-    ++lines_per_second[json["ts"].get<std::string>().substr(0, 19)];
-  }
-  // 10 per limiter second; a line's timestamp may fall in the next second.
-  for (const auto& [second, count] : lines_per_second) EXPECT_LE(count, 20) << second;
-  EXPECT_LT(lines, kCalls);
-  EXPECT_EQ(lines + suppressed, kCalls + 1);
+  ExpectRateLimitedLines(ReadFile(dir_.File("server.stderr")), "decide_rejected", kCalls + 1);
 }
 
 TEST_F(EndToEndTest, TlsAndMutualTlsWithTheRealBinaries) {
@@ -947,20 +953,7 @@ TEST_F(EndToEndTest, ReportWriteFailedLinesAreRateLimitedAndCountTheSuppressed) 
             kReports + 1);
   server.process->Signal(SIGTERM);
   ASSERT_TRUE(server.process->Wait(60s));
-  std::map<std::string, int> lines_per_second;
-  int64_t lines = 0, suppressed = 0;
-  for (absl::string_view line :
-       absl::StrSplit(ReadFile(dir_.File("server.stderr")), '\n', absl::SkipEmpty())) {
-    auto json = nlohmann::json::parse(line, nullptr, false);
-    ASSERT_FALSE(json.is_discarded()) << line.substr(0, 300);
-    if (json["event"] != "report_write_failed") continue;
-    ++lines;
-    suppressed += json.value("suppressed", int64_t{0});
-    ++lines_per_second[json["ts"].get<std::string>().substr(0, 19)];
-  }
-  for (const auto& [second, count] : lines_per_second) EXPECT_LE(count, 20) << second;
-  EXPECT_LT(lines, kReports);
-  EXPECT_EQ(lines + suppressed, kReports + 1);
+  ExpectRateLimitedLines(ReadFile(dir_.File("server.stderr")), "report_write_failed", kReports + 1);
 }
 
 TEST_F(EndToEndTest, TheDrainTimeoutHoldsWithAHungDisk) {
