@@ -2,9 +2,11 @@
 // records per second and bytes per record of data::AppendJsonLine, appending
 // batches of records to one buffer as the server's worker does. The record
 // is a typical one of the shipped policy (9 actions, 3 views, a history of
-// 2 turns, no shadow), read from its JSON line below.
+// 2 turns, no shadow), read from its JSON line below. With --parse, what
+// reading the line back costs instead (data::ParseDecisionLine: lcio-join's
+// and the exporters' per-record work).
 //
-//   build/bench/bench_decision_log [--records=200000] [--runs=5] [--batch=256]
+//   build/bench/bench_decision_log [--records=200000] [--runs=5] [--batch=256] [--parse]
 #include <algorithm>
 #include <chrono>
 #include <cstdio>
@@ -21,6 +23,7 @@ ABSL_FLAG(int, batch, 256, "records appended to one buffer before it is handed o
 ABSL_FLAG(int, chunk_kb, 0,
           "instead of --batch: records appended to a buffer reserved to this many KiB until it "
           "is within 4 KiB of full (what the server's worker does)");
+ABSL_FLAG(bool, parse, false, "measure ParseDecisionLine of the record's line instead");
 
 namespace {
 
@@ -81,6 +84,21 @@ int main(int argc, char** argv) {
     return 1;
   }
   std::vector<double> ns;
+  if (absl::GetFlag(FLAGS_parse)) {
+    const std::string line = lcio::data::ToJsonLine(record);
+    for (int run = 0; run < std::max(1, absl::GetFlag(FLAGS_runs)); ++run) {
+      int64_t read = 0;
+      const auto start = std::chrono::steady_clock::now();
+      for (int64_t i = 0; i < n; ++i) read += lcio::data::ParseDecisionLine(line).ok();
+      const auto end = std::chrono::steady_clock::now();
+      ns.push_back(std::chrono::duration<double, std::nano>(end - start).count() / n);
+      if (read != n) return 1;
+    }
+    std::sort(ns.begin(), ns.end());
+    std::printf("{\"bytes_per_record\": %zu, \"parse_ns_per_record\": %.0f, \"runs\": %zu}\n",
+                bytes, ns[ns.size() / 2], ns.size());
+    return 0;
+  }
   for (int run = 0; run < std::max(1, absl::GetFlag(FLAGS_runs)); ++run) {
     size_t sink = 0;
     const auto start = std::chrono::steady_clock::now();

@@ -10,6 +10,7 @@
 #include "absl/flags/flag.h"
 #include "absl/flags/parse.h"
 #include "absl/flags/usage.h"
+#include "absl/status/status.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_split.h"
 #include "absl/synchronization/mutex.h"
@@ -140,6 +141,7 @@ int main(int argc, char** argv) {
   lcio::cli::ParseCommandLine(argc, argv, "[flags]",
                               "Decides per conversation turn which LLM answers and which views "
                               "are uploaded (gRPC lcio.v1.Offloader). See docs/service.md.");
+  lcio::cli::AbortOnUncaughtExceptions();
   // Debian's abseil checks every Mutex acquisition for lock-order cycles
   // (a graph update per lock); the service's locks are leaves.
   absl::SetMutexDeadlockDetectionMode(absl::OnDeadlockCycle::kIgnore);
@@ -268,7 +270,10 @@ int main(int argc, char** argv) {
     int signal_number = 0;
     if (sigwait(&signals, &signal_number) != 0) continue;
     if (signal_number == SIGHUP) {
-      (*app)->Reload("SIGHUP").IgnoreError();  // logged and counted inside
+      // Never waits behind a reload stuck on a hung disk: SIGTERM comes next.
+      if (absl::Status s = (*app)->Reload("SIGHUP", /*wait=*/false); absl::IsUnavailable(s))
+        lcio::server::LogLine(lcio::server::LogLevel::kError, "policy_reload_skipped")
+            .Str("error", std::string(s.message()));  // else logged and counted inside
       continue;
     }
     lcio::server::LogLine(lcio::server::LogLevel::kInfo, "signal")

@@ -199,6 +199,7 @@ class ArgumentCheck {
 // machine has) ends the run with one line and exit 1, not "terminate called
 // ..." and a core dump. Anything else uncaught still aborts.
 std::string g_program = "lcio";
+std::terminate_handler g_previous_terminate = nullptr;
 [[noreturn]] void OnTerminate() {
   if (std::exception_ptr current = std::current_exception()) {
     try {
@@ -221,7 +222,7 @@ std::vector<char*> ParseCommandLine(int argc, char** argv, const std::string& us
                                     const std::string& about, int max_positional) {
   const std::string program = ProgramName(argc > 0 ? argv[0] : nullptr);
   g_program = program;
-  std::set_terminate(OnTerminate);
+  g_previous_terminate = std::set_terminate(OnTerminate);
   absl::SetProgramUsageMessage(absl::StrCat(program, " ", usage));
   absl::FlagsUsageConfig config;
   config.version_string = [program] { return absl::StrCat(program, " ", LCIO_VERSION, "\n"); };
@@ -240,6 +241,10 @@ std::vector<char*> ParseCommandLine(int argc, char** argv, const std::string& us
     std::exit(2);
   }
   return positional;
+}
+
+void AbortOnUncaughtExceptions() {
+  if (g_previous_terminate != nullptr) std::set_terminate(g_previous_terminate);
 }
 
 int ExitStatus(const absl::Status& status) {

@@ -21,8 +21,14 @@ std::string Version();
 // stdout and exits 0. An unknown flag, a value its type cannot hold, or more
 // than `max_positional` positional arguments (`--fixed false` leaves "false"
 // behind: a bool flag takes its value after '='): message on stderr, exit 2.
+// It also makes a failed allocation (std::bad_alloc uncaught) end the run
+// with one line, "out of memory: ...", and exit 1 instead of an abort.
 std::vector<char*> ParseCommandLine(int argc, char** argv, const std::string& usage,
                                     const std::string& about, int max_positional = 0);
+// Restores the runtime's own handling of uncaught exceptions (an abort, with
+// its core dump), for a program whose failures are not a setting's (the
+// server: its stderr is JSON lines, and a crash must leave its evidence).
+void AbortOnUncaughtExceptions();
 
 // A shipped data file by its source-tree path ("policy/default_policy.pt",
 // "data/M4A1.json"): under the working directory; else, for an installed

@@ -62,11 +62,13 @@ std::string DirectoryOf(const std::string& path) {
 
 // fsync of a directory: a file created or renamed in it is durable only
 // once its entry is (fsync(2)). Returns 0 or the errno. A filesystem that
-// cannot sync a directory (EINVAL) has no entry to make durable that way.
+// cannot sync a directory (EINVAL, ENOTSUP) has no entry to make durable
+// that way.
 int SyncDirectoryNamed(const std::string& directory) {
   const int dfd = ::open(directory.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
   if (dfd < 0) return errno;
-  const int error = ::fsync(dfd) == 0 || errno == EINVAL ? 0 : errno;
+  const int error =
+      ::fsync(dfd) == 0 || errno == EINVAL || errno == ENOTSUP || errno == EOPNOTSUPP ? 0 : errno;
   ::close(dfd);
   return error;
 }

@@ -216,9 +216,9 @@ absl::StatusOr<ConversationStore::Begun> ConversationStore::BeginExisting(
       if (turn_index != 0)
         return absl::FailedPreconditionError(absl::StrCat(
             "conversation_id = \"", c.id, "\", turn_index = ", turn_index,
-            ": its earlier turns were decided by policy ", data::Shorten(c.schema->policy_version()),
-            " with ", missing, ", which the serving policy ",
-            data::Shorten(caller.schema->policy_version()),
+            ": its earlier turns were decided by policy ",
+            data::Shorten(c.schema->policy_version()), " with ", missing,
+            ", which the serving policy ", data::Shorten(caller.schema->policy_version()),
             " does not have; restart the conversation at turn_index 0 (or send its history)"));
       // The restart the message above asks for: the old history is dropped.
       c.next_turn = 0;

@@ -19,7 +19,8 @@ absl::StatusOr<ExploreConfig> ExploreConfig::Parse(absl::string_view flag) {
   double value = 0;
   const bool has_value = colon != absl::string_view::npos &&
                          absl::SimpleAtod(flag.substr(colon + 1), &value) && std::isfinite(value);
-  const std::string quoted = absl::StrCat("explore = \"", data::Shorten(std::string(flag), 64), "\"");
+  const std::string quoted =
+      absl::StrCat("explore = \"", data::Shorten(std::string(flag), 64), "\"");
   if (mode == "epsilon") {
     if (!has_value || value < 0 || value > 1)
       return absl::InvalidArgumentError(

@@ -28,8 +28,15 @@ PolicyHolder::FileStamp PolicyHolder::Stamp(const std::string& path) {
   return stamp;
 }
 
-absl::Status PolicyHolder::Reload(const std::string& reason) {
-  std::lock_guard<std::mutex> lock(reload_mu_);
+absl::Status PolicyHolder::Reload(const std::string& reason, bool wait) {
+  std::unique_lock<std::mutex> lock(reload_mu_, std::defer_lock);
+  if (wait) {
+    lock.lock();
+  } else if (!lock.try_lock()) {
+    return absl::UnavailableError(absl::StrCat("reload (", reason, "): another reload of ",
+                                               options_.path,
+                                               " is still running (a slow or hung disk?)"));
+  }
   last_attempt_ = Stamp(options_.path);
   const absl::Time start = absl::Now();
   auto fail = [&](const absl::Status& status) {
@@ -51,6 +58,7 @@ absl::Status PolicyHolder::Reload(const std::string& reason) {
                                      options_.max_history_window);
   // A read that returned after the server began to stop: nothing more is
   // touched (metrics, callbacks and their owners may be gone).
+  std::lock_guard<std::mutex> swap(swap_mu_);
   if (stopping_.load()) return absl::CancelledError("the server is stopping");
   if (!serving.ok()) return fail(serving.status());
   std::shared_ptr<const ServingPolicy> previous = Get();
@@ -103,6 +111,7 @@ void PolicyHolder::StartWatching(absl::Duration interval) {
 
 void PolicyHolder::RequestStop() {
   stopping_.store(true);
+  { std::lock_guard<std::mutex> swap(swap_mu_); }  // a swap under way ends first
   {
     std::lock_guard<std::mutex> lock(watch_mu_);
     stop_watching_ = true;

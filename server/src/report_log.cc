@@ -112,10 +112,10 @@ class RecordFields {
     if (v == nullptr) return missing_;
     return NumberOf(field, *v, out);
   }
-  absl::Status Index(const char* field, int* out) const {
+  absl::Status Index(const char* field, int* out, int64_t max) const {
     const nlohmann::json* v = Find(field, true);
     if (v == nullptr) return missing_;
-    return IndexOf(field, *v, out);
+    return IndexOf(field, *v, out, max);
   }
   absl::Status Strings(const char* field, std::vector<std::string>* out) const {
     return Each(field, [&](const nlohmann::json& v) -> absl::Status {
@@ -135,7 +135,8 @@ class RecordFields {
   absl::Status Indices(const char* field, std::vector<int>* out) const {
     return Each(field, [&](const nlohmann::json& v) -> absl::Status {
       int x = 0;
-      if (absl::Status s = IndexOf(field, v, &x); !s.ok()) return s;
+      if (absl::Status s = IndexOf(field, v, &x, std::numeric_limits<int>::max()); !s.ok())
+        return s;
       out->push_back(x);
       return absl::OkStatus();
     });
@@ -165,13 +166,12 @@ class RecordFields {
     *out = v.get<double>();
     return absl::OkStatus();
   }
-  static absl::Status IndexOf(const char* field, const nlohmann::json& v, int* out) {
-    constexpr int64_t kMax = std::numeric_limits<int>::max();
-    const bool fits = v.is_number_unsigned()  ? v.get<uint64_t>() <= static_cast<uint64_t>(kMax)
-                      : v.is_number_integer() ? v.get<int64_t>() >= 0 && v.get<int64_t>() <= kMax
+  static absl::Status IndexOf(const char* field, const nlohmann::json& v, int* out, int64_t max) {
+    const bool fits = v.is_number_unsigned()  ? v.get<uint64_t>() <= static_cast<uint64_t>(max)
+                      : v.is_number_integer() ? v.get<int64_t>() >= 0 && v.get<int64_t>() <= max
                                               : false;
     if (!fits)
-      return BadField(field, Dump(v), absl::StrCat("must be a whole number in [0, ", kMax, "]"));
+      return BadField(field, Dump(v), absl::StrCat("must be a whole number in [0, ", max, "]"));
     *out = static_cast<int>(v.get<int64_t>());
     return absl::OkStatus();
   }
@@ -225,7 +225,8 @@ absl::StatusOr<ReportRecord> ReportRecordFromJson(absl::string_view json) {
   ReportRecord r;
   const RecordFields f(j);
   for (absl::Status s :
-       {f.String("conversation_id", &r.conversation_id), f.Index("turn_index", &r.turn_index),
+       {f.String("conversation_id", &r.conversation_id),
+        f.Index("turn_index", &r.turn_index, data::kMaxTurnIndex),
         f.String("decision_id", &r.decision_id, false), f.String("prompt", &r.prompt),
         f.String("task", &r.task), f.Bool("cloud", &r.cloud),
         f.Indices("uploaded_views", &r.uploaded_views), f.Strings("view_names", &r.view_names),

@@ -661,7 +661,9 @@ ServerApp::~ServerApp() {
 
 bool ServerApp::policy_loaded() const { return policies_ && policies_->Get() != nullptr; }
 
-absl::Status ServerApp::Reload(const std::string& reason) { return policies_->Reload(reason); }
+absl::Status ServerApp::Reload(const std::string& reason, bool wait) {
+  return policies_->Reload(reason, wait);
+}
 
 void ServerApp::SetServing(bool serving) {
   if (server_ == nullptr) return;
@@ -749,14 +751,15 @@ void ServerApp::Shutdown() {
         std::max(absl::Now(), start + options_.shutdown_grace + options_.drain_timeout));
   const absl::Time watchers_by = std::max(absl::Now() + absl::Seconds(1),
                                           start + options_.shutdown_grace + options_.drain_timeout);
-  for (PolicyHolder* holder : {policies_.get(), shadow_.get()})
-    if (holder != nullptr && !holder->StopWatching(watchers_by)) watcher_stuck_ = true;
-  if (watcher_stuck_)
+  for (PolicyHolder* holder : {policies_.get(), shadow_.get()}) {
+    if (holder == nullptr || holder->StopWatching(watchers_by)) continue;
+    watcher_stuck_ = true;
     LogLine(LogLevel::kError, "policy_watcher_stuck")
-        .Str("path", options_.policy_path)
+        .Str("path", holder->path())
         .Str("hint",
              "a policy reload is blocked reading its file (a hung disk?); the server stops "
              "without it");
+  }
   if (metrics_) metrics_->StopServing();
   LogLine(LogLevel::kInfo, "shutdown_complete")
       .Num("drain_s", absl::ToDoubleSeconds(absl::Now() - start))

@@ -1005,6 +1005,10 @@ TEST_F(EndToEndTest, AReloadStuckInAReadDoesNotHoldUpTheShutdown) {
   auto client = MakeClient(server);
   v1::DecideResponse response;
   EXPECT_TRUE(client->Decide(lcio::test::QueryTurn("during", 0), &response).ok());
+  // A SIGHUP reload does not wait behind the stuck one (the signal loop
+  // would then never read the SIGTERM).
+  server.process->Signal(SIGHUP);
+  std::this_thread::sleep_for(200ms);
   server.process->Signal(SIGTERM);
   auto status = server.process->Wait(30s);
   EXPECT_TRUE(status.has_value()) << "the shutdown waited for the hung read";
@@ -1016,6 +1020,7 @@ TEST_F(EndToEndTest, AReloadStuckInAReadDoesNotHoldUpTheShutdown) {
   const std::string log = ReadFile(dir_.File("server.stderr"));
   EXPECT_TRUE(absl::StrContains(log, "\"event\":\"policy_watcher_stuck\"")) << log.substr(0, 2000);
   EXPECT_TRUE(absl::StrContains(log, "\"event\":\"shutdown_complete\""));
+  EXPECT_TRUE(absl::StrContains(log, "\"event\":\"policy_reload_skipped\""));
 }
 
 TEST_F(EndToEndTest, ReportExportReadsTheRotatedSeriesAndSetsAsideRecordsOfAnotherSchema) {

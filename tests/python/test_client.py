@@ -102,9 +102,14 @@ class ClientTest(unittest.TestCase):
         with self.assertRaises(lcio_client.DeadlineExceeded):
             chat.decide("first", association)
         # An equal dict in another order: the stored answer, not a second turn.
-        first = chat.decide("first", dict(reversed(list(association.items()))))
+        reordered = dict(reversed(list(association.items())))
+        first = chat.decide("first", reordered)
         self.assertIn("/0/", first.decision_id)
         self.assertEqual((chat.turn_index, chat.recovered), (1, []))
+        # The client sends the views in name order (the server's idempotency
+        # also takes any order: request_test covers that side).
+        sent = chat._request("x", reordered, "", False)
+        self.assertEqual([v.name for v in sent.views], sorted(self.views))
 
     def test_tls_options_without_root_certificates_are_refused(self):
         for options in ({"certificate_chain": b"x", "private_key": b"y"},

@@ -113,12 +113,13 @@ TEST(ReportLogTest, RecordsOutsideTheReportRulesAreSkippedWithTheFieldAndTheRule
        },
        "'association' = 2"},
       {[](nlohmann::json& j) { j["association"] = {0.5}; }, "needs one per view (3)"},
-      {[](nlohmann::json& j) { j["turn_index"] = uint64_t{1} << 62; },
-       "'turn_index' = 4611686018427387904: must be a whole number"},
+      // The bound every reader of turns shares (data::kMaxTurnIndex).
+      {[](nlohmann::json& j) { j["turn_index"] = (1 << 30) + 1; },
+       "'turn_index' = 1073741825: must be a whole number in [0, 1073741824]"},
       {[](nlohmann::json& j) { j["turn_index"] = -1; }, "'turn_index' = -1"},
       // Types are checked before any value is read, and named with it.
       {[](nlohmann::json& j) { j["turn_index"] = 1e30; },
-       "'turn_index' = 1e+30: must be a whole number in [0, 2147483647]"},
+       "'turn_index' = 1e+30: must be a whole number in [0, 1073741824]"},
       {[](nlohmann::json& j) { j["uploaded_views"] = {1e30}; },
        "'uploaded_views' = 1e+30: must be a whole number"},
       {[](nlohmann::json& j) { j["prompt"] = 5; }, "'prompt' = 5: must be a string"},

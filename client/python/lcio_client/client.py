@@ -115,10 +115,11 @@ class Client:
                 # fail the next attempt at once.
                 wait_s = min(self.timeout_s, 1.25 * MAX_RECONNECT_BACKOFF_S, left())
                 if wait_s > 0:
+                    ready = grpc.channel_ready_future(self._channel)
                     try:
-                        grpc.channel_ready_future(self._channel).result(timeout=wait_s)
+                        ready.result(timeout=wait_s)
                     except grpc.FutureTimeoutError:
-                        pass
+                        ready.cancel()  # else it stays subscribed to the channel
             if left() <= 0:
                 raise from_rpc_error(last) from None
         raise AssertionError("unreachable")
@@ -293,8 +294,9 @@ class Conversation:
     def _settle(self):
         # An unreported turn costs what the server expected. budget_after is
         # negative when nothing fits; a Decide budget must be >= 0.
-        if self._pending is not None and not self._measured:
-            decision = self._pending[1]
-            self.latency_left_s = max(0.0, decision.budget_after.latency_s)
-            self.money_left_usd = max(0.0, decision.budget_after.money_usd)
+        if self._pending is not None:
+            if not self._measured:  # else report() charged the measured costs
+                decision = self._pending[1]
+                self.latency_left_s = max(0.0, decision.budget_after.latency_s)
+                self.money_left_usd = max(0.0, decision.budget_after.money_usd)
             self._pending = None

@@ -11,7 +11,10 @@
 // jitter) and its attempt's timeout: a server restarting on its port answers
 // once it is back (without waiting, the retries' backoff of tens of
 // milliseconds ran out long before gRPC reconnected), and a server that is
-// down fails the call in about 2.5 s with the defaults. Report is not retried (an append; a
+// down fails the call in about 2.5 s with the defaults when its host refuses
+// the connection; where the network drops the packets instead, each attempt
+// runs to its timeout (15 s with the defaults: bound it with total_timeout).
+// Report is not retried (an append; a
 // duplicate would be harmless for the exporter, which keeps the last record of a turn, but the
 // caller decides).
 #pragma once

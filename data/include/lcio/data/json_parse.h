@@ -5,9 +5,11 @@
 #include <algorithm>
 #include <cmath>
 #include <cstdint>
+#include <functional>
 #include <string>
 #include <string_view>
 #include <type_traits>
+#include <unordered_set>
 #include <vector>
 
 #include "absl/status/status.h"
@@ -50,22 +52,48 @@ Json ParseJson(std::string_view text, std::string_view source, absl::Status* err
     if (error != nullptr) *error = std::move(depth);
     return Json(Json::value_t::discarded);
   }
-  // The keys of each open object (few per object: a linear scan).
-  std::vector<std::vector<std::string>> open_objects;
+  // The keys of the open objects, as 64-bit hashes in one flat array (no
+  // allocation per object, no copy of a key): `starts` marks where each open
+  // object's begin. Objects have few keys: a linear scan, except in one
+  // that grows large, which gets a hash set. Two keys of one object with
+  // the same hash but different text (2^-64 a pair) would be taken for one.
+  std::vector<uint64_t> hashes;
+  std::vector<size_t> starts;
+  std::vector<std::unordered_set<uint64_t>> large;  // for objects past kLinear keys
+  std::vector<int> large_of;                        // per open object: index in large, or -1
+  constexpr size_t kLinear = 32;
   std::string duplicate;
   const auto check_keys = [&](int, typename Json::parse_event_t event, Json& parsed) {
     using Event = typename Json::parse_event_t;
     if (event == Event::object_start) {
-      open_objects.emplace_back();
+      starts.push_back(hashes.size());
+      large_of.push_back(-1);
     } else if (event == Event::object_end) {
-      if (!open_objects.empty()) open_objects.pop_back();
-    } else if (event == Event::key && !open_objects.empty() && duplicate.empty()) {
-      std::vector<std::string>& keys = open_objects.back();
+      if (!starts.empty()) {
+        hashes.resize(starts.back());
+        starts.pop_back();
+        if (large_of.back() >= 0) large.pop_back();
+        large_of.pop_back();
+      }
+    } else if (event == Event::key && !starts.empty() && duplicate.empty()) {
       const std::string& key = parsed.template get_ref<const std::string&>();
-      if (std::find(keys.begin(), keys.end(), key) != keys.end())
+      const uint64_t h = std::hash<std::string_view>{}(key);
+      const size_t begin = starts.back();
+      bool seen;
+      if (large_of.back() >= 0) {
+        seen = !large[large_of.back()].insert(h).second;
+      } else {
+        seen = std::find(hashes.begin() + begin, hashes.end(), h) != hashes.end();
+        if (!seen && hashes.size() - begin >= kLinear) {
+          large_of.back() = static_cast<int>(large.size());
+          large.emplace_back(hashes.begin() + begin, hashes.end());
+          large.back().insert(h);
+        }
+      }
+      if (seen)
         duplicate = key;
       else
-        keys.push_back(key);
+        hashes.push_back(h);
     }
     return true;
   };

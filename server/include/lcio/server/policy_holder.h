@@ -45,15 +45,18 @@ class PolicyHolder {
     return std::atomic_load_explicit(&current_, std::memory_order_acquire);
   }
   // Loads the file now (serialised with other reloads). OK when the new
-  // policy serves.
-  absl::Status Reload(const std::string& reason);
+  // policy serves. With `wait` false, a reload already running (perhaps
+  // stuck in a read on a hung disk) is not waited for: UNAVAILABLE.
+  absl::Status Reload(const std::string& reason, bool wait = true);
+  const std::string& path() const { return options_.path; }
   // Polls the file's (inode, size, mtime) every `interval` and reloads on a
   // change. Changes that fail to load are not retried until the file changes
   // again.
   void StartWatching(absl::Duration interval);
-  // Asks the watcher to stop, without waiting for it. A reload that
+  // Asks the watcher to stop, without waiting for its read. A reload that
   // finishes its read after this swaps nothing and touches nothing outside
-  // the holder (it returns CANCELLED): the server may be gone by then.
+  // the holder (it returns CANCELLED): the server may be gone by then. A
+  // swap already under way (a reload past its read) is waited for.
   void RequestStop();
   // Stops the watcher and waits for it until `deadline`. False when it is
   // still running then (a reload stuck in a read on a hung disk): the holder
@@ -76,6 +79,9 @@ class PolicyHolder {
   OnSwap on_swap_;
   std::shared_ptr<const ServingPolicy> current_;  // atomic_load/atomic_store only
   std::mutex reload_mu_;
+  // Held from the stop check to the end of a swap (never across a read):
+  // RequestStop takes it, so no swap runs after RequestStop returns.
+  std::mutex swap_mu_;
   FileStamp last_attempt_;  // guarded by reload_mu_
   std::mutex watch_mu_;
   std::condition_variable watch_cv_;

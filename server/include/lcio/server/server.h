@@ -117,7 +117,10 @@ class ServerApp {
   int port() const { return port_; }
   int metrics_port() const { return metrics_port_; }  // -1 when disabled
   bool policy_loaded() const;
-  absl::Status Reload(const std::string& reason);
+  // `wait` false: UNAVAILABLE rather than wait behind a reload already
+  // running (SIGHUP's, so that a reload stuck on a hung disk cannot keep
+  // the signal loop from reading SIGTERM).
+  absl::Status Reload(const std::string& reason, bool wait = true);
   // NOT_SERVING; after the grace period new Decides get UNAVAILABLE while
   // admitted ones finish (until the drain deadline); then the listener
   // closes, idle connections are cut, the background work and /metrics
