@@ -53,7 +53,10 @@ TEST(OptionTables, SetHyperparameterChecksNameAndRange) {
   s = SetHyperparameter(&options, "n_steps", 1e18);
   EXPECT_NE(s.message().find("must be in [1, 1e+09]"), std::string::npos) << s.message();
   s = SetHyperparameter(&options, "learning_rate", -1);
-  EXPECT_EQ(s.message(), "hyperparameter learning_rate = -1: must be >= 0");
+  EXPECT_EQ(s.message(), "hyperparameter learning_rate = -1: must be in [0, 1]");
+  // 1e308 trained a whole run into NaN parameters.
+  s = SetHyperparameter(&options, "learning_rate", 1e308);
+  EXPECT_EQ(s.message(), "hyperparameter learning_rate = 1e+308: must be in [0, 1]");
   s = SetHyperparameter(&options, "buffer_size", 100);
   EXPECT_EQ(s.code(), absl::StatusCode::kInvalidArgument);
   EXPECT_NE(s.message().find("\"buffer_size\" is not one of rc-ppo's"), std::string::npos);
