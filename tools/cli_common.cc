@@ -78,9 +78,10 @@ absl::StatusOr<env::SimulatorConfig> SimulatorConfigFromFlags() {
       {"beta_latency", config.weights.beta_latency},
       {"beta_usage", config.weights.beta_usage}};
   for (const auto& [flag, value] : weights)
-    if (!std::isfinite(value))
-      return absl::InvalidArgumentError(
-          absl::StrCat("--", flag, " = ", data::ExactNumber(value), ": must be a finite number"));
+    if (!(std::abs(value) <= env::kMaxRewardWeight))
+      return absl::InvalidArgumentError(absl::StrCat(
+          "--", flag, " = ", data::ExactNumber(value), ": must be a finite number in [-",
+          env::kMaxRewardWeight, ", ", env::kMaxRewardWeight, "]"));
   const std::pair<const char*, double> budgets[] = {
       {"latency_budget", absl::GetFlag(FLAGS_latency_budget)},
       {"money_budget", absl::GetFlag(FLAGS_money_budget)}};

@@ -1,6 +1,7 @@
 #include "lcio/env/simulator.h"
 
 #include <algorithm>
+#include <cmath>
 
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
@@ -68,6 +69,14 @@ absl::StatusOr<std::shared_ptr<const Simulator>> Simulator::Create(
     return absl::InvalidArgumentError(absl::StrCat("time_span = ", config.time_span,
                                                    ": must be in [1, ",
                                                    ObservationLayout::kMaxTimeSpan, "]"));
+  for (const auto& [name, w] : {std::pair{"alpha", config.weights.alpha},
+                                {"beta_association", config.weights.beta_association},
+                                {"beta_latency", config.weights.beta_latency},
+                                {"beta_usage", config.weights.beta_usage}})
+    if (!(std::abs(w) <= kMaxRewardWeight))
+      return absl::InvalidArgumentError(
+          absl::StrCat("reward weight ", name, " = ", w, ": must be a finite number in [-",
+                       kMaxRewardWeight, ", ", kMaxRewardWeight, "]"));
   auto actions = ActionTable::Create(dataset.num_views);
   if (!actions.ok()) return actions.status();
   if (auto s = CheckProfilesCoverViews(config.catalog, dataset.num_views); !s.ok()) return s;

@@ -34,6 +34,24 @@ TEST(ActionTableTest, ThreeViewsGiveTheReferenceLayout) {
 
 // The history window is bounded: the response kNN searches a trie as deep as
 // its key on the caller's stack (10000 turns overflowed it).
+// Rewards sum weights times figures up to 1000: a weight of 1e308 made
+// every reward inf and the run's percentages NaN, with exit 0.
+TEST(SimulatorTest, RewardWeightsAreBoundedAtCreation) {
+  const data::Dataset& d = testing::EmbeddedDataset();
+  SimulatorConfig config;
+  config.weights.beta_usage = 1e308;
+  auto sim = Simulator::Create(d, {0, 1, 2, 3}, config);
+  ASSERT_FALSE(sim.ok());
+  EXPECT_NE(sim.status().message().find(
+                "reward weight beta_usage = 1e+308: must be a finite number in [-1e+06, 1e+06]"),
+            std::string::npos)
+      << sim.status();
+  config.weights.beta_usage = -kMaxRewardWeight;  // the bound itself is fine
+  EXPECT_TRUE(Simulator::Create(d, {0, 1, 2, 3}, config).ok());
+  config.weights.beta_usage = std::nan("");
+  EXPECT_FALSE(Simulator::Create(d, {0, 1, 2, 3}, config).ok());
+}
+
 TEST(SimulatorTest, TheTimeSpanIsBoundedAtCreation) {
   const data::Dataset& d = testing::EmbeddedDataset();
   std::vector<int> episodes = {0, 1, 2, 3};

@@ -30,6 +30,8 @@ refuse 'time_span = 10000: must be in [1, 1000]' "$eval_bin" --splits=1 --oracle
 refuse 'time_span = 10000: must be in [1, 1000]' "$train" --timesteps=64 --progress=off \
   --time_span=10000 --out="$tmp/p.pt"
 refuse '--alpha = nan: must be a finite number' "$eval_bin" --splits=1 --oracle=false --alpha=nan
+refuse '--beta_latency = 1e+308: must be a finite number in [-1e+06, 1e+06]' "$eval_bin" --splits=1 \
+  --oracle=false --beta_latency=1e308
 refuse '--latency_budget = nan: must be a finite number >= 0' "$eval_bin" --splits=1 \
   --oracle=false --latency_budget=nan
 refuse '--money_budget = -5: must be a finite number >= 0' "$ope" --log=data/M4A1.json \

@@ -23,6 +23,10 @@ struct RewardWeights {
   double beta_latency = 1.0 / 3;
   double beta_usage = 1.0 / 3;
 };
+// Each weight is at most this in magnitude: a reward sums weights times
+// figures of up to 1000 (a score), over episodes and splits; 1e308 gave inf
+// rewards and NaN percentages in a run that exited 0.
+inline constexpr double kMaxRewardWeight = 1e6;
 
 // Per-episode (per-conversation) budgets.
 struct Budget {
