@@ -14,6 +14,7 @@
 #include "lcio/data/json_parse.h"
 #include "lcio/data/m4a1.h"
 #include "lcio/data/message.h"
+#include "lcio/data/utf8.h"
 #include "nlohmann/json.hpp"
 
 namespace lcio::data {
@@ -576,7 +577,7 @@ class LineWriter {
         ++i;
         continue;
       }
-      const size_t n = Utf8Length(s.substr(i));
+      const size_t n = Utf8SequenceLength(s, i);
       if (n == 0) {
         std::memcpy(p, "\xef\xbf\xbd", 3);
         p += 3;
@@ -597,33 +598,6 @@ class LineWriter {
     for (int c = 0x20; c < 0x80; ++c) plain[c] = c != '"' && c != '\\';
     return plain;
   }();
-  // Length of the valid UTF-8 sequence at the start of `s` (a non-ASCII
-  // lead byte), or 0: no overlong forms, no surrogates, at most U+10FFFF.
-  static size_t Utf8Length(std::string_view s) {
-    const unsigned char c = static_cast<unsigned char>(s[0]);
-    size_t n = 0;
-    uint32_t lo = 0x80, hi = 0xBF;  // range of the second byte
-    if (c >= 0xC2 && c <= 0xDF) {
-      n = 2;
-    } else if (c >= 0xE0 && c <= 0xEF) {
-      n = 3;
-      if (c == 0xE0) lo = 0xA0;
-      if (c == 0xED) hi = 0x9F;
-    } else if (c >= 0xF0 && c <= 0xF4) {
-      n = 4;
-      if (c == 0xF0) lo = 0x90;
-      if (c == 0xF4) hi = 0x8F;
-    } else {
-      return 0;
-    }
-    if (s.size() < n) return 0;
-    for (size_t k = 1; k < n; ++k) {
-      const unsigned char b = static_cast<unsigned char>(s[k]);
-      if (b < (k == 1 ? lo : 0x80) || b > (k == 1 ? hi : 0xBF)) return 0;
-    }
-    return n;
-  }
-
   std::string& out_;
   char* p_ = nullptr;    // where the next byte goes
   char* end_ = nullptr;  // the end of the room made so far

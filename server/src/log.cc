@@ -13,6 +13,7 @@
 #include "absl/time/time.h"
 #include "google/protobuf/stubs/logging.h"
 #include "lcio/data/message.h"
+#include "lcio/data/utf8.h"
 
 namespace lcio::server {
 namespace {
@@ -31,29 +32,6 @@ const char* LevelName(LogLevel level) {
       return "error";
   }
   return "info";
-}
-
-// Length of the valid UTF-8 sequence starting at s[i], or 0.
-size_t Utf8Length(absl::string_view s, size_t i) {
-  const auto c = static_cast<unsigned char>(s[i]);
-  size_t n = 0;
-  if (c >= 0xC2 && c <= 0xDF)
-    n = 2;
-  else if (c >= 0xE0 && c <= 0xEF)
-    n = 3;
-  else if (c >= 0xF0 && c <= 0xF4)
-    n = 4;
-  else
-    return 0;
-  if (i + n > s.size()) return 0;
-  for (size_t k = 1; k < n; ++k)
-    if ((static_cast<unsigned char>(s[i + k]) & 0xC0) != 0x80) return 0;
-  // Overlong forms, surrogates and code points past U+10FFFF.
-  const auto c1 = static_cast<unsigned char>(s[i + 1]);
-  if ((c == 0xE0 && c1 < 0xA0) || (c == 0xED && c1 >= 0xA0) || (c == 0xF0 && c1 < 0x90) ||
-      (c == 0xF4 && c1 >= 0x90))
-    return 0;
-  return n;
 }
 
 void AppendHex(std::string* out, unsigned char c) {
@@ -117,7 +95,7 @@ std::string JsonQuote(absl::string_view text) {
       out += absl::StrFormat("\\u%04x", c), ++i;
     } else if (c < 0x80) {
       out.push_back(static_cast<char>(c)), ++i;
-    } else if (size_t n = Utf8Length(text, i); n > 0) {
+    } else if (size_t n = data::Utf8SequenceLength({text.data(), text.size()}, i); n > 0) {
       out.append(text.data() + i, n), i += n;
     } else {
       out += absl::StrFormat("\\u%04x", c), ++i;
@@ -127,21 +105,12 @@ std::string JsonQuote(absl::string_view text) {
   return out;
 }
 
-bool IsValidUtf8(absl::string_view text) {
-  for (size_t i = 0; i < text.size();) {
-    const size_t n = static_cast<unsigned char>(text[i]) < 0x80 ? 1 : Utf8Length(text, i);
-    if (n == 0) return false;
-    i += n;
-  }
-  return true;
-}
-
 std::string QuoteClientValue(absl::string_view value, size_t max_bytes) {
   std::string out = "\"";
   size_t i = 0;
   while (i < value.size()) {
     const auto c = static_cast<unsigned char>(value[i]);
-    size_t n = c < 0x80 ? 1 : Utf8Length(value, i);
+    size_t n = c < 0x80 ? 1 : data::Utf8SequenceLength({value.data(), value.size()}, i);
     if (i + std::max<size_t>(n, 1) > max_bytes) break;
     // C1 controls (U+0080..U+009F) are control characters too.
     const bool c1_control = n == 2 && c == 0xC2 && static_cast<unsigned char>(value[i + 1]) < 0xA0;

@@ -8,6 +8,7 @@
 #include "absl/strings/str_join.h"
 #include "lcio/data/decision_log.h"
 #include "lcio/data/message.h"
+#include "lcio/data/utf8.h"
 #include "lcio/server/log.h"
 
 namespace lcio::server {
@@ -24,7 +25,7 @@ absl::Status CheckPrompt(absl::string_view field, const std::string& prompt,
   if (static_cast<int64_t>(prompt.size()) > limits.max_prompt_bytes)
     return Invalid(absl::StrCat(field, " has ", prompt.size(), " bytes: at most ",
                                 limits.max_prompt_bytes, " (--max_prompt_bytes)"));
-  if (!IsValidUtf8(prompt)) return Invalid(absl::StrCat(field, " is not valid UTF-8"));
+  if (!data::IsValidUtf8(prompt)) return Invalid(absl::StrCat(field, " is not valid UTF-8"));
   return absl::OkStatus();
 }
 

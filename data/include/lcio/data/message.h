@@ -7,8 +7,11 @@
 
 namespace lcio::data {
 
-// `text` itself when at most `max_bytes` long, else its first bytes up to a
-// UTF-8 character boundary followed by "...(N bytes)".
+// `text` for a message, at most `max_bytes` long before the "...(N bytes)"
+// that marks a cut (made on a character boundary; N is text's length).
+// Control characters and bytes that are not UTF-8 become \xNN: a file name
+// or a value from a file cannot send a terminal escape sequence or make the
+// message invalid UTF-8.
 std::string Shorten(std::string_view text, size_t max_bytes = 128);
 
 // A number for a message: the shortest text that reads back as exactly

@@ -23,10 +23,6 @@ bool LogEnabled(LogLevel level);
 // become \u00XX so that a hostile prompt cannot break the line format.
 std::string JsonQuote(absl::string_view text);
 
-// Well-formed UTF-8: no overlong forms, surrogates or code points past
-// U+10FFFF.
-bool IsValidUtf8(absl::string_view text);
-
 // A client-supplied value quoted for an error message or a log field: cut to
 // `max_bytes` (on a character boundary, then "...(N bytes)"), with quotes,
 // backslashes, control characters and invalid UTF-8 escaped as \xNN, so a
