@@ -14,6 +14,8 @@
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_split.h"
 #include "absl/synchronization/mutex.h"
+#include "absl/time/clock.h"
+#include "absl/time/time.h"
 #include "cli_help.h"
 #include "lcio/server/log.h"
 #include "lcio/server/server.h"
@@ -123,6 +125,7 @@ std::string WithPort(const std::string& address, int port) {
 
 int Fail(const std::string& message) {
   lcio::server::LogLine(lcio::server::LogLevel::kError, "fatal").Str("error", message);
+  lcio::server::StopLogWriter(absl::Now() + absl::Seconds(1));
   std::fprintf(stderr, "lcio-server: %s\n", message.c_str());
   return 2;
 }
@@ -182,6 +185,11 @@ int main(int argc, char** argv) {
   options.batch_wait = absl::Microseconds(absl::GetFlag(FLAGS_batch_wait_us));
   if (options.max_inflight < 1 || options.batch_max < 1 || absl::GetFlag(FLAGS_batch_wait_us) < 0)
     return Fail("max_inflight and batch_max must be >= 1, batch_wait_us >= 0");
+  // Beyond, the bounds derived from it (4 x for undelivered responses) lose
+  // their meaning; 600000000 overflowed them and refused every Decide.
+  if (std::string error = OutOfRange("max_inflight", options.max_inflight, 1, 1 << 20);
+      !error.empty())
+    return Fail(error);
   auto micro_batching = lcio::server::ParseMicroBatching(absl::GetFlag(FLAGS_micro_batching));
   if (!micro_batching.ok()) return Fail(std::string(micro_batching.status().message()));
   options.micro_batching = *micro_batching;
@@ -258,6 +266,9 @@ int main(int argc, char** argv) {
   if (options.limits.max_prompt_bytes < 1 || options.limits.max_views < 1)
     return Fail("max_prompt_bytes and max_views must be >= 1");
 
+  // From here no gRPC thread writes to stderr itself: a stalled log
+  // collector costs log lines (counted), never Decides.
+  lcio::server::StartLogWriter();
   auto app = lcio::server::ServerApp::Start(options);
   if (!app.ok()) return Fail(app.status().ToString());
   std::printf("lcio-server listening on %s\n", WithPort(options.listen, (*app)->port()).c_str());
@@ -280,6 +291,8 @@ int main(int argc, char** argv) {
         .Str("signal", signal_number == SIGTERM ? "SIGTERM" : "SIGINT");
     (*app)->Shutdown();
     app->reset();
+    // Bounded: a stderr that never drains must not keep the process alive.
+    lcio::server::StopLogWriter(absl::Now() + absl::Seconds(1));
     return 0;
   }
 }

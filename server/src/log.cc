@@ -4,8 +4,12 @@
 
 #include <algorithm>
 #include <atomic>
+#include <cerrno>
 #include <cmath>
+#include <condition_variable>
 #include <cstdio>
+#include <deque>
+#include <thread>
 
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
@@ -168,6 +172,111 @@ void ProtobufErrorCapture::Append(absl::string_view message) {
   absl::StrAppend(&text_, message);
 }
 
+namespace {
+
+// Writes `text` whole to stderr (retrying short writes and EINTR); gives up
+// on any other error, as a log line has nowhere else to go.
+void WriteToStderr(absl::string_view text) {
+  while (!text.empty()) {
+    const ssize_t n = ::write(STDERR_FILENO, text.data(), text.size());
+    if (n < 0 && errno == EINTR) continue;
+    if (n <= 0) return;
+    text.remove_prefix(static_cast<size_t>(n));
+  }
+}
+
+// The queue between LogLine's callers and the one thread that writes to
+// stderr. Never destroyed: a writer blocked in write(2) on a stalled stderr
+// may outlive main.
+class LogWriter {
+ public:
+  static LogWriter& Get() {
+    static LogWriter* const writer = new LogWriter;
+    return *writer;
+  }
+
+  // False when the writer is not running: the caller writes the line itself.
+  bool Push(std::string* line) {
+    std::lock_guard<std::mutex> lock(mu_);
+    if (!running_) return false;
+    if (queued_bytes_ + line->size() > max_queued_bytes_) {
+      dropped_.fetch_add(1, std::memory_order_relaxed);
+      ++dropped_unreported_;
+      return true;
+    }
+    queued_bytes_ += line->size();
+    queue_.push_back(std::move(*line));
+    cv_.notify_one();
+    return true;
+  }
+
+  void Start(size_t max_queued_bytes) {
+    std::lock_guard<std::mutex> lock(mu_);
+    max_queued_bytes_ = max_queued_bytes;
+    if (running_) return;
+    running_ = true;
+    if (!thread_started_) {
+      thread_started_ = true;
+      std::thread([this] { Run(); }).detach();
+    }
+  }
+
+  bool Stop(absl::Time deadline) {
+    std::unique_lock<std::mutex> lock(mu_);
+    const bool drained = cv_.wait_until(lock, absl::ToChronoTime(deadline), [this] {
+      return queue_.empty() && dropped_unreported_ == 0 && !writing_;
+    });
+    if (drained) running_ = false;
+    return drained;
+  }
+
+  int64_t dropped() const { return dropped_.load(std::memory_order_relaxed); }
+
+ private:
+  void Run() {
+    std::unique_lock<std::mutex> lock(mu_);
+    for (;;) {
+      cv_.wait(lock, [this] { return !queue_.empty() || dropped_unreported_ > 0; });
+      std::string batch;
+      while (!queue_.empty()) {
+        batch += queue_.front();
+        queue_.pop_front();
+      }
+      queued_bytes_ = 0;
+      if (dropped_unreported_ > 0) {
+        absl::StrAppend(&batch, "{\"ts\":\"",
+                        absl::FormatTime("%Y-%m-%dT%H:%M:%E6SZ", absl::Now(), absl::UTCTimeZone()),
+                        "\",\"level\":\"warning\",\"event\":\"log_lines_dropped\",\"count\":",
+                        dropped_unreported_, ",\"hint\":\"stderr did not keep up\"}\n");
+        dropped_unreported_ = 0;
+      }
+      writing_ = true;
+      lock.unlock();
+      WriteToStderr(batch);
+      lock.lock();
+      writing_ = false;
+      cv_.notify_all();
+    }
+  }
+
+  std::mutex mu_;
+  std::condition_variable cv_;
+  std::deque<std::string> queue_;
+  size_t queued_bytes_ = 0;
+  size_t max_queued_bytes_ = kMaxQueuedLogBytes;
+  int64_t dropped_unreported_ = 0;
+  std::atomic<int64_t> dropped_{0};
+  bool running_ = false;
+  bool thread_started_ = false;
+  bool writing_ = false;
+};
+
+}  // namespace
+
+void StartLogWriter(size_t max_queued_bytes) { LogWriter::Get().Start(max_queued_bytes); }
+bool StopLogWriter(absl::Time deadline) { return LogWriter::Get().Stop(deadline); }
+int64_t LogLinesDropped() { return LogWriter::Get().dropped(); }
+
 LogLine::LogLine(LogLevel level, absl::string_view event) : enabled_(LogEnabled(level)) {
   if (!enabled_) return;
   text_ = absl::StrCat("{\"ts\":\"",
@@ -179,8 +288,7 @@ LogLine::~LogLine() {
   if (!enabled_) return;
   text_ += "}\n";
   // One write(2) per line keeps lines from concurrent threads whole.
-  ssize_t ignored = ::write(STDERR_FILENO, text_.data(), text_.size());
-  (void)ignored;
+  if (!LogWriter::Get().Push(&text_)) WriteToStderr(text_);
 }
 
 LogLine& LogLine::Str(absl::string_view key, absl::string_view value) {

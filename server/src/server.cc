@@ -107,8 +107,12 @@ struct DecideCall {
 };
 
 // A Report call's messages, alive until the log's writer answers it.
+// What a Report's answer needs once its record is queued: not the request,
+// whose prompt and answer can take megabytes for as long as the disk hangs.
 struct ReportCall {
-  v1::ReportRequest request;
+  std::string conversation_id;
+  std::string decision_id;
+  int32_t turn_index = 0;
   v1::ReportResponse response;
 };
 
@@ -256,12 +260,20 @@ class OffloaderService final : public RawService {
       }
       reactor->Finish(ToGrpc(status));
     };
+    // Checked before parsing: a message of 4 MB of empty views took ~100 ms
+    // of a callback thread to parse, starving other callers.
+    const size_t limit = static_cast<size_t>(options_.limits.max_prompt_bytes) + (64 << 10);
+    if (const size_t bytes = raw->Length(); bytes > limit) {
+      finish(absl::InvalidArgumentError(absl::StrCat("request has ", bytes, " bytes: at most ",
+                                                     limit, " (--max_prompt_bytes + 64 KiB)")));
+      return reactor;
+    }
     if (absl::Status parsed = ParseRequest(*raw, &call->request); !parsed.ok()) {
       decider_->LogRejected(parsed, "", 0);
       finish(parsed);
       return reactor;
     }
-    if (open_decides_.load() > kOpenDecidesPerInflight * options_.max_inflight) {
+    if (open_decides_.load() > OpenCallsAllowed()) {
       finish(absl::ResourceExhaustedError(absl::StrCat(
           "server holds ", kOpenDecidesPerInflight, " x --max_inflight (", options_.max_inflight,
           ") Decides whose responses are not yet delivered; retry later")));
@@ -291,12 +303,6 @@ class OffloaderService final : public RawService {
       done(absl::CancelledError("call cancelled before it was decided"));
       return reactor;
     }
-    const size_t limit = static_cast<size_t>(options_.limits.max_prompt_bytes) + (64 << 10);
-    if (const size_t bytes = request->ByteSizeLong(); bytes > limit) {
-      done(absl::InvalidArgumentError(absl::StrCat("request has ", bytes, " bytes: at most ", limit,
-                                                   " (--max_prompt_bytes + 64 KiB)")));
-      return reactor;
-    }
     const absl::Time deadline = absl::FromChrono(context->deadline());
     decider_->Decide(*request, response, deadline, std::move(done),
                      options_.tls_client_ca.empty() ? std::string() : PeerIdentity(*context),
@@ -310,22 +316,47 @@ class OffloaderService final : public RawService {
   // The record is queued for the log's writer thread, which finishes the
   // call once its batch is durable: no gRPC thread waits for the disk, so a
   // slow disk delays Reports, never Decides.
-  grpc::ServerUnaryReactor* Report(grpc::CallbackServerContext* context,
+  grpc::ServerUnaryReactor* Report(grpc::CallbackServerContext* /*context*/,
                                    const grpc::ByteBuffer* raw, grpc::ByteBuffer* out) override {
-    grpc::ServerUnaryReactor* reactor = context->DefaultReactor();
-    auto call = std::make_shared<ReportCall>();
-    if (absl::Status parsed = ParseRequest(*raw, &call->request); !parsed.ok()) {
+    grpc::ServerUnaryReactor* reactor = new CountedReactor(&open_reports_);
+    // Reports queued or answered but not yet delivered, beyond what the
+    // queue holds and what clients may fairly leave unread.
+    if (open_reports_.load() > options_.report_queue_max + OpenCallsAllowed()) {
+      reactor->Finish(ToGrpc(absl::ResourceExhaustedError(
+          "server holds too many Reports not yet answered or delivered; retry later")));
+      return reactor;
+    }
+    if (reports_ == nullptr) {
+      reactor->Finish(ToGrpc(absl::FailedPreconditionError(
+          "Report is disabled: the server runs without --report_log")));
+      return reactor;
+    }
+    // A Report's record holds little beside its prompt and answer: a larger
+    // message cannot fit a record, and is refused before it is parsed.
+    const size_t limit = static_cast<size_t>(options_.report_max_record_bytes) + (4 << 10);
+    if (const size_t bytes = raw->Length(); bytes > limit) {
+      reactor->Finish(ToGrpc(
+          absl::InvalidArgumentError(absl::StrCat("request has ", bytes, " bytes: at most ", limit,
+                                                  " (--report_max_record_bytes + 4 KiB)"))));
+      return reactor;
+    }
+    v1::ReportRequest request;
+    if (absl::Status parsed = ParseRequest(*raw, &request); !parsed.ok()) {
       reactor->Finish(ToGrpc(parsed));
       return reactor;
     }
-    absl::StatusOr<std::string> line = EncodeReport(call->request);
+    absl::StatusOr<std::string> line = EncodeReport(request);
     if (!line.ok()) {
       reactor->Finish(ToGrpc(line.status()));
       return reactor;
     }
+    auto call = std::make_shared<ReportCall>();
+    call->conversation_id = request.conversation_id();
+    call->decision_id = request.decision_id();
+    call->turn_index = request.turn_index();
     absl::Status queued = reports_->Submit(
         *std::move(line), [this, reactor, call, out](absl::StatusOr<uint64_t> sequence) {
-          FinishReport(reactor, call->request, &call->response, sequence, out);
+          FinishReport(reactor, *call, sequence, out);
         });
     if (!queued.ok()) {
       metrics_->CountReportRejected(queued.code() == absl::StatusCode::kResourceExhausted
@@ -336,9 +367,14 @@ class OffloaderService final : public RawService {
     return reactor;
   }
 
-  grpc::ServerUnaryReactor* GetPolicy(grpc::CallbackServerContext* context,
+  grpc::ServerUnaryReactor* GetPolicy(grpc::CallbackServerContext* /*context*/,
                                       const grpc::ByteBuffer* raw, grpc::ByteBuffer* out) override {
-    grpc::ServerUnaryReactor* reactor = context->DefaultReactor();
+    grpc::ServerUnaryReactor* reactor = new CountedReactor(&open_other_);
+    if (open_other_.load() > OpenCallsAllowed()) {
+      reactor->Finish(ToGrpc(absl::ResourceExhaustedError(
+          "server holds too many GetPolicy responses not yet delivered; retry later")));
+      return reactor;
+    }
     v1::GetPolicyRequest request;
     if (absl::Status parsed = ParseRequest(*raw, &request); !parsed.ok()) {
       reactor->Finish(ToGrpc(parsed));
@@ -361,9 +397,6 @@ class OffloaderService final : public RawService {
  private:
   // Validates and encodes the record (the log line).
   absl::StatusOr<std::string> EncodeReport(const v1::ReportRequest& request) {
-    if (reports_ == nullptr)
-      return absl::FailedPreconditionError(
-          "Report is disabled: the server runs without --report_log");
     std::shared_ptr<const ServingPolicy> policy = policies_->Get();
     if (policy == nullptr) return absl::UnavailableError("no policy is loaded yet");
     auto parsed = ParseReportRequest(request, options_.limits, policy->spec());
@@ -398,9 +431,8 @@ class OffloaderService final : public RawService {
 
   // On the log's writer thread (or at shutdown), once the record's batch is
   // durable or has failed.
-  void FinishReport(grpc::ServerUnaryReactor* reactor, const v1::ReportRequest& request,
-                    v1::ReportResponse* response, const absl::StatusOr<uint64_t>& sequence,
-                    grpc::ByteBuffer* out) {
+  void FinishReport(grpc::ServerUnaryReactor* reactor, ReportCall& call,
+                    const absl::StatusOr<uint64_t>& sequence, grpc::ByteBuffer* out) {
     if (!sequence.ok()) {
       metrics_->CountReportRejected(shutting_down_->load() ? Metrics::ReportReject::kShutdown
                                     : sequence.status().code() ==
@@ -419,14 +451,21 @@ class OffloaderService final : public RawService {
       return;
     }
     metrics_->CountReport();
-    response->set_record(*sequence);
+    call.response.set_record(*sequence);
     LogLine(LogLevel::kDebug, "report")
-        .Str("conversation_id", request.conversation_id())
-        .Int("turn_index", request.turn_index())
-        .Str("decision_id", request.decision_id())
+        .Str("conversation_id", call.conversation_id)
+        .Int("turn_index", call.turn_index)
+        .Str("decision_id", call.decision_id)
         .Int("record", static_cast<int64_t>(*sequence));
-    SetResponse(*response, out);
+    SetResponse(call.response, out);
     reactor->Finish(grpc::Status::OK);
+  }
+
+  // Open calls of one kind (past their reactor's start, response not yet
+  // delivered) beyond which the next is refused: a client that never reads
+  // its responses holds ~17 KB of server memory per call.
+  int64_t OpenCallsAllowed() const {
+    return int64_t{kOpenDecidesPerInflight} * options_.max_inflight;
   }
 
   const ServerOptions& options_;
@@ -438,7 +477,10 @@ class OffloaderService final : public RawService {
   const std::atomic<bool>* shutting_down_;
   LogRateLimiter write_failed_log_{kWriteFailedLinesPerSecond};
   std::atomic<int> inflight_{0};
-  std::atomic<int> open_decides_{0};  // CountedReactor
+  // CountedReactor: calls not yet done with (response undelivered), by kind.
+  std::atomic<int> open_decides_{0};
+  std::atomic<int> open_reports_{0};
+  std::atomic<int> open_other_{0};  // GetPolicy
   std::atomic<int64_t> last_arrival_ns_{0};
 };
 
@@ -680,6 +722,7 @@ void ServerApp::Housekeeping() {
     lock.unlock();
     const size_t expired = store_->ExpireIdle(absl::Now());
     metrics_->SetConversations(static_cast<double>(store_->size()));
+    metrics_->SetLogLinesDropped(LogLinesDropped());
     if (expired > 0)
       LogLine(LogLevel::kDebug, "conversations_expired")
           .Int("count", static_cast<int64_t>(expired));

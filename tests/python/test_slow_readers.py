@@ -6,6 +6,7 @@ Decide now counts until its response is delivered, and beyond 4 x
 import select
 import socket
 import struct
+import tempfile
 import time
 import unittest
 
@@ -129,6 +130,75 @@ class SlowReaderTest(unittest.TestCase):
                 if time.monotonic() > deadline:
                     self.fail(f"Decide still refused after the connection closed: {error}")
                 time.sleep(0.1)
+
+    def test_get_policy_responses_never_read_are_bounded(self):
+        # GetPolicy counted nothing: 20 connections x 1000 unread calls grew
+        # the server by ~360 MB.
+        reader = NeverReadingConnection(self.server.port)
+        try:
+            for _ in range(60):
+                reader.call("/lcio.v1.Offloader/GetPolicy", b"")
+                reader.pump()
+                time.sleep(0.01)
+            deadline = time.monotonic() + 5
+            refused = None
+            while time.monotonic() < deadline:
+                reader.pump()
+                try:
+                    self.stub.GetPolicy(pb.GetPolicyRequest(), timeout=10)
+                except grpc.RpcError as error:
+                    refused = error
+                    break
+                time.sleep(0.1)
+            self.assertIsNotNone(refused, "GetPolicy still answered beside 60 undelivered ones")
+            self.assertEqual(refused.code(), grpc.StatusCode.RESOURCE_EXHAUSTED)
+            self.assertIn("not yet delivered", refused.details())
+        finally:
+            reader.close()
+        deadline = time.monotonic() + 10
+        while True:
+            try:
+                self.stub.GetPolicy(pb.GetPolicyRequest(), timeout=10)
+                break
+            except grpc.RpcError as error:
+                if time.monotonic() > deadline:
+                    self.fail(f"GetPolicy still refused after the connection closed: {error}")
+                time.sleep(0.1)
+
+
+def varint(value):
+    out = b""
+    while True:
+        byte, value = value & 0x7F, value >> 7
+        out += bytes([byte | (0x80 if value else 0)])
+        if not value:
+            return out
+
+
+class OversizeReportTest(unittest.TestCase):
+    def test_a_report_larger_than_a_record_is_refused_before_it_is_parsed(self):
+        # A 3.9 MB unknown field passed validation (it is not logged) and the
+        # queued call held the whole request while the disk answered.
+        logs = tempfile.TemporaryDirectory()
+        self.addCleanup(logs.cleanup)
+        server = Server(f"--report_log={logs.name}/reports.jsonl")
+        channel = grpc.insecure_channel(server.target)
+        try:
+            stub = pb_grpc.OffloaderStub(channel)
+            request = pb.ReportRequest(conversation_id="c", turn_index=0, prompt="p")
+            padding = b"x" * (3900 * 1024)  # unknown field 999, length-delimited
+            raw = request.SerializeToString() + varint(999 << 3 | 2) + varint(len(padding)) \
+                + padding
+            call = channel.unary_unary("/lcio.v1.Offloader/Report",
+                                       request_serializer=lambda b: b,
+                                       response_deserializer=lambda b: b)
+            with self.assertRaises(grpc.RpcError) as refused:
+                call(raw, timeout=10)
+            self.assertEqual(refused.exception.code(), grpc.StatusCode.INVALID_ARGUMENT)
+            self.assertIn("--report_max_record_bytes + 4 KiB", refused.exception.details())
+        finally:
+            channel.close()
+            server.stop()
 
 
 if __name__ == "__main__":

@@ -220,7 +220,9 @@ TEST(ServerFlags, OutOfRangeLogFlagsAreRefusedNamingFlagValueAndRange) {
       {"--decision_log_commit_ms=20000", "--decision_log_commit_ms=20000: must be in [0, 10000]"},
       // These two were clamped in silence.
       {"--shutdown_grace_ms=-5", "--shutdown_grace_ms=-5: must be in [0, 3600000]"},
-      {"--watch_interval_ms=1", "--watch_interval_ms=1: must be in [10, 3600000]"}};
+      {"--watch_interval_ms=1", "--watch_interval_ms=1: must be in [10, 3600000]"},
+      // 600000000 started, then refused every Decide (4 x it overflowed).
+      {"--max_inflight=600000000", "--max_inflight=600000000: must be in [1, 1048576]"}};
   for (const auto& [flag, message] : cases) ExpectRefusedAtStart(dir, {flag}, message);
 }
 

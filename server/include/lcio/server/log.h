@@ -75,8 +75,22 @@ class ProtobufErrorCapture {
   ProtobufErrorCapture* previous_;
 };
 
-// Builds one line and writes it atomically (a single write(2)) when it goes
-// out of scope, if its level is enabled.
+// Log lines go to stderr from a writer thread between these two calls, so
+// that no caller (a gRPC thread refusing a request) waits for a stalled stderr,
+// e.g. a full pipe to a log collector. Lines that would queue more than
+// `max_queued_bytes` are dropped; the next line written says how many, and
+// LogLinesDropped() counts them. Outside, each line is one write(2) by its
+// caller.
+inline constexpr size_t kMaxQueuedLogBytes = 4 << 20;
+void StartLogWriter(size_t max_queued_bytes = kMaxQueuedLogBytes);
+// Waits until the queued lines are written or `deadline` passes (a stderr
+// that never drains must not hold up the exit); true if all were written.
+// Lines are then written by their callers again.
+bool StopLogWriter(absl::Time deadline);
+int64_t LogLinesDropped();
+
+// Builds one line and writes it whole (a single write(2), or handed whole to
+// the writer thread) when it goes out of scope, if its level is enabled.
 class LogLine {
  public:
   LogLine(LogLevel level, absl::string_view event);

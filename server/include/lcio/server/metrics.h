@@ -4,6 +4,7 @@
 #pragma once
 
 #include <array>
+#include <atomic>
 #include <memory>
 #include <string>
 #include <vector>
@@ -54,6 +55,9 @@ class Metrics {
   void CountFallbackDecision();
   void ObserveBatch(int size, double inference_s);
   void SetConversations(double n);
+  // The process's count of log lines dropped because stderr did not keep up
+  // (LogLinesDropped()); the counter follows it.
+  void SetLogLinesDropped(int64_t total);
   void CountReport();
   // Why a valid Report was not acknowledged (label `reason`).
   enum class ReportReject { kQueueFull, kDiskSpace, kWriteFailed, kShutdown };
@@ -120,6 +124,8 @@ class Metrics {
   prometheus::Gauge* policy_loaded_ = nullptr;
   prometheus::Counter* budget_outside_latency_ = nullptr;
   prometheus::Counter* budget_outside_money_ = nullptr;
+  prometheus::Counter* log_lines_dropped_ = nullptr;
+  std::atomic<int64_t> log_lines_dropped_seen_{0};
 
   absl::Mutex mu_;
   absl::flat_hash_map<std::string, prometheus::Counter*> view_counters_ ABSL_GUARDED_BY(mu_);
