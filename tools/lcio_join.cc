@@ -50,6 +50,10 @@ ABSL_FLAG(double, reward_window_s, 3600,
 ABSL_FLAG(int64_t, memory_mb, 512,
           "memory for one partition's records; the logs are split into as many partitions as "
           "this needs");
+ABSL_FLAG(std::string, first_reported_since, "",
+          "RFC 3339 time: join only conversations whose first Report (earliest received_utc over "
+          "all --reports) is at or after it; lcio-report-export's held_out_since, so that the "
+          "join holds the hold-out alone");
 ABSL_FLAG(std::string, now_utc, "",
           "RFC 3339 time the join treats as now (default: the clock), for pending decisions");
 
@@ -71,10 +75,16 @@ struct Summary {
   // Decisions of a joined turn besides the one joined: a retried Decide, or
   // the other life of a restarted conversation.
   int64_t not_joined = 0;
+  // The same of a turn that cut its conversation (deviated, other history,
+  // unusable), besides the one that turn counter counts.
+  int64_t not_joined_of_cut_turns = 0;
   int64_t unusable =
       0;  // the Report's action had probability < kMinPropensity, or other views/tasks
   int64_t unmatched_reports = 0;  // no decision for them (a repeated Report counts once)
-  int64_t partitions = 0;         // scratch files the logs were split into (--memory_mb)
+  // Decisions of conversations first reported before --first_reported_since
+  // (or never reported) when it is given.
+  int64_t before_first_reported_since = 0;
+  int64_t partitions = 0;  // scratch files the logs were split into (--memory_mb)
   std::vector<std::string> problems;
 };
 
@@ -202,10 +212,18 @@ void WarnAboutStaleScratch(const std::string& out_path) {
 
 // Joins the conversations of one partition and writes them. The partition's
 // Report lines are "<file index>\t<record JSON>", in log order.
+// The vocabulary of the first joined turn: every later one must have it.
+struct Vocabulary {
+  bool set = false;
+  std::vector<std::string> views, tasks;
+};
+
 absl::Status JoinPartition(const std::string& decisions_path, const std::string& reports_path,
-                           absl::Time now, double window_s, ope::JoinedLogWriter* writer,
-                           std::vector<std::string>* views, std::vector<std::string>* tasks,
-                           int64_t* next_id, Summary* s) {
+                           absl::Time now, double window_s, absl::Time first_reported_since,
+                           ope::JoinedLogWriter* writer, Vocabulary* vocabulary, int64_t* next_id,
+                           Summary* s) {
+  std::vector<std::string>* const views = &vocabulary->views;
+  std::vector<std::string>* const tasks = &vocabulary->tasks;
   // One Report per (conversation, turn): the one that stands as in the
   // exporter (server::LaterReportStands), whether or not it quotes its
   // decision's id.
@@ -215,6 +233,9 @@ absl::Status JoinPartition(const std::string& decisions_path, const std::string&
     absl::Time received;
   };
   std::unordered_map<std::string, Report> reports;
+  // Per conversation, its earliest Report (over every record, standing or
+  // not, as the exporter orders its hold-out).
+  std::unordered_map<std::string, absl::Time> first_reported;
   {
     std::ifstream in(reports_path, std::ios::binary);
     std::string line;
@@ -226,6 +247,8 @@ absl::Status JoinPartition(const std::string& decisions_path, const std::string&
       auto r = server::ReportRecordFromJson(absl::string_view(line).substr(tab + 1));
       if (!r.ok()) return r.status();  // we wrote it from a checked record
       const absl::Time received = server::ReceivedTime(*r);
+      auto [first, new_conversation] = first_reported.try_emplace(r->conversation_id, received);
+      if (!new_conversation) first->second = std::min(first->second, received);
       std::string key = TurnKey(r->conversation_id, r->turn_index);
       auto [it, fresh] = reports.try_emplace(std::move(key));
       if (fresh ||
@@ -260,6 +283,14 @@ absl::Status JoinPartition(const std::string& decisions_path, const std::string&
   // A conversation is cut at its first turn that cannot be joined (the
   // context of later turns would be wrong).
   for (auto& conversation : conversations) {
+    if (first_reported_since != absl::InfinitePast()) {
+      const auto first = first_reported.find(conversation.begin()->second.front().conversation_id);
+      if (first == first_reported.end() || first->second < first_reported_since) {
+        for (const auto& [turn_index, decisions] : conversation)
+          s->before_first_reported_since += static_cast<int64_t>(decisions.size());
+        continue;
+      }
+    }
     data::Episode episode;
     episode.id = ++*next_id;
     std::vector<double> propensity;
@@ -270,16 +301,25 @@ absl::Status JoinPartition(const std::string& decisions_path, const std::string&
     int expected_turn = 0;
     bool cut = false;
     for (const auto& [turn_index, decisions] : conversation) {
+      const auto n = static_cast<int64_t>(decisions.size());
       if (cut) {
-        ++s->after_gap;
+        s->after_gap += n;
         continue;
       }
-      auto stop = [&](int64_t* counter) {
-        ++*counter;
+      // Counters of decisions take the turn's every decision; counters of
+      // turns take one, and the turn's other decisions are counted apart, so
+      // that every logged decision is counted once.
+      auto stop_decisions = [&](int64_t* counter) {
+        *counter += n;
+        cut = true;
+      };
+      auto stop = [&](int64_t* turn_counter) {
+        ++*turn_counter;
+        s->not_joined_of_cut_turns += n - 1;
         cut = true;
       };
       if (turn_index != expected_turn) {  // an earlier turn was never logged
-        stop(&s->after_gap);
+        stop_decisions(&s->after_gap);
         continue;
       }
       // The newest decision of the turn made no later than `by` (the later
@@ -317,11 +357,19 @@ absl::Status JoinPartition(const std::string& decisions_path, const std::string&
       const absl::Time decided = decided_at(*d);
       const bool timed = decided != absl::InfinitePast();
       if (found == reports.end()) {
-        stop(timed && now - decided < absl::Seconds(window_s) ? &s->pending : &s->unrewarded);
+        stop_decisions(timed && now - decided < absl::Seconds(window_s) ? &s->pending
+                                                                        : &s->unrewarded);
         continue;
       }
       const server::ReportRecord& r = found->second.record;
-      if (views->empty()) {
+      // A vocabulary without views would make every episode one lcio-ope
+      // refuses; such a decision cannot be replayed.
+      if (d->context.view_names.empty()) {
+        stop(&s->unusable);
+        continue;
+      }
+      if (!vocabulary->set) {
+        vocabulary->set = true;
         *views = d->context.view_names;
         *tasks = r.tasks;
       }
@@ -348,9 +396,9 @@ absl::Status JoinPartition(const std::string& decisions_path, const std::string&
         stop(&s->other_history);
         continue;
       }
-      absl::Time reported = found->second.received;
-      if (timed && reported != absl::InfinitePast() && reported - decided > absl::Seconds(window_s))
-        ++s->late;
+      const absl::Time reported = found->second.received;
+      const bool late =
+          timed && reported != absl::InfinitePast() && reported - decided > absl::Seconds(window_s);
       auto actions = env::ActionTable::Create(static_cast<int>(views->size()));
       if (!actions.ok()) return actions.status();
       auto executed = actions->IndexOf(r.cloud, r.cloud ? r.uploaded_views : std::vector<int>{});
@@ -391,6 +439,7 @@ absl::Status JoinPartition(const std::string& decisions_path, const std::string&
       propensity.push_back(d->actions[*executed].probability);
       joined_actions.push_back(*executed);
       s->not_joined += static_cast<int64_t>(decisions.size()) - 1;
+      s->late += late;  // only a turn joined counts as a late Report joined
       if (timed) previous_decided = decided;
       budget.remaining_latency_s.push_back(d->context.latency_budget_s);
       budget.remaining_money_usd.push_back(d->context.money_budget_usd);
@@ -449,6 +498,13 @@ absl::Status Run(Summary* s) {
   if (!(window_s >= 0 && window_s <= 366 * 86400.0))
     return absl::InvalidArgumentError(
         absl::StrCat("--reward_window_s = ", window_s, ": must be in [0, 31622400] (a year)"));
+  absl::Time first_reported_since = absl::InfinitePast();
+  if (const std::string since = absl::GetFlag(FLAGS_first_reported_since); !since.empty()) {
+    std::string err;
+    if (!absl::ParseTime(absl::RFC3339_full, since, &first_reported_since, &err))
+      return absl::InvalidArgumentError(
+          absl::StrCat("--first_reported_since = \"", data::Shorten(since, 64), "\": ", err));
+  }
   absl::Time now = absl::Now();
   if (!absl::GetFlag(FLAGS_now_utc).empty()) {
     std::string err;
@@ -577,11 +633,11 @@ absl::Status Run(Summary* s) {
     }
   } temp_guard{temp_out};
   ope::JoinedLogWriter writer(&out);
-  std::vector<std::string> views, tasks;
+  Vocabulary vocabulary;
   int64_t next_id = 0;
   for (size_t p = 0; p < partitions; ++p) {
-    if (auto st = JoinPartition(part("d", p), part("r", p), now, window_s, &writer, &views, &tasks,
-                                &next_id, s);
+    if (auto st = JoinPartition(part("d", p), part("r", p), now, window_s, first_reported_since,
+                                &writer, &vocabulary, &next_id, s);
         !st.ok())
       return st;
     std::error_code ignored;
@@ -627,8 +683,10 @@ int main(int argc, char** argv) {
                       {"deviated_turns", s.deviated},
                       {"other_history_turns", s.other_history},
                       {"other_decisions_of_joined_turns", s.not_joined},
+                      {"other_decisions_of_cut_turns", s.not_joined_of_cut_turns},
                       {"unusable_turns", s.unusable},
                       {"unmatched_reports", s.unmatched_reports},
+                      {"decisions_first_reported_before_since", s.before_first_reported_since},
                       {"partitions", s.partitions},
                       {"problems", s.problems}};
   std::cout << j.dump(2, ' ', false, nlohmann::json::error_handler_t::replace) << "\n";

@@ -99,10 +99,21 @@ json DifferencesJson(const ope::Differences& d) {
           {"disagreements", d.disagreements}};
 }
 
+// Why an interval with an infinite bound is undefined: the sample shows no
+// spread (for a difference, or one side's own estimate has none, which is
+// no evidence either), or, with a finite standard error, the bootstrap-t's
+// resamples do (too few conversations: a resample of one conversation has
+// standard error 0 and an infinite t).
+std::string UndefinedWhy(const ope::Interval& i, bool difference) {
+  if (!std::isinf(i.standard_error)) return "too few conversations for the bootstrap-t";
+  return difference ? "no spread in the sample, or none in one policy's own estimate"
+                    : "no spread in the sample";
+}
+
 std::string DifferenceCell(const ope::Interval& i) {
   if (std::isnan(i.estimate)) return "undefined (a policy never agrees with the log)";
-  if (std::isinf(i.low) && std::isinf(i.high))
-    return absl::StrFormat("%+.3f [interval undefined: no spread in the sample]", i.estimate);
+  if (!std::isfinite(i.low) || !std::isfinite(i.high))
+    return absl::StrFormat("%+.3f [interval undefined: %s]", i.estimate, UndefinedWhy(i, true));
   return absl::StrFormat("%+.3f [%+.3f, %+.3f]", i.estimate, i.low, i.high);
 }
 
@@ -128,8 +139,8 @@ void PrintPaired(const ope::PairedReport& p, const std::string& baseline) {
 
 std::string Cell(const ope::Interval& i) {
   if (std::isnan(i.estimate)) return "undefined (no agreeing turn)";
-  if (std::isinf(i.low) && std::isinf(i.high))
-    return absl::StrFormat("%.3f [interval undefined: no spread in the sample]", i.estimate);
+  if (!std::isfinite(i.low) || !std::isfinite(i.high))
+    return absl::StrFormat("%.3f [interval undefined: %s]", i.estimate, UndefinedWhy(i, false));
   return absl::StrFormat("%.3f [%.3f, %.3f]", i.estimate, i.low, i.high);
 }
 
@@ -141,7 +152,8 @@ std::string Advice(const ope::OpeReport& r, double half_width) {
   if (deterministic > 0.5) {
     absl::StrAppendFormat(
         &out,
-        "- %.0f%% of turns were logged without exploration (propensity 1). There IPS counts a "
+        "- %.0f%% of turns were logged without exploration (propensity above 0.999). There IPS "
+        "counts a "
         "turn where the candidate differs from the log as reward 0 and SNIPS averages only the "
         "turns where they agree: neither says anything about the candidate's different choices. "
         "DR is then the direct method plus a correction on agreeing turns: only the response "

@@ -34,6 +34,17 @@ absl::StatusOr<std::unique_ptr<env::Policy>> MakePolicy(const std::string& spec,
           (*loaded)->CheckCompatible(dataset.num_views, static_cast<int>(dataset.tasks.size()));
       !s.ok())
     return s;
+  // The same number of tasks is not enough: a candidate whose vocabulary
+  // names them otherwise, or in another order, would be replayed with the
+  // wrong task on every turn.
+  const std::vector<std::string>& tasks = (*loaded)->engine().metadata().tasks;
+  if (tasks != dataset.tasks)
+    for (size_t t = 0; t < tasks.size() && t < dataset.tasks.size(); ++t)
+      if (tasks[t] != dataset.tasks[t])
+        return absl::FailedPreconditionError(absl::StrCat(
+            "policy \"", data::Shorten(spec), "\": task ", t, " is \"", data::Shorten(tasks[t], 64),
+            "\", the data's is \"", data::Shorten(dataset.tasks[t], 64),
+            "\": a policy must know the data's tasks in the data's order"));
   return std::unique_ptr<env::Policy>(std::move(*loaded));
 }
 

@@ -1,7 +1,9 @@
 #!/usr/bin/env bash
-# Container entrypoint of the trainer (Job: train once; CronJob: retrain from the servers' Report
-# logs and publish). CI runs this same script with locally built binaries
-# (tests/deploy/entrypoint_train.sh). Extra arguments go to lcio-train and override these.
+# Container entrypoint of the trainer (CronJob lcio-train: train once, on demand; CronJob
+# lcio-retrain: retrain from the servers' Report logs and publish). CI runs this same script with
+# locally built binaries (tests/deploy/check_retrain_gate.sh: the gated nightly retrain;
+# tests/deploy/e2e_prometheus.sh: Report -> retrain -> publish -> hot reload). Extra arguments go
+# to lcio-train and override these.
 #
 #   LCIO_TRAIN_BIN          default lcio-train on PATH
 #   LCIO_EXPORT_BIN         default lcio-report-export on PATH (Report log -> M4A1-schema JSON)
@@ -108,9 +110,13 @@ if [[ -n "${LCIO_REPORT_LOGS:-}" ]]; then
     shopt -u nullglob
     if ((${#decision_logs[@]} && ${#logs[@]})); then
       gate_joined="$work/joined-$stamp.json"
+      # The held-out conversations alone: the candidate trains on the others, and its simulator
+      # is fitted on their responses, so joined traffic it trained on would favour it.
+      since_args=()
+      if [[ -n "${gate_data_since:-}" ]]; then since_args=("--first_reported_since=$gate_data_since"); fi
       # Flag lists are comma-separated (a repeated flag would replace, not add).
       "${LCIO_JOIN_BIN:-lcio-join}" --decisions="$(IFS=,; echo "${decision_logs[*]}")" \
-        --reports="$(IFS=,; echo "${logs[*]}")" --out="$gate_joined" \
+        --reports="$(IFS=,; echo "${logs[*]}")" --out="$gate_joined" "${since_args[@]}" \
         >"$work/joined-$stamp.summary.json"
       log "joined ${#decision_logs[@]} decision logs with the Report logs: $gate_joined"
     fi

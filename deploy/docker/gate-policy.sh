@@ -155,7 +155,8 @@ if [[ -n "${LCIO_GATE_JOINED:-}" && -r "$LCIO_GATE_JOINED" ]]; then
   note
   note "$(jq -r "$pick"' | $c.advice' "$dir/gate-ope.json")"
   [[ "$v" == ok ]] || verdict=1
-  # Evidence: turns logged without exploration (propensity 1) show only the serving policy's own
+  # Evidence: turns logged without exploration (propensity above 0.999, lcio-ope's
+  # deterministic_turns) show only the serving policy's own
   # action, so where the two policies differ there the DR difference is the response model's
   # extrapolation alone. More than half such turns: no evidence.
   read -r deterministic all_turns < <(jq -r "$pick"' | "\($c.overall.deterministic_turns) \($c.overall.turns)"' \
@@ -163,7 +164,7 @@ if [[ -n "${LCIO_GATE_JOINED:-}" && -r "$LCIO_GATE_JOINED" ]]; then
   if ((all_turns == 0 || 2 * deterministic > all_turns)); then
     note
     note "no evidence: $deterministic of $all_turns joined turns were logged without exploration" \
-      "(propensity 1); the difference there is the response model's extrapolation"
+      "(propensity above 0.999); the difference there is the response model's extrapolation"
     verdict=1
   fi
 else

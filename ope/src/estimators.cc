@@ -337,10 +337,23 @@ absl::StatusOr<Differences> EstimateDifference(const std::vector<OpeTurn>& candi
     return d;
   }
   const Terms tc = TermsOf(candidate), tb = TermsOf(baseline);
-  // sum(a_c) / sum(b_c) - sum(a_b) / sum(b_b), per conversation.
+  auto undefined = [](const Interval& i) {
+    return !std::isfinite(i.standard_error) || !std::isfinite(i.low) || !std::isfinite(i.high);
+  };
+  // sum(a_c) / sum(b_c) - sum(a_b) / sum(b_b), per conversation. Undefined
+  // when either side's own estimate is: a side without evidence (an IPS that
+  // agrees with the log nowhere) would lend the difference the other side's
+  // spread alone, a narrow interval that claims what the log cannot show.
   auto difference = [&](const std::vector<double>& ac, const std::vector<double>& bc,
                         const std::vector<double>& ab, const std::vector<double>& bb) {
-    return Build(Gather(candidate, {&ac, &bc, &ab, &bb}), interval);
+    Interval d = Build(Gather(candidate, {&ac, &bc, &ab, &bb}), interval);
+    if (undefined(Build(Gather(candidate, {&ac, &bc}), interval)) ||
+        undefined(Build(Gather(baseline, {&ab, &bb}), interval))) {
+      d.standard_error = std::numeric_limits<double>::infinity();
+      d.low = -d.standard_error;
+      d.high = d.standard_error;
+    }
+    return d;
   };
   d.ips = difference(tc.wr, tc.ones, tb.wr, tb.ones);
   d.snips = difference(tc.wr, tc.w, tb.wr, tb.w);
@@ -361,7 +374,7 @@ Estimates Estimate(const std::vector<OpeTurn>& turns, const IntervalOptions& int
     sw += terms.w[i];
     sww += terms.w[i] * terms.w[i];
     e.matches += t.match;
-    e.deterministic += t.propensity >= 1.0;
+    e.deterministic += t.propensity > 1.0 - Estimates::kMinExploration;
     e.min_propensity = std::min(e.min_propensity, t.propensity);
   }
   e.clusters = static_cast<int64_t>(clusters.size());

@@ -65,6 +65,20 @@ std::string Rfc3339(absl::Time t) {
   return absl::FormatTime(absl::RFC3339_full, t, absl::UTCTimeZone());
 }
 
+// Every logged decision is counted once in lcio-join's summary: joined, a
+// joined or cut turn's other decisions, or a reason it was not joined (a
+// retried turn's extra decisions went missing from the counts).
+void ExpectEveryDecisionCounted(const json& s) {
+  const int64_t counted =
+      s["turns"].get<int64_t>() + s["other_decisions_of_joined_turns"].get<int64_t>() +
+      s["pending_decisions"].get<int64_t>() + s["unrewarded_decisions"].get<int64_t>() +
+      s["decisions_after_a_gap"].get<int64_t>() + s["deviated_turns"].get<int64_t>() +
+      s["other_history_turns"].get<int64_t>() + s["unusable_turns"].get<int64_t>() +
+      s["other_decisions_of_cut_turns"].get<int64_t>() +
+      s["decisions_first_reported_before_since"].get<int64_t>();
+  EXPECT_EQ(counted, s["decisions"].get<int64_t>()) << s.dump();
+}
+
 TEST_F(OpeEndToEndTest, DecisionAndReportLogsAreJoinedAndEvaluatedOffPolicy) {
   auto sim = Simulate(dir_.File("sim.json"), 0.3, 1);
   ASSERT_TRUE(sim.ok()) << sim.status();
@@ -165,6 +179,7 @@ TEST_F(OpeEndToEndTest, DecisionAndReportLogsAreJoinedAndEvaluatedOffPolicy) {
                             "--out=" + dir_.File("joined.json"), "--reward_window_s=3600"});
   ASSERT_EQ(status, 0) << stderr_ << out;
   const json summary = json::parse(out);
+  ExpectEveryDecisionCounted(summary);
   const int cut = static_cast<int>(ds.episodes[1].turns.size()) - 1;  // turn 1 onwards
   EXPECT_EQ(summary["decisions"], total_turns) << out;
   EXPECT_EQ(summary["decision_skipped_lines"], 1) << out;
@@ -339,6 +354,57 @@ TEST_F(OpeEndToEndTest, ATurnTheClientRanOtherwiseThanDecidedCutsItsConversation
   EXPECT_EQ(joined->propensity[0], std::vector<double>({0.92}));
 }
 
+// The retraining gate joins the hold-out alone: conversations first
+// reported at or after --first_reported_since (the exporter's
+// held_out_since), over every record of the conversation. A late Report of a
+// turn that is then cut is not counted as joined.
+TEST_F(OpeEndToEndTest, TheJoinKeepsConversationsFirstReportedSinceAndCountsOnlyJoinedLateReports) {
+  std::ofstream decisions(dir_.File("decisions.log"), std::ios::binary);
+  std::ofstream reports(dir_.File("reports.log"), std::ios::binary);
+  // "old": first reported at minute 1; "new": at minute 10, two turns.
+  const data::DecisionRecord old0 = HandDecision("old", 0, 1, 0, 0.92, 0);
+  const data::DecisionRecord new0 = HandDecision("new", 0, 2, 0, 0.92, 9);
+  const data::DecisionRecord new1 = HandDecision("new", 1, 3, 0, 0.92, 9, {{0, "Query"}});
+  for (const auto* d : {&old0, &new0, &new1}) decisions << data::ToJsonLine(*d) << "\n";
+  reports << server::EncodeReportLine(HandReport(old0, false, 1.5, 60, {"Query"}));
+  reports << server::EncodeReportLine(HandReport(new0, false, 1.5, 600, {"Query"}));
+  // Turn 1's Report comes 2 hours late and says cloud: deviated, cut.
+  reports << server::EncodeReportLine(HandReport(new1, true, 1.5, 600 + 7200, {"Query"}));
+  decisions.close();
+  reports.close();
+  const std::string since = Rfc3339(kStart + absl::Minutes(5));
+  auto [status, out] =
+      Run({LCIO_JOIN_BIN, "--decisions=" + dir_.File("decisions.log"),
+           "--reports=" + dir_.File("reports.log"), "--out=" + dir_.File("joined.json"),
+           "--first_reported_since=" + since});
+  ASSERT_EQ(status, 0) << stderr_ << out;
+  const json summary = json::parse(out);
+  EXPECT_EQ(summary["conversations"], 1) << out;
+  EXPECT_EQ(summary["turns"], 1) << out;
+  EXPECT_EQ(summary["decisions_first_reported_before_since"], 1) << out;
+  EXPECT_EQ(summary["deviated_turns"], 1) << out;
+  EXPECT_EQ(summary["late_reports"], 0) << out;  // its turn was cut, not joined
+  ExpectEveryDecisionCounted(summary);
+  auto joined = ope::LoadJoinedLog(dir_.File("joined.json"));
+  ASSERT_TRUE(joined.ok()) << joined.status();
+  ASSERT_EQ(joined->dataset.episodes.size(), 1u);
+
+  // Without the flag both conversations are joined.
+  auto [all_status, all_out] =
+      Run({LCIO_JOIN_BIN, "--decisions=" + dir_.File("decisions.log"),
+           "--reports=" + dir_.File("reports.log"), "--out=" + dir_.File("all.json")});
+  ASSERT_EQ(all_status, 0) << stderr_ << all_out;
+  EXPECT_EQ(json::parse(all_out)["conversations"], 2) << all_out;
+  EXPECT_EQ(json::parse(all_out)["decisions_first_reported_before_since"], 0) << all_out;
+
+  auto [bad_status, bad_out] =
+      Run({LCIO_JOIN_BIN, "--decisions=" + dir_.File("decisions.log"),
+           "--reports=" + dir_.File("reports.log"), "--out=" + dir_.File("bad.json"),
+           "--first_reported_since=yesterday"});
+  EXPECT_EQ(bad_status, 2) << bad_out;
+  EXPECT_NE(stderr_.find("--first_reported_since = \"yesterday\""), std::string::npos) << stderr_;
+}
+
 // Under fleet control a decision's context records the lowered money budget
 // and the request's own; the joined turn carries both, so that the replay's
 // shield falls back to the request's budget as the server's did.
@@ -491,6 +557,7 @@ TEST_F(OpeEndToEndTest, EachTurnJoinsTheDecisionItsReportNamesAndItsNewestReport
                               "--reports=" + files, "--out=" + dir_.File("joined.json")});
     ASSERT_EQ(status, 0) << stderr_ << out;
     const json summary = json::parse(out);
+    ExpectEveryDecisionCounted(summary);
     EXPECT_EQ(summary["conversations"], 13) << out;
     EXPECT_EQ(summary["turns"], 15) << out;
     EXPECT_EQ(summary["unmatched_reports"], 1) << out;
@@ -617,6 +684,34 @@ TEST_F(OpeEndToEndTest, BadJoinedInputIsRefusedWithTheFieldAndTheRule) {
   EXPECT_NE(stderr_.find("--baseline and --candidates apply to --log or --validate"),
             std::string::npos)
       << stderr_;
+}
+
+// A candidate trained on another task vocabulary (other names, or the same in
+// another order) was replayed with the wrong task on every turn: only the
+// number of tasks was checked.
+TEST_F(OpeEndToEndTest, ACandidateWhoseTasksAreNotTheLogsIsRefused) {
+  auto log = Simulate(dir_.File("sim.json"), 0.1, 1);
+  ASSERT_TRUE(log.ok()) << log.status();
+  json joined = json::parse(test::ReadFile(dir_.File("sim.json")));
+  for (json& episode : joined) {
+    std::swap(episode["tasks"][0], episode["tasks"][1]);  // same names, another order
+    for (json& turn : episode["interactions"])
+      if (turn["task_cat"] == "Assistive System")
+        turn["task_cat"] = "Message Editing";
+      else if (turn["task_cat"] == "Message Editing")
+        turn["task_cat"] = "Assistive System";
+  }
+  std::ofstream(dir_.File("swapped.json")) << joined.dump();
+  auto [status, out] =
+      Run({LCIO_OPE_BIN, "--log=" + dir_.File("swapped.json"), "--candidates=local," + kPolicy});
+  EXPECT_NE(status, 0) << out;
+  EXPECT_NE(stderr_.find("task 0 is \"Assistive System\", the data's is \"Message Editing\""),
+            std::string::npos)
+      << stderr_;
+  // The log as simulated is accepted.
+  auto [ok_status, ok_out] =
+      Run({LCIO_OPE_BIN, "--log=" + dir_.File("sim.json"), "--candidates=local," + kPolicy});
+  EXPECT_EQ(ok_status, 0) << stderr_;
 }
 
 // Names in `dir` other than `keep`: what a join left behind.

@@ -60,6 +60,14 @@ TEST(Estimators, OnPolicyEveryEstimatorIsTheLoggedMean) {
   EXPECT_EQ(e.deterministic, 10);
 }
 
+// A propensity of 0.999999 (epsilon 1e-6) is no more evidence about other
+// actions than 1: both count as logged without exploration, 0.99 does not.
+TEST(Estimators, NearlyCertainPropensitiesCountAsWithoutExploration) {
+  std::vector<OpeTurn> t;
+  for (double p : {1.0, 0.999999, 0.9995, 0.99, 0.5}) t.push_back({0, 1.0, p, true, 0.7, 0.7});
+  EXPECT_EQ(Estimate(t).deterministic, 3);
+}
+
 TEST(Estimators, NoAgreementLeavesSnipsUndefined) {
   std::vector<OpeTurn> t = {{0, 1.0, 1.0, false, 0.2, 0.9}, {1, 1.0, 1.0, false, 0.2, 0.9}};
   const Estimates e = Estimate(t);
@@ -183,7 +191,7 @@ TEST(Differences, HandComputedValues) {
                             {1, 3.0, 1.0, true, 2.0, 2.5, 0}};
   std::vector<OpeTurn> b = {{0, 2.0, 0.5, false, 0.0, 1.5, 3},
                             {0, 1.0, 0.25, true, 1.0, 1.0, 4},
-                            {1, 3.0, 1.0, false, 0.5, 2.5, 5}};
+                            {1, 3.0, 1.0, false, 0.9, 2.5, 5}};
   auto d = EstimateDifference(c, b, Normal());
   ASSERT_TRUE(d.ok()) << d.status();
   const Estimates ec = Estimate(c), eb = Estimate(b);
@@ -250,6 +258,37 @@ TEST(Differences, PairedRecoversAKnownDifferenceWithANarrowerInterval) {
   // paired interval is less than half as wide.
   EXPECT_LT(d->dr.standard_error, 0.5 * std::hypot(ec.dr.standard_error, eb.dr.standard_error));
   EXPECT_EQ(d->disagreements, 600);
+}
+
+// A side whose own estimate has no evidence (an IPS that agrees with the log
+// nowhere, a SNIPS that agrees in one conversation) gave the difference the
+// other side's spread alone: a narrow interval claiming a difference the log
+// cannot show.
+TEST(Differences, AreUndefinedWhereEitherSidesOwnIntervalIs) {
+  auto undefined = [](const Interval& i) {
+    return std::isinf(i.standard_error) && i.low == -INFINITY && i.high == INFINITY;
+  };
+  //   cluster reward p match dm_c dm_l action
+  std::vector<OpeTurn> baseline, never, once;
+  for (int c = 0; c < 6; ++c) {
+    const double reward = 0.5 + 0.3 * c;
+    baseline.push_back({c, reward, 0.8, true, 0.4, 0.4, 0});
+    never.push_back({c, reward, 0.8, false, 0.1 + 0.05 * c, 0.4, 1});
+    once.push_back({c, reward, 0.8, c == 2, 0.1 + 0.05 * c, 0.4, c == 2 ? 0 : 1});
+  }
+  for (IntervalMethod method : {IntervalMethod::kNormal, IntervalMethod::kEffective}) {
+    IntervalOptions o;
+    o.method = method;
+    auto d = EstimateDifference(never, baseline, o);
+    ASSERT_TRUE(d.ok()) << d.status();
+    EXPECT_DOUBLE_EQ(d->ips.estimate, -Estimate(baseline, o).ips.estimate);
+    EXPECT_TRUE(undefined(d->ips)) << IntervalMethodName(method);
+    EXPECT_FALSE(undefined(d->dr)) << IntervalMethodName(method);  // the model's terms spread
+    auto s = EstimateDifference(once, baseline, o);
+    ASSERT_TRUE(s.ok()) << s.status();
+    EXPECT_TRUE(undefined(s->snips)) << IntervalMethodName(method);
+    EXPECT_FALSE(undefined(s->ips)) << IntervalMethodName(method);
+  }
 }
 
 TEST(Differences, RefusesTurnsOfDifferentLogs) {

@@ -92,8 +92,12 @@ struct Estimates {
   Interval dm;
   int64_t turns = 0;
   int64_t clusters = 0;
-  int64_t matches = 0;        // turns where the candidate agrees with the log
-  int64_t deterministic = 0;  // turns logged with propensity 1 (no exploration)
+  int64_t matches = 0;  // turns where the candidate agrees with the log
+  // Turns logged without exploration to speak of: the logged action's
+  // propensity above 1 - kMinExploration (an epsilon of 1e-6 logs 0.999999,
+  // which is no more evidence about other actions than 1 is).
+  static constexpr double kMinExploration = 1e-3;
+  int64_t deterministic = 0;
   double min_propensity = 1;
   // (sum w)^2 / sum w^2 over the importance weights w = match / propensity:
   // how many turns the weighted estimates are worth.
