@@ -280,8 +280,9 @@ absl::StatusOr<std::vector<Method>> MakeDecisionMakers(
               << env::DescribeTaskRule(selected->rule, dataset, decision_model->actions())
               << " (training-side worst margin " << selected->worst_margin
               << ", best single action " << selected->start_worst_margin << ")\n";
-    m.push_back({std::make_unique<env::TaskRulePolicy>(selected->rule, split.train),
-                 env::MethodRole::kCandidate});
+    m.push_back(
+        {std::make_unique<env::TaskRulePolicy>(selected->rule, selected->consulted_episodes),
+         env::MethodRole::kCandidate});
   }
 #ifdef LCIO_WITH_POLICY
   for (const policy::TrainOptions& options : settings.training) {
@@ -342,7 +343,10 @@ absl::StatusOr<std::vector<Method>> MakeDecisionMakers(
     // and its rows are not held out, unless it was verified above to be
     // trained on this split's training side.
     const bool seen = !PerSplit(pattern) && metadata.data_sha256 == settings.data_sha256;
-    m.push_back({std::move(loaded), env::MethodRole::kCandidate, !seen});
+    // It is shown, never ranked: a verdict on episodes it trained on would
+    // read as a held-out one.
+    m.push_back({std::move(loaded),
+                 seen ? env::MethodRole::kNotHeldOut : env::MethodRole::kCandidate, !seen});
   }
 #else
   (void)dataset, (void)config;

@@ -47,9 +47,10 @@ int GreedyPolicy::Act(const DecisionContext& context, std::vector<double>* score
   int best = -1;
   for (int a = 0; a < n; ++a)
     if (best < 0 || rewards[a] > rewards[best]) best = a;
-  best = Shield(simulator.costs(), best, &rewards, context.remaining_latency_s,
-                context.remaining_money_usd)
-             .action;
+  const ShieldDecision shielded = Shield(simulator.costs(), best, &rewards,
+                                         context.remaining_latency_s, context.remaining_money_usd);
+  overrides_ += shielded.overridden;
+  best = shielded.action;
   if (scores) *scores = rewards;
   return best;
 }

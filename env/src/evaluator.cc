@@ -26,7 +26,11 @@ PolicyResult EvaluatePolicy(const Simulator& simulator, const data::Dataset& dat
 absl::Status CheckDecisionModelHeldOut(const Policy& policy,
                                        const std::vector<int>& test_episodes) {
   if (policy.is_bound()) return absl::OkStatus();
-  const std::vector<int> fitted = policy.DecisionModelEpisodes();  // sorted
+  // Sorted here: a policy may declare its episodes in any order (a task
+  // rule declared the shuffled training side, and the binary search missed
+  // 167 of 200 planted test episodes).
+  std::vector<int> fitted = policy.DecisionModelEpisodes();
+  std::sort(fitted.begin(), fitted.end());
   for (int e : test_episodes)
     if (std::binary_search(fitted.begin(), fitted.end(), e))
       return absl::FailedPreconditionError(absl::StrCat(
@@ -75,6 +79,7 @@ PolicyResult EvaluatePolicy(const Scorer& scorer, const data::Dataset& dataset,
     while (!run.done()) {
       scores.clear();
       int action = policy.Act(run.context(), &scores);
+      e.shield_overrides += policy.TakeShieldOverrides();
       if (options.shield) {
         const DecisionContext& c = run.context();
         ShieldDecision d = Shield(simulator.costs(), action, scores.empty() ? nullptr : &scores,
@@ -216,11 +221,18 @@ const char* MethodRoleName(MethodRole role) {
       return "bound";
     case MethodRole::kHindsight:
       return "hindsight";
+    case MethodRole::kNotHeldOut:
+      return "not held out";
   }
   return "unknown";
 }
 
 std::vector<WorstCaseRow> WorstCase(const std::vector<ScoredRows>& scorers, bool shielded) {
+  // Over a budget in some episode: such a row's reward is not comparable
+  // (the reward carries no penalty for the excess).
+  auto over_budget = [](const AggregateResult& r) {
+    return r.share_over_latency > 0 || r.share_over_money > 0;
+  };
   std::vector<WorstCaseRow> out;
   const ScoredRows* first = nullptr;
   for (const auto& s : scorers)
@@ -252,7 +264,7 @@ std::vector<WorstCaseRow> WorstCase(const std::vector<ScoredRows>& scorers, bool
             (role == MethodRole::kBaseline &&
              s.rows[r].reward_by_split == s.rows[self].reward_by_split))
           continue;
-        if (s.roles[r] == MethodRole::kBaseline &&
+        if (s.roles[r] == MethodRole::kBaseline && !over_budget(s.rows[r]) &&
             (best < 0 || s.rows[r].reward > s.rows[best].reward))
           best = static_cast<int>(r);
       }
@@ -267,10 +279,12 @@ std::vector<WorstCaseRow> WorstCase(const std::vector<ScoredRows>& scorers, bool
       row.percent_of_oracle = row.has_oracle ? 100.0 * row.reward / s.oracle_reward() : 0.0;
       row.best_baseline = s.rows[best].name;
       row.margin = Compare(s.rows[self], s.rows[best]);
+      row.over_budget = over_budget(s.rows[self]);
       if (!worst || row.margin.mean < worst->margin.mean) worst = row;
     }
     if (!worst) continue;
-    worst->verdict = worst->margin.mean > 0                                ? "ahead"
+    worst->verdict = worst->over_budget                                    ? "over budget"
+                     : worst->margin.mean > 0                              ? "ahead"
                      : worst->margin.mean >= -worst->margin.standard_error ? "tie"
                                                                            : "behind";
     out.push_back(*worst);
@@ -343,6 +357,7 @@ std::string ToJson(const std::vector<ScoredRows>& scorers,
                                   {"best_baseline", r.best_baseline},
                                   {"margin", r.margin.mean},
                                   {"margin_se", r.margin.standard_error},
+                                  {"over_budget", r.over_budget},
                                   {"verdict", r.verdict}});
   return root.dump(2, ' ', false, nlohmann::json::error_handler_t::replace);
 }

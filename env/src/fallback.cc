@@ -176,12 +176,14 @@ int FallbackTable::Lookup(const DecisionContext& context,
   return entry->fixed_action;
 }
 
-int FallbackTable::Decide(const DecisionContext& context) const {
+int FallbackTable::Decide(const DecisionContext& context, bool* overridden) const {
+  if (overridden != nullptr) *overridden = false;
   const int fixed = Lookup(context);
   if (fixed < 0) return -1;
-  return ShieldByCost(context.action_time_s, context.action_money_usd, fixed,
-                      context.remaining_latency_s, context.remaining_money_usd)
-      .action;
+  const ShieldDecision d = ShieldByCost(context.action_time_s, context.action_money_usd, fixed,
+                                        context.remaining_latency_s, context.remaining_money_usd);
+  if (overridden != nullptr) *overridden = d.overridden;
+  return d.action;
 }
 
 absl::Status FallbackTable::Validate(int num_actions, const std::string& source) const {
@@ -273,12 +275,21 @@ FallbackPolicy::FallbackPolicy(std::unique_ptr<Policy> inner,
       decision_model_episodes_(std::move(decision_model_episodes)) {}
 
 int FallbackPolicy::Act(const DecisionContext& context, std::vector<double>* scores) {
-  if (table_ != nullptr)
-    if (const int fixed = table_->Decide(context); fixed >= 0) {
+  if (table_ != nullptr) {
+    bool overridden = false;
+    if (const int fixed = table_->Decide(context, &overridden); fixed >= 0) {
+      overrides_ += overridden;
       if (scores != nullptr) scores->clear();
       return fixed;
     }
+  }
   return inner_->Act(context, scores);
+}
+
+int64_t FallbackPolicy::TakeShieldOverrides() {
+  const int64_t n = overrides_ + inner_->TakeShieldOverrides();
+  overrides_ = 0;
+  return n;
 }
 
 absl::StatusOr<FixedActionRule> ParseFixedActionRule(const std::string& name) {

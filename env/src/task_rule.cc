@@ -5,6 +5,7 @@
 #include <cstdint>
 #include <limits>
 #include <memory>
+#include <set>
 #include <utility>
 
 #include "absl/strings/str_cat.h"
@@ -134,6 +135,10 @@ absl::StatusOr<TaskRuleSelection> SelectTaskRule(const data::Dataset& dataset,
 
   const FixedActions fixed = ScoreFixedActions(scorers, dataset, episodes, num_tasks, options);
   TaskRuleSelection out = StartFrom(fixed, num_tasks);
+  std::set<int> consulted(episodes.begin(), episodes.end());
+  for (const auto& scorer : scorers)
+    for (int e : scorer->FittedEpisodes()) consulted.insert(e);
+  out.consulted_episodes.assign(consulted.begin(), consulted.end());
   Rewards current = fixed.rewards[fixed.best_single];
 
   // Coordinate ascent, task by task, until a full pass changes nothing. A

@@ -28,12 +28,13 @@ absl::Status ArtifactPolicy::CheckCompatible(int num_views, int num_tasks) const
 }
 
 absl::StatusOr<int> ArtifactPolicy::Decide(const env::DecisionContext& context,
-                                           std::vector<double>* scores) const {
+                                           std::vector<double>* scores, bool* overridden) const {
+  if (overridden != nullptr) *overridden = false;
   const env::ObservationEncoder& encoder = engine_->encoder();
   if (absl::Status status = encoder.Check(context); !status.ok()) return status;
   // A conversation the fallback table gives to a fixed action: no scores, as
   // env::FixedPolicy, so the shield treats both alike.
-  if (const int fixed = engine_->fallback().Decide(context); fixed >= 0) {
+  if (const int fixed = engine_->fallback().Decide(context, overridden); fixed >= 0) {
     if (scores != nullptr) scores->clear();
     return fixed;
   }
@@ -50,7 +51,9 @@ absl::StatusOr<int> ArtifactPolicy::Decide(const env::DecisionContext& context,
 }
 
 int ArtifactPolicy::Act(const env::DecisionContext& context, std::vector<double>* scores) {
-  auto action = Decide(context, scores);
+  bool overridden = false;
+  auto action = Decide(context, scores, &overridden);
+  overrides_ += overridden;
   if (action.ok()) return *action;
   if (error_count_++ == 0) first_error_ = action.status();
   if (scores != nullptr) scores->clear();

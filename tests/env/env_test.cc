@@ -7,6 +7,7 @@
 #include "gtest/gtest.h"
 #include "lcio/env/baselines.h"
 #include "lcio/env/evaluator.h"
+#include "lcio/env/fallback.h"
 #include "lcio/env/shield.h"
 #include "lcio/env/split.h"
 #include "lcio/env/training_env.h"
@@ -329,6 +330,36 @@ TEST(EvaluatorTest, ShieldKeepsEveryEpisodeInsideTheBudgets) {
   EXPECT_EQ(on.share_over_latency, 0.0);
   EXPECT_EQ(on.share_over_money, 0.0);
   EXPECT_GT(on.shield_overrides, 0);
+}
+
+// Greedy and a fallback table replace what does not fit inside Act, where
+// the evaluator's shield never saw it: their rows reported 0 overrides, and
+// "no shield override in any cell" said nothing about fallback cells.
+TEST(EvaluatorTest, OverridesInsideAPolicyAreCountedAsShieldOverrides) {
+  const data::Dataset& d = lcio::testing::EmbeddedDataset();
+  auto split = RandomSplit(static_cast<int>(d.episodes.size()), 2, 0.2);
+  SimulatorConfig config;
+  config.network = "4G";
+  auto sim = Simulator::Create(d, split->train, config);
+  ASSERT_TRUE(sim.ok());
+  const Budget tight{8, 0.01};
+  // A table that gives every conversation the call with all views, which
+  // never fits 8 s on 4G (above).
+  FallbackEntry entry;  // the only entry: every conversation's nearest
+  entry.fixed_action = 8;
+  entry.action_time_s.assign((*sim)->actions().size(), 0.0);
+  entry.action_money_usd.assign((*sim)->actions().size(), 0.0);
+  entry.budget = tight;
+  auto table = std::make_shared<const FallbackTable>(std::vector<FallbackEntry>{entry});
+  FallbackPolicy fallback(std::make_unique<FixedPolicy>(0, "never asked"), table, split->train);
+  for (bool shield : {false, true}) {
+    const PolicyResult r = EvaluatePolicy(**sim, d, split->test, fallback, {tight, shield, 1});
+    EXPECT_EQ(r.share_over_latency, 0.0);  // the table keeps to the budgets itself
+    EXPECT_GT(r.shield_overrides, 0) << shield;
+  }
+  GreedyPolicy greedy(*sim);
+  const PolicyResult g = EvaluatePolicy(**sim, d, split->test, greedy, {tight, false, 1});
+  EXPECT_GT(g.shield_overrides, 0);
 }
 
 // The reference's violation figure is the mean excess over the episodes that

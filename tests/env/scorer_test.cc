@@ -323,6 +323,38 @@ TEST(WorstCaseTest, SmallestPairedMarginOverHeldOutScorersAgainstTheBestOtherBas
   EXPECT_EQ(copied[1].best_baseline, "Local");
 }
 
+// Without the shield a row can go over a budget, and the reward carries no
+// penalty for it: such a baseline is no bar (it made a shielded Greedy look
+// "behind"), and such a candidate's verdict says so whatever its margin. An
+// artifact that saw the test episodes gets no row.
+TEST(WorstCaseTest, RowsOverABudgetAreNoBarAndGetNoRanking) {
+  using R = MethodRole;
+  AggregateResult over = Row("Fixed 2", {3, 3, 3});
+  over.shielded = false;
+  over.share_over_latency = 1.0;
+  AggregateResult local = Row("Local", {0.8, 0.8, 0.8}), greedy = Row("Greedy", {1.0, 1.1, 1.2});
+  AggregateResult p = Row("P", {2, 2, 2}), seen = Row("S", {9, 9, 9});
+  for (AggregateResult* r : {&local, &greedy, &p, &seen}) r->shielded = false;
+  p.share_over_money = 0.25;
+  ScoredRows held_out{"held_out",
+                      true,
+                      {local, over, greedy, p, seen},
+                      {R::kBaseline, R::kBaseline, R::kBaseline, R::kCandidate, R::kNotHeldOut},
+                      -1};
+  const auto rows = WorstCase({held_out}, false);
+  ASSERT_EQ(rows.size(), 4u);  // S has none
+  EXPECT_EQ(rows[2].name, "Greedy");
+  EXPECT_EQ(rows[2].best_baseline, "Local");  // not Fixed 2, over the latency budget
+  EXPECT_EQ(rows[2].verdict, "ahead");
+  EXPECT_EQ(rows[1].name, "Fixed 2");
+  EXPECT_EQ(rows[1].verdict, "over budget");
+  EXPECT_EQ(rows[3].name, "P");
+  EXPECT_TRUE(rows[3].over_budget);
+  EXPECT_EQ(rows[3].verdict, "over budget");  // ahead of Greedy by 0.9, but over budget
+  for (const auto& r : rows) EXPECT_NE(r.name, "S");
+  EXPECT_STREQ(MethodRoleName(R::kNotHeldOut), "not held out");
+}
+
 TEST(WorstCaseTest, ARuleInHindsightGetsARowWithItsRoleButIsNoBaseline) {
   using R = MethodRole;
   // H (hindsight) scores above every baseline: it has its own row, marked as

@@ -43,6 +43,12 @@ TEST(TaskRule, ActsPerTaskAndAnswersLocallyForAnUnknownTask) {
   // Chosen on episodes 4 and 5, it may not be scored on them.
   EXPECT_FALSE(CheckDecisionModelHeldOut(policy, {1, 5}).ok());
   EXPECT_TRUE(CheckDecisionModelHeldOut(policy, {1, 2}).ok());
+  // Declared in any order (a random split's training side is shuffled): a
+  // binary search over it missed most planted test episodes.
+  TaskRulePolicy shuffled(TaskRule{{3, 1}}, {9, 2, 7, 4, 8, 1, 6});
+  for (int planted : {9, 2, 7, 4, 8, 1, 6})
+    EXPECT_FALSE(CheckDecisionModelHeldOut(shuffled, {0, planted, 3}).ok()) << planted;
+  EXPECT_TRUE(CheckDecisionModelHeldOut(shuffled, {0, 3, 5}).ok());
 }
 
 TEST(TaskRule, SelectsTheBetterActionOfEachTask) {
@@ -57,6 +63,10 @@ TEST(TaskRule, SelectsTheBetterActionOfEachTask) {
   EXPECT_NE(selected->rule.action_of_task[1], 0);
   EXPECT_GT(selected->worst_margin, selected->start_worst_margin);
   EXPECT_GT(selected->worst_margin, 0);
+  // It declares what it consulted: its selection episodes, whatever their order.
+  std::vector<int> sorted = AllEpisodes(d);
+  std::sort(sorted.begin(), sorted.end());
+  EXPECT_EQ(selected->consulted_episodes, sorted);
   EXPECT_NE(DescribeTaskRule(selected->rule, d, ActionTable::Create(2).value()).find("a -> local"),
             std::string::npos);
 }

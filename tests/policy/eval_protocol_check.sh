@@ -40,6 +40,14 @@ jq -e '[.scorers[].methods[] | select(.name == "Oracle") | [.shield, .shield_ove
 "$eval_bin" --splits=1 --fixed=false --oracle=false --format=json > "$tmp/no_oracle.json"
 jq -e '[.worst_case[].has_oracle] | length > 0 and (any | not)' "$tmp/no_oracle.json" > /dev/null ||
   { echo "has_oracle must be false without the Oracle"; exit 1; }
+# An artifact trained on the evaluated data (the shipped policy on M4A1) has seen
+# the test episodes: its rows are shown with role "not held out", never ranked.
+"$eval_bin" --splits=1 --fixed=false --oracle=false --shield=on --policy=policy/default_policy.pt \
+  --format=json > "$tmp/seen.json"
+jq -e '[.scorers[] | select(.scorer == "held_out") | .methods[] | select(.name | startswith("rc-ppo"))]
+       | length == 1' "$tmp/seen.json" > /dev/null || { echo "the artifact's row is missing"; exit 1; }
+jq -e '[.worst_case[] | select(.name | startswith("rc-ppo"))] | length == 0' "$tmp/seen.json" \
+  > /dev/null || { echo "an artifact that saw the test episodes was given a verdict"; exit 1; }
 "$eval_bin" --splits=1 --fixed=false --oracle=false > "$tmp/no_oracle.md"
 grep -q '^| Local | baseline | on | [a-z_]* | [0-9.]* | - |' "$tmp/no_oracle.md" ||
   { cat "$tmp/no_oracle.md"; exit 1; }

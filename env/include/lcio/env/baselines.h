@@ -5,6 +5,7 @@
 #include <memory>
 #include <random>
 #include <string>
+#include <utility>
 #include <vector>
 
 #include "lcio/env/policy_interface.h"
@@ -55,8 +56,10 @@ class GreedyPolicy : public Policy {
   int Act(const DecisionContext& context, std::vector<double>* scores) override;
   std::vector<int> DecisionModelEpisodes() const override { return model_->FittedEpisodes(); }
   bool is_bound() const override { return clairvoyant_; }
+  int64_t TakeShieldOverrides() override { return std::exchange(overrides_, 0); }
 
  private:
+  int64_t overrides_ = 0;  // best rewards that did not fit
   std::shared_ptr<const Scorer> model_;
   std::string name_;
   bool clairvoyant_;

@@ -85,14 +85,16 @@ std::string ToMarkdown(const std::vector<AggregateResult>& rows, double oracle_r
 
 // What a row is to the protocol (docs/evaluation.md).
 enum class MethodRole {
-  kBaseline,   // Local, each fixed action, Greedy with the training model: to beat
-  kReference,  // Cloud, Random: shown, not compared against
-  kCandidate,  // trained policies and artifacts
-  kBound,      // the Oracle and Greedy deciding with the scorer
-  kHindsight,  // a rule chosen on the test side (the task rule in hindsight):
-               // a bound, with its worst case reported, never a bar to clear
+  kBaseline,    // Local, each fixed action, Greedy with the training model: to beat
+  kReference,   // Cloud, Random: shown, not compared against
+  kCandidate,   // trained policies and artifacts
+  kBound,       // the Oracle and Greedy deciding with the scorer
+  kHindsight,   // a rule chosen on the test side (the task rule in hindsight):
+                // a bound, with its worst case reported, never a bar to clear
+  kNotHeldOut,  // an artifact trained on the evaluated data, test episodes
+                // included: shown, never given a verdict
 };
-// "baseline", "reference", "candidate", "bound", "hindsight".
+// "baseline", "reference", "candidate", "bound", "hindsight", "not held out".
 const char* MethodRoleName(MethodRole role);
 
 // One scorer's aggregated rows with each row's role; `oracle` is the row of
@@ -112,8 +114,12 @@ struct ScoredRows {
 // identical per-split rewards, such as Local and Fixed 0; a candidate deciding
 // exactly like a baseline ties with it); the scorer where that margin is
 // smallest wins.
-// verdict: "ahead" (margin > 0), "tie" (a shortfall within one standard error)
-// or "behind".
+// Rows over a budget in any episode (possible without the shield) are never
+// the best baseline, and such a method's verdict is "over budget" whatever
+// its margin: the reward has no penalty for the excess, so an unshielded
+// cloud call past both budgets looked 141% of the Oracle.
+// verdict: "ahead" (margin > 0), "tie" (a shortfall within one standard error),
+// "behind" or "over budget".
 struct WorstCaseRow {
   std::string name;
   MethodRole role = MethodRole::kCandidate;
@@ -123,6 +129,7 @@ struct WorstCaseRow {
   bool has_oracle = false;
   std::string best_baseline;
   PairedDifference margin;
+  bool over_budget = false;  // over a budget in some episode (under this scorer's run)
   std::string verdict;
 };
 // Rows of every baseline, candidate and rule in hindsight, for the shield

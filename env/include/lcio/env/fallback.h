@@ -80,8 +80,9 @@ class FallbackTable {
   // shield's rule without scores, ShieldByCost), or -1 to let the policy
   // decide. The answer always fits when anything does, so the shield never
   // has to override the fallback, and the final action equals what the
-  // shield makes of that fixed action.
-  int Decide(const DecisionContext& context) const;
+  // shield makes of that fixed action. `*overridden` (optional): whether the
+  // fixed action was replaced.
+  int Decide(const DecisionContext& context, bool* overridden = nullptr) const;
 
   // Every entry's sizes match `num_actions`, actions in range, budgets
   // positive and finite. Errors name `source`, the entry and the rule.
@@ -117,11 +118,13 @@ class FallbackPolicy : public Policy {
   }
   int Act(const DecisionContext& context, std::vector<double>* scores) override;
   std::vector<int> DecisionModelEpisodes() const override { return decision_model_episodes_; }
+  int64_t TakeShieldOverrides() override;
 
  private:
   std::unique_ptr<Policy> inner_;
   std::shared_ptr<const FallbackTable> table_;
   std::vector<int> decision_model_episodes_;
+  int64_t overrides_ = 0;
 };
 
 // How each cell's fixed action is chosen (docs/training.md, "The validated

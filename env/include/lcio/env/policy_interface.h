@@ -31,6 +31,11 @@ class Policy {
   // consults none; the Oracle and the clairvoyant Greedy are bounds, not
   // decision makers, and declare themselves with is_bound().
   virtual std::vector<int> DecisionModelEpisodes() const { return {}; }
+  // Choices the policy replaced inside Act by the shield's rule because they
+  // did not fit (Greedy's best reward, a fallback table's fixed action)
+  // since the last call; the evaluator counts them as shield overrides, which
+  // they are, though the evaluator's own shield never sees them.
+  virtual int64_t TakeShieldOverrides() { return 0; }
   virtual bool is_bound() const { return false; }
 };
 

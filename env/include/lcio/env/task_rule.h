@@ -66,6 +66,10 @@ struct TaskRuleSelection {
   // The same for the best single fixed action (the rule it started from).
   double start_worst_margin = 0;
   int evaluations = 0;
+  // Every episode the selection consulted: those it scored rules on and those
+  // its scorers were fitted on (sorted). What a TaskRulePolicy built from it
+  // declares, so the declaration cannot drift from the selection.
+  std::vector<int> consulted_episodes;
 };
 
 // Chooses the rule on `episodes` (a split's training side): the held_out,

@@ -4,6 +4,7 @@
 
 #include <memory>
 #include <string>
+#include <utility>
 #include <vector>
 
 #include "absl/status/status.h"
@@ -33,8 +34,11 @@ class ArtifactPolicy : public env::Policy {
   // error kept.
   int Act(const env::DecisionContext& context, std::vector<double>* scores) override;
   // Act with the error returned instead of a fallback.
-  absl::StatusOr<int> Decide(const env::DecisionContext& context,
-                             std::vector<double>* scores) const;
+  // `*overridden` (optional): the fallback's fixed action did not fit and was
+  // replaced.
+  absl::StatusOr<int> Decide(const env::DecisionContext& context, std::vector<double>* scores,
+                             bool* overridden = nullptr) const;
+  int64_t TakeShieldOverrides() override { return std::exchange(overrides_, 0); }
 
   int64_t error_count() const { return error_count_; }
   const absl::Status& first_error() const { return first_error_; }
@@ -44,6 +48,7 @@ class ArtifactPolicy : public env::Policy {
   std::string name_;
   int64_t error_count_ = 0;
   absl::Status first_error_;
+  int64_t overrides_ = 0;
 };
 
 }  // namespace lcio::policy
