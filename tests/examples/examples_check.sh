@@ -41,4 +41,16 @@ until [[ "$(version)" != "$before" ]]; do
   ((SECONDS < deadline)) || { cat "$tmp/server.log"; fail "the server did not reload"; }
   sleep 0.2
 done
-echo "examples_check: conversation, request.json and retraining from Reports work"
+
+# The installed Python package lands where the interpreter looks under the prefix
+# (it went to lib/python3/dist-packages, which Debian's python3 never searches), and
+# the conversation runs from there alone.
+cmake --install "$bin" --component python --prefix "$tmp/py" >"$tmp/py-install.log"
+site=$("$python" -c 'import site; print(next(p[len("/usr/local/"):] for p in site.getsitepackages()
+                                             if p.startswith("/usr/local/lib/")))')
+[[ -f "$tmp/py/$site/lcio_client/__init__.py" && -d "$tmp/py/$site/lcio/v1" ]] ||
+  { cat "$tmp/py-install.log"; fail "the Python package is not in $site under the prefix"; }
+PYTHONPATH=$tmp/py/$site "$python" "$repo/examples/python/conversation.py" "$target" py-installed \
+  >"$tmp/python-installed.txt" || { cat "$tmp/python-installed.txt"; fail "installed package"; }
+
+echo "examples_check: conversation, request.json, retraining from Reports and the installed Python package work"
