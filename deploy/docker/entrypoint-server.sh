@@ -30,7 +30,7 @@
 #   LCIO_DECISION_LOG_MIN_FREE_MB, LCIO_DECISION_LOG_COMMIT_MS, LCIO_EXPLORE, LCIO_SHADOW_POLICY,
 #   LCIO_FLEET_TARGET, LCIO_FLEET_CONTROL, LCIO_FLEET_CONTROL_KP, LCIO_FLEET_CONTROL_KI,
 #   LCIO_FLEET_CONTROL_MIN_SCALE, LCIO_FLEET_CONTROL_INITIAL_SCALE, LCIO_FLEET_CONTROL_EVERY,
-#   LCIO_FLEET_WINDOW
+#   LCIO_FLEET_WINDOW, LCIO_METRICS_BASIC_AUTH_FILE, LCIO_MAX_PROMPT_BYTES, LCIO_MAX_VIEWS
 #                         passed as the flags of the same name
 set -euo pipefail
 
@@ -116,6 +116,9 @@ add_flag LCIO_FLEET_CONTROL_MIN_SCALE fleet_control_min_scale
 add_flag LCIO_FLEET_CONTROL_INITIAL_SCALE fleet_control_initial_scale
 add_flag LCIO_FLEET_CONTROL_EVERY fleet_control_every
 add_flag LCIO_FLEET_WINDOW fleet_window
+add_flag LCIO_METRICS_BASIC_AUTH_FILE metrics_basic_auth_file
+add_flag LCIO_MAX_PROMPT_BYTES max_prompt_bytes
+add_flag LCIO_MAX_VIEWS max_views
 
 log "exec $server_bin ${flags[*]} $*"
 # exec: the server itself receives SIGTERM (from tini or the test) and drains.
