@@ -82,6 +82,9 @@ struct Decider::Choice {
   std::string decision_id;
   int proposed = 0;
   bool fallback = false;  // the fallback table's fixed action was proposed
+  // The fixed action did not fit and the cheapest that does replaced it
+  // (the shield's rule, applied before the shield sees the proposal).
+  bool fallback_substituted = false;
   env::ShieldDecision shield;
   ExploreChoice taken;  // .action is the answer
 };
@@ -306,9 +309,10 @@ absl::StatusOr<Decider::Choice> Decider::Choose(const Pending& pending,
     // FallbackTable::Decide's rule: the fixed action where it fits, else the
     // cheapest that does (the shield's choice without scores), so the shield
     // below never overrides it.
-    choice.proposed =
-        env::Shield(*choice.costs, pending.fallback_action, nullptr, p.latency_s, p.money_usd)
-            .action;
+    const env::ShieldDecision fitted =
+        env::Shield(*choice.costs, pending.fallback_action, nullptr, p.latency_s, p.money_usd);
+    choice.proposed = fitted.action;
+    choice.fallback_substituted = fitted.overridden;
     // From here on the scores are the fallback's ranking (the fixed action
     // first, then the others cheapest first): exploration, the explanation
     // and the decision log use them as any scores.
@@ -423,7 +427,7 @@ void Decider::Record(PendingPtr pending, Choice choice, std::vector<float> score
     metrics_->CountDecision(r.target() == v1::TARGET_CLOUD, uploaded, choice.shield.overridden,
                             r.expected_money_usd(), r.expected_latency_s());
     if (request.turn_index() == 0) metrics_->CountConversationStarted();
-    if (choice.fallback) metrics_->CountFallbackDecision();
+    if (choice.fallback) metrics_->CountFallbackDecision(choice.fallback_substituted);
   }
   if (fleet_ != nullptr)
     fleet_->Observe(r.target() == v1::TARGET_CLOUD, r.expected_money_usd(),

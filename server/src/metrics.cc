@@ -114,6 +114,14 @@ Metrics::Metrics() : registry_(std::make_shared<prometheus::Registry>()) {
                              .Help("Decisions the artifact's fallback table gave to a fixed action")
                              .Register(*registry_)
                              .Add({});
+  fallback_substitutions_ =
+      &BuildCounter()
+           .Name("lcio_fallback_substitutions_total")
+           .Help(
+               "Fallback decisions whose fixed action did not fit the budgets and was replaced by "
+               "the cheapest action that does")
+           .Register(*registry_)
+           .Add({});
   inference_ = &BuildHistogram()
                     .Name("lcio_policy_inference_seconds")
                     .Help("Forward pass time per batch")
@@ -352,7 +360,10 @@ void Metrics::SetPolicy(const std::string& version, const std::string& algo) {
   policy_loaded_->Set(1);
 }
 
-void Metrics::CountFallbackDecision() { fallback_decisions_->Increment(); }
+void Metrics::CountFallbackDecision(bool substituted) {
+  fallback_decisions_->Increment();
+  if (substituted) fallback_substitutions_->Increment();
+}
 
 void Metrics::CountBudgetOutsideTraining(bool latency, bool money) {
   if (latency) budget_outside_latency_->Increment();

@@ -219,6 +219,7 @@ TEST_F(FallbackServiceTest, AFallbackCellIsAnsweredByItsFixedAction) {
   // Two decisions (the retries are the same ones), one counter.
   const auto metrics = test::ParseMetrics(test::HttpGet(app_->metrics_port(), "/metrics"));
   EXPECT_EQ(test::Metric(metrics, "lcio_fallback_decisions_total"), 2);
+  EXPECT_EQ(test::Metric(metrics, "lcio_fallback_substitutions_total"), 0);
 
   const auto records = StopAndRead();
   ASSERT_EQ(records.count(r.decision_id()), 1u);
@@ -314,6 +315,14 @@ TEST_F(FallbackServiceTest, AFixedActionThatDoesNotFitGivesWayToTheCheapestThatD
   EXPECT_FALSE(r.shield_overridden());
   EXPECT_FALSE(r.nothing_fits());
   EXPECT_TRUE(HasFallbackNote(r));
+  // Not the shield's override, but an override all the same: counted apart
+  // (a fallback whose fixed action never fit read as 0 overrides).
+  v1::DecideResponse fits;
+  ASSERT_TRUE(client_->Decide(Request("fits", kFallbackNetwork, cells_.generous), &fits).ok());
+  const auto metrics = test::ParseMetrics(test::HttpGet(app_->metrics_port(), "/metrics"));
+  EXPECT_EQ(test::Metric(metrics, "lcio_fallback_decisions_total"), 2);
+  EXPECT_EQ(test::Metric(metrics, "lcio_fallback_substitutions_total"), 1);
+  EXPECT_EQ(test::Metric(metrics, "lcio_shield_overrides_total"), 0);
   const auto records = StopAndRead();
   ASSERT_EQ(records.count(r.decision_id()), 1u);
   const data::DecisionRecord& d = records.at(r.decision_id());

@@ -51,8 +51,10 @@ class Metrics {
                      bool shield_overridden, double expected_cost_usd, double expected_latency_s);
   // A decision on a conversation's first turn (turn_index 0).
   void CountConversationStarted();
-  // A decision the artifact's fallback table gave to its fixed action.
-  void CountFallbackDecision();
+  // A decision the artifact's fallback table gave to its fixed action;
+  // `substituted`: that action did not fit and the cheapest that does replaced
+  // it (an override the shield itself never counts).
+  void CountFallbackDecision(bool substituted);
   void ObserveBatch(int size, double inference_s);
   void SetConversations(double n);
   // The process's count of log lines dropped because stderr did not keep up
@@ -101,6 +103,7 @@ class Metrics {
   prometheus::Family<prometheus::Counter>* views_family_ = nullptr;
   prometheus::Counter* shield_overrides_ = nullptr;
   prometheus::Counter* fallback_decisions_ = nullptr;
+  prometheus::Counter* fallback_substitutions_ = nullptr;
   prometheus::Histogram* inference_ = nullptr;
   prometheus::Histogram* batch_size_ = nullptr;
   prometheus::Gauge* conversations_ = nullptr;
