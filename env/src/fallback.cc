@@ -4,6 +4,7 @@
 #include <cmath>
 #include <limits>
 #include <map>
+#include <set>
 #include <utility>
 
 #include "absl/base/casts.h"
@@ -353,7 +354,15 @@ absl::StatusOr<FallbackTable> SelectFallback(const data::Dataset& dataset,
                                              const std::vector<int>& fixed_selection_episodes,
                                              const std::vector<int>& validation_episodes,
                                              const SimulatorConfig& config, Policy& candidate,
-                                             const FallbackSelectionOptions& options) {
+                                             const FallbackSelectionOptions& options,
+                                             std::vector<int>* consulted_episodes) {
+  std::set<int> consulted;
+  auto consult = [&](const std::vector<int>& episodes,
+                     const std::vector<std::shared_ptr<const Scorer>>& scorers) {
+    consulted.insert(episodes.begin(), episodes.end());
+    for (const auto& scorer : scorers)
+      for (int e : scorer->FittedEpisodes()) consulted.insert(e);
+  };
   if (fixed_selection_episodes.size() < 2 || validation_episodes.size() < 2)
     return absl::InvalidArgumentError(absl::StrCat(
         "fallback selection: ", fixed_selection_episodes.size(), " selection and ",
@@ -387,6 +396,7 @@ absl::StatusOr<FallbackTable> SelectFallback(const data::Dataset& dataset,
     cell.network = pair.network;
     auto on_selection = HeldOutScorersFittedOn(dataset, cell_selection, cell, options.seed);
     if (!on_selection.ok()) return on_selection.status();
+    consult(cell_selection, *on_selection);
     const int num_actions = static_cast<int>(on_selection->front()->primary().actions().size());
     for (const Budget& budget : options.budgets)
       own_choice.push_back(BestFixedAction(*on_selection, dataset, cell_selection,
@@ -412,6 +422,7 @@ absl::StatusOr<FallbackTable> SelectFallback(const data::Dataset& dataset,
     const std::vector<std::shared_ptr<const Scorer>>* on_selection = &on_selection_by_pair[p];
     auto on_validation = HeldOutScorersFittedOn(dataset, validation_episodes, cell, options.seed);
     if (!on_validation.ok()) return on_validation.status();
+    consult(validation_episodes, *on_validation);
     const Simulator& simulator = on_selection->front()->primary();
     const int num_actions = static_cast<int>(simulator.actions().size());
     for (size_t b = 0; b < options.budgets.size(); ++b) {
@@ -453,6 +464,7 @@ absl::StatusOr<FallbackTable> SelectFallback(const data::Dataset& dataset,
       entries.push_back(std::move(entry));
     }
   }
+  if (consulted_episodes != nullptr) consulted_episodes->assign(consulted.begin(), consulted.end());
   return FallbackTable(std::move(entries));
 }
 

@@ -10,6 +10,7 @@
 #include <nlohmann/json.hpp>
 #include <numeric>
 #include <random>
+#include <set>
 #include <tuple>
 #include <utility>
 
@@ -269,13 +270,17 @@ absl::StatusOr<TrainRun> RunTraining(const data::Dataset& dataset,
     auto rule = env::ParseFixedActionRule(options.fallback_fixed_action);
     if (!rule.ok()) return rule.status();
     selection.fixed_action_rule = *rule;
-    auto table =
-        env::SelectFallback(dataset, train_episodes, validation, config, candidate, selection);
+    std::vector<int> consulted;
+    auto table = env::SelectFallback(dataset, train_episodes, validation, config, candidate,
+                                     selection, &consulted);
     if (!table.ok()) return table.status();
     run.result.fallback = std::make_shared<const env::FallbackTable>(*std::move(table));
-    std::vector<int> all = train_episodes;
-    std::sort(all.begin(), all.end());
-    run.result.decision_model_episodes = std::move(all);
+    // What the network's decision model was fitted on and what the table's
+    // selection consulted, as each reports it.
+    std::set<int> all(consulted.begin(), consulted.end());
+    all.insert(run.result.decision_model_episodes.begin(),
+               run.result.decision_model_episodes.end());
+    run.result.decision_model_episodes.assign(all.begin(), all.end());
     run.result.summary.fallback_description =
         env::DescribeFallback(*run.result.fallback, (*simulator)->actions());
   }

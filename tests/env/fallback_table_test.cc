@@ -261,8 +261,12 @@ TEST(SelectFallback, ServesACandidateOnlyWhereValidationShowsItAhead) {
 
   // Per task: local for a, cloud for b. Ahead of every fixed action.
   TaskRulePolicy per_task(TaskRule{{0, 1}}, training);
-  auto table = SelectFallback(d, training, validation, config, per_task, GenerousBudget());
+  std::vector<int> consulted;
+  auto table =
+      SelectFallback(d, training, validation, config, per_task, GenerousBudget(), &consulted);
   ASSERT_TRUE(table.ok()) << table.status();
+  // What a policy behind the table declares: every episode it consulted.
+  EXPECT_EQ(consulted, Range(0, 40));
   ASSERT_EQ(static_cast<int>(table->entries().size()), num_pairs);
   for (const FallbackEntry& e : table->entries()) {
     EXPECT_TRUE(e.serve_policy) << e.device << "/" << e.network;

@@ -169,12 +169,16 @@ std::vector<Budget> DefaultFallbackBudgets();
 // and that action are scored on `validation_episodes` by held-out scorers
 // fitted on them, and the candidate is served where it is confidently ahead.
 // `candidate` must not have trained on a validation episode
-// (CheckDecisionModelHeldOut).
+// (CheckDecisionModelHeldOut). `*consulted_episodes` (optional): every
+// episode the selection scored on or fitted a scorer on, sorted: what a
+// policy behind the table declares (Policy::DecisionModelEpisodes), taken
+// from the selection itself so that the two cannot drift apart.
 absl::StatusOr<FallbackTable> SelectFallback(const data::Dataset& dataset,
                                              const std::vector<int>& fixed_selection_episodes,
                                              const std::vector<int>& validation_episodes,
                                              const SimulatorConfig& config, Policy& candidate,
-                                             const FallbackSelectionOptions& options);
+                                             const FallbackSelectionOptions& options,
+                                             std::vector<int>* consulted_episodes = nullptr);
 
 // "policy in 3 of 96 cells; elsewhere cloud (60), local (33)"-style summary.
 std::string DescribeFallback(const FallbackTable& table, const ActionTable& actions);
