@@ -125,8 +125,9 @@ std::string WithPort(const std::string& address, int port) {
 
 int Fail(const std::string& message) {
   lcio::server::LogLine(lcio::server::LogLevel::kError, "fatal").Str("error", message);
-  lcio::server::StopLogWriter(absl::Now() + absl::Seconds(1));
-  std::fprintf(stderr, "lcio-server: %s\n", message.c_str());
+  // A stderr that did not drain in a second would block this write too.
+  if (lcio::server::StopLogWriter(absl::Now() + absl::Seconds(1)))
+    std::fprintf(stderr, "lcio-server: %s\n", message.c_str());
   return 2;
 }
 

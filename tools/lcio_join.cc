@@ -247,8 +247,10 @@ absl::Status JoinPartition(const std::string& decisions_path, const std::string&
       auto r = server::ReportRecordFromJson(absl::string_view(line).substr(tab + 1));
       if (!r.ok()) return r.status();  // we wrote it from a checked record
       const absl::Time received = server::ReceivedTime(*r);
-      auto [first, new_conversation] = first_reported.try_emplace(r->conversation_id, received);
-      if (!new_conversation) first->second = std::min(first->second, received);
+      // As the exporter orders its hold-out: undated records do not count,
+      // and a conversation with none dated is never held out.
+      auto first = first_reported.try_emplace(r->conversation_id, absl::InfiniteFuture()).first;
+      if (received != absl::InfinitePast()) first->second = std::min(first->second, received);
       std::string key = TurnKey(r->conversation_id, r->turn_index);
       auto [it, fresh] = reports.try_emplace(std::move(key));
       if (fresh ||
@@ -285,7 +287,8 @@ absl::Status JoinPartition(const std::string& decisions_path, const std::string&
   for (auto& conversation : conversations) {
     if (first_reported_since != absl::InfinitePast()) {
       const auto first = first_reported.find(conversation.begin()->second.front().conversation_id);
-      if (first == first_reported.end() || first->second < first_reported_since) {
+      if (first == first_reported.end() || first->second == absl::InfiniteFuture() ||
+          first->second < first_reported_since) {
         for (const auto& [turn_index, decisions] : conversation)
           s->before_first_reported_since += static_cast<int64_t>(decisions.size());
         continue;

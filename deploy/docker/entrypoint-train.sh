@@ -104,7 +104,9 @@ if [[ -n "${LCIO_REPORT_LOGS:-}" ]]; then
   fi
   # The base's episodes and the exported ones, numbered after the base's (the export merged them).
   if ((${#logs[@]})); then data="$reports"; fi
-  if [[ -z "$gate_joined" && -n "${LCIO_DECISION_LOGS:-}" ]]; then
+  # Only with a dated hold-out: without one every Report trains the candidate, and joined traffic
+  # would score it on conversations it trained on (the gate then has no traffic: no evidence).
+  if [[ -z "$gate_joined" && -n "${LCIO_DECISION_LOGS:-}" && -n "${gate_data_since:-}" ]]; then
     shopt -s nullglob
     decision_logs=("$LCIO_DECISION_LOGS"/*.jsonl)
     shopt -u nullglob
@@ -112,11 +114,10 @@ if [[ -n "${LCIO_REPORT_LOGS:-}" ]]; then
       gate_joined="$work/joined-$stamp.json"
       # The held-out conversations alone: the candidate trains on the others, and its simulator
       # is fitted on their responses, so joined traffic it trained on would favour it.
-      since_args=()
-      if [[ -n "${gate_data_since:-}" ]]; then since_args=("--first_reported_since=$gate_data_since"); fi
       # Flag lists are comma-separated (a repeated flag would replace, not add).
       "${LCIO_JOIN_BIN:-lcio-join}" --decisions="$(IFS=,; echo "${decision_logs[*]}")" \
-        --reports="$(IFS=,; echo "${logs[*]}")" --out="$gate_joined" "${since_args[@]}" \
+        --reports="$(IFS=,; echo "${logs[*]}")" --out="$gate_joined" \
+        --first_reported_since="$gate_data_since" \
         >"$work/joined-$stamp.summary.json"
       log "joined ${#decision_logs[@]} decision logs with the Report logs: $gate_joined"
     fi

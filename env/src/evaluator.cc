@@ -97,11 +97,11 @@ PolicyResult EvaluatePolicy(const Scorer& scorer, const data::Dataset& dataset,
     }
     e.latency_s = run.spent_time_s();
     e.money_usd = run.spent_money_usd();
-    if (e.latency_s > options.budget.latency_s) {
+    if (!WithinBudget(e.latency_s, options.budget.latency_s)) {
       ++over_latency;
       excess_latency += e.latency_s - options.budget.latency_s;
     }
-    if (e.money_usd > options.budget.money_usd) {
+    if (!WithinBudget(e.money_usd, options.budget.money_usd)) {
       ++over_money;
       excess_money += e.money_usd - options.budget.money_usd;
     }

@@ -3,12 +3,11 @@
 #include <algorithm>
 
 namespace lcio::env {
-namespace {
-// Budgets are sums of the same few costs; a relative slack absorbs the
-// rounding of those sums without admitting any real overspend.
 bool WithinBudget(double cost, double remaining) {
   return cost <= remaining + 1e-12 * (1.0 + remaining);
 }
+
+namespace {
 double NormCost(const CostModel& costs, int a) { return costs.norm_time(a) + costs.norm_money(a); }
 }  // namespace
 

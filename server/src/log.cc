@@ -16,7 +16,6 @@
 #include "absl/time/clock.h"
 #include "absl/time/time.h"
 #include "google/protobuf/stubs/logging.h"
-#include "lcio/data/message.h"
 #include "lcio/data/utf8.h"
 
 namespace lcio::server {
@@ -59,10 +58,12 @@ void ProtobufLogHandler(google::protobuf::LogLevel level, const char* filename, 
   LogLevel ours = LogLevel::kInfo;
   if (level == google::protobuf::LOGLEVEL_WARNING) ours = LogLevel::kWarning;
   if (level >= google::protobuf::LOGLEVEL_ERROR) ours = LogLevel::kError;
-  LogLine(ours, "protobuf")
-      .Str("message", BoundMessage(message))
+  LogLine out(ours, "protobuf");
+  out.Str("message", BoundMessage(message))
       .Str("file", filename != nullptr ? filename : "")
       .Int("line", line);
+  // Protobuf aborts right after a fatal message: it cannot wait in a queue.
+  if (level == google::protobuf::LOGLEVEL_FATAL) out.Synchronous();
 }
 
 }  // namespace
@@ -202,11 +203,12 @@ class LogWriter {
     if (queued_bytes_ + line->size() > max_queued_bytes_) {
       dropped_.fetch_add(1, std::memory_order_relaxed);
       ++dropped_unreported_;
+      work_cv_.notify_one();  // the notice of the drop is a line to write
       return true;
     }
     queued_bytes_ += line->size();
     queue_.push_back(std::move(*line));
-    cv_.notify_one();
+    work_cv_.notify_one();
     return true;
   }
 
@@ -223,7 +225,7 @@ class LogWriter {
 
   bool Stop(absl::Time deadline) {
     std::unique_lock<std::mutex> lock(mu_);
-    const bool drained = cv_.wait_until(lock, absl::ToChronoTime(deadline), [this] {
+    const bool drained = idle_cv_.wait_until(lock, absl::ToChronoTime(deadline), [this] {
       return queue_.empty() && dropped_unreported_ == 0 && !writing_;
     });
     if (drained) running_ = false;
@@ -236,13 +238,15 @@ class LogWriter {
   void Run() {
     std::unique_lock<std::mutex> lock(mu_);
     for (;;) {
-      cv_.wait(lock, [this] { return !queue_.empty() || dropped_unreported_ > 0; });
+      work_cv_.wait(lock, [this] { return !queue_.empty() || dropped_unreported_ > 0; });
       std::string batch;
       while (!queue_.empty()) {
         batch += queue_.front();
         queue_.pop_front();
       }
-      queued_bytes_ = 0;
+      // Still counted while being written: a batch stuck in write(2) on a
+      // stalled stderr is memory held too.
+      const size_t taken = queued_bytes_;
       if (dropped_unreported_ > 0) {
         absl::StrAppend(&batch, "{\"ts\":\"",
                         absl::FormatTime("%Y-%m-%dT%H:%M:%E6SZ", absl::Now(), absl::UTCTimeZone()),
@@ -254,13 +258,15 @@ class LogWriter {
       lock.unlock();
       WriteToStderr(batch);
       lock.lock();
+      queued_bytes_ -= taken;
       writing_ = false;
-      cv_.notify_all();
+      idle_cv_.notify_all();
     }
   }
 
   std::mutex mu_;
-  std::condition_variable cv_;
+  std::condition_variable work_cv_;  // the writer waits for lines
+  std::condition_variable idle_cv_;  // Stop waits for the queue to drain
   std::deque<std::string> queue_;
   size_t queued_bytes_ = 0;
   size_t max_queued_bytes_ = kMaxQueuedLogBytes;
@@ -288,7 +294,7 @@ LogLine::~LogLine() {
   if (!enabled_) return;
   text_ += "}\n";
   // One write(2) per line keeps lines from concurrent threads whole.
-  if (!LogWriter::Get().Push(&text_)) WriteToStderr(text_);
+  if (synchronous_ || !LogWriter::Get().Push(&text_)) WriteToStderr(text_);
 }
 
 LogLine& LogLine::Str(absl::string_view key, absl::string_view value) {
@@ -299,9 +305,10 @@ LogLine& LogLine::Str(absl::string_view key, absl::string_view value) {
   if (value.size() <= kMaxValueBytes) {
     absl::StrAppend(&text_, ",", JsonQuote(key), ":", JsonQuote(value));
   } else {
-    const std::string shortened =
-        data::Shorten(std::string_view(value.data(), value.size()), kMaxValueBytes);
-    absl::StrAppend(&text_, ",", JsonQuote(key), ":", JsonQuote(shortened));
+    // Cut, not escaped: JsonQuote escapes (Shorten's \xNN would be escaped
+    // again, so a long value would read otherwise than a short one).
+    absl::StrAppend(&text_, ",", JsonQuote(key), ":",
+                    JsonQuote(BoundMessage(value, kMaxValueBytes)));
   }
   return *this;
 }

@@ -28,8 +28,8 @@ const char* const kCodeNames[17] = {
     "ABORTED",   "OUT_OF_RANGE",   "UNIMPLEMENTED",     "INTERNAL",           "UNAVAILABLE",
     "DATA_LOSS", "UNAUTHENTICATED"};
 
-const char* const kReportRejectNames[Metrics::kReportRejectReasons] = {"queue_full", "disk_space",
-                                                                       "write_failed", "shutdown"};
+const char* const kReportRejectNames[Metrics::kReportRejectReasons] = {
+    "queue_full", "disk_space", "write_failed", "shutdown", "undelivered"};
 const char* const kDecisionLogDropNames[Metrics::kDecisionLogDropReasons] = {
     "queue_full", "write_failed", "shutdown"};
 const char* const kShadowSkipNames[Metrics::kShadowSkipReasons] = {"queue_full", "incompatible",

@@ -322,6 +322,7 @@ class OffloaderService final : public RawService {
     // Reports queued or answered but not yet delivered, beyond what the
     // queue holds and what clients may fairly leave unread.
     if (open_reports_.load() > options_.report_queue_max + OpenCallsAllowed()) {
+      metrics_->CountReportRejected(Metrics::ReportReject::kUndelivered);
       reactor->Finish(ToGrpc(absl::ResourceExhaustedError(
           "server holds too many Reports not yet answered or delivered; retry later")));
       return reactor;

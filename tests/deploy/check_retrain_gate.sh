@@ -6,8 +6,9 @@
 # gate's report. docs/ope.md, "Gated retraining".
 #
 #   check_retrain_gate.sh SRC LCIO_TRAIN LCIO_EVAL LCIO_OPE LCIO_POLICY_INFO LCIO_REPORT_EXPORT
+#                         LCIO_JOIN
 set -euo pipefail
-src="$1" train_bin="$2" eval_bin="$3" ope_bin="$4" export_bin="$6"
+src="$1" train_bin="$2" eval_bin="$3" ope_bin="$4" export_bin="$6" join_bin="$7"
 # publish-policy.sh validates every artifact with it before publishing.
 export LCIO_POLICY_INFO="$5"
 command -v jq >/dev/null 2>&1 || { echo "jq not installed"; exit 77; }
@@ -103,13 +104,45 @@ echo "accepted candidate: published"
 # served no Report (an empty log is nothing to export, not a failure). In file order the newest
 # half would be all of pod b's; by time it is a05-a09 and b05-b09. All after the serving policy
 # was created, so the report says neither policy trained on them.
-logs="$work/reports"
-mkdir -p "$logs"
+logs="$work/reports" decisions="$work/decisions"
+mkdir -p "$logs" "$decisions"
 : >"$logs/pod-c.log"
-python3 - "$logs" <<'PY'
+python3 - "$logs" "$decisions" <<'PY'
 import json, sys, zlib
 tasks = ["Assistive System", "Message Editing", "Query", "Recommendation"]
+actions = ["local", "cloud", "cloud+{0}", "cloud+{1}", "cloud+{2}", "cloud+{0,1}", "cloud+{0,2}",
+           "cloud+{1,2}", "cloud+{0,1,2}"]
 for pod, parity in (("a", 0), ("b", 1)):
+    # Each Report's decision, as the pod's decision log has it (epsilon exploration).
+    with open(f"{sys.argv[2]}/pod-{pod}.jsonl", "w") as log:
+        for i in range(10):
+            conversation = f"{pod}{i:02d}"
+            hour = 2 * i + parity
+            history = []
+            for turn in range(2):
+                cloud = (i + turn) % 2 == 1
+                taken = 2 if cloud else 0
+                task = tasks[(i + turn) % 4]
+                probability = [0.8 if a == taken else 0.025 for a in range(9)]
+                log.write(json.dumps({
+                    "schema_version": 2, "decision_id": f"{conversation}/{turn}/{i:016x}",
+                    "time_utc": f"2030-01-01T{hour - 1 if hour else 0:02d}:{turn:02d}:00.000000Z",
+                    "policy_version": "serving", "conversation_id": conversation,
+                    "turn_index": turn,
+                    "context": {"task": task, "task_inferred": False, "task_confidence": 1.0,
+                                "view_names": ["v0", "v1", "v2"], "association": [0.5, 0.3, 0.2],
+                                "latency_budget_s": 30.0, "money_budget_usd": 0.05,
+                                "request_money_budget_usd": 0.05, "device": "Jetson TX2",
+                                "network": "Wired", "history": list(history)},
+                    "actions": {"description": actions, "score": [0.0] * 9,
+                                "probability": probability, "allowed": [True] * 9,
+                                "expected_latency_s": [1.0] * 9, "expected_money_usd": [0.0] * 9},
+                    "proposed_action": taken, "taken_action": taken, "shield_overridden": False,
+                    "nothing_fits": False, "fallback": False,
+                    "exploration": {"mode": "epsilon", "parameter": 0.225, "opted_out": False},
+                    "explored": False, "expected_latency_s": 1.0, "expected_money_usd": 0.0,
+                    "shadow": None}) + "\n")
+                history.append({"action": taken, "task": task})
     with open(f"{sys.argv[1]}/pod-{pod}.log", "w") as log:
         for i in range(10):
             conversation = f"{pod}{i:02d}"
@@ -131,7 +164,8 @@ for pod, parity in (("a", 0), ("b", 1)):
                 log.write(f"{zlib.crc32(text.encode()):08x} {text}\n")
 PY
 rm -rf "$store/canary"
-retrain 5 LCIO_EXPORT_BIN="$export_bin" LCIO_REPORT_LOGS="$logs" LCIO_GATE_HOLDOUT_SHARE=0.5
+retrain 5 LCIO_EXPORT_BIN="$export_bin" LCIO_REPORT_LOGS="$logs" LCIO_GATE_HOLDOUT_SHARE=0.5 \
+  LCIO_DECISION_LOGS="$decisions" LCIO_JOIN_BIN="$join_bin"
 gate_data=$(find "$work/w5" -name 'gate-*.json' -not -name 'gate-eval.json' -not -name 'gate-ope.json' | head -1)
 [[ -s "$gate_data" ]] || { cat "$work/run5.log"; fail "no hold-out written under $work/w5"; }
 held=$(jq -r '[.[].interactions[0].question[0:3]] | sort | join(" ")' "$gate_data")
@@ -146,7 +180,16 @@ grep -q "held-out conversations first reported since 2030-01-01T10:00:00.000000Z
   "$store/canary/gate-report.md" || { cat "$store/canary/gate-report.md"; fail "the report does not date the hold-out"; }
 grep -q "^| held_out | " "$store/canary/gate-report.md" ||
   { cat "$store/canary/gate-report.md"; fail "the gate did not score the hold-out"; }
-echo "hold-out: the newest conversations over all pods"
+# The gate's joined traffic is the hold-out alone: the candidate trained on the other conversations
+# (every conversation was joined before, and lcio-ope scored the candidate on its own training data).
+join_summary=$(find "$work/w5" -name 'joined-*.summary.json' | head -1)
+[[ -s "$join_summary" ]] || { cat "$work/run5.log"; fail "the decision logs were not joined"; }
+jq -e '.conversations == 10 and .turns == 20 and .decisions_first_reported_before_since == 20' \
+  "$join_summary" >/dev/null || { cat "$join_summary"; fail "the joined traffic is not the hold-out"; }
+joined=$(find "$work/w5" -name 'joined-*.json' -not -name '*.summary.json' | head -1)
+[[ $(jq -r '[.[].interactions[0].question[0:3]] | sort | join(" ")' "$joined") == \
+  "a05 a06 a07 a08 a09 b05 b06 b07 b08 b09" ]] || fail "joined conversations other than the hold-out"
+echo "hold-out: the newest conversations over all pods, and the gate's joined traffic is them"
 
 # 6. A serving policy whose creation time cannot be read leaves the question open (GNU date read ""
 # as today's midnight, and the report claimed neither policy had seen the hold-out).

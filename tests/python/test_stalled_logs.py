@@ -30,7 +30,7 @@ def fill_pipe(fd):
 
 
 class StalledStderrTest(unittest.TestCase):
-    def test_a_full_stderr_pipe_stalls_no_decide_and_drops_are_counted(self):
+    def test_a_full_stderr_pipe_stalls_no_decide_nor_the_exit(self):
         read_end, write_end = os.pipe()
         # Up to 4 MiB of lines queue inside the server; a small pipe and many
         # refusals would take long to pass that, so the test fills the pipe

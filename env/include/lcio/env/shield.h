@@ -28,6 +28,11 @@ bool FitsCosts(double time_s, double money_usd, double min_time_s, double min_mo
 // built-in profiles).
 int CheapestAction(const CostModel& costs);
 
+// Budgets are sums of the same few costs; a relative slack absorbs the
+// rounding of those sums without admitting any real overspend. The one test
+// of "within a budget": the shield's and the evaluator's over-budget count.
+bool WithinBudget(double cost, double remaining);
+
 struct ShieldDecision {
   int action = 0;
   bool overridden = false;    // the proposal did not fit

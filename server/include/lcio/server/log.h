@@ -102,9 +102,16 @@ class LogLine {
   LogLine& Num(absl::string_view key, double value);
   LogLine& Int(absl::string_view key, int64_t value);
   LogLine& Bool(absl::string_view key, bool value);
+  // Written by this thread when it goes out of scope, past the writer's
+  // queue: for a line the process may not outlive (a fatal one).
+  LogLine& Synchronous() {
+    synchronous_ = true;
+    return *this;
+  }
 
  private:
   bool enabled_;
+  bool synchronous_ = false;
   std::string text_;
 };
 

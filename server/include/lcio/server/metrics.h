@@ -62,8 +62,10 @@ class Metrics {
   void SetLogLinesDropped(int64_t total);
   void CountReport();
   // Why a valid Report was not acknowledged (label `reason`).
-  enum class ReportReject { kQueueFull, kDiskSpace, kWriteFailed, kShutdown };
-  static constexpr int kReportRejectReasons = 4;
+  // kUndelivered: too many Reports answered but not yet delivered (a client
+  // that does not read its responses).
+  enum class ReportReject { kQueueFull, kDiskSpace, kWriteFailed, kShutdown, kUndelivered };
+  static constexpr int kReportRejectReasons = 5;
   void CountReportRejected(ReportReject reason);
   // The decision log: records written, and records lost (label `reason`).
   void CountDecisionLogged(int64_t n);
