@@ -314,7 +314,7 @@ TEST(OracleTest, BeatsGreedyAndEveryAffordableFixedActionOnM4A1) {
   }
 }
 
-TEST(EvaluatorTest, ShieldKeepsEveryEpisodeInsideTheBudgets) {
+TEST(EvaluatorTest, ShieldKeepsEveryEpisodeInsideTheBudgetsAndEveryOverrideIsCounted) {
   const data::Dataset& d = lcio::testing::EmbeddedDataset();
   auto split = RandomSplit(static_cast<int>(d.episodes.size()), 2, 0.2);
   SimulatorConfig config;
@@ -330,21 +330,10 @@ TEST(EvaluatorTest, ShieldKeepsEveryEpisodeInsideTheBudgets) {
   EXPECT_EQ(on.share_over_latency, 0.0);
   EXPECT_EQ(on.share_over_money, 0.0);
   EXPECT_GT(on.shield_overrides, 0);
-}
-
-// Greedy and a fallback table replace what does not fit inside Act, where
-// the evaluator's shield never saw it: their rows reported 0 overrides, and
-// "no shield override in any cell" said nothing about fallback cells.
-TEST(EvaluatorTest, OverridesInsideAPolicyAreCountedAsShieldOverrides) {
-  const data::Dataset& d = lcio::testing::EmbeddedDataset();
-  auto split = RandomSplit(static_cast<int>(d.episodes.size()), 2, 0.2);
-  SimulatorConfig config;
-  config.network = "4G";
-  auto sim = Simulator::Create(d, split->train, config);
-  ASSERT_TRUE(sim.ok());
-  const Budget tight{8, 0.01};
-  // A table that gives every conversation the call with all views, which
-  // never fits 8 s on 4G (above).
+  // Greedy and a fallback table replace what does not fit inside Act, where
+  // the evaluator's shield never sees it: their rows reported 0 overrides,
+  // and "no shield override in any cell" said nothing about fallback cells.
+  // Here a table gives every conversation the call with all views.
   FallbackEntry entry;  // the only entry: every conversation's nearest
   entry.fixed_action = 8;
   entry.action_time_s.assign((*sim)->actions().size(), 0.0);

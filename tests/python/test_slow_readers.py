@@ -97,12 +97,14 @@ class SlowReaderTest(unittest.TestCase):
         request.budget.money_usd = 0.05
         return request
 
-    def test_decides_whose_responses_are_never_read_are_bounded(self):
+    def check_unread_responses_are_bounded(self, path, message, probe):
+        """Sends 60 calls whose responses are never read; a probe from
+        another connection must then be refused until that connection
+        closes."""
         reader = NeverReadingConnection(self.server.port)
         try:
-            for i in range(60):
-                reader.call("/lcio.v1.Offloader/Decide",
-                            self.request(f"never-read-{i}").SerializeToString())
+            for _ in range(60):
+                reader.call(path, message())
                 reader.pump()
                 time.sleep(0.01)
             deadline = time.monotonic() + 5
@@ -110,12 +112,12 @@ class SlowReaderTest(unittest.TestCase):
             while time.monotonic() < deadline:  # until the held ones fill the bound
                 reader.pump()
                 try:
-                    self.stub.Decide(self.request(f"probe-{time.monotonic()}"), timeout=10)
+                    probe()
                 except grpc.RpcError as error:
                     refused = error
                     break
                 time.sleep(0.1)
-            self.assertIsNotNone(refused, "Decide still admitted beside 60 undelivered ones")
+            self.assertIsNotNone(refused, f"{path} still answered beside 60 undelivered ones")
             self.assertEqual(refused.code(), grpc.StatusCode.RESOURCE_EXHAUSTED)
             self.assertIn("not yet delivered", refused.details())
         finally:
@@ -124,46 +126,25 @@ class SlowReaderTest(unittest.TestCase):
         deadline = time.monotonic() + 10
         while True:
             try:
-                self.stub.Decide(self.request(f"after-{time.monotonic()}"), timeout=10)
+                probe()
                 break
             except grpc.RpcError as error:
                 if time.monotonic() > deadline:
-                    self.fail(f"Decide still refused after the connection closed: {error}")
+                    self.fail(f"{path} still refused after the connection closed: {error}")
                 time.sleep(0.1)
+
+    def test_decides_whose_responses_are_never_read_are_bounded(self):
+        self.check_unread_responses_are_bounded(
+            "/lcio.v1.Offloader/Decide",
+            lambda: self.request(f"never-read-{time.monotonic()}").SerializeToString(),
+            lambda: self.stub.Decide(self.request(f"probe-{time.monotonic()}"), timeout=10))
 
     def test_get_policy_responses_never_read_are_bounded(self):
         # GetPolicy counted nothing: 20 connections x 1000 unread calls grew
         # the server by ~360 MB.
-        reader = NeverReadingConnection(self.server.port)
-        try:
-            for _ in range(60):
-                reader.call("/lcio.v1.Offloader/GetPolicy", b"")
-                reader.pump()
-                time.sleep(0.01)
-            deadline = time.monotonic() + 5
-            refused = None
-            while time.monotonic() < deadline:
-                reader.pump()
-                try:
-                    self.stub.GetPolicy(pb.GetPolicyRequest(), timeout=10)
-                except grpc.RpcError as error:
-                    refused = error
-                    break
-                time.sleep(0.1)
-            self.assertIsNotNone(refused, "GetPolicy still answered beside 60 undelivered ones")
-            self.assertEqual(refused.code(), grpc.StatusCode.RESOURCE_EXHAUSTED)
-            self.assertIn("not yet delivered", refused.details())
-        finally:
-            reader.close()
-        deadline = time.monotonic() + 10
-        while True:
-            try:
-                self.stub.GetPolicy(pb.GetPolicyRequest(), timeout=10)
-                break
-            except grpc.RpcError as error:
-                if time.monotonic() > deadline:
-                    self.fail(f"GetPolicy still refused after the connection closed: {error}")
-                time.sleep(0.1)
+        self.check_unread_responses_are_bounded(
+            "/lcio.v1.Offloader/GetPolicy", lambda: b"",
+            lambda: self.stub.GetPolicy(pb.GetPolicyRequest(), timeout=10))
 
 
 def varint(value):
