@@ -307,10 +307,12 @@ std::string WorstCaseMarkdown(const std::vector<WorstCaseRow>& rows) {
 }
 
 namespace {
-nlohmann::json MethodsJson(const std::vector<AggregateResult>& rows) {
+nlohmann::json MethodsJson(const ScoredRows& scored) {
   nlohmann::json methods = nlohmann::json::array();
-  for (const auto& r : rows) {
+  for (size_t i = 0; i < scored.rows.size(); ++i) {
+    const AggregateResult& r = scored.rows[i];
     methods.push_back({{"name", r.name},
+                       {"role", i < scored.roles.size() ? MethodRoleName(scored.roles[i]) : ""},
                        {"shield", r.shielded},
                        {"splits", r.splits},
                        {"response", r.response},
@@ -344,7 +346,7 @@ std::string ToJson(const std::vector<ScoredRows>& scorers,
     root["scorers"].push_back({{"scorer", s.scorer},
                                {"held_out", s.held_out},
                                {"oracle_reward", s.oracle_reward()},
-                               {"methods", MethodsJson(s.rows)}});
+                               {"methods", MethodsJson(s)}});
   root["worst_case"] = nlohmann::json::array();
   for (const auto& r : worst_case)
     root["worst_case"].push_back({{"name", r.name},

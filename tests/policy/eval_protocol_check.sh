@@ -44,8 +44,9 @@ jq -e '[.worst_case[].has_oracle] | length > 0 and (any | not)' "$tmp/no_oracle.
 # the test episodes: its rows are shown with role "not held out", never ranked.
 "$eval_bin" --splits=1 --fixed=false --oracle=false --shield=on --policy=policy/default_policy.pt \
   --format=json > "$tmp/seen.json"
-jq -e '[.scorers[] | select(.scorer == "held_out") | .methods[] | select(.name | startswith("rc-ppo"))]
-       | length == 1' "$tmp/seen.json" > /dev/null || { echo "the artifact's row is missing"; exit 1; }
+jq -e '[.scorers[] | select(.scorer == "held_out") | .methods[] | select(.name | startswith("rc-ppo"))
+       | .role] == ["not held out"]' "$tmp/seen.json" > /dev/null ||
+  { echo "the artifact's row is missing or not marked not held out"; exit 1; }
 jq -e '[.worst_case[] | select(.name | startswith("rc-ppo"))] | length == 0' "$tmp/seen.json" \
   > /dev/null || { echo "an artifact that saw the test episodes was given a verdict"; exit 1; }
 "$eval_bin" --splits=1 --fixed=false --oracle=false > "$tmp/no_oracle.md"
