@@ -106,9 +106,9 @@ struct DecideCall {
   std::string serialized;  // the response's bytes when the decider already made them
 };
 
-// A Report call's messages, alive until the log's writer answers it.
-// What a Report's answer needs once its record is queued: not the request,
-// whose prompt and answer can take megabytes for as long as the disk hangs.
+// A Report call's answer, alive until the log's writer answers it: its ids,
+// not the request, whose prompt and answer can take megabytes for as long as
+// the disk hangs.
 struct ReportCall {
   std::string conversation_id;
   std::string decision_id;
