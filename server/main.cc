@@ -272,6 +272,7 @@ int main(int argc, char** argv) {
   lcio::server::StartLogWriter();
   auto app = lcio::server::ServerApp::Start(options);
   if (!app.ok()) return Fail(app.status().ToString());
+  lcio::server::FlushLogWriter(absl::Now() + absl::Seconds(1));
   std::printf("lcio-server listening on %s\n", WithPort(options.listen, (*app)->port()).c_str());
   if ((*app)->metrics_port() > 0)
     std::printf("lcio-server metrics on %s\n",

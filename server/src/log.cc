@@ -223,12 +223,14 @@ class LogWriter {
     }
   }
 
-  bool Stop(absl::Time deadline) {
+  // Waits until everything queued is written, or `deadline`; `stop`: then
+  // callers write their lines themselves again.
+  bool Drain(absl::Time deadline, bool stop) {
     std::unique_lock<std::mutex> lock(mu_);
     const bool drained = idle_cv_.wait_until(lock, absl::ToChronoTime(deadline), [this] {
       return queue_.empty() && dropped_unreported_ == 0 && !writing_;
     });
-    if (drained) running_ = false;
+    if (drained && stop) running_ = false;
     return drained;
   }
 
@@ -280,7 +282,8 @@ class LogWriter {
 }  // namespace
 
 void StartLogWriter(size_t max_queued_bytes) { LogWriter::Get().Start(max_queued_bytes); }
-bool StopLogWriter(absl::Time deadline) { return LogWriter::Get().Stop(deadline); }
+bool FlushLogWriter(absl::Time deadline) { return LogWriter::Get().Drain(deadline, false); }
+bool StopLogWriter(absl::Time deadline) { return LogWriter::Get().Drain(deadline, true); }
 int64_t LogLinesDropped() { return LogWriter::Get().dropped(); }
 
 LogLine::LogLine(LogLevel level, absl::string_view event) : enabled_(LogEnabled(level)) {

@@ -87,6 +87,9 @@ void StartLogWriter(size_t max_queued_bytes = kMaxQueuedLogBytes);
 // that never drains must not hold up the exit); true if all were written.
 // Lines are then written by their callers again.
 bool StopLogWriter(absl::Time deadline);
+// The same wait, the writer kept: the start-up lines are on stderr before the
+// server says it listens (what a supervisor or a test reads next).
+bool FlushLogWriter(absl::Time deadline);
 int64_t LogLinesDropped();
 
 // Builds one line and writes it whole (a single write(2), or handed whole to
