@@ -296,12 +296,25 @@ int64_t FallbackPolicy::TakeShieldOverrides() {
 absl::StatusOr<FixedActionRule> ParseFixedActionRule(const std::string& name) {
   if (name == "per_cell") return FixedActionRule::kPerCell;
   if (name == "anchored") return FixedActionRule::kAnchored;
-  return absl::InvalidArgumentError(absl::StrCat("fixed action rule \"", data::Shorten(name, 64),
-                                                 "\": not per_cell or anchored"));
+  if (name == "anchored_per_network") return FixedActionRule::kAnchoredPerNetwork;
+  if (name == "anchored_per_network_budget") return FixedActionRule::kAnchoredPerNetworkBudget;
+  return absl::InvalidArgumentError(absl::StrCat(
+      "fixed action rule \"", data::Shorten(name, 64),
+      "\": not per_cell, anchored, anchored_per_network or anchored_per_network_budget"));
 }
 
 const char* FixedActionRuleName(FixedActionRule rule) {
-  return rule == FixedActionRule::kAnchored ? "anchored" : "per_cell";
+  switch (rule) {
+    case FixedActionRule::kAnchored:
+      return "anchored";
+    case FixedActionRule::kAnchoredPerNetwork:
+      return "anchored_per_network";
+    case FixedActionRule::kAnchoredPerNetworkBudget:
+      return "anchored_per_network_budget";
+    case FixedActionRule::kPerCell:
+      break;
+  }
+  return "per_cell";
 }
 
 namespace {
@@ -370,7 +383,7 @@ absl::StatusOr<FallbackTable> SelectFallback(const data::Dataset& dataset,
   if (options.budgets.empty())
     return absl::InvalidArgumentError("fallback selection: no budgets to select for");
   if (absl::Status s = CheckDecisionModelHeldOut(candidate, validation_episodes); !s.ok()) return s;
-  const bool anchored = options.fixed_action_rule == FixedActionRule::kAnchored;
+  const bool anchored = options.fixed_action_rule != FixedActionRule::kPerCell;
   // Anchored, the cells choose without the validation episodes, which then
   // judge a departure from the anchor.
   std::vector<int> cell_selection;
@@ -404,14 +417,29 @@ absl::StatusOr<FallbackTable> SelectFallback(const data::Dataset& dataset,
                                            num_actions));
     on_selection_by_pair.push_back(*std::move(on_selection));
   }
-  // The anchor: the action most cells choose (the lowest on ties).
-  int anchor = -1;
+  // The anchor: the action most cells of a voting group choose (the lowest
+  // on ties). The group: every cell; the network's cells; or the network x
+  // budget's cells, the devices voting. anchor_of[cell], cells as own_choice.
+  const size_t num_budgets = options.budgets.size();
+  std::vector<int> anchor_of(own_choice.size(), -1);
   if (anchored) {
-    std::map<int, int> votes;
-    for (int a : own_choice) ++votes[a];
-    int most = 0;
-    for (const auto& [action, count] : votes)
-      if (count > most) most = count, anchor = action;
+    const auto group = [&](size_t c) -> std::string {
+      switch (options.fixed_action_rule) {
+        case FixedActionRule::kAnchoredPerNetwork:
+          return pairs[c / num_budgets].network;
+        case FixedActionRule::kAnchoredPerNetworkBudget:
+          return absl::StrCat(pairs[c / num_budgets].network, "\n", c % num_budgets);
+        default:
+          return std::string();
+      }
+    };
+    std::map<std::string, std::map<int, int>> votes;  // [group][action]
+    for (size_t c = 0; c < own_choice.size(); ++c) ++votes[group(c)][own_choice[c]];
+    for (size_t c = 0; c < own_choice.size(); ++c) {
+      int most = 0;
+      for (const auto& [action, count] : votes[group(c)])
+        if (count > most) most = count, anchor_of[c] = action;
+    }
   }
   std::vector<FallbackEntry> entries;
   for (size_t p = 0; p < pairs.size(); ++p) {
@@ -425,7 +453,8 @@ absl::StatusOr<FallbackTable> SelectFallback(const data::Dataset& dataset,
     consult(validation_episodes, *on_validation);
     const Simulator& simulator = on_selection->front()->primary();
     const int num_actions = static_cast<int>(simulator.actions().size());
-    for (size_t b = 0; b < options.budgets.size(); ++b) {
+    for (size_t b = 0; b < num_budgets; ++b) {
+      const int anchor = anchor_of[p * num_budgets + b];
       const Budget& budget = options.budgets[b];
       const EvalOptions eval{budget, options.shield, options.seed};
       FallbackEntry entry;

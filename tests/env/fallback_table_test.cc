@@ -5,6 +5,7 @@
 #include <memory>
 #include <set>
 
+#include "absl/strings/str_cat.h"
 #include "gtest/gtest.h"
 #include "lcio/env/baselines.h"
 #include "lcio/env/fallback.h"
@@ -369,6 +370,70 @@ TEST(SelectFallback, AnchoredKeepsOneActionUnlessValidationConfirmsACellsOwn) {
   EXPECT_EQ(*ParseFixedActionRule(FixedActionRuleName(FixedActionRule::kPerCell)),
             FixedActionRule::kPerCell);
   EXPECT_EQ(ParseFixedActionRule("mode").status().code(), absl::StatusCode::kInvalidArgument);
+}
+
+TEST(SelectFallback, AnchorsPerNetworkOrPerNetworkAndBudgetWhenAsked) {
+  // Cloud answers score 9, local ones 1, as above. On the added network
+  // "Slow" no cloud call fits any budget here, and under the third budget
+  // (0.0005 USD, below the cheapest cloud call) none fits anywhere: those
+  // cells choose local on their own, the others (the majority) a cloud call.
+  const data::Dataset d =
+      testing::TwoTaskDataset([](int, int action) { return action == 0 ? 1.0 : 9.0; });
+  SimulatorConfig config = testing::TwoViewConfig();
+  config.catalog.networks.push_back({"Slow", {5000, 5000, 5000}});
+  const std::vector<int> training = Range(0, 30), validation = Range(20, 30);
+  TaskRulePolicy local(TaskRule{{0, 0}}, Range(0, 20));
+  FallbackSelectionOptions options;
+  options.budgets = {Budget{1000, 10}, Budget{500, 5}, Budget{1000, 0.0005}};
+  const auto select = [&](FixedActionRule rule) {
+    options.fixed_action_rule = rule;
+    auto table = SelectFallback(d, training, validation, config, local, options);
+    EXPECT_TRUE(table.ok()) << table.status();
+    return table.ok() ? *std::move(table) : FallbackTable();
+  };
+  const FallbackTable one = select(FixedActionRule::kAnchored);
+  const FallbackTable network = select(FixedActionRule::kAnchoredPerNetwork);
+  const FallbackTable network_budget = select(FixedActionRule::kAnchoredPerNetworkBudget);
+  const size_t cells = 3 * config.catalog.devices.size() * config.catalog.networks.size();
+  ASSERT_EQ(one.entries().size(), cells);
+  ASSERT_EQ(network.entries().size(), cells);
+  ASSERT_EQ(network_budget.entries().size(), cells);
+  int slow_cells = 0, tight_cells = 0;
+  for (size_t i = 0; i < cells; ++i) {
+    const FallbackEntry& a = one.entries()[i];
+    const FallbackEntry& n = network.entries()[i];
+    const FallbackEntry& nb = network_budget.entries()[i];
+    ASSERT_EQ(a.network, n.network);
+    const std::string where = absl::StrCat(a.device, " / ", a.network, " / ", a.budget.money_usd);
+    // Where local is each cell's own choice it is never confirmed ahead of a
+    // cloud call the shield replaces by local: the anchor decides.
+    // One anchor for all: the majority's cloud call everywhere.
+    EXPECT_NE(a.fixed_action, 0) << where;
+    if (a.network == "Slow") {
+      ++slow_cells;
+      // The Slow network's cells vote local, per network and per budget.
+      EXPECT_EQ(n.fixed_action, 0) << where;
+      EXPECT_EQ(nb.fixed_action, 0) << where;
+    } else if (a.budget.money_usd < 0.001) {
+      ++tight_cells;
+      // Outvoted within their network by its two generous budgets; the
+      // devices of the tight budget alone vote local.
+      EXPECT_NE(n.fixed_action, 0) << where;
+      EXPECT_EQ(nb.fixed_action, 0) << where;
+    } else {
+      EXPECT_EQ(n.fixed_action, a.fixed_action) << where;
+      EXPECT_EQ(nb.fixed_action, a.fixed_action) << where;
+    }
+  }
+  EXPECT_EQ(slow_cells, 3 * static_cast<int>(config.catalog.devices.size()));
+  EXPECT_EQ(tight_cells,
+            static_cast<int>(config.catalog.devices.size() * (config.catalog.networks.size() - 1)));
+  for (FixedActionRule rule :
+       {FixedActionRule::kPerCell, FixedActionRule::kAnchored, FixedActionRule::kAnchoredPerNetwork,
+        FixedActionRule::kAnchoredPerNetworkBudget})
+    EXPECT_EQ(*ParseFixedActionRule(FixedActionRuleName(rule)), rule);
+  EXPECT_EQ(ParseFixedActionRule("anchored_per_device").status().code(),
+            absl::StatusCode::kInvalidArgument);
 }
 
 TEST(SelectFallback, RefusesACandidateThatTrainedOnAValidationEpisode) {

@@ -192,7 +192,9 @@ TEST(TrainConfigJson, FallbackFixedActionRuleIsReadCheckedAndRecordedWhenNotTheD
   options.fallback_fixed_action = "mode";
   const absl::Status s = ValidateTrainOptions(options);
   EXPECT_EQ(s.code(), absl::StatusCode::kInvalidArgument);
-  EXPECT_EQ(s.message(), "fallback_fixed_action = \"mode\": must be per_cell or anchored");
+  EXPECT_EQ(s.message(),
+            "fallback_fixed_action = \"mode\": must be per_cell, anchored, anchored_per_network or "
+            "anchored_per_network_budget");
   EXPECT_NE(OptionsMarkdown().find("| `--fallback_fixed_action` | `fallback_fixed_action` |"),
             std::string::npos);
 }

@@ -317,9 +317,9 @@ absl::Status ValidateTrainOptions(const TrainOptions& options) {
         absl::StrCat("fallback_validation_share = ", options.fallback_validation_share,
                      ": must be in [0, 0.5]"));
   if (auto rule = env::ParseFixedActionRule(options.fallback_fixed_action); !rule.ok())
-    return absl::InvalidArgumentError(absl::StrCat("fallback_fixed_action = \"",
-                                                   data::Shorten(options.fallback_fixed_action, 64),
-                                                   "\": must be per_cell or anchored"));
+    return absl::InvalidArgumentError(absl::StrCat(
+        "fallback_fixed_action = \"", data::Shorten(options.fallback_fixed_action, 64),
+        "\": must be per_cell, anchored, anchored_per_network or anchored_per_network_budget"));
   // Pairs are drawn uniformly, so a repeated pair would silently weigh double.
   const std::vector<env::ProfilePair>& pairs = options.training_profiles;
   for (size_t i = 0; i < pairs.size(); ++i)
@@ -600,9 +600,10 @@ std::string OptionsMarkdown() {
       "to validate the network against the best fixed action per device x network x "
       "budget (the validated fallback) |\n",
       "| `--fallback_fixed_action` | `fallback_fixed_action` | ", defaults.fallback_fixed_action,
-      " | per_cell or anchored: the fallback's fixed action is each cell's best on the "
-      "training side, or one action for all cells (the one most cells choose) unless "
-      "the validation episodes confirm a cell's own |\n",
+      " | per_cell, anchored, anchored_per_network or anchored_per_network_budget: the "
+      "fallback's fixed action is each cell's best on the training side, or an anchor "
+      "(the action most cells choose: of all cells, of the network's, or of the network "
+      "x budget's) unless the validation episodes confirm a cell's own |\n",
       "| `--training_profiles` | `training_profiles` | (none) | \"all\" or a list of "
       "device/network pairs drawn per episode; implies profile_aware |\n",
       "| `--torch_threads` | (recorded) | ", defaults.torch_threads,

@@ -138,8 +138,18 @@ enum class FixedActionRule {
   // every held-out scorer. One choice for all cells leaves less room for
   // selection noise than one per cell.
   kAnchored,
+  // As kAnchored with one anchor per network: the network sets every cloud
+  // call's latency (on Wired the plain call is the slowest), so cells of
+  // different networks need not share their best action.
+  kAnchoredPerNetwork,
+  // One anchor per network x budget, the devices voting: the budget sets how
+  // many cloud calls a conversation can pay for, so it too changes which
+  // action is best; the devices mostly differ only in local's cost.
+  kAnchoredPerNetworkBudget,
 };
-// "per_cell", "anchored"; INVALID_ARGUMENT names the value and the choices.
+// "per_cell", "anchored", "anchored_per_network",
+// "anchored_per_network_budget"; INVALID_ARGUMENT names the value and the
+// choices.
 absl::StatusOr<FixedActionRule> ParseFixedActionRule(const std::string& name);
 const char* FixedActionRuleName(FixedActionRule rule);
 
