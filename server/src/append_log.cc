@@ -181,17 +181,6 @@ absl::StatusOr<AppendLogWriter::OpenedFile> AppendLogWriter::OpenFile(
     return s;
   }
   const int64_t size = st.st_size;
-  // A torn last line (a crash mid-write) is terminated by the first batch.
-  bool torn_tail = false;
-  if (size > 0) {
-    const int rfd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
-    char last = '\n';
-    if (rfd >= 0) {
-      if (::pread(rfd, &last, 1, size - 1) != 1) last = '\n';
-      ::close(rfd);
-    }
-    torn_tail = last != '\n';
-  }
   // Make the file's directory entry durable too (a new file). Refused at
   // open, where an operator sees it: a directory that cannot be synced
   // cannot hold acknowledged records.
@@ -203,10 +192,13 @@ absl::StatusOr<AppendLogWriter::OpenedFile> AppendLogWriter::OpenFile(
         std::strerror(error), " (a new file's entry is durable only then)"));
   }
   const std::vector<int> rotated = RotationNumbers(path);
-  return OpenedFile{fd, lock_fd, size, rotated.empty() ? 0 : rotated.back(), torn_tail};
+  return OpenedFile{fd, lock_fd, size, rotated.empty() ? 0 : rotated.back(), size > 0};
 }
 
 AppendLogWriter::~AppendLogWriter() {
+  // Bytes of a failed batch left in the file: one more try to cut them back
+  // (the next writer's leading newline covers them if this fails too).
+  if (damaged_ && fd_ >= 0) Restore().IgnoreError();
   if (fd_ >= 0) ::close(fd_);
   if (lock_fd_ >= 0) ::close(lock_fd_);  // releases the lock
 }
@@ -270,7 +262,7 @@ absl::Status AppendLogWriter::RotateIfDue(size_t incoming) {
   ::close(fd_);
   fd_ = ::open(path_.c_str(), O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0644);
   durable_size_ = 0;
-  torn_tail_ = false;  // it went with the rotated file, whose readers skip it
+  newline_first_ = false;  // a new, empty file
   if (fd_ < 0) return IoError(errno, "opening after rotation", Where());
   ApplyRetention();
   return absl::OkStatus();
@@ -306,15 +298,15 @@ absl::StatusOr<uint64_t> AppendLogWriter::AppendLines(const std::vector<std::str
                      Where());
     directory_unsynced_ = false;
   }
-  if (absl::Status s = CheckFreeSpace(bytes + (torn_tail_ ? 1 : 0)); !s.ok()) return s;
+  if (absl::Status s = CheckFreeSpace(bytes + (newline_first_ ? 1 : 0)); !s.ok()) return s;
   // The joined batch goes into a buffer kept from batch to batch: a fresh
   // one of a few MB would be page-faulted in every time.
   std::string& joined = batch_buffer_;
   joined.clear();
-  const bool copy = lines.size() != 1 || torn_tail_;
+  const bool copy = lines.size() != 1 || newline_first_;
   if (copy) {
     joined.reserve(bytes + 1);
-    if (torn_tail_) joined += '\n';
+    if (newline_first_) joined += '\n';
     for (const std::string& line : lines) joined += line;
   }
   // One entry is written as it is, uncopied.
@@ -331,12 +323,12 @@ absl::StatusOr<uint64_t> AppendLogWriter::AppendLines(const std::vector<std::str
     const int error = errno;
     damaged_ = true;
     Restore().IgnoreError();  // retried before the next batch while it fails
-    return absl::UnavailableError(absl::StrCat(Where(), ": fdatasync: ", std::strerror(error),
-                                               " (the batch is not acknowledged)"));
+    // A full disk or quota can surface only here (NFS, thin volumes).
+    return IoError(error, "fdatasync (the batch is not acknowledged)", Where());
   }
   const int64_t batch_start = durable_size_;
   durable_size_ += static_cast<int64_t>(batch.size());
-  torn_tail_ = false;
+  newline_first_ = false;
   if (options_.drop_written_pages) {
     // From the start of the page the batch began in: the partial last page
     // of the previous batch is complete now. Only advice: a failure changes

@@ -8,6 +8,8 @@
 //   LCIO_FAULT_FSYNC_DELAY_MS=N     fsync/fdatasync sleep N ms first (a slow
 //                                   or, with a large N, hung disk)
 //   LCIO_FAULT_FSYNC_EIO=1          fsync/fdatasync fail with EIO
+//   LCIO_FAULT_FSYNC_ENOSPC=1       fsync/fdatasync fail with ENOSPC (a full
+//                                   disk or quota seen only at sync: NFS)
 //   LCIO_FAULT_WRITE_ENOSPC_AFTER=N the file cannot grow beyond N bytes: a
 //                                   write that crosses N is cut short there
 //                                   (a short write), the next one fails
@@ -64,7 +66,9 @@ int BeforeSync(int fd) {
   if (!Matches(fd)) return 0;
   // Read everything before sleeping: the test may change the environment
   // while this thread sleeps.
-  const int error = EnvLong("LCIO_FAULT_FSYNC_EIO", 0) != 0 ? EIO : 0;
+  const int error = EnvLong("LCIO_FAULT_FSYNC_EIO", 0) != 0      ? EIO
+                    : EnvLong("LCIO_FAULT_FSYNC_ENOSPC", 0) != 0 ? ENOSPC
+                                                                 : 0;
   if (const long ms = EnvLong("LCIO_FAULT_FSYNC_DELAY_MS", 0); ms > 0) {
     timespec t{ms / 1000, (ms % 1000) * 1000000L};
     while (::nanosleep(&t, &t) != 0 && errno == EINTR) {

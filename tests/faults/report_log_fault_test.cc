@@ -57,6 +57,7 @@ class ReportLogFaultTest : public ::testing::Test {
     ::unsetenv("LCIO_FAULT_PATH");
     ::unsetenv("LCIO_FAULT_WRITE_ENOSPC_AFTER");
     ::unsetenv("LCIO_FAULT_FSYNC_EIO");
+    ::unsetenv("LCIO_FAULT_FSYNC_ENOSPC");
     ::unsetenv("LCIO_FAULT_FSYNC_DELAY_MS");
     ::unsetenv("LCIO_FAULT_FTRUNCATE_EIO");
     ::unsetenv("LCIO_FAULT_DIR_FSYNC_EIO");
@@ -100,6 +101,45 @@ TEST_F(ReportLogFaultTest, AWriterThatCannotCutBackRefusesUntilItCan) {
   ASSERT_TRUE((*writer)->Append(Record(3)).ok());
   int skipped = -1;
   EXPECT_EQ(TurnsOnDisk(path_, &skipped), std::vector<int>({0, 3}));
+  EXPECT_EQ(skipped, 0);
+}
+
+// A writer closed while bytes of a failed batch are still in the file (it
+// could not cut them back) tries once more: the next writer should not find
+// lines that may never have reached the disk.
+TEST_F(ReportLogFaultTest, AWriterClosedWhileDamagedCutsBackWhatIsNotDurable) {
+  {
+    auto writer = ReportLogWriter::Open(path_);
+    ASSERT_TRUE(writer.ok()) << writer.status();
+    ASSERT_TRUE((*writer)->Append(Record(0)).ok());
+    const int64_t good = FileSize(path_);
+    const size_t half = EncodeReportLine(Record(1)).size() / 2;
+    ::setenv("LCIO_FAULT_WRITE_ENOSPC_AFTER", std::to_string(good + half).c_str(), 1);
+    ::setenv("LCIO_FAULT_FTRUNCATE_EIO", "1", 1);
+    EXPECT_FALSE((*writer)->Append(Record(1)).ok());  // torn, and cannot be cut back
+    EXPECT_GT(FileSize(path_), good);
+    ::unsetenv("LCIO_FAULT_WRITE_ENOSPC_AFTER");
+    ::unsetenv("LCIO_FAULT_FTRUNCATE_EIO");
+  }
+  int skipped = -1;
+  EXPECT_EQ(TurnsOnDisk(path_, &skipped), std::vector<int>({0}));
+  EXPECT_EQ(skipped, 0) << "the failed batch's bytes were left behind";
+}
+
+// A full disk or quota that only the sync reports is a full disk, not an
+// I/O error: RESOURCE_EXHAUSTED, as a failed write's.
+TEST_F(ReportLogFaultTest, AFullDiskReportedAtSyncIsResourceExhausted) {
+  auto writer = ReportLogWriter::Open(path_);
+  ASSERT_TRUE(writer.ok()) << writer.status();
+  ::setenv("LCIO_FAULT_FSYNC_ENOSPC", "1", 1);
+  auto refused = (*writer)->Append(Record(0));
+  EXPECT_EQ(refused.status().code(), absl::StatusCode::kResourceExhausted) << refused.status();
+  EXPECT_NE(refused.status().message().find("not acknowledged"), std::string::npos)
+      << refused.status();
+  ::unsetenv("LCIO_FAULT_FSYNC_ENOSPC");
+  ASSERT_TRUE((*writer)->Append(Record(1)).ok());
+  int skipped = -1;
+  EXPECT_EQ(TurnsOnDisk(path_, &skipped), std::vector<int>({1}));
   EXPECT_EQ(skipped, 0);
 }
 

@@ -102,8 +102,9 @@ class AppendLogWriter {
     int fd = -1;
     int lock_fd = -1;  // holds the writer's lock on LogLockPath
     int64_t size = 0;
-    int rotations = 0;       // highest rotated file number in use
-    bool torn_tail = false;  // the last line has no newline yet
+    int rotations = 0;  // highest rotated file number in use
+    // The file was not empty: the first batch starts with '\n' (below).
+    bool newline_first = false;
   };
   static absl::StatusOr<OpenedFile> OpenFile(const std::string& path,
                                              const AppendLogOptions& options);
@@ -113,7 +114,7 @@ class AppendLogWriter {
         fd_(file.fd),
         lock_fd_(file.lock_fd),
         durable_size_(file.size),
-        torn_tail_(file.torn_tail),
+        newline_first_(file.newline_first),
         rotations_(file.rotations) {}
 
  private:
@@ -127,8 +128,14 @@ class AppendLogWriter {
   AppendLogOptions options_;
   int fd_;
   int lock_fd_;
-  int64_t durable_size_;  // bytes known to be on disk; whole lines unless torn_tail_
-  bool torn_tail_;        // a crash's torn line ends the file: the next batch starts with '\n'
+  int64_t durable_size_;  // bytes known to be on disk; whole lines unless newline_first_
+  // The next batch starts with '\n'. Set when a non-empty file is opened:
+  // its last line may be torn by a crash, its last byte may not be readable,
+  // and a writer that crashed (or stopped) after a failed fdatasync may have
+  // left lines that read whole from the page cache but never reached the
+  // disk. The newline ends whatever is there, so the batch's first record
+  // starts a line of its own; readers skip the empty line it may make.
+  bool newline_first_;
   bool damaged_ = false;  // bytes past durable_size_ may be in the file
   // A file was created or renamed since its directory was last synced: no
   // batch is acknowledged before it is.
