@@ -72,16 +72,27 @@ int Usage(const std::string& message) {
   return 2;
 }
 
+// Far above any request a server accepts (its gRPC limit is 4 MiB by
+// default): standard input is read up to it, never without end (/dev/zero).
+constexpr size_t kMaxStdinBytes = size_t{16} << 20;
+
 absl::StatusOr<std::string> ReadInput(const std::string& path) {
-  std::stringstream text;
-  if (path == "-") {
-    text << std::cin.rdbuf();
-  } else {
+  if (path != "-") {
     // A regular file: /dev/zero would be read without end.
     return lcio::data::ReadRegularFile(
         path, absl::StrCat("json = \"", lcio::data::Shorten(path, 256), "\""), "a JSON request");
   }
-  return text.str();
+  std::string text;
+  char chunk[1 << 16];
+  while (std::cin.read(chunk, sizeof chunk) || std::cin.gcount() > 0) {
+    text.append(chunk, static_cast<size_t>(std::cin.gcount()));
+    if (text.size() > kMaxStdinBytes)
+      return absl::InvalidArgumentError(
+          absl::StrCat("json = \"-\": standard input holds more than ", kMaxStdinBytes,
+                       " bytes; a request is far smaller"));
+  }
+  if (std::cin.bad()) return absl::UnavailableError("json = \"-\": cannot read standard input");
+  return text;
 }
 
 absl::StatusOr<std::vector<double>> ParseList(const std::string& flag, const std::string& text) {

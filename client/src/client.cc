@@ -34,9 +34,11 @@ absl::StatusOr<std::string> ReadPem(const std::string& flag, const std::string& 
 bool Retryable(const absl::Status& status) {
   switch (status.code()) {
     case absl::StatusCode::kResourceExhausted:
-      // gRPC's own "Received/Sent message larger than max": the same
-      // message is as large the next time.
-      return !absl::StrContains(status.message(), "larger than max");
+      // gRPC's own "Received/Sent message larger than max" and "received
+      // initial/trailing metadata size exceeds limit" (a long status
+      // message): as large the next time.
+      return !absl::StrContains(status.message(), "larger than max") &&
+             !absl::StrContains(status.message(), "metadata size exceeds limit");
     case absl::StatusCode::kUnavailable:
     case absl::StatusCode::kAborted:
     case absl::StatusCode::kDeadlineExceeded:

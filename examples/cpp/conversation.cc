@@ -5,6 +5,7 @@
 //   conversation TARGET [CONVERSATION_ID]
 #include <algorithm>
 #include <cstdio>
+#include <random>
 #include <string>
 #include <vector>
 
@@ -17,7 +18,10 @@ int main(int argc, char** argv) {
   }
   lcio::ClientOptions options;
   options.target = argv[1];
-  const std::string conversation = argc > 2 ? argv[2] : "example-cpp";
+  // A new id per run: a server remembers a conversation
+  // (--conversation_idle_s) and refuses its turn 0 a second time.
+  const std::string conversation =
+      argc > 2 ? argv[2] : "example-cpp-" + std::to_string(std::random_device{}());
   auto client = lcio::Client::Create(options);
   if (!client.ok()) {
     std::fprintf(stderr, "client: %s\n", client.status().ToString().c_str());

@@ -8,6 +8,7 @@ the chosen LLM (here: pretends to), reports what the turn really cost when the
 server keeps a Report log, and carries the rest of the budgets on."""
 
 import sys
+import uuid
 
 import lcio_client
 
@@ -18,7 +19,10 @@ PROMPTS = [
 ]
 
 
-def main(target, conversation_id="example-python"):
+def main(target, conversation_id=None):
+    # A new id per run: a server remembers a conversation (--conversation_idle_s)
+    # and refuses its turn 0 a second time.
+    conversation_id = conversation_id or f"example-python-{uuid.uuid4().hex[:12]}"
     with lcio_client.Client(target) as client:
         views = list(client.get_policy().view_names)
         chat = client.conversation(conversation_id, latency_budget_s=30, money_budget_usd=0.05)
@@ -31,6 +35,10 @@ def main(target, conversation_id="example-python"):
                 decision = chat.decide(prompt, association)
             except lcio_client.InvalidArgument as error:
                 print(f"turn {turn}: the request broke a rule: {error.details}", file=sys.stderr)
+                return 1
+            except lcio_client.FailedPrecondition as error:
+                # Not this conversation's next turn (an id used before), or forgotten.
+                print(f"turn {turn}: {error.details}", file=sys.stderr)
                 return 1
             cloud = decision.target == lcio_client.pb.TARGET_CLOUD
             uploaded = [v.name for v in decision.upload]

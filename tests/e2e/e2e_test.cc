@@ -1133,8 +1133,10 @@ TEST_F(EndToEndTest, AFlagValueOfTheWrongTypeIsAUsageError) {
       {{LCIO_CLIENT_BIN, "policy", "health"}, "unexpected argument 'health'"},
       {{LCIO_REPORT_EXPORT_BIN, "--log=a.log", "--out=b.json", "extra"},
        "unexpected argument 'extra'"},
-      // A device was read without end.
+      // A device was read without end; so was standard input.
       {{LCIO_CLIENT_BIN, "decide", "--json=/dev/zero"}, "not a regular file"},
+      {{"/bin/bash", "-c", std::string(LCIO_CLIENT_BIN) + " decide --json=- </dev/zero"},
+       "json = \"-\": standard input holds more than 16777216 bytes"},
       {{LCIO_SERVER_BIN, "--listen=127.0.0.1:0", "--metrics_listen=", "--tls_cert=/dev/zero",
         "--tls_key=/dev/zero"},
        "tls_cert = \"/dev/zero\": not a regular file"}};

@@ -42,6 +42,13 @@ until [[ "$(version)" != "$before" ]]; do
   sleep 0.2
 done
 
+# Run as the docs show it (no id), twice: each run is a new
+# conversation (a fixed id's turn 0 was refused the second time).
+for run in 1 2; do
+  PYTHONPATH=$pythonpath "$python" "$repo/examples/python/conversation.py" "$target" \
+    >"$tmp/python-$run.txt" 2>&1 || { cat "$tmp/python-$run.txt"; fail "python conversation, run $run"; }
+done
+
 # The installed Python package lands where the interpreter looks under the prefix
 # (it went to lib/python3/dist-packages, which Debian's python3 never searches), and
 # the conversation runs from there alone.

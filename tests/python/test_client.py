@@ -214,6 +214,33 @@ class ClientTest(unittest.TestCase):
             with self.assertRaises(lcio_client.Unavailable):
                 nowhere.get_policy()
 
+    def test_timeouts_must_be_finite(self):
+        # grpcio fails every call at once under an infinite deadline.
+        for bad in (float("inf"), float("nan"), 0, -1, "5"):
+            with self.assertRaises(ValueError, msg=bad):
+                lcio_client.Client(self.server.target, timeout_s=bad)
+            with self.assertRaises(ValueError, msg=bad):
+                lcio_client.Client(self.server.target, total_timeout_s=bad)
+
+    def test_a_size_limit_is_not_retried_as_load(self):
+        class Refusal:
+            def __init__(self, code, details):
+                self._code, self._details = code, details
+
+            def code(self):
+                return self._code
+
+            def details(self):
+                return self._details
+
+        retryable = lcio_client.client._retryable
+        exhausted = grpc.StatusCode.RESOURCE_EXHAUSTED
+        self.assertTrue(retryable(Refusal(exhausted, "max_inflight 64 reached")))
+        self.assertFalse(retryable(Refusal(exhausted, "Received message larger than max")))
+        self.assertFalse(retryable(Refusal(
+            exhausted, "received initial metadata size exceeds limit (20000 vs. 8192)")))
+        self.assertFalse(retryable(Refusal(grpc.StatusCode.INVALID_ARGUMENT, "bad")))
+
     def test_bad_budgets_are_refused_before_any_call(self):
         with self.assertRaises(ValueError):
             self.client.conversation("py-nan", float("nan"), 0.05)
@@ -278,10 +305,23 @@ class ReportTest(unittest.TestCase):
         # The measured costs, not the expected ones, come off.
         self.assertAlmostEqual(chat.latency_left_s, 27.5)
         self.assertAlmostEqual(chat.money_left_usd, 0.04)
-        with self.assertRaises(lcio_client.LcioError):
+        with self.assertRaises(lcio_client.FailedPrecondition):
             chat.report("twice", score=1, latency_s=0, cost_usd=0)  # none pending
         second = chat.decide("And this?", {v: 0.4 for v in self.views})
         self.assertLessEqual(second.budget_after.latency_s, 27.5)
+        self.assertEqual(len(self.logged_lines()), 1)
+
+    def test_a_bad_cost_is_refused_before_the_budgets_change(self):
+        chat = self.client.conversation("py-report-bad", 30, 0.05)
+        chat.decide("What is this?", {v: 0.4 for v in self.views})
+        for latency_s, cost_usd in ((-100, 0.01), (2.5, -5), (float("nan"), 0.01),
+                                    (2.5, float("inf")), ("2.5", 0.01), (None, 0.01)):
+            with self.assertRaises(ValueError, msg=(latency_s, cost_usd)):
+                chat.report("a lamp", score=1.5, latency_s=latency_s, cost_usd=cost_usd)
+            self.assertEqual((chat.latency_left_s, chat.money_left_usd), (30, 0.05))
+        # The turn is still pending: a good report goes through.
+        chat.report("a lamp", score=1.5, latency_s=2.5, cost_usd=0.01)
+        self.assertAlmostEqual(chat.latency_left_s, 27.5)
         self.assertEqual(len(self.logged_lines()), 1)
 
     def test_association_is_reported_in_the_policy_view_order(self):

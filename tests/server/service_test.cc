@@ -1,12 +1,14 @@
 // The service in process over real gRPC on 127.0.0.1 (ephemeral ports), with
 // real (small, random-weight) policy artifacts.
 #include <arpa/inet.h>
+#include <grpcpp/grpcpp.h>
 #include <gtest/gtest.h>
 #include <netinet/in.h>
 #include <sys/socket.h>
 #include <unistd.h>
 
 #include <algorithm>
+#include <atomic>
 #include <set>
 #include <thread>
 
@@ -19,6 +21,7 @@
 #include "lcio/server/report_log.h"
 #include "lcio/server/server.h"
 #include "lcio/server/serving_policy.h"
+#include "lcio/v1/offloader.grpc.pb.h"
 #include "lcio/version.h"
 #include "test_support.h"
 
@@ -1140,6 +1143,38 @@ TEST(ClientOptionsTest, TheTotalTimeoutBoundsTheWholeCall) {
   EXPECT_GE(took, absl::Milliseconds(700));
   EXPECT_LT(took, absl::Milliseconds(1600)) << "3 attempts of 2 s would take 6 s";
   ::close(listener);
+}
+
+// A server (or proxy) whose status message is longer than gRPC lets
+// metadata be: the client sees RESOURCE_EXHAUSTED "received ... metadata size
+// exceeds limit", which is not load and is as long the next time.
+TEST(ClientOptionsTest, AStatusTooLongForMetadataIsNotRetriedAsLoad) {
+  class LongRefusals : public v1::Offloader::Service {
+   public:
+    std::atomic<int> calls{0};
+    grpc::Status GetPolicy(grpc::ServerContext*, const v1::GetPolicyRequest*,
+                           v1::PolicyInfo*) override {
+      ++calls;
+      return grpc::Status(grpc::StatusCode::INVALID_ARGUMENT, std::string(20000, 'x'));
+    }
+  } service;
+  int port = 0;
+  grpc::ServerBuilder builder;
+  builder.AddListeningPort("127.0.0.1:0", grpc::InsecureServerCredentials(), &port);
+  builder.RegisterService(&service);
+  std::unique_ptr<grpc::Server> server = builder.BuildAndStart();
+  ASSERT_NE(server, nullptr);
+  ClientOptions options;
+  options.target = absl::StrCat("127.0.0.1:", port);
+  options.timeout = absl::Seconds(5);
+  options.max_attempts = 3;
+  auto client = Client::Create(options);
+  ASSERT_TRUE(client.ok()) << client.status();
+  v1::PolicyInfo info;
+  const absl::Status status = (*client)->GetPolicy(&info);
+  EXPECT_FALSE(status.ok());
+  EXPECT_EQ(service.calls.load(), 1) << status;
+  server->Shutdown();
 }
 
 TEST(ClientOptionsTest, OptionsThatCannotWorkAreRefusedNamingThem) {

@@ -1,6 +1,7 @@
 """Client of lcio.v1.Offloader with per-attempt deadlines and retries, and a
 Conversation helper that carries budgets, turn indices and history."""
 
+import math
 import random
 import time
 
@@ -26,12 +27,27 @@ _RETRIED = (
 MAX_RECONNECT_BACKOFF_S = 1.0
 
 
+def _number_in(value, low, high, low_open=False):
+    """Whether value reads as a number x with low <= x < high (low < x when
+    low_open); NaN never does, nor text."""
+    if isinstance(value, (str, bytes)):
+        return False
+    try:
+        x = float(value)
+    except (TypeError, ValueError):
+        return False
+    return (low < x if low_open else low <= x) and x < high
+
+
 def _retryable(error):
     if error.code() not in _RETRIED:
         return False
-    # gRPC's own "Received/Sent message larger than max": as large next time.
+    # gRPC's own "Received/Sent message larger than max" and "received
+    # initial/trailing metadata size exceeds limit" (a long status message):
+    # as large next time.
+    details = error.details() or ""
     return not (error.code() == grpc.StatusCode.RESOURCE_EXHAUSTED
-                and "larger than max" in (error.details() or ""))
+                and ("larger than max" in details or "metadata size exceeds limit" in details))
 
 
 class Client:
@@ -60,10 +76,13 @@ class Client:
                  load_balancing_policy="round_robin", total_timeout_s=None):
         if attempts < 1:
             raise ValueError(f"attempts = {attempts}: must be >= 1")
-        if not timeout_s > 0:
-            raise ValueError(f"timeout_s = {timeout_s}: must be > 0")
-        if total_timeout_s is not None and not total_timeout_s > 0:
-            raise ValueError(f"total_timeout_s = {total_timeout_s}: must be > 0 (or None)")
+        # Finite: grpcio fails every call at once under an infinite deadline.
+        if not _number_in(timeout_s, 0, math.inf, low_open=True):
+            raise ValueError(f"timeout_s = {timeout_s}: must be a finite number > 0")
+        if total_timeout_s is not None and not _number_in(total_timeout_s, 0, math.inf,
+                                                          low_open=True):
+            raise ValueError(f"total_timeout_s = {total_timeout_s}: must be a finite number > 0 "
+                             "(or None)")
         if root_certificates is None and (certificate_chain is not None or private_key is not None
                                           or server_name):
             # Without it the channel would be plaintext (as lcio::Client refuses).
@@ -261,8 +280,13 @@ class Conversation:
         answer was (score on M4A1's scale: 0 to 9, mostly 0 to 2); the measured
         costs, not the expected ones, are taken off the budgets."""
         if self._pending is None:
-            raise LcioError(grpc.StatusCode.FAILED_PRECONDITION,
-                            "report: no decided turn to report (call decide first)")
+            raise FailedPrecondition(grpc.StatusCode.FAILED_PRECONDITION,
+                                     "report: no decided turn to report (call decide first)")
+        # Checked before anything changes: a refused Report must not leave a
+        # negative or NaN cost in the budgets the next decide() sends.
+        for name, value in (("latency_s", latency_s), ("cost_usd", cost_usd)):
+            if not _number_in(value, 0, math.inf):
+                raise ValueError(f"report: {name} = {value}: must be a finite number >= 0")
         request, decision = self._pending
         # ReportRequest.association is in PolicyInfo.view_names order, whatever
         # the order of the dict given to decide().

@@ -20,8 +20,10 @@ class InvalidArgument(LcioError):
 
 
 class FailedPrecondition(LcioError):
-    """Not the conversation's next turn, the conversation expired, or the
-    server keeps no Report log; restart at turn 0 or send the history."""
+    """Not the conversation's next turn (the message names it: go on from
+    there, or start a new conversation id), the conversation was forgotten
+    (idle or evicted: restart it at turn 0 or send its history), or the
+    server keeps no Report log."""
 
 
 class PermissionDenied(LcioError):
