@@ -74,7 +74,9 @@ ABSL_FLAG(double, fallback_validation_share, lcio::policy::TrainOptions{}.fallba
           "(the validated fallback, docs/training.md); 0: the network everywhere");
 ABSL_FLAG(std::string, fallback_fixed_action, lcio::policy::TrainOptions{}.fallback_fixed_action,
           "with --fallback_validation_share > 0: per_cell (each device x network x budget's best "
-          "fixed action) or anchored (one for all cells unless validation confirms a cell's own)");
+          "fixed action), anchored (one for all cells unless validation confirms a cell's own), "
+          "anchored_per_network or anchored_per_network_budget (one per network, per network x "
+          "budget)");
 ABSL_FLAG(std::string, progress, "auto",
           "progress display: auto (bar on a terminal), bar, lines, off");
 ABSL_FLAG(int64_t, log_every, 0, "steps between progress reports (0: about 50 per run)");

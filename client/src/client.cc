@@ -35,10 +35,11 @@ bool Retryable(const absl::Status& status) {
   switch (status.code()) {
     case absl::StatusCode::kResourceExhausted:
       // gRPC's own "Received/Sent message larger than max" and "received
-      // initial/trailing metadata size exceeds limit" (a long status
-      // message): as large the next time.
+      // (initial/trailing) metadata size exceeds (hard/soft) limit" (a long
+      // status message; the wording varies by gRPC version): as large the
+      // next time.
       return !absl::StrContains(status.message(), "larger than max") &&
-             !absl::StrContains(status.message(), "metadata size exceeds limit");
+             !absl::StrContains(status.message(), "metadata size exceeds");
     case absl::StatusCode::kUnavailable:
     case absl::StatusCode::kAborted:
     case absl::StatusCode::kDeadlineExceeded:

@@ -71,12 +71,13 @@ flags=(
   "--torch_device=${LCIO_TORCH_DEVICE:-auto}"
   "--drain_timeout_s=${LCIO_DRAIN_TIMEOUT_S:-20}"
 )
+# The server makes a log's missing directory itself, and syncs its entry in
+# its parent (a `mkdir -p` here was not synced: a power loss could take the
+# directory and the records acknowledged in it).
 if [[ -n "${LCIO_REPORT_LOG:-}" ]]; then
-  mkdir -p "$(dirname "$LCIO_REPORT_LOG")"
   flags+=("--report_log=$LCIO_REPORT_LOG")
 fi
 if [[ -n "${LCIO_DECISION_LOG:-}" ]]; then
-  mkdir -p "$(dirname "$LCIO_DECISION_LOG")"
   flags+=("--decision_log=$LCIO_DECISION_LOG")
 fi
 add_flag() {  # add_flag ENV_NAME flag_name: passes the variable when it is set and non-empty

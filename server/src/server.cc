@@ -579,6 +579,16 @@ absl::StatusOr<std::unique_ptr<ServerApp>> ServerApp::Start(const ServerOptions&
       log_options.drop_written_pages = true;
       log_options.min_free_flag = "--decision_log_min_free_mb";
       log_options.queue_flag = "--decision_log_queue_max";
+      // As the Report log's: made here, with its entry synced (a directory
+      // made by `mkdir -p` before the server started was not).
+      auto created = CreateLogDirectory(o.decision_log);
+      if (!created.ok())
+        return absl::FailedPreconditionError(
+            absl::StrCat("decision_log = \"", BoundMessage(o.decision_log, 256),
+                         "\": its directory: ", BoundMessage(created.status().message(), 600)));
+      if (*created)
+        LogLine(LogLevel::kInfo, "decision_log_directory_created")
+            .Str("path", std::filesystem::path(o.decision_log).parent_path().string());
       auto writer = AppendLogWriter::Open(o.decision_log, log_options);
       if (!writer.ok()) return writer.status();
       // The writer holds up to a commit interval of lines plus the batch

@@ -216,7 +216,7 @@ class ClientTest(unittest.TestCase):
 
     def test_timeouts_must_be_finite(self):
         # grpcio fails every call at once under an infinite deadline.
-        for bad in (float("inf"), float("nan"), 0, -1, "5"):
+        for bad in (float("inf"), float("nan"), 0, -1, "5", True, 10**400):
             with self.assertRaises(ValueError, msg=bad):
                 lcio_client.Client(self.server.target, timeout_s=bad)
             with self.assertRaises(ValueError, msg=bad):
@@ -239,6 +239,8 @@ class ClientTest(unittest.TestCase):
         self.assertFalse(retryable(Refusal(exhausted, "Received message larger than max")))
         self.assertFalse(retryable(Refusal(
             exhausted, "received initial metadata size exceeds limit (20000 vs. 8192)")))
+        self.assertFalse(retryable(Refusal(  # newer gRPC's wording
+            exhausted, "received metadata size exceeds hard limit (20000 vs. 16384)")))
         self.assertFalse(retryable(Refusal(grpc.StatusCode.INVALID_ARGUMENT, "bad")))
 
     def test_bad_budgets_are_refused_before_any_call(self):

@@ -1057,6 +1057,17 @@ TEST_F(ServiceTest, TheReportLogsMissingDirectoryIsCreated) {
   EXPECT_TRUE(absl::StrContains(test::ReadFile(log), "\"conversation_id\":\"dir\""));
 }
 
+// The decision log's too (the container's entrypoint made it with `mkdir -p`,
+// whose entry nothing synced).
+TEST_F(ServiceTest, TheDecisionLogsMissingDirectoryIsCreated) {
+  const std::string log = dir_.File("not/there/either/decisions.jsonl");
+  StartServer({}, [&](ServerOptions& o) { o.decision_log = log; });
+  v1::DecideResponse response;
+  ASSERT_TRUE(client_->Decide(Request("dir", 0), &response).ok());
+  app_.reset();  // flushes the decision log
+  EXPECT_TRUE(absl::StrContains(test::ReadFile(log), response.decision_id()));
+}
+
 // lcio::Client balances over every address of its target: with gRPC's
 // default pick_first every call went to the first server.
 TEST_F(ServiceTest, TheClientSpreadsCallsOverEveryAddress) {

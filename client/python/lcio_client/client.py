@@ -29,12 +29,12 @@ MAX_RECONNECT_BACKOFF_S = 1.0
 
 def _number_in(value, low, high, low_open=False):
     """Whether value reads as a number x with low <= x < high (low < x when
-    low_open); NaN never does, nor text."""
-    if isinstance(value, (str, bytes)):
+    low_open); NaN never does, nor text or a bool."""
+    if isinstance(value, (str, bytes, bool)):
         return False
     try:
         x = float(value)
-    except (TypeError, ValueError):
+    except (TypeError, ValueError, OverflowError):
         return False
     return (low < x if low_open else low <= x) and x < high
 
@@ -43,11 +43,11 @@ def _retryable(error):
     if error.code() not in _RETRIED:
         return False
     # gRPC's own "Received/Sent message larger than max" and "received
-    # initial/trailing metadata size exceeds limit" (a long status message):
-    # as large next time.
+    # (initial/trailing) metadata size exceeds (hard/soft) limit" (a long
+    # status message; the wording varies by gRPC version): as large next time.
     details = error.details() or ""
     return not (error.code() == grpc.StatusCode.RESOURCE_EXHAUSTED
-                and ("larger than max" in details or "metadata size exceeds limit" in details))
+                and ("larger than max" in details or "metadata size exceeds" in details))
 
 
 class Client:

@@ -139,7 +139,8 @@ enum class FixedActionRule {
   // selection noise than one per cell.
   kAnchored,
   // As kAnchored with one anchor per network: the network sets every cloud
-  // call's latency (on Wired the plain call is the slowest), so cells of
+  // call's latency (on Wired the plain call, 6.46 s, is slower than one with
+  // a view, 4.76 s; elsewhere it is the fastest), so cells of
   // different networks need not share their best action.
   kAnchoredPerNetwork,
   // One anchor per network x budget, the devices voting: the budget sets how

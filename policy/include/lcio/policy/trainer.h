@@ -77,8 +77,9 @@ struct TrainOptions : ObservationConfig {
   // How the fallback's fixed action is chosen per cell: "per_cell" (each
   // cell's best on the training side), "anchored" (one action for all
   // cells, a cell's own only where the validation episodes confirm it),
-  // "anchored_per_network" or "anchored_per_network_budget" (one such action
-  // per network, per network x budget; env::FixedActionRule). Read only with fallback_validation_share > 0.
+  // "anchored_per_network" or "anchored_per_network_budget" (one such
+  // action per network, per network x budget; env::FixedActionRule). Read only with
+  // fallback_validation_share > 0.
   std::string fallback_fixed_action = "per_cell";
   // Hyperparameters, typed. The algorithm reads its learner's (ppo, a2c or
   // dqn); the rc- variants also read `lagrange`. By name: SetHyperparameter.

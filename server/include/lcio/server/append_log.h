@@ -2,8 +2,11 @@
 // log: one writer thread (GroupCommitter) appends queued lines in batches,
 // one write(2) and one fdatasync per batch, and answers each line once its
 // batch is durable. A failed write or fdatasync acknowledges none of the
-// batch and cuts the file back to its last durable length, so a torn line
-// can only be left by a crash, and only at the end. Rotation by size, an
+// batch and cuts the file back to its last durable length, so a line that
+// fails its check is left only by a crash (a torn last line), or where a
+// writer stopped after a failed fdatasync it could not cut back (lines that
+// may read as zeros after a reboot); the next writer's first batch starts
+// with a newline after either. Rotation by size, an
 // optional cap on rotated files kept, and a free-space floor. What a line
 // holds is the caller's business. Guarantees: docs/service.md, "Report log".
 #pragma once
@@ -75,11 +78,12 @@ class AppendLogWriter {
   // holds an exclusive lock on LogLockPath(path) until destroyed, and a
   // second writer (another server, or this one's other log on the same
   // path) is refused with FAILED_PRECONDITION, since two writers would cut
-  // back and rotate over each other's acknowledged records. A torn last
-  // line left by a crash is terminated with a newline in front of the
-  // first batch (in its write and its fdatasync), so that new records start
-  // on a line of their own and a disk that fails at startup refuses
-  // records as it would later, instead of stopping the server.
+  // back and rotate over each other's acknowledged records. In a file that
+  // is not empty the first batch starts with a newline (in its write and its
+  // fdatasync), so that new records start on a line of their own whatever
+  // ends the file (newline_first_), and opening writes nothing: a disk that
+  // fails at startup refuses records as it would later, instead of stopping
+  // the server.
   static absl::StatusOr<std::unique_ptr<AppendLogWriter>> Open(const std::string& path,
                                                                const AppendLogOptions& options);
   virtual ~AppendLogWriter();
