@@ -283,8 +283,9 @@ int main(int argc, char** argv) {
     int signal_number = 0;
     if (sigwait(&signals, &signal_number) != 0) continue;
     if (signal_number == SIGHUP) {
-      // Never waits behind a reload stuck on a hung disk: SIGTERM comes next.
-      if (absl::Status s = (*app)->Reload("SIGHUP", /*wait=*/false); absl::IsUnavailable(s))
+      // Never blocks in a read (the watcher thread reloads) nor waits behind
+      // a reload stuck on a hung disk: SIGTERM comes next.
+      if (absl::Status s = (*app)->RequestReload("SIGHUP"); absl::IsUnavailable(s))
         lcio::server::LogLine(lcio::server::LogLevel::kError, "policy_reload_skipped")
             .Str("error", std::string(s.message()));  // else logged and counted inside
       continue;

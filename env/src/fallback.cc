@@ -188,6 +188,9 @@ int FallbackTable::Decide(const DecisionContext& context, bool* overridden) cons
 }
 
 absl::Status FallbackTable::Validate(int num_actions, const std::string& source) const {
+  if (entries_.size() > kMaxEntries)
+    return Fail(source, absl::StrCat(entries_.size(), " entries: at most ", kMaxEntries,
+                                     " (every decision may scan them)"));
   for (size_t i = 0; i < entries_.size(); ++i) {
     const FallbackEntry& e = entries_[i];
     const std::string where = absl::StrCat("entries[", i, "]");
@@ -240,6 +243,9 @@ absl::StatusOr<FallbackTable> FallbackTable::FromJson(const std::string& text,
       return Fail(source, absl::StrCat("method must be \"", kMethod, "\""));
     const Json& listed = json.at("entries");
     if (!listed.is_array()) return Fail(source, "entries must be an array");
+    if (listed.size() > kMaxEntries)
+      return Fail(source, absl::StrCat(listed.size(), " entries: at most ", kMaxEntries,
+                                       " (every decision may scan them)"));
     for (const Json& j : listed) {
       FallbackEntry e;
       e.device = j.at("device").get<std::string>();

@@ -189,6 +189,9 @@ absl::Status ProfileCatalog::MergeJson(const std::string& json_text,
       auto pw = PositiveNumber(d, "max_power_w", where);
       if (!pw.ok()) return pw.status();
       Upsert(merged.devices, DeviceProfile{*name, *gf, *pw});
+      if (merged.devices.size() > kMaxDevices)  // checked as it grows: Upsert is linear
+        return absl::InvalidArgumentError(
+            absl::StrCat(where, ": more than ", kMaxDevices, " devices with the built-in ones"));
     }
   }
   if (root.contains("networks")) {
@@ -206,6 +209,9 @@ absl::Status ProfileCatalog::MergeJson(const std::string& json_text,
       auto times = CostList(n, "cloud_time_s", where);
       if (!times.ok()) return times.status();
       Upsert(merged.networks, NetworkProfile{*name, *times});
+      if (merged.networks.size() > kMaxNetworks)
+        return absl::InvalidArgumentError(
+            absl::StrCat(where, ": more than ", kMaxNetworks, " networks with the built-in ones"));
     }
   }
   if (root.contains("local_llm")) {

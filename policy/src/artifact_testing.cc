@@ -53,7 +53,9 @@ absl::StatusOr<ArtifactMetadata> TestMetadata(const TestArtifactOptions& options
   metadata.device = "Jetson TX2";
   metadata.network = "Wired";
   metadata.training_config_json =
-      absl::StrCat(R"({"generator":"lcio::policy::testing","seed":)", options.seed, "}");
+      !options.training_config_json.empty()
+          ? options.training_config_json
+          : absl::StrCat(R"({"generator":"lcio::policy::testing","seed":)", options.seed, "}");
   metadata.data_sha256 = "";
   // A few prompts per task, so the classifier separates them ("<task> request k").
   std::vector<std::string> prompts;

@@ -4,6 +4,7 @@
 
 #include <fstream>
 #include <sstream>
+#include <utility>
 
 #include "absl/strings/str_cat.h"
 #include "absl/time/clock.h"
@@ -93,20 +94,47 @@ void PolicyHolder::StartWatching(absl::Duration interval) {
   const auto period = absl::ToChronoMilliseconds(std::max(interval, absl::Milliseconds(10)));
   watcher_ = std::thread([this, period] {
     std::unique_lock<std::mutex> lock(watch_mu_);
-    while (!watch_cv_.wait_for(lock, period, [this] { return stop_watching_; })) {
+    for (;;) {
+      watch_cv_.wait_for(lock, period,
+                         [this] { return stop_watching_ || requested_reload_.has_value(); });
+      if (stop_watching_) break;
+      const std::optional<std::string> requested = std::exchange(requested_reload_, std::nullopt);
       lock.unlock();
-      const FileStamp now = Stamp(options_.path);
-      bool changed;
-      {
-        std::lock_guard<std::mutex> reload_lock(reload_mu_);
-        changed = now.size >= 0 && !(now == last_attempt_);
+      if (requested.has_value()) {
+        Reload(*requested).IgnoreError();  // logged and counted inside
+      } else {
+        const FileStamp now = Stamp(options_.path);
+        bool changed;
+        {
+          std::lock_guard<std::mutex> reload_lock(reload_mu_);
+          changed = now.size >= 0 && !(now == last_attempt_);
+        }
+        if (changed) Reload("file changed").IgnoreError();
       }
-      if (changed) Reload("file changed").IgnoreError();
       lock.lock();
     }
     watcher_running_ = false;
     watch_cv_.notify_all();
   });
+}
+
+absl::Status PolicyHolder::RequestReload(const std::string& reason) {
+  {
+    std::unique_lock<std::mutex> running(reload_mu_, std::try_to_lock);
+    if (!running.owns_lock())
+      return absl::UnavailableError(absl::StrCat("reload (", reason, "): another reload of ",
+                                                 options_.path,
+                                                 " is still running (a slow or hung disk?)"));
+  }
+  {
+    std::lock_guard<std::mutex> lock(watch_mu_);
+    if (watcher_running_ && !stop_watching_) {
+      requested_reload_ = reason;
+      watch_cv_.notify_all();
+      return absl::OkStatus();
+    }
+  }
+  return Reload(reason, /*wait=*/false);
 }
 
 void PolicyHolder::RequestStop() {

@@ -167,6 +167,22 @@ class WithoutReflection final : public grpc::ServerBuilderOption {
   }
 };
 
+// A log's missing directory is made, each new directory's entry synced in
+// its parent: neither log is a reason not to start. `flag` names the log
+// (report_log, decision_log) in the refusal and the event
+// (<flag>_directory_created).
+absl::Status MakeLogDirectory(const std::string& flag, const std::string& path) {
+  auto created = CreateLogDirectory(path);
+  if (!created.ok())
+    return absl::FailedPreconditionError(
+        absl::StrCat(flag, " = \"", BoundMessage(path, 256),
+                     "\": its directory: ", BoundMessage(created.status().message(), 600)));
+  if (*created)
+    LogLine(LogLevel::kInfo, absl::StrCat(flag, "_directory_created"))
+        .Str("path", std::filesystem::path(path).parent_path().string());
+  return absl::OkStatus();
+}
+
 }  // namespace
 
 absl::Status ValidateListenAddress(const std::string& flag, const std::string& address) {
@@ -517,14 +533,7 @@ absl::StatusOr<std::unique_ptr<ServerApp>> ServerApp::Start(const ServerOptions&
     log_options.min_free_bytes = o.report_min_free_bytes;
     // A log is written, so its directory is made, as a missing policy is
     // waited for: neither is a reason not to start.
-    auto created = CreateLogDirectory(o.report_log);
-    if (!created.ok())
-      return absl::FailedPreconditionError(
-          absl::StrCat("report_log = \"", BoundMessage(o.report_log, 256),
-                       "\": its directory: ", BoundMessage(created.status().message(), 600)));
-    if (*created)
-      LogLine(LogLevel::kInfo, "report_log_directory_created")
-          .Str("path", std::filesystem::path(o.report_log).parent_path().string());
+    if (absl::Status s = MakeLogDirectory("report_log", o.report_log); !s.ok()) return s;
     auto writer = ReportLogWriter::Open(o.report_log, log_options);
     if (!writer.ok()) return writer.status();
     app->reports_ = std::make_unique<ReportCommitter>(*std::move(writer), o.report_queue_max);
@@ -581,14 +590,7 @@ absl::StatusOr<std::unique_ptr<ServerApp>> ServerApp::Start(const ServerOptions&
       log_options.queue_flag = "--decision_log_queue_max";
       // As the Report log's: made here, with its entry synced (a directory
       // made by `mkdir -p` before the server started was not).
-      auto created = CreateLogDirectory(o.decision_log);
-      if (!created.ok())
-        return absl::FailedPreconditionError(
-            absl::StrCat("decision_log = \"", BoundMessage(o.decision_log, 256),
-                         "\": its directory: ", BoundMessage(created.status().message(), 600)));
-      if (*created)
-        LogLine(LogLevel::kInfo, "decision_log_directory_created")
-            .Str("path", std::filesystem::path(o.decision_log).parent_path().string());
+      if (absl::Status s = MakeLogDirectory("decision_log", o.decision_log); !s.ok()) return s;
       auto writer = AppendLogWriter::Open(o.decision_log, log_options);
       if (!writer.ok()) return writer.status();
       // The writer holds up to a commit interval of lines plus the batch
@@ -716,6 +718,10 @@ bool ServerApp::policy_loaded() const { return policies_ && policies_->Get() != 
 
 absl::Status ServerApp::Reload(const std::string& reason, bool wait) {
   return policies_->Reload(reason, wait);
+}
+
+absl::Status ServerApp::RequestReload(const std::string& reason) {
+  return policies_->RequestReload(reason);
 }
 
 void ServerApp::SetServing(bool serving) {

@@ -23,7 +23,10 @@ env::Budget TrainingBudgetMax(const policy::ArtifactMetadata& metadata) {
   if (!config.is_object() || !config.contains("budget_distribution")) return max;
   const nlohmann::json& d = config["budget_distribution"];
   if (!d.is_object()) return max;
-  const bool fixed = d.value("kind", "") == "fixed";
+  // Field by field, each type checked: the file is outside input, and a
+  // json::value() of another type throws (an artifact whose "kind" was a
+  // number aborted the server at its reload).
+  const bool fixed = d.contains("kind") && d["kind"].is_string() && d["kind"] == "fixed";
   const char* key = fixed ? "fixed" : "high";
   if (!d.contains(key) || !d[key].is_object()) return max;
   const nlohmann::json& b = d[key];
@@ -71,6 +74,19 @@ std::vector<std::string> ServingPolicy::BudgetWarnings(double latency_s, double 
 }
 
 absl::StatusOr<std::shared_ptr<const ServingPolicy>> ServingPolicy::Create(
+    std::shared_ptr<const policy::InferenceEngine> engine, const std::string& extra_profiles_json,
+    int max_history_window) {
+  // A JSON exception past the field checks is a refusal, never a terminate:
+  // this runs on the watcher thread, where an exception would end the server.
+  try {
+    return CreateChecked(std::move(engine), extra_profiles_json, max_history_window);
+  } catch (const nlohmann::json::exception& e) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("policy metadata: a field of the wrong type: ", data::Shorten(e.what(), 200)));
+  }
+}
+
+absl::StatusOr<std::shared_ptr<const ServingPolicy>> ServingPolicy::CreateChecked(
     std::shared_ptr<const policy::InferenceEngine> engine, const std::string& extra_profiles_json,
     int max_history_window) {
   if (engine == nullptr) return absl::InvalidArgumentError("no engine");

@@ -111,6 +111,29 @@ class EndToEndTest : public ::testing::Test {
     return {status.value_or(-1), out};
   }
 
+  // A server whose reads of policy.pt hang once `delay_file` holds a number
+  // of milliseconds (absent: no delay), through the fault shim.
+  Server StartServerWithSlowPolicyReads(const std::string& policy, const std::string& delay_file) {
+    return StartServer({"--policy=" + policy, "--watch_interval_ms=50", "--drain_timeout_s=1"},
+                       true,
+                       {std::string("LD_PRELOAD=") + LCIO_FAULT_SHIM, "LCIO_FAULT_PATH=policy.pt",
+                        "LCIO_FAULT_READ_DELAY_MS=@" + delay_file});
+  }
+
+  // SIGTERM; the server must exit 0 within 30 s (else it is killed). Returns
+  // its stderr.
+  std::string ExpectExitOnSigterm(Server& server, const char* failure) {
+    server.process->Signal(SIGTERM);
+    auto status = server.process->Wait(30s);
+    EXPECT_TRUE(status.has_value()) << failure;
+    if (status.has_value()) {
+      EXPECT_TRUE(WIFEXITED(*status) && WEXITSTATUS(*status) == 0) << *status;
+    } else {
+      server.process->Signal(SIGKILL);
+    }
+    return ReadFile(dir_.File("server.stderr"));
+  }
+
   TempDir dir_;
   std::string server_bin_ = LCIO_SERVER_BIN;
 };
@@ -994,11 +1017,8 @@ TEST_F(EndToEndTest, TheDrainTimeoutHoldsWithAHungDisk) {
 // shutdown: the drain waited for the watcher first, without bound.
 TEST_F(EndToEndTest, AReloadStuckInAReadDoesNotHoldUpTheShutdown) {
   const std::string policy = WriteArtifact("policy.pt", 1);
-  const std::string delay = dir_.File("read_delay_ms");  // absent: no delay
-  Server server =
-      StartServer({"--policy=" + policy, "--watch_interval_ms=50", "--drain_timeout_s=1"}, true,
-                  {std::string("LD_PRELOAD=") + LCIO_FAULT_SHIM, "LCIO_FAULT_PATH=policy.pt",
-                   "LCIO_FAULT_READ_DELAY_MS=@" + delay});
+  const std::string delay = dir_.File("read_delay_ms");
+  Server server = StartServerWithSlowPolicyReads(policy, delay);
   WriteFile(delay, "120000");  // hung for the test
   test::ReplaceFile(WriteArtifact("next.pt", 2), policy);
   std::this_thread::sleep_for(1s);  // the watcher sees the change and hangs in its read
@@ -1009,18 +1029,27 @@ TEST_F(EndToEndTest, AReloadStuckInAReadDoesNotHoldUpTheShutdown) {
   // would then never read the SIGTERM).
   server.process->Signal(SIGHUP);
   std::this_thread::sleep_for(200ms);
-  server.process->Signal(SIGTERM);
-  auto status = server.process->Wait(30s);
-  EXPECT_TRUE(status.has_value()) << "the shutdown waited for the hung read";
-  if (status.has_value()) {
-    EXPECT_TRUE(WIFEXITED(*status) && WEXITSTATUS(*status) == 0) << *status;
-  } else {
-    server.process->Signal(SIGKILL);
-  }
-  const std::string log = ReadFile(dir_.File("server.stderr"));
+  const std::string log = ExpectExitOnSigterm(server, "the shutdown waited for the hung read");
   EXPECT_TRUE(absl::StrContains(log, "\"event\":\"policy_watcher_stuck\"")) << log.substr(0, 2000);
   EXPECT_TRUE(absl::StrContains(log, "\"event\":\"shutdown_complete\""));
   EXPECT_TRUE(absl::StrContains(log, "\"event\":\"policy_reload_skipped\""));
+}
+
+// The SIGHUP reload itself stuck in its read: it ran on the signal loop,
+// which then never read the SIGTERM (only SIGKILL ended the server).
+TEST_F(EndToEndTest, ASighupReloadStuckInAReadDoesNotHoldUpTheShutdown) {
+  const std::string policy = WriteArtifact("policy.pt", 1);
+  const std::string delay = dir_.File("read_delay_ms");
+  Server server = StartServerWithSlowPolicyReads(policy, delay);
+  WriteFile(delay, "120000");  // the file does not change: only the SIGHUP reads it
+  server.process->Signal(SIGHUP);
+  std::this_thread::sleep_for(500ms);  // the reload hangs in its read
+  auto client = MakeClient(server);
+  v1::DecideResponse response;
+  EXPECT_TRUE(client->Decide(lcio::test::QueryTurn("during", 0), &response).ok());
+  const std::string log =
+      ExpectExitOnSigterm(server, "the SIGTERM was not read behind the SIGHUP's reload");
+  EXPECT_TRUE(absl::StrContains(log, "\"event\":\"shutdown_complete\"")) << log.substr(0, 2000);
 }
 
 TEST_F(EndToEndTest, ReportExportReadsTheRotatedSeriesAndSetsAsideRecordsOfAnotherSchema) {

@@ -1,7 +1,9 @@
 #include <cmath>
+#include <tuple>
 
 #include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
+#include "absl/strings/str_format.h"
 #include "gtest/gtest.h"
 #include "lcio/env/profiles.h"
 
@@ -70,13 +72,15 @@ TEST(CostModelTest, UnknownNamesListTheKnownOnes) {
   EXPECT_NE(net.status().message().find("4G"), std::string::npos);
 }
 
-// A profiles file may add thousands of devices; an unknown name listed them
-// all (a megabyte for 10000), and a long value was quoted whole.
+// An unknown name listed every known one (a megabyte for 10000 devices,
+// before catalogs were bounded; 64 names of 250 bytes are 16 kB), and a long
+// value was quoted whole.
 TEST(CostModelTest, MessagesStayShortWhateverTheFileHolds) {
   ProfileCatalog catalog = ProfileCatalog::BuiltIn();
   std::string devices;
-  for (int i = 0; i < 10000; ++i)
-    absl::StrAppend(&devices, i ? "," : "", "{\"name\": \"Device number ", i,
+  const std::string padding(230, 'p');
+  for (int i = 0; i < 56; ++i)
+    absl::StrAppend(&devices, i ? "," : "", "{\"name\": \"Device number ", i, padding,
                     "\", \"peak_gflops\": 100, \"max_power_w\": 10}");
   ASSERT_TRUE(catalog.MergeJson(absl::StrCat("{\"devices\": [", devices, "]}"), "many").ok());
   const absl::Status unknown = catalog.Device("nope").status();
@@ -202,6 +206,36 @@ TEST(CostModelTest, DeeplyNestedProfilesFileIsRefusedByTheDepthLimit) {
   EXPECT_NE(s.message().find("--profiles: JSON nests arrays/objects more than 64 levels deep"),
             std::string::npos)
       << s;
+}
+
+// Every device x network pair gets a cost model in the server: 1000 x 1000
+// took 5 s and a GB to load from a 300 kB file. At most 64 of each.
+TEST(CostModelTest, ACatalogOfMoreThan64DevicesOrNetworksIsRefused) {
+  const auto file = [](const char* list, int count, const std::string& entry) {
+    std::string text = absl::StrCat(R"({")", list, R"(": [)");
+    for (int i = 0; i < count; ++i)
+      absl::StrAppend(&text, i > 0 ? "," : "", absl::StrFormat(entry.c_str(), i));
+    return text + "]}";
+  };
+  const std::string device = R"({"name": "d%d", "peak_gflops": 100, "max_power_w": 10})";
+  const std::string network = R"({"name": "n%d", "cloud_time_s": [1, 2, 3, 4]})";
+  // Up to the bound with the built-in ones (8 devices, 4 networks): fine.
+  ProfileCatalog at_most = ProfileCatalog::BuiltIn();
+  ASSERT_TRUE(at_most.MergeJson(file("devices", 56, device), "p.json").ok());
+  ASSERT_TRUE(at_most.MergeJson(file("networks", 60, network), "p.json").ok());
+  EXPECT_EQ(at_most.devices.size(), ProfileCatalog::kMaxDevices);
+  EXPECT_EQ(at_most.networks.size(), ProfileCatalog::kMaxNetworks);
+  for (const auto& [list, count, entry, what] :
+       {std::tuple{"devices", 57, device, "more than 64 devices"},
+        std::tuple{"devices", 5000, device, "more than 64 devices"},
+        std::tuple{"networks", 61, network, "more than 64 networks"}}) {
+    ProfileCatalog catalog = ProfileCatalog::BuiltIn();
+    const absl::Status s = catalog.MergeJson(file(list, count, entry), "p.json");
+    EXPECT_EQ(s.code(), absl::StatusCode::kInvalidArgument) << s;
+    EXPECT_TRUE(absl::StrContains(s.message(), what)) << s;
+    EXPECT_EQ(catalog.devices.size(), 8u);  // all or nothing
+    EXPECT_EQ(catalog.networks.size(), 4u);
+  }
 }
 
 }  // namespace

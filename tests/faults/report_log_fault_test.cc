@@ -83,16 +83,23 @@ TEST_F(ReportLogFaultTest, AShortWriteDoesNotLoseTheNextAcknowledgedRecord) {
   EXPECT_EQ(skipped, 0);
 }
 
-TEST_F(ReportLogFaultTest, AWriterThatCannotCutBackRefusesUntilItCan) {
-  auto writer = ReportLogWriter::Open(path_);
-  ASSERT_TRUE(writer.ok()) << writer.status();
-  ASSERT_TRUE((*writer)->Append(Record(0)).ok());
-  const int64_t good = FileSize(path_);
+// Record 0 appended, then record 1 torn by a full disk with ftruncate
+// failing, so the torn bytes stay (LCIO_FAULT_FTRUNCATE_EIO is left set).
+void TearABatchThatCannotBeCutBack(ReportLogWriter& writer, const std::string& path) {
+  ASSERT_TRUE(writer.Append(Record(0)).ok());
+  const int64_t good = FileSize(path);
   const size_t half = EncodeReportLine(Record(1)).size() / 2;
   ::setenv("LCIO_FAULT_WRITE_ENOSPC_AFTER", std::to_string(good + half).c_str(), 1);
   ::setenv("LCIO_FAULT_FTRUNCATE_EIO", "1", 1);
-  EXPECT_FALSE((*writer)->Append(Record(1)).ok());  // torn, and cannot be cut back
+  EXPECT_FALSE(writer.Append(Record(1)).ok());  // torn, and cannot be cut back
+  EXPECT_GT(FileSize(path), good);
   ::unsetenv("LCIO_FAULT_WRITE_ENOSPC_AFTER");
+}
+
+TEST_F(ReportLogFaultTest, AWriterThatCannotCutBackRefusesUntilItCan) {
+  auto writer = ReportLogWriter::Open(path_);
+  ASSERT_TRUE(writer.ok()) << writer.status();
+  TearABatchThatCannotBeCutBack(**writer, path_);
   const int64_t torn = FileSize(path_);
   auto refused = (*writer)->Append(Record(2));  // space again, still torn: refused
   EXPECT_EQ(refused.status().code(), absl::StatusCode::kUnavailable) << refused.status();
@@ -111,14 +118,7 @@ TEST_F(ReportLogFaultTest, AWriterClosedWhileDamagedCutsBackWhatIsNotDurable) {
   {
     auto writer = ReportLogWriter::Open(path_);
     ASSERT_TRUE(writer.ok()) << writer.status();
-    ASSERT_TRUE((*writer)->Append(Record(0)).ok());
-    const int64_t good = FileSize(path_);
-    const size_t half = EncodeReportLine(Record(1)).size() / 2;
-    ::setenv("LCIO_FAULT_WRITE_ENOSPC_AFTER", std::to_string(good + half).c_str(), 1);
-    ::setenv("LCIO_FAULT_FTRUNCATE_EIO", "1", 1);
-    EXPECT_FALSE((*writer)->Append(Record(1)).ok());  // torn, and cannot be cut back
-    EXPECT_GT(FileSize(path_), good);
-    ::unsetenv("LCIO_FAULT_WRITE_ENOSPC_AFTER");
+    TearABatchThatCannotBeCutBack(**writer, path_);
     ::unsetenv("LCIO_FAULT_FTRUNCATE_EIO");
   }
   int skipped = -1;

@@ -46,6 +46,10 @@ struct FallbackEntry {
 class FallbackTable {
  public:
   static constexpr char kMethod[] = "validated_fixed_action_fallback";
+  // A lookup for a profile the table does not know scans every entry, on
+  // every decision: bounded (a catalog's most pairs, 64 x 64, times 4
+  // budgets; the shipped table has 96).
+  static constexpr size_t kMaxEntries = 16384;
 
   FallbackTable() = default;
   explicit FallbackTable(std::vector<FallbackEntry> entries);

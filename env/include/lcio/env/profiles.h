@@ -45,6 +45,11 @@ struct CloudLlmProfile {
 struct ProfileCatalog {
   std::vector<DeviceProfile> devices;
   std::vector<NetworkProfile> networks;
+  // A catalog holds at most these many (built-in ones included): every
+  // device x network pair gets a cost model in the server and an entry per
+  // budget in a fallback table, so a file of a few hundred kB must not ask
+  // for gigabytes.
+  static constexpr size_t kMaxDevices = 64, kMaxNetworks = 64;
   LocalLlmProfile local_llm;
   CloudLlmProfile cloud_llm;
   double electricity_usd_per_kwh = 0.1668;

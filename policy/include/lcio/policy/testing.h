@@ -37,6 +37,8 @@ struct TestArtifactOptions {
   // env::FallbackTable::ToJson() to store (ArtifactMetadata::fallback_json);
   // empty: none.
   std::string fallback_json;
+  // ArtifactMetadata::training_config_json; empty: a small generated one.
+  std::string training_config_json;
 };
 
 double TestPredictedResponse(int task, int action);

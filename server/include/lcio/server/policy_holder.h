@@ -11,6 +11,7 @@
 #include <functional>
 #include <memory>
 #include <mutex>
+#include <optional>
 #include <string>
 #include <thread>
 
@@ -48,6 +49,11 @@ class PolicyHolder {
   // policy serves. With `wait` false, a reload already running (perhaps
   // stuck in a read on a hung disk) is not waited for: UNAVAILABLE.
   absl::Status Reload(const std::string& reason, bool wait = true);
+  // Hands a reload to the watcher thread and returns at once (OK: asked;
+  // the outcome is logged and counted as any reload's). UNAVAILABLE when a
+  // reload is running. Without a watcher it reloads here, not waiting
+  // behind another.
+  absl::Status RequestReload(const std::string& reason);
   const std::string& path() const { return options_.path; }
   // Polls the file's (inode, size, mtime) every `interval` and reloads on a
   // change. Changes that fail to load are not retried until the file changes
@@ -86,7 +92,8 @@ class PolicyHolder {
   std::mutex watch_mu_;
   std::condition_variable watch_cv_;
   bool stop_watching_ = false;
-  bool watcher_running_ = false;  // guarded by watch_mu_
+  std::optional<std::string> requested_reload_;  // its reason; guarded by watch_mu_
+  bool watcher_running_ = false;                 // guarded by watch_mu_
   std::atomic<bool> stopping_{false};
   std::thread watcher_;
 };

@@ -121,6 +121,10 @@ class ServerApp {
   // running (SIGHUP's, so that a reload stuck on a hung disk cannot keep
   // the signal loop from reading SIGTERM).
   absl::Status Reload(const std::string& reason, bool wait = true);
+  // PolicyHolder::RequestReload: the reload runs on the watcher thread, so
+  // the caller (the signal loop, which must go on to read SIGTERM) never
+  // blocks in its read.
+  absl::Status RequestReload(const std::string& reason);
   // NOT_SERVING; after the grace period new Decides get UNAVAILABLE while
   // admitted ones finish (until the drain deadline); then the listener
   // closes, idle connections are cut, the background work and /metrics

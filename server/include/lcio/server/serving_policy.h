@@ -80,6 +80,10 @@ class ServingPolicy : public BatchScorer {
   bool batching_pays() const override { return !engine_->on_cpu(); }
 
  private:
+  // Create without its catch of JSON exceptions.
+  static absl::StatusOr<std::shared_ptr<const ServingPolicy>> CreateChecked(
+      std::shared_ptr<const policy::InferenceEngine> engine, const std::string& extra_profiles_json,
+      int max_history_window);
   ServingPolicy() = default;
   std::shared_ptr<const policy::InferenceEngine> engine_;
   PolicySpec spec_;
