@@ -117,9 +117,8 @@ class ServerApp {
   int port() const { return port_; }
   int metrics_port() const { return metrics_port_; }  // -1 when disabled
   bool policy_loaded() const;
-  // `wait` false: UNAVAILABLE rather than wait behind a reload already
-  // running (SIGHUP's, so that a reload stuck on a hung disk cannot keep
-  // the signal loop from reading SIGTERM).
+  // Reloads on the calling thread. `wait` false: UNAVAILABLE rather than
+  // wait behind a reload already running (perhaps stuck on a hung disk).
   absl::Status Reload(const std::string& reason, bool wait = true);
   // PolicyHolder::RequestReload: the reload runs on the watcher thread, so
   // the caller (the signal loop, which must go on to read SIGTERM) never
