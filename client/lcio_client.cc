@@ -146,16 +146,14 @@ int main(int argc, char** argv) {
   if (!(timeout_s > 0 && timeout_s <= 3600))
     return Usage(absl::StrCat("--timeout_s=", timeout_s, ": must be in (0, 3600]"));
   // --json is the whole request: a request field given beside it would be
-  // ignored in silence.
+  // ignored in silence (also one given its default value, --turn=0).
   if (!absl::GetFlag(FLAGS_json).empty()) {
     std::vector<std::string> beside;
     for (const char* name :
          {"conversation", "turn", "prompt", "task", "views", "association", "latency_budget",
           "money_budget", "device", "network", "explain", "history", "target_llm", "uploaded",
           "decision_id", "answer", "score", "latency_s", "cost_usd"}) {
-      const absl::CommandLineFlag* flag = absl::FindCommandLineFlag(name);
-      if (flag != nullptr && flag->CurrentValue() != flag->DefaultValue())
-        beside.push_back(absl::StrCat("--", name));
+      if (lcio::cli::GivenOnCommandLine(name)) beside.push_back(absl::StrCat("--", name));
     }
     if (!beside.empty())
       return Usage(absl::StrCat("--json is the whole request; remove ", absl::StrJoin(beside, ", "),

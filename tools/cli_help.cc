@@ -8,6 +8,7 @@
 #include <fstream>
 #include <map>
 #include <new>
+#include <set>
 
 #include "absl/flags/commandlineflag.h"
 #include "absl/flags/parse.h"
@@ -41,6 +42,13 @@ std::string FlagName(absl::string_view arg) {
   if (arg.size() < 2 || arg[0] != '-' || arg == "--") return "";
   arg.remove_prefix(arg[1] == '-' ? 2 : 1);
   return std::string(arg.substr(0, arg.find('=')));
+}
+
+// The flags the command line (or a flag file in it) names, by their own
+// names (--noexplain: "explain"). Written once, by ParseCommandLine.
+std::set<std::string>& Given() {
+  static std::set<std::string> given;
+  return given;
 }
 
 bool Known(const std::string& name) {
@@ -141,6 +149,7 @@ class ArgumentCheck {
       absl::CommandLineFlag* flag = absl::FindCommandLineFlag(name);
       if (flag == nullptr && equals != absl::string_view::npos)
         FailFlag(name, "a negated bool flag takes no value");  // --noexplain=x
+      Given().insert(flag != nullptr ? name : name.substr(2));
       if (flag == nullptr) continue;
       const bool separate = equals == absl::string_view::npos && !flag->IsOfType<bool>();
       if (separate && (!in_file.empty() || i + 1 >= args.size()))
@@ -242,6 +251,8 @@ std::vector<char*> ParseCommandLine(int argc, char** argv, const std::string& us
   }
   return positional;
 }
+
+bool GivenOnCommandLine(const std::string& name) { return Given().count(name) > 0; }
 
 void AbortOnUncaughtExceptions() {
   if (g_previous_terminate != nullptr) std::set_terminate(g_previous_terminate);

@@ -25,6 +25,9 @@ std::string Version();
 // with one line, "out of memory: ...", and exit 1 instead of an abort.
 std::vector<char*> ParseCommandLine(int argc, char** argv, const std::string& usage,
                                     const std::string& about, int max_positional = 0);
+// Whether the command line that ParseCommandLine read (flag files included)
+// names flag `name`, whatever its value (--noexplain names "explain").
+bool GivenOnCommandLine(const std::string& name);
 // Restores the runtime's own handling of uncaught exceptions (an abort, with
 // its core dump), for a program whose failures are not a setting's (the
 // server: its stderr is JSON lines, and a crash must leave its evidence).

@@ -1151,6 +1151,10 @@ TEST_F(EndToEndTest, AFlagValueOfTheWrongTypeIsAUsageError) {
       {{LCIO_CLIENT_BIN, "decide", "--json=" + dir_.File("request.json"), "--conversation=other",
         "--money_budget=0"},
        "--json is the whole request; remove --conversation, --money_budget"},
+      // Also at its default value (it was compared with the default).
+      {{LCIO_CLIENT_BIN, "decide", "--json=" + dir_.File("request.json"), "--turn=0",
+        "--noexplain"},
+       "--json is the whole request; remove --turn, --explain"},
       {{LCIO_CLIENT_BIN, "policy", "--timeout_s=-1"}, "--timeout_s=-1: must be in (0, 3600]"},
       // Abseil's own parse exited 1 for these two.
       {{LCIO_CLIENT_BIN, "decide", "--noexplain=x"},
